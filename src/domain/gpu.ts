@@ -1,0 +1,105 @@
+/**
+ * What we know about the GPUs of one node at one moment, whatever source it came from.
+ * Every field but the identity is optional: sources differ (dcgm-exporter's default counters leave
+ * ECC, retired pages and NVLink out), and an absent value means "not reported", never "zero".
+ */
+
+/** One XID occurrence as a source reports it (kernel log line, exporter err_code label, dcgmi). */
+export interface XidObservation {
+  xid: number;
+  /** The driver's message text, when the source carries it (kernel log, err_msg label). */
+  message?: string;
+  /** How many times it was seen, where the source counts (DCGM_EXP_XID_ERRORS_COUNT). */
+  count?: number;
+}
+
+export const HealthStates = ['pass', 'warn', 'fail'] as const;
+export type HealthState = (typeof HealthStates)[number];
+
+/** A DCGM health-check incident (`dcgmi health -c -j`, DCGM_FR_* codes). */
+export interface HealthIncident {
+  severity: 'warn' | 'fail';
+  /** DCGM subsystem: PCIe, NVLink, PMU, MCU, Memory, SM, Inforom, Thermal, Power, Driver … */
+  system?: string;
+  /** DCGM_FR_* name or numeric code, when given. */
+  code?: string;
+  message: string;
+}
+
+export interface GpuSample {
+  /** DCGM GPU index (the `gpu` label). */
+  index: number;
+  uuid?: string;
+  model?: string;
+  pciBusId?: string;
+  /** MIG instances seen on this GPU (GPU_I_ID labels); device-level values are reported once. */
+  migInstances?: string[];
+
+  /** DCGM_FI_DEV_XID_ERRORS: the LAST XID code (sticky until driver/exporter restart), 0 = none. Not a count. */
+  xidLast?: number;
+  /** DCGM_EXP_XID_ERRORS_COUNT summed over codes, where the exporter is configured to count. */
+  xidCount?: number;
+  /** Individual XIDs with text/counts where the source carries them. */
+  xids?: XidObservation[];
+
+  eccSbeVolatile?: number;
+  eccDbeVolatile?: number;
+  eccSbeAggregate?: number;
+  eccDbeAggregate?: number;
+  retiredPagesSbe?: number;
+  retiredPagesDbe?: number;
+  retiredPagesPending?: number;
+  rowRemapFailure?: number;
+  rowRemapPending?: number;
+  uncorrectableRemappedRows?: number;
+  correctableRemappedRows?: number;
+
+  nvlinkCrcFlitErrors?: number;
+  nvlinkCrcDataErrors?: number;
+  nvlinkReplayErrors?: number;
+  nvlinkRecoveryErrors?: number;
+
+  temperatureC?: number;
+  memoryTemperatureC?: number;
+  powerW?: number;
+  utilizationPct?: number;
+
+  health?: HealthState;
+  healthIncidents?: HealthIncident[];
+}
+
+export interface NodeCondition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string;
+}
+
+export const SnapshotSources = ['exporter', 'dcgm-server', 'conditions', 'file'] as const;
+export type SnapshotSource = (typeof SnapshotSources)[number];
+
+/** Why a node could not be read. A collection failure is a finding of its own: exporter down ≠ healthy. */
+export interface CollectionError {
+  kind: 'no-exporter' | 'unreachable' | 'timeout' | 'http' | 'parse' | 'exec';
+  message: string;
+}
+
+export interface NodeSnapshot {
+  node: string;
+  takenAt: number;
+  source: SnapshotSource;
+  /** GPUs reported by DCGM. */
+  gpus: GpuSample[];
+  /** GPUs the node should have: `nvidia.com/gpu` capacity (or the instance type's count). */
+  expectedGpus?: number;
+  /** `nvidia.com/gpu` allocatable: drops when the device plugin loses a GPU. */
+  allocatableGpus?: number;
+  conditions?: NodeCondition[];
+  bootId?: string;
+  /** Kernel log lines (NVRM: Xid …) where the source gives them. */
+  logLines?: string[];
+  /** Free text the rules could not read (unknown dcgmi output, unrecognized log lines). */
+  unparsed?: string[];
+  error?: CollectionError;
+}

@@ -1,0 +1,29 @@
+/** A GPU node as the rest of the system sees it, independent of the Kubernetes client's types. */
+export interface GpuNode {
+  name: string;
+  /** From spec.providerID `aws:///us-east-1a/i-0abc…`. */
+  instanceId?: string;
+  availabilityZone?: string;
+  instanceType?: string;
+  /** EKS managed node group (`eks.amazonaws.com/nodegroup`) or Karpenter NodePool (`karpenter.sh/nodepool`). */
+  nodeGroup?: string;
+  karpenterNodePool?: string;
+  expectedGpus: number;
+  allocatableGpus: number;
+  unschedulable: boolean;
+  ready: boolean;
+  bootId?: string;
+  labels: Record<string, string>;
+  conditions: { type: string; status: 'True' | 'False' | 'Unknown'; reason?: string; message?: string }[];
+  internalIp?: string;
+}
+
+const providerIdPattern = /^aws:\/\/\/([a-z0-9-]+)\/(i-[0-9a-f]+)$/;
+
+/** `aws:///us-east-1a/i-0123456789abcdef0` → { az, instanceId }; anything else → undefined. */
+export function parseProviderId(
+  providerId: string | undefined,
+): { az: string; instanceId: string } | undefined {
+  const m = providerId ? providerIdPattern.exec(providerId) : null;
+  return m ? { az: m[1]!, instanceId: m[2]! } : undefined;
+}
