@@ -1,0 +1,267 @@
+/**
+ * Turns a text dump (a file given to `gpu-medic classify`) into a NodeSnapshot, whatever it holds:
+ *
+ * - `prometheus`: dcgm-exporter's /metrics text.
+ * - `kernel`: `NVRM: Xid` / `SXid` lines (dmesg, journalctl).
+ * - `dcgmi`: output of `dcgmi discovery -l`, `dcgmi dmon …`, `dcgmi health -c [-j]`, one after another,
+ *   recognized by their own first lines ("N GPUs found.", "#Entity", "Health Monitor Report", a JSON object).
+ * - `bundle`: the AWS sample's section-marked text. A section starts at a marker line naming the command:
+ *       `=== dcgmi discovery -l ===`   (three or more `=` on each side)
+ *       `### dcgmi dmon -e 230,319 -c 1`
+ *   and runs to the next marker. The command picks the parser (discovery, dmon, health, dmesg/journalctl/xid,
+ *   metrics/curl); an unknown command's body is detected by content. Text before the first marker is kept.
+ *
+ * Nothing is dropped: text no parser reads goes to `unparsed` (the LLM reads it later), and malformed lines
+ * are reported in `errors` with their line numbers.
+ */
+import type { GpuSample, NodeSnapshot } from '../../domain/gpu.js';
+import { type DcgmiOutputs, gpusFromDcgmi } from './dcgmi.js';
+import { gpusFromExporter } from './exporter.js';
+import { looksLikeKernelLine, parseKernelXids } from './kernel-log.js';
+import { assertTextInput, MetricsParseError, type ParseIssue, parsePrometheus } from './prometheus.js';
+
+export const DumpFormats = ['prometheus', 'kernel', 'dcgmi', 'bundle', 'unknown'] as const;
+export type DumpFormat = (typeof DumpFormats)[number];
+
+const SECTION_EQ_RE = /^\s*={3,}\s*(.*?)\s*={3,}\s*$/;
+const SECTION_HASH_RE = /^###\s+(.+?)\s*$/;
+const SAMPLE_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})?\s+\S+(\s+-?\d+)?\s*$/;
+const DCGMI_START_RE = /^(\s*\d+\s+GPUs?\s+found\.?\s*$|#\s*Entity\b|\|\s*Health Monitor Report\b)/;
+
+function sectionMarker(line: string): string | undefined {
+  const eq = SECTION_EQ_RE.exec(line);
+  if (eq?.[1]) return eq[1];
+  const hash = SECTION_HASH_RE.exec(line);
+  if (hash?.[1]) return hash[1];
+  return undefined;
+}
+
+export function detectFormat(text: string): DumpFormat {
+  const lines = text.split('\n', 5000).map((l) => l.replace(/\r$/, ''));
+  if (lines.some((l) => sectionMarker(l) !== undefined)) return 'bundle';
+  const first = lines.find((l) => l.trim() !== '')?.trim() ?? '';
+  if (lines.some((l) => DCGMI_START_RE.test(l))) return 'dcgmi';
+  if (first.startsWith('{') && text.includes('"body"')) return 'dcgmi';
+  let samples = 0;
+  let other = 0;
+  let kernel = 0;
+  let metaComments = 0;
+  for (const l of lines) {
+    const t = l.trim();
+    if (t === '') continue;
+    if (looksLikeKernelLine(t)) kernel++;
+    else if (t.startsWith('# HELP ') || t.startsWith('# TYPE ')) metaComments++;
+    else if (t.startsWith('#')) continue;
+    else if (SAMPLE_RE.test(t)) samples++;
+    else other++;
+  }
+  if (kernel > 0 && kernel >= samples) return 'kernel';
+  if ((samples > 0 || metaComments > 0) && samples >= other) return 'prometheus';
+  return 'unknown';
+}
+
+export interface BundleSection {
+  command: string;
+  body: string;
+  /** 1-based line of the marker. */
+  line: number;
+}
+
+export function splitBundle(text: string): { preamble: string; sections: BundleSection[] } {
+  const lines = text.split('\n');
+  const sections: BundleSection[] = [];
+  const pre: string[] = [];
+  let current: { command: string; line: number; body: string[] } | undefined;
+  lines.forEach((rawLine, i) => {
+    const line = rawLine.replace(/\r$/, '');
+    const cmd = sectionMarker(line);
+    if (cmd !== undefined) {
+      if (current) sections.push({ command: current.command, line: current.line, body: current.body.join('\n') });
+      current = { command: cmd, line: i + 1, body: [] };
+      return;
+    }
+    if (current) current.body.push(line);
+    else pre.push(line);
+  });
+  if (current) sections.push({ command: current.command, line: current.line, body: current.body.join('\n') });
+  return { preamble: pre.join('\n'), sections };
+}
+
+type SectionKind = 'discovery' | 'dmon' | 'health' | 'kernel' | 'prometheus';
+
+function kindOfCommand(command: string): SectionKind | undefined {
+  const c = command.toLowerCase();
+  if (c.includes('discovery')) return 'discovery';
+  if (c.includes('dmon')) return 'dmon';
+  if (c.includes('health')) return 'health';
+  if (/dmesg|journalctl|xid|kern/.test(c)) return 'kernel';
+  if (/metrics|curl|wget|:9400|prometheus|exporter/.test(c)) return 'prometheus';
+  return undefined;
+}
+
+/** Splits unmarked dcgmi output into the commands' blocks by their first lines. */
+function segmentDcgmi(text: string): { kind: SectionKind | 'text'; body: string }[] {
+  const out: { kind: SectionKind | 'text'; body: string[] }[] = [];
+  let cur: { kind: SectionKind | 'text'; body: string[] } = { kind: 'text', body: [] };
+  out.push(cur);
+  for (const rawLine of text.split('\n')) {
+    const line = rawLine.replace(/\r$/, '');
+    let start: SectionKind | undefined;
+    if (/^\s*\d+\s+GPUs?\s+found/.test(line)) start = 'discovery';
+    else if (/^#\s*Entity\b/.test(line)) start = 'dmon';
+    else if (/^\|\s*Health Monitor Report\b/.test(line) || (/^\s*\{\s*$/.test(line) && cur.kind !== 'health')) {
+      start = 'health';
+    }
+    if (start && !(start === 'health' && cur.kind === 'health' && !/Health Monitor Report/.test(line))) {
+      cur = { kind: start, body: [] };
+      out.push(cur);
+    }
+    if (looksLikeKernelLine(line)) {
+      out.push({ kind: 'kernel', body: [line] });
+      continue;
+    }
+    cur.body.push(line);
+  }
+  return out.map((s) => ({ kind: s.kind, body: s.body.join('\n') }));
+}
+
+export interface ParseDumpOptions {
+  node?: string;
+  source?: 'file';
+  takenAt?: number;
+  maxBytes?: number;
+}
+
+export interface ParsedDump {
+  format: DumpFormat;
+  snapshot: NodeSnapshot;
+  errors: ParseIssue[];
+}
+
+interface Parts {
+  prometheus: string[];
+  dcgmi: DcgmiOutputs;
+  kernel: string[];
+  unparsed: string[];
+}
+
+function addDcgmi(parts: Parts, kind: SectionKind, body: string): void {
+  if (kind === 'discovery') parts.dcgmi.discovery = [parts.dcgmi.discovery, body].filter(Boolean).join('\n');
+  else if (kind === 'dmon') (parts.dcgmi.dmon ??= []).push(body);
+  else if (kind === 'health') parts.dcgmi.health = body;
+  else if (kind === 'kernel') parts.kernel.push(body);
+  else parts.prometheus.push(body);
+}
+
+function nonBlank(text: string): string[] {
+  return text
+    .split('\n')
+    .map((l) => l.replace(/\r$/, ''))
+    .filter((l) => l.trim() !== '');
+}
+
+function mergeGpus(into: Map<string, GpuSample>, gpus: GpuSample[]): void {
+  for (const g of gpus) {
+    const key = `${g.index}\u0000${g.uuid ?? ''}`;
+    const sameIndex = [...into.entries()].find(([, x]) => x.index === g.index && (!x.uuid || !g.uuid || x.uuid === g.uuid));
+    if (sameIndex) {
+      const [k, prev] = sameIndex;
+      into.set(k, { ...prev, ...stripUndefined(g) });
+    } else {
+      into.set(key, g);
+    }
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Throws MetricsParseError for input that is empty, binary or over `maxBytes` (default 16 MiB). */
+export function parseDump(text: string, opts: ParseDumpOptions = {}): ParsedDump {
+  assertTextInput(text, opts.maxBytes, 'dump');
+  const format = detectFormat(text);
+  const parts: Parts = { prometheus: [], dcgmi: {}, kernel: [], unparsed: [] };
+  if (format === 'prometheus') parts.prometheus.push(text);
+  else if (format === 'kernel') parts.kernel.push(text);
+  else if (format === 'dcgmi') {
+    for (const seg of segmentDcgmi(text)) {
+      if (seg.kind === 'text') parts.unparsed.push(...nonBlank(seg.body));
+      else addDcgmi(parts, seg.kind, seg.body);
+    }
+  } else if (format === 'bundle') {
+    const { preamble, sections } = splitBundle(text);
+    parts.unparsed.push(...nonBlank(preamble));
+    for (const s of sections) {
+      let kind = kindOfCommand(s.command);
+      if (!kind) {
+        const inner = detectFormat(s.body);
+        if (inner === 'prometheus') kind = 'prometheus';
+        else if (inner === 'kernel') kind = 'kernel';
+        else if (inner === 'dcgmi') {
+          for (const seg of segmentDcgmi(s.body)) {
+            if (seg.kind === 'text') parts.unparsed.push(...nonBlank(seg.body));
+            else addDcgmi(parts, seg.kind, seg.body);
+          }
+          continue;
+        }
+      }
+      if (kind) addDcgmi(parts, kind, s.body);
+      else if (nonBlank(s.body).length > 0) parts.unparsed.push(`[${s.command}]`, ...nonBlank(s.body));
+    }
+  } else {
+    parts.unparsed.push(...nonBlank(text));
+  }
+
+  const errors: ParseIssue[] = [];
+  const gpus = new Map<string, GpuSample>();
+  const logLines: string[] = [];
+  let hostname: string | undefined;
+  let parseFailure: string | undefined;
+
+  for (const body of parts.prometheus) {
+    try {
+      const parsed = parsePrometheus(body, opts.maxBytes !== undefined ? { maxBytes: opts.maxBytes } : {});
+      errors.push(...parsed.errors);
+      const ex = gpusFromExporter(parsed);
+      errors.push(...ex.errors);
+      hostname ??= ex.hostname;
+      mergeGpus(gpus, ex.gpus);
+    } catch (e) {
+      if (!(e instanceof MetricsParseError)) throw e;
+      parseFailure = e.message;
+      errors.push({ line: 0, message: e.message });
+    }
+  }
+  const hasDcgmi =
+    parts.dcgmi.discovery !== undefined || parts.dcgmi.dmon !== undefined || parts.dcgmi.health !== undefined;
+  if (hasDcgmi) {
+    const d = gpusFromDcgmi(parts.dcgmi);
+    errors.push(...d.errors);
+    parts.unparsed.push(...d.unparsed);
+    mergeGpus(gpus, d.gpus);
+  }
+  for (const body of parts.kernel) {
+    const k = parseKernelXids(body);
+    for (const x of k.xids) logLines.push(x.raw);
+    for (const x of k.sxids) logLines.push(x.raw);
+    parts.unparsed.push(...k.unparsed);
+  }
+
+  const snapshot: NodeSnapshot = {
+    node: opts.node ?? hostname ?? 'unknown',
+    takenAt: opts.takenAt ?? Date.now(),
+    source: opts.source ?? 'file',
+    gpus: [...gpus.values()].sort((a, b) => a.index - b.index),
+  };
+  if (logLines.length > 0) snapshot.logLines = logLines;
+  if (parts.unparsed.length > 0) snapshot.unparsed = parts.unparsed;
+  if (parseFailure !== undefined && snapshot.gpus.length === 0) {
+    snapshot.error = { kind: 'parse', message: parseFailure };
+  }
+  return { format, snapshot, errors };
+}
+
+export function snapshotFromDump(text: string, opts: ParseDumpOptions = {}): NodeSnapshot {
+  return parseDump(text, opts).snapshot;
+}

@@ -1,0 +1,225 @@
+/**
+ * dcgm-exporter samples → per-GPU `GpuSample`s.
+ *
+ * - `DCGM_FI_DEV_XID_ERRORS` is the LAST XID code (sticky until restart), never a count → `xidLast`; its
+ *   `err_code`/`err_msg` labels (exporter ≥ 3.3.6) add the driver's text to `xids`.
+ * - `DCGM_EXP_XID_ERRORS_COUNT{xid="…"}` is a count per code → `xids[].count`, summed into `xidCount`.
+ * - MIG: device-level families repeat once per GPU instance (`GPU_I_ID`); the value is taken once per
+ *   physical GPU and the instances are listed.
+ * - A family absent from the scrape leaves its field undefined — absent is "not reported", never 0.
+ */
+import type { GpuSample, XidObservation } from '../../domain/gpu.js';
+import type { ParsedExposition, ParseIssue, Sample } from './prometheus.js';
+
+type NumericField =
+  | 'xidLast'
+  | 'eccSbeVolatile'
+  | 'eccDbeVolatile'
+  | 'eccSbeAggregate'
+  | 'eccDbeAggregate'
+  | 'retiredPagesSbe'
+  | 'retiredPagesDbe'
+  | 'retiredPagesPending'
+  | 'rowRemapFailure'
+  | 'rowRemapPending'
+  | 'uncorrectableRemappedRows'
+  | 'correctableRemappedRows'
+  | 'nvlinkCrcFlitErrors'
+  | 'nvlinkCrcDataErrors'
+  | 'nvlinkReplayErrors'
+  | 'nvlinkRecoveryErrors'
+  | 'temperatureC'
+  | 'memoryTemperatureC'
+  | 'powerW'
+  | 'utilizationPct';
+
+/** DCGM field name → GpuSample field. Exported so the dcgmi parsers and tests share one vocabulary. */
+export const EXPORTER_FIELDS: Readonly<Record<string, NumericField>> = {
+  DCGM_FI_DEV_XID_ERRORS: 'xidLast',
+  DCGM_FI_DEV_ECC_SBE_VOL_TOTAL: 'eccSbeVolatile',
+  DCGM_FI_DEV_ECC_DBE_VOL_TOTAL: 'eccDbeVolatile',
+  DCGM_FI_DEV_ECC_SBE_AGG_TOTAL: 'eccSbeAggregate',
+  DCGM_FI_DEV_ECC_DBE_AGG_TOTAL: 'eccDbeAggregate',
+  DCGM_FI_DEV_RETIRED_SBE: 'retiredPagesSbe',
+  DCGM_FI_DEV_RETIRED_DBE: 'retiredPagesDbe',
+  DCGM_FI_DEV_RETIRED_PENDING: 'retiredPagesPending',
+  DCGM_FI_DEV_ROW_REMAP_FAILURE: 'rowRemapFailure',
+  DCGM_FI_DEV_ROW_REMAP_PENDING: 'rowRemapPending',
+  DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS: 'uncorrectableRemappedRows',
+  DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS: 'correctableRemappedRows',
+  DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL: 'nvlinkCrcFlitErrors',
+  DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL: 'nvlinkCrcDataErrors',
+  DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL: 'nvlinkReplayErrors',
+  DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL: 'nvlinkRecoveryErrors',
+  DCGM_FI_DEV_GPU_TEMP: 'temperatureC',
+  DCGM_FI_DEV_MEMORY_TEMP: 'memoryTemperatureC',
+  DCGM_FI_DEV_POWER_USAGE: 'powerW',
+  DCGM_FI_DEV_GPU_UTIL: 'utilizationPct',
+};
+
+export const XID_COUNT_METRIC = 'DCGM_EXP_XID_ERRORS_COUNT';
+
+/** Fields whose value must be a non-negative integer (codes and counters); the rest are measurements. */
+const INTEGER_FIELDS: ReadonlySet<NumericField> = new Set<NumericField>([
+  'xidLast',
+  'eccSbeVolatile',
+  'eccDbeVolatile',
+  'eccSbeAggregate',
+  'eccDbeAggregate',
+  'retiredPagesSbe',
+  'retiredPagesDbe',
+  'retiredPagesPending',
+  'rowRemapFailure',
+  'rowRemapPending',
+  'uncorrectableRemappedRows',
+  'correctableRemappedRows',
+  'nvlinkCrcFlitErrors',
+  'nvlinkCrcDataErrors',
+  'nvlinkReplayErrors',
+  'nvlinkRecoveryErrors',
+]);
+
+export interface ExporterGpus {
+  gpus: GpuSample[];
+  hostname?: string;
+  driverVersion?: string;
+  /** Samples that could not be mapped (wrong types, bad `gpu` label), with their line numbers. */
+  errors: ParseIssue[];
+}
+
+export interface GpusFromExporterOptions {
+  /** Only samples whose Hostname/hostname label equals this (a scrape of a shared endpoint). */
+  hostname?: string;
+}
+
+const INT_RE = /^(0|[1-9]\d*)$/;
+
+function isNonNegativeInteger(v: number): boolean {
+  return Number.isInteger(v) && v >= 0;
+}
+
+function hostnameOf(labels: Record<string, string>): string | undefined {
+  return labels.Hostname ?? labels.hostname;
+}
+
+interface GpuAcc {
+  sample: GpuSample;
+  /** Fields already set, so a MIG repeat of a device-level value is not applied twice. */
+  seen: Set<string>;
+  mig: Set<string>;
+  xids: Map<number, XidObservation>;
+}
+
+export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporterOptions = {}): ExporterGpus {
+  const errors: ParseIssue[] = [];
+  // Keyed by gpu index and UUID: a dump that mixes two hosts can carry two GPU 0s.
+  const byKey = new Map<string, GpuAcc>();
+  const firstByIndex = new Map<number, GpuAcc>();
+  let hostname: string | undefined;
+  let driverVersion: string | undefined;
+
+  const accFor = (s: Sample, index: number): GpuAcc => {
+    const uuid = s.labels.UUID ?? s.labels.uuid;
+    if (uuid === undefined) {
+      const first = firstByIndex.get(index);
+      if (first) return first;
+    }
+    const key = `${index}\u0000${uuid ?? ''}`;
+    let acc = byKey.get(key);
+    if (!acc) {
+      const sample: GpuSample = { index };
+      if (uuid) sample.uuid = uuid;
+      acc = { sample, seen: new Set(), mig: new Set(), xids: new Map() };
+      byKey.set(key, acc);
+      if (!firstByIndex.has(index)) firstByIndex.set(index, acc);
+    }
+    const g = acc.sample;
+    if (!g.model && s.labels.modelName) g.model = s.labels.modelName;
+    if (!g.pciBusId && s.labels.pci_bus_id) g.pciBusId = s.labels.pci_bus_id;
+    const mig = s.labels.GPU_I_ID;
+    if (mig !== undefined && mig !== '') {
+      const profile = s.labels.GPU_I_PROFILE;
+      acc.mig.add(profile ? `${mig}:${profile}` : mig);
+    }
+    return acc;
+  };
+
+  for (const s of parsed.samples) {
+    const field = EXPORTER_FIELDS[s.name];
+    const isXidCount = s.name === XID_COUNT_METRIC;
+    const host = hostnameOf(s.labels);
+    if (opts.hostname !== undefined && host !== undefined && host !== opts.hostname) continue;
+    const gpuLabel = s.labels.gpu;
+    if (!field && !isXidCount) {
+      // Any other per-GPU DCGM family still proves the GPU is present (and names its model/UUID).
+      if (s.name.startsWith('DCGM_') && gpuLabel !== undefined && INT_RE.test(gpuLabel)) {
+        accFor(s, Number(gpuLabel));
+        if (host !== undefined && hostname === undefined) hostname = host;
+      }
+      continue;
+    }
+    if (gpuLabel === undefined || !INT_RE.test(gpuLabel)) {
+      errors.push({
+        line: s.line,
+        message: `${s.name}: gpu label ${gpuLabel === undefined ? 'missing' : JSON.stringify(gpuLabel)} is not a GPU index`,
+      });
+      continue;
+    }
+    if (Number.isNaN(s.value) || !Number.isFinite(s.value)) {
+      errors.push({ line: s.line, message: `${s.name}{gpu="${gpuLabel}"}: value ${s.value} is not a number` });
+      continue;
+    }
+    if (host !== undefined && hostname === undefined) hostname = host;
+    const driver = s.labels.DCGM_FI_DRIVER_VERSION;
+    if (driver && driverVersion === undefined) driverVersion = driver;
+
+    const acc = accFor(s, Number(gpuLabel));
+
+    if (isXidCount) {
+      const xidLabel = s.labels.xid ?? s.labels.err_code;
+      if (xidLabel === undefined || !INT_RE.test(xidLabel) || !isNonNegativeInteger(s.value)) {
+        errors.push({ line: s.line, message: `${s.name}: needs an integer xid label and an integer count` });
+        continue;
+      }
+      const seenKey = `count:${xidLabel}`;
+      if (acc.seen.has(seenKey)) continue;
+      acc.seen.add(seenKey);
+      const xid = Number(xidLabel);
+      acc.sample.xidCount = (acc.sample.xidCount ?? 0) + s.value;
+      if (s.value > 0) {
+        const obs = acc.xids.get(xid) ?? { xid };
+        obs.count = s.value;
+        acc.xids.set(xid, obs);
+      }
+      continue;
+    }
+
+    if (!field) continue;
+    if (INTEGER_FIELDS.has(field) && !isNonNegativeInteger(s.value)) {
+      errors.push({ line: s.line, message: `${s.name}{gpu="${gpuLabel}"}: value ${s.value} is not a count` });
+      continue;
+    }
+    // Device-level values repeat per MIG instance: the first one counts.
+    if (acc.seen.has(field)) continue;
+    acc.seen.add(field);
+    acc.sample[field] = s.value;
+    if (field === 'xidLast' && s.value !== 0) {
+      const obs = acc.xids.get(s.value) ?? { xid: s.value };
+      const msg = s.labels.err_msg;
+      if (msg && msg !== 'No Error') obs.message = msg;
+      acc.xids.set(s.value, obs);
+    }
+  }
+
+  const gpus = [...byKey.values()]
+    .map((acc) => {
+      if (acc.mig.size > 0) acc.sample.migInstances = [...acc.mig].sort();
+      if (acc.xids.size > 0) acc.sample.xids = [...acc.xids.values()].sort((a, b) => a.xid - b.xid);
+      return acc.sample;
+    })
+    .sort((a, b) => a.index - b.index);
+  const out: ExporterGpus = { gpus, errors };
+  if (hostname !== undefined) out.hostname = hostname;
+  if (driverVersion !== undefined) out.driverVersion = driverVersion;
+  return out;
+}

@@ -1,0 +1,365 @@
+/**
+ * Prometheus text exposition format 0.0.4, parsed by a single pass over each line with charCodeAt —
+ * no regex per line, one object per sample. It runs for every node on every scan, so it must stay cheap.
+ *
+ * A malformed line becomes an entry in `errors` (with its 1-based line number) and parsing goes on: one bad
+ * line never hides the rest of a scrape. Input that is not exposition at all (empty, HTML, JSON, binary) or
+ * larger than `maxBytes` throws `MetricsParseError`, because there is nothing to salvage from it.
+ */
+
+export const MetricTypes = ['counter', 'gauge', 'histogram', 'summary', 'untyped'] as const;
+export type MetricType = (typeof MetricTypes)[number];
+
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+  timestampMs?: number;
+  /** 1-based line number in the input. */
+  line: number;
+}
+
+export interface MetricFamily {
+  name: string;
+  type: MetricType;
+  help?: string;
+  samples: Sample[];
+}
+
+export interface ParseIssue {
+  line: number;
+  message: string;
+}
+
+export interface ParsedExposition {
+  /** Every sample in input order. */
+  samples: Sample[];
+  /** Samples grouped by family (histogram/summary suffixes fold into their declared family). */
+  families: Map<string, MetricFamily>;
+  errors: ParseIssue[];
+}
+
+export interface ParsePrometheusOptions {
+  /** Largest accepted input, in UTF-8 bytes. Default 16 MiB. */
+  maxBytes?: number;
+  /** Stop recording line errors after this many (a summary entry says how many were dropped). Default 1000. */
+  maxErrors?: number;
+}
+
+export const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
+
+export class MetricsParseError extends Error {
+  readonly code = 'METRICS_PARSE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'MetricsParseError';
+  }
+}
+
+const CH_TAB = 9;
+const CH_SPACE = 32;
+const CH_QUOTE = 34;
+const CH_HASH = 35;
+const CH_COMMA = 44;
+const CH_EQ = 61;
+const CH_BACKSLASH = 92;
+const CH_LBRACE = 123;
+const CH_RBRACE = 125;
+
+function isNameStart(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c === 58;
+}
+function isNameChar(c: number): boolean {
+  return isNameStart(c) || (c >= 48 && c <= 57);
+}
+function isLabelStart(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95;
+}
+function isLabelChar(c: number): boolean {
+  return isLabelStart(c) || (c >= 48 && c <= 57);
+}
+
+/** Go's strconv.ParseFloat accepts these spellings; JavaScript's Number() does not know `Inf`. */
+export function parseFloatToken(token: string): number | undefined {
+  if (token.length === 0) return undefined;
+  const lower = token.toLowerCase();
+  switch (lower) {
+    case 'nan':
+    case '+nan':
+    case '-nan':
+      return Number.NaN;
+    case 'inf':
+    case '+inf':
+    case 'infinity':
+    case '+infinity':
+      return Number.POSITIVE_INFINITY;
+    case '-inf':
+    case '-infinity':
+      return Number.NEGATIVE_INFINITY;
+  }
+  const n = Number(token);
+  // Number() accepts forms ParseFloat rejects ("0x1f", "0b1", "Infinity" handled above); reject the odd ones.
+  if (Number.isNaN(n)) return undefined;
+  const c = token.charCodeAt(token.length > 1 && (token[0] === '-' || token[0] === '+') ? 1 : 0);
+  if (c === 48 && token.length > 1 && /^[+-]?0[xXbBoO]/.test(token)) return undefined;
+  return n;
+}
+
+/** Throws for input no text parser should read: over `maxBytes`, binary, or empty. */
+export function assertTextInput(text: string, maxBytes: number = DEFAULT_MAX_BYTES, what = 'input'): void {
+  if (typeof text !== 'string') throw new MetricsParseError(`${what} is not text`);
+  const size = utf8Length(text, maxBytes);
+  if (size > maxBytes) throw new MetricsParseError(`${what} is ${size} bytes, over the ${maxBytes}-byte limit`);
+  if (text.trim() === '') throw new MetricsParseError(`${what} is empty`);
+  const probe = Math.min(text.length, 4096);
+  let control = 0;
+  for (let j = 0; j < probe; j++) {
+    const c = text.charCodeAt(j);
+    if (c === 0) throw new MetricsParseError(`${what} is binary (contains NUL bytes)`);
+    if ((c < 32 && c !== CH_TAB && c !== 10 && c !== 13) || c === 0xfffd) control++;
+  }
+  if (control > 8 && control * 20 > probe) {
+    throw new MetricsParseError(`${what} is binary (too many control characters)`);
+  }
+}
+
+/** Throws when the text is plainly something other than exposition. */
+function assertLooksLikeExposition(text: string): void {
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c !== CH_SPACE && c !== CH_TAB && c !== 10 && c !== 13 && c !== 0xfeff) break;
+    i++;
+  }
+  if (i === n) throw new MetricsParseError('metrics input is empty');
+  const first = text.charCodeAt(i);
+  if (first === 60 /* < */) {
+    throw new MetricsParseError('metrics input looks like HTML/XML, not Prometheus text exposition');
+  }
+  if (first === 123 /* { */ || first === 91 /* [ */) {
+    throw new MetricsParseError('metrics input looks like JSON, not Prometheus text exposition');
+  }
+}
+
+function utf8Length(text: string, cap: number): number {
+  // Cheap bounds first: every UTF-16 unit is 1–3 UTF-8 bytes.
+  if (text.length > cap) return text.length;
+  if (text.length * 3 <= cap) return text.length;
+  return Buffer.byteLength(text, 'utf8');
+}
+
+interface LineResult {
+  sample?: Sample;
+  error?: string;
+}
+
+function parseSampleLine(line: string, lineNo: number): LineResult {
+  const n = line.length;
+  let i = 0;
+  if (!isNameStart(line.charCodeAt(0))) {
+    return { error: `invalid metric name at start of line: ${preview(line)}` };
+  }
+  i = 1;
+  while (i < n && isNameChar(line.charCodeAt(i))) i++;
+  const name = line.slice(0, i);
+  const labels: Record<string, string> = {};
+  while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
+  if (i < n && line.charCodeAt(i) === CH_LBRACE) {
+    i++;
+    for (;;) {
+      while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
+      if (i >= n) return { error: `unterminated label set in ${name}` };
+      if (line.charCodeAt(i) === CH_RBRACE) {
+        i++;
+        break;
+      }
+      const ls = i;
+      if (!isLabelStart(line.charCodeAt(i))) return { error: `invalid label name in ${name} at column ${i + 1}` };
+      i++;
+      while (i < n && isLabelChar(line.charCodeAt(i))) i++;
+      const lname = line.slice(ls, i);
+      while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
+      if (line.charCodeAt(i) !== CH_EQ) return { error: `expected '=' after label ${lname} in ${name}` };
+      i++;
+      while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
+      if (line.charCodeAt(i) !== CH_QUOTE) return { error: `expected '"' to open value of label ${lname} in ${name}` };
+      i++;
+      // Fast path: find the closing quote; only build a new string when an escape is present.
+      let start = i;
+      let value = '';
+      let closed = false;
+      while (i < n) {
+        const c = line.charCodeAt(i);
+        if (c === CH_QUOTE) {
+          value += line.slice(start, i);
+          i++;
+          closed = true;
+          break;
+        }
+        if (c === CH_BACKSLASH) {
+          value += line.slice(start, i);
+          const e = line.charCodeAt(i + 1);
+          if (e === CH_BACKSLASH) value += '\\';
+          else if (e === CH_QUOTE) value += '"';
+          else if (e === 110 /* n */) value += '\n';
+          else if (Number.isNaN(e)) return { error: `unterminated escape in label ${lname} of ${name}` };
+          // Prometheus keeps an unknown escape verbatim (backslash included).
+          else value += `\\${line[i + 1]}`;
+          i += 2;
+          start = i;
+          continue;
+        }
+        i++;
+      }
+      if (!closed) return { error: `unterminated value of label ${lname} in ${name}` };
+      if (lname in labels) return { error: `duplicate label ${lname} in ${name}` };
+      labels[lname] = value;
+      while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
+      const sep = line.charCodeAt(i);
+      if (sep === CH_COMMA) {
+        i++;
+        continue;
+      }
+      if (sep === CH_RBRACE) {
+        i++;
+        break;
+      }
+      return { error: `expected ',' or '}' after label ${lname} in ${name}` };
+    }
+  }
+  while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
+  if (i >= n) return { error: `missing value for ${name}` };
+  const vs = i;
+  while (i < n && line.charCodeAt(i) !== CH_SPACE && line.charCodeAt(i) !== CH_TAB) i++;
+  const value = parseFloatToken(line.slice(vs, i));
+  if (value === undefined) return { error: `invalid value ${JSON.stringify(line.slice(vs, i))} for ${name}` };
+  while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
+  let timestampMs: number | undefined;
+  if (i < n) {
+    const ts = i;
+    while (i < n && line.charCodeAt(i) !== CH_SPACE && line.charCodeAt(i) !== CH_TAB) i++;
+    const tok = line.slice(ts, i);
+    if (!/^-?\d+$/.test(tok)) return { error: `invalid timestamp ${JSON.stringify(tok)} for ${name}` };
+    timestampMs = Number(tok);
+    while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
+    if (i < n) return { error: `unexpected text after timestamp for ${name}` };
+  }
+  const sample: Sample = { name, labels, value, line: lineNo };
+  if (timestampMs !== undefined) sample.timestampMs = timestampMs;
+  return { sample };
+}
+
+function preview(s: string): string {
+  return JSON.stringify(s.length > 60 ? `${s.slice(0, 60)}…` : s);
+}
+
+const SUFFIXES: Record<string, readonly string[]> = {
+  histogram: ['_bucket', '_sum', '_count'],
+  summary: ['_sum', '_count'],
+};
+
+function familyNameOf(sampleName: string, families: Map<string, MetricFamily>): string {
+  if (families.has(sampleName)) return sampleName;
+  for (const suffix of ['_bucket', '_sum', '_count']) {
+    if (sampleName.endsWith(suffix)) {
+      const base = sampleName.slice(0, -suffix.length);
+      const fam = families.get(base);
+      if (fam && SUFFIXES[fam.type]?.includes(suffix)) return base;
+    }
+  }
+  return sampleName;
+}
+
+function familyFor(families: Map<string, MetricFamily>, name: string): MetricFamily {
+  let fam = families.get(name);
+  if (!fam) {
+    fam = { name, type: 'untyped', samples: [] };
+    families.set(name, fam);
+  }
+  return fam;
+}
+
+/** `# HELP name text` / `# TYPE name type`; any other comment is ignored. Returns an error message or undefined. */
+function parseComment(line: string, families: Map<string, MetricFamily>): string | undefined {
+  let i = 1;
+  const n = line.length;
+  while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
+  const isHelp = line.startsWith('HELP', i) && (line.charCodeAt(i + 4) === CH_SPACE || line.charCodeAt(i + 4) === CH_TAB);
+  const isType = line.startsWith('TYPE', i) && (line.charCodeAt(i + 4) === CH_SPACE || line.charCodeAt(i + 4) === CH_TAB);
+  if (!isHelp && !isType) return undefined;
+  i += 4;
+  while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
+  const ns = i;
+  if (!isNameStart(line.charCodeAt(i))) return `invalid metric name in ${isHelp ? 'HELP' : 'TYPE'} line`;
+  while (i < n && isNameChar(line.charCodeAt(i))) i++;
+  const name = line.slice(ns, i);
+  while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
+  const rest = line.slice(i);
+  const fam = familyFor(families, name);
+  if (isHelp) {
+    fam.help = rest.includes('\\') ? rest.replace(/\\(\\|n)/g, (_m, e: string) => (e === 'n' ? '\n' : '\\')) : rest;
+    return undefined;
+  }
+  const type = rest.trimEnd();
+  if (!(MetricTypes as readonly string[]).includes(type)) return `unknown metric type ${JSON.stringify(type)} for ${name}`;
+  fam.type = type as MetricType;
+  return undefined;
+}
+
+export function parsePrometheus(text: string, opts: ParsePrometheusOptions = {}): ParsedExposition {
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
+  const maxErrors = opts.maxErrors ?? 1000;
+  assertTextInput(text, maxBytes, 'metrics input');
+  assertLooksLikeExposition(text);
+
+  const samples: Sample[] = [];
+  const families = new Map<string, MetricFamily>();
+  const errors: ParseIssue[] = [];
+  let dropped = 0;
+  let meaningful = 0;
+  const addError = (line: number, message: string) => {
+    if (errors.length < maxErrors) errors.push({ line, message });
+    else dropped++;
+  };
+
+  let pos = 0;
+  let lineNo = 0;
+  const n = text.length;
+  while (pos <= n) {
+    let end = text.indexOf('\n', pos);
+    if (end === -1) end = n;
+    lineNo++;
+    let stop = end;
+    if (stop > pos && text.charCodeAt(stop - 1) === 13) stop--;
+    // Leading whitespace is tolerated (some proxies indent); trailing handled by the line parser.
+    let start = pos;
+    while (start < stop && (text.charCodeAt(start) === CH_SPACE || text.charCodeAt(start) === CH_TAB)) start++;
+    if (start < stop) {
+      const line = text.slice(start, stop);
+      if (line.charCodeAt(0) === CH_HASH) {
+        const err = parseComment(line, families);
+        if (err) addError(lineNo, err);
+        else meaningful++;
+      } else {
+        const r = parseSampleLine(line, lineNo);
+        if (r.sample) {
+          samples.push(r.sample);
+          familyFor(families, familyNameOf(r.sample.name, families)).samples.push(r.sample);
+          meaningful++;
+        } else {
+          addError(lineNo, r.error ?? 'unreadable line');
+        }
+      }
+    }
+    if (end === n) break;
+    pos = end + 1;
+  }
+  if (dropped > 0) errors.push({ line: lineNo, message: `${dropped} more malformed lines not listed` });
+  if (meaningful === 0) {
+    throw new MetricsParseError(
+      `metrics input has no readable metric lines (${errors.length + dropped} malformed; first: ${errors[0]?.message ?? 'none'})`,
+    );
+  }
+  return { samples, families, errors };
+}

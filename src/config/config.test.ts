@@ -1,0 +1,236 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, redactedConfig } from './config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'gpu-medic-config-'));
+const noNamespaceFile = join(dir, 'absent-namespace');
+const load = (env: Record<string, string>) => loadConfig(env, { namespaceFile: noNamespaceFile });
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    load(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+afterAll(() => {
+  // the temp dir is tiny; the OS cleans tmp
+});
+
+describe('loadConfig defaults', () => {
+  it('gives a complete, frozen config from an empty environment', () => {
+    const c = load({});
+    expect(c.clusterName).toBe('eks-gpu-cluster');
+    expect(c.aws.region).toBe('us-east-1');
+    expect(c.monitor).toEqual({ intervalSeconds: 60, scanConcurrency: 32, scanTimeoutSeconds: 10 });
+    expect(c.log.level).toBe('info');
+    expect(c.store.dbPath).toBe('./data/gpu-medic.db');
+    expect(c.http.port).toBe(3000);
+    expect(c.dryRun).toBe(false);
+    expect(c.kube.kubeconfig).toBeUndefined();
+    expect(c.kube.podNamespace).toBe('gpu-medic');
+    expect(c.leader).toEqual({ leaseName: 'gpu-medic-leader', namespace: 'gpu-medic' });
+    expect(c.dcgm).toMatchObject({ source: 'auto', access: 'proxy', port: 9400 });
+    expect(c.classifier).toEqual({
+      mode: 'hybrid',
+      bedrockModelId: 'us.anthropic.claude-3-7-sonnet-20250219-v1:0',
+      cacheTtlSeconds: 86400,
+      timeoutSeconds: 20,
+      maxCallsPerHour: 60,
+    });
+    expect(c.remediation).toMatchObject({
+      maxConcurrent: 1,
+      maxUnhealthyPercent: 20,
+      perHour: 5,
+      drainTimeoutSeconds: 900,
+    });
+    expect(c.remediation.maxUnhealthyNodes).toBeUndefined();
+    expect(c.slack.mode).toBe('disabled');
+    expect(c.slack.adminUsers).toEqual([]);
+    expect(c.notify.cloudwatch).toEqual({ namespace: 'GPUMedic', perNode: false });
+    expect(c.policy.classification.thermalWarningC).toBe(87);
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.slack)).toBe(true);
+    expect(Object.isFrozen(c.policy.classification)).toBe(true);
+  });
+
+  it('treats empty strings as unset', () => {
+    expect(load({ MONITOR_INTERVAL: '', SLACK_BOT_TOKEN: '' }).monitor.intervalSeconds).toBe(60);
+  });
+
+  it('reads the pod namespace from the service-account file when POD_NAMESPACE is unset', () => {
+    const f = join(dir, 'namespace');
+    writeFileSync(f, 'gpu-ops\n');
+    expect(loadConfig({}, { namespaceFile: f }).leader.namespace).toBe('gpu-ops');
+    expect(loadConfig({ POD_NAMESPACE: 'other' }, { namespaceFile: f }).kube.podNamespace).toBe('other');
+  });
+
+  it('parses every typed variable', () => {
+    const c = load({
+      MONITOR_INTERVAL: '15.5',
+      DRY_RUN: 'YES',
+      PORT: '0',
+      LOG_LEVEL: 'silent',
+      DCGM_SOURCE: 'dcgm-server',
+      DCGM_ACCESS: 'direct',
+      DCGM_NAMESPACE: 'gpu-operator',
+      SCAN_CONCURRENCY: '64',
+      CLASSIFIER: 'rules',
+      MAX_UNHEALTHY_NODES: '3',
+      CLOUDWATCH_PER_NODE: '1',
+      SLACK_ADMIN_USERS: 'U012AB, W99ZZ ,U012AB',
+      SNS_TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:gpu-alerts',
+      LAMBDA_FUNCTION: 'arn:aws:lambda:us-west-2:123456789012:function:gpu-hook:prod',
+      SLACK_API_URL: 'http://127.0.0.1:4000/api',
+      AWS_ENDPOINT_URL: 'http://127.0.0.1:4566',
+      AWS_ENDPOINT_URL_EC2: 'http://127.0.0.1:4567',
+    });
+    expect(c.monitor.intervalSeconds).toBe(15.5);
+    expect(c.dryRun).toBe(true);
+    expect(c.http.port).toBe(0);
+    expect(c.dcgm).toEqual({
+      source: 'dcgm-server',
+      access: 'direct',
+      namespace: 'gpu-operator',
+      port: 9400,
+      selector: undefined,
+    });
+    expect(c.remediation.maxUnhealthyNodes).toBe(3);
+    expect(c.notify.cloudwatch.perNode).toBe(true);
+    expect(c.slack.adminUsers).toEqual(['U012AB', 'W99ZZ']);
+    expect(c.slack.apiUrl).toBe('http://127.0.0.1:4000/api/');
+    expect(c.aws.endpoints).toEqual({
+      AWS_ENDPOINT_URL: 'http://127.0.0.1:4566',
+      AWS_ENDPOINT_URL_EC2: 'http://127.0.0.1:4567',
+    });
+  });
+
+  it.each([
+    ['true', true],
+    ['false', false],
+    ['1', true],
+    ['0', false],
+    ['yes', true],
+    ['no', false],
+    ['TRUE', true],
+  ])('DRY_RUN=%s ⇒ %s', (v, expected) => {
+    expect(load({ DRY_RUN: v }).dryRun).toBe(expected);
+  });
+});
+
+describe('loadConfig errors', () => {
+  it.each([
+    ['MONITOR_INTERVAL', 'abc', "MONITOR_INTERVAL: expected a positive number, got 'abc'"],
+    ['MONITOR_INTERVAL', '0', "MONITOR_INTERVAL: expected a positive number, got '0'"],
+    ['MONITOR_INTERVAL', '-5', "MONITOR_INTERVAL: expected a positive number, got '-5'"],
+    ['MONITOR_INTERVAL', '0x10', "MONITOR_INTERVAL: expected a positive number, got '0x10'"],
+    ['PORT', '70000', "PORT: expected an integer from 0 to 65535, got '70000'"],
+    ['PORT', '80.5', "PORT: expected an integer from 0 to 65535, got '80.5'"],
+    ['SCAN_CONCURRENCY', '0', "SCAN_CONCURRENCY: expected an integer ≥ 1, got '0'"],
+    ['MAX_UNHEALTHY_PERCENT', '120', "MAX_UNHEALTHY_PERCENT: expected a number from 0 to 100, got '120'"],
+    ['MAX_UNHEALTHY_NODES', '-1', "MAX_UNHEALTHY_NODES: expected a non-negative integer, got '-1'"],
+    ['DRY_RUN', 'maybe', "DRY_RUN: expected true/false/1/0/yes/no, got 'maybe'"],
+    ['LOG_LEVEL', 'verbose', 'LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent'],
+    ['DCGM_SOURCE', 'nvml', 'DCGM_SOURCE: expected one of auto, exporter, dcgm-server'],
+    ['DCGM_ACCESS', 'ssh', 'DCGM_ACCESS: expected one of proxy, direct'],
+    ['CLASSIFIER', 'gpt', 'CLASSIFIER: expected one of rules, hybrid, llm'],
+    ['AWS_REGION', 'useast1', 'AWS_REGION: expected an AWS region'],
+    ['SNS_TOPIC_ARN', 'arn:aws:sqs:us-east-1:123456789012:q', 'SNS_TOPIC_ARN: expected an SNS topic ARN'],
+    ['WEBHOOK_URL', 'not a url', "WEBHOOK_URL: expected a URL, got 'not a url'"],
+    ['WEBHOOK_URL', 'ftp://example.com/x', 'WEBHOOK_URL: expected a http or https URL'],
+    ['SLACK_API_URL', '::', 'SLACK_API_URL: expected a URL'],
+    ['SLACK_ADMIN_USERS', 'U01,alice', "SLACK_ADMIN_USERS: expected a comma-separated list of Slack user ids (U…), got 'alice'"],
+    ['SLACK_ADMIN_GROUP', 'admins', 'SLACK_ADMIN_GROUP: expected a Slack user group id'],
+    ['LAMBDA_FUNCTION', 'bad name!', 'LAMBDA_FUNCTION: expected a Lambda function name or ARN'],
+    ['CLOUDWATCH_NAMESPACE', 'AWS/EC2', 'CLOUDWATCH_NAMESPACE: expected a CloudWatch namespace'],
+    ['POD_NAMESPACE', 'Bad_NS', 'POD_NAMESPACE: expected a Kubernetes namespace name'],
+    ['AWS_ENDPOINT_URL_SNS', 'nope', 'AWS_ENDPOINT_URL_SNS: expected a URL'],
+    ['CLOUDWATCH_PER_NODE', 'si', 'CLOUDWATCH_PER_NODE: expected true/false/1/0/yes/no'],
+  ])('%s=%s is refused', (name, value, message) => {
+    const problems = problemsOf({ [name]: value });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain(message);
+  });
+
+  it('lists every bad variable at once, by name', () => {
+    const problems = problemsOf({ MONITOR_INTERVAL: 'abc', PORT: '-1', DRY_RUN: 'maybe', LOG_LEVEL: 'loud' });
+    expect(problems.map((p) => p.split(':')[0]).sort()).toEqual(['DRY_RUN', 'LOG_LEVEL', 'MONITOR_INTERVAL', 'PORT']);
+    try {
+      load({ MONITOR_INTERVAL: 'abc', PORT: '-1' });
+    } catch (err) {
+      expect((err as Error).message).toMatch(/MONITOR_INTERVAL: expected a positive number, got 'abc'/);
+      expect((err as Error).message).toMatch(/PORT: /);
+      expect((err as Error).message).not.toMatch(/invalid_type|"code"/);
+    }
+  });
+
+  it('never echoes a secret in an error', () => {
+    const problems = problemsOf({ SLACK_BOT_TOKEN: 'hunter2-super-secret', SLACK_CHANNEL: 'C123' });
+    expect(problems.join('\n')).toContain('SLACK_BOT_TOKEN: expected a Slack bot token');
+    expect(problems.join('\n')).not.toContain('hunter2');
+  });
+
+  it('requires a signing secret in HTTP mode and a channel with a bot token', () => {
+    const problems = problemsOf({ SLACK_BOT_TOKEN: 'xoxb-1-2-abc' });
+    expect(problems).toEqual([
+      expect.stringMatching(/^SLACK_SIGNING_SECRET: required in HTTP mode/),
+      expect.stringMatching(/^SLACK_CHANNEL: required when SLACK_BOT_TOKEN is set/),
+    ]);
+  });
+
+  it('needs no signing secret in Socket Mode', () => {
+    const c = load({ SLACK_BOT_TOKEN: 'xoxb-1-2-abc', SLACK_APP_TOKEN: 'xapp-1-A-1-z', SLACK_CHANNEL: 'C0123' });
+    expect(c.slack.mode).toBe('socket');
+  });
+
+  it('selects HTTP mode with a bot token and a signing secret', () => {
+    const c = load({ SLACK_BOT_TOKEN: 'xoxb-1-2-abc', SLACK_SIGNING_SECRET: 'abcdef0123456789', SLACK_CHANNEL: '#gpu-alerts' });
+    expect(c.slack.mode).toBe('http');
+  });
+
+  it('refuses an app token without a bot token', () => {
+    expect(problemsOf({ SLACK_APP_TOKEN: 'xapp-1-A-1-z' })).toEqual([
+      expect.stringMatching(/^SLACK_BOT_TOKEN: required when SLACK_APP_TOKEN is set/),
+    ]);
+  });
+
+  it('loads the policy file and reports its problems under POLICY_FILE', () => {
+    const good = join(dir, 'good.yaml');
+    writeFileSync(good, 'classification:\n  thermalWarningC: 80\n');
+    expect(load({ POLICY_FILE: good }).policy.classification.thermalWarningC).toBe(80);
+    const problems = problemsOf({ POLICY_FILE: join(dir, 'missing.yaml'), PORT: 'x' });
+    expect(problems).toContainEqual(expect.stringMatching(/^POLICY_FILE: policy file .*missing\.yaml: file not found/));
+    expect(problems).toContainEqual(expect.stringMatching(/^PORT: /));
+  });
+});
+
+describe('redactedConfig', () => {
+  it('hides tokens and secrets but shows endpoints', () => {
+    const c = load({
+      SLACK_BOT_TOKEN: 'xoxb-111-222-secretpart',
+      SLACK_APP_TOKEN: 'xapp-1-A1-secretapp',
+      SLACK_SIGNING_SECRET: 'abcdef0123456789abcdef',
+      SLACK_CHANNEL: 'C0123',
+      WEBHOOK_URL: 'https://user:pw@hooks.example.com/x?token=abc123&team=a',
+      WEBHOOK_SECRET: 'whsec-very-secret',
+      AWS_ENDPOINT_URL_EC2: 'http://127.0.0.1:4567',
+    });
+    const r = redactedConfig(c);
+    const text = JSON.stringify(r);
+    expect(text).not.toMatch(/secretpart|secretapp|abcdef0123456789abcdef|very-secret|abc123|:pw@/);
+    expect(r.slack).toMatchObject({
+      botToken: 'xoxb-…(redacted)',
+      appToken: 'xapp-…(redacted)',
+      signingSecret: '***',
+      channel: 'C0123',
+    });
+    expect(r.notify).toMatchObject({ webhookSecret: '***' });
+    expect((r.notify as { webhookUrl: string }).webhookUrl).toContain('hooks.example.com');
+    expect(r.aws).toEqual({ region: 'us-east-1', endpoints: { AWS_ENDPOINT_URL_EC2: 'http://127.0.0.1:4567' } });
+  });
+});

@@ -1,0 +1,369 @@
+/**
+ * All configuration comes from the environment (plus the policy YAML named by POLICY_FILE), parsed in one
+ * place with `env` injectable. Start-up fails fast with a ConfigError listing EVERY bad or missing variable,
+ * so an operator fixes a Deployment in one round trip instead of one variable per crash loop.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import type { Policy } from '../domain/policy.js';
+import {
+  boolean,
+  list,
+  nonNegativeInt,
+  numberWithDefault,
+  oneOf,
+  optionalNumber,
+  optionalString,
+  patterned,
+  patternedWithDefault,
+  positiveInt,
+  positiveSeconds,
+  stringWithDefault,
+  url,
+} from './env-parsers.js';
+import { loadPolicy, PolicyError } from './policy-file.js';
+
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export const LogLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LogLevels)[number];
+export const DcgmSources = ['auto', 'exporter', 'dcgm-server'] as const;
+export type DcgmSource = (typeof DcgmSources)[number];
+export const DcgmAccessModes = ['proxy', 'direct'] as const;
+export type DcgmAccess = (typeof DcgmAccessModes)[number];
+export const ClassifierModes = ['rules', 'hybrid', 'llm'] as const;
+export type ClassifierMode = (typeof ClassifierModes)[number];
+export type SlackMode = 'socket' | 'http' | 'disabled';
+
+export const defaultBedrockModelId = 'us.anthropic.claude-3-7-sonnet-20250219-v1:0';
+export const serviceAccountNamespaceFile = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+/** One schema per variable, keyed by its env name, so an issue's path IS the variable to blame. */
+const EnvSchema = z.object({
+  KUBECONFIG: optionalString(),
+  CLUSTER_NAME: patternedWithDefault(
+    /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/,
+    'an EKS cluster name (letters, digits, - and _, up to 100)',
+    'eks-gpu-cluster',
+  ),
+  AWS_REGION: patternedWithDefault(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'an AWS region such as us-east-1', 'us-east-1'),
+  MONITOR_INTERVAL: positiveSeconds(60),
+  LOG_LEVEL: oneOf(LogLevels, 'info'),
+  DB_PATH: stringWithDefault('./data/gpu-medic.db'),
+  PORT: numberWithDefault({ integer: true, min: 0, max: 65535 }, 3000),
+  DRY_RUN: boolean(false),
+
+  SLACK_BOT_TOKEN: patterned(/^xox[bp]-[A-Za-z0-9-]+$/, 'a Slack bot token starting with xoxb-', {
+    secret: true,
+  }),
+  SLACK_SIGNING_SECRET: patterned(/^[A-Za-z0-9]{8,}$/, 'a Slack signing secret (hex characters)', {
+    secret: true,
+  }),
+  SLACK_APP_TOKEN: patterned(/^xapp-[A-Za-z0-9-]+$/, 'a Slack app-level token starting with xapp-', {
+    secret: true,
+  }),
+  SLACK_CHANNEL: patterned(/^([CGD][A-Z0-9]{2,}|#?[a-z0-9][a-z0-9_-]{0,79})$/, 'a channel id (C…) or name'),
+  SLACK_API_URL: url({ trailingSlash: true }),
+  SLACK_ADMIN_USERS: list(/^[UW][A-Z0-9]{2,}$/, 'Slack user ids (U…)'),
+  SLACK_ADMIN_GROUP: patterned(/^S[A-Z0-9]{2,}$/, 'a Slack user group id (S…)'),
+
+  SNS_TOPIC_ARN: patterned(
+    /^arn:aws[a-z-]*:sns:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$/,
+    'an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)',
+  ),
+  WEBHOOK_URL: url(),
+  WEBHOOK_SECRET: optionalString(),
+  LAMBDA_FUNCTION: patterned(
+    /^(arn:aws[a-z-]*:lambda:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:function:)?[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]{1,128})?$/,
+    'a Lambda function name or ARN',
+  ),
+  CLOUDWATCH_NAMESPACE: patternedWithDefault(
+    /^(?!AWS\/)[A-Za-z0-9.\-_/#:]{1,255}$/,
+    'a CloudWatch namespace (not starting with AWS/)',
+    'GPUMedic',
+  ),
+  CLOUDWATCH_PER_NODE: boolean(false),
+
+  POLICY_FILE: optionalString(),
+
+  GPU_NODE_SELECTOR: optionalString(),
+  DCGM_SOURCE: oneOf(DcgmSources, 'auto'),
+  DCGM_NAMESPACE: patterned(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Kubernetes namespace name'),
+  DCGM_SELECTOR: optionalString(),
+  DCGM_ACCESS: oneOf(DcgmAccessModes, 'proxy'),
+  DCGM_PORT: numberWithDefault({ integer: true, min: 1, max: 65535 }, 9400),
+  SCAN_CONCURRENCY: positiveInt(32),
+  SCAN_TIMEOUT: positiveSeconds(10),
+
+  CLASSIFIER: oneOf(ClassifierModes, 'hybrid'),
+  BEDROCK_MODEL_ID: stringWithDefault(defaultBedrockModelId),
+  LLM_CACHE_TTL: positiveSeconds(86_400),
+  LLM_TIMEOUT: positiveSeconds(20),
+  LLM_MAX_CALLS_PER_HOUR: nonNegativeInt(60),
+
+  MAX_CONCURRENT_REMEDIATIONS: nonNegativeInt(1),
+  MAX_UNHEALTHY_PERCENT: numberWithDefault({ min: 0, max: 100 }, 20),
+  MAX_UNHEALTHY_NODES: optionalNumber({ integer: true, min: 0 }),
+  REMEDIATIONS_PER_HOUR: nonNegativeInt(5),
+  DRAIN_TIMEOUT: positiveSeconds(900),
+  REBOOT_TIMEOUT: positiveSeconds(1200),
+  REPLACE_TIMEOUT: positiveSeconds(1800),
+
+  LEASE_NAME: patternedWithDefault(
+    /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/,
+    'a Kubernetes object name',
+    'gpu-medic-leader',
+  ),
+  POD_NAMESPACE: patterned(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Kubernetes namespace name'),
+});
+
+export interface Config {
+  readonly clusterName: string;
+  readonly dryRun: boolean;
+  readonly log: { readonly level: LogLevel };
+  readonly store: { readonly dbPath: string };
+  readonly http: { readonly port: number };
+  readonly kube: {
+    /** undefined ⇒ in-cluster service account. */
+    readonly kubeconfig?: string;
+    readonly gpuNodeSelector?: string;
+    readonly podNamespace: string;
+  };
+  readonly leader: { readonly leaseName: string; readonly namespace: string };
+  readonly aws: {
+    readonly region: string;
+    /** AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> as found: the SDK reads them itself; kept for display. */
+    readonly endpoints: Readonly<Record<string, string>>;
+  };
+  readonly monitor: {
+    readonly intervalSeconds: number;
+    readonly scanConcurrency: number;
+    readonly scanTimeoutSeconds: number;
+  };
+  readonly dcgm: {
+    readonly source: DcgmSource;
+    /** undefined ⇒ every namespace. */
+    readonly namespace?: string;
+    /** undefined ⇒ both `app=nvidia-dcgm-exporter` and `app.kubernetes.io/name=dcgm-exporter`. */
+    readonly selector?: string;
+    readonly access: DcgmAccess;
+    readonly port: number;
+  };
+  readonly classifier: {
+    readonly mode: ClassifierMode;
+    readonly bedrockModelId: string;
+    readonly cacheTtlSeconds: number;
+    readonly timeoutSeconds: number;
+    readonly maxCallsPerHour: number;
+  };
+  readonly remediation: {
+    readonly maxConcurrent: number;
+    readonly maxUnhealthyPercent: number;
+    readonly maxUnhealthyNodes?: number;
+    readonly perHour: number;
+    readonly drainTimeoutSeconds: number;
+    readonly rebootTimeoutSeconds: number;
+    readonly replaceTimeoutSeconds: number;
+  };
+  readonly slack: {
+    /** socket: SLACK_APP_TOKEN set · http: bot token without app token · disabled: no bot token. */
+    readonly mode: SlackMode;
+    readonly botToken?: string;
+    readonly signingSecret?: string;
+    readonly appToken?: string;
+    readonly channel?: string;
+    /** Always ends with '/', as WebClient's slackApiUrl expects. */
+    readonly apiUrl?: string;
+    readonly adminUsers: readonly string[];
+    readonly adminGroup?: string;
+  };
+  readonly notify: {
+    readonly snsTopicArn?: string;
+    readonly webhookUrl?: string;
+    readonly webhookSecret?: string;
+    readonly lambdaFunction?: string;
+    readonly cloudwatch: { readonly namespace: string; readonly perNode: boolean };
+  };
+  readonly policyFile?: string;
+  readonly policy: Readonly<Policy>;
+}
+
+export interface LoadConfigOptions {
+  /** Where the pod's namespace is read from when POD_NAMESPACE is unset (tests point it elsewhere). */
+  namespaceFile?: string;
+}
+
+function readNamespaceFile(path: string): string | undefined {
+  try {
+    const ns = readFileSync(path, 'utf8').trim();
+    return ns === '' ? undefined : ns;
+  } catch {
+    return undefined;
+  }
+}
+
+const endpointVar = /^AWS_ENDPOINT_URL(_[A-Z0-9_]+)?$/;
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
+}
+
+/** Parse the environment into a frozen Config, or throw a ConfigError naming every problem. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadConfigOptions = {}): Config {
+  const problems: string[] = [];
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push(`${String(issue.path[0])}: ${issue.message}`);
+  }
+
+  const endpoints: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (!endpointVar.test(k) || v === undefined || v.trim() === '') continue;
+    const r = url().safeParse(v);
+    if (r.success && r.data) endpoints[k] = r.data;
+    else problems.push(`${k}: ${r.error?.issues[0]?.message ?? 'expected a URL'}`);
+  }
+
+  let policy: Policy | undefined;
+  try {
+    policy = loadPolicy(parsed.success ? parsed.data.POLICY_FILE : optionalString().parse(env.POLICY_FILE));
+  } catch (err) {
+    if (!(err instanceof PolicyError)) throw err;
+    problems.push(`POLICY_FILE: ${err.message}`);
+  }
+
+  if (parsed.success) {
+    const e = parsed.data;
+    if (e.SLACK_BOT_TOKEN && !e.SLACK_APP_TOKEN && !e.SLACK_SIGNING_SECRET) {
+      problems.push(
+        'SLACK_SIGNING_SECRET: required in HTTP mode (SLACK_BOT_TOKEN set without SLACK_APP_TOKEN) to verify requests from Slack',
+      );
+    }
+    if (e.SLACK_BOT_TOKEN && !e.SLACK_CHANNEL) {
+      problems.push('SLACK_CHANNEL: required when SLACK_BOT_TOKEN is set (where alerts are posted)');
+    }
+    if (e.SLACK_APP_TOKEN && !e.SLACK_BOT_TOKEN) {
+      problems.push('SLACK_BOT_TOKEN: required when SLACK_APP_TOKEN is set (Socket Mode still posts with the bot token)');
+    }
+  }
+
+  if (!parsed.success || policy === undefined || problems.length > 0) throw new ConfigError(problems);
+  const e = parsed.data;
+  const namespace =
+    e.POD_NAMESPACE ?? readNamespaceFile(options.namespaceFile ?? serviceAccountNamespaceFile) ?? 'gpu-medic';
+
+  const config: Config = {
+    clusterName: e.CLUSTER_NAME,
+    dryRun: e.DRY_RUN,
+    log: { level: e.LOG_LEVEL },
+    store: { dbPath: e.DB_PATH },
+    http: { port: e.PORT },
+    kube: { kubeconfig: e.KUBECONFIG, gpuNodeSelector: e.GPU_NODE_SELECTOR, podNamespace: namespace },
+    leader: { leaseName: e.LEASE_NAME, namespace },
+    aws: { region: e.AWS_REGION, endpoints },
+    monitor: {
+      intervalSeconds: e.MONITOR_INTERVAL,
+      scanConcurrency: e.SCAN_CONCURRENCY,
+      scanTimeoutSeconds: e.SCAN_TIMEOUT,
+    },
+    dcgm: {
+      source: e.DCGM_SOURCE,
+      namespace: e.DCGM_NAMESPACE,
+      selector: e.DCGM_SELECTOR,
+      access: e.DCGM_ACCESS,
+      port: e.DCGM_PORT,
+    },
+    classifier: {
+      mode: e.CLASSIFIER,
+      bedrockModelId: e.BEDROCK_MODEL_ID,
+      cacheTtlSeconds: e.LLM_CACHE_TTL,
+      timeoutSeconds: e.LLM_TIMEOUT,
+      maxCallsPerHour: e.LLM_MAX_CALLS_PER_HOUR,
+    },
+    remediation: {
+      maxConcurrent: e.MAX_CONCURRENT_REMEDIATIONS,
+      maxUnhealthyPercent: e.MAX_UNHEALTHY_PERCENT,
+      maxUnhealthyNodes: e.MAX_UNHEALTHY_NODES,
+      perHour: e.REMEDIATIONS_PER_HOUR,
+      drainTimeoutSeconds: e.DRAIN_TIMEOUT,
+      rebootTimeoutSeconds: e.REBOOT_TIMEOUT,
+      replaceTimeoutSeconds: e.REPLACE_TIMEOUT,
+    },
+    slack: {
+      mode: e.SLACK_APP_TOKEN ? 'socket' : e.SLACK_BOT_TOKEN ? 'http' : 'disabled',
+      botToken: e.SLACK_BOT_TOKEN,
+      signingSecret: e.SLACK_SIGNING_SECRET,
+      appToken: e.SLACK_APP_TOKEN,
+      channel: e.SLACK_CHANNEL,
+      apiUrl: e.SLACK_API_URL,
+      adminUsers: e.SLACK_ADMIN_USERS,
+      adminGroup: e.SLACK_ADMIN_GROUP,
+    },
+    notify: {
+      snsTopicArn: e.SNS_TOPIC_ARN,
+      webhookUrl: e.WEBHOOK_URL,
+      webhookSecret: e.WEBHOOK_SECRET,
+      lambdaFunction: e.LAMBDA_FUNCTION,
+      cloudwatch: { namespace: e.CLOUDWATCH_NAMESPACE, perNode: e.CLOUDWATCH_PER_NODE },
+    },
+    policyFile: e.POLICY_FILE,
+    policy,
+  };
+  return deepFreeze(config);
+}
+
+function redactToken(token: string | undefined): string | undefined {
+  if (token === undefined) return undefined;
+  const prefix = /^(xox[a-z]|xapp)-/.exec(token)?.[0] ?? '';
+  return `${prefix}…(redacted)`;
+}
+
+/**
+ * The effective configuration as a plain object safe to print (`gpu-medic config`): tokens keep only their
+ * kind prefix, secrets become `***`. The policy is summarised, not dumped.
+ */
+export function redactedConfig(config: Config): Record<string, unknown> {
+  const plain = JSON.parse(JSON.stringify(config)) as Record<string, unknown>;
+  const slack = plain.slack as Record<string, unknown>;
+  slack.botToken = redactToken(config.slack.botToken);
+  slack.appToken = redactToken(config.slack.appToken);
+  slack.signingSecret = config.slack.signingSecret === undefined ? undefined : '***';
+  const notify = plain.notify as Record<string, unknown>;
+  notify.webhookSecret = config.notify.webhookSecret === undefined ? undefined : '***';
+  if (config.notify.webhookUrl) notify.webhookUrl = redactUrlCredentials(config.notify.webhookUrl);
+  const aws = plain.aws as { endpoints: Record<string, string> };
+  for (const [k, v] of Object.entries(aws.endpoints)) aws.endpoints[k] = redactUrlCredentials(v);
+  return plain;
+}
+
+/** A URL may carry `user:password@` or a `?token=` query: keep the host, hide those. */
+function redactUrlCredentials(u: string): string {
+  try {
+    const url = new URL(u);
+    let changed = false;
+    if (url.username || url.password) {
+      url.username = '***';
+      url.password = '';
+      changed = true;
+    }
+    for (const key of [...url.searchParams.keys()]) {
+      if (/token|secret|key|sig|password/i.test(key)) {
+        url.searchParams.set(key, '***');
+        changed = true;
+      }
+    }
+    return changed ? url.toString() : u;
+  } catch {
+    return '***';
+  }
+}

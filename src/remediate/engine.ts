@@ -1,0 +1,357 @@
+/**
+ * The remediation engine: runs an incident's step plan as a persisted state machine (DESIGN §5).
+ * Each step writes a `started` row before its external effect and a `done` row after it; a run that
+ * resumes after a crash skips done steps and lets each step check the real world before repeating itself.
+ */
+import type { Logger } from 'pino';
+import type { ProgressBus, ProgressStep } from '../domain/events.js';
+import type { Incident, IncidentState } from '../domain/incident.js';
+import { isOpen, RemediationActions } from '../domain/incident.js';
+import type {
+  AuditLog,
+  CloudPort,
+  ClusterPort,
+  Clock,
+  ExclusionStore,
+  HealthCheckPort,
+  IncidentStore,
+  RunPlan,
+  StepRow,
+  StepStore,
+} from './ports.js';
+import { canTransition, isWorking, PlanStep, planSteps, type StepName, stepDoneState, stepState } from './state-machine.js';
+import { runStep, type StepContext, type StepOutcome } from './steps.js';
+
+export interface EngineConfig {
+  dryRun: boolean;
+  /** DRAIN_TIMEOUT: how long a PDB may block eviction before a human is asked. */
+  drainTimeoutMs: number;
+  /** How long to wait for a new boot ID and Ready after a reboot. */
+  rebootTimeoutMs: number;
+  /**
+   * After a crash between "reboot started" and "reboot done", how long to watch for the reboot to show
+   * (NotReady or a new boot ID) before concluding the call never reached EC2 and issuing it again.
+   */
+  rebootGraceMs: number;
+  replaceTimeoutMs: number;
+  /** How long to follow a training job after the node is back before reporting it is not running. */
+  jobTimeoutMs: number;
+  pollMs: number;
+  /** Cap of the PDB retry backoff. */
+  maxBackoffMs: number;
+  /** Attempts of a step whose port call throws, before the incident fails. */
+  maxStepAttempts: number;
+  optOutLabel: string;
+}
+
+export const defaultEngineConfig: EngineConfig = {
+  dryRun: false,
+  drainTimeoutMs: 15 * 60_000,
+  rebootTimeoutMs: 20 * 60_000,
+  rebootGraceMs: 2 * 60_000,
+  replaceTimeoutMs: 30 * 60_000,
+  jobTimeoutMs: 30 * 60_000,
+  pollMs: 10_000,
+  maxBackoffMs: 30_000,
+  maxStepAttempts: 3,
+  optOutLabel: 'gpu-medic.io/exclude',
+};
+
+export interface EngineDeps {
+  cluster: ClusterPort;
+  cloud: CloudPort;
+  health: HealthCheckPort;
+  incidents: IncidentStore;
+  steps: StepStore;
+  exclusions: ExclusionStore;
+  audit: AuditLog;
+  clock: Clock;
+  bus: ProgressBus;
+  /** Only the Lease holder acts; checked before every step. */
+  isLeader?: () => boolean;
+  config?: Partial<EngineConfig>;
+  logger?: Logger;
+}
+
+export interface RunResult {
+  incidentId: string;
+  state: IncidentState | undefined;
+  /** Why the run stopped without reaching an end state. */
+  stopped?: 'not_leader' | 'already_running' | 'not_found' | 'not_claimed' | 'superseded';
+}
+
+const progressOf: Record<StepName, ProgressStep> = {
+  cordon: 'cordoned',
+  kubeflow_snapshot: 'kubeflow_jobs',
+  drain: 'drained',
+  reboot: 'reboot_issued',
+  wait_node_back: 'node_back',
+  verify_scan: 'gpu_scan',
+  uncordon: 'uncordoned',
+  replace: 'replace_issued',
+  wait_replacement: 'replacement_ready',
+  follow_jobs: 'kubeflow_jobs',
+  resolve: 'resolved',
+};
+
+export class RemediationEngine {
+  readonly config: EngineConfig;
+  private readonly deps: EngineDeps;
+  private readonly running = new Map<string, Promise<RunResult>>();
+  private readonly log: Logger | undefined;
+
+  constructor(deps: EngineDeps) {
+    this.deps = deps;
+    this.config = { ...defaultEngineConfig, ...deps.config };
+    this.log = deps.logger?.child({ component: 'remediate' });
+  }
+
+  /** Resumes every claimed, unfinished incident (after a restart or on gaining the lease). */
+  start(): string[] {
+    const ids = this.deps.incidents
+      .list({ open: true })
+      .filter((i) => isWorking(i.state))
+      .map((i) => i.id);
+    for (const id of ids) {
+      this.run(id).catch((error: unknown) => this.log?.error({ err: error, incidentId: id }, 'remediation run crashed'));
+    }
+    return ids;
+  }
+
+  /** Ids of the runs in progress in this process. */
+  active(): string[] {
+    return [...this.running.keys()];
+  }
+
+  /** Resolves once no run is in progress (for shutdown and tests). */
+  async whenIdle(): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running.values()]);
+  }
+
+  run(incidentId: string): Promise<RunResult> {
+    const existing = this.running.get(incidentId);
+    if (existing) {
+      return Promise.resolve({ incidentId, state: undefined, stopped: 'already_running' });
+    }
+    const promise = this.execute(incidentId).finally(() => this.running.delete(incidentId));
+    this.running.set(incidentId, promise);
+    return promise;
+  }
+
+  private async execute(id: string): Promise<RunResult> {
+    const { incidents, steps, clock } = this.deps;
+    const first = incidents.get(id);
+    if (!first) return { incidentId: id, state: undefined, stopped: 'not_found' };
+    if (!isWorking(first.state)) return { incidentId: id, state: first.state, stopped: 'not_claimed' };
+    const plan = readPlan(steps.lastOf(id, PlanStep), first, this.config.dryRun);
+    const runStartedAt = steps.lastOf(id, PlanStep)?.startedAt ?? clock.now();
+
+    for (const step of planSteps(plan.action)) {
+      const incident = incidents.get(id);
+      if (!incident) return { incidentId: id, state: undefined, stopped: 'not_found' };
+      if (!isOpen(incident.state)) return { incidentId: id, state: incident.state };
+      if (this.deps.isLeader && !this.deps.isLeader()) {
+        this.log?.warn({ incidentId: id, step }, 'not the leader: stopped acting');
+        return { incidentId: id, state: incident.state, stopped: 'not_leader' };
+      }
+      const last = steps.lastOf(id, step);
+      if (last && (last.status === 'done' || last.status === 'skipped')) continue;
+
+      const stop = await this.guard(incident, plan);
+      if (stop) return this.end(incident, plan, 'cancelled', stop, runStartedAt, last);
+
+      if (step === 'resolve') {
+        const reason = plan.dryRun ? 'dry run: every step reported, nothing was changed' : `${plan.action} done`;
+        return this.end(incident, plan, 'resolved', reason, runStartedAt, undefined);
+      }
+      if (!this.move(incident, stepState[step])) {
+        return { incidentId: id, state: incidents.get(id)?.state, stopped: 'superseded' };
+      }
+
+      const outcome = await this.attempt(step, incident, plan);
+      const row = steps.lastOf(id, step);
+      if (outcome.kind === 'end') {
+        return this.end(incident, plan, outcome.state, outcome.reason, runStartedAt, row, outcome.detail);
+      }
+      const finishedAt = clock.now();
+      const startedAt = row?.status === 'started' ? row.startedAt : finishedAt;
+      if (row?.status === 'started') {
+        steps.finish(row.id, 'done', { ...outcome.detail, ...(plan.dryRun ? { dryRun: true } : {}) }, finishedAt);
+      } else {
+        // A step with nothing to bracket (e.g. nothing to do): record it anyway, so a resume skips it.
+        const r = steps.begin(id, step, { ...(plan.dryRun ? { dryRun: true } : {}) }, finishedAt);
+        steps.finish(r.id, 'done', outcome.detail, finishedAt);
+      }
+      const after = stepDoneState[step];
+      const current = incidents.get(id);
+      if (after && current && !this.move(current, after)) {
+        return { incidentId: id, state: incidents.get(id)?.state, stopped: 'superseded' };
+      }
+      this.publish(incident, plan, outcome.event ?? progressOf[step], after ?? stepState[step], finishedAt, {
+        elapsedMs: finishedAt - startedAt,
+        details: outcome.detail,
+      });
+      this.deps.audit.append({
+        at: finishedAt,
+        actor: plan.actor,
+        action: `remediate.${step}`,
+        node: incident.node,
+        incidentId: id,
+        reason: plan.reason,
+        result: plan.dryRun ? 'dry_run' : 'done',
+        details: outcome.detail,
+      });
+    }
+    const final = incidents.get(id);
+    return { incidentId: id, state: final?.state };
+  }
+
+  private async attempt(step: StepName, incident: Incident, plan: RunPlan): Promise<StepOutcome> {
+    const { steps, clock } = this.deps;
+    let backoff = 1_000;
+    for (let attempt = 1; ; attempt++) {
+      const last = steps.lastOf(incident.id, step);
+      const resumed = last?.status === 'started' ? last : undefined;
+      const ctx: StepContext = {
+        incident,
+        plan,
+        resumed,
+        config: this.config,
+        deps: this.deps,
+        begin: (detail) => resumed ?? steps.begin(incident.id, step, { ...detail, ...(plan.dryRun ? { dryRun: true } : {}) }, clock.now()),
+        doneDetail: (name) => {
+          const row = steps.lastOf(incident.id, name);
+          return row?.status === 'done' ? row.detail : undefined;
+        },
+        rowOf: (name) => steps.lastOf(incident.id, name),
+        publish: (event, details) => this.publish(incident, plan, event, stepState[step], clock.now(), { details }),
+        humanUncordoned: () => this.humanUncordoned(incident, plan),
+      };
+      try {
+        return await runStep(step, ctx);
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        this.log?.warn({ incidentId: incident.id, step, attempt, err: error }, 'remediation step failed');
+        if (attempt >= this.config.maxStepAttempts) {
+          return { kind: 'end', state: 'failed', reason: `${step} failed after ${attempt} attempts: ${message}` };
+        }
+        await clock.sleep(backoff);
+        backoff = Math.min(backoff * 2, this.config.maxBackoffMs);
+      }
+    }
+  }
+
+  /** A reason to stop touching the node, or undefined. */
+  private async guard(incident: Incident, plan: RunPlan): Promise<string | undefined> {
+    const { exclusions, clock, cluster } = this.deps;
+    const exclusion = exclusions.get(incident.node, clock.now());
+    if (exclusion) {
+      return `${incident.node} was excluded by ${exclusion.createdBy} (${exclusion.reason}): gpu-medic stopped and left it as it is.`;
+    }
+    const node = await cluster.getNode(incident.node);
+    if (node?.labels[this.config.optOutLabel] === 'true') {
+      return `${incident.node} got the opt-out label ${this.config.optOutLabel}=true: gpu-medic stopped and left it as it is.`;
+    }
+    return this.humanUncordoned(incident, plan, node);
+  }
+
+  /**
+   * Someone made the node schedulable while we hold it cordoned: they know something we do not, so we stop.
+   * Only between our own cordon and our own uncordon, and never once the node is being replaced.
+   */
+  private async humanUncordoned(
+    incident: Incident,
+    plan: RunPlan,
+    known?: Awaited<ReturnType<ClusterPort['getNode']>>,
+  ): Promise<string | undefined> {
+    if (plan.dryRun || plan.action === 'uncordon') return undefined;
+    const { steps, cluster } = this.deps;
+    const cordon = steps.lastOf(incident.id, 'cordon');
+    if (cordon?.status !== 'done' || cordon.detail.cordonedByUs !== true) return undefined;
+    if (steps.lastOf(incident.id, 'uncordon') || steps.lastOf(incident.id, 'replace')) return undefined;
+    const node = known ?? (await cluster.getNode(incident.node));
+    if (node && !node.unschedulable) {
+      return `${incident.node} was uncordoned by someone else while gpu-medic worked on it: remediation cancelled.`;
+    }
+    return undefined;
+  }
+
+  private move(incident: Incident, to: IncidentState): boolean {
+    const current = this.deps.incidents.get(incident.id);
+    if (!current) return false;
+    if (current.state === to) return true;
+    if (!canTransition(current.state, to)) {
+      this.log?.error({ incidentId: incident.id, from: current.state, to }, 'invalid incident transition');
+      return false;
+    }
+    return this.deps.incidents.transition(incident.id, [current.state], to);
+  }
+
+  private end(
+    incident: Incident,
+    plan: RunPlan,
+    state: 'resolved' | 'escalated' | 'failed' | 'cancelled',
+    reason: string,
+    runStartedAt: number,
+    row: StepRow | undefined,
+    detail: Record<string, unknown> = {},
+  ): RunResult {
+    const { steps, incidents, clock } = this.deps;
+    const at = clock.now();
+    if (row?.status === 'started') steps.finish(row.id, state === 'cancelled' ? 'skipped' : 'failed', { ...detail, reason }, at);
+    const current = incidents.get(incident.id);
+    if (!current || !isOpen(current.state)) return { incidentId: incident.id, state: current?.state };
+    if (!incidents.transition(incident.id, [current.state], state, reason)) {
+      return { incidentId: incident.id, state: incidents.get(incident.id)?.state, stopped: 'superseded' };
+    }
+    this.publish(incident, plan, state, state, at, { elapsedMs: at - runStartedAt, details: { reason, ...detail } });
+    this.deps.audit.append({
+      at,
+      actor: plan.actor,
+      action: `remediate.${plan.action}`,
+      node: incident.node,
+      incidentId: incident.id,
+      reason: plan.reason,
+      result: `${state}: ${reason}`,
+      details: { dryRun: plan.dryRun, ...detail },
+    });
+    const level = state === 'resolved' ? 'info' : 'warn';
+    this.log?.[level]({ incidentId: incident.id, node: incident.node, state, reason }, 'remediation ended');
+    return { incidentId: incident.id, state };
+  }
+
+  private publish(
+    incident: Incident,
+    plan: RunPlan,
+    step: ProgressStep,
+    state: IncidentState,
+    at: number,
+    extra: { elapsedMs?: number; details: Record<string, unknown> },
+  ): void {
+    this.deps.bus.publish({
+      incidentId: incident.id,
+      node: incident.node,
+      step,
+      state,
+      at,
+      actor: plan.actor,
+      details: extra.details,
+      ...(extra.elapsedMs !== undefined ? { elapsedMs: extra.elapsedMs } : {}),
+      ...(plan.dryRun ? { dryRun: true } : {}),
+    });
+  }
+}
+
+/** The plan row the services wrote; an incident claimed without one (crash in between) runs its planned action. */
+export function readPlan(row: StepRow | undefined, incident: Incident, dryRun: boolean): RunPlan {
+  const d = row?.detail ?? {};
+  const action = RemediationActions.find((a) => a === d.action) ?? incident.plannedAction;
+  return {
+    action,
+    actor: typeof d.actor === 'string' ? d.actor : 'monitor',
+    trigger: d.trigger === 'manual' ? 'manual' : 'auto',
+    reason: typeof d.reason === 'string' ? d.reason : (incident.stateReason ?? incident.explanation),
+    force: d.force === true,
+    dryRun: typeof d.dryRun === 'boolean' ? d.dryRun : dryRun,
+  };
+}

@@ -1,0 +1,173 @@
+/**
+ * What the remediation engine needs from the outside world. Every external effect goes through one of these,
+ * so the engine can be resumed after a crash, run in dry-run, and tested against in-memory fakes.
+ * Adapters (k8s/, aws/, store/, monitor) implement them; the engine never imports an SDK.
+ */
+import type { Verdict } from '../domain/finding.js';
+import type { Incident, IncidentState, PolicyMode, RemediationAction } from '../domain/incident.js';
+import type { GpuNode } from '../domain/node.js';
+import type { Exclusion } from '../domain/ports.js';
+
+export type { AuditEntry, AuditLog, Exclusion } from '../domain/ports.js';
+
+export interface OwnerRef {
+  apiVersion?: string;
+  kind: string;
+  name: string;
+  uid?: string;
+  controller?: boolean;
+}
+
+export interface PodRef {
+  namespace: string;
+  name: string;
+  /** Kind of the controlling owner (`ReplicaSet`, `DaemonSet`, `PyTorchJob` …), if any. */
+  ownerKind?: string;
+  isDaemonSet: boolean;
+  /** A static pod mirrored by the kubelet (`kubernetes.io/config.mirror` annotation): not evictable. */
+  isMirror: boolean;
+  labels: Record<string, string>;
+  ownerReferences: OwnerRef[];
+  /** metadata.deletionTimestamp is set: already going away. */
+  deleting: boolean;
+}
+
+/** `blocked`: 429 from the Eviction API (a PodDisruptionBudget forbids it now). `gone`: 404. */
+export type EvictionResult = 'evicted' | 'blocked' | 'gone';
+
+export interface TrainingJobRef {
+  /** `PyTorchJob`, `TFJob`, `MPIJob`, `XGBoostJob` (kubeflow.org/v1), `TrainJob` (trainer.kubeflow.org). */
+  kind: string;
+  apiVersion: string;
+  namespace: string;
+  name: string;
+}
+
+export const TrainingJobStatuses = ['running', 'restarting', 'pending', 'succeeded', 'failed', 'unknown'] as const;
+export type TrainingJobStatus = (typeof TrainingJobStatuses)[number];
+
+export interface ClusterPort {
+  getNode(name: string): Promise<GpuNode | undefined>;
+  listNodes(): Promise<GpuNode[]>;
+  /** Merge-patch `spec.unschedulable: true`. */
+  cordon(name: string): Promise<void>;
+  /** Merge-patch `spec.unschedulable: false`. */
+  uncordon(name: string): Promise<void>;
+  listPodsOnNode(name: string): Promise<PodRef[]>;
+  evictPod(namespace: string, name: string): Promise<EvictionResult>;
+  /** Only used when a rule says `force` and the drain timed out on a PDB. */
+  deletePod(namespace: string, name: string): Promise<'deleted' | 'gone'>;
+  /** Karpenter replacement: delete the Node and let Karpenter provision a new one. */
+  deleteNode(name: string): Promise<'deleted' | 'gone'>;
+  listTrainingJobsForPods(pods: PodRef[]): Promise<TrainingJobRef[]>;
+  getTrainingJobStatus(job: TrainingJobRef): Promise<TrainingJobStatus>;
+}
+
+export type InstanceState = 'pending' | 'running' | 'stopping' | 'stopped' | 'shutting-down' | 'terminated';
+
+export interface CloudPort {
+  /** EC2 RebootInstances. */
+  rebootInstance(instanceId: string): Promise<void>;
+  /** EC2 TerminateInstances. */
+  terminateInstance(instanceId: string): Promise<void>;
+  /** Auto Scaling TerminateInstanceInAutoScalingGroup with ShouldDecrementDesiredCapacity=false. */
+  terminateInAutoScalingGroup(instanceId: string): Promise<void>;
+  describeInstance(instanceId: string): Promise<{ state: InstanceState } | undefined>;
+  /** The Auto Scaling group name the instance belongs to, if any. */
+  autoScalingGroupOf(instanceId: string): Promise<string | undefined>;
+}
+
+/** A fresh GPU scan of one node (the monitor's collect + classify, on demand). */
+export interface HealthCheckPort {
+  scanNode(name: string): Promise<Verdict>;
+}
+
+/** What is needed to open a new incident (the store assigns id and updatedAt). */
+export type NewIncident = Omit<Incident, 'id' | 'updatedAt' | 'closedAt'>;
+
+export type IncidentPatch = Partial<Pick<Incident, 'plannedAction' | 'mode' | 'stateReason'>>;
+
+/** Synchronous like better-sqlite3, so a check and a compare-and-set can run without an await between. */
+export interface IncidentStore {
+  get(id: string): Incident | undefined;
+  list(filter?: { node?: string; open?: boolean; updatedSince?: number }): Incident[];
+  create(input: NewIncident): Incident;
+  /**
+   * Compare-and-set: moves the incident to `to` only if its state is one of `from`; false otherwise.
+   * Sets stateReason, updatedAt, and closedAt for a terminal `to`.
+   */
+  transition(id: string, from: readonly IncidentState[], to: IncidentState, reason?: string): boolean;
+  update(id: string, patch: IncidentPatch): void;
+}
+
+export const StepStatuses = ['started', 'done', 'failed', 'skipped'] as const;
+export type StepStatus = (typeof StepStatuses)[number];
+
+export interface StepRow {
+  id: number;
+  incidentId: string;
+  /** A StepName (state-machine.ts) or `plan`. */
+  step: string;
+  status: StepStatus;
+  startedAt: number;
+  finishedAt?: number;
+  detail: Record<string, unknown>;
+}
+
+export interface StepStore {
+  /** Written BEFORE the step's external effect. */
+  begin(incidentId: string, step: string, detail: Record<string, unknown>, at: number): StepRow;
+  /** Written AFTER it; `detail` is merged into the row's detail. */
+  finish(stepId: number, status: Exclude<StepStatus, 'started'>, detail: Record<string, unknown>, at: number): void;
+  /** In the order begun. */
+  list(incidentId: string): StepRow[];
+  /** The most recent row of that step. */
+  lastOf(incidentId: string, step: string): StepRow | undefined;
+}
+
+export interface ExclusionStore {
+  /** The unexpired exclusion of the node, if any. */
+  get(node: string, now: number): Exclusion | undefined;
+  put(exclusion: Exclusion): void;
+  /** false when there was none. */
+  remove(node: string): boolean;
+  list(now: number): Exclusion[];
+}
+
+export interface KvStore {
+  get(key: string): string | undefined;
+  set(key: string, value: string): void;
+  delete(key: string): void;
+}
+
+export interface Clock {
+  now(): number;
+  /** Resolves after `ms`, or early (without error) when `signal` aborts. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise<void>((resolve) => {
+      if (signal?.aborted) return resolve();
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      }
+      signal?.addEventListener('abort', done, { once: true });
+    }),
+};
+
+/** Who decided what, handed from the services to the engine through the `plan` step row. */
+export interface RunPlan {
+  action: RemediationAction;
+  mode?: PolicyMode;
+  actor: string;
+  trigger: 'auto' | 'manual';
+  reason: string;
+  force: boolean;
+  dryRun: boolean;
+}

@@ -1,0 +1,105 @@
+/** The incident state machine (DESIGN §5) and the step plan of each action. Pure. */
+import type { IncidentState, RemediationAction } from '../domain/incident.js';
+import { TerminalStates } from '../domain/incident.js';
+
+export const StepNames = [
+  'cordon',
+  'kubeflow_snapshot',
+  'drain',
+  'reboot',
+  'wait_node_back',
+  'verify_scan',
+  'uncordon',
+  'replace',
+  'wait_replacement',
+  'follow_jobs',
+  'resolve',
+] as const;
+export type StepName = (typeof StepNames)[number];
+
+/** The bookkeeping row the services write when a run is claimed (who, why, force, dry run). */
+export const PlanStep = 'plan';
+
+const plans: Record<RemediationAction, readonly StepName[]> = {
+  none: [],
+  cordon: ['cordon', 'resolve'],
+  uncordon: ['uncordon', 'resolve'],
+  drain: ['cordon', 'kubeflow_snapshot', 'drain', 'follow_jobs', 'resolve'],
+  reboot: [
+    'cordon',
+    'kubeflow_snapshot',
+    'drain',
+    'reboot',
+    'wait_node_back',
+    'verify_scan',
+    'uncordon',
+    'follow_jobs',
+    'resolve',
+  ],
+  replace: ['cordon', 'kubeflow_snapshot', 'drain', 'replace', 'wait_replacement', 'follow_jobs', 'resolve'],
+};
+
+export function planSteps(action: RemediationAction): readonly StepName[] {
+  return plans[action];
+}
+
+/** The incident's state while a step runs. */
+export const stepState: Record<StepName, IncidentState> = {
+  cordon: 'cordoned',
+  kubeflow_snapshot: 'cordoned',
+  drain: 'draining',
+  reboot: 'rebooting',
+  wait_node_back: 'rebooting',
+  verify_scan: 'verifying',
+  uncordon: 'verifying',
+  replace: 'replacing',
+  wait_replacement: 'replacing',
+  follow_jobs: 'verifying',
+  resolve: 'resolved',
+};
+
+/** The state after a step completed, where it differs from stepState. */
+export const stepDoneState: Partial<Record<StepName, IncidentState>> = { drain: 'drained' };
+
+/** The state an incident is claimed into when its run starts (the compare-and-set target). */
+export function claimState(action: RemediationAction): IncidentState | undefined {
+  const first = plans[action][0];
+  return first ? stepState[first] : undefined;
+}
+
+/** Not started: the monitor found it, or it waits for a human. */
+export const PendingStates: readonly IncidentState[] = ['detected', 'awaiting_approval'];
+/** A run owns the node: these are resumed after a restart and count as in flight. */
+export const WorkingStates: readonly IncidentState[] = [
+  'cordoned',
+  'draining',
+  'drained',
+  'rebooting',
+  'replacing',
+  'verifying',
+];
+const ends: IncidentState[] = ['escalated', 'failed', 'cancelled'];
+
+export const transitions: Record<IncidentState, readonly IncidentState[]> = {
+  detected: ['awaiting_approval', 'cordoned', 'verifying', 'resolved', 'dismissed', ...ends],
+  awaiting_approval: ['cordoned', 'verifying', 'resolved', 'dismissed', ...ends],
+  cordoned: ['draining', 'resolved', ...ends],
+  draining: ['drained', ...ends],
+  drained: ['rebooting', 'replacing', 'verifying', 'resolved', ...ends],
+  rebooting: ['verifying', ...ends],
+  replacing: ['verifying', 'resolved', ...ends],
+  verifying: ['resolved', ...ends],
+  resolved: [],
+  escalated: [],
+  failed: [],
+  cancelled: [],
+  dismissed: [],
+};
+
+export function canTransition(from: IncidentState, to: IncidentState): boolean {
+  return from === to ? !TerminalStates.has(from) : transitions[from].includes(to);
+}
+
+export function isWorking(state: IncidentState): boolean {
+  return WorkingStates.includes(state);
+}

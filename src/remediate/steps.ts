@@ -1,0 +1,371 @@
+/**
+ * The steps of a remediation. Each one looks at the real world first, so running it again after a crash
+ * never repeats an effect that already happened; `ctx.begin` writes (or returns the resumed) `started` row
+ * BEFORE the effect, the engine writes `done` after it. In dry run no mutating port is called.
+ */
+import type { ProgressStep } from '../domain/events.js';
+import type { Verdict } from '../domain/finding.js';
+import type { Incident } from '../domain/incident.js';
+import type { GpuNode } from '../domain/node.js';
+import type { EngineConfig, EngineDeps } from './engine.js';
+import type { PodRef, RunPlan, StepRow, TrainingJobRef } from './ports.js';
+import type { StepName } from './state-machine.js';
+
+export interface StepContext {
+  incident: Incident;
+  plan: RunPlan;
+  /** This step's `started` row from an earlier, interrupted attempt. */
+  resumed: StepRow | undefined;
+  config: EngineConfig;
+  deps: EngineDeps;
+  begin(detail: Record<string, unknown>): StepRow;
+  doneDetail(step: StepName): Record<string, unknown> | undefined;
+  rowOf(step: StepName): StepRow | undefined;
+  publish(event: ProgressStep, details: Record<string, unknown>): void;
+  humanUncordoned(): Promise<string | undefined>;
+}
+
+export type StepOutcome =
+  | { kind: 'done'; detail: Record<string, unknown>; event?: ProgressStep }
+  | {
+      kind: 'end';
+      state: 'escalated' | 'failed' | 'cancelled';
+      reason: string;
+      detail?: Record<string, unknown>;
+    };
+
+const done = (detail: Record<string, unknown>, event?: ProgressStep): StepOutcome => ({
+  kind: 'done',
+  detail,
+  ...(event ? { event } : {}),
+});
+
+function minutes(ms: number): string {
+  return ms >= 60_000 ? `${Math.round(ms / 60_000)} min` : `${Math.round(ms / 1000)} s`;
+}
+
+async function requireNode(ctx: StepContext): Promise<GpuNode> {
+  const node = await ctx.deps.cluster.getNode(ctx.incident.node);
+  if (!node) throw new Error(`node ${ctx.incident.node} not found`);
+  return node;
+}
+
+async function cordon(ctx: StepContext): Promise<StepOutcome> {
+  const node = await requireNode(ctx);
+  // Whether it was cordoned before we came decides whether we uncordon at the end.
+  const row = ctx.begin({ wasUnschedulable: node.unschedulable });
+  const cordonedByUs = row.detail.wasUnschedulable !== true;
+  if (node.unschedulable) return done({ cordonedByUs, alreadyCordoned: !cordonedByUs });
+  if (ctx.plan.dryRun) return done({ cordonedByUs: true, would: `cordon ${node.name}` });
+  await ctx.deps.cluster.cordon(node.name);
+  return done({ cordonedByUs: true });
+}
+
+async function uncordon(ctx: StepContext): Promise<StepOutcome> {
+  if (ctx.plan.action !== 'uncordon') {
+    const cordonDetail = ctx.doneDetail('cordon');
+    if (cordonDetail?.cordonedByUs !== true) {
+      return done({ skipped: 'the node was cordoned before gpu-medic came: left cordoned' });
+    }
+  }
+  const node = await requireNode(ctx);
+  ctx.begin({});
+  if (!node.unschedulable) return done({ alreadySchedulable: true });
+  if (ctx.plan.dryRun) return done({ would: `uncordon ${node.name}` });
+  await ctx.deps.cluster.uncordon(node.name);
+  return done({});
+}
+
+function podName(p: PodRef): string {
+  return `${p.namespace}/${p.name}`;
+}
+
+async function kubeflowSnapshot(ctx: StepContext): Promise<StepOutcome> {
+  const pods = await ctx.deps.cluster.listPodsOnNode(ctx.incident.node);
+  const jobs = await ctx.deps.cluster.listTrainingJobsForPods(pods.filter((p) => !p.isDaemonSet && !p.isMirror));
+  return done({ jobs: jobs.map((j) => ({ ...j })) });
+}
+
+async function drain(ctx: StepContext): Promise<StepOutcome> {
+  const { cluster, clock } = ctx.deps;
+  const { config } = ctx;
+  const nodeName = ctx.incident.node;
+  ctx.begin({});
+  const deadline = clock.now() + config.drainTimeoutMs;
+  const evicted: string[] = [];
+  const forced: string[] = [];
+  let backoff = 1_000;
+  let announced = false;
+  let lastBlocked = '';
+  for (;;) {
+    const pods = (await cluster.listPodsOnNode(nodeName)).filter((p) => !p.isDaemonSet && !p.isMirror);
+    if (pods.length === 0) return done({ evicted, ...(forced.length ? { forced } : {}) });
+    if (ctx.plan.dryRun) return done({ would: 'evict', pods: pods.map(podName) });
+    if (!announced) {
+      ctx.publish('drain_started', { pods: pods.map(podName) });
+      announced = true;
+    }
+    const blocked: PodRef[] = [];
+    for (const pod of pods) {
+      if (pod.deleting) continue;
+      const result = await cluster.evictPod(pod.namespace, pod.name);
+      if (result === 'evicted') {
+        evicted.push(podName(pod));
+        ctx.publish('pod_evicted', { pod: podName(pod) });
+      } else if (result === 'blocked') blocked.push(pod);
+    }
+    const cancelled = await ctx.humanUncordoned();
+    if (cancelled) return { kind: 'end', state: 'cancelled', reason: cancelled, detail: { evicted } };
+    const now = clock.now();
+    if (blocked.length > 0) {
+      const names = blocked.map(podName).join(', ');
+      if (now >= deadline) {
+        if (!ctx.plan.force) {
+          return {
+            kind: 'end',
+            state: 'escalated',
+            reason: `drain blocked by a PodDisruptionBudget for ${minutes(config.drainTimeoutMs)} (${names}): a human decides; the node stays cordoned.`,
+            detail: { evicted, blocked: blocked.map(podName), needsHuman: true },
+          };
+        }
+        for (const pod of blocked) {
+          if ((await cluster.deletePod(pod.namespace, pod.name)) === 'deleted') forced.push(podName(pod));
+        }
+        continue;
+      }
+      if (names !== lastBlocked) {
+        ctx.publish('pdb_wait', { pods: blocked.map(podName), retryInMs: backoff });
+        lastBlocked = names;
+      }
+      await clock.sleep(backoff);
+      backoff = Math.min(backoff * 2, config.maxBackoffMs);
+      continue;
+    }
+    // Everything accepted for eviction: wait for the pods to terminate.
+    if (now >= deadline) {
+      return {
+        kind: 'end',
+        state: 'escalated',
+        reason: `pods still terminating after ${minutes(config.drainTimeoutMs)}: ${pods.map(podName).join(', ')}`,
+        detail: { evicted, needsHuman: true },
+      };
+    }
+    await clock.sleep(Math.min(config.pollMs, 2_000));
+  }
+}
+
+function instanceIdOf(ctx: StepContext, node: GpuNode | undefined): string {
+  const id = ctx.incident.instanceId ?? node?.instanceId;
+  if (!id) throw new Error(`no EC2 instance id for ${ctx.incident.node} (spec.providerID)`);
+  return id;
+}
+
+function rebootShows(node: GpuNode | undefined, bootIdBefore: unknown): boolean {
+  return !node || !node.ready || (typeof bootIdBefore === 'string' && node.bootId !== bootIdBefore);
+}
+
+async function reboot(ctx: StepContext): Promise<StepOutcome> {
+  const { cluster, cloud, clock } = ctx.deps;
+  const node = await requireNode(ctx);
+  const instanceId = instanceIdOf(ctx, node);
+  if (ctx.resumed) {
+    // Interrupted after "started": the reboot may or may not have reached EC2. Watch for it first.
+    const before = ctx.resumed.detail.bootIdBefore;
+    const graceEnd = clock.now() + ctx.config.rebootGraceMs;
+    let current: GpuNode | undefined = node;
+    for (;;) {
+      if (rebootShows(current, before)) return done({ instanceId, reissued: false });
+      if (clock.now() >= graceEnd) break;
+      await clock.sleep(Math.min(ctx.config.pollMs, 5_000));
+      current = await cluster.getNode(ctx.incident.node);
+    }
+    if (ctx.plan.dryRun) return done({ would: `reboot ${instanceId}` });
+    await cloud.rebootInstance(instanceId);
+    return done({ instanceId, reissued: true });
+  }
+  // The boot ID goes in the row BEFORE the call: it is how a resumed run knows the reboot happened.
+  ctx.begin({ bootIdBefore: node.bootId ?? null, instanceId });
+  if (ctx.plan.dryRun) return done({ would: `reboot ${instanceId}` });
+  await cloud.rebootInstance(instanceId);
+  return done({ instanceId });
+}
+
+async function waitNodeBack(ctx: StepContext): Promise<StepOutcome> {
+  const { cluster, clock } = ctx.deps;
+  if (ctx.plan.dryRun) return done({ would: 'wait for a new boot ID and Ready' });
+  const before = ctx.rowOf('reboot')?.detail.bootIdBefore;
+  ctx.begin({});
+  const deadline = clock.now() + ctx.config.rebootTimeoutMs;
+  for (;;) {
+    const node = await cluster.getNode(ctx.incident.node);
+    if (node?.ready && node.bootId !== undefined && node.bootId !== before) {
+      return done({ bootIdBefore: before, bootId: node.bootId });
+    }
+    if (clock.now() >= deadline) {
+      return {
+        kind: 'end',
+        state: 'escalated',
+        reason: `${ctx.incident.node} did not come back Ready with a new boot ID within ${minutes(ctx.config.rebootTimeoutMs)} after the reboot.`,
+      };
+    }
+    await clock.sleep(ctx.config.pollMs);
+  }
+}
+
+/** Healthy: nothing critical, and the fault we came for is gone. */
+export function scanIsHealthy(verdict: Verdict, faultKey: string): boolean {
+  return !verdict.findings.some((f) => f.severity === 'critical' || f.key === faultKey);
+}
+
+async function verifyScan(ctx: StepContext): Promise<StepOutcome> {
+  if (ctx.plan.dryRun) return done({ would: 'run a fresh GPU scan' });
+  const verdict = await ctx.deps.health.scanNode(ctx.incident.node);
+  const detail = { category: verdict.category, severity: verdict.severity, explanation: verdict.explanation };
+  if (scanIsHealthy(verdict, ctx.incident.faultKey)) return done({ healthy: true, ...detail });
+  return {
+    kind: 'end',
+    state: 'escalated',
+    reason: `GPU scan after the reboot still fails (${verdict.category}: ${verdict.explanation}); the node stays cordoned and the next occurrence is replaced.`,
+    detail: { healthy: false, ...detail },
+  };
+}
+
+const terminating = new Set(['shutting-down', 'terminated']);
+
+async function replace(ctx: StepContext): Promise<StepOutcome> {
+  const { cluster, cloud } = ctx.deps;
+  if (ctx.resumed) {
+    const d = ctx.resumed.detail;
+    const instanceId = typeof d.instanceId === 'string' ? d.instanceId : undefined;
+    const node = await cluster.getNode(ctx.incident.node);
+    const state = instanceId ? (await cloud.describeInstance(instanceId))?.state : undefined;
+    const alreadyGoing = (state !== undefined && terminating.has(state)) || (d.method === 'karpenter' && !node);
+    if (alreadyGoing || ctx.plan.dryRun) return done({ reissued: false, instanceState: state ?? null });
+    await issueReplace(ctx, String(d.method), instanceId);
+    return done({ reissued: true });
+  }
+  const node = await requireNode(ctx);
+  const instanceId = instanceIdOf(ctx, node);
+  const karpenter = node.labels['karpenter.sh/nodepool'] ?? node.karpenterNodePool;
+  const asg = karpenter ? undefined : await cloud.autoScalingGroupOf(instanceId);
+  const method = karpenter ? 'karpenter' : asg ? 'asg' : 'ec2';
+  const group = node.nodeGroup ?? karpenter;
+  const nodesBefore = (await cluster.listNodes()).map((n) => n.name);
+  ctx.begin({
+    method,
+    instanceId,
+    nodesBefore,
+    ...(group ? { group } : {}),
+    ...(asg ? { autoScalingGroup: asg } : {}),
+    ...(node.instanceType ? { instanceType: node.instanceType } : {}),
+  });
+  if (ctx.plan.dryRun) return done({ would: `${method} replace of ${instanceId}` });
+  await issueReplace(ctx, method, instanceId);
+  return done({});
+}
+
+async function issueReplace(ctx: StepContext, method: string, instanceId: string | undefined): Promise<void> {
+  if (method === 'karpenter') {
+    await ctx.deps.cluster.deleteNode(ctx.incident.node);
+    return;
+  }
+  if (!instanceId) throw new Error(`no EC2 instance id for ${ctx.incident.node}`);
+  if (method === 'asg') await ctx.deps.cloud.terminateInAutoScalingGroup(instanceId);
+  else await ctx.deps.cloud.terminateInstance(instanceId);
+}
+
+async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
+  const { cluster, clock } = ctx.deps;
+  if (ctx.plan.dryRun) return done({ would: 'wait for a replacement node to be Ready' });
+  const d = ctx.rowOf('replace')?.detail ?? {};
+  const group = typeof d.group === 'string' ? d.group : undefined;
+  if (!group) return done({ replacement: null, note: 'not in a node group or NodePool: no replacement expected' });
+  const before = new Set(Array.isArray(d.nodesBefore) ? d.nodesBefore.map(String) : []);
+  ctx.begin({});
+  const deadline = clock.now() + ctx.config.replaceTimeoutMs;
+  for (;;) {
+    const fresh = (await cluster.listNodes()).find(
+      (n) => !before.has(n.name) && n.ready && (n.nodeGroup === group || n.karpenterNodePool === group),
+    );
+    if (fresh) return done({ replacement: fresh.name, group });
+    if (clock.now() >= deadline) {
+      return {
+        kind: 'end',
+        state: 'escalated',
+        reason: `no replacement node in ${group} became Ready within ${minutes(ctx.config.replaceTimeoutMs)}.`,
+      };
+    }
+    await clock.sleep(ctx.config.pollMs);
+  }
+}
+
+function jobsOf(detail: Record<string, unknown> | undefined): TrainingJobRef[] {
+  const raw = detail?.jobs;
+  if (!Array.isArray(raw)) return [];
+  return raw.filter(
+    (j): j is TrainingJobRef =>
+      typeof j === 'object' &&
+      j !== null &&
+      typeof (j as TrainingJobRef).kind === 'string' &&
+      typeof (j as TrainingJobRef).name === 'string' &&
+      typeof (j as TrainingJobRef).namespace === 'string',
+  );
+}
+
+async function followJobs(ctx: StepContext): Promise<StepOutcome> {
+  const jobs = jobsOf(ctx.doneDetail('kubeflow_snapshot'));
+  if (jobs.length === 0) return done({ jobs: [] });
+  if (ctx.plan.dryRun) return done({ would: 'follow training jobs', jobs });
+  const { cluster, clock } = ctx.deps;
+  const deadline = clock.now() + ctx.config.jobTimeoutMs;
+  const results: { job: string; status: string }[] = [];
+  const pending = new Map(jobs.map((j) => [`${j.kind} ${j.namespace}/${j.name}`, j]));
+  for (;;) {
+    for (const [label, job] of pending) {
+      const status = await cluster.getTrainingJobStatus(job);
+      if (status === 'running' || status === 'succeeded') {
+        results.push({ job: label, status });
+        ctx.publish('kubeflow_job_running', { job: label, status });
+        pending.delete(label);
+      }
+    }
+    if (pending.size === 0) break;
+    if (clock.now() >= deadline) {
+      for (const [label, job] of pending) {
+        const status = await cluster.getTrainingJobStatus(job);
+        results.push({ job: label, status });
+        ctx.publish('kubeflow_job_not_running', { job: label, status, waitedMs: ctx.config.jobTimeoutMs });
+      }
+      break;
+    }
+    await clock.sleep(ctx.config.pollMs);
+  }
+  return done({ jobs: results });
+}
+
+export async function runStep(step: StepName, ctx: StepContext): Promise<StepOutcome> {
+  switch (step) {
+    case 'cordon':
+      return cordon(ctx);
+    case 'kubeflow_snapshot':
+      return kubeflowSnapshot(ctx);
+    case 'drain':
+      return drain(ctx);
+    case 'reboot':
+      return reboot(ctx);
+    case 'wait_node_back':
+      return waitNodeBack(ctx);
+    case 'verify_scan':
+      return verifyScan(ctx);
+    case 'uncordon':
+      return uncordon(ctx);
+    case 'replace':
+      return replace(ctx);
+    case 'wait_replacement':
+      return waitReplacement(ctx);
+    case 'follow_jobs':
+      return followJobs(ctx);
+    case 'resolve':
+      return done({});
+  }
+}

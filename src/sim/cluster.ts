@@ -1,0 +1,1228 @@
+import type { Logger } from 'pino';
+import type { HealthState } from '../domain/gpu.js';
+import type { CloudEffects, InstanceState, SimInstance } from './cloud-effects.js';
+import { renderExporterMetrics } from './dcgm-exporter.js';
+import { instanceTypeInfo } from './instance-types.js';
+import type {
+  KubeLease,
+  KubeNode,
+  KubeObject,
+  KubePdb,
+  KubePod,
+  KubeTrainingJob,
+  NodeConditionObject,
+} from './k8s-objects.js';
+import { ApiError, ResourceStore, type WatchListener } from './resource-store.js';
+import { SeededRandom } from './seeded-random.js';
+import { type SimClock, type SimTimer, realClock } from './sim-clock.js';
+import { kernelPciAddress, makeGpu, resetAfterReboot, type SimGpu } from './sim-gpu.js';
+import {
+  DAEMONSETS,
+  DCGM_EXPORTER_NAMESPACE,
+  DCGM_EXPORTER_PORT,
+  DCGM_SERVER_DAEMONSET,
+  type DaemonSetSpec,
+  daemonSetPod,
+  isDaemonSetPod,
+  isMirrorPod,
+  jobCondition,
+  mirrorPod,
+  podGpuRequest,
+  pytorchJob,
+  pytorchJobPod,
+  type ReplicaType,
+  servingPdb,
+  servingPod,
+} from './workloads.js';
+import { defaultKernelText } from './xid-text.js';
+
+export type { WatchListener } from './resource-store.js';
+
+export interface SimClusterOptions {
+  /** GPU nodes (a non-GPU system node is added on top). */
+  nodes?: number;
+  gpusPerNode?: number;
+  instanceType?: string;
+  clusterName?: string;
+  region?: string;
+  /** How many of the GPU nodes are Karpenter-provisioned (the rest are in EKS managed node group gpu-ng-1). */
+  karpenterNodes?: number;
+  rebootDelayMs?: number;
+  replaceDelayMs?: number;
+  /** From TerminateInstances (or a Karpenter node delete) to the Node object being gone. */
+  terminateDelayMs?: number;
+  /** How long controllers take to recreate a deleted pod (job restart, ReplicaSet, DaemonSet). */
+  rescheduleDelayMs?: number;
+  /** Graceful termination of an evicted/deleted pod: deletionTimestamp first, gone after this. */
+  podTerminationMs?: number;
+  workloads?: boolean;
+  dcgmServer?: boolean;
+  /** Exporter renders ECC / retired pages / NVLink error / XID count families too. */
+  extraCounters?: boolean;
+  kubeletVersion?: string;
+  seed?: number;
+  clock?: SimClock;
+  logger?: Logger;
+}
+
+export type ExporterMode = 'ok' | 'hang' | 'error' | 'garbage' | 'missing';
+
+export interface FaultOptions {
+  /** The fault comes back after a reboot (a real hardware defect), so escalation can be tested. */
+  persistent?: boolean;
+}
+
+export type NvlinkCounter = 'crcFlit' | 'crcData' | 'replay' | 'recovery';
+
+export type ExporterScrape =
+  | { kind: 'ok' | 'garbage'; body: string }
+  | { kind: 'hang' }
+  | { kind: 'error'; status: number; message: string };
+
+export interface SimNodeInfo {
+  name: string;
+  instanceId: string;
+  gpuNode: boolean;
+  nodeGroup?: string;
+  autoScalingGroup?: string;
+  karpenterNodePool?: string;
+  rebooting: boolean;
+  exporterMode: ExporterMode;
+}
+
+type NodeGroup =
+  | { kind: 'managed'; name: string; asg: string; instanceType: string; gpu: boolean }
+  | { kind: 'karpenter'; pool: string; instanceType: string };
+
+interface NodeState {
+  name: string;
+  ip: string;
+  az: string;
+  instanceId: string;
+  group: NodeGroup;
+  gpuNode: boolean;
+  gpus: SimGpu[];
+  kernelLog: string[];
+  exporterMode: ExporterMode;
+  exposition?: string;
+  persistent: Array<() => void>;
+  rebooting: boolean;
+  rebootTimer?: SimTimer;
+  /** Condition types set by setCondition, reset by a reboot. */
+  injectedConditions: Set<string>;
+  /** GPU index → key of the pod it is allocated to. */
+  allocations: Map<number, string>;
+}
+
+const NODE_CONDITION_DEFAULTS: NodeConditionObject[] = [
+  { type: 'MemoryPressure', status: 'False', reason: 'KubeletHasSufficientMemory', message: 'kubelet has sufficient memory available' },
+  { type: 'DiskPressure', status: 'False', reason: 'KubeletHasNoDiskPressure', message: 'kubelet has no disk pressure' },
+  { type: 'PIDPressure', status: 'False', reason: 'KubeletHasSufficientPID', message: 'kubelet has sufficient PID available' },
+  { type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status' },
+];
+
+const ACCELERATED_READY: NodeConditionObject = {
+  type: 'AcceleratedHardwareReady',
+  status: 'True',
+  reason: 'NvidiaAcceleratedHardwareIsReady',
+  message: 'Monitoring for the Nvidia system is active',
+};
+
+const EXPORTER_DS = DAEMONSETS.find((d) => d.name === 'nvidia-dcgm-exporter') as DaemonSetSpec;
+
+const podKey = (ns: string | undefined, name: string): string => ResourceStore.key(ns, name);
+
+/** Kubeflow training job plurals served under kubeflow.org/v1. */
+export const KUBEFLOW_JOB_RESOURCES = ['pytorchjobs', 'tfjobs', 'mpijobs', 'xgboostjobs'] as const;
+
+/**
+ * The in-memory state of a simulated EKS cluster of GPU nodes: Kubernetes objects (in a ResourceStore,
+ * the simulator's etcd), the EC2 instances behind the nodes, the GPUs of each node with fault
+ * injection, and the controllers that react to changes (reboot, termination and replacement, job
+ * restarts, DaemonSet/ReplicaSet pods). Deterministic for a given seed and clock.
+ */
+export class SimCluster implements CloudEffects {
+  readonly store = new ResourceStore();
+  readonly clusterName: string;
+  readonly region: string;
+  private readonly rng: SeededRandom;
+  private readonly clock: SimClock;
+  private readonly log: Logger | undefined;
+  private readonly opts: Required<
+    Omit<SimClusterOptions, 'clock' | 'logger' | 'seed' | 'clusterName' | 'region' | 'karpenterNodes'>
+  >;
+  private readonly nodes = new Map<string, NodeState>();
+  private readonly instances = new Map<string, SimInstance>();
+  private readonly podsByNode = new Map<string, Set<string>>();
+  private readonly pdbOverrides = new Map<string, number>();
+  private readonly timers = new Set<SimTimer>();
+  private readonly dsUids = new Map<string, string>();
+  private readonly managedGroup: NodeGroup;
+  private readonly systemGroup: NodeGroup;
+  private readonly karpenterGroup: NodeGroup;
+  private servingRs = { name: 'inference-6f9c8d7b5', uid: '' };
+  private pendingTimer?: SimTimer;
+  private usedIps = new Set<string>();
+  private closed = false;
+
+  constructor(options: SimClusterOptions = {}) {
+    this.clusterName = options.clusterName ?? 'sim-cluster';
+    this.region = options.region ?? 'us-east-1';
+    this.rng = new SeededRandom(options.seed ?? 1);
+    this.clock = options.clock ?? realClock;
+    this.log = options.logger;
+    this.opts = {
+      nodes: options.nodes ?? 8,
+      gpusPerNode: options.gpusPerNode ?? instanceTypeInfo(options.instanceType ?? 'p5.48xlarge').gpus,
+      instanceType: options.instanceType ?? 'p5.48xlarge',
+      rebootDelayMs: options.rebootDelayMs ?? 3000,
+      replaceDelayMs: options.replaceDelayMs ?? 5000,
+      terminateDelayMs: options.terminateDelayMs ?? 1000,
+      rescheduleDelayMs: options.rescheduleDelayMs ?? 1000,
+      podTerminationMs: options.podTerminationMs ?? 0,
+      workloads: options.workloads ?? true,
+      dcgmServer: options.dcgmServer ?? false,
+      extraCounters: options.extraCounters ?? true,
+      kubeletVersion: options.kubeletVersion ?? 'v1.31.4-eks-aeac579',
+    };
+    const it = this.opts.instanceType;
+    this.managedGroup = {
+      kind: 'managed',
+      name: 'gpu-ng-1',
+      asg: `eks-gpu-ng-1-${this.rng.uuid()}`,
+      instanceType: it,
+      gpu: true,
+    };
+    this.systemGroup = {
+      kind: 'managed',
+      name: 'system-ng',
+      asg: `eks-system-ng-${this.rng.uuid()}`,
+      instanceType: 'm5.xlarge',
+      gpu: false,
+    };
+    this.karpenterGroup = { kind: 'karpenter', pool: 'gpu', instanceType: it };
+    for (const ds of this.daemonSets()) this.dsUids.set(ds.name, this.rng.uuid());
+    this.servingRs.uid = this.rng.uuid();
+
+    const total = this.opts.nodes;
+    const karpenter = Math.min(total, options.karpenterNodes ?? (total >= 4 ? Math.floor(total / 4) : 0));
+    for (let i = 0; i < total; i++) this.addNode(i < total - karpenter ? this.managedGroup : this.karpenterGroup);
+    this.addNode(this.systemGroup);
+    if (this.opts.workloads) this.createWorkloads();
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  listNodes(): KubeNode[] {
+    return this.store.list<KubeNode>('nodes').map((n) => structuredClone(n));
+  }
+
+  getNode(name: string): KubeNode | undefined {
+    const n = this.store.get<KubeNode>('nodes', undefined, name);
+    return n ? structuredClone(n) : undefined;
+  }
+
+  nodeInfo(name: string): SimNodeInfo | undefined {
+    const s = this.nodes.get(name);
+    if (!s) return undefined;
+    const inst = this.instances.get(s.instanceId);
+    return {
+      name,
+      instanceId: s.instanceId,
+      gpuNode: s.gpuNode,
+      ...(s.group.kind === 'managed' ? { nodeGroup: s.group.name } : { karpenterNodePool: s.group.pool }),
+      ...(inst?.autoScalingGroup ? { autoScalingGroup: inst.autoScalingGroup } : {}),
+      rebooting: s.rebooting,
+      exporterMode: s.exporterMode,
+    };
+  }
+
+  gpuState(node: string): SimGpu[] {
+    return structuredClone(this.state(node).gpus);
+  }
+
+  kernelLog(node: string): string[] {
+    return [...this.state(node).kernelLog];
+  }
+
+  nodeByInstanceId(instanceId: string): KubeNode | undefined {
+    for (const s of this.nodes.values()) if (s.instanceId === instanceId) return this.getNode(s.name);
+    return undefined;
+  }
+
+  listPods(filter: { namespace?: string; nodeName?: string } = {}): KubePod[] {
+    return this.podsOn(filter).map((p) => structuredClone(p));
+  }
+
+  getPod(namespace: string, name: string): KubePod | undefined {
+    const p = this.store.get<KubePod>('pods', namespace, name);
+    return p ? structuredClone(p) : undefined;
+  }
+
+  /** Live pods (no copy) for the API server; filter by namespace and/or node through the index. */
+  podsOn(filter: { namespace?: string; nodeName?: string }): KubePod[] {
+    if (filter.nodeName !== undefined) {
+      const keys = this.podsByNode.get(filter.nodeName) ?? new Set<string>();
+      const out: KubePod[] = [];
+      for (const k of keys) {
+        const [ns, name] = k.split('/');
+        const p = this.store.get<KubePod>('pods', ns, name ?? '');
+        if (p && (!filter.namespace || p.metadata.namespace === filter.namespace)) out.push(p);
+      }
+      return out;
+    }
+    return this.store.list<KubePod>('pods', filter.namespace);
+  }
+
+  /** The dcgm-exporter pod of a node, if it has one. */
+  exporterPod(node: string): KubePod | undefined {
+    return this.podsOn({ nodeName: node, namespace: DCGM_EXPORTER_NAMESPACE }).find(
+      (p) => p.metadata.labels?.app === 'nvidia-dcgm-exporter',
+    );
+  }
+
+  trainingJobs(resource = 'pytorchjobs', namespace?: string): KubeTrainingJob[] {
+    return this.store.list<KubeTrainingJob>(resource, namespace).map((j) => structuredClone(j));
+  }
+
+  getPdb(namespace: string, name: string): KubePdb | undefined {
+    const p = this.store.get<KubePdb>('poddisruptionbudgets', namespace, name);
+    return p ? structuredClone(p) : undefined;
+  }
+
+  /** Subscribe to every object change (ADDED / MODIFIED / DELETED); returns the unsubscribe function. */
+  onChange(listener: WatchListener): () => void {
+    return this.store.subscribe(listener);
+  }
+
+  // ---------------------------------------------------------------- fault injection
+
+  injectXid(node: string, gpu: number, xid: number, message?: string, opts: FaultOptions = {}): void {
+    const s = this.state(node);
+    const g = this.gpu(s, gpu);
+    g.xidLast = xid;
+    g.xidCounts[xid] = (g.xidCounts[xid] ?? 0) + 1;
+    s.kernelLog.push(
+      `NVRM: Xid (PCI:${kernelPciAddress(g)}): ${xid}, pid='<unknown>', name=<unknown>, ${message ?? defaultKernelText(xid)}`,
+    );
+    this.gpuChanged(s);
+    if (opts.persistent) s.persistent.push(() => this.injectXid(node, gpu, xid, message));
+  }
+
+  injectEcc(node: string, gpu: number, counts: { sbe?: number; dbe?: number } & FaultOptions): void {
+    const s = this.state(node);
+    const g = this.gpu(s, gpu);
+    const sbe = counts.sbe ?? 0;
+    const dbe = counts.dbe ?? 0;
+    g.eccSbeVolatile += sbe;
+    g.eccSbeAggregate += sbe;
+    g.eccDbeVolatile += dbe;
+    g.eccDbeAggregate += dbe;
+    if (dbe > 0) {
+      // On HBM GPUs an uncorrectable error remaps a row; the remap takes effect at the next GPU reset.
+      g.uncorrectableRemappedRows += dbe;
+      g.rowRemapPending = 1;
+    }
+    this.gpuChanged(s);
+    if (counts.persistent) s.persistent.push(() => this.injectEcc(node, gpu, { sbe, dbe }));
+  }
+
+  injectRowRemapFailure(node: string, gpu: number, opts: FaultOptions = {}): void {
+    const s = this.state(node);
+    this.gpu(s, gpu).rowRemapFailure = 1;
+    this.gpuChanged(s);
+    if (opts.persistent) s.persistent.push(() => this.injectRowRemapFailure(node, gpu));
+  }
+
+  injectNvlinkErrors(
+    node: string,
+    gpu: number,
+    n: number,
+    opts: FaultOptions & { counter?: NvlinkCounter } = {},
+  ): void {
+    const s = this.state(node);
+    const g = this.gpu(s, gpu);
+    switch (opts.counter ?? 'crcFlit') {
+      case 'crcFlit':
+        g.nvlinkCrcFlitErrors += n;
+        break;
+      case 'crcData':
+        g.nvlinkCrcDataErrors += n;
+        break;
+      case 'replay':
+        g.nvlinkReplayErrors += n;
+        break;
+      case 'recovery':
+        g.nvlinkRecoveryErrors += n;
+        break;
+    }
+    this.gpuChanged(s);
+    if (opts.persistent) {
+      const counter = opts.counter;
+      s.persistent.push(() => this.injectNvlinkErrors(node, gpu, n, counter ? { counter } : {}));
+    }
+  }
+
+  setTemperature(node: string, gpu: number, celsius: number): void {
+    const s = this.state(node);
+    this.gpu(s, gpu).temperatureC = celsius;
+    this.gpuChanged(s);
+  }
+
+  /** The GPU falls off the bus: gone from DCGM (and the exporter) and from allocatable `nvidia.com/gpu`. */
+  dropGpu(node: string, gpu: number, opts: FaultOptions = {}): void {
+    const s = this.state(node);
+    const g = this.gpu(s, gpu);
+    if (g.present) {
+      g.present = false;
+      s.kernelLog.push(`NVRM: GPU ${g.pciBusId.replace(/^0000/, '').toLowerCase()}: GPU has fallen off the bus.`);
+      this.gpuChanged(s);
+      this.syncAllocatable(s);
+    }
+    if (opts.persistent) s.persistent.push(() => this.dropGpu(node, gpu));
+  }
+
+  /**
+   * DCGM health of one GPU. dcgm-exporter has no health metric, so this is visible through
+   * `gpuState` (for the dcgm-server source) — pair it with setCondition for the node-condition source.
+   */
+  setHealth(node: string, gpu: number, health: HealthState, message?: string, opts: FaultOptions = {}): void {
+    const s = this.state(node);
+    const g = this.gpu(s, gpu);
+    g.health = health;
+    g.healthMessage = message;
+    this.gpuChanged(s);
+    if (opts.persistent) s.persistent.push(() => this.setHealth(node, gpu, health, message));
+  }
+
+  /** Sets (or replaces, by type) a node condition, as the EKS node monitoring agent or NPD would. */
+  setCondition(
+    node: string,
+    condition: { type: string; status: 'True' | 'False' | 'Unknown'; reason?: string; message?: string },
+    opts: FaultOptions = {},
+  ): void {
+    const s = this.state(node);
+    s.injectedConditions.add(condition.type);
+    const now = this.timestamp();
+    this.store.update<KubeNode>('nodes', undefined, node, (n) => {
+      const existing = n.status.conditions.find((c) => c.type === condition.type);
+      const next: NodeConditionObject = {
+        ...condition,
+        lastHeartbeatTime: now,
+        lastTransitionTime: existing && existing.status === condition.status ? existing.lastTransitionTime : now,
+      };
+      n.status.conditions = existing
+        ? n.status.conditions.map((c) => (c.type === condition.type ? next : c))
+        : [...n.status.conditions, next];
+      return n;
+    });
+    if (opts.persistent) s.persistent.push(() => this.setCondition(node, condition));
+  }
+
+  setExporter(node: string, mode: ExporterMode): void {
+    const s = this.state(node);
+    if (!s.gpuNode) throw new Error(`node ${node} has no GPUs and no dcgm-exporter`);
+    s.exporterMode = mode;
+    const pod = this.exporterPod(node);
+    if (mode === 'missing' && pod) this.removePod(pod, 'delete');
+    if (mode !== 'missing' && !pod && this.opts.workloads) this.createDaemonSetPod(s, EXPORTER_DS);
+  }
+
+  /** Back to a healthy node: faults, persistent faults, injected conditions and exporter mode all cleared. */
+  clearFaults(node: string): void {
+    const s = this.state(node);
+    s.persistent = [];
+    s.kernelLog = [];
+    for (const g of s.gpus) {
+      resetAfterReboot(g);
+      g.temperatureC = 30;
+      g.rowRemapFailure = 0;
+    }
+    this.reapplyAllocationsLoad(s);
+    this.gpuChanged(s);
+    this.resetConditions(s);
+    this.syncAllocatable(s);
+    if (s.gpuNode) this.setExporter(node, 'ok');
+  }
+
+  // ---------------------------------------------------------------- controls for tests / API server
+
+  /** Pins a PDB's `status.disruptionsAllowed` (each eviction still consumes one). */
+  setPdbDisruptionsAllowed(namespace: string, name: string, n: number): void {
+    if (!this.store.get('poddisruptionbudgets', namespace, name))
+      throw new ApiError(404, 'NotFound', `poddisruptionbudgets.policy "${name}" not found`);
+    this.pdbOverrides.set(podKey(namespace, name), n);
+    this.recomputePdbs();
+  }
+
+  /** Creates a custom object (tfjobs, mpijobs … or another PyTorchJob) so list endpoints have content. */
+  createObject<T extends KubeObject>(resource: string, obj: T): T {
+    obj.metadata.uid ||= this.rng.uuid();
+    obj.metadata.creationTimestamp ||= this.timestamp();
+    return this.store.create(resource, structuredClone(obj));
+  }
+
+  /**
+   * Replaces a node object after a PATCH. Only spec/metadata change through the main resource and
+   * only status through `/status`, as on a real API server; identity fields cannot change.
+   */
+  updateNodeFromApi(name: string, patched: KubeNode, subresource: 'status' | undefined): KubeNode {
+    const current = this.store.get<KubeNode>('nodes', undefined, name);
+    if (!current) throw new ApiError(404, 'NotFound', `nodes "${name}" not found`, { name, kind: 'nodes' });
+    if (patched.metadata?.name !== name)
+      throw new ApiError(422, 'Invalid', `Node "${name}" is invalid: metadata.name: Invalid value: field is immutable`);
+    const wasUnschedulable = current.spec.unschedulable === true;
+    const next: KubeNode =
+      subresource === 'status'
+        ? { ...current, status: patched.status }
+        : {
+            ...current,
+            metadata: { ...patched.metadata, uid: current.metadata.uid, creationTimestamp: current.metadata.creationTimestamp },
+            spec: patched.spec,
+          };
+    const updated = this.store.update<KubeNode>('nodes', undefined, name, () => next);
+    if (wasUnschedulable && updated.spec.unschedulable !== true) this.kickScheduler();
+    return updated;
+  }
+
+  /** DELETE of a Node through the API. Karpenter nodes terminate their instance behind a finalizer. */
+  deleteNodeFromApi(name: string): KubeNode {
+    const s = this.nodes.get(name);
+    const node = this.store.get<KubeNode>('nodes', undefined, name);
+    if (!s || !node) throw new ApiError(404, 'NotFound', `nodes "${name}" not found`, { name, kind: 'nodes' });
+    if (s.group.kind === 'karpenter') {
+      if (!node.metadata.deletionTimestamp) {
+        this.store.update<KubeNode>('nodes', undefined, name, (n) => {
+          n.metadata.deletionTimestamp = this.timestamp();
+          n.metadata.deletionGracePeriodSeconds = 0;
+          return n;
+        });
+        this.terminateInstance(s.instanceId, { decrementDesiredCapacity: false });
+      }
+      return structuredClone(this.store.get<KubeNode>('nodes', undefined, name) ?? node);
+    }
+    // A managed-node-group instance keeps running: its kubelet registers the node again.
+    const group = s.group;
+    const instanceId = s.instanceId;
+    const removed = structuredClone(node);
+    this.removeNode(name);
+    this.later(this.opts.replaceDelayMs, () => {
+      const inst = this.instances.get(instanceId);
+      if (inst?.state === 'running') this.addNode(group, { name, instanceId, ip: s.ip, az: s.az });
+    });
+    return removed;
+  }
+
+  deletePodFromApi(namespace: string, name: string): KubePod {
+    const p = this.store.get<KubePod>('pods', namespace, name);
+    if (!p) throw new ApiError(404, 'NotFound', `pods "${name}" not found`, { name, kind: 'pods' });
+    return this.terminatePod(p, 'delete');
+  }
+
+  /** The Eviction API: 429 while a matching PDB allows no disruption. */
+  evictPod(namespace: string, name: string): void {
+    const p = this.store.get<KubePod>('pods', namespace, name);
+    if (!p) throw new ApiError(404, 'NotFound', `pods "${name}" not found`, { name, kind: 'pods' });
+    if (p.metadata.deletionTimestamp) return;
+    const pdbs = this.matchingPdbs(p);
+    const blocked = pdbs.find((b) => b.status.disruptionsAllowed <= 0);
+    if (blocked)
+      throw new ApiError(429, 'TooManyRequests', "Cannot evict pod as it would violate the pod's disruption budget.", {
+        causes: [
+          {
+            reason: 'DisruptionBudget',
+            message: `The disruption budget ${blocked.metadata.name} needs ${blocked.status.desiredHealthy} healthy pods and has ${blocked.status.currentHealthy} currently`,
+          },
+        ],
+      });
+    for (const b of pdbs) {
+      const key = podKey(b.metadata.namespace, b.metadata.name);
+      const pinned = this.pdbOverrides.get(key);
+      if (pinned !== undefined) this.pdbOverrides.set(key, Math.max(0, pinned - 1));
+    }
+    this.terminatePod(p, 'evict');
+  }
+
+  getLease(namespace: string, name: string): KubeLease | undefined {
+    return this.store.get<KubeLease>('leases', namespace, name);
+  }
+
+  createLease(namespace: string, lease: KubeLease): KubeLease {
+    const name = lease.metadata?.name;
+    if (!name) throw new ApiError(422, 'Invalid', 'Lease.coordination.k8s.io "" is invalid: metadata.name: Required value: name or generateName is required');
+    if (this.store.get('leases', namespace, name))
+      throw new ApiError(409, 'AlreadyExists', `leases.coordination.k8s.io "${name}" already exists`, {
+        name,
+        group: 'coordination.k8s.io',
+        kind: 'leases',
+      });
+    const obj: KubeLease = {
+      ...lease,
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: {
+        ...lease.metadata,
+        namespace,
+        uid: this.rng.uuid(),
+        resourceVersion: '0',
+        creationTimestamp: this.timestamp(),
+      },
+      spec: lease.spec ?? {},
+    };
+    return this.store.create('leases', obj);
+  }
+
+  /** PUT with optimistic concurrency: a stale (or missing) resourceVersion is a 409 Conflict. */
+  replaceLease(namespace: string, name: string, lease: KubeLease): KubeLease {
+    const current = this.store.get<KubeLease>('leases', namespace, name);
+    if (!current) throw new ApiError(404, 'NotFound', `leases.coordination.k8s.io "${name}" not found`, { name });
+    const rv = lease.metadata?.resourceVersion;
+    if (rv && rv !== current.metadata.resourceVersion)
+      throw new ApiError(
+        409,
+        'Conflict',
+        `Operation cannot be fulfilled on leases.coordination.k8s.io "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+        { name, group: 'coordination.k8s.io', kind: 'leases' },
+      );
+    return this.store.update<KubeLease>('leases', namespace, name, () => ({
+      ...lease,
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { ...lease.metadata, name, namespace, uid: current.metadata.uid, creationTimestamp: current.metadata.creationTimestamp, resourceVersion: current.metadata.resourceVersion },
+      spec: lease.spec ?? {},
+    }));
+  }
+
+  /** What a scrape of the node's exporter gets right now. */
+  exporterScrape(node: string): ExporterScrape {
+    const s = this.state(node);
+    if (s.rebooting)
+      return { kind: 'error', status: 503, message: `error trying to reach service: dial tcp ${s.ip}:${DCGM_EXPORTER_PORT}: connect: no route to host` };
+    switch (s.exporterMode) {
+      case 'hang':
+        return { kind: 'hang' };
+      case 'error':
+        return { kind: 'error', status: 503, message: `error trying to reach service: dial tcp ${s.ip}:${DCGM_EXPORTER_PORT}: connect: connection refused` };
+      case 'missing':
+        return { kind: 'error', status: 404, message: 'no dcgm-exporter on this node' };
+      case 'garbage': {
+        const text = this.exposition(s);
+        return { kind: 'garbage', body: `${text.slice(0, Math.floor(text.length / 3))}\u0000\u0001{{{ garbled 0x7f\nDCGM_FI_DEV_GPU_TEMP{gpu="0" 2x\n` };
+      }
+      default:
+        return { kind: 'ok', body: this.exposition(s) };
+    }
+  }
+
+  // ---------------------------------------------------------------- CloudEffects
+
+  describeInstances(instanceIds?: string[]): SimInstance[] {
+    const all = [...this.instances.values()];
+    const picked = instanceIds && instanceIds.length > 0 ? all.filter((i) => instanceIds.includes(i.instanceId)) : all;
+    return picked.map((i) => structuredClone(i));
+  }
+
+  rebootInstance(instanceId: string): boolean {
+    const inst = this.instances.get(instanceId);
+    if (!inst || inst.state !== 'running') return false;
+    const s = this.stateByInstance(instanceId);
+    if (!s) return true;
+    s.rebooting = true;
+    s.rebootTimer?.cancel();
+    this.setReady(s, false, 'NodeStatusUnknown', 'Kubelet stopped posting node status.');
+    s.rebootTimer = this.later(this.opts.rebootDelayMs, () => this.finishReboot(s));
+    this.log?.info({ node: s.name, instanceId }, 'sim: instance rebooting');
+    return true;
+  }
+
+  terminateInstance(instanceId: string, opts: { decrementDesiredCapacity: boolean }): InstanceState | undefined {
+    const inst = this.instances.get(instanceId);
+    if (!inst) return undefined;
+    const before = inst.state;
+    if (before === 'shutting-down' || before === 'terminated') return before;
+    inst.state = 'shutting-down';
+    const s = this.stateByInstance(instanceId);
+    if (s) {
+      s.rebootTimer?.cancel();
+      this.setReady(s, false, 'NodeStatusUnknown', 'Kubelet stopped posting node status.');
+    }
+    const group = s?.group;
+    this.later(this.opts.terminateDelayMs, () => {
+      inst.state = 'terminated';
+      if (s && this.nodes.get(s.name) === s) this.removeNode(s.name);
+    });
+    const replace =
+      group && ((group.kind === 'managed' && !opts.decrementDesiredCapacity) || group.kind === 'karpenter');
+    if (group && replace) this.later(this.opts.replaceDelayMs, () => this.addNode(group));
+    this.log?.info({ instanceId, node: s?.name, replace }, 'sim: instance terminating');
+    return before;
+  }
+
+  /** Cancels every pending effect (reboots, replacements, restarts). */
+  close(): void {
+    this.closed = true;
+    for (const t of this.timers) t.cancel();
+    this.timers.clear();
+  }
+
+  // ---------------------------------------------------------------- internals: nodes
+
+  private state(node: string): NodeState {
+    const s = this.nodes.get(node);
+    if (!s) throw new Error(`unknown node ${node}`);
+    return s;
+  }
+
+  private stateByInstance(instanceId: string): NodeState | undefined {
+    for (const s of this.nodes.values()) if (s.instanceId === instanceId) return s;
+    return undefined;
+  }
+
+  private gpu(s: NodeState, index: number): SimGpu {
+    const g = s.gpus[index];
+    if (!g) throw new Error(`node ${s.name} has no GPU ${index}`);
+    return g;
+  }
+
+  private timestamp(): string {
+    return new Date(this.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  }
+
+  private later(ms: number, fn: () => void): SimTimer {
+    const t = this.clock.setTimeout(() => {
+      this.timers.delete(t);
+      if (!this.closed) fn();
+    }, ms);
+    this.timers.add(t);
+    return t;
+  }
+
+  private daemonSets(): DaemonSetSpec[] {
+    return this.opts.dcgmServer ? [...DAEMONSETS, DCGM_SERVER_DAEMONSET] : [...DAEMONSETS];
+  }
+
+  private newIp(): string {
+    for (;;) {
+      const ip = `10.0.${this.rng.int(0, 255)}.${this.rng.int(1, 254)}`;
+      if (!this.usedIps.has(ip)) {
+        this.usedIps.add(ip);
+        return ip;
+      }
+    }
+  }
+
+  private addNode(
+    group: NodeGroup,
+    reuse?: { name: string; instanceId: string; ip: string; az: string },
+  ): NodeState {
+    const ip = reuse?.ip ?? this.newIp();
+    const name = reuse?.name ?? `ip-${ip.replaceAll('.', '-')}.ec2.internal`;
+    const zones = ['a', 'b', 'c'];
+    const az = reuse?.az ?? `${this.region}${zones[this.nodes.size % zones.length]}`;
+    const instanceId = reuse?.instanceId ?? `i-0${this.rng.hex(16)}`;
+    const instanceType = group.instanceType;
+    const info = instanceTypeInfo(instanceType);
+    const gpuNode = group.kind === 'karpenter' || group.gpu;
+    const gpuCount = gpuNode ? this.opts.gpusPerNode : 0;
+    const now = this.timestamp();
+
+    if (!reuse) {
+      const tags: Record<string, string> = {
+        Name: group.kind === 'managed' ? `${this.clusterName}-${group.name}-Node` : `${this.clusterName}/karpenter/${group.pool}`,
+        [`kubernetes.io/cluster/${this.clusterName}`]: 'owned',
+        'eks:cluster-name': this.clusterName,
+      };
+      if (group.kind === 'managed') {
+        tags['eks:nodegroup-name'] = group.name;
+        tags['aws:autoscaling:groupName'] = group.asg;
+      } else {
+        tags['karpenter.sh/nodepool'] = group.pool;
+        tags['karpenter.k8s.aws/ec2nodeclass'] = 'default';
+        tags['karpenter.sh/nodeclaim'] = `${group.pool}-${this.rng.suffix()}`;
+      }
+      this.instances.set(instanceId, {
+        instanceId,
+        instanceType,
+        availabilityZone: az,
+        state: 'running',
+        ...(group.kind === 'managed' ? { autoScalingGroup: group.asg } : {}),
+        privateDnsName: name,
+        launchTime: new Date(this.clock.now()).toISOString(),
+        tags,
+      });
+    }
+
+    const s: NodeState = {
+      name,
+      ip,
+      az,
+      instanceId,
+      group,
+      gpuNode,
+      gpus: Array.from({ length: gpuCount }, (_, i) => makeGpu(i, this.rng, info.gpuModel || undefined)),
+      kernelLog: [],
+      exporterMode: 'ok',
+      persistent: [],
+      rebooting: false,
+      injectedConditions: new Set(),
+      allocations: new Map(),
+    };
+    this.nodes.set(name, s);
+    this.podsByNode.set(name, new Set());
+
+    const labels: Record<string, string> = {
+      'beta.kubernetes.io/arch': 'amd64',
+      'beta.kubernetes.io/instance-type': instanceType,
+      'beta.kubernetes.io/os': 'linux',
+      'failure-domain.beta.kubernetes.io/region': this.region,
+      'failure-domain.beta.kubernetes.io/zone': az,
+      'kubernetes.io/arch': 'amd64',
+      'kubernetes.io/hostname': name,
+      'kubernetes.io/os': 'linux',
+      'node.kubernetes.io/instance-type': instanceType,
+      'topology.k8s.aws/zone-id': `use1-az${(this.nodes.size % 6) + 1}`,
+      'topology.kubernetes.io/region': this.region,
+      'topology.kubernetes.io/zone': az,
+    };
+    if (group.kind === 'managed') {
+      labels['eks.amazonaws.com/capacityType'] = 'ON_DEMAND';
+      labels['eks.amazonaws.com/nodegroup'] = group.name;
+      labels['eks.amazonaws.com/nodegroup-image'] = 'ami-0c1d2e3f4a5b6c7d8';
+    } else {
+      labels['karpenter.sh/nodepool'] = group.pool;
+      labels['karpenter.sh/capacity-type'] = 'on-demand';
+      labels['karpenter.sh/initialized'] = 'true';
+      labels['karpenter.sh/registered'] = 'true';
+      labels['karpenter.k8s.aws/instance-family'] = instanceType.split('.')[0] ?? '';
+      labels['karpenter.k8s.aws/instance-size'] = instanceType.split('.')[1] ?? '';
+    }
+    if (gpuNode) {
+      labels['nvidia.com/gpu.present'] = 'true';
+      labels['nvidia.com/gpu.product'] = (info.gpuModel || 'NVIDIA-H100-80GB-HBM3').replaceAll(' ', '-');
+      labels['nvidia.com/gpu.count'] = String(gpuCount);
+    }
+    const memKi = info.memoryGiB * 1024 * 1024;
+    const capacity: Record<string, string> = {
+      cpu: String(info.cpu),
+      'ephemeral-storage': '524275692Ki',
+      'hugepages-1Gi': '0',
+      'hugepages-2Mi': '0',
+      memory: `${memKi - 16_384}Ki`,
+      pods: gpuNode ? '100' : '58',
+    };
+    const allocatable: Record<string, string> = {
+      cpu: `${info.cpu * 1000 - 550}m`,
+      'ephemeral-storage': '482098735124',
+      'hugepages-1Gi': '0',
+      'hugepages-2Mi': '0',
+      memory: `${Math.floor(memKi * 0.97)}Ki`,
+      pods: capacity.pods ?? '100',
+    };
+    if (gpuNode) {
+      capacity['nvidia.com/gpu'] = String(gpuCount);
+      allocatable['nvidia.com/gpu'] = String(gpuCount);
+      if (info.efa > 0) {
+        capacity['vpc.amazonaws.com/efa'] = String(info.efa);
+        allocatable['vpc.amazonaws.com/efa'] = String(info.efa);
+      }
+    }
+    const node: KubeNode = {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: {
+        name,
+        uid: this.rng.uuid(),
+        resourceVersion: '0',
+        creationTimestamp: now,
+        labels,
+        annotations: {
+          'alpha.kubernetes.io/provided-node-ip': ip,
+          'node.alpha.kubernetes.io/ttl': '0',
+          'volumes.kubernetes.io/controller-managed-attach-detach': 'true',
+        },
+        ...(group.kind === 'karpenter' ? { finalizers: ['karpenter.sh/termination'] } : {}),
+      },
+      spec: { providerID: `aws:///${az}/${instanceId}` },
+      status: {
+        capacity,
+        allocatable,
+        conditions: this.baseConditions(gpuNode, now),
+        addresses: [
+          { type: 'InternalIP', address: ip },
+          { type: 'InternalDNS', address: name },
+          { type: 'Hostname', address: name },
+        ],
+        daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
+        nodeInfo: {
+          bootID: this.rng.uuid(),
+          machineID: this.rng.hex(32),
+          systemUUID: `ec2${this.rng.hex(5)}-${this.rng.hex(4)}-${this.rng.hex(4)}-${this.rng.hex(4)}-${this.rng.hex(12)}`,
+          kernelVersion: '6.1.119-129.201.amzn2023.x86_64',
+          osImage: 'Amazon Linux 2023.6.20250107',
+          containerRuntimeVersion: 'containerd://1.7.25',
+          kubeletVersion: this.opts.kubeletVersion,
+          kubeProxyVersion: this.opts.kubeletVersion,
+          operatingSystem: 'linux',
+          architecture: 'amd64',
+        },
+      },
+    };
+    this.store.create('nodes', node);
+    if (this.opts.workloads) {
+      for (const ds of this.daemonSets()) if (gpuNode || !ds.gpuOnly) this.createDaemonSetPod(s, ds);
+    }
+    this.kickScheduler();
+    return s;
+  }
+
+  private baseConditions(gpuNode: boolean, now: string): NodeConditionObject[] {
+    const base = NODE_CONDITION_DEFAULTS.map((c) => ({ ...c, lastHeartbeatTime: now, lastTransitionTime: now }));
+    if (gpuNode) base.push({ ...ACCELERATED_READY, lastHeartbeatTime: now, lastTransitionTime: now });
+    return base;
+  }
+
+  private removeNode(name: string): void {
+    const s = this.nodes.get(name);
+    if (!s) return;
+    s.rebootTimer?.cancel();
+    for (const p of this.podsOn({ nodeName: name })) this.removePod(p, 'node-gone');
+    this.nodes.delete(name);
+    this.podsByNode.delete(name);
+    this.store.delete('nodes', undefined, name);
+    this.log?.info({ node: name }, 'sim: node removed');
+  }
+
+  private setReady(s: NodeState, ready: boolean, reason: string, message: string): void {
+    const now = this.timestamp();
+    this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
+      n.status.conditions = n.status.conditions.map((c) => {
+        if (c.type !== 'Ready') return c;
+        const status = ready ? 'True' : 'Unknown';
+        return { ...c, status, reason, message, lastHeartbeatTime: now, lastTransitionTime: c.status === status ? c.lastTransitionTime : now };
+      });
+      return n;
+    });
+  }
+
+  private finishReboot(s: NodeState): void {
+    if (this.nodes.get(s.name) !== s) return;
+    s.rebooting = false;
+    s.rebootTimer = undefined;
+    s.kernelLog = [];
+    for (const g of s.gpus) resetAfterReboot(g);
+    this.reapplyAllocationsLoad(s);
+    s.exporterMode = 'ok';
+    const bootID = this.rng.uuid();
+    const now = this.timestamp();
+    this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
+      n.status.nodeInfo = { ...n.status.nodeInfo, bootID };
+      n.status.conditions = this.baseConditions(s.gpuNode, now).map((c) => {
+        const keep = n.status.conditions.find((o) => o.type === c.type);
+        return keep && keep.status === c.status ? { ...c, lastTransitionTime: keep.lastTransitionTime } : c;
+      });
+      return n;
+    });
+    s.injectedConditions.clear();
+    this.gpuChanged(s);
+    this.syncAllocatable(s);
+    if (s.gpuNode && this.opts.workloads) {
+      const exporter = this.exporterPod(s.name);
+      if (exporter) this.bumpRestartCount(exporter);
+      else this.createDaemonSetPod(s, EXPORTER_DS);
+    }
+    const replay = s.persistent;
+    s.persistent = [];
+    for (const fault of replay) fault();
+    s.persistent = replay;
+    this.log?.info({ node: s.name, bootID }, 'sim: node rebooted');
+    this.kickScheduler();
+  }
+
+  private resetConditions(s: NodeState): void {
+    if (s.injectedConditions.size === 0) return;
+    const now = this.timestamp();
+    const defaults = this.baseConditions(s.gpuNode, now);
+    this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
+      n.status.conditions = n.status.conditions
+        .filter((c) => !s.injectedConditions.has(c.type) || defaults.some((d) => d.type === c.type))
+        .map((c) => (s.injectedConditions.has(c.type) ? (defaults.find((d) => d.type === c.type) ?? c) : c));
+      return n;
+    });
+    s.injectedConditions.clear();
+  }
+
+  private syncAllocatable(s: NodeState): void {
+    if (!s.gpuNode) return;
+    const present = String(s.gpus.filter((g) => g.present).length);
+    const n = this.store.get<KubeNode>('nodes', undefined, s.name);
+    if (!n || n.status.allocatable['nvidia.com/gpu'] === present) return;
+    this.store.update<KubeNode>('nodes', undefined, s.name, (node) => {
+      node.status.allocatable = { ...node.status.allocatable, 'nvidia.com/gpu': present };
+      return node;
+    });
+  }
+
+  private gpuChanged(s: NodeState): void {
+    s.exposition = undefined;
+  }
+
+  private exposition(s: NodeState): string {
+    s.exposition ??= renderExporterMetrics(s.name, s.gpus, { extraCounters: this.opts.extraCounters });
+    return s.exposition;
+  }
+
+  // ---------------------------------------------------------------- internals: pods and controllers
+
+  private createWorkloads(): void {
+    const gpuNodes = [...this.nodes.values()].filter((s) => s.gpuNode);
+    if (gpuNodes.length === 0) return;
+    const now = this.timestamp();
+    const replicas = Math.min(3, gpuNodes.length);
+    const job = this.store.create('pytorchjobs', pytorchJob(this.rng, now, replicas - 1));
+    this.createJobPod(job, 'master', 0);
+    for (let i = 0; i < replicas - 1; i++) this.createJobPod(job, 'worker', i);
+
+    this.store.create('poddisruptionbudgets', servingPdb(this.rng, now, 1));
+    for (let i = 0; i < 2; i++) this.createServingPod();
+
+    const host = gpuNodes[Math.min(5, gpuNodes.length - 1)];
+    if (host) this.createMirrorPod(host);
+    this.recomputePdbs();
+  }
+
+  private placement(s: NodeState): { nodeName: string; hostIP: string; podIP: string } {
+    const third = s.ip.split('.')[2] ?? '0';
+    return { nodeName: s.name, hostIP: s.ip, podIP: `10.0.${third}.${this.rng.int(1, 254)}` };
+  }
+
+  private addPod(p: KubePod): KubePod {
+    const created = this.store.create('pods', p);
+    if (p.spec.nodeName) this.podsByNode.get(p.spec.nodeName)?.add(podKey(p.metadata.namespace, p.metadata.name));
+    return created;
+  }
+
+  private createDaemonSetPod(s: NodeState, ds: DaemonSetSpec): void {
+    const uid = this.dsUids.get(ds.name) ?? this.rng.uuid();
+    const hostNetwork = ds.name === 'aws-node' || ds.name === 'kube-proxy';
+    this.addPod(daemonSetPod(this.rng, this.timestamp(), ds, uid, this.placement(s), hostNetwork));
+  }
+
+  private createMirrorPod(s: NodeState): void {
+    const node = this.store.get<KubeNode>('nodes', undefined, s.name);
+    if (!node) return;
+    this.addPod(mirrorPod(this.rng, this.timestamp(), s.name, node.metadata.uid, this.placement(s)));
+  }
+
+  private createJobPod(job: KubeTrainingJob, type: ReplicaType, index: number): void {
+    const pod = pytorchJobPod(this.rng, this.timestamp(), job, type, index, {});
+    this.schedule(pod);
+  }
+
+  private createServingPod(): void {
+    const pod = servingPod(this.rng, this.timestamp(), this.servingRs.uid, this.servingRs.name, {});
+    this.schedule(pod);
+  }
+
+  /** Places a GPU pod on the first Ready, schedulable GPU node with enough free GPUs, or leaves it Pending. */
+  private schedule(pod: KubePod): void {
+    const need = podGpuRequest(pod);
+    for (const s of this.nodes.values()) {
+      if (!s.gpuNode || s.rebooting) continue;
+      const node = this.store.get<KubeNode>('nodes', undefined, s.name);
+      if (!node || node.spec.unschedulable || node.metadata.deletionTimestamp) continue;
+      if (node.status.conditions.find((c) => c.type === 'Ready')?.status !== 'True') continue;
+      const free = s.gpus.filter((g) => g.present && !s.allocations.has(g.index));
+      if (free.length < need) continue;
+      const at = this.placement(s);
+      pod.spec.nodeName = at.nodeName;
+      const now = this.timestamp();
+      pod.status = {
+        phase: 'Running',
+        hostIP: at.hostIP,
+        podIP: at.podIP,
+        startTime: now,
+        conditions: ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'].map((type) => ({ type, status: 'True' })),
+        containerStatuses: pod.spec.containers.map((c) => ({ name: c.name, ready: true, restartCount: 0, image: c.image, started: true })),
+      };
+      const key = podKey(pod.metadata.namespace, pod.metadata.name);
+      for (const g of free.slice(0, need)) {
+        s.allocations.set(g.index, key);
+        g.pod = { namespace: pod.metadata.namespace ?? 'default', pod: pod.metadata.name, container: pod.spec.containers[0]?.name ?? '' };
+        this.applyLoad(g, true);
+      }
+      this.gpuChanged(s);
+      if (this.store.get('pods', pod.metadata.namespace, pod.metadata.name)) {
+        this.store.update<KubePod>('pods', pod.metadata.namespace, pod.metadata.name, () => pod);
+        this.podsByNode.get(s.name)?.add(key);
+      } else this.addPod(pod);
+      this.onPodScheduled(pod);
+      return;
+    }
+    if (!this.store.get('pods', pod.metadata.namespace, pod.metadata.name)) this.addPod(pod);
+    this.kickScheduler();
+  }
+
+  private applyLoad(g: SimGpu, busy: boolean): void {
+    g.utilizationPct = busy ? 97 : 0;
+    g.fbUsedMiB = busy ? 71_234 : 0;
+    g.powerW = busy ? 612.5 : 68.2;
+    g.temperatureC = busy ? 58 : 30;
+    g.memoryTemperatureC = busy ? 64 : 34;
+  }
+
+  private reapplyAllocationsLoad(s: NodeState): void {
+    for (const g of s.gpus) if (s.allocations.has(g.index)) this.applyLoad(g, true);
+  }
+
+  /** Retries Pending pods after a controller-ish delay. */
+  private kickScheduler(): void {
+    if (this.pendingTimer) return;
+    const pending = this.store.list<KubePod>('pods').some((p) => !p.spec.nodeName);
+    if (!pending) return;
+    this.pendingTimer = this.later(this.opts.rescheduleDelayMs, () => {
+      this.pendingTimer = undefined;
+      for (const p of this.store.list<KubePod>('pods')) if (!p.spec.nodeName) this.schedule(p);
+    });
+  }
+
+  private onPodScheduled(pod: KubePod): void {
+    if (pod.metadata.labels?.app === 'inference') this.recomputePdbs();
+    const owner = pod.metadata.ownerReferences?.find((o) => o.kind === 'PyTorchJob');
+    if (!owner) return;
+    const jobPodsPending = this.store
+      .list<KubePod>('pods', pod.metadata.namespace)
+      .some((p) => p.metadata.labels?.['training.kubeflow.org/job-name'] === owner.name && !p.spec.nodeName);
+    if (!jobPodsPending) this.setJobRunning(pod.metadata.namespace ?? '', owner.name, true);
+  }
+
+  private setJobRunning(namespace: string, name: string, running: boolean, message?: string): void {
+    const job = this.store.get<KubeTrainingJob>('pytorchjobs', namespace, name);
+    if (!job) return;
+    const isRunning = job.status.conditions.some((c) => c.type === 'Running' && c.status === 'True');
+    if (isRunning === running) return;
+    const now = this.timestamp();
+    this.store.update<KubeTrainingJob>('pytorchjobs', namespace, name, (j) => {
+      const others = j.status.conditions.filter((c) => c.type !== 'Running' && c.type !== 'Restarting');
+      j.status.conditions = running
+        ? [
+            ...others,
+            jobCondition('Restarting', 'False', 'PyTorchJobRestarting', `PyTorchJob ${name} is restarting.`, now),
+            jobCondition('Running', 'True', 'PyTorchJobRunning', `PyTorchJob ${name} is running.`, now),
+          ]
+        : [
+            ...others,
+            jobCondition('Running', 'False', 'PyTorchJobRunning', `PyTorchJob ${name} is not running.`, now),
+            jobCondition('Restarting', 'True', 'PyTorchJobRestarting', message ?? `PyTorchJob ${name} is restarting.`, now),
+          ];
+      return j;
+    });
+  }
+
+  private bumpRestartCount(p: KubePod): void {
+    this.store.update<KubePod>('pods', p.metadata.namespace, p.metadata.name, (pod) => {
+      pod.status.containerStatuses = pod.status.containerStatuses?.map((c) => ({ ...c, restartCount: c.restartCount + 1 }));
+      return pod;
+    });
+  }
+
+  /** Deletion with the configured grace period: deletionTimestamp first, then gone. */
+  private terminatePod(p: KubePod, cause: 'evict' | 'delete'): KubePod {
+    if (this.opts.podTerminationMs <= 0) {
+      this.removePod(p, cause);
+      return structuredClone(p);
+    }
+    const updated = this.store.update<KubePod>('pods', p.metadata.namespace, p.metadata.name, (pod) => {
+      pod.metadata.deletionTimestamp = this.timestamp();
+      pod.metadata.deletionGracePeriodSeconds = Math.ceil(this.opts.podTerminationMs / 1000);
+      return pod;
+    });
+    this.recomputePdbs();
+    this.later(this.opts.podTerminationMs, () => {
+      const still = this.store.get<KubePod>('pods', p.metadata.namespace, p.metadata.name);
+      if (still && still.metadata.uid === p.metadata.uid) this.removePod(still, cause);
+    });
+    return structuredClone(updated);
+  }
+
+  /** Removes a pod and lets its controller react (job restart, ReplicaSet/DaemonSet/kubelet recreate). */
+  private removePod(p: KubePod, cause: 'evict' | 'delete' | 'node-gone'): void {
+    const ns = p.metadata.namespace;
+    const key = podKey(ns, p.metadata.name);
+    const nodeName = p.spec.nodeName;
+    this.store.delete('pods', ns, p.metadata.name);
+    const s = nodeName ? this.nodes.get(nodeName) : undefined;
+    if (nodeName) this.podsByNode.get(nodeName)?.delete(key);
+    if (s) {
+      for (const [idx, owner] of s.allocations) {
+        if (owner !== key) continue;
+        s.allocations.delete(idx);
+        const g = s.gpus[idx];
+        if (g) {
+          g.pod = undefined;
+          this.applyLoad(g, false);
+        }
+      }
+      this.gpuChanged(s);
+    }
+    const owner = p.metadata.ownerReferences?.[0];
+    const delay = this.opts.rescheduleDelayMs;
+    if (owner?.kind === 'PyTorchJob' && ns) {
+      const type = (p.metadata.labels?.['training.kubeflow.org/replica-type'] ?? 'worker') as ReplicaType;
+      const index = Number(p.metadata.labels?.['training.kubeflow.org/replica-index'] ?? 0);
+      const typeName = type === 'master' ? 'Master' : 'Worker';
+      this.setJobRunning(ns, owner.name, false, `PyTorchJob ${owner.name} is restarting because 1 ${typeName} replica(s) failed.`);
+      this.later(delay, () => {
+        const job = this.store.get<KubeTrainingJob>('pytorchjobs', ns, owner.name);
+        if (job && !this.store.get('pods', ns, p.metadata.name)) this.createJobPod(job, type, index);
+      });
+    } else if (owner?.kind === 'ReplicaSet') {
+      this.later(delay, () => this.createServingPod());
+    } else if (isDaemonSetPod(p) && cause !== 'node-gone' && s) {
+      const ds = this.daemonSets().find((d) => d.name === owner?.name);
+      const isExporter = ds?.name === 'nvidia-dcgm-exporter';
+      this.later(delay, () => {
+        if (this.nodes.get(s.name) !== s || !ds) return;
+        if (isExporter && (s.exporterMode === 'missing' || this.exporterPod(s.name))) return;
+        this.createDaemonSetPod(s, ds);
+      });
+    } else if (isMirrorPod(p) && cause !== 'node-gone' && s) {
+      this.later(delay, () => {
+        if (this.nodes.get(s.name) === s && !this.store.get('pods', ns, p.metadata.name)) this.createMirrorPod(s);
+      });
+    }
+    this.recomputePdbs();
+  }
+
+  private matchingPdbs(p: KubePod): KubePdb[] {
+    return this.store
+      .list<KubePdb>('poddisruptionbudgets', p.metadata.namespace)
+      .filter((b) =>
+        Object.entries(b.spec.selector.matchLabels).every(([k, v]) => p.metadata.labels?.[k] === v),
+      );
+  }
+
+  private recomputePdbs(): void {
+    for (const b of this.store.list<KubePdb>('poddisruptionbudgets')) {
+      const pods = this.store
+        .list<KubePod>('pods', b.metadata.namespace)
+        .filter((p) => Object.entries(b.spec.selector.matchLabels).every(([k, v]) => p.metadata.labels?.[k] === v));
+      const healthy = pods.filter((p) => p.status.phase === 'Running' && !p.metadata.deletionTimestamp).length;
+      const expected = pods.length;
+      const desired =
+        typeof b.spec.minAvailable === 'number'
+          ? b.spec.minAvailable
+          : typeof b.spec.maxUnavailable === 'number'
+            ? Math.max(0, expected - b.spec.maxUnavailable)
+            : expected;
+      const pinned = this.pdbOverrides.get(podKey(b.metadata.namespace, b.metadata.name));
+      const allowed = pinned ?? Math.max(0, healthy - desired);
+      const st = b.status;
+      if (st.currentHealthy === healthy && st.desiredHealthy === desired && st.expectedPods === expected && st.disruptionsAllowed === allowed)
+        continue;
+      this.store.update<KubePdb>('poddisruptionbudgets', b.metadata.namespace, b.metadata.name, (pdb) => {
+        pdb.status = { ...pdb.status, currentHealthy: healthy, desiredHealthy: desired, expectedPods: expected, disruptionsAllowed: allowed };
+        return pdb;
+      });
+    }
+  }
+}

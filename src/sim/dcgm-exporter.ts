@@ -1,0 +1,281 @@
+import type { SimGpu } from './sim-gpu.js';
+import { xidName } from './xid-text.js';
+
+/**
+ * Renders what dcgm-exporter serves on :9400/metrics for one node, from the simulated GPU state.
+ *
+ * Families follow dcgm-exporter's default counters file (default-counters.csv) in its order, with its
+ * help texts; `extraCounters` adds the lines an operator un-comments to get ECC, retired pages, NVLink
+ * error counters and the per-XID count. Health is deliberately NOT rendered: dcgm-exporter has no health
+ * metric, so injected DCGM health reaches gpu-medic through node conditions / dcgm-server instead.
+ * A GPU that fell off the bus is absent from the output, as DCGM no longer sees it.
+ */
+export interface ExporterRenderOptions {
+  /** Add ECC, retired pages, NVLink error and XID-count families (default true in the simulator). */
+  extraCounters?: boolean;
+  driverVersion?: string;
+  /** `Hostname` (GPU Operator, default) or `hostname` (some Helm deployments). */
+  hostnameLabel?: 'Hostname' | 'hostname';
+}
+
+export const DEFAULT_DRIVER_VERSION = '570.133.20';
+
+type Family = {
+  name: string;
+  type: 'gauge' | 'counter';
+  help: string;
+  value: (g: SimGpu) => string;
+};
+
+const int = (n: number): string => String(Math.trunc(n));
+const float = (n: number): string => n.toFixed(6);
+
+/** default-counters.csv, enabled lines, in file order. */
+export const DEFAULT_FAMILIES: readonly Family[] = [
+  { name: 'DCGM_FI_DEV_SM_CLOCK', type: 'gauge', help: 'SM clock frequency (in MHz).', value: (g) => int(g.smClockMhz) },
+  {
+    name: 'DCGM_FI_DEV_MEM_CLOCK',
+    type: 'gauge',
+    help: 'Memory clock frequency (in MHz).',
+    value: (g) => int(g.memClockMhz),
+  },
+  {
+    name: 'DCGM_FI_DEV_MEMORY_TEMP',
+    type: 'gauge',
+    help: 'Memory temperature (in C).',
+    value: (g) => int(g.memoryTemperatureC),
+  },
+  { name: 'DCGM_FI_DEV_GPU_TEMP', type: 'gauge', help: 'GPU temperature (in C).', value: (g) => int(g.temperatureC) },
+  { name: 'DCGM_FI_DEV_POWER_USAGE', type: 'gauge', help: 'Power draw (in W).', value: (g) => float(g.powerW) },
+  {
+    name: 'DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION',
+    type: 'counter',
+    help: 'Total energy consumption since boot (in mJ).',
+    value: (g) => int(g.energyMj),
+  },
+  {
+    name: 'DCGM_FI_DEV_PCIE_REPLAY_COUNTER',
+    type: 'counter',
+    help: 'Total number of PCIe retries.',
+    value: (g) => int(g.pcieReplayCounter),
+  },
+  { name: 'DCGM_FI_DEV_GPU_UTIL', type: 'gauge', help: 'GPU utilization (in %).', value: (g) => int(g.utilizationPct) },
+  {
+    name: 'DCGM_FI_DEV_MEM_COPY_UTIL',
+    type: 'gauge',
+    help: 'Memory utilization (in %).',
+    value: (g) => int(g.utilizationPct / 3),
+  },
+  { name: 'DCGM_FI_DEV_ENC_UTIL', type: 'gauge', help: 'Encoder utilization (in %).', value: () => '0' },
+  { name: 'DCGM_FI_DEV_DEC_UTIL', type: 'gauge', help: 'Decoder utilization (in %).', value: () => '0' },
+  {
+    name: 'DCGM_FI_DEV_XID_ERRORS',
+    type: 'gauge',
+    help: 'Value of the last XID error encountered.',
+    value: (g) => int(g.xidLast),
+  },
+  {
+    name: 'DCGM_FI_DEV_FB_FREE',
+    type: 'gauge',
+    help: 'Framebuffer memory free (in MiB).',
+    value: (g) => int(g.fbTotalMiB - g.fbUsedMiB - 520),
+  },
+  {
+    name: 'DCGM_FI_DEV_FB_USED',
+    type: 'gauge',
+    help: 'Framebuffer memory used (in MiB).',
+    value: (g) => int(g.fbUsedMiB),
+  },
+  {
+    name: 'DCGM_FI_DEV_FB_RESERVED',
+    type: 'gauge',
+    help: 'Framebuffer memory reserved (in MiB).',
+    value: () => '520',
+  },
+  {
+    name: 'DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL',
+    type: 'counter',
+    help: 'Total number of NVLink bandwidth counters for all lanes',
+    value: (g) => int(g.nvlinkBandwidthTotal),
+  },
+  { name: 'DCGM_FI_DEV_VGPU_LICENSE_STATUS', type: 'gauge', help: 'vGPU License status', value: () => '0' },
+  {
+    name: 'DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS',
+    type: 'counter',
+    help: 'Number of remapped rows for uncorrectable errors',
+    value: (g) => int(g.uncorrectableRemappedRows),
+  },
+  {
+    name: 'DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS',
+    type: 'counter',
+    help: 'Number of remapped rows for correctable errors',
+    value: (g) => int(g.correctableRemappedRows),
+  },
+  {
+    name: 'DCGM_FI_DEV_ROW_REMAP_FAILURE',
+    type: 'gauge',
+    help: 'Whether remapping of rows has failed',
+    value: (g) => int(g.rowRemapFailure),
+  },
+  {
+    name: 'DCGM_FI_PROF_GR_ENGINE_ACTIVE',
+    type: 'gauge',
+    help: 'Ratio of time the graphics engine is active.',
+    value: (g) => float(g.utilizationPct / 100),
+  },
+  {
+    name: 'DCGM_FI_PROF_PIPE_TENSOR_ACTIVE',
+    type: 'gauge',
+    help: 'Ratio of cycles the tensor (HMMA) pipe is active.',
+    value: (g) => float(g.utilizationPct / 250),
+  },
+  {
+    name: 'DCGM_FI_PROF_DRAM_ACTIVE',
+    type: 'gauge',
+    help: 'Ratio of cycles the device memory interface is active sending or receiving data.',
+    value: (g) => float(g.utilizationPct / 400),
+  },
+  {
+    name: 'DCGM_FI_PROF_PCIE_TX_BYTES',
+    type: 'counter',
+    help: 'The number of bytes of active pcie tx data including both header and payload.',
+    value: (g) => int(120_000 + g.utilizationPct * 9_000),
+  },
+  {
+    name: 'DCGM_FI_PROF_PCIE_RX_BYTES',
+    type: 'counter',
+    help: 'The number of bytes of active pcie rx data including both header and payload.',
+    value: (g) => int(150_000 + g.utilizationPct * 11_000),
+  },
+];
+
+/** The commented-out lines of default-counters.csv an operator enables for RAS data. */
+export const EXTRA_FAMILIES: readonly Family[] = [
+  {
+    name: 'DCGM_FI_DEV_ECC_SBE_VOL_TOTAL',
+    type: 'counter',
+    help: 'Total number of single-bit volatile ECC errors.',
+    value: (g) => int(g.eccSbeVolatile),
+  },
+  {
+    name: 'DCGM_FI_DEV_ECC_DBE_VOL_TOTAL',
+    type: 'counter',
+    help: 'Total number of double-bit volatile ECC errors.',
+    value: (g) => int(g.eccDbeVolatile),
+  },
+  {
+    name: 'DCGM_FI_DEV_ECC_SBE_AGG_TOTAL',
+    type: 'counter',
+    help: 'Total number of single-bit persistent ECC errors.',
+    value: (g) => int(g.eccSbeAggregate),
+  },
+  {
+    name: 'DCGM_FI_DEV_ECC_DBE_AGG_TOTAL',
+    type: 'counter',
+    help: 'Total number of double-bit persistent ECC errors.',
+    value: (g) => int(g.eccDbeAggregate),
+  },
+  {
+    name: 'DCGM_FI_DEV_RETIRED_SBE',
+    type: 'counter',
+    help: 'Total number of retired pages due to single-bit errors.',
+    value: (g) => int(g.retiredSbe),
+  },
+  {
+    name: 'DCGM_FI_DEV_RETIRED_DBE',
+    type: 'counter',
+    help: 'Total number of retired pages due to double-bit errors.',
+    value: (g) => int(g.retiredDbe),
+  },
+  {
+    name: 'DCGM_FI_DEV_RETIRED_PENDING',
+    type: 'counter',
+    help: 'Total number of pages pending retirement.',
+    value: (g) => int(g.retiredPending),
+  },
+  {
+    name: 'DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL',
+    type: 'counter',
+    help: 'Total number of NVLink flow-control CRC errors.',
+    value: (g) => int(g.nvlinkCrcFlitErrors),
+  },
+  {
+    name: 'DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL',
+    type: 'counter',
+    help: 'Total number of NVLink data CRC errors.',
+    value: (g) => int(g.nvlinkCrcDataErrors),
+  },
+  {
+    name: 'DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL',
+    type: 'counter',
+    help: 'Total number of NVLink retries.',
+    value: (g) => int(g.nvlinkReplayErrors),
+  },
+  {
+    name: 'DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL',
+    type: 'counter',
+    help: 'Total number of NVLink recovery errors.',
+    value: (g) => int(g.nvlinkRecoveryErrors),
+  },
+];
+
+const XID_COUNT_HELP = 'Count of XID Errors within user-specified time window (see xid-count-window-size param).';
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+function baseLabels(hostname: string, g: SimGpu, driver: string, hostLabel: string): string {
+  return (
+    `gpu="${g.index}",UUID="${g.uuid}",pci_bus_id="${g.pciBusId}",device="nvidia${g.index}",` +
+    `modelName="${escapeLabel(g.model)}",${hostLabel}="${escapeLabel(hostname)}",DCGM_FI_DRIVER_VERSION="${driver}"`
+  );
+}
+
+/** Labels after the fixed ones come sorted by name, as the exporter prints them. */
+function tailLabels(extra: Record<string, string>, g: SimGpu): string {
+  const all: Record<string, string> = { ...extra };
+  if (g.pod) {
+    all.container = g.pod.container;
+    all.namespace = g.pod.namespace;
+    all.pod = g.pod.pod;
+  }
+  const keys = Object.keys(all).sort();
+  return keys.map((k) => `,${k}="${escapeLabel(all[k] ?? '')}"`).join('');
+}
+
+export function renderExporterMetrics(
+  hostname: string,
+  gpus: readonly SimGpu[],
+  opts: ExporterRenderOptions = {},
+): string {
+  const driver = opts.driverVersion ?? DEFAULT_DRIVER_VERSION;
+  const hostLabel = opts.hostnameLabel ?? 'Hostname';
+  const visible = gpus.filter((g) => g.present);
+  const bases = visible.map((g) => baseLabels(hostname, g, driver, hostLabel));
+  const plainTails = visible.map((g) => tailLabels({}, g));
+  const out: string[] = [];
+  const families = opts.extraCounters === false ? DEFAULT_FAMILIES : [...DEFAULT_FAMILIES, ...EXTRA_FAMILIES];
+  for (const f of families) {
+    out.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`);
+    visible.forEach((g, i) => {
+      const tail =
+        f.name === 'DCGM_FI_DEV_XID_ERRORS'
+          ? tailLabels({ err_code: String(g.xidLast), err_msg: xidName(g.xidLast) }, g)
+          : plainTails[i];
+      out.push(`${f.name}{${bases[i]}${tail}} ${f.value(g)}`);
+    });
+  }
+  if (opts.extraCounters !== false) {
+    const counted = visible.flatMap((g, i) =>
+      Object.entries(g.xidCounts)
+        .filter(([, n]) => n > 0)
+        .map(([xid, n]) => `DCGM_EXP_XID_ERRORS_COUNT{${bases[i]}${tailLabels({ xid }, g)}} ${n}`),
+    );
+    if (counted.length > 0) {
+      out.push(`# HELP DCGM_EXP_XID_ERRORS_COUNT ${XID_COUNT_HELP}`, '# TYPE DCGM_EXP_XID_ERRORS_COUNT gauge');
+      out.push(...counted);
+    }
+  }
+  return `${out.join('\n')}\n`;
+}

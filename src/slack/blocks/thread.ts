@@ -1,0 +1,241 @@
+/**
+ * One thread reply per progress event: a single line a tired SRE reads top to bottom as the story of
+ * the repair, with timings. Plain mrkdwn text (no blocks): it renders the same in Slack, in
+ * notifications and on the demo console.
+ */
+import {
+  detailBoolean,
+  detailJobs,
+  detailNumber,
+  detailString,
+  type KubeflowJobRef,
+  type ProgressEvent,
+} from '../chat-events.js';
+import { actorLabel, escapeMrkdwn, formatDuration, slackDate } from '../format.js';
+import { SlackLimits, truncate } from './limits.js';
+
+export interface ThreadReply {
+  text: string;
+}
+
+const e = escapeMrkdwn;
+
+function took(event: ProgressEvent): string {
+  return event.elapsedMs !== undefined ? ` (${formatDuration(event.elapsedMs)})` : '';
+}
+
+function after(event: ProgressEvent): string {
+  return event.elapsedMs !== undefined ? ` after ${formatDuration(event.elapsedMs)}` : '';
+}
+
+/** Boot IDs and instance ids are long; the first characters identify them in a thread. */
+function short(id: string, keep = 8): string {
+  return id.length > keep + 1 ? `${id.slice(0, keep)}…` : id;
+}
+
+function job(j: Partial<KubeflowJobRef>): string {
+  const name = j.namespace && j.name ? `${j.namespace}/${j.name}` : (j.name ?? 'a training job');
+  return e(`${j.kind ?? 'Job'} ${name}`);
+}
+
+function progressOf(evicted: number | undefined, total: number | undefined, verb = 'evicted'): string {
+  if (evicted === undefined) return '';
+  return total !== undefined ? ` (${evicted} of ${total} ${verb})` : ` (${evicted} ${verb})`;
+}
+
+/** What a dry run says instead of the action line; undefined = prefix the normal line. */
+function dryRunLine(event: ProgressEvent): string | undefined {
+  const d = event.details;
+  const node = e(event.node);
+  switch (event.step) {
+    case 'cordoned':
+      return `would cordon ${node}`;
+    case 'drain_started': {
+      const pods = detailNumber(d, 'pods');
+      return `would drain ${node}${pods !== undefined ? ` (${pods} pods to evict)` : ''}`;
+    }
+    case 'pod_evicted':
+      return `would evict ${e(detailString(d, 'pod') ?? 'a pod')}`;
+    case 'reboot_issued':
+      return `would reboot ${e(detailString(d, 'instanceId') ?? node)}`;
+    case 'replace_issued':
+      return `would replace ${e(detailString(d, 'instanceId') ?? node)}`;
+    case 'uncordoned':
+      return `would uncordon ${node}`;
+    default:
+      return undefined;
+  }
+}
+
+function safetyLine(event: ProgressEvent): string {
+  const d = event.details;
+  const node = e(event.node);
+  const held = detailString(d, 'action');
+  const what = held ? `${e(held)} of ${node}` : `action on ${node}`;
+  switch (detailString(d, 'limit')) {
+    case 'circuit_breaker': {
+      const unhealthy = detailNumber(d, 'unhealthy');
+      const total = detailNumber(d, 'total');
+      const pct = detailNumber(d, 'thresholdPct');
+      const count = unhealthy !== undefined && total !== undefined ? `: ${unhealthy} of ${total} GPU nodes unhealthy` : '';
+      const limit = pct !== undefined ? ` (limit ${pct} %)` : '';
+      return `🛑 Circuit breaker open${count}${limit} — automatic actions paused; \`/gpu resume\` to resume`;
+    }
+    case 'rate_limit': {
+      const count = detailNumber(d, 'count');
+      const max = detailNumber(d, 'max');
+      const window = detailNumber(d, 'windowMinutes') ?? 60;
+      const n = count !== undefined ? `${count} remediations in the last ${formatDuration(window * 60_000)}` : 'too many remediations';
+      return `🛑 Rate limit: ${n}${max !== undefined ? ` (limit ${max})` : ''} — ${what} deferred`;
+    }
+    case 'max_concurrent': {
+      const max = detailNumber(d, 'max');
+      return `🛑 ${max !== undefined ? `${max} remediations` : 'Too many remediations'} already running${max !== undefined ? ` (limit ${max})` : ''} — ${what} queued`;
+    }
+    case 'opt_out':
+      return `🛑 ${node} carries the opt-out label${detailString(d, 'label') ? ` \`${e(detailString(d, 'label') ?? '')}\`` : ''} — alert only, no action`;
+    case 'paused':
+      return `⏸️ Automatic actions are paused — ${what} waits; \`/gpu resume\` to resume`;
+    default:
+      return `🛑 Safety limit reached — ${what} held back`;
+  }
+}
+
+function stepLine(event: ProgressEvent): string {
+  const d = event.details;
+  const node = e(event.node);
+  const by = actorLabel(event.actor);
+  switch (event.step) {
+    case 'detected': {
+      const xid = detailNumber(d, 'xid');
+      const gpu = detailNumber(d, 'gpu');
+      const category = detailString(d, 'category');
+      const what = xid !== undefined ? `XID ${xid}` : e(category ?? 'a GPU fault');
+      const cat = xid !== undefined && category ? ` (${e(category)})` : '';
+      return `🚨 Detected ${what}${gpu !== undefined ? ` on GPU ${gpu}` : ''} of ${node}${cat}`;
+    }
+    case 'policy': {
+      const action = detailString(d, 'action') ?? 'none';
+      const mode = detailString(d, 'mode') ?? 'off';
+      const rule = detailString(d, 'rule');
+      const decision = action === 'none' || mode === 'off' ? 'alert only' : `${e(action)} · ${e(mode)}`;
+      return `📋 Policy: ${decision}${rule ? ` (rule: ${e(rule)})` : ''}`;
+    }
+    case 'approval_needed': {
+      const action = detailString(d, 'action') ?? 'remediation';
+      return `✋ Waiting for approval to ${e(action)} ${node} — an admin can press the button above`;
+    }
+    case 'approved':
+      return `👍 ${e(detailString(d, 'action') ?? 'Remediation')} approved by ${by}`;
+    case 'cordoned':
+      return `✅ Cordoned ${node}${took(event)}`;
+    case 'drain_started': {
+      const pods = detailNumber(d, 'pods');
+      const skipped = detailNumber(d, 'skipped');
+      const count = pods !== undefined ? `: ${pods} pod${pods === 1 ? '' : 's'} to evict` : '';
+      return `🚿 Draining ${node}${count}${skipped ? ` (${skipped} DaemonSet/mirror pods left in place)` : ''}`;
+    }
+    case 'pod_evicted':
+      return `↪️ Evicted ${e(detailString(d, 'pod') ?? 'a pod')}${progressOf(detailNumber(d, 'evicted'), detailNumber(d, 'total'))}`;
+    case 'pdb_wait': {
+      const pdb = detailString(d, 'pdb');
+      const pod = detailString(d, 'pod');
+      return `⏳ Waiting on PodDisruptionBudget ${e(pdb ?? '(unnamed)')}${pod ? ` for pod ${e(pod)}` : ''}${progressOf(detailNumber(d, 'evicted'), detailNumber(d, 'total'))}`;
+    }
+    case 'drained': {
+      const evicted = detailNumber(d, 'evicted');
+      return `✅ Drained ${node}${evicted !== undefined ? `: ${evicted} pod${evicted === 1 ? '' : 's'} evicted` : ''}${took(event)}`;
+    }
+    case 'reboot_issued': {
+      const id = detailString(d, 'instanceId');
+      return `🔁 Reboot issued for ${id ? e(id) : node}${id ? ` (${node})` : ''}`;
+    }
+    case 'node_back': {
+      const boot = detailString(d, 'bootId');
+      return `🟢 Node back${boot ? `: new boot ID ${e(short(boot))}` : ''}${after(event)}`;
+    }
+    case 'gpu_scan': {
+      const gpus = detailNumber(d, 'gpus');
+      const expected = detailNumber(d, 'expected');
+      const count = gpus !== undefined ? ` (${gpus}/${expected ?? gpus} GPUs)` : '';
+      if (detailBoolean(d, 'healthy') === true) return `🧪 GPU scan healthy${count}`;
+      const problem = detailString(d, 'problem');
+      return `❌ GPU scan still unhealthy${count}${problem ? `: ${e(problem)}` : ''}`;
+    }
+    case 'replace_issued': {
+      const id = detailString(d, 'instanceId');
+      const target = id ? `${e(id)} (${node})` : node;
+      switch (detailString(d, 'method')) {
+        case 'asg':
+          return `♻️ Replacement requested: terminating ${target} in Auto Scaling group ${e(detailString(d, 'asg') ?? '?')} (desired capacity kept)`;
+        case 'karpenter':
+          return `♻️ Replacement requested: deleted node ${node}; Karpenter provisions a new one`;
+        default:
+          return `♻️ Replacement requested: terminating ${target}`;
+      }
+    }
+    case 'replacement_ready': {
+      const fresh = detailString(d, 'newNode');
+      return `🟢 Replacement node${fresh ? ` ${e(fresh)}` : ''} Ready${after(event)}`;
+    }
+    case 'uncordoned':
+      return `✅ Uncordoned ${node} — back in service${took(event)}`;
+    case 'kubeflow_jobs': {
+      const jobs = detailJobs(d);
+      if (jobs.length === 0) return `🧠 No Kubeflow training jobs on ${node}`;
+      const shown = jobs.slice(0, 20).map(job).join(', ');
+      const more = jobs.length > 20 ? ` and ${jobs.length - 20} more` : '';
+      return `🧠 Kubeflow jobs with pods on ${node}: ${shown}${more}`;
+    }
+    case 'kubeflow_job_running':
+      return `🧠 Kubeflow: ${job(d as Partial<KubeflowJobRef>)} running again${after(event)}`;
+    case 'kubeflow_job_not_running': {
+      const reason = detailString(d, 'reason');
+      return `⚠️ Kubeflow: ${job(d as Partial<KubeflowJobRef>)} not running again${after(event)}${reason ? ` — ${e(reason)}` : ''}`;
+    }
+    case 'resolved':
+      return `🎉 Resolved: ${node} is healthy${event.elapsedMs !== undefined ? ` — ${formatDuration(event.elapsedMs)} in total` : ''}`;
+    case 'escalated': {
+      const reason = detailString(d, 'reason');
+      const to = detailString(d, 'to') === 'replace' ? 'to replace' : 'to a human';
+      return `⬆️ Escalated ${to}${reason ? `: ${e(reason)}` : ''}`;
+    }
+    case 'failed': {
+      const stage = detailString(d, 'stage');
+      const reason = detailString(d, 'reason');
+      return `❌ Failed${stage ? ` while ${e(stage)}` : ''}${reason ? `: ${e(reason)}` : ''} — ${node} needs a human`;
+    }
+    case 'cancelled': {
+      const reason = detailString(d, 'reason');
+      return `🚫 Cancelled${event.actor ? ` by ${by}` : ''}${reason ? `: ${e(reason)}` : ''}`;
+    }
+    case 'dismissed': {
+      const reason = detailString(d, 'reason');
+      return `🙈 Dismissed${event.actor ? ` by ${by}` : ''}${reason ? `: ${e(reason)}` : ''}`;
+    }
+    case 'safety_limit':
+      return safetyLine(event);
+    case 'excluded': {
+      const until = detailNumber(d, 'until');
+      const reason = detailString(d, 'reason');
+      const who = detailString(d, 'by');
+      return `🙈 ${node} is excluded${until !== undefined ? ` until ${slackDate(until)}` : ''}${who ? ` by ${actorLabel(who)}` : ''}${reason ? ` (${e(reason)})` : ''} — no action taken`;
+    }
+    default: {
+      const unknown: never = event.step;
+      return `ℹ️ ${e(String(unknown))} on ${node}`;
+    }
+  }
+}
+
+/** The thread reply for one progress event. */
+export function threadReply(event: ProgressEvent): ThreadReply {
+  let line: string;
+  if (event.dryRun) {
+    const would = dryRunLine(event);
+    line = `🧪 DRY RUN — ${would ?? stepLine(event)}`;
+  } else {
+    line = stepLine(event);
+  }
+  return { text: truncate(line, SlackLimits.messageText) };
+}

@@ -1,0 +1,308 @@
+/**
+ * `/gpu …` text → a typed command, or a helpful error with the usage line. Also the button-value parser:
+ * Slack payloads are untrusted input, so both go through validation and never throw.
+ */
+import { z } from 'zod';
+
+export const GpuSubcommands = [
+  'status',
+  'exclude',
+  'unexclude',
+  'exclusions',
+  'cordon',
+  'uncordon',
+  'reboot',
+  'replace',
+  'history',
+  'pause',
+  'resume',
+  'help',
+] as const;
+export type GpuSubcommand = (typeof GpuSubcommands)[number];
+
+export const NodeActionKinds = ['cordon', 'uncordon', 'reboot', 'replace'] as const;
+export type NodeActionKind = (typeof NodeActionKinds)[number];
+
+export type GpuCommand =
+  | { kind: 'help' }
+  | { kind: 'status'; node?: string }
+  | { kind: 'exclude'; node: string; durationMs: number; reason?: string }
+  | { kind: 'unexclude'; node: string }
+  | { kind: 'exclusions' }
+  | { kind: NodeActionKind; node: string; reason?: string }
+  | { kind: 'history'; node: string }
+  | { kind: 'pause'; reason?: string }
+  | { kind: 'resume' };
+
+export interface CommandError {
+  error: string;
+  usage: string;
+}
+
+export type ParseResult = GpuCommand | CommandError;
+
+export function isCommandError(result: ParseResult): result is CommandError {
+  return 'error' in result;
+}
+
+const minute = 60_000;
+const hour = 60 * minute;
+const day = 24 * hour;
+
+/**
+ * An exclusion without a duration lasts 24 h: long enough for a maintenance window or an overnight
+ * investigation, short enough that a forgotten exclusion cannot hide a broken node for weeks.
+ */
+export const defaultExclusionMs = day;
+/** The longest exclusion accepted: a typo like `300d` should be an error, not a node forgotten for a year. */
+export const maxExclusionMs = 30 * day;
+
+export const usage: Record<GpuSubcommand, string> = {
+  status: '/gpu status [node]',
+  exclude: '/gpu exclude <node> [duration, e.g. 30m, 2h, 1d, 1h30m; default 24h] [reason…]',
+  unexclude: '/gpu unexclude <node>',
+  exclusions: '/gpu exclusions',
+  cordon: '/gpu cordon <node> [reason…]',
+  uncordon: '/gpu uncordon <node> [reason…]',
+  reboot: '/gpu reboot <node> [reason…]',
+  replace: '/gpu replace <node> [reason…]',
+  history: '/gpu history <node>',
+  pause: '/gpu pause [reason…]',
+  resume: '/gpu resume',
+  help: '/gpu help',
+};
+
+export const fullUsage = GpuSubcommands.map((s) => usage[s]).join('\n');
+
+/** The descriptions shown by `/gpu help`, in subcommand order. */
+export const subcommandHelp: Record<GpuSubcommand, string> = {
+  status: 'Fleet summary, or one node: verdict, GPUs, open incident, last actions',
+  exclude: 'Keep gpu-medic away from a node for a while (default 24h, at most 30d)',
+  unexclude: 'End an exclusion',
+  exclusions: 'List excluded nodes',
+  cordon: 'Cordon a node (asks for confirmation)',
+  uncordon: 'Uncordon a node (asks for confirmation)',
+  reboot: 'Cordon, drain and reboot a node (asks for confirmation)',
+  replace: 'Cordon, drain and replace a node’s instance (asks for confirmation)',
+  history: 'What gpu-medic and people did to a node',
+  pause: 'Stop all automatic actions (open the circuit breaker)',
+  resume: 'Resume automatic actions (close the circuit breaker)',
+  help: 'This help',
+};
+
+const dns1123Label = '[a-z0-9]([-a-z0-9]*[a-z0-9])?';
+const dns1123Subdomain = new RegExp(`^${dns1123Label}(\\.${dns1123Label})*$`);
+
+/** A Kubernetes node name: a DNS-1123 subdomain (lowercase alphanumerics, `-` and `.`, at most 253). */
+export function isNodeName(name: string): boolean {
+  return name.length > 0 && name.length <= 253 && dns1123Subdomain.test(name);
+}
+
+export const NodeName = z.string().refine(isNodeName, 'not a valid Kubernetes node name');
+
+/** Why a node name is invalid, in words a person can act on. */
+function nodeNameError(name: string): string | undefined {
+  if (isNodeName(name)) return undefined;
+  if (name.length > 253) return `Node name is ${name.length} characters long; Kubernetes allows at most 253.`;
+  const lower = name.toLowerCase();
+  if (lower !== name && isNodeName(lower)) {
+    return `Node names are lowercase: did you mean '${lower}'?`;
+  }
+  return `'${name}' is not a valid node name (lowercase letters, digits, '-' and '.', e.g. ip-10-0-1-2.ec2.internal).`;
+}
+
+const durationPattern = /^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$/;
+
+/** `30m`, `2h`, `1d`, `1h30m`, `1w` → milliseconds; anything else (including `0m`) → undefined. */
+export function parseDuration(text: string): number | undefined {
+  const m = durationPattern.exec(text.toLowerCase());
+  if (!m || text.length === 0) return undefined;
+  const [, w, d, h, min] = m;
+  const ms =
+    Number(w ?? 0) * 7 * day + Number(d ?? 0) * day + Number(h ?? 0) * hour + Number(min ?? 0) * minute;
+  return ms > 0 && Number.isSafeInteger(ms) ? ms : undefined;
+}
+
+/** Looks like a duration the user meant, even if it is not one we accept (`2x`, `90s`, `0h`). */
+function looksLikeDuration(token: string): boolean {
+  return /^\d+[a-z]*$/i.test(token) && /^\d/.test(token);
+}
+
+function levenshtein(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0] ?? 0;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const up = prev[j] ?? 0;
+      prev[j] = Math.min(up + 1, (prev[j - 1] ?? 0) + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = up;
+    }
+  }
+  return prev[b.length] ?? 0;
+}
+
+/** The closest subcommand within two edits, or a prefix match (`excl` → `exclude`). */
+export function suggestSubcommand(word: string): GpuSubcommand | undefined {
+  const lower = word.toLowerCase();
+  let best: GpuSubcommand | undefined;
+  let bestDistance = 3;
+  for (const candidate of GpuSubcommands) {
+    const distance = levenshtein(lower, candidate);
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best ?? GpuSubcommands.find((c) => lower.length >= 3 && c.startsWith(lower));
+}
+
+/**
+ * Slack may send a node name that looks like a host name as a link (`<http://ip-10-0-1-2.ec2.internal|ip-…>`)
+ * and escapes `&`, `<`, `>`: undo both so people can type what they see.
+ */
+export function normalizeCommandText(text: string): string {
+  return text
+    .replace(/<(?:https?:\/\/|mailto:)?([^|>]*)(?:\|([^>]*))?>/g, (_m, target: string, label?: string) => label ?? target)
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&')
+    .replace(/[\u00a0\s]+/g, ' ')
+    .trim();
+}
+
+function fail(sub: GpuSubcommand | undefined, error: string): CommandError {
+  return { error, usage: sub ? usage[sub] : fullUsage };
+}
+
+function reasonOf(words: string[]): string | undefined {
+  const reason = words.join(' ').trim();
+  return reason.length > 0 ? reason.slice(0, 500) : undefined;
+}
+
+/** Parse the text after `/gpu`. Empty text is `help`. Never throws. */
+export function parseGpuCommand(text: string): ParseResult {
+  const words = normalizeCommandText(typeof text === 'string' ? text : '').split(' ').filter(Boolean);
+  const [first, ...rest] = words;
+  if (first === undefined) return { kind: 'help' };
+  const sub = first.toLowerCase();
+  if (!(GpuSubcommands as readonly string[]).includes(sub)) {
+    const guess = suggestSubcommand(sub);
+    const hint = guess ? ` Did you mean '${guess}'?` : ` Try one of: ${GpuSubcommands.join(', ')}.`;
+    return fail(guess, `Unknown subcommand '${first.slice(0, 40)}'.${hint}`);
+  }
+  const name = sub as GpuSubcommand;
+
+  const needNode = (): string | CommandError => {
+    const node = rest[0];
+    if (node === undefined) return fail(name, `'${name}' needs a node name.`);
+    const problem = nodeNameError(node);
+    return problem ? fail(name, problem) : node;
+  };
+  const noArgs = (): CommandError | undefined =>
+    rest.length > 0 ? fail(name, `'${name}' takes no arguments (got '${rest.join(' ').slice(0, 60)}').`) : undefined;
+
+  switch (name) {
+    case 'help':
+      return { kind: 'help' };
+    case 'exclusions':
+    case 'resume':
+      return noArgs() ?? { kind: name };
+    case 'pause': {
+      const reason = reasonOf(rest);
+      return reason ? { kind: 'pause', reason } : { kind: 'pause' };
+    }
+    case 'status': {
+      if (rest.length === 0) return { kind: 'status' };
+      const node = needNode();
+      if (typeof node !== 'string') return node;
+      if (rest.length > 1) return fail(name, `'status' takes one node name (got '${rest.join(' ').slice(0, 60)}').`);
+      return { kind: 'status', node };
+    }
+    case 'unexclude':
+    case 'history': {
+      const node = needNode();
+      if (typeof node !== 'string') return node;
+      if (rest.length > 1) return fail(name, `'${name}' takes one node name.`);
+      return { kind: name, node };
+    }
+    case 'cordon':
+    case 'uncordon':
+    case 'reboot':
+    case 'replace': {
+      const node = needNode();
+      if (typeof node !== 'string') return node;
+      const reason = reasonOf(rest.slice(1));
+      return reason ? { kind: name, node, reason } : { kind: name, node };
+    }
+    case 'exclude': {
+      const node = needNode();
+      if (typeof node !== 'string') return node;
+      const token = rest[1];
+      let durationMs = defaultExclusionMs;
+      let reasonWords = rest.slice(1);
+      if (token !== undefined && looksLikeDuration(token)) {
+        const parsed = parseDuration(token);
+        if (parsed === undefined) {
+          return fail(name, `'${token}' is not a duration: use minutes, hours, days or weeks like 30m, 2h, 1d, 1h30m.`);
+        }
+        if (parsed > maxExclusionMs) return fail(name, `'${token}' is longer than the 30d maximum exclusion.`);
+        durationMs = parsed;
+        reasonWords = rest.slice(2);
+      }
+      const reason = reasonOf(reasonWords);
+      return reason ? { kind: 'exclude', node, durationMs, reason } : { kind: 'exclude', node, durationMs };
+    }
+    default: {
+      const unknown: never = name;
+      return fail(undefined, `Unknown subcommand '${String(unknown)}'.`);
+    }
+  }
+}
+
+/**
+ * Commands that change the cluster or what gpu-medic does: they need an authorized user.
+ * `status`, `exclusions`, `history` and `help` are open to everyone in the channel.
+ */
+export function isDestructive(cmd: GpuCommand): boolean {
+  switch (cmd.kind) {
+    case 'status':
+    case 'exclusions':
+    case 'history':
+    case 'help':
+      return false;
+    default:
+      return true;
+  }
+}
+
+/** Commands that act on a node at once: they get a confirmation step before anything runs. */
+export function needsConfirmation(cmd: GpuCommand): cmd is Extract<GpuCommand, { kind: NodeActionKind }> {
+  return (NodeActionKinds as readonly string[]).includes(cmd.kind);
+}
+
+/** The alert buttons' value, `{"i":incidentId,"n":node}`, as Slack sends it back. */
+export const ButtonValue = z
+  .object({
+    i: z.string().min(1).max(200),
+    n: NodeName,
+  })
+  .transform(({ i, n }) => ({ incidentId: i, node: n }));
+export type ButtonValue = z.output<typeof ButtonValue>;
+
+/** Parse a button value from an interaction payload. Never throws. */
+export function parseButtonValue(value: unknown): ButtonValue | { error: string } {
+  if (typeof value !== 'string' || value.length === 0) return { error: 'button value missing' };
+  if (value.length > 2000) return { error: 'button value too long' };
+  let json: unknown;
+  try {
+    json = JSON.parse(value);
+  } catch {
+    return { error: 'button value is not JSON' };
+  }
+  const parsed = ButtonValue.safeParse(json);
+  if (!parsed.success) {
+    return { error: `invalid button value: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'value'}: ${i.message}`).join('; ')}` };
+  }
+  return parsed.data;
+}

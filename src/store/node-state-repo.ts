@@ -1,0 +1,83 @@
+import type { Database, Statement } from 'better-sqlite3';
+import type { Verdict } from '../domain/finding.js';
+import { type Clock, fromJson, opt, toJson } from './json.js';
+
+/** The last verdict and boot id per node: what `/gpu status` shows and how a reboot is recognised. */
+export interface NodeStateRecord {
+  node: string;
+  verdict?: Verdict;
+  lastScanAt?: number;
+  bootId?: string;
+  updatedAt: number;
+}
+
+export interface NodeStateRepo {
+  get(node: string): NodeStateRecord | undefined;
+  list(): NodeStateRecord[];
+  /** Fields left undefined keep their stored value. */
+  upsert(record: Omit<NodeStateRecord, 'updatedAt'>, now?: number): void;
+  delete(node: string): void;
+}
+
+interface Row {
+  node: string;
+  verdict: string | null;
+  last_scan_at: number | null;
+  boot_id: string | null;
+  updated_at: number;
+}
+
+function map(r: Row): NodeStateRecord {
+  return {
+    node: r.node,
+    verdict: r.verdict === null ? undefined : fromJson<Verdict | undefined>(r.verdict, undefined),
+    lastScanAt: opt(r.last_scan_at),
+    bootId: opt(r.boot_id),
+    updatedAt: r.updated_at,
+  };
+}
+
+export class SqliteNodeStateRepo implements NodeStateRepo {
+  private readonly sel: Statement<[string], Row>;
+  private readonly all: Statement<[], Row>;
+  private readonly ups: Statement<[string, string | null, number | null, string | null, number]>;
+  private readonly del: Statement<[string]>;
+
+  constructor(
+    db: Database,
+    private readonly clock: Clock,
+  ) {
+    this.sel = db.prepare('SELECT * FROM node_state WHERE node = ?');
+    this.all = db.prepare('SELECT * FROM node_state ORDER BY node');
+    this.ups = db.prepare(
+      `INSERT INTO node_state (node, verdict, last_scan_at, boot_id, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (node) DO UPDATE SET verdict = COALESCE(excluded.verdict, verdict),
+       last_scan_at = COALESCE(excluded.last_scan_at, last_scan_at), boot_id = COALESCE(excluded.boot_id, boot_id),
+       updated_at = excluded.updated_at`,
+    );
+    this.del = db.prepare('DELETE FROM node_state WHERE node = ?');
+  }
+
+  get(node: string): NodeStateRecord | undefined {
+    const r = this.sel.get(node);
+    return r ? map(r) : undefined;
+  }
+
+  list(): NodeStateRecord[] {
+    return this.all.all().map(map);
+  }
+
+  upsert(record: Omit<NodeStateRecord, 'updatedAt'>, now = this.clock()): void {
+    this.ups.run(
+      record.node,
+      record.verdict === undefined ? null : toJson(record.verdict),
+      record.lastScanAt ?? null,
+      record.bootId ?? null,
+      now,
+    );
+  }
+
+  delete(node: string): void {
+    this.del.run(node);
+  }
+}

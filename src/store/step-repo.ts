@@ -1,0 +1,117 @@
+import type { Database, Statement, Transaction } from 'better-sqlite3';
+import { type Clock, fromJson, opt, toJson } from './json.js';
+
+export const StepStatuses = ['started', 'done', 'failed', 'skipped'] as const;
+export type StepStatus = (typeof StepStatuses)[number];
+
+/**
+ * One step of a remediation: written `started` BEFORE its external effect and finished AFTER it, so a
+ * process restarted in between knows the effect may have happened and checks the real state first.
+ */
+export interface StepRecord {
+  incidentId: string;
+  seq: number;
+  /** cordon, drain, reboot, replace, verify, uncordon … */
+  step: string;
+  status: StepStatus;
+  startedAt: number;
+  finishedAt?: number;
+  detail?: Record<string, unknown>;
+  /** What the outside world calls the effect: instance id, activity id, replacement node … */
+  externalRef?: string;
+}
+
+export interface StepFinish {
+  detail?: Record<string, unknown>;
+  externalRef?: string;
+  now?: number;
+}
+
+export interface StepRepo {
+  begin(incidentId: string, step: string, detail?: Record<string, unknown>, now?: number): StepRecord;
+  /** Finishes a started step; false if it is not (or no longer) `started`. Detail is merged. */
+  finish(incidentId: string, seq: number, status: Exclude<StepStatus, 'started'>, finish?: StepFinish): boolean;
+  list(incidentId: string): StepRecord[];
+  /** The latest row for that step of that incident. */
+  lastOf(incidentId: string, step: string): StepRecord | undefined;
+}
+
+interface Row {
+  incident_id: string;
+  seq: number;
+  step: string;
+  status: StepStatus;
+  started_at: number;
+  finished_at: number | null;
+  detail: string | null;
+  external_ref: string | null;
+}
+
+function map(r: Row): StepRecord {
+  const s: StepRecord = { incidentId: r.incident_id, seq: r.seq, step: r.step, status: r.status, startedAt: r.started_at };
+  const finishedAt = opt(r.finished_at);
+  if (finishedAt !== undefined) s.finishedAt = finishedAt;
+  if (r.detail !== null) s.detail = fromJson<Record<string, unknown>>(r.detail, {});
+  const ref = opt(r.external_ref);
+  if (ref !== undefined) s.externalRef = ref;
+  return s;
+}
+
+export class SqliteStepRepo implements StepRepo {
+  private readonly ins: Statement<[string, string, string, number, string | null], Row>;
+  private readonly sel: Statement<[string, number], Row>;
+  private readonly fin: Statement<[string, number, string | null, string | null, string, number]>;
+  private readonly all: Statement<[string], Row>;
+  private readonly last: Statement<[string, string], Row>;
+  private readonly beginTx: Transaction<(id: string, step: string, detail: string | null, now: number) => StepRecord>;
+  private readonly finishTx: Transaction<
+    (id: string, seq: number, status: string, f: StepFinish, now: number) => boolean
+  >;
+
+  constructor(
+    db: Database,
+    private readonly clock: Clock,
+  ) {
+    this.ins = db.prepare(
+      `INSERT INTO incident_steps (incident_id, seq, step, status, started_at, detail)
+       VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM incident_steps WHERE incident_id = ?1), ?2, ?3, ?4, ?5)
+       RETURNING *`,
+    );
+    this.sel = db.prepare('SELECT * FROM incident_steps WHERE incident_id = ? AND seq = ?');
+    this.fin = db.prepare(
+      `UPDATE incident_steps SET status = ?3, finished_at = ?6, detail = ?4, external_ref = COALESCE(?5, external_ref)
+       WHERE incident_id = ?1 AND seq = ?2 AND status = 'started'`,
+    );
+    this.all = db.prepare('SELECT * FROM incident_steps WHERE incident_id = ? ORDER BY seq');
+    this.last = db.prepare('SELECT * FROM incident_steps WHERE incident_id = ? AND step = ? ORDER BY seq DESC LIMIT 1');
+    this.beginTx = db.transaction((id: string, step: string, detail: string | null, now: number) => {
+      const row = this.ins.get(id, step, 'started', now, detail);
+      if (!row) throw new Error('step row vanished inside its own transaction');
+      return map(row);
+    });
+    this.finishTx = db.transaction((id: string, seq: number, status: string, f: StepFinish, now: number) => {
+      const row = this.sel.get(id, seq);
+      if (!row || row.status !== 'started') return false;
+      const merged = f.detail ? { ...fromJson<Record<string, unknown>>(row.detail, {}), ...f.detail } : undefined;
+      const detail = merged ? toJson(merged) : row.detail;
+      return this.fin.run(id, seq, detail, f.externalRef ?? null, status, now).changes === 1;
+    });
+  }
+
+  begin(incidentId: string, step: string, detail?: Record<string, unknown>, now = this.clock()): StepRecord {
+    return this.beginTx.immediate(incidentId, step, detail === undefined ? null : toJson(detail), now);
+  }
+
+  finish(incidentId: string, seq: number, status: Exclude<StepStatus, 'started'>, finish: StepFinish = {}): boolean {
+    return this.finishTx.immediate(incidentId, seq, status, finish, finish.now ?? this.clock());
+  }
+
+  list(incidentId: string): StepRecord[] {
+    return this.all.all(incidentId).map(map);
+  }
+
+  lastOf(incidentId: string, step: string): StepRecord | undefined {
+    const r = this.last.get(incidentId, step);
+    return r ? map(r) : undefined;
+  }
+}

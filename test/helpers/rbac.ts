@@ -1,0 +1,139 @@
+/**
+ * Reads the permissions gpu-medic ships (manifests/ RBAC and iam/gpu-medic-policy.json) as flat,
+ * comparable data, so tests can hold them against what the simulator actually served.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+
+export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+export const manifestsDir = fileURLToPath(new URL('../../manifests/', import.meta.url));
+export const iamPolicyPath = fileURLToPath(new URL('../../iam/gpu-medic-policy.json', import.meta.url));
+
+/** One grant: API group ('' = core), resource with its subresource ('pods/eviction'), verb. */
+export interface RbacTriple {
+  apiGroup: string;
+  resource: string;
+  verb: string;
+}
+
+export interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; [k: string]: unknown };
+  [k: string]: unknown;
+}
+
+/** Every document of one YAML file; throws with the file name on a syntax error or a non-object document. */
+export function loadYamlDocuments(path: string): K8sObject[] {
+  const docs = parseAllDocuments(readFileSync(path, 'utf8'), { prettyErrors: true, uniqueKeys: true });
+  const list = Array.isArray(docs) ? docs : [docs];
+  const out: K8sObject[] = [];
+  for (const doc of list) {
+    if (doc.errors.length > 0) throw new Error(`${path}: ${doc.errors.map((e) => e.message).join('; ')}`);
+    const js: unknown = doc.toJS();
+    if (js === null || js === undefined) continue;
+    if (typeof js !== 'object' || Array.isArray(js)) throw new Error(`${path}: a document is not a mapping`);
+    out.push(js as K8sObject);
+  }
+  return out;
+}
+
+/** Every object in every *.yaml / *.yml file of manifests/, with the file it came from. */
+export function loadManifestObjects(dir = manifestsDir): { file: string; object: K8sObject }[] {
+  return readdirSync(dir)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .sort()
+    .flatMap((file) => loadYamlDocuments(`${dir}/${file}`).map((object) => ({ file, object })));
+}
+
+interface PolicyRule {
+  apiGroups?: string[];
+  resources?: string[];
+  verbs?: string[];
+  resourceNames?: string[];
+  nonResourceURLs?: string[];
+}
+
+function rulesOf(kind: 'ClusterRole' | 'Role', dir: string): RbacTriple[] {
+  const roles = loadManifestObjects(dir).filter((o) => o.object.kind === kind);
+  if (roles.length === 0) throw new Error(`no ${kind} in ${dir}`);
+  const triples: RbacTriple[] = [];
+  for (const { file, object } of roles) {
+    for (const rule of (object.rules ?? []) as PolicyRule[]) {
+      if (rule.nonResourceURLs) throw new Error(`${file}: nonResourceURLs are not expected`);
+      for (const apiGroup of rule.apiGroups ?? [])
+        for (const resource of rule.resources ?? [])
+          for (const verb of rule.verbs ?? []) triples.push({ apiGroup, resource, verb });
+    }
+  }
+  return sortTriples(dedupe(triples));
+}
+
+/** The ClusterRole's grants, one triple per (group, resource, verb), sorted and without duplicates. */
+export function loadClusterRoleRules(dir = manifestsDir): RbacTriple[] {
+  return rulesOf('ClusterRole', dir);
+}
+
+/** The namespaced Role's grants (leader-election leases in gpu-medic's own namespace). */
+export function loadRoleRules(dir = manifestsDir): RbacTriple[] {
+  return rulesOf('Role', dir);
+}
+
+/** `apps/deployments:get`, core group written as `core`: readable in assertion diffs. */
+export function tripleKey(t: RbacTriple): string {
+  return `${t.apiGroup === '' ? 'core' : t.apiGroup}/${t.resource}:${t.verb}`;
+}
+
+/** Whether `rules` grant `want`, honouring RBAC's `*` wildcards. */
+export function grants(rules: readonly RbacTriple[], want: RbacTriple): boolean {
+  return rules.some(
+    (r) =>
+      (r.apiGroup === '*' || r.apiGroup === want.apiGroup) &&
+      (r.resource === '*' || r.resource === want.resource) &&
+      (r.verb === '*' || r.verb === want.verb),
+  );
+}
+
+function dedupe(triples: RbacTriple[]): RbacTriple[] {
+  const seen = new Map<string, RbacTriple>();
+  for (const t of triples) seen.set(tripleKey(t), t);
+  return [...seen.values()];
+}
+
+function sortTriples(triples: RbacTriple[]): RbacTriple[] {
+  // Code-unit order, the same as a plain Array#sort() of the keys.
+  return triples.sort((a, b) => (tripleKey(a) < tripleKey(b) ? -1 : tripleKey(a) > tripleKey(b) ? 1 : 0));
+}
+
+export interface IamStatement {
+  Sid?: string;
+  Effect: 'Allow' | 'Deny';
+  Action: string | string[];
+  Resource: string | string[];
+  Condition?: Record<string, Record<string, string | string[]>>;
+}
+
+export interface IamPolicyDocument {
+  Version: string;
+  Statement: IamStatement[];
+}
+
+export function loadIamPolicy(path = iamPolicyPath): IamPolicyDocument {
+  const doc = JSON.parse(readFileSync(path, 'utf8')) as IamPolicyDocument;
+  if (!Array.isArray(doc.Statement)) throw new Error(`${path}: Statement must be an array`);
+  return doc;
+}
+
+export function asList(v: string | string[] | undefined): string[] {
+  if (v === undefined) return [];
+  return Array.isArray(v) ? v : [v];
+}
+
+/** Every action the IAM policy allows (`ec2:RebootInstances`, …), sorted and without duplicates. */
+export function loadIamActions(path = iamPolicyPath): string[] {
+  const actions = loadIamPolicy(path)
+    .Statement.filter((s) => s.Effect === 'Allow')
+    .flatMap((s) => asList(s.Action));
+  return [...new Set(actions)].sort();
+}

@@ -1,0 +1,524 @@
+/**
+ * The deployment artifacts, read as a reviewer would: kustomize base, RBAC, Deployment hardening,
+ * IAM policy, Slack app manifest and Dockerfile. Docker and a cluster are not available here, so
+ * these tests check structure and cross-references (a ConfigMap the Deployment names must exist, the
+ * DB path must be on the volume, …) rather than a live apply.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { parsePolicy } from '../src/config/policy-file.js';
+import {
+  asList,
+  iamPolicyPath,
+  type K8sObject,
+  loadClusterRoleRules,
+  loadIamActions,
+  loadIamPolicy,
+  loadManifestObjects,
+  loadRoleRules,
+  loadYamlDocuments,
+  manifestsDir,
+  repoRoot,
+  tripleKey,
+} from './helpers/rbac.js';
+
+// ---- tiny typed accessors over untyped YAML ---------------------------------------------------------
+
+type Obj = Record<string, unknown>;
+function obj(v: unknown, what: string): Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${what} is not a mapping`);
+  return v as Obj;
+}
+function arr(v: unknown, what: string): unknown[] {
+  if (!Array.isArray(v)) throw new Error(`${what} is not a list`);
+  return v;
+}
+function byName(list: unknown[], name: string, what: string): Obj {
+  const hit = list.map((x, i) => obj(x, `${what}[${i}]`)).find((x) => x.name === name);
+  if (!hit) throw new Error(`${what} has no entry named ${name}`);
+  return hit;
+}
+
+const entries = loadManifestObjects();
+const objects = entries.map((e) => e.object);
+const kustomization = loadYamlDocuments(`${manifestsDir}/kustomization.yaml`)[0] as unknown as Obj;
+const resourceFiles = arr(kustomization.resources, 'kustomization.resources') as string[];
+const applied = entries.filter((e) => resourceFiles.includes(e.file)).map((e) => e.object);
+
+function one(kind: string, name?: string): K8sObject {
+  const hits = applied.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
+  if (hits.length !== 1)
+    throw new Error(`expected one ${kind}${name ? ` ${name}` : ''}, found ${hits.length}`);
+  return hits[0] as K8sObject;
+}
+
+const deployment = one('Deployment');
+const podSpec = obj(obj(obj(deployment.spec, 'spec').template, 'template').spec, 'pod spec');
+const container = obj(arr(podSpec.containers, 'containers')[0], 'container');
+const configMap = one('ConfigMap', 'gpu-medic-config');
+const configData = obj(configMap.data, 'ConfigMap data');
+
+// ---- kustomize base ---------------------------------------------------------------------------------
+
+describe('manifests/ as a kustomize base', () => {
+  it('parses every YAML file into objects with apiVersion, kind and a name', () => {
+    expect(entries.length).toBeGreaterThan(10);
+    for (const { file, object } of entries) {
+      expect(object.apiVersion, file).toMatch(/^[a-z0-9.]+(\/v[0-9a-z]+)?$|^v1$/);
+      expect(object.kind, file).toMatch(/^[A-Z]\w+$/);
+      if (object.kind !== 'Kustomization') expect(object.metadata?.name, file).toMatch(/^[a-z0-9-]+$/);
+    }
+  });
+
+  it('lists resources that exist, and every manifest except the Secret template', () => {
+    for (const f of resourceFiles) expect(existsSync(`${manifestsDir}/${f}`), f).toBe(true);
+    const onDisk = readdirSync(manifestsDir).filter((f) => /\.ya?ml$/.test(f));
+    const unlisted = onDisk.filter((f) => !resourceFiles.includes(f) && f !== 'kustomization.yaml');
+    expect(unlisted).toEqual(['secret.example.yaml']);
+    expect(kustomization.namespace).toBe('gpu-medic');
+  });
+
+  it('never applies a Secret: the template stays out of the resources', () => {
+    expect(applied.filter((o) => o.kind === 'Secret')).toEqual([]);
+    const secret = objects.find((o) => o.kind === 'Secret');
+    expect(secret?.metadata.name).toBe('gpu-medic-secrets');
+    const keys = Object.keys(obj(secret?.stringData, 'stringData')).sort();
+    expect(keys).toEqual(['SLACK_APP_TOKEN', 'SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET', 'WEBHOOK_SECRET']);
+    for (const v of Object.values(obj(secret?.stringData, 'stringData')))
+      expect(String(v)).toMatch(/REPLACE-ME/);
+  });
+
+  it('contains the objects an install needs, each once', () => {
+    const kinds = applied.map((o) => o.kind).sort();
+    expect(kinds).toEqual(
+      [
+        'ClusterRole',
+        'ClusterRoleBinding',
+        'ConfigMap',
+        'ConfigMap',
+        'Deployment',
+        'Namespace',
+        'PersistentVolumeClaim',
+        'Role',
+        'RoleBinding',
+        'Service',
+        'ServiceAccount',
+      ].sort(),
+    );
+    expect(one('Namespace').metadata.name).toBe('gpu-medic');
+  });
+
+  it('maps the placeholder image name to a registry image', () => {
+    expect(container.image).toBe('gpu-medic');
+    const images = arr(kustomization.images, 'images');
+    const img = byName(images, 'gpu-medic', 'images');
+    expect(img.newName).toMatch(/\//);
+    expect(String(img.newTag)).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('resolves every cross-reference between objects', () => {
+    const sa = one('ServiceAccount');
+    expect(podSpec.serviceAccountName).toBe(sa.metadata.name);
+
+    const envFrom = arr(container.envFrom, 'envFrom').map((e) => obj(e, 'envFrom entry'));
+    const cmRef = obj(envFrom.find((e) => e.configMapRef)?.configMapRef, 'configMapRef');
+    expect(cmRef.name).toBe(configMap.metadata.name);
+    const secretRef = obj(envFrom.find((e) => e.secretRef)?.secretRef, 'secretRef');
+    expect(secretRef.name).toBe(objects.find((o) => o.kind === 'Secret')?.metadata.name);
+
+    const volumes = arr(podSpec.volumes, 'volumes');
+    const pvcVol = obj(byName(volumes, 'data', 'volumes').persistentVolumeClaim, 'pvc volume');
+    expect(pvcVol.claimName).toBe(one('PersistentVolumeClaim').metadata.name);
+    const policyVol = obj(byName(volumes, 'policy', 'volumes').configMap, 'policy volume');
+    const policyCm = one('ConfigMap', String(policyVol.name));
+    expect(Object.keys(obj(policyCm.data, 'policy data'))).toContain('policy.yaml');
+
+    for (const kind of ['ClusterRoleBinding', 'RoleBinding'] as const) {
+      const b = one(kind);
+      const roleRef = obj(b.roleRef, 'roleRef');
+      expect(one(kind === 'ClusterRoleBinding' ? 'ClusterRole' : 'Role', String(roleRef.name))).toBeTruthy();
+      expect(b.subjects).toEqual([
+        { kind: 'ServiceAccount', name: sa.metadata.name, namespace: 'gpu-medic' },
+      ]);
+    }
+
+    const svcSpec = obj(one('Service').spec, 'service spec');
+    const podLabels = obj(
+      obj(obj(obj(deployment.spec, 'spec').template, 'template').metadata, 'meta').labels,
+      'labels',
+    );
+    for (const [k, v] of Object.entries(obj(svcSpec.selector, 'selector'))) expect(podLabels[k], k).toBe(v);
+    const matchLabels = obj(
+      obj(obj(deployment.spec, 'spec').selector, 'selector').matchLabels,
+      'matchLabels',
+    );
+    for (const [k, v] of Object.entries(matchLabels)) expect(podLabels[k], k).toBe(v);
+    const port = byName(arr(svcSpec.ports, 'ports'), 'http', 'service ports');
+    expect(port.port).toBe(3000);
+    const containerPort = byName(arr(container.ports, 'container ports'), String(port.targetPort), 'ports');
+    expect(containerPort.containerPort).toBe(3000);
+  });
+});
+
+// ---- Deployment -------------------------------------------------------------------------------------
+
+describe('the Deployment', () => {
+  const spec = obj(deployment.spec, 'spec');
+
+  it('runs one replica and replaces it with Recreate (one SQLite writer on a RWO volume)', () => {
+    expect(spec.replicas).toBe(1);
+    expect(obj(spec.strategy, 'strategy').type).toBe('Recreate');
+    const pvc = obj(one('PersistentVolumeClaim').spec, 'pvc spec');
+    expect(pvc.accessModes).toEqual(['ReadWriteOnce']);
+    expect(obj(obj(pvc.resources, 'resources').requests, 'requests').storage).toBe('1Gi');
+  });
+
+  it.each([
+    ['livenessProbe', '/healthz'],
+    ['readinessProbe', '/readyz'],
+  ])('has a %s on %s over the http port', (probe, path) => {
+    const get = obj(obj(container[probe], probe).httpGet, `${probe}.httpGet`);
+    expect(get.path).toBe(path);
+    expect(get.port).toBe('http');
+  });
+
+  it('runs non-root with a read-only root filesystem and no privileges', () => {
+    const pod = obj(podSpec.securityContext, 'pod securityContext');
+    expect(pod.runAsNonRoot).toBe(true);
+    expect(pod.runAsUser).toBe(10001);
+    expect(pod.fsGroup).toBe(10001);
+    expect(obj(pod.seccompProfile, 'seccomp').type).toBe('RuntimeDefault');
+    const c = obj(container.securityContext, 'container securityContext');
+    expect(c.runAsNonRoot).toBe(true);
+    expect(c.readOnlyRootFilesystem).toBe(true);
+    expect(c.allowPrivilegeEscalation).toBe(false);
+    expect(obj(c.capabilities, 'capabilities').drop).toEqual(['ALL']);
+    expect(c.privileged).toBeUndefined();
+  });
+
+  it('mounts the database volume, the policy file and a writable /tmp', () => {
+    const mounts = arr(container.volumeMounts, 'volumeMounts').map((m) => obj(m, 'mount'));
+    const at = (name: string) => mounts.find((m) => m.name === name)?.mountPath;
+    expect(at('data')).toBe('/var/lib/gpu-medic');
+    expect(at('policy')).toBe('/etc/gpu-medic');
+    expect(mounts.find((m) => m.name === 'policy')?.readOnly).toBe(true);
+    expect(at('tmp')).toBe('/tmp');
+    expect(byName(arr(podSpec.volumes, 'volumes'), 'tmp', 'volumes').emptyDir).toBeDefined();
+    expect(String(configData.DB_PATH).startsWith(`${at('data')}/`)).toBe(true);
+    const policyItems = arr(
+      obj(byName(arr(podSpec.volumes, 'volumes'), 'policy', 'v').configMap, 'cm').items,
+      'i',
+    );
+    const policyPath = obj(policyItems[0], 'item').path;
+    expect(configData.POLICY_FILE).toBe(`${at('policy')}/${String(policyPath)}`);
+  });
+
+  it('gets POD_NAMESPACE (and POD_NAME) from the downward API', () => {
+    const env = arr(container.env, 'env');
+    const fieldPath = (name: string) =>
+      obj(obj(byName(env, name, 'env').valueFrom, 'valueFrom').fieldRef, 'fieldRef').fieldPath;
+    expect(fieldPath('POD_NAMESPACE')).toBe('metadata.namespace');
+    expect(fieldPath('POD_NAME')).toBe('metadata.name');
+  });
+
+  it('sets resource requests and limits', () => {
+    const r = obj(container.resources, 'resources');
+    for (const k of ['requests', 'limits']) {
+      const v = obj(r[k], k);
+      expect(v.cpu, k).toBeDefined();
+      expect(v.memory, k).toBeDefined();
+    }
+  });
+
+  it('starts the production process', () => {
+    expect(container.args).toEqual(['run']);
+    expect(container.command).toBeUndefined();
+  });
+});
+
+// ---- ConfigMaps ------------------------------------------------------------------------------------
+
+describe('the ConfigMaps', () => {
+  it('hold only strings (Kubernetes rejects numbers and booleans in data)', () => {
+    for (const cm of applied.filter((o) => o.kind === 'ConfigMap'))
+      for (const [k, v] of Object.entries(obj(cm.data, 'data')))
+        expect(typeof v, `${cm.metadata.name}.${k}`).toBe('string');
+  });
+
+  it('default to dry run on a first install and name the cluster, region and port', () => {
+    expect(configData.DRY_RUN).toBe('true');
+    expect(configData.CLUSTER_NAME).toBeTruthy();
+    expect(configData.AWS_REGION).toMatch(/^[a-z]{2}-[a-z]+-\d$/);
+    expect(configData.PORT).toBe('3000');
+    expect(Number(configData.MONITOR_INTERVAL)).toBeGreaterThan(0);
+    expect(configData.SLACK_CHANNEL).toBeTruthy();
+  });
+
+  it('carries no secret in the ConfigMap', () => {
+    for (const key of Object.keys(configData)) expect(key).not.toMatch(/TOKEN|SECRET|PASSWORD/);
+  });
+
+  it('ships an example policy that the real policy parser accepts', () => {
+    const text = String(obj(one('ConfigMap', 'gpu-medic-policy').data, 'data')['policy.yaml']);
+    const policy = parsePolicy(text, 'policy-configmap.yaml');
+    expect(policy.remediation.rules[0]).toEqual({ match: { xid: 79 }, action: 'replace', mode: 'auto' });
+    expect(policy.remediation.llmDestructiveMode).toBe('approve');
+  });
+});
+
+// ---- RBAC -------------------------------------------------------------------------------------------
+
+/** The ClusterRole the code needs, and nothing more (the RBAC-honesty test checks it against the wire). */
+const expectedClusterRole: [apiGroup: string, resource: string, verbs: string[]][] = [
+  ['', 'nodes', ['get', 'list', 'watch', 'patch', 'delete']],
+  ['', 'pods', ['get', 'list']],
+  ['', 'pods/eviction', ['create']],
+  ['', 'pods/proxy', ['get']],
+  ['', 'pods/exec', ['create', 'get']],
+  ['policy', 'poddisruptionbudgets', ['list']],
+  ['kubeflow.org', 'pytorchjobs', ['get', 'list']],
+  ['kubeflow.org', 'tfjobs', ['get', 'list']],
+  ['kubeflow.org', 'mpijobs', ['get', 'list']],
+  ['kubeflow.org', 'xgboostjobs', ['get', 'list']],
+  ['trainer.kubeflow.org', 'trainjobs', ['get', 'list']],
+];
+
+describe('RBAC', () => {
+  const clusterRules = loadClusterRoleRules();
+
+  it.each(expectedClusterRole)('ClusterRole grants %j %s %j', (apiGroup, resource, verbs) => {
+    const got = clusterRules
+      .filter((t) => t.apiGroup === apiGroup && t.resource === resource)
+      .map((t) => t.verb)
+      .sort();
+    expect(got).toEqual([...verbs].sort());
+  });
+
+  it('ClusterRole grants exactly the expected table, no wildcard, nothing else', () => {
+    const want = expectedClusterRole
+      .flatMap(([apiGroup, resource, verbs]) => verbs.map((verb) => tripleKey({ apiGroup, resource, verb })))
+      .sort();
+    expect(clusterRules.map(tripleKey)).toEqual(want);
+    for (const t of clusterRules) expect(`${t.apiGroup}${t.resource}${t.verb}`).not.toContain('*');
+  });
+
+  it('limits leases to the namespaced Role, for leader election only', () => {
+    expect(loadRoleRules().map(tripleKey)).toEqual([
+      'coordination.k8s.io/leases:create',
+      'coordination.k8s.io/leases:get',
+      'coordination.k8s.io/leases:update',
+    ]);
+    expect(clusterRules.some((t) => t.resource === 'leases')).toBe(false);
+  });
+
+  it('never grants secrets, pod deletion or escalation verbs', () => {
+    const all = [...clusterRules, ...loadRoleRules()];
+    expect(all.filter((t) => t.resource === 'secrets')).toEqual([]);
+    expect(all.filter((t) => t.resource === 'pods' && t.verb === 'delete')).toEqual([]);
+    expect(all.filter((t) => ['escalate', 'bind', 'impersonate'].includes(t.verb))).toEqual([]);
+  });
+
+  it('annotates the ServiceAccount for IRSA with a role ARN', () => {
+    const annotations = obj(one('ServiceAccount').metadata.annotations, 'annotations');
+    expect(annotations['eks.amazonaws.com/role-arn']).toMatch(/^arn:aws:iam::\d{12}:role\/[\w+=,.@-]+$/);
+  });
+});
+
+// ---- IAM ---------------------------------------------------------------------------------------------
+
+const expectedIamActions = [
+  'autoscaling:DescribeAutoScalingInstances',
+  'autoscaling:TerminateInstanceInAutoScalingGroup',
+  'bedrock:InvokeModel',
+  'cloudwatch:PutMetricData',
+  'ec2:DescribeInstances',
+  'ec2:RebootInstances',
+  'ec2:TerminateInstances',
+  'lambda:InvokeFunction',
+  'sns:Publish',
+];
+
+describe('IAM policy', () => {
+  const policy = loadIamPolicy();
+  const statementsFor = (action: string) => policy.Statement.filter((s) => asList(s.Action).includes(action));
+
+  it('allows exactly the AWS actions the code calls', () => {
+    expect(policy.Version).toBe('2012-10-17');
+    expect(loadIamActions()).toEqual(expectedIamActions);
+    for (const s of policy.Statement) {
+      expect(s.Effect).toBe('Allow');
+      for (const a of asList(s.Action)) expect(a).not.toContain('*');
+    }
+  });
+
+  it('uses Resource "*" only where AWS has no resource-level permission, or under a condition', () => {
+    for (const s of policy.Statement) {
+      if (!asList(s.Resource).includes('*')) continue;
+      const actions = asList(s.Action);
+      const describeOnly = actions.every((a) => /:Describe/.test(a));
+      expect(describeOnly || s.Condition !== undefined, s.Sid).toBe(true);
+    }
+  });
+
+  it.each([
+    ['ec2:RebootInstances', 'aws:ResourceTag/'],
+    ['ec2:TerminateInstances', 'aws:ResourceTag/'],
+    ['autoscaling:TerminateInstanceInAutoScalingGroup', 'autoscaling:ResourceTag/'],
+  ])('scopes %s to the cluster by a %s condition in every statement', (action, keyPrefix) => {
+    const statements = statementsFor(action);
+    expect(statements.length).toBeGreaterThan(0);
+    for (const s of statements) {
+      const keys = Object.values(s.Condition ?? {}).flatMap((c) => Object.keys(c));
+      expect(
+        keys.some((k) => k.startsWith(keyPrefix)),
+        s.Sid,
+      ).toBe(true);
+      expect(
+        keys.some((k) => k.includes('eks:cluster-name') || k.includes('kubernetes.io/cluster/')),
+        s.Sid,
+      ).toBe(true);
+    }
+  });
+
+  it('limits PutMetricData to the CloudWatch namespace configured in the ConfigMap', () => {
+    const [s] = statementsFor('cloudwatch:PutMetricData');
+    expect(s?.Condition?.StringEquals?.['cloudwatch:namespace']).toBe(configData.CLOUDWATCH_NAMESPACE);
+  });
+
+  it('names the SNS topic and the Lambda function by ARN', () => {
+    for (const r of statementsFor('sns:Publish').flatMap((s) => asList(s.Resource)))
+      expect(r).toMatch(/^arn:aws:sns:[a-z0-9-]+:\d{12}:[\w-]+$/);
+    for (const r of statementsFor('lambda:InvokeFunction').flatMap((s) => asList(s.Resource)))
+      expect(r).toMatch(/^arn:aws:lambda:[a-z0-9-]+:\d{12}:function:[\w-]+(:\*)?$/);
+  });
+
+  it('allows the default Bedrock model through its cross-Region profile and in every US destination Region', () => {
+    const resources = statementsFor('bedrock:InvokeModel').flatMap((s) => asList(s.Resource));
+    const profile = 'inference-profile/us.anthropic.claude-3-7-sonnet-20250219-v1:0';
+    expect(resources.some((r) => r.endsWith(profile))).toBe(true);
+    for (const region of ['us-east-1', 'us-east-2', 'us-west-2'])
+      expect(resources).toContain(
+        `arn:aws:bedrock:${region}::foundation-model/anthropic.claude-3-7-sonnet-20250219-v1:0`,
+      );
+  });
+
+  it('ships a Pod Identity trust policy', () => {
+    const trust = loadIamPolicy(
+      iamPolicyPath.replace('gpu-medic-policy.json', 'trust-policy-pod-identity.json'),
+    );
+    const [s] = trust.Statement;
+    expect(obj((s as unknown as Obj).Principal, 'Principal').Service).toBe('pods.eks.amazonaws.com');
+    expect(asList(s?.Action).sort()).toEqual(['sts:AssumeRole', 'sts:TagSession']);
+  });
+});
+
+// ---- Slack app manifest -----------------------------------------------------------------------------
+
+describe('slack-manifest.yml', () => {
+  const manifest = obj(parseYaml(readFileSync(`${repoRoot}/slack-manifest.yml`, 'utf8')), 'slack manifest');
+  const features = obj(manifest.features, 'features');
+  const settings = obj(manifest.settings, 'settings');
+
+  it('defines the /gpu command with a usage hint', () => {
+    const cmd = obj(arr(features.slash_commands, 'slash_commands')[0], 'command');
+    expect(cmd.command).toBe('/gpu');
+    expect(String(cmd.usage_hint)).toContain('status');
+    expect(String(cmd.usage_hint)).toContain('exclude <node>');
+    expect(cmd.description).toBeTruthy();
+  });
+
+  it('turns on interactivity, the App Home tab and Socket Mode', () => {
+    expect(obj(settings.interactivity, 'interactivity').is_enabled).toBe(true);
+    expect(settings.socket_mode_enabled).toBe(true);
+    expect(obj(features.app_home, 'app_home').home_tab_enabled).toBe(true);
+    expect(obj(settings.event_subscriptions, 'events').bot_events).toEqual(['app_home_opened']);
+    expect(obj(features.bot_user, 'bot_user').display_name).toBe('gpu-medic');
+    expect(obj(manifest.display_information, 'display').name).toBe('gpu-medic');
+  });
+
+  it('asks for the bot scopes the app uses and no more', () => {
+    const scopes = obj(obj(manifest.oauth_config, 'oauth').scopes, 'scopes');
+    expect([...arr(scopes.bot, 'bot scopes')].sort()).toEqual(['chat:write', 'commands', 'usergroups:read']);
+    expect(scopes.user).toBeUndefined();
+  });
+});
+
+// ---- Dockerfile --------------------------------------------------------------------------------------
+
+interface Stage {
+  from: string;
+  name?: string;
+  lines: string[];
+}
+
+/** Dockerfile instructions (continuations joined, comments dropped) grouped by build stage. */
+function dockerStages(text: string): Stage[] {
+  const joined = text.replace(/\\\r?\n/g, ' ');
+  const stages: Stage[] = [];
+  for (const raw of joined.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const from = /^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/i.exec(line);
+    if (from) {
+      stages.push({ from: from[1] as string, name: from[2], lines: [] });
+      continue;
+    }
+    stages.at(-1)?.lines.push(line);
+  }
+  return stages;
+}
+
+describe('Dockerfile', () => {
+  const text = readFileSync(`${repoRoot}/Dockerfile`, 'utf8');
+  const stages = dockerStages(text);
+  const runtime = stages.at(-1) as Stage;
+  const has = (s: Stage, re: RegExp) => s.lines.some((l) => re.test(l));
+
+  it('is multi-stage on Node 20 bookworm', () => {
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    expect(text).toMatch(/ARG NODE_IMAGE=node:20-bookworm-slim/);
+    for (const s of stages) expect(s.from).toMatch(/^\$\{NODE_IMAGE\}$/);
+  });
+
+  it('compiles TypeScript in a build stage and installs production dependencies with npm ci --omit=dev', () => {
+    const build = stages.find((s) => s.name === 'build') as Stage;
+    expect(has(build, /^RUN npm ci\b/)).toBe(true);
+    expect(has(build, /npm run build/)).toBe(true);
+    expect(stages.some((s) => has(s, /^RUN npm ci --omit=dev\b/))).toBe(true);
+  });
+
+  it('runs as a non-root user in the final stage, with no compiler installed there', () => {
+    const users = runtime.lines.filter((l) => /^USER\s/i.test(l));
+    expect(users).toHaveLength(1);
+    const user = (users[0] as string).split(/\s+/)[1] as string;
+    expect(user).not.toMatch(/^(root|0)(:|$)/);
+    expect(user).toMatch(/^10001/);
+    expect(has(runtime, /g\+\+|build-essential|apt-get install/)).toBe(false);
+    expect(has(runtime, /^RUN npm ci\b(?!.*--omit=dev)/)).toBe(false);
+  });
+
+  it('ships dist/, bin/, data/ and production node_modules, and starts `gpu-medic run`', () => {
+    expect(has(runtime, /^COPY --from=build \/app\/dist \.\/dist$/)).toBe(true);
+    expect(has(runtime, /^COPY --from=deps \/app\/node_modules \.\/node_modules$/)).toBe(true);
+    expect(has(runtime, /^COPY bin \.\/bin$/)).toBe(true);
+    expect(has(runtime, /^COPY data\/\*\.csv \.\/data\/$/)).toBe(true);
+    expect(runtime.lines).toContain('ENTRYPOINT ["node", "bin/gpu-medic.js"]');
+    expect(runtime.lines).toContain('CMD ["run"]');
+    expect(runtime.lines).toContain('EXPOSE 3000');
+  });
+
+  it('sets production env and a DB path on the volume the Deployment mounts', () => {
+    const env = runtime.lines.filter((l) => l.startsWith('ENV ')).join(' ');
+    expect(env).toContain('NODE_ENV=production');
+    expect(env).toContain('AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true');
+    expect(env).toContain(`DB_PATH=${String(configData.DB_PATH)}`);
+  });
+
+  it('keeps secrets, local databases and build output out of the build context', () => {
+    const ignore = readFileSync(`${repoRoot}/.dockerignore`, 'utf8').split(/\r?\n/);
+    for (const p of ['node_modules', 'dist', '.git', 'data/*.db', '.env']) expect(ignore).toContain(p);
+    for (const needed of ['src', 'bin', 'data', 'package.json', 'package-lock.json'])
+      expect(ignore).not.toContain(needed);
+  });
+});
