@@ -4,8 +4,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LlmError, type LlmRequest, LlmThrottledError, LlmTimeoutError } from '../classify/llm/port.js';
-import type { CloudEffects } from '../sim/cloud-effects.js';
 import { type SimAws, startSimAws } from '../sim/aws-server.js';
+import type { CloudEffects } from '../sim/cloud-effects.js';
 import { classifyToolName, createBedrockClassifierClient } from './bedrock.js';
 
 const noInstances: CloudEffects = {
@@ -44,8 +44,18 @@ const client = (opts: { timeoutMs?: number; maxRetries?: number } = {}) =>
 
 describe('createBedrockClassifierClient', () => {
   it('sends a forced tool call at temperature 0 and returns the tool input with usage', async () => {
-    const input = { category: 'XID_CRITICAL_79', severity: 'critical', gpu: 3, xid: 79, confidence: 0.97, explanation: 'off the bus' };
-    sim.bedrock.enqueue({ toolUse: { name: classifyToolName, input }, usage: { inputTokens: 812, outputTokens: 44 } });
+    const input = {
+      category: 'XID_CRITICAL_79',
+      severity: 'critical',
+      gpu: 3,
+      xid: 79,
+      confidence: 0.97,
+      explanation: 'off the bus',
+    };
+    sim.bedrock.enqueue({
+      toolUse: { name: classifyToolName, input },
+      usage: { inputTokens: 812, outputTokens: 44 },
+    });
 
     const out = await client().classify(request);
 
@@ -93,7 +103,9 @@ describe('createBedrockClassifierClient', () => {
 
   it('does not retry a client error', async () => {
     sim.bedrock.enqueue({ error: 'ValidationException', message: 'bad model id' });
-    const err = await client().classify(request).catch((e: unknown) => e);
+    const err = await client()
+      .classify(request)
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LlmError);
     expect(err).not.toBeInstanceOf(LlmThrottledError);
     expect((err as Error).message).toContain('ValidationException');

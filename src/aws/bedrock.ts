@@ -11,7 +11,6 @@ import {
 } from '@aws-sdk/client-bedrock-runtime';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { Logger } from 'pino';
-import { Severities } from '../domain/finding.js';
 import {
   type LlmClient,
   LlmError,
@@ -21,6 +20,7 @@ import {
   LlmTimeoutError,
 } from '../classify/llm/port.js';
 import { explanationMaxChars } from '../classify/llm/validate.js';
+import { Severities } from '../domain/finding.js';
 
 export const classifyToolName = 'classify_gpu_fault';
 export const defaultBedrockModelId = 'us.anthropic.claude-3-7-sonnet-20250219-v1:0';
@@ -146,9 +146,12 @@ export function createBedrockClassifierClient(options: BedrockClassifierClientOp
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), remainingMs);
     try {
-      return await client.send(new ConverseCommand(converseInput(options.modelId, request, options.maxTokens)), {
-        abortSignal: controller.signal,
-      });
+      return await client.send(
+        new ConverseCommand(converseInput(options.modelId, request, options.maxTokens)),
+        {
+          abortSignal: controller.signal,
+        },
+      );
     } catch (err) {
       if (controller.signal.aborted) {
         throw new LlmTimeoutError(`Bedrock did not answer within ${timeoutMs} ms`, { cause: err });
@@ -187,7 +190,9 @@ export function createBedrockClassifierClient(options: BedrockClassifierClientOp
           logger?.warn({ err: name, retry, delayMs: delay, giveUp }, 'bedrock call failed, retryable');
           if (giveUp) {
             const text = `Bedrock Converse gave up after ${retry + 1} attempt(s): ${name}`;
-            throw isThrottle(err) ? new LlmThrottledError(text, { cause: err }) : new LlmError(text, { cause: err });
+            throw isThrottle(err)
+              ? new LlmThrottledError(text, { cause: err })
+              : new LlmError(text, { cause: err });
           }
           await sleep(delay);
         }

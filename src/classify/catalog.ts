@@ -55,7 +55,9 @@ export function xidCatalogFromCsv(text: string, source = 'xid catalog'): XidCata
   parseCsvRecords(text).forEach((rec, i) => {
     const r = XidCatalogRow.safeParse(rec);
     if (!r.success) {
-      throw new CatalogError(`${source} row ${i + 2}: ${r.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}`);
+      throw new CatalogError(
+        `${source} row ${i + 2}: ${r.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}`,
+      );
     }
     const row = r.data;
     if (byXid.has(row.xid)) throw new CatalogError(`${source} row ${i + 2}: duplicate XID ${row.xid}`);
@@ -110,7 +112,9 @@ function formatMatcher(format: string): { re: RegExp; literal: number } | undefi
   const pieces = format.trim().replace(/\.$/, '').split(PRINTF_RE);
   const literal = pieces.join('').replace(/\s+/g, '').length;
   if (literal < MIN_LITERAL) return undefined;
-  const body = pieces.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/\s+/g, '\\s+')).join('(.+?)');
+  const body = pieces
+    .map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/\s+/g, '\\s+'))
+    .join('(.+?)');
   return { re: new RegExp(`^${body}\\.?$`, 'i'), literal };
 }
 
@@ -120,7 +124,8 @@ export function dcgmFrCatalogFromCsv(text: string, source = 'DCGM_FR codes'): Dc
   const matchers: { re: RegExp; literal: number; entry: DcgmFrEntry }[] = [];
   parseCsvRecords(text).forEach((rec, i) => {
     const r = DcgmFrRow.safeParse(rec);
-    if (!r.success) throw new CatalogError(`${source} row ${i + 2}: ${r.error.issues[0]?.message ?? 'invalid'}`);
+    if (!r.success)
+      throw new CatalogError(`${source} row ${i + 2}: ${r.error.issues[0]?.message ?? 'invalid'}`);
     const e: DcgmFrEntry = {
       code: r.data.code,
       name: r.data.name,
@@ -167,6 +172,9 @@ export function loadXidCatalog(path?: string): XidCatalog {
 /** DCGM health-incident codes from data/dcgm-fr-codes.csv (or `path`), loaded once. */
 export function loadDcgmFrCatalog(path?: string): DcgmFrCatalog {
   if (path !== undefined) return dcgmFrCatalogFromCsv(readFileSync(path, 'utf8'), path);
-  frCache ??= dcgmFrCatalogFromCsv(readFileSync(dataFile('dcgm-fr-codes.csv'), 'utf8'), 'data/dcgm-fr-codes.csv');
+  frCache ??= dcgmFrCatalogFromCsv(
+    readFileSync(dataFile('dcgm-fr-codes.csv'), 'utf8'),
+    'data/dcgm-fr-codes.csv',
+  );
   return frCache;
 }

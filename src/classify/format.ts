@@ -49,7 +49,9 @@ export function formatVerdictDetail(v: Verdict): string {
   for (const f of v.findings) {
     const at = where(f);
     const amb = f.ambiguous ? ' [ambiguous]' : '';
-    lines.push(`  - ${f.category} ${f.severity} → ${f.action}${at ? ` (${at})` : ''}${amb}: ${f.explanation}`);
+    lines.push(
+      `  - ${f.category} ${f.severity} → ${f.action}${at ? ` (${at})` : ''}${amb}: ${f.explanation}`,
+    );
     for (const e of f.evidence.slice(0, 3)) lines.push(`      ${e}`);
     if (f.evidence.length > 3) lines.push(`      … ${f.evidence.length - 3} more`);
   }

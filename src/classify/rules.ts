@@ -12,10 +12,19 @@
  * - An XID missing from the catalog is ambiguous, warning, monitor. Policy per-XID overrides win last.
  * - Absent data is never "missing GPU": a collection error or a conditions-only snapshot skips the count.
  */
-import type { GpuSample, HealthIncident, NodeCondition, NodeSnapshot } from '../domain/gpu.js';
-import { type Action, type Finding, type FindingKind, type Severity, severityRank, type Verdict, verdictOf } from '../domain/finding.js';
-import type { ClassificationPolicy } from '../domain/policy.js';
+
 import { normalizePciBusId, parseKernelSxidLine, parseKernelXidLine } from '../collect/parse/kernel-log.js';
+import {
+  type Action,
+  type Finding,
+  type FindingKind,
+  type Severity,
+  severityRank,
+  type Verdict,
+  verdictOf,
+} from '../domain/finding.js';
+import type { GpuSample, HealthIncident, NodeCondition, NodeSnapshot } from '../domain/gpu.js';
+import type { ClassificationPolicy } from '../domain/policy.js';
 import type { DcgmFrCatalog, XidCatalog, XidEntry } from './catalog.js';
 
 export interface RuleContext {
@@ -70,7 +79,8 @@ function decode154(message: string): { severity: Severity; action: Action; label
 
 /** NVLink5 XIDs 144–150 carry Fatal / Nonfatal (or "Link Fatal") in their text. */
 function decodeNvlink5(message: string): { severity: Severity; action: Action; label: string } | undefined {
-  if (/\bnon-?\s?fatal\b/i.test(message)) return { severity: 'warning', action: 'monitor', label: 'Nonfatal' };
+  if (/\bnon-?\s?fatal\b/i.test(message))
+    return { severity: 'warning', action: 'monitor', label: 'Nonfatal' };
   if (/\bfatal\b/i.test(message)) return { severity: 'critical', action: 'reboot', label: 'Fatal' };
   return undefined;
 }
@@ -201,7 +211,12 @@ function collectXids(snapshot: NodeSnapshot): Map<string, XidObs> {
   for (const g of snapshot.gpus) {
     if (g.pciBusId) byBus.set(normalizePciBusId(g.pciBusId), g.index);
     if (g.xidLast !== undefined && g.xidLast !== 0) {
-      add(g.xidLast, g.index, `xid:${g.xidLast}:gpu${g.index}`, `GPU ${g.index}: DCGM_FI_DEV_XID_ERRORS=${g.xidLast} (last XID code)`);
+      add(
+        g.xidLast,
+        g.index,
+        `xid:${g.xidLast}:gpu${g.index}`,
+        `GPU ${g.index}: DCGM_FI_DEV_XID_ERRORS=${g.xidLast} (last XID code)`,
+      );
     }
     for (const x of g.xids ?? []) {
       if (x.xid === 0) continue;
@@ -254,37 +269,72 @@ function memoryFindings(g: GpuSample, policy: ClassificationPolicy): Finding[] {
   const i = g.index;
   if ((g.eccDbeVolatile ?? 0) > 0) {
     out.push(
-      finding('ecc_dbe', 'ECC_ERROR', 'critical', 'reboot', `ecc_dbe:gpu${i}`,
+      finding(
+        'ecc_dbe',
+        'ECC_ERROR',
+        'critical',
+        'reboot',
+        `ecc_dbe:gpu${i}`,
         `GPU ${i} has ${g.eccDbeVolatile} uncorrectable (double-bit) ECC errors since the last reset.`,
-        [`GPU ${i}: ECC DBE volatile total=${g.eccDbeVolatile}`], i),
+        [`GPU ${i}: ECC DBE volatile total=${g.eccDbeVolatile}`],
+        i,
+      ),
     );
   }
   if ((g.rowRemapFailure ?? 0) > 0) {
     out.push(
-      finding('row_remap_failure', 'ECC_ERROR', 'critical', 'reboot', `row_remap_failure:gpu${i}`,
+      finding(
+        'row_remap_failure',
+        'ECC_ERROR',
+        'critical',
+        'reboot',
+        `row_remap_failure:gpu${i}`,
         `GPU ${i} failed to remap a memory row after uncorrectable errors.`,
-        [`GPU ${i}: DCGM_FI_DEV_ROW_REMAP_FAILURE=${g.rowRemapFailure}`], i),
+        [`GPU ${i}: DCGM_FI_DEV_ROW_REMAP_FAILURE=${g.rowRemapFailure}`],
+        i,
+      ),
     );
   }
   if ((g.retiredPagesPending ?? 0) > 0) {
     out.push(
-      finding('retired_pages', 'ECC_ERROR', 'warning', 'monitor', `retired_pages_pending:gpu${i}`,
+      finding(
+        'retired_pages',
+        'ECC_ERROR',
+        'warning',
+        'monitor',
+        `retired_pages_pending:gpu${i}`,
         `GPU ${i} has memory pages pending retirement; a GPU reset applies them.`,
-        [`GPU ${i}: retired pages pending=${g.retiredPagesPending}`], i),
+        [`GPU ${i}: retired pages pending=${g.retiredPagesPending}`],
+        i,
+      ),
     );
   }
   if ((g.rowRemapPending ?? 0) > 0) {
     out.push(
-      finding('retired_pages', 'ECC_ERROR', 'warning', 'monitor', `row_remap_pending:gpu${i}`,
+      finding(
+        'retired_pages',
+        'ECC_ERROR',
+        'warning',
+        'monitor',
+        `row_remap_pending:gpu${i}`,
         `GPU ${i} has a row remap pending; a GPU reset applies it.`,
-        [`GPU ${i}: DCGM_FI_DEV_ROW_REMAP_PENDING=${g.rowRemapPending}`], i),
+        [`GPU ${i}: DCGM_FI_DEV_ROW_REMAP_PENDING=${g.rowRemapPending}`],
+        i,
+      ),
     );
   }
   if (g.eccSbeVolatile !== undefined && g.eccSbeVolatile >= policy.sbeStormThreshold) {
     out.push(
-      finding('sbe_storm', 'ECC_ERROR', 'warning', 'monitor', `sbe_storm:gpu${i}`,
+      finding(
+        'sbe_storm',
+        'ECC_ERROR',
+        'warning',
+        'monitor',
+        `sbe_storm:gpu${i}`,
         `GPU ${i} has ${g.eccSbeVolatile} corrected single-bit ECC errors (storm threshold ${policy.sbeStormThreshold}).`,
-        [`GPU ${i}: ECC SBE volatile total=${g.eccSbeVolatile}`], i),
+        [`GPU ${i}: ECC SBE volatile total=${g.eccSbeVolatile}`],
+        i,
+      ),
     );
   }
   return out;
@@ -299,16 +349,30 @@ function nvlinkFinding(g: GpuSample, policy: ClassificationPolicy): Finding | un
   ];
   const over = counters.filter(([, v]) => v !== undefined && v >= policy.nvlinkErrorThreshold);
   if (over.length === 0) return undefined;
-  return finding('nvlink', 'NVLINK_ERROR', 'warning', 'monitor', `nvlink:gpu${g.index}`,
+  return finding(
+    'nvlink',
+    'NVLINK_ERROR',
+    'warning',
+    'monitor',
+    `nvlink:gpu${g.index}`,
     `GPU ${g.index} has NVLink ${over.map(([n]) => n).join(', ')} errors at or above ${policy.nvlinkErrorThreshold}.`,
-    over.map(([n, v]) => `GPU ${g.index}: NVLink ${n} errors=${v}`), g.index);
+    over.map(([n, v]) => `GPU ${g.index}: NVLink ${n} errors=${v}`),
+    g.index,
+  );
 }
 
 function thermalFinding(g: GpuSample, policy: ClassificationPolicy): Finding | undefined {
   if (g.temperatureC === undefined || g.temperatureC < policy.thermalWarningC) return undefined;
-  return finding('thermal', 'THERMAL_WARNING', 'warning', 'none', `thermal:gpu${g.index}`,
+  return finding(
+    'thermal',
+    'THERMAL_WARNING',
+    'warning',
+    'none',
+    `thermal:gpu${g.index}`,
     `GPU ${g.index} is at ${g.temperatureC} °C (warning at ${policy.thermalWarningC} °C).`,
-    [`GPU ${g.index}: DCGM_FI_DEV_GPU_TEMP=${g.temperatureC}`], g.index);
+    [`GPU ${g.index}: DCGM_FI_DEV_GPU_TEMP=${g.temperatureC}`],
+    g.index,
+  );
 }
 
 /** A health incident's text may join several DCGM messages with ", ": each part is looked up. */
@@ -334,9 +398,16 @@ function healthFindings(g: GpuSample, ctx: RuleContext): Finding[] {
     if (g.health === 'fail' || g.health === 'warn') {
       const fail = g.health === 'fail';
       return [
-        finding('health', fail ? 'GPU_HEALTH_ERROR' : 'GPU_HEALTH_WARNING', fail ? 'critical' : 'warning',
-          fail ? 'reboot' : 'monitor', `health:gpu${i}`,
-          `DCGM health check ${fail ? 'FAILED' : 'warns'} on GPU ${i}.`, [`GPU ${i}: DCGM health=${g.health}`], i),
+        finding(
+          'health',
+          fail ? 'GPU_HEALTH_ERROR' : 'GPU_HEALTH_WARNING',
+          fail ? 'critical' : 'warning',
+          fail ? 'reboot' : 'monitor',
+          `health:gpu${i}`,
+          `DCGM health check ${fail ? 'FAILED' : 'warns'} on GPU ${i}.`,
+          [`GPU ${i}: DCGM health=${g.health}`],
+          i,
+        ),
       ];
     }
     return [];
@@ -360,9 +431,16 @@ function healthFindings(g: GpuSample, ctx: RuleContext): Finding[] {
       if (lookup.unmatched) prev.ambiguous = true;
       continue;
     }
-    const f = finding('health', fail ? 'GPU_HEALTH_ERROR' : 'GPU_HEALTH_WARNING', fail ? 'critical' : 'warning',
-      fail ? 'reboot' : 'monitor', key,
-      `DCGM health check ${fail ? 'FAILED' : 'warns'} on GPU ${i} (${system}): ${inc.message}`, [evidence], i);
+    const f = finding(
+      'health',
+      fail ? 'GPU_HEALTH_ERROR' : 'GPU_HEALTH_WARNING',
+      fail ? 'critical' : 'warning',
+      fail ? 'reboot' : 'monitor',
+      key,
+      `DCGM health check ${fail ? 'FAILED' : 'warns'} on GPU ${i} (${system}): ${inc.message}`,
+      [evidence],
+      i,
+    );
     if (lookup.unmatched) f.ambiguous = true;
     bySystem.set(key, f);
   }
@@ -379,17 +457,32 @@ function missingGpuFinding(snapshot: NodeSnapshot): Finding | undefined {
   if (dcgmCounted && seen < expected) {
     const indices = new Set(snapshot.gpus.map((g) => g.index));
     const missing = Array.from({ length: expected }, (_, k) => k).filter((k) => !indices.has(k));
-    evidence.push(`DCGM reports ${seen} of ${expected} GPUs${missing.length > 0 ? ` (missing index ${missing.join(', ')})` : ''}`);
+    evidence.push(
+      `DCGM reports ${seen} of ${expected} GPUs${missing.length > 0 ? ` (missing index ${missing.join(', ')})` : ''}`,
+    );
   }
   if (snapshot.allocatableGpus !== undefined && snapshot.allocatableGpus < expected) {
     evidence.push(`nvidia.com/gpu allocatable ${snapshot.allocatableGpus} < capacity ${expected}`);
   }
   if (evidence.length === 0) return undefined;
-  return finding('gpu_missing', 'GPU_MISSING', 'critical', 'reboot', 'gpu_missing',
-    `Node ${snapshot.node} shows fewer GPUs than the ${expected} it should have.`, evidence);
+  return finding(
+    'gpu_missing',
+    'GPU_MISSING',
+    'critical',
+    'reboot',
+    'gpu_missing',
+    `Node ${snapshot.node} shows fewer GPUs than the ${expected} it should have.`,
+    evidence,
+  );
 }
 
-const STANDARD_CONDITIONS = new Set(['Ready', 'MemoryPressure', 'DiskPressure', 'PIDPressure', 'NetworkUnavailable']);
+const STANDARD_CONDITIONS = new Set([
+  'Ready',
+  'MemoryPressure',
+  'DiskPressure',
+  'PIDPressure',
+  'NetworkUnavailable',
+]);
 const GPU_CONDITION_RE = /gpu|xid|nvidia|nvlink|accelerat|dcgm|ecc/i;
 
 /** Is this condition reporting a problem? AcceleratedHardwareReady is healthy when True; NPD problem types when False. */
@@ -415,9 +508,16 @@ function conditionFindings(snapshot: NodeSnapshot, xids: Map<string, XidObs>, ct
         continue;
       }
       const fromMsg = c.message ? parseKernelXidLine(c.message) : undefined;
-      const gpu = fromMsg ? snapshot.gpus.find((g) => g.pciBusId && normalizePciBusId(g.pciBusId) === fromMsg.pciBusId)?.index : undefined;
+      const gpu = fromMsg
+        ? snapshot.gpus.find((g) => g.pciBusId && normalizePciBusId(g.pciBusId) === fromMsg.pciBusId)?.index
+        : undefined;
       const key = gpu !== undefined ? `xid:${xid}:gpu${gpu}` : `xid:${xid}:condition`;
-      const o: XidObs = { xid, key, messages: c.message ? [fromMsg?.message ?? c.message] : [], evidence: [evidence] };
+      const o: XidObs = {
+        xid,
+        key,
+        messages: c.message ? [fromMsg?.message ?? c.message] : [],
+        evidence: [evidence],
+      };
       if (gpu !== undefined) o.gpu = gpu;
       const f = xidFinding(o, ctx);
       f.kind = 'condition';
@@ -428,11 +528,19 @@ function conditionFindings(snapshot: NodeSnapshot, xids: Map<string, XidObs>, ct
     const key = `condition:${c.type}${c.reason ? `:${c.reason}` : ''}`;
     const why = `Node condition ${c.type} is ${c.status}${c.reason ? ` (${c.reason})` : ''}`;
     if (/double.?bit|dbe|uncorrectable/i.test(text)) {
-      out.push(finding('condition', 'ECC_ERROR', 'critical', 'reboot', key, `${why}: uncorrectable memory errors.`, [evidence]));
+      out.push(
+        finding('condition', 'ECC_ERROR', 'critical', 'reboot', key, `${why}: uncorrectable memory errors.`, [
+          evidence,
+        ]),
+      );
     } else if (/nvlink/i.test(text)) {
-      out.push(finding('condition', 'NVLINK_ERROR', 'warning', 'monitor', key, `${why}: NVLink errors.`, [evidence]));
+      out.push(
+        finding('condition', 'NVLINK_ERROR', 'warning', 'monitor', key, `${why}: NVLink errors.`, [evidence]),
+      );
     } else if (/thermal|temperature/i.test(text)) {
-      out.push(finding('condition', 'THERMAL_WARNING', 'warning', 'none', key, `${why}: thermal.`, [evidence]));
+      out.push(
+        finding('condition', 'THERMAL_WARNING', 'warning', 'none', key, `${why}: thermal.`, [evidence]),
+      );
     } else {
       const f = finding('condition', 'GPU_HEALTH_ERROR', 'critical', 'reboot', key, `${why}.`, [evidence]);
       // A reason the rules do not know: the LLM may name it better; the policy still decides the action.
@@ -448,9 +556,15 @@ export function ruleFindings(snapshot: NodeSnapshot, ctx: RuleContext): Finding[
   const findings: Finding[] = [];
   if (snapshot.error) {
     findings.push(
-      finding('collection', COLLECTION_FAILED, 'warning', 'none', 'collection',
+      finding(
+        'collection',
+        COLLECTION_FAILED,
+        'warning',
+        'none',
+        'collection',
         `Could not read GPU data from ${snapshot.node} (${snapshot.error.kind}): ${snapshot.error.message}`,
-        [`${snapshot.error.kind}: ${snapshot.error.message}`]),
+        [`${snapshot.error.kind}: ${snapshot.error.message}`],
+      ),
     );
   }
   const xids = collectXids(snapshot);
@@ -470,8 +584,15 @@ export function ruleFindings(snapshot: NodeSnapshot, ctx: RuleContext): Finding[
   if (missing) findings.push(missing);
   const unparsed = (snapshot.unparsed ?? []).filter((l) => l.trim() !== '');
   if (unparsed.length > 0) {
-    const f = finding('unknown', UNKNOWN_CATEGORY, 'info', 'none', 'unparsed',
-      `${unparsed.length} line(s) of GPU output the rules could not read.`, unparsed);
+    const f = finding(
+      'unknown',
+      UNKNOWN_CATEGORY,
+      'info',
+      'none',
+      'unparsed',
+      `${unparsed.length} line(s) of GPU output the rules could not read.`,
+      unparsed,
+    );
     f.ambiguous = true;
     findings.push(f);
   }

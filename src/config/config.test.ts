@@ -144,7 +144,11 @@ describe('loadConfig errors', () => {
     ['WEBHOOK_URL', 'not a url', "WEBHOOK_URL: expected a URL, got 'not a url'"],
     ['WEBHOOK_URL', 'ftp://example.com/x', 'WEBHOOK_URL: expected a http or https URL'],
     ['SLACK_API_URL', '::', 'SLACK_API_URL: expected a URL'],
-    ['SLACK_ADMIN_USERS', 'U01,alice', "SLACK_ADMIN_USERS: expected a comma-separated list of Slack user ids (U…), got 'alice'"],
+    [
+      'SLACK_ADMIN_USERS',
+      'U01,alice',
+      "SLACK_ADMIN_USERS: expected a comma-separated list of Slack user ids (U…), got 'alice'",
+    ],
     ['SLACK_ADMIN_GROUP', 'admins', 'SLACK_ADMIN_GROUP: expected a Slack user group id'],
     ['LAMBDA_FUNCTION', 'bad name!', 'LAMBDA_FUNCTION: expected a Lambda function name or ARN'],
     ['CLOUDWATCH_NAMESPACE', 'AWS/EC2', 'CLOUDWATCH_NAMESPACE: expected a CloudWatch namespace'],
@@ -159,7 +163,12 @@ describe('loadConfig errors', () => {
 
   it('lists every bad variable at once, by name', () => {
     const problems = problemsOf({ MONITOR_INTERVAL: 'abc', PORT: '-1', DRY_RUN: 'maybe', LOG_LEVEL: 'loud' });
-    expect(problems.map((p) => p.split(':')[0]).sort()).toEqual(['DRY_RUN', 'LOG_LEVEL', 'MONITOR_INTERVAL', 'PORT']);
+    expect(problems.map((p) => p.split(':')[0]).sort()).toEqual([
+      'DRY_RUN',
+      'LOG_LEVEL',
+      'MONITOR_INTERVAL',
+      'PORT',
+    ]);
     try {
       load({ MONITOR_INTERVAL: 'abc', PORT: '-1' });
     } catch (err) {
@@ -184,12 +193,20 @@ describe('loadConfig errors', () => {
   });
 
   it('needs no signing secret in Socket Mode', () => {
-    const c = load({ SLACK_BOT_TOKEN: 'xoxb-1-2-abc', SLACK_APP_TOKEN: 'xapp-1-A-1-z', SLACK_CHANNEL: 'C0123' });
+    const c = load({
+      SLACK_BOT_TOKEN: 'xoxb-1-2-abc',
+      SLACK_APP_TOKEN: 'xapp-1-A-1-z',
+      SLACK_CHANNEL: 'C0123',
+    });
     expect(c.slack.mode).toBe('socket');
   });
 
   it('selects HTTP mode with a bot token and a signing secret', () => {
-    const c = load({ SLACK_BOT_TOKEN: 'xoxb-1-2-abc', SLACK_SIGNING_SECRET: 'abcdef0123456789', SLACK_CHANNEL: '#gpu-alerts' });
+    const c = load({
+      SLACK_BOT_TOKEN: 'xoxb-1-2-abc',
+      SLACK_SIGNING_SECRET: 'abcdef0123456789',
+      SLACK_CHANNEL: '#gpu-alerts',
+    });
     expect(c.slack.mode).toBe('http');
   });
 
@@ -204,7 +221,9 @@ describe('loadConfig errors', () => {
     writeFileSync(good, 'classification:\n  thermalWarningC: 80\n');
     expect(load({ POLICY_FILE: good }).policy.classification.thermalWarningC).toBe(80);
     const problems = problemsOf({ POLICY_FILE: join(dir, 'missing.yaml'), PORT: 'x' });
-    expect(problems).toContainEqual(expect.stringMatching(/^POLICY_FILE: policy file .*missing\.yaml: file not found/));
+    expect(problems).toContainEqual(
+      expect.stringMatching(/^POLICY_FILE: policy file .*missing\.yaml: file not found/),
+    );
     expect(problems).toContainEqual(expect.stringMatching(/^PORT: /));
   });
 });
@@ -231,6 +250,9 @@ describe('redactedConfig', () => {
     });
     expect(r.notify).toMatchObject({ webhookSecret: '***' });
     expect((r.notify as { webhookUrl: string }).webhookUrl).toContain('hooks.example.com');
-    expect(r.aws).toEqual({ region: 'us-east-1', endpoints: { AWS_ENDPOINT_URL_EC2: 'http://127.0.0.1:4567' } });
+    expect(r.aws).toEqual({
+      region: 'us-east-1',
+      endpoints: { AWS_ENDPOINT_URL_EC2: 'http://127.0.0.1:4567' },
+    });
   });
 });

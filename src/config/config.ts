@@ -52,7 +52,11 @@ const EnvSchema = z.object({
     'an EKS cluster name (letters, digits, - and _, up to 100)',
     'eks-gpu-cluster',
   ),
-  AWS_REGION: patternedWithDefault(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'an AWS region such as us-east-1', 'us-east-1'),
+  AWS_REGION: patternedWithDefault(
+    /^[a-z]{2}(-[a-z]+)+-\d+$/,
+    'an AWS region such as us-east-1',
+    'us-east-1',
+  ),
   MONITOR_INTERVAL: positiveSeconds(60),
   LOG_LEVEL: oneOf(LogLevels, 'info'),
   DB_PATH: stringWithDefault('./data/gpu-medic.db'),
@@ -253,7 +257,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
       problems.push('SLACK_CHANNEL: required when SLACK_BOT_TOKEN is set (where alerts are posted)');
     }
     if (e.SLACK_APP_TOKEN && !e.SLACK_BOT_TOKEN) {
-      problems.push('SLACK_BOT_TOKEN: required when SLACK_APP_TOKEN is set (Socket Mode still posts with the bot token)');
+      problems.push(
+        'SLACK_BOT_TOKEN: required when SLACK_APP_TOKEN is set (Socket Mode still posts with the bot token)',
+      );
     }
   }
 

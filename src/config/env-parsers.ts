@@ -133,7 +133,10 @@ export function url(opts: { protocols?: string[]; trailingSlash?: boolean } = {}
       return fail(ctx, `expected a URL, got ${shown(t)}`);
     }
     if (!protocols.includes(u.protocol)) {
-      return fail(ctx, `expected a ${protocols.map((p) => p.replace(':', '')).join(' or ')} URL, got ${shown(t)}`);
+      return fail(
+        ctx,
+        `expected a ${protocols.map((p) => p.replace(':', '')).join(' or ')} URL, got ${shown(t)}`,
+      );
     }
     if (opts.trailingSlash && !t.endsWith('/')) return `${t}/`;
     return t;
@@ -150,7 +153,10 @@ export function list(pattern: RegExp, what: string) {
       .filter((s) => s !== '');
     const bad = items.filter((s) => !pattern.test(s));
     if (bad.length > 0) {
-      return fail(ctx, `expected a comma-separated list of ${what}, got ${bad.map((b) => shown(b)).join(', ')}`);
+      return fail(
+        ctx,
+        `expected a comma-separated list of ${what}, got ${bad.map((b) => shown(b)).join(', ')}`,
+      );
     }
     return [...new Set(items)];
   });

@@ -44,14 +44,21 @@ describe('loadPolicy', () => {
   it('gives the domain defaults without a file', () => {
     const p = loadPolicy();
     expect(p.classification).toEqual(defaultClassificationPolicy);
-    expect(p.remediation).toEqual({ rules: [], escalation: defaultEscalationPolicy, llmDestructiveMode: 'approve' });
+    expect(p.remediation).toEqual({
+      rules: [],
+      escalation: defaultEscalationPolicy,
+      llmDestructiveMode: 'approve',
+    });
   });
 
   it('parses the documented full example', () => {
     const f = join(dir, 'full.yaml');
     writeFileSync(f, fullExample);
     const p = loadPolicy(f);
-    expect(p.classification.xid).toEqual({ 13: { severity: 'warning', action: 'none' }, 79: { action: 'replace' } });
+    expect(p.classification.xid).toEqual({
+      13: { severity: 'warning', action: 'none' },
+      79: { action: 'replace' },
+    });
     expect(p.classification.categories).toEqual([
       {
         name: 'FABRIC_MANAGER_DOWN',
@@ -85,10 +92,22 @@ describe('loadPolicy', () => {
       'remediation:\n  rules:\n    - { match: { xid: 1 }, action: reboot, mode: auto }\n    - { match: { xid: 2 }, action: reboot, mode: auto }\n    - { match: { xid: 3 }, action: reboot, mode: sometimes }\n',
       'remediation.rules[2].mode: ',
     ],
-    ['remediation:\n  rules:\n    - { match: {}, action: reboot, mode: auto }\n', 'remediation.rules[0].match: needs at least one matcher'],
-    ['remediation:\n  rules:\n    - { match: { xid: 79 }, action: explode, mode: auto }\n', 'remediation.rules[0].action: '],
-    ['remediation:\n  rules:\n    - { match: { xid: 79 }, action: reboot, mdoe: auto }\n', 'remediation.rules[0]: '],
-    ['classification:\n  xid: { abc: { action: none } }\n', 'classification.xid.abc: XID keys must be numbers'],
+    [
+      'remediation:\n  rules:\n    - { match: {}, action: reboot, mode: auto }\n',
+      'remediation.rules[0].match: needs at least one matcher',
+    ],
+    [
+      'remediation:\n  rules:\n    - { match: { xid: 79 }, action: explode, mode: auto }\n',
+      'remediation.rules[0].action: ',
+    ],
+    [
+      'remediation:\n  rules:\n    - { match: { xid: 79 }, action: reboot, mdoe: auto }\n',
+      'remediation.rules[0]: ',
+    ],
+    [
+      'classification:\n  xid: { abc: { action: none } }\n',
+      'classification.xid.abc: XID keys must be numbers',
+    ],
     ['classification:\n  xid: { "13": { severity: awful } }\n', 'classification.xid.13.severity: '],
     ['classification:\n  thermalWarningC: hot\n', 'classification.thermalWarningC: '],
     [
@@ -119,8 +138,8 @@ describe('loadPolicy', () => {
   });
 
   it('the error message names the file', () => {
-    expect(() => parsePolicy('remediation: { llmDestructiveMode: yolo }', '/etc/gpu-medic/policy.yaml')).toThrow(
-      /^policy file \/etc\/gpu-medic\/policy.yaml: remediation.llmDestructiveMode: /,
-    );
+    expect(() =>
+      parsePolicy('remediation: { llmDestructiveMode: yolo }', '/etc/gpu-medic/policy.yaml'),
+    ).toThrow(/^policy file \/etc\/gpu-medic\/policy.yaml: remediation.llmDestructiveMode: /);
   });
 });

@@ -114,7 +114,11 @@ const PolicySchema = z.strictObject({
         .superRefine((rec, ctx) => {
           for (const k of Object.keys(rec)) {
             if (!/^\d+$/.test(k) || !xidNumber.safeParse(Number(k)).success) {
-              ctx.addIssue({ code: 'custom', path: [k], message: 'XID keys must be numbers from 1 to 65535' });
+              ctx.addIssue({
+                code: 'custom',
+                path: [k],
+                message: 'XID keys must be numbers from 1 to 65535',
+              });
             }
           }
         })
@@ -183,8 +187,7 @@ export function parsePolicy(text: string, file = '<policy>'): Policy {
   }
   const p = parsed.data;
   const categories: CustomCategory[] = [...(p.classification?.categories ?? []), ...(p.categories ?? [])];
-  const seen = new Set<string>();
-  const dupes = categories.filter((c) => (seen.has(c.name) ? true : (seen.add(c.name), false)));
+  const dupes = categories.filter((c, i) => categories.findIndex((o) => o.name === c.name) !== i);
   if (dupes.length > 0) {
     throw new PolicyError(
       file,

@@ -23,7 +23,13 @@ describe('createLogger', () => {
     root.debug('not shown at info');
     const [rec, ...rest] = out.records();
     expect(rest).toEqual([]);
-    expect(rec).toMatchObject({ app: 'gpu-medic', component: 'monitor', level: 'info', node: 'ip-10-0-0-1', msg: 'scan finished' });
+    expect(rec).toMatchObject({
+      app: 'gpu-medic',
+      component: 'monitor',
+      level: 'info',
+      node: 'ip-10-0-0-1',
+      msg: 'scan finished',
+    });
   });
 
   it.each([

@@ -82,7 +82,11 @@ export function createLogger(options: CreateLoggerOptions = {}): Logger {
 }
 
 /** A child logger for one component: every line carries `component`. */
-export function componentLogger(root: Logger, component: string, bindings: Record<string, unknown> = {}): Logger {
+export function componentLogger(
+  root: Logger,
+  component: string,
+  bindings: Record<string, unknown> = {},
+): Logger {
   return root.child({ component, ...bindings });
 }
 

@@ -9,9 +9,9 @@ import type { Incident, IncidentState } from '../domain/incident.js';
 import { isOpen, RemediationActions } from '../domain/incident.js';
 import type {
   AuditLog,
+  Clock,
   CloudPort,
   ClusterPort,
-  Clock,
   ExclusionStore,
   HealthCheckPort,
   IncidentStore,
@@ -19,7 +19,15 @@ import type {
   StepRow,
   StepStore,
 } from './ports.js';
-import { canTransition, isWorking, PlanStep, planSteps, type StepName, stepDoneState, stepState } from './state-machine.js';
+import {
+  canTransition,
+  isWorking,
+  PlanStep,
+  planSteps,
+  type StepName,
+  stepDoneState,
+  stepState,
+} from './state-machine.js';
 import { runStep, type StepContext, type StepOutcome } from './steps.js';
 
 export interface EngineConfig {
@@ -113,7 +121,9 @@ export class RemediationEngine {
       .filter((i) => isWorking(i.state))
       .map((i) => i.id);
     for (const id of ids) {
-      this.run(id).catch((error: unknown) => this.log?.error({ err: error, incidentId: id }, 'remediation run crashed'));
+      this.run(id).catch((error: unknown) =>
+        this.log?.error({ err: error, incidentId: id }, 'remediation run crashed'),
+      );
     }
     return ids;
   }
@@ -161,8 +171,14 @@ export class RemediationEngine {
       if (stop) return this.end(incident, plan, 'cancelled', stop, runStartedAt, last);
 
       if (step === 'resolve') {
-        const reason = plan.dryRun ? 'dry run: every step reported, nothing was changed' : `${plan.action} done`;
+        const reason = plan.dryRun
+          ? 'dry run: every step reported, nothing was changed'
+          : `${plan.action} done`;
         return this.end(incident, plan, 'resolved', reason, runStartedAt, undefined);
+      }
+      // A crash between finishing the drain row and recording `drained` leaves the state one behind.
+      if (incident.state === 'draining' && step !== 'drain' && !this.move(incident, 'drained')) {
+        return { incidentId: id, state: incidents.get(id)?.state, stopped: 'superseded' };
       }
       if (!this.move(incident, stepState[step])) {
         return { incidentId: id, state: incidents.get(id)?.state, stopped: 'superseded' };
@@ -176,7 +192,12 @@ export class RemediationEngine {
       const finishedAt = clock.now();
       const startedAt = row?.status === 'started' ? row.startedAt : finishedAt;
       if (row?.status === 'started') {
-        steps.finish(row.id, 'done', { ...outcome.detail, ...(plan.dryRun ? { dryRun: true } : {}) }, finishedAt);
+        steps.finish(
+          row.id,
+          'done',
+          { ...outcome.detail, ...(plan.dryRun ? { dryRun: true } : {}) },
+          finishedAt,
+        );
       } else {
         // A step with nothing to bracket (e.g. nothing to do): record it anyway, so a resume skips it.
         const r = steps.begin(id, step, { ...(plan.dryRun ? { dryRun: true } : {}) }, finishedAt);
@@ -218,13 +239,21 @@ export class RemediationEngine {
         resumed,
         config: this.config,
         deps: this.deps,
-        begin: (detail) => resumed ?? steps.begin(incident.id, step, { ...detail, ...(plan.dryRun ? { dryRun: true } : {}) }, clock.now()),
+        begin: (detail) =>
+          resumed ??
+          steps.begin(
+            incident.id,
+            step,
+            { ...detail, ...(plan.dryRun ? { dryRun: true } : {}) },
+            clock.now(),
+          ),
         doneDetail: (name) => {
           const row = steps.lastOf(incident.id, name);
           return row?.status === 'done' ? row.detail : undefined;
         },
         rowOf: (name) => steps.lastOf(incident.id, name),
-        publish: (event, details) => this.publish(incident, plan, event, stepState[step], clock.now(), { details }),
+        publish: (event, details) =>
+          this.publish(incident, plan, event, stepState[step], clock.now(), { details }),
         humanUncordoned: () => this.humanUncordoned(incident, plan),
       };
       try {
@@ -233,7 +262,11 @@ export class RemediationEngine {
         const message = error instanceof Error ? error.message : String(error);
         this.log?.warn({ incidentId: incident.id, step, attempt, err: error }, 'remediation step failed');
         if (attempt >= this.config.maxStepAttempts) {
-          return { kind: 'end', state: 'failed', reason: `${step} failed after ${attempt} attempts: ${message}` };
+          return {
+            kind: 'end',
+            state: 'failed',
+            reason: `${step} failed after ${attempt} attempts: ${message}`,
+          };
         }
         await clock.sleep(backoff);
         backoff = Math.min(backoff * 2, this.config.maxBackoffMs);
@@ -298,13 +331,17 @@ export class RemediationEngine {
   ): RunResult {
     const { steps, incidents, clock } = this.deps;
     const at = clock.now();
-    if (row?.status === 'started') steps.finish(row.id, state === 'cancelled' ? 'skipped' : 'failed', { ...detail, reason }, at);
+    if (row?.status === 'started')
+      steps.finish(row.id, state === 'cancelled' ? 'skipped' : 'failed', { ...detail, reason }, at);
     const current = incidents.get(incident.id);
     if (!current || !isOpen(current.state)) return { incidentId: incident.id, state: current?.state };
     if (!incidents.transition(incident.id, [current.state], state, reason)) {
       return { incidentId: incident.id, state: incidents.get(incident.id)?.state, stopped: 'superseded' };
     }
-    this.publish(incident, plan, state, state, at, { elapsedMs: at - runStartedAt, details: { reason, ...detail } });
+    this.publish(incident, plan, state, state, at, {
+      elapsedMs: at - runStartedAt,
+      details: { reason, ...detail },
+    });
     this.deps.audit.append({
       at,
       actor: plan.actor,

@@ -54,13 +54,21 @@ function stricter(a: PolicyMode, b: PolicyMode): PolicyMode {
 /** DESIGN §4's default table, before rules and escalation. */
 export function defaultDecision(fault: FaultInput): Decision {
   if (fault.kind === 'collection' || fault.category === 'COLLECTION_FAILED') {
-    return { action: 'none', mode: 'off', reason: 'Could not collect GPU data: alert only, nothing is known to be wrong.' };
+    return {
+      action: 'none',
+      mode: 'off',
+      reason: 'Could not collect GPU data: alert only, nothing is known to be wrong.',
+    };
   }
   if (fault.severity !== 'critical') {
     return { action: 'none', mode: 'off', reason: `${fault.category} is a ${fault.severity}: alert only.` };
   }
   if (fault.xid !== undefined && ReplaceXids.has(fault.xid)) {
-    return { action: 'replace', mode: 'auto', reason: `XID ${fault.xid} needs new hardware: replace the instance.` };
+    return {
+      action: 'replace',
+      mode: 'auto',
+      reason: `XID ${fault.xid} needs new hardware: replace the instance.`,
+    };
   }
   if (fault.kind === 'ecc_dbe' || fault.kind === 'row_remap_failure') {
     return {
@@ -84,16 +92,25 @@ export function defaultDecision(fault: FaultInput): Decision {
     };
   }
   if (fault.kind === 'health') {
-    return { action: 'reboot', mode: 'approve', reason: 'DCGM health check failed: reboot once a human agrees.' };
+    return {
+      action: 'reboot',
+      mode: 'approve',
+      reason: 'DCGM health check failed: reboot once a human agrees.',
+    };
   }
   if (fault.kind === 'xid' && fault.xid !== undefined) {
     return { action: 'reboot', mode: 'auto', reason: `Critical XID ${fault.xid}: a reboot resets the GPU.` };
   }
   // Custom categories, node conditions and unknown critical faults: follow the classifier's bucket, but ask.
   const recommended = fault.recommendedAction;
-  const action: RemediationAction = recommended === 'replace' ? 'replace' : recommended === 'reboot' ? 'reboot' : 'none';
+  const action: RemediationAction =
+    recommended === 'replace' ? 'replace' : recommended === 'reboot' ? 'reboot' : 'none';
   if (action === 'none') {
-    return { action: 'none', mode: 'off', reason: `${fault.category}: no repair is known to help; alert only.` };
+    return {
+      action: 'none',
+      mode: 'off',
+      reason: `${fault.category}: no repair is known to help; alert only.`,
+    };
   }
   return { action, mode: 'approve', reason: `${fault.category}: ${action} recommended; a human decides.` };
 }
@@ -119,7 +136,12 @@ const hourMs = 3_600_000;
  * seen at start-up (its sticky value may be days old — acting on it automatically could reboot a node for a
  * fault long fixed, so a human looks first).
  */
-export function decide(fault: FaultInput, policy: Policy, history: RemediationHistory, now: number): Decision {
+export function decide(
+  fault: FaultInput,
+  policy: Policy,
+  history: RemediationHistory,
+  now: number,
+): Decision {
   const remediation = policy.remediation;
   const ruleIndex = remediation.rules.findIndex((r) => ruleMatches(r, fault));
   const rule = remediation.rules[ruleIndex];

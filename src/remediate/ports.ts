@@ -43,7 +43,14 @@ export interface TrainingJobRef {
   name: string;
 }
 
-export const TrainingJobStatuses = ['running', 'restarting', 'pending', 'succeeded', 'failed', 'unknown'] as const;
+export const TrainingJobStatuses = [
+  'running',
+  'restarting',
+  'pending',
+  'succeeded',
+  'failed',
+  'unknown',
+] as const;
 export type TrainingJobStatus = (typeof TrainingJobStatuses)[number];
 
 export interface ClusterPort {
@@ -118,7 +125,12 @@ export interface StepStore {
   /** Written BEFORE the step's external effect. */
   begin(incidentId: string, step: string, detail: Record<string, unknown>, at: number): StepRow;
   /** Written AFTER it; `detail` is merged into the row's detail. */
-  finish(stepId: number, status: Exclude<StepStatus, 'started'>, detail: Record<string, unknown>, at: number): void;
+  finish(
+    stepId: number,
+    status: Exclude<StepStatus, 'started'>,
+    detail: Record<string, unknown>,
+    at: number,
+  ): void;
   /** In the order begun. */
   list(incidentId: string): StepRow[];
   /** The most recent row of that step. */

@@ -39,7 +39,9 @@ const hourMs = 3_600_000;
 export function checkSafety(input: SafetyInput): SafetyVerdict {
   const prefix = input.dryRun ? '(dry run) ' : '';
   if (input.excluded) {
-    const until = input.excluded.expiresAt ? ` until ${new Date(input.excluded.expiresAt).toISOString()}` : '';
+    const until = input.excluded.expiresAt
+      ? ` until ${new Date(input.excluded.expiresAt).toISOString()}`
+      : '';
     return {
       allowed: false,
       limit: 'excluded',

@@ -82,7 +82,9 @@ function podName(p: PodRef): string {
 
 async function kubeflowSnapshot(ctx: StepContext): Promise<StepOutcome> {
   const pods = await ctx.deps.cluster.listPodsOnNode(ctx.incident.node);
-  const jobs = await ctx.deps.cluster.listTrainingJobsForPods(pods.filter((p) => !p.isDaemonSet && !p.isMirror));
+  const jobs = await ctx.deps.cluster.listTrainingJobsForPods(
+    pods.filter((p) => !p.isDaemonSet && !p.isMirror),
+  );
   return done({ jobs: jobs.map((j) => ({ ...j })) });
 }
 
@@ -161,7 +163,7 @@ function instanceIdOf(ctx: StepContext, node: GpuNode | undefined): string {
 }
 
 function rebootShows(node: GpuNode | undefined, bootIdBefore: unknown): boolean {
-  return !node || !node.ready || (typeof bootIdBefore === 'string' && node.bootId !== bootIdBefore);
+  return !node?.ready || (typeof bootIdBefore === 'string' && node.bootId !== bootIdBefore);
 }
 
 async function reboot(ctx: StepContext): Promise<StepOutcome> {
@@ -239,7 +241,8 @@ async function replace(ctx: StepContext): Promise<StepOutcome> {
     const instanceId = typeof d.instanceId === 'string' ? d.instanceId : undefined;
     const node = await cluster.getNode(ctx.incident.node);
     const state = instanceId ? (await cloud.describeInstance(instanceId))?.state : undefined;
-    const alreadyGoing = (state !== undefined && terminating.has(state)) || (d.method === 'karpenter' && !node);
+    const alreadyGoing =
+      (state !== undefined && terminating.has(state)) || (d.method === 'karpenter' && !node);
     if (alreadyGoing || ctx.plan.dryRun) return done({ reissued: false, instanceState: state ?? null });
     await issueReplace(ctx, String(d.method), instanceId);
     return done({ reissued: true });
@@ -279,7 +282,8 @@ async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
   if (ctx.plan.dryRun) return done({ would: 'wait for a replacement node to be Ready' });
   const d = ctx.rowOf('replace')?.detail ?? {};
   const group = typeof d.group === 'string' ? d.group : undefined;
-  if (!group) return done({ replacement: null, note: 'not in a node group or NodePool: no replacement expected' });
+  if (!group)
+    return done({ replacement: null, note: 'not in a node group or NodePool: no replacement expected' });
   const before = new Set(Array.isArray(d.nodesBefore) ? d.nodesBefore.map(String) : []);
   ctx.begin({});
   const deadline = clock.now() + ctx.config.replaceTimeoutMs;

@@ -4,7 +4,11 @@ import {
   TerminateInstanceInAutoScalingGroupCommand,
 } from '@aws-sdk/client-auto-scaling';
 import { BedrockRuntimeClient, ConverseCommand } from '@aws-sdk/client-bedrock-runtime';
-import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+import {
+  CloudWatchClient,
+  PutMetricDataCommand,
+  type PutMetricDataCommandInput,
+} from '@aws-sdk/client-cloudwatch';
 import {
   DescribeInstancesCommand,
   EC2Client,
@@ -170,7 +174,9 @@ describe('EC2 (query protocol, XML answers)', () => {
     const out = await ec2().send(
       new DescribeInstancesCommand({ Filters: [{ Name: 'tag:karpenter.sh/nodepool', Values: ['gpu'] }] }),
     );
-    expect(out.Reservations?.flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId)).toEqual([STANDALONE]);
+    expect(out.Reservations?.flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId)).toEqual([
+      STANDALONE,
+    ]);
     const err = await ec2()
       .send(new DescribeInstancesCommand({ Filters: [{ Name: 'colour', Values: ['red'] }] }))
       .catch((e: unknown) => e);
@@ -190,7 +196,10 @@ describe('Auto Scaling (query protocol)', () => {
 
   it('terminates in the group, passing ShouldDecrementDesiredCapacity, and returns an Activity', async () => {
     const out = await asg().send(
-      new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: NODE_A, ShouldDecrementDesiredCapacity: false }),
+      new TerminateInstanceInAutoScalingGroupCommand({
+        InstanceId: NODE_A,
+        ShouldDecrementDesiredCapacity: false,
+      }),
     );
     expect(out.Activity).toMatchObject({
       AutoScalingGroupName: 'eks-gpu-p5-ng',
@@ -206,7 +215,10 @@ describe('Auto Scaling (query protocol)', () => {
   it('refuses an instance outside any group with a query-protocol ValidationError', async () => {
     const err = await asg()
       .send(
-        new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: STANDALONE, ShouldDecrementDesiredCapacity: true }),
+        new TerminateInstanceInAutoScalingGroupCommand({
+          InstanceId: STANDALONE,
+          ShouldDecrementDesiredCapacity: true,
+        }),
       )
       .catch((e: unknown) => e);
     expect(err).toMatchObject({ name: 'ValidationError', $metadata: { httpStatusCode: 400 } });
@@ -276,9 +288,16 @@ describe('CloudWatch PutMetricData (JSON 1.0, as the 3.11xx client sends it)', (
   });
 
   it('accepts 1000 datums in one call (gzip-compressed by the SDK) and refuses 1001', async () => {
-    const datum = (n: number) => ({ MetricName: 'GpuTemp', Dimensions: [{ Name: 'Gpu', Value: String(n) }], Value: n });
+    const datum = (n: number) => ({
+      MetricName: 'GpuTemp',
+      Dimensions: [{ Name: 'Gpu', Value: String(n) }],
+      Value: n,
+    });
     await cw().send(
-      new PutMetricDataCommand({ Namespace: 'GpuMedic', MetricData: Array.from({ length: 1000 }, (_, n) => datum(n)) }),
+      new PutMetricDataCommand({
+        Namespace: 'GpuMedic',
+        MetricData: Array.from({ length: 1000 }, (_, n) => datum(n)),
+      }),
     );
     expect(aws.state.cloudwatch).toHaveLength(1000);
     expect(aws.log.find('PutMetricData')[0]?.headers['content-encoding']).toBe('gzip');
@@ -294,15 +313,23 @@ describe('CloudWatch PutMetricData (JSON 1.0, as the 3.11xx client sends it)', (
     expect(aws.state.cloudwatch).toHaveLength(1000);
   });
 
-  it.each([
+  it.each<[string, Partial<PutMetricDataCommandInput>, string]>([
     ['no namespace', { MetricData: [{ MetricName: 'x', Value: 1 }] }, 'MissingRequiredParameterException'],
-    ['an AWS/ namespace', { Namespace: 'AWS/EC2', MetricData: [{ MetricName: 'x', Value: 1 }] }, 'InvalidParameterValueException'],
+    [
+      'an AWS/ namespace',
+      { Namespace: 'AWS/EC2', MetricData: [{ MetricName: 'x', Value: 1 }] },
+      'InvalidParameterValueException',
+    ],
     [
       '31 dimensions',
       {
         Namespace: 'GpuMedic',
         MetricData: [
-          { MetricName: 'x', Value: 1, Dimensions: Array.from({ length: 31 }, (_, n) => ({ Name: `d${n}`, Value: 'v' })) },
+          {
+            MetricName: 'x',
+            Value: 1,
+            Dimensions: Array.from({ length: 31 }, (_, n) => ({ Name: `d${n}`, Value: 'v' })),
+          },
         ],
       },
       'InvalidParameterValueException',
@@ -314,7 +341,8 @@ describe('CloudWatch PutMetricData (JSON 1.0, as the 3.11xx client sends it)', (
     ],
   ])('rejects %s', async (_label, input, name) => {
     const err = await cw()
-      .send(new PutMetricDataCommand(input))
+      // Deliberately invalid input: the SDK does not validate, the service does.
+      .send(new PutMetricDataCommand(input as PutMetricDataCommandInput))
       .catch((e: unknown) => e);
     expect(err).toMatchObject({ name, $metadata: { httpStatusCode: 400 } });
     expect(aws.state.cloudwatch).toEqual([]);
@@ -388,7 +416,9 @@ describe('Lambda Invoke (REST-JSON)', () => {
 
   it('answers a RequestResponse invocation with the scripted payload', async () => {
     aws.lambda.respond((inv) => ({ echoed: JSON.parse(inv.payload) }));
-    const out = await lambda().send(new InvokeCommand({ FunctionName: 'fn', Payload: Buffer.from('{"a":1}') }));
+    const out = await lambda().send(
+      new InvokeCommand({ FunctionName: 'fn', Payload: Buffer.from('{"a":1}') }),
+    );
     expect(out.StatusCode).toBe(200);
     expect(JSON.parse(Buffer.from(out.Payload ?? []).toString())).toEqual({ echoed: { a: 1 } });
     aws.lambda.respond(undefined);
@@ -419,7 +449,9 @@ describe('Bedrock Runtime Converse (REST-JSON, scriptable)', () => {
     });
 
   it('returns a scripted toolUse in the real Converse shape; the model id is URL-encoded in the path', async () => {
-    aws.bedrock.script((req) => ({ toolUse: { name: 'report_finding', input: { severity: 'critical', seen: req.modelId } } }));
+    aws.bedrock.script((req) => ({
+      toolUse: { name: 'report_finding', input: { severity: 'critical', seen: req.modelId } },
+    }));
     const out = await bedrock().send(classify());
     expect(out.stopReason).toBe('tool_use');
     expect(out.output?.message?.role).toBe('assistant');
@@ -440,7 +472,8 @@ describe('Bedrock Runtime Converse (REST-JSON, scriptable)', () => {
   });
 
   it('decodes an inference-profile ARN (with a slash) from the path', async () => {
-    const arn = 'arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-sonnet-20240620-v1:0';
+    const arn =
+      'arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-sonnet-20240620-v1:0';
     aws.bedrock.enqueue({ text: 'ok' });
     await bedrock().send(
       new ConverseCommand({ modelId: arn, messages: [{ role: 'user', content: [{ text: 'hi' }] }] }),
@@ -500,8 +533,12 @@ describe('fault injection', () => {
   it('answers an injected error N times in the service protocol, then serves normally', async () => {
     aws.faults.set('ec2', { status: 503, times: 2 });
     const ec2 = new EC2Client(awsClientConfig(aws.url));
-    const reboot = () => ec2.send(new RebootInstancesCommand({ InstanceIds: [NODE_A] })).catch((e: unknown) => e);
-    expect(await reboot()).toMatchObject({ name: 'RequestLimitExceeded', $metadata: { httpStatusCode: 503 } });
+    const reboot = () =>
+      ec2.send(new RebootInstancesCommand({ InstanceIds: [NODE_A] })).catch((e: unknown) => e);
+    expect(await reboot()).toMatchObject({
+      name: 'RequestLimitExceeded',
+      $metadata: { httpStatusCode: 503 },
+    });
     expect(await reboot()).toMatchObject({ name: 'RequestLimitExceeded' });
     expect(await reboot()).toMatchObject({ $metadata: { httpStatusCode: 200 } });
     expect(effects.calls.filter((c) => c.startsWith('reboot'))).toEqual([`reboot ${NODE_A}`]);
@@ -523,7 +560,9 @@ describe('fault injection', () => {
           new PutMetricDataCommand({ Namespace: 'GpuMedic', MetricData: [{ MetricName: 'x', Value: 1 }] }),
         ),
       lambda: () =>
-        new LambdaClient(awsClientConfig(aws.url)).send(new InvokeCommand({ FunctionName: 'f', InvocationType: 'Event' })),
+        new LambdaClient(awsClientConfig(aws.url)).send(
+          new InvokeCommand({ FunctionName: 'f', InvocationType: 'Event' }),
+        ),
     }[service];
     const err = await send().catch((e: unknown) => e);
     expect(err).toMatchObject({ name, $metadata: { httpStatusCode: status } });
@@ -537,7 +576,8 @@ describe('requests the fake does not know', () => {
       method: 'POST',
       headers: {
         'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
-        authorization: 'AWS4-HMAC-SHA256 Credential=AKIDSIM/20250101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0',
+        authorization:
+          'AWS4-HMAC-SHA256 Credential=AKIDSIM/20250101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0',
       },
       body: 'Action=StopInstances&Version=2016-11-15&InstanceId.1=i-0123456789abcdef0',
     });
@@ -547,14 +587,39 @@ describe('requests the fake does not know', () => {
     aws.log.clear();
   });
 
-  it.each([
-    ['a malformed JSON body', { 'x-amz-target': 'GraniteServiceVersion20100801.PutMetricData', 'content-type': 'application/x-amz-json-1.0' }, '{"Namespace":', 'monitoring'],
-    ['a service signed for another scope', { 'content-type': 'application/x-www-form-urlencoded' }, 'Action=Publish&Version=2010-03-31', 'ec2'],
-    ['an unknown JSON target', { 'x-amz-target': 'AWSCognitoIdentityService.GetId', 'content-type': 'application/x-amz-json-1.1' }, '{}', 'cognito-identity'],
-    ['an unsigned request', { 'content-type': 'application/x-www-form-urlencoded' }, 'Action=DescribeInstances&Version=2016-11-15', ''],
+  it.each<[string, Record<string, string>, string, string]>([
+    [
+      'a malformed JSON body',
+      {
+        'x-amz-target': 'GraniteServiceVersion20100801.PutMetricData',
+        'content-type': 'application/x-amz-json-1.0',
+      },
+      '{"Namespace":',
+      'monitoring',
+    ],
+    [
+      'a service signed for another scope',
+      { 'content-type': 'application/x-www-form-urlencoded' },
+      'Action=Publish&Version=2010-03-31',
+      'ec2',
+    ],
+    [
+      'an unknown JSON target',
+      { 'x-amz-target': 'AWSCognitoIdentityService.GetId', 'content-type': 'application/x-amz-json-1.1' },
+      '{}',
+      'cognito-identity',
+    ],
+    [
+      'an unsigned request',
+      { 'content-type': 'application/x-www-form-urlencoded' },
+      'Action=DescribeInstances&Version=2016-11-15',
+      '',
+    ],
   ])('answers 400-class for %s, records it unexpected, and keeps serving', async (_l, headers, body, scope) => {
-    const auth = scope
-      ? { authorization: `AWS4-HMAC-SHA256 Credential=AKIDSIM/20250101/us-east-1/${scope}/aws4_request, SignedHeaders=host, Signature=0` }
+    const auth: Record<string, string> = scope
+      ? {
+          authorization: `AWS4-HMAC-SHA256 Credential=AKIDSIM/20250101/us-east-1/${scope}/aws4_request, SignedHeaders=host, Signature=0`,
+        }
       : {};
     const res = await fetch(aws.url, { method: 'POST', headers: { ...headers, ...auth }, body });
     expect(res.status).toBeGreaterThanOrEqual(400);
@@ -571,6 +636,9 @@ describe('requests the fake does not know', () => {
     await new SNSClient(awsClientConfig(aws.url)).send(
       new PublishCommand({ TopicArn: 'arn:aws:sns:us-east-1:123456789012:t', Message: 'm' }),
     );
-    expect(aws.log.requests.map((r) => `${r.service}:${r.operation}`)).toEqual(['ec2:DescribeInstances', 'sns:Publish']);
+    expect(aws.log.requests.map((r) => `${r.service}:${r.operation}`)).toEqual([
+      'ec2:DescribeInstances',
+      'sns:Publish',
+    ]);
   });
 });

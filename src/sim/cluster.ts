@@ -14,14 +14,14 @@ import type {
 } from './k8s-objects.js';
 import { ApiError, ResourceStore, type WatchListener } from './resource-store.js';
 import { SeededRandom } from './seeded-random.js';
-import { type SimClock, type SimTimer, realClock } from './sim-clock.js';
+import { realClock, type SimClock, type SimTimer } from './sim-clock.js';
 import { kernelPciAddress, makeGpu, resetAfterReboot, type SimGpu } from './sim-gpu.js';
 import {
   DAEMONSETS,
+  type DaemonSetSpec,
   DCGM_EXPORTER_NAMESPACE,
   DCGM_EXPORTER_PORT,
   DCGM_SERVER_DAEMONSET,
-  type DaemonSetSpec,
   daemonSetPod,
   isDaemonSetPod,
   isMirrorPod,
@@ -115,9 +115,24 @@ interface NodeState {
 }
 
 const NODE_CONDITION_DEFAULTS: NodeConditionObject[] = [
-  { type: 'MemoryPressure', status: 'False', reason: 'KubeletHasSufficientMemory', message: 'kubelet has sufficient memory available' },
-  { type: 'DiskPressure', status: 'False', reason: 'KubeletHasNoDiskPressure', message: 'kubelet has no disk pressure' },
-  { type: 'PIDPressure', status: 'False', reason: 'KubeletHasSufficientPID', message: 'kubelet has sufficient PID available' },
+  {
+    type: 'MemoryPressure',
+    status: 'False',
+    reason: 'KubeletHasSufficientMemory',
+    message: 'kubelet has sufficient memory available',
+  },
+  {
+    type: 'DiskPressure',
+    status: 'False',
+    reason: 'KubeletHasNoDiskPressure',
+    message: 'kubelet has no disk pressure',
+  },
+  {
+    type: 'PIDPressure',
+    status: 'False',
+    reason: 'KubeletHasSufficientPID',
+    message: 'kubelet has sufficient PID available',
+  },
   { type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status' },
 ];
 
@@ -162,6 +177,8 @@ export class SimCluster implements CloudEffects {
   private readonly karpenterGroup: NodeGroup;
   private servingRs = { name: 'inference-6f9c8d7b5', uid: '' };
   private pendingTimer?: SimTimer;
+  /** Keys of pods waiting for a node. */
+  private readonly pending = new Set<string>();
   private usedIps = new Set<string>();
   private closed = false;
 
@@ -206,7 +223,8 @@ export class SimCluster implements CloudEffects {
 
     const total = this.opts.nodes;
     const karpenter = Math.min(total, options.karpenterNodes ?? (total >= 4 ? Math.floor(total / 4) : 0));
-    for (let i = 0; i < total; i++) this.addNode(i < total - karpenter ? this.managedGroup : this.karpenterGroup);
+    for (let i = 0; i < total; i++)
+      this.addNode(i < total - karpenter ? this.managedGroup : this.karpenterGroup);
     this.addNode(this.systemGroup);
     if (this.opts.workloads) this.createWorkloads();
   }
@@ -375,7 +393,9 @@ export class SimCluster implements CloudEffects {
     const g = this.gpu(s, gpu);
     if (g.present) {
       g.present = false;
-      s.kernelLog.push(`NVRM: GPU ${g.pciBusId.replace(/^0000/, '').toLowerCase()}: GPU has fallen off the bus.`);
+      s.kernelLog.push(
+        `NVRM: GPU ${g.pciBusId.replace(/^0000/, '').toLowerCase()}: GPU has fallen off the bus.`,
+      );
       this.gpuChanged(s);
       this.syncAllocatable(s);
     }
@@ -409,7 +429,8 @@ export class SimCluster implements CloudEffects {
       const next: NodeConditionObject = {
         ...condition,
         lastHeartbeatTime: now,
-        lastTransitionTime: existing && existing.status === condition.status ? existing.lastTransitionTime : now,
+        lastTransitionTime:
+          existing && existing.status === condition.status ? existing.lastTransitionTime : now,
       };
       n.status.conditions = existing
         ? n.status.conditions.map((c) => (c.type === condition.type ? next : c))
@@ -470,14 +491,22 @@ export class SimCluster implements CloudEffects {
     const current = this.store.get<KubeNode>('nodes', undefined, name);
     if (!current) throw new ApiError(404, 'NotFound', `nodes "${name}" not found`, { name, kind: 'nodes' });
     if (patched.metadata?.name !== name)
-      throw new ApiError(422, 'Invalid', `Node "${name}" is invalid: metadata.name: Invalid value: field is immutable`);
+      throw new ApiError(
+        422,
+        'Invalid',
+        `Node "${name}" is invalid: metadata.name: Invalid value: field is immutable`,
+      );
     const wasUnschedulable = current.spec.unschedulable === true;
     const next: KubeNode =
       subresource === 'status'
         ? { ...current, status: patched.status }
         : {
             ...current,
-            metadata: { ...patched.metadata, uid: current.metadata.uid, creationTimestamp: current.metadata.creationTimestamp },
+            metadata: {
+              ...patched.metadata,
+              uid: current.metadata.uid,
+              creationTimestamp: current.metadata.creationTimestamp,
+            },
             spec: patched.spec,
           };
     const updated = this.store.update<KubeNode>('nodes', undefined, name, () => next);
@@ -489,7 +518,8 @@ export class SimCluster implements CloudEffects {
   deleteNodeFromApi(name: string): KubeNode {
     const s = this.nodes.get(name);
     const node = this.store.get<KubeNode>('nodes', undefined, name);
-    if (!s || !node) throw new ApiError(404, 'NotFound', `nodes "${name}" not found`, { name, kind: 'nodes' });
+    if (!s || !node)
+      throw new ApiError(404, 'NotFound', `nodes "${name}" not found`, { name, kind: 'nodes' });
     if (s.group.kind === 'karpenter') {
       if (!node.metadata.deletionTimestamp) {
         this.store.update<KubeNode>('nodes', undefined, name, (n) => {
@@ -527,14 +557,19 @@ export class SimCluster implements CloudEffects {
     const pdbs = this.matchingPdbs(p);
     const blocked = pdbs.find((b) => b.status.disruptionsAllowed <= 0);
     if (blocked)
-      throw new ApiError(429, 'TooManyRequests', "Cannot evict pod as it would violate the pod's disruption budget.", {
-        causes: [
-          {
-            reason: 'DisruptionBudget',
-            message: `The disruption budget ${blocked.metadata.name} needs ${blocked.status.desiredHealthy} healthy pods and has ${blocked.status.currentHealthy} currently`,
-          },
-        ],
-      });
+      throw new ApiError(
+        429,
+        'TooManyRequests',
+        "Cannot evict pod as it would violate the pod's disruption budget.",
+        {
+          causes: [
+            {
+              reason: 'DisruptionBudget',
+              message: `The disruption budget ${blocked.metadata.name} needs ${blocked.status.desiredHealthy} healthy pods and has ${blocked.status.currentHealthy} currently`,
+            },
+          ],
+        },
+      );
     for (const b of pdbs) {
       const key = podKey(b.metadata.namespace, b.metadata.name);
       const pinned = this.pdbOverrides.get(key);
@@ -549,7 +584,12 @@ export class SimCluster implements CloudEffects {
 
   createLease(namespace: string, lease: KubeLease): KubeLease {
     const name = lease.metadata?.name;
-    if (!name) throw new ApiError(422, 'Invalid', 'Lease.coordination.k8s.io "" is invalid: metadata.name: Required value: name or generateName is required');
+    if (!name)
+      throw new ApiError(
+        422,
+        'Invalid',
+        'Lease.coordination.k8s.io "" is invalid: metadata.name: Required value: name or generateName is required',
+      );
     if (this.store.get('leases', namespace, name))
       throw new ApiError(409, 'AlreadyExists', `leases.coordination.k8s.io "${name}" already exists`, {
         name,
@@ -575,7 +615,8 @@ export class SimCluster implements CloudEffects {
   /** PUT with optimistic concurrency: a stale (or missing) resourceVersion is a 409 Conflict. */
   replaceLease(namespace: string, name: string, lease: KubeLease): KubeLease {
     const current = this.store.get<KubeLease>('leases', namespace, name);
-    if (!current) throw new ApiError(404, 'NotFound', `leases.coordination.k8s.io "${name}" not found`, { name });
+    if (!current)
+      throw new ApiError(404, 'NotFound', `leases.coordination.k8s.io "${name}" not found`, { name });
     const rv = lease.metadata?.resourceVersion;
     if (rv && rv !== current.metadata.resourceVersion)
       throw new ApiError(
@@ -588,7 +629,14 @@ export class SimCluster implements CloudEffects {
       ...lease,
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
-      metadata: { ...lease.metadata, name, namespace, uid: current.metadata.uid, creationTimestamp: current.metadata.creationTimestamp, resourceVersion: current.metadata.resourceVersion },
+      metadata: {
+        ...lease.metadata,
+        name,
+        namespace,
+        uid: current.metadata.uid,
+        creationTimestamp: current.metadata.creationTimestamp,
+        resourceVersion: current.metadata.resourceVersion,
+      },
       spec: lease.spec ?? {},
     }));
   }
@@ -597,17 +645,28 @@ export class SimCluster implements CloudEffects {
   exporterScrape(node: string): ExporterScrape {
     const s = this.state(node);
     if (s.rebooting)
-      return { kind: 'error', status: 503, message: `error trying to reach service: dial tcp ${s.ip}:${DCGM_EXPORTER_PORT}: connect: no route to host` };
+      return {
+        kind: 'error',
+        status: 503,
+        message: `error trying to reach service: dial tcp ${s.ip}:${DCGM_EXPORTER_PORT}: connect: no route to host`,
+      };
     switch (s.exporterMode) {
       case 'hang':
         return { kind: 'hang' };
       case 'error':
-        return { kind: 'error', status: 503, message: `error trying to reach service: dial tcp ${s.ip}:${DCGM_EXPORTER_PORT}: connect: connection refused` };
+        return {
+          kind: 'error',
+          status: 503,
+          message: `error trying to reach service: dial tcp ${s.ip}:${DCGM_EXPORTER_PORT}: connect: connection refused`,
+        };
       case 'missing':
         return { kind: 'error', status: 404, message: 'no dcgm-exporter on this node' };
       case 'garbage': {
         const text = this.exposition(s);
-        return { kind: 'garbage', body: `${text.slice(0, Math.floor(text.length / 3))}\u0000\u0001{{{ garbled 0x7f\nDCGM_FI_DEV_GPU_TEMP{gpu="0" 2x\n` };
+        return {
+          kind: 'garbage',
+          body: `${text.slice(0, Math.floor(text.length / 3))}\u0000\u0001{{{ garbled 0x7f\nDCGM_FI_DEV_GPU_TEMP{gpu="0" 2x\n`,
+        };
       }
       default:
         return { kind: 'ok', body: this.exposition(s) };
@@ -618,7 +677,8 @@ export class SimCluster implements CloudEffects {
 
   describeInstances(instanceIds?: string[]): SimInstance[] {
     const all = [...this.instances.values()];
-    const picked = instanceIds && instanceIds.length > 0 ? all.filter((i) => instanceIds.includes(i.instanceId)) : all;
+    const picked =
+      instanceIds && instanceIds.length > 0 ? all.filter((i) => instanceIds.includes(i.instanceId)) : all;
     return picked.map((i) => structuredClone(i));
   }
 
@@ -635,7 +695,10 @@ export class SimCluster implements CloudEffects {
     return true;
   }
 
-  terminateInstance(instanceId: string, opts: { decrementDesiredCapacity: boolean }): InstanceState | undefined {
+  terminateInstance(
+    instanceId: string,
+    opts: { decrementDesiredCapacity: boolean },
+  ): InstanceState | undefined {
     const inst = this.instances.get(instanceId);
     if (!inst) return undefined;
     const before = inst.state;
@@ -728,7 +791,10 @@ export class SimCluster implements CloudEffects {
 
     if (!reuse) {
       const tags: Record<string, string> = {
-        Name: group.kind === 'managed' ? `${this.clusterName}-${group.name}-Node` : `${this.clusterName}/karpenter/${group.pool}`,
+        Name:
+          group.kind === 'managed'
+            ? `${this.clusterName}-${group.name}-Node`
+            : `${this.clusterName}/karpenter/${group.pool}`,
         [`kubernetes.io/cluster/${this.clusterName}`]: 'owned',
         'eks:cluster-name': this.clusterName,
       };
@@ -876,7 +942,11 @@ export class SimCluster implements CloudEffects {
   }
 
   private baseConditions(gpuNode: boolean, now: string): NodeConditionObject[] {
-    const base = NODE_CONDITION_DEFAULTS.map((c) => ({ ...c, lastHeartbeatTime: now, lastTransitionTime: now }));
+    const base = NODE_CONDITION_DEFAULTS.map((c) => ({
+      ...c,
+      lastHeartbeatTime: now,
+      lastTransitionTime: now,
+    }));
     if (gpuNode) base.push({ ...ACCELERATED_READY, lastHeartbeatTime: now, lastTransitionTime: now });
     return base;
   }
@@ -898,7 +968,14 @@ export class SimCluster implements CloudEffects {
       n.status.conditions = n.status.conditions.map((c) => {
         if (c.type !== 'Ready') return c;
         const status = ready ? 'True' : 'Unknown';
-        return { ...c, status, reason, message, lastHeartbeatTime: now, lastTransitionTime: c.status === status ? c.lastTransitionTime : now };
+        return {
+          ...c,
+          status,
+          reason,
+          message,
+          lastHeartbeatTime: now,
+          lastTransitionTime: c.status === status ? c.lastTransitionTime : now,
+        };
       });
       return n;
     });
@@ -997,14 +1074,25 @@ export class SimCluster implements CloudEffects {
 
   private addPod(p: KubePod): KubePod {
     const created = this.store.create('pods', p);
-    if (p.spec.nodeName) this.podsByNode.get(p.spec.nodeName)?.add(podKey(p.metadata.namespace, p.metadata.name));
+    if (p.spec.nodeName)
+      this.podsByNode.get(p.spec.nodeName)?.add(podKey(p.metadata.namespace, p.metadata.name));
     return created;
+  }
+
+  /** Generated names (`aws-node-x7k2p`) can collide at fleet scale, as in Kubernetes: draw again. */
+  private uniquePod(build: () => KubePod): KubePod {
+    for (;;) {
+      const p = build();
+      if (!this.store.get('pods', p.metadata.namespace, p.metadata.name)) return p;
+    }
   }
 
   private createDaemonSetPod(s: NodeState, ds: DaemonSetSpec): void {
     const uid = this.dsUids.get(ds.name) ?? this.rng.uuid();
     const hostNetwork = ds.name === 'aws-node' || ds.name === 'kube-proxy';
-    this.addPod(daemonSetPod(this.rng, this.timestamp(), ds, uid, this.placement(s), hostNetwork));
+    this.addPod(
+      this.uniquePod(() => daemonSetPod(this.rng, this.timestamp(), ds, uid, this.placement(s), hostNetwork)),
+    );
   }
 
   private createMirrorPod(s: NodeState): void {
@@ -1019,14 +1107,25 @@ export class SimCluster implements CloudEffects {
   }
 
   private createServingPod(): void {
-    const pod = servingPod(this.rng, this.timestamp(), this.servingRs.uid, this.servingRs.name, {});
+    const pod = this.uniquePod(() =>
+      servingPod(this.rng, this.timestamp(), this.servingRs.uid, this.servingRs.name, {}),
+    );
     this.schedule(pod);
   }
 
   /** Places a GPU pod on the first Ready, schedulable GPU node with enough free GPUs, or leaves it Pending. */
   private schedule(pod: KubePod): void {
     const need = podGpuRequest(pod);
-    for (const s of this.nodes.values()) {
+    const app = pod.metadata.labels?.app;
+    // Replicas of one app spread over nodes (as a topology spread constraint would), others pack first-fit.
+    const candidates = [...this.nodes.values()];
+    if (app) {
+      const load = (s: NodeState) =>
+        this.podsOn({ nodeName: s.name }).filter((p) => p.metadata.labels?.app === app).length;
+      const loads = new Map(candidates.map((s) => [s, load(s)]));
+      candidates.sort((a, b) => (loads.get(a) ?? 0) - (loads.get(b) ?? 0));
+    }
+    for (const s of candidates) {
       if (!s.gpuNode || s.rebooting) continue;
       const node = this.store.get<KubeNode>('nodes', undefined, s.name);
       if (!node || node.spec.unschedulable || node.metadata.deletionTimestamp) continue;
@@ -1041,13 +1140,26 @@ export class SimCluster implements CloudEffects {
         hostIP: at.hostIP,
         podIP: at.podIP,
         startTime: now,
-        conditions: ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'].map((type) => ({ type, status: 'True' })),
-        containerStatuses: pod.spec.containers.map((c) => ({ name: c.name, ready: true, restartCount: 0, image: c.image, started: true })),
+        conditions: ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'].map((type) => ({
+          type,
+          status: 'True',
+        })),
+        containerStatuses: pod.spec.containers.map((c) => ({
+          name: c.name,
+          ready: true,
+          restartCount: 0,
+          image: c.image,
+          started: true,
+        })),
       };
       const key = podKey(pod.metadata.namespace, pod.metadata.name);
       for (const g of free.slice(0, need)) {
         s.allocations.set(g.index, key);
-        g.pod = { namespace: pod.metadata.namespace ?? 'default', pod: pod.metadata.name, container: pod.spec.containers[0]?.name ?? '' };
+        g.pod = {
+          namespace: pod.metadata.namespace ?? 'default',
+          pod: pod.metadata.name,
+          container: pod.spec.containers[0]?.name ?? '',
+        };
         this.applyLoad(g, true);
       }
       this.gpuChanged(s);
@@ -1055,10 +1167,12 @@ export class SimCluster implements CloudEffects {
         this.store.update<KubePod>('pods', pod.metadata.namespace, pod.metadata.name, () => pod);
         this.podsByNode.get(s.name)?.add(key);
       } else this.addPod(pod);
+      this.pending.delete(key);
       this.onPodScheduled(pod);
       return;
     }
     if (!this.store.get('pods', pod.metadata.namespace, pod.metadata.name)) this.addPod(pod);
+    this.pending.add(podKey(pod.metadata.namespace, pod.metadata.name));
     this.kickScheduler();
   }
 
@@ -1076,12 +1190,15 @@ export class SimCluster implements CloudEffects {
 
   /** Retries Pending pods after a controller-ish delay. */
   private kickScheduler(): void {
-    if (this.pendingTimer) return;
-    const pending = this.store.list<KubePod>('pods').some((p) => !p.spec.nodeName);
-    if (!pending) return;
+    if (this.pendingTimer || this.pending.size === 0) return;
     this.pendingTimer = this.later(this.opts.rescheduleDelayMs, () => {
       this.pendingTimer = undefined;
-      for (const p of this.store.list<KubePod>('pods')) if (!p.spec.nodeName) this.schedule(p);
+      for (const key of [...this.pending]) {
+        const [ns, name] = key.split('/');
+        const p = this.store.get<KubePod>('pods', ns, name ?? '');
+        if (p && !p.spec.nodeName) this.schedule(p);
+        else this.pending.delete(key);
+      }
     });
   }
 
@@ -1106,13 +1223,25 @@ export class SimCluster implements CloudEffects {
       j.status.conditions = running
         ? [
             ...others,
-            jobCondition('Restarting', 'False', 'PyTorchJobRestarting', `PyTorchJob ${name} is restarting.`, now),
+            jobCondition(
+              'Restarting',
+              'False',
+              'PyTorchJobRestarting',
+              `PyTorchJob ${name} is restarting.`,
+              now,
+            ),
             jobCondition('Running', 'True', 'PyTorchJobRunning', `PyTorchJob ${name} is running.`, now),
           ]
         : [
             ...others,
             jobCondition('Running', 'False', 'PyTorchJobRunning', `PyTorchJob ${name} is not running.`, now),
-            jobCondition('Restarting', 'True', 'PyTorchJobRestarting', message ?? `PyTorchJob ${name} is restarting.`, now),
+            jobCondition(
+              'Restarting',
+              'True',
+              'PyTorchJobRestarting',
+              message ?? `PyTorchJob ${name} is restarting.`,
+              now,
+            ),
           ];
       return j;
     });
@@ -1120,7 +1249,10 @@ export class SimCluster implements CloudEffects {
 
   private bumpRestartCount(p: KubePod): void {
     this.store.update<KubePod>('pods', p.metadata.namespace, p.metadata.name, (pod) => {
-      pod.status.containerStatuses = pod.status.containerStatuses?.map((c) => ({ ...c, restartCount: c.restartCount + 1 }));
+      pod.status.containerStatuses = pod.status.containerStatuses?.map((c) => ({
+        ...c,
+        restartCount: c.restartCount + 1,
+      }));
       return pod;
     });
   }
@@ -1150,6 +1282,7 @@ export class SimCluster implements CloudEffects {
     const key = podKey(ns, p.metadata.name);
     const nodeName = p.spec.nodeName;
     this.store.delete('pods', ns, p.metadata.name);
+    this.pending.delete(key);
     const s = nodeName ? this.nodes.get(nodeName) : undefined;
     if (nodeName) this.podsByNode.get(nodeName)?.delete(key);
     if (s) {
@@ -1170,7 +1303,12 @@ export class SimCluster implements CloudEffects {
       const type = (p.metadata.labels?.['training.kubeflow.org/replica-type'] ?? 'worker') as ReplicaType;
       const index = Number(p.metadata.labels?.['training.kubeflow.org/replica-index'] ?? 0);
       const typeName = type === 'master' ? 'Master' : 'Worker';
-      this.setJobRunning(ns, owner.name, false, `PyTorchJob ${owner.name} is restarting because 1 ${typeName} replica(s) failed.`);
+      this.setJobRunning(
+        ns,
+        owner.name,
+        false,
+        `PyTorchJob ${owner.name} is restarting because 1 ${typeName} replica(s) failed.`,
+      );
       this.later(delay, () => {
         const job = this.store.get<KubeTrainingJob>('pytorchjobs', ns, owner.name);
         if (job && !this.store.get('pods', ns, p.metadata.name)) this.createJobPod(job, type, index);
@@ -1187,7 +1325,8 @@ export class SimCluster implements CloudEffects {
       });
     } else if (isMirrorPod(p) && cause !== 'node-gone' && s) {
       this.later(delay, () => {
-        if (this.nodes.get(s.name) === s && !this.store.get('pods', ns, p.metadata.name)) this.createMirrorPod(s);
+        if (this.nodes.get(s.name) === s && !this.store.get('pods', ns, p.metadata.name))
+          this.createMirrorPod(s);
       });
     }
     this.recomputePdbs();
@@ -1205,8 +1344,12 @@ export class SimCluster implements CloudEffects {
     for (const b of this.store.list<KubePdb>('poddisruptionbudgets')) {
       const pods = this.store
         .list<KubePod>('pods', b.metadata.namespace)
-        .filter((p) => Object.entries(b.spec.selector.matchLabels).every(([k, v]) => p.metadata.labels?.[k] === v));
-      const healthy = pods.filter((p) => p.status.phase === 'Running' && !p.metadata.deletionTimestamp).length;
+        .filter((p) =>
+          Object.entries(b.spec.selector.matchLabels).every(([k, v]) => p.metadata.labels?.[k] === v),
+        );
+      const healthy = pods.filter(
+        (p) => p.status.phase === 'Running' && !p.metadata.deletionTimestamp,
+      ).length;
       const expected = pods.length;
       const desired =
         typeof b.spec.minAvailable === 'number'
@@ -1217,10 +1360,21 @@ export class SimCluster implements CloudEffects {
       const pinned = this.pdbOverrides.get(podKey(b.metadata.namespace, b.metadata.name));
       const allowed = pinned ?? Math.max(0, healthy - desired);
       const st = b.status;
-      if (st.currentHealthy === healthy && st.desiredHealthy === desired && st.expectedPods === expected && st.disruptionsAllowed === allowed)
+      if (
+        st.currentHealthy === healthy &&
+        st.desiredHealthy === desired &&
+        st.expectedPods === expected &&
+        st.disruptionsAllowed === allowed
+      )
         continue;
       this.store.update<KubePdb>('poddisruptionbudgets', b.metadata.namespace, b.metadata.name, (pdb) => {
-        pdb.status = { ...pdb.status, currentHealthy: healthy, desiredHealthy: desired, expectedPods: expected, disruptionsAllowed: allowed };
+        pdb.status = {
+          ...pdb.status,
+          currentHealthy: healthy,
+          desiredHealthy: desired,
+          expectedPods: expected,
+          disruptionsAllowed: allowed,
+        };
         return pdb;
       });
     }

@@ -32,7 +32,12 @@ const float = (n: number): string => n.toFixed(6);
 
 /** default-counters.csv, enabled lines, in file order. */
 export const DEFAULT_FAMILIES: readonly Family[] = [
-  { name: 'DCGM_FI_DEV_SM_CLOCK', type: 'gauge', help: 'SM clock frequency (in MHz).', value: (g) => int(g.smClockMhz) },
+  {
+    name: 'DCGM_FI_DEV_SM_CLOCK',
+    type: 'gauge',
+    help: 'SM clock frequency (in MHz).',
+    value: (g) => int(g.smClockMhz),
+  },
   {
     name: 'DCGM_FI_DEV_MEM_CLOCK',
     type: 'gauge',
@@ -45,8 +50,18 @@ export const DEFAULT_FAMILIES: readonly Family[] = [
     help: 'Memory temperature (in C).',
     value: (g) => int(g.memoryTemperatureC),
   },
-  { name: 'DCGM_FI_DEV_GPU_TEMP', type: 'gauge', help: 'GPU temperature (in C).', value: (g) => int(g.temperatureC) },
-  { name: 'DCGM_FI_DEV_POWER_USAGE', type: 'gauge', help: 'Power draw (in W).', value: (g) => float(g.powerW) },
+  {
+    name: 'DCGM_FI_DEV_GPU_TEMP',
+    type: 'gauge',
+    help: 'GPU temperature (in C).',
+    value: (g) => int(g.temperatureC),
+  },
+  {
+    name: 'DCGM_FI_DEV_POWER_USAGE',
+    type: 'gauge',
+    help: 'Power draw (in W).',
+    value: (g) => float(g.powerW),
+  },
   {
     name: 'DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION',
     type: 'counter',
@@ -59,7 +74,12 @@ export const DEFAULT_FAMILIES: readonly Family[] = [
     help: 'Total number of PCIe retries.',
     value: (g) => int(g.pcieReplayCounter),
   },
-  { name: 'DCGM_FI_DEV_GPU_UTIL', type: 'gauge', help: 'GPU utilization (in %).', value: (g) => int(g.utilizationPct) },
+  {
+    name: 'DCGM_FI_DEV_GPU_UTIL',
+    type: 'gauge',
+    help: 'GPU utilization (in %).',
+    value: (g) => int(g.utilizationPct),
+  },
   {
     name: 'DCGM_FI_DEV_MEM_COPY_UTIL',
     type: 'gauge',
@@ -219,7 +239,8 @@ export const EXTRA_FAMILIES: readonly Family[] = [
   },
 ];
 
-const XID_COUNT_HELP = 'Count of XID Errors within user-specified time window (see xid-count-window-size param).';
+const XID_COUNT_HELP =
+  'Count of XID Errors within user-specified time window (see xid-count-window-size param).';
 
 function escapeLabel(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
@@ -273,7 +294,10 @@ export function renderExporterMetrics(
         .map(([xid, n]) => `DCGM_EXP_XID_ERRORS_COUNT{${bases[i]}${tailLabels({ xid }, g)}} ${n}`),
     );
     if (counted.length > 0) {
-      out.push(`# HELP DCGM_EXP_XID_ERRORS_COUNT ${XID_COUNT_HELP}`, '# TYPE DCGM_EXP_XID_ERRORS_COUNT gauge');
+      out.push(
+        `# HELP DCGM_EXP_XID_ERRORS_COUNT ${XID_COUNT_HELP}`,
+        '# TYPE DCGM_EXP_XID_ERRORS_COUNT gauge',
+      );
       out.push(...counted);
     }
   }

@@ -18,5 +18,7 @@ export const INSTANCE_TYPES: Record<string, InstanceTypeInfo> = {
 };
 
 export function instanceTypeInfo(type: string): InstanceTypeInfo {
-  return INSTANCE_TYPES[type] ?? { gpus: 8, gpuModel: 'NVIDIA H100 80GB HBM3', cpu: 192, memoryGiB: 2048, efa: 0 };
+  return (
+    INSTANCE_TYPES[type] ?? { gpus: 8, gpuModel: 'NVIDIA H100 80GB HBM3', cpu: 192, memoryGiB: 2048, efa: 0 }
+  );
 }

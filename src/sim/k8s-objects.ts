@@ -97,14 +97,24 @@ export interface KubePod extends KubeObject {
     hostIP?: string;
     startTime?: string;
     conditions?: { type: string; status: string }[];
-    containerStatuses?: { name: string; ready: boolean; restartCount: number; image: string; started?: boolean }[];
+    containerStatuses?: {
+      name: string;
+      ready: boolean;
+      restartCount: number;
+      image: string;
+      started?: boolean;
+    }[];
   };
 }
 
 export interface KubePdb extends KubeObject {
   apiVersion: 'policy/v1';
   kind: 'PodDisruptionBudget';
-  spec: { selector: { matchLabels: Record<string, string> }; minAvailable?: number | string; maxUnavailable?: number | string };
+  spec: {
+    selector: { matchLabels: Record<string, string> };
+    minAvailable?: number | string;
+    maxUnavailable?: number | string;
+  };
   status: {
     currentHealthy: number;
     desiredHealthy: number;
@@ -125,7 +135,11 @@ export interface JobCondition {
 
 export interface KubeTrainingJob extends KubeObject {
   spec: Record<string, unknown>;
-  status: { conditions: JobCondition[]; replicaStatuses?: Record<string, { active?: number }>; startTime?: string };
+  status: {
+    conditions: JobCondition[];
+    replicaStatuses?: Record<string, { active?: number }>;
+    startTime?: string;
+  };
 }
 
 export interface KubeLease extends KubeObject {

@@ -83,7 +83,12 @@ interface Route {
   handle: (c: Ctx) => void;
 }
 
-export function statusBody(code: number, reason: string, message: string, details?: Record<string, unknown>): string {
+export function statusBody(
+  code: number,
+  reason: string,
+  message: string,
+  details?: Record<string, unknown>,
+): string {
   return JSON.stringify({
     kind: 'Status',
     apiVersion: 'v1',
@@ -153,7 +158,10 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
     return `{"kind":"${kind}","apiVersion":"${apiVersion}","metadata":{"resourceVersion":"${cluster.store.currentRv()}"},"items":[${parts.join(',')}]}`;
   }
 
-  function selectors(c: Ctx, fields: readonly string[]): { labels: LabelSelector; fields: FieldRequirement[] } {
+  function selectors(
+    c: Ctx,
+    fields: readonly string[],
+  ): { labels: LabelSelector; fields: FieldRequirement[] } {
     try {
       return {
         labels: parseLabelSelector(c.query.get('labelSelector') ?? undefined),
@@ -220,12 +228,17 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
     const since = rvParam && rvParam !== '0' ? Number(rvParam) : undefined;
     if (since !== undefined && !Number.isFinite(since))
       throw new ApiError(400, 'BadRequest', `invalid resource version: ${rvParam}`);
-    res.writeHead(200, { 'Content-Type': JSON_TYPE, 'Transfer-Encoding': 'chunked', 'Cache-Control': 'no-cache' });
+    res.writeHead(200, {
+      'Content-Type': JSON_TYPE,
+      'Transfer-Encoding': 'chunked',
+      'Cache-Control': 'no-cache',
+    });
     res.flushHeaders();
     c.recordNow(200);
     streams.add(res);
     const write = (type: string, object: KubeObject): void => {
-      if (!res.writableEnded && !res.destroyed) res.write(`{"type":"${type}","object":${JSON.stringify(object)}}\n`);
+      if (!res.writableEnded && !res.destroyed)
+        res.write(`{"type":"${type}","object":${JSON.stringify(object)}}\n`);
     };
     const unsubscribe = cluster.store.subscribe((e) => {
       if (e.resource === resource && matches(e.object)) write(e.type, e.object);
@@ -272,7 +285,10 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
           patched = applyMergePatch(structuredClone(node), requireObject(patch, 'merge patch'));
           break;
         case 'application/strategic-merge-patch+json':
-          patched = applyStrategicMergePatch(structuredClone(node), requireObject(patch, 'strategic merge patch'));
+          patched = applyStrategicMergePatch(
+            structuredClone(node),
+            requireObject(patch, 'strategic merge patch'),
+          );
           break;
         case 'application/json-patch+json':
           patched = applyJsonPatch(node, patch);
@@ -285,17 +301,24 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
           );
       }
     } catch (e) {
-      if (e instanceof PatchError) throw new ApiError(e.status, e.status === 422 ? 'Invalid' : 'BadRequest', e.message);
+      if (e instanceof PatchError)
+        throw new ApiError(e.status, e.status === 422 ? 'Invalid' : 'BadRequest', e.message);
       throw e;
     }
     const updated = cluster.updateNodeFromApi(name, patched as KubeNode, subresource);
     send(c.res, 200, cluster.store.jsonOf('nodes', updated));
   }
 
-  function getOne(resource: string, ns: string | undefined, name: string, qualified: string): (c: Ctx) => void {
+  function getOne(
+    resource: string,
+    ns: string | undefined,
+    name: string,
+    qualified: string,
+  ): (c: Ctx) => void {
     return (c) => {
       const json = cluster.store.json(resource, ns, name);
-      if (!json) throw new ApiError(404, 'NotFound', `${qualified} "${name}" not found`, { name, kind: resource });
+      if (!json)
+        throw new ApiError(404, 'NotFound', `${qualified} "${name}" not found`, { name, kind: resource });
       send(c.res, 200, json);
     };
   }
@@ -309,7 +332,8 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
     const podName = (parts.length === 3 ? parts[1] : parts[0]) ?? '';
     const port = Number(parts.length === 3 ? parts[2] : (parts[1] ?? ''));
     const pod = cluster.store.get<KubePod>('pods', ns, podName);
-    if (!pod) throw new ApiError(404, 'NotFound', `pods "${podName}" not found`, { name: podName, kind: 'pods' });
+    if (!pod)
+      throw new ApiError(404, 'NotFound', `pods "${podName}" not found`, { name: podName, kind: 'pods' });
     const ip = pod.status.podIP ?? '';
     if (!pod.spec.nodeName || pod.status.phase !== 'Running' || !ip)
       throw new ApiError(503, 'ServiceUnavailable', `pod ${podName} is not running`);
@@ -322,7 +346,8 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
         `error trying to reach service: dial tcp ${ip}:${port || 80}: connect: connection refused`,
       );
     const scrape = cluster.exporterScrape(pod.spec.nodeName);
-    if (scrape.kind === 'error') throw new ApiError(scrape.status === 404 ? 503 : scrape.status, 'ServiceUnavailable', scrape.message);
+    if (scrape.kind === 'error')
+      throw new ApiError(scrape.status === 404 ? 503 : scrape.status, 'ServiceUnavailable', scrape.message);
     if (scrape.kind === 'hang') {
       // Never answers: the client's timeout (or our close) ends it.
       streams.add(c.res);
@@ -392,13 +417,42 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
   };
 
   const routes: Route[] = [
-    { method: 'GET', pattern: /^\/(healthz|livez|readyz)$/, operation: 'healthz', verb: 'get', handle: (c) => send(c.res, 200, 'ok', 'text/plain; charset=utf-8') },
-    { method: 'GET', pattern: /^\/version\/?$/, operation: 'version', verb: 'get', handle: (c) => send(c.res, 200, discovery.version()) },
-    { method: 'GET', pattern: /^\/api\/?$/, operation: 'discovery', verb: 'get', handle: (c) => send(c.res, 200, discovery.api()) },
-    { method: 'GET', pattern: /^\/apis\/?$/, operation: 'discovery', verb: 'get', handle: (c) => send(c.res, 200, discovery.apis()) },
+    {
+      method: 'GET',
+      pattern: /^\/(healthz|livez|readyz)$/,
+      operation: 'healthz',
+      verb: 'get',
+      handle: (c) => send(c.res, 200, 'ok', 'text/plain; charset=utf-8'),
+    },
+    {
+      method: 'GET',
+      pattern: /^\/version\/?$/,
+      operation: 'version',
+      verb: 'get',
+      handle: (c) => send(c.res, 200, discovery.version()),
+    },
+    {
+      method: 'GET',
+      pattern: /^\/api\/?$/,
+      operation: 'discovery',
+      verb: 'get',
+      handle: (c) => send(c.res, 200, discovery.api()),
+    },
+    {
+      method: 'GET',
+      pattern: /^\/apis\/?$/,
+      operation: 'discovery',
+      verb: 'get',
+      handle: (c) => send(c.res, 200, discovery.apis()),
+    },
     // ---- nodes
     {
-      method: 'GET', pattern: /^\/api\/v1\/nodes$/, operation: 'listNodes', verb: 'list', resource: 'nodes', apiGroup: '',
+      method: 'GET',
+      pattern: /^\/api\/v1\/nodes$/,
+      operation: 'listNodes',
+      verb: 'list',
+      resource: 'nodes',
+      apiGroup: '',
       handle: (c) => {
         const sel = selectors(c, NODE_FIELDS);
         const byName = sel.fields.find((f) => f.field === 'metadata.name' && f.op === 'eq');
@@ -412,44 +466,111 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
       },
     },
     {
-      method: 'GET', pattern: new RegExp(`^/api/v1/nodes/${seg}$`), operation: 'getNode', verb: 'get', resource: 'nodes', apiGroup: '', name: 0,
+      method: 'GET',
+      pattern: new RegExp(`^/api/v1/nodes/${seg}$`),
+      operation: 'getNode',
+      verb: 'get',
+      resource: 'nodes',
+      apiGroup: '',
+      name: 0,
       handle: (c) => getOne('nodes', undefined, c.params[0] ?? '', 'nodes')(c),
     },
     {
-      method: 'GET', pattern: new RegExp(`^/api/v1/nodes/${seg}/status$`), operation: 'getNodeStatus', verb: 'get', resource: 'nodes', subresource: 'status', apiGroup: '', name: 0,
+      method: 'GET',
+      pattern: new RegExp(`^/api/v1/nodes/${seg}/status$`),
+      operation: 'getNodeStatus',
+      verb: 'get',
+      resource: 'nodes',
+      subresource: 'status',
+      apiGroup: '',
+      name: 0,
       handle: (c) => getOne('nodes', undefined, c.params[0] ?? '', 'nodes')(c),
     },
     {
-      method: 'PATCH', pattern: new RegExp(`^/api/v1/nodes/${seg}$`), operation: 'patchNode', verb: 'patch', resource: 'nodes', apiGroup: '', name: 0,
+      method: 'PATCH',
+      pattern: new RegExp(`^/api/v1/nodes/${seg}$`),
+      operation: 'patchNode',
+      verb: 'patch',
+      resource: 'nodes',
+      apiGroup: '',
+      name: 0,
       handle: (c) => patchNode(c, undefined),
     },
     {
-      method: 'PATCH', pattern: new RegExp(`^/api/v1/nodes/${seg}/status$`), operation: 'patchNodeStatus', verb: 'patch', resource: 'nodes', subresource: 'status', apiGroup: '', name: 0,
+      method: 'PATCH',
+      pattern: new RegExp(`^/api/v1/nodes/${seg}/status$`),
+      operation: 'patchNodeStatus',
+      verb: 'patch',
+      resource: 'nodes',
+      subresource: 'status',
+      apiGroup: '',
+      name: 0,
       handle: (c) => patchNode(c, 'status'),
     },
     {
-      method: 'DELETE', pattern: new RegExp(`^/api/v1/nodes/${seg}$`), operation: 'deleteNode', verb: 'delete', resource: 'nodes', apiGroup: '', name: 0,
+      method: 'DELETE',
+      pattern: new RegExp(`^/api/v1/nodes/${seg}$`),
+      operation: 'deleteNode',
+      verb: 'delete',
+      resource: 'nodes',
+      apiGroup: '',
+      name: 0,
       handle: (c) => send(c.res, 200, JSON.stringify(cluster.deleteNodeFromApi(c.params[0] ?? ''))),
     },
     // ---- pods
     {
-      method: 'GET', pattern: /^\/api\/v1\/pods$/, operation: 'listPods', verb: 'list', resource: 'pods', apiGroup: '',
+      method: 'GET',
+      pattern: /^\/api\/v1\/pods$/,
+      operation: 'listPods',
+      verb: 'list',
+      resource: 'pods',
+      apiGroup: '',
       handle: (c) => listOrWatch(c, 'pods', 'PodList', 'v1', POD_FIELDS, podCandidates(undefined)),
     },
     {
-      method: 'GET', pattern: new RegExp(`^/api/v1/namespaces/${seg}/pods$`), operation: 'listNamespacedPods', verb: 'list', resource: 'pods', apiGroup: '', ns: 0,
-      handle: (c) => listOrWatch(c, 'pods', 'PodList', 'v1', POD_FIELDS, podCandidates(c.params[0]), c.params[0]),
+      method: 'GET',
+      pattern: new RegExp(`^/api/v1/namespaces/${seg}/pods$`),
+      operation: 'listNamespacedPods',
+      verb: 'list',
+      resource: 'pods',
+      apiGroup: '',
+      ns: 0,
+      handle: (c) =>
+        listOrWatch(c, 'pods', 'PodList', 'v1', POD_FIELDS, podCandidates(c.params[0]), c.params[0]),
     },
     {
-      method: 'GET', pattern: new RegExp(`^/api/v1/namespaces/${seg}/pods/${seg}$`), operation: 'getPod', verb: 'get', resource: 'pods', apiGroup: '', ns: 0, name: 1,
+      method: 'GET',
+      pattern: new RegExp(`^/api/v1/namespaces/${seg}/pods/${seg}$`),
+      operation: 'getPod',
+      verb: 'get',
+      resource: 'pods',
+      apiGroup: '',
+      ns: 0,
+      name: 1,
       handle: (c) => getOne('pods', c.params[0], c.params[1] ?? '', 'pods')(c),
     },
     {
-      method: 'DELETE', pattern: new RegExp(`^/api/v1/namespaces/${seg}/pods/${seg}$`), operation: 'deletePod', verb: 'delete', resource: 'pods', apiGroup: '', ns: 0, name: 1,
-      handle: (c) => send(c.res, 200, JSON.stringify(cluster.deletePodFromApi(c.params[0] ?? '', c.params[1] ?? ''))),
+      method: 'DELETE',
+      pattern: new RegExp(`^/api/v1/namespaces/${seg}/pods/${seg}$`),
+      operation: 'deletePod',
+      verb: 'delete',
+      resource: 'pods',
+      apiGroup: '',
+      ns: 0,
+      name: 1,
+      handle: (c) =>
+        send(c.res, 200, JSON.stringify(cluster.deletePodFromApi(c.params[0] ?? '', c.params[1] ?? ''))),
     },
     {
-      method: 'POST', pattern: new RegExp(`^/api/v1/namespaces/${seg}/pods/${seg}/eviction$`), operation: 'evictPod', verb: 'create', resource: 'pods', subresource: 'eviction', apiGroup: '', ns: 0, name: 1,
+      method: 'POST',
+      pattern: new RegExp(`^/api/v1/namespaces/${seg}/pods/${seg}/eviction$`),
+      operation: 'evictPod',
+      verb: 'create',
+      resource: 'pods',
+      subresource: 'eviction',
+      apiGroup: '',
+      ns: 0,
+      name: 1,
       handle: (c) => {
         const [ns = '', name = ''] = c.params;
         const body = requireObject(parseJson(c.body), 'Eviction');
@@ -459,33 +580,84 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
         if (meta?.name !== undefined && meta.name !== name)
           throw new ApiError(400, 'BadRequest', 'name in URL does not match name in Eviction object');
         cluster.evictPod(ns, name);
-        send(c.res, 201, JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 }));
+        send(
+          c.res,
+          201,
+          JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 }),
+        );
       },
     },
     {
-      method: 'GET', pattern: new RegExp(`^/api/v1/namespaces/${seg}/pods/${seg}/proxy(?:/(.*))?$`), operation: 'proxyPod', verb: 'get', resource: 'pods', subresource: 'proxy', apiGroup: '', ns: 0, name: 1,
+      method: 'GET',
+      pattern: new RegExp(`^/api/v1/namespaces/${seg}/pods/${seg}/proxy(?:/(.*))?$`),
+      operation: 'proxyPod',
+      verb: 'get',
+      resource: 'pods',
+      subresource: 'proxy',
+      apiGroup: '',
+      ns: 0,
+      name: 1,
       handle: proxyPod,
     },
     // ---- leases
     {
-      method: 'GET', pattern: new RegExp(`^/apis/coordination\\.k8s\\.io/v1/namespaces/${seg}/leases$`), operation: 'listLeases', verb: 'list', resource: 'leases', apiGroup: 'coordination.k8s.io', ns: 0,
-      handle: (c) => listOrWatch(c, 'leases', 'LeaseList', 'coordination.k8s.io/v1', GENERIC_FIELDS, () => cluster.store.list('leases', c.params[0]), c.params[0]),
+      method: 'GET',
+      pattern: new RegExp(`^/apis/coordination\\.k8s\\.io/v1/namespaces/${seg}/leases$`),
+      operation: 'listLeases',
+      verb: 'list',
+      resource: 'leases',
+      apiGroup: 'coordination.k8s.io',
+      ns: 0,
+      handle: (c) =>
+        listOrWatch(
+          c,
+          'leases',
+          'LeaseList',
+          'coordination.k8s.io/v1',
+          GENERIC_FIELDS,
+          () => cluster.store.list('leases', c.params[0]),
+          c.params[0],
+        ),
     },
     {
-      method: 'POST', pattern: new RegExp(`^/apis/coordination\\.k8s\\.io/v1/namespaces/${seg}/leases$`), operation: 'createLease', verb: 'create', resource: 'leases', apiGroup: 'coordination.k8s.io', ns: 0,
+      method: 'POST',
+      pattern: new RegExp(`^/apis/coordination\\.k8s\\.io/v1/namespaces/${seg}/leases$`),
+      operation: 'createLease',
+      verb: 'create',
+      resource: 'leases',
+      apiGroup: 'coordination.k8s.io',
+      ns: 0,
       handle: (c) => {
         const body = requireObject(parseJson(c.body), 'Lease') as unknown as KubeLease;
         if (body.metadata?.namespace && body.metadata.namespace !== c.params[0])
-          throw new ApiError(400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request');
+          throw new ApiError(
+            400,
+            'BadRequest',
+            'the namespace of the provided object does not match the namespace sent on the request',
+          );
         send(c.res, 201, JSON.stringify(cluster.createLease(c.params[0] ?? '', body)));
       },
     },
     {
-      method: 'GET', pattern: new RegExp(`^/apis/coordination\\.k8s\\.io/v1/namespaces/${seg}/leases/${seg}$`), operation: 'getLease', verb: 'get', resource: 'leases', apiGroup: 'coordination.k8s.io', ns: 0, name: 1,
+      method: 'GET',
+      pattern: new RegExp(`^/apis/coordination\\.k8s\\.io/v1/namespaces/${seg}/leases/${seg}$`),
+      operation: 'getLease',
+      verb: 'get',
+      resource: 'leases',
+      apiGroup: 'coordination.k8s.io',
+      ns: 0,
+      name: 1,
       handle: (c) => getOne('leases', c.params[0], c.params[1] ?? '', 'leases.coordination.k8s.io')(c),
     },
     {
-      method: 'PUT', pattern: new RegExp(`^/apis/coordination\\.k8s\\.io/v1/namespaces/${seg}/leases/${seg}$`), operation: 'replaceLease', verb: 'update', resource: 'leases', apiGroup: 'coordination.k8s.io', ns: 0, name: 1,
+      method: 'PUT',
+      pattern: new RegExp(`^/apis/coordination\\.k8s\\.io/v1/namespaces/${seg}/leases/${seg}$`),
+      operation: 'replaceLease',
+      verb: 'update',
+      resource: 'leases',
+      apiGroup: 'coordination.k8s.io',
+      ns: 0,
+      name: 1,
       handle: (c) => {
         const [ns = '', name = ''] = c.params;
         const body = requireObject(parseJson(c.body), 'Lease') as unknown as KubeLease;
@@ -495,62 +667,159 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
       },
     },
     {
-      method: 'DELETE', pattern: new RegExp(`^/apis/coordination\\.k8s\\.io/v1/namespaces/${seg}/leases/${seg}$`), operation: 'deleteLease', verb: 'delete', resource: 'leases', apiGroup: 'coordination.k8s.io', ns: 0, name: 1,
+      method: 'DELETE',
+      pattern: new RegExp(`^/apis/coordination\\.k8s\\.io/v1/namespaces/${seg}/leases/${seg}$`),
+      operation: 'deleteLease',
+      verb: 'delete',
+      resource: 'leases',
+      apiGroup: 'coordination.k8s.io',
+      ns: 0,
+      name: 1,
       handle: (c) => {
         const [ns = '', name = ''] = c.params;
         const gone = cluster.store.delete('leases', ns, name);
-        if (!gone) throw new ApiError(404, 'NotFound', `leases.coordination.k8s.io "${name}" not found`, { name });
-        send(c.res, 200, JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name, group: 'coordination.k8s.io', kind: 'leases' } }));
+        if (!gone)
+          throw new ApiError(404, 'NotFound', `leases.coordination.k8s.io "${name}" not found`, { name });
+        send(
+          c.res,
+          200,
+          JSON.stringify({
+            kind: 'Status',
+            apiVersion: 'v1',
+            metadata: {},
+            status: 'Success',
+            details: { name, group: 'coordination.k8s.io', kind: 'leases' },
+          }),
+        );
       },
     },
     // ---- policy
     {
-      method: 'GET', pattern: /^\/apis\/policy\/v1\/poddisruptionbudgets$/, operation: 'listPdbs', verb: 'list', resource: 'poddisruptionbudgets', apiGroup: 'policy',
-      handle: (c) => listOrWatch(c, 'poddisruptionbudgets', 'PodDisruptionBudgetList', 'policy/v1', GENERIC_FIELDS, () => cluster.store.list('poddisruptionbudgets')),
+      method: 'GET',
+      pattern: /^\/apis\/policy\/v1\/poddisruptionbudgets$/,
+      operation: 'listPdbs',
+      verb: 'list',
+      resource: 'poddisruptionbudgets',
+      apiGroup: 'policy',
+      handle: (c) =>
+        listOrWatch(c, 'poddisruptionbudgets', 'PodDisruptionBudgetList', 'policy/v1', GENERIC_FIELDS, () =>
+          cluster.store.list('poddisruptionbudgets'),
+        ),
     },
     {
-      method: 'GET', pattern: new RegExp(`^/apis/policy/v1/namespaces/${seg}/poddisruptionbudgets$`), operation: 'listNamespacedPdbs', verb: 'list', resource: 'poddisruptionbudgets', apiGroup: 'policy', ns: 0,
-      handle: (c) => listOrWatch(c, 'poddisruptionbudgets', 'PodDisruptionBudgetList', 'policy/v1', GENERIC_FIELDS, () => cluster.store.list('poddisruptionbudgets', c.params[0]), c.params[0]),
+      method: 'GET',
+      pattern: new RegExp(`^/apis/policy/v1/namespaces/${seg}/poddisruptionbudgets$`),
+      operation: 'listNamespacedPdbs',
+      verb: 'list',
+      resource: 'poddisruptionbudgets',
+      apiGroup: 'policy',
+      ns: 0,
+      handle: (c) =>
+        listOrWatch(
+          c,
+          'poddisruptionbudgets',
+          'PodDisruptionBudgetList',
+          'policy/v1',
+          GENERIC_FIELDS,
+          () => cluster.store.list('poddisruptionbudgets', c.params[0]),
+          c.params[0],
+        ),
     },
     {
-      method: 'GET', pattern: new RegExp(`^/apis/policy/v1/namespaces/${seg}/poddisruptionbudgets/${seg}$`), operation: 'getPdb', verb: 'get', resource: 'poddisruptionbudgets', apiGroup: 'policy', ns: 0, name: 1,
-      handle: (c) => getOne('poddisruptionbudgets', c.params[0], c.params[1] ?? '', 'poddisruptionbudgets.policy')(c),
+      method: 'GET',
+      pattern: new RegExp(`^/apis/policy/v1/namespaces/${seg}/poddisruptionbudgets/${seg}$`),
+      operation: 'getPdb',
+      verb: 'get',
+      resource: 'poddisruptionbudgets',
+      apiGroup: 'policy',
+      ns: 0,
+      name: 1,
+      handle: (c) =>
+        getOne('poddisruptionbudgets', c.params[0], c.params[1] ?? '', 'poddisruptionbudgets.policy')(c),
     },
     // ---- kubeflow
     {
-      method: 'GET', pattern: new RegExp(`^/apis/kubeflow\\.org/v1/(${jobPlurals})$`), operation: 'listKubeflowJobs', verb: 'list', apiGroup: 'kubeflow.org',
+      method: 'GET',
+      pattern: new RegExp(`^/apis/kubeflow\\.org/v1/(${jobPlurals})$`),
+      operation: 'listKubeflowJobs',
+      verb: 'list',
+      apiGroup: 'kubeflow.org',
       handle: (c) => {
         const plural = c.params[0] ?? '';
         c.rec.resource = plural;
         c.rec.operation = `list${opName(plural)}`;
-        listOrWatch(c, plural, `${kubeflowKinds[plural]}List`, 'kubeflow.org/v1', GENERIC_FIELDS, () => cluster.store.list(plural));
+        listOrWatch(c, plural, `${kubeflowKinds[plural]}List`, 'kubeflow.org/v1', GENERIC_FIELDS, () =>
+          cluster.store.list(plural),
+        );
       },
     },
     {
-      method: 'GET', pattern: new RegExp(`^/apis/kubeflow\\.org/v1/namespaces/${seg}/(${jobPlurals})$`), operation: 'listNamespacedKubeflowJobs', verb: 'list', apiGroup: 'kubeflow.org', ns: 0,
+      method: 'GET',
+      pattern: new RegExp(`^/apis/kubeflow\\.org/v1/namespaces/${seg}/(${jobPlurals})$`),
+      operation: 'listNamespacedKubeflowJobs',
+      verb: 'list',
+      apiGroup: 'kubeflow.org',
+      ns: 0,
       handle: (c) => {
         const [ns, plural = ''] = c.params;
         c.rec.resource = plural;
         c.rec.operation = `listNamespaced${opName(plural)}`;
-        listOrWatch(c, plural, `${kubeflowKinds[plural]}List`, 'kubeflow.org/v1', GENERIC_FIELDS, () => cluster.store.list(plural, ns), ns);
+        listOrWatch(
+          c,
+          plural,
+          `${kubeflowKinds[plural]}List`,
+          'kubeflow.org/v1',
+          GENERIC_FIELDS,
+          () => cluster.store.list(plural, ns),
+          ns,
+        );
       },
     },
     {
-      method: 'GET', pattern: new RegExp(`^/apis/kubeflow\\.org/v1/namespaces/${seg}/(${jobPlurals})/${seg}$`), operation: 'getKubeflowJob', verb: 'get', apiGroup: 'kubeflow.org', ns: 0, name: 2,
+      method: 'GET',
+      pattern: new RegExp(`^/apis/kubeflow\\.org/v1/namespaces/${seg}/(${jobPlurals})/${seg}$`),
+      operation: 'getKubeflowJob',
+      verb: 'get',
+      apiGroup: 'kubeflow.org',
+      ns: 0,
+      name: 2,
       handle: (c) => {
         const [ns, plural = '', name = ''] = c.params;
         c.rec.resource = plural;
-        c.rec.operation = `get${(kubeflowKinds[plural] ?? plural)}`;
+        c.rec.operation = `get${kubeflowKinds[plural] ?? plural}`;
         getOne(plural, ns, name, `${plural}.kubeflow.org`)(c);
       },
     },
     {
-      method: 'GET', pattern: /^\/apis\/trainer\.kubeflow\.org\/v1alpha1\/trainjobs$/, operation: 'listTrainJobs', verb: 'list', resource: 'trainjobs', apiGroup: 'trainer.kubeflow.org',
-      handle: (c) => listOrWatch(c, 'trainjobs', 'TrainJobList', 'trainer.kubeflow.org/v1alpha1', GENERIC_FIELDS, () => cluster.store.list('trainjobs')),
+      method: 'GET',
+      pattern: /^\/apis\/trainer\.kubeflow\.org\/v1alpha1\/trainjobs$/,
+      operation: 'listTrainJobs',
+      verb: 'list',
+      resource: 'trainjobs',
+      apiGroup: 'trainer.kubeflow.org',
+      handle: (c) =>
+        listOrWatch(c, 'trainjobs', 'TrainJobList', 'trainer.kubeflow.org/v1alpha1', GENERIC_FIELDS, () =>
+          cluster.store.list('trainjobs'),
+        ),
     },
     {
-      method: 'GET', pattern: new RegExp(`^/apis/trainer\\.kubeflow\\.org/v1alpha1/namespaces/${seg}/trainjobs$`), operation: 'listNamespacedTrainJobs', verb: 'list', resource: 'trainjobs', apiGroup: 'trainer.kubeflow.org', ns: 0,
-      handle: (c) => listOrWatch(c, 'trainjobs', 'TrainJobList', 'trainer.kubeflow.org/v1alpha1', GENERIC_FIELDS, () => cluster.store.list('trainjobs', c.params[0]), c.params[0]),
+      method: 'GET',
+      pattern: new RegExp(`^/apis/trainer\\.kubeflow\\.org/v1alpha1/namespaces/${seg}/trainjobs$`),
+      operation: 'listNamespacedTrainJobs',
+      verb: 'list',
+      resource: 'trainjobs',
+      apiGroup: 'trainer.kubeflow.org',
+      ns: 0,
+      handle: (c) =>
+        listOrWatch(
+          c,
+          'trainjobs',
+          'TrainJobList',
+          'trainer.kubeflow.org/v1alpha1',
+          GENERIC_FIELDS,
+          () => cluster.store.list('trainjobs', c.params[0]),
+          c.params[0],
+        ),
     },
   ];
 
@@ -617,7 +886,11 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
         res,
         status,
         pathMatched
-          ? statusBody(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`)
+          ? statusBody(
+              405,
+              'MethodNotAllowed',
+              `the server does not allow this method on the requested resource`,
+            )
           : statusBody(404, 'NotFound', 'the server could not find the requested resource'),
       );
     } catch (e) {

@@ -14,7 +14,8 @@ export class PatchError extends Error {
 
 type Json = unknown;
 
-const isObject = (v: Json): v is Record<string, Json> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObject = (v: Json): v is Record<string, Json> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** RFC 7386. */
 export function applyMergePatch(target: Json, patch: Json): Json {
@@ -86,7 +87,10 @@ export function applyJsonPatch(target: Json, ops: Json): Json {
         break;
       case 'test':
         if (JSON.stringify(getAt(doc, path)) !== JSON.stringify(op.value))
-          throw new PatchError(`the server rejected our request due to an error in our request: test failed for ${op.path}`, 422);
+          throw new PatchError(
+            `the server rejected our request due to an error in our request: test failed for ${op.path}`,
+            422,
+          );
         break;
       case 'move':
       case 'copy': {
@@ -126,7 +130,8 @@ function setAt(doc: Json, path: string[], value: Json, mode: 'add' | 'replace'):
   const { parent, last } = parentOf(doc, path);
   if (Array.isArray(parent)) {
     const idx = last === '-' ? parent.length : Number(last);
-    if (!Number.isInteger(idx) || idx < 0 || idx > parent.length) throw new PatchError(`bad array index ${last}`, 422);
+    if (!Number.isInteger(idx) || idx < 0 || idx > parent.length)
+      throw new PatchError(`bad array index ${last}`, 422);
     if (mode === 'add') parent.splice(idx, 0, value);
     else parent[idx] = value;
   } else if (isObject(parent)) {

@@ -142,7 +142,8 @@ export class ResourceStore {
 
   private emit(e: WatchEvent): void {
     this.history.push(e);
-    if (this.history.length > this.historyLimit) {
+    // Trim in chunks so emitting stays O(1) amortized at fleet scale.
+    if (this.history.length > this.historyLimit * 1.5) {
       this.history.splice(0, this.history.length - this.historyLimit);
       this.historyStart++;
     }

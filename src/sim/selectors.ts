@@ -34,7 +34,8 @@ const keyPattern = /^([a-z0-9A-Z.-]+\/)?[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?
 const valuePattern = /^(([a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?)?)$/;
 
 function checkKey(key: string, raw: string): string {
-  if (!keyPattern.test(key)) throw new SelectorError(`unable to parse requirement: invalid label key "${key}" in "${raw}"`);
+  if (!keyPattern.test(key))
+    throw new SelectorError(`unable to parse requirement: invalid label key "${key}" in "${raw}"`);
   return key;
 }
 
@@ -67,26 +68,28 @@ export function parseLabelSelector(raw: string | undefined): LabelSelector {
   });
 }
 
+function matchesOne(r: LabelRequirement, l: Record<string, string>): boolean {
+  const has = Object.hasOwn(l, r.key);
+  const v = l[r.key];
+  switch (r.op) {
+    case 'exists':
+      return has;
+    case 'notexists':
+      return !has;
+    case 'eq':
+      return v === r.value;
+    case 'neq':
+      return v !== r.value;
+    case 'in':
+      return v !== undefined && r.values.includes(v);
+    case 'notin':
+      return v === undefined || !r.values.includes(v);
+  }
+}
+
 export function matchesLabels(selector: LabelSelector, labels: Record<string, string> | undefined): boolean {
   const l = labels ?? {};
-  return selector.every((r) => {
-    const has = Object.hasOwn(l, r.key);
-    const v = l[r.key];
-    switch (r.op) {
-      case 'exists':
-        return has;
-      case 'notexists':
-        return !has;
-      case 'eq':
-        return v === r.value;
-      case 'neq':
-        return v !== r.value;
-      case 'in':
-        return v !== undefined && r.values.includes(v);
-      case 'notin':
-        return v === undefined || !r.values.includes(v);
-    }
-  });
+  return selector.every((r) => matchesOne(r, l));
 }
 
 export interface FieldRequirement {
@@ -95,19 +98,24 @@ export interface FieldRequirement {
   value: string;
 }
 
-export function parseFieldSelector(raw: string | undefined, supported: readonly string[]): FieldRequirement[] {
+export function parseFieldSelector(
+  raw: string | undefined,
+  supported: readonly string[],
+): FieldRequirement[] {
   if (!raw) return [];
   return splitTopLevel(raw).map((part) => {
     const m = /^([^!=\s]+)\s*(!=|==|=)\s*(.*)$/.exec(part);
     if (!m) throw new SelectorError(`invalid selector: '${raw}'; can't understand '${part}'`);
     const field = m[1] ?? '';
-    if (!supported.includes(field))
-      throw new SelectorError(`field label not supported: ${field}`);
+    if (!supported.includes(field)) throw new SelectorError(`field label not supported: ${field}`);
     return { field, op: m[2] === '!=' ? 'neq' : 'eq', value: (m[3] ?? '').trim() };
   });
 }
 
-export function matchesFields(reqs: readonly FieldRequirement[], get: (field: string) => string | undefined): boolean {
+export function matchesFields(
+  reqs: readonly FieldRequirement[],
+  get: (field: string) => string | undefined,
+): boolean {
   return reqs.every((r) => {
     const v = get(r.field) ?? '';
     return r.op === 'eq' ? v === r.value : v !== r.value;

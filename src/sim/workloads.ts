@@ -108,7 +108,10 @@ export const DAEMONSETS: readonly DaemonSetSpec[] = [
     name: 'aws-node',
     namespace: 'kube-system',
     labels: { 'k8s-app': 'aws-node', 'app.kubernetes.io/name': 'aws-node' },
-    container: { name: 'aws-node', image: '602401143452.dkr.ecr.us-east-1.amazonaws.com/amazon-k8s-cni:v1.19.2' },
+    container: {
+      name: 'aws-node',
+      image: '602401143452.dkr.ecr.us-east-1.amazonaws.com/amazon-k8s-cni:v1.19.2',
+    },
     gpuOnly: false,
   },
   {
@@ -154,7 +157,14 @@ export function daemonSetPod(
   at: PodPlacement,
   hostNetwork: boolean,
 ): KubePod {
-  const m = meta(rng, now, `${ds.name}-${rng.suffix()}`, ds.namespace, { ...ds.labels }, daemonSetOwner(ds.name, dsUid));
+  const m = meta(
+    rng,
+    now,
+    `${ds.name}-${rng.suffix()}`,
+    ds.namespace,
+    { ...ds.labels },
+    daemonSetOwner(ds.name, dsUid),
+  );
   const p = pod(m, [ds.container], at, now, {
     tolerations: [{ operator: 'Exists' }],
     priorityClassName: 'system-node-critical',
@@ -163,7 +173,13 @@ export function daemonSetPod(
   return p;
 }
 
-export function mirrorPod(rng: SeededRandom, now: string, nodeName: string, nodeUid: string, at: PodPlacement): KubePod {
+export function mirrorPod(
+  rng: SeededRandom,
+  now: string,
+  nodeName: string,
+  nodeUid: string,
+  at: PodPlacement,
+): KubePod {
   const name = `node-health-probe-${nodeName}`;
   const m = meta(
     rng,
@@ -211,8 +227,20 @@ export function pytorchJob(rng: SeededRandom, now: string, workers: number): Kub
     status: {
       startTime: now,
       conditions: [
-        jobCondition('Created', 'True', 'PyTorchJobCreated', `PyTorchJob ${TRAINING_JOB_NAME} is created.`, now),
-        jobCondition('Running', 'True', 'PyTorchJobRunning', `PyTorchJob ${TRAINING_JOB_NAME} is running.`, now),
+        jobCondition(
+          'Created',
+          'True',
+          'PyTorchJobCreated',
+          `PyTorchJob ${TRAINING_JOB_NAME} is created.`,
+          now,
+        ),
+        jobCondition(
+          'Running',
+          'True',
+          'PyTorchJobRunning',
+          `PyTorchJob ${TRAINING_JOB_NAME} is running.`,
+          now,
+        ),
       ],
       replicaStatuses: { Master: { active: 1 }, ...(workers > 0 ? { Worker: { active: workers } } : {}) },
     },
@@ -277,14 +305,27 @@ export function pytorchJobPod(
   );
 }
 
-export function servingPod(rng: SeededRandom, now: string, rsUid: string, rsName: string, at: PodPlacement): KubePod {
+export function servingPod(
+  rng: SeededRandom,
+  now: string,
+  rsUid: string,
+  rsName: string,
+  at: PodPlacement,
+): KubePod {
   const m = meta(
     rng,
     now,
     `${rsName}-${rng.suffix()}`,
     SERVING_NAMESPACE,
     { app: SERVING_APP, 'pod-template-hash': rsName.split('-').pop() ?? '' },
-    { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: rsName, uid: rsUid, controller: true, blockOwnerDeletion: true },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'ReplicaSet',
+      name: rsName,
+      uid: rsUid,
+      controller: true,
+      blockOwnerDeletion: true,
+    },
   );
   return pod(
     m,
@@ -314,7 +355,13 @@ export function servingPdb(rng: SeededRandom, now: string, minAvailable: number)
       generation: 1,
     },
     spec: { selector: { matchLabels: { app: SERVING_APP } }, minAvailable },
-    status: { currentHealthy: 0, desiredHealthy: minAvailable, disruptionsAllowed: 0, expectedPods: 0, observedGeneration: 1 },
+    status: {
+      currentHealthy: 0,
+      desiredHealthy: minAvailable,
+      disruptionsAllowed: 0,
+      expectedPods: 0,
+      observedGeneration: 1,
+    },
   };
 }
 

@@ -16,7 +16,13 @@ export interface KubeflowJobRef {
   name: string;
 }
 
-export const SafetyLimitKinds = ['circuit_breaker', 'rate_limit', 'max_concurrent', 'opt_out', 'paused'] as const;
+export const SafetyLimitKinds = [
+  'circuit_breaker',
+  'rate_limit',
+  'max_concurrent',
+  'opt_out',
+  'paused',
+] as const;
 export type SafetyLimitKind = (typeof SafetyLimitKinds)[number];
 
 /**

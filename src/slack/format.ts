@@ -16,7 +16,9 @@ export function escapeMrkdwn(text: string): string {
 
 /** Inline code that untrusted text cannot break out of (backticks would end the span). */
 export function inlineCode(text: string): string {
-  const clean = escapeMrkdwn(text).replace(/`/g, 'ˋ').replace(/[\r\n]+/g, ' ');
+  const clean = escapeMrkdwn(text)
+    .replace(/`/g, 'ˋ')
+    .replace(/[\r\n]+/g, ' ');
   return clean.length > 0 ? '`' + clean + '`' : '—';
 }
 

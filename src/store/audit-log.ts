@@ -28,7 +28,9 @@ function map(r: Row): AuditEntry {
 
 /** Append-only in the schema too: triggers refuse UPDATE and DELETE on audit_log. */
 export class SqliteAuditLog implements AuditLog {
-  private readonly ins: Statement<[number, string, string, string | null, string | null, string | null, string, string | null]>;
+  private readonly ins: Statement<
+    [number, string, string, string | null, string | null, string | null, string, string | null]
+  >;
   private readonly db: Database;
   private readonly lists = new Map<string, Statement<unknown[], Row>>();
 

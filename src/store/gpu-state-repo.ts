@@ -28,22 +28,30 @@ export class SqliteGpuStateRepo implements GpuStateRepo {
   private readonly sel: Statement<[string], Row>;
   private readonly ups: Statement<[string, number, number | null, number | null, number]>;
   private readonly del: Statement<[string]>;
-  private readonly upsertTx: (node: string, rows: readonly Omit<GpuStateRow, 'updatedAt'>[], now: number) => void;
+  private readonly upsertTx: (
+    node: string,
+    rows: readonly Omit<GpuStateRow, 'updatedAt'>[],
+    now: number,
+  ) => void;
 
   constructor(
     db: Database,
     private readonly clock: Clock,
   ) {
-    this.sel = db.prepare('SELECT gpu, xid_last, xid_count, updated_at FROM gpu_state WHERE node = ? ORDER BY gpu');
+    this.sel = db.prepare(
+      'SELECT gpu, xid_last, xid_count, updated_at FROM gpu_state WHERE node = ? ORDER BY gpu',
+    );
     this.ups = db.prepare(
       `INSERT INTO gpu_state (node, gpu, xid_last, xid_count, updated_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (node, gpu) DO UPDATE SET xid_last = excluded.xid_last, xid_count = excluded.xid_count,
        updated_at = excluded.updated_at`,
     );
     this.del = db.prepare('DELETE FROM gpu_state WHERE node = ?');
-    this.upsertTx = db.transaction((node: string, rows: readonly Omit<GpuStateRow, 'updatedAt'>[], now: number) => {
-      for (const r of rows) this.ups.run(node, r.gpu, r.xidLast ?? null, r.xidCount ?? null, now);
-    });
+    this.upsertTx = db.transaction(
+      (node: string, rows: readonly Omit<GpuStateRow, 'updatedAt'>[], now: number) => {
+        for (const r of rows) this.ups.run(node, r.gpu, r.xidLast ?? null, r.xidCount ?? null, now);
+      },
+    );
   }
 
   get(node: string): GpuStateRow[] {

@@ -36,7 +36,13 @@ export interface IncidentRepo {
    * Compare-and-set: moves the incident to `to` only if its current state is one of `from`. Returns false
    * (and changes nothing) otherwise — two clicks cannot both start a remediation.
    */
-  transition(id: string, from: readonly IncidentState[], to: IncidentState, reason?: string, now?: number): boolean;
+  transition(
+    id: string,
+    from: readonly IncidentState[],
+    to: IncidentState,
+    reason?: string,
+    now?: number,
+  ): boolean;
   /** Changes descriptive fields; returns the updated incident, or undefined if there is none with that id. */
   update(id: string, patch: IncidentPatch, now?: number): Incident | undefined;
 }
@@ -152,7 +158,9 @@ export class SqliteIncidentRepo implements IncidentRepo {
     this.selAllOpen = db.prepare(
       `SELECT * FROM incidents WHERE state NOT IN (${terminalList}) ORDER BY first_seen, id`,
     );
-    this.selNode = db.prepare('SELECT * FROM incidents WHERE node = ? ORDER BY first_seen DESC, id DESC LIMIT ?');
+    this.selNode = db.prepare(
+      'SELECT * FROM incidents WHERE node = ? ORDER BY first_seen DESC, id DESC LIMIT ?',
+    );
     this.ins = db.prepare(
       `INSERT INTO incidents (id, node, fault_key, state, instance_id, instance_type, node_group, category, severity,
         recommended_action, planned_action, mode, xid, gpu, explanation, source, evidence, preexisting, first_seen,
@@ -253,7 +261,9 @@ export class SqliteIncidentRepo implements IncidentRepo {
         stmt = this.db.prepare(sql);
         this.updates.set(sql, stmt);
       }
-      const values = entries.map(([k, v]) => (k === 'evidence' ? toJson(v) : k === 'preexisting' ? (v ? 1 : 0) : v));
+      const values = entries.map(([k, v]) =>
+        k === 'evidence' ? toJson(v) : k === 'preexisting' ? (v ? 1 : 0) : v,
+      );
       stmt.run(...values, now, id);
     }
     return this.get(id);

@@ -1,13 +1,15 @@
 import type { Database } from 'better-sqlite3';
 import type { Logger } from 'pino';
-import { type Migration, migrations as allMigrations } from './migrations.js';
+import { migrations as allMigrations, type Migration } from './migrations.js';
 import { StoreError } from './store-error.js';
 
 /** Checks that a migration list is strictly increasing from 1 with no gaps: a broken list must not ship. */
 export function validateMigrations(list: readonly Migration[]): void {
   list.forEach((m, i) => {
     if (m.version !== i + 1) {
-      throw new Error(`migration #${i} has version ${m.version}, expected ${i + 1} (versions must be 1, 2, 3 …)`);
+      throw new Error(
+        `migration #${i} has version ${m.version}, expected ${i + 1} (versions must be 1, 2, 3 …)`,
+      );
     }
   });
 }

@@ -30,7 +30,12 @@ export interface StepFinish {
 export interface StepRepo {
   begin(incidentId: string, step: string, detail?: Record<string, unknown>, now?: number): StepRecord;
   /** Finishes a started step; false if it is not (or no longer) `started`. Detail is merged. */
-  finish(incidentId: string, seq: number, status: Exclude<StepStatus, 'started'>, finish?: StepFinish): boolean;
+  finish(
+    incidentId: string,
+    seq: number,
+    status: Exclude<StepStatus, 'started'>,
+    finish?: StepFinish,
+  ): boolean;
   list(incidentId: string): StepRecord[];
   /** The latest row for that step of that incident. */
   lastOf(incidentId: string, step: string): StepRecord | undefined;
@@ -48,7 +53,13 @@ interface Row {
 }
 
 function map(r: Row): StepRecord {
-  const s: StepRecord = { incidentId: r.incident_id, seq: r.seq, step: r.step, status: r.status, startedAt: r.started_at };
+  const s: StepRecord = {
+    incidentId: r.incident_id,
+    seq: r.seq,
+    step: r.step,
+    status: r.status,
+    startedAt: r.started_at,
+  };
   const finishedAt = opt(r.finished_at);
   if (finishedAt !== undefined) s.finishedAt = finishedAt;
   if (r.detail !== null) s.detail = fromJson<Record<string, unknown>>(r.detail, {});
@@ -58,12 +69,19 @@ function map(r: Row): StepRecord {
 }
 
 export class SqliteStepRepo implements StepRepo {
-  private readonly ins: Statement<[string, string, string, number, string | null], Row>;
+  private readonly ins: Statement<
+    [{ id: string; step: string; status: string; now: number; detail: string | null }],
+    Row
+  >;
   private readonly sel: Statement<[string, number], Row>;
-  private readonly fin: Statement<[string, number, string | null, string | null, string, number]>;
+  private readonly fin: Statement<
+    [{ id: string; seq: number; detail: string | null; ref: string | null; status: string; now: number }]
+  >;
   private readonly all: Statement<[string], Row>;
   private readonly last: Statement<[string, string], Row>;
-  private readonly beginTx: Transaction<(id: string, step: string, detail: string | null, now: number) => StepRecord>;
+  private readonly beginTx: Transaction<
+    (id: string, step: string, detail: string | null, now: number) => StepRecord
+  >;
   private readonly finishTx: Transaction<
     (id: string, seq: number, status: string, f: StepFinish, now: number) => boolean
   >;
@@ -74,27 +92,31 @@ export class SqliteStepRepo implements StepRepo {
   ) {
     this.ins = db.prepare(
       `INSERT INTO incident_steps (incident_id, seq, step, status, started_at, detail)
-       VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM incident_steps WHERE incident_id = ?1), ?2, ?3, ?4, ?5)
+       VALUES (@id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM incident_steps WHERE incident_id = @id), @step, @status, @now, @detail)
        RETURNING *`,
     );
     this.sel = db.prepare('SELECT * FROM incident_steps WHERE incident_id = ? AND seq = ?');
     this.fin = db.prepare(
-      `UPDATE incident_steps SET status = ?3, finished_at = ?6, detail = ?4, external_ref = COALESCE(?5, external_ref)
-       WHERE incident_id = ?1 AND seq = ?2 AND status = 'started'`,
+      `UPDATE incident_steps SET status = @status, finished_at = @now, detail = @detail, external_ref = COALESCE(@ref, external_ref)
+       WHERE incident_id = @id AND seq = @seq AND status = 'started'`,
     );
     this.all = db.prepare('SELECT * FROM incident_steps WHERE incident_id = ? ORDER BY seq');
-    this.last = db.prepare('SELECT * FROM incident_steps WHERE incident_id = ? AND step = ? ORDER BY seq DESC LIMIT 1');
+    this.last = db.prepare(
+      'SELECT * FROM incident_steps WHERE incident_id = ? AND step = ? ORDER BY seq DESC LIMIT 1',
+    );
     this.beginTx = db.transaction((id: string, step: string, detail: string | null, now: number) => {
-      const row = this.ins.get(id, step, 'started', now, detail);
+      const row = this.ins.get({ id, step, status: 'started', now, detail });
       if (!row) throw new Error('step row vanished inside its own transaction');
       return map(row);
     });
     this.finishTx = db.transaction((id: string, seq: number, status: string, f: StepFinish, now: number) => {
       const row = this.sel.get(id, seq);
       if (!row || row.status !== 'started') return false;
-      const merged = f.detail ? { ...fromJson<Record<string, unknown>>(row.detail, {}), ...f.detail } : undefined;
+      const merged = f.detail
+        ? { ...fromJson<Record<string, unknown>>(row.detail, {}), ...f.detail }
+        : undefined;
       const detail = merged ? toJson(merged) : row.detail;
-      return this.fin.run(id, seq, detail, f.externalRef ?? null, status, now).changes === 1;
+      return this.fin.run({ id, seq, detail, ref: f.externalRef ?? null, status, now }).changes === 1;
     });
   }
 
@@ -102,7 +124,12 @@ export class SqliteStepRepo implements StepRepo {
     return this.beginTx.immediate(incidentId, step, detail === undefined ? null : toJson(detail), now);
   }
 
-  finish(incidentId: string, seq: number, status: Exclude<StepStatus, 'started'>, finish: StepFinish = {}): boolean {
+  finish(
+    incidentId: string,
+    seq: number,
+    status: Exclude<StepStatus, 'started'>,
+    finish: StepFinish = {},
+  ): boolean {
     return this.finishTx.immediate(incidentId, seq, status, finish, finish.now ?? this.clock());
   }
 

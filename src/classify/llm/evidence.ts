@@ -48,7 +48,8 @@ export function untrustedLines(snapshot: NodeSnapshot, verdict: Verdict): string
     for (const h of gpu.healthIncidents ?? []) add(`gpu ${gpu.index} health ${h.severity}: ${h.message}`);
   }
   for (const c of snapshot.conditions ?? []) {
-    if (conditionIsBad(c) && (c.reason || c.message)) add(`condition ${c.type}=${c.status} ${c.reason ?? ''}: ${c.message ?? ''}`);
+    if (conditionIsBad(c) && (c.reason || c.message))
+      add(`condition ${c.type}=${c.status} ${c.reason ?? ''}: ${c.message ?? ''}`);
   }
   for (const f of verdict.findings) if (f.ambiguous) for (const e of f.evidence) add(e);
   return lines;
@@ -68,7 +69,10 @@ export function factLines(snapshot: NodeSnapshot, verdict: Verdict): string[] {
     const parts: string[] = [`gpu ${g.index}`];
     if (g.model) parts.push(`model=${g.model}`);
     if (g.xidLast !== undefined) parts.push(`last_xid=${g.xidLast}`);
-    if (g.xids?.length) parts.push(`xids=${g.xids.map((o) => (o.count !== undefined ? `${o.xid}x${o.count}` : `${o.xid}`)).join(',')}`);
+    if (g.xids?.length)
+      parts.push(
+        `xids=${g.xids.map((o) => (o.count !== undefined ? `${o.xid}x${o.count}` : `${o.xid}`)).join(',')}`,
+      );
     const numeric: [string, number | undefined][] = [
       ['ecc_dbe_volatile', g.eccDbeVolatile],
       ['ecc_sbe_volatile', g.eccSbeVolatile],
@@ -84,7 +88,8 @@ export function factLines(snapshot: NodeSnapshot, verdict: Verdict): string[] {
     ];
     for (const [name, v] of numeric) if (v !== undefined) parts.push(`${name}=${v}`);
     if (g.health) parts.push(`health=${g.health}`);
-    for (const h of g.healthIncidents ?? []) parts.push(`health_incident=${h.severity}/${h.system ?? '?'}/${h.code ?? '?'}`);
+    for (const h of g.healthIncidents ?? [])
+      parts.push(`health_incident=${h.severity}/${h.system ?? '?'}/${h.code ?? '?'}`);
     facts.push(parts.join(' '));
   }
   for (const f of verdict.findings) {

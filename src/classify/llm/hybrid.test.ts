@@ -20,10 +20,25 @@ const policy = {
 const unknownXidNode = (node: string, i = 0) =>
   snapshot(node, {
     gpus: gpus(8, (g) => (g === i % 8 ? { xidLast: 157 } : {})),
-    logLines: [xidLine({ xid: 157, pid: 100 + i, bus: (0x18 + i % 8).toString(16), secs: 50 + i, text: 'Unknown failure' })],
+    logLines: [
+      xidLine({
+        xid: 157,
+        pid: 100 + i,
+        bus: (0x18 + (i % 8)).toString(16),
+        secs: 50 + i,
+        text: 'Unknown failure',
+      }),
+    ],
   });
 
-const answer157 = { category: 'XID_CRITICAL_157', severity: 'critical', gpu: 0, xid: 157, confidence: 0.9, explanation: 'A GSP failure.' };
+const answer157 = {
+  category: 'XID_CRITICAL_157',
+  severity: 'critical',
+  gpu: 0,
+  xid: 157,
+  confidence: 0.9,
+  explanation: 'A GSP failure.',
+};
 
 function setup(llm: ScriptedLlm | undefined, opts: Partial<HybridClassifierOptions> = {}) {
   let now = 1_000_000;
@@ -56,11 +71,15 @@ describe('hybrid classifier', () => {
       return toolAnswer(answer157);
     });
     const { classifier } = setup(llm);
-    const pending = Array.from({ length: 1000 }, (_, i) => classifier.classifyDetailed(unknownXidNode(`node-${i}`, i)));
+    const pending = Array.from({ length: 1000 }, (_, i) =>
+      classifier.classifyDetailed(unknownXidNode(`node-${i}`, i)),
+    );
     g.open();
     const results = await Promise.all(pending);
     expect(llm.requests).toHaveLength(1);
-    expect(results.filter((r) => r.verdict.category !== 'XID_CRITICAL_157' || r.verdict.action !== 'reboot')).toEqual([]);
+    expect(
+      results.filter((r) => r.verdict.category !== 'XID_CRITICAL_157' || r.verdict.action !== 'reboot'),
+    ).toEqual([]);
     expect(results.filter((r) => r.verdict.source === 'llm')).toHaveLength(1);
     expect(results.filter((r) => r.verdict.source === 'cache')).toHaveLength(999);
     // Each node keeps its own GPU: the rules know where the XID was, the cache does not.
@@ -94,10 +113,19 @@ describe('hybrid classifier', () => {
 
   it('asks for every non-healthy node in llm mode', async () => {
     const llm = new ScriptedLlm(() =>
-      toolAnswer({ category: 'XID_WARNING_13', severity: 'warning', gpu: 1, xid: 13, confidence: 0.9, explanation: 'app fault' }),
+      toolAnswer({
+        category: 'XID_WARNING_13',
+        severity: 'warning',
+        gpu: 1,
+        xid: 13,
+        confidence: 0.9,
+        explanation: 'app fault',
+      }),
     );
     const { classifier } = setup(llm, { mode: 'llm' });
-    const v = await classifier.classify(snapshot('b', { gpus: gpus(8, (g) => (g === 1 ? { xidLast: 13 } : {})) }));
+    const v = await classifier.classify(
+      snapshot('b', { gpus: gpus(8, (g) => (g === 1 ? { xidLast: 13 } : {})) }),
+    );
     expect(llm.requests).toHaveLength(1);
     expect(v.category).toBe('XID_WARNING_13');
     await classifier.classify(snapshot('healthy'));
@@ -141,7 +169,15 @@ describe('hybrid classifier', () => {
   });
 
   it('falls back to the rules beyond the hourly budget, and recovers as the window slides', async () => {
-    const llm = new ScriptedLlm((_, n) => toolAnswer({ ...answer157, category: 'FABRIC_MANAGER_DOWN', xid: null, gpu: null, explanation: `n${n}` }));
+    const llm = new ScriptedLlm((_, n) =>
+      toolAnswer({
+        ...answer157,
+        category: 'FABRIC_MANAGER_DOWN',
+        xid: null,
+        gpu: null,
+        explanation: `n${n}`,
+      }),
+    );
     const { classifier, advance } = setup(llm, { maxCallsPerHour: 2, ttlMs: 10 * 3_600_000 });
     const node = (text: string) => snapshot('n', { unparsed: [`fabric ${text}`] });
     await classifier.classify(node('one'));
@@ -156,18 +192,41 @@ describe('hybrid classifier', () => {
 
   it('maps an operator category to its configured action', async () => {
     const llm = new ScriptedLlm(() =>
-      toolAnswer({ category: 'FABRIC_MANAGER_DOWN', severity: 'info', gpu: null, xid: null, confidence: 0.85, explanation: 'FM stopped.' }),
+      toolAnswer({
+        category: 'FABRIC_MANAGER_DOWN',
+        severity: 'info',
+        gpu: null,
+        xid: null,
+        confidence: 0.85,
+        explanation: 'FM stopped.',
+      }),
     );
     const { classifier } = setup(llm);
-    const v = await classifier.classify(snapshot('n', { unparsed: ['systemd[1]: nvidia-fabricmanager.service: Failed with result exit-code.'] }));
-    expect(v).toMatchObject({ category: 'FABRIC_MANAGER_DOWN', severity: 'critical', action: 'reboot', source: 'llm' });
+    const v = await classifier.classify(
+      snapshot('n', {
+        unparsed: ['systemd[1]: nvidia-fabricmanager.service: Failed with result exit-code.'],
+      }),
+    );
+    expect(v).toMatchObject({
+      category: 'FABRIC_MANAGER_DOWN',
+      severity: 'critical',
+      action: 'reboot',
+      source: 'llm',
+    });
     expect(v.findings[0]).toMatchObject({ key: 'unparsed', explanation: 'FM stopped.' });
     expect(llm.requests[0]?.categories).toContain('FABRIC_MANAGER_DOWN');
   });
 
   it('never lets log text talk a critical node down to healthy', async () => {
     const llm = new ScriptedLlm(() =>
-      toolAnswer({ category: 'HEALTHY', severity: 'healthy', gpu: null, xid: null, confidence: 1, explanation: 'ok' }),
+      toolAnswer({
+        category: 'HEALTHY',
+        severity: 'healthy',
+        gpu: null,
+        xid: null,
+        confidence: 1,
+        explanation: 'ok',
+      }),
     );
     const { classifier } = setup(llm);
     const r = await classifier.classifyDetailed(
@@ -183,10 +242,19 @@ describe('hybrid classifier', () => {
 
   it('removes an unsettled finding the model calls benign', async () => {
     const llm = new ScriptedLlm(() =>
-      toolAnswer({ category: 'HEALTHY', severity: 'healthy', gpu: null, xid: null, confidence: 0.9, explanation: 'Routine driver message.' }),
+      toolAnswer({
+        category: 'HEALTHY',
+        severity: 'healthy',
+        gpu: null,
+        xid: null,
+        confidence: 0.9,
+        explanation: 'Routine driver message.',
+      }),
     );
     const { classifier } = setup(llm);
-    const v = await classifier.classify(snapshot('n', { unparsed: ['NVRM: loading NVIDIA UNIX x86_64 Kernel Module'] }));
+    const v = await classifier.classify(
+      snapshot('n', { unparsed: ['NVRM: loading NVIDIA UNIX x86_64 Kernel Module'] }),
+    );
     expect(v).toMatchObject({ category: 'HEALTHY', severity: 'healthy', action: 'none', source: 'llm' });
   });
 
@@ -200,7 +268,14 @@ describe('hybrid classifier', () => {
     const g = gate();
     const llm = new ScriptedLlm(async (req) => {
       if (req.user.includes('slow fault')) await g.opened;
-      return toolAnswer({ category: 'FABRIC_MANAGER_DOWN', severity: 'critical', gpu: null, xid: null, confidence: 0.9, explanation: 'x' });
+      return toolAnswer({
+        category: 'FABRIC_MANAGER_DOWN',
+        severity: 'critical',
+        gpu: null,
+        xid: null,
+        confidence: 0.9,
+        explanation: 'x',
+      });
     });
     const { classifier } = setup(llm);
     const slow = classifier.classify(snapshot('a', { unparsed: ['slow fault'] }));

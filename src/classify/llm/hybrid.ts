@@ -97,8 +97,7 @@ export function applyAnswer(
   const evidence = (
     ambiguous.length > 0 ? ambiguous.flatMap((f) => f.evidence) : (snapshot.unparsed ?? [])
   ).slice(0, 10);
-  const key =
-    first?.key ?? `llm:${answer.category.toLowerCase()}${gpu !== undefined ? `:gpu${gpu}` : ''}`;
+  const key = first?.key ?? `llm:${answer.category.toLowerCase()}${gpu !== undefined ? `:gpu${gpu}` : ''}`;
   const finding: Finding = {
     kind: answer.info.kind,
     category: answer.category,
@@ -144,12 +143,17 @@ export function createHybridClassifier(options: HybridClassifierOptions): Hybrid
     snapshot: NodeSnapshot,
     ctx: ValidationContext,
   ): Promise<Resolution> {
-    const request = buildPrompt(snapshot, ctx.rulesVerdict, policy, { logBudgetChars: options.logBudgetChars });
+    const request = buildPrompt(snapshot, ctx.rulesVerdict, policy, {
+      logBudgetChars: options.logBudgetChars,
+    });
     stats.calls++;
     let timer: NodeJS.Timeout | undefined;
     try {
       const guard = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new LlmTimeoutError('model call exceeded the guard timeout')), guardTimeoutMs);
+        timer = setTimeout(
+          () => reject(new LlmTimeoutError('model call exceeded the guard timeout')),
+          guardTimeoutMs,
+        );
       });
       const response = await Promise.race([client.classify(request), guard]);
       stats.latencyMsSum += response.latencyMs;
@@ -161,7 +165,10 @@ export function createHybridClassifier(options: HybridClassifierOptions): Hybrid
       const expiresAt = clock() + ttlMs;
       if (!result.ok) {
         bump(stats.rejections, result.reason);
-        logger?.warn({ node: snapshot.node, signature, reason: result.reason, detail: result.detail }, 'llm answer rejected');
+        logger?.warn(
+          { node: snapshot.node, signature, reason: result.reason, detail: result.detail },
+          'llm answer rejected',
+        );
         cache.put(
           signature,
           {
@@ -211,7 +218,8 @@ export function createHybridClassifier(options: HybridClassifierOptions): Hybrid
 
   /** Re-checks a shared answer against this node's own facts (same signature, but a different node). */
   function fromCached(cached: CachedClassification, ctx: ValidationContext): Resolution {
-    if (cached.rejected) return { kind: 'fallback', reason: 'rejected', detail: `${cached.rejected} (cached)` };
+    if (cached.rejected)
+      return { kind: 'fallback', reason: 'rejected', detail: `${cached.rejected} (cached)` };
     const result = validateAnswer(
       {
         category: cached.category,
@@ -222,7 +230,8 @@ export function createHybridClassifier(options: HybridClassifierOptions): Hybrid
       },
       ctx,
     );
-    if (!result.ok) return { kind: 'fallback', reason: 'rejected', detail: `${result.reason}: ${result.detail}` };
+    if (!result.ok)
+      return { kind: 'fallback', reason: 'rejected', detail: `${result.reason}: ${result.detail}` };
     return { kind: 'answer', cached, answer: result.answer };
   }
 
@@ -245,7 +254,8 @@ export function createHybridClassifier(options: HybridClassifierOptions): Hybrid
     source: 'llm' | 'cache',
     signature: string,
   ): Classification {
-    if (resolution.kind === 'fallback') return fallback(verdict, resolution.reason, resolution.detail, signature);
+    if (resolution.kind === 'fallback')
+      return fallback(verdict, resolution.reason, resolution.detail, signature);
     const { answer } = resolution;
     return {
       verdict: applyAnswer(snapshot, verdict, answer, source),
@@ -284,7 +294,12 @@ export function createHybridClassifier(options: HybridClassifierOptions): Hybrid
     const now = clock();
     if (!withinBudget(now)) {
       logger?.warn({ node: snapshot.node, maxCallsPerHour }, 'llm hourly budget spent, rules verdict stands');
-      return fallback(verdict, 'budget', `more than ${maxCallsPerHour} model calls in the last hour`, signature);
+      return fallback(
+        verdict,
+        'budget',
+        `more than ${maxCallsPerHour} model calls in the last hour`,
+        signature,
+      );
     }
     callTimes.push(now);
 

@@ -24,7 +24,13 @@ describe('buildPrompt', () => {
 
   it('offers the built-ins, XID categories for evidence XIDs only, and the operator categories', () => {
     expect(req.categories).toEqual(
-      expect.arrayContaining(['XID_CRITICAL_157', 'XID_WARNING_157', 'ECC_ERROR', 'HEALTHY', 'FABRIC_MANAGER_DOWN']),
+      expect.arrayContaining([
+        'XID_CRITICAL_157',
+        'XID_WARNING_157',
+        'ECC_ERROR',
+        'HEALTHY',
+        'FABRIC_MANAGER_DOWN',
+      ]),
     );
     expect(req.categories).not.toContain('XID_CRITICAL_79');
     expect(req.system).toContain('FABRIC_MANAGER_DOWN: The NVIDIA Fabric Manager service stopped');
@@ -51,7 +57,9 @@ describe('buildPrompt', () => {
   });
 
   it('keeps the log within its budget', () => {
-    const long = snapshot('node-b', { unparsed: Array.from({ length: 500 }, (_, i) => `line ${i} ${'x'.repeat(60)}`) });
+    const long = snapshot('node-b', {
+      unparsed: Array.from({ length: 500 }, (_, i) => `line ${i} ${'x'.repeat(60)}`),
+    });
     const r = buildPrompt(long, fakeRules(long), policy, { logBudgetChars: 2000 });
     expect(r.user).toContain('line 0 ');
     expect(r.user).toContain('line 499 ');

@@ -70,5 +70,7 @@ export function signatureOf(
   policy: ClassificationPolicy,
   mode: string,
 ): string {
-  return createHash('sha256').update(signatureLines(snapshot, verdict, policy, mode).join('\n')).digest('hex');
+  return createHash('sha256')
+    .update(signatureLines(snapshot, verdict, policy, mode).join('\n'))
+    .digest('hex');
 }

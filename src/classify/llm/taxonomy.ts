@@ -54,7 +54,8 @@ export const builtInCategories: readonly BuiltIn[] = [
   },
   {
     name: 'GPU_MISSING',
-    description: 'Fewer GPUs visible than the node should have (a GPU fell off the bus or is not enumerated).',
+    description:
+      'Fewer GPUs visible than the node should have (a GPU fell off the bus or is not enumerated).',
     severity: 'critical',
     action: 'reboot',
     kind: 'gpu_missing',
@@ -93,7 +94,8 @@ export function parseXidCategory(name: string): { level: 'CRITICAL' | 'WARNING';
  */
 export function categoryInfo(name: string, policy: ClassificationPolicy): CategoryInfo | undefined {
   const custom = policy.categories.find((c) => c.name === name);
-  if (custom) return { name, severity: custom.severity, action: custom.action, kind: 'unknown', custom: true };
+  if (custom)
+    return { name, severity: custom.severity, action: custom.action, kind: 'unknown', custom: true };
   const xidCat = parseXidCategory(name);
   if (xidCat) {
     const override = policy.xid[xidCat.xid];
@@ -101,7 +103,14 @@ export function categoryInfo(name: string, policy: ClassificationPolicy): Catego
       const action = override?.action ?? (replaceXids.has(xidCat.xid) ? 'replace' : 'reboot');
       return { name, severity: 'critical', action, kind: 'xid', xid: xidCat.xid, custom: false };
     }
-    return { name, severity: 'warning', action: override?.action ?? 'none', kind: 'xid', xid: xidCat.xid, custom: false };
+    return {
+      name,
+      severity: 'warning',
+      action: override?.action ?? 'none',
+      kind: 'xid',
+      xid: xidCat.xid,
+      custom: false,
+    };
   }
   const builtIn = builtInCategories.find((c) => c.name === name);
   if (!builtIn) return undefined;
@@ -117,11 +126,20 @@ export interface OfferedCategory {
  * The categories offered to the model for one node: XID categories only for the XIDs in its evidence
  * (so the tool schema's enum cannot name an XID the node never reported), the built-ins, and the operator's.
  */
-export function offeredCategories(policy: ClassificationPolicy, evidenceXids: Iterable<number>): OfferedCategory[] {
+export function offeredCategories(
+  policy: ClassificationPolicy,
+  evidenceXids: Iterable<number>,
+): OfferedCategory[] {
   const out: OfferedCategory[] = [];
   for (const xid of [...new Set(evidenceXids)].sort((a, b) => a - b)) {
-    out.push({ name: `XID_CRITICAL_${xid}`, description: `XID ${xid} needing a GPU reset, reboot or replacement.` });
-    out.push({ name: `XID_WARNING_${xid}`, description: `XID ${xid} that is application-level or recoverable.` });
+    out.push({
+      name: `XID_CRITICAL_${xid}`,
+      description: `XID ${xid} needing a GPU reset, reboot or replacement.`,
+    });
+    out.push({
+      name: `XID_WARNING_${xid}`,
+      description: `XID ${xid} that is application-level or recoverable.`,
+    });
   }
   const customNames = new Set(policy.categories.map((c) => c.name));
   for (const b of builtInCategories) {

@@ -8,7 +8,12 @@ const policy = {
   ...defaultClassificationPolicy,
   xid: { 157: { action: 'replace' as const } },
   categories: [
-    { name: 'FABRIC_MANAGER_DOWN', description: 'fm down', severity: 'critical' as const, action: 'reboot' as const },
+    {
+      name: 'FABRIC_MANAGER_DOWN',
+      description: 'fm down',
+      severity: 'critical' as const,
+      action: 'reboot' as const,
+    },
   ],
 };
 
@@ -18,8 +23,17 @@ const ambiguousOnly: ValidationContext = {
   gpuIndices: new Set([0, 1, 2, 3]),
   rulesVerdict: verdictOf('n', [
     {
-      kind: 'xid', category: 'XID_WARNING_157', severity: 'warning', action: 'monitor', xid: 157, gpu: 2,
-      evidence: [], explanation: '', source: 'rules', key: 'xid:157:gpu2', ambiguous: true,
+      kind: 'xid',
+      category: 'XID_WARNING_157',
+      severity: 'warning',
+      action: 'monitor',
+      xid: 157,
+      gpu: 2,
+      evidence: [],
+      explanation: '',
+      source: 'rules',
+      key: 'xid:157:gpu2',
+      ambiguous: true,
     },
   ]),
 };
@@ -30,13 +44,45 @@ const withCritical: ValidationContext = {
   rulesVerdict: verdictOf('n', [
     ...ambiguousOnly.rulesVerdict.findings,
     {
-      kind: 'xid', category: 'XID_CRITICAL_79', severity: 'critical', action: 'replace', xid: 79, gpu: 1,
-      evidence: [], explanation: '', source: 'rules', key: 'xid:79:gpu1',
+      kind: 'xid',
+      category: 'XID_CRITICAL_79',
+      severity: 'critical',
+      action: 'replace',
+      xid: 79,
+      gpu: 1,
+      evidence: [],
+      explanation: '',
+      source: 'rules',
+      key: 'xid:79:gpu1',
     },
   ]),
 };
 
-const good = { category: 'XID_CRITICAL_157', severity: 'critical', gpu: 2, xid: 157, confidence: 0.9, explanation: 'x' };
+const unsettledCritical: ValidationContext = {
+  ...ambiguousOnly,
+  rulesVerdict: verdictOf('n', [
+    {
+      kind: 'condition',
+      category: 'GPU_HEALTH_ERROR',
+      severity: 'critical',
+      action: 'reboot',
+      evidence: [],
+      explanation: '',
+      source: 'rules',
+      key: 'condition:AcceleratedHardwareReady',
+      ambiguous: true,
+    },
+  ]),
+};
+
+const good = {
+  category: 'XID_CRITICAL_157',
+  severity: 'critical',
+  gpu: 2,
+  xid: 157,
+  confidence: 0.9,
+  explanation: 'x',
+};
 
 describe('validateAnswer rejects', () => {
   it.each([
@@ -57,6 +103,7 @@ describe('validateAnswer rejects', () => {
     ['low_confidence', { ...good, confidence: 0.2 }, ambiguousOnly],
     ['contradicts_critical', { ...good, category: 'HEALTHY', severity: 'healthy', xid: null }, withCritical],
     ['contradicts_critical', { ...good, category: 'XID_WARNING_157', severity: 'warning' }, withCritical],
+    ['contradicts_critical', { ...good, category: 'HEALTHY', xid: null }, unsettledCritical],
   ])('%s: %j', (reason, input, ctx) => {
     const result = validateAnswer(input, ctx);
     expect(result).toMatchObject({ ok: false, reason });
@@ -73,7 +120,12 @@ describe('validateAnswer accepts', () => {
   });
 
   it('an answer given as JSON text, with absent gpu/xid, cutting a long explanation', () => {
-    const text = JSON.stringify({ category: 'FABRIC_MANAGER_DOWN', severity: 'critical', confidence: 0.8, explanation: 'e'.repeat(900) });
+    const text = JSON.stringify({
+      category: 'FABRIC_MANAGER_DOWN',
+      severity: 'critical',
+      confidence: 0.8,
+      explanation: 'e'.repeat(900),
+    });
     const result = validateAnswer(text, ambiguousOnly);
     expect(result.ok).toBe(true);
     if (!result.ok) return;
@@ -101,7 +153,13 @@ describe('categoryInfo', () => {
     expect(categoryInfo(name, policy)).toMatchObject({ severity, action });
   });
 
-  it.each(['XID_CRITICAL_', 'XID_CRITICAL_x', 'XID_FATAL_79', 'healthy', 'XID_CRITICAL_12345'])('%s is not a category', (name) => {
+  it.each([
+    'XID_CRITICAL_',
+    'XID_CRITICAL_x',
+    'XID_FATAL_79',
+    'healthy',
+    'XID_CRITICAL_12345',
+  ])('%s is not a category', (name) => {
     expect(categoryInfo(name, policy)).toBeUndefined();
   });
 });

@@ -3,7 +3,7 @@
  * hard facts of the node. Anything that fails is rejected with a reason and the rules' verdict stands.
  */
 import { z } from 'zod';
-import { Severities, type Verdict, severityRank } from '../../domain/finding.js';
+import { Severities, severityRank, type Verdict } from '../../domain/finding.js';
 import type { ClassificationPolicy } from '../../domain/policy.js';
 import { type CategoryInfo, categoryInfo } from './taxonomy.js';
 
@@ -41,7 +41,7 @@ export interface ValidationContext {
   policy: ClassificationPolicy;
   evidenceXids: ReadonlySet<number>;
   gpuIndices: ReadonlySet<number>;
-  /** The rules' verdict: a settled critical finding must not be argued away by log text. */
+  /** The rules' verdict: a critical finding must not be argued away by log text. */
   rulesVerdict: Verdict;
   minConfidence?: number;
 }
@@ -73,7 +73,10 @@ export function validateAnswer(input: unknown, ctx: ValidationContext): Validati
     }
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return reject('not_object', `answer is ${Array.isArray(value) ? 'an array' : typeof value}, not an object`);
+    return reject(
+      'not_object',
+      `answer is ${Array.isArray(value) ? 'an array' : typeof value}, not an object`,
+    );
   }
   const actionKey = Object.keys(value).find((k) => actionKeys.test(k));
   if (actionKey) return reject('action_field', `answer tries to choose an action (${actionKey})`);
@@ -81,14 +84,20 @@ export function validateAnswer(input: unknown, ctx: ValidationContext): Validati
   const parsed = ToolAnswer.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    return reject('schema', `answer does not match the tool schema: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`);
+    return reject(
+      'schema',
+      `answer does not match the tool schema: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`,
+    );
   }
   const a = parsed.data;
 
   const info = categoryInfo(a.category, ctx.policy);
   if (!info) return reject('unknown_category', `category ${a.category} is not in the taxonomy`);
   if (info.xid !== undefined && !ctx.evidenceXids.has(info.xid)) {
-    return reject('xid_not_in_evidence', `category ${a.category} names XID ${info.xid}, absent from the evidence`);
+    return reject(
+      'xid_not_in_evidence',
+      `category ${a.category} names XID ${info.xid}, absent from the evidence`,
+    );
   }
   const xid = a.xid ?? undefined;
   if (xid !== undefined && xid !== 0 && !ctx.evidenceXids.has(xid)) {
@@ -104,11 +113,13 @@ export function validateAnswer(input: unknown, ctx: ValidationContext): Validati
   const floor = ctx.minConfidence ?? defaultMinConfidence;
   if (a.confidence < floor) return reject('low_confidence', `confidence ${a.confidence} below ${floor}`);
 
-  const settledCritical = ctx.rulesVerdict.findings.some((f) => !f.ambiguous && f.severity === 'critical');
-  if (settledCritical && severityRank[info.severity] < severityRank.critical) {
+  // Any critical rules finding, settled or not: the model may rename an unsettled critical fault
+  // (GPU_HEALTH_ERROR → an operator's category) but never talk the node below critical.
+  const critical = ctx.rulesVerdict.findings.some((f) => f.severity === 'critical');
+  if (critical && severityRank[info.severity] < severityRank.critical) {
     return reject(
       'contradicts_critical',
-      `answer ${a.category} (${info.severity}) would downgrade a critical fault the rules settled`,
+      `answer ${a.category} (${info.severity}) would downgrade a critical fault the rules found`,
     );
   }
 

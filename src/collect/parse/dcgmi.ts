@@ -116,13 +116,18 @@ export function parseDcgmiDmon(text: string): DmonResult {
     const line = rawLine.replace(/\r$/, '').trim();
     if (line === '') return;
     if (line.startsWith('#Entity') || line.startsWith('# Entity')) {
-      columns = line.replace(/^#\s*Entity/, '').trim().split(/\s+/).filter(Boolean);
+      columns = line
+        .replace(/^#\s*Entity/, '')
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean);
       return;
     }
     if (/^ID\b/.test(line) && !/^ID\s+\d/.test(line)) return;
     const m = /^(GPU(?:-I|-CI)?|Switch|CPU|Link|NvSwitch)\s+(\S+)\s*(.*)$/.exec(line);
     if (!m) {
-      if (columns.length > 0) errors.push({ line: i + 1, message: `dmon: unreadable row ${JSON.stringify(line)}` });
+      if (columns.length > 0)
+        errors.push({ line: i + 1, message: `dmon: unreadable row ${JSON.stringify(line)}` });
       return;
     }
     if (columns.length === 0) {
@@ -210,9 +215,12 @@ export function parseDcgmiTree(text: string): Record<string, DcgmiOutputNode> {
     const sep = line.indexOf(' | ');
     if (sep < 0) continue; // header row spans both columns
     const left = line.slice(2, sep);
-    const right = line.slice(sep + 3).replace(/\s*\|\s*$/, '').trim();
+    const right = line
+      .slice(sep + 3)
+      .replace(/\s*\|\s*$/, '')
+      .trim();
     if (left.trim() === '') {
-      if (last && right !== '') (last.overflow ??= []).push(right);
+      if (last && right !== '') last.overflow = [...(last.overflow ?? []), right];
       continue;
     }
     const trimmed = left.trimStart();
@@ -230,7 +238,7 @@ export function parseDcgmiTree(text: string): Record<string, DcgmiOutputNode> {
     } else {
       const parent = stack[level - 1];
       if (!parent) continue;
-      (parent.children ??= {})[label] = node;
+      parent.children = { ...parent.children, [label]: node };
     }
     stack[level] = node;
     stack.length = level + 1;
@@ -265,7 +273,10 @@ function interpretHealth(body: Record<string, DcgmiOutputNode>, errors: ParseIss
   const overallNode = body['Overall Health'];
   const overall = healthStateOf(overallNode?.value);
   if (overallNode && overall === undefined) {
-    errors.push({ line: 0, message: `health: overall value ${JSON.stringify(overallNode.value)} is not a health state` });
+    errors.push({
+      line: 0,
+      message: `health: overall value ${JSON.stringify(overallNode.value)} is not a health state`,
+    });
   }
   const entities: EntityHealth[] = [];
   for (const [group, groupNode] of Object.entries(body)) {
@@ -286,7 +297,10 @@ function interpretHealth(body: Record<string, DcgmiOutputNode>, errors: ParseIss
         entityHealth ??
         (incidents.some((x) => x.severity === 'fail') ? 'fail' : incidents.length > 0 ? 'warn' : 'pass');
       if (entityHealth === undefined && entityNode.value !== undefined) {
-        errors.push({ line: 0, message: `health: ${group} ${id} value ${JSON.stringify(entityNode.value)} unknown` });
+        errors.push({
+          line: 0,
+          message: `health: ${group} ${id} value ${JSON.stringify(entityNode.value)} unknown`,
+        });
       }
       entities.push({ group, id, health: worst, incidents });
     }
@@ -401,9 +415,6 @@ export function gpusFromDcgmi(outputs: DcgmiOutputs): DcgmiGpus {
         if (!field || value === undefined) continue;
         (g as unknown as Record<string, number>)[field] = value;
       }
-      if (g.xidLast !== undefined && g.xidLast !== 0 && !g.xids?.some((x) => x.xid === g.xidLast)) {
-        g.xids = [...(g.xids ?? []), { xid: g.xidLast }];
-      }
     }
   }
   if (outputs.health !== undefined) {
@@ -416,7 +427,10 @@ export function gpusFromDcgmi(outputs: DcgmiOutputs): DcgmiGpus {
         g.health = e.health;
         if (e.incidents.length > 0) g.healthIncidents = e.incidents;
       } else {
-        for (const inc of e.incidents) unparsed.push(`dcgmi health ${e.group} ${e.id}: ${inc.severity} ${inc.system ?? ''}: ${inc.message}`);
+        for (const inc of e.incidents)
+          unparsed.push(
+            `dcgmi health ${e.group} ${e.id}: ${inc.severity} ${inc.system ?? ''}: ${inc.message}`,
+          );
       }
     }
     // The report lists only entities with incidents: every other known GPU passed.

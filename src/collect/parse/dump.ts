@@ -9,7 +9,8 @@
  *       `=== dcgmi discovery -l ===`   (three or more `=` on each side)
  *       `### dcgmi dmon -e 230,319 -c 1`
  *   and runs to the next marker. The command picks the parser (discovery, dmon, health, dmesg/journalctl/xid,
- *   metrics/curl); an unknown command's body is detected by content. Text before the first marker is kept.
+ *   metrics/curl); an unknown command's body is detected by content. Text before the first marker is kept
+ *   (as unparsed), except `#` comment lines.
  *
  * Nothing is dropped: text no parser reads goes to `unparsed` (the LLM reads it later), and malformed lines
  * are reported in `errors` with their line numbers.
@@ -76,7 +77,8 @@ export function splitBundle(text: string): { preamble: string; sections: BundleS
     const line = rawLine.replace(/\r$/, '');
     const cmd = sectionMarker(line);
     if (cmd !== undefined) {
-      if (current) sections.push({ command: current.command, line: current.line, body: current.body.join('\n') });
+      if (current)
+        sections.push({ command: current.command, line: current.line, body: current.body.join('\n') });
       current = { command: cmd, line: i + 1, body: [] };
       return;
     }
@@ -109,7 +111,10 @@ function segmentDcgmi(text: string): { kind: SectionKind | 'text'; body: string 
     let start: SectionKind | undefined;
     if (/^\s*\d+\s+GPUs?\s+found/.test(line)) start = 'discovery';
     else if (/^#\s*Entity\b/.test(line)) start = 'dmon';
-    else if (/^\|\s*Health Monitor Report\b/.test(line) || (/^\s*\{\s*$/.test(line) && cur.kind !== 'health')) {
+    else if (
+      /^\|\s*Health Monitor Report\b/.test(line) ||
+      (/^\s*\{\s*$/.test(line) && cur.kind !== 'health')
+    ) {
       start = 'health';
     }
     if (start && !(start === 'health' && cur.kind === 'health' && !/Health Monitor Report/.test(line))) {
@@ -147,7 +152,7 @@ interface Parts {
 
 function addDcgmi(parts: Parts, kind: SectionKind, body: string): void {
   if (kind === 'discovery') parts.dcgmi.discovery = [parts.dcgmi.discovery, body].filter(Boolean).join('\n');
-  else if (kind === 'dmon') (parts.dcgmi.dmon ??= []).push(body);
+  else if (kind === 'dmon') parts.dcgmi.dmon = [...(parts.dcgmi.dmon ?? []), body];
   else if (kind === 'health') parts.dcgmi.health = body;
   else if (kind === 'kernel') parts.kernel.push(body);
   else parts.prometheus.push(body);
@@ -163,7 +168,9 @@ function nonBlank(text: string): string[] {
 function mergeGpus(into: Map<string, GpuSample>, gpus: GpuSample[]): void {
   for (const g of gpus) {
     const key = `${g.index}\u0000${g.uuid ?? ''}`;
-    const sameIndex = [...into.entries()].find(([, x]) => x.index === g.index && (!x.uuid || !g.uuid || x.uuid === g.uuid));
+    const sameIndex = [...into.entries()].find(
+      ([, x]) => x.index === g.index && (!x.uuid || !g.uuid || x.uuid === g.uuid),
+    );
     if (sameIndex) {
       const [k, prev] = sameIndex;
       into.set(k, { ...prev, ...stripUndefined(g) });
@@ -186,12 +193,13 @@ export function parseDump(text: string, opts: ParseDumpOptions = {}): ParsedDump
   else if (format === 'kernel') parts.kernel.push(text);
   else if (format === 'dcgmi') {
     for (const seg of segmentDcgmi(text)) {
-      if (seg.kind === 'text') parts.unparsed.push(...nonBlank(seg.body));
+      if (seg.kind === 'text') parts.unparsed.push(...nonBlank(seg.body).filter((l) => !l.startsWith('#')));
       else addDcgmi(parts, seg.kind, seg.body);
     }
   } else if (format === 'bundle') {
     const { preamble, sections } = splitBundle(text);
-    parts.unparsed.push(...nonBlank(preamble));
+    // `#` lines before the first marker are the dump's own comments (where it came from), not GPU output.
+    parts.unparsed.push(...nonBlank(preamble).filter((l) => !l.startsWith('#')));
     for (const s of sections) {
       let kind = kindOfCommand(s.command);
       if (!kind) {

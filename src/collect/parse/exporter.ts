@@ -166,7 +166,10 @@ export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporte
       continue;
     }
     if (Number.isNaN(s.value) || !Number.isFinite(s.value)) {
-      errors.push({ line: s.line, message: `${s.name}{gpu="${gpuLabel}"}: value ${s.value} is not a number` });
+      errors.push({
+        line: s.line,
+        message: `${s.name}{gpu="${gpuLabel}"}: value ${s.value} is not a number`,
+      });
       continue;
     }
     if (host !== undefined && hostname === undefined) hostname = host;
@@ -203,10 +206,11 @@ export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporte
     if (acc.seen.has(field)) continue;
     acc.seen.add(field);
     acc.sample[field] = s.value;
-    if (field === 'xidLast' && s.value !== 0) {
+    // err_msg gives the last XID its text; without it, xidLast alone says it all.
+    const msg = s.labels.err_msg;
+    if (field === 'xidLast' && s.value !== 0 && msg && msg !== 'No Error') {
       const obs = acc.xids.get(s.value) ?? { xid: s.value };
-      const msg = s.labels.err_msg;
-      if (msg && msg !== 'No Error') obs.message = msg;
+      obs.message = msg;
       acc.xids.set(s.value, obs);
     }
   }

@@ -109,7 +109,8 @@ export function parseFloatToken(token: string): number | undefined {
 export function assertTextInput(text: string, maxBytes: number = DEFAULT_MAX_BYTES, what = 'input'): void {
   if (typeof text !== 'string') throw new MetricsParseError(`${what} is not text`);
   const size = utf8Length(text, maxBytes);
-  if (size > maxBytes) throw new MetricsParseError(`${what} is ${size} bytes, over the ${maxBytes}-byte limit`);
+  if (size > maxBytes)
+    throw new MetricsParseError(`${what} is ${size} bytes, over the ${maxBytes}-byte limit`);
   if (text.trim() === '') throw new MetricsParseError(`${what} is empty`);
   const probe = Math.min(text.length, 4096);
   let control = 0;
@@ -175,7 +176,8 @@ function parseSampleLine(line: string, lineNo: number): LineResult {
         break;
       }
       const ls = i;
-      if (!isLabelStart(line.charCodeAt(i))) return { error: `invalid label name in ${name} at column ${i + 1}` };
+      if (!isLabelStart(line.charCodeAt(i)))
+        return { error: `invalid label name in ${name} at column ${i + 1}` };
       i++;
       while (i < n && isLabelChar(line.charCodeAt(i))) i++;
       const lname = line.slice(ls, i);
@@ -183,7 +185,8 @@ function parseSampleLine(line: string, lineNo: number): LineResult {
       if (line.charCodeAt(i) !== CH_EQ) return { error: `expected '=' after label ${lname} in ${name}` };
       i++;
       while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
-      if (line.charCodeAt(i) !== CH_QUOTE) return { error: `expected '"' to open value of label ${lname} in ${name}` };
+      if (line.charCodeAt(i) !== CH_QUOTE)
+        return { error: `expected '"' to open value of label ${lname} in ${name}` };
       i++;
       // Fast path: find the closing quote; only build a new string when an escape is present.
       let start = i;
@@ -285,8 +288,10 @@ function parseComment(line: string, families: Map<string, MetricFamily>): string
   let i = 1;
   const n = line.length;
   while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
-  const isHelp = line.startsWith('HELP', i) && (line.charCodeAt(i + 4) === CH_SPACE || line.charCodeAt(i + 4) === CH_TAB);
-  const isType = line.startsWith('TYPE', i) && (line.charCodeAt(i + 4) === CH_SPACE || line.charCodeAt(i + 4) === CH_TAB);
+  const isHelp =
+    line.startsWith('HELP', i) && (line.charCodeAt(i + 4) === CH_SPACE || line.charCodeAt(i + 4) === CH_TAB);
+  const isType =
+    line.startsWith('TYPE', i) && (line.charCodeAt(i + 4) === CH_SPACE || line.charCodeAt(i + 4) === CH_TAB);
   if (!isHelp && !isType) return undefined;
   i += 4;
   while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
@@ -298,11 +303,14 @@ function parseComment(line: string, families: Map<string, MetricFamily>): string
   const rest = line.slice(i);
   const fam = familyFor(families, name);
   if (isHelp) {
-    fam.help = rest.includes('\\') ? rest.replace(/\\(\\|n)/g, (_m, e: string) => (e === 'n' ? '\n' : '\\')) : rest;
+    fam.help = rest.includes('\\')
+      ? rest.replace(/\\(\\|n)/g, (_m, e: string) => (e === 'n' ? '\n' : '\\'))
+      : rest;
     return undefined;
   }
   const type = rest.trimEnd();
-  if (!(MetricTypes as readonly string[]).includes(type)) return `unknown metric type ${JSON.stringify(type)} for ${name}`;
+  if (!(MetricTypes as readonly string[]).includes(type))
+    return `unknown metric type ${JSON.stringify(type)} for ${name}`;
   fam.type = type as MetricType;
   return undefined;
 }
@@ -334,7 +342,8 @@ export function parsePrometheus(text: string, opts: ParsePrometheusOptions = {})
     if (stop > pos && text.charCodeAt(stop - 1) === 13) stop--;
     // Leading whitespace is tolerated (some proxies indent); trailing handled by the line parser.
     let start = pos;
-    while (start < stop && (text.charCodeAt(start) === CH_SPACE || text.charCodeAt(start) === CH_TAB)) start++;
+    while (start < stop && (text.charCodeAt(start) === CH_SPACE || text.charCodeAt(start) === CH_TAB))
+      start++;
     if (start < stop) {
       const line = text.slice(start, stop);
       if (line.charCodeAt(0) === CH_HASH) {

@@ -29,9 +29,12 @@ function incident(overrides: Partial<Incident> = {}): Incident {
     mode: 'auto',
     xid: 79,
     gpu: 3,
-    explanation: 'GPU 3 has fallen off the bus: the driver lost contact with it; the node needs a new instance.',
+    explanation:
+      'GPU 3 has fallen off the bus: the driver lost contact with it; the node needs a new instance.',
     source: 'rules',
-    evidence: ['NVRM: Xid (PCI:0000:91:00): 79, pid=\'<unknown>\', name=<unknown>, GPU has fallen off the bus.'],
+    evidence: [
+      "NVRM: Xid (PCI:0000:91:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.",
+    ],
     state: 'detected',
     preexisting: false,
     firstSeen: t0,
@@ -58,7 +61,8 @@ const eccReboot: AlertView = {
     plannedAction: 'reboot',
     mode: 'approve',
     state: 'awaiting_approval',
-    explanation: 'GPU 0 reported 2 volatile double-bit ECC errors: its memory is corrupt until the GPU is reset.',
+    explanation:
+      'GPU 0 reported 2 volatile double-bit ECC errors: its memory is corrupt until the GPU is reset.',
     evidence: ['DCGM_FI_DEV_ECC_DBE_VOL_TOTAL{gpu="0"} 2', 'DCGM_FI_DEV_RETIRED_PENDING{gpu="0"} 1'],
     count: 4,
   }),
@@ -82,7 +86,7 @@ const cases: [string, AlertView][] = [
         mode: 'off',
         explanation: 'Graphics engine exception (XID 13): usually an application bug; the GPU is fine.',
         evidence: [
-          'NVRM: Xid (PCI:0000:b5:00): 13, pid=\'<unknown>\', name=<unknown>, Graphics SM Warp Exception on (GPC 1, TPC 3, SM 0): Out Of Range Address',
+          "NVRM: Xid (PCI:0000:b5:00): 13, pid='<unknown>', name=<unknown>, Graphics SM Warp Exception on (GPC 1, TPC 3, SM 0): Out Of Range Address",
         ],
       }),
     },
@@ -104,7 +108,9 @@ const cases: [string, AlertView][] = [
         mode: 'approve',
         state: 'awaiting_approval',
         explanation: 'NVSwitch reports a fatal link training fault <!channel> on link 48 & 49.',
-        evidence: ['[6781753.400584] nvidia-nvswitch1: SXid (PCI:0000:06:00.0): 20034, Fatal, Link 48 LTSSM Fault Up'],
+        evidence: [
+          '[6781753.400584] nvidia-nvswitch1: SXid (PCI:0000:06:00.0): 20034, Fatal, Link 48 LTSSM Fault Up',
+        ],
         preexisting: true,
       }),
     },
@@ -133,7 +139,8 @@ const cases: [string, AlertView][] = [
         id: 'inc-huge',
         evidence: Array.from(
           { length: 500 },
-          (_, i) => `NVRM: Xid (PCI:0000:91:00): 79, pid=${1000 + i}, GPU has fallen off the bus. ${'x'.repeat(i % 7 === 0 ? 900 : 40)}`,
+          (_, i) =>
+            `NVRM: Xid (PCI:0000:91:00): 79, pid=${1000 + i}, GPU has fallen off the bus. ${'x'.repeat(i % 7 === 0 ? 900 : 40)}`,
         ),
         explanation: 'y'.repeat(5000),
       }),
@@ -151,7 +158,10 @@ const cases: [string, AlertView][] = [
         category: 'GPU_MISSING_'.repeat(300),
         gpu: 39,
         count: 100_000,
-        evidence: Array.from({ length: 40 }, (_, i) => `GPU ${i}: ${'```'} fell off \`\`\` <@U1> ${'z'.repeat(100)}`),
+        evidence: Array.from(
+          { length: 40 },
+          (_, i) => `GPU ${i}: ${'```'} fell off \`\`\` <@U1> ${'z'.repeat(100)}`,
+        ),
       }),
     },
   ],
@@ -165,7 +175,7 @@ describe('alertMessage', () => {
   it.each(cases)('%s matches its golden file and Slack limits', async (name, view) => {
     const message = alertMessage(view);
     assertSlackLimits(message.blocks, { text: message.text });
-    await expect(JSON.stringify(message, null, 2)).toMatchFileSnapshot(`./__snapshots__/alert-${name}.json`);
+    await expect(JSON.stringify(message, null, 2)).toMatchFileSnapshot(`./__snapshots__/alert-${name}.snap`);
   });
 
   it('offers the five buttons with the documented action ids and a parseable value', () => {
@@ -200,14 +210,46 @@ describe('alertMessage', () => {
   });
 
   it.each([
-    ['acted on', { ...eccReboot, actedBy: { action: 'reboot', userId: 'U0123ABCD' } } as AlertView, '✋ Reboot approved by <@U0123ABCD>'],
-    ['excluded', { ...eccReboot, actedBy: { action: 'exclude', userId: 'U0123ABCD' } } as AlertView, '🙈 Node excluded by <@U0123ABCD>'],
+    [
+      'acted on',
+      { ...eccReboot, actedBy: { action: 'reboot', userId: 'U0123ABCD' } } as AlertView,
+      '✋ Reboot approved by <@U0123ABCD>',
+    ],
+    [
+      'excluded',
+      { ...eccReboot, actedBy: { action: 'exclude', userId: 'U0123ABCD' } } as AlertView,
+      '🙈 Node excluded by <@U0123ABCD>',
+    ],
     ['automatic', { cluster: 'c', incident: incident() }, '⚙️ Automatic replace in progress'],
-    ['automatic dry run', { cluster: 'c', incident: incident(), dryRun: true }, '🧪 Automatic replace (dry run'],
-    ['resolved', { cluster: 'c', incident: incident({ state: 'resolved', closedAt: t0 + 432_000 }) }, '✅ Resolved in 7m 12s'],
-    ['failed', { cluster: 'c', incident: incident({ state: 'failed', stateReason: 'EC2 said <no>' }) }, '❌ Remediation failed: EC2 said &lt;no&gt;'],
-    ['dismissed', { ...eccReboot, incident: { ...eccReboot.incident, state: 'dismissed' }, actedBy: { action: 'dismiss', userId: 'U0123ABCD' } } as AlertView, '🙈 Dismissed by <@U0123ABCD>'],
-    ['in progress via command', { ...eccReboot, incident: { ...eccReboot.incident, state: 'rebooting' } }, '⚙️ Reboot in progress (rebooting)'],
+    [
+      'automatic dry run',
+      { cluster: 'c', incident: incident(), dryRun: true },
+      '🧪 Automatic replace (dry run',
+    ],
+    [
+      'resolved',
+      { cluster: 'c', incident: incident({ state: 'resolved', closedAt: t0 + 432_000 }) },
+      '✅ Resolved in 7m 12s',
+    ],
+    [
+      'failed',
+      { cluster: 'c', incident: incident({ state: 'failed', stateReason: 'EC2 said <no>' }) },
+      '❌ Remediation failed: EC2 said &lt;no&gt;',
+    ],
+    [
+      'dismissed',
+      {
+        ...eccReboot,
+        incident: { ...eccReboot.incident, state: 'dismissed' },
+        actedBy: { action: 'dismiss', userId: 'U0123ABCD' },
+      } as AlertView,
+      '🙈 Dismissed by <@U0123ABCD>',
+    ],
+    [
+      'in progress via command',
+      { ...eccReboot, incident: { ...eccReboot.incident, state: 'rebooting' } } as AlertView,
+      '⚙️ Reboot in progress (rebooting)',
+    ],
   ])('replaces the buttons once decided: %s', (_name, view, expected) => {
     const message = alertMessage(view);
     expect(buttons(message.blocks)).toEqual([]);
@@ -263,7 +305,10 @@ describe('alertMessage', () => {
 
   it('never exceeds the limits for any header length', () => {
     for (const len of [1, 149, 150, 151, 253]) {
-      const m = alertMessage({ cluster: 'c', incident: incident({ node: 'n'.repeat(len), instanceType: 'p'.repeat(len) }) });
+      const m = alertMessage({
+        cluster: 'c',
+        incident: incident({ node: 'n'.repeat(len), instanceType: 'p'.repeat(len) }),
+      });
       assertSlackLimits(m.blocks, { text: m.text });
       const h = m.blocks[0];
       expect(h?.type === 'header' && h.text.text.length).toBeLessThanOrEqual(SlackLimits.headerText);

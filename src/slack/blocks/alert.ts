@@ -67,7 +67,9 @@ export interface SlackMessage {
   blocks: KnownBlock[];
 }
 
-const confirmCopy: Partial<Record<AlertButtonAction, { title: string; text: (node: string, instance: string) => string }>> = {
+const confirmCopy: Partial<
+  Record<AlertButtonAction, { title: string; text: (node: string, instance: string) => string }>
+> = {
   replace: {
     title: 'Replace this node?',
     text: (node, instance) =>
@@ -117,7 +119,10 @@ export function decisionLine(view: AlertView): string | undefined {
   if (!isOpen(incident.state)) {
     switch (incident.state) {
       case 'resolved': {
-        const took = incident.closedAt !== undefined ? ` in ${formatDuration(incident.closedAt - incident.firstSeen)}` : '';
+        const took =
+          incident.closedAt !== undefined
+            ? ` in ${formatDuration(incident.closedAt - incident.firstSeen)}`
+            : '';
         return `✅ Resolved${took}${reason}`;
       }
       case 'dismissed':
@@ -136,7 +141,9 @@ export function decisionLine(view: AlertView): string | undefined {
     return `✋ ${capitalize(actedBy.action)} approved${by}`;
   }
   if (mode === 'auto' && action !== 'none') {
-    return view.dryRun ? `🧪 Automatic ${action} (dry run — nothing is changed)` : `⚙️ Automatic ${action} in progress`;
+    return view.dryRun
+      ? `🧪 Automatic ${action} (dry run — nothing is changed)`
+      : `⚙️ Automatic ${action} in progress`;
   }
   if (incident.state !== 'detected' && incident.state !== 'awaiting_approval') {
     return `⚙️ ${capitalize(action === 'none' ? 'remediation' : action)} in progress (${stateLabel[incident.state]})`;
@@ -165,11 +172,16 @@ export function alertMessage(view: AlertView): SlackMessage {
       ['XID / Category', escapeMrkdwn(faultLabel(incident))],
       ['First seen', slackDate(incident.firstSeen)],
       ['Source', sourceLabel[incident.source]],
-      ['State', `${stateLabel[incident.state]} · seen in ${incident.count} scan${incident.count === 1 ? '' : 's'}`],
+      [
+        'State',
+        `${stateLabel[incident.state]} · seen in ${incident.count} scan${incident.count === 1 ? '' : 's'}`,
+      ],
     ]),
     section(
       `*Why:* ${escapeMrkdwn(incident.explanation || 'No explanation given.')}` +
-        (incident.source !== 'rules' ? '\n_The category came from the LLM; the action comes from policy._' : '') +
+        (incident.source !== 'rules'
+          ? '\n_The category came from the LLM; the action comes from policy._'
+          : '') +
         (incident.preexisting ? '\n_Already present at start-up: a sticky value of unknown age._' : ''),
     ),
     codeSection(incident.evidence, '*Evidence*'),
@@ -186,7 +198,11 @@ export function alertMessage(view: AlertView): SlackMessage {
     blocks.push(context(decided));
   } else if (value.length > SlackLimits.buttonValue) {
     // Cannot happen with our ids; if it ever does, the alert must still post, without broken buttons.
-    blocks.push(context(`Buttons unavailable for this incident; use \`/gpu\` commands on ${inlineCode(incident.node)}.`));
+    blocks.push(
+      context(
+        `Buttons unavailable for this incident; use \`/gpu\` commands on ${inlineCode(incident.node)}.`,
+      ),
+    );
   } else {
     const instance = instanceId ?? 'its EC2 instance';
     blocks.push({

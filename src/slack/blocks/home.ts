@@ -29,7 +29,9 @@ export function appHomeView(
     const listed = incidents.length > room ? room - 1 : incidents.length;
     for (const incident of incidents.slice(0, listed)) blocks.push(section(incidentLine(incident)));
     if (incidents.length > listed) {
-      blocks.push(context(`… and ${incidents.length - listed} more open incidents; \`/gpu status\` in the channel.`));
+      blocks.push(
+        context(`… and ${incidents.length - listed} more open incidents; \`/gpu status\` in the channel.`),
+      );
     }
   }
   return { type: 'home', blocks };

@@ -22,7 +22,9 @@ export function section(text: string): types.SectionBlock {
 }
 
 /** A two-column fields section; pairs beyond Slack's 10 fields are dropped (callers pass at most 10). */
-export function fieldsSection(fields: readonly (readonly [label: string, value: string])[]): types.SectionBlock {
+export function fieldsSection(
+  fields: readonly (readonly [label: string, value: string])[],
+): types.SectionBlock {
   return {
     type: 'section',
     fields: fields
@@ -46,7 +48,11 @@ export function divider(): types.DividerBlock {
  * A fenced code block holding `lines`, cut to fit one section: lines beyond the budget are replaced by a
  * "… N more lines" note, and over-long lines are shortened, so the fence always closes.
  */
-export function codeSection(lines: readonly string[], title?: string, maxLineLength = 300): types.SectionBlock {
+export function codeSection(
+  lines: readonly string[],
+  title?: string,
+  maxLineLength = 300,
+): types.SectionBlock {
   const prefix = title ? `${title}\n` : '';
   const open = '```\n';
   const close = '\n```';

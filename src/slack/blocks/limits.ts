@@ -56,7 +56,8 @@ function checkText(where: string, value: unknown, max: number, out: string[], pl
     out.push(`${where}: missing text object`);
     return;
   }
-  if (value.type !== 'plain_text' && value.type !== 'mrkdwn') out.push(`${where}: bad text type ${value.type}`);
+  if (value.type !== 'plain_text' && value.type !== 'mrkdwn')
+    out.push(`${where}: bad text type ${value.type}`);
   if (plainOnly && value.type !== 'plain_text') out.push(`${where}: must be plain_text`);
   if (value.text.length === 0) out.push(`${where}: empty text`);
   if (value.text.length > max) out.push(`${where}: ${value.text.length} chars > ${max}`);
@@ -105,7 +106,8 @@ function checkBlock(where: string, block: AnyBlock, out: string[]): void {
         if (fields.length > SlackLimits.sectionFields) {
           out.push(`${where}.fields: ${fields.length} > ${SlackLimits.sectionFields}`);
         }
-        fields.forEach((f, i) => checkText(`${where}.fields[${i}]`, f, SlackLimits.fieldText, out));
+        for (const [i, f] of fields.entries())
+          checkText(`${where}.fields[${i}]`, f, SlackLimits.fieldText, out);
       }
       if (b.accessory !== undefined) checkElement(`${where}.accessory`, b.accessory, out);
       break;

@@ -1,9 +1,18 @@
 /** Answers to `/gpu status`, `/gpu status <node>`, `/gpu exclusions`, `/gpu history <node>` and `/gpu help`. */
 import { severityRank } from '../../domain/finding.js';
 import type { AuditEntry, Exclusion } from '../../domain/ports.js';
-import { fullUsage, GpuSubcommands, subcommandHelp, usage } from '../commands/parse.js';
+import {
+  type CommandError,
+  fullUsage,
+  type GpuCommand,
+  GpuSubcommands,
+  type NodeActionKind,
+  subcommandHelp,
+  usage,
+} from '../commands/parse.js';
 import {
   actorLabel,
+  capitalize,
   escapeMrkdwn,
   type FleetSummary,
   faultLabel,
@@ -18,14 +27,26 @@ import {
   sourceLabel,
   stateLabel,
 } from '../format.js';
-import { codeSection, context, fieldsSection, header, type KnownBlock, lineSections, section } from './kit.js';
 import type { SlackMessage } from './alert.js';
+import {
+  codeSection,
+  context,
+  fieldsSection,
+  header,
+  type KnownBlock,
+  lineSections,
+  plain,
+  section,
+} from './kit.js';
 import { SlackLimits, truncate } from './limits.js';
 
 /** Most severe first, then oldest first: what needs eyes soonest. */
 export function sortIncidents(incidents: readonly IncidentSummary[]): IncidentSummary[] {
   return [...incidents].sort(
-    (a, b) => severityRank[b.severity] - severityRank[a.severity] || a.firstSeen - b.firstSeen || a.id.localeCompare(b.id),
+    (a, b) =>
+      severityRank[b.severity] - severityRank[a.severity] ||
+      a.firstSeen - b.firstSeen ||
+      a.id.localeCompare(b.id),
   );
 }
 
@@ -71,7 +92,10 @@ export function fleetFields(summary: FleetSummary): (readonly [string, string])[
   ];
   if (summary.llm) {
     const { calls, cacheHits, fallbacks } = summary.llm;
-    fields.push(['LLM', `${plural(calls, 'call')} · ${plural(cacheHits, 'cache hit')} · ${plural(fallbacks, 'fallback')}`]);
+    fields.push([
+      'LLM',
+      `${plural(calls, 'call')} · ${plural(cacheHits, 'cache hit')} · ${plural(fallbacks, 'fallback')}`,
+    ]);
   }
   return fields;
 }
@@ -99,7 +123,8 @@ export function fleetStatusMessage(summary: FleetSummary): SlackMessage {
     blocks.push(section('No open incidents. 🎉'));
   } else {
     const lines = incidents.slice(0, topIncidents).map(incidentLine);
-    if (incidents.length > topIncidents) lines.push(`… and ${incidents.length - topIncidents} more open incidents`);
+    if (incidents.length > topIncidents)
+      lines.push(`… and ${incidents.length - topIncidents} more open incidents`);
     blocks.push(section(`*Open incidents*`), ...lineSections(lines, 10));
   }
   blocks.push(context(`As of ${slackDate(summary.at)}`));
@@ -113,7 +138,14 @@ function cell(value: number | string | undefined, width: number): string {
 
 /** A fixed-width table in a code block: Slack has no table block in messages that every client renders. */
 export function gpuTableLines(gpus: readonly GpuRow[]): string[] {
-  const head = cell('GPU', 5) + cell('HEALTH', 8) + cell('XID', 6) + cell('TEMP', 7) + cell('DBE', 6) + cell('UTIL', 6) + 'MODEL';
+  const head =
+    cell('GPU', 5) +
+    cell('HEALTH', 8) +
+    cell('XID', 6) +
+    cell('TEMP', 7) +
+    cell('DBE', 6) +
+    cell('UTIL', 6) +
+    'MODEL';
   const rows = [...gpus]
     .sort((a, b) => a.index - b.index)
     .map(
@@ -135,7 +167,8 @@ export function auditLine(entry: AuditEntry): string {
 }
 
 export function exclusionLine(exclusion: Exclusion): string {
-  const until = exclusion.expiresAt !== undefined ? `until ${slackDate(exclusion.expiresAt)}` : 'until removed';
+  const until =
+    exclusion.expiresAt !== undefined ? `until ${slackDate(exclusion.expiresAt)}` : 'until removed';
   const reason = exclusion.reason ? ` — ${escapeMrkdwn(exclusion.reason)}` : '';
   return `🙈 ${inlineCode(exclusion.node)} ${until}${reason} · by ${actorLabel(exclusion.createdBy)}`;
 }
@@ -155,7 +188,9 @@ export function nodeStatusMessage(detail: NodeDetail): SlackMessage {
       : `${detail.gpus.length} seen by DCGM`;
 
   const blocks: KnownBlock[] = [
-    header(`${severityEmoji[verdict.severity]} ${verdict.severity} · ${detail.node}${detail.instanceType ? ` · ${detail.instanceType}` : ''}`),
+    header(
+      `${severityEmoji[verdict.severity]} ${verdict.severity} · ${detail.node}${detail.instanceType ? ` · ${detail.instanceType}` : ''}`,
+    ),
     fieldsSection([
       ['Verdict', escapeMrkdwn(fault)],
       ['Source', sourceLabel[verdict.source]],
@@ -168,7 +203,11 @@ export function nodeStatusMessage(detail: NodeDetail): SlackMessage {
     ]),
     section(`*Why:* ${escapeMrkdwn(verdict.explanation || 'No explanation given.')}`),
     codeSection(gpuTableLines(detail.gpus), '*GPUs*', 120),
-    section(detail.openIncident ? `*Open incident*\n${incidentLine(detail.openIncident)}` : '*Open incident*\nNone.'),
+    section(
+      detail.openIncident
+        ? `*Open incident*\n${incidentLine(detail.openIncident)}`
+        : '*Open incident*\nNone.',
+    ),
   ];
   if (detail.exclusion) blocks.push(context(exclusionLine(detail.exclusion)));
   const actions = detail.lastActions.slice(0, 10).map(auditLine);
@@ -186,16 +225,30 @@ export function nodeStatusMessage(detail: NodeDetail): SlackMessage {
 /** `now` lets the list say how long each exclusion has left without reading the clock. */
 export function exclusionsMessage(list: readonly Exclusion[], now?: number): SlackMessage {
   if (list.length === 0) {
-    return { text: 'No nodes are excluded.', blocks: [section('No nodes are excluded. gpu-medic watches every GPU node.')] };
+    return {
+      text: 'No nodes are excluded.',
+      blocks: [section('No nodes are excluded. gpu-medic watches every GPU node.')],
+    };
   }
-  const sorted = [...list].sort((a, b) => (a.expiresAt ?? Infinity) - (b.expiresAt ?? Infinity) || a.node.localeCompare(b.node));
+  const sorted = [...list].sort(
+    (a, b) => (a.expiresAt ?? Infinity) - (b.expiresAt ?? Infinity) || a.node.localeCompare(b.node),
+  );
   const lines = sorted.map((x) => {
-    const left = now !== undefined && x.expiresAt !== undefined ? ` (${formatDuration(Math.max(0, x.expiresAt - now))} left)` : '';
+    const left =
+      now !== undefined && x.expiresAt !== undefined
+        ? ` (${formatDuration(Math.max(0, x.expiresAt - now))} left)`
+        : '';
     return exclusionLine(x) + left;
   });
   return {
-    text: truncate(`${plural(list.length, 'excluded node')}: ${sorted.map((x) => x.node).join(', ')}`, SlackLimits.messageText),
-    blocks: [header(`Excluded nodes (${list.length})`), ...lineSections(lines, SlackLimits.messageBlocks - 1)],
+    text: truncate(
+      `${plural(list.length, 'excluded node')}: ${sorted.map((x) => x.node).join(', ')}`,
+      SlackLimits.messageText,
+    ),
+    blocks: [
+      header(`Excluded nodes (${list.length})`),
+      ...lineSections(lines, SlackLimits.messageBlocks - 1),
+    ],
   };
 }
 
@@ -207,19 +260,88 @@ export function historyMessage(node: string, entries: readonly AuditEntry[]): Sl
   const shown = entries.slice(0, 40).map(auditLine);
   if (entries.length > 40) shown.push(`… and ${entries.length - 40} older entries`);
   return {
-    text: truncate(`History of ${node}: ${entries.length} ${entries.length === 1 ? 'entry' : 'entries'}`, SlackLimits.messageText),
+    text: truncate(
+      `History of ${node}: ${entries.length} ${entries.length === 1 ? 'entry' : 'entries'}`,
+      SlackLimits.messageText,
+    ),
     blocks: [header(`History · ${node}`), ...lineSections(shown, SlackLimits.messageBlocks - 1)],
   };
 }
 
 export function helpMessage(): SlackMessage {
-  const lines = GpuSubcommands.map((s) => `\`${usage[s]}\`\n      ${subcommandHelp[s]}`);
+  const lines = GpuSubcommands.map((s) => `${inlineCode(usage[s])}\n      ${subcommandHelp[s]}`);
   return {
-    text: `gpu-medic commands:\n${fullUsage}`,
+    text: `gpu-medic commands:\n${escapeMrkdwn(fullUsage)}`,
     blocks: [
       header('gpu-medic · /gpu commands'),
       ...lineSections(lines, 5),
-      context('Cordon, uncordon, reboot, replace, exclude, unexclude, pause and resume need an authorized user.'),
+      context(
+        'Cordon, uncordon, reboot, replace, exclude, unexclude, pause and resume need an authorized user.',
+      ),
+    ],
+  };
+}
+
+/** The ephemeral answer to a `/gpu` line that did not parse: the problem, then the usage. */
+export function commandErrorMessage(error: CommandError): SlackMessage {
+  const text = `⚠️ ${escapeMrkdwn(error.error)}\nUsage: ${inlineCode(error.usage.split('\n')[0] ?? '')}`;
+  const blocks: KnownBlock[] = [section(`⚠️ ${escapeMrkdwn(error.error)}`)];
+  blocks.push(
+    error.usage.includes('\n')
+      ? codeSection(error.usage.split('\n'), '*Usage*')
+      : context(`Usage: ${inlineCode(error.usage)}`),
+  );
+  return { text: truncate(text, SlackLimits.messageText), blocks };
+}
+
+export const commandConfirmActionIds = { confirm: 'gpu_cmd_confirm', cancel: 'gpu_cmd_cancel' } as const;
+
+/** The confirmation button value: `{"k":"reboot","n":node,"r":reason?}`; read back with parseCommandButtonValue. */
+export function encodeCommandValue(cmd: Extract<GpuCommand, { kind: NodeActionKind }>): string {
+  return JSON.stringify(
+    cmd.reason ? { k: cmd.kind, n: cmd.node, r: cmd.reason } : { k: cmd.kind, n: cmd.node },
+  );
+}
+
+const commandConsequence: Record<NodeActionKind, string> = {
+  cordon: 'New pods will not be scheduled on it; running pods stay.',
+  uncordon: 'Pods can be scheduled on it again, and gpu-medic stops any remediation in progress on it.',
+  reboot: 'It is cordoned and drained (running pods are evicted), then its instance is rebooted.',
+  replace:
+    'It is cordoned and drained (running pods are evicted), then its instance is terminated and replaced.',
+};
+
+/** The confirmation step of `/gpu cordon|uncordon|reboot|replace <node>` (ephemeral, with Confirm / Cancel). */
+export function confirmCommandMessage(cmd: Extract<GpuCommand, { kind: NodeActionKind }>): SlackMessage {
+  const question = `${capitalize(cmd.kind)} ${inlineCode(cmd.node)}?`;
+  const reason = cmd.reason ? `\nReason: ${escapeMrkdwn(cmd.reason)}` : '';
+  const value = encodeCommandValue(cmd);
+  const destructive = cmd.kind === 'reboot' || cmd.kind === 'replace';
+  return {
+    text: truncate(
+      `${capitalize(cmd.kind)} ${cmd.node}? ${commandConsequence[cmd.kind]}`,
+      SlackLimits.messageText,
+    ),
+    blocks: [
+      section(`*${question}* ${commandConsequence[cmd.kind]}${reason}`),
+      {
+        type: 'actions',
+        elements: [
+          {
+            type: 'button',
+            action_id: commandConfirmActionIds.confirm,
+            text: plain(capitalize(cmd.kind), SlackLimits.buttonText),
+            style: destructive ? 'danger' : 'primary',
+            value,
+          },
+          {
+            type: 'button',
+            action_id: commandConfirmActionIds.cancel,
+            text: plain('Cancel', SlackLimits.buttonText),
+            value,
+          },
+        ],
+      },
     ],
   };
 }

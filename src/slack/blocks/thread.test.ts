@@ -6,70 +6,173 @@ import { threadReply } from './thread.js';
 const node = 'ip-10-0-1-2';
 const at = Date.UTC(2026, 10, 29, 3, 12, 5);
 
-function ev(step: ProgressStep, details: Record<string, unknown> = {}, extra: Partial<ProgressEvent> = {}): ProgressEvent {
+function ev(
+  step: ProgressStep,
+  details: Record<string, unknown> = {},
+  extra: Partial<ProgressEvent> = {},
+): ProgressEvent {
   return { incidentId: 'inc-1', node, step, state: 'draining', at, details, ...extra };
 }
 
 describe('threadReply', () => {
   it.each<[string, ProgressEvent, string]>([
-    ['detected', ev('detected', { xid: 79, gpu: 3, category: 'XID_CRITICAL_79' }), '🚨 Detected XID 79 on GPU 3 of ip-10-0-1-2 (XID_CRITICAL_79)'],
-    ['detected without xid', ev('detected', { category: 'ECC_ERROR', gpu: 0 }), '🚨 Detected ECC_ERROR on GPU 0 of ip-10-0-1-2'],
-    ['policy', ev('policy', { action: 'reboot', mode: 'auto', rule: 'xid 48' }), '📋 Policy: reboot · auto (rule: xid 48)'],
+    [
+      'detected',
+      ev('detected', { xid: 79, gpu: 3, category: 'XID_CRITICAL_79' }),
+      '🚨 Detected XID 79 on GPU 3 of ip-10-0-1-2 (XID_CRITICAL_79)',
+    ],
+    [
+      'detected without xid',
+      ev('detected', { category: 'ECC_ERROR', gpu: 0 }),
+      '🚨 Detected ECC_ERROR on GPU 0 of ip-10-0-1-2',
+    ],
+    [
+      'policy',
+      ev('policy', { action: 'reboot', mode: 'auto', rule: 'xid 48' }),
+      '📋 Policy: reboot · auto (rule: xid 48)',
+    ],
     ['policy alert only', ev('policy', { action: 'none', mode: 'off' }), '📋 Policy: alert only'],
-    ['approval_needed', ev('approval_needed', { action: 'reboot' }), '✋ Waiting for approval to reboot ip-10-0-1-2 — an admin can press the button above'],
-    ['approved', ev('approved', { action: 'Replace' }, { actor: 'slack:U0123ABCD' }), '👍 Replace approved by <@U0123ABCD>'],
+    [
+      'approval_needed',
+      ev('approval_needed', { action: 'reboot' }),
+      '✋ Waiting for approval to reboot ip-10-0-1-2 — an admin can press the button above',
+    ],
+    [
+      'approved',
+      ev('approved', { action: 'Replace' }, { actor: 'slack:U0123ABCD' }),
+      '👍 Replace approved by <@U0123ABCD>',
+    ],
     ['cordoned', ev('cordoned', {}, { elapsedMs: 300 }), '✅ Cordoned ip-10-0-1-2 (0.3 s)'],
-    ['drain_started', ev('drain_started', { pods: 5, skipped: 3 }), '🚿 Draining ip-10-0-1-2: 5 pods to evict (3 DaemonSet/mirror pods left in place)'],
-    ['pod_evicted', ev('pod_evicted', { pod: 'ml-team/trainer-1', evicted: 3, total: 5 }), '↪️ Evicted ml-team/trainer-1 (3 of 5 evicted)'],
+    [
+      'drain_started',
+      ev('drain_started', { pods: 5, skipped: 3 }),
+      '🚿 Draining ip-10-0-1-2: 5 pods to evict (3 DaemonSet/mirror pods left in place)',
+    ],
+    [
+      'pod_evicted',
+      ev('pod_evicted', { pod: 'ml-team/trainer-1', evicted: 3, total: 5 }),
+      '↪️ Evicted ml-team/trainer-1 (3 of 5 evicted)',
+    ],
     [
       'pdb_wait',
       ev('pdb_wait', { pdb: 'ml-team/trainer-pdb', pod: 'ml-team/trainer-0', evicted: 2, total: 5 }),
       '⏳ Waiting on PodDisruptionBudget ml-team/trainer-pdb for pod ml-team/trainer-0 (2 of 5 evicted)',
     ],
-    ['drained', ev('drained', { evicted: 5 }, { elapsedMs: 63_000 }), '✅ Drained ip-10-0-1-2: 5 pods evicted (1m 3s)'],
-    ['reboot_issued', ev('reboot_issued', { instanceId: 'i-0abc1234def567890' }), '🔁 Reboot issued for i-0abc1234def567890 (ip-10-0-1-2)'],
-    ['node_back', ev('node_back', { bootId: '5f3c9a2e-1111-2222-3333-444455556666' }, { elapsedMs: 130_000 }), '🟢 Node back: new boot ID 5f3c9a2e… after 2m 10s'],
-    ['gpu_scan healthy', ev('gpu_scan', { healthy: true, gpus: 8, expected: 8 }), '🧪 GPU scan healthy (8/8 GPUs)'],
-    ['gpu_scan unhealthy', ev('gpu_scan', { healthy: false, gpus: 7, expected: 8, problem: 'GPU 3 missing' }), '❌ GPU scan still unhealthy (7/8 GPUs): GPU 3 missing'],
+    [
+      'drained',
+      ev('drained', { evicted: 5 }, { elapsedMs: 63_000 }),
+      '✅ Drained ip-10-0-1-2: 5 pods evicted (1m 3s)',
+    ],
+    [
+      'reboot_issued',
+      ev('reboot_issued', { instanceId: 'i-0abc1234def567890' }),
+      '🔁 Reboot issued for i-0abc1234def567890 (ip-10-0-1-2)',
+    ],
+    [
+      'node_back',
+      ev('node_back', { bootId: '5f3c9a2e-1111-2222-3333-444455556666' }, { elapsedMs: 130_000 }),
+      '🟢 Node back: new boot ID 5f3c9a2e… after 2m 10s',
+    ],
+    [
+      'gpu_scan healthy',
+      ev('gpu_scan', { healthy: true, gpus: 8, expected: 8 }),
+      '🧪 GPU scan healthy (8/8 GPUs)',
+    ],
+    [
+      'gpu_scan unhealthy',
+      ev('gpu_scan', { healthy: false, gpus: 7, expected: 8, problem: 'GPU 3 missing' }),
+      '❌ GPU scan still unhealthy (7/8 GPUs): GPU 3 missing',
+    ],
     [
       'replace_issued asg',
       ev('replace_issued', { instanceId: 'i-0abc', method: 'asg', asg: 'eks-gpu-a100' }),
       '♻️ Replacement requested: terminating i-0abc (ip-10-0-1-2) in Auto Scaling group eks-gpu-a100 (desired capacity kept)',
     ],
-    ['replace_issued karpenter', ev('replace_issued', { method: 'karpenter' }), '♻️ Replacement requested: deleted node ip-10-0-1-2; Karpenter provisions a new one'],
-    ['replacement_ready', ev('replacement_ready', { newNode: 'ip-10-0-3-4' }, { elapsedMs: 362_000 }), '🟢 Replacement node ip-10-0-3-4 Ready after 6m 2s'],
+    [
+      'replace_issued karpenter',
+      ev('replace_issued', { method: 'karpenter' }),
+      '♻️ Replacement requested: deleted node ip-10-0-1-2; Karpenter provisions a new one',
+    ],
+    [
+      'replacement_ready',
+      ev('replacement_ready', { newNode: 'ip-10-0-3-4' }, { elapsedMs: 362_000 }),
+      '🟢 Replacement node ip-10-0-3-4 Ready after 6m 2s',
+    ],
     ['replacement_ready unnamed', ev('replacement_ready'), '🟢 Replacement node Ready'],
     ['uncordoned', ev('uncordoned'), '✅ Uncordoned ip-10-0-1-2 — back in service'],
     [
       'kubeflow_jobs',
-      ev('kubeflow_jobs', { jobs: [{ kind: 'PyTorchJob', namespace: 'ml-team', name: 'llama-ft' }, { bogus: true }] }),
+      ev('kubeflow_jobs', {
+        jobs: [{ kind: 'PyTorchJob', namespace: 'ml-team', name: 'llama-ft' }, { bogus: true }],
+      }),
       '🧠 Kubeflow jobs with pods on ip-10-0-1-2: PyTorchJob ml-team/llama-ft',
     ],
     ['kubeflow_jobs none', ev('kubeflow_jobs', { jobs: [] }), '🧠 No Kubeflow training jobs on ip-10-0-1-2'],
     [
       'kubeflow_job_running',
-      ev('kubeflow_job_running', { kind: 'PyTorchJob', namespace: 'ml-team', name: 'llama-ft' }, { elapsedMs: 180_000 }),
+      ev(
+        'kubeflow_job_running',
+        { kind: 'PyTorchJob', namespace: 'ml-team', name: 'llama-ft' },
+        { elapsedMs: 180_000 },
+      ),
       '🧠 Kubeflow: PyTorchJob ml-team/llama-ft running again after 3m',
     ],
     [
       'kubeflow_job_not_running',
-      ev('kubeflow_job_not_running', { kind: 'TrainJob', namespace: 'ml', name: 'x', reason: 'pods Pending' }),
+      ev('kubeflow_job_not_running', {
+        kind: 'TrainJob',
+        namespace: 'ml',
+        name: 'x',
+        reason: 'pods Pending',
+      }),
       '⚠️ Kubeflow: TrainJob ml/x not running again — pods Pending',
     ],
-    ['resolved', ev('resolved', {}, { elapsedMs: 432_000 }), '🎉 Resolved: ip-10-0-1-2 is healthy — 7m 12s in total'],
-    ['escalated', ev('escalated', { to: 'replace', reason: 'XID 48 returned within 24h of a reboot' }), '⬆️ Escalated to replace: XID 48 returned within 24h of a reboot'],
-    ['failed', ev('failed', { stage: 'draining', reason: 'PDB ml/x blocked eviction for 10m' }), '❌ Failed while draining: PDB ml/x blocked eviction for 10m — ip-10-0-1-2 needs a human'],
-    ['cancelled', ev('cancelled', { reason: 'node uncordoned by a human' }), '🚫 Cancelled: node uncordoned by a human'],
+    [
+      'resolved',
+      ev('resolved', {}, { elapsedMs: 432_000 }),
+      '🎉 Resolved: ip-10-0-1-2 is healthy — 7m 12s in total',
+    ],
+    [
+      'escalated',
+      ev('escalated', { to: 'replace', reason: 'XID 48 returned within 24h of a reboot' }),
+      '⬆️ Escalated to replace: XID 48 returned within 24h of a reboot',
+    ],
+    [
+      'failed',
+      ev('failed', { stage: 'draining', reason: 'PDB ml/x blocked eviction for 10m' }),
+      '❌ Failed while draining: PDB ml/x blocked eviction for 10m — ip-10-0-1-2 needs a human',
+    ],
+    [
+      'cancelled',
+      ev('cancelled', { reason: 'node uncordoned by a human' }),
+      '🚫 Cancelled: node uncordoned by a human',
+    ],
     ['dismissed', ev('dismissed', {}, { actor: 'slack:U0123ABCD' }), '🙈 Dismissed by <@U0123ABCD>'],
     [
       'circuit breaker',
       ev('safety_limit', { limit: 'circuit_breaker', unhealthy: 4, total: 10, thresholdPct: 20 }),
       '🛑 Circuit breaker open: 4 of 10 GPU nodes unhealthy (limit 20 %) — automatic actions paused; `/gpu resume` to resume',
     ],
-    ['rate limit', ev('safety_limit', { limit: 'rate_limit', count: 5, max: 5, action: 'reboot' }), '🛑 Rate limit: 5 remediations in the last 1h (limit 5) — reboot of ip-10-0-1-2 deferred'],
-    ['max concurrent', ev('safety_limit', { limit: 'max_concurrent', max: 3, action: 'reboot' }), '🛑 3 remediations already running (limit 3) — reboot of ip-10-0-1-2 queued'],
-    ['opt-out', ev('safety_limit', { limit: 'opt_out', label: 'gpu-medic.io/disabled=true' }), '🛑 ip-10-0-1-2 carries the opt-out label `gpu-medic.io/disabled=true` — alert only, no action'],
-    ['paused', ev('safety_limit', { limit: 'paused', action: 'replace' }), '⏸️ Automatic actions are paused — replace of ip-10-0-1-2 waits; `/gpu resume` to resume'],
+    [
+      'rate limit',
+      ev('safety_limit', { limit: 'rate_limit', count: 5, max: 5, action: 'reboot' }),
+      '🛑 Rate limit: 5 remediations in the last 1h (limit 5) — reboot of ip-10-0-1-2 deferred',
+    ],
+    [
+      'max concurrent',
+      ev('safety_limit', { limit: 'max_concurrent', max: 3, action: 'reboot' }),
+      '🛑 3 remediations already running (limit 3) — reboot of ip-10-0-1-2 queued',
+    ],
+    [
+      'opt-out',
+      ev('safety_limit', { limit: 'opt_out', label: 'gpu-medic.io/disabled=true' }),
+      '🛑 ip-10-0-1-2 carries the opt-out label `gpu-medic.io/disabled=true` — alert only, no action',
+    ],
+    [
+      'paused',
+      ev('safety_limit', { limit: 'paused', action: 'replace' }),
+      '⏸️ Automatic actions are paused — replace of ip-10-0-1-2 waits; `/gpu resume` to resume',
+    ],
     ['unknown limit', ev('safety_limit', {}), '🛑 Safety limit reached — action on ip-10-0-1-2 held back'],
     [
       'excluded',
@@ -77,17 +180,38 @@ describe('threadReply', () => {
       '🙈 ip-10-0-1-2 is excluded until <!date^1795921925^{date_short_pretty} {time}|2026-11-29 03:12 UTC> by <@U0123ABCD> (vendor RMA) — no action taken',
     ],
     ['dry-run cordon', ev('cordoned', {}, { dryRun: true }), '🧪 DRY RUN — would cordon ip-10-0-1-2'],
-    ['dry-run drain', ev('drain_started', { pods: 4 }, { dryRun: true }), '🧪 DRY RUN — would drain ip-10-0-1-2 (4 pods to evict)'],
-    ['dry-run reboot', ev('reboot_issued', { instanceId: 'i-0abc' }, { dryRun: true }), '🧪 DRY RUN — would reboot i-0abc'],
+    [
+      'dry-run drain',
+      ev('drain_started', { pods: 4 }, { dryRun: true }),
+      '🧪 DRY RUN — would drain ip-10-0-1-2 (4 pods to evict)',
+    ],
+    [
+      'dry-run reboot',
+      ev('reboot_issued', { instanceId: 'i-0abc' }, { dryRun: true }),
+      '🧪 DRY RUN — would reboot i-0abc',
+    ],
     ['dry-run replace', ev('replace_issued', {}, { dryRun: true }), '🧪 DRY RUN — would replace ip-10-0-1-2'],
-    ['dry-run resolved', ev('resolved', {}, { dryRun: true }), '🧪 DRY RUN — 🎉 Resolved: ip-10-0-1-2 is healthy'],
+    [
+      'dry-run resolved',
+      ev('resolved', {}, { dryRun: true }),
+      '🧪 DRY RUN — 🎉 Resolved: ip-10-0-1-2 is healthy',
+    ],
   ])('%s', (_name, event, expected) => {
     expect(threadReply(event).text).toBe(expected);
   });
 
   it.each(ProgressSteps)('renders %s without details and without crashing on junk details', (step) => {
     expect(threadReply(ev(step)).text.length).toBeGreaterThan(0);
-    const junk = { xid: 'x', gpu: null, pods: '5', jobs: 'nope', healthy: 'yes', until: 'soon', pod: 42, action: {} };
+    const junk = {
+      xid: 'x',
+      gpu: null,
+      pods: '5',
+      jobs: 'nope',
+      healthy: 'yes',
+      until: 'soon',
+      pod: 42,
+      action: {},
+    };
     expect(threadReply(ev(step, junk)).text).not.toContain('undefined');
     expect(threadReply(ev(step, junk)).text).not.toContain('[object');
   });
@@ -98,9 +222,15 @@ describe('threadReply', () => {
   });
 
   it('caps very long replies', () => {
-    const jobs = Array.from({ length: 5000 }, (_, i) => ({ kind: 'PyTorchJob', namespace: 'n'.repeat(50), name: `job-${i}` }));
+    const jobs = Array.from({ length: 5000 }, (_, i) => ({
+      kind: 'PyTorchJob',
+      namespace: 'n'.repeat(50),
+      name: `job-${i}`,
+    }));
     const text = threadReply(ev('kubeflow_jobs', { jobs })).text;
     expect(text).toContain('and 4980 more');
-    expect(threadReply(ev('failed', { reason: 'r'.repeat(100_000) })).text.length).toBeLessThanOrEqual(SlackLimits.messageText);
+    expect(threadReply(ev('failed', { reason: 'r'.repeat(100_000) })).text.length).toBeLessThanOrEqual(
+      SlackLimits.messageText,
+    );
   });
 });

@@ -77,7 +77,10 @@ function safetyLine(event: ProgressEvent): string {
       const unhealthy = detailNumber(d, 'unhealthy');
       const total = detailNumber(d, 'total');
       const pct = detailNumber(d, 'thresholdPct');
-      const count = unhealthy !== undefined && total !== undefined ? `: ${unhealthy} of ${total} GPU nodes unhealthy` : '';
+      const count =
+        unhealthy !== undefined && total !== undefined
+          ? `: ${unhealthy} of ${total} GPU nodes unhealthy`
+          : '';
       const limit = pct !== undefined ? ` (limit ${pct} %)` : '';
       return `🛑 Circuit breaker open${count}${limit} — automatic actions paused; \`/gpu resume\` to resume`;
     }
@@ -85,7 +88,10 @@ function safetyLine(event: ProgressEvent): string {
       const count = detailNumber(d, 'count');
       const max = detailNumber(d, 'max');
       const window = detailNumber(d, 'windowMinutes') ?? 60;
-      const n = count !== undefined ? `${count} remediations in the last ${formatDuration(window * 60_000)}` : 'too many remediations';
+      const n =
+        count !== undefined
+          ? `${count} remediations in the last ${formatDuration(window * 60_000)}`
+          : 'too many remediations';
       return `🛑 Rate limit: ${n}${max !== undefined ? ` (limit ${max})` : ''} — ${what} deferred`;
     }
     case 'max_concurrent': {

@@ -125,7 +125,7 @@ export function parseDuration(text: string): number | undefined {
 
 /** Looks like a duration the user meant, even if it is not one we accept (`2x`, `90s`, `0h`). */
 function looksLikeDuration(token: string): boolean {
-  return /^\d+[a-z]*$/i.test(token) && /^\d/.test(token);
+  return /^\d[\w.]*$/.test(token);
 }
 
 function levenshtein(a: string, b: string): number {
@@ -163,7 +163,10 @@ export function suggestSubcommand(word: string): GpuSubcommand | undefined {
  */
 export function normalizeCommandText(text: string): string {
   return text
-    .replace(/<(?:https?:\/\/|mailto:)?([^|>]*)(?:\|([^>]*))?>/g, (_m, target: string, label?: string) => label ?? target)
+    .replace(
+      /<(?:https?:\/\/|mailto:)?([^|>]*)(?:\|([^>]*))?>/g,
+      (_m, target: string, label?: string) => label ?? target,
+    )
     .replace(/&lt;/g, '<')
     .replace(/&gt;/g, '>')
     .replace(/&amp;/g, '&')
@@ -182,7 +185,9 @@ function reasonOf(words: string[]): string | undefined {
 
 /** Parse the text after `/gpu`. Empty text is `help`. Never throws. */
 export function parseGpuCommand(text: string): ParseResult {
-  const words = normalizeCommandText(typeof text === 'string' ? text : '').split(' ').filter(Boolean);
+  const words = normalizeCommandText(typeof text === 'string' ? text : '')
+    .split(' ')
+    .filter(Boolean);
   const [first, ...rest] = words;
   if (first === undefined) return { kind: 'help' };
   const sub = first.toLowerCase();
@@ -200,7 +205,9 @@ export function parseGpuCommand(text: string): ParseResult {
     return problem ? fail(name, problem) : node;
   };
   const noArgs = (): CommandError | undefined =>
-    rest.length > 0 ? fail(name, `'${name}' takes no arguments (got '${rest.join(' ').slice(0, 60)}').`) : undefined;
+    rest.length > 0
+      ? fail(name, `'${name}' takes no arguments (got '${rest.join(' ').slice(0, 60)}').`)
+      : undefined;
 
   switch (name) {
     case 'help':
@@ -216,7 +223,8 @@ export function parseGpuCommand(text: string): ParseResult {
       if (rest.length === 0) return { kind: 'status' };
       const node = needNode();
       if (typeof node !== 'string') return node;
-      if (rest.length > 1) return fail(name, `'status' takes one node name (got '${rest.join(' ').slice(0, 60)}').`);
+      if (rest.length > 1)
+        return fail(name, `'status' takes one node name (got '${rest.join(' ').slice(0, 60)}').`);
       return { kind: 'status', node };
     }
     case 'unexclude':
@@ -244,9 +252,13 @@ export function parseGpuCommand(text: string): ParseResult {
       if (token !== undefined && looksLikeDuration(token)) {
         const parsed = parseDuration(token);
         if (parsed === undefined) {
-          return fail(name, `'${token}' is not a duration: use minutes, hours, days or weeks like 30m, 2h, 1d, 1h30m.`);
+          return fail(
+            name,
+            `'${token}' is not a duration: use minutes, hours, days or weeks like 30m, 2h, 1d, 1h30m.`,
+          );
         }
-        if (parsed > maxExclusionMs) return fail(name, `'${token}' is longer than the 30d maximum exclusion.`);
+        if (parsed > maxExclusionMs)
+          return fail(name, `'${token}' is longer than the 30d maximum exclusion.`);
         durationMs = parsed;
         reasonWords = rest.slice(2);
       }
@@ -302,7 +314,41 @@ export function parseButtonValue(value: unknown): ButtonValue | { error: string 
   }
   const parsed = ButtonValue.safeParse(json);
   if (!parsed.success) {
-    return { error: `invalid button value: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'value'}: ${i.message}`).join('; ')}` };
+    return {
+      error: `invalid button value: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'value'}: ${i.message}`).join('; ')}`,
+    };
   }
   return parsed.data;
+}
+
+/** The confirmation buttons' value of `/gpu cordon|uncordon|reboot|replace`, as Slack sends it back. */
+export const CommandButtonValue = z
+  .object({
+    k: z.enum(NodeActionKinds),
+    n: NodeName,
+    r: z.string().max(500).optional(),
+  })
+  .transform(
+    ({ k, n, r }): Extract<GpuCommand, { kind: NodeActionKind }> =>
+      r ? { kind: k, node: n, reason: r } : { kind: k, node: n },
+  );
+
+/** Parse a confirmation button value. Never throws. */
+export function parseCommandButtonValue(
+  value: unknown,
+): Extract<GpuCommand, { kind: NodeActionKind }> | { error: string } {
+  if (typeof value !== 'string' || value.length === 0) return { error: 'button value missing' };
+  if (value.length > 2000) return { error: 'button value too long' };
+  let json: unknown;
+  try {
+    json = JSON.parse(value);
+  } catch {
+    return { error: 'button value is not JSON' };
+  }
+  const parsed = CommandButtonValue.safeParse(json);
+  return parsed.success
+    ? parsed.data
+    : {
+        error: `invalid button value: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'value'}: ${i.message}`).join('; ')}`,
+      };
 }

@@ -1,0 +1,132 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { gpusFromExporter } from './exporter.js';
+import { parsePrometheus } from './prometheus.js';
+
+const fixture = (name: string) =>
+  readFileSync(new URL(`../../../test/fixtures/${name}`, import.meta.url), 'utf8');
+const fromText = (text: string) => gpusFromExporter(parsePrometheus(text));
+
+describe('gpusFromExporter', () => {
+  it('maps the EKS H100 sample: 8 GPUs with UUID, bus id, model, temperature, power, utilization', () => {
+    const r = fromText(fixture('dcgm-sample-eks-h100-8gpu.prom'));
+    expect(r.hostname).toBe('ip-100-64-171-120.ec2.internal');
+    expect(r.driverVersion).toBe('580.105.08');
+    expect(r.gpus.map((g) => g.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(r.gpus[6]).toMatchObject({
+      uuid: 'GPU-ca1b8386-093b-60cc-349d-c4a38b9124c0',
+      pciBusId: '00000000:B9:00.0',
+      model: 'NVIDIA H100 80GB HBM3',
+      temperatureC: 31,
+      powerW: 115.22,
+    });
+    // The sample has no XID, ECC or NVLink families: absent, not zero.
+    expect(r.gpus[0]?.xidLast).toBeUndefined();
+    expect(r.gpus[0]?.eccDbeVolatile).toBeUndefined();
+    expect(r.gpus[0]?.nvlinkReplayErrors).toBeUndefined();
+    expect(r.errors).toEqual([]);
+  });
+
+  it('maps the A800 MIG sample: device values once per physical GPU, instances listed', () => {
+    const r = fromText(fixture('dcgm-sample-a800-8gpu-mig.prom'));
+    expect(r.gpus).toHaveLength(8);
+    expect(r.hostname).toBe('msxf-hpc-64-35-ai');
+    expect(r.gpus[0]?.migInstances).toEqual(['3:2g.20gb', '5:2g.20gb', '6:2g.20gb']);
+    expect(r.gpus[0]?.temperatureC).toBe(33);
+    expect(r.gpus[1]?.migInstances).toBeUndefined();
+    expect(r.gpus[0]?.rowRemapFailure).toBeUndefined();
+    expect(r.gpus[1]?.rowRemapFailure).toBe(0);
+  });
+
+  it('reads the err_code/err_msg sample (two nodes in one file) as XID 0 = none', () => {
+    const r = fromText(fixture('dcgm-sample-xid-errcode-labels.prom'));
+    expect(r.gpus).toHaveLength(2);
+    expect(r.gpus.every((g) => g.xidLast === 0 && g.xids === undefined)).toBe(true);
+  });
+
+  const labels = (gpu: string, extra = '') =>
+    `{gpu="${gpu}",UUID="GPU-${gpu}",pci_bus_id="00000000:0${gpu}:00.0",hostname="n1"${extra}}`;
+
+  it('treats DCGM_FI_DEV_XID_ERRORS as the last XID code (never a count) and keeps err_msg', () => {
+    const r = fromText(
+      `DCGM_FI_DEV_XID_ERRORS${labels('3', ',err_code="79",err_msg="GPU has fallen off the bus"')} 79\n`,
+    );
+    expect(r.hostname).toBe('n1');
+    expect(r.gpus[0]).toMatchObject({
+      index: 3,
+      xidLast: 79,
+      xids: [{ xid: 79, message: 'GPU has fallen off the bus' }],
+    });
+    expect(r.gpus[0]?.xidCount).toBeUndefined();
+  });
+
+  it('reads DCGM_EXP_XID_ERRORS_COUNT per code into xids counts and xidCount', () => {
+    const r = fromText(
+      [
+        `DCGM_EXP_XID_ERRORS_COUNT${labels('0', ',xid="13"')} 2`,
+        `DCGM_EXP_XID_ERRORS_COUNT${labels('0', ',xid="31"')} 1`,
+        `DCGM_FI_DEV_XID_ERRORS${labels('0')} 31`,
+      ].join('\n'),
+    );
+    expect(r.gpus[0]).toMatchObject({
+      xidLast: 31,
+      xidCount: 3,
+      xids: [
+        { xid: 13, count: 2 },
+        { xid: 31, count: 1 },
+      ],
+    });
+  });
+
+  it('maps ECC, retired pages, row remap, NVLink counters', () => {
+    const families: [string, string][] = [
+      ['DCGM_FI_DEV_ECC_SBE_VOL_TOTAL', 'eccSbeVolatile'],
+      ['DCGM_FI_DEV_ECC_DBE_VOL_TOTAL', 'eccDbeVolatile'],
+      ['DCGM_FI_DEV_ECC_SBE_AGG_TOTAL', 'eccSbeAggregate'],
+      ['DCGM_FI_DEV_ECC_DBE_AGG_TOTAL', 'eccDbeAggregate'],
+      ['DCGM_FI_DEV_RETIRED_SBE', 'retiredPagesSbe'],
+      ['DCGM_FI_DEV_RETIRED_DBE', 'retiredPagesDbe'],
+      ['DCGM_FI_DEV_RETIRED_PENDING', 'retiredPagesPending'],
+      ['DCGM_FI_DEV_ROW_REMAP_FAILURE', 'rowRemapFailure'],
+      ['DCGM_FI_DEV_ROW_REMAP_PENDING', 'rowRemapPending'],
+      ['DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS', 'uncorrectableRemappedRows'],
+      ['DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS', 'correctableRemappedRows'],
+      ['DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL', 'nvlinkCrcFlitErrors'],
+      ['DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL', 'nvlinkCrcDataErrors'],
+      ['DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL', 'nvlinkReplayErrors'],
+      ['DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL', 'nvlinkRecoveryErrors'],
+      ['DCGM_FI_DEV_MEMORY_TEMP', 'memoryTemperatureC'],
+    ];
+    const text = families.map(([f], i) => `${f}${labels('1')} ${i + 1}`).join('\n');
+    const g = fromText(text).gpus[0] as unknown as Record<string, unknown>;
+    families.forEach(([, field], i) => {
+      expect(g[field], field).toBe(i + 1);
+    });
+  });
+
+  it('accepts both Hostname and hostname labels', () => {
+    expect(fromText('DCGM_FI_DEV_GPU_TEMP{gpu="0",Hostname="A"} 1').hostname).toBe('A');
+    expect(fromText('DCGM_FI_DEV_GPU_TEMP{gpu="0",hostname="b"} 1').hostname).toBe('b');
+  });
+
+  it('skips wrong types with an error entry: non-integer gpu label, NaN value, fractional count', () => {
+    const r = fromText(
+      [
+        'DCGM_FI_DEV_GPU_TEMP{gpu="zero"} 30',
+        'DCGM_FI_DEV_GPU_TEMP{gpu="1.5"} 30',
+        'DCGM_FI_DEV_GPU_TEMP{gpu="1"} NaN',
+        'DCGM_FI_DEV_ECC_DBE_VOL_TOTAL{gpu="1"} 1.5',
+        'DCGM_FI_DEV_XID_ERRORS{gpu="1"} -3',
+        'DCGM_FI_DEV_GPU_TEMP{gpu="2"} 40',
+      ].join('\n'),
+    );
+    expect(r.errors.map((e) => e.line)).toEqual([1, 2, 3, 4, 5]);
+    expect(r.gpus.find((g) => g.index === 1)?.eccDbeVolatile).toBeUndefined();
+    expect(r.gpus.find((g) => g.index === 2)?.temperatureC).toBe(40);
+  });
+
+  it('counts a GPU that reports only other DCGM families as present', () => {
+    const r = fromText('DCGM_FI_DEV_SM_CLOCK{gpu="4",UUID="GPU-x",modelName="H100"} 1980');
+    expect(r.gpus).toEqual([{ index: 4, uuid: 'GPU-x', model: 'H100' }]);
+  });
+});

@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import type { FindingKind, Severity } from '../domain/finding.js';
+import type { PolicyMode, RemediationAction } from '../domain/incident.js';
+import { decide, type FaultInput, type RemediationHistory } from './policy.js';
+import { testPolicy } from './testing/harness.js';
+
+const now = Date.parse('2025-01-02T00:00:00Z');
+const clean: RemediationHistory = { rebootsForFault: 0, remediationsInWindow: 0 };
+
+function fault(kind: FindingKind, severity: Severity, extra: Partial<FaultInput> = {}): FaultInput {
+  return { kind, severity, category: 'X', source: 'rules', faultKey: `${kind}:gpu0`, node: 'n1', ...extra };
+}
+
+describe('decide: the default table (DESIGN §4)', () => {
+  it.each<[string, FaultInput, RemediationAction, PolicyMode]>([
+    ['XID 79', fault('xid', 'critical', { xid: 79 }), 'replace', 'auto'],
+    ['XID 74', fault('xid', 'critical', { xid: 74 }), 'replace', 'auto'],
+    ['XID 119', fault('xid', 'critical', { xid: 119 }), 'replace', 'auto'],
+    ['XID 120', fault('xid', 'critical', { xid: 120 }), 'replace', 'auto'],
+    ['XID 121', fault('xid', 'critical', { xid: 121 }), 'replace', 'auto'],
+    ['XID 140', fault('xid', 'critical', { xid: 140 }), 'replace', 'auto'],
+    ['other critical XID 62', fault('xid', 'critical', { xid: 62 }), 'reboot', 'auto'],
+    ['ECC DBE', fault('ecc_dbe', 'critical'), 'reboot', 'auto'],
+    ['row-remap failure', fault('row_remap_failure', 'critical'), 'reboot', 'auto'],
+    ['XID 48', fault('xid', 'critical', { xid: 48 }), 'reboot', 'auto'],
+    ['XID 64', fault('xid', 'critical', { xid: 64 }), 'reboot', 'auto'],
+    ['XID 95', fault('xid', 'critical', { xid: 95 }), 'reboot', 'auto'],
+    ['GPU missing', fault('gpu_missing', 'critical'), 'reboot', 'approve'],
+    ['DCGM health FAIL', fault('health', 'critical'), 'reboot', 'approve'],
+    ['app XID 13', fault('xid', 'warning', { xid: 13 }), 'none', 'off'],
+    ['app XID 31 (the sample rebooted on it)', fault('xid', 'warning', { xid: 31 }), 'none', 'off'],
+    ['app XID 43', fault('xid', 'warning', { xid: 43 }), 'none', 'off'],
+    ['app XID 45', fault('xid', 'warning', { xid: 45 }), 'none', 'off'],
+    ['app XID 94', fault('xid', 'warning', { xid: 94 }), 'none', 'off'],
+    ['SBE storm', fault('sbe_storm', 'warning'), 'none', 'off'],
+    ['thermal', fault('thermal', 'warning'), 'none', 'off'],
+    ['health WARN', fault('health', 'warning'), 'none', 'off'],
+    ['NVLink warning', fault('nvlink', 'warning'), 'none', 'off'],
+    ['collection failed', fault('collection', 'critical', { category: 'COLLECTION_FAILED' }), 'none', 'off'],
+    ['custom critical category asking replace', fault('unknown', 'critical', { recommendedAction: 'replace' }), 'replace', 'approve'],
+    ['custom critical category asking monitor', fault('unknown', 'critical', { recommendedAction: 'monitor' }), 'none', 'off'],
+  ])('%s → %s / %s', (_, input, action, mode) => {
+    const d = decide(input, testPolicy(), clean, now);
+    expect([d.action, d.mode]).toEqual([action, mode]);
+    expect(d.reason.length).toBeGreaterThan(10);
+  });
+});
+
+describe('decide: rules', () => {
+  it('the first matching rule wins over the defaults, and every given matcher must match', () => {
+    const policy = testPolicy({
+      rules: [
+        { match: { xid: 79, source: 'llm' }, action: 'none', mode: 'off' },
+        { match: { xid: 79 }, action: 'cordon', mode: 'approve' },
+        { match: { xid: 79 }, action: 'reboot', mode: 'auto' },
+      ],
+    });
+    const d = decide(fault('xid', 'critical', { xid: 79 }), policy, clean, now);
+    expect([d.action, d.mode]).toEqual(['cordon', 'approve']);
+    expect(d.reason).toContain('rule 2');
+  });
+
+  it('a rule can carry force', () => {
+    const policy = testPolicy({ rules: [{ match: { category: 'ECC_ERROR' }, action: 'reboot', mode: 'auto', force: true }] });
+    expect(decide(fault('ecc_dbe', 'critical', { category: 'ECC_ERROR' }), policy, clean, now).force).toBe(true);
+  });
+});
+
+describe('decide: escalation and humans', () => {
+  it('a fault that returns within 24 h of a reboot is replaced', () => {
+    const d = decide(fault('ecc_dbe', 'critical'), testPolicy({ escalation: { returnWithinHours: 24, maxRebootsPerFault: 5, maxRemediationsPerNode: 3, windowDays: 7 } }), { rebootsForFault: 1, lastRebootAt: now - 3_600_000, remediationsInWindow: 1 }, now);
+    expect([d.action, d.mode, d.escalated]).toEqual(['replace', 'auto', true]);
+  });
+
+  it('after 25 h, with reboots under the limit, it is rebooted again', () => {
+    const d = decide(fault('ecc_dbe', 'critical'), testPolicy({ escalation: { returnWithinHours: 24, maxRebootsPerFault: 5, maxRemediationsPerNode: 3, windowDays: 7 } }), { rebootsForFault: 1, lastRebootAt: now - 25 * 3_600_000, remediationsInWindow: 1 }, now);
+    expect(d.action).toBe('reboot');
+  });
+
+  it('maxRebootsPerFault reboots already done → replace', () => {
+    const d = decide(fault('xid', 'critical', { xid: 62 }), testPolicy(), { rebootsForFault: 1, remediationsInWindow: 1 }, now);
+    expect([d.action, d.escalated]).toEqual(['replace', true]);
+  });
+
+  it('a node remediated maxRemediationsPerNode times in the window goes to a human', () => {
+    const d = decide(fault('xid', 'critical', { xid: 79 }), testPolicy(), { rebootsForFault: 0, remediationsInWindow: 3 }, now);
+    expect([d.action, d.mode]).toEqual(['replace', 'approve']);
+    expect(d.reason).toContain('a human decides');
+  });
+
+  it.each<[PolicyMode, PolicyMode]>([
+    ['approve', 'approve'],
+    ['off', 'off'],
+    ['auto', 'auto'],
+  ])('an LLM-sourced destructive action takes llmDestructiveMode=%s → %s', (llmMode, expected) => {
+    const d = decide(fault('unknown', 'critical', { xid: 79, kind: 'xid', source: 'llm' }), testPolicy({ llmDestructiveMode: llmMode }), clean, now);
+    expect([d.action, d.mode]).toEqual(['replace', expected]);
+  });
+
+  it('a cached (LLM) category counts as LLM-sourced', () => {
+    expect(decide(fault('xid', 'critical', { xid: 79, source: 'cache' }), testPolicy(), clean, now).mode).toBe('approve');
+  });
+
+  it('a preexisting (sticky, age unknown) fault asks a human instead of acting', () => {
+    const d = decide(fault('xid', 'critical', { xid: 79, preexisting: true }), testPolicy(), clean, now);
+    expect([d.action, d.mode]).toEqual(['replace', 'approve']);
+  });
+
+  it('an alert-only fault stays alert-only whatever the history', () => {
+    const d = decide(fault('xid', 'warning', { xid: 31 }), testPolicy(), { rebootsForFault: 9, lastRebootAt: now, remediationsInWindow: 9 }, now);
+    expect([d.action, d.mode]).toEqual(['none', 'off']);
+  });
+});

@@ -1,0 +1,850 @@
+/**
+ * The application services: the single entry point for the monitor, Slack buttons, slash commands and the CLI.
+ * Every call is checked (node exists and has GPUs, not excluded, not already being remediated, actor allowed,
+ * safety limits) and audited; the answer is a typed result with a message written for a human in Slack.
+ */
+import type { Logger } from 'pino';
+import type { ProgressBus, ProgressStep } from '../domain/events.js';
+import { type FindingKind, FindingKinds } from '../domain/finding.js';
+import type { Incident, IncidentState, PolicyMode, RemediationAction } from '../domain/incident.js';
+import { isOpen, RemediationActions } from '../domain/incident.js';
+import type { GpuNode } from '../domain/node.js';
+import type { Policy } from '../domain/policy.js';
+import type { Exclusion } from '../domain/ports.js';
+import { remediationHistory } from './history.js';
+import { type Decision, decide } from './policy.js';
+import type {
+  AuditLog,
+  Clock,
+  ClusterPort,
+  ExclusionStore,
+  IncidentStore,
+  KvStore,
+  RunPlan,
+  StepStore,
+} from './ports.js';
+import { checkSafety, shouldTripBreaker } from './safety.js';
+import { claimState, isWorking, PendingStates, PlanStep, WorkingStates } from './state-machine.js';
+
+export const ServiceActions = [
+  ...RemediationActions.filter((a) => a !== 'none'),
+  'approve',
+  'cancel',
+  'dismiss',
+  'exclude',
+  'unexclude',
+  'pause',
+  'resume',
+] as const;
+export type ServiceAction = (typeof ServiceActions)[number];
+
+export type ServiceErrorCode =
+  | 'not_found'
+  | 'not_gpu'
+  | 'excluded'
+  | 'busy'
+  | 'denied'
+  | 'limited'
+  | 'invalid';
+
+export type ServiceResult =
+  | { ok: true; incidentId?: string; message: string; dryRun?: boolean }
+  | { ok: false; code: ServiceErrorCode; message: string };
+
+/** The Slack layer resolves the actor (allow-list, user group) and answers here; read-only calls skip it. */
+export type Authorize = (actor: string, action: ServiceAction) => boolean | Promise<boolean>;
+
+/** Starts a claimed run; the engine in production (RemediationEngine.run). */
+export interface RunStarter {
+  run(incidentId: string): Promise<unknown>;
+}
+
+export interface SafetyConfig {
+  dryRun: boolean;
+  maxConcurrent: number;
+  perHour: number;
+  maxUnhealthyPercent: number;
+  maxUnhealthyNodes?: number;
+  /** Window in which unhealthy / cordoned-by-us nodes count toward the breaker. */
+  breakerWindowMs: number;
+  optOutLabel: string;
+}
+
+export const defaultSafetyConfig: SafetyConfig = {
+  dryRun: false,
+  maxConcurrent: 1,
+  perHour: 5,
+  maxUnhealthyPercent: 20,
+  breakerWindowMs: 10 * 60_000,
+  optOutLabel: 'gpu-medic.io/exclude',
+};
+
+export interface ServiceDeps {
+  cluster: ClusterPort;
+  incidents: IncidentStore;
+  steps: StepStore;
+  exclusions: ExclusionStore;
+  audit: AuditLog;
+  kv: KvStore;
+  clock: Clock;
+  bus: ProgressBus;
+  engine: RunStarter;
+  policy: Policy;
+  authorize: Authorize;
+  safety?: Partial<SafetyConfig>;
+  logger?: Logger;
+}
+
+export interface RequestOptions {
+  incidentId?: string;
+  trigger: 'auto' | 'manual';
+  /** Evict around a PDB after the drain timeout (a policy rule said so). */
+  force?: boolean;
+}
+
+export interface BreakerState {
+  open: boolean;
+  reason?: string;
+  by?: string;
+  at?: number;
+}
+
+export interface StatusReport {
+  dryRun: boolean;
+  paused: BreakerState;
+  breaker: BreakerState;
+  inFlight: Incident[];
+  awaitingApproval: Incident[];
+  exclusions: Exclusion[];
+  remediationsLastHour: number;
+  limits: { maxConcurrent: number; perHour: number; maxUnhealthyPercent: number; maxUnhealthyNodes?: number };
+  message: string;
+}
+
+export interface NodeStatus {
+  node: string;
+  exists: boolean;
+  gpuNode: boolean;
+  unschedulable?: boolean;
+  ready?: boolean;
+  excluded?: Exclusion;
+  optOut: boolean;
+  openIncidents: Incident[];
+  message: string;
+}
+
+const Keys = {
+  breaker: 'remediate.breaker',
+  paused: 'remediate.paused',
+  starts: 'remediate.starts',
+} as const;
+const hourMs = 3_600_000;
+
+const verbs: Record<RemediationAction, string> = {
+  none: 'nothing',
+  cordon: 'cordon',
+  uncordon: 'uncordon',
+  drain: 'drain',
+  reboot: 'reboot',
+  replace: 'replace',
+};
+
+export function isGpuNode(node: GpuNode): boolean {
+  return node.expectedGpus > 0 || node.allocatableGpus > 0;
+}
+
+export class RemediationServices {
+  readonly safety: SafetyConfig;
+  private readonly deps: ServiceDeps;
+  private readonly log: Logger | undefined;
+
+  constructor(deps: ServiceDeps) {
+    this.deps = deps;
+    this.safety = { ...defaultSafetyConfig, ...deps.safety };
+    this.log = deps.logger?.child({ component: 'services' });
+  }
+
+  /** Start (or refuse) a remediation. With `incidentId`, acts on that incident; else opens a manual one. */
+  async request(
+    action: RemediationAction,
+    nodeName: string,
+    actor: string,
+    reason: string,
+    options: RequestOptions,
+  ): Promise<ServiceResult> {
+    const audit = (result: ServiceResult, incidentId?: string) =>
+      this.audited(actor, `request.${action}`, result, { node: nodeName, incidentId, reason });
+    if (!RemediationActions.includes(action) || action === 'none') {
+      return audit({
+        ok: false,
+        code: 'invalid',
+        message: `"${String(action)}" is not an action gpu-medic can take.`,
+      });
+    }
+    if (options.trigger === 'manual' && !(await this.deps.authorize(actor, action))) {
+      return audit({ ok: false, code: 'denied', message: `You are not allowed to ${verbs[action]} nodes.` });
+    }
+    const node = await this.deps.cluster.getNode(nodeName);
+    if (!node) return audit({ ok: false, code: 'not_found', message: `Node ${nodeName} does not exist.` });
+    if (!isGpuNode(node)) {
+      return audit({
+        ok: false,
+        code: 'not_gpu',
+        message: `${nodeName} has no GPUs: gpu-medic only manages GPU nodes.`,
+      });
+    }
+    const gpuNodeCount =
+      options.trigger === 'auto' ? (await this.deps.cluster.listNodes()).filter(isGpuNode).length : 0;
+
+    // From here to the claim there is no await: a check and its compare-and-set cannot interleave with another.
+    const { incidents, exclusions, clock } = this.deps;
+    const now = clock.now();
+    let incident: Incident | undefined;
+    if (options.incidentId) {
+      incident = incidents.get(options.incidentId);
+      if (!incident)
+        return audit({
+          ok: false,
+          code: 'not_found',
+          message: `Incident ${options.incidentId} does not exist.`,
+        });
+      if (incident.node !== nodeName) {
+        return audit(
+          {
+            ok: false,
+            code: 'invalid',
+            message: `Incident ${incident.id} is about ${incident.node}, not ${nodeName}.`,
+          },
+          incident.id,
+        );
+      }
+      if (!PendingStates.includes(incident.state)) {
+        return audit({ ok: false, code: 'busy', message: alreadyMessage(incident) }, incident.id);
+      }
+    }
+    const working = incidents.list({ node: nodeName, open: true }).find((i) => isWorking(i.state));
+    if (working)
+      return audit({ ok: false, code: 'busy', message: alreadyMessage(working) }, options.incidentId);
+
+    const excluded = exclusions.get(nodeName, now);
+    const optOut = node.labels[this.safety.optOutLabel] === 'true';
+    if (options.trigger === 'auto' && !excluded && !optOut && !this.breaker().open) {
+      const unhealthy = this.unhealthyNodes(now);
+      const trip = shouldTripBreaker({
+        unhealthyOrCordonedByUs: unhealthy,
+        gpuNodeCount,
+        maxUnhealthyPercent: this.safety.maxUnhealthyPercent,
+        ...(this.safety.maxUnhealthyNodes !== undefined
+          ? { maxUnhealthyNodes: this.safety.maxUnhealthyNodes }
+          : {}),
+      });
+      if (trip.trip) {
+        const state: BreakerState = { open: true, reason: trip.message, by: 'gpu-medic', at: now };
+        this.deps.kv.set(Keys.breaker, JSON.stringify(state));
+        this.deps.audit.append({
+          at: now,
+          actor: 'gpu-medic',
+          action: 'breaker.open',
+          result: 'open',
+          reason: trip.message,
+        });
+        this.log?.warn({ unhealthy, gpuNodeCount }, 'circuit breaker opened');
+      }
+    }
+    const verdict = checkSafety({
+      trigger: options.trigger,
+      action,
+      node: nodeName,
+      inFlight: incidents.list({ open: true }).filter((i) => isWorking(i.state)).length,
+      maxConcurrent: this.safety.maxConcurrent,
+      recentRemediations: this.recentStarts(now),
+      perHour: this.safety.perHour,
+      now,
+      breakerOpen: this.breaker().open || this.paused().open,
+      dryRun: this.safety.dryRun,
+      excluded,
+      optOutLabel: optOut,
+      optOutLabelName: `${this.safety.optOutLabel}=true`,
+    });
+    if (!verdict.allowed) {
+      const code = verdict.limit === 'excluded' || verdict.limit === 'opt_out' ? 'excluded' : 'limited';
+      this.publishFor(
+        incident,
+        nodeName,
+        verdict.limit === 'excluded' || verdict.limit === 'opt_out' ? 'excluded' : 'safety_limit',
+        actor,
+        {
+          limit: verdict.limit,
+          message: verdict.message,
+          action,
+        },
+      );
+      return audit({ ok: false, code, message: verdict.message }, incident?.id);
+    }
+
+    const target = claimState(action);
+    if (!target) return audit({ ok: false, code: 'invalid', message: `Nothing to do for ${action}.` });
+    if (!incident) {
+      incident = incidents.create(manualIncident(node, action, actor, reason, now));
+    } else if (incident.plannedAction !== action) {
+      incidents.update(incident.id, { plannedAction: action });
+    }
+    const by = options.trigger === 'manual' ? `${actor}: ${reason}` : reason;
+    if (!incidents.transition(incident.id, PendingStates, target, by)) {
+      const current = incidents.get(incident.id);
+      return audit(
+        { ok: false, code: 'busy', message: current ? alreadyMessage(current) : 'Already taken.' },
+        incident.id,
+      );
+    }
+    const plan: RunPlan = {
+      action,
+      actor,
+      trigger: options.trigger,
+      reason,
+      force: options.force === true,
+      dryRun: this.safety.dryRun,
+    };
+    const row = this.deps.steps.begin(incident.id, PlanStep, { ...plan }, now);
+    this.deps.steps.finish(row.id, 'done', {}, now);
+    if (!this.safety.dryRun) this.recordStart(now);
+    this.publishFor(incident, nodeName, options.trigger === 'manual' ? 'approved' : 'policy', actor, {
+      action,
+      reason,
+    });
+    this.deps.engine.run(incident.id).catch((error: unknown) => {
+      this.log?.error({ err: error, incidentId: incident?.id }, 'remediation run crashed');
+    });
+    const dry = this.safety.dryRun ? 'DRY RUN — would ' : '';
+    const message = `${dry}${capitalize(verbs[action], dry === '')} ${nodeName} (incident ${incident.id}), requested by ${actor}: ${reason}`;
+    return audit(
+      { ok: true, incidentId: incident.id, message, ...(this.safety.dryRun ? { dryRun: true } : {}) },
+      incident.id,
+    );
+  }
+
+  /**
+   * The monitor's entry for a new incident: the policy decides the action and mode, then it is started
+   * (auto), put to a human (approve, or auto stopped by a safety limit), or only alerted (off).
+   */
+  async triage(incidentId: string): Promise<ServiceResult & { decision?: Decision }> {
+    const { incidents, steps, clock, policy } = { ...this.deps, policy: this.deps.policy };
+    const incident = incidents.get(incidentId);
+    if (!incident) return { ok: false, code: 'not_found', message: `Incident ${incidentId} does not exist.` };
+    if (incident.state !== 'detected') return { ok: false, code: 'busy', message: alreadyMessage(incident) };
+    const now = clock.now();
+    const history = remediationHistory(
+      incidents.list({ node: incident.node }),
+      (id) => steps.list(id),
+      { id: incident.id, faultKey: incident.faultKey },
+      policy.remediation.escalation,
+      now,
+    );
+    const decision = decide(
+      {
+        category: incident.category,
+        ...(incident.xid !== undefined ? { xid: incident.xid } : {}),
+        kind: kindOf(incident.faultKey),
+        severity: incident.severity,
+        source: incident.source,
+        faultKey: incident.faultKey,
+        node: incident.node,
+        recommendedAction: incident.recommendedAction,
+        preexisting: incident.preexisting,
+      },
+      policy,
+      history,
+      now,
+    );
+    incidents.update(incident.id, { plannedAction: decision.action, mode: decision.mode });
+    this.deps.audit.append({
+      at: now,
+      actor: 'monitor',
+      action: 'policy',
+      node: incident.node,
+      incidentId,
+      reason: decision.reason,
+      result: `${decision.action}/${decision.mode}`,
+      details: { ...history, escalated: decision.escalated === true },
+    });
+    if (decision.action === 'none' || decision.mode === 'off') {
+      this.publishFor(incident, incident.node, 'policy', 'monitor', { ...decision });
+      return { ok: true, incidentId, message: `Alert only: ${decision.reason}`, decision };
+    }
+    if (decision.mode === 'auto') {
+      const result = await this.request(decision.action, incident.node, 'monitor', decision.reason, {
+        incidentId,
+        trigger: 'auto',
+        ...(decision.force ? { force: true } : {}),
+      });
+      if (result.ok || result.code !== 'limited') return { ...result, decision };
+      return {
+        ...this.askHuman(incident, decision.action, `${decision.reason} ${result.message}`),
+        decision,
+      };
+    }
+    return { ...this.askHuman(incident, decision.action, decision.reason), decision };
+  }
+
+  private askHuman(incident: Incident, action: RemediationAction, reason: string): ServiceResult {
+    if (!this.deps.incidents.transition(incident.id, ['detected'], 'awaiting_approval', reason)) {
+      const current = this.deps.incidents.get(incident.id);
+      return { ok: false, code: 'busy', message: current ? alreadyMessage(current) : 'Already taken.' };
+    }
+    this.publishFor(incident, incident.node, 'approval_needed', 'monitor', { action, reason });
+    return {
+      ok: true,
+      incidentId: incident.id,
+      message: `Waiting for approval to ${verbs[action]} ${incident.node}: ${reason}`,
+    };
+  }
+
+  async approve(incidentId: string, actor: string, action?: RemediationAction): Promise<ServiceResult> {
+    const incident = this.deps.incidents.get(incidentId);
+    if (!incident) {
+      return this.audited(
+        actor,
+        'approve',
+        { ok: false, code: 'not_found', message: `Incident ${incidentId} does not exist.` },
+        { incidentId },
+      );
+    }
+    if (!PendingStates.includes(incident.state)) {
+      return this.audited(
+        actor,
+        'approve',
+        { ok: false, code: 'busy', message: alreadyMessage(incident) },
+        { incidentId, node: incident.node },
+      );
+    }
+    const chosen = action ?? incident.plannedAction;
+    return this.request(chosen, incident.node, actor, `approved by ${actor}`, {
+      incidentId,
+      trigger: 'manual',
+    });
+  }
+
+  async cancel(incidentId: string, actor: string, reason: string): Promise<ServiceResult> {
+    const ctx = { incidentId, reason };
+    if (!(await this.deps.authorize(actor, 'cancel'))) {
+      return this.audited(
+        actor,
+        'cancel',
+        { ok: false, code: 'denied', message: 'You are not allowed to cancel remediations.' },
+        ctx,
+      );
+    }
+    const incident = this.deps.incidents.get(incidentId);
+    if (!incident)
+      return this.audited(
+        actor,
+        'cancel',
+        { ok: false, code: 'not_found', message: `Incident ${incidentId} does not exist.` },
+        ctx,
+      );
+    const from: IncidentState[] = [...PendingStates, ...WorkingStates];
+    if (!this.deps.incidents.transition(incidentId, from, 'cancelled', `cancelled by ${actor}: ${reason}`)) {
+      return this.audited(
+        actor,
+        'cancel',
+        {
+          ok: false,
+          code: 'invalid',
+          message: `Incident ${incidentId} is already ${this.deps.incidents.get(incidentId)?.state}.`,
+        },
+        { ...ctx, node: incident.node },
+      );
+    }
+    this.publishFor(incident, incident.node, 'cancelled', actor, { reason });
+    const note = isWorking(incident.state)
+      ? ` ${incident.node} is left as it is (it may still be cordoned: \`/gpu uncordon ${incident.node}\`).`
+      : '';
+    return this.audited(
+      actor,
+      'cancel',
+      { ok: true, incidentId, message: `Cancelled incident ${incidentId} on ${incident.node}.${note}` },
+      { ...ctx, node: incident.node },
+    );
+  }
+
+  async dismiss(incidentId: string, actor: string, reason = 'dismissed'): Promise<ServiceResult> {
+    const ctx = { incidentId, reason };
+    if (!(await this.deps.authorize(actor, 'dismiss'))) {
+      return this.audited(
+        actor,
+        'dismiss',
+        { ok: false, code: 'denied', message: 'You are not allowed to dismiss incidents.' },
+        ctx,
+      );
+    }
+    const incident = this.deps.incidents.get(incidentId);
+    if (!incident)
+      return this.audited(
+        actor,
+        'dismiss',
+        { ok: false, code: 'not_found', message: `Incident ${incidentId} does not exist.` },
+        ctx,
+      );
+    if (isWorking(incident.state)) {
+      return this.audited(
+        actor,
+        'dismiss',
+        { ok: false, code: 'busy', message: `${alreadyMessage(incident)} Cancel it instead.` },
+        { ...ctx, node: incident.node },
+      );
+    }
+    if (
+      !this.deps.incidents.transition(
+        incidentId,
+        PendingStates,
+        'dismissed',
+        `dismissed by ${actor}: ${reason}`,
+      )
+    ) {
+      return this.audited(
+        actor,
+        'dismiss',
+        { ok: false, code: 'invalid', message: `Incident ${incidentId} is already ${incident.state}.` },
+        { ...ctx, node: incident.node },
+      );
+    }
+    this.publishFor(incident, incident.node, 'dismissed', actor, { reason });
+    return this.audited(
+      actor,
+      'dismiss',
+      { ok: true, incidentId, message: `Dismissed incident ${incidentId} on ${incident.node}.` },
+      { ...ctx, node: incident.node },
+    );
+  }
+
+  async exclude(
+    nodeName: string,
+    options: { until?: number; reason: string },
+    actor: string,
+  ): Promise<ServiceResult> {
+    const ctx = { node: nodeName, reason: options.reason };
+    if (!(await this.deps.authorize(actor, 'exclude'))) {
+      return this.audited(
+        actor,
+        'exclude',
+        { ok: false, code: 'denied', message: 'You are not allowed to exclude nodes.' },
+        ctx,
+      );
+    }
+    const now = this.deps.clock.now();
+    if (options.until !== undefined && !(options.until > now)) {
+      return this.audited(
+        actor,
+        'exclude',
+        { ok: false, code: 'invalid', message: 'The exclusion must end in the future.' },
+        ctx,
+      );
+    }
+    const node = await this.deps.cluster.getNode(nodeName);
+    if (!node)
+      return this.audited(
+        actor,
+        'exclude',
+        { ok: false, code: 'not_found', message: `Node ${nodeName} does not exist.` },
+        ctx,
+      );
+    if (!isGpuNode(node)) {
+      return this.audited(
+        actor,
+        'exclude',
+        { ok: false, code: 'not_gpu', message: `${nodeName} has no GPUs: nothing to exclude.` },
+        ctx,
+      );
+    }
+    this.deps.exclusions.put({
+      node: nodeName,
+      reason: options.reason,
+      createdBy: actor,
+      createdAt: now,
+      ...(options.until !== undefined ? { expiresAt: options.until } : {}),
+    });
+    const running = this.deps.incidents.list({ node: nodeName, open: true }).find((i) => isWorking(i.state));
+    const until = options.until !== undefined ? ` until ${new Date(options.until).toISOString()}` : '';
+    const note = running
+      ? ` The running remediation (incident ${running.id}) stops before its next step.`
+      : '';
+    return this.audited(
+      actor,
+      'exclude',
+      { ok: true, message: `${nodeName} is excluded${until}: gpu-medic will not touch it.${note}` },
+      ctx,
+    );
+  }
+
+  async unexclude(nodeName: string, actor: string): Promise<ServiceResult> {
+    if (!(await this.deps.authorize(actor, 'unexclude'))) {
+      return this.audited(
+        actor,
+        'unexclude',
+        { ok: false, code: 'denied', message: 'You are not allowed to unexclude nodes.' },
+        { node: nodeName },
+      );
+    }
+    if (!this.deps.exclusions.remove(nodeName)) {
+      return this.audited(
+        actor,
+        'unexclude',
+        { ok: false, code: 'not_found', message: `${nodeName} is not excluded.` },
+        { node: nodeName },
+      );
+    }
+    return this.audited(
+      actor,
+      'unexclude',
+      { ok: true, message: `${nodeName} is no longer excluded.` },
+      { node: nodeName },
+    );
+  }
+
+  /** Stops automatic remediation (manual actions still run) until `resume`. */
+  async pause(actor: string, reason = 'paused'): Promise<ServiceResult> {
+    if (!(await this.deps.authorize(actor, 'pause'))) {
+      return this.audited(
+        actor,
+        'pause',
+        { ok: false, code: 'denied', message: 'You are not allowed to pause gpu-medic.' },
+        { reason },
+      );
+    }
+    const state: BreakerState = { open: true, reason, by: actor, at: this.deps.clock.now() };
+    this.deps.kv.set(Keys.paused, JSON.stringify(state));
+    return this.audited(
+      actor,
+      'pause',
+      { ok: true, message: `Automatic remediation paused by ${actor}. \`/gpu resume\` re-enables it.` },
+      { reason },
+    );
+  }
+
+  /** Closes the circuit breaker and lifts a pause. */
+  async resume(actor: string): Promise<ServiceResult> {
+    if (!(await this.deps.authorize(actor, 'resume'))) {
+      return this.audited(
+        actor,
+        'resume',
+        { ok: false, code: 'denied', message: 'You are not allowed to resume gpu-medic.' },
+        {},
+      );
+    }
+    const was = this.breaker().open || this.paused().open;
+    this.deps.kv.delete(Keys.breaker);
+    this.deps.kv.delete(Keys.paused);
+    const message = was
+      ? `Automatic remediation resumed by ${actor}.`
+      : 'Automatic remediation was not paused.';
+    return this.audited(actor, 'resume', { ok: true, message }, {});
+  }
+
+  status(): StatusReport {
+    const now = this.deps.clock.now();
+    const open = this.deps.incidents.list({ open: true });
+    const inFlight = open.filter((i) => isWorking(i.state));
+    const awaitingApproval = open.filter((i) => i.state === 'awaiting_approval');
+    const breaker = this.breaker();
+    const paused = this.paused();
+    const remediationsLastHour = this.recentStarts(now).length;
+    const lines = [
+      this.safety.dryRun ? 'DRY RUN: nothing is changed.' : undefined,
+      breaker.open ? `Circuit breaker OPEN: ${breaker.reason ?? ''}` : undefined,
+      paused.open ? `Paused by ${paused.by ?? 'someone'}.` : undefined,
+      `${inFlight.length} remediation(s) in flight (limit ${this.safety.maxConcurrent}), ${awaitingApproval.length} awaiting approval, ${remediationsLastHour} in the last hour (limit ${this.safety.perHour}).`,
+    ].filter((l): l is string => l !== undefined);
+    return {
+      dryRun: this.safety.dryRun,
+      paused,
+      breaker,
+      inFlight,
+      awaitingApproval,
+      exclusions: this.deps.exclusions.list(now),
+      remediationsLastHour,
+      limits: {
+        maxConcurrent: this.safety.maxConcurrent,
+        perHour: this.safety.perHour,
+        maxUnhealthyPercent: this.safety.maxUnhealthyPercent,
+        ...(this.safety.maxUnhealthyNodes !== undefined
+          ? { maxUnhealthyNodes: this.safety.maxUnhealthyNodes }
+          : {}),
+      },
+      message: lines.join('\n'),
+    };
+  }
+
+  async nodeStatus(nodeName: string): Promise<NodeStatus> {
+    const node = await this.deps.cluster.getNode(nodeName);
+    const excluded = this.deps.exclusions.get(nodeName, this.deps.clock.now());
+    const openIncidents = this.deps.incidents.list({ node: nodeName, open: true });
+    const optOut = node?.labels[this.safety.optOutLabel] === 'true';
+    const parts = !node
+      ? [`Node ${nodeName} does not exist.`]
+      : [
+          `${nodeName}: ${node.ready ? 'Ready' : 'NotReady'}${node.unschedulable ? ', cordoned' : ''}, ${node.allocatableGpus}/${node.expectedGpus} GPUs allocatable.`,
+          excluded ? `Excluded by ${excluded.createdBy}: ${excluded.reason}.` : undefined,
+          optOut ? 'Opted out by label.' : undefined,
+          ...openIncidents.map(
+            (i) => `Incident ${i.id}: ${i.category}, ${i.state} (${i.plannedAction}/${i.mode}).`,
+          ),
+        ];
+    return {
+      node: nodeName,
+      exists: node !== undefined,
+      gpuNode: node ? isGpuNode(node) : false,
+      ...(node ? { unschedulable: node.unschedulable, ready: node.ready } : {}),
+      ...(excluded ? { excluded } : {}),
+      optOut,
+      openIncidents,
+      message: parts.filter((p): p is string => p !== undefined).join('\n'),
+    };
+  }
+
+  breaker(): BreakerState {
+    return readState(this.deps.kv.get(Keys.breaker));
+  }
+
+  paused(): BreakerState {
+    return readState(this.deps.kv.get(Keys.paused));
+  }
+
+  /** Distinct GPU nodes with a recent critical open incident or a remediation in flight. */
+  private unhealthyNodes(now: number): number {
+    const since = now - this.safety.breakerWindowMs;
+    const nodes = new Set<string>();
+    for (const i of this.deps.incidents.list({ open: true })) {
+      if (isWorking(i.state) || (i.severity === 'critical' && i.lastSeen >= since)) nodes.add(i.node);
+    }
+    return nodes.size;
+  }
+
+  private recentStarts(now: number): number[] {
+    const raw = this.deps.kv.get(Keys.starts);
+    let list: unknown;
+    try {
+      list = raw ? JSON.parse(raw) : [];
+    } catch {
+      list = [];
+    }
+    return Array.isArray(list)
+      ? list.filter((t): t is number => typeof t === 'number' && now - t < hourMs)
+      : [];
+  }
+
+  private recordStart(now: number): void {
+    this.deps.kv.set(Keys.starts, JSON.stringify([...this.recentStarts(now), now]));
+  }
+
+  private publishFor(
+    incident: Incident | undefined,
+    node: string,
+    step: ProgressStep,
+    actor: string,
+    details: Record<string, unknown>,
+  ): void {
+    this.deps.bus.publish({
+      incidentId: incident?.id ?? '',
+      node,
+      step,
+      state: incident ? (this.deps.incidents.get(incident.id)?.state ?? incident.state) : 'detected',
+      at: this.deps.clock.now(),
+      actor,
+      details,
+      ...(this.safety.dryRun ? { dryRun: true } : {}),
+    });
+  }
+
+  private audited(
+    actor: string,
+    action: string,
+    result: ServiceResult,
+    ctx: { node?: string; incidentId?: string; reason?: string },
+  ): ServiceResult {
+    this.deps.audit.append({
+      at: this.deps.clock.now(),
+      actor,
+      action,
+      ...(ctx.node !== undefined ? { node: ctx.node } : {}),
+      ...(ctx.incidentId !== undefined ? { incidentId: ctx.incidentId } : {}),
+      ...(ctx.reason !== undefined ? { reason: ctx.reason } : {}),
+      result: result.ok ? 'ok' : result.code,
+      details: { message: result.message },
+    });
+    if (!result.ok) this.log?.info({ actor, action, code: result.code, ...ctx }, 'request refused');
+    return result;
+  }
+}
+
+function readState(raw: string | undefined): BreakerState {
+  if (!raw) return { open: false };
+  try {
+    const v = JSON.parse(raw) as Partial<BreakerState>;
+    return {
+      open: v.open === true,
+      ...(typeof v.reason === 'string' ? { reason: v.reason } : {}),
+      ...(typeof v.by === 'string' ? { by: v.by } : {}),
+      ...(typeof v.at === 'number' ? { at: v.at } : {}),
+    };
+  } catch {
+    // An unreadable breaker record fails safe: treated as open.
+    return { open: true, reason: 'unreadable breaker state' };
+  }
+}
+
+function alreadyMessage(incident: Incident): string {
+  if (isWorking(incident.state)) {
+    return `${incident.node} is already being remediated (incident ${incident.id}: ${incident.plannedAction}, ${incident.state}).`;
+  }
+  if (!isOpen(incident.state))
+    return `Incident ${incident.id} is already ${incident.state}${incident.stateReason ? ` (${incident.stateReason})` : ''}.`;
+  return `Incident ${incident.id} is ${incident.state}.`;
+}
+
+function capitalize(s: string, yes: boolean): string {
+  if (!yes) return s;
+  const verbed: Record<string, string> = {
+    cordon: 'Cordoning',
+    uncordon: 'Uncordoning',
+    drain: 'Draining',
+    reboot: 'Rebooting',
+    replace: 'Replacing',
+  };
+  return verbed[s] ?? s;
+}
+
+/** The fault key's prefix is the finding kind (`xid:79:gpu3`, `ecc_dbe:gpu0`, `gpu_missing`). */
+export function kindOf(faultKey: string): FindingKind {
+  const prefix = faultKey.split(':')[0] ?? '';
+  return FindingKinds.find((k) => k === prefix) ?? 'unknown';
+}
+
+function manualIncident(
+  node: GpuNode,
+  action: RemediationAction,
+  actor: string,
+  reason: string,
+  now: number,
+) {
+  const mode: PolicyMode = 'approve';
+  return {
+    node: node.name,
+    ...(node.instanceId ? { instanceId: node.instanceId } : {}),
+    ...(node.instanceType ? { instanceType: node.instanceType } : {}),
+    ...(node.nodeGroup ? { nodeGroup: node.nodeGroup } : {}),
+    faultKey: `manual:${action}:${now}`,
+    category: 'MANUAL',
+    severity: 'info' as const,
+    recommendedAction: 'none' as const,
+    plannedAction: action,
+    mode,
+    explanation: `${action} requested by ${actor}: ${reason}`,
+    source: 'rules' as const,
+    evidence: [],
+    state: 'detected' as const,
+    preexisting: false,
+    firstSeen: now,
+    lastSeen: now,
+    count: 1,
+  };
+}

@@ -1,0 +1,339 @@
+/**
+ * Test-only: a small in-memory EKS cluster and EC2/Auto Scaling account behind ClusterPort and CloudPort.
+ * Effects take time on the FakeClock like the real thing: a reboot makes the node NotReady, then Ready with
+ * a new boot ID; an Auto Scaling termination removes the node and a replacement joins the group; an evicted
+ * pod terminates after a grace period; a PodDisruptionBudget refuses the first N evictions of a pod.
+ * Every call is counted, so tests can prove an effect happened exactly once (or never).
+ */
+import type { Finding, Verdict } from '../../domain/finding.js';
+import { verdictOf } from '../../domain/finding.js';
+import type { GpuNode } from '../../domain/node.js';
+import type {
+  CloudPort,
+  ClusterPort,
+  EvictionResult,
+  HealthCheckPort,
+  InstanceState,
+  PodRef,
+  TrainingJobRef,
+  TrainingJobStatus,
+} from '../ports.js';
+import type { FakeClock } from './fake-clock.js';
+import { Power } from './power.js';
+
+export const MutatingCalls = [
+  'cordon',
+  'uncordon',
+  'evictPod',
+  'deletePod',
+  'deleteNode',
+  'rebootInstance',
+  'terminateInstance',
+  'terminateInAutoScalingGroup',
+] as const;
+
+interface FakePod extends PodRef {
+  node: string;
+  /** Evictions the PDB still refuses. */
+  pdbBlocks: number;
+  evictions: number;
+}
+
+interface FakeInstance {
+  id: string;
+  state: InstanceState;
+  asg?: string;
+  node?: string;
+}
+
+export interface NodeSpec {
+  name: string;
+  instanceId: string;
+  nodeGroup?: string;
+  karpenterNodePool?: string;
+  asg?: string;
+  labels?: Record<string, string>;
+  gpus?: number;
+  unschedulable?: boolean;
+}
+
+export interface PodSpec {
+  node: string;
+  namespace?: string;
+  name: string;
+  daemonSet?: boolean;
+  mirror?: boolean;
+  pdbBlocks?: number;
+  job?: TrainingJobRef;
+}
+
+export class FakeWorld {
+  readonly calls = new Map<string, number>();
+  readonly nodes = new Map<string, GpuNode>();
+  readonly pods = new Map<string, FakePod>();
+  readonly instances = new Map<string, FakeInstance>();
+  /** Status answers per job, consumed one per poll; the last one stays. */
+  readonly jobStatuses = new Map<string, TrainingJobStatus[]>();
+  readonly timing = {
+    notReadyAfterMs: 5_000,
+    rebootMs: 90_000,
+    podTerminationMs: 5_000,
+    terminateMs: 30_000,
+    replacementJoinMs: 180_000,
+  };
+  /** false: a reboot never brings the node back. */
+  rebootsComeBack = true;
+  private seq = 0;
+
+  constructor(
+    private readonly clock: FakeClock,
+    private readonly power = new Power(),
+  ) {}
+
+  addNode(spec: NodeSpec): GpuNode {
+    const gpus = spec.gpus ?? 8;
+    const node: GpuNode = {
+      name: spec.name,
+      instanceId: spec.instanceId,
+      instanceType: 'p5.48xlarge',
+      ...(spec.nodeGroup ? { nodeGroup: spec.nodeGroup } : {}),
+      ...(spec.karpenterNodePool ? { karpenterNodePool: spec.karpenterNodePool } : {}),
+      expectedGpus: gpus,
+      allocatableGpus: gpus,
+      unschedulable: spec.unschedulable ?? false,
+      ready: true,
+      bootId: `boot-${++this.seq}`,
+      labels: {
+        ...(spec.karpenterNodePool ? { 'karpenter.sh/nodepool': spec.karpenterNodePool } : {}),
+        ...(spec.nodeGroup ? { 'eks.amazonaws.com/nodegroup': spec.nodeGroup } : {}),
+        ...spec.labels,
+      },
+      conditions: [{ type: 'Ready', status: 'True' }],
+    };
+    this.nodes.set(node.name, node);
+    this.instances.set(spec.instanceId, {
+      id: spec.instanceId,
+      state: 'running',
+      node: node.name,
+      ...(spec.asg ? { asg: spec.asg } : {}),
+    });
+    return node;
+  }
+
+  addPod(spec: PodSpec): void {
+    const namespace = spec.namespace ?? 'default';
+    const ownerReferences = spec.job
+      ? [{ apiVersion: spec.job.apiVersion, kind: spec.job.kind, name: spec.job.name, controller: true }]
+      : spec.daemonSet
+        ? [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: spec.name, controller: true }]
+        : [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${spec.name}-rs`, controller: true }];
+    this.pods.set(`${namespace}/${spec.name}`, {
+      node: spec.node,
+      namespace,
+      name: spec.name,
+      ownerKind: ownerReferences[0]?.kind,
+      isDaemonSet: spec.daemonSet === true,
+      isMirror: spec.mirror === true,
+      labels: spec.job ? { 'training.kubeflow.org/job-name': spec.job.name } : {},
+      ownerReferences,
+      deleting: false,
+      pdbBlocks: spec.pdbBlocks ?? 0,
+      evictions: 0,
+    });
+    if (spec.job && !this.jobStatuses.has(jobKey(spec.job)))
+      this.jobStatuses.set(jobKey(spec.job), ['running']);
+  }
+
+  count(method: string): number {
+    return this.calls.get(method) ?? 0;
+  }
+
+  mutations(): number {
+    return MutatingCalls.reduce((sum, m) => sum + this.count(m), 0);
+  }
+
+  /** Simulates `kubectl uncordon` by a human. */
+  humanUncordon(name: string): void {
+    const node = this.nodes.get(name);
+    if (node) node.unschedulable = false;
+  }
+
+  private hit(method: string): void {
+    this.power.check();
+    this.calls.set(method, this.count(method) + 1);
+  }
+
+  private removeNode(name: string): void {
+    this.nodes.delete(name);
+    for (const [key, pod] of this.pods) if (pod.node === name) this.pods.delete(key);
+  }
+
+  private terminate(instanceId: string, replace: boolean): void {
+    const instance = this.instances.get(instanceId);
+    if (!instance || instance.state === 'terminated' || instance.state === 'shutting-down') return;
+    instance.state = 'shutting-down';
+    const old = instance.node ? this.nodes.get(instance.node) : undefined;
+    this.clock.schedule(this.timing.terminateMs, () => {
+      instance.state = 'terminated';
+      if (instance.node) this.removeNode(instance.node);
+    });
+    if (replace && old) this.scheduleReplacement(old, instance.asg);
+  }
+
+  private scheduleReplacement(old: GpuNode, asg: string | undefined): void {
+    this.clock.schedule(this.timing.replacementJoinMs, () => {
+      const n = ++this.seq;
+      this.addNode({
+        name: `${old.nodeGroup ?? old.karpenterNodePool ?? 'node'}-new-${n}`,
+        instanceId: `i-${n.toString(16).padStart(17, '0')}`,
+        ...(old.nodeGroup ? { nodeGroup: old.nodeGroup } : {}),
+        ...(old.karpenterNodePool ? { karpenterNodePool: old.karpenterNodePool } : {}),
+        ...(asg ? { asg } : {}),
+      });
+    });
+  }
+
+  readonly cluster: ClusterPort = {
+    getNode: async (name) => {
+      this.hit('getNode');
+      const node = this.nodes.get(name);
+      return node ? structuredClone(node) : undefined;
+    },
+    listNodes: async () => {
+      this.hit('listNodes');
+      return [...this.nodes.values()].map((n) => structuredClone(n));
+    },
+    cordon: async (name) => {
+      this.hit('cordon');
+      const node = this.nodes.get(name);
+      if (!node) throw new Error(`nodes "${name}" not found`);
+      node.unschedulable = true;
+    },
+    uncordon: async (name) => {
+      this.hit('uncordon');
+      const node = this.nodes.get(name);
+      if (!node) throw new Error(`nodes "${name}" not found`);
+      node.unschedulable = false;
+    },
+    listPodsOnNode: async (name) => {
+      this.hit('listPodsOnNode');
+      return [...this.pods.values()]
+        .filter((p) => p.node === name)
+        .map(({ node: _n, pdbBlocks: _b, evictions: _e, ...ref }) => structuredClone(ref));
+    },
+    evictPod: async (namespace, name): Promise<EvictionResult> => {
+      this.hit('evictPod');
+      const key = `${namespace}/${name}`;
+      const pod = this.pods.get(key);
+      if (!pod) return 'gone';
+      if (pod.isDaemonSet || pod.isMirror) throw new Error(`test bug: evicting DaemonSet/mirror pod ${key}`);
+      if (pod.pdbBlocks > 0) {
+        pod.pdbBlocks--;
+        return 'blocked';
+      }
+      pod.evictions++;
+      if (!pod.deleting) {
+        pod.deleting = true;
+        this.clock.schedule(this.timing.podTerminationMs, () => this.pods.delete(key));
+      }
+      return 'evicted';
+    },
+    deletePod: async (namespace, name) => {
+      this.hit('deletePod');
+      return this.pods.delete(`${namespace}/${name}`) ? 'deleted' : 'gone';
+    },
+    deleteNode: async (name) => {
+      this.hit('deleteNode');
+      const node = this.nodes.get(name);
+      if (!node) return 'gone';
+      // Karpenter's finalizer terminates the instance, then the Node goes; a new NodeClaim follows.
+      const instance = node.instanceId ? this.instances.get(node.instanceId) : undefined;
+      if (instance) instance.state = 'shutting-down';
+      this.removeNode(name);
+      this.clock.schedule(this.timing.terminateMs, () => {
+        if (instance) instance.state = 'terminated';
+      });
+      this.scheduleReplacement(node, undefined);
+      return 'deleted';
+    },
+    listTrainingJobsForPods: async (pods) => {
+      this.hit('listTrainingJobsForPods');
+      const jobs = new Map<string, TrainingJobRef>();
+      for (const pod of pods) {
+        for (const ref of pod.ownerReferences) {
+          const api = ref.apiVersion ?? '';
+          if (api.startsWith('kubeflow.org/') || api.startsWith('trainer.kubeflow.org/')) {
+            const job = { kind: ref.kind, apiVersion: api, namespace: pod.namespace, name: ref.name };
+            jobs.set(jobKey(job), job);
+          }
+        }
+      }
+      return [...jobs.values()];
+    },
+    getTrainingJobStatus: async (job) => {
+      this.hit('getTrainingJobStatus');
+      const statuses = this.jobStatuses.get(jobKey(job));
+      if (!statuses) return 'unknown';
+      return (statuses.length > 1 ? statuses.shift() : statuses[0]) ?? 'unknown';
+    },
+  };
+
+  readonly cloud: CloudPort = {
+    rebootInstance: async (instanceId) => {
+      this.hit('rebootInstance');
+      const instance = this.instances.get(instanceId);
+      if (!instance || instance.state !== 'running')
+        throw new Error(`InvalidInstanceID.NotFound: ${instanceId}`);
+      const nodeName = instance.node;
+      this.clock.schedule(this.timing.notReadyAfterMs, () => {
+        const node = nodeName ? this.nodes.get(nodeName) : undefined;
+        if (node) node.ready = false;
+      });
+      if (!this.rebootsComeBack) return;
+      this.clock.schedule(this.timing.rebootMs, () => {
+        const node = nodeName ? this.nodes.get(nodeName) : undefined;
+        if (!node) return;
+        node.ready = true;
+        node.bootId = `boot-${++this.seq}`;
+      });
+    },
+    terminateInstance: async (instanceId) => {
+      this.hit('terminateInstance');
+      this.terminate(instanceId, false);
+    },
+    terminateInAutoScalingGroup: async (instanceId) => {
+      this.hit('terminateInAutoScalingGroup');
+      const instance = this.instances.get(instanceId);
+      if (!instance?.asg)
+        throw new Error(`ValidationError: instance ${instanceId} is not in an Auto Scaling group`);
+      this.terminate(instanceId, true);
+    },
+    describeInstance: async (instanceId) => {
+      this.hit('describeInstance');
+      const instance = this.instances.get(instanceId);
+      return instance ? { state: instance.state } : undefined;
+    },
+    autoScalingGroupOf: async (instanceId) => {
+      this.hit('autoScalingGroupOf');
+      return this.instances.get(instanceId)?.asg;
+    },
+  };
+}
+
+function jobKey(job: TrainingJobRef): string {
+  return `${job.kind}/${job.namespace}/${job.name}`;
+}
+
+/** Test-only health check: a node is healthy unless a finding was set for it. */
+export class FakeHealth implements HealthCheckPort {
+  readonly failing = new Map<string, Finding>();
+  scans = 0;
+  constructor(private readonly power = new Power()) {}
+
+  async scanNode(name: string): Promise<Verdict> {
+    this.power.check();
+    this.scans++;
+    const finding = this.failing.get(name);
+    return verdictOf(name, finding ? [finding] : []);
+  }
+}

@@ -1,0 +1,167 @@
+/** Test-only: everything the engine and the services need, in memory, sharing one clock and one power switch. */
+import type { ProgressEvent } from '../../domain/events.js';
+import { ProgressBus } from '../../domain/events.js';
+import type { Finding } from '../../domain/finding.js';
+import type { Incident, IncidentState, RemediationAction } from '../../domain/incident.js';
+import type { Policy } from '../../domain/policy.js';
+import { defaultClassificationPolicy, defaultEscalationPolicy } from '../../domain/policy.js';
+import { type EngineConfig, RemediationEngine } from '../engine.js';
+import type { NewIncident } from '../ports.js';
+import { type Authorize, RemediationServices, type SafetyConfig } from '../services.js';
+import { PlanStep } from '../state-machine.js';
+import { FakeClock } from './fake-clock.js';
+import { FakeHealth, FakeWorld } from './fake-world.js';
+import {
+  MemoryAuditLog,
+  MemoryExclusionStore,
+  MemoryIncidentStore,
+  MemoryKvStore,
+  MemoryStepStore,
+} from './memory-stores.js';
+import { Power } from './power.js';
+
+export function testPolicy(overrides: Partial<Policy['remediation']> = {}): Policy {
+  return {
+    classification: defaultClassificationPolicy,
+    remediation: {
+      rules: [],
+      escalation: defaultEscalationPolicy,
+      llmDestructiveMode: 'approve',
+      ...overrides,
+    },
+  };
+}
+
+export interface HarnessOptions {
+  engine?: Partial<EngineConfig>;
+  safety?: Partial<SafetyConfig>;
+  policy?: Policy;
+  authorize?: Authorize;
+  isLeader?: () => boolean;
+}
+
+export function createHarness(options: HarnessOptions = {}) {
+  const power = new Power();
+  const clock = new FakeClock();
+  const world = new FakeWorld(clock, power);
+  const health = new FakeHealth(power);
+  const incidents = new MemoryIncidentStore(power, () => clock.now());
+  const steps = new MemoryStepStore(power);
+  const exclusions = new MemoryExclusionStore(power);
+  const kv = new MemoryKvStore(power);
+  const audit = new MemoryAuditLog(power);
+  const bus = new ProgressBus((error) => {
+    throw error;
+  });
+  const events: ProgressEvent[] = [];
+  bus.subscribe((e) => events.push(e));
+  const dryRun = options.safety?.dryRun ?? false;
+  const newEngine = () =>
+    new RemediationEngine({
+      cluster: world.cluster,
+      cloud: world.cloud,
+      health,
+      incidents,
+      steps,
+      exclusions,
+      audit,
+      clock,
+      bus,
+      ...(options.isLeader ? { isLeader: options.isLeader } : {}),
+      config: { dryRun, ...options.engine },
+    });
+  const engine = newEngine();
+  const services = new RemediationServices({
+    cluster: world.cluster,
+    incidents,
+    steps,
+    exclusions,
+    audit,
+    kv,
+    clock,
+    bus,
+    engine,
+    policy: options.policy ?? testPolicy(),
+    authorize: options.authorize ?? (() => true),
+    safety: options.safety ?? {},
+  });
+
+  /** An incident as the monitor would open it. */
+  function openIncident(node: string, fault: Partial<NewIncident> = {}): Incident {
+    const now = clock.now();
+    return incidents.create({
+      node,
+      instanceId: world.nodes.get(node)?.instanceId,
+      faultKey: 'xid:79:gpu3',
+      category: 'XID_CRITICAL_79',
+      severity: 'critical',
+      recommendedAction: 'replace',
+      plannedAction: 'replace',
+      mode: 'auto',
+      xid: 79,
+      gpu: 3,
+      explanation: 'GPU has fallen off the bus.',
+      source: 'rules',
+      evidence: ['NVRM: Xid (PCI:0000:53:00): 79, GPU has fallen off the bus.'],
+      state: 'detected',
+      preexisting: false,
+      firstSeen: now,
+      lastSeen: now,
+      count: 1,
+      ...fault,
+    });
+  }
+
+  /** Claims an incident for a run the way the services do, without starting it. */
+  function claim(id: string, action: RemediationAction, state: IncidentState): void {
+    incidents.update(id, { plannedAction: action });
+    incidents.transition(id, ['detected', 'awaiting_approval'], state, 'test claim');
+    const row = steps.begin(
+      id,
+      PlanStep,
+      { action, actor: 'monitor', trigger: 'auto', reason: 'test', force: false, dryRun },
+      clock.now(),
+    );
+    steps.finish(row.id, 'done', {}, clock.now());
+  }
+
+  function stateOf(id: string): IncidentState | undefined {
+    return incidents.get(id)?.state;
+  }
+
+  return {
+    power,
+    clock,
+    world,
+    health,
+    incidents,
+    steps,
+    exclusions,
+    kv,
+    audit,
+    bus,
+    events,
+    engine,
+    newEngine,
+    services,
+    openIncident,
+    claim,
+    stateOf,
+  };
+}
+
+export type Harness = ReturnType<typeof createHarness>;
+
+export function eccFinding(gpu = 0): Finding {
+  return {
+    kind: 'ecc_dbe',
+    category: 'ECC_ERROR',
+    severity: 'critical',
+    action: 'reboot',
+    gpu,
+    evidence: [`DCGM_FI_DEV_ECC_DBE_VOL_TOTAL{gpu="${gpu}"} 2`],
+    explanation: 'Uncorrectable ECC error in GPU memory.',
+    source: 'rules',
+    key: `ecc_dbe:gpu${gpu}`,
+  };
+}

@@ -1,0 +1,39 @@
+import { writeFile } from 'node:fs/promises';
+import { stringify } from 'yaml';
+
+/**
+ * A kubeconfig pointing at the simulated API server. The server speaks plain HTTP, which
+ * @kubernetes/client-node only accepts with `insecure-skip-tls-verify: true` on the cluster.
+ */
+export interface KubeconfigOptions {
+  namespace?: string;
+  clusterName?: string;
+  token?: string;
+}
+
+export function kubeconfigFor(url: string, opts: KubeconfigOptions = {}): string {
+  const cluster = opts.clusterName ?? 'sim-cluster';
+  const context = {
+    cluster,
+    user: 'gpu-medic',
+    ...(opts.namespace ? { namespace: opts.namespace } : {}),
+  };
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: cluster, cluster: { server: url, 'insecure-skip-tls-verify': true } }],
+    users: [{ name: 'gpu-medic', user: { token: opts.token ?? 'sim-token' } }],
+    contexts: [{ name: cluster, context }],
+    'current-context': cluster,
+    preferences: {},
+  });
+}
+
+export async function writeKubeconfig(
+  url: string,
+  path: string,
+  opts: KubeconfigOptions = {},
+): Promise<string> {
+  await writeFile(path, kubeconfigFor(url, opts), { mode: 0o600 });
+  return path;
+}

@@ -1,0 +1,15 @@
+export { SqliteAuditLog } from './audit-log.js';
+export type { ExclusionRepo } from './exclusion-repo.js';
+export type { GpuStateRepo, GpuStateRow } from './gpu-state-repo.js';
+export type { IncidentInput, IncidentPatch, IncidentRepo, OpenOrTouchResult } from './incident-repo.js';
+export { newIncidentId } from './incident-repo.js';
+export type { KvRepo } from './kv-repo.js';
+export { SqliteSignatureCache } from './llm-cache.js';
+export { migrate, validateMigrations } from './migrate.js';
+export { latestSchemaVersion, type Migration, migrations } from './migrations.js';
+export type { NodeStateRecord, NodeStateRepo } from './node-state-repo.js';
+export type { EnqueueResult, OutboxMessage, OutboxRepo, OutboxStatus } from './outbox-repo.js';
+export type { SlackRef, SlackRefRepo } from './slack-ref-repo.js';
+export type { StepFinish, StepRecord, StepRepo, StepStatus } from './step-repo.js';
+export { type OpenStoreOptions, openStore, type Store } from './store.js';
+export { StoreError, type StoreErrorCode } from './store-error.js';
