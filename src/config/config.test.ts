@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -18,9 +18,7 @@ function problemsOf(env: Record<string, string>): string[] {
   throw new Error('expected a ConfigError');
 }
 
-afterAll(() => {
-  // the temp dir is tiny; the OS cleans tmp
-});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('loadConfig defaults', () => {
   it('gives a complete, frozen config from an empty environment', () => {

@@ -1,11 +1,12 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { defaultClassificationPolicy, defaultEscalationPolicy } from '../domain/policy.js';
 import { loadPolicy, PolicyError, parsePolicy } from './policy-file.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gpu-medic-policy-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const fullExample = `
 classification:

@@ -188,11 +188,20 @@ function parseSampleLine(line: string, lineNo: number): LineResult {
       if (line.charCodeAt(i) !== CH_QUOTE)
         return { error: `expected '"' to open value of label ${lname} in ${name}` };
       i++;
-      // Fast path: find the closing quote; only build a new string when an escape is present.
+      // Fast path: jump to the closing quote with indexOf; only walk the chars when an escape is present.
       let start = i;
       let value = '';
       let closed = false;
-      while (i < n) {
+      const q = line.indexOf('"', i);
+      if (q !== -1) {
+        const bs = line.indexOf('\\', i);
+        if (bs === -1 || bs > q) {
+          value = line.slice(i, q);
+          i = q + 1;
+          closed = true;
+        }
+      }
+      while (!closed && i < n) {
         const c = line.charCodeAt(i);
         if (c === CH_QUOTE) {
           value += line.slice(start, i);

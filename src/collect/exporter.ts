@@ -1,0 +1,41 @@
+import type { GpuNode } from '../domain/node.js';
+import { baseSnapshot, type Collector, collectionError } from './collector.js';
+import { gpusFromExporter } from './parse/exporter.js';
+import { parsePrometheus } from './parse/prometheus.js';
+
+/** Where one node's exporter text comes from (the API-server pod proxy, or the pod IP). */
+export interface MetricsSource {
+  /** The exposition text; rejects with CollectError('no-exporter') when the node has no exporter pod. */
+  fetch(node: GpuNode, signal: AbortSignal): Promise<string>;
+}
+
+export interface ExporterCollectorOptions {
+  source: MetricsSource;
+  maxBytes?: number;
+  now?: () => number;
+}
+
+/** dcgm-exporter → NodeSnapshot. Parse problems on single lines are tolerated; unreadable text is an error. */
+export function createExporterCollector(opts: ExporterCollectorOptions): Collector {
+  const now = opts.now ?? Date.now;
+  return {
+    source: 'exporter',
+    async collect(node, signal) {
+      const snapshot = baseSnapshot(node, 'exporter', now());
+      try {
+        const text = await opts.source.fetch(node, signal);
+        const parsed = parsePrometheus(text, { maxBytes: opts.maxBytes });
+        const { gpus } = gpusFromExporter(parsed);
+        snapshot.gpus = gpus;
+        if (gpus.length === 0 && parsed.samples.length > 0) {
+          snapshot.error = { kind: 'parse', message: 'the exporter answered but reported no GPU (no `gpu` label)' };
+        } else if (parsed.samples.length === 0) {
+          snapshot.error = { kind: 'parse', message: 'the exporter answered with no samples' };
+        }
+      } catch (error) {
+        snapshot.error = collectionError(error);
+      }
+      return snapshot;
+    },
+  };
+}

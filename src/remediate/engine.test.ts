@@ -1,0 +1,268 @@
+import { describe, expect, it } from 'vitest';
+import { createHarness, eccFinding, type Harness, type HarnessOptions, testPolicy } from './testing/harness.js';
+import { SimulatedCrash } from './testing/power.js';
+
+const kubeflowJob = { kind: 'PyTorchJob', apiVersion: 'kubeflow.org/v1', namespace: 'ml', name: 'llama-ft' };
+
+/** A 10-node p5 group in one Auto Scaling group; gpu-0 carries a training pod behind a PDB, a web pod, a DaemonSet pod and a static pod. */
+function cluster(options: HarnessOptions = {}, pdbBlocks = 2): Harness {
+  const h = createHarness(options);
+  for (let i = 0; i < 10; i++) {
+    h.world.addNode({ name: `gpu-${i}`, instanceId: `i-0${i}`.padEnd(19, '0'), nodeGroup: 'p5', asg: 'asg-p5' });
+  }
+  h.world.addPod({ node: 'gpu-0', namespace: 'ml', name: 'llama-ft-worker-0', pdbBlocks, job: kubeflowJob });
+  h.world.addPod({ node: 'gpu-0', name: 'web-1' });
+  h.world.addPod({ node: 'gpu-0', namespace: 'gpu-operator', name: 'dcgm-exporter-x', daemonSet: true });
+  h.world.addPod({ node: 'gpu-0', namespace: 'kube-system', name: 'static-gpu-0', mirror: true });
+  h.world.jobStatuses.set('PyTorchJob/ml/llama-ft', ['restarting', 'restarting', 'running']);
+  return h;
+}
+
+const ecc = { faultKey: 'ecc_dbe:gpu0', category: 'ECC_ERROR', xid: undefined, gpu: 0, recommendedAction: 'reboot' as const, plannedAction: 'reboot' as const };
+
+function stepsOf(h: Harness): string[] {
+  return h.events.map((e) => e.step);
+}
+
+describe('RemediationEngine flows', () => {
+  it('XID 79: cordon → drain (PDB blocks, then allows; DaemonSet and static pods stay) → replace via ASG → replacement Ready → resolved', async () => {
+    const h = cluster();
+    const incident = h.openIncident('gpu-0');
+    const result = await h.services.triage(incident.id);
+    expect(result).toMatchObject({ ok: true, decision: { action: 'replace', mode: 'auto' } });
+    await h.engine.whenIdle();
+
+    expect(h.stateOf(incident.id)).toBe('resolved');
+    expect(h.world.count('cordon')).toBe(1);
+    expect(h.world.count('terminateInAutoScalingGroup')).toBe(1);
+    expect(h.world.count('terminateInstance') + h.world.count('rebootInstance') + h.world.count('deleteNode')).toBe(0);
+    // The eviction API refused the training pod twice (PDB) before it went; DS and static pods were never evicted.
+    const evicted = h.events.filter((e) => e.step === 'pod_evicted').map((e) => e.details.pod);
+    expect(evicted.sort()).toEqual(['default/web-1', 'ml/llama-ft-worker-0']);
+    expect(stepsOf(h)).toContain('pdb_wait');
+    expect(h.world.count('evictPod')).toBe(4);
+    const ready = h.events.find((e) => e.step === 'replacement_ready');
+    expect(ready?.details.replacement).toMatch(/^p5-new-/);
+    expect(h.world.nodes.get(String(ready?.details.replacement))?.ready).toBe(true);
+    expect(h.world.nodes.has('gpu-0')).toBe(false);
+    expect(h.events.find((e) => e.step === 'kubeflow_jobs')?.details.jobs).toEqual([kubeflowJob]);
+    expect(h.events.find((e) => e.step === 'kubeflow_job_running')?.details.job).toBe('PyTorchJob ml/llama-ft');
+    expect(stepsOf(h).at(-1)).toBe('resolved');
+    expect(h.audit.entries.some((e) => e.action === 'remediate.replace' && e.result.startsWith('resolved'))).toBe(true);
+  });
+
+  it('ECC DBE: reboot → new boot ID → healthy scan → uncordon → resolved', async () => {
+    const h = cluster();
+    const bootBefore = h.world.nodes.get('gpu-0')?.bootId;
+    const incident = h.openIncident('gpu-0', ecc);
+    expect(await h.services.triage(incident.id)).toMatchObject({ ok: true, decision: { action: 'reboot', mode: 'auto' } });
+    await h.engine.whenIdle();
+
+    expect(h.stateOf(incident.id)).toBe('resolved');
+    expect([h.world.count('cordon'), h.world.count('rebootInstance'), h.world.count('uncordon')]).toEqual([1, 1, 1]);
+    const node = h.world.nodes.get('gpu-0');
+    expect(node?.unschedulable).toBe(false);
+    expect(node?.bootId).not.toBe(bootBefore);
+    expect(h.health.scans).toBe(1);
+    const back = h.events.find((e) => e.step === 'node_back');
+    expect(back?.details).toMatchObject({ bootIdBefore: bootBefore, bootId: node?.bootId });
+    expect(stepsOf(h).indexOf('gpu_scan')).toBeLessThan(stepsOf(h).indexOf('uncordoned'));
+  });
+
+  it('a node still failing its scan after the reboot is escalated and stays cordoned; the next occurrence is replaced', async () => {
+    const h = cluster();
+    h.health.failing.set('gpu-0', eccFinding(0));
+    const first = h.openIncident('gpu-0', ecc);
+    await h.services.triage(first.id);
+    await h.engine.whenIdle();
+    expect(h.stateOf(first.id)).toBe('escalated');
+    expect(h.incidents.get(first.id)?.stateReason).toContain('still fails');
+    expect(h.world.nodes.get('gpu-0')?.unschedulable).toBe(true);
+    expect(h.world.count('uncordon')).toBe(0);
+
+    const again = h.openIncident('gpu-0', ecc);
+    const result = await h.services.triage(again.id);
+    expect(result).toMatchObject({ decision: { action: 'replace', escalated: true } });
+  });
+
+  it('a fault that returns after a successful reboot escalates to replace', async () => {
+    const h = cluster();
+    const first = h.openIncident('gpu-0', ecc);
+    await h.services.triage(first.id);
+    await h.engine.whenIdle();
+    expect(h.stateOf(first.id)).toBe('resolved');
+
+    h.clock.advance(3 * 3_600_000);
+    const again = h.openIncident('gpu-0', ecc);
+    const result = await h.services.triage(again.id);
+    expect(result).toMatchObject({ ok: true, decision: { action: 'replace', mode: 'auto', escalated: true } });
+    await h.engine.whenIdle();
+    expect(h.stateOf(again.id)).toBe('resolved');
+    expect(h.world.count('terminateInAutoScalingGroup')).toBe(1);
+  });
+
+  it('a PDB that never allows eviction: escalated to a human after DRAIN_TIMEOUT, nothing forced, no reboot', async () => {
+    const h = cluster({}, 1_000_000);
+    const incident = h.openIncident('gpu-0', ecc);
+    await h.services.triage(incident.id);
+    await h.engine.whenIdle();
+    expect(h.stateOf(incident.id)).toBe('escalated');
+    expect(h.incidents.get(incident.id)?.stateReason).toContain('PodDisruptionBudget');
+    expect(h.world.count('deletePod')).toBe(0);
+    expect(h.world.count('rebootInstance')).toBe(0);
+    expect(h.world.pods.has('ml/llama-ft-worker-0')).toBe(true);
+    expect(h.world.nodes.get('gpu-0')?.unschedulable).toBe(true);
+  });
+
+  it('a rule with force deletes the PDB-blocked pod after DRAIN_TIMEOUT', async () => {
+    const h = cluster(
+      { policy: testPolicy({ rules: [{ match: { category: 'ECC_ERROR' }, action: 'reboot', mode: 'auto', force: true }] }) },
+      1_000_000,
+    );
+    const incident = h.openIncident('gpu-0', ecc);
+    await h.services.triage(incident.id);
+    await h.engine.whenIdle();
+    expect(h.stateOf(incident.id)).toBe('resolved');
+    expect(h.world.count('deletePod')).toBe(1);
+  });
+
+  it('Karpenter nodes are replaced by deleting the Node', async () => {
+    const h = createHarness();
+    for (let i = 0; i < 10; i++) h.world.addNode({ name: `k-${i}`, instanceId: `i-k${i}`, karpenterNodePool: 'gpu-pool' });
+    const incident = h.openIncident('k-0');
+    await h.services.triage(incident.id);
+    await h.engine.whenIdle();
+    expect(h.stateOf(incident.id)).toBe('resolved');
+    expect(h.world.count('deleteNode')).toBe(1);
+    expect(h.world.count('terminateInAutoScalingGroup') + h.world.count('terminateInstance')).toBe(0);
+    expect(h.events.find((e) => e.step === 'replacement_ready')?.details.replacement).toMatch(/^gpu-pool-new-/);
+  });
+
+  it('a standalone instance is terminated through EC2 and no replacement is awaited', async () => {
+    const h = createHarness();
+    for (let i = 0; i < 10; i++) h.world.addNode({ name: `s-${i}`, instanceId: `i-s${i}` });
+    const incident = h.openIncident('s-0');
+    await h.services.triage(incident.id);
+    await h.engine.whenIdle();
+    expect(h.stateOf(incident.id)).toBe('resolved');
+    expect(h.world.count('terminateInstance')).toBe(1);
+  });
+
+  it('DRY_RUN: every step reported as "would …", no mutating call reaches the cluster or the cloud', async () => {
+    const h = cluster({ safety: { dryRun: true } });
+    const incident = h.openIncident('gpu-0', ecc);
+    const result = await h.services.triage(incident.id);
+    expect(result).toMatchObject({ ok: true, dryRun: true });
+    expect(result.message).toContain('DRY RUN');
+    await h.engine.whenIdle();
+    expect(h.world.mutations()).toBe(0);
+    expect(h.stateOf(incident.id)).toBe('resolved');
+    const engineEvents = h.events.filter((e) => e.incidentId === incident.id);
+    expect(engineEvents.length).toBeGreaterThan(5);
+    expect(engineEvents.every((e) => e.dryRun === true)).toBe(true);
+    expect(h.events.find((e) => e.step === 'reboot_issued')?.details.would).toMatch(/^reboot i-/);
+    expect(h.events.find((e) => e.step === 'drained')?.details.pods).toEqual(['ml/llama-ft-worker-0', 'default/web-1']);
+    // A dry run is not a remediation in the history: the next real decision is not escalated.
+    const again = h.openIncident('gpu-0', { ...ecc, faultKey: 'ecc_dbe:gpu0' });
+    expect((await h.services.triage(again.id)).decision?.action).toBe('reboot');
+  });
+
+  it('a human uncordoning the node mid-drain cancels the remediation', async () => {
+    const h = cluster({}, 5);
+    h.bus.subscribe((e) => {
+      if (e.step === 'pdb_wait') h.world.humanUncordon('gpu-0');
+    });
+    const incident = h.openIncident('gpu-0', ecc);
+    await h.services.triage(incident.id);
+    await h.engine.whenIdle();
+    expect(h.stateOf(incident.id)).toBe('cancelled');
+    expect(h.incidents.get(incident.id)?.stateReason).toContain('uncordoned by someone else');
+    expect(h.world.count('rebootInstance')).toBe(0);
+    expect(h.world.count('uncordon')).toBe(0);
+    expect(stepsOf(h)).toContain('cancelled');
+  });
+
+  it('an exclusion made mid-run stops the run before its next step', async () => {
+    const h = cluster({}, 3);
+    let excluded = false;
+    h.bus.subscribe((e) => {
+      if (e.step === 'pdb_wait' && !excluded) {
+        excluded = true;
+        h.exclusions.put({ node: 'gpu-0', reason: 'RMA', createdBy: 'slack:U1', createdAt: h.clock.now() });
+      }
+    });
+    const incident = h.openIncident('gpu-0', ecc);
+    await h.services.triage(incident.id);
+    await h.engine.whenIdle();
+    expect(h.stateOf(incident.id)).toBe('cancelled');
+    expect(h.world.count('rebootInstance')).toBe(0);
+  });
+
+  it('a node without the lease stops before acting', async () => {
+    const h = cluster({ isLeader: () => false });
+    const incident = h.openIncident('gpu-0', ecc);
+    h.claim(incident.id, 'reboot', 'cordoned');
+    const result = await h.engine.run(incident.id);
+    expect(result).toMatchObject({ stopped: 'not_leader', state: 'cordoned' });
+    expect(h.world.mutations()).toBe(0);
+  });
+
+  it('a second run of the same incident in one process is refused while the first is in progress', async () => {
+    const h = cluster();
+    const incident = h.openIncident('gpu-0', ecc);
+    h.claim(incident.id, 'reboot', 'cordoned');
+    const [a, b] = await Promise.all([h.engine.run(incident.id), h.engine.run(incident.id)]);
+    expect(a.state).toBe('resolved');
+    expect(b.stopped).toBe('already_running');
+    expect(h.world.count('rebootInstance')).toBe(1);
+  });
+});
+
+describe('RemediationEngine: crash at every step and resume', () => {
+  async function crashAndResume(action: 'reboot' | 'replace', write: number, phase: 'before' | 'after') {
+    const h = cluster();
+    const incident = action === 'reboot' ? h.openIncident('gpu-0', ecc) : h.openIncident('gpu-0');
+    h.claim(incident.id, action, 'cordoned');
+    h.power.arm(write, phase);
+    let crashed = false;
+    try {
+      await h.engine.run(incident.id);
+    } catch (error) {
+      expect(error).toBeInstanceOf(SimulatedCrash);
+      crashed = true;
+    }
+    h.power.restore();
+    const restarted = h.newEngine();
+    restarted.start();
+    await restarted.whenIdle();
+    return { h, incident, crashed };
+  }
+
+  it.each(['reboot', 'replace'] as const)('%s: each external action happens exactly once, whatever the crash point', async (action) => {
+    let points = 0;
+    for (let write = 1; ; write++) {
+      let anyCrash = false;
+      for (const phase of ['before', 'after'] as const) {
+        const { h, incident, crashed } = await crashAndResume(action, write, phase);
+        anyCrash ||= crashed;
+        const where = `${action}, crash ${phase} write ${write}`;
+        expect(h.stateOf(incident.id), where).toBe('resolved');
+        expect(h.world.count('cordon'), where).toBe(1);
+        for (const pod of h.world.pods.values()) expect(pod.evictions, where).toBeLessThanOrEqual(1);
+        if (action === 'reboot') {
+          expect(h.world.count('rebootInstance'), where).toBe(1);
+          expect(h.world.count('uncordon'), where).toBe(1);
+          expect(h.world.nodes.get('gpu-0')?.unschedulable, where).toBe(false);
+        } else {
+          expect(h.world.count('terminateInAutoScalingGroup'), where).toBe(1);
+          expect(h.world.count('uncordon'), where).toBe(0);
+        }
+        expect(h.world.count('deletePod') + h.world.count('terminateInstance'), where).toBe(0);
+      }
+      if (!anyCrash) break;
+      points++;
+    }
+    // Every write of a full run was a crash point (plan, steps, transitions, audit): dozens of them.
+    expect(points).toBeGreaterThan(20);
+  });
+});
