@@ -1,5 +1,10 @@
 /** The SNS adapter of the notify TopicPublisher port: the only file importing the SNS SDK. */
-import { type MessageAttributeValue, PublishCommand, type PublishCommandInput, SNSClient } from '@aws-sdk/client-sns';
+import {
+  type MessageAttributeValue,
+  PublishCommand,
+  type PublishCommandInput,
+  SNSClient,
+} from '@aws-sdk/client-sns';
 import { SinkError, type TopicMessage, type TopicPublisher } from '../notify/ports.js';
 import { type AwsClientOptions, awsClientConfig, classifyAwsError } from './client-config.js';
 

@@ -93,7 +93,10 @@ export function createNotifier(options: NotifierOptions): Notifier {
     try {
       message = buildNotification(event, incident, cluster);
     } catch (error) {
-      logger?.error({ incidentId: event.incidentId, step: event.step, err: errorMessage(error) }, 'bad event');
+      logger?.error(
+        { incidentId: event.incidentId, step: event.step, err: errorMessage(error) },
+        'bad event',
+      );
       return 0;
     }
     if (!message) return 0;
@@ -107,7 +110,11 @@ export function createNotifier(options: NotifierOptions): Notifier {
     return added;
   }
 
-  function publishClusterMetrics(input: { unhealthyGpuNodes: number; breakerOpen: boolean; at?: number }): void {
+  function publishClusterMetrics(input: {
+    unhealthyGpuNodes: number;
+    breakerOpen: boolean;
+    at?: number;
+  }): void {
     const cw = sinks.find((s) => s.name === 'cloudwatch');
     if (!cw) return;
     const at = input.at ?? clock();

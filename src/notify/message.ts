@@ -165,7 +165,9 @@ export function buildNotification(
 /** The SNS Subject: printable ASCII, one line, under 100 characters (SNS rejects anything else). */
 export const SUBJECT_MAX_CHARS = 99;
 
-export function notificationSubject(m: Pick<NotificationMessage, 'severity' | 'category' | 'node' | 'step'>): string {
+export function notificationSubject(
+  m: Pick<NotificationMessage, 'severity' | 'category' | 'node' | 'step'>,
+): string {
   const raw = `[gpu-medic] ${m.severity} ${m.category} on ${m.node}: ${m.step}`;
   const ascii = raw
     .normalize('NFKD')

@@ -177,7 +177,10 @@ export class OutboxWorker {
     }
     const byId = new Map(results.map((r) => [r.id, r]));
     for (const entry of batch) {
-      this.record(entry, byId.get(entry.id) ?? { id: entry.id, outcome: 'retry', error: 'no result from sink' });
+      this.record(
+        entry,
+        byId.get(entry.id) ?? { id: entry.id, outcome: 'retry', error: 'no result from sink' },
+      );
     }
     this.options.metrics?.outboxDepth.set({ sink: name }, this.outbox.depth(name));
     return batch.length;
@@ -203,6 +206,9 @@ export class OutboxWorker {
     this.options.metrics?.notificationDeliveries.inc({ sink, outcome: 'retry' });
     // Early failures are routine (a blip); a long streak is worth a warning.
     const level = attempt >= 5 ? 'warn' : 'debug';
-    this.logger?.[level]({ id: entry.id, attempts: attempt, delayMs: delay, error }, 'notification delivery failed; will retry');
+    this.logger?.[level](
+      { id: entry.id, attempts: attempt, delayMs: delay, error },
+      'notification delivery failed; will retry',
+    );
   }
 }

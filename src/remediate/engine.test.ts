@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { createHarness, eccFinding, type Harness, type HarnessOptions, testPolicy } from './testing/harness.js';
+import {
+  createHarness,
+  eccFinding,
+  type Harness,
+  type HarnessOptions,
+  testPolicy,
+} from './testing/harness.js';
 import { SimulatedCrash } from './testing/power.js';
 
 const kubeflowJob = { kind: 'PyTorchJob', apiVersion: 'kubeflow.org/v1', namespace: 'ml', name: 'llama-ft' };
@@ -8,7 +14,12 @@ const kubeflowJob = { kind: 'PyTorchJob', apiVersion: 'kubeflow.org/v1', namespa
 function cluster(options: HarnessOptions = {}, pdbBlocks = 2): Harness {
   const h = createHarness(options);
   for (let i = 0; i < 10; i++) {
-    h.world.addNode({ name: `gpu-${i}`, instanceId: `i-0${i}`.padEnd(19, '0'), nodeGroup: 'p5', asg: 'asg-p5' });
+    h.world.addNode({
+      name: `gpu-${i}`,
+      instanceId: `i-0${i}`.padEnd(19, '0'),
+      nodeGroup: 'p5',
+      asg: 'asg-p5',
+    });
   }
   h.world.addPod({ node: 'gpu-0', namespace: 'ml', name: 'llama-ft-worker-0', pdbBlocks, job: kubeflowJob });
   h.world.addPod({ node: 'gpu-0', name: 'web-1' });
@@ -18,7 +29,14 @@ function cluster(options: HarnessOptions = {}, pdbBlocks = 2): Harness {
   return h;
 }
 
-const ecc = { faultKey: 'ecc_dbe:gpu0', category: 'ECC_ERROR', xid: undefined, gpu: 0, recommendedAction: 'reboot' as const, plannedAction: 'reboot' as const };
+const ecc = {
+  faultKey: 'ecc_dbe:gpu0',
+  category: 'ECC_ERROR',
+  xid: undefined,
+  gpu: 0,
+  recommendedAction: 'reboot' as const,
+  plannedAction: 'reboot' as const,
+};
 
 function stepsOf(h: Harness): string[] {
   return h.events.map((e) => e.step);
@@ -35,7 +53,9 @@ describe('RemediationEngine flows', () => {
     expect(h.stateOf(incident.id)).toBe('resolved');
     expect(h.world.count('cordon')).toBe(1);
     expect(h.world.count('terminateInAutoScalingGroup')).toBe(1);
-    expect(h.world.count('terminateInstance') + h.world.count('rebootInstance') + h.world.count('deleteNode')).toBe(0);
+    expect(
+      h.world.count('terminateInstance') + h.world.count('rebootInstance') + h.world.count('deleteNode'),
+    ).toBe(0);
     // The eviction API refused the training pod twice (PDB) before it went; DS and static pods were never evicted.
     const evicted = h.events.filter((e) => e.step === 'pod_evicted').map((e) => e.details.pod);
     expect(evicted.sort()).toEqual(['default/web-1', 'ml/llama-ft-worker-0']);
@@ -46,20 +66,29 @@ describe('RemediationEngine flows', () => {
     expect(h.world.nodes.get(String(ready?.details.replacement))?.ready).toBe(true);
     expect(h.world.nodes.has('gpu-0')).toBe(false);
     expect(h.events.find((e) => e.step === 'kubeflow_jobs')?.details.jobs).toEqual([kubeflowJob]);
-    expect(h.events.find((e) => e.step === 'kubeflow_job_running')?.details.job).toBe('PyTorchJob ml/llama-ft');
+    expect(h.events.find((e) => e.step === 'kubeflow_job_running')?.details.job).toBe(
+      'PyTorchJob ml/llama-ft',
+    );
     expect(stepsOf(h).at(-1)).toBe('resolved');
-    expect(h.audit.entries.some((e) => e.action === 'remediate.replace' && e.result.startsWith('resolved'))).toBe(true);
+    expect(
+      h.audit.entries.some((e) => e.action === 'remediate.replace' && e.result.startsWith('resolved')),
+    ).toBe(true);
   });
 
   it('ECC DBE: reboot → new boot ID → healthy scan → uncordon → resolved', async () => {
     const h = cluster();
     const bootBefore = h.world.nodes.get('gpu-0')?.bootId;
     const incident = h.openIncident('gpu-0', ecc);
-    expect(await h.services.triage(incident.id)).toMatchObject({ ok: true, decision: { action: 'reboot', mode: 'auto' } });
+    expect(await h.services.triage(incident.id)).toMatchObject({
+      ok: true,
+      decision: { action: 'reboot', mode: 'auto' },
+    });
     await h.engine.whenIdle();
 
     expect(h.stateOf(incident.id)).toBe('resolved');
-    expect([h.world.count('cordon'), h.world.count('rebootInstance'), h.world.count('uncordon')]).toEqual([1, 1, 1]);
+    expect([h.world.count('cordon'), h.world.count('rebootInstance'), h.world.count('uncordon')]).toEqual([
+      1, 1, 1,
+    ]);
     const node = h.world.nodes.get('gpu-0');
     expect(node?.unschedulable).toBe(false);
     expect(node?.bootId).not.toBe(bootBefore);
@@ -95,7 +124,10 @@ describe('RemediationEngine flows', () => {
     h.clock.advance(3 * 3_600_000);
     const again = h.openIncident('gpu-0', ecc);
     const result = await h.services.triage(again.id);
-    expect(result).toMatchObject({ ok: true, decision: { action: 'replace', mode: 'auto', escalated: true } });
+    expect(result).toMatchObject({
+      ok: true,
+      decision: { action: 'replace', mode: 'auto', escalated: true },
+    });
     await h.engine.whenIdle();
     expect(h.stateOf(again.id)).toBe('resolved');
     expect(h.world.count('terminateInAutoScalingGroup')).toBe(1);
@@ -116,7 +148,11 @@ describe('RemediationEngine flows', () => {
 
   it('a rule with force deletes the PDB-blocked pod after DRAIN_TIMEOUT', async () => {
     const h = cluster(
-      { policy: testPolicy({ rules: [{ match: { category: 'ECC_ERROR' }, action: 'reboot', mode: 'auto', force: true }] }) },
+      {
+        policy: testPolicy({
+          rules: [{ match: { category: 'ECC_ERROR' }, action: 'reboot', mode: 'auto', force: true }],
+        }),
+      },
       1_000_000,
     );
     const incident = h.openIncident('gpu-0', ecc);
@@ -128,14 +164,17 @@ describe('RemediationEngine flows', () => {
 
   it('Karpenter nodes are replaced by deleting the Node', async () => {
     const h = createHarness();
-    for (let i = 0; i < 10; i++) h.world.addNode({ name: `k-${i}`, instanceId: `i-k${i}`, karpenterNodePool: 'gpu-pool' });
+    for (let i = 0; i < 10; i++)
+      h.world.addNode({ name: `k-${i}`, instanceId: `i-k${i}`, karpenterNodePool: 'gpu-pool' });
     const incident = h.openIncident('k-0');
     await h.services.triage(incident.id);
     await h.engine.whenIdle();
     expect(h.stateOf(incident.id)).toBe('resolved');
     expect(h.world.count('deleteNode')).toBe(1);
     expect(h.world.count('terminateInAutoScalingGroup') + h.world.count('terminateInstance')).toBe(0);
-    expect(h.events.find((e) => e.step === 'replacement_ready')?.details.replacement).toMatch(/^gpu-pool-new-/);
+    expect(h.events.find((e) => e.step === 'replacement_ready')?.details.replacement).toMatch(
+      /^gpu-pool-new-/,
+    );
   });
 
   it('a standalone instance is terminated through EC2 and no replacement is awaited', async () => {
@@ -161,7 +200,10 @@ describe('RemediationEngine flows', () => {
     expect(engineEvents.length).toBeGreaterThan(5);
     expect(engineEvents.every((e) => e.dryRun === true)).toBe(true);
     expect(h.events.find((e) => e.step === 'reboot_issued')?.details.would).toMatch(/^reboot i-/);
-    expect(h.events.find((e) => e.step === 'drained')?.details.pods).toEqual(['ml/llama-ft-worker-0', 'default/web-1']);
+    expect(h.events.find((e) => e.step === 'drained')?.details.pods).toEqual([
+      'ml/llama-ft-worker-0',
+      'default/web-1',
+    ]);
     // A dry run is not a remediation in the history: the next real decision is not escalated.
     const again = h.openIncident('gpu-0', { ...ecc, faultKey: 'ecc_dbe:gpu0' });
     expect((await h.services.triage(again.id)).decision?.action).toBe('reboot');
@@ -238,7 +280,10 @@ describe('RemediationEngine: crash at every step and resume', () => {
     return { h, incident, crashed };
   }
 
-  it.each(['reboot', 'replace'] as const)('%s: each external action happens exactly once, whatever the crash point', async (action) => {
+  it.each([
+    'reboot',
+    'replace',
+  ] as const)('%s: each external action happens exactly once, whatever the crash point', async (action) => {
     let points = 0;
     for (let write = 1; ; write++) {
       let anyCrash = false;

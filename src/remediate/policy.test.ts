@@ -37,8 +37,18 @@ describe('decide: the default table (DESIGN §4)', () => {
     ['health WARN', fault('health', 'warning'), 'none', 'off'],
     ['NVLink warning', fault('nvlink', 'warning'), 'none', 'off'],
     ['collection failed', fault('collection', 'critical', { category: 'COLLECTION_FAILED' }), 'none', 'off'],
-    ['custom critical category asking replace', fault('unknown', 'critical', { recommendedAction: 'replace' }), 'replace', 'approve'],
-    ['custom critical category asking monitor', fault('unknown', 'critical', { recommendedAction: 'monitor' }), 'none', 'off'],
+    [
+      'custom critical category asking replace',
+      fault('unknown', 'critical', { recommendedAction: 'replace' }),
+      'replace',
+      'approve',
+    ],
+    [
+      'custom critical category asking monitor',
+      fault('unknown', 'critical', { recommendedAction: 'monitor' }),
+      'none',
+      'off',
+    ],
   ])('%s → %s / %s', (_, input, action, mode) => {
     const d = decide(input, testPolicy(), clean, now);
     expect([d.action, d.mode]).toEqual([action, mode]);
@@ -61,29 +71,67 @@ describe('decide: rules', () => {
   });
 
   it('a rule can carry force', () => {
-    const policy = testPolicy({ rules: [{ match: { category: 'ECC_ERROR' }, action: 'reboot', mode: 'auto', force: true }] });
-    expect(decide(fault('ecc_dbe', 'critical', { category: 'ECC_ERROR' }), policy, clean, now).force).toBe(true);
+    const policy = testPolicy({
+      rules: [{ match: { category: 'ECC_ERROR' }, action: 'reboot', mode: 'auto', force: true }],
+    });
+    expect(decide(fault('ecc_dbe', 'critical', { category: 'ECC_ERROR' }), policy, clean, now).force).toBe(
+      true,
+    );
   });
 });
 
 describe('decide: escalation and humans', () => {
   it('a fault that returns within 24 h of a reboot is replaced', () => {
-    const d = decide(fault('ecc_dbe', 'critical'), testPolicy({ escalation: { returnWithinHours: 24, maxRebootsPerFault: 5, maxRemediationsPerNode: 3, windowDays: 7 } }), { rebootsForFault: 1, lastRebootAt: now - 3_600_000, remediationsInWindow: 1 }, now);
+    const d = decide(
+      fault('ecc_dbe', 'critical'),
+      testPolicy({
+        escalation: {
+          returnWithinHours: 24,
+          maxRebootsPerFault: 5,
+          maxRemediationsPerNode: 3,
+          windowDays: 7,
+        },
+      }),
+      { rebootsForFault: 1, lastRebootAt: now - 3_600_000, remediationsInWindow: 1 },
+      now,
+    );
     expect([d.action, d.mode, d.escalated]).toEqual(['replace', 'auto', true]);
   });
 
   it('after 25 h, with reboots under the limit, it is rebooted again', () => {
-    const d = decide(fault('ecc_dbe', 'critical'), testPolicy({ escalation: { returnWithinHours: 24, maxRebootsPerFault: 5, maxRemediationsPerNode: 3, windowDays: 7 } }), { rebootsForFault: 1, lastRebootAt: now - 25 * 3_600_000, remediationsInWindow: 1 }, now);
+    const d = decide(
+      fault('ecc_dbe', 'critical'),
+      testPolicy({
+        escalation: {
+          returnWithinHours: 24,
+          maxRebootsPerFault: 5,
+          maxRemediationsPerNode: 3,
+          windowDays: 7,
+        },
+      }),
+      { rebootsForFault: 1, lastRebootAt: now - 25 * 3_600_000, remediationsInWindow: 1 },
+      now,
+    );
     expect(d.action).toBe('reboot');
   });
 
   it('maxRebootsPerFault reboots already done → replace', () => {
-    const d = decide(fault('xid', 'critical', { xid: 62 }), testPolicy(), { rebootsForFault: 1, remediationsInWindow: 1 }, now);
+    const d = decide(
+      fault('xid', 'critical', { xid: 62 }),
+      testPolicy(),
+      { rebootsForFault: 1, remediationsInWindow: 1 },
+      now,
+    );
     expect([d.action, d.escalated]).toEqual(['replace', true]);
   });
 
   it('a node remediated maxRemediationsPerNode times in the window goes to a human', () => {
-    const d = decide(fault('xid', 'critical', { xid: 79 }), testPolicy(), { rebootsForFault: 0, remediationsInWindow: 3 }, now);
+    const d = decide(
+      fault('xid', 'critical', { xid: 79 }),
+      testPolicy(),
+      { rebootsForFault: 0, remediationsInWindow: 3 },
+      now,
+    );
     expect([d.action, d.mode]).toEqual(['replace', 'approve']);
     expect(d.reason).toContain('a human decides');
   });
@@ -93,12 +141,19 @@ describe('decide: escalation and humans', () => {
     ['off', 'off'],
     ['auto', 'auto'],
   ])('an LLM-sourced destructive action takes llmDestructiveMode=%s → %s', (llmMode, expected) => {
-    const d = decide(fault('unknown', 'critical', { xid: 79, kind: 'xid', source: 'llm' }), testPolicy({ llmDestructiveMode: llmMode }), clean, now);
+    const d = decide(
+      fault('unknown', 'critical', { xid: 79, kind: 'xid', source: 'llm' }),
+      testPolicy({ llmDestructiveMode: llmMode }),
+      clean,
+      now,
+    );
     expect([d.action, d.mode]).toEqual(['replace', expected]);
   });
 
   it('a cached (LLM) category counts as LLM-sourced', () => {
-    expect(decide(fault('xid', 'critical', { xid: 79, source: 'cache' }), testPolicy(), clean, now).mode).toBe('approve');
+    expect(
+      decide(fault('xid', 'critical', { xid: 79, source: 'cache' }), testPolicy(), clean, now).mode,
+    ).toBe('approve');
   });
 
   it('a preexisting (sticky, age unknown) fault asks a human instead of acting', () => {
@@ -107,7 +162,12 @@ describe('decide: escalation and humans', () => {
   });
 
   it('an alert-only fault stays alert-only whatever the history', () => {
-    const d = decide(fault('xid', 'warning', { xid: 31 }), testPolicy(), { rebootsForFault: 9, lastRebootAt: now, remediationsInWindow: 9 }, now);
+    const d = decide(
+      fault('xid', 'warning', { xid: 31 }),
+      testPolicy(),
+      { rebootsForFault: 9, lastRebootAt: now, remediationsInWindow: 9 },
+      now,
+    );
     expect([d.action, d.mode]).toEqual(['none', 'off']);
   });
 });

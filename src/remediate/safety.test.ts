@@ -29,10 +29,22 @@ describe('checkSafety', () => {
     ['breaker open, human bypasses', { breakerOpen: true, trigger: 'manual' }, undefined],
     ['at max concurrent', { inFlight: 1 }, 'concurrency'],
     ['at max concurrent, a human too', { inFlight: 1, trigger: 'manual' }, 'concurrency'],
-    ['uncordon is never held by concurrency', { inFlight: 3, action: 'uncordon', trigger: 'manual' }, undefined],
+    [
+      'uncordon is never held by concurrency',
+      { inFlight: 3, action: 'uncordon', trigger: 'manual' },
+      undefined,
+    ],
     ['5 in the last hour', { recentRemediations: [1, 2, 3, 4, 5].map((m) => now - m * 60_000) }, 'rate'],
-    ['5 in the last hour, human bypasses', { trigger: 'manual', recentRemediations: [1, 2, 3, 4, 5].map((m) => now - m * 60_000) }, undefined],
-    ['old ones do not count', { recentRemediations: [61, 62, 63, 64, 65].map((m) => now - m * 60_000) }, undefined],
+    [
+      '5 in the last hour, human bypasses',
+      { trigger: 'manual', recentRemediations: [1, 2, 3, 4, 5].map((m) => now - m * 60_000) },
+      undefined,
+    ],
+    [
+      'old ones do not count',
+      { recentRemediations: [61, 62, 63, 64, 65].map((m) => now - m * 60_000) },
+      undefined,
+    ],
   ])('%s', (_, patch, limit) => {
     const v = checkSafety({ ...base, ...patch });
     if (limit === undefined) expect(v).toEqual({ allowed: true });
@@ -57,11 +69,18 @@ describe('shouldTripBreaker', () => {
     [1, 0, true],
     [0, 0, false],
   ])('%i of %i nodes unhealthy (max 20%%) → trip %s', (n, total, trip) => {
-    expect(shouldTripBreaker({ unhealthyOrCordonedByUs: n, gpuNodeCount: total, maxUnhealthyPercent: 20 }).trip).toBe(trip);
+    expect(
+      shouldTripBreaker({ unhealthyOrCordonedByUs: n, gpuNodeCount: total, maxUnhealthyPercent: 20 }).trip,
+    ).toBe(trip);
   });
 
   it('trips on maxUnhealthyNodes too', () => {
-    const r = shouldTripBreaker({ unhealthyOrCordonedByUs: 3, gpuNodeCount: 100, maxUnhealthyPercent: 20, maxUnhealthyNodes: 2 });
+    const r = shouldTripBreaker({
+      unhealthyOrCordonedByUs: 3,
+      gpuNodeCount: 100,
+      maxUnhealthyPercent: 20,
+      maxUnhealthyNodes: 2,
+    });
     expect(r.trip).toBe(true);
     expect(r.message).toContain('/gpu resume');
   });

@@ -328,7 +328,7 @@ export class RemediationServices {
    * (auto), put to a human (approve, or auto stopped by a safety limit), or only alerted (off).
    */
   async triage(incidentId: string): Promise<ServiceResult & { decision?: Decision }> {
-    const { incidents, steps, clock, policy } = { ...this.deps, policy: this.deps.policy };
+    const { incidents, steps, clock, policy } = this.deps;
     const incident = incidents.get(incidentId);
     if (!incident) return { ok: false, code: 'not_found', message: `Incident ${incidentId} does not exist.` };
     if (incident.state !== 'detected') return { ok: false, code: 'busy', message: alreadyMessage(incident) };

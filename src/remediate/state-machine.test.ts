@@ -9,25 +9,44 @@ describe('planSteps', () => {
     ['cordon', ['cordon', 'resolve']],
     ['uncordon', ['uncordon', 'resolve']],
     ['drain', ['cordon', 'kubeflow_snapshot', 'drain', 'follow_jobs', 'resolve']],
-    ['reboot', ['cordon', 'kubeflow_snapshot', 'drain', 'reboot', 'wait_node_back', 'verify_scan', 'uncordon', 'follow_jobs', 'resolve']],
-    ['replace', ['cordon', 'kubeflow_snapshot', 'drain', 'replace', 'wait_replacement', 'follow_jobs', 'resolve']],
+    [
+      'reboot',
+      [
+        'cordon',
+        'kubeflow_snapshot',
+        'drain',
+        'reboot',
+        'wait_node_back',
+        'verify_scan',
+        'uncordon',
+        'follow_jobs',
+        'resolve',
+      ],
+    ],
+    [
+      'replace',
+      ['cordon', 'kubeflow_snapshot', 'drain', 'replace', 'wait_replacement', 'follow_jobs', 'resolve'],
+    ],
   ])('%s', (action, steps) => {
     expect(planSteps(action)).toEqual(steps);
   });
 
-  it.each<RemediationAction>(['cordon', 'uncordon', 'drain', 'reboot', 'replace'])(
-    'every step of %s is reachable from the claim state in order',
-    (action) => {
-      let state = claimState(action) as IncidentState;
-      expect(canTransition('awaiting_approval', state)).toBe(true);
-      for (const step of planSteps(action)) {
-        const next = stepState[step];
-        expect(canTransition(state, next), `${state} → ${next}`).toBe(true);
-        state = step === 'drain' ? 'drained' : next;
-      }
-      expect(state).toBe('resolved');
-    },
-  );
+  it.each<RemediationAction>([
+    'cordon',
+    'uncordon',
+    'drain',
+    'reboot',
+    'replace',
+  ])('every step of %s is reachable from the claim state in order', (action) => {
+    let state = claimState(action) as IncidentState;
+    expect(canTransition('awaiting_approval', state)).toBe(true);
+    for (const step of planSteps(action)) {
+      const next = stepState[step];
+      expect(canTransition(state, next), `${state} → ${next}`).toBe(true);
+      state = step === 'drain' ? 'drained' : next;
+    }
+    expect(state).toBe('resolved');
+  });
 });
 
 describe('canTransition', () => {

@@ -65,7 +65,8 @@ export class CloudWatchSink implements Sink {
     const cluster = StoredClusterMetrics.safeParse(payload);
     if (cluster.success) return { ok: true, points: metricPointsForCluster(cluster.data) };
     const n = StoredNotification.safeParse(payload);
-    if (n.success) return { ok: true, points: metricPointsForNotification(n.data, { perNode: this.perNode }) };
+    if (n.success)
+      return { ok: true, points: metricPointsForNotification(n.data, { perNode: this.perNode }) };
     return { ok: false, error: `not a notification or cluster metrics payload: ${describeIssues(n.error)}` };
   }
 
@@ -107,13 +108,19 @@ export class CloudWatchSink implements Sink {
           // One bad datapoint must not kill its neighbours: find the culprit message by sending each alone.
           for (const owner of owners) await this.sendAlone(owner, call, failures);
         } else {
-          for (const owner of owners) if (!failures.has(owner)) failures.set(owner, failureResult(owner, error));
+          for (const owner of owners)
+            if (!failures.has(owner)) failures.set(owner, failureResult(owner, error));
         }
       }
     }
 
     return batch.map(
-      (e) => failures.get(e.id) ?? { id: e.id, outcome: 'delivered', result: { datapoints: counts.get(e.id) ?? 0 } },
+      (e) =>
+        failures.get(e.id) ?? {
+          id: e.id,
+          outcome: 'delivered',
+          result: { datapoints: counts.get(e.id) ?? 0 },
+        },
     );
   }
 

@@ -20,7 +20,10 @@ export class LambdaSink implements Sink {
       if (!parsed.success) {
         return { id: entry.id, outcome: 'permanent', error: `bad payload: ${describeIssues(parsed.error)}` };
       }
-      const out = await this.options.invoker.invokeAsync(this.options.functionName, JSON.stringify(entry.payload));
+      const out = await this.options.invoker.invokeAsync(
+        this.options.functionName,
+        JSON.stringify(entry.payload),
+      );
       return { id: entry.id, outcome: 'delivered', result: out };
     });
   }

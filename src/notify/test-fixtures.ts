@@ -1,0 +1,57 @@
+/** Shared test data for the notify tests (not imported by production code). */
+import type { ProgressEvent, ProgressStep } from '../domain/events.js';
+import type { Incident, IncidentState } from '../domain/incident.js';
+
+export const T0 = Date.parse('2025-06-01T03:00:00.000Z');
+
+export function incident(over: Partial<Incident> = {}): Incident {
+  return {
+    id: 'inc-1',
+    node: 'ip-10-0-1-23.ec2.internal',
+    instanceId: 'i-0123456789abcdef0',
+    instanceType: 'p5.48xlarge',
+    nodeGroup: 'gpu-p5',
+    faultKey: 'xid:79:gpu3',
+    category: 'XID_CRITICAL_79',
+    severity: 'critical',
+    recommendedAction: 'replace',
+    plannedAction: 'replace',
+    mode: 'auto',
+    xid: 79,
+    gpu: 3,
+    explanation: 'GPU 3 has fallen off the bus (XID 79).',
+    source: 'rules',
+    evidence: ['NVRM: Xid (PCI:0000:53:00): 79, GPU has fallen off the bus.'],
+    state: 'detected',
+    preexisting: false,
+    firstSeen: T0,
+    lastSeen: T0 + 60_000,
+    count: 2,
+    updatedAt: T0 + 60_000,
+    ...over,
+  };
+}
+
+const STATE_AFTER: Partial<Record<ProgressStep, IncidentState>> = {
+  detected: 'detected',
+  approval_needed: 'awaiting_approval',
+  cordoned: 'cordoned',
+  reboot_issued: 'rebooting',
+  replace_issued: 'replacing',
+  resolved: 'resolved',
+  escalated: 'escalated',
+  failed: 'failed',
+  cancelled: 'cancelled',
+};
+
+export function event(step: ProgressStep, over: Partial<ProgressEvent> = {}): ProgressEvent {
+  return {
+    incidentId: 'inc-1',
+    node: 'ip-10-0-1-23.ec2.internal',
+    step,
+    state: STATE_AFTER[step] ?? 'draining',
+    at: T0 + 120_000,
+    details: {},
+    ...over,
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * What the Slack layer needs from the core, and what the core hands to a chat surface. The Slack code never
+ * imports k8s, aws or store: the composition root wires these ports to the application services
+ * (src/remediate/services.ts) and to the SQLite store, which satisfy them structurally.
+ */
+import type { ProgressEvent } from '../domain/events.js';
+import type { RemediationAction } from '../domain/incident.js';
+import type { AuditEntry, Exclusion } from '../domain/ports.js';
+import type { AlertView } from './blocks/alert.js';
+import type { FleetSummary, IncidentSummary, NodeDetail } from './format.js';
+
+export type ChatErrorCode = 'not_found' | 'not_gpu' | 'excluded' | 'busy' | 'denied' | 'limited' | 'invalid';
+
+/** The services' answer (RemediationServices' ServiceResult), written for a human. */
+export type ChatResult =
+  | { ok: true; incidentId?: string; message: string; dryRun?: boolean }
+  | { ok: false; code: ChatErrorCode; message: string };
+
+/**
+ * The application services plus the read models the answers are built from. Commands and clicks call the
+ * same entry points as the monitor; the services make every state change atomic and audit it.
+ * Actors are `slack:<userId>`.
+ */
+export interface ChatPort {
+  request(
+    action: RemediationAction,
+    node: string,
+    actor: string,
+    reason: string,
+    options: { incidentId?: string; trigger: 'auto' | 'manual' },
+  ): Promise<ChatResult>;
+  approve(incidentId: string, actor: string, action?: RemediationAction): Promise<ChatResult>;
+  cancel(incidentId: string, actor: string, reason: string): Promise<ChatResult>;
+  dismiss(incidentId: string, actor: string, reason?: string): Promise<ChatResult>;
+  exclude(node: string, options: { until?: number; reason: string }, actor: string): Promise<ChatResult>;
+  unexclude(node: string, actor: string): Promise<ChatResult>;
+  pause(actor: string, reason?: string): Promise<ChatResult>;
+  resume(actor: string): Promise<ChatResult>;
+
+  /** `/gpu status` and the App Home. */
+  fleetSummary(): Promise<FleetSummary>;
+  /** `/gpu status <node>`; undefined when the cluster has no such node. */
+  nodeDetail(node: string): Promise<NodeDetail | undefined>;
+  exclusions(): Promise<Exclusion[]>;
+  /** Most recent first; undefined when the cluster has no such node (and there is no history for it). */
+  history(node: string): Promise<AuditEntry[] | undefined>;
+  openIncidents(): Promise<IncidentSummary[]>;
+  /** The alert as it should look now, for re-rendering the root message after a click. */
+  alertView(incidentId: string): Promise<AlertView | undefined>;
+  /** For refusals decided in the Slack layer (authorization), which never reach the services. */
+  audit(entry: AuditEntry): void | Promise<void>;
+  now(): number;
+}
+
+/**
+ * Where alerts and their threads go: the Slack outbox (SlackDelivery) or the demo console (ConsoleChat).
+ * The core calls postAlert once per incident (repeats are ignored), postProgress for every step, and
+ * updateRoot when the alert should show a new state.
+ */
+export interface ChatSink {
+  postAlert(view: AlertView): void | Promise<void>;
+  postProgress(event: ProgressEvent): void | Promise<void>;
+  updateRoot(incidentId: string, view: AlertView): void | Promise<void>;
+}
+
+/** Slack user → the actor string the services and the audit trail use. */
+export function slackActor(userId: string): string {
+  return `slack:${userId}`;
+}
+
+/** `slack:U123` → `U123`; any other actor (monitor, cli:…) → undefined. */
+export function userIdFromActor(actor: string): string | undefined {
+  return actor.startsWith('slack:') ? actor.slice('slack:'.length) : undefined;
+}
+
+// ---- Persistence ports of the Slack outbox; the store's OutboxRepo and SlackRefRepo fit them as they are. ----
+
+export interface ChatOutboxEntry<P = unknown> {
+  id: number;
+  orderingKey: string;
+  payload: P;
+  attempts: number;
+  createdAt: number;
+  dedupeKey?: string;
+}
+
+export interface ChatOutbox {
+  enqueue(
+    sink: string,
+    orderingKey: string,
+    payload: unknown,
+    options?: { dedupeKey?: string; now?: number },
+  ): { id: number; duplicate: boolean };
+  /** Per ordering key only its oldest pending message, and only when it is due. */
+  nextBatch<P = unknown>(sink: string, now: number, limit: number): ChatOutboxEntry<P>[];
+  markDelivered(id: number, result?: unknown, now?: number): boolean;
+  markRetry(id: number, error: string, nextAttemptAt: number): boolean;
+  markDead(id: number, error: string, now?: number): boolean;
+}
+
+/** Where each incident's alert lives: replies and chat.update need its channel and ts. */
+export interface SlackRefs {
+  get(incidentId: string): { channel: string; ts: string } | undefined;
+  set(incidentId: string, channel: string, ts: string): void;
+}

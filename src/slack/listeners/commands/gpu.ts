@@ -1,0 +1,19 @@
+/** The `/gpu` slash command: ack at once (Slack gives 3 s), then answer ephemerally. */
+import type { App } from '@slack/bolt';
+import { sendEphemeral } from '../ephemeral.js';
+import type { ListenerDeps } from '../deps.js';
+import { handleGpuCommand } from './handle-gpu-command.js';
+
+export const gpuCommandName = '/gpu';
+
+export function register(app: App, deps: ListenerDeps): void {
+  app.command(gpuCommandName, async ({ command, ack, client, respond }) => {
+    await ack();
+    const reply = await handleGpuCommand(command.text ?? '', command.user_id, deps);
+    await sendEphemeral(
+      { client, channel: command.channel_id, user: command.user_id, respond },
+      reply.message,
+      deps.logger,
+    );
+  });
+}

@@ -1,0 +1,211 @@
+/**
+ * `/gpu …` handling shared by the Bolt listener and the demo console: text in, an ephemeral answer out.
+ * Authorization is decided here, server-side, before any destructive call; read-only commands are open to all.
+ */
+import type { Logger } from 'pino';
+import type { SlackMessage } from '../../blocks/alert.js';
+import { section } from '../../blocks/kit.js';
+import {
+  commandConfirmActionIds,
+  commandErrorMessage,
+  confirmCommandMessage,
+  exclusionsMessage,
+  fleetStatusMessage,
+  helpMessage,
+  historyMessage,
+  nodeStatusMessage,
+} from '../../blocks/status.js';
+import { slackActor } from '../../chat-port.js';
+import type { ChatPort, ChatResult } from '../../chat-port.js';
+import type { Authorizer } from '../../authz.js';
+import {
+  type GpuCommand,
+  isCommandError,
+  isDestructive,
+  type NodeActionKind,
+  needsConfirmation,
+  parseCommandButtonValue,
+  parseGpuCommand,
+  usage,
+} from '../../commands/parse.js';
+import { escapeMrkdwn, inlineCode } from '../../format.js';
+
+export interface CommandDeps {
+  chat: ChatPort;
+  authz: Authorizer;
+  logger?: Logger;
+}
+
+export type NodeActionCommand = Extract<GpuCommand, { kind: NodeActionKind }>;
+
+export interface CommandReply {
+  message: SlackMessage;
+  /** Set when the answer asks for confirmation of this command (Confirm / Cancel). */
+  confirm?: NodeActionCommand;
+}
+
+/** The one answer a user ever sees for an unexpected failure: never a stack trace. */
+export const genericFailure: SlackMessage = {
+  text: '⚠️ Something went wrong handling that. It has been logged; please try again.',
+  blocks: [section('⚠️ Something went wrong handling that. It has been logged; please try again.')],
+};
+
+export function textMessage(text: string): SlackMessage {
+  return { text, blocks: [section(text)] };
+}
+
+/** A service answer as an ephemeral message. */
+export function resultMessage(result: ChatResult): SlackMessage {
+  const icon = result.ok ? (result.dryRun ? '🧪' : '✅') : result.code === 'denied' ? '⛔' : '⚠️';
+  return textMessage(`${icon} ${escapeMrkdwn(result.message)}`);
+}
+
+export function deniedMessage(what: string): SlackMessage {
+  return textMessage(
+    `⛔ You are not allowed to ${what}. Ask a gpu-medic admin (SLACK_ADMIN_USERS / SLACK_ADMIN_GROUP).`,
+  );
+}
+
+/** Refusals decided here never reach the services, so they are audited here. */
+export async function auditDenial(
+  deps: CommandDeps,
+  userId: string,
+  action: string,
+  ctx: { node?: string; incidentId?: string },
+): Promise<void> {
+  try {
+    await deps.chat.audit({
+      at: deps.chat.now(),
+      actor: slackActor(userId),
+      action,
+      ...(ctx.node !== undefined ? { node: ctx.node } : {}),
+      ...(ctx.incidentId !== undefined ? { incidentId: ctx.incidentId } : {}),
+      result: 'denied',
+      details: { reason: 'not an admin' },
+    });
+  } catch (error) {
+    deps.logger?.error({ err: error, action, userId }, 'audit of a denial failed');
+  }
+}
+
+function unknownNode(node: string): SlackMessage {
+  return textMessage(
+    `⚠️ No node named ${inlineCode(node)} in this cluster. \`/gpu status\` lists the GPU nodes with problems; \`kubectl get nodes\` lists them all.`,
+  );
+}
+
+function nodeOf(cmd: GpuCommand): string | undefined {
+  return 'node' in cmd ? cmd.node : undefined;
+}
+
+/** `/gpu <text>` from `userId`. Never throws: unexpected errors are logged and answered generically. */
+export async function handleGpuCommand(
+  text: string,
+  userId: string,
+  deps: CommandDeps,
+): Promise<CommandReply> {
+  try {
+    return await answer(text, userId, deps);
+  } catch (error) {
+    deps.logger?.error({ err: error, userId, text: String(text).slice(0, 200) }, 'gpu command failed');
+    return { message: genericFailure };
+  }
+}
+
+async function answer(text: string, userId: string, deps: CommandDeps): Promise<CommandReply> {
+  const parsed = parseGpuCommand(text);
+  if (isCommandError(parsed)) return { message: commandErrorMessage(parsed) };
+  const cmd = parsed;
+  const { chat } = deps;
+  const actor = slackActor(userId);
+
+  if (isDestructive(cmd) && !(await deps.authz.isAdmin(userId))) {
+    const node = nodeOf(cmd);
+    await auditDenial(deps, userId, `command.${cmd.kind}`, node !== undefined ? { node } : {});
+    deps.logger?.info({ userId, command: cmd.kind, node }, 'slack command denied');
+    return { message: deniedMessage(`run \`/gpu ${cmd.kind}\``) };
+  }
+
+  switch (cmd.kind) {
+    case 'help':
+      return { message: helpMessage() };
+    case 'status': {
+      if (cmd.node === undefined) return { message: fleetStatusMessage(await chat.fleetSummary()) };
+      const detail = await chat.nodeDetail(cmd.node);
+      return { message: detail ? nodeStatusMessage(detail) : unknownNode(cmd.node) };
+    }
+    case 'exclusions':
+      return { message: exclusionsMessage(await chat.exclusions(), chat.now()) };
+    case 'history': {
+      const entries = await chat.history(cmd.node);
+      return { message: entries ? historyMessage(cmd.node, entries) : unknownNode(cmd.node) };
+    }
+    case 'exclude': {
+      const result = await chat.exclude(
+        cmd.node,
+        { until: chat.now() + cmd.durationMs, reason: cmd.reason ?? 'excluded from Slack' },
+        actor,
+      );
+      return { message: resultMessage(result) };
+    }
+    case 'unexclude':
+      return { message: resultMessage(await chat.unexclude(cmd.node, actor)) };
+    case 'pause':
+      return { message: resultMessage(await chat.pause(actor, cmd.reason ?? 'paused from Slack')) };
+    case 'resume':
+      return { message: resultMessage(await chat.resume(actor)) };
+    case 'cordon':
+    case 'uncordon':
+    case 'reboot':
+    case 'replace':
+      if (!needsConfirmation(cmd)) return { message: textMessage(`Usage: ${inlineCode(usage[cmd.kind])}`) };
+      return { message: confirmCommandMessage(cmd), confirm: cmd };
+    default: {
+      const never: never = cmd;
+      return { message: textMessage(`Unknown command ${escapeMrkdwn(String(never))}`) };
+    }
+  }
+}
+
+/** Runs a confirmed `/gpu cordon|uncordon|reboot|replace`, re-checking authorization (the click is a new request). */
+export async function runConfirmedCommand(
+  cmd: NodeActionCommand,
+  userId: string,
+  deps: CommandDeps,
+): Promise<SlackMessage> {
+  try {
+    if (!(await deps.authz.isAdmin(userId))) {
+      await auditDenial(deps, userId, `command.${cmd.kind}`, { node: cmd.node });
+      return deniedMessage(`${cmd.kind} nodes`);
+    }
+    const result = await deps.chat.request(
+      cmd.kind,
+      cmd.node,
+      slackActor(userId),
+      cmd.reason ?? `/gpu ${cmd.kind} from Slack`,
+      { trigger: 'manual' },
+    );
+    return resultMessage(result);
+  } catch (error) {
+    deps.logger?.error({ err: error, userId, command: cmd.kind }, 'confirmed command failed');
+    return genericFailure;
+  }
+}
+
+/** A click on the confirmation's Confirm or Cancel button. Never throws. */
+export async function handleConfirmClick(
+  actionId: string,
+  value: unknown,
+  userId: string,
+  deps: CommandDeps,
+): Promise<SlackMessage> {
+  const cmd = parseCommandButtonValue(value);
+  if ('error' in cmd) {
+    deps.logger?.warn({ userId, error: cmd.error }, 'malformed confirmation button');
+    return textMessage('⚠️ That button is not valid any more. Run the command again.');
+  }
+  if (actionId === commandConfirmActionIds.cancel) {
+    return textMessage(`Cancelled: nothing was done to ${inlineCode(cmd.node)}.`);
+  }
+  return runConfirmedCommand(cmd, userId, deps);
+}
