@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import {
   metricPointsForCluster,
   metricPointsForNotification,
-  packMetricCalls,
   PUT_METRIC_DATA_MAX_DATUMS,
+  packMetricCalls,
 } from './cloudwatch-metrics.js';
 import { buildNotification } from './message.js';
 import type { MetricPoint } from './ports.js';

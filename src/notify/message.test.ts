@@ -82,9 +82,14 @@ describe('buildNotification', () => {
 
 describe('notificationSubject', () => {
   it('reads like the brief', () => {
-    expect(notificationSubject({ severity: 'critical', category: 'XID_CRITICAL_79', node: 'ip-10-0-1-23', step: 'detected' })).toBe(
-      '[gpu-medic] critical XID_CRITICAL_79 on ip-10-0-1-23: detected',
-    );
+    expect(
+      notificationSubject({
+        severity: 'critical',
+        category: 'XID_CRITICAL_79',
+        node: 'ip-10-0-1-23',
+        step: 'detected',
+      }),
+    ).toBe('[gpu-medic] critical XID_CRITICAL_79 on ip-10-0-1-23: detected');
   });
 
   it.each([
@@ -92,7 +97,12 @@ describe('notificationSubject', () => {
     ['newlines and tabs', 'node\n\tbad\r\nname'],
     ['non-ASCII', 'nœud-é-🔥-节点'],
   ])('is printable ASCII, one line, under 100 characters with %s', (_label, node) => {
-    const s = notificationSubject({ severity: 'warning', category: 'XID_WARNING_43', node, step: 'resolved' });
+    const s = notificationSubject({
+      severity: 'warning',
+      category: 'XID_WARNING_43',
+      node,
+      step: 'resolved',
+    });
     expect(s.length).toBeLessThanOrEqual(SUBJECT_MAX_CHARS);
     expect(s).toMatch(/^[\x20-\x7e]+$/);
     expect(s.startsWith('[gpu-medic] warning XID_WARNING_43 on ')).toBe(true);

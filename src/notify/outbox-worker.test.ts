@@ -9,7 +9,10 @@ import type { DeliveryResult, OutboxEntry, Sink } from './ports.js';
 class ScriptedSink implements Sink {
   readonly name = 'test';
   readonly seen: unknown[] = [];
-  answer: (e: OutboxEntry) => DeliveryResult | Promise<DeliveryResult> = (e) => ({ id: e.id, outcome: 'delivered' });
+  answer: (e: OutboxEntry) => DeliveryResult | Promise<DeliveryResult> = (e) => ({
+    id: e.id,
+    outcome: 'delivered',
+  });
   async deliver(batch: OutboxEntry[]): Promise<DeliveryResult[]> {
     this.seen.push(...batch.map((e) => e.payload));
     return Promise.all(batch.map((e) => this.answer(e)));
@@ -75,11 +78,16 @@ describe('OutboxWorker', () => {
     const first = store.outbox.enqueue('test', 'k', { n: 1 });
     store.outbox.enqueue('test', 'k', { n: 2 });
     let fail = 3;
-    sink.answer = (e) => (fail-- > 0 ? { id: e.id, outcome: 'retry', error: 'HTTP 503' } : { id: e.id, outcome: 'delivered' });
+    sink.answer = (e) =>
+      fail-- > 0 ? { id: e.id, outcome: 'retry', error: 'HTTP 503' } : { id: e.id, outcome: 'delivered' };
     const w = worker();
 
     await w.runOnce();
-    expect(store.outbox.get(first.id)).toMatchObject({ attempts: 1, nextAttemptAt: now + 500, lastError: 'HTTP 503' });
+    expect(store.outbox.get(first.id)).toMatchObject({
+      attempts: 1,
+      nextAttemptAt: now + 500,
+      lastError: 'HTTP 503',
+    });
     expect(await w.runOnce()).toBe(0); // not due yet, and message 2 must not overtake
     now += 500;
     await w.runOnce();
@@ -105,7 +113,9 @@ describe('OutboxWorker', () => {
     const bad = store.outbox.enqueue('test', 'k', { bad: true });
     store.outbox.enqueue('test', 'k', { bad: false });
     sink.answer = (e) =>
-      (e.payload as { bad: boolean }).bad ? { id: e.id, outcome: 'permanent', error: 'HTTP 400' } : { id: e.id, outcome: 'delivered' };
+      (e.payload as { bad: boolean }).bad
+        ? { id: e.id, outcome: 'permanent', error: 'HTTP 400' }
+        : { id: e.id, outcome: 'delivered' };
     const w = worker();
     await w.runOnce();
     expect(store.outbox.get(bad.id)).toMatchObject({ status: 'dead', lastError: 'HTTP 400' });
@@ -133,11 +143,16 @@ describe('OutboxWorker', () => {
     };
     await worker().runOnce();
     expect(store.outbox.get(a.id)).toMatchObject({ status: 'pending', attempts: 1, lastError: 'boom' });
-    sink.deliver = async (batch) => batch.filter((e) => e.id === a.id).map((e) => ({ id: e.id, outcome: 'delivered' }));
+    sink.deliver = async (batch) =>
+      batch.filter((e) => e.id === a.id).map((e) => ({ id: e.id, outcome: 'delivered' }));
     now += 10_000;
     await worker().runOnce();
     expect(store.outbox.get(a.id)?.status).toBe('delivered');
-    expect(store.outbox.get(b.id)).toMatchObject({ status: 'pending', attempts: 2, lastError: 'no result from sink' });
+    expect(store.outbox.get(b.id)).toMatchObject({
+      status: 'pending',
+      attempts: 2,
+      lastError: 'no result from sink',
+    });
   });
 
   it('runs by itself once started, is kicked on enqueue, and stop() lets the delivery in flight finish', async () => {

@@ -14,7 +14,9 @@ describe('webhook signatures', () => {
   });
 
   it('verifies a fresh, untouched request', () => {
-    expect(verifyWebhookSignature(secret, String(ts), body, signWebhook(secret, ts, body), { now })).toBe(true);
+    expect(verifyWebhookSignature(secret, String(ts), body, signWebhook(secret, ts, body), { now })).toBe(
+      true,
+    );
   });
 
   it.each([
@@ -31,8 +33,8 @@ describe('webhook signatures', () => {
 
   it('honours a custom tolerance', () => {
     const old = ts - 600;
-    expect(verifyWebhookSignature(secret, old, body, signWebhook(secret, old, body), { now, toleranceSec: 900 })).toBe(
-      true,
-    );
+    expect(
+      verifyWebhookSignature(secret, old, body, signWebhook(secret, old, body), { now, toleranceSec: 900 }),
+    ).toBe(true);
   });
 });

@@ -114,9 +114,16 @@ export class ControlError extends Error {
   }
 }
 
+/** `kind: Invalid option …; gpu: Too small …` — one line naming each bad field, for curl users. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message))
+    .join('; ');
+}
+
 function parseOrThrow<T>(schema: z.ZodType<T>, input: unknown): T {
   const r = schema.safeParse(input);
-  if (!r.success) throw new ControlError(400, z.prettifyError(r.error));
+  if (!r.success) throw new ControlError(400, describeIssues(r.error));
   return r.data;
 }
 

@@ -23,10 +23,8 @@ import {
   isCommandError,
   isDestructive,
   type NodeActionKind,
-  needsConfirmation,
   parseCommandButtonValue,
   parseGpuCommand,
-  usage,
 } from '../../commands/parse.js';
 import { escapeMrkdwn, inlineCode } from '../../format.js';
 
@@ -158,7 +156,6 @@ async function answer(text: string, userId: string, deps: CommandDeps): Promise<
     case 'uncordon':
     case 'reboot':
     case 'replace':
-      if (!needsConfirmation(cmd)) return { message: textMessage(`Usage: ${inlineCode(usage[cmd.kind])}`) };
       return { message: confirmCommandMessage(cmd), confirm: cmd };
     default: {
       const never: never = cmd;

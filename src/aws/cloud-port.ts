@@ -1,0 +1,163 @@
+/**
+ * CloudPort on the real AWS SDK v3: EC2 reboot / terminate / describe and Auto Scaling terminate-in-group.
+ * The only module that imports @aws-sdk/client-ec2 and @aws-sdk/client-auto-scaling.
+ */
+import {
+  AutoScalingClient,
+  DescribeAutoScalingInstancesCommand,
+  TerminateInstanceInAutoScalingGroupCommand,
+} from '@aws-sdk/client-auto-scaling';
+import {
+  DescribeInstancesCommand,
+  EC2Client,
+  RebootInstancesCommand,
+  TerminateInstancesCommand,
+} from '@aws-sdk/client-ec2';
+import type { Logger } from 'pino';
+import type { CloudPort, InstanceState } from '../remediate/ports.js';
+import { awsClientConfig, classifyAwsError } from './client-config.js';
+
+const INSTANCE_STATES: readonly InstanceState[] = [
+  'pending',
+  'running',
+  'stopping',
+  'stopped',
+  'shutting-down',
+  'terminated',
+];
+const GONE = new Set<InstanceState>(['shutting-down', 'terminated']);
+const NOT_FOUND = 'InvalidInstanceID.NotFound';
+
+/** A failed AWS call: `code` is the AWS error code (`RequestLimitExceeded`, `InvalidInstanceID.NotFound` …). */
+export class CloudApiError extends Error {
+  override readonly name = 'CloudApiError';
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly operation: string,
+    readonly instanceId: string,
+    readonly retryable: boolean,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+function codeOf(error: unknown): string | undefined {
+  return error !== null && typeof error === 'object' && 'name' in error && typeof error.name === 'string'
+    ? error.name
+    : undefined;
+}
+
+function wrap(operation: string, instanceId: string, error: unknown): CloudApiError {
+  if (error instanceof CloudApiError) return error;
+  const f = classifyAwsError(error);
+  return new CloudApiError(
+    `${operation} ${instanceId} failed: ${f.code}${f.status !== undefined ? ` (HTTP ${f.status})` : ''}: ${f.message}`,
+    f.code,
+    operation,
+    instanceId,
+    f.retryable,
+    f.status,
+  );
+}
+
+function asInstanceState(name: string | undefined): InstanceState | undefined {
+  return INSTANCE_STATES.find((s) => s === name);
+}
+
+export interface CloudPortOptions {
+  region: string;
+  /** Only for tests and explicit overrides: the SDK reads AWS_ENDPOINT_URL(_EC2 / _AUTO_SCALING) itself. */
+  endpoint?: string;
+  maxAttempts?: number;
+  requestTimeoutMs?: number;
+  connectionTimeoutMs?: number;
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  logger?: Logger;
+}
+
+export function createCloudPort(opts: CloudPortOptions): CloudPort {
+  const config = awsClientConfig({
+    region: opts.region,
+    ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
+    ...(opts.maxAttempts !== undefined ? { maxAttempts: opts.maxAttempts } : {}),
+    ...(opts.requestTimeoutMs !== undefined ? { requestTimeoutMs: opts.requestTimeoutMs } : {}),
+    ...(opts.connectionTimeoutMs !== undefined ? { connectionTimeoutMs: opts.connectionTimeoutMs } : {}),
+    ...(opts.credentials !== undefined ? { credentials: opts.credentials } : {}),
+  });
+  const ec2 = new EC2Client(config);
+  const autoScaling = new AutoScalingClient(config);
+  const log = opts.logger;
+
+  async function describeInstance(instanceId: string): Promise<{ state: InstanceState } | undefined> {
+    try {
+      const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
+      const instance = (out.Reservations ?? [])
+        .flatMap((r) => r.Instances ?? [])
+        .find((i) => i.InstanceId === instanceId);
+      const state = asInstanceState(instance?.State?.Name);
+      return state ? { state } : undefined;
+    } catch (e) {
+      if (codeOf(e) === NOT_FOUND) return undefined;
+      throw wrap('DescribeInstances', instanceId, e);
+    }
+  }
+
+  return {
+    async rebootInstance(instanceId) {
+      try {
+        await ec2.send(new RebootInstancesCommand({ InstanceIds: [instanceId] }));
+      } catch (e) {
+        throw wrap('RebootInstances', instanceId, e);
+      }
+      log?.info({ instanceId }, 'instance reboot requested');
+    },
+
+    async terminateInstance(instanceId) {
+      try {
+        await ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));
+      } catch (e) {
+        // EC2 forgets a terminated instance after about an hour: NotFound then means it is long gone.
+        if (codeOf(e) !== NOT_FOUND) throw wrap('TerminateInstances', instanceId, e);
+        log?.warn({ instanceId }, 'terminate: instance not found, treated as already terminated');
+        return;
+      }
+      log?.info({ instanceId }, 'instance termination requested');
+    },
+
+    async terminateInAutoScalingGroup(instanceId) {
+      try {
+        await autoScaling.send(
+          new TerminateInstanceInAutoScalingGroupCommand({
+            InstanceId: instanceId,
+            ShouldDecrementDesiredCapacity: false,
+          }),
+        );
+      } catch (e) {
+        // Auto Scaling answers a ValidationError for an instance it no longer manages: fine if it is going
+        // away anyway (a repeated call after a crash), an error if it runs outside any group.
+        if (codeOf(e) === 'ValidationError') {
+          const current = await describeInstance(instanceId);
+          if (!current || GONE.has(current.state)) {
+            log?.warn({ instanceId, state: current?.state }, 'ASG terminate: instance already terminating');
+            return;
+          }
+        }
+        throw wrap('TerminateInstanceInAutoScalingGroup', instanceId, e);
+      }
+      log?.info({ instanceId }, 'instance termination in its Auto Scaling group requested');
+    },
+
+    describeInstance,
+
+    async autoScalingGroupOf(instanceId) {
+      try {
+        const out = await autoScaling.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [instanceId] }));
+        return out.AutoScalingInstances?.find((i) => i.InstanceId === instanceId)?.AutoScalingGroupName || undefined;
+      } catch (e) {
+        throw wrap('DescribeAutoScalingInstances', instanceId, e);
+      }
+    },
+  };
+}

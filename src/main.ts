@@ -1,0 +1,190 @@
+/**
+ * The composition root: configuration → adapters → services → start / stop. The only module that
+ * knows every concrete class; everything else depends on ports.
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import { createBedrockClassifierClient } from './aws/bedrock.js';
+import { loadDcgmFrCatalog, loadXidCatalog } from './classify/catalog.js';
+import { createHybridClassifier, type HybridClassifier, needsLlm } from './classify/llm/hybrid.js';
+import { createLlmStats, type LlmStats } from './classify/llm/stats.js';
+import { classifySnapshot } from './classify/rules.js';
+import { baseSnapshot, type Collector } from './collect/collector.js';
+import { createDcgmServerCollector } from './collect/dcgm-server.js';
+import { createExporterCollector } from './collect/exporter.js';
+import type { Config } from './config/config.js';
+import type { Finding, Verdict } from './domain/finding.js';
+import type { NodeSnapshot } from './domain/gpu.js';
+import type { GpuNode } from './domain/node.js';
+import { execInPod } from './k8s/exec.js';
+import { createExporterSource } from './k8s/exporter-source.js';
+import { loadKubeConfig } from './k8s/kube-config.js';
+import { NodeWatcher } from './k8s/node-watcher.js';
+import { PodIndex } from './k8s/pod-index.js';
+import { RawHttpClient } from './k8s/raw-http.js';
+import type { Logger } from './log/logger.js';
+import { componentLogger } from './log/logger.js';
+import type { Metrics } from './metrics/metrics.js';
+import type { NodeClassifier, Plan } from './monitor/monitor.js';
+import { decide } from './remediate/policy.js';
+import { kindOf } from './remediate/services.js';
+import type { Store } from './store/index.js';
+
+export const EXPORTER_SELECTORS = ['app=nvidia-dcgm-exporter', 'app.kubernetes.io/name=dcgm-exporter'];
+export const DCGM_SERVER_SELECTOR = 'k8s-app=dcgm-server';
+const MAX_SCRAPE_BYTES = 16 * 1024 * 1024;
+
+export interface Sensing {
+  kc: KubeConfig;
+  watcher: NodeWatcher;
+  collector: Collector;
+  classifier: NodeClassifier;
+  hybrid?: HybridClassifier;
+  llmStats: LlmStats;
+  /** A fresh collect + classify of one node (the remediation engine's health check). */
+  scanNode(node: GpuNode): Promise<{ snapshot: NodeSnapshot; verdict: Verdict }>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Node watch, DCGM sources and the classifier, as configured. */
+export function createSensing(config: Config, deps: { store?: Store; logger: Logger; kc?: KubeConfig }): Sensing {
+  const { logger } = deps;
+  const kc = deps.kc ?? loadKubeConfig(config.kube.kubeconfig);
+  const watcher = new NodeWatcher(kc, {
+    labelSelector: config.kube.gpuNodeSelector,
+    logger: componentLogger(logger, 'nodes'),
+  });
+  const source = config.dcgm.source;
+  const exporterPods =
+    source === 'dcgm-server'
+      ? undefined
+      : new PodIndex(kc, {
+          namespace: config.dcgm.namespace,
+          selectors: config.dcgm.selector ? [config.dcgm.selector] : EXPORTER_SELECTORS,
+          logger,
+        });
+  const serverPods =
+    source === 'exporter'
+      ? undefined
+      : new PodIndex(kc, { namespace: 'kube-system', selectors: [DCGM_SERVER_SELECTOR], logger });
+  const timeoutMs = config.monitor.scanTimeoutSeconds * 1000;
+  const http = new RawHttpClient(kc, Math.max(8, config.monitor.scanConcurrency));
+  const exporter = exporterPods
+    ? createExporterCollector({
+        source: createExporterSource({
+          pods: exporterPods,
+          http,
+          access: config.dcgm.access,
+          port: config.dcgm.port,
+          timeoutMs: Math.max(100, timeoutMs - 50),
+          maxBytes: MAX_SCRAPE_BYTES,
+        }),
+        maxBytes: MAX_SCRAPE_BYTES,
+      })
+    : undefined;
+  const dcgmServer = serverPods
+    ? createDcgmServerCollector({
+        exec: { run: (req) => execInPod(kc, req) },
+        findPod: (node) => serverPods.forNode(node),
+        timeoutMs,
+        logger,
+      })
+    : undefined;
+
+  // DCGM_SOURCE=auto: per node, the exporter when the node has one, else the dcgm-server pod.
+  const collector: Collector = {
+    source: exporter ? 'exporter' : 'dcgm-server',
+    async collect(node, signal) {
+      if (dcgmServer && (!exporter || (!exporterPods?.forNode(node.name) && serverPods?.forNode(node.name)))) {
+        return dcgmServer.collect(node, signal);
+      }
+      if (exporter) return exporter.collect(node, signal);
+      const s = baseSnapshot(node, 'conditions', Date.now());
+      s.error = { kind: 'no-exporter', message: 'no DCGM source configured' };
+      return s;
+    },
+  };
+
+  const policy = config.policy.classification;
+  const ctx = { catalog: loadXidCatalog(), frCodes: loadDcgmFrCatalog(), policy };
+  const rules = (s: NodeSnapshot) => classifySnapshot(s, ctx);
+  const llmStats = createLlmStats();
+  const mode = config.classifier.mode;
+  const hybrid =
+    mode !== 'rules' && deps.store
+      ? createHybridClassifier({
+          mode,
+          rules,
+          llm: createBedrockClassifierClient({
+            region: config.aws.region,
+            modelId: config.classifier.bedrockModelId,
+            timeoutMs: config.classifier.timeoutSeconds * 1000,
+            logger: componentLogger(logger, 'llm'),
+          }),
+          cache: deps.store.llmCache,
+          policy,
+          ttlMs: config.classifier.cacheTtlSeconds * 1000,
+          maxCallsPerHour: config.classifier.maxCallsPerHour,
+          logger: componentLogger(logger, 'llm'),
+          stats: llmStats,
+        })
+      : undefined;
+  const classifier: NodeClassifier = {
+    rules,
+    refine: hybrid
+      ? (snapshot, verdict) => (needsLlm(mode, snapshot, verdict, policy) ? hybrid.classify(snapshot) : undefined)
+      : undefined,
+  };
+
+  return {
+    kc,
+    watcher,
+    collector,
+    classifier,
+    hybrid,
+    llmStats,
+    async scanNode(node) {
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), timeoutMs);
+      try {
+        const snapshot = await collector.collect(node, controller.signal);
+        const verdict = hybrid ? await hybrid.classify(snapshot) : rules(snapshot);
+        return { snapshot, verdict };
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    async start() {
+      await Promise.all([watcher.start(), exporterPods?.start(), serverPods?.start()]);
+    },
+    async stop() {
+      await Promise.all([watcher.stop(), exporterPods?.stop(), serverPods?.stop()]);
+      http.close();
+    },
+  };
+}
+
+/** The first, history-free policy decision the monitor records on a new incident; the services refine it. */
+export function initialPlan(config: Config) {
+  return (finding: Finding, node: GpuNode, preexisting: boolean): Plan => {
+    const d = decide(
+      {
+        category: finding.category,
+        xid: finding.xid,
+        kind: finding.kind ?? kindOf(finding.key),
+        severity: finding.severity,
+        source: finding.source,
+        faultKey: finding.key,
+        node: node.name,
+        recommendedAction: finding.action,
+        preexisting,
+      },
+      config.policy,
+      { rebootsForFault: 0, remediationsInWindow: 0 },
+      Date.now(),
+    );
+    return { plannedAction: d.action, mode: d.mode };
+  };
+}
+
+export type { Metrics };

@@ -1,0 +1,234 @@
+/**
+ * The Bolt app: Socket Mode when an app token is configured, otherwise HTTP mode on `POST /slack/events`
+ * with signing-secret verification (Bolt answers 401 to a forged or stale request). `/healthz` and `/readyz`
+ * are served in both modes. Start-up never waits on Slack: the bot identity (auth.test) is resolved in the
+ * background with backoff, and requests are served meanwhile.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  App,
+  type Authorize,
+  type CustomRoute,
+  HTTPReceiver,
+  LogLevel,
+  type Receiver,
+  SocketModeReceiver,
+  webApi,
+} from '@slack/bolt';
+import type { Logger as BoltLogger } from '@slack/logger';
+import type { Logger } from 'pino';
+import type { Authorizer } from './authz.js';
+import type { ChatPort, ChatSink } from './chat-port.js';
+import { registerListeners } from './listeners/index.js';
+
+export const slackEventsPath = '/slack/events';
+
+export interface SlackAppOptions {
+  botToken: string;
+  signingSecret: string;
+  /** Set → Socket Mode. */
+  appToken?: string;
+  slackApiUrl?: string;
+  /** HTTP port (the events endpoint in HTTP mode; health routes in both). 0 = ephemeral. */
+  port: number;
+  host?: string;
+  chat: ChatPort;
+  authz: Authorizer;
+  /** Where root updates after a click go (the Slack delivery outbox). */
+  sink?: ChatSink;
+  /** `/readyz` answers 200 only when this says so (store open, leader, monitor running …). */
+  ready?: () => boolean | Promise<boolean>;
+  logger?: Logger;
+  /** Known bot identity: skips auth.test entirely. */
+  botId?: string;
+  botUserId?: string;
+  /** Backoff of the background auth.test. */
+  identityRetry?: { baseMs?: number; maxMs?: number };
+}
+
+export interface BotIdentity {
+  botId: string;
+  botUserId: string;
+}
+
+export interface SlackApp {
+  app: App;
+  receiver: Receiver;
+  /** HTTP mode: listening when it resolves; returns the bound port. */
+  start(): Promise<{ port?: number }>;
+  stop(): Promise<void>;
+  /** The bot identity once known (given, or read by auth.test). */
+  identity(): BotIdentity | undefined;
+}
+
+/** Bolt's logger interface over pino, so Bolt's own messages land in the JSON logs. */
+export function boltLogger(logger?: Logger): BoltLogger {
+  const log = logger?.child({ component: 'bolt' });
+  let level = LogLevel.INFO;
+  const emit =
+    (fn: 'debug' | 'info' | 'warn' | 'error') =>
+    (...msg: unknown[]) => {
+      if (!log) return;
+      const err = msg.find((m) => m instanceof Error);
+      const text = msg
+        .filter((m) => !(m instanceof Error))
+        .map((m) => (typeof m === 'string' ? m : JSON.stringify(m)))
+        .join(' ');
+      log[fn](err ? { err } : {}, text || 'bolt');
+    };
+  return {
+    debug: emit('debug'),
+    info: emit('info'),
+    warn: emit('warn'),
+    error: emit('error'),
+    setLevel: (l) => {
+      level = l;
+    },
+    getLevel: () => level,
+    setName: () => {},
+  };
+}
+
+function healthRoutes(ready: SlackAppOptions['ready'], logger?: Logger): CustomRoute[] {
+  const json = (res: import('node:http').ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
+  return [
+    { path: '/healthz', method: ['GET', 'HEAD'], handler: (_req, res) => json(res, 200, { ok: true }) },
+    {
+      path: '/readyz',
+      method: ['GET', 'HEAD'],
+      handler: (_req, res) => {
+        Promise.resolve()
+          .then(() => (ready ? ready() : true))
+          .then(
+            (ok) => json(res, ok ? 200 : 503, { ready: ok }),
+            (error: unknown) => {
+              logger?.error({ err: error }, 'readiness check failed');
+              json(res, 503, { ready: false });
+            },
+          );
+      },
+    },
+  ];
+}
+
+export function createSlackApp(options: SlackAppOptions): SlackApp {
+  const log = options.logger?.child({ component: 'slack-app' });
+  const blog = boltLogger(options.logger);
+  const routes = healthRoutes(options.ready, log);
+  const socketMode = Boolean(options.appToken);
+
+  const receiver: HTTPReceiver | SocketModeReceiver = options.appToken
+    ? new SocketModeReceiver({
+        appToken: options.appToken,
+        logger: blog,
+        customRoutes: routes,
+        installerOptions: { port: options.port },
+      })
+    : new HTTPReceiver({
+        signingSecret: options.signingSecret,
+        endpoints: slackEventsPath,
+        port: options.port,
+        customRoutes: routes,
+        logger: blog,
+      });
+
+  let identity: BotIdentity | undefined =
+    options.botId && options.botUserId ? { botId: options.botId, botUserId: options.botUserId } : undefined;
+
+  // Our own authorize instead of Bolt's token mode: Bolt would call auth.test in the constructor and an
+  // unreachable Slack would kill the process with an unhandled rejection.
+  const authorize: Authorize<boolean> = async () => ({
+    botToken: options.botToken,
+    ...(identity ? { botId: identity.botId, botUserId: identity.botUserId } : {}),
+  });
+
+  const app = new App({
+    receiver,
+    authorize,
+    logger: blog,
+    clientOptions: {
+      ...(options.slackApiUrl ? { slackApiUrl: options.slackApiUrl } : {}),
+      // Interactive answers are best effort and must not queue behind a rate limit for minutes.
+      retryConfig: { retries: 2, factor: 2, minTimeout: 200, maxTimeout: 2000 },
+    },
+  });
+  app.error(async (error) => {
+    log?.error({ err: error }, 'unhandled error in a slack listener');
+  });
+  registerListeners(app, {
+    chat: options.chat,
+    authz: options.authz,
+    ...(options.sink ? { sink: options.sink } : {}),
+    ...(options.logger ? { logger: options.logger.child({ component: 'slack-listeners' }) } : {}),
+  });
+
+  const identityClient = new webApi.WebClient(options.botToken, {
+    retryConfig: { retries: 0 },
+    rejectRateLimitedCalls: true,
+    logLevel: webApi.LogLevel.ERROR,
+    ...(options.slackApiUrl ? { slackApiUrl: options.slackApiUrl } : {}),
+  });
+  let stopped = false;
+  let identityTimer: NodeJS.Timeout | undefined;
+  const baseMs = options.identityRetry?.baseMs ?? 1000;
+  const maxMs = options.identityRetry?.maxMs ?? 60_000;
+
+  function resolveIdentity(attempt: number): void {
+    if (identity || stopped) return;
+    identityClient.auth.test().then(
+      (r) => {
+        if (typeof r.bot_id === 'string' && typeof r.user_id === 'string') {
+          identity = { botId: r.bot_id, botUserId: r.user_id };
+          log?.info({ botId: r.bot_id, botUserId: r.user_id, team: r.team }, 'slack identity resolved');
+        }
+      },
+      (error: unknown) => {
+        const delay = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 10));
+        log?.warn({ err: error, retryInMs: delay, attempt }, 'slack unreachable (auth.test); retrying');
+        if (!stopped) identityTimer = setTimeout(() => resolveIdentity(attempt + 1), delay);
+      },
+    );
+  }
+
+  let started = false;
+  return {
+    app,
+    receiver,
+    identity: () => identity,
+    async start() {
+      stopped = false;
+      resolveIdentity(0);
+      if (socketMode) {
+        // Connecting can take long (or forever without network): health routes are up meanwhile.
+        started = true;
+        app.start().then(
+          () => log?.info('slack socket mode connected'),
+          (error: unknown) => log?.error({ err: error }, 'slack socket mode failed to start'),
+        );
+        return {};
+      }
+      const server = (await app.start(
+        options.host ? { port: options.port, host: options.host } : options.port,
+      )) as Server;
+      started = true;
+      const port = (server.address() as AddressInfo | null)?.port;
+      log?.info({ port, path: slackEventsPath }, 'slack http receiver listening');
+      return port !== undefined ? { port } : {};
+    },
+    async stop() {
+      stopped = true;
+      if (identityTimer) clearTimeout(identityTimer);
+      if (!started) return;
+      started = false;
+      try {
+        await app.stop();
+      } catch (error) {
+        log?.warn({ err: error }, 'slack app stop failed');
+      }
+    },
+  };
+}
