@@ -18,7 +18,9 @@ export const evalUsage =
 /** eval/ at the repo root: two levels up from src/commands, three from dist/src/commands. */
 function repoPath(rel: string): string {
   const fromSrc = fileURLToPath(new URL(`../../${rel}`, import.meta.url));
-  return import.meta.url.includes('/dist/') ? fileURLToPath(new URL(`../../../${rel}`, import.meta.url)) : fromSrc;
+  return import.meta.url.includes('/dist/')
+    ? fileURLToPath(new URL(`../../../${rel}`, import.meta.url))
+    : fromSrc;
 }
 
 function isMode(v: string): v is ClassifierMode {
@@ -44,10 +46,12 @@ export async function main(argv: string[]): Promise<number> {
     throw new CliError(`${err instanceof Error ? err.message : String(err)}\nUsage: ${evalUsage}`, 2);
   }
   const mode = values.mode ?? 'hybrid';
-  if (!isMode(mode)) throw new CliError(`--mode must be one of ${ClassifierModes.join(', ')}, not '${mode}'`, 2);
+  if (!isMode(mode))
+    throw new CliError(`--mode must be one of ${ClassifierModes.join(', ')}, not '${mode}'`, 2);
   const corpusDir = values.corpus ?? repoPath('eval/corpus');
   // The corpus's operator categories live next to it; an explicit --policy (or none with --corpus) wins.
-  const policyPath = values.policy ?? (values.corpus === undefined ? repoPath('eval/policy.yaml') : undefined);
+  const policyPath =
+    values.policy ?? (values.corpus === undefined ? repoPath('eval/policy.yaml') : undefined);
 
   try {
     const result = await runEvalSuite({

@@ -93,6 +93,7 @@ const EnvSchema = z.object({
     'GPUMedic',
   ),
   CLOUDWATCH_PER_NODE: boolean(false),
+  CLOUDWATCH_ENABLED: boolean(true),
 
   POLICY_FILE: optionalString(),
 
@@ -192,7 +193,7 @@ export interface Config {
     readonly webhookUrl?: string;
     readonly webhookSecret?: string;
     readonly lambdaFunction?: string;
-    readonly cloudwatch: { readonly namespace: string; readonly perNode: boolean };
+    readonly cloudwatch: { readonly enabled: boolean; readonly namespace: string; readonly perNode: boolean };
   };
   readonly policyFile?: string;
   readonly policy: Readonly<Policy>;
@@ -320,7 +321,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
       webhookUrl: e.WEBHOOK_URL,
       webhookSecret: e.WEBHOOK_SECRET,
       lambdaFunction: e.LAMBDA_FUNCTION,
-      cloudwatch: { namespace: e.CLOUDWATCH_NAMESPACE, perNode: e.CLOUDWATCH_PER_NODE },
+      cloudwatch: {
+        enabled: e.CLOUDWATCH_ENABLED,
+        namespace: e.CLOUDWATCH_NAMESPACE,
+        perNode: e.CLOUDWATCH_PER_NODE,
+      },
     },
     policyFile: e.POLICY_FILE,
     policy,

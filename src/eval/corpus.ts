@@ -65,7 +65,8 @@ function readText(path: string): string | NodeJS.ErrnoException {
 export function loadCorpus(dir: string): CorpusItem[] {
   const labelsPath = join(dir, 'labels.yaml');
   const raw = readText(labelsPath);
-  if (typeof raw !== 'string') throw new CorpusError(dir, [`labels.yaml cannot be read (${raw.code ?? raw.message})`]);
+  if (typeof raw !== 'string')
+    throw new CorpusError(dir, [`labels.yaml cannot be read (${raw.code ?? raw.message})`]);
   const doc = parseDocument(raw, { uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new CorpusError(

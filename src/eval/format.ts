@@ -8,7 +8,12 @@ const frac = (t: Tally) => `${t.correct}/${t.total} (${pct(t)})`;
 
 function expected(r: EvalItemResult): string {
   const e = r.expect;
-  return [e.category, e.severity, e.xid !== undefined ? `xid ${e.xid}` : '', e.gpu !== undefined ? `gpu ${e.gpu}` : '']
+  return [
+    e.category,
+    e.severity,
+    e.xid !== undefined ? `xid ${e.xid}` : '',
+    e.gpu !== undefined ? `gpu ${e.gpu}` : '',
+  ]
     .filter(Boolean)
     .join(' ');
 }
@@ -16,7 +21,12 @@ function expected(r: EvalItemResult): string {
 function got(r: EvalItemResult): string {
   if (!r.got) return `ERROR ${r.error ?? ''}`.trim();
   const g = r.got;
-  return [g.category, g.severity, g.xid !== undefined ? `xid ${g.xid}` : '', g.gpu !== undefined ? `gpu ${g.gpu}` : '']
+  return [
+    g.category,
+    g.severity,
+    g.xid !== undefined ? `xid ${g.xid}` : '',
+    g.gpu !== undefined ? `gpu ${g.gpu}` : '',
+  ]
     .filter(Boolean)
     .join(' ');
 }
@@ -57,9 +67,7 @@ export function formatReport(report: EvalReport): string {
   lines.push(...table(rows));
   lines.push('');
   lines.push(`accuracy: ${frac(report.overall)}`);
-  lines.push(
-    `  by source: ${CorpusSources.map((s) => `${s} ${frac(report.bySource[s])}`).join(', ')}`,
-  );
+  lines.push(`  by source: ${CorpusSources.map((s) => `${s} ${frac(report.bySource[s])}`).join(', ')}`);
   lines.push(`  settled by the rules: ${frac(report.settled)}; left to the LLM: ${frac(report.unsettled)}`);
   const wrong = report.items.filter((r) => !r.correct);
   for (const r of wrong) lines.push(`  wrong: ${r.id}: ${r.mismatches.join('; ')}`);

@@ -26,9 +26,7 @@ const isRecord = (v: unknown): v is Record<string, unknown> =>
 export function questionText(request: ConverseRequest): string {
   const first = request.messages[0];
   if (!isRecord(first) || !Array.isArray(first.content)) return '';
-  return first.content
-    .map((c) => (isRecord(c) && typeof c.text === 'string' ? c.text : ''))
-    .join('\n');
+  return first.content.map((c) => (isRecord(c) && typeof c.text === 'string' ? c.text : '')).join('\n');
 }
 
 /** The category enum the request's tool offers: a real model can only pick from it. */

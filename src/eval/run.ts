@@ -5,16 +5,21 @@
  */
 import type { Logger } from 'pino';
 import { loadDcgmFrCatalog, loadXidCatalog } from '../classify/catalog.js';
-import { type ClassifierMode, createHybridClassifier, type LlmOutcome, needsLlm } from '../classify/llm/hybrid.js';
+import {
+  type ClassifierMode,
+  createHybridClassifier,
+  type LlmOutcome,
+  needsLlm,
+} from '../classify/llm/hybrid.js';
 import { MemorySignatureCache } from '../classify/llm/memory-cache.js';
 import type { LlmClient } from '../classify/llm/port.js';
 import { signatureOf } from '../classify/llm/signature.js';
 import { createLlmStats, type LlmStats } from '../classify/llm/stats.js';
 import { classifySnapshot, type RuleContext } from '../classify/rules.js';
 import { parseDump } from '../collect/parse/dump.js';
+import { loadPolicy } from '../config/policy-file.js';
 import type { ClassificationSource, Severity, Verdict } from '../domain/finding.js';
 import type { ClassificationPolicy } from '../domain/policy.js';
-import { loadPolicy } from '../config/policy-file.js';
 import { type CorpusItem, type CorpusSource, CorpusSources, type Expectation, loadCorpus } from './corpus.js';
 
 export interface EvalGot {

@@ -21,6 +21,8 @@ export interface EvalSuiteOptions {
   /** Use real Bedrock (AWS_REGION, BEDROCK_MODEL_ID); requires credentials. */
   real?: boolean;
   env?: NodeJS.ProcessEnv;
+  /** Where ~/.aws is looked for; tests point it at an empty folder. */
+  homeDir?: string;
   logger?: Logger;
 }
 
@@ -67,7 +69,7 @@ export async function runEvalSuite(options: EvalSuiteOptions): Promise<EvalSuite
   if (options.mode === 'rules') return { runs: [baseline] };
 
   if (options.real) {
-    if (!hasAwsCredentials(env)) throw new NoCredentialsError();
+    if (!hasAwsCredentials(env, options.homeDir)) throw new NoCredentialsError();
     const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1';
     const modelId = env.BEDROCK_MODEL_ID ?? defaultBedrockModelId;
     const endpoint = env.AWS_ENDPOINT_URL_BEDROCK_RUNTIME;

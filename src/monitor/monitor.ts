@@ -156,7 +156,7 @@ export class Monitor {
     this.scans++;
     const m = this.opts.metrics;
     if (m) {
-      m.scans.inc({ result: failures > 0 ? 'partial' : 'ok' });
+      m.scans.inc({ result: failures > 0 ? 'error' : 'ok' });
       m.scanDuration.observe(durationMs / 1000);
       const counts = { healthy: 0, warning: 0, critical: 0, unknown: 0 };
       for (const r of results) {

@@ -1,16 +1,16 @@
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { RecordedRequest } from './recorder.js';
 import {
   applyFault,
-  CountingRequestLog,
   ControlError,
+  CountingRequestLog,
   type RequestsPage,
   requestsPage,
   type SimNodeState,
   type SimState,
 } from './control-api.js';
 import { type Simulator, startSimulator } from './index.js';
+import type { RecordedRequest } from './recorder.js';
 import { SERVING_NAMESPACE, SERVING_PDB } from './workloads.js';
 
 let sim: Simulator;
@@ -76,8 +76,18 @@ describe('POST /faults', () => {
     ['ecc', { kind: 'ecc', gpu: 1, dbe: 2 }, (s) => s.faults, [{ gpu: 1, eccDbe: 2 }]],
     ['row-remap', { kind: 'row-remap', gpu: 3 }, (s) => s.faults, [{ gpu: 3, rowRemapFailure: true }]],
     ['nvlink', { kind: 'nvlink', gpu: 0, count: 12 }, (s) => s.faults, [{ gpu: 0, nvlinkErrors: 12 }]],
-    ['thermal', { kind: 'thermal', gpu: 4, temperature: 95 }, (s) => s.faults, [{ gpu: 4, temperatureC: 95 }]],
-    ['drop-gpu', { kind: 'drop-gpu', gpu: 5 }, (s) => [s.gpusPresent, s.faults], [7, [{ gpu: 5, missing: true }]]],
+    [
+      'thermal',
+      { kind: 'thermal', gpu: 4, temperature: 95 },
+      (s) => s.faults,
+      [{ gpu: 4, temperatureC: 95 }],
+    ],
+    [
+      'drop-gpu',
+      { kind: 'drop-gpu', gpu: 5 },
+      (s) => [s.gpusPresent, s.faults],
+      [7, [{ gpu: 5, missing: true }]],
+    ],
     ['health', { kind: 'health', gpu: 6, state: 'fail' }, (s) => s.faults, [{ gpu: 6, health: 'fail' }]],
     ['exporter', { kind: 'exporter', mode: 'hang' }, (s) => s.exporterMode, 'hang'],
   ])('applies %s and /state shows it', async (_kind, fault, pick, expected) => {
@@ -127,7 +137,12 @@ describe('POST /faults', () => {
   });
 
   it('answers 404 for an unknown node', async () => {
-    const { status, json } = await post('/faults', { node: 'ip-10-9-9-9.ec2.internal', gpu: 0, kind: 'xid', xid: 79 });
+    const { status, json } = await post('/faults', {
+      node: 'ip-10-9-9-9.ec2.internal',
+      gpu: 0,
+      kind: 'xid',
+      xid: 79,
+    });
     expect(status).toBe(404);
     expect(json.error).toBe('unknown node ip-10-9-9-9.ec2.internal');
   });
@@ -182,7 +197,11 @@ describe('state and controls', () => {
     expect(sim.cluster.getPdb(SERVING_NAMESPACE, SERVING_PDB)?.status.disruptionsAllowed).toBe(0);
     const missing = await post('/pdb', { namespace: SERVING_NAMESPACE, name: 'nope', disruptionsAllowed: 1 });
     expect(missing.status).toBe(404);
-    const bad = await post('/pdb', { namespace: SERVING_NAMESPACE, name: SERVING_PDB, disruptionsAllowed: -1 });
+    const bad = await post('/pdb', {
+      namespace: SERVING_NAMESPACE,
+      name: SERVING_PDB,
+      disruptionsAllowed: -1,
+    });
     expect(bad.status).toBe(400);
     expect(String(bad.json.error)).toMatch(/disruptionsAllowed/);
   });

@@ -263,7 +263,8 @@ export function nodeState(cluster: SimCluster, name: string): SimNodeState | und
   const gpus = cluster.gpuState(name);
   const faults: SimGpuFault[] = [];
   for (const g of gpus) {
-    const nvlink = g.nvlinkCrcFlitErrors + g.nvlinkCrcDataErrors + g.nvlinkReplayErrors + g.nvlinkRecoveryErrors;
+    const nvlink =
+      g.nvlinkCrcFlitErrors + g.nvlinkCrcDataErrors + g.nvlinkReplayErrors + g.nvlinkRecoveryErrors;
     const f: SimGpuFault = {
       gpu: g.index,
       ...(g.xidLast ? { xid: g.xidLast } : {}),

@@ -109,7 +109,9 @@ describe('startSimulator', () => {
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
     const ec2 = new EC2Client(awsClientConfig(sim.env.AWS_ENDPOINT_URL ?? ''));
-    await ec2.send(new RebootInstancesCommand({ InstanceIds: [sim.cluster.nodeInfo(node)?.instanceId ?? ''] }));
+    await ec2.send(
+      new RebootInstancesCommand({ InstanceIds: [sim.cluster.nodeInfo(node)?.instanceId ?? ''] }),
+    );
     ec2.destroy();
 
     expect(sim.mutatingRequests().map((r) => r.operation)).toEqual(['patchNode', 'RebootInstances']);
@@ -173,19 +175,22 @@ describe('isMutatingRequest', () => {
     ...r,
   });
 
-  it.each([
-    [req({ method: 'PATCH', operation: 'patchNode', resource: 'nodes' }), true],
-    [req({ method: 'POST', operation: 'evictPod', resource: 'pods' }), true],
-    [req({ method: 'DELETE', operation: 'deletePod', resource: 'pods' }), true],
-    [req({ method: 'GET', operation: 'listNodes', resource: 'nodes' }), false],
-    [req({ method: 'PUT', operation: 'replaceLease', resource: 'leases' }), false],
-    [req({ service: 'ec2', method: 'POST', operation: 'RebootInstances' }), true],
-    [req({ service: 'ec2', method: 'POST', operation: 'TerminateInstances' }), true],
-    [req({ service: 'ec2', method: 'POST', operation: 'DescribeInstances' }), false],
-    [req({ service: 'autoscaling', method: 'POST', operation: 'TerminateInstanceInAutoScalingGroup' }), true],
-    [req({ service: 'sns', method: 'POST', operation: 'Publish' }), false],
-    [req({ service: 'slack', method: 'POST', operation: 'chat.postMessage' }), false],
-  ])('%#: %o → %s', (r, expected) => {
-    expect(isMutatingRequest(r)).toBe(expected);
+  it.each<{ r: RecordedRequest; mutating: boolean }>([
+    { r: req({ method: 'PATCH', operation: 'patchNode', resource: 'nodes' }), mutating: true },
+    { r: req({ method: 'POST', operation: 'evictPod', resource: 'pods' }), mutating: true },
+    { r: req({ method: 'DELETE', operation: 'deletePod', resource: 'pods' }), mutating: true },
+    { r: req({ method: 'GET', operation: 'listNodes', resource: 'nodes' }), mutating: false },
+    { r: req({ method: 'PUT', operation: 'replaceLease', resource: 'leases' }), mutating: false },
+    { r: req({ service: 'ec2', method: 'POST', operation: 'RebootInstances' }), mutating: true },
+    { r: req({ service: 'ec2', method: 'POST', operation: 'TerminateInstances' }), mutating: true },
+    { r: req({ service: 'ec2', method: 'POST', operation: 'DescribeInstances' }), mutating: false },
+    {
+      r: req({ service: 'autoscaling', method: 'POST', operation: 'TerminateInstanceInAutoScalingGroup' }),
+      mutating: true,
+    },
+    { r: req({ service: 'sns', method: 'POST', operation: 'Publish' }), mutating: false },
+    { r: req({ service: 'slack', method: 'POST', operation: 'chat.postMessage' }), mutating: false },
+  ])('$r.service $r.method $r.operation → $mutating', ({ r, mutating }) => {
+    expect(isMutatingRequest(r)).toBe(mutating);
   });
 });

@@ -89,7 +89,8 @@ const MUTATING_AWS_OPERATIONS = new Set([
 export function isMutatingRequest(r: RecordedRequest, opts: MutatingRequestsOptions = {}): boolean {
   if (r.service === 'k8s') {
     if (!MUTATING_METHODS.has(r.method)) return false;
-    const resource = (r as K8sRecordedRequest).resource ?? (r.path.includes('/leases') ? 'leases' : undefined);
+    const resource =
+      (r as K8sRecordedRequest).resource ?? (r.path.includes('/leases') ? 'leases' : undefined);
     return opts.includeLeases === true || resource !== 'leases';
   }
   if (r.service === 'ec2' || r.service === 'autoscaling')

@@ -77,7 +77,7 @@ describe('closing', () => {
     await expect(sim.cpuUsage()).rejects.toThrow(/gone/);
   });
 
-  it('fails to start with a clear error on bad options, leaving nothing running', async () => {
+  it('fails to start with a clear error on bad options', async () => {
     await expect(startSimulatorProcess({ nodes: -1 })).rejects.toThrow(/bad simulator options: nodes/);
   });
 });

@@ -117,8 +117,11 @@ export async function startSimulatorProcess(opts: SimulatorProcessOptions = {}):
       }
     });
   }).catch(async (e: unknown) => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
+    // A child that never spawned (no pid) has no exit to wait for.
+    if (child.pid !== undefined) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    }
     throw e;
   });
 
@@ -139,7 +142,10 @@ export async function startSimulatorProcess(opts: SimulatorProcessOptions = {}):
       } catch {
         // Not JSON: keep the raw text.
       }
-      throw new ControlApiError(res.status, `simulator control API ${method} ${path}: ${res.status} ${message}`);
+      throw new ControlApiError(
+        res.status,
+        `simulator control API ${method} ${path}: ${res.status} ${message}`,
+      );
     }
     return JSON.parse(text) as T;
   }

@@ -8,6 +8,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   App,
+  type AppOptions,
   type Authorize,
   type CustomRoute,
   HTTPReceiver,
@@ -16,11 +17,12 @@ import {
   SocketModeReceiver,
   webApi,
 } from '@slack/bolt';
-import type { Logger as BoltLogger } from '@slack/logger';
 import type { Logger } from 'pino';
 import type { Authorizer } from './authz.js';
 import type { ChatPort, ChatSink } from './chat-port.js';
 import { registerListeners } from './listeners/index.js';
+
+type BoltLogger = NonNullable<AppOptions['logger']>;
 
 export const slackEventsPath = '/slack/events';
 

@@ -311,7 +311,12 @@ export class SlackDelivery implements ChatSink {
       if (failure.retryAfterMs) this.channelNextAt.set(channel, at + failure.retryAfterMs);
       outbox.markRetry(entry.id, failure.reason, at + delay);
       logger?.warn(
-        { id: entry.id, incidentId: payload.incidentId, reason: failure.reason, retryInMs: Math.round(delay) },
+        {
+          id: entry.id,
+          incidentId: payload.incidentId,
+          reason: failure.reason,
+          retryInMs: Math.round(delay),
+        },
         'slack delivery failed; will retry',
       );
       return false;

@@ -55,7 +55,10 @@ export async function handleAlertClick(
       action === 'exclude'
         ? await chat.exclude(
             node,
-            { until: chat.now() + defaultExclusionMs, reason: `excluded from the alert of incident ${incidentId}` },
+            {
+              until: chat.now() + defaultExclusionMs,
+              reason: `excluded from the alert of incident ${incidentId}`,
+            },
             actor,
           )
         : action === 'dismiss'

@@ -15,6 +15,10 @@ export function register(app: App, deps: ListenerDeps): void {
     const userId = body.user.id;
     const channel = 'channel' in body ? body.channel?.id : undefined;
     const message = await handleConfirmClick(actionId, value, userId, deps);
-    await sendEphemeral({ client, user: userId, respond, ...(channel ? { channel } : {}) }, message, deps.logger);
+    await sendEphemeral(
+      { client, user: userId, respond, ...(channel ? { channel } : {}) },
+      message,
+      deps.logger,
+    );
   });
 }

@@ -1,7 +1,7 @@
 /** The `/gpu` slash command: ack at once (Slack gives 3 s), then answer ephemerally. */
 import type { App } from '@slack/bolt';
-import { sendEphemeral } from '../ephemeral.js';
 import type { ListenerDeps } from '../deps.js';
+import { sendEphemeral } from '../ephemeral.js';
 import { handleGpuCommand } from './handle-gpu-command.js';
 
 export const gpuCommandName = '/gpu';

@@ -3,6 +3,7 @@
  * Authorization is decided here, server-side, before any destructive call; read-only commands are open to all.
  */
 import type { Logger } from 'pino';
+import type { Authorizer } from '../../authz.js';
 import type { SlackMessage } from '../../blocks/alert.js';
 import { section } from '../../blocks/kit.js';
 import {
@@ -15,9 +16,8 @@ import {
   historyMessage,
   nodeStatusMessage,
 } from '../../blocks/status.js';
-import { slackActor } from '../../chat-port.js';
 import type { ChatPort, ChatResult } from '../../chat-port.js';
-import type { Authorizer } from '../../authz.js';
+import { slackActor } from '../../chat-port.js';
 import {
   type GpuCommand,
   isCommandError,

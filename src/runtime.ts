@@ -1,0 +1,236 @@
+/**
+ * The production process, assembled: store, sensing, leader election, monitor, remediation engine and
+ * services, notification fan-out, metrics and health routes. `gpu-medic run` and `gpu-medic demo` both
+ * start this; the chat surface (Slack or the console) plugs in through `attachChat`.
+ */
+import { hostname } from 'node:os';
+import type http from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { CloudWatchMetricPublisher } from './aws/cloudwatch.js';
+import { createCloudPort } from './aws/cloud-port.js';
+import { LambdaFunctionInvoker } from './aws/lambda.js';
+import { SnsTopicPublisher } from './aws/sns.js';
+import type { Config } from './config/config.js';
+import { ProgressBus } from './domain/events.js';
+import type { Incident } from './domain/incident.js';
+import { startOpsServer } from './http/ops-server.js';
+import { createClusterPort } from './k8s/cluster-port.js';
+import { LeaderElector } from './k8s/leader.js';
+import type { Logger } from './log/logger.js';
+import { componentLogger } from './log/logger.js';
+import { createSensing, initialPlan, type Sensing } from './main.js';
+import { createMetrics, renderMetrics, type Metrics } from './metrics/metrics.js';
+import { Monitor, type NodeScanResult } from './monitor/monitor.js';
+import { createNotifier, type Notifier } from './notify/fan-out.js';
+import { createSinks } from './notify/sinks/create.js';
+import { RemediationEngine } from './remediate/engine.js';
+import { type Authorize, RemediationServices } from './remediate/services.js';
+import { systemClock } from './remediate/ports.js';
+import { openStore, type Store } from './store/index.js';
+import { exclusionStore, incidentStore, kvStore, stepStore } from './store/remediation-stores.js';
+
+export interface RuntimeOptions {
+  logger: Logger;
+  /** Who may do destructive things (the Slack layer decides for clicks; CLI/console pass their own). */
+  authorize?: Authorize;
+  /** Serve /healthz, /readyz and /metrics on PORT (off when the Slack HTTP receiver serves them). */
+  opsServer?: boolean;
+  /** Elect a leader through a Lease before acting (on in `run`; the demo runs alone). */
+  leaderElection?: boolean;
+  /** Extra engine timings (the demo's simulated reboots take seconds, not minutes). */
+  engine?: { pollMs?: number };
+}
+
+export interface Runtime {
+  config: Config;
+  store: Store;
+  sensing: Sensing;
+  bus: ProgressBus;
+  metrics: Metrics;
+  monitor: Monitor;
+  engine: RemediationEngine;
+  services: RemediationServices;
+  notifier?: Notifier;
+  leader?: LeaderElector;
+  /** The last scan result per node, for status read models. */
+  lastScan: Map<string, NodeScanResult>;
+  isReady(): boolean;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function createRuntime(config: Config, opts: RuntimeOptions): Promise<Runtime> {
+  const { logger } = opts;
+  const store = openStore(config.store.dbPath, { logger: componentLogger(logger, 'store') });
+  const metrics = createMetrics();
+  const bus = new ProgressBus((err, event) =>
+    logger.error({ err, incident: event.incidentId, step: event.step }, 'progress listener failed'),
+  );
+  const sensing = createSensing(config, { store, logger: componentLogger(logger, 'sense') });
+  const lastScan = new Map<string, NodeScanResult>();
+
+  const leader = opts.leaderElection
+    ? new LeaderElector({
+        kc: sensing.kc,
+        namespace: config.leader.namespace,
+        leaseName: config.leader.leaseName,
+        identity: `${process.env.POD_NAME ?? hostname()}-${randomBytes(3).toString('hex')}`,
+        logger: componentLogger(logger, 'leader'),
+      })
+    : undefined;
+  const isLeader = () => (leader ? leader.isLeader() : true);
+
+  const cluster = createClusterPort(sensing.kc, { logger: componentLogger(logger, 'k8s') });
+  const cloud = createCloudPort({ region: config.aws.region, logger: componentLogger(logger, 'aws') });
+  const engine = new RemediationEngine({
+    cluster,
+    cloud,
+    health: {
+      async scanNode(name) {
+        const node = await cluster.getNode(name);
+        if (!node) throw new Error(`node ${name} is gone`);
+        return (await sensing.scanNode(node)).verdict;
+      },
+    },
+    incidents: incidentStore(store),
+    steps: stepStore(store),
+    exclusions: exclusionStore(store),
+    audit: store.audit,
+    clock: systemClock,
+    bus,
+    isLeader,
+    config: {
+      dryRun: config.dryRun,
+      drainTimeoutMs: config.remediation.drainTimeoutSeconds * 1000,
+      rebootTimeoutMs: config.remediation.rebootTimeoutSeconds * 1000,
+      replaceTimeoutMs: config.remediation.replaceTimeoutSeconds * 1000,
+      ...(opts.engine?.pollMs ? { pollMs: opts.engine.pollMs } : {}),
+    },
+    logger: componentLogger(logger, 'engine'),
+  });
+  const services = new RemediationServices({
+    cluster,
+    incidents: incidentStore(store),
+    steps: stepStore(store),
+    exclusions: exclusionStore(store),
+    audit: store.audit,
+    kv: kvStore(store),
+    clock: systemClock,
+    bus,
+    engine,
+    policy: config.policy,
+    authorize: opts.authorize ?? ((actor) => actor === 'monitor' || actor.startsWith('cli:')),
+    safety: {
+      dryRun: config.dryRun,
+      maxConcurrent: config.remediation.maxConcurrent,
+      perHour: config.remediation.perHour,
+      maxUnhealthyPercent: config.remediation.maxUnhealthyPercent,
+      maxUnhealthyNodes: config.remediation.maxUnhealthyNodes,
+    },
+    logger: componentLogger(logger, 'services'),
+  });
+
+  const monitor = new Monitor({
+    listNodes: () => sensing.watcher.list(),
+    collector: sensing.collector,
+    classifier: sensing.classifier,
+    store,
+    plan: initialPlan(config),
+    onIncident: (incident: Incident) => {
+      services.triage(incident.id).catch((err) => logger.error({ err, incident: incident.id }, 'triage failed'));
+    },
+    onNodeScanned: (r) => lastScan.set(r.node.name, r),
+    intervalMs: config.monitor.intervalSeconds * 1000,
+    concurrency: config.monitor.scanConcurrency,
+    nodeTimeoutMs: config.monitor.scanTimeoutSeconds * 1000,
+    metrics,
+    logger: componentLogger(logger, 'monitor'),
+  });
+
+  const n = config.notify;
+  const sinks = createSinks(
+    { ...n, cloudwatch: { ...n.cloudwatch } },
+    {
+      metricPublisher: () => new CloudWatchMetricPublisher({ region: config.aws.region }),
+      topicPublisher: () => new SnsTopicPublisher({ region: config.aws.region }),
+      functionInvoker: () => new LambdaFunctionInvoker({ region: config.aws.region }),
+      logger: componentLogger(logger, 'notify'),
+    },
+  );
+  const notifier =
+    sinks.length > 0
+      ? createNotifier({
+          outbox: store.outbox,
+          sinks,
+          bus,
+          incidents: (id) => store.incidents.get(id),
+          cluster: config.clusterName,
+          logger: componentLogger(logger, 'notify'),
+          metrics,
+          start: false,
+        })
+      : undefined;
+
+  let ops: http.Server | undefined;
+  let started = false;
+  let acting = false;
+
+  const startActing = async () => {
+    if (acting) return;
+    acting = true;
+    const resumed = await engine.start();
+    if (resumed.length > 0) logger.info({ incidents: resumed }, 'resumed unfinished remediations');
+    monitor.start();
+  };
+  const stopActing = async () => {
+    if (!acting) return;
+    acting = false;
+    await monitor.stop();
+  };
+
+  const runtime: Runtime = {
+    config,
+    store,
+    sensing,
+    bus,
+    metrics,
+    monitor,
+    engine,
+    services,
+    notifier,
+    leader,
+    lastScan,
+    isReady: () => started && sensing.watcher.isSynced,
+    async start() {
+      if (opts.opsServer) {
+        ops = await startOpsServer(
+          { healthy: () => true, ready: () => runtime.isReady(), metrics: () => renderMetrics(metrics) },
+          config.http.port,
+          logger,
+        );
+      }
+      await sensing.start();
+      notifier?.start();
+      started = true;
+      if (leader) {
+        leader.onChange((isNow) => {
+          logger.info({ leader: isNow }, isNow ? 'became the leader' : 'lost the lease; standing by');
+          (isNow ? startActing() : stopActing()).catch((err) => logger.error({ err }, 'leadership change failed'));
+        });
+        await leader.start();
+      } else {
+        await startActing();
+      }
+    },
+    async stop() {
+      await stopActing();
+      await engine.whenIdle?.();
+      await leader?.stop();
+      await notifier?.stop();
+      await sensing.stop();
+      await new Promise<void>((resolve) => (ops ? ops.close(() => resolve()) : resolve()));
+      store.close();
+    },
+  };
+  return runtime;
+}
