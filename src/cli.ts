@@ -50,6 +50,11 @@ const commands: Record<string, CommandSpec> = {
     usage: 'gpu-medic unexclude NODE',
     load: () => import('./commands/manual.js'),
   },
+  eval: {
+    summary: 'classifier accuracy over the labelled corpus in eval/ (rules baseline, then the chosen mode)',
+    usage: 'gpu-medic eval [--mode rules|hybrid|llm] [--real] [--json] [--corpus DIR] [--policy FILE]',
+    load: () => import('./commands/eval.js'),
+  },
   bench: {
     summary: 'measure scan speed, CPU and memory on a simulated fleet (writes docs/benchmarks.md)',
     usage: 'gpu-medic bench [--sizes 100,1000,5000] [--no-write]',

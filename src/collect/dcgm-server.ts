@@ -99,13 +99,19 @@ export function createDcgmServerCollector(opts: DcgmServerCollectorOptions): Col
       }
       if (part === 'kernel' && r.stderr.trim() !== '') {
         // A pipeline's exit code is tail's: dmesg failing (no CAP_SYSLOG) only shows on stderr.
-        log?.warn({ pod: `${pod.namespace}/${pod.name}`, stderr: clip(r.stderr) }, 'dcgm-server: dmesg wrote errors');
+        log?.warn(
+          { pod: `${pod.namespace}/${pod.name}`, stderr: clip(r.stderr) },
+          'dcgm-server: dmesg wrote errors',
+        );
       }
       return { part, output: r.stdout };
     } catch (e) {
       return {
         part,
-        failure: { timeout: isTimeout(e), message: `\`${command.join(' ')}\`: ${(e as Error).message ?? String(e)}` },
+        failure: {
+          timeout: isTimeout(e),
+          message: `\`${command.join(' ')}\`: ${(e as Error).message ?? String(e)}`,
+        },
       };
     }
   }
@@ -143,11 +149,19 @@ export function createDcgmServerCollector(opts: DcgmServerCollectorOptions): Col
       } else if (outputs.discovery !== undefined && parsed.declaredCount === undefined) {
         // No "N GPUs found." line: the GPU list is unreadable, and an empty list must not read as missing GPUs.
         error = { kind: 'parse', message: 'unreadable `dcgmi discovery -l` output (no "GPUs found" line)' };
-        unparsed.push(...outputs.discovery.split('\n').filter((l) => l.trim() !== '').slice(0, 20));
+        unparsed.push(
+          ...outputs.discovery
+            .split('\n')
+            .filter((l) => l.trim() !== '')
+            .slice(0, 20),
+        );
       }
       if (error) {
         snapshot.error = error;
-        log?.warn({ node: node.name, kind: error.kind, error: error.message }, 'dcgm-server: node read failed');
+        log?.warn(
+          { node: node.name, kind: error.kind, error: error.message },
+          'dcgm-server: node read failed',
+        );
       }
       if (unparsed.length > 0) snapshot.unparsed = unparsed;
       log?.debug({ node: node.name, gpus: snapshot.gpus.length }, 'dcgm-server: node read');

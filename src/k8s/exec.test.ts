@@ -6,7 +6,12 @@ import { WebSocketServer } from 'ws';
 import { parseDcgmiDiscovery, parseDcgmiDmon, parseDcgmiHealth } from '../collect/parse/dcgmi.js';
 import { parseKernelXids } from '../collect/parse/kernel-log.js';
 import { SimCluster } from '../sim/cluster.js';
-import { attachExec, type ExecRecordedRequest, type SimExec, type SimExecHandler } from '../sim/exec-server.js';
+import {
+  attachExec,
+  type ExecRecordedRequest,
+  type SimExec,
+  type SimExecHandler,
+} from '../sim/exec-server.js';
 import { type SimK8sServer, startSimK8s } from '../sim/k8s-server.js';
 import { kubeconfigFor } from '../sim/kubeconfig.js';
 import { ExecError, execInPod } from './exec.js';
@@ -18,7 +23,8 @@ let kc: KubeConfig;
 let override: SimExecHandler | undefined;
 
 const gpuNode = () =>
-  cluster.listNodes().find((n) => n.metadata.labels?.['nvidia.com/gpu.present'] === 'true')?.metadata.name ?? '';
+  cluster.listNodes().find((n) => n.metadata.labels?.['nvidia.com/gpu.present'] === 'true')?.metadata.name ??
+  '';
 const dcgmPod = (node: string) => {
   const p = cluster
     .listPods({ namespace: 'kube-system', nodeName: node })

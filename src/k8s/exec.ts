@@ -117,7 +117,10 @@ export function execInPod(kc: KubeConfig, opts: ExecInPodOptions): Promise<ExecO
       const exitCode = exitCodeOf(status);
       if (exitCode === undefined) {
         finish(
-          new ExecError('failed', `${target}: ${status.message ?? status.reason ?? 'exec failed'} (${status.status ?? 'no status'})`),
+          new ExecError(
+            'failed',
+            `${target}: ${status.message ?? status.reason ?? 'exec failed'} (${status.status ?? 'no status'})`,
+          ),
         );
         return;
       }
@@ -187,10 +190,20 @@ export function execInPod(kc: KubeConfig, opts: ExecInPodOptions): Promise<ExecO
     const handler = new WebSocketHandler(kc, factory, { stdin, stdout, stderr });
     const exec = new Exec(kc, handler);
     exec
-      .exec(opts.namespace, opts.pod, opts.container ?? '', opts.command, stdout, stderr, null, false, (s) => {
-        status = s;
-        tryResolve();
-      })
+      .exec(
+        opts.namespace,
+        opts.pod,
+        opts.container ?? '',
+        opts.command,
+        stdout,
+        stderr,
+        null,
+        false,
+        (s) => {
+          status = s;
+          tryResolve();
+        },
+      )
       .then(
         (ws) => {
           if (settled) ws.terminate();

@@ -69,6 +69,7 @@ export interface ScanReport {
 }
 
 const activeKeysKey = (node: string) => `active-keys:${node}`;
+const xidCountsKey = (node: string) => `xid-counts:${node}`;
 
 export class Monitor {
   private timer: NodeJS.Timeout | undefined;
@@ -209,6 +210,7 @@ export class Monitor {
         previousGpuState: known || gpuRows.length > 0 ? gpuRows : undefined,
         previousKeys: previousKeys ? new Set(previousKeys) : known ? new Set() : undefined,
         openKeys,
+        previousXidCounts: store.kv.get<Record<string, number>>(xidCountsKey(node.name)),
         excluded: store.exclusions.get(node.name, now) !== undefined,
       });
       for (const f of result.touch) store.incidents.openOrTouch(this.incidentInput(node, f, false), now);
@@ -218,6 +220,7 @@ export class Monitor {
       }
       if (result.gpuState.length > 0) store.gpuState.upsertMany(node.name, result.gpuState, now);
       store.kv.set(activeKeysKey(node.name), result.activeKeys, now);
+      if (Object.keys(result.xidCounts).length > 0) store.kv.set(xidCountsKey(node.name), result.xidCounts, now);
       store.nodeState.upsert({ node: node.name, verdict, lastScanAt: now, bootId: node.bootId }, now);
     });
     for (const incident of created) {

@@ -26,6 +26,8 @@ export interface TriageInput {
   previousKeys: ReadonlySet<string> | undefined;
   /** Fault keys with an open incident on this node. */
   openKeys: ReadonlySet<string>;
+  /** Per-GPU, per-XID counts (DCGM_EXP_XID_ERRORS_COUNT) at the previous scan, keyed `gpu:xid`. */
+  previousXidCounts?: Readonly<Record<string, number>>;
   /** Excluded nodes are scanned and shown, but open no incident. */
   excluded: boolean;
 }
@@ -37,6 +39,8 @@ export interface TriageResult {
   gpuState: GpuXidState[];
   /** Fault keys to remember as present. */
   activeKeys: string[];
+  /** Per-XID counts to remember. */
+  xidCounts: Record<string, number>;
 }
 
 const actionable = (f: Finding) => f.severity === 'warning' || f.severity === 'critical';
@@ -47,7 +51,12 @@ export function triage(input: TriageInput): TriageResult {
   const prevByGpu = new Map((previousGpuState ?? []).map((r) => [r.gpu, r]));
 
   const gpuState = new Map<number, GpuXidState>(prevByGpu);
+  const prevCounts = input.previousXidCounts ?? {};
+  const xidCounts: Record<string, number> = { ...prevCounts };
   if (!snapshot.error) {
+    for (const g of snapshot.gpus) {
+      for (const x of g.xids ?? []) if (x.count !== undefined) xidCounts[`${g.index}:${x.xid}`] = x.count;
+    }
     for (const g of snapshot.gpus) {
       if (g.xidLast === undefined && g.xidCount === undefined) continue;
       gpuState.set(g.index, { gpu: g.index, xidLast: g.xidLast, xidCount: g.xidCount });
@@ -70,8 +79,9 @@ export function triage(input: TriageInput): TriageResult {
         open.push({ finding, preexisting: firstSight || previousGpuState === undefined });
         continue;
       }
-      const changed = (sticky.xidLast ?? 0) !== (prev.xidLast ?? 0) && (sticky.xidLast ?? 0) !== 0;
-      const counted = (sticky.xidCount ?? 0) > (prev.xidCount ?? 0);
+      const changed = sticky.xidLast === finding.xid && (prev.xidLast ?? 0) !== finding.xid;
+      const countKey = `${sticky.gpu}:${finding.xid}`;
+      const counted = sticky.count !== undefined && sticky.count > (prevCounts[countKey] ?? 0);
       if (changed || counted) open.push({ finding, preexisting: false });
       continue;
     }
@@ -81,16 +91,19 @@ export function triage(input: TriageInput): TriageResult {
   const current = verdict.findings.filter(actionable).map((f) => f.key);
   // A node we could not read keeps its previous keys: its faults did not go away because we were blind.
   const activeKeys = snapshot.error ? [...new Set([...(previousKeys ?? []), ...current])] : current;
-  return { open, touch, gpuState: [...gpuState.values()], activeKeys };
+  return { open, touch, gpuState: [...gpuState.values()], activeKeys, xidCounts };
 }
 
 /** The GPU sample behind an XID finding, when the XID came from DCGM's gauges (not a log line). */
-function stickyXid(finding: Finding, snapshot: NodeSnapshot): { gpu: number; xidLast?: number; xidCount?: number } | undefined {
+function stickyXid(
+  finding: Finding,
+  snapshot: NodeSnapshot,
+): { gpu: number; xidLast?: number; count?: number } | undefined {
   if (finding.kind !== 'xid' || finding.gpu === undefined || finding.xid === undefined) return undefined;
   const sample = snapshot.gpus.find((g) => g.index === finding.gpu);
   if (!sample) return undefined;
   const fromGauge = sample.xidLast === finding.xid;
-  const fromCount = sample.xids?.some((x) => x.xid === finding.xid && x.count !== undefined) ?? false;
-  if (!fromGauge && !fromCount) return undefined;
-  return { gpu: sample.index, xidLast: sample.xidLast, xidCount: sample.xidCount };
+  const counted = sample.xids?.find((x) => x.xid === finding.xid && x.count !== undefined);
+  if (!fromGauge && !counted) return undefined;
+  return { gpu: sample.index, xidLast: sample.xidLast, count: counted?.count };
 }

@@ -22,6 +22,7 @@ import { z } from 'zod';
 import { HealthStates } from '../domain/gpu.js';
 import type { SimCluster } from './cluster.js';
 import { BodyError, listen, pathAndQuery, readBody, send } from './http-util.js';
+import type { KubeNode } from './k8s-objects.js';
 import { type RecordedRequest, RequestLog } from './recorder.js';
 import { ApiError } from './resource-store.js';
 
@@ -256,9 +257,14 @@ export interface SimState {
 /** Above this a GPU counts as hot in the summary (H100 slowdown starts near 87 °C). */
 const HOT_C = 85;
 
-export function nodeState(cluster: SimCluster, name: string): SimNodeState | undefined {
+export function nodeState(
+  cluster: SimCluster,
+  name: string,
+  /** The node object when the caller already has it (listing 5,000 nodes, clone once). */
+  known?: KubeNode,
+): SimNodeState | undefined {
   const info = cluster.nodeInfo(name);
-  const node = cluster.getNode(name);
+  const node = known ?? cluster.getNode(name);
   if (!info || !node) return undefined;
   const gpus = cluster.gpuState(name);
   const faults: SimGpuFault[] = [];
@@ -299,7 +305,7 @@ export function nodeState(cluster: SimCluster, name: string): SimNodeState | und
 export function clusterState(cluster: SimCluster): SimState {
   const nodes: SimNodeState[] = [];
   for (const n of cluster.listNodes()) {
-    const s = nodeState(cluster, n.metadata.name);
+    const s = nodeState(cluster, n.metadata.name, n);
     if (s) nodes.push(s);
   }
   return { clusterName: cluster.clusterName, nodes };

@@ -83,7 +83,9 @@ describe('layouts match the real dcgmi samples byte for byte', () => {
     // The JSON printer carries the same tree: the parser reads both to the same result.
     expect(parseDcgmiHealth(renderHealthJson(reports))).toEqual(parseDcgmiHealth(expected));
     expect(parseDcgmiHealth(renderHealthJson(reports))).toEqual(
-      parseDcgmiHealth(readFileSync(new URL('../../test/fixtures/dcgmi-health-failure.json', import.meta.url), 'utf8')),
+      parseDcgmiHealth(
+        readFileSync(new URL('../../test/fixtures/dcgmi-health-failure.json', import.meta.url), 'utf8'),
+      ),
     );
   });
 });
@@ -110,7 +112,11 @@ describe('simulated GPU state round-trips through the parsers', () => {
       eccDbeVolatile: 3,
       health: 'fail',
       healthIncidents: [
-        { severity: 'fail', system: 'Memory', message: 'Detected 3 volatile double-bit ECC error(s) in GPU 5.' },
+        {
+          severity: 'fail',
+          system: 'Memory',
+          message: 'Detected 3 volatile double-bit ECC error(s) in GPU 5.',
+        },
       ],
     });
     expect(out.gpus[6]).toMatchObject({
@@ -158,7 +164,7 @@ describe('runSimCommand (what a dcgm-server pod answers)', () => {
       gpus: g,
       kernelLog: [
         'NVRM: loading NVIDIA UNIX x86_64 Kernel Module  550.127.08',
-        "NVRM: Xid (PCI:0000:53:00): 13, pid=1, name=python, Graphics SM Warp Exception",
+        'NVRM: Xid (PCI:0000:53:00): 13, pid=1, name=python, Graphics SM Warp Exception',
         "NVRM: Xid (PCI:0000:64:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.",
       ],
     };

@@ -17,7 +17,9 @@ function boxLine(widths: number[], c = '-'): string {
 }
 
 /** `dcgmi discovery -l`: the GPUs DCGM can see (a GPU that fell off the bus is not listed). */
-export function renderDiscovery(gpus: readonly Pick<SimGpu, 'index' | 'model' | 'pciBusId' | 'uuid'>[]): string {
+export function renderDiscovery(
+  gpus: readonly Pick<SimGpu, 'index' | 'model' | 'pciBusId' | 'uuid'>[],
+): string {
   const widths = [DISCOVERY_ID_WIDTH, DISCOVERY_INFO_WIDTH];
   const row = (id: string, info: string) =>
     `| ${id.padEnd(DISCOVERY_ID_WIDTH)} | ${info.padEnd(DISCOVERY_INFO_WIDTH)} |`;
@@ -143,7 +145,9 @@ export function simHealthIncidents(g: SimGpu): SimHealthIncident[] {
     out.push({
       severity: g.health,
       system: systemOf(g.healthMessage),
-      message: g.healthMessage ?? `GPU ${g.index} health check reported ${g.health === 'fail' ? 'a failure' : 'a warning'}.`,
+      message:
+        g.healthMessage ??
+        `GPU ${g.index} health check reported ${g.health === 'fail' ? 'a failure' : 'a warning'}.`,
     });
   }
   return out;
@@ -191,7 +195,11 @@ function entitiesWithIncidents(reports: readonly GpuHealthReport[]): EntityView[
   // DCGM lists only the entities that have something to say.
   return reports
     .filter((r) => r.incidents.length > 0)
-    .map((r) => ({ index: r.index, state: worst(r.incidents.map((i) => i.severity)), incidents: r.incidents }));
+    .map((r) => ({
+      index: r.index,
+      state: worst(r.incidents.map((i) => i.severity)),
+      incidents: r.incidents,
+    }));
 }
 
 /** `dcgmi health -c`: DCGM's tree printer (label column 28, value column 60). */
@@ -243,7 +251,10 @@ export function renderHealthJson(reports: readonly GpuHealthReport[]): string {
         const severity = prev?.value === STATE_TEXT.fail ? 'fail' : inc.severity;
         errors[inc.system] = { overflow, value: STATE_TEXT[severity] };
       }
-      gpuChildren[String(e.index)] = { children: { Errors: { children: errors } }, value: STATE_TEXT[e.state] };
+      gpuChildren[String(e.index)] = {
+        children: { Errors: { children: errors } },
+        value: STATE_TEXT[e.state],
+      };
     }
     body.GPU = { children: gpuChildren };
   }

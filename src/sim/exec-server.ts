@@ -10,7 +10,7 @@
  *     v1–v3: the error text on channel 3 only on failure. Then a normal close.
  * In dcgm-server pods the commands the AWS sample ran are answered from the pod's node GPU state.
  */
-import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { type WebSocket, WebSocketServer } from 'ws';
@@ -121,7 +121,8 @@ export function attachExec(
   });
   let closed = false;
 
-  function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  /** Returns whether this listener answered the request. */
+  function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     const url = new URL(req.url ?? '/', 'http://sim');
     const m = EXEC_PATH.exec(url.pathname);
     const method = req.method ?? 'GET';
@@ -138,12 +139,12 @@ export function attachExec(
     };
     if (!m) {
       // Another upgrade listener may serve it (attach, portforward); alone, we refuse it loudly.
-      if (server.listenerCount('upgrade') > 1) return;
+      if (server.listenerCount('upgrade') > 1) return false;
       rec.status = 404;
       log.recordUnexpected(rec);
       logger?.warn({ path: url.pathname }, 'sim k8s: unexpected upgrade request');
       rejectUpgrade(socket, 404, 'NotFound', 'the server could not find the requested resource');
-      return;
+      return true;
     }
     const namespace = decodeURIComponent(m[1] ?? '');
     const podName = decodeURIComponent(m[2] ?? '');
@@ -159,10 +160,11 @@ export function attachExec(
       command,
     });
     rec.query.command = JSON.stringify(command);
-    const fail = (status: number, reason: string, message: string) => {
+    const fail = (status: number, reason: string, message: string): true => {
       rec.status = status;
       log.record(rec);
       rejectUpgrade(socket, status, reason, message);
+      return true;
     };
     if (closed) return fail(503, 'ServiceUnavailable', 'exec is shutting down');
     const pod = cluster.getPod(namespace, podName);
@@ -200,7 +202,11 @@ export function attachExec(
         : req.headers['sec-websocket-protocol'],
     );
     if (protocol === false)
-      return fail(400, 'BadRequest', `none of the offered subprotocols is supported: ${EXEC_PROTOCOLS.join(', ')}`);
+      return fail(
+        400,
+        'BadRequest',
+        `none of the offered subprotocols is supported: ${EXEC_PROTOCOLS.join(', ')}`,
+      );
 
     wss.handleUpgrade(req, socket, head, (ws) => {
       rec.status = 101;
@@ -215,6 +221,7 @@ export function attachExec(
       if (node) execReq.node = node;
       void runSession(ws, execReq, wants, rec);
     });
+    return true;
   }
 
   async function runSession(
@@ -229,7 +236,8 @@ export function attachExec(
     };
     const stream = (channel: number, text: string) => {
       const buf = Buffer.from(text, 'utf8');
-      for (let off = 0; off < buf.length; off += frameBytes) send(channel, buf.subarray(off, off + frameBytes));
+      for (let off = 0; off < buf.length; off += frameBytes)
+        send(channel, buf.subarray(off, off + frameBytes));
     };
     send(wants.stdout ? Channel.stdout : Channel.stderr, Buffer.alloc(0));
     const v4 = ws.protocol === 'v4.channel.k8s.io' || ws.protocol === 'v5.channel.k8s.io';
@@ -361,7 +369,8 @@ function dcgmiStage(args: string[], host: DcgmHost): ReturnType<Stage> {
       if (bad.length > 0) return usage(`Error: Invalid field id(s): ${fields}`);
       const countText = value('-c', '--count') ?? '1';
       const count = Number(countText);
-      if (!Number.isInteger(count) || count < 1 || count > 100) return usage(`Error: Invalid count ${countText}`);
+      if (!Number.isInteger(count) || count < 1 || count > 100)
+        return usage(`Error: Invalid count ${countText}`);
       const shorts = ids.map((id) => DMON_FIELD_TABLE[id]?.short ?? String(id));
       return { out: lines(renderDmon(shorts, dmonRowsFromSim(host.gpus, ids), count)), code: 0 };
     }
@@ -401,8 +410,10 @@ function tailHeadStage(name: 'tail' | 'head', args: string[], input: string[]): 
   let n = 10;
   for (let i = 0; i < args.length; i++) {
     const a = args[i] ?? '';
-    const v = a === '-n' ? args[++i] : /^-\d+$/.test(a) ? a.slice(1) : /^-n\d+$/.test(a) ? a.slice(2) : undefined;
-    if (v === undefined || !/^\d+$/.test(v)) return { out: [], err: `${name}: invalid option ${a}\n`, code: 1 };
+    const v =
+      a === '-n' ? args[++i] : /^-\d+$/.test(a) ? a.slice(1) : /^-n\d+$/.test(a) ? a.slice(2) : undefined;
+    if (v === undefined || !/^\d+$/.test(v))
+      return { out: [], err: `${name}: invalid option ${a}\n`, code: 1 };
     n = Number(v);
   }
   return { out: name === 'tail' ? input.slice(Math.max(0, input.length - n)) : input.slice(0, n), code: 0 };

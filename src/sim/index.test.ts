@@ -1,8 +1,10 @@
 import { existsSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
 import { DescribeInstancesCommand, EC2Client, RebootInstancesCommand } from '@aws-sdk/client-ec2';
 import {
   CoordinationV1Api,
   CoreV1Api,
+  Exec,
   KubeConfig,
   PatchStrategy,
   setHeaderOptions,
@@ -159,6 +161,52 @@ describe('startSimulator options', () => {
     } finally {
       await sim.close();
     }
+  });
+});
+
+describe('startSimulator with dcgmServer', () => {
+  it('serves exec into dcgm-server pods, where an injected XID shows in dmesg', async () => {
+    const sim = await startSimulator({ nodes: 1, slack: false, controlPort: false, dcgmServer: true });
+    try {
+      expect(sim.exec).toBeDefined();
+      const [node = ''] = gpuNodes(sim);
+      sim.cluster.injectXid(node, 0, 79);
+      const pod = sim.cluster
+        .listPods({ namespace: 'kube-system', nodeName: node })
+        .find((p) => p.metadata.labels?.['k8s-app'] === 'dcgm-server');
+      expect(pod).toBeDefined();
+      const stdout = new PassThrough();
+      let out = '';
+      stdout.on('data', (d: Buffer) => {
+        out += d.toString('utf8');
+      });
+      const status = await new Promise<unknown>((resolve, reject) => {
+        new Exec(kubeFor(sim))
+          .exec(
+            'kube-system',
+            pod?.metadata.name ?? '',
+            'dcgm-server',
+            ['sh', '-c', 'dmesg | grep -i xid'],
+            stdout,
+            null,
+            null,
+            false,
+            resolve,
+          )
+          .catch(reject);
+      });
+      expect(status).toMatchObject({ status: 'Success' });
+      expect(out).toMatch(/NVRM: Xid \(PCI:[^)]+\): 79,/);
+      sim.assertNoUnexpected();
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('does not serve exec without dcgmServer', async () => {
+    const sim = await startSimulator({ nodes: 1, slack: false, controlPort: false, workloads: false });
+    expect(sim.exec).toBeUndefined();
+    await sim.close();
   });
 });
 

@@ -1,7 +1,8 @@
 /**
  * The simulated EKS cluster in one call. `startSimulator()` serves, on ephemeral loopback ports:
  *   - a Kubernetes API server subset (nodes, pods, evictions, PDBs, leases, Kubeflow jobs, watches,
- *     the dcgm-exporter pod proxy) reached through a kubeconfig file it writes (`KUBECONFIG`);
+ *     the dcgm-exporter pod proxy, and with `dcgmServer` pod exec into dcgm-server pods) reached
+ *     through a kubeconfig file it writes (`KUBECONFIG`);
  *   - one AWS endpoint for EC2, Auto Scaling, CloudWatch, SNS, Lambda and Bedrock Runtime
  *     (`AWS_ENDPOINT_URL`), whose reboots and terminations act on the simulated nodes;
  *   - a Slack Web API fake (`SLACK_API_URL`, token `SLACK_BOT_TOKEN`) unless `slack: false`;
@@ -17,6 +18,7 @@ import type { Logger } from 'pino';
 import { type SimAws, startSimAws } from './aws-server.js';
 import { SimCluster } from './cluster.js';
 import { CountingRequestLog, startControlApi } from './control-api.js';
+import { attachExec, type SimExec, type SimExecHandler } from './exec-server.js';
 import { type K8sRecordedRequest, type SimK8sServer, startSimK8s } from './k8s-server.js';
 import { writeKubeconfig } from './kubeconfig.js';
 import type { RecordedRequest } from './recorder.js';
@@ -34,8 +36,13 @@ export interface SimulatorOptions {
   replaceDelayMs?: number;
   terminateDelayMs?: number;
   rescheduleDelayMs?: number;
-  /** Also run the EKS node-monitoring agent's dcgm-server pods (the dcgm-server collector's source). */
+  /**
+   * Also run the EKS node-monitoring agent's dcgm-server pods (the dcgm-server collector's source) and
+   * serve pod exec into them (exec-server.ts).
+   */
   dcgmServer?: boolean;
+  /** Overrides simulated exec commands (a hang, huge output) when `dcgmServer` is on. */
+  execHandler?: SimExecHandler;
   /** Training job, serving pods and PDB on the nodes. Default true. */
   workloads?: boolean;
   /** Start the Slack Web API fake. Default true. */
@@ -57,6 +64,8 @@ export interface MutatingRequestsOptions {
 export interface Simulator {
   cluster: SimCluster;
   k8s: SimK8sServer;
+  /** Pod exec, when `dcgmServer` is on. */
+  exec?: SimExec;
   aws: SimAws;
   slack?: SimSlack;
   kubeconfigPath: string;
@@ -125,8 +134,11 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   try {
     const k8s = await startSimK8s(cluster, { log, ...(logger ? { logger } : {}) });
     closers.push(() => k8s.close());
-    // TODO(exec-server): when src/sim/exec-server.ts lands, attach pod exec here for the
-    // dcgm-server collector: `if (opts.dcgmServer) attachExec(k8s, cluster)`.
+    // Pod exec only matters for the dcgm-server collector; its sessions close before the API server.
+    const exec = opts.dcgmServer
+      ? attachExec(k8s, cluster, opts.execHandler, logger ? { logger } : {})
+      : undefined;
+    if (exec) closers.push(() => exec.close());
     const aws = await startSimAws(cluster, {
       log,
       region: cluster.region,
@@ -165,6 +177,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     return {
       cluster,
       k8s,
+      ...(exec ? { exec } : {}),
       aws,
       ...(slack ? { slack } : {}),
       kubeconfigPath,

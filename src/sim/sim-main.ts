@@ -1,4 +1,3 @@
-import { createRequire } from "node:module"; const require = createRequire(import.meta.url);
 /**
  * Child-process entry of the simulator (started by process.ts with an IPC channel): starts the
  * simulator with the options in argv[2] (JSON), reports `ready` with its env and control URL, answers
@@ -62,12 +61,11 @@ async function main(): Promise<void> {
       await sim?.close();
     } finally {
       if (process.connected) process.disconnect();
-      require('node:fs').appendFileSync('/tmp/disc.log', `exit ${Date.now()}\n`);
       process.exit(code);
     }
   };
   // The parent died or closed the channel: nobody can stop us any more, so stop now.
-  process.on('disconnect', () => { require('node:fs').appendFileSync('/tmp/disc.log', `disc ${Date.now()}\n`); void exit(0); });
+  process.on('disconnect', () => void exit(0));
   process.on('message', (raw) => {
     const m = ParentMessage.safeParse(raw);
     if (!m.success) return;

@@ -1,0 +1,169 @@
+import { KubeConfig } from '@kubernetes/client-node';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SimCluster } from '../sim/cluster.js';
+import type { KubeLease } from '../sim/k8s-objects.js';
+import { type SimK8sServer, startSimK8s } from '../sim/k8s-server.js';
+import { kubeconfigFor } from '../sim/kubeconfig.js';
+import { type RecordedRequest, RequestLog } from '../sim/recorder.js';
+import { LeaderElector, leaseTimeMs, microTime } from './leader.js';
+
+const NS = 'gpu-medic';
+const LEASE = 'gpu-medic-leader';
+
+/** Runs a hook after each recorded request, so a test can change the lease between a client's read and write. */
+class HookedLog extends RequestLog {
+  afterRecord: ((r: RecordedRequest) => void) | undefined;
+  override record(r: RecordedRequest): void {
+    super.record(r);
+    this.afterRecord?.(r);
+  }
+}
+
+async function until(what: string, cond: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+let cluster: SimCluster;
+let sim: SimK8sServer;
+let log: HookedLog;
+let electors: LeaderElector[];
+
+function elector(identity: string): LeaderElector {
+  const kc = new KubeConfig();
+  kc.loadFromString(kubeconfigFor(sim.url));
+  const e = new LeaderElector({
+    kc,
+    namespace: NS,
+    leaseName: LEASE,
+    identity,
+    // Short, with room for a slow CI machine: a late renew must not flip leadership.
+    leaseDurationMs: 1_000,
+    renewEveryMs: 100,
+    retryEveryMs: 50,
+  });
+  electors.push(e);
+  return e;
+}
+
+beforeEach(async () => {
+  cluster = new SimCluster({ nodes: 1, workloads: false });
+  log = new HookedLog();
+  sim = await startSimK8s(cluster, { log });
+  electors = [];
+});
+
+afterEach(async () => {
+  for (const e of electors) await e.stop();
+  await sim.close();
+  cluster.close();
+  log.assertNoUnexpected();
+});
+
+const lease = () => cluster.getLease(NS, LEASE);
+
+describe('LeaderElector on a simulated Lease', () => {
+  it('of two candidates exactly one leads; stopping it hands the lease to the other', async () => {
+    const a = elector('pod-a');
+    const b = elector('pod-b');
+    const changes: string[] = [];
+    a.onChange((v) => changes.push(`a:${v}`));
+    b.onChange((v) => changes.push(`b:${v}`));
+    await Promise.all([a.start(), b.start()]);
+    await until('a leader', () => a.isLeader() || b.isLeader());
+
+    // Over several renew periods, never two leaders at once.
+    for (let i = 0; i < 30; i++) {
+      expect([a, b].filter((e) => e.isLeader())).toHaveLength(1);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const [leader, follower] = a.isLeader() ? [a, b] : [b, a];
+    expect(lease()?.spec.holderIdentity).toBe(leader.identity);
+    expect(lease()?.spec.renewTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+    expect(lease()?.spec.leaseTransitions).toBe(0);
+    expect(log.find('createLease').map((r) => r.status).sort()).toEqual([201, 409]);
+
+    await leader.stop();
+    expect(leader.isLeader()).toBe(false);
+    await until('the follower takes over', () => follower.isLeader());
+    expect(lease()?.spec.holderIdentity).toBe(follower.identity);
+    expect(lease()?.spec.leaseTransitions).toBe(1);
+    const l = leader === a ? 'a' : 'b';
+    const f = follower === a ? 'a' : 'b';
+    expect(changes[0]).toBe(`${l}:true`);
+    expect(changes.at(-1)).toBe(`${f}:true`);
+    expect(changes.lastIndexOf(`${l}:false`)).toBeLessThan(changes.indexOf(`${f}:true`));
+  });
+
+  it('a renew that meets a newer resourceVersion (409) is a lost race: leadership ends at once', async () => {
+    const a = elector('pod-a');
+    const changes: boolean[] = [];
+    a.onChange((v) => changes.push(v));
+    await a.start();
+    expect(a.isLeader()).toBe(true);
+
+    // A rival writes the lease right after our next read: our replace then carries a stale resourceVersion.
+    log.afterRecord = (r) => {
+      if (r.operation !== 'getLease') return;
+      log.afterRecord = undefined;
+      const current = lease();
+      if (!current) throw new Error('no lease');
+      cluster.replaceLease(NS, LEASE, {
+        ...current,
+        metadata: { ...current.metadata },
+        spec: { ...current.spec, holderIdentity: 'pod-rival', leaseDurationSeconds: 60, renewTime: new Date().toISOString() },
+      } satisfies KubeLease);
+    };
+    await until('the lost race', () => !a.isLeader());
+    expect(changes).toEqual([true, false]);
+    expect(log.find('replaceLease').some((r) => r.status === 409)).toBe(true);
+    expect(lease()?.spec.holderIdentity).toBe('pod-rival');
+
+    // The rival's lease is fresh: later rounds leave it alone.
+    const writes = log.find('replaceLease').length;
+    await until('two more reads', () => log.find('getLease').filter((r) => r.status === 200).length >= 4);
+    expect(a.isLeader()).toBe(false);
+    expect(log.find('replaceLease')).toHaveLength(writes);
+  });
+
+  it('takes over a lease whose holder stopped renewing, counting the transition', async () => {
+    cluster.createLease(NS, {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: LEASE, namespace: NS },
+      spec: {
+        holderIdentity: 'pod-crashed',
+        leaseDurationSeconds: 1,
+        renewTime: new Date(Date.now() - 60_000).toISOString(),
+        leaseTransitions: 4,
+      },
+    });
+    const a = elector('pod-a');
+    await a.start();
+    // First sight of a record starts our own clock on it (skew guard), so the takeover comes a lease later.
+    await until('takeover', () => a.isLeader());
+    expect(lease()?.spec).toMatchObject({ holderIdentity: 'pod-a', leaseTransitions: 5 });
+  });
+
+  it('stops leading as soon as a renew fails', async () => {
+    const a = elector('pod-a');
+    await a.start();
+    expect(a.isLeader()).toBe(true);
+    await sim.close();
+    await until('leadership lost', () => !a.isLeader());
+  });
+});
+
+describe('lease times', () => {
+  it('writes MicroTime with six fractional digits and reads strings or Dates', () => {
+    const ms = Date.parse('2025-03-04T05:06:07.123Z');
+    expect(String(microTime(ms))).toBe('2025-03-04T05:06:07.123000Z');
+    expect(leaseTimeMs('2025-03-04T05:06:07.123000Z')).toBe(ms);
+    expect(leaseTimeMs(new Date(ms))).toBe(ms);
+    expect(leaseTimeMs('yesterday')).toBeUndefined();
+    expect(leaseTimeMs(undefined)).toBeUndefined();
+  });
+});

@@ -1,0 +1,259 @@
+import { createHmac } from 'node:crypto';
+import { webApi } from '@slack/bolt';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SIM_SLACK_BOT_TOKEN, type SimSlack, startSimSlack } from '../sim/slack-server.js';
+import { createSlackApp, type SlackApp } from './app.js';
+import { createAuthorizer, type UsergroupsClient } from './authz.js';
+import { encodeButtonValue } from './blocks/alert.js';
+import { RecordingChatPort, RecordingSink } from './listeners/test-chat-port.js';
+
+const secret = 'test-signing-secret-0123456789';
+const admin = 'UADMIN0001';
+const groupAdmin = 'UGROUP0001';
+const viewer = 'UVIEWER001';
+const channel = 'C0GPUOPS01';
+const node = 'ip-10-0-1-2.ec2.internal';
+
+function sign(body: string, ts: number, key = secret): string {
+  return `v0=${createHmac('sha256', key).update(`v0:${ts}:${body}`).digest('hex')}`;
+}
+
+async function waitFor(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+let sim: SimSlack;
+let chat: RecordingChatPort;
+let sink: RecordingSink;
+let slack: SlackApp;
+let base: string;
+let readyFlag = true;
+
+async function post(
+  body: string,
+  opts: { contentType?: string; ts?: number; signature?: string } = {},
+): Promise<Response> {
+  const ts = opts.ts ?? Math.floor(Date.now() / 1000);
+  return fetch(`${base}/slack/events`, {
+    method: 'POST',
+    headers: {
+      'Content-Type': opts.contentType ?? 'application/x-www-form-urlencoded',
+      'X-Slack-Request-Timestamp': String(ts),
+      'X-Slack-Signature': opts.signature ?? sign(body, ts),
+    },
+    body,
+  });
+}
+
+function command(text: string, user: string): string {
+  return new URLSearchParams({
+    token: 'legacy',
+    team_id: 'T0SIM00001',
+    team_domain: 'sim',
+    channel_id: channel,
+    channel_name: 'gpu-ops',
+    user_id: user,
+    user_name: user.toLowerCase(),
+    command: '/gpu',
+    text,
+    api_app_id: 'A0APP00001',
+    response_url: 'http://127.0.0.1:9/unused',
+    trigger_id: '1.2.3',
+  }).toString();
+}
+
+function click(actionId: string, value: string, user: string): string {
+  const payload = {
+    type: 'block_actions',
+    user: { id: user, username: user.toLowerCase(), team_id: 'T0SIM00001' },
+    api_app_id: 'A0APP00001',
+    token: 'legacy',
+    team: { id: 'T0SIM00001', domain: 'sim' },
+    channel: { id: channel, name: 'gpu-ops' },
+    container: { type: 'message', message_ts: '1700000000.000100', channel_id: channel },
+    message: { type: 'message', ts: '1700000000.000100', text: 'alert' },
+    trigger_id: '1.2.3',
+    response_url: 'http://127.0.0.1:9/unused',
+    actions: [
+      {
+        type: 'button',
+        action_id: actionId,
+        block_id: 'gpu_alert_actions:inc-0001',
+        value,
+        action_ts: '1700000001.000200',
+        text: { type: 'plain_text', text: 'Reboot' },
+      },
+    ],
+  };
+  return `payload=${encodeURIComponent(JSON.stringify(payload))}`;
+}
+
+function ephemeralsFor(user: string) {
+  return sim.messages.ephemeral.filter((e) => e.user === user);
+}
+
+beforeEach(async () => {
+  sim = await startSimSlack({ usergroups: { S0ADMINS01: [groupAdmin] } });
+  chat = new RecordingChatPort();
+  sink = new RecordingSink();
+  readyFlag = true;
+  const groupClient = new webApi.WebClient(SIM_SLACK_BOT_TOKEN, {
+    slackApiUrl: sim.url,
+    retryConfig: { retries: 0 },
+  }) as unknown as UsergroupsClient;
+  slack = createSlackApp({
+    botToken: SIM_SLACK_BOT_TOKEN,
+    signingSecret: secret,
+    slackApiUrl: sim.url,
+    port: 0,
+    host: '127.0.0.1',
+    chat,
+    sink,
+    authz: createAuthorizer({ adminUsers: [admin], adminGroup: 'S0ADMINS01', client: groupClient }),
+    ready: () => readyFlag,
+    botId: 'B0BOT00001',
+    botUserId: 'U0BOT00001',
+  });
+  const { port } = await slack.start();
+  base = `http://127.0.0.1:${port}`;
+});
+
+afterEach(async () => {
+  await slack.stop();
+  await sim.close();
+});
+
+describe('Slack app over HTTP with signed requests', () => {
+  it('answers /gpu status ephemerally', async () => {
+    const res = await post(command('status', viewer));
+    expect(res.status).toBe(200);
+    await waitFor(() => ephemeralsFor(viewer).length === 1, 'ephemeral answer');
+    expect(ephemeralsFor(viewer)[0]).toMatchObject({ channel, text: expect.stringContaining('GPU fleet') });
+    expect(chat.callsOf('fleetSummary')).toHaveLength(1);
+    sim.log.assertNoUnexpected();
+  });
+
+  it('runs /gpu exclude for an admin with the parsed duration and reason', async () => {
+    await post(command(`exclude ${node} 2h maintenance`, admin));
+    await waitFor(() => ephemeralsFor(admin).length === 1, 'ephemeral answer');
+    expect(chat.callsOf('exclude')[0]?.args).toEqual([
+      node,
+      { until: chat.clock + 2 * 3_600_000, reason: 'maintenance' },
+      `slack:${admin}`,
+    ]);
+    expect(ephemeralsFor(admin)[0]?.text).toContain('excluded');
+  });
+
+  it('accepts a member of the admin user group', async () => {
+    await post(command(`unexclude ${node}`, groupAdmin));
+    await waitFor(() => ephemeralsFor(groupAdmin).length === 1, 'ephemeral answer');
+    expect(chat.callsOf('unexclude')).toHaveLength(1);
+  });
+
+  it('denies /gpu exclude to a non-admin, ephemerally and audited', async () => {
+    await post(command(`exclude ${node} 2h maintenance`, viewer));
+    await waitFor(() => ephemeralsFor(viewer).length === 1, 'ephemeral denial');
+    expect(ephemeralsFor(viewer)[0]?.text).toContain('not allowed');
+    expect(chat.callsOf('exclude')).toHaveLength(0);
+    expect(chat.audits).toEqual([
+      expect.objectContaining({ actor: `slack:${viewer}`, action: 'command.exclude', result: 'denied', node }),
+    ]);
+    // Nothing was posted to the channel for everyone.
+    expect(sim.messages.all()).toHaveLength(0);
+  });
+
+  it.each([
+    ['a forged signature', { signature: sign(command('pause', admin), Math.floor(Date.now() / 1000), 'wrong') }],
+    ['a request older than 5 minutes', { ts: Math.floor(Date.now() / 1000) - 6 * 60 }],
+  ])('refuses %s with 401 and calls nothing', async (_name, opts) => {
+    const body = command('pause', admin);
+    const ts = 'ts' in opts ? opts.ts : Math.floor(Date.now() / 1000);
+    const res = await post(body, { ts, signature: 'signature' in opts ? opts.signature : sign(body, ts) });
+    expect(res.status).toBe(401);
+    expect(chat.calls).toHaveLength(0);
+    expect(sim.calls).toHaveLength(0);
+  });
+
+  it('starts exactly one remediation when a button is clicked twice at once', async () => {
+    const value = encodeButtonValue('inc-0001', node);
+    const [a, b] = await Promise.all([
+      post(click('gpu_reboot', value, admin)),
+      post(click('gpu_reboot', value, admin)),
+    ]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    await waitFor(() => ephemeralsFor(admin).length === 2, 'two ephemeral answers');
+    expect(chat.callsOf('approve')).toHaveLength(2);
+    expect(chat.callsOf('approve')[0]?.args).toEqual(['inc-0001', `slack:${admin}`, 'reboot']);
+    const texts = ephemeralsFor(admin)
+      .map((e) => e.text ?? '')
+      .sort();
+    expect(texts.filter((t) => t.startsWith('✅'))).toHaveLength(1);
+    expect(texts.filter((t) => t.includes(`Already being handled by <@${admin}>`))).toHaveLength(1);
+    // Only the winner replaces the buttons on the alert.
+    expect(sink.updates).toHaveLength(1);
+    expect(sink.updates[0]?.view.actedBy).toEqual({ action: 'reboot', userId: admin });
+  });
+
+  it('refuses an alert click by a non-admin and audits it', async () => {
+    await post(click('gpu_replace', encodeButtonValue('inc-0001', node), viewer));
+    await waitFor(() => ephemeralsFor(viewer).length === 1, 'ephemeral denial');
+    expect(ephemeralsFor(viewer)[0]?.text).toContain('not allowed');
+    expect(chat.callsOf('approve')).toHaveLength(0);
+    expect(chat.audits[0]).toMatchObject({ action: 'click.replace', incidentId: 'inc-0001', result: 'denied' });
+    expect(sink.updates).toHaveLength(0);
+  });
+
+  it('publishes the App Home on app_home_opened', async () => {
+    const body = JSON.stringify({
+      token: 'legacy',
+      team_id: 'T0SIM00001',
+      api_app_id: 'A0APP00001',
+      type: 'event_callback',
+      event_id: 'Ev0001',
+      event_time: 1_700_000_000,
+      event: { type: 'app_home_opened', user: viewer, channel: 'D0DM000001', tab: 'home', event_ts: '1.2' },
+    });
+    const res = await post(body, { contentType: 'application/json' });
+    expect(res.status).toBe(200);
+    await waitFor(() => sim.views.published.has(viewer), 'views.publish');
+    expect(JSON.stringify(sim.views.published.get(viewer))).toContain('Open incidents (1)');
+  });
+
+  it('serves /healthz and /readyz from the injected readiness', async () => {
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    readyFlag = false;
+    expect((await fetch(`${base}/readyz`)).status).toBe(503);
+  });
+});
+
+describe('start-up with Slack unreachable', () => {
+  it('listens at once and resolves the bot identity later, with backoff', async () => {
+    const sim2 = await startSimSlack();
+    sim2.faults.set({ status: 500, methods: ['auth.test'], times: 2 });
+    const app2 = createSlackApp({
+      botToken: SIM_SLACK_BOT_TOKEN,
+      signingSecret: secret,
+      slackApiUrl: sim2.url,
+      port: 0,
+      host: '127.0.0.1',
+      chat: new RecordingChatPort(),
+      authz: createAuthorizer({ adminUsers: [] }),
+      identityRetry: { baseMs: 10, maxMs: 50 },
+    });
+    try {
+      const { port } = await app2.start();
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+      await waitFor(() => app2.identity() !== undefined, 'identity');
+      expect(app2.identity()).toEqual({ botId: 'B0BOT00001', botUserId: 'U0BOT00001' });
+      expect(sim2.log.find('auth.test').map((r) => r.status)).toEqual([500, 500, 200]);
+    } finally {
+      await app2.stop();
+      await sim2.close();
+    }
+  });
+});

@@ -1,0 +1,70 @@
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createAuthorizer } from './authz.js';
+import { ConsoleChat, plainText } from './console-chat.js';
+import { RecordingChatPort, testEvent, testIncident } from './listeners/test-chat-port.js';
+
+function setup(options: { admin?: boolean } = {}) {
+  const chat = new RecordingChatPort();
+  let out = '';
+  const console = new ConsoleChat({
+    chat,
+    write: (t) => {
+      out += t;
+    },
+    ...(options.admin === false ? { authz: createAuthorizer({ adminUsers: [] }) } : {}),
+  });
+  return { chat, console, output: () => out };
+}
+
+describe('ConsoleChat', () => {
+  it('renders an alert with its fields and buttons, and indents its thread', () => {
+    const { console, output } = setup();
+    const view = { incident: testIncident(), cluster: 'sim-cluster' };
+    console.postAlert(view);
+    console.postAlert(view);
+    console.postProgress(testEvent('inc-0001', 'cordoned', 1));
+    console.postProgress(testEvent('inc-0001', 'pod_evicted', 2));
+    console.updateRoot('inc-0001', { ...view, actedBy: { action: 'replace', userId: 'UADMIN0001' } });
+    const text = output();
+    expect(text).toContain('━━ 🔴 critical · ip-10-0-1-2.ec2.internal · p4d.24xlarge ━━');
+    expect(text).toContain('  Node: `ip-10-0-1-2.ec2.internal`');
+    expect(text).toContain('[Replace] [Reboot] [Cordon] [Exclude] [Dismiss]');
+    expect(text.match(/━━ 🔴/g)).toHaveLength(1);
+    const replies = text.split('\n').filter((l) => l.startsWith('    ↳ '));
+    expect(replies).toHaveLength(2);
+    expect(text).toContain('Replace approved by @UADMIN0001');
+    expect(text).not.toContain('<!date');
+  });
+
+  it('answers a /gpu status line with the same handler as Slack', async () => {
+    const { chat, console, output } = setup();
+    const printed = await console.handleLine('/gpu status');
+    expect(printed).toContain('GPU fleet · sim-cluster');
+    expect(chat.callsOf('fleetSummary')).toHaveLength(1);
+    expect(output()).toContain('  │ ━━ GPU fleet · sim-cluster ━━');
+  });
+
+  it('asks before a reboot and runs it on yes; reads lines from a stream', async () => {
+    const { chat, console, output } = setup();
+    await console.attach(Readable.from(['/gpu reboot ip-10-0-1-2.ec2.internal\n', 'yes\n', 'hello\n']));
+    expect(output()).toContain('[Reboot] [Cancel]');
+    expect(chat.callsOf('request')[0]?.args.slice(0, 2)).toEqual(['reboot', 'ip-10-0-1-2.ec2.internal']);
+    expect(output()).toContain('Type /gpu help');
+  });
+
+  it('still enforces authorization when an authorizer is given', async () => {
+    const { chat, console } = setup({ admin: false });
+    expect(await console.handleLine('/gpu pause')).toContain('not allowed');
+    expect(chat.callsOf('pause')).toHaveLength(0);
+  });
+
+  it.each([
+    ['<@U123ABC> did it', '@U123ABC did it'],
+    ['<!date^1700000000^{date_short_pretty}|2023-11-14 22:13 UTC>', '2023-11-14 22:13 UTC'],
+    ['a &lt;b&gt; &amp; c', 'a <b> & c'],
+    ['<https://x.y/z|docs>', 'docs'],
+  ])('plainText(%s)', (input, expected) => {
+    expect(plainText(input)).toBe(expected);
+  });
+});
