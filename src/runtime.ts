@@ -78,7 +78,10 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
         logger: componentLogger(logger, 'leader'),
       })
     : undefined;
-  const isLeader = () => (leader ? leader.isLeader() : true);
+  // Shutting down: the engine stops before its next step (every step is persisted before and after its
+  // effect, so whatever is in flight resumes on the next start).
+  let stopping = false;
+  const isLeader = () => !stopping && (leader ? leader.isLeader() : true);
 
   const cluster = createClusterPort(sensing.kc, { logger: componentLogger(logger, 'k8s') });
   const cloud = createCloudPort({ region: config.aws.region, logger: componentLogger(logger, 'aws') });
@@ -137,6 +140,15 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     store,
     plan: initialPlan(config),
     onIncident: (incident: Incident) => {
+      bus.publish({
+        incidentId: incident.id,
+        node: incident.node,
+        step: 'detected',
+        state: incident.state,
+        at: Date.now(),
+        actor: 'monitor',
+        details: { category: incident.category, severity: incident.severity, explanation: incident.explanation },
+      });
       services.triage(incident.id).catch((err) => logger.error({ err, incident: incident.id }, 'triage failed'));
     },
     onNodeScanned: (r) => lastScan.set(r.node.name, r),
@@ -223,8 +235,9 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       }
     },
     async stop() {
+      stopping = true;
       await stopActing();
-      await engine.whenIdle?.();
+      await Promise.race([engine.whenIdle(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
       await leader?.stop();
       await notifier?.stop();
       await sensing.stop();

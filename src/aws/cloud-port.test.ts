@@ -26,7 +26,12 @@ beforeEach(async () => {
     terminateDelayMs: TERMINATE_MS,
   });
   aws = await startSimAws(cluster);
-  cloud = createCloudPort({ region: 'us-east-1', endpoint: aws.url, maxAttempts: 1, credentials: CREDENTIALS });
+  cloud = createCloudPort({
+    region: 'us-east-1',
+    endpoint: aws.url,
+    maxAttempts: 1,
+    credentials: CREDENTIALS,
+  });
 });
 
 afterEach(async () => {
@@ -125,7 +130,9 @@ describe('CloudPort against the simulated AWS endpoint', () => {
       operation: 'RebootInstances',
       instanceId: info.instanceId,
     });
-    expect((err as Error).message).toContain(`RebootInstances ${info.instanceId} failed: RequestLimitExceeded (HTTP 503)`);
+    expect((err as Error).message).toContain(
+      `RebootInstances ${info.instanceId} failed: RequestLimitExceeded (HTTP 503)`,
+    );
     expect(ready(node.metadata.name)).toBe(true);
   });
 

@@ -153,8 +153,13 @@ export function createCloudPort(opts: CloudPortOptions): CloudPort {
 
     async autoScalingGroupOf(instanceId) {
       try {
-        const out = await autoScaling.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [instanceId] }));
-        return out.AutoScalingInstances?.find((i) => i.InstanceId === instanceId)?.AutoScalingGroupName || undefined;
+        const out = await autoScaling.send(
+          new DescribeAutoScalingInstancesCommand({ InstanceIds: [instanceId] }),
+        );
+        return (
+          out.AutoScalingInstances?.find((i) => i.InstanceId === instanceId)?.AutoScalingGroupName ||
+          undefined
+        );
       } catch (e) {
         throw wrap('DescribeAutoScalingInstances', instanceId, e);
       }

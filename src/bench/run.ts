@@ -181,7 +181,13 @@ async function faultTrials(
   base: Omit<ConstructorParameters<typeof Monitor>[0], 'onIncident'>,
   sim: SimulatorProcess,
   nodeNames: string[],
-  opts: { trials: number; gpus: number; lastScanMs: number; random: () => number; progress: (l: string) => void },
+  opts: {
+    trials: number;
+    gpus: number;
+    lastScanMs: number;
+    random: () => number;
+    progress: (l: string) => void;
+  },
 ): Promise<FaultTrial[]> {
   let waiting: { node: string; resolve: (i: Incident) => void } | undefined;
   const monitor = new Monitor({
@@ -226,7 +232,9 @@ async function faultTrials(
       trials.push(trial);
       opts.progress(
         `  fault ${trials.length}: XID 79 on ${node} GPU ${gpu} → ${
-          trial.latencyMs === undefined ? `no incident within ${Math.round(waitedMs)} ms` : `incident in ${Math.round(trial.latencyMs)} ms`
+          trial.latencyMs === undefined
+            ? `no incident within ${Math.round(waitedMs)} ms`
+            : `incident in ${Math.round(trial.latencyMs)} ms`
         }`,
       );
     }
@@ -250,8 +258,8 @@ export async function runBenchSize(opts: BenchSizeOptions): Promise<SizeResult> 
   const rss = rssSampler();
   try {
     let t = performance.now();
-    // Workloads and Slack are off: the monitor never reads them, and they would only slow the child.
-    sim = await startSimulatorProcess({ nodes: opts.nodes, gpusPerNode, workloads: false, slack: false, logLimit: 1000 });
+    // Workloads stay on: they include the dcgm-exporter DaemonSet pods. Slack is never read here.
+    sim = await startSimulatorProcess({ nodes: opts.nodes, gpusPerNode, slack: false, logLimit: 1000 });
     const simStartMs = performance.now() - t;
     const config = loadConfig(
       {
@@ -271,7 +279,9 @@ export async function runBenchSize(opts: BenchSizeOptions): Promise<SizeResult> 
     await sensing.start();
     const syncMs = performance.now() - t;
     const nodes = sensing.watcher.list();
-    progress(`${opts.nodes} nodes: simulator up in ${Math.round(simStartMs)} ms, informers synced in ${Math.round(syncMs)} ms`);
+    progress(
+      `${opts.nodes} nodes: simulator up in ${Math.round(simStartMs)} ms, informers synced in ${Math.round(syncMs)} ms`,
+    );
     const payload = await samplePayload(sensing, config.dcgm.port);
 
     const activeSensing = sensing;

@@ -23,7 +23,10 @@ function positiveInts(name: string, raw: string, { allowZero = false } = {}): nu
   const parts = raw.split(',').map((s) => s.trim());
   const values = parts.map(Number);
   if (parts.some((p) => p === '') || values.some((v) => !Number.isInteger(v) || v < (allowZero ? 0 : 1))) {
-    throw new CliError(`--${name}: expected ${allowZero ? 'non-negative' : 'positive'} integers, got "${raw}"`, 2);
+    throw new CliError(
+      `--${name}: expected ${allowZero ? 'non-negative' : 'positive'} integers, got "${raw}"`,
+      2,
+    );
   }
   return values;
 }
@@ -81,6 +84,9 @@ export async function main(argv: string[]): Promise<number> {
     date: new Date().toISOString(),
     command: ['gpu-medic bench', ...argv].join(' '),
     machine: machineInfo(),
+    runtime: import.meta.url.endsWith('.ts')
+      ? 'TypeScript sources through the tsx loader (as `npm run bench` in a checkout; its loader thread and transform cache count in our RSS)'
+      : 'compiled JavaScript (dist/, as in the container image)',
     sizes: results,
   };
   console.log(formatTerminal(report));

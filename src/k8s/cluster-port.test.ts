@@ -99,7 +99,12 @@ describe('ClusterPort against the simulated API server', () => {
         .sort(),
     );
     const mirrorRef = pods.find((p) => p.name === mirror.metadata.name);
-    expect(mirrorRef).toMatchObject({ isMirror: true, isDaemonSet: false, ownerKind: 'Node', deleting: false });
+    expect(mirrorRef).toMatchObject({
+      isMirror: true,
+      isDaemonSet: false,
+      ownerKind: 'Node',
+      deleting: false,
+    });
     const exporter = pods.find((p) => p.labels.app === 'nvidia-dcgm-exporter');
     expect(exporter).toMatchObject({ isDaemonSet: true, isMirror: false, ownerKind: 'DaemonSet' });
     expect(pods.filter((p) => p.isDaemonSet).length).toBeGreaterThanOrEqual(3);
@@ -143,7 +148,12 @@ describe('ClusterPort against the simulated API server', () => {
     if (!worker) throw new Error('no worker pod');
     const pods = await port.listPodsOnNode(nodeOfPod(TRAINING_NAMESPACE, worker.metadata.name));
     const jobs = await port.listTrainingJobsForPods(pods);
-    const job = { kind: 'PyTorchJob', apiVersion: 'kubeflow.org/v1', namespace: TRAINING_NAMESPACE, name: TRAINING_JOB_NAME };
+    const job = {
+      kind: 'PyTorchJob',
+      apiVersion: 'kubeflow.org/v1',
+      namespace: TRAINING_NAMESPACE,
+      name: TRAINING_JOB_NAME,
+    };
     expect(jobs).toEqual([job]);
     expect(await port.getTrainingJobStatus(job)).toBe('running');
     expect(sim.log.find('getPyTorchJob').at(-1)?.path).toBe(
@@ -232,7 +242,10 @@ describe('ClusterPort on a flaky API server', () => {
   });
 
   it('does not retry a permanent error, and an unexpected eviction answer throws with its message', async () => {
-    answers.push({ status: 403, body: status(403, 'Forbidden', 'pods "p" is forbidden: cannot create pods/eviction') });
+    answers.push({
+      status: 403,
+      body: status(403, 'Forbidden', 'pods "p" is forbidden: cannot create pods/eviction'),
+    });
     const port = createClusterPort(kubeConfig(url), { retryDelayMs: 5 });
     await expect(port.evictPod('ns', 'p')).rejects.toThrow(
       'evict pod ns/p: HTTP 403 Forbidden: pods "p" is forbidden: cannot create pods/eviction',
@@ -241,10 +254,12 @@ describe('ClusterPort on a flaky API server', () => {
   });
 
   it('names the call when nothing answers at all', async () => {
+    const closedUrl = url;
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    // A fresh listener only so afterEach has a server to close; the port under test stays closed.
     server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = createClusterPort(kubeConfig(url), { retryDelayMs: 5 });
+    const port = createClusterPort(kubeConfig(closedUrl), { retryDelayMs: 5 });
     await expect(port.listNodes()).rejects.toThrow(/^list nodes: /);
   });
 });
@@ -263,9 +278,18 @@ const pod = (over: Partial<PodRef>): PodRef => ({
 describe('trainingJobsOf', () => {
   it('finds jobs by owner reference, by training-operator labels and by JobSet name, deduplicated', () => {
     const jobs = trainingJobsOf([
-      pod({ name: 'a', ownerReferences: [{ apiVersion: 'kubeflow.org/v1', kind: 'TFJob', name: 'tf', controller: true }] }),
-      pod({ name: 'b', ownerReferences: [{ apiVersion: 'kubeflow.org/v1', kind: 'TFJob', name: 'tf', controller: true }] }),
-      pod({ name: 'c', ownerReferences: [{ apiVersion: 'kubeflow.org/v2beta1', kind: 'MPIJob', name: 'mpi' }] }),
+      pod({
+        name: 'a',
+        ownerReferences: [{ apiVersion: 'kubeflow.org/v1', kind: 'TFJob', name: 'tf', controller: true }],
+      }),
+      pod({
+        name: 'b',
+        ownerReferences: [{ apiVersion: 'kubeflow.org/v1', kind: 'TFJob', name: 'tf', controller: true }],
+      }),
+      pod({
+        name: 'c',
+        ownerReferences: [{ apiVersion: 'kubeflow.org/v2beta1', kind: 'MPIJob', name: 'mpi' }],
+      }),
       pod({
         name: 'd',
         labels: {
@@ -293,7 +317,11 @@ describe('trainingJobStatusFrom', () => {
   it.each<[string, unknown, TrainingJobStatus]>([
     ['no status yet', {}, 'pending'],
     ['created only', { status: { conditions: [cond('Created', 'True', t1)] } }, 'pending'],
-    ['running', { status: { conditions: [cond('Created', 'True', t1), cond('Running', 'True', t1)] } }, 'running'],
+    [
+      'running',
+      { status: { conditions: [cond('Created', 'True', t1), cond('Running', 'True', t1)] } },
+      'running',
+    ],
     [
       'restarting after running',
       { status: { conditions: [cond('Running', 'False', t2), cond('Restarting', 'True', t2)] } },
@@ -305,10 +333,22 @@ describe('trainingJobStatusFrom', () => {
       'running',
     ],
     ['suspended', { status: { conditions: [cond('Suspended', 'True', t2)] } }, 'pending'],
-    ['succeeded', { status: { conditions: [cond('Running', 'False', t2), cond('Succeeded', 'True', t2)] } }, 'succeeded'],
-    ['failed beats a stale Running', { status: { conditions: [cond('Running', 'True', t2), cond('Failed', 'True', t1)] } }, 'failed'],
+    [
+      'succeeded',
+      { status: { conditions: [cond('Running', 'False', t2), cond('Succeeded', 'True', t2)] } },
+      'succeeded',
+    ],
+    [
+      'failed beats a stale Running',
+      { status: { conditions: [cond('Running', 'True', t2), cond('Failed', 'True', t1)] } },
+      'failed',
+    ],
     ['TrainJob complete', { status: { conditions: [cond('Complete', 'True', t2)] } }, 'succeeded'],
-    ['TrainJob with ready jobs', { status: { conditions: [], jobsStatus: [{ ready: 2, active: 2 }] } }, 'running'],
+    [
+      'TrainJob with ready jobs',
+      { status: { conditions: [], jobsStatus: [{ ready: 2, active: 2 }] } },
+      'running',
+    ],
     ['only False conditions', { status: { conditions: [cond('Running', 'False', t1)] } }, 'unknown'],
     ['malformed', { status: { conditions: 'yes' } }, 'unknown'],
     ['not an object', 'garbage', 'unknown'],

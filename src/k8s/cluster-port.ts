@@ -81,7 +81,8 @@ export function k8sErrorDetail(error: unknown): { message: string; reason?: stri
     if (status.success && status.data.message) {
       return { message: status.data.message, ...(status.data.reason ? { reason: status.data.reason } : {}) };
     }
-    const text = typeof raw === 'string' && raw.trim() !== '' ? raw.trim().slice(0, 300) : `HTTP ${error.code}`;
+    const text =
+      typeof raw === 'string' && raw.trim() !== '' ? raw.trim().slice(0, 300) : `HTTP ${error.code}`;
     return { message: text };
   }
   return { message: error instanceof Error ? error.message : String(error) };
@@ -108,7 +109,11 @@ export interface RetryOptions {
 }
 
 /** Runs `fn`; a transient failure gets one short retry; the final failure is a K8sApiError naming `what`. */
-export async function withK8sRetry<T>(what: string, fn: () => Promise<T>, opts: RetryOptions = {}): Promise<T> {
+export async function withK8sRetry<T>(
+  what: string,
+  fn: () => Promise<T>,
+  opts: RetryOptions = {},
+): Promise<T> {
   try {
     return await fn();
   } catch (first) {
@@ -189,7 +194,12 @@ export function trainingJobsOf(pods: readonly PodRef[]): TrainingJobRef[] {
     );
     if (owned) {
       const fallback = owned.kind === 'TrainJob' ? TRAINJOB_API_VERSION : 'kubeflow.org/v1';
-      add({ kind: owned.kind, apiVersion: owned.apiVersion ?? fallback, namespace: pod.namespace, name: owned.name });
+      add({
+        kind: owned.kind,
+        apiVersion: owned.apiVersion ?? fallback,
+        namespace: pod.namespace,
+        name: owned.name,
+      });
       continue;
     }
     const jobName = pod.labels[KUBEFLOW_JOB_NAME_LABEL];
@@ -199,7 +209,8 @@ export function trainingJobsOf(pods: readonly PodRef[]): TrainingJobRef[] {
       continue;
     }
     const jobSet = pod.labels[JOBSET_NAME_LABEL];
-    if (jobSet) add({ kind: 'TrainJob', apiVersion: TRAINJOB_API_VERSION, namespace: pod.namespace, name: jobSet });
+    if (jobSet)
+      add({ kind: 'TrainJob', apiVersion: TRAINJOB_API_VERSION, namespace: pod.namespace, name: jobSet });
   }
   return [...out.values()];
 }
@@ -214,7 +225,9 @@ const JobObject = z.object({
   status: z
     .object({
       conditions: z.array(JobCondition).optional(),
-      jobsStatus: z.array(z.object({ active: z.number().optional(), ready: z.number().optional() })).optional(),
+      jobsStatus: z
+        .array(z.object({ active: z.number().optional(), ready: z.number().optional() }))
+        .optional(),
     })
     .optional(),
 });
@@ -260,7 +273,8 @@ export function trainingJobStatusFrom(obj: unknown): TrainingJobStatus {
 /** `kubeflow.org/v1` + `PyTorchJob` → group, version and plural for the custom objects API. */
 export function customResourceOf(job: TrainingJobRef): { group: string; version: string; plural: string } {
   const [group, version] = job.apiVersion.split('/');
-  if (!group || !version) throw new K8sApiError(`training job ${job.namespace}/${job.name}: bad apiVersion "${job.apiVersion}"`);
+  if (!group || !version)
+    throw new K8sApiError(`training job ${job.namespace}/${job.name}: bad apiVersion "${job.apiVersion}"`);
   return { group, version, plural: `${job.kind.toLowerCase()}s` };
 }
 
@@ -277,7 +291,10 @@ export function createClusterPort(kc: KubeConfig, opts: ClusterPortOptions = {})
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const log = opts.logger;
-  const retry = { ...(opts.retryDelayMs !== undefined ? { retryDelayMs: opts.retryDelayMs } : {}), ...(log ? { logger: log } : {}) };
+  const retry = {
+    ...(opts.retryDelayMs !== undefined ? { retryDelayMs: opts.retryDelayMs } : {}),
+    ...(log ? { logger: log } : {}),
+  };
   const call = <T>(what: string, fn: () => Promise<T>) => withK8sRetry(what, fn, retry);
   const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
@@ -302,7 +319,11 @@ export function createClusterPort(kc: KubeConfig, opts: ClusterPortOptions = {})
       let cont: string | undefined;
       do {
         const page = await call('list nodes', () =>
-          core.listNode({ limit: PAGE_SIZE, ...(selector ? { labelSelector: selector } : {}), ...(cont ? { _continue: cont } : {}) }),
+          core.listNode({
+            limit: PAGE_SIZE,
+            ...(selector ? { labelSelector: selector } : {}),
+            ...(cont ? { _continue: cont } : {}),
+          }),
         );
         for (const n of page.items) {
           const node = toGpuNode(n);
@@ -342,10 +363,13 @@ export function createClusterPort(kc: KubeConfig, opts: ClusterPortOptions = {})
       const body: V1Eviction = { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace } };
       // 429 here is the PDB answer, not throttling: it is a result, never retried blindly.
       const result = await call(`evict pod ${namespace}/${name}`, () =>
-        mapStatus(async () => {
-          await core.createNamespacedPodEviction({ name, namespace, body });
-          return 'evicted' as const;
-        }, { 429: 'blocked' as const, 404: 'gone' as const }),
+        mapStatus(
+          async () => {
+            await core.createNamespacedPodEviction({ name, namespace, body });
+            return 'evicted' as const;
+          },
+          { 429: 'blocked' as const, 404: 'gone' as const },
+        ),
       );
       if (result === 'blocked') log?.info({ pod: `${namespace}/${name}` }, 'eviction blocked by PDB');
       return result;
@@ -353,19 +377,25 @@ export function createClusterPort(kc: KubeConfig, opts: ClusterPortOptions = {})
 
     async deletePod(namespace, name) {
       return call(`delete pod ${namespace}/${name}`, () =>
-        mapStatus(async () => {
-          await core.deleteNamespacedPod({ name, namespace });
-          return 'deleted' as const;
-        }, { 404: 'gone' as const }),
+        mapStatus(
+          async () => {
+            await core.deleteNamespacedPod({ name, namespace });
+            return 'deleted' as const;
+          },
+          { 404: 'gone' as const },
+        ),
       );
     },
 
     async deleteNode(name) {
       return call(`delete node ${name}`, () =>
-        mapStatus(async () => {
-          await core.deleteNode({ name });
-          return 'deleted' as const;
-        }, { 404: 'gone' as const }),
+        mapStatus(
+          async () => {
+            await core.deleteNode({ name });
+            return 'deleted' as const;
+          },
+          { 404: 'gone' as const },
+        ),
       );
     },
 
@@ -379,7 +409,14 @@ export function createClusterPort(kc: KubeConfig, opts: ClusterPortOptions = {})
       // the follower keeps polling until its timeout and then reports the job as not running again.
       const obj: unknown = await call(`get ${job.kind} ${job.namespace}/${job.name}`, () =>
         mapStatus(
-          () => custom.getNamespacedCustomObject({ group, version, namespace: job.namespace, plural, name: job.name }),
+          () =>
+            custom.getNamespacedCustomObject({
+              group,
+              version,
+              namespace: job.namespace,
+              plural,
+              name: job.name,
+            }),
           { 404: undefined },
         ),
       );

@@ -76,7 +76,9 @@ export class LeaderElector {
     this.renewEveryMs = opts.renewEveryMs ?? 5_000;
     this.retryEveryMs = opts.retryEveryMs ?? 2_000;
     if (this.renewEveryMs >= this.leaseDurationMs)
-      throw new Error(`renewEveryMs (${this.renewEveryMs}) must be shorter than leaseDurationMs (${this.leaseDurationMs})`);
+      throw new Error(
+        `renewEveryMs (${this.renewEveryMs}) must be shorter than leaseDurationMs (${this.leaseDurationMs})`,
+      );
     this.clock = opts.clock ?? { now: () => Date.now() };
     this.log = opts.logger?.child({ lease: `${opts.namespace}/${opts.leaseName}`, identity: opts.identity });
   }
@@ -185,7 +187,11 @@ export class LeaderElector {
       ...lease,
       spec: takeover
         ? { ...spec, ...this.leaseBody(now), leaseTransitions: (spec.leaseTransitions ?? 0) + 1 }
-        : { ...spec, renewTime: microTime(now), leaseDurationSeconds: this.leaseBody(now).leaseDurationSeconds },
+        : {
+            ...spec,
+            renewTime: microTime(now),
+            leaseDurationSeconds: this.leaseBody(now).leaseDurationSeconds,
+          },
     };
     try {
       await this.api.replaceNamespacedLease({ name: this.leaseName, namespace: this.namespace, body });
@@ -215,7 +221,10 @@ export class LeaderElector {
   }
 
   private failed(step: string, error: unknown): boolean {
-    this.log?.warn({ step, status: k8sStatusOf(error), err: k8sErrorDetail(error).message }, 'lease request failed');
+    this.log?.warn(
+      { step, status: k8sStatusOf(error), err: k8sErrorDetail(error).message },
+      'lease request failed',
+    );
     this.setLeading(false);
     return false;
   }

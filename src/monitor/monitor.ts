@@ -211,7 +211,12 @@ export class Monitor {
         previousKeys: previousKeys ? new Set(previousKeys) : known ? new Set() : undefined,
         openKeys,
         previousXidCounts: store.kv.get<Record<string, number>>(xidCountsKey(node.name)),
-        excluded: store.exclusions.get(node.name, now) !== undefined,
+        // Excluded, or already being remediated (a node we are rebooting is expected to look broken).
+        excluded:
+          store.exclusions.get(node.name, now) !== undefined ||
+          store.incidents
+            .listByNode(node.name, 50)
+            .some((i) => ['cordoned', 'draining', 'drained', 'rebooting', 'replacing', 'verifying'].includes(i.state)),
       });
       for (const f of result.touch) store.incidents.openOrTouch(this.incidentInput(node, f, false), now);
       for (const { finding, preexisting } of result.open) {

@@ -160,14 +160,22 @@ describe('Slack app over HTTP with signed requests', () => {
     expect(ephemeralsFor(viewer)[0]?.text).toContain('not allowed');
     expect(chat.callsOf('exclude')).toHaveLength(0);
     expect(chat.audits).toEqual([
-      expect.objectContaining({ actor: `slack:${viewer}`, action: 'command.exclude', result: 'denied', node }),
+      expect.objectContaining({
+        actor: `slack:${viewer}`,
+        action: 'command.exclude',
+        result: 'denied',
+        node,
+      }),
     ]);
     // Nothing was posted to the channel for everyone.
     expect(sim.messages.all()).toHaveLength(0);
   });
 
   it.each([
-    ['a forged signature', { signature: sign(command('pause', admin), Math.floor(Date.now() / 1000), 'wrong') }],
+    [
+      'a forged signature',
+      { signature: sign(command('pause', admin), Math.floor(Date.now() / 1000), 'wrong') },
+    ],
     ['a request older than 5 minutes', { ts: Math.floor(Date.now() / 1000) - 6 * 60 }],
   ])('refuses %s with 401 and calls nothing', async (_name, opts) => {
     const body = command('pause', admin);
@@ -203,7 +211,11 @@ describe('Slack app over HTTP with signed requests', () => {
     await waitFor(() => ephemeralsFor(viewer).length === 1, 'ephemeral denial');
     expect(ephemeralsFor(viewer)[0]?.text).toContain('not allowed');
     expect(chat.callsOf('approve')).toHaveLength(0);
-    expect(chat.audits[0]).toMatchObject({ action: 'click.replace', incidentId: 'inc-0001', result: 'denied' });
+    expect(chat.audits[0]).toMatchObject({
+      action: 'click.replace',
+      incidentId: 'inc-0001',
+      result: 'denied',
+    });
     expect(sink.updates).toHaveLength(0);
   });
 

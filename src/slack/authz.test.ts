@@ -1,6 +1,6 @@
+import { webApi } from '@slack/bolt';
 import { describe, expect, it } from 'vitest';
 import { SIM_SLACK_BOT_TOKEN, startSimSlack } from '../sim/slack-server.js';
-import { webApi } from '@slack/bolt';
 import { createAuthorizer, type UsergroupsClient } from './authz.js';
 
 describe('createAuthorizer', () => {
@@ -26,7 +26,10 @@ describe('createAuthorizer', () => {
         return members;
       },
     });
-    expect(await Promise.all([authz.isAdmin('UGROUP0001'), authz.isAdmin('UOTHER0001')])).toEqual([true, false]);
+    expect(await Promise.all([authz.isAdmin('UGROUP0001'), authz.isAdmin('UOTHER0001')])).toEqual([
+      true,
+      false,
+    ]);
     expect(lookups).toBe(1);
     members = [];
     now = 999;

@@ -15,7 +15,14 @@ async function waitFor(check: () => boolean, what: string, timeoutMs = 20_000): 
   }
 }
 
-const steps: ProgressStep[] = ['approved', 'cordoned', 'drain_started', 'pod_evicted', 'drained', 'reboot_issued'];
+const steps: ProgressStep[] = [
+  'approved',
+  'cordoned',
+  'drain_started',
+  'pod_evicted',
+  'drained',
+  'reboot_issued',
+];
 
 let sim: SimSlack;
 let store: Store;

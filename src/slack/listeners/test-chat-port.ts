@@ -92,7 +92,8 @@ export class RecordingChatPort implements ChatPort {
     options: { incidentId?: string; trigger: 'auto' | 'manual' },
   ): Promise<ChatResult> {
     this.record('request', [action, node, actor, reason, options]);
-    if (!this.nodes.has(node)) return { ok: false, code: 'not_found', message: `Node ${node} does not exist.` };
+    if (!this.nodes.has(node))
+      return { ok: false, code: 'not_found', message: `Node ${node} does not exist.` };
     return { ok: true, incidentId: 'inc-manual', message: `Started ${action} of ${node}.` };
   }
 
@@ -112,7 +113,11 @@ export class RecordingChatPort implements ChatPort {
     if (userId && acted !== 'none' && acted !== 'drain' && acted !== 'uncordon') {
       entry.actedBy = { action: acted as AlertButtonAction, userId };
     }
-    return { ok: true, incidentId, message: `${action ?? 'Remediation'} of ${entry.incident.node} approved.` };
+    return {
+      ok: true,
+      incidentId,
+      message: `${action ?? 'Remediation'} of ${entry.incident.node} approved.`,
+    };
   }
 
   async cancel(incidentId: string, actor: string, reason: string): Promise<ChatResult> {
@@ -125,9 +130,14 @@ export class RecordingChatPort implements ChatPort {
     return { ok: true, incidentId, message: `Dismissed incident ${incidentId}.` };
   }
 
-  async exclude(node: string, options: { until?: number; reason: string }, actor: string): Promise<ChatResult> {
+  async exclude(
+    node: string,
+    options: { until?: number; reason: string },
+    actor: string,
+  ): Promise<ChatResult> {
     this.record('exclude', [node, options, actor]);
-    if (!this.nodes.has(node)) return { ok: false, code: 'not_found', message: `Node ${node} does not exist.` };
+    if (!this.nodes.has(node))
+      return { ok: false, code: 'not_found', message: `Node ${node} does not exist.` };
     this.exclusionList.push({
       node,
       reason: options.reason,

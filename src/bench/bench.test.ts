@@ -1,0 +1,142 @@
+import { describe, expect, it } from 'vitest';
+import { main } from '../commands/bench.js';
+import { CliError } from '../commands/cli-error.js';
+import { checkTargets, formatTerminal, machineInfo, median, renderMarkdown } from './report.js';
+import { runBenchSize, type ScanMeasurement, type SizeResult } from './run.js';
+
+describe('runBenchSize against a simulator process', () => {
+  it('scans every node, counts the API requests, and turns an injected XID 79 into an incident', async () => {
+    const lines: string[] = [];
+    const result = await runBenchSize({
+      nodes: 5,
+      gpusPerNode: 8,
+      warmups: 1,
+      scans: 1,
+      intervalSeconds: 1,
+      faultTrials: 1,
+      progress: (l) => lines.push(l),
+    });
+    expect(result.nodesSeen).toBe(5);
+    expect(result.scans.map((s) => s.warmup)).toEqual([true, false]);
+    for (const s of result.scans) {
+      expect(s.nodes).toBe(5);
+      expect(s.failures).toBe(0);
+      // One pod-proxy scrape per node, served by the simulator's API server.
+      expect(s.requests).toBeGreaterThanOrEqual(5);
+      expect(s.cpuMs).toBeGreaterThan(0);
+      expect(s.peakRssBytes).toBeGreaterThan(0);
+    }
+    expect(result.payload?.families).toBeGreaterThan(10);
+    expect(result.faults).toHaveLength(1);
+    expect(result.faults[0]?.category).toBe('XID_CRITICAL_79');
+    expect(result.faults[0]?.latencyMs).toBeDefined();
+    expect(lines.some((l) => l.includes('XID 79'))).toBe(true);
+
+    const report = {
+      date: '2026-01-01T00:00:00.000Z',
+      command: 'gpu-medic bench --sizes 5',
+      machine: machineInfo(),
+      runtime: 'vitest',
+      sizes: [result],
+    };
+    const md = renderMarkdown(report);
+    expect(md).toContain('## Targets (issue 3)');
+    expect(md).toContain('fault → incident ≤ interval (1 s) + 1 s');
+    expect(formatTerminal(report)).toContain('5 nodes (5 seen)');
+  }, 60_000);
+});
+
+const scan = (over: Partial<ScanMeasurement>): ScanMeasurement => ({
+  index: 2,
+  warmup: false,
+  nodes: 1000,
+  wallMs: 1000,
+  cpuMs: 500,
+  cpuUserMs: 400,
+  cpuSystemMs: 100,
+  peakRssBytes: 100e6,
+  requests: 1000,
+  failures: 0,
+  simCpuMs: 10,
+  ...over,
+});
+
+const size = (nodes: number, scans: ScanMeasurement[], over: Partial<SizeResult> = {}): SizeResult => ({
+  nodes,
+  gpusPerNode: 8,
+  concurrency: 32,
+  intervalSeconds: 5,
+  jitter: 0.1,
+  simStartMs: 1,
+  syncMs: 1,
+  nodesSeen: nodes,
+  scans,
+  faults: [
+    { node: 'n1', gpu: 0, injectedAfterMs: 10, latencyMs: 3000, category: 'XID_CRITICAL_79', waitedMs: 3000 },
+  ],
+  processMaxRssBytes: 150e6,
+  simRssBytes: 1,
+  ...over,
+});
+
+describe('checkTargets', () => {
+  it('judges the worst measured scan and ignores the warm-up', () => {
+    const checks = checkTargets([
+      size(1000, [
+        scan({ warmup: true, index: 1, wallMs: 9000, cpuMs: 9000 }),
+        scan({ wallMs: 1900, cpuMs: 1200 }),
+      ]),
+    ]);
+    const byTarget = Object.fromEntries(checks.map((c) => [c.target, c.status]));
+    expect(byTarget['1,000 nodes × 8 GPUs: full scan wall time < 2 s']).toBe('met');
+    expect(byTarget['1,000 nodes × 8 GPUs: full scan CPU time < 1 CPU-s']).toBe('NOT met');
+    expect(byTarget['5,000 nodes × 8 GPUs: full scan wall time < 10 s']).toBe('not measured');
+    expect(byTarget['1,000 nodes: RSS < 250 MB']).toBe('met');
+    expect(byTarget['1,000 nodes: fault → incident ≤ interval (5 s) + 1 s']).toBe('met');
+  });
+
+  it.each([
+    [
+      'RSS over the limit in a scan sample',
+      { processMaxRssBytes: 100e6 },
+      [scan({ peakRssBytes: 260e6 })],
+      'RSS',
+      'NOT met',
+    ],
+    [
+      'a fault that never became an incident',
+      { faults: [{ node: 'n', gpu: 1, injectedAfterMs: 0, waitedMs: 20_000 }] },
+      [scan({})],
+      'fault',
+      'NOT met',
+    ],
+    [
+      'a fault slower than interval + 1 s',
+      { faults: [{ node: 'n', gpu: 1, injectedAfterMs: 0, latencyMs: 6001, waitedMs: 6001 }] },
+      [scan({})],
+      'fault',
+      'NOT met',
+    ],
+    ['no fault trials', { faults: [] }, [scan({})], 'fault', 'not measured'],
+  ] as const)('%s', (_name, over, scans, needle, expected) => {
+    const checks = checkTargets([size(1000, [...scans], over as Partial<SizeResult>)]);
+    expect(checks.find((c) => c.target.includes(needle))?.status).toBe(expected);
+  });
+
+  it('takes the median of an even count as the mean of the middle two', () => {
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(Number.isNaN(median([]))).toBe(true);
+  });
+});
+
+describe('bench command arguments', () => {
+  it.each([
+    [['--sizes', '100,abc']],
+    [['--sizes', '0']],
+    [['--concurrency', '1,2']],
+    [['--faults', '-1']],
+    [['--bogus']],
+  ])('rejects %j with a CliError before starting anything', async (argv) => {
+    await expect(main(argv)).rejects.toBeInstanceOf(CliError);
+  });
+});

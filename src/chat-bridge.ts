@@ -1,0 +1,154 @@
+/**
+ * The core as the chat layer sees it: a ChatPort over the application services and the store's read
+ * models, and a bus subscription that turns progress events into one alert per incident, its thread
+ * replies and root updates. Lives in the composition layer: Slack code never imports the store.
+ */
+import type { ProgressEvent } from './domain/events.js';
+import type { Logger } from './log/logger.js';
+import { type Incident, isOpen } from './domain/incident.js';
+import type { Runtime } from './runtime.js';
+import type { AlertView } from './slack/blocks/alert.js';
+import type { ChatPort, ChatSink } from './slack/chat-port.js';
+import type { FleetSummary, NodeDetail } from './slack/format.js';
+
+const workingStates = new Set(['cordoned', 'draining', 'drained', 'rebooting', 'replacing', 'verifying']);
+
+export function createChatPort(rt: Runtime): ChatPort {
+  const { services, store, config } = rt;
+  const view = (incident: Incident): AlertView => ({
+    incident,
+    cluster: config.clusterName,
+    node: { instanceId: incident.instanceId, instanceType: incident.instanceType, nodeGroup: incident.nodeGroup },
+    dryRun: config.dryRun,
+    statusLine: statusLine(incident),
+  });
+  return {
+    request: (action, node, actor, reason, options) => services.request(action, node, actor, reason, options),
+    approve: (id, actor, action) => services.approve(id, actor, action),
+    cancel: (id, actor, reason) => services.cancel(id, actor, reason),
+    dismiss: (id, actor, reason) => services.dismiss(id, actor, reason),
+    exclude: (node, options, actor) => services.exclude(node, options, actor),
+    unexclude: (node, actor) => services.unexclude(node, actor),
+    pause: (actor, reason) => services.pause(actor, reason),
+    resume: (actor) => services.resume(actor),
+    async fleetSummary(): Promise<FleetSummary> {
+      const status = await services.status();
+      const nodes = rt.sensing.watcher.list();
+      const counts = { healthy: 0, warning: 0, critical: 0, unknown: 0 };
+      for (const n of nodes) {
+        const r = rt.lastScan.get(n.name);
+        if (!r || r.snapshot.error) counts.unknown++;
+        else if (r.verdict.severity === 'critical') counts.critical++;
+        else if (r.verdict.severity === 'warning') counts.warning++;
+        else counts.healthy++;
+      }
+      const open = store.incidents.listOpen();
+      return {
+        cluster: config.clusterName,
+        at: Date.now(),
+        gpuNodes: nodes.length,
+        ...counts,
+        inRemediation: open.filter((i) => workingStates.has(i.state)).length,
+        excluded: status.exclusions.length,
+        breaker: status.paused.open
+          ? { state: 'paused', reason: status.paused.reason, since: status.paused.at }
+          : status.breaker.open
+            ? { state: 'open', reason: status.breaker.reason, since: status.breaker.at }
+            : { state: 'closed' },
+        dryRun: config.dryRun,
+        llm: {
+          calls: rt.sensing.llmStats.calls,
+          cacheHits: rt.sensing.llmStats.cacheHits,
+          fallbacks: Object.values(rt.sensing.llmStats.fallbacks ?? {}).reduce((a, b) => a + Number(b), 0),
+        },
+        openIncidents: open,
+      };
+    },
+    async nodeDetail(name): Promise<NodeDetail | undefined> {
+      const node = rt.sensing.watcher.get(name);
+      const known = store.nodeState.get(name);
+      if (!node && !known) return undefined;
+      const scan = rt.lastScan.get(name);
+      const verdict = scan?.verdict ?? known?.verdict;
+      const open = store.incidents.listByNode(name, 20).filter((i) => isOpen(i.state));
+      return {
+        node: name,
+        cluster: config.clusterName,
+        instanceId: node?.instanceId,
+        instanceType: node?.instanceType,
+        nodeGroup: node?.nodeGroup,
+        ready: node?.ready,
+        unschedulable: node?.unschedulable,
+        expectedGpus: node?.expectedGpus,
+        allocatableGpus: node?.allocatableGpus,
+        verdict: verdict
+          ? {
+              severity: verdict.severity,
+              category: verdict.category,
+              explanation: verdict.explanation,
+              source: verdict.source,
+              xid: verdict.xid,
+              gpu: verdict.gpu,
+            }
+          : { severity: 'info', category: 'UNKNOWN', explanation: 'Not scanned yet.', source: 'rules' },
+        checkedAt: known?.lastScanAt,
+        gpus: (scan?.snapshot.gpus ?? []).map((g) => ({
+          index: g.index,
+          model: g.model,
+          health: g.health,
+          xidLast: g.xidLast,
+          temperatureC: g.temperatureC,
+          eccDbeVolatile: g.eccDbeVolatile,
+          utilizationPct: g.utilizationPct,
+        })),
+        openIncident: open[0],
+        exclusion: store.exclusions.get(name, Date.now()),
+        lastActions: store.audit.list({ node: name, limit: 10 }),
+      };
+    },
+    exclusions: async () => store.exclusions.list(Date.now()),
+    async history(name) {
+      const entries = store.audit.list({ node: name, limit: 20 });
+      if (entries.length === 0 && !rt.sensing.watcher.get(name)) return undefined;
+      return entries;
+    },
+    openIncidents: async () => store.incidents.listOpen(),
+    async alertView(id) {
+      const incident = store.incidents.get(id);
+      return incident ? view(incident) : undefined;
+    },
+    audit: (entry) => store.audit.append(entry),
+    now: () => Date.now(),
+  };
+}
+
+function statusLine(incident: Incident): string | undefined {
+  if (incident.state === 'detected') return undefined;
+  const reason = incident.stateReason ? ` — ${incident.stateReason}` : '';
+  return `${incident.state.replace('_', ' ')}${reason}`;
+}
+
+/**
+ * Progress → chat: one alert per incident (on `detected`), every step threaded under it, and the root
+ * re-rendered when the incident's state changes.
+ */
+export function connectChat(rt: Runtime, sink: ChatSink, port: ChatPort, logger?: Logger): () => void {
+  const lastState = new Map<string, string>();
+  return rt.bus.subscribe((event: ProgressEvent) => {
+    const run = async () => {
+      if (event.step === 'detected') {
+        const v = await port.alertView(event.incidentId);
+        if (v) await sink.postAlert(v);
+        lastState.set(event.incidentId, event.state);
+        return;
+      }
+      await sink.postProgress(event);
+      if (lastState.get(event.incidentId) !== event.state) {
+        lastState.set(event.incidentId, event.state);
+        const v = await port.alertView(event.incidentId);
+        if (v) await sink.updateRoot(event.incidentId, v);
+      }
+    };
+    run().catch((err) => logger?.error({ err, incident: event.incidentId }, 'chat delivery failed'));
+  });
+}

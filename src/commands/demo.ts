@@ -1,0 +1,106 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createChatPort, connectChat } from '../chat-bridge.js';
+import { createLogger } from '../log/logger.js';
+import { createRuntime } from '../runtime.js';
+import { startSimulator } from '../sim/index.js';
+import { ConsoleChat } from '../slack/console-chat.js';
+import { CliError } from './cli-error.js';
+import { configOrExit } from './load-config.js';
+
+/**
+ * `gpu-medic demo`: the real bot (monitor, classifier, remediation engine, chat) against the built-in
+ * simulated EKS cluster, with a scripted fault story. Chat goes to the console unless Slack tokens are
+ * set; `/gpu …` lines typed on stdin are answered.
+ */
+export async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      nodes: { type: 'string', default: '8' },
+      duration: { type: 'string' },
+      interval: { type: 'string', default: '5' },
+    },
+  });
+  const nodes = Number(values.nodes);
+  const interval = Number(values.interval);
+  const duration = values.duration === undefined ? undefined : Number(values.duration);
+  if (!Number.isInteger(nodes) || nodes < 2 || nodes > 5000) throw new CliError('--nodes must be an integer from 2 to 5000', 2);
+  if (!(interval > 0)) throw new CliError('--interval must be a positive number of seconds', 2);
+  if (duration !== undefined && !(duration > 0)) throw new CliError('--duration must be a positive number of seconds', 2);
+
+  const useSlack = Boolean(process.env.SLACK_BOT_TOKEN && process.env.SLACK_CHANNEL);
+  const sim = await startSimulator({ nodes, rebootDelayMs: 4000, replaceDelayMs: 6000, slack: false });
+  const dir = mkdtempSync(join(tmpdir(), 'gpu-medic-demo-'));
+  // The AWS SDK reads its endpoint and (fake) credentials from the process environment.
+  Object.assign(process.env, sim.env);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DB_PATH: process.env.DB_PATH ?? join(dir, 'gpu-medic.db'),
+    MONITOR_INTERVAL: String(interval),
+    CLASSIFIER: process.env.CLASSIFIER ?? 'rules',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    REMEDIATIONS_PER_HOUR: process.env.REMEDIATIONS_PER_HOUR ?? '20',
+    CLOUDWATCH_ENABLED: process.env.CLOUDWATCH_ENABLED ?? 'true',
+  };
+  if (!useSlack) {
+    delete env.SLACK_BOT_TOKEN;
+    delete env.SLACK_API_URL;
+  }
+  const config = configOrExit(env);
+  const logger = createLogger({ level: config.log.level });
+  const rt = await createRuntime(config, { logger, engine: { pollMs: 1000 } });
+  const port = createChatPort(rt);
+  const console_ = new ConsoleChat({ chat: port, userId: 'UDEMO', write: (t) => process.stdout.write(`${t}\n`) });
+  const disconnect = connectChat(rt, console_, port, logger);
+
+  const say = (t: string) => process.stdout.write(`${t}\n`);
+  say('gpu-medic demo — the real bot against a simulated EKS cluster');
+  say(`  cluster      ${config.clusterName}: ${nodes} GPU nodes × 8 H100 (+1 system node)`);
+  say(`  kubeconfig   ${sim.kubeconfigPath}`);
+  say(`  Kubernetes   ${sim.k8s.url}`);
+  say(`  AWS          ${sim.aws.url} (EC2, Auto Scaling, CloudWatch, SNS, Lambda, Bedrock)`);
+  if (sim.control) say(`  control API  ${sim.control.url}  (POST /faults {"node","gpu","kind":"xid","xid":79})`);
+  say(`  database     ${config.store.dbPath}`);
+  say(`  scans every  ${interval}s · chat on ${useSlack ? `Slack ${config.slack.channel}` : 'this console'}`);
+  say('Type `/gpu status`, `/gpu help` … and Enter. Ctrl-C to stop.\n');
+
+  await rt.start();
+  const names = sim.cluster
+    .listNodes()
+    .filter((n) => n.status?.capacity?.['nvidia.com/gpu'])
+    .map((n) => n.metadata?.name ?? '');
+  const timers: NodeJS.Timeout[] = [];
+  const at = (seconds: number, what: string, fn: () => void) =>
+    timers.push(
+      setTimeout(() => {
+        say(`\n💉 [simulator] ${what}`);
+        fn();
+      }, seconds * 1000),
+    );
+  const a = names[1] ?? '';
+  const b = names[Math.min(4, names.length - 1)] ?? '';
+  const c = names[Math.min(6, names.length - 1)] ?? '';
+  at(interval + 1, `XID 79 (GPU fallen off the bus) on ${a} GPU 2`, () => sim.cluster.injectXid(a, 2, 79));
+  at(interval * 2 + 2, `XID 13 (application fault) on ${c} GPU 0 — alert only`, () => sim.cluster.injectXid(c, 0, 13));
+  at(interval * 6, `uncorrectable ECC (DBE) on ${b} GPU 5`, () => sim.cluster.injectEcc(b, 5, { dbe: 2 }));
+
+  if (process.stdin.isTTY || !process.stdin.readableEnded) console_.attach(process.stdin).catch(() => undefined);
+
+  await new Promise<void>((resolve) => {
+    const done = () => resolve();
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+    if (duration !== undefined) timers.push(setTimeout(done, duration * 1000));
+  });
+  say('\nstopping …');
+  for (const t of timers) clearTimeout(t);
+  disconnect();
+  await rt.stop();
+  await sim.close();
+  if (!process.env.DB_PATH) rmSync(dir, { recursive: true, force: true });
+  process.stdin.pause();
+  return 0;
+}
