@@ -4,8 +4,8 @@
  * replies and root updates. Lives in the composition layer: Slack code never imports the store.
  */
 import type { ProgressEvent } from './domain/events.js';
-import type { Logger } from './log/logger.js';
 import { type Incident, isOpen } from './domain/incident.js';
+import type { Logger } from './log/logger.js';
 import type { Runtime } from './runtime.js';
 import type { AlertView } from './slack/blocks/alert.js';
 import type { ChatPort, ChatSink } from './slack/chat-port.js';
@@ -18,7 +18,11 @@ export function createChatPort(rt: Runtime): ChatPort {
   const view = (incident: Incident): AlertView => ({
     incident,
     cluster: config.clusterName,
-    node: { instanceId: incident.instanceId, instanceType: incident.instanceType, nodeGroup: incident.nodeGroup },
+    node: {
+      instanceId: incident.instanceId,
+      instanceType: incident.instanceType,
+      nodeGroup: incident.nodeGroup,
+    },
     dryRun: config.dryRun,
     statusLine: statusLine(incident),
   });

@@ -15,7 +15,7 @@ import type { Config } from './config/config.js';
 import type { Finding, Verdict } from './domain/finding.js';
 import type { NodeSnapshot } from './domain/gpu.js';
 import type { GpuNode } from './domain/node.js';
-import { execInPod } from './k8s/exec.js';
+import { podExecutor } from './k8s/exec.js';
 import { createExporterSource } from './k8s/exporter-source.js';
 import { loadKubeConfig } from './k8s/kube-config.js';
 import { NodeWatcher } from './k8s/node-watcher.js';
@@ -47,7 +47,10 @@ export interface Sensing {
 }
 
 /** Node watch, DCGM sources and the classifier, as configured. */
-export function createSensing(config: Config, deps: { store?: Store; logger: Logger; kc?: KubeConfig }): Sensing {
+export function createSensing(
+  config: Config,
+  deps: { store?: Store; logger: Logger; kc?: KubeConfig },
+): Sensing {
   const { logger } = deps;
   const kc = deps.kc ?? loadKubeConfig(config.kube.kubeconfig);
   const watcher = new NodeWatcher(kc, {
@@ -84,7 +87,7 @@ export function createSensing(config: Config, deps: { store?: Store; logger: Log
     : undefined;
   const dcgmServer = serverPods
     ? createDcgmServerCollector({
-        exec: { run: (req) => execInPod(kc, req) },
+        exec: podExecutor(kc),
         findPod: (node) => serverPods.forNode(node),
         timeoutMs,
         logger,
@@ -95,7 +98,10 @@ export function createSensing(config: Config, deps: { store?: Store; logger: Log
   const collector: Collector = {
     source: exporter ? 'exporter' : 'dcgm-server',
     async collect(node, signal) {
-      if (dcgmServer && (!exporter || (!exporterPods?.forNode(node.name) && serverPods?.forNode(node.name)))) {
+      if (
+        dcgmServer &&
+        (!exporter || (!exporterPods?.forNode(node.name) && serverPods?.forNode(node.name)))
+      ) {
         return dcgmServer.collect(node, signal);
       }
       if (exporter) return exporter.collect(node, signal);
@@ -132,7 +138,8 @@ export function createSensing(config: Config, deps: { store?: Store; logger: Log
   const classifier: NodeClassifier = {
     rules,
     refine: hybrid
-      ? (snapshot, verdict) => (needsLlm(mode, snapshot, verdict, policy) ? hybrid.classify(snapshot) : undefined)
+      ? (snapshot, verdict) =>
+          needsLlm(mode, snapshot, verdict, policy) ? hybrid.classify(snapshot) : undefined
       : undefined,
   };
 

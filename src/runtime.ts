@@ -3,11 +3,12 @@
  * services, notification fan-out, metrics and health routes. `gpu-medic run` and `gpu-medic demo` both
  * start this; the chat surface (Slack or the console) plugs in through `attachChat`.
  */
-import { hostname } from 'node:os';
-import type http from 'node:http';
+
 import { randomBytes } from 'node:crypto';
-import { CloudWatchMetricPublisher } from './aws/cloudwatch.js';
+import type http from 'node:http';
+import { hostname } from 'node:os';
 import { createCloudPort } from './aws/cloud-port.js';
+import { CloudWatchMetricPublisher } from './aws/cloudwatch.js';
 import { LambdaFunctionInvoker } from './aws/lambda.js';
 import { SnsTopicPublisher } from './aws/sns.js';
 import type { Config } from './config/config.js';
@@ -19,13 +20,13 @@ import { LeaderElector } from './k8s/leader.js';
 import type { Logger } from './log/logger.js';
 import { componentLogger } from './log/logger.js';
 import { createSensing, initialPlan, type Sensing } from './main.js';
-import { createMetrics, renderMetrics, type Metrics } from './metrics/metrics.js';
+import { createMetrics, type Metrics, renderMetrics } from './metrics/metrics.js';
 import { Monitor, type NodeScanResult } from './monitor/monitor.js';
 import { createNotifier, type Notifier } from './notify/fan-out.js';
 import { createSinks } from './notify/sinks/create.js';
 import { RemediationEngine } from './remediate/engine.js';
-import { type Authorize, RemediationServices } from './remediate/services.js';
 import { systemClock } from './remediate/ports.js';
+import { type Authorize, RemediationServices } from './remediate/services.js';
 import { openStore, type Store } from './store/index.js';
 import { exclusionStore, incidentStore, kvStore, stepStore } from './store/remediation-stores.js';
 
@@ -147,9 +148,15 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
         state: incident.state,
         at: Date.now(),
         actor: 'monitor',
-        details: { category: incident.category, severity: incident.severity, explanation: incident.explanation },
+        details: {
+          category: incident.category,
+          severity: incident.severity,
+          explanation: incident.explanation,
+        },
       });
-      services.triage(incident.id).catch((err) => logger.error({ err, incident: incident.id }, 'triage failed'));
+      services
+        .triage(incident.id)
+        .catch((err) => logger.error({ err, incident: incident.id }, 'triage failed'));
     },
     onNodeScanned: (r) => lastScan.set(r.node.name, r),
     intervalMs: config.monitor.intervalSeconds * 1000,
@@ -227,7 +234,9 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       if (leader) {
         leader.onChange((isNow) => {
           logger.info({ leader: isNow }, isNow ? 'became the leader' : 'lost the lease; standing by');
-          (isNow ? startActing() : stopActing()).catch((err) => logger.error({ err }, 'leadership change failed'));
+          (isNow ? startActing() : stopActing()).catch((err) =>
+            logger.error({ err }, 'leadership change failed'),
+          );
         });
         await leader.start();
       } else {

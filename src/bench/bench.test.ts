@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { detachStrings } from '../collect/exporter.js';
 import { main } from '../commands/bench.js';
 import { CliError } from '../commands/cli-error.js';
 import { checkTargets, formatTerminal, machineInfo, median, renderMarkdown } from './report.js';
@@ -138,5 +139,15 @@ describe('bench command arguments', () => {
     [['--bogus']],
   ])('rejects %j with a CliError before starting anything', async (argv) => {
     await expect(main(argv)).rejects.toBeInstanceOf(CliError);
+  });
+});
+
+describe('detachStrings (exporter collector)', () => {
+  it('returns an equal deep copy, strings included', () => {
+    const text = `x${'U'.repeat(40)}y`;
+    const gpus = [{ index: 0, uuid: text.slice(1, 41), model: 'H100', xids: [{ xid: 79, message: text }] }];
+    const copy = detachStrings({ gpus, errors: [] });
+    expect(copy).toEqual({ gpus, errors: [] });
+    expect(copy.gpus[0]).not.toBe(gpus[0]);
   });
 });

@@ -15,6 +15,22 @@ export interface ExporterCollectorOptions {
   now?: () => number;
 }
 
+/**
+ * Label values are slices of the scrape text, and V8 keeps a slice's whole parent alive: one UUID in a
+ * snapshot would pin its node's ~90 KB scrape, 450 MB for a 5,000-node scan (measured by the bench).
+ * Copying every string into a fresh one lets the scrape text be collected as soon as it is parsed.
+ */
+export function detachStrings<T>(value: T): T {
+  if (typeof value === 'string') return (value.length > 12 ? ` ${value}`.slice(1) : value) as T;
+  if (Array.isArray(value)) return value.map(detachStrings) as T;
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = detachStrings(v);
+    return out as T;
+  }
+  return value;
+}
+
 /** dcgm-exporter → NodeSnapshot. Parse problems on single lines are tolerated; unreadable text is an error. */
 export function createExporterCollector(opts: ExporterCollectorOptions): Collector {
   const now = opts.now ?? Date.now;
@@ -25,10 +41,13 @@ export function createExporterCollector(opts: ExporterCollectorOptions): Collect
       try {
         const text = await opts.source.fetch(node, signal);
         const parsed = parsePrometheus(text, { maxBytes: opts.maxBytes });
-        const { gpus } = gpusFromExporter(parsed);
+        const { gpus } = detachStrings(gpusFromExporter(parsed));
         snapshot.gpus = gpus;
         if (gpus.length === 0 && parsed.samples.length > 0) {
-          snapshot.error = { kind: 'parse', message: 'the exporter answered but reported no GPU (no `gpu` label)' };
+          snapshot.error = {
+            kind: 'parse',
+            message: 'the exporter answered but reported no GPU (no `gpu` label)',
+          };
         } else if (parsed.samples.length === 0) {
           snapshot.error = { kind: 'parse', message: 'the exporter answered with no samples' };
         }

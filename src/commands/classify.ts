@@ -23,7 +23,9 @@ export async function main(argv: string[]): Promise<number> {
   const inputs = positionals.length > 0 ? positionals : ['-'];
   const policy = process.env.POLICY_FILE ? loadPolicy(process.env.POLICY_FILE) : defaultPolicy();
   const ctx = { catalog: loadXidCatalog(), frCodes: loadDcgmFrCatalog(), policy: policy.classification };
-  const classify = values.llm ? await llmClassifier(policy) : async (s: NodeSnapshot) => classifySnapshot(s, ctx);
+  const classify = values.llm
+    ? await llmClassifier(policy)
+    : async (s: NodeSnapshot) => classifySnapshot(s, ctx);
 
   let failed = 0;
   for (const input of inputs) {
@@ -31,7 +33,9 @@ export async function main(argv: string[]): Promise<number> {
     try {
       text = input === '-' ? readFileSync(0, 'utf8') : readFileSync(input, 'utf8');
     } catch (error) {
-      throw new CliError(`cannot read ${input}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      throw new CliError(
+        `cannot read ${input}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      );
     }
     let verdict: Verdict;
     try {

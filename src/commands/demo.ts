@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createChatPort, connectChat } from '../chat-bridge.js';
+import { connectChat, createChatPort } from '../chat-bridge.js';
 import { createLogger } from '../log/logger.js';
 import { createRuntime } from '../runtime.js';
 import { startSimulator } from '../sim/index.js';
@@ -27,9 +27,11 @@ export async function main(argv: string[]): Promise<number> {
   const nodes = Number(values.nodes);
   const interval = Number(values.interval);
   const duration = values.duration === undefined ? undefined : Number(values.duration);
-  if (!Number.isInteger(nodes) || nodes < 2 || nodes > 5000) throw new CliError('--nodes must be an integer from 2 to 5000', 2);
+  if (!Number.isInteger(nodes) || nodes < 2 || nodes > 5000)
+    throw new CliError('--nodes must be an integer from 2 to 5000', 2);
   if (!(interval > 0)) throw new CliError('--interval must be a positive number of seconds', 2);
-  if (duration !== undefined && !(duration > 0)) throw new CliError('--duration must be a positive number of seconds', 2);
+  if (duration !== undefined && !(duration > 0))
+    throw new CliError('--duration must be a positive number of seconds', 2);
 
   const useSlack = Boolean(process.env.SLACK_BOT_TOKEN && process.env.SLACK_CHANNEL);
   const sim = await startSimulator({ nodes, rebootDelayMs: 4000, replaceDelayMs: 6000, slack: false });
@@ -53,7 +55,11 @@ export async function main(argv: string[]): Promise<number> {
   const logger = createLogger({ level: config.log.level });
   const rt = await createRuntime(config, { logger, engine: { pollMs: 1000 } });
   const port = createChatPort(rt);
-  const console_ = new ConsoleChat({ chat: port, userId: 'UDEMO', write: (t) => process.stdout.write(`${t}\n`) });
+  const console_ = new ConsoleChat({
+    chat: port,
+    userId: 'UDEMO',
+    write: (t) => process.stdout.write(`${t}\n`),
+  });
   const disconnect = connectChat(rt, console_, port, logger);
 
   const say = (t: string) => process.stdout.write(`${t}\n`);
@@ -62,7 +68,8 @@ export async function main(argv: string[]): Promise<number> {
   say(`  kubeconfig   ${sim.kubeconfigPath}`);
   say(`  Kubernetes   ${sim.k8s.url}`);
   say(`  AWS          ${sim.aws.url} (EC2, Auto Scaling, CloudWatch, SNS, Lambda, Bedrock)`);
-  if (sim.control) say(`  control API  ${sim.control.url}  (POST /faults {"node","gpu","kind":"xid","xid":79})`);
+  if (sim.control)
+    say(`  control API  ${sim.control.url}  (POST /faults {"node","gpu","kind":"xid","xid":79})`);
   say(`  database     ${config.store.dbPath}`);
   say(`  scans every  ${interval}s · chat on ${useSlack ? `Slack ${config.slack.channel}` : 'this console'}`);
   say('Type `/gpu status`, `/gpu help` … and Enter. Ctrl-C to stop.\n');
@@ -84,10 +91,13 @@ export async function main(argv: string[]): Promise<number> {
   const b = names[Math.min(4, names.length - 1)] ?? '';
   const c = names[Math.min(6, names.length - 1)] ?? '';
   at(interval + 1, `XID 79 (GPU fallen off the bus) on ${a} GPU 2`, () => sim.cluster.injectXid(a, 2, 79));
-  at(interval * 2 + 2, `XID 13 (application fault) on ${c} GPU 0 — alert only`, () => sim.cluster.injectXid(c, 0, 13));
+  at(interval * 2 + 2, `XID 13 (application fault) on ${c} GPU 0 — alert only`, () =>
+    sim.cluster.injectXid(c, 0, 13),
+  );
   at(interval * 6, `uncorrectable ECC (DBE) on ${b} GPU 5`, () => sim.cluster.injectEcc(b, 5, { dbe: 2 }));
 
-  if (process.stdin.isTTY || !process.stdin.readableEnded) console_.attach(process.stdin).catch(() => undefined);
+  if (process.stdin.isTTY || !process.stdin.readableEnded)
+    console_.attach(process.stdin).catch(() => undefined);
 
   await new Promise<void>((resolve) => {
     const done = () => resolve();

@@ -29,7 +29,8 @@ export async function main(argv: string[]): Promise<number> {
     const report = await monitor.scanOnce();
     const rows = [...report.results].sort((a, b) => a.node.name.localeCompare(b.node.name));
     if (values.json) {
-      for (const r of rows) console.log(JSON.stringify({ ...verdictToJson(r.node.name, r.verdict), ms: Math.round(r.ms) }));
+      for (const r of rows)
+        console.log(JSON.stringify({ ...verdictToJson(r.node.name, r.verdict), ms: Math.round(r.ms) }));
     } else {
       console.log(formatVerdictTable(rows.map((r) => ({ input: r.node.name, verdict: r.verdict }))));
       console.log(

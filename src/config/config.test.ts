@@ -50,7 +50,7 @@ describe('loadConfig defaults', () => {
     expect(c.remediation.maxUnhealthyNodes).toBeUndefined();
     expect(c.slack.mode).toBe('disabled');
     expect(c.slack.adminUsers).toEqual([]);
-    expect(c.notify.cloudwatch).toEqual({ namespace: 'GPUMedic', perNode: false });
+    expect(c.notify.cloudwatch).toEqual({ enabled: true, namespace: 'GPUMedic', perNode: false });
     expect(c.policy.classification.thermalWarningC).toBe(87);
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.slack)).toBe(true);

@@ -10,7 +10,12 @@ export interface OpsRoutes {
 }
 
 /** `/healthz`, `/readyz` and `/metrics`, for when no Slack HTTP receiver serves them. */
-export function handleOps(routes: OpsRoutes, req: http.IncomingMessage, res: http.ServerResponse, logger?: Logger): boolean {
+export function handleOps(
+  routes: OpsRoutes,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  logger?: Logger,
+): boolean {
   const path = (req.url ?? '/').split('?')[0];
   if (req.method !== 'GET') return false;
   if (path === '/healthz' || path === '/readyz') {
@@ -33,7 +38,8 @@ export function handleOps(routes: OpsRoutes, req: http.IncomingMessage, res: htt
 
 export function startOpsServer(routes: OpsRoutes, port: number, logger?: Logger): Promise<http.Server> {
   const server = http.createServer((req, res) => {
-    if (!handleOps(routes, req, res, logger)) res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+    if (!handleOps(routes, req, res, logger))
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);

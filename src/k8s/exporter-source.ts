@@ -24,16 +24,24 @@ export function createExporterSource(opts: ExporterSourceOptions): MetricsSource
       const get = { timeoutMs: opts.timeoutMs, maxBytes: opts.maxBytes };
       try {
         if (opts.access === 'direct') {
-          if (!pod.podIP) throw new CollectError('unreachable', `dcgm-exporter pod ${pod.namespace}/${pod.name} has no IP yet`);
+          if (!pod.podIP)
+            throw new CollectError(
+              'unreachable',
+              `dcgm-exporter pod ${pod.namespace}/${pod.name} has no IP yet`,
+            );
           return await opts.http.getDirect(`http://${pod.podIP}:${opts.port}/metrics`, get);
         }
         const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(`${pod.name}:${opts.port}`)}/proxy/metrics`;
         return await opts.http.getApi(path, get);
       } catch (error) {
         if (error instanceof CollectError) throw error;
-        if (error instanceof TimeoutError) throw new CollectError('timeout', `dcgm-exporter on ${node.name}: ${error.message}`);
+        if (error instanceof TimeoutError)
+          throw new CollectError('timeout', `dcgm-exporter on ${node.name}: ${error.message}`);
         if (error instanceof HttpError) {
-          throw new CollectError('http', `dcgm-exporter ${pod.namespace}/${pod.name} on ${node.name}: ${error.message}`);
+          throw new CollectError(
+            'http',
+            `dcgm-exporter ${pod.namespace}/${pod.name} on ${node.name}: ${error.message}`,
+          );
         }
         throw new CollectError('unreachable', `dcgm-exporter on ${node.name}: ${(error as Error).message}`);
       }

@@ -11,11 +11,15 @@ export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
     else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
     else kc.loadFromDefault();
   } catch (error) {
-    const where = kubeconfigPath ?? (process.env.KUBERNETES_SERVICE_HOST ? 'the in-cluster service account' : '~/.kube/config');
+    const where =
+      kubeconfigPath ??
+      (process.env.KUBERNETES_SERVICE_HOST ? 'the in-cluster service account' : '~/.kube/config');
     throw new Error(`cannot load Kubernetes credentials from ${where}: ${(error as Error).message}`);
   }
   if (!kc.getCurrentCluster()) {
-    throw new Error(`no current cluster in the kubeconfig (${kubeconfigPath ?? 'default'}): set KUBECONFIG or run in a pod`);
+    throw new Error(
+      `no current cluster in the kubeconfig (${kubeconfigPath ?? 'default'}): set KUBECONFIG or run in a pod`,
+    );
   }
   return kc;
 }

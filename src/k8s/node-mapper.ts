@@ -18,7 +18,10 @@ export function toGpuNode(node: V1Node): GpuNode | undefined {
   const provider = parseProviderId(node.spec?.providerID);
   const conditions = (node.status?.conditions ?? []).map((c) => ({
     type: c.type,
-    status: (c.status === 'True' || c.status === 'False' ? c.status : 'Unknown') as 'True' | 'False' | 'Unknown',
+    status: (c.status === 'True' || c.status === 'False' ? c.status : 'Unknown') as
+      | 'True'
+      | 'False'
+      | 'Unknown',
     reason: c.reason,
     message: c.message,
   }));
@@ -27,7 +30,10 @@ export function toGpuNode(node: V1Node): GpuNode | undefined {
     instanceId: provider?.instanceId,
     availabilityZone: provider?.az ?? labels['topology.kubernetes.io/zone'],
     instanceType: labels['node.kubernetes.io/instance-type'] ?? labels['beta.kubernetes.io/instance-type'],
-    nodeGroup: labels['eks.amazonaws.com/nodegroup'] ?? labels['karpenter.sh/nodepool'] ?? labels['alpha.eksctl.io/nodegroup-name'],
+    nodeGroup:
+      labels['eks.amazonaws.com/nodegroup'] ??
+      labels['karpenter.sh/nodepool'] ??
+      labels['alpha.eksctl.io/nodegroup-name'],
     karpenterNodePool: labels['karpenter.sh/nodepool'],
     expectedGpus: quantity(node.status?.capacity?.[GPU_RESOURCE]),
     allocatableGpus: quantity(node.status?.allocatable?.[GPU_RESOURCE]),

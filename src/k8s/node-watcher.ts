@@ -3,7 +3,9 @@ import type { Logger } from 'pino';
 import type { GpuNode } from '../domain/node.js';
 import { isGpuNode, toGpuNode } from './node-mapper.js';
 
-export type NodeChange = { type: 'upsert'; node: GpuNode; previous?: GpuNode } | { type: 'delete'; node: GpuNode };
+export type NodeChange =
+  | { type: 'upsert'; node: GpuNode; previous?: GpuNode }
+  | { type: 'delete'; node: GpuNode };
 
 /**
  * Keeps the set of GPU nodes current from a node watch (list + watch, re-listing after a broken watch).

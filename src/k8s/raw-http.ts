@@ -48,7 +48,9 @@ export class RawHttpClient {
 
   private makeAgent(): http.Agent {
     const opts = { keepAlive: true, maxSockets: this.maxSockets, maxFreeSockets: this.maxSockets };
-    return this.base?.protocol === 'https:' ? new https.Agent({ ...opts, ...this.tls }) : new http.Agent(opts);
+    return this.base?.protocol === 'https:'
+      ? new https.Agent({ ...opts, ...this.tls })
+      : new http.Agent(opts);
   }
 
   async refreshAuth(): Promise<void> {
@@ -77,7 +79,11 @@ export class RawHttpClient {
   /** GET a path on the API server (e.g. the pod proxy). */
   getApi(path: string, opts: GetOptions): Promise<string> {
     if (!this.base) return Promise.reject(new Error('no Kubernetes API server configured'));
-    return this.get(new URL(path, this.base), { ...opts, headers: { ...this.authHeaders, ...opts.headers } }, this.agent);
+    return this.get(
+      new URL(path, this.base),
+      { ...opts, headers: { ...this.authHeaders, ...opts.headers } },
+      this.agent,
+    );
   }
 
   /** GET an absolute URL without API credentials (direct pod-IP scrape). */
@@ -99,26 +105,32 @@ export class RawHttpClient {
         clearTimeout(timer);
         fn();
       };
-      const req = mod.request(url, { method: 'GET', agent, headers: { Accept: 'text/plain', ...opts.headers } }, (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > opts.maxBytes) {
-            req.destroy();
-            done(() => reject(new HttpError(res.statusCode ?? 0, `response larger than ${opts.maxBytes} bytes`)));
-            return;
-          }
-          chunks.push(chunk);
-        });
-        res.on('end', () => {
-          const body = Buffer.concat(chunks).toString('utf8');
-          const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) done(() => resolve(body));
-          else done(() => reject(new HttpError(status, `HTTP ${status}: ${body.slice(0, 200).trim()}`)));
-        });
-        res.on('error', (err) => done(() => reject(err)));
-      });
+      const req = mod.request(
+        url,
+        { method: 'GET', agent, headers: { Accept: 'text/plain', ...opts.headers } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > opts.maxBytes) {
+              req.destroy();
+              done(() =>
+                reject(new HttpError(res.statusCode ?? 0, `response larger than ${opts.maxBytes} bytes`)),
+              );
+              return;
+            }
+            chunks.push(chunk);
+          });
+          res.on('end', () => {
+            const body = Buffer.concat(chunks).toString('utf8');
+            const status = res.statusCode ?? 0;
+            if (status >= 200 && status < 300) done(() => resolve(body));
+            else done(() => reject(new HttpError(status, `HTTP ${status}: ${body.slice(0, 200).trim()}`)));
+          });
+          res.on('error', (err) => done(() => reject(err)));
+        },
+      );
       const timer = setTimeout(() => {
         req.destroy();
         done(() => reject(new TimeoutError(`no answer within ${opts.timeoutMs} ms`)));

@@ -182,7 +182,8 @@ export class Monitor {
     const refined = this.opts.readOnly ? undefined : this.opts.classifier.refine?.(snapshot, verdict);
     refined?.then(
       (v) => this.applyRefined(node, snapshot, v),
-      (err) => this.opts.logger?.warn({ err, node: node.name }, 'LLM refinement failed; the rules verdict stands'),
+      (err) =>
+        this.opts.logger?.warn({ err, node: node.name }, 'LLM refinement failed; the rules verdict stands'),
     );
     const result = { node, snapshot, verdict, ms, opened };
     this.opts.onNodeScanned?.(result);
@@ -216,7 +217,9 @@ export class Monitor {
           store.exclusions.get(node.name, now) !== undefined ||
           store.incidents
             .listByNode(node.name, 50)
-            .some((i) => ['cordoned', 'draining', 'drained', 'rebooting', 'replacing', 'verifying'].includes(i.state)),
+            .some((i) =>
+              ['cordoned', 'draining', 'drained', 'rebooting', 'replacing', 'verifying'].includes(i.state),
+            ),
       });
       for (const f of result.touch) store.incidents.openOrTouch(this.incidentInput(node, f, false), now);
       for (const { finding, preexisting } of result.open) {
@@ -225,12 +228,18 @@ export class Monitor {
       }
       if (result.gpuState.length > 0) store.gpuState.upsertMany(node.name, result.gpuState, now);
       store.kv.set(activeKeysKey(node.name), result.activeKeys, now);
-      if (Object.keys(result.xidCounts).length > 0) store.kv.set(xidCountsKey(node.name), result.xidCounts, now);
+      if (Object.keys(result.xidCounts).length > 0)
+        store.kv.set(xidCountsKey(node.name), result.xidCounts, now);
       store.nodeState.upsert({ node: node.name, verdict, lastScanAt: now, bootId: node.bootId }, now);
     });
     for (const incident of created) {
       this.opts.logger?.info(
-        { node: node.name, incident: incident.id, category: incident.category, preexisting: incident.preexisting },
+        {
+          node: node.name,
+          incident: incident.id,
+          category: incident.category,
+          preexisting: incident.preexisting,
+        },
         'incident opened',
       );
       this.opts.onIncident?.(incident, node);

@@ -39,7 +39,12 @@ export async function mapBounded<T, R>(
       outcome = { ok: true, value, ms: performance.now() - started };
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
-      outcome = { ok: false, error, timedOut: error instanceof DeadlineError, ms: performance.now() - started };
+      outcome = {
+        ok: false,
+        error,
+        timedOut: error instanceof DeadlineError,
+        ms: performance.now() - started,
+      };
     } finally {
       clearTimeout(timer);
     }

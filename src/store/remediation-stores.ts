@@ -17,7 +17,9 @@ import type { Store } from './store.js';
 export function incidentStore(store: Store): IncidentStore {
   const ids = {
     all: store.db.prepare<[], { id: string }>('SELECT id FROM incidents ORDER BY first_seen'),
-    byNode: store.db.prepare<[string], { id: string }>('SELECT id FROM incidents WHERE node = ? ORDER BY first_seen'),
+    byNode: store.db.prepare<[string], { id: string }>(
+      'SELECT id FROM incidents WHERE node = ? ORDER BY first_seen',
+    ),
   };
   return {
     get: (id) => store.incidents.get(id),

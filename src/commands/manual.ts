@@ -1,0 +1,57 @@
+import { userInfo } from 'node:os';
+import { parseArgs } from 'node:util';
+import { createLogger } from '../log/logger.js';
+import { createRuntime } from '../runtime.js';
+import { parseDuration } from '../slack/commands/parse.js';
+import { CliError } from './cli-error.js';
+import { configOrExit } from './load-config.js';
+
+/**
+ * `gpu-medic cordon|uncordon|reboot|replace|exclude|unexclude NODE [--reason …] [--for 2h]`: the same
+ * services, checks, audit trail and DRY_RUN as the monitor and Slack. Waits for the remediation to end.
+ */
+export async function main(argv: string[]): Promise<number> {
+  const [verb, ...rest] = argv;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    options: { reason: { type: 'string' }, for: { type: 'string' } },
+    allowPositionals: true,
+  });
+  const node = positionals[0];
+  if (!node) throw new CliError(`usage: gpu-medic ${verb} NODE [--reason TEXT]`, 2);
+  const config = configOrExit();
+  const logger = createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level });
+  const actor = `cli:${process.env.USER ?? userInfo().username}`;
+  const reason = values.reason ?? `manual ${verb} from the CLI`;
+  const rt = await createRuntime(config, { logger });
+  rt.bus.subscribe((e) => console.log(`  ${e.step}${e.dryRun ? ' (dry run)' : ''} → ${e.state}`));
+  try {
+    await rt.sensing.start();
+    let result: { ok: boolean; message: string };
+    switch (verb) {
+      case 'exclude': {
+        const ms = values.for ? parseDuration(values.for) : undefined;
+        if (values.for && ms === undefined)
+          throw new CliError(`--for: cannot read '${values.for}' (try 2h, 30m, 1d)`, 2);
+        result = await rt.services.exclude(node, { until: ms ? Date.now() + ms : undefined, reason }, actor);
+        break;
+      }
+      case 'unexclude':
+        result = await rt.services.unexclude(node, actor);
+        break;
+      case 'cordon':
+      case 'uncordon':
+      case 'reboot':
+      case 'replace':
+        result = await rt.services.request(verb, node, actor, reason, { trigger: 'manual' });
+        if (result.ok) await rt.engine.whenIdle();
+        break;
+      default:
+        throw new CliError(`unknown action '${verb}'`, 2);
+    }
+    console.log(result.message);
+    return result.ok ? 0 : 1;
+  } finally {
+    await rt.stop();
+  }
+}
