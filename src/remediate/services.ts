@@ -310,6 +310,7 @@ export class RemediationServices {
     if (!this.safety.dryRun) this.recordStart(now);
     this.publishFor(incident, nodeName, options.trigger === 'manual' ? 'approved' : 'policy', actor, {
       action,
+      mode: options.trigger === 'manual' ? 'manual' : 'auto',
       reason,
     });
     this.deps.engine.run(incident.id).catch((error: unknown) => {

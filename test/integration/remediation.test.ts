@@ -1,0 +1,273 @@
+/**
+ * Issue 4, "Done when": the whole remediation path — monitor, classifier, safety checks, engine — against
+ * the simulated EKS cluster with the real Kubernetes client and AWS SDK: XID 79 → cordon, drain, replace;
+ * ECC DBE → reboot and uncordon; dry run changes nothing; an excluded node is never touched; a storm of
+ * faults stays within the concurrency limit and opens the circuit breaker.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config.js';
+import type { Incident } from '../../src/domain/incident.js';
+import { isOpen } from '../../src/domain/incident.js';
+import { silentLogger } from '../../src/log/logger.js';
+import { isWorking } from '../../src/remediate/state-machine.js';
+import { createRuntime, type Runtime } from '../../src/runtime.js';
+import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
+import { type Simulator, startSimulator } from '../../src/sim/index.js';
+
+const savedEnv = { ...process.env };
+let dir: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'gpu-medic-remediation-'));
+});
+
+afterAll(() => {
+  // The AWS SDK reads its endpoint and credentials from process.env; put it back as it was.
+  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
+  Object.assign(process.env, savedEnv);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Harness {
+  sim: Simulator;
+  rt: Runtime;
+  gpuNodes: string[];
+}
+
+let dbCounter = 0;
+
+/** A fresh simulator and a fresh gpu-medic runtime on its own database; `fn` runs between start and stop. */
+async function withHarness(
+  opts: { nodes?: number; env?: Record<string, string> },
+  fn: (h: Harness) => Promise<void>,
+): Promise<void> {
+  const sim = await startSimulator({
+    nodes: opts.nodes ?? 4,
+    rebootDelayMs: 1500,
+    replaceDelayMs: 2000,
+    terminateDelayMs: 300,
+    rescheduleDelayMs: 300,
+    slack: false,
+    controlPort: false,
+  });
+  let rt: Runtime | undefined;
+  try {
+    Object.assign(process.env, sim.env);
+    const config = loadConfig({
+      ...sim.env,
+      DB_PATH: join(dir, `gpu-medic-${++dbCounter}.db`),
+      MONITOR_INTERVAL: '1',
+      CLASSIFIER: 'rules',
+      REMEDIATIONS_PER_HOUR: '50',
+      LOG_LEVEL: 'silent',
+      ...opts.env,
+    });
+    rt = await createRuntime(config, { logger: silentLogger(), engine: { pollMs: 200 } });
+    const gpuNodes = sim.cluster
+      .listNodes()
+      .filter((n) => n.status?.capacity?.['nvidia.com/gpu'])
+      .map((n) => n.metadata?.name ?? '');
+    await fn({ sim, rt, gpuNodes });
+    sim.assertNoUnexpected();
+  } finally {
+    await rt?.stop();
+    await sim.close();
+  }
+}
+
+/** Polls until `check` returns a value (not undefined); fails with `what` after a generous deadline. */
+async function waitFor<T>(what: string, check: () => T | undefined, deadlineMs = 18_000): Promise<T> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    const v = check();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function incidentsOn(rt: Runtime, node: string): Incident[] {
+  return rt.store.incidents.listByNode(node, 100);
+}
+
+function k8sRequests(sim: Simulator): K8sRecordedRequest[] {
+  return sim.log.requests.filter((r): r is K8sRecordedRequest => r.service === 'k8s');
+}
+
+/** Does a mutating request name this node (by node name or by its EC2 instance id)? */
+function mentions(sim: Simulator, node: string, instanceId: string | undefined): boolean {
+  return sim
+    .mutatingRequests()
+    .some(
+      (r) =>
+        r.path.includes(node) ||
+        r.body.includes(node) ||
+        (instanceId !== undefined && r.body.includes(instanceId)),
+    );
+}
+
+function instanceIdOf(sim: Simulator, node: string): string | undefined {
+  const id = sim.cluster.getNode(node)?.spec?.providerID?.split('/').pop();
+  return id?.startsWith('i-') ? id : undefined;
+}
+
+describe('remediation against the simulated cluster', () => {
+  it('replaces a node with XID 79: cordon, drain without DaemonSet pods, one termination, a new node', async () => {
+    await withHarness({}, async ({ sim, rt, gpuNodes }) => {
+      const target = gpuNodes[1] ?? '';
+      const daemonSetPods = new Set(
+        sim.cluster
+          .listPods({ nodeName: target })
+          .filter((p) => p.metadata.ownerReferences?.some((o) => o.kind === 'DaemonSet'))
+          .map((p) => `${p.metadata.namespace}/${p.metadata.name}`),
+      );
+      const otherPods = sim.cluster
+        .listPods({ nodeName: target })
+        .filter((p) => !p.metadata.ownerReferences?.some((o) => o.kind === 'DaemonSet'));
+      expect(daemonSetPods.size).toBeGreaterThan(0);
+      expect(otherPods.length).toBeGreaterThan(0);
+
+      await rt.start();
+      sim.cluster.injectXid(target, 2, 79);
+
+      const incident = await waitFor('the XID 79 incident to close', () =>
+        incidentsOn(rt, target).find((i) => i.category === 'XID_CRITICAL_79' && !isOpen(i.state)),
+      );
+      expect(incident.state, incident.stateReason).toBe('resolved');
+      expect(incident).toMatchObject({ xid: 79, gpu: 2, plannedAction: 'replace' });
+
+      const reqs = k8sRequests(sim);
+      const cordon = reqs.filter(
+        (r) => r.method === 'PATCH' && r.resource === 'nodes' && r.name === target && /unschedulable/.test(r.body),
+      );
+      expect(cordon.length).toBeGreaterThanOrEqual(1);
+      const evictions = reqs.filter((r) => r.subresource === 'eviction' && r.method === 'POST');
+      expect(evictions.length).toBeGreaterThan(0);
+      const evicted = evictions.map((r) => `${r.namespace}/${r.name}`);
+      for (const p of evicted) expect(daemonSetPods.has(p), `evicted DaemonSet pod ${p}`).toBe(false);
+      // Every non-DaemonSet pod on the node was asked to leave.
+      for (const p of otherPods)
+        expect(evicted).toContain(`${p.metadata.namespace}/${p.metadata.name}`);
+
+      const terminations = sim.log.find('TerminateInstanceInAutoScalingGroup');
+      expect(terminations).toHaveLength(1);
+      expect(sim.log.find('RebootInstances')).toHaveLength(0);
+
+      const replacement = await waitFor('a replacement GPU node', () => {
+        const now = sim.cluster
+          .listNodes()
+          .filter((n) => n.status?.capacity?.['nvidia.com/gpu'])
+          .map((n) => n.metadata?.name ?? '');
+        const fresh = now.filter((n) => !gpuNodes.includes(n));
+        return fresh.length > 0 && !now.includes(target) ? fresh : undefined;
+      });
+      expect(replacement).toHaveLength(1);
+    });
+  }, 30_000);
+
+  it('reboots a node with an uncorrectable ECC error: one reboot, new boot, uncordoned, resolved', async () => {
+    await withHarness({}, async ({ sim, rt, gpuNodes }) => {
+      const target = gpuNodes[2] ?? '';
+      const bootBefore = sim.cluster.getNode(target)?.status?.nodeInfo?.bootID;
+      expect(bootBefore).toBeTruthy();
+
+      await rt.start();
+      sim.cluster.injectEcc(target, 5, { dbe: 2 });
+
+      const incident = await waitFor('the ECC incident to close', () =>
+        incidentsOn(rt, target).find((i) => i.plannedAction === 'reboot' && !isOpen(i.state)),
+      );
+      expect(incident.state, incident.stateReason).toBe('resolved');
+
+      expect(sim.log.find('RebootInstances')).toHaveLength(1);
+      expect(sim.log.find('TerminateInstanceInAutoScalingGroup')).toHaveLength(0);
+      const node = sim.cluster.getNode(target);
+      expect(node?.status?.nodeInfo?.bootID).not.toBe(bootBefore);
+      expect(node?.spec?.unschedulable ?? false).toBe(false);
+      // It was cordoned on the way, so the uncordon is gpu-medic's doing, not the initial state.
+      const patches = k8sRequests(sim).filter(
+        (r) => r.method === 'PATCH' && r.resource === 'nodes' && r.name === target,
+      );
+      expect(patches.length).toBeGreaterThanOrEqual(2);
+    });
+  }, 30_000);
+
+  it('in dry run, resolves the XID 79 incident and sends no mutating request at all', async () => {
+    await withHarness({ env: { DRY_RUN: 'true' } }, async ({ sim, rt, gpuNodes }) => {
+      const target = gpuNodes[0] ?? '';
+      await rt.start();
+      sim.cluster.injectXid(target, 0, 79);
+
+      const incident = await waitFor('the dry-run incident to close', () =>
+        incidentsOn(rt, target).find((i) => i.category === 'XID_CRITICAL_79' && !isOpen(i.state)),
+      );
+      expect(incident.state, incident.stateReason).toBe('resolved');
+      expect(incident.stateReason ?? '').toMatch(/dry.run/i);
+      expect(sim.mutatingRequests()).toEqual([]);
+      expect(sim.cluster.getNode(target)?.spec?.unschedulable ?? false).toBe(false);
+    });
+  }, 30_000);
+
+  it('never touches an excluded node', async () => {
+    await withHarness({}, async ({ sim, rt, gpuNodes }) => {
+      const target = gpuNodes[3] ?? '';
+      const instanceId = instanceIdOf(sim, target);
+      const excluded = await rt.services.exclude(target, { reason: 'test' }, 'cli:test');
+      expect(excluded.ok).toBe(true);
+
+      await rt.start();
+      sim.cluster.injectXid(target, 1, 79);
+
+      const incident = await waitFor('the incident on the excluded node', () =>
+        incidentsOn(rt, target).find((i) => i.category === 'XID_CRITICAL_79'),
+      );
+      // Let the monitor scan it a few more times: every scan is another chance to act on it.
+      const seen = incident.count;
+      await waitFor('more scans of the excluded node', () => {
+        const now = rt.store.incidents.get(incident.id);
+        return now && now.count >= seen + 3 ? now : undefined;
+      });
+      const now = rt.store.incidents.get(incident.id);
+      expect(now && isWorking(now.state)).toBe(false);
+      expect(now?.state).not.toBe('resolved');
+      expect(mentions(sim, target, instanceId)).toBe(false);
+      expect(sim.log.find('TerminateInstanceInAutoScalingGroup')).toHaveLength(0);
+      expect(sim.log.find('RebootInstances')).toHaveLength(0);
+      expect(sim.cluster.getNode(target)?.spec?.unschedulable ?? false).toBe(false);
+    });
+  }, 30_000);
+
+  it('with faults on 40% of nodes, works on one node at a time and opens the circuit breaker', async () => {
+    await withHarness(
+      { nodes: 10, env: { MAX_CONCURRENT_REMEDIATIONS: '1' } },
+      async ({ sim, rt, gpuNodes }) => {
+        const faulty = gpuNodes.slice(0, 4);
+        await rt.start();
+        for (const [i, n] of faulty.entries()) sim.cluster.injectXid(n, i, 79);
+
+        let maxWorking = 0;
+        const sample = () => {
+          const working = rt.store.incidents.listOpen().filter((i) => isWorking(i.state)).length;
+          maxWorking = Math.max(maxWorking, working);
+        };
+        await waitFor('an incident on every faulty node and the breaker open', () => {
+          sample();
+          const all = faulty.every((n) => incidentsOn(rt, n).length > 0);
+          return all && rt.services.status().breaker.open ? true : undefined;
+        });
+        // Keep sampling while whatever was allowed to start runs to its end.
+        await waitFor('no remediation in flight', () => {
+          sample();
+          return rt.store.incidents.listOpen().some((i) => isWorking(i.state)) ? undefined : true;
+        });
+        expect(maxWorking).toBeLessThanOrEqual(1);
+        expect(rt.services.status().breaker.open).toBe(true);
+        // At most one node was ever terminated; the others wait for a human.
+        expect(sim.log.find('TerminateInstanceInAutoScalingGroup').length).toBeLessThanOrEqual(1);
+      },
+    );
+  }, 40_000);
+});
