@@ -1,0 +1,154 @@
+/**
+ * The `gpu-medic` command as a user runs it: the real bin, a child process, exit codes and output.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Simulator, startSimulator } from '../../src/sim/index.js';
+
+const bin = join(import.meta.dirname, '../../bin/gpu-medic.js');
+const fixtures = join(import.meta.dirname, '../fixtures');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function gpuMedic(args: string[], opts: { env?: Record<string, string>; input?: string } = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+describe('gpu-medic --help and config', () => {
+  it('lists every command', async () => {
+    const r = await gpuMedic(['--help']);
+    expect(r.code).toBe(0);
+    for (const c of ['run', 'demo', 'scan', 'classify', 'config', 'cordon', 'exclude', 'bench', 'eval']) {
+      expect(r.stdout).toMatch(new RegExp(`^  ${c}\\b`, 'm'));
+    }
+  });
+
+  it('rejects an unknown command with exit 2', async () => {
+    const r = await gpuMedic(['frobnicate']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("unknown command 'frobnicate'");
+  });
+
+  it('prints the effective configuration with secrets redacted', async () => {
+    const r = await gpuMedic(['config'], {
+      env: {
+        SLACK_BOT_TOKEN: 'xoxb-1111-2222-supersecretvalue',
+        SLACK_SIGNING_SECRET: '8f742231b10e8888abcd99aa1bbb85a5',
+        SLACK_CHANNEL: '#gpu',
+        MONITOR_INTERVAL: '30',
+      },
+    });
+    expect(r.code).toBe(0);
+    const config = JSON.parse(r.stdout);
+    expect(config.monitor.intervalSeconds).toBe(30);
+    expect(r.stdout).not.toContain('supersecretvalue');
+    expect(r.stdout).not.toContain('8f742231b10e8888abcd99aa1bbb85a5');
+  });
+
+  it('names every bad variable and exits 2', async () => {
+    const r = await gpuMedic(['config'], { env: { MONITOR_INTERVAL: 'abc', DRY_RUN: 'maybe' } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('MONITOR_INTERVAL');
+    expect(r.stderr).toContain('DRY_RUN');
+  });
+});
+
+describe('gpu-medic classify', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'gpu-medic-classify-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('classifies a kernel log with XID 79 as critical, one JSON object per input', async () => {
+    const log = join(dir, 'xid79.log');
+    writeFileSync(
+      log,
+      "NVRM: Xid (PCI:0000:91:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.\n",
+    );
+    const healthy = join(fixtures, 'dcgm-sample-eks-h100-8gpu.prom');
+    const r = await gpuMedic(['classify', '--json', log, healthy]);
+    expect(r.code).toBe(0);
+    const [a, b] = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(a).toMatchObject({
+      input: log,
+      category: 'XID_CRITICAL_79',
+      severity: 'critical',
+      xid: 79,
+      source: 'rules',
+    });
+    expect(Array.isArray(a.findings)).toBe(true);
+    expect(b).toMatchObject({ input: healthy, category: 'HEALTHY', severity: 'healthy' });
+  });
+
+  it('reads standard input', async () => {
+    const r = await gpuMedic(['classify', '--json', '-'], {
+      input: 'NVRM: Xid (PCI:0000:b5:00): 13, pid=1, name=python, Graphics SM Warp Exception\n',
+    });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ category: 'XID_WARNING_13', severity: 'warning' });
+  });
+
+  it('reports unreadable input clearly and exits 1, still classifying the rest', async () => {
+    const garbage = join(dir, 'garbage.bin');
+    writeFileSync(garbage, Buffer.from([0, 1, 2, 3, 255, 254, 0, 0]));
+    const ok = join(dir, 'ok.log');
+    writeFileSync(ok, 'NVRM: Xid (PCI:0000:07:00): 48, pid=1, name=x, An uncorrectable double bit error\n');
+    const r = await gpuMedic(['classify', '--json', garbage, join(dir, 'missing.txt'), ok]);
+    expect(r.code).not.toBe(0);
+    expect(`${r.stdout}${r.stderr}`).toMatch(/garbage\.bin|missing\.txt/);
+  });
+});
+
+describe('gpu-medic scan', () => {
+  let sim: Simulator;
+  beforeAll(async () => {
+    sim = await startSimulator({ nodes: 5, slack: false });
+    sim.cluster.injectXid(
+      sim.cluster.listNodes().find((n) => n.status?.capacity?.['nvidia.com/gpu'])!.metadata!.name!,
+      1,
+      79,
+    );
+  });
+  afterAll(async () => sim?.close());
+
+  it('prints every GPU node’s verdict and changes nothing', async () => {
+    const before = sim.mutatingRequests().length;
+    const r = await gpuMedic(['scan', '--json'], { env: { ...sim.env, CLASSIFIER: 'rules' } });
+    expect(r.code, r.stderr).toBe(0);
+    const rows = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(rows).toHaveLength(5);
+    expect(rows.filter((row) => row.category === 'XID_CRITICAL_79')).toHaveLength(1);
+    expect(rows.filter((row) => row.category === 'HEALTHY')).toHaveLength(4);
+    expect(sim.mutatingRequests().length).toBe(before);
+  });
+});
