@@ -124,7 +124,10 @@ main(process.argv.slice(2)).then(
       console.error(`gpu-medic: ${error.message}`);
       process.exitCode = error.exitCode;
     } else {
-      console.error('gpu-medic: unexpected error:', error);
+      // An operational failure (API down, DB unwritable …): its message, not a stack trace, unless debugging.
+      const debug = process.env.LOG_LEVEL === 'debug' || process.env.LOG_LEVEL === 'trace';
+      console.error(`gpu-medic: ${error instanceof Error ? error.message : String(error)}`);
+      if (debug) console.error(error);
       process.exitCode = 1;
     }
   },

@@ -45,7 +45,7 @@ export function checkSafety(input: SafetyInput): SafetyVerdict {
     return {
       allowed: false,
       limit: 'excluded',
-      message: `${prefix}${input.node} is excluded${until} by ${input.excluded.createdBy} (${input.excluded.reason}). Run \`/gpu unexclude ${input.node}\` first.`,
+      message: `${prefix}${input.node} is excluded${until} by ${input.excluded.createdBy} (${input.excluded.reason}). Unexclude it first (\`/gpu unexclude ${input.node}\` or \`gpu-medic unexclude ${input.node}\`).`,
     };
   }
   if (input.optOutLabel) {

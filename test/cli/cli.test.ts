@@ -152,3 +152,48 @@ describe('gpu-medic scan', () => {
     expect(sim.mutatingRequests().length).toBe(before);
   });
 });
+
+describe('gpu-medic cordon|reboot|exclude|unexclude (manual actions)', () => {
+  let sim: Simulator;
+  let dir: string;
+  let env: Record<string, string>;
+  let node: string;
+  beforeAll(async () => {
+    sim = await startSimulator({ nodes: 3, slack: false });
+    dir = mkdtempSync(join(tmpdir(), 'gpu-medic-manual-'));
+    env = { ...sim.env, DB_PATH: join(dir, 'gpu-medic.db'), LOG_LEVEL: 'silent' };
+    node = sim.cluster.listNodes().find((n) => n.status?.capacity?.['nvidia.com/gpu'])!.metadata!.name!;
+  });
+  afterAll(async () => {
+    await sim?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('DRY_RUN=true says what it would do and changes nothing', async () => {
+    const r = await gpuMedic(['cordon', node, '--reason', 'try'], { env: { ...env, DRY_RUN: 'true' } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('DRY RUN — would cordon');
+    expect(sim.mutatingRequests()).toEqual([]);
+    expect(sim.cluster.getNode(node)?.spec?.unschedulable).not.toBe(true);
+  });
+
+  it('cordons through the same services, and refuses an excluded or unknown node', async () => {
+    const cordon = await gpuMedic(['cordon', node, '--reason', 'maintenance'], { env });
+    expect(cordon.code, cordon.stderr).toBe(0);
+    expect(sim.cluster.getNode(node)?.spec?.unschedulable).toBe(true);
+
+    expect(
+      (await gpuMedic(['exclude', node, '--for', '2h', '--reason', 'vendor ticket'], { env })).code,
+    ).toBe(0);
+    const before = sim.mutatingRequests().length;
+    const reboot = await gpuMedic(['reboot', node], { env });
+    expect(reboot.code).toBe(1);
+    expect(reboot.stdout).toContain('excluded');
+    expect(sim.mutatingRequests().length).toBe(before);
+    expect((await gpuMedic(['unexclude', node], { env })).code).toBe(0);
+
+    const unknown = await gpuMedic(['uncordon', 'no-such-node'], { env });
+    expect(unknown.code).toBe(1);
+    expect(unknown.stdout).toContain('does not exist');
+  });
+});
