@@ -66,8 +66,12 @@ describe('shouldTripBreaker', () => {
     [2, 10, false],
     [3, 10, true],
     [4, 10, true],
-    [1, 0, true],
+    [1, 0, false],
     [0, 0, false],
+    // A single broken node never trips the percentage: a 4-node cluster can still repair one node.
+    [1, 4, false],
+    [1, 2, false],
+    [2, 4, true],
   ])('%i of %i nodes unhealthy (max 20%%) → trip %s', (n, total, trip) => {
     expect(
       shouldTripBreaker({ unhealthyOrCordonedByUs: n, gpuNodeCount: total, maxUnhealthyPercent: 20 }).trip,

@@ -95,7 +95,9 @@ export interface BreakerInput {
 export function shouldTripBreaker(input: BreakerInput): { trip: boolean; message: string } {
   const { unhealthyOrCordonedByUs: n, gpuNodeCount: total } = input;
   const percent = total > 0 ? (n * 100) / total : n > 0 ? 100 : 0;
-  const overPercent = percent > input.maxUnhealthyPercent;
+  // One broken node alone never trips the percentage limit: in a small cluster (say 4 nodes, 25 %) it would
+  // otherwise be impossible to repair any node automatically. MAX_UNHEALTHY_NODES still applies.
+  const overPercent = n > 1 && percent > input.maxUnhealthyPercent;
   const overCount = input.maxUnhealthyNodes !== undefined && n > input.maxUnhealthyNodes;
   const share = `${n} of ${total} GPU nodes (${Math.round(percent)}%) are unhealthy or cordoned by gpu-medic`;
   if (!overPercent && !overCount) return { trip: false, message: share };
