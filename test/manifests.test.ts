@@ -272,16 +272,17 @@ describe('the ConfigMaps', () => {
 /** The ClusterRole the code needs, and nothing more (the RBAC-honesty test checks it against the wire). */
 const expectedClusterRole: [apiGroup: string, resource: string, verbs: string[]][] = [
   ['', 'nodes', ['get', 'list', 'watch', 'patch', 'delete']],
-  ['', 'pods', ['get', 'list']],
+  ['', 'pods', ['list', 'watch']],
   ['', 'pods/eviction', ['create']],
   ['', 'pods/proxy', ['get']],
   ['', 'pods/exec', ['create', 'get']],
-  ['policy', 'poddisruptionbudgets', ['list']],
-  ['kubeflow.org', 'pytorchjobs', ['get', 'list']],
-  ['kubeflow.org', 'tfjobs', ['get', 'list']],
-  ['kubeflow.org', 'mpijobs', ['get', 'list']],
-  ['kubeflow.org', 'xgboostjobs', ['get', 'list']],
-  ['trainer.kubeflow.org', 'trainjobs', ['get', 'list']],
+  ['kubeflow.org', 'pytorchjobs', ['get']],
+  ['kubeflow.org', 'tfjobs', ['get']],
+  ['kubeflow.org', 'mpijobs', ['get']],
+  ['kubeflow.org', 'xgboostjobs', ['get']],
+  ['kubeflow.org', 'paddlejobs', ['get']],
+  ['kubeflow.org', 'jaxjobs', ['get']],
+  ['trainer.kubeflow.org', 'trainjobs', ['get']],
 ];
 
 describe('RBAC', () => {

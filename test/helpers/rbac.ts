@@ -137,3 +137,107 @@ export function loadIamActions(path = iamPolicyPath): string[] {
     .flatMap((s) => asList(s.Action));
   return [...new Set(actions)].sort();
 }
+
+// ---- served vs granted -------------------------------------------------------------------------------
+
+/** The fields of a simulator K8s log entry (src/sim/k8s-server.ts K8sRecordedRequest) that RBAC looks at. */
+export interface ServedK8sRequest {
+  path: string;
+  verb: string;
+  resource?: string;
+  subresource?: string;
+  /** '' for the core group. */
+  apiGroup?: string;
+  namespace?: string;
+}
+
+/**
+ * The RBAC triple an API server authorizes for one served request (`pods/eviction` create …);
+ * undefined for a non-resource URL (`/version`, `/healthz`, discovery), which RBAC grants through
+ * nonResourceURLs (the built-in system:discovery roles), not through resources.
+ */
+export function servedTriple(r: ServedK8sRequest): RbacTriple | undefined {
+  if (r.resource === undefined) return undefined;
+  const resource = r.subresource ? `${r.resource}/${r.subresource}` : r.resource;
+  return { apiGroup: r.apiGroup ?? '', resource, verb: r.verb };
+}
+
+/**
+ * The IAM action that authorizes an API operation. Mostly `service:Operation`; the exceptions are the
+ * APIs whose IAM action has another name (Lambda Invoke, Bedrock Converse).
+ */
+const IAM_ACTION_EXCEPTIONS: Record<string, string> = {
+  'lambda:Invoke': 'lambda:InvokeFunction',
+  'lambda:InvokeAsync': 'lambda:InvokeAsync',
+  'bedrock:Converse': 'bedrock:InvokeModel',
+  'bedrock:ConverseStream': 'bedrock:InvokeModelWithResponseStream',
+  'bedrock:InvokeModel': 'bedrock:InvokeModel',
+  'bedrock:InvokeModelWithResponseStream': 'bedrock:InvokeModelWithResponseStream',
+};
+const IAM_PLAIN_SERVICES = new Set(['ec2', 'autoscaling', 'cloudwatch', 'sns']);
+
+/** `sns` + `Publish` → `sns:Publish`; undefined for an operation this table does not know (the test fails on it). */
+export function iamActionFor(service: string, operation: string | undefined): string | undefined {
+  if (!operation) return undefined;
+  const key = `${service}:${operation}`;
+  if (key in IAM_ACTION_EXCEPTIONS) return IAM_ACTION_EXCEPTIONS[key];
+  return IAM_PLAIN_SERVICES.has(service) ? key : undefined;
+}
+
+export interface GrantComparison {
+  /** Served, but no rule grants it: the deployment would get 403 / AccessDenied. */
+  missing: string[];
+  /** Granted, never served and not allow-listed: more privilege than the code uses. */
+  unused: string[];
+  /** Allow-list entries that are served after all or granted by nothing: the allow-list went stale. */
+  staleAllowances: string[];
+}
+
+/** Holds RBAC grants (with `*` wildcards) against served triples; `allowUnused` maps tripleKey → reason. */
+export function compareRbac(
+  granted: readonly RbacTriple[],
+  served: readonly RbacTriple[],
+  allowUnused: Readonly<Record<string, string>> = {},
+): GrantComparison {
+  const missing = served.filter((s) => !grants(granted, s)).map(tripleKey);
+  const usedBy = (g: RbacTriple) => served.some((s) => grants([g], s));
+  const unused = granted.filter((g) => !usedBy(g) && !(tripleKey(g) in allowUnused)).map(tripleKey);
+  const grantedKeys = new Set(granted.map(tripleKey));
+  const servedKeys = new Set(served.map(tripleKey));
+  const staleAllowances = Object.keys(allowUnused).filter((k) => servedKeys.has(k) || !grantedKeys.has(k));
+  return { missing: uniqueSorted(missing), unused: uniqueSorted(unused), staleAllowances };
+}
+
+function iamMatches(pattern: string, action: string): boolean {
+  const re = new RegExp(`^${pattern.split('*').map(escapeRegExp).join('.*')}$`, 'i');
+  return re.test(action);
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Holds IAM policy actions (with `*` wildcards) against served actions; `allowUnused` maps action → reason. */
+export function compareIam(
+  granted: readonly string[],
+  served: readonly string[],
+  allowUnused: Readonly<Record<string, string>> = {},
+): GrantComparison {
+  const missing = served.filter((s) => !granted.some((g) => iamMatches(g, s)));
+  const unused = granted.filter((g) => !served.some((s) => iamMatches(g, s)) && !(g in allowUnused));
+  const staleAllowances = Object.keys(allowUnused).filter((k) => served.includes(k) || !granted.includes(k));
+  return { missing: uniqueSorted(missing), unused: uniqueSorted(unused), staleAllowances };
+}
+
+function uniqueSorted(list: string[]): string[] {
+  return [...new Set(list)].sort();
+}
+
+/** A readable failure message: what is missing, what is unused, what the allow-list says wrongly. */
+export function describeComparison(what: string, c: GrantComparison): string {
+  const lines = [`${what}:`];
+  if (c.missing.length) lines.push(`  served but NOT granted: ${c.missing.join(', ')}`);
+  if (c.unused.length) lines.push(`  granted but NEVER served: ${c.unused.join(', ')}`);
+  if (c.staleAllowances.length) lines.push(`  stale allow-list entries: ${c.staleAllowances.join(', ')}`);
+  return lines.join('\n');
+}
