@@ -20,7 +20,7 @@ import { LeaderElector } from './k8s/leader.js';
 import type { Logger } from './log/logger.js';
 import { componentLogger } from './log/logger.js';
 import { createSensing, initialPlan, type Sensing } from './main.js';
-import { createMetrics, type Metrics, renderMetrics } from './metrics/metrics.js';
+import { createMetrics, type Metrics, renderMetrics, setOpenIncidents } from './metrics/metrics.js';
 import { Monitor, type NodeScanResult } from './monitor/monitor.js';
 import { createNotifier, type Notifier } from './notify/fan-out.js';
 import { createSinks } from './notify/sinks/create.js';
@@ -190,6 +190,54 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
         })
       : undefined;
 
+  // Remediation outcomes, counted from the progress events every trigger publishes.
+  const outcomeOf: Partial<Record<string, string>> = {
+    resolved: 'succeeded',
+    failed: 'failed',
+    escalated: 'escalated',
+    cancelled: 'cancelled',
+  };
+  bus.subscribe((e) => {
+    const outcome = outcomeOf[e.step];
+    if (!outcome) return;
+    const action = store.incidents.get(e.incidentId)?.plannedAction ?? 'none';
+    if (action === 'none') return;
+    metrics.remediations.inc({ action, outcome: e.dryRun ? 'dry_run' : outcome });
+  });
+
+  // Gauges and counters that mirror state kept elsewhere, refreshed on the scan period; the cluster
+  // metrics go to CloudWatch at the same rhythm.
+  const llmSeen = { ok: 0, invalid: 0, error: 0, timeout: 0, cacheHits: 0 };
+  const refreshGauges = async () => {
+    const open = store.incidents.listOpen();
+    const bySeverity: Record<string, number> = {};
+    for (const i of open) bySeverity[i.severity] = (bySeverity[i.severity] ?? 0) + 1;
+    setOpenIncidents(metrics, bySeverity);
+    const status = await services.status();
+    const breakerOpen = status.breaker.open || status.paused.open;
+    metrics.breakerOpen.set(breakerOpen ? 1 : 0);
+    const st = sensing.llmStats;
+    const now = {
+      ok: st.accepted,
+      invalid: Object.values(st.rejections).reduce((a, b) => a + b, 0),
+      error: st.errors + st.throttles,
+      timeout: st.timeouts,
+    };
+    for (const outcome of ['ok', 'invalid', 'error', 'timeout'] as const) {
+      if (now[outcome] > llmSeen[outcome]) metrics.llmCalls.inc({ outcome }, now[outcome] - llmSeen[outcome]);
+      llmSeen[outcome] = now[outcome];
+    }
+    if (st.cacheHits > llmSeen.cacheHits) metrics.llmCacheHits.inc(st.cacheHits - llmSeen.cacheHits);
+    llmSeen.cacheHits = st.cacheHits;
+    if (sensing.watcher.isSynced) {
+      const unhealthy = [...lastScan.values()].filter(
+        (r) => r.verdict.severity === 'critical' || r.verdict.severity === 'warning',
+      ).length;
+      notifier?.publishClusterMetrics({ unhealthyGpuNodes: unhealthy, breakerOpen });
+    }
+  };
+  let gaugeTimer: NodeJS.Timeout | undefined;
+
   let ops: http.Server | undefined;
   let started = false;
   let acting = false;
@@ -231,6 +279,11 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       await sensing.start();
       notifier?.start();
       started = true;
+      gaugeTimer = setInterval(
+        () => refreshGauges().catch((err) => logger.warn({ err }, 'refreshing gauges failed')),
+        Math.min(15_000, config.monitor.intervalSeconds * 1000),
+      );
+      gaugeTimer.unref();
       if (leader) {
         leader.onChange((isNow) => {
           logger.info({ leader: isNow }, isNow ? 'became the leader' : 'lost the lease; standing by');
@@ -245,6 +298,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     },
     async stop() {
       stopping = true;
+      clearInterval(gaugeTimer);
       await stopActing();
       await Promise.race([engine.whenIdle(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
       await leader?.stop();

@@ -215,6 +215,27 @@ describe('/metrics of a running gpu-medic, parsed back', () => {
     expect(depth.value).toBe(0);
   });
 
+  it('counts remediations by action and outcome (a dry run here), and mirrors the breaker', async () => {
+    const p = await waitFor('a counted remediation', async () => {
+      const q = await scrape();
+      const hit = q.samples.find(
+        (s) =>
+          s.name === 'gpu_medic_remediations_total' &&
+          s.labels.action === 'reboot' &&
+          s.labels.outcome === 'dry_run',
+      );
+      return hit && hit.value >= 1 ? q : undefined;
+    });
+    expect(value(p, 'gpu_medic_breaker_open')).toBe(0);
+    await rt.services.pause('cli:test', 'metrics test');
+    const paused = await waitFor('the breaker gauge at 1', async () => {
+      const q = await scrape();
+      return value(q, 'gpu_medic_breaker_open') === 1 ? q : undefined;
+    });
+    expect(value(paused, 'gpu_medic_breaker_open')).toBe(1);
+    await rt.services.resume('cli:test');
+  });
+
   it('exposes process metrics with plausible values', () => {
     expect(value(second, 'gpu_medic_process_resident_memory_bytes')).toBeGreaterThan(10 * 1024 * 1024);
     expect(value(second, 'gpu_medic_process_cpu_seconds_total')).toBeGreaterThan(0);
