@@ -310,6 +310,34 @@ describe('pods and eviction', () => {
     expect(pdbs.items[0]?.spec.minAvailable).toBe(1);
     expect(pdbs.items[0]?.status.disruptionsAllowed).toBe(1);
   });
+
+  it('gets a TrainJob by name, and 404s an unknown one', async () => {
+    const customs = kc.makeApiClient(CustomObjectsApi);
+    cluster.createObject('trainjobs', {
+      apiVersion: 'trainer.kubeflow.org/v1alpha1',
+      kind: 'TrainJob',
+      metadata: { name: 'llm-pretrain', namespace: TRAINING_NAMESPACE },
+      status: { jobsStatus: [{ name: 'node', active: 2, ready: 2 }] },
+    });
+    const job = (await customs.getNamespacedCustomObject({
+      group: 'trainer.kubeflow.org',
+      version: 'v1alpha1',
+      namespace: TRAINING_NAMESPACE,
+      plural: 'trainjobs',
+      name: 'llm-pretrain',
+    })) as { kind: string; status: { jobsStatus: { active: number }[] } };
+    expect(job.kind).toBe('TrainJob');
+    expect(job.status.jobsStatus[0]?.active).toBe(2);
+    await expect(
+      customs.getNamespacedCustomObject({
+        group: 'trainer.kubeflow.org',
+        version: 'v1alpha1',
+        namespace: TRAINING_NAMESPACE,
+        plural: 'trainjobs',
+        name: 'nope',
+      }),
+    ).rejects.toMatchObject({ code: 404 });
+  });
 });
 
 describe('pod proxy to dcgm-exporter', () => {

@@ -821,6 +821,17 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
           c.params[0],
         ),
     },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^/apis/trainer\\.kubeflow\\.org/v1alpha1/namespaces/${seg}/trainjobs/${seg}$`),
+      operation: 'getTrainJob',
+      verb: 'get',
+      resource: 'trainjobs',
+      apiGroup: 'trainer.kubeflow.org',
+      ns: 0,
+      name: 1,
+      handle: (c) => getOne('trainjobs', c.params[0], c.params[1] ?? '', 'trainjobs.trainer.kubeflow.org')(c),
+    },
   ];
 
   function podCandidates(namespace: string | undefined) {
