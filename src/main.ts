@@ -6,6 +6,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { createBedrockClassifierClient } from './aws/bedrock.js';
 import { loadDcgmFrCatalog, loadXidCatalog } from './classify/catalog.js';
 import { createHybridClassifier, type HybridClassifier, needsLlm } from './classify/llm/hybrid.js';
+import { llmMetricsHook } from './classify/llm/metrics-hook.js';
 import { createLlmStats, type LlmStats } from './classify/llm/stats.js';
 import { classifySnapshot } from './classify/rules.js';
 import { baseSnapshot, type Collector } from './collect/collector.js';
@@ -24,7 +25,7 @@ import { RawHttpClient } from './k8s/raw-http.js';
 import type { Logger } from './log/logger.js';
 import { componentLogger } from './log/logger.js';
 import type { Metrics } from './metrics/metrics.js';
-import type { NodeClassifier, Plan } from './monitor/monitor.js';
+import type { NodeClassifier, Plan, ScanHooks } from './monitor/monitor.js';
 import { decide } from './remediate/policy.js';
 import { kindOf } from './remediate/services.js';
 import type { Store } from './store/index.js';
@@ -36,7 +37,8 @@ const MAX_SCRAPE_BYTES = 16 * 1024 * 1024;
 export interface Sensing {
   kc: KubeConfig;
   watcher: NodeWatcher;
-  collector: Collector;
+  /** `beforeScan` refreshes the scrape client's API credentials (rotating tokens); the Monitor calls it. */
+  collector: Collector & ScanHooks;
   classifier: NodeClassifier;
   hybrid?: HybridClassifier;
   llmStats: LlmStats;
@@ -49,7 +51,7 @@ export interface Sensing {
 /** Node watch, DCGM sources and the classifier, as configured. */
 export function createSensing(
   config: Config,
-  deps: { store?: Store; logger: Logger; kc?: KubeConfig },
+  deps: { store?: Store; logger: Logger; kc?: KubeConfig; metrics?: Metrics },
 ): Sensing {
   const { logger } = deps;
   const kc = deps.kc ?? loadKubeConfig(config.kube.kubeconfig);
@@ -95,8 +97,9 @@ export function createSensing(
     : undefined;
 
   // DCGM_SOURCE=auto: per node, the exporter when the node has one, else the dcgm-server pod.
-  const collector: Collector = {
+  const collector: Collector & ScanHooks = {
     source: exporter ? 'exporter' : 'dcgm-server',
+    beforeScan: () => http.refreshAuth(),
     async collect(node, signal) {
       if (
         dcgmServer &&
@@ -133,6 +136,7 @@ export function createSensing(
           maxCallsPerHour: config.classifier.maxCallsPerHour,
           logger: componentLogger(logger, 'llm'),
           stats: llmStats,
+          onEvent: deps.metrics ? llmMetricsHook(deps.metrics) : undefined,
         })
       : undefined;
   const classifier: NodeClassifier = {

@@ -67,7 +67,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
   const bus = new ProgressBus((err, event) =>
     logger.error({ err, incident: event.incidentId, step: event.step }, 'progress listener failed'),
   );
-  const sensing = createSensing(config, { store, logger: componentLogger(logger, 'sense') });
+  const sensing = createSensing(config, { store, logger: componentLogger(logger, 'sense'), metrics });
   const lastScan = new Map<string, NodeScanResult>();
 
   const leader = opts.leaderElection
@@ -207,7 +207,6 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
 
   // Gauges and counters that mirror state kept elsewhere, refreshed on the scan period; the cluster
   // metrics go to CloudWatch at the same rhythm.
-  const llmSeen = { ok: 0, invalid: 0, error: 0, timeout: 0, cacheHits: 0 };
   const refreshGauges = async () => {
     const open = store.incidents.listOpen();
     const bySeverity: Record<string, number> = {};
@@ -216,19 +215,6 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     const status = await services.status();
     const breakerOpen = status.breaker.open || status.paused.open;
     metrics.breakerOpen.set(breakerOpen ? 1 : 0);
-    const st = sensing.llmStats;
-    const now = {
-      ok: st.accepted,
-      invalid: Object.values(st.rejections).reduce((a, b) => a + b, 0),
-      error: st.errors + st.throttles,
-      timeout: st.timeouts,
-    };
-    for (const outcome of ['ok', 'invalid', 'error', 'timeout'] as const) {
-      if (now[outcome] > llmSeen[outcome]) metrics.llmCalls.inc({ outcome }, now[outcome] - llmSeen[outcome]);
-      llmSeen[outcome] = now[outcome];
-    }
-    if (st.cacheHits > llmSeen.cacheHits) metrics.llmCacheHits.inc(st.cacheHits - llmSeen.cacheHits);
-    llmSeen.cacheHits = st.cacheHits;
     if (sensing.watcher.isSynced) {
       const unhealthy = [...lastScan.values()].filter(
         (r) => r.verdict.severity === 'critical' || r.verdict.severity === 'warning',

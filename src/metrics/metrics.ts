@@ -22,7 +22,7 @@ export const IncidentSeverities = ['critical', 'warning', 'info'] as const;
 export const ScanResults = ['ok', 'error'] as const;
 
 /** LLM call outcomes pre-initialised on `gpu_medic_llm_calls_total{outcome}`. */
-export const LlmOutcomes = ['ok', 'invalid', 'error', 'timeout'] as const;
+export const LlmOutcomes = ['ok', 'invalid', 'error', 'timeout', 'throttled'] as const;
 
 /** Scan durations run from a few ms (one node, cached) to tens of seconds (a large fleet, slow exporters). */
 export const SCAN_DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30] as const;

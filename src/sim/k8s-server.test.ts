@@ -316,7 +316,13 @@ describe('pods and eviction', () => {
     cluster.createObject('trainjobs', {
       apiVersion: 'trainer.kubeflow.org/v1alpha1',
       kind: 'TrainJob',
-      metadata: { name: 'llm-pretrain', namespace: TRAINING_NAMESPACE },
+      metadata: {
+        name: 'llm-pretrain',
+        namespace: TRAINING_NAMESPACE,
+        uid: 'b7c1f3a2-0000-4000-8000-000000000001',
+        resourceVersion: '0',
+        creationTimestamp: new Date(0).toISOString(),
+      },
       status: { jobsStatus: [{ name: 'node', active: 2, ready: 2 }] },
     });
     const job = (await customs.getNamespacedCustomObject({

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { verdictOf } from '../../domain/finding.js';
 import { defaultClassificationPolicy } from '../../domain/policy.js';
 import { createHybridClassifier, type HybridClassifierOptions } from './hybrid.js';
 import { MemorySignatureCache } from './memory-cache.js';
@@ -130,6 +131,74 @@ describe('hybrid classifier', () => {
     expect(v.category).toBe('XID_WARNING_13');
     await classifier.classify(snapshot('healthy'));
     expect(llm.requests).toHaveLength(1);
+  });
+
+  it('merges a cached llm-mode answer into the settled finding, keeping its GPU (regression)', async () => {
+    const llm = new ScriptedLlm(() =>
+      toolAnswer({
+        category: 'XID_CRITICAL_48',
+        severity: 'critical',
+        gpu: 3,
+        xid: 48,
+        confidence: 0.9,
+        explanation: 'double-bit ECC error',
+      }),
+    );
+    const { classifier } = setup(llm, { mode: 'llm' });
+    const dbe = (node: string, gpu: number) =>
+      snapshot(node, { gpus: gpus(8, (g) => (g === gpu ? { xidLast: 48 } : {})) });
+    const first = await classifier.classifyDetailed(dbe('a', 3));
+    // Same fault on another GPU of another node: same signature, served from the cache without a GPU.
+    const second = await classifier.classifyDetailed(dbe('b', 5));
+    expect(second.llm).toMatchObject({ kind: 'answered', source: 'cache', category: 'XID_CRITICAL_48' });
+    expect(llm.requests).toHaveLength(1);
+    for (const [r, gpu] of [
+      [first, 3],
+      [second, 5],
+    ] as const) {
+      expect(r.verdict).toMatchObject({ category: 'XID_CRITICAL_48', gpu, xid: 48 });
+      expect(r.verdict.findings.map((f) => `${f.key} ${f.category} gpu${f.gpu}`)).toEqual([
+        `xid:48:gpu${gpu} XID_CRITICAL_48 gpu${gpu}`,
+      ]);
+    }
+  });
+
+  it('merges an answer that explains an ambiguous finding as an already-settled one', async () => {
+    const llm = new ScriptedLlm(() =>
+      toolAnswer({
+        category: 'FABRIC_MANAGER_DOWN',
+        severity: 'critical',
+        gpu: null,
+        xid: null,
+        confidence: 0.9,
+        explanation: 'FM stopped.',
+      }),
+    );
+    const settled = {
+      kind: 'health' as const,
+      category: 'FABRIC_MANAGER_DOWN',
+      severity: 'critical' as const,
+      action: 'reboot' as const,
+      gpu: 0,
+      evidence: ['Fabric Manager not initialized'],
+      explanation: 'FM down.',
+      source: 'rules' as const,
+      key: 'fm:gpu0',
+    };
+    const { classifier } = setup(llm, {
+      rules: (s) => {
+        const v = fakeRules(s);
+        return verdictOf(s.node, [...v.findings, settled]);
+      },
+    });
+    const v = await classifier.classify(snapshot('n', { unparsed: ['fabricmanager exited'] }));
+    expect(v.findings).toHaveLength(1);
+    expect(v.findings[0]).toMatchObject({
+      key: 'fm:gpu0',
+      gpu: 0,
+      source: 'rules',
+      evidence: ['Fabric Manager not initialized', 'fabricmanager exited'],
+    });
   });
 
   it.each([

@@ -41,7 +41,32 @@ export interface HybridClassifierOptions {
   clock?: () => number;
   logger?: Logger;
   stats?: LlmStats;
+  /**
+   * Observability hook (Prometheus, the benchmark): one event per model call, cache hit and fallback.
+   * A hook that throws is logged and ignored: metrics never change a verdict.
+   */
+  onEvent?: (event: LlmEvent) => void;
 }
+
+/** Outcome of one model call: `invalid` = answered but rejected by validation. */
+export const LlmCallOutcomes = ['ok', 'invalid', 'timeout', 'throttled', 'error'] as const;
+export type LlmCallOutcome = (typeof LlmCallOutcomes)[number];
+
+export type LlmEvent =
+  | {
+      type: 'call';
+      outcome: LlmCallOutcome;
+      /** Present when the model answered (ok / invalid). */
+      latencyMs?: number;
+      inputTokens?: number;
+      outputTokens?: number;
+      /** The validation failure, for `invalid`. */
+      rejection?: string;
+    }
+  /** Served without a call: from the signature cache, or by waiting on an identical call in flight. */
+  | { type: 'cache_hit'; coalesced: boolean }
+  /** The rules' verdict stood. */
+  | { type: 'fallback'; reason: FallbackReason };
 
 /** What the LLM path did for one node, for the audit trail. */
 export type LlmOutcome =
@@ -114,12 +139,37 @@ export function applyAnswer(
   let findings: Finding[];
   if (answer.info.severity === 'healthy') {
     findings = kept.length > 0 ? kept : [finding];
-  } else if (kept.some((f) => f.category === answer.category && f.gpu === gpu)) {
-    findings = kept;
   } else {
-    findings = [...kept, finding];
+    const twin = settledTwin(kept, answer.category, gpu, ambiguous.length > 0);
+    findings = twin
+      ? kept.map((f) => (f === twin ? mergeEvidence(twin, evidence, ambiguous) : f))
+      : [...kept, finding];
   }
   return verdictOf(snapshot.node, findings);
+}
+
+/**
+ * The settled finding the model's answer is about, if the rules already read it. With nothing ambiguous
+ * (`--mode llm`) the answer describes the whole node, so the same category is the same fault whatever
+ * GPU the answer names: a cached answer carries no GPU, and a GPU-less twin would outrank the rules'
+ * finding and lose its GPU. An answer that replaces ambiguous findings is the same fault only on the
+ * same GPU (or when it names none).
+ */
+function settledTwin(
+  kept: Finding[],
+  category: string,
+  gpu: number | undefined,
+  replacesAmbiguous: boolean,
+): Finding | undefined {
+  const same = kept.filter((f) => f.category === category);
+  if (!replacesAmbiguous || gpu === undefined) return same[0];
+  return same.find((f) => f.gpu === gpu);
+}
+
+/** The rules' facts (GPU, XID, key, source) stand; the ambiguous findings it absorbs add their evidence. */
+function mergeEvidence(twin: Finding, evidence: string[], absorbed: Finding[]): Finding {
+  if (absorbed.length === 0) return twin;
+  return { ...twin, evidence: [...new Set([...twin.evidence, ...evidence])].slice(0, 10) };
 }
 
 export function createHybridClassifier(options: HybridClassifierOptions): HybridClassifier {
@@ -131,6 +181,15 @@ export function createHybridClassifier(options: HybridClassifierOptions): Hybrid
   const stats = options.stats ?? createLlmStats();
   const inFlight = new Map<string, Promise<Resolution>>();
   const callTimes: number[] = [];
+
+  function emit(event: LlmEvent): void {
+    if (!options.onEvent) return;
+    try {
+      options.onEvent(event);
+    } catch (err) {
+      logger?.warn({ err, event: event.type }, 'llm observability hook failed');
+    }
+  }
 
   function withinBudget(now: number): boolean {
     while (callTimes.length > 0 && (callTimes[0] ?? 0) <= now - hourMs) callTimes.shift();
@@ -160,11 +219,17 @@ export function createHybridClassifier(options: HybridClassifierOptions): Hybrid
       stats.latencyCount++;
       stats.inputTokens += response.usage.inputTokens;
       stats.outputTokens += response.usage.outputTokens;
+      const answered = {
+        latencyMs: response.latencyMs,
+        inputTokens: response.usage.inputTokens,
+        outputTokens: response.usage.outputTokens,
+      };
 
       const result = validateAnswer(response.input, ctx);
       const expiresAt = clock() + ttlMs;
       if (!result.ok) {
         bump(stats.rejections, result.reason);
+        emit({ type: 'call', outcome: 'invalid', ...answered, rejection: result.reason });
         logger?.warn(
           { node: snapshot.node, signature, reason: result.reason, detail: result.detail },
           'llm answer rejected',
@@ -184,6 +249,7 @@ export function createHybridClassifier(options: HybridClassifierOptions): Hybrid
         return { kind: 'fallback', reason: 'rejected', detail: `${result.reason}: ${result.detail}` };
       }
       stats.accepted++;
+      emit({ type: 'call', outcome: 'ok', ...answered });
       const a = result.answer;
       const cached: CachedClassification = {
         category: a.category,
@@ -200,15 +266,18 @@ export function createHybridClassifier(options: HybridClassifierOptions): Hybrid
       const message = err instanceof Error ? err.message : String(err);
       if (err instanceof LlmTimeoutError) {
         stats.timeouts++;
+        emit({ type: 'call', outcome: 'timeout' });
         logger?.warn({ node: snapshot.node, signature, err: message }, 'llm call timed out');
         return { kind: 'fallback', reason: 'timeout', detail: message };
       }
       if (err instanceof LlmThrottledError) {
         stats.throttles++;
+        emit({ type: 'call', outcome: 'throttled' });
         logger?.warn({ node: snapshot.node, signature, err: message }, 'llm call throttled');
         return { kind: 'fallback', reason: 'throttled', detail: message };
       }
       stats.errors++;
+      emit({ type: 'call', outcome: 'error' });
       logger?.warn({ node: snapshot.node, signature, err: message }, 'llm call failed');
       return { kind: 'fallback', reason: 'error', detail: message };
     } finally {
@@ -242,6 +311,7 @@ export function createHybridClassifier(options: HybridClassifierOptions): Hybrid
     signature: string | undefined,
   ): Classification {
     bump(stats.fallbacks, reason);
+    emit({ type: 'fallback', reason });
     const llmOutcome: LlmOutcome = { kind: 'fallback', reason, detail };
     if (signature) llmOutcome.signature = signature;
     return { verdict, llm: llmOutcome };
@@ -279,12 +349,14 @@ export function createHybridClassifier(options: HybridClassifierOptions): Hybrid
     const cached = cache.get(signature, clock());
     if (cached) {
       stats.cacheHits++;
+      emit({ type: 'cache_hit', coalesced: false });
       return finish(snapshot, verdict, fromCached(cached, ctx), 'cache', signature);
     }
 
     const pending = inFlight.get(signature);
     if (pending) {
       stats.coalesced++;
+      emit({ type: 'cache_hit', coalesced: true });
       const shared = await pending;
       const own = shared.kind === 'answer' ? fromCached(shared.cached, ctx) : shared;
       return finish(snapshot, verdict, own, 'cache', signature);

@@ -48,6 +48,12 @@ describe('parseDcgmiDmon', () => {
     expect(r.rows).toEqual([{ entity: 'GPU', id: 0, values: { XIDER: 31 } }]);
   });
 
+  it('skips a box border after the rows (the next table), reporting nothing', () => {
+    const r = parseDcgmiDmon('#Entity   XIDER\nID\nGPU 0     13\n+-----------+----------+\n');
+    expect(r.errors).toEqual([]);
+    expect(r.rows).toEqual([{ entity: 'GPU', id: 0, values: { XIDER: 13 } }]);
+  });
+
   it('reports wrong types and rows before the header', () => {
     const r = parseDcgmiDmon('GPU 0 1\n#Entity   XIDER\nGPU x 1\nGPU 1 abc\nGPU 2 5\n');
     expect(r.errors.map((e) => e.line)).toEqual([1, 3, 4]);

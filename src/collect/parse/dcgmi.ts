@@ -124,6 +124,8 @@ export function parseDcgmiDmon(text: string): DmonResult {
       return;
     }
     if (/^ID\b/.test(line) && !/^ID\s+\d/.test(line)) return;
+    // A box border (the next command's table, e.g. `dcgmi health`) carries no data: not an unreadable row.
+    if (/^\+[-=+]+$/.test(line)) return;
     const m = /^(GPU(?:-I|-CI)?|Switch|CPU|Link|NvSwitch)\s+(\S+)\s*(.*)$/.exec(line);
     if (!m) {
       if (columns.length > 0)

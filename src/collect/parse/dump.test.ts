@@ -5,6 +5,12 @@ import { MetricsParseError } from './prometheus.js';
 
 const fixture = (name: string) =>
   readFileSync(new URL(`../../../test/fixtures/${name}`, import.meta.url), 'utf8');
+/** A fixture as the command printed it: without the `# SOURCE:` provenance comment on top. */
+const output = (name: string) =>
+  fixture(name)
+    .split('\n')
+    .filter((l) => !/^#(?:\s|$)/.test(l))
+    .join('\n');
 
 describe('detectFormat', () => {
   it.each([
@@ -58,6 +64,30 @@ describe('snapshotFromDump', () => {
     const s = snapshotFromDump(fixture('kernel-xid-lines.txt'));
     expect(s.gpus).toEqual([]);
     expect(s.logLines).toHaveLength(21);
+  });
+
+  // Regression: the `+---` border above "Health Monitor Report" went to `unparsed` (or was a dmon
+  // error), so hybrid mode asked the model about every dcgmi health table once a custom category existed.
+  it.each([
+    ['health alone', ''],
+    ['health after dmon', `${output('dcgmi-dmon-230-319.txt')}\n`],
+    ['health after discovery', `${output('dcgmi-discovery-h800-8gpu.txt')}\n`],
+  ])('keeps the dcgmi health box border out of unparsed and errors: %s', (_, before) => {
+    const r = parseDump(`${before}${output('dcgmi-health-table.txt')}`, { node: 'n' });
+    expect(r.format).toBe('dcgmi');
+    expect(r.snapshot.unparsed).toBeUndefined();
+    expect(r.errors).toEqual([]);
+    const byIndex = new Map(r.snapshot.gpus.map((g) => [g.index, g]));
+    expect(byIndex.get(0)?.health).toBe('warn');
+    expect(byIndex.get(1)?.health).toBe('fail');
+  });
+
+  it('still keeps a border that opens no health report, and reports odd dmon rows', () => {
+    const r = parseDump('+-----+\n| odd |\n#Entity   XIDER\nID\nGPU 0     0\nsomething odd\n', {
+      node: 'n',
+    });
+    expect(r.snapshot.unparsed).toEqual(['+-----+', '| odd |']);
+    expect(r.errors.map((e) => e.message)).toEqual(['dmon: unreadable row "something odd"']);
   });
 
   it('puts unknown text into unparsed for the LLM', () => {

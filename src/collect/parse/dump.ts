@@ -101,32 +101,37 @@ function kindOfCommand(command: string): SectionKind | undefined {
   return undefined;
 }
 
+const BOX_BORDER_RE = /^\+[-=+]+\s*$/;
+const HEALTH_REPORT_RE = /^\|\s*Health Monitor Report\b/;
+
 /** Splits unmarked dcgmi output into the commands' blocks by their first lines. */
 function segmentDcgmi(text: string): { kind: SectionKind | 'text'; body: string }[] {
   const out: { kind: SectionKind | 'text'; body: string[] }[] = [];
   let cur: { kind: SectionKind | 'text'; body: string[] } = { kind: 'text', body: [] };
   out.push(cur);
-  for (const rawLine of text.split('\n')) {
-    const line = rawLine.replace(/\r$/, '');
+  const lines = text.split('\n').map((l) => l.replace(/\r$/, ''));
+  // The `dcgmi health` box opens with a `+---+` border before its "Health Monitor Report" title row: the
+  // border belongs to the report, not to the text or dmon block before it.
+  let borderOpenedReport = false;
+  lines.forEach((line, i) => {
     let start: SectionKind | undefined;
     if (/^\s*\d+\s+GPUs?\s+found/.test(line)) start = 'discovery';
     else if (/^#\s*Entity\b/.test(line)) start = 'dmon';
-    else if (
-      /^\|\s*Health Monitor Report\b/.test(line) ||
-      (/^\s*\{\s*$/.test(line) && cur.kind !== 'health')
-    ) {
-      start = 'health';
-    }
-    if (start && !(start === 'health' && cur.kind === 'health' && !/Health Monitor Report/.test(line))) {
+    else if (BOX_BORDER_RE.test(line) && HEALTH_REPORT_RE.test(lines[i + 1] ?? '')) start = 'health';
+    else if (HEALTH_REPORT_RE.test(line)) {
+      if (!borderOpenedReport) start = 'health';
+    } else if (/^\s*\{\s*$/.test(line) && cur.kind !== 'health') start = 'health';
+    borderOpenedReport = start === 'health' && BOX_BORDER_RE.test(line);
+    if (start) {
       cur = { kind: start, body: [] };
       out.push(cur);
     }
     if (looksLikeKernelLine(line)) {
       out.push({ kind: 'kernel', body: [line] });
-      continue;
+      return;
     }
     cur.body.push(line);
-  }
+  });
   return out.map((s) => ({ kind: s.kind, body: s.body.join('\n') }));
 }
 
