@@ -76,6 +76,9 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
         namespace: config.leader.namespace,
         leaseName: config.leader.leaseName,
         identity: `${process.env.POD_NAME ?? hostname()}-${randomBytes(3).toString('hex')}`,
+        leaseDurationMs: config.leader.leaseDurationSeconds * 1000,
+        renewEveryMs: config.leader.renewSeconds * 1000,
+        retryEveryMs: Math.min(2000, config.leader.renewSeconds * 1000),
         logger: componentLogger(logger, 'leader'),
       })
     : undefined;
@@ -106,6 +109,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     config: {
       dryRun: config.dryRun,
       drainTimeoutMs: config.remediation.drainTimeoutSeconds * 1000,
+      rebootGraceMs: config.remediation.rebootGraceSeconds * 1000,
+      pollMs: config.remediation.pollSeconds * 1000,
       rebootTimeoutMs: config.remediation.rebootTimeoutSeconds * 1000,
       replaceTimeoutMs: config.remediation.replaceTimeoutSeconds * 1000,
       ...(opts.engine?.pollMs ? { pollMs: opts.engine.pollMs } : {}),
@@ -278,6 +283,9 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
           );
         });
         await leader.start();
+        if (!leader.isLeader()) {
+          logger.info({ lease: config.leader.leaseName }, 'standing by: another replica holds the lease');
+        }
       } else {
         await startActing();
       }

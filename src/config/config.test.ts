@@ -32,7 +32,12 @@ describe('loadConfig defaults', () => {
     expect(c.dryRun).toBe(false);
     expect(c.kube.kubeconfig).toBeUndefined();
     expect(c.kube.podNamespace).toBe('gpu-medic');
-    expect(c.leader).toEqual({ leaseName: 'gpu-medic-leader', namespace: 'gpu-medic' });
+    expect(c.leader).toEqual({
+      leaseName: 'gpu-medic-leader',
+      namespace: 'gpu-medic',
+      leaseDurationSeconds: 15,
+      renewSeconds: 5,
+    });
     expect(c.dcgm).toMatchObject({ source: 'auto', access: 'proxy', port: 9400 });
     expect(c.classifier).toEqual({
       mode: 'hybrid',
@@ -188,6 +193,15 @@ describe('loadConfig errors', () => {
       expect.stringMatching(/^SLACK_SIGNING_SECRET: required in HTTP mode/),
       expect.stringMatching(/^SLACK_CHANNEL: required when SLACK_BOT_TOKEN is set/),
     ]);
+  });
+
+  it('refuses a lease renewed no faster than it expires', () => {
+    expect(problemsOf({ LEASE_DURATION: '10', LEASE_RENEW: '10' })).toEqual([
+      expect.stringMatching(/^LEASE_RENEW: must be shorter than LEASE_DURATION \(10s\)/),
+    ]);
+    const c = load({ LEASE_DURATION: '4', LEASE_RENEW: '1', REBOOT_GRACE: '20', REMEDIATION_POLL: '0.5' });
+    expect(c.leader).toMatchObject({ leaseDurationSeconds: 4, renewSeconds: 1 });
+    expect(c.remediation).toMatchObject({ rebootGraceSeconds: 20, pollSeconds: 0.5 });
   });
 
   it('needs no signing secret in Socket Mode', () => {

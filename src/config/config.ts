@@ -119,6 +119,10 @@ const EnvSchema = z.object({
   DRAIN_TIMEOUT: positiveSeconds(900),
   REBOOT_TIMEOUT: positiveSeconds(1200),
   REPLACE_TIMEOUT: positiveSeconds(1800),
+  REBOOT_GRACE: positiveSeconds(120),
+  REMEDIATION_POLL: positiveSeconds(10),
+  LEASE_DURATION: positiveSeconds(15),
+  LEASE_RENEW: positiveSeconds(5),
 
   LEASE_NAME: patternedWithDefault(
     /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/,
@@ -140,7 +144,12 @@ export interface Config {
     readonly gpuNodeSelector?: string;
     readonly podNamespace: string;
   };
-  readonly leader: { readonly leaseName: string; readonly namespace: string };
+  readonly leader: {
+    readonly leaseName: string;
+    readonly namespace: string;
+    readonly leaseDurationSeconds: number;
+    readonly renewSeconds: number;
+  };
   readonly aws: {
     readonly region: string;
     /** AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> as found: the SDK reads them itself; kept for display. */
@@ -175,6 +184,10 @@ export interface Config {
     readonly drainTimeoutSeconds: number;
     readonly rebootTimeoutSeconds: number;
     readonly replaceTimeoutSeconds: number;
+    /** After a crash between "reboot started" and the EC2 call, how long to look for signs of the reboot. */
+    readonly rebootGraceSeconds: number;
+    /** How often a waiting step looks again (node back, replacement Ready, PDB, jobs). */
+    readonly pollSeconds: number;
   };
   readonly slack: {
     /** socket: SLACK_APP_TOKEN set · http: bot token without app token · disabled: no bot token. */
@@ -257,6 +270,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     if (e.SLACK_BOT_TOKEN && !e.SLACK_CHANNEL) {
       problems.push('SLACK_CHANNEL: required when SLACK_BOT_TOKEN is set (where alerts are posted)');
     }
+    if (e.LEASE_RENEW >= e.LEASE_DURATION) {
+      problems.push(
+        `LEASE_RENEW: must be shorter than LEASE_DURATION (${e.LEASE_DURATION}s), got ${e.LEASE_RENEW}s — the lease would lapse between renewals`,
+      );
+    }
     if (e.SLACK_APP_TOKEN && !e.SLACK_BOT_TOKEN) {
       problems.push(
         'SLACK_BOT_TOKEN: required when SLACK_APP_TOKEN is set (Socket Mode still posts with the bot token)',
@@ -276,7 +294,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     store: { dbPath: e.DB_PATH },
     http: { port: e.PORT },
     kube: { kubeconfig: e.KUBECONFIG, gpuNodeSelector: e.GPU_NODE_SELECTOR, podNamespace: namespace },
-    leader: { leaseName: e.LEASE_NAME, namespace },
+    leader: {
+      leaseName: e.LEASE_NAME,
+      namespace,
+      leaseDurationSeconds: e.LEASE_DURATION,
+      renewSeconds: e.LEASE_RENEW,
+    },
     aws: { region: e.AWS_REGION, endpoints },
     monitor: {
       intervalSeconds: e.MONITOR_INTERVAL,
@@ -305,6 +328,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
       drainTimeoutSeconds: e.DRAIN_TIMEOUT,
       rebootTimeoutSeconds: e.REBOOT_TIMEOUT,
       replaceTimeoutSeconds: e.REPLACE_TIMEOUT,
+      rebootGraceSeconds: e.REBOOT_GRACE,
+      pollSeconds: e.REMEDIATION_POLL,
     },
     slack: {
       mode: e.SLACK_APP_TOKEN ? 'socket' : e.SLACK_BOT_TOKEN ? 'http' : 'disabled',
