@@ -134,25 +134,41 @@ function statusLine(incident: Incident): string | undefined {
 
 /**
  * Progress → chat: one alert per incident (on `detected`), every step threaded under it, and the root
- * re-rendered when the incident's state changes.
+ * re-rendered when the incident's state changes. Events of one incident are handled strictly in publish
+ * order: building the alert reads the store (async), and without the queue a step published right after
+ * `detected` (triage's `policy`) reached the outbox first and became the thread's root.
  */
-export function connectChat(rt: Runtime, sink: ChatSink, port: ChatPort, logger?: Logger): () => void {
+export function connectChat(
+  rt: Pick<Runtime, 'bus'>,
+  sink: ChatSink,
+  port: ChatPort,
+  logger?: Logger,
+): () => void {
   const lastState = new Map<string, string>();
+  const queues = new Map<string, Promise<void>>();
+  const handle = async (event: ProgressEvent) => {
+    if (event.step === 'detected') {
+      const v = await port.alertView(event.incidentId);
+      if (v) await sink.postAlert(v);
+      lastState.set(event.incidentId, event.state);
+      return;
+    }
+    await sink.postProgress(event);
+    if (lastState.get(event.incidentId) !== event.state) {
+      lastState.set(event.incidentId, event.state);
+      const v = await port.alertView(event.incidentId);
+      if (v) await sink.updateRoot(event.incidentId, v);
+    }
+    if (!isOpen(event.state)) lastState.delete(event.incidentId);
+  };
   return rt.bus.subscribe((event: ProgressEvent) => {
-    const run = async () => {
-      if (event.step === 'detected') {
-        const v = await port.alertView(event.incidentId);
-        if (v) await sink.postAlert(v);
-        lastState.set(event.incidentId, event.state);
-        return;
-      }
-      await sink.postProgress(event);
-      if (lastState.get(event.incidentId) !== event.state) {
-        lastState.set(event.incidentId, event.state);
-        const v = await port.alertView(event.incidentId);
-        if (v) await sink.updateRoot(event.incidentId, v);
-      }
-    };
-    run().catch((err) => logger?.error({ err, incident: event.incidentId }, 'chat delivery failed'));
+    const id = event.incidentId;
+    const next = (queues.get(id) ?? Promise.resolve())
+      .then(() => handle(event))
+      .catch((err) => logger?.error({ err, incident: id }, 'chat delivery failed'));
+    queues.set(id, next);
+    void next.then(() => {
+      if (queues.get(id) === next) queues.delete(id);
+    });
   });
 }

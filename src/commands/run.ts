@@ -1,5 +1,6 @@
 import { connectChat, createChatPort } from '../chat-bridge.js';
 import { createLogger } from '../log/logger.js';
+import { renderMetrics } from '../metrics/metrics.js';
 import { createRuntime } from '../runtime.js';
 import { createSlackApp } from '../slack/app.js';
 import { createAuthorizer, type UsergroupsClient } from '../slack/authz.js';
@@ -16,20 +17,22 @@ export async function main(_argv: string[]): Promise<number> {
   const config = configOrExit();
   const logger = createLogger({ level: config.log.level });
   const slack = config.slack;
-  const authz =
-    slack.mode === 'disabled'
-      ? undefined
-      : createAuthorizer({
-          adminUsers: slack.adminUsers,
-          adminGroup: slack.adminGroup,
-          client: slack.botToken
-            ? (createDeliveryClient(slack.botToken, slack.apiUrl) as unknown as UsergroupsClient)
-            : undefined,
-          logger,
-        });
+  const slackOn = slack.mode !== 'disabled' && Boolean(slack.botToken && slack.channel);
+  const authz = !slackOn
+    ? undefined
+    : createAuthorizer({
+        adminUsers: slack.adminUsers,
+        adminGroup: slack.adminGroup,
+        client: slack.botToken
+          ? (createDeliveryClient(slack.botToken, slack.apiUrl) as unknown as UsergroupsClient)
+          : undefined,
+        logger,
+      });
   const rt = await createRuntime(config, {
     logger,
-    opsServer: slack.mode !== 'http',
+    // Exactly one server owns PORT: the Bolt HTTP receiver in Slack HTTP mode (it serves the ops routes
+    // too), the ops server otherwise (Socket Mode opens no port of its own).
+    opsServer: !(slackOn && slack.mode === 'http'),
     leaderElection: true,
     authorize: async (actor) => {
       if (actor === 'monitor' || actor.startsWith('cli:')) return true;
@@ -39,7 +42,8 @@ export async function main(_argv: string[]): Promise<number> {
   });
 
   let stopSlack: (() => Promise<void>) | undefined;
-  if (slack.mode !== 'disabled' && slack.botToken && slack.channel && authz) {
+  let disconnectChat: (() => void) | undefined;
+  if (slackOn && slack.botToken && slack.channel && authz) {
     const port = createChatPort(rt);
     const delivery = new SlackDelivery({
       outbox: rt.store.outbox,
@@ -59,15 +63,18 @@ export async function main(_argv: string[]): Promise<number> {
       authz,
       sink: delivery,
       ready: () => rt.isReady(),
+      metrics: () => renderMetrics(rt.metrics),
       logger,
     });
     delivery.start();
     await app.start();
     stopSlack = async () => {
-      disconnect();
+      // No new clicks or commands; then the worker stops. Progress the engine still publishes while it
+      // winds down is written to the outbox (the bus stays connected) and delivered on the next start.
       await app.stop();
       await delivery.stop();
     };
+    disconnectChat = disconnect;
   } else {
     logger.warn(
       'Slack is not configured (SLACK_BOT_TOKEN / SLACK_CHANNEL): alerts go to logs and sinks only',
@@ -83,5 +90,13 @@ export async function main(_argv: string[]): Promise<number> {
   logger.info('shutting down: no new work; the current step is persisted');
   await stopSlack?.();
   await rt.stop();
+  disconnectChat?.();
+  // Everything is persisted and closed. A Socket Mode client that never connected keeps retrying
+  // apps.connections.open on its own timers, which Bolt's stop() does not cancel: without this the
+  // process would ignore SIGTERM until the orchestrator kills it.
+  setTimeout(() => {
+    logger.warn('handles still open after shutdown; exiting');
+    process.exit(0);
+  }, 2000).unref();
   return 0;
 }

@@ -32,6 +32,7 @@ let sink: RecordingSink;
 let slack: SlackApp;
 let base: string;
 let readyFlag = true;
+let metricsFail = false;
 
 async function post(
   body: string,
@@ -101,6 +102,7 @@ beforeEach(async () => {
   chat = new RecordingChatPort();
   sink = new RecordingSink();
   readyFlag = true;
+  metricsFail = false;
   const groupClient = new webApi.WebClient(SIM_SLACK_BOT_TOKEN, {
     slackApiUrl: sim.url,
     retryConfig: { retries: 0 },
@@ -115,6 +117,10 @@ beforeEach(async () => {
     sink,
     authz: createAuthorizer({ adminUsers: [admin], adminGroup: 'S0ADMINS01', client: groupClient }),
     ready: () => readyFlag,
+    metrics: async () => {
+      if (metricsFail) throw new Error('registry broken');
+      return { contentType: 'text/plain; version=0.0.4', body: 'gpu_medic_scans_total 3\n' };
+    },
     botId: 'B0BOT00001',
     botUserId: 'U0BOT00001',
   });
@@ -240,6 +246,38 @@ describe('Slack app over HTTP with signed requests', () => {
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
     readyFlag = false;
     expect((await fetch(`${base}/readyz`)).status).toBe(503);
+  });
+});
+
+describe('ops routes on the HTTP receiver (the one server on PORT in HTTP mode)', () => {
+  it('serves /metrics from the injected renderer, and 500 when it fails', async () => {
+    const ok = await fetch(`${base}/metrics`);
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('content-type')).toContain('text/plain');
+    expect(await ok.text()).toBe('gpu_medic_scans_total 3\n');
+    metricsFail = true;
+    expect((await fetch(`${base}/metrics`)).status).toBe(500);
+  });
+
+  it('answers 404 on /metrics when no renderer is given', async () => {
+    const bare = createSlackApp({
+      botToken: SIM_SLACK_BOT_TOKEN,
+      signingSecret: secret,
+      slackApiUrl: sim.url,
+      port: 0,
+      host: '127.0.0.1',
+      chat: new RecordingChatPort(),
+      authz: createAuthorizer({ adminUsers: [] }),
+      botId: 'B0BOT00001',
+      botUserId: 'U0BOT00001',
+    });
+    try {
+      const { port } = await bare.start();
+      expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(404);
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    } finally {
+      await bare.stop();
+    }
   });
 });
 

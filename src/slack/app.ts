@@ -1,8 +1,10 @@
 /**
  * The Bolt app: Socket Mode when an app token is configured, otherwise HTTP mode on `POST /slack/events`
- * with signing-secret verification (Bolt answers 401 to a forged or stale request). `/healthz` and `/readyz`
- * are served in both modes. Start-up never waits on Slack: the bot identity (auth.test) is resolved in the
- * background with backoff, and requests are served meanwhile.
+ * with signing-secret verification (Bolt answers 401 to a forged or stale request). In HTTP mode the
+ * receiver owns PORT and also serves `/healthz`, `/readyz` and `/metrics`; in Socket Mode the app opens no
+ * port at all, so the caller's ops server (http/ops-server.ts) owns PORT — exactly one server per mode.
+ * Start-up never waits on Slack: the bot identity (auth.test) is resolved in the background with backoff,
+ * and requests are served meanwhile.
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -32,7 +34,7 @@ export interface SlackAppOptions {
   /** Set → Socket Mode. */
   appToken?: string;
   slackApiUrl?: string;
-  /** HTTP port (the events endpoint in HTTP mode; health routes in both). 0 = ephemeral. */
+  /** HTTP mode: the port of the events endpoint and the ops routes (unused in Socket Mode). 0 = ephemeral. */
   port: number;
   host?: string;
   chat: ChatPort;
@@ -41,6 +43,8 @@ export interface SlackAppOptions {
   sink?: ChatSink;
   /** `/readyz` answers 200 only when this says so (store open, leader, monitor running …). */
   ready?: () => boolean | Promise<boolean>;
+  /** HTTP mode: `/metrics` answers with this (Prometheus exposition); 404 when omitted. */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
   logger?: Logger;
   /** Known bot identity: skips auth.test entirely. */
   botId?: string;
@@ -92,7 +96,11 @@ export function boltLogger(logger?: Logger): BoltLogger {
   };
 }
 
-function healthRoutes(ready: SlackAppOptions['ready'], logger?: Logger): CustomRoute[] {
+function opsRoutes(
+  ready: SlackAppOptions['ready'],
+  metrics: SlackAppOptions['metrics'],
+  logger?: Logger,
+): CustomRoute[] {
   const json = (res: import('node:http').ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'Content-Type': 'application/json' });
     res.end(JSON.stringify(body));
@@ -114,27 +122,44 @@ function healthRoutes(ready: SlackAppOptions['ready'], logger?: Logger): CustomR
           );
       },
     },
+    ...(metrics
+      ? [
+          {
+            path: '/metrics',
+            method: ['GET'],
+            handler: (_req, res) => {
+              metrics().then(
+                ({ contentType, body }) => {
+                  res.writeHead(200, { 'Content-Type': contentType });
+                  res.end(body);
+                },
+                (error: unknown) => {
+                  logger?.error({ err: error }, 'rendering metrics failed');
+                  res.writeHead(500, { 'Content-Type': 'text/plain' });
+                  res.end('metrics unavailable\n');
+                },
+              );
+            },
+          } satisfies CustomRoute,
+        ]
+      : []),
   ];
 }
 
 export function createSlackApp(options: SlackAppOptions): SlackApp {
   const log = options.logger?.child({ component: 'slack-app' });
   const blog = boltLogger(options.logger);
-  const routes = healthRoutes(options.ready, log);
   const socketMode = Boolean(options.appToken);
 
+  // No customRoutes in Socket Mode: with any, Bolt listens on its own HTTP server (installerOptions.port,
+  // default 3000) with no error handler, which collides with the ops server on PORT.
   const receiver: HTTPReceiver | SocketModeReceiver = options.appToken
-    ? new SocketModeReceiver({
-        appToken: options.appToken,
-        logger: blog,
-        customRoutes: routes,
-        installerOptions: { port: options.port },
-      })
+    ? new SocketModeReceiver({ appToken: options.appToken, logger: blog })
     : new HTTPReceiver({
         signingSecret: options.signingSecret,
         endpoints: slackEventsPath,
         port: options.port,
-        customRoutes: routes,
+        customRoutes: opsRoutes(options.ready, options.metrics, log),
         logger: blog,
       });
 
@@ -205,7 +230,7 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
       stopped = false;
       resolveIdentity(0);
       if (socketMode) {
-        // Connecting can take long (or forever without network): health routes are up meanwhile.
+        // Connecting can take long (or forever without network): the caller's ops server answers meanwhile.
         started = true;
         app.start().then(
           () => log?.info('slack socket mode connected'),

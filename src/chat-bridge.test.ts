@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import { connectChat } from './chat-bridge.js';
+import { ProgressBus, type ProgressEvent } from './domain/events.js';
+import type { AlertView } from './slack/blocks/alert.js';
+import {
+  RecordingChatPort,
+  RecordingSink,
+  testEvent,
+  testIncident,
+} from './slack/listeners/test-chat-port.js';
+
+/** Every sink call in one list, in the order they happened. */
+class OrderedSink extends RecordingSink {
+  readonly order: string[] = [];
+  override postAlert(view: AlertView): void {
+    this.order.push(`alert:${view.incident.id}`);
+    super.postAlert(view);
+  }
+  override postProgress(event: ProgressEvent): void {
+    this.order.push(`reply:${event.incidentId}:${event.step}`);
+    super.postProgress(event);
+  }
+  override updateRoot(incidentId: string, view: AlertView): void {
+    this.order.push(`update:${incidentId}:${view.incident.state}`);
+    super.updateRoot(incidentId, view);
+  }
+}
+
+/** A port whose store reads are slow, as a real one can be. */
+class SlowPort extends RecordingChatPort {
+  override async alertView(incidentId: string): Promise<AlertView | undefined> {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    return super.alertView(incidentId);
+  }
+}
+
+function settle(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 150));
+}
+
+describe('connectChat', () => {
+  it('posts the alert before a step published right after `detected`, even when the alert is slow to build', async () => {
+    const bus = new ProgressBus();
+    const port = new SlowPort();
+    const incident = testIncident({ state: 'detected', mode: 'off', plannedAction: 'none' });
+    port.incidents.set(incident.id, { incident });
+    const sink = new OrderedSink();
+    const disconnect = connectChat({ bus }, sink, port);
+
+    bus.publish({ ...testEvent(incident.id, 'detected', 0), state: 'detected' });
+    bus.publish({ ...testEvent(incident.id, 'policy', 1), state: 'detected' });
+    await settle();
+    expect(sink.order).toEqual([`alert:${incident.id}`, `reply:${incident.id}:policy`]);
+    disconnect();
+  });
+
+  it('keeps publish order within an incident and updates the root once per state change', async () => {
+    const bus = new ProgressBus();
+    const port = new SlowPort();
+    const incident = testIncident({ state: 'detected' });
+    port.incidents.set(incident.id, { incident });
+    const sink = new OrderedSink();
+    connectChat({ bus }, sink, port);
+
+    bus.publish({ ...testEvent(incident.id, 'detected', 0), state: 'detected' });
+    bus.publish({ ...testEvent(incident.id, 'cordoned', 1), state: 'cordoned' });
+    bus.publish({ ...testEvent(incident.id, 'drain_started', 2), state: 'draining' });
+    bus.publish({ ...testEvent(incident.id, 'pod_evicted', 3), state: 'draining' });
+    await settle();
+    expect(sink.order.filter((o) => !o.startsWith('update'))).toEqual([
+      `alert:${incident.id}`,
+      `reply:${incident.id}:cordoned`,
+      `reply:${incident.id}:drain_started`,
+      `reply:${incident.id}:pod_evicted`,
+    ]);
+    // cordoned and draining changed the state; the eviction did not.
+    expect(sink.updates).toHaveLength(2);
+  });
+
+  it('stops posting after disconnect', async () => {
+    const bus = new ProgressBus();
+    const port = new RecordingChatPort();
+    const incident = testIncident();
+    port.incidents.set(incident.id, { incident });
+    const sink = new OrderedSink();
+    connectChat({ bus }, sink, port)();
+    bus.publish(testEvent(incident.id, 'detected', 0));
+    await settle();
+    expect(sink.order).toEqual([]);
+  });
+});
