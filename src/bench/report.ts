@@ -163,7 +163,7 @@ function faultRows(sizes: SizeResult[]): string[][] {
   return sizes.flatMap((s) =>
     s.faults.map((f) => [
       s.nodes.toLocaleString('en-US'),
-      `${s.intervalSeconds} s (+≤${Math.round(s.jitter * 100)}% jitter)`,
+      `${s.intervalSeconds} s (±${Math.round(s.jitter * 50)}% jitter)`,
       `${f.node} / ${f.gpu}`,
       `${ms(f.injectedAfterMs)} into the loop`,
       f.latencyMs === undefined ? `none within ${ms(f.waitedMs)}` : ms(f.latencyMs),
@@ -245,12 +245,15 @@ export function renderMarkdown(report: BenchReport): string {
     '  `process.memoryUsage.rss()` sampled every 20 ms during the scan, and `process.resourceUsage().maxRSS`',
     '  (lifetime peak, sizes run smallest first) for the RSS target; API requests = requests the',
     "  simulator's fakes served during the scan. A target is met only if every measured scan met it.",
-    '- Fault → incident: the monitor loop runs with the MONITOR_INTERVAL shown (and its default 10 %',
-    '  jitter); at a random moment of a loop period, XID 79 is injected on a random GPU of a random node',
-    "  through the simulator's control API, and the wall time until `onIncident` reports",
-    '  `XID_CRITICAL_79` for that node is recorded (the clock starts before the control request is sent).',
-    '  The loop waits the interval after a scan ends, so the worst case is about interval + jitter +',
-    '  two scan durations.',
+    '- Fault → incident: the monitor loop runs with the MONITOR_INTERVAL shown and its default jitter',
+    '  (each period is the interval ± 5 %). Unless `--interval` is given, the bench picks per size the',
+    '  smallest of 5, 10, 15, 30, 60 s that is at least 1.5 × the slowest measured scan, as an operator',
+    '  would size MONITOR_INTERVAL to the fleet. At a random moment of a period, XID 79 is injected on a',
+    "  random GPU of a random node through the simulator's control API, and the wall time until",
+    '  `onIncident` reports `XID_CRITICAL_79` for that node is recorded (the clock starts before the',
+    '  control request is sent). Scans start on a fixed period (one interval after the previous scan',
+    '  STARTED), so a node is read about once per interval: the worst case is about interval + jitter +',
+    "  the drift of the node's place within the scan.",
     '',
   ].join('\n');
 }

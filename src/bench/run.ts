@@ -13,7 +13,7 @@ import type { Incident } from '../domain/incident.js';
 import { RawHttpClient } from '../k8s/raw-http.js';
 import { silentLogger } from '../log/logger.js';
 import { createSensing, EXPORTER_SELECTORS, initialPlan, type Sensing } from '../main.js';
-import { Monitor, type ScanReport } from '../monitor/monitor.js';
+import { DEFAULT_JITTER, Monitor, type ScanReport } from '../monitor/monitor.js';
 import { type SimulatorProcess, startSimulatorProcess } from '../sim/process.js';
 import { openStore, type Store } from '../store/index.js';
 
@@ -26,7 +26,10 @@ export interface BenchSizeOptions {
   warmups?: number;
   /** Measured scans. Default 3. */
   scans?: number;
-  /** MONITOR_INTERVAL for the fault → incident part, in seconds. Default 5. */
+  /**
+   * MONITOR_INTERVAL for the fault → incident part, in seconds. Default: chosen from the measured
+   * scans (`intervalFor`).
+   */
   intervalSeconds?: number;
   /** Injected faults, one after the other, each on another node. 0 skips the part. Default 3. */
   faultTrials?: number;
@@ -89,8 +92,15 @@ export interface SizeResult {
   simRssBytes: number;
 }
 
-/** The monitor's default jitter (a fraction of the interval added to each wait); the bench keeps it. */
-const MONITOR_JITTER = 0.1;
+/** The monitor's default jitter (each period is the interval × (1 ± jitter/2)); the bench keeps it. */
+const MONITOR_JITTER = DEFAULT_JITTER;
+const INTERVAL_CHOICES_S = [5, 10, 15, 30, 60];
+
+/** The smallest usual MONITOR_INTERVAL with room for the scan: at least 1.5 × the slowest scan. */
+export function intervalFor(slowestScanMs: number): number {
+  const need = (slowestScanMs * 1.5) / 1000;
+  return INTERVAL_CHOICES_S.find((s) => s >= need) ?? Math.ceil(need);
+}
 const RSS_SAMPLE_MS = 20;
 
 /** Samples RSS on a timer: maxRSS is a lifetime peak, so per-scan peaks need sampling. */
@@ -189,6 +199,7 @@ async function faultTrials(
     progress: (l: string) => void;
   },
 ): Promise<FaultTrial[]> {
+  opts.progress(`  fault → incident with MONITOR_INTERVAL ${base.intervalMs / 1000} s`);
   let waiting: { node: string; resolve: (i: Incident) => void } | undefined;
   const monitor = new Monitor({
     ...base,
@@ -199,8 +210,8 @@ async function faultTrials(
       }
     },
   });
-  // One loop period is (scan time + interval + jitter); a uniform moment in it is a random moment.
-  const period = opts.lastScanMs + base.intervalMs * (1 + MONITOR_JITTER);
+  // Scans start on a fixed period (the interval, ± jitter/2); a uniform moment in it is a random moment.
+  const period = Math.max(base.intervalMs, opts.lastScanMs);
   // Worst case: the fault lands just after its node was read, then a full period and a scan pass.
   const maxWaitMs = 3 * period + 10_000;
   const trials: FaultTrial[] = [];
@@ -248,7 +259,6 @@ async function faultTrials(
 export async function runBenchSize(opts: BenchSizeOptions): Promise<SizeResult> {
   const gpusPerNode = opts.gpusPerNode ?? 8;
   const concurrency = opts.concurrency ?? 32;
-  const intervalSeconds = opts.intervalSeconds ?? 5;
   const progress = opts.progress ?? (() => undefined);
   const random = opts.random ?? Math.random;
   const dir = await mkdtemp(join(tmpdir(), 'gpu-medic-bench-'));
@@ -267,7 +277,6 @@ export async function runBenchSize(opts: BenchSizeOptions): Promise<SizeResult> 
         DB_PATH: join(dir, 'bench.db'),
         LOG_LEVEL: 'silent',
         SCAN_CONCURRENCY: String(concurrency),
-        MONITOR_INTERVAL: String(intervalSeconds),
         POD_NAMESPACE: 'gpu-medic',
       },
       { namespaceFile: join(dir, 'no-namespace-file') },
@@ -291,7 +300,7 @@ export async function runBenchSize(opts: BenchSizeOptions): Promise<SizeResult> 
       classifier: sensing.classifier,
       store,
       plan: initialPlan(config),
-      intervalMs: config.monitor.intervalSeconds * 1000,
+      intervalMs: 0,
       concurrency: config.monitor.scanConcurrency,
       nodeTimeoutMs: config.monitor.scanTimeoutSeconds * 1000,
       logger,
@@ -310,10 +319,12 @@ export async function runBenchSize(opts: BenchSizeOptions): Promise<SizeResult> 
     }
 
     const lastScanMs = scans.at(-1)?.wallMs ?? 0;
+    const slowest = Math.max(0, ...scans.filter((m) => !m.warmup).map((m) => m.wallMs));
+    const intervalSeconds = opts.intervalSeconds ?? intervalFor(slowest);
     const faults =
       (opts.faultTrials ?? 3) > 0
         ? await faultTrials(
-            base,
+            { ...base, intervalMs: intervalSeconds * 1000 },
             sim,
             nodes.map((n) => n.name),
             { trials: opts.faultTrials ?? 3, gpus: gpusPerNode, lastScanMs, random, progress },

@@ -12,7 +12,8 @@ const USAGE = `Usage: gpu-medic bench [options]
   --gpus 8                GPUs per node
   --concurrency 32        SCAN_CONCURRENCY
   --scans 3               measured full scans per size (after one warm-up)
-  --interval 5            MONITOR_INTERVAL (seconds) for the fault → incident part
+  --interval SECONDS      MONITOR_INTERVAL for the fault → incident part (default: per size, the
+                          smallest of 5, 10, 15, 30, 60 s that is ≥ 1.5 × the slowest scan)
   --faults 3              injected XID 79 faults per size (0 skips the part)
   --out PATH              where to write the report (default docs/benchmarks.md)
   --no-write              print only`;
@@ -37,6 +38,20 @@ function one(name: string, raw: string, opts: { allowZero?: boolean } = {}): num
   return v[0] as number;
 }
 
+/** How this process runs: sources or dist/, and the memory settings that change RSS. */
+function runtimeLine(): string {
+  const code = import.meta.url.endsWith('.ts')
+    ? 'TypeScript sources through the tsx loader (its loader thread and transform cache count in our RSS)'
+    : 'compiled JavaScript (dist/, as in the container image)';
+  const flags = process.execArgv.filter((a) => a.startsWith('--') && !a.startsWith('--import'));
+  const arenas = process.env.MALLOC_ARENA_MAX;
+  const settings = [
+    flags.length > 0 ? `node ${flags.join(' ')}` : 'no node flags',
+    arenas ? `MALLOC_ARENA_MAX=${arenas}` : 'MALLOC_ARENA_MAX unset',
+  ];
+  return `${code}; ${settings.join(', ')} (the image's entrypoint and Deployment use --heap-growing-percent=50 and MALLOC_ARENA_MAX=2)`;
+}
+
 /** `gpu-medic bench`: scan speed, CPU, memory and fault → incident latency on a simulated fleet. */
 export async function main(argv: string[]): Promise<number> {
   let values: Record<string, string | boolean | undefined>;
@@ -48,7 +63,7 @@ export async function main(argv: string[]): Promise<number> {
         gpus: { type: 'string', default: '8' },
         concurrency: { type: 'string', default: '32' },
         scans: { type: 'string', default: '3' },
-        interval: { type: 'string', default: '5' },
+        interval: { type: 'string' },
         faults: { type: 'string', default: '3' },
         out: { type: 'string' },
         'no-write': { type: 'boolean', default: false },
@@ -67,12 +82,12 @@ export async function main(argv: string[]): Promise<number> {
   const gpusPerNode = one('gpus', str('gpus'));
   const concurrency = one('concurrency', str('concurrency'));
   const scans = one('scans', str('scans'));
-  const intervalSeconds = one('interval', str('interval'));
+  const intervalSeconds = values.interval === undefined ? undefined : one('interval', str('interval'));
   const faultTrials = one('faults', str('faults'), { allowZero: true });
 
   const progress = (line: string) => process.stderr.write(`${line}\n`);
   progress(
-    `bench: sizes ${sizes.join(', ')} × ${gpusPerNode} GPUs, SCAN_CONCURRENCY ${concurrency}, MONITOR_INTERVAL ${intervalSeconds} s, ${faultTrials} fault(s) per size`,
+    `bench: sizes ${sizes.join(', ')} × ${gpusPerNode} GPUs, SCAN_CONCURRENCY ${concurrency}, MONITOR_INTERVAL ${intervalSeconds === undefined ? 'per size' : `${intervalSeconds} s`}, ${faultTrials} fault(s) per size`,
   );
   const results: SizeResult[] = [];
   for (const nodes of sizes) {
@@ -84,9 +99,7 @@ export async function main(argv: string[]): Promise<number> {
     date: new Date().toISOString(),
     command: ['gpu-medic bench', ...argv].join(' '),
     machine: machineInfo(),
-    runtime: import.meta.url.endsWith('.ts')
-      ? 'TypeScript sources through the tsx loader (as `npm run bench` in a checkout; its loader thread and transform cache count in our RSS)'
-      : 'compiled JavaScript (dist/, as in the container image)',
+    runtime: runtimeLine(),
     sizes: results,
   };
   console.log(formatTerminal(report));

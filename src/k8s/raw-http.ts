@@ -36,6 +36,8 @@ export class RawHttpClient {
   private base: URL | undefined;
   private authHeaders: Record<string, string> = {};
   private tls: https.AgentOptions = {};
+  /** The first credentials load, shared by concurrent first requests; retried after a failure. */
+  private firstAuth: Promise<void> | undefined;
 
   constructor(
     private readonly kc: KubeConfig | undefined,
@@ -53,7 +55,24 @@ export class RawHttpClient {
       : new http.Agent(opts);
   }
 
+  /** Re-reads credentials and TLS material from the kubeconfig (token files, exec plugins). */
   async refreshAuth(): Promise<void> {
+    if (!this.kc) return;
+    await this.track(this.loadAuth());
+  }
+
+  /** Remembers a credentials load as the first one unless one is already in flight or done. */
+  private track(loading: Promise<void>): Promise<void> {
+    if (!this.firstAuth) {
+      this.firstAuth = loading;
+      loading.catch(() => {
+        if (this.firstAuth === loading) this.firstAuth = undefined;
+      });
+    }
+    return loading;
+  }
+
+  private async loadAuth(): Promise<void> {
     if (!this.kc) return;
     const opts: https.RequestOptions = { headers: {} };
     await this.kc.applyToHTTPSOptions(opts);
@@ -76,9 +95,10 @@ export class RawHttpClient {
     }
   }
 
-  /** GET a path on the API server (e.g. the pod proxy). */
-  getApi(path: string, opts: GetOptions): Promise<string> {
-    if (!this.base) return Promise.reject(new Error('no Kubernetes API server configured'));
+  /** GET a path on the API server (e.g. the pod proxy); credentials are loaded before the first one. */
+  async getApi(path: string, opts: GetOptions): Promise<string> {
+    if (!this.base) throw new Error('no Kubernetes API server configured');
+    await (this.firstAuth ?? this.track(this.loadAuth()));
     return this.get(
       new URL(path, this.base),
       { ...opts, headers: { ...this.authHeaders, ...opts.headers } },

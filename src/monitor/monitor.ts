@@ -13,7 +13,7 @@ import type { GpuNode } from '../domain/node.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Store } from '../store/index.js';
 import { mapBounded } from './pool.js';
-import { triage } from './triage.js';
+import { type GpuXidState, triage } from './triage.js';
 
 export interface Plan {
   plannedAction: RemediationAction;
@@ -27,9 +27,14 @@ export interface NodeClassifier {
   refine?(snapshot: NodeSnapshot, rulesVerdict: Verdict): Promise<Verdict> | undefined;
 }
 
+/** Optional work a collector does once at the start of every scan (e.g. refreshing API credentials). */
+export interface ScanHooks {
+  beforeScan?(): Promise<void>;
+}
+
 export interface MonitorOptions {
   listNodes(): GpuNode[];
-  collector: Collector;
+  collector: Collector & ScanHooks;
   classifier: NodeClassifier;
   store: Pick<Store, 'incidents' | 'gpuState' | 'nodeState' | 'kv' | 'exclusions' | 'transaction'>;
   /** The policy's decision for a new incident (the remediation layer's `decide`). */
@@ -41,7 +46,10 @@ export interface MonitorOptions {
   intervalMs: number;
   concurrency: number;
   nodeTimeoutMs: number;
-  /** Fraction of the interval added at random to each wait, so many replicas do not scan in lockstep. */
+  /**
+   * Each scan period is the interval × (1 ± jitter/2), uniformly at random, so replicas do not scan in
+   * lockstep. Default 0.1 (± 5 %).
+   */
   jitter?: number;
   /** How long a scan waits for a (cached) LLM verdict before going on with the rules'. */
   llmWaitMs?: number;
@@ -66,6 +74,28 @@ export interface ScanReport {
   results: NodeScanResult[];
   opened: Incident[];
   failures: number;
+}
+
+/** Default jitter: each period is the interval ± 5 %. */
+export const DEFAULT_JITTER = 0.1;
+
+/** Incident states in which the node is being worked on: a node we are rebooting is expected to look broken. */
+const WORKING_STATES: ReadonlySet<string> = new Set([
+  'cordoned',
+  'draining',
+  'drained',
+  'rebooting',
+  'replacing',
+  'verifying',
+]);
+
+/** Most nodes recorded in one transaction. */
+const MAX_BATCH = 64;
+
+interface Scanned {
+  node: GpuNode;
+  snapshot: NodeSnapshot;
+  ms: number;
 }
 
 const activeKeysKey = (node: string) => `active-keys:${node}`;
@@ -99,16 +129,27 @@ export class Monitor {
     return this.scans;
   }
 
+  /**
+   * Fixed-period scheduling: a scan starts one period after the previous one STARTED, so a node is
+   * read about every interval whatever a scan costs; a scan that overran its period is followed at
+   * once, and never overlapped. Each period is the interval ± jitter/2 (uniform), so replicas or
+   * restarts do not fall into lockstep while the mean period stays the interval.
+   */
   private schedule(delayMs: number): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
+      const startedAt = performance.now();
       this.running = this.scanOnce();
       this.running
         .catch((err) => this.opts.logger?.error({ err }, 'scan failed'))
         .finally(() => {
           this.running = undefined;
-          const jitter = (this.opts.jitter ?? 0.1) * this.opts.intervalMs * Math.random();
-          this.schedule(this.opts.intervalMs + jitter);
+          const jitter = this.opts.jitter ?? DEFAULT_JITTER;
+          const period = this.opts.intervalMs * (1 + jitter * (Math.random() - 0.5));
+          const wait = Math.max(0, startedAt + period - performance.now());
+          if (wait === 0)
+            this.opts.logger?.warn({ intervalMs: this.opts.intervalMs }, 'scan overran its interval');
+          this.schedule(wait);
         });
     }, delayMs);
   }
@@ -117,9 +158,27 @@ export class Monitor {
   async scanOnce(): Promise<ScanReport> {
     const startedAt = this.now();
     const t0 = performance.now();
+    if (this.opts.collector.beforeScan) {
+      // Credentials refresh (rotating tokens); a failure is logged and the scrapes report their own errors.
+      await this.opts.collector
+        .beforeScan()
+        .catch((err) => this.opts.logger?.warn({ err }, 'preparing the scan failed; scanning anyway'));
+    }
     const nodes = this.opts.listNodes();
     const results: NodeScanResult[] = [];
     let failures = 0;
+    // Nodes finished in the same event-loop turn are recorded in one SQLite transaction (a savepoint
+    // each, so one bad node rolls back alone): a commit per node was a tenth of a scan's CPU.
+    const batch: Scanned[] = [];
+    let queued: NodeJS.Immediate | undefined;
+    const flush = () => {
+      clearImmediate(queued);
+      queued = undefined;
+      if (batch.length === 0) return;
+      const recorded = this.recordBatch(batch.splice(0));
+      failures += recorded.failed;
+      for (const r of recorded.results) results.push(r);
+    };
     await mapBounded(
       nodes,
       this.opts.concurrency,
@@ -145,14 +204,12 @@ export class Monitor {
               },
             };
         if (snapshot.error) failures++;
-        try {
-          results.push(this.record(node, snapshot, outcome.ms));
-        } catch (err) {
-          failures++;
-          this.opts.logger?.error({ err, node: node.name }, 'recording a node scan failed');
-        }
+        batch.push({ node, snapshot, ms: outcome.ms });
+        if (batch.length >= MAX_BATCH) flush();
+        else queued ??= setImmediate(flush);
       },
     );
+    flush();
     const durationMs = performance.now() - t0;
     this.scans++;
     const m = this.opts.metrics;
@@ -176,73 +233,114 @@ export class Monitor {
     return { startedAt, durationMs, results, opened, failures };
   }
 
-  private record(node: GpuNode, snapshot: NodeSnapshot, ms: number): NodeScanResult {
-    const verdict = this.opts.classifier.rules(snapshot);
-    const opened = this.opts.readOnly ? [] : this.apply(node, snapshot, verdict);
-    const refined = this.opts.readOnly ? undefined : this.opts.classifier.refine?.(snapshot, verdict);
-    refined?.then(
-      (v) => this.applyRefined(node, snapshot, v),
-      (err) =>
-        this.opts.logger?.warn({ err, node: node.name }, 'LLM refinement failed; the rules verdict stands'),
-    );
-    const result = { node, snapshot, verdict, ms, opened };
-    this.opts.onNodeScanned?.(result);
-    return result;
+  /** Classifies and records a batch of scanned nodes; incidents are announced after the commit. */
+  private recordBatch(items: Scanned[]): { results: NodeScanResult[]; failed: number } {
+    const fail = (node: GpuNode, err: unknown) =>
+      this.opts.logger?.error({ err, node: node.name }, 'recording a node scan failed');
+    const classified: (Scanned & { verdict: Verdict; opened: Incident[] })[] = [];
+    let failed = 0;
+    for (const item of items) {
+      try {
+        classified.push({ ...item, verdict: this.opts.classifier.rules(item.snapshot), opened: [] });
+      } catch (err) {
+        failed++;
+        fail(item.node, err);
+      }
+    }
+    let recorded = classified;
+    if (!this.opts.readOnly && classified.length > 0) {
+      const { store } = this.opts;
+      const ok = new Set<(typeof classified)[number]>();
+      try {
+        store.transaction(() => {
+          for (const c of classified) {
+            try {
+              c.opened = store.transaction(() => this.apply(c.node, c.snapshot, c.verdict));
+              ok.add(c);
+            } catch (err) {
+              fail(c.node, err);
+            }
+          }
+        });
+      } catch (err) {
+        ok.clear();
+        for (const c of classified) fail(c.node, err);
+      }
+      recorded = classified.filter((c) => ok.has(c));
+      failed += classified.length - recorded.length;
+    }
+    const results: NodeScanResult[] = [];
+    for (const { node, snapshot, verdict, ms, opened } of recorded) {
+      const result = { node, snapshot, verdict, ms, opened };
+      // Listeners run from a timer callback here: a throwing one must not crash the process.
+      try {
+        for (const incident of opened) {
+          this.opts.logger?.info(
+            {
+              node: node.name,
+              incident: incident.id,
+              category: incident.category,
+              preexisting: incident.preexisting,
+            },
+            'incident opened',
+          );
+          this.opts.onIncident?.(incident, node);
+        }
+        const refined = this.opts.readOnly ? undefined : this.opts.classifier.refine?.(snapshot, verdict);
+        refined?.then(
+          (v) => this.applyRefined(node, snapshot, v),
+          (err) =>
+            this.opts.logger?.warn(
+              { err, node: node.name },
+              'LLM refinement failed; the rules verdict stands',
+            ),
+        );
+        this.opts.onNodeScanned?.(result);
+      } catch (err) {
+        this.opts.logger?.error({ err, node: node.name }, 'a scan listener failed');
+      }
+      results.push(result);
+    }
+    return { results, failed };
   }
 
-  /** Triage one node's verdict against what we remember, in one transaction. */
+  /** Triage one node's verdict against what we remember; runs inside the batch's transaction. */
   private apply(node: GpuNode, snapshot: NodeSnapshot, verdict: Verdict): Incident[] {
     const { store } = this.opts;
     const now = this.now();
     const created: Incident[] = [];
-    store.transaction(() => {
-      const known = store.nodeState.get(node.name);
+    {
       const previousKeys = store.kv.get<string[]>(activeKeysKey(node.name));
       const gpuRows = store.gpuState.get(node.name);
-      const openKeys = new Set(
-        store.incidents
-          .listByNode(node.name, 200)
-          .filter((i) => !['resolved', 'escalated', 'failed', 'cancelled', 'dismissed'].includes(i.state))
-          .map((i) => i.faultKey),
-      );
+      // node_state only matters when the other records say nothing; reading it decodes a verdict.
+      const known = () => store.nodeState.get(node.name) !== undefined;
+      const openStates = store.incidents.openFaultStates(node.name);
+      const previousXidCounts = store.kv.get<Record<string, number>>(xidCountsKey(node.name));
       const result = triage({
         snapshot,
         verdict,
-        previousGpuState: known || gpuRows.length > 0 ? gpuRows : undefined,
-        previousKeys: previousKeys ? new Set(previousKeys) : known ? new Set() : undefined,
-        openKeys,
-        previousXidCounts: store.kv.get<Record<string, number>>(xidCountsKey(node.name)),
+        previousGpuState: gpuRows.length > 0 || known() ? gpuRows : undefined,
+        previousKeys: previousKeys ? new Set(previousKeys) : known() ? new Set() : undefined,
+        openKeys: new Set(openStates.map((o) => o.faultKey)),
+        previousXidCounts,
         // Excluded, or already being remediated (a node we are rebooting is expected to look broken).
         excluded:
           store.exclusions.get(node.name, now) !== undefined ||
-          store.incidents
-            .listByNode(node.name, 50)
-            .some((i) =>
-              ['cordoned', 'draining', 'drained', 'rebooting', 'replacing', 'verifying'].includes(i.state),
-            ),
+          openStates.some((o) => WORKING_STATES.has(o.state)),
       });
       for (const f of result.touch) store.incidents.openOrTouch(this.incidentInput(node, f, false), now);
       for (const { finding, preexisting } of result.open) {
         const r = store.incidents.openOrTouch(this.incidentInput(node, finding, preexisting), now);
         if (r.created) created.push(r.incident);
       }
-      if (result.gpuState.length > 0) store.gpuState.upsertMany(node.name, result.gpuState, now);
-      store.kv.set(activeKeysKey(node.name), result.activeKeys, now);
-      if (Object.keys(result.xidCounts).length > 0)
+      // Write only what changed: on a healthy fleet almost nothing does, and these are per-node rows.
+      const changedGpus = changedGpuRows(result.gpuState, gpuRows);
+      if (changedGpus.length > 0) store.gpuState.upsertMany(node.name, changedGpus, now);
+      if (!previousKeys || !sameList(previousKeys, result.activeKeys))
+        store.kv.set(activeKeysKey(node.name), result.activeKeys, now);
+      if (Object.keys(result.xidCounts).length > 0 && !sameCounts(previousXidCounts, result.xidCounts))
         store.kv.set(xidCountsKey(node.name), result.xidCounts, now);
       store.nodeState.upsert({ node: node.name, verdict, lastScanAt: now, bootId: node.bootId }, now);
-    });
-    for (const incident of created) {
-      this.opts.logger?.info(
-        {
-          node: node.name,
-          incident: incident.id,
-          category: incident.category,
-          preexisting: incident.preexisting,
-        },
-        'incident opened',
-      );
-      this.opts.onIncident?.(incident, node);
     }
     return created;
   }
@@ -302,4 +400,25 @@ export class Monitor {
       preexisting,
     };
   }
+}
+
+function changedGpuRows(next: readonly GpuXidState[], stored: readonly GpuXidState[]): GpuXidState[] {
+  const byGpu = new Map(stored.map((r) => [r.gpu, r]));
+  return next.filter((r) => {
+    const s = byGpu.get(r.gpu);
+    return !s || s.xidLast !== r.xidLast || s.xidCount !== r.xidCount;
+  });
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+function sameCounts(
+  a: Readonly<Record<string, number>> | undefined,
+  b: Readonly<Record<string, number>>,
+): boolean {
+  if (!a) return false;
+  const keys = Object.keys(b);
+  return keys.length === Object.keys(a).length && keys.every((k) => a[k] === b[k]);
 }

@@ -33,6 +33,11 @@ export interface IncidentRepo {
   /** Newest first. */
   listByNode(node: string, limit?: number): Incident[];
   /**
+   * Fault key and state of every non-terminal incident on the node, from the open-incident index and
+   * without decoding the incidents: what the monitor needs on every node of every scan.
+   */
+  openFaultStates(node: string): OpenFaultState[];
+  /**
    * Compare-and-set: moves the incident to `to` only if its current state is one of `from`. Returns false
    * (and changes nothing) otherwise — two clicks cannot both start a remediation.
    */
@@ -45,6 +50,11 @@ export interface IncidentRepo {
   ): boolean;
   /** Changes descriptive fields; returns the updated incident, or undefined if there is none with that id. */
   update(id: string, patch: IncidentPatch, now?: number): Incident | undefined;
+}
+
+export interface OpenFaultState {
+  faultKey: string;
+  state: IncidentState;
 }
 
 interface Row {
@@ -141,6 +151,7 @@ export class SqliteIncidentRepo implements IncidentRepo {
   private readonly selId: Statement<[string], Row>;
   private readonly selAllOpen: Statement<[], Row>;
   private readonly selNode: Statement<[string, number], Row>;
+  private readonly selOpenStates: Statement<[string], { fault_key: string; state: IncidentState }>;
   private readonly ins: Statement<Record<string, unknown>>;
   private readonly touch: Statement<[number, string, number, string]>;
   private readonly cas: Statement<[string, string | null, number, number | null, string, string]>;
@@ -160,6 +171,10 @@ export class SqliteIncidentRepo implements IncidentRepo {
     );
     this.selNode = db.prepare(
       'SELECT * FROM incidents WHERE node = ? ORDER BY first_seen DESC, id DESC LIMIT ?',
+    );
+    // Served by the partial index incidents_one_open (node, fault_key) WHERE state NOT IN terminal.
+    this.selOpenStates = db.prepare(
+      `SELECT fault_key, state FROM incidents WHERE node = ? AND state NOT IN (${terminalList}) ORDER BY fault_key`,
     );
     this.ins = db.prepare(
       `INSERT INTO incidents (id, node, fault_key, state, instance_id, instance_type, node_group, category, severity,
@@ -235,6 +250,10 @@ export class SqliteIncidentRepo implements IncidentRepo {
 
   listByNode(node: string, limit = 20): Incident[] {
     return this.selNode.all(node, limit).map(map);
+  }
+
+  openFaultStates(node: string): OpenFaultState[] {
+    return this.selOpenStates.all(node).map((r) => ({ faultKey: r.fault_key, state: r.state }));
   }
 
   transition(

@@ -57,6 +57,8 @@ export const EXPORTER_FIELDS: Readonly<Record<string, NumericField>> = {
   DCGM_FI_DEV_GPU_UTIL: 'utilizationPct',
 };
 
+const FIELD_BY_NAME: ReadonlyMap<string, NumericField> = new Map(Object.entries(EXPORTER_FIELDS));
+
 export const XID_COUNT_METRIC = 'DCGM_EXP_XID_ERRORS_COUNT';
 
 /** Fields whose value must be a non-negative integer (codes and counters); the rest are measurements. */
@@ -110,6 +112,79 @@ interface GpuAcc {
   xids: Map<number, XidObservation>;
 }
 
+/**
+ * The same sample as a compact object. Fields set through a variable key (`sample[field] = …`) put
+ * V8 objects with this many properties in dictionary mode, ~1.4 KB per GPU, and snapshots live for a
+ * whole scan (and in `/gpu status`): named stores in one fixed order give every GPU one small shape.
+ */
+function compact(t: GpuSample): GpuSample {
+  const g: GpuSample = { index: t.index };
+  if (t.uuid !== undefined) g.uuid = t.uuid;
+  if (t.model !== undefined) g.model = t.model;
+  if (t.pciBusId !== undefined) g.pciBusId = t.pciBusId;
+  if (t.migInstances !== undefined) g.migInstances = t.migInstances;
+  if (t.xidLast !== undefined) g.xidLast = t.xidLast;
+  if (t.xidCount !== undefined) g.xidCount = t.xidCount;
+  if (t.xids !== undefined) g.xids = t.xids;
+  if (t.eccSbeVolatile !== undefined) g.eccSbeVolatile = t.eccSbeVolatile;
+  if (t.eccDbeVolatile !== undefined) g.eccDbeVolatile = t.eccDbeVolatile;
+  if (t.eccSbeAggregate !== undefined) g.eccSbeAggregate = t.eccSbeAggregate;
+  if (t.eccDbeAggregate !== undefined) g.eccDbeAggregate = t.eccDbeAggregate;
+  if (t.retiredPagesSbe !== undefined) g.retiredPagesSbe = t.retiredPagesSbe;
+  if (t.retiredPagesDbe !== undefined) g.retiredPagesDbe = t.retiredPagesDbe;
+  if (t.retiredPagesPending !== undefined) g.retiredPagesPending = t.retiredPagesPending;
+  if (t.rowRemapFailure !== undefined) g.rowRemapFailure = t.rowRemapFailure;
+  if (t.rowRemapPending !== undefined) g.rowRemapPending = t.rowRemapPending;
+  if (t.uncorrectableRemappedRows !== undefined) g.uncorrectableRemappedRows = t.uncorrectableRemappedRows;
+  if (t.correctableRemappedRows !== undefined) g.correctableRemappedRows = t.correctableRemappedRows;
+  if (t.nvlinkCrcFlitErrors !== undefined) g.nvlinkCrcFlitErrors = t.nvlinkCrcFlitErrors;
+  if (t.nvlinkCrcDataErrors !== undefined) g.nvlinkCrcDataErrors = t.nvlinkCrcDataErrors;
+  if (t.nvlinkReplayErrors !== undefined) g.nvlinkReplayErrors = t.nvlinkReplayErrors;
+  if (t.nvlinkRecoveryErrors !== undefined) g.nvlinkRecoveryErrors = t.nvlinkRecoveryErrors;
+  if (t.temperatureC !== undefined) g.temperatureC = t.temperatureC;
+  if (t.memoryTemperatureC !== undefined) g.memoryTemperatureC = t.memoryTemperatureC;
+  if (t.powerW !== undefined) g.powerW = t.powerW;
+  if (t.utilizationPct !== undefined) g.utilizationPct = t.utilizationPct;
+  if (t.health !== undefined) g.health = t.health;
+  if (t.healthIncidents !== undefined) g.healthIncidents = t.healthIncidents;
+  return g;
+}
+/** Fails to compile when GpuSample gains a field that compact() does not copy. */
+type Uncopied = Exclude<
+  keyof GpuSample,
+  | 'index'
+  | 'uuid'
+  | 'model'
+  | 'pciBusId'
+  | 'migInstances'
+  | 'xidLast'
+  | 'xidCount'
+  | 'xids'
+  | 'eccSbeVolatile'
+  | 'eccDbeVolatile'
+  | 'eccSbeAggregate'
+  | 'eccDbeAggregate'
+  | 'retiredPagesSbe'
+  | 'retiredPagesDbe'
+  | 'retiredPagesPending'
+  | 'rowRemapFailure'
+  | 'rowRemapPending'
+  | 'uncorrectableRemappedRows'
+  | 'correctableRemappedRows'
+  | 'nvlinkCrcFlitErrors'
+  | 'nvlinkCrcDataErrors'
+  | 'nvlinkReplayErrors'
+  | 'nvlinkRecoveryErrors'
+  | 'temperatureC'
+  | 'memoryTemperatureC'
+  | 'powerW'
+  | 'utilizationPct'
+  | 'health'
+  | 'healthIncidents'
+>;
+const compactCopiesEveryField: [Uncopied] extends [never] ? true : Uncopied = true;
+void compactCopiesEveryField;
+
 export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporterOptions = {}): ExporterGpus {
   const errors: ParseIssue[] = [];
   // Keyed by gpu index and UUID: a dump that mixes two hosts can carry two GPU 0s.
@@ -118,7 +193,18 @@ export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporte
   let hostname: string | undefined;
   let driverVersion: string | undefined;
 
+  // The parser shares one labels object between samples with the same label text, and the GPU a
+  // sample belongs to depends only on its labels: resolve each labels object once.
+  const accByLabels = new Map<Record<string, string>, GpuAcc>();
   const accFor = (s: Sample, index: number): GpuAcc => {
+    let acc = accByLabels.get(s.labels);
+    if (!acc) {
+      acc = resolveAcc(s, index);
+      accByLabels.set(s.labels, acc);
+    }
+    return acc;
+  };
+  const resolveAcc = (s: Sample, index: number): GpuAcc => {
     const uuid = s.labels.UUID ?? s.labels.uuid;
     if (uuid === undefined) {
       const first = firstByIndex.get(index);
@@ -144,15 +230,24 @@ export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporte
     return acc;
   };
 
+  // Consecutive samples share a name (the parser reuses one string per name): look each up once per run.
+  let lastName: string | undefined;
+  let field: NumericField | undefined;
+  let isXidCount = false;
+  let isDcgm = false;
   for (const s of parsed.samples) {
-    const field = EXPORTER_FIELDS[s.name];
-    const isXidCount = s.name === XID_COUNT_METRIC;
+    if (s.name !== lastName) {
+      lastName = s.name;
+      field = FIELD_BY_NAME.get(s.name);
+      isXidCount = s.name === XID_COUNT_METRIC;
+      isDcgm = s.name.startsWith('DCGM_');
+    }
     const host = hostnameOf(s.labels);
     if (opts.hostname !== undefined && host !== undefined && host !== opts.hostname) continue;
     const gpuLabel = s.labels.gpu;
     if (!field && !isXidCount) {
       // Any other per-GPU DCGM family still proves the GPU is present (and names its model/UUID).
-      if (s.name.startsWith('DCGM_') && gpuLabel !== undefined && INT_RE.test(gpuLabel)) {
+      if (isDcgm && gpuLabel !== undefined && INT_RE.test(gpuLabel)) {
         accFor(s, Number(gpuLabel));
         if (host !== undefined && hostname === undefined) hostname = host;
       }
@@ -219,7 +314,7 @@ export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporte
     .map((acc) => {
       if (acc.mig.size > 0) acc.sample.migInstances = [...acc.mig].sort();
       if (acc.xids.size > 0) acc.sample.xids = [...acc.xids.values()].sort((a, b) => a.xid - b.xid);
-      return acc.sample;
+      return compact(acc.sample);
     })
     .sort((a, b) => a.index - b.index);
   const out: ExporterGpus = { gpus, errors };

@@ -116,3 +116,54 @@ describe('parsePrometheus', () => {
     expect(parseFloatToken('12abc')).toBeUndefined();
   });
 });
+
+describe('parsePrometheus: label sets repeated across families', () => {
+  it('reuses a parsed label block only for identical text', () => {
+    const text = [
+      'a{gpu="0",UUID="GPU-0",x="}"} 1',
+      'a{gpu="1",UUID="GPU-1",x="}"} 2',
+      'b{gpu="0",UUID="GPU-0",x="}"} 3',
+      'b{gpu="1",UUID="GPU-1",x="}"} 4',
+      'b{gpu="1",UUID="GPU-1",x="}",extra="e"} 5',
+      'c{gpu="0",UUID="GPU-0",x="}"} 6 1700000000000',
+      'c{gpu="0",UUID="GPU-0",x="}"',
+      'c{gpu="1",UUID="GPU-1",x="\\"}"} 7',
+    ].join('\n');
+    const p = parsePrometheus(text);
+    expect(p.samples.map((s) => [s.name, s.labels, s.value])).toEqual([
+      ['a', { gpu: '0', UUID: 'GPU-0', x: '}' }, 1],
+      ['a', { gpu: '1', UUID: 'GPU-1', x: '}' }, 2],
+      ['b', { gpu: '0', UUID: 'GPU-0', x: '}' }, 3],
+      ['b', { gpu: '1', UUID: 'GPU-1', x: '}' }, 4],
+      ['b', { gpu: '1', UUID: 'GPU-1', x: '}', extra: 'e' }, 5],
+      ['c', { gpu: '0', UUID: 'GPU-0', x: '}' }, 6],
+      ['c', { gpu: '1', UUID: 'GPU-1', x: '"}' }, 7],
+    ]);
+    expect(p.samples[5]?.timestampMs).toBe(1700000000000);
+    expect(p.errors).toEqual([{ line: 7, message: "expected ',' or '}' after label x in c" }]);
+    expect(p.families.get('b')?.samples).toHaveLength(3);
+  });
+
+  it.each([
+    '0',
+    '42',
+    '007',
+    '55.125',
+    '66.033',
+    '0.1',
+    '1.',
+    '.5',
+    '123456789012345',
+    '1234567890123456789',
+    '0.30000000000000004',
+    '1e3',
+    '-2.5',
+    '+Inf',
+    'NaN',
+  ])('reads the value %s as Number() / ParseFloat would', (token) => {
+    const v = parsePrometheus(`m{gpu="0"} ${token}`).samples[0]?.value;
+    const expected = parseFloatToken(token);
+    if (expected === undefined || Number.isNaN(expected)) expect(v).toBeNaN();
+    else expect(v).toBe(expected);
+  });
+});

@@ -1,0 +1,128 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { baseSnapshot, type Collector } from '../collect/collector.js';
+import type { Verdict } from '../domain/finding.js';
+import type { GpuNode } from '../domain/node.js';
+import { Monitor, type ScanHooks } from './monitor.js';
+
+const node = (name: string): GpuNode => ({
+  name,
+  expectedGpus: 8,
+  allocatableGpus: 8,
+  unschedulable: false,
+  ready: true,
+  labels: {},
+  conditions: [],
+});
+
+const healthy: Verdict = {
+  node: 'n',
+  category: 'HEALTHY',
+  severity: 'healthy',
+  action: 'none',
+  explanation: 'No GPU fault found.',
+  source: 'rules',
+  findings: [],
+};
+
+/** A collector whose every collect takes `scanMs` of (fake) time; it records what happened when. */
+function slowCollector(scanMs: () => number, events: string[]): Collector & ScanHooks {
+  let inFlight = 0;
+  return {
+    source: 'exporter',
+    async beforeScan() {
+      events.push(`before@${Date.now()}`);
+    },
+    async collect(n, _signal) {
+      inFlight++;
+      if (inFlight > 1) events.push('OVERLAP');
+      events.push(`collect@${Date.now()}`);
+      await new Promise((r) => setTimeout(r, scanMs()));
+      inFlight--;
+      return baseSnapshot(n, 'exporter', Date.now());
+    },
+  };
+}
+
+function monitor(collector: Collector & ScanHooks, intervalMs: number) {
+  return new Monitor({
+    listNodes: () => [node('n1')],
+    collector,
+    classifier: { rules: () => healthy },
+    store: undefined as never,
+    plan: () => ({ plannedAction: 'none', mode: 'off' }),
+    readOnly: true,
+    intervalMs,
+    concurrency: 1,
+    nodeTimeoutMs: 60_000,
+    jitter: 0,
+  });
+}
+
+/** stop() waits for the scan in flight, whose timers are fake: let them run. */
+async function stopAndDrain(m: Monitor): Promise<void> {
+  const stopped = m.stop();
+  await vi.advanceTimersByTimeAsync(10_000);
+  await stopped;
+}
+
+describe('Monitor scheduling', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({
+      toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate', 'Date', 'performance'],
+    });
+    vi.setSystemTime(0);
+  });
+  afterEach(() => vi.useRealTimers());
+
+  it('starts each scan one interval after the previous START, calling beforeScan first', async () => {
+    const events: string[] = [];
+    const m = monitor(
+      slowCollector(() => 3_000, events),
+      5_000,
+    );
+    m.start();
+    await vi.advanceTimersByTimeAsync(16_000);
+    await stopAndDrain(m);
+    // Scans take 3 s: with "interval after the end" they would start at 0, 8, 16 s.
+    expect(events.filter((e) => e.startsWith('collect'))).toEqual([
+      'collect@0',
+      'collect@5000',
+      'collect@10000',
+      'collect@15000',
+    ]);
+    expect(events.slice(0, 2)).toEqual(['before@0', 'collect@0']);
+    expect(events.filter((e) => e.startsWith('before'))).toHaveLength(4);
+  });
+
+  it('follows an overrunning scan at once, never two at a time', async () => {
+    const events: string[] = [];
+    const durations = [7_000, 1_000, 1_000];
+    const m = monitor(
+      slowCollector(() => durations.shift() ?? 1_000, events),
+      5_000,
+    );
+    m.start();
+    await vi.advanceTimersByTimeAsync(12_500);
+    await stopAndDrain(m);
+    expect(events).not.toContain('OVERLAP');
+    // 0–7 s overran the 5 s period: the next starts as soon as it ended (a timer tick later), and the
+    // one after that one interval after ITS start.
+    const starts = events.filter((e) => e.startsWith('collect')).map((e) => Number(e.split('@')[1]));
+    expect(starts).toHaveLength(3);
+    expect(starts[0]).toBe(0);
+    expect(starts[1]).toBeGreaterThanOrEqual(7_000);
+    expect(starts[1]).toBeLessThan(7_050);
+    expect((starts[2] ?? 0) - (starts[1] ?? 0)).toBe(5_000);
+  });
+
+  it('keeps scanning when beforeScan fails', async () => {
+    const events: string[] = [];
+    const collector = slowCollector(() => 10, events);
+    collector.beforeScan = () => Promise.reject(new Error('token refresh failed'));
+    const scan = monitor(collector, 5_000).scanOnce();
+    await vi.advanceTimersByTimeAsync(100);
+    const report = await scan;
+    expect(report.results).toHaveLength(1);
+    expect(events).toEqual(['collect@0']);
+  });
+});
