@@ -355,7 +355,9 @@ export class Monitor {
         if (f.severity !== 'warning' && f.severity !== 'critical') continue;
         const open = store.incidents.findOpen(node.name, f.key);
         if (open) {
-          if (open.category === f.category && open.source === f.source) continue;
+          // The same model answer later served from the cache is not a change (keep `llm` as its source).
+          const sameAnswer = open.source === f.source || (open.source !== 'rules' && f.source !== 'rules');
+          if (open.category === f.category && sameAnswer) continue;
           const plan = this.opts.plan(f, node, open.preexisting);
           const replan = open.state === 'detected' && plan.plannedAction !== open.plannedAction;
           const updated = store.incidents.update(
