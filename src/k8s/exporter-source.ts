@@ -5,7 +5,7 @@ import type { PodIndex } from './pod-index.js';
 import { HttpError, type RawHttpClient, TimeoutError } from './raw-http.js';
 
 export interface ExporterSourceOptions {
-  pods: PodIndex;
+  pods: Pick<PodIndex, 'forNode'>;
   http: RawHttpClient;
   /** `proxy` (through the API server, default) or `direct` (the pod IP: needs network reach to pods). */
   access: 'proxy' | 'direct';
