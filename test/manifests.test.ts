@@ -504,7 +504,7 @@ describe('Dockerfile', () => {
     expect(has(runtime, /^COPY --from=deps \/app\/node_modules \.\/node_modules$/)).toBe(true);
     expect(has(runtime, /^COPY bin \.\/bin$/)).toBe(true);
     expect(has(runtime, /^COPY data\/\*\.csv \.\/data\/$/)).toBe(true);
-    expect(runtime.lines).toContain('ENTRYPOINT ["node", "bin/gpu-medic.js"]');
+    expect(runtime.lines).toContain('ENTRYPOINT ["node", "--heap-growing-percent=50", "bin/gpu-medic.js"]');
     expect(runtime.lines).toContain('CMD ["run"]');
     expect(runtime.lines).toContain('EXPOSE 3000');
   });
