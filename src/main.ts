@@ -3,20 +3,20 @@
  * knows every concrete class; everything else depends on ports.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
-import { createBedrockClassifierClient } from './aws/bedrock.js';
+import type { BedrockClassifierClientOptions } from './aws/bedrock.js';
 import { loadDcgmFrCatalog, loadXidCatalog } from './classify/catalog.js';
 import { createHybridClassifier, type HybridClassifier, needsLlm } from './classify/llm/hybrid.js';
 import { llmMetricsHook } from './classify/llm/metrics-hook.js';
+import type { LlmClient } from './classify/llm/port.js';
 import { createLlmStats, type LlmStats } from './classify/llm/stats.js';
 import { classifySnapshot } from './classify/rules.js';
 import { baseSnapshot, type Collector } from './collect/collector.js';
-import { createDcgmServerCollector } from './collect/dcgm-server.js';
+import { createDcgmServerCollector, type ExecPort } from './collect/dcgm-server.js';
 import { createExporterCollector } from './collect/exporter.js';
 import type { Config } from './config/config.js';
 import type { Finding, Verdict } from './domain/finding.js';
 import type { NodeSnapshot } from './domain/gpu.js';
 import type { GpuNode } from './domain/node.js';
-import { podExecutor } from './k8s/exec.js';
 import { createExporterSource } from './k8s/exporter-source.js';
 import { loadKubeConfig } from './k8s/kube-config.js';
 import { NodeWatcher } from './k8s/node-watcher.js';
@@ -89,7 +89,7 @@ export function createSensing(
     : undefined;
   const dcgmServer = serverPods
     ? createDcgmServerCollector({
-        exec: podExecutor(kc),
+        exec: lazyPodExecutor(kc),
         findPod: (node) => serverPods.forNode(node),
         timeoutMs,
         logger,
@@ -124,7 +124,7 @@ export function createSensing(
       ? createHybridClassifier({
           mode,
           rules,
-          llm: createBedrockClassifierClient({
+          llm: lazyBedrockClient({
             region: config.aws.region,
             modelId: config.classifier.bedrockModelId,
             timeoutMs: config.classifier.timeoutSeconds * 1000,
@@ -171,6 +171,31 @@ export function createSensing(
     async stop() {
       await Promise.all([watcher.stop(), exporterPods?.stop(), serverPods?.stop()]);
       http.close();
+    },
+  };
+}
+
+/**
+ * The Bedrock client, loaded on the first model call: the AWS SDK costs memory (RSS) in every process,
+ * and with CLASSIFIER=rules it is never needed.
+ */
+function lazyBedrockClient(options: BedrockClassifierClientOptions): LlmClient {
+  let client: Promise<LlmClient> | undefined;
+  return {
+    async classify(request) {
+      client ??= import('./aws/bedrock.js').then((m) => m.createBedrockClassifierClient(options));
+      return (await client).classify(request);
+    },
+  };
+}
+
+/** Pod exec (WebSocket) code, loaded only when a dcgm-server pod is actually used. */
+function lazyPodExecutor(kc: KubeConfig): ExecPort {
+  let executor: Promise<ExecPort> | undefined;
+  return {
+    async exec(req) {
+      executor ??= import('./k8s/exec.js').then((m) => m.podExecutor(kc));
+      return (await executor).exec(req);
     },
   };
 }

@@ -1,6 +1,7 @@
-import { CoreV1Api, type KubeConfig, makeInformer, type V1Node } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Node } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { GpuNode } from '../domain/node.js';
+import { LIST_PAGE_SIZE, ListWatch } from './list-watch.js';
 import { isGpuNode, toGpuNode } from './node-mapper.js';
 
 export type NodeChange =
@@ -10,59 +11,52 @@ export type NodeChange =
 /**
  * Keeps the set of GPU nodes current from a node watch (list + watch, re-listing after a broken watch).
  * `GPU_NODE_SELECTOR` narrows the watch server-side; without it, nodes with `nvidia.com/gpu` capacity count.
+ * Only the GpuNode projection is kept — not the full V1Node objects an informer cache would hold.
  */
 export class NodeWatcher {
   private readonly nodes = new Map<string, GpuNode>();
   private readonly listeners = new Set<(change: NodeChange) => void>();
-  private informer: ReturnType<typeof makeInformer<V1Node>> | undefined;
-  private stopped = false;
+  private watch: ListWatch<V1Node> | undefined;
   private synced = false;
-  private restartTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly kc: KubeConfig,
-    private readonly opts: { labelSelector?: string; logger?: Logger; restartDelayMs?: number } = {},
+    private readonly opts: {
+      labelSelector?: string;
+      logger?: Logger;
+      /** First retry delay after a failed watch (doubles up to 30 s). */
+      restartDelayMs?: number;
+    } = {},
   ) {}
 
   /** Resolves after the first full list. */
   async start(): Promise<void> {
     const api = this.kc.makeApiClient(CoreV1Api);
     const labelSelector = this.opts.labelSelector || undefined;
-    const informer = makeInformer<V1Node>(
-      this.kc,
-      '/api/v1/nodes',
-      () => api.listNode({ labelSelector }),
+    this.watch = new ListWatch<V1Node>(this.kc, {
+      path: '/api/v1/nodes',
       labelSelector,
-    );
-    this.informer = informer;
-    informer.on('add', (n) => this.apply(n));
-    informer.on('update', (n) => this.apply(n));
-    informer.on('delete', (n) => {
-      const name = n.metadata?.name;
-      const known = name ? this.nodes.get(name) : undefined;
-      if (name && known) {
-        this.nodes.delete(name);
-        this.emit({ type: 'delete', node: known });
-      }
+      list: (token) => api.listNode({ labelSelector, limit: LIST_PAGE_SIZE, _continue: token }),
+      key: (n) => n.metadata?.name ?? '',
+      handler: {
+        upsert: (n) => this.apply(n),
+        remove: (n) => {
+          const name = n.metadata?.name;
+          if (name) this.drop(name);
+        },
+        prune: (seen) => {
+          for (const name of [...this.nodes.keys()]) if (!seen.has(name)) this.drop(name);
+        },
+      },
+      logger: this.opts.logger,
+      backoffMs: this.opts.restartDelayMs ?? 2000,
     });
-    informer.on('error', (err) => {
-      if (this.stopped) return;
-      this.opts.logger?.warn({ err: String(err) }, 'node watch failed; re-listing');
-      clearTimeout(this.restartTimer);
-      this.restartTimer = setTimeout(() => {
-        if (!this.stopped) informer.start().catch(() => undefined);
-      }, this.opts.restartDelayMs ?? 2000);
-    });
-    await informer.start();
-    // The informer's initial list fires `add` for every node before start() resolves.
-    for (const n of informer.list()) this.apply(n);
+    await this.watch.start();
     this.synced = true;
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.restartTimer);
-    await this.informer?.stop();
+    await this.watch?.stop();
   }
 
   get isSynced(): boolean {
@@ -87,14 +81,18 @@ export class NodeWatcher {
     if (!node) return;
     const previous = this.nodes.get(node.name);
     if (!isGpuNode(node, Boolean(this.opts.labelSelector))) {
-      if (previous) {
-        this.nodes.delete(node.name);
-        this.emit({ type: 'delete', node: previous });
-      }
+      if (previous) this.drop(node.name);
       return;
     }
     this.nodes.set(node.name, node);
     this.emit({ type: 'upsert', node, previous });
+  }
+
+  private drop(name: string): void {
+    const known = this.nodes.get(name);
+    if (!known) return;
+    this.nodes.delete(name);
+    this.emit({ type: 'delete', node: known });
   }
 
   private emit(change: NodeChange): void {

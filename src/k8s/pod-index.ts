@@ -1,5 +1,6 @@
-import { CoreV1Api, type KubeConfig, makeInformer, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { LIST_PAGE_SIZE, ListWatch } from './list-watch.js';
 
 export interface IndexedPod {
   namespace: string;
@@ -16,42 +17,62 @@ export interface IndexedPod {
 export class PodIndex {
   private readonly byNode = new Map<string, Map<string, IndexedPod>>();
   private readonly nodeOf = new Map<string, string>();
-  private readonly informers: ReturnType<typeof makeInformer<V1Pod>>[] = [];
-  private stopped = false;
+  private readonly watches: ListWatch<V1Pod>[] = [];
 
   constructor(
     private readonly kc: KubeConfig,
-    private readonly opts: { namespace?: string; selectors: string[]; logger?: Logger },
+    private readonly opts: {
+      namespace?: string;
+      selectors: string[];
+      logger?: Logger;
+      /** First retry delay after a failed watch (doubles up to 30 s). */
+      restartDelayMs?: number;
+    },
   ) {}
 
+  /** Resolves after the first full list of every selector. */
   async start(): Promise<void> {
     const api = this.kc.makeApiClient(CoreV1Api);
     const ns = this.opts.namespace;
     for (const labelSelector of this.opts.selectors) {
       const path = ns ? `/api/v1/namespaces/${ns}/pods` : '/api/v1/pods';
-      const list = ns
-        ? () => api.listNamespacedPod({ namespace: ns, labelSelector })
-        : () => api.listPodForAllNamespaces({ labelSelector });
-      const informer = makeInformer<V1Pod>(this.kc, path, list, labelSelector);
-      informer.on('add', (p) => this.put(p));
-      informer.on('update', (p) => this.put(p));
-      informer.on('delete', (p) => this.remove(p));
-      informer.on('error', (err) => {
-        if (this.stopped) return;
-        this.opts.logger?.warn({ err: String(err), labelSelector }, 'pod watch failed; re-listing');
-        setTimeout(() => {
-          if (!this.stopped) informer.start().catch(() => undefined);
-        }, 2000).unref();
+      const page = { labelSelector, limit: LIST_PAGE_SIZE };
+      // The keys this selector's watch owns, so a re-list prunes only its own pods.
+      const mine = new Set<string>();
+      const watch = new ListWatch<V1Pod>(this.kc, {
+        path,
+        labelSelector,
+        list: (token) =>
+          ns
+            ? api.listNamespacedPod({ namespace: ns, ...page, _continue: token })
+            : api.listPodForAllNamespaces({ ...page, _continue: token }),
+        key: (p) => podKey(p),
+        handler: {
+          upsert: (p) => {
+            if (this.put(p)) mine.add(podKey(p));
+          },
+          remove: (p) => {
+            mine.delete(podKey(p));
+            this.remove(podKey(p));
+          },
+          prune: (seen) => {
+            for (const key of [...mine]) {
+              if (seen.has(key)) continue;
+              mine.delete(key);
+              this.remove(key);
+            }
+          },
+        },
+        logger: this.opts.logger,
+        backoffMs: this.opts.restartDelayMs ?? 2000,
       });
-      this.informers.push(informer);
-      await informer.start();
-      for (const p of informer.list()) this.put(p);
+      this.watches.push(watch);
+      await watch.start();
     }
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    await Promise.all(this.informers.map((i) => i.stop()));
+    await Promise.all(this.watches.map((w) => w.stop()));
   }
 
   /** The pod on that node, preferring a ready one. */
@@ -72,14 +93,12 @@ export class PodIndex {
     return n;
   }
 
-  private key(p: V1Pod): string {
-    return `${p.metadata?.namespace}/${p.metadata?.name}`;
-  }
-
-  private put(p: V1Pod): void {
+  /** Indexes a pod bound to a node; false for one not (yet) scheduled, which is dropped. */
+  private put(p: V1Pod): boolean {
+    const key = podKey(p);
+    this.remove(key);
     const node = p.spec?.nodeName;
-    if (!node || !p.metadata?.name) return;
-    this.remove(p);
+    if (!node || !p.metadata?.name) return false;
     const ready = p.status?.phase === 'Running' && !p.metadata.deletionTimestamp;
     const entry: IndexedPod = {
       namespace: p.metadata.namespace ?? 'default',
@@ -93,16 +112,20 @@ export class PodIndex {
       m = new Map();
       this.byNode.set(node, m);
     }
-    m.set(this.key(p), entry);
-    this.nodeOf.set(this.key(p), node);
+    m.set(key, entry);
+    this.nodeOf.set(key, node);
+    return true;
   }
 
-  private remove(p: V1Pod): void {
-    const key = this.key(p);
+  private remove(key: string): void {
     const node = this.nodeOf.get(key);
     if (node === undefined) return;
     this.nodeOf.delete(key);
     const m = this.byNode.get(node);
     if (m?.delete(key) && m.size === 0) this.byNode.delete(node);
   }
+}
+
+function podKey(p: V1Pod): string {
+  return `${p.metadata?.namespace}/${p.metadata?.name}`;
 }

@@ -1,0 +1,170 @@
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { SimCluster } from '../sim/cluster.js';
+import { type SimK8sServer, startSimK8s } from '../sim/k8s-server.js';
+import { kubeconfigFor } from '../sim/kubeconfig.js';
+import type { NodeChange } from './node-watcher.js';
+import { NodeWatcher } from './node-watcher.js';
+import { PodIndex } from './pod-index.js';
+
+const closers: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c();
+});
+
+function kcFor(url: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromString(kubeconfigFor(url));
+  return kc;
+}
+
+async function simulated(nodes = 4): Promise<{ cluster: SimCluster; sim: SimK8sServer; kc: KubeConfig }> {
+  const cluster = new SimCluster({ nodes });
+  const sim = await startSimK8s(cluster);
+  closers.push(
+    () => cluster.close(),
+    () => sim.close(),
+  );
+  return { cluster, sim, kc: kcFor(sim.url) };
+}
+
+describe('NodeWatcher against the simulated API server', () => {
+  it('lists the GPU nodes, then follows DELETED events', async () => {
+    const { cluster, kc } = await simulated(4);
+    const watcher = new NodeWatcher(kc, { restartDelayMs: 20 });
+    closers.push(() => watcher.stop());
+    await watcher.start();
+    expect(watcher.isSynced).toBe(true);
+    const gpuNames = cluster
+      .listNodes()
+      .filter((n) => Number(n.status.capacity['nvidia.com/gpu'] ?? 0) > 0)
+      .map((n) => n.metadata.name)
+      .sort();
+    expect(
+      watcher
+        .list()
+        .map((n) => n.name)
+        .sort(),
+    ).toEqual(gpuNames);
+    const changes: NodeChange[] = [];
+    watcher.onChange((c) => changes.push(c));
+    const victim = gpuNames[0] ?? '';
+    cluster.deleteNodeFromApi(victim);
+    await vi.waitFor(() => expect(watcher.get(victim)).toBeUndefined());
+    expect(changes).toContainEqual(
+      expect.objectContaining({ type: 'delete', node: expect.objectContaining({ name: victim }) }),
+    );
+    expect(watcher.list()).toHaveLength(gpuNames.length - 1);
+  });
+
+  it('drops a node that stops being a GPU node (capacity gone)', async () => {
+    const { cluster, kc } = await simulated(3);
+    const watcher = new NodeWatcher(kc, { restartDelayMs: 20 });
+    closers.push(() => watcher.stop());
+    await watcher.start();
+    const target = watcher.list()[0]?.name ?? '';
+    const changes: NodeChange[] = [];
+    watcher.onChange((c) => changes.push(c));
+    const node = structuredClone(cluster.getNode(target));
+    if (!node) throw new Error('no node');
+    delete node.status.capacity['nvidia.com/gpu'];
+    delete node.status.allocatable['nvidia.com/gpu'];
+    cluster.updateNodeFromApi(target, node, 'status');
+    await vi.waitFor(() => expect(watcher.get(target)).toBeUndefined());
+    expect(changes).toEqual([{ type: 'delete', node: expect.objectContaining({ name: target }) }]);
+  });
+
+  it('indexes exporter pods by node and drops a deleted pod', async () => {
+    const { cluster, kc } = await simulated(3);
+    const pods = new PodIndex(kc, {
+      selectors: ['app=nvidia-dcgm-exporter', 'app.kubernetes.io/name=dcgm-exporter'],
+    });
+    closers.push(() => pods.stop());
+    await pods.start();
+    const node = cluster.listNodes().find((n) => cluster.exporterPod(n.metadata.name))?.metadata.name ?? '';
+    const pod = cluster.exporterPod(node);
+    if (!pod) throw new Error('no exporter pod');
+    expect(pods.forNode(node)).toEqual({
+      namespace: pod.metadata.namespace,
+      name: pod.metadata.name,
+      node,
+      podIP: pod.status?.podIP,
+      ready: true,
+    });
+    const before = pods.size();
+    cluster.deletePodFromApi(pod.metadata.namespace ?? '', pod.metadata.name);
+    await vi.waitFor(() => expect(pods.size()).toBe(before - 1));
+  });
+});
+
+/** A tiny API server whose watch first answers 410 Gone, so the watcher must re-list. */
+async function expiringApi(): Promise<{ url: string; requests: string[]; listed: { count: number } }> {
+  const node = (name: string, rv: string) => ({
+    metadata: { name, resourceVersion: rv, labels: {} },
+    spec: { providerID: `aws:///us-east-1a/i-${name}` },
+    status: { capacity: { 'nvidia.com/gpu': '8' }, conditions: [{ type: 'Ready', status: 'True' }] },
+  });
+  const requests: string[] = [];
+  const listed = { count: 0 };
+  const open = new Set<ServerResponse>();
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    requests.push(`${url.pathname}${url.searchParams.get('watch') ? '?watch' : ''}`);
+    if (url.pathname !== '/api/v1/nodes') {
+      res.writeHead(404).end();
+      return;
+    }
+    res.setHeader('Content-Type', 'application/json');
+    if (url.searchParams.get('watch') === 'true') {
+      res.writeHead(200);
+      if (url.searchParams.get('resourceVersion') === '10') {
+        res.end(
+          `{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Expired","code":410,"message":"too old resource version: 10 (30)"}}\n`,
+        );
+        return;
+      }
+      open.add(res);
+      res.on('close', () => open.delete(res));
+      res.write(`{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"31"}}}\n`);
+      return;
+    }
+    listed.count += 1;
+    // First list: a and b (rv 10). Re-list: b only (a was deleted while the watch was expired).
+    const items = listed.count === 1 ? [node('a', '5'), node('b', '6')] : [node('b', '6')];
+    res.end(
+      JSON.stringify({
+        kind: 'NodeList',
+        apiVersion: 'v1',
+        metadata: { resourceVersion: listed.count === 1 ? '10' : '30' },
+        items,
+      }),
+    );
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of open) s.destroy();
+        server.close(() => r());
+      }),
+  );
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests, listed };
+}
+
+describe('NodeWatcher re-listing', () => {
+  it('re-lists after 410 Gone and forgets nodes deleted meanwhile', async () => {
+    const api = await expiringApi();
+    const watcher = new NodeWatcher(kcFor(api.url), { restartDelayMs: 10 });
+    closers.push(() => watcher.stop());
+    const changes: NodeChange[] = [];
+    watcher.onChange((c) => changes.push(c));
+    await watcher.start();
+    await vi.waitFor(() => expect(watcher.get('a')).toBeUndefined());
+    expect(api.listed.count).toBe(2);
+    expect(watcher.list().map((n) => n.name)).toEqual(['b']);
+    expect(changes).toContainEqual({ type: 'delete', node: expect.objectContaining({ name: 'a' }) });
+    await vi.waitFor(() => expect(api.requests.filter((r) => r.endsWith('?watch')).length).toBe(2));
+  });
+});
