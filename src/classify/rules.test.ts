@@ -85,6 +85,36 @@ describe('XIDs from the catalog', () => {
     expect(v.findings[0]?.ambiguous).toBe(true);
   });
 
+  it.each([
+    [
+      79,
+      2,
+      "GPU 2 reported XID 79 (GPU has fallen off the bus). NVIDIA's recommended recovery: reboot the node (REBOOT).",
+    ],
+    [
+      13,
+      0,
+      "GPU 0 reported XID 13 (Graphics Engine Exception). NVIDIA's recommended recovery: restart the application (RESTART_APP).",
+    ],
+    [
+      999,
+      1,
+      'GPU 1 reported XID 999 (an XID not in NVIDIA’s catalog). No recovery is known for it: reported as a warning and watched.',
+    ],
+  ])('explains XID %i in words, naming the catalog action once', (xid, gpu, text) => {
+    const f = classifySnapshot(snap([{ index: gpu, xidLast: xid }]), ctx).findings[0];
+    expect(f?.explanation).toBe(text);
+    expect(f?.explanation).not.toContain('→');
+  });
+
+  it('a reset_gpu XID says RESET_GPU once and what it means on EKS', () => {
+    const resetXid = catalog.all().find((e) => e.catalogAction === 'reset_gpu' && !textDecoded(e.xid));
+    expect(resetXid).toBeDefined();
+    const f = classifySnapshot(snap([{ index: 0, xidLast: resetXid?.xid ?? 0 }]), ctx).findings[0];
+    expect(f?.explanation.match(/RESET_GPU/g)).toHaveLength(1);
+    expect(f?.explanation).toContain('draining and rebooting the node');
+  });
+
   it('a policy override wins over the catalog', () => {
     const v = classifySnapshot(
       snap([{ index: 0, xidLast: 79 }]),

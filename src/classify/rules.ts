@@ -85,6 +85,19 @@ function decodeNvlink5(message: string): { severity: Severity; action: Action; l
   return undefined;
 }
 
+/**
+ * NVIDIA's recovery bucket in words, naming the catalog's own action word once. The planned action is
+ * the policy's business and is shown apart on the alert, so the explanation does not repeat it.
+ */
+const catalogRecovery: Record<XidEntry['catalogAction'], string> = {
+  none: 'none needed (NONE)',
+  monitor: 'keep watching (MONITOR)',
+  restart_app: 'restart the application (RESTART_APP)',
+  reset_gpu: 'reset the GPU (RESET_GPU), which on EKS means draining and rebooting the node',
+  reboot: 'reboot the node (REBOOT)',
+  replace: 'replace the node (REPLACE)',
+};
+
 /** Severity/action/category of one XID with (optionally) its driver text, before merging observations. */
 export function decideXid(xid: number, message: string | undefined, ctx: RuleContext): XidDecision {
   const entry = ctx.catalog.get(xid);
@@ -96,30 +109,30 @@ export function decideXid(xid: number, message: string | undefined, ctx: RuleCon
     severity = 'warning';
     action = 'monitor';
     ambiguous = true;
-    basis = 'not in NVIDIA’s XID catalog';
+    basis = 'no recovery is known for it: reported as a warning and watched';
   } else {
     severity = entry.severity;
     action = entry.action;
-    basis = `NVIDIA catalog: ${entry.catalogAction}`;
+    basis = `NVIDIA's recommended recovery: ${catalogRecovery[entry.catalogAction]}`;
     if (xid === 154) {
       const d = message ? decode154(message) : undefined;
       if (d) {
         severity = d.severity;
         action = d.action;
-        basis = `recovery action "${d.label}"`;
+        basis = `the driver asks for recovery action "${d.label}"`;
       } else {
         ambiguous = true;
-        basis = 'recovery action text not available';
+        basis = 'the driver’s recovery action text is not available';
       }
     } else if (xid >= 144 && xid <= 150) {
       const d = message ? decodeNvlink5(message) : undefined;
       if (d) {
         severity = d.severity;
         action = d.action;
-        basis = `NVLink5 error marked ${d.label}`;
+        basis = `the driver marked this NVLink5 error ${d.label}`;
       } else {
         ambiguous = true;
-        basis = 'Fatal/Nonfatal not stated';
+        basis = 'the driver did not say Fatal or Nonfatal';
       }
     }
   }
@@ -128,7 +141,7 @@ export function decideXid(xid: number, message: string | undefined, ctx: RuleCon
     if (override.severity) severity = override.severity;
     if (override.action) action = override.action;
     if (override.severity || override.action) {
-      basis = `policy override for XID ${xid}`;
+      basis = `the policy overrides XID ${xid}: ${severity}, ${action}`;
       ambiguous = false;
     }
   }
@@ -141,6 +154,10 @@ interface XidObs {
   key: string;
   messages: string[];
   evidence: string[];
+}
+
+function capitalize(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
 function gpuLabel(gpu: number | undefined): string {
@@ -162,7 +179,7 @@ function xidFinding(o: XidObs, ctx: RuleContext): Finding {
     action: decided.action,
     xid: o.xid,
     evidence: o.evidence.slice(0, MAX_EVIDENCE_LINES).map(clip),
-    explanation: `${gpuLabel(o.gpu)} reported XID ${o.xid} (${what}); ${decided.basis} → ${decided.action}.`,
+    explanation: `${gpuLabel(o.gpu)} reported XID ${o.xid} (${what}). ${capitalize(decided.basis)}.`,
     source: 'rules',
     key: o.key,
   };

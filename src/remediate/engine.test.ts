@@ -62,17 +62,59 @@ describe('RemediationEngine flows', () => {
     expect(stepsOf(h)).toContain('pdb_wait');
     expect(h.world.count('evictPod')).toBe(4);
     const ready = h.events.find((e) => e.step === 'replacement_ready');
-    expect(ready?.details.replacement).toMatch(/^p5-new-/);
-    expect(h.world.nodes.get(String(ready?.details.replacement))?.ready).toBe(true);
+    expect(ready?.details.newNode).toMatch(/^p5-new-/);
+    expect(h.world.nodes.get(String(ready?.details.newNode))?.ready).toBe(true);
     expect(h.world.nodes.has('gpu-0')).toBe(false);
-    expect(h.events.find((e) => e.step === 'kubeflow_jobs')?.details.jobs).toEqual([kubeflowJob]);
-    expect(h.events.find((e) => e.step === 'kubeflow_job_running')?.details.job).toBe(
-      'PyTorchJob ml/llama-ft',
-    );
+    const { apiVersion: _, ...jobRef } = kubeflowJob;
+    expect(h.events.filter((e) => e.step === 'kubeflow_jobs').map((e) => e.details.jobs)).toEqual([[jobRef]]);
+    expect(h.events.find((e) => e.step === 'kubeflow_job_running')?.details).toEqual({
+      ...jobRef,
+      status: 'running',
+    });
+    expect(h.events.filter((e) => e.step === 'kubeflow_jobs')).toHaveLength(1);
+    expect(stepsOf(h)).not.toContain('kubeflow_job_not_running');
     expect(stepsOf(h).at(-1)).toBe('resolved');
     expect(
       h.audit.entries.some((e) => e.action === 'remediate.replace' && e.result.startsWith('resolved')),
     ).toBe(true);
+  });
+
+  it('publishes the details the thread reads (chat-events ProgressDetails) for replace, drain and jobs', async () => {
+    const h = cluster();
+    const incident = h.openIncident('gpu-0');
+    await h.services.triage(incident.id);
+    await h.engine.whenIdle();
+    const details = (step: string) => h.events.filter((e) => e.step === step).map((e) => e.details);
+
+    expect(details('policy')).toEqual([expect.objectContaining({ action: 'replace', mode: 'auto' })]);
+    // Two pods to evict (web and training); the DaemonSet and static pods stay.
+    expect(details('drain_started')).toEqual([{ pods: 2, skipped: 2 }]);
+    const evictions = details('pod_evicted');
+    expect(evictions.map((d) => [d.evicted, d.total])).toEqual([
+      [1, 2],
+      [2, 2],
+    ]);
+    expect(details('pdb_wait')[0]).toMatchObject({
+      pod: 'ml/llama-ft-worker-0',
+      evicted: 1,
+      total: 2,
+      retryInMs: 1000,
+    });
+    expect(details('drained')).toEqual([{ evicted: 2 }]);
+    expect(details('replace_issued')).toEqual([
+      { instanceId: 'i-00'.padEnd(19, '0'), method: 'asg', asg: 'asg-p5' },
+    ]);
+    expect(details('replacement_ready')).toEqual([
+      { newNode: expect.stringMatching(/^p5-new-/), group: 'p5' },
+    ]);
+    const running = h.events.filter((e) => e.step === 'kubeflow_job_running');
+    expect(running.map((e) => e.details)).toEqual([
+      { kind: 'PyTorchJob', namespace: 'ml', name: 'llama-ft', status: 'running' },
+    ]);
+    // "running again after …": from the drain's start, so it covers the drain, the replace and the wait.
+    const drainStarted = h.events.find((e) => e.step === 'drain_started')?.at ?? 0;
+    expect(running[0]?.elapsedMs).toBeGreaterThanOrEqual((running[0]?.at ?? 0) - drainStarted);
+    expect(h.events.find((e) => e.step === 'resolved')?.details).toMatchObject({ action: 'replace' });
   });
 
   it('ECC DBE: reboot → new boot ID → healthy scan → uncordon → resolved', async () => {
@@ -94,7 +136,7 @@ describe('RemediationEngine flows', () => {
     expect(node?.bootId).not.toBe(bootBefore);
     expect(h.health.scans).toBe(1);
     const back = h.events.find((e) => e.step === 'node_back');
-    expect(back?.details).toMatchObject({ bootIdBefore: bootBefore, bootId: node?.bootId });
+    expect(back?.details).toMatchObject({ previousBootId: bootBefore, bootId: node?.bootId });
     expect(stepsOf(h).indexOf('gpu_scan')).toBeLessThan(stepsOf(h).indexOf('uncordoned'));
   });
 
@@ -172,9 +214,12 @@ describe('RemediationEngine flows', () => {
     expect(h.stateOf(incident.id)).toBe('resolved');
     expect(h.world.count('deleteNode')).toBe(1);
     expect(h.world.count('terminateInAutoScalingGroup') + h.world.count('terminateInstance')).toBe(0);
-    expect(h.events.find((e) => e.step === 'replacement_ready')?.details.replacement).toMatch(
-      /^gpu-pool-new-/,
-    );
+    expect(h.events.find((e) => e.step === 'replacement_ready')?.details.newNode).toMatch(/^gpu-pool-new-/);
+    expect(h.events.find((e) => e.step === 'replace_issued')?.details).toEqual({
+      instanceId: 'i-k0',
+      method: 'karpenter',
+      nodePool: 'gpu-pool',
+    });
   });
 
   it('a standalone instance is terminated through EC2 and no replacement is awaited', async () => {
@@ -185,6 +230,12 @@ describe('RemediationEngine flows', () => {
     await h.engine.whenIdle();
     expect(h.stateOf(incident.id)).toBe('resolved');
     expect(h.world.count('terminateInstance')).toBe(1);
+    expect(h.events.find((e) => e.step === 'replace_issued')?.details).toEqual({
+      instanceId: 'i-s0',
+      method: 'ec2',
+    });
+    // No node group brings a new node: nothing claims a replacement is Ready.
+    expect(stepsOf(h)).not.toContain('replacement_ready');
   });
 
   it('DRY_RUN: every step reported as "would …", no mutating call reaches the cluster or the cloud', async () => {
@@ -199,11 +250,11 @@ describe('RemediationEngine flows', () => {
     const engineEvents = h.events.filter((e) => e.incidentId === incident.id);
     expect(engineEvents.length).toBeGreaterThan(5);
     expect(engineEvents.every((e) => e.dryRun === true)).toBe(true);
-    expect(h.events.find((e) => e.step === 'reboot_issued')?.details.would).toMatch(/^reboot i-/);
-    expect(h.events.find((e) => e.step === 'drained')?.details.pods).toEqual([
-      'ml/llama-ft-worker-0',
-      'default/web-1',
-    ]);
+    expect(h.events.find((e) => e.step === 'reboot_issued')?.details).toEqual({
+      instanceId: expect.stringMatching(/^i-0+$/),
+    });
+    expect(h.events.find((e) => e.step === 'drain_started')?.details).toEqual({ pods: 2, skipped: 2 });
+    expect(stepsOf(h)).not.toContain('drained');
     // A dry run is not a remediation in the history: the next real decision is not escalated.
     const again = h.openIncident('gpu-0', { ...ecc, faultKey: 'ecc_dbe:gpu0' });
     expect((await h.services.triage(again.id)).decision?.action).toBe('reboot');

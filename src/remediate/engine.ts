@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { ProgressBus, ProgressStep } from '../domain/events.js';
 import type { Incident, IncidentState } from '../domain/incident.js';
 import { isOpen, RemediationActions } from '../domain/incident.js';
+import type { ProgressDetails } from '../slack/chat-events.js';
 import type {
   AuditLog,
   Clock,
@@ -87,20 +88,6 @@ export interface RunResult {
   /** Why the run stopped without reaching an end state. */
   stopped?: 'not_leader' | 'already_running' | 'not_found' | 'not_claimed' | 'superseded';
 }
-
-const progressOf: Record<StepName, ProgressStep> = {
-  cordon: 'cordoned',
-  kubeflow_snapshot: 'kubeflow_jobs',
-  drain: 'drained',
-  reboot: 'reboot_issued',
-  wait_node_back: 'node_back',
-  verify_scan: 'gpu_scan',
-  uncordon: 'uncordoned',
-  replace: 'replace_issued',
-  wait_replacement: 'replacement_ready',
-  follow_jobs: 'kubeflow_jobs',
-  resolve: 'resolved',
-};
 
 export class RemediationEngine {
   readonly config: EngineConfig;
@@ -208,10 +195,12 @@ export class RemediationEngine {
       if (after && current && !this.move(current, after)) {
         return { incidentId: id, state: incidents.get(id)?.state, stopped: 'superseded' };
       }
-      this.publish(incident, plan, outcome.event ?? progressOf[step], after ?? stepState[step], finishedAt, {
-        elapsedMs: finishedAt - startedAt,
-        details: outcome.detail,
-      });
+      if (outcome.progress) {
+        this.publish(incident, plan, outcome.progress.step, after ?? stepState[step], finishedAt, {
+          elapsedMs: finishedAt - startedAt,
+          details: outcome.progress.details,
+        });
+      }
       this.deps.audit.append({
         at: finishedAt,
         actor: plan.actor,
@@ -252,8 +241,11 @@ export class RemediationEngine {
           return row?.status === 'done' ? row.detail : undefined;
         },
         rowOf: (name) => steps.lastOf(incident.id, name),
-        publish: (event, details) =>
-          this.publish(incident, plan, event, stepState[step], clock.now(), { details }),
+        publish: (event, details, elapsedMs) =>
+          this.publish(incident, plan, event, stepState[step], clock.now(), {
+            details,
+            ...(elapsedMs !== undefined ? { elapsedMs } : {}),
+          }),
         humanUncordoned: () => this.humanUncordoned(incident, plan),
       };
       try {
@@ -338,10 +330,15 @@ export class RemediationEngine {
     if (!incidents.transition(incident.id, [current.state], state, reason)) {
       return { incidentId: incident.id, state: incidents.get(incident.id)?.state, stopped: 'superseded' };
     }
-    this.publish(incident, plan, state, state, at, {
-      elapsedMs: at - runStartedAt,
-      details: { reason, ...detail },
-    });
+    const told: ProgressDetails[typeof state] =
+      state === 'failed'
+        ? { reason, stage: current.state }
+        : state === 'escalated'
+          ? { reason, to: 'human' }
+          : state === 'resolved'
+            ? { reason, action: plan.action }
+            : { reason };
+    this.publish(incident, plan, state, state, at, { elapsedMs: at - runStartedAt, details: told });
     this.deps.audit.append({
       at,
       actor: plan.actor,

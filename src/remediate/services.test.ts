@@ -190,10 +190,12 @@ describe('safety limits', () => {
       'awaiting_approval',
       'resolved',
     ]);
-    expect(h.events.filter((e) => e.step === 'safety_limit').map((e) => e.details.limit)).toEqual([
-      'concurrency',
-      'concurrency',
+    const limits = h.events.filter((e) => e.step === 'safety_limit').map((e) => e.details);
+    expect(limits).toEqual([
+      expect.objectContaining({ limit: 'max_concurrent', action: 'reboot', inFlight: 1, maxConcurrent: 1 }),
+      expect.objectContaining({ limit: 'max_concurrent', action: 'reboot', inFlight: 1, maxConcurrent: 1 }),
     ]);
+    expect(limits[0]?.message).toContain('limit 1');
     expect(h.world.count('rebootInstance')).toBe(1);
   });
 
@@ -210,9 +212,12 @@ describe('safety limits', () => {
     const status = h.services.status();
     expect(status.breaker.open).toBe(true);
     expect(status.message).toContain('Circuit breaker OPEN');
-    expect(
-      h.events.filter((e) => e.step === 'safety_limit').every((e) => e.details.limit === 'breaker'),
-    ).toBe(true);
+    const breaker = h.events.filter((e) => e.step === 'safety_limit').map((e) => e.details);
+    expect(breaker.length).toBeGreaterThan(0);
+    expect(breaker.every((d) => d.limit === 'circuit_breaker' && d.action === 'reboot')).toBe(true);
+    expect(breaker[0]).toMatchObject({ total: 10, thresholdPct: h.services.safety.maxUnhealthyPercent });
+    // All four critical incidents were open when the first one was triaged: 4 of 10 > 20 %.
+    expect(breaker.map((d) => d.unhealthy)).toEqual([4, 4, 4, 4]);
 
     // An authorized human bypasses the breaker.
     expect((await h.services.approve(ids[0] ?? '', 'slack:ADMIN')).ok).toBe(true);
@@ -233,7 +238,15 @@ describe('safety limits', () => {
       await h.services.triage(id);
       await h.engine.whenIdle();
     }
-    expect(h.events.filter((e) => e.step === 'safety_limit').map((e) => e.details.limit)).toEqual(['rate']);
+    expect(h.events.filter((e) => e.step === 'safety_limit').map((e) => e.details)).toEqual([
+      expect.objectContaining({
+        limit: 'rate_limit',
+        action: 'reboot',
+        count: 2,
+        perHour: 2,
+        windowMinutes: 60,
+      }),
+    ]);
     expect(h.world.count('rebootInstance')).toBe(2);
   });
 

@@ -11,6 +11,7 @@ import { isOpen, RemediationActions } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
 import type { Policy } from '../domain/policy.js';
 import type { Exclusion } from '../domain/ports.js';
+import type { ProgressDetails } from '../slack/chat-events.js';
 import { remediationHistory } from './history.js';
 import { type Decision, decide } from './policy.js';
 import type {
@@ -23,7 +24,7 @@ import type {
   RunPlan,
   StepStore,
 } from './ports.js';
-import { checkSafety, shouldTripBreaker } from './safety.js';
+import { checkSafety, type SafetyLimit, shouldTripBreaker } from './safety.js';
 import { claimState, isWorking, PendingStates, PlanStep, WorkingStates } from './state-machine.js';
 
 export const ServiceActions = [
@@ -268,17 +269,18 @@ export class RemediationServices {
     });
     if (!verdict.allowed) {
       const code = verdict.limit === 'excluded' || verdict.limit === 'opt_out' ? 'excluded' : 'limited';
-      this.publishFor(
-        incident,
-        nodeName,
-        verdict.limit === 'excluded' || verdict.limit === 'opt_out' ? 'excluded' : 'safety_limit',
-        actor,
-        {
-          limit: verdict.limit,
-          message: verdict.message,
+      if (verdict.limit === 'excluded' && excluded) {
+        const told: ProgressDetails['excluded'] = {
+          reason: excluded.reason,
+          by: excluded.createdBy,
           action,
-        },
-      );
+          ...(excluded.expiresAt !== undefined ? { until: excluded.expiresAt } : {}),
+        };
+        this.publishFor(incident, nodeName, 'excluded', actor, told);
+      } else {
+        const told = this.limitDetails(verdict.limit, action, verdict.message, now, gpuNodeCount);
+        this.publishFor(incident, nodeName, 'safety_limit', actor, told);
+      }
       return audit({ ok: false, code, message: verdict.message }, incident?.id);
     }
 
@@ -308,11 +310,13 @@ export class RemediationServices {
     const row = this.deps.steps.begin(incident.id, PlanStep, { ...plan }, now);
     this.deps.steps.finish(row.id, 'done', {}, now);
     if (!this.safety.dryRun) this.recordStart(now);
-    this.publishFor(incident, nodeName, options.trigger === 'manual' ? 'approved' : 'policy', actor, {
-      action,
-      mode: options.trigger === 'manual' ? 'manual' : 'auto',
-      reason,
-    });
+    if (options.trigger === 'manual') {
+      const told: ProgressDetails['approved'] = { action, mode: 'manual', reason };
+      this.publishFor(incident, nodeName, 'approved', actor, told);
+    } else {
+      const told: ProgressDetails['policy'] = { action, mode: 'auto', reason };
+      this.publishFor(incident, nodeName, 'policy', actor, told);
+    }
     this.deps.engine.run(incident.id).catch((error: unknown) => {
       this.log?.error({ err: error, incidentId: incident?.id }, 'remediation run crashed');
     });
@@ -369,7 +373,12 @@ export class RemediationServices {
       details: { ...history, escalated: decision.escalated === true },
     });
     if (decision.action === 'none' || decision.mode === 'off') {
-      this.publishFor(incident, incident.node, 'policy', 'monitor', { ...decision });
+      const told: ProgressDetails['policy'] = {
+        action: decision.action,
+        mode: decision.mode,
+        reason: decision.reason,
+      };
+      this.publishFor(incident, incident.node, 'policy', 'monitor', told);
       return { ok: true, incidentId, message: `Alert only: ${decision.reason}`, decision };
     }
     if (decision.mode === 'auto') {
@@ -708,6 +717,50 @@ export class RemediationServices {
 
   paused(): BreakerState {
     return readState(this.deps.kv.get(Keys.paused));
+  }
+
+  /** The numbers behind a safety limit, so the thread can say which limit and by how much. */
+  private limitDetails(
+    limit: SafetyLimit,
+    action: RemediationAction,
+    message: string,
+    now: number,
+    gpuNodeCount: number,
+  ): ProgressDetails['safety_limit'] {
+    const base = { action, message };
+    switch (limit) {
+      case 'breaker': {
+        // checkSafety folds a human's pause into the breaker; the thread tells them apart.
+        if (this.paused().open && !this.breaker().open) return { limit: 'paused', ...base };
+        return {
+          limit: 'circuit_breaker',
+          ...base,
+          unhealthy: this.unhealthyNodes(now),
+          total: gpuNodeCount,
+          thresholdPct: this.safety.maxUnhealthyPercent,
+          ...(this.safety.maxUnhealthyNodes !== undefined ? { maxNodes: this.safety.maxUnhealthyNodes } : {}),
+        };
+      }
+      case 'rate':
+        return {
+          limit: 'rate_limit',
+          ...base,
+          count: this.recentStarts(now).length,
+          perHour: this.safety.perHour,
+          windowMinutes: 60,
+        };
+      case 'concurrency':
+        return {
+          limit: 'max_concurrent',
+          ...base,
+          inFlight: this.deps.incidents.list({ open: true }).filter((i) => isWorking(i.state)).length,
+          maxConcurrent: this.safety.maxConcurrent,
+        };
+      case 'opt_out':
+        return { limit: 'opt_out', ...base, label: `${this.safety.optOutLabel}=true` };
+      case 'excluded':
+        return base;
+    }
   }
 
   /** Distinct GPU nodes with a recent critical open incident or a remediation in flight. */

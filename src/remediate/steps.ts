@@ -7,6 +7,7 @@ import type { ProgressStep } from '../domain/events.js';
 import type { Verdict } from '../domain/finding.js';
 import type { Incident } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
+import type { ProgressDetails } from '../slack/chat-events.js';
 import type { EngineConfig, EngineDeps } from './engine.js';
 import type { PodRef, RunPlan, StepRow, TrainingJobRef } from './ports.js';
 import type { StepName } from './state-machine.js';
@@ -21,12 +22,22 @@ export interface StepContext {
   begin(detail: Record<string, unknown>): StepRow;
   doneDetail(step: StepName): Record<string, unknown> | undefined;
   rowOf(step: StepName): StepRow | undefined;
-  publish(event: ProgressStep, details: Record<string, unknown>): void;
+  /** A progress event within the step; `elapsedMs` when the line should say how long something took. */
+  publish<S extends ProgressStep>(event: S, details: ProgressDetails[S], elapsedMs?: number): void;
   humanUncordoned(): Promise<string | undefined>;
 }
 
+/** The progress event announcing a finished step, typed by the contract in chat-events.ts. */
+export type StepProgress = { [S in ProgressStep]: { step: S; details: ProgressDetails[S] } }[ProgressStep];
+
 export type StepOutcome =
-  | { kind: 'done'; detail: Record<string, unknown>; event?: ProgressStep }
+  | {
+      kind: 'done';
+      /** Persisted in the step row (what a resumed run reads); never shown as is. */
+      detail: Record<string, unknown>;
+      /** What the thread is told; null = the step already told it with its own events. */
+      progress: StepProgress | null;
+    }
   | {
       kind: 'end';
       state: 'escalated' | 'failed' | 'cancelled';
@@ -34,11 +45,14 @@ export type StepOutcome =
       detail?: Record<string, unknown>;
     };
 
-const done = (detail: Record<string, unknown>, event?: ProgressStep): StepOutcome => ({
+const done = (detail: Record<string, unknown>, progress: StepProgress | null): StepOutcome => ({
   kind: 'done',
   detail,
-  ...(event ? { event } : {}),
+  progress,
 });
+
+const say = <S extends ProgressStep>(step: S, details: ProgressDetails[S]): StepProgress =>
+  ({ step, details }) as StepProgress;
 
 function minutes(ms: number): string {
   return ms >= 60_000 ? `${Math.round(ms / 60_000)} min` : `${Math.round(ms / 1000)} s`;
@@ -55,25 +69,33 @@ async function cordon(ctx: StepContext): Promise<StepOutcome> {
   // Whether it was cordoned before we came decides whether we uncordon at the end.
   const row = ctx.begin({ wasUnschedulable: node.unschedulable });
   const cordonedByUs = row.detail.wasUnschedulable !== true;
-  if (node.unschedulable) return done({ cordonedByUs, alreadyCordoned: !cordonedByUs });
-  if (ctx.plan.dryRun) return done({ cordonedByUs: true, would: `cordon ${node.name}` });
+  if (node.unschedulable) {
+    return done(
+      { cordonedByUs, alreadyCordoned: !cordonedByUs },
+      say('cordoned', cordonedByUs ? {} : { alreadyCordoned: true }),
+    );
+  }
+  if (ctx.plan.dryRun) return done({ cordonedByUs: true, would: `cordon ${node.name}` }, say('cordoned', {}));
   await ctx.deps.cluster.cordon(node.name);
-  return done({ cordonedByUs: true });
+  return done({ cordonedByUs: true }, say('cordoned', {}));
 }
 
 async function uncordon(ctx: StepContext): Promise<StepOutcome> {
   if (ctx.plan.action !== 'uncordon') {
     const cordonDetail = ctx.doneDetail('cordon');
     if (cordonDetail?.cordonedByUs !== true) {
-      return done({ skipped: 'the node was cordoned before gpu-medic came: left cordoned' });
+      return done(
+        { skipped: 'the node was cordoned before gpu-medic came: left cordoned' },
+        say('uncordoned', { leftCordoned: true }),
+      );
     }
   }
   const node = await requireNode(ctx);
   ctx.begin({});
-  if (!node.unschedulable) return done({ alreadySchedulable: true });
-  if (ctx.plan.dryRun) return done({ would: `uncordon ${node.name}` });
+  if (!node.unschedulable) return done({ alreadySchedulable: true }, say('uncordoned', {}));
+  if (ctx.plan.dryRun) return done({ would: `uncordon ${node.name}` }, say('uncordoned', {}));
   await ctx.deps.cluster.uncordon(node.name);
-  return done({});
+  return done({}, say('uncordoned', {}));
 }
 
 function podName(p: PodRef): string {
@@ -85,7 +107,12 @@ async function kubeflowSnapshot(ctx: StepContext): Promise<StepOutcome> {
   const jobs = await ctx.deps.cluster.listTrainingJobsForPods(
     pods.filter((p) => !p.isDaemonSet && !p.isMirror),
   );
-  return done({ jobs: jobs.map((j) => ({ ...j })) });
+  return done(
+    { jobs: jobs.map((j) => ({ ...j })) },
+    say('kubeflow_jobs', {
+      jobs: jobs.map(({ kind, namespace, name }) => ({ kind, namespace, name })),
+    }),
+  );
 }
 
 async function drain(ctx: StepContext): Promise<StepOutcome> {
@@ -99,12 +126,26 @@ async function drain(ctx: StepContext): Promise<StepOutcome> {
   let backoff = 1_000;
   let announced = false;
   let lastBlocked = '';
+  let total = 0;
   for (;;) {
-    const pods = (await cluster.listPodsOnNode(nodeName)).filter((p) => !p.isDaemonSet && !p.isMirror);
-    if (pods.length === 0) return done({ evicted, ...(forced.length ? { forced } : {}) });
-    if (ctx.plan.dryRun) return done({ would: 'evict', pods: pods.map(podName) });
+    const all = await cluster.listPodsOnNode(nodeName);
+    const pods = all.filter((p) => !p.isDaemonSet && !p.isMirror);
+    const skipped = all.length - pods.length;
+    if (pods.length === 0) {
+      return done(
+        { evicted, ...(forced.length ? { forced } : {}) },
+        say('drained', { evicted: evicted.length, ...(forced.length ? { forced: forced.length } : {}) }),
+      );
+    }
+    if (ctx.plan.dryRun) {
+      return done(
+        { would: 'evict', pods: pods.map(podName) },
+        say('drain_started', { pods: pods.length, skipped }),
+      );
+    }
     if (!announced) {
-      ctx.publish('drain_started', { pods: pods.map(podName) });
+      total = pods.length;
+      ctx.publish('drain_started', { pods: total, skipped });
       announced = true;
     }
     const blocked: PodRef[] = [];
@@ -113,7 +154,9 @@ async function drain(ctx: StepContext): Promise<StepOutcome> {
       const result = await cluster.evictPod(pod.namespace, pod.name);
       if (result === 'evicted') {
         evicted.push(podName(pod));
-        ctx.publish('pod_evicted', { pod: podName(pod) });
+        // A pod that appeared during the drain (a Job retrying) raises the total rather than exceed it.
+        total = Math.max(total, evicted.length);
+        ctx.publish('pod_evicted', { pod: podName(pod), evicted: evicted.length, total });
       } else if (result === 'blocked') blocked.push(pod);
     }
     const cancelled = await ctx.humanUncordoned();
@@ -136,7 +179,13 @@ async function drain(ctx: StepContext): Promise<StepOutcome> {
         continue;
       }
       if (names !== lastBlocked) {
-        ctx.publish('pdb_wait', { pods: blocked.map(podName), retryInMs: backoff });
+        ctx.publish('pdb_wait', {
+          pod: names,
+          evicted: evicted.length,
+          total: Math.max(total, evicted.length + blocked.length),
+          waitedMs: now - (deadline - config.drainTimeoutMs),
+          retryInMs: backoff,
+        });
         lastBlocked = names;
       }
       await clock.sleep(backoff);
@@ -176,32 +225,40 @@ async function reboot(ctx: StepContext): Promise<StepOutcome> {
     const graceEnd = clock.now() + ctx.config.rebootGraceMs;
     let current: GpuNode | undefined = node;
     for (;;) {
-      if (rebootShows(current, before)) return done({ instanceId, reissued: false });
+      if (rebootShows(current, before)) {
+        return done({ instanceId, reissued: false }, say('reboot_issued', { instanceId, reissued: false }));
+      }
       if (clock.now() >= graceEnd) break;
       await clock.sleep(Math.min(ctx.config.pollMs, 5_000));
       current = await cluster.getNode(ctx.incident.node);
     }
-    if (ctx.plan.dryRun) return done({ would: `reboot ${instanceId}` });
+    if (ctx.plan.dryRun) return done({ would: `reboot ${instanceId}` }, say('reboot_issued', { instanceId }));
     await cloud.rebootInstance(instanceId);
-    return done({ instanceId, reissued: true });
+    return done({ instanceId, reissued: true }, say('reboot_issued', { instanceId, reissued: true }));
   }
   // The boot ID goes in the row BEFORE the call: it is how a resumed run knows the reboot happened.
   ctx.begin({ bootIdBefore: node.bootId ?? null, instanceId });
-  if (ctx.plan.dryRun) return done({ would: `reboot ${instanceId}` });
+  if (ctx.plan.dryRun) return done({ would: `reboot ${instanceId}` }, say('reboot_issued', { instanceId }));
   await cloud.rebootInstance(instanceId);
-  return done({ instanceId });
+  return done({ instanceId }, say('reboot_issued', { instanceId }));
 }
 
 async function waitNodeBack(ctx: StepContext): Promise<StepOutcome> {
   const { cluster, clock } = ctx.deps;
-  if (ctx.plan.dryRun) return done({ would: 'wait for a new boot ID and Ready' });
+  if (ctx.plan.dryRun) return done({ would: 'wait for a new boot ID and Ready' }, say('node_back', {}));
   const before = ctx.rowOf('reboot')?.detail.bootIdBefore;
   ctx.begin({});
   const deadline = clock.now() + ctx.config.rebootTimeoutMs;
   for (;;) {
     const node = await cluster.getNode(ctx.incident.node);
     if (node?.ready && node.bootId !== undefined && node.bootId !== before) {
-      return done({ bootIdBefore: before, bootId: node.bootId });
+      return done(
+        { bootIdBefore: before, bootId: node.bootId },
+        say('node_back', {
+          bootId: node.bootId,
+          ...(typeof before === 'string' ? { previousBootId: before } : {}),
+        }),
+      );
     }
     if (clock.now() >= deadline) {
       return {
@@ -220,10 +277,12 @@ export function scanIsHealthy(verdict: Verdict, faultKey: string): boolean {
 }
 
 async function verifyScan(ctx: StepContext): Promise<StepOutcome> {
-  if (ctx.plan.dryRun) return done({ would: 'run a fresh GPU scan' });
+  if (ctx.plan.dryRun) return done({ would: 'run a fresh GPU scan' }, say('gpu_scan', {}));
   const verdict = await ctx.deps.health.scanNode(ctx.incident.node);
   const detail = { category: verdict.category, severity: verdict.severity, explanation: verdict.explanation };
-  if (scanIsHealthy(verdict, ctx.incident.faultKey)) return done({ healthy: true, ...detail });
+  if (scanIsHealthy(verdict, ctx.incident.faultKey)) {
+    return done({ healthy: true, ...detail }, say('gpu_scan', { healthy: true }));
+  }
   return {
     kind: 'end',
     state: 'escalated',
@@ -243,9 +302,15 @@ async function replace(ctx: StepContext): Promise<StepOutcome> {
     const state = instanceId ? (await cloud.describeInstance(instanceId))?.state : undefined;
     const alreadyGoing =
       (state !== undefined && terminating.has(state)) || (d.method === 'karpenter' && !node);
-    if (alreadyGoing || ctx.plan.dryRun) return done({ reissued: false, instanceState: state ?? null });
+    const told = replaceDetails(d);
+    if (alreadyGoing || ctx.plan.dryRun) {
+      return done(
+        { reissued: false, instanceState: state ?? null },
+        say('replace_issued', { ...told, reissued: false }),
+      );
+    }
     await issueReplace(ctx, String(d.method), instanceId);
-    return done({ reissued: true });
+    return done({ reissued: true }, say('replace_issued', { ...told, reissued: true }));
   }
   const node = await requireNode(ctx);
   const instanceId = instanceIdOf(ctx, node);
@@ -254,7 +319,7 @@ async function replace(ctx: StepContext): Promise<StepOutcome> {
   const method = karpenter ? 'karpenter' : asg ? 'asg' : 'ec2';
   const group = node.nodeGroup ?? karpenter;
   const nodesBefore = (await cluster.listNodes()).map((n) => n.name);
-  ctx.begin({
+  const row = ctx.begin({
     method,
     instanceId,
     nodesBefore,
@@ -262,9 +327,25 @@ async function replace(ctx: StepContext): Promise<StepOutcome> {
     ...(asg ? { autoScalingGroup: asg } : {}),
     ...(node.instanceType ? { instanceType: node.instanceType } : {}),
   });
-  if (ctx.plan.dryRun) return done({ would: `${method} replace of ${instanceId}` });
+  const told = say('replace_issued', replaceDetails(row.detail));
+  if (ctx.plan.dryRun) return done({ would: `${method} replace of ${instanceId}` }, told);
   await issueReplace(ctx, method, instanceId);
-  return done({});
+  return done({}, told);
+}
+
+/** The thread's view of a replace, from the row written before the effect (so a resume tells the same). */
+function replaceDetails(d: Record<string, unknown>): ProgressDetails['replace_issued'] {
+  const method = d.method === 'asg' || d.method === 'karpenter' || d.method === 'ec2' ? d.method : undefined;
+  const str = (v: unknown) => (typeof v === 'string' && v.length > 0 ? v : undefined);
+  const instanceId = str(d.instanceId);
+  const asg = str(d.autoScalingGroup);
+  const pool = str(d.group);
+  return {
+    ...(instanceId ? { instanceId } : {}),
+    ...(method ? { method } : {}),
+    ...(method === 'asg' && asg ? { asg } : {}),
+    ...(method === 'karpenter' && pool ? { nodePool: pool } : {}),
+  };
 }
 
 async function issueReplace(ctx: StepContext, method: string, instanceId: string | undefined): Promise<void> {
@@ -279,11 +360,18 @@ async function issueReplace(ctx: StepContext, method: string, instanceId: string
 
 async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
   const { cluster, clock } = ctx.deps;
-  if (ctx.plan.dryRun) return done({ would: 'wait for a replacement node to be Ready' });
+  if (ctx.plan.dryRun) {
+    return done({ would: 'wait for a replacement node to be Ready' }, say('replacement_ready', {}));
+  }
   const d = ctx.rowOf('replace')?.detail ?? {};
   const group = typeof d.group === 'string' ? d.group : undefined;
-  if (!group)
-    return done({ replacement: null, note: 'not in a node group or NodePool: no replacement expected' });
+  if (!group) {
+    // A standalone instance: nothing brings a new node, so there is no "replacement Ready" to announce.
+    return done(
+      { replacement: null, note: 'not in a node group or NodePool: no replacement expected' },
+      null,
+    );
+  }
   const before = new Set(Array.isArray(d.nodesBefore) ? d.nodesBefore.map(String) : []);
   ctx.begin({});
   const deadline = clock.now() + ctx.config.replaceTimeoutMs;
@@ -291,7 +379,12 @@ async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
     const fresh = (await cluster.listNodes()).find(
       (n) => !before.has(n.name) && n.ready && (n.nodeGroup === group || n.karpenterNodePool === group),
     );
-    if (fresh) return done({ replacement: fresh.name, group });
+    if (fresh) {
+      return done(
+        { replacement: fresh.name, group },
+        say('replacement_ready', { newNode: fresh.name, group }),
+      );
+    }
     if (clock.now() >= deadline) {
       return {
         kind: 'end',
@@ -318,9 +411,13 @@ function jobsOf(detail: Record<string, unknown> | undefined): TrainingJobRef[] {
 
 async function followJobs(ctx: StepContext): Promise<StepOutcome> {
   const jobs = jobsOf(ctx.doneDetail('kubeflow_snapshot'));
-  if (jobs.length === 0) return done({ jobs: [] });
-  if (ctx.plan.dryRun) return done({ would: 'follow training jobs', jobs });
+  // The snapshot already told the thread which jobs there are (or that there are none): the follow
+  // speaks only through one kubeflow_job_running / kubeflow_job_not_running line per job.
+  if (jobs.length === 0) return done({ jobs: [] }, null);
+  if (ctx.plan.dryRun) return done({ would: 'follow training jobs', jobs }, null);
   const { cluster, clock } = ctx.deps;
+  // The job lost its pods when the drain began: "running again after" counts from there.
+  const since = ctx.rowOf('drain')?.startedAt ?? clock.now();
   const deadline = clock.now() + ctx.config.jobTimeoutMs;
   const results: { job: string; status: string }[] = [];
   const pending = new Map(jobs.map((j) => [`${j.kind} ${j.namespace}/${j.name}`, j]));
@@ -329,7 +426,7 @@ async function followJobs(ctx: StepContext): Promise<StepOutcome> {
       const status = await cluster.getTrainingJobStatus(job);
       if (status === 'running' || status === 'succeeded') {
         results.push({ job: label, status });
-        ctx.publish('kubeflow_job_running', { job: label, status });
+        ctx.publish('kubeflow_job_running', { ...jobRef(job), status }, clock.now() - since);
         pending.delete(label);
       }
     }
@@ -338,13 +435,25 @@ async function followJobs(ctx: StepContext): Promise<StepOutcome> {
       for (const [label, job] of pending) {
         const status = await cluster.getTrainingJobStatus(job);
         results.push({ job: label, status });
-        ctx.publish('kubeflow_job_not_running', { job: label, status, waitedMs: ctx.config.jobTimeoutMs });
+        ctx.publish(
+          'kubeflow_job_not_running',
+          {
+            ...jobRef(job),
+            status,
+            reason: `still ${status} after following it for ${minutes(ctx.config.jobTimeoutMs)}`,
+          },
+          clock.now() - since,
+        );
       }
       break;
     }
     await clock.sleep(ctx.config.pollMs);
   }
-  return done({ jobs: results });
+  return done({ jobs: results }, null);
+}
+
+function jobRef(j: TrainingJobRef): { kind: string; namespace: string; name: string } {
+  return { kind: j.kind, namespace: j.namespace, name: j.name };
 }
 
 export async function runStep(step: StepName, ctx: StepContext): Promise<StepOutcome> {
@@ -370,6 +479,6 @@ export async function runStep(step: StepName, ctx: StepContext): Promise<StepOut
     case 'follow_jobs':
       return followJobs(ctx);
     case 'resolve':
-      return done({});
+      return done({}, null);
   }
 }

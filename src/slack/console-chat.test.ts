@@ -33,8 +33,24 @@ describe('ConsoleChat', () => {
     expect(text.match(/━━ 🔴/g)).toHaveLength(1);
     const replies = text.split('\n').filter((l) => l.startsWith('    ↳ '));
     expect(replies).toHaveLength(2);
+    expect(replies.every((l) => l.startsWith('    ↳ [ip-10-0-1-2] '))).toBe(true);
     expect(text).toContain('Replace approved by @UADMIN0001');
     expect(text).not.toContain('<!date');
+  });
+
+  it('tags each reply with its node, so two interleaved incidents stay apart', () => {
+    const { console, output } = setup();
+    console.postProgress({ ...testEvent('inc-0001', 'cordoned', 1), node: 'ip-10-0-1-2.ec2.internal' });
+    console.postProgress({ ...testEvent('inc-0002', 'cordoned', 2), node: 'ip-10-0-9-9.ec2.internal' });
+    console.postProgress({ ...testEvent('inc-0003', 'cordoned', 3), node: '' });
+    const replies = output()
+      .split('\n')
+      .filter((l) => l.startsWith('    ↳ '));
+    expect(replies).toEqual([
+      expect.stringMatching(/^ {4}↳ \[ip-10-0-1-2\] ✅ Cordoned ip-10-0-1-2\.ec2\.internal/),
+      expect.stringMatching(/^ {4}↳ \[ip-10-0-9-9\] ✅ Cordoned ip-10-0-9-9\.ec2\.internal/),
+      expect.stringMatching(/^ {4}↳ \[inc-0003\] /),
+    ]);
   });
 
   it('answers a /gpu status line with the same handler as Slack', async () => {

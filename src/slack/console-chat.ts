@@ -87,6 +87,12 @@ function textElement(e: unknown): unknown {
   return typeof e === 'object' && e !== null ? (e as { text?: unknown }).text : undefined;
 }
 
+/** `ip-10-0-1-2.us-west-2.compute.internal` → `ip-10-0-1-2`; an event without a node → its incident id. */
+export function threadTag(event: Pick<ProgressEvent, 'node' | 'incidentId'>): string {
+  const short = event.node.split('.')[0] ?? '';
+  return short || event.incidentId || '?';
+}
+
 export interface ConsoleChatOptions {
   chat: ChatPort;
   /** The local operator is an admin by default: the demo is their laptop. */
@@ -120,8 +126,12 @@ export class ConsoleChat implements ChatSink {
     this.write(`\n${renderBlocks(alertMessage(view))}\n`);
   }
 
+  /**
+   * Two incidents' threads interleave on a console, so each reply names what it belongs to: the node's
+   * short name, or the incident id for an event without a node.
+   */
   postProgress(event: ProgressEvent): void {
-    this.write(`${indent(plainText(threadReply(event).text), '    ↳ ')}\n`);
+    this.write(`${indent(plainText(threadReply(event).text), `    ↳ [${threadTag(event)}] `)}\n`);
   }
 
   updateRoot(incidentId: string, view: AlertView): void {

@@ -32,6 +32,11 @@ describe('threadReply', () => {
       '📋 Policy: reboot · auto (rule: xid 48)',
     ],
     ['policy alert only', ev('policy', { action: 'none', mode: 'off' }), '📋 Policy: alert only'],
+    ['policy auto', ev('policy', { action: 'replace', mode: 'auto' }), '📋 Policy: replace · auto'],
+    ['policy mode off', ev('policy', { action: 'reboot', mode: 'off' }), '📋 Policy: alert only'],
+    ['policy approve', ev('policy', { action: 'reboot', mode: 'approve' }), '📋 Policy: reboot · approve'],
+    ['policy without mode', ev('policy', { action: 'replace' }), '📋 Policy: replace · auto'],
+    ['policy without details', ev('policy'), '📋 Policy: alert only'],
     [
       'approval_needed',
       ev('approval_needed', { action: 'reboot' }),
@@ -43,6 +48,21 @@ describe('threadReply', () => {
       '👍 Replace approved by <@U0123ABCD>',
     ],
     ['cordoned', ev('cordoned', {}, { elapsedMs: 300 }), '✅ Cordoned ip-10-0-1-2 (0.3 s)'],
+    [
+      'cordoned before us',
+      ev('cordoned', { alreadyCordoned: true }),
+      '✅ ip-10-0-1-2 was already cordoned (not by gpu-medic: it stays cordoned afterwards)',
+    ],
+    [
+      'drain_started one pod',
+      ev('drain_started', { pods: 1, skipped: 0 }),
+      '🚿 Draining ip-10-0-1-2: 1 pod to evict',
+    ],
+    [
+      'drain_started with a list (old shape) shows no count',
+      ev('drain_started', { pods: ['a/b'] }),
+      '🚿 Draining ip-10-0-1-2',
+    ],
     [
       'drain_started',
       ev('drain_started', { pods: 5, skipped: 3 }),
@@ -56,12 +76,22 @@ describe('threadReply', () => {
     [
       'pdb_wait',
       ev('pdb_wait', { pdb: 'ml-team/trainer-pdb', pod: 'ml-team/trainer-0', evicted: 2, total: 5 }),
-      '⏳ Waiting on PodDisruptionBudget ml-team/trainer-pdb for pod ml-team/trainer-0 (2 of 5 evicted)',
+      '⏳ Eviction refused: waiting on PodDisruptionBudget ml-team/trainer-pdb for ml-team/trainer-0 (2 of 5 evicted)',
+    ],
+    [
+      'pdb_wait as the engine publishes it',
+      ev('pdb_wait', { pod: 'ml/llama-ft-worker-0', evicted: 1, total: 2, retryInMs: 2000 }),
+      '⏳ Eviction refused: waiting on a PodDisruptionBudget for ml/llama-ft-worker-0 (1 of 2 evicted), retry in 2.0 s',
     ],
     [
       'drained',
       ev('drained', { evicted: 5 }, { elapsedMs: 63_000 }),
       '✅ Drained ip-10-0-1-2: 5 pods evicted (1m 3s)',
+    ],
+    [
+      'drained with forced deletions',
+      ev('drained', { evicted: 1, forced: 1 }),
+      '✅ Drained ip-10-0-1-2: 1 pod evicted, 1 deleted around a PodDisruptionBudget',
     ],
     [
       'reboot_issued',
@@ -94,12 +124,37 @@ describe('threadReply', () => {
       '♻️ Replacement requested: deleted node ip-10-0-1-2; Karpenter provisions a new one',
     ],
     [
+      'replace_issued karpenter with pool',
+      ev('replace_issued', { method: 'karpenter', instanceId: 'i-0k', nodePool: 'gpu-pool' }),
+      '♻️ Replacement requested: deleted node ip-10-0-1-2 (i-0k); Karpenter provisions a new one in NodePool gpu-pool',
+    ],
+    [
+      'replace_issued ec2',
+      ev('replace_issued', { method: 'ec2', instanceId: 'i-0s' }),
+      '♻️ Replacement requested: terminating i-0s (ip-10-0-1-2) through EC2 (not in a node group or NodePool: no replacement node is expected)',
+    ],
+    [
       'replacement_ready',
       ev('replacement_ready', { newNode: 'ip-10-0-3-4' }, { elapsedMs: 362_000 }),
       '🟢 Replacement node ip-10-0-3-4 Ready after 6m 2s',
     ],
+    [
+      'replacement_ready with group',
+      ev('replacement_ready', { newNode: 'p5-new-1', group: 'p5' }),
+      '🟢 Replacement node p5-new-1 Ready in p5',
+    ],
+    [
+      'replacement_ready old shape (replacement) names no node',
+      ev('replacement_ready', { replacement: 'p5-new-1' }),
+      '🟢 Replacement node Ready',
+    ],
     ['replacement_ready unnamed', ev('replacement_ready'), '🟢 Replacement node Ready'],
     ['uncordoned', ev('uncordoned'), '✅ Uncordoned ip-10-0-1-2 — back in service'],
+    [
+      'left cordoned',
+      ev('uncordoned', { leftCordoned: true }),
+      'ℹ️ Left ip-10-0-1-2 cordoned: it was cordoned before gpu-medic came',
+    ],
     [
       'kubeflow_jobs',
       ev('kubeflow_jobs', {
@@ -116,6 +171,16 @@ describe('threadReply', () => {
         { elapsedMs: 180_000 },
       ),
       '🧠 Kubeflow: PyTorchJob ml-team/llama-ft running again after 3m',
+    ],
+    [
+      'kubeflow_job_running succeeded',
+      ev('kubeflow_job_running', { kind: 'TrainJob', namespace: 'ml', name: 'x', status: 'succeeded' }),
+      '🧠 Kubeflow: TrainJob ml/x succeeded',
+    ],
+    [
+      'kubeflow_job_running old shape (job label) does not pretend',
+      ev('kubeflow_job_running', { job: 'PyTorchJob ml/llama-ft', status: 'running' }),
+      '🧠 Kubeflow: Job a training job running again',
     ],
     [
       'kubeflow_job_not_running',
@@ -151,17 +216,34 @@ describe('threadReply', () => {
     [
       'circuit breaker',
       ev('safety_limit', { limit: 'circuit_breaker', unhealthy: 4, total: 10, thresholdPct: 20 }),
-      '🛑 Circuit breaker open: 4 of 10 GPU nodes unhealthy (limit 20 %) — automatic actions paused; `/gpu resume` to resume',
+      '🛑 Circuit breaker open: 4 of 10 GPU nodes unhealthy (limit 20 %) — action on ip-10-0-1-2 needs a human; `/gpu resume` to resume automatic actions',
+    ],
+    [
+      'circuit breaker with node limit',
+      ev('safety_limit', {
+        limit: 'circuit_breaker',
+        action: 'replace',
+        unhealthy: 3,
+        total: 10,
+        thresholdPct: 50,
+        maxNodes: 2,
+      }),
+      '🛑 Circuit breaker open: 3 of 10 GPU nodes unhealthy (limit 50 % or 2 nodes) — replace of ip-10-0-1-2 needs a human; `/gpu resume` to resume automatic actions',
     ],
     [
       'rate limit',
-      ev('safety_limit', { limit: 'rate_limit', count: 5, max: 5, action: 'reboot' }),
+      ev('safety_limit', { limit: 'rate_limit', count: 5, perHour: 5, windowMinutes: 60, action: 'reboot' }),
       '🛑 Rate limit: 5 remediations in the last 1h (limit 5) — reboot of ip-10-0-1-2 deferred',
     ],
     [
       'max concurrent',
-      ev('safety_limit', { limit: 'max_concurrent', max: 3, action: 'reboot' }),
-      '🛑 3 remediations already running (limit 3) — reboot of ip-10-0-1-2 queued',
+      ev('safety_limit', { limit: 'max_concurrent', inFlight: 3, maxConcurrent: 3, action: 'reboot' }),
+      '🛑 3 remediations already running (limit 3) — reboot of ip-10-0-1-2 must wait',
+    ],
+    [
+      'old safety limit names fall back',
+      ev('safety_limit', { limit: 'breaker', action: 'reboot' }),
+      '🛑 Safety limit reached — reboot of ip-10-0-1-2 held back',
     ],
     [
       'opt-out',

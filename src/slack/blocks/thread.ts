@@ -38,6 +38,18 @@ function job(j: Partial<KubeflowJobRef>): string {
   return e(`${j.kind ?? 'Job'} ${name}`);
 }
 
+/** Only the string fields of a job reference: junk must not print as `[object Object]`. */
+function jobOf(d: Record<string, unknown>): Partial<KubeflowJobRef> {
+  const kind = detailString(d, 'kind');
+  const namespace = detailString(d, 'namespace');
+  const name = detailString(d, 'name');
+  return {
+    ...(kind ? { kind } : {}),
+    ...(namespace ? { namespace } : {}),
+    ...(name ? { name } : {}),
+  };
+}
+
 function progressOf(evicted: number | undefined, total: number | undefined, verb = 'evicted'): string {
   if (evicted === undefined) return '';
   return total !== undefined ? ` (${evicted} of ${total} ${verb})` : ` (${evicted} ${verb})`;
@@ -81,12 +93,17 @@ function safetyLine(event: ProgressEvent): string {
         unhealthy !== undefined && total !== undefined
           ? `: ${unhealthy} of ${total} GPU nodes unhealthy`
           : '';
-      const limit = pct !== undefined ? ` (limit ${pct} %)` : '';
-      return `🛑 Circuit breaker open${count}${limit} — automatic actions paused; \`/gpu resume\` to resume`;
+      const maxNodes = detailNumber(d, 'maxNodes');
+      const limits = [
+        ...(pct !== undefined ? [`${pct} %`] : []),
+        ...(maxNodes !== undefined ? [`${maxNodes} nodes`] : []),
+      ];
+      const limit = limits.length > 0 ? ` (limit ${limits.join(' or ')})` : '';
+      return `🛑 Circuit breaker open${count}${limit} — ${what} needs a human; \`/gpu resume\` to resume automatic actions`;
     }
     case 'rate_limit': {
       const count = detailNumber(d, 'count');
-      const max = detailNumber(d, 'max');
+      const max = detailNumber(d, 'perHour');
       const window = detailNumber(d, 'windowMinutes') ?? 60;
       const n =
         count !== undefined
@@ -95,8 +112,10 @@ function safetyLine(event: ProgressEvent): string {
       return `🛑 Rate limit: ${n}${max !== undefined ? ` (limit ${max})` : ''} — ${what} deferred`;
     }
     case 'max_concurrent': {
-      const max = detailNumber(d, 'max');
-      return `🛑 ${max !== undefined ? `${max} remediations` : 'Too many remediations'} already running${max !== undefined ? ` (limit ${max})` : ''} — ${what} queued`;
+      const running = detailNumber(d, 'inFlight');
+      const max = detailNumber(d, 'maxConcurrent');
+      const n = running ?? max;
+      return `🛑 ${n !== undefined ? `${n} remediation${n === 1 ? '' : 's'}` : 'Too many remediations'} already running${max !== undefined ? ` (limit ${max})` : ''} — ${what} must wait`;
     }
     case 'opt_out':
       return `🛑 ${node} carries the opt-out label${detailString(d, 'label') ? ` \`${e(detailString(d, 'label') ?? '')}\`` : ''} — alert only, no action`;
@@ -121,8 +140,9 @@ function stepLine(event: ProgressEvent): string {
       return `🚨 Detected ${what}${gpu !== undefined ? ` on GPU ${gpu}` : ''} of ${node}${cat}`;
     }
     case 'policy': {
+      // Without an action the policy chose nothing: alert only. An action without a mode is not "off".
       const action = detailString(d, 'action') ?? 'none';
-      const mode = detailString(d, 'mode') ?? 'off';
+      const mode = detailString(d, 'mode') ?? (action === 'none' ? 'off' : 'auto');
       const rule = detailString(d, 'rule');
       const decision = action === 'none' || mode === 'off' ? 'alert only' : `${e(action)} · ${e(mode)}`;
       return `📋 Policy: ${decision}${rule ? ` (rule: ${e(rule)})` : ''}`;
@@ -134,7 +154,9 @@ function stepLine(event: ProgressEvent): string {
     case 'approved':
       return `👍 ${e(detailString(d, 'action') ?? 'Remediation')} approved by ${by}`;
     case 'cordoned':
-      return `✅ Cordoned ${node}${took(event)}`;
+      return detailBoolean(d, 'alreadyCordoned') === true
+        ? `✅ ${node} was already cordoned (not by gpu-medic: it stays cordoned afterwards)`
+        : `✅ Cordoned ${node}${took(event)}`;
     case 'drain_started': {
       const pods = detailNumber(d, 'pods');
       const skipped = detailNumber(d, 'skipped');
@@ -146,15 +168,20 @@ function stepLine(event: ProgressEvent): string {
     case 'pdb_wait': {
       const pdb = detailString(d, 'pdb');
       const pod = detailString(d, 'pod');
-      return `⏳ Waiting on PodDisruptionBudget ${e(pdb ?? '(unnamed)')}${pod ? ` for pod ${e(pod)}` : ''}${progressOf(detailNumber(d, 'evicted'), detailNumber(d, 'total'))}`;
+      const retry = detailNumber(d, 'retryInMs');
+      const budget = pdb ? `PodDisruptionBudget ${e(pdb)}` : 'a PodDisruptionBudget';
+      return `⏳ Eviction refused: waiting on ${budget}${pod ? ` for ${e(pod)}` : ''}${progressOf(detailNumber(d, 'evicted'), detailNumber(d, 'total'))}${retry !== undefined ? `, retry in ${formatDuration(retry)}` : ''}`;
     }
     case 'drained': {
       const evicted = detailNumber(d, 'evicted');
-      return `✅ Drained ${node}${evicted !== undefined ? `: ${evicted} pod${evicted === 1 ? '' : 's'} evicted` : ''}${took(event)}`;
+      const forced = detailNumber(d, 'forced');
+      return `✅ Drained ${node}${evicted !== undefined ? `: ${evicted} pod${evicted === 1 ? '' : 's'} evicted` : ''}${forced ? `, ${forced} deleted around a PodDisruptionBudget` : ''}${took(event)}`;
     }
     case 'reboot_issued': {
       const id = detailString(d, 'instanceId');
-      return `🔁 Reboot issued for ${id ? e(id) : node}${id ? ` (${node})` : ''}`;
+      const resumed =
+        detailBoolean(d, 'reissued') === false ? ' (it had reached EC2 before a restart of gpu-medic)' : '';
+      return `🔁 Reboot issued for ${id ? e(id) : node}${id ? ` (${node})` : ''}${resumed}`;
     }
     case 'node_back': {
       const boot = detailString(d, 'bootId');
@@ -174,18 +201,25 @@ function stepLine(event: ProgressEvent): string {
       switch (detailString(d, 'method')) {
         case 'asg':
           return `♻️ Replacement requested: terminating ${target} in Auto Scaling group ${e(detailString(d, 'asg') ?? '?')} (desired capacity kept)`;
-        case 'karpenter':
-          return `♻️ Replacement requested: deleted node ${node}; Karpenter provisions a new one`;
+        case 'karpenter': {
+          const pool = detailString(d, 'nodePool');
+          return `♻️ Replacement requested: deleted node ${node}${id ? ` (${e(id)})` : ''}; Karpenter provisions a new one${pool ? ` in NodePool ${e(pool)}` : ''}`;
+        }
+        case 'ec2':
+          return `♻️ Replacement requested: terminating ${target} through EC2 (not in a node group or NodePool: no replacement node is expected)`;
         default:
           return `♻️ Replacement requested: terminating ${target}`;
       }
     }
     case 'replacement_ready': {
       const fresh = detailString(d, 'newNode');
-      return `🟢 Replacement node${fresh ? ` ${e(fresh)}` : ''} Ready${after(event)}`;
+      const group = detailString(d, 'group');
+      return `🟢 Replacement node${fresh ? ` ${e(fresh)}` : ''} Ready${group ? ` in ${e(group)}` : ''}${after(event)}`;
     }
     case 'uncordoned':
-      return `✅ Uncordoned ${node} — back in service${took(event)}`;
+      return detailBoolean(d, 'leftCordoned') === true
+        ? `ℹ️ Left ${node} cordoned: it was cordoned before gpu-medic came`
+        : `✅ Uncordoned ${node} — back in service${took(event)}`;
     case 'kubeflow_jobs': {
       const jobs = detailJobs(d);
       if (jobs.length === 0) return `🧠 No Kubeflow training jobs on ${node}`;
@@ -193,11 +227,13 @@ function stepLine(event: ProgressEvent): string {
       const more = jobs.length > 20 ? ` and ${jobs.length - 20} more` : '';
       return `🧠 Kubeflow jobs with pods on ${node}: ${shown}${more}`;
     }
-    case 'kubeflow_job_running':
-      return `🧠 Kubeflow: ${job(d as Partial<KubeflowJobRef>)} running again${after(event)}`;
+    case 'kubeflow_job_running': {
+      const done = detailString(d, 'status') === 'succeeded';
+      return `🧠 Kubeflow: ${job(jobOf(d))} ${done ? 'succeeded' : 'running again'}${after(event)}`;
+    }
     case 'kubeflow_job_not_running': {
       const reason = detailString(d, 'reason');
-      return `⚠️ Kubeflow: ${job(d as Partial<KubeflowJobRef>)} not running again${after(event)}${reason ? ` — ${e(reason)}` : ''}`;
+      return `⚠️ Kubeflow: ${job(jobOf(d))} not running again${after(event)}${reason ? ` — ${e(reason)}` : ''}`;
     }
     case 'resolved':
       return `🎉 Resolved: ${node} is healthy${event.elapsedMs !== undefined ? ` — ${formatDuration(event.elapsedMs)} in total` : ''}`;
