@@ -4,10 +4,9 @@
  * resumes after a crash skips done steps and lets each step check the real world before repeating itself.
  */
 import type { Logger } from 'pino';
-import type { ProgressBus, ProgressStep } from '../domain/events.js';
+import type { ProgressBus, ProgressDetails, ProgressStep } from '../domain/events.js';
 import type { Incident, IncidentState } from '../domain/incident.js';
 import { isOpen, RemediationActions } from '../domain/incident.js';
-import type { ProgressDetails } from '../slack/chat-events.js';
 import type {
   AuditLog,
   Clock,

@@ -4,14 +4,13 @@
  * safety limits) and audited; the answer is a typed result with a message written for a human in Slack.
  */
 import type { Logger } from 'pino';
-import type { ProgressBus, ProgressStep } from '../domain/events.js';
+import type { ProgressBus, ProgressDetails, ProgressStep } from '../domain/events.js';
 import { type FindingKind, FindingKinds } from '../domain/finding.js';
 import type { Incident, IncidentState, PolicyMode, RemediationAction } from '../domain/incident.js';
 import { isOpen, RemediationActions } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
 import type { Policy } from '../domain/policy.js';
 import type { Exclusion } from '../domain/ports.js';
-import type { ProgressDetails } from '../slack/chat-events.js';
 import { remediationHistory } from './history.js';
 import { type Decision, decide } from './policy.js';
 import type {

@@ -3,11 +3,10 @@
  * never repeats an effect that already happened; `ctx.begin` writes (or returns the resumed) `started` row
  * BEFORE the effect, the engine writes `done` after it. In dry run no mutating port is called.
  */
-import type { ProgressStep } from '../domain/events.js';
+import type { ProgressDetails, ProgressStep } from '../domain/events.js';
 import type { Verdict } from '../domain/finding.js';
 import type { Incident } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
-import type { ProgressDetails } from '../slack/chat-events.js';
 import type { EngineConfig, EngineDeps } from './engine.js';
 import type { PodRef, RunPlan, StepRow, TrainingJobRef } from './ports.js';
 import type { StepName } from './state-machine.js';

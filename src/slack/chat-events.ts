@@ -1,112 +1,21 @@
 /**
- * The remediation progress events the Slack thread renders. The event type itself lives in the domain
- * (src/domain/events.ts, published on the ProgressBus); this file documents the `details` each step
- * carries — the contract between the engine that publishes and the thread that renders — and reads
- * them defensively, because a missing or mistyped detail must degrade a line, never crash the thread.
+ * The remediation progress events the Slack thread renders. The event type and the `details` each step
+ * carries live in the domain (src/domain/events.ts — the contract between the engine that publishes and
+ * the thread that renders); this file re-exports them and reads details defensively, because a missing
+ * or mistyped detail must degrade a line, never crash the thread.
  */
-import type { ProgressStep } from '../domain/events.js';
-import type { PolicyMode, RemediationAction } from '../domain/incident.js';
+export type {
+  Details,
+  DetailsOf,
+  KubeflowJobRef,
+  ProgressDetails,
+  ProgressEvent,
+  ProgressStep,
+  SafetyLimitKind,
+} from '../domain/events.js';
+export { ProgressSteps, SafetyLimitKinds } from '../domain/events.js';
 
-export type { ProgressEvent, ProgressStep } from '../domain/events.js';
-export { ProgressSteps } from '../domain/events.js';
-
-export interface KubeflowJobRef {
-  /** PyTorchJob, MPIJob, TFJob, TrainJob … */
-  kind: string;
-  namespace: string;
-  name: string;
-}
-
-export const SafetyLimitKinds = [
-  'circuit_breaker',
-  'rate_limit',
-  'max_concurrent',
-  'opt_out',
-  'paused',
-] as const;
-export type SafetyLimitKind = (typeof SafetyLimitKinds)[number];
-
-/**
- * The `details` of each step: the ONE contract between the publishers (src/remediate/engine.ts, steps.ts,
- * services.ts type their events with it) and the thread (src/slack/blocks/thread.ts reads exactly these
- * keys). Every field is optional to the renderer, which degrades a line rather than guess; publishers fill
- * what they know. Pod and job names are `namespace/name` strings; counts are numbers, never lists.
- */
-export interface ProgressDetails {
-  detected: { category?: string; xid?: number; gpu?: number; severity?: string };
-  /** `mode: 'auto'` with an action other than none is a remediation the bot runs itself. */
-  policy: { action?: RemediationAction; mode?: PolicyMode | 'manual'; rule?: string; reason?: string };
-  approval_needed: { action?: RemediationAction; reason?: string };
-  approved: { action?: RemediationAction; mode?: 'manual'; reason?: string };
-  /** `alreadyCordoned`: someone cordoned it before gpu-medic came (so gpu-medic will not uncordon it). */
-  cordoned: { alreadyCordoned?: boolean };
-  /** `pods`: pods to evict; `skipped`: DaemonSet and mirror pods left in place. */
-  drain_started: { pods?: number; skipped?: number };
-  pod_evicted: { pod?: string; evicted?: number; total?: number };
-  /** `pod`: the pod(s) the eviction API refused (429, a PodDisruptionBudget); `pdb` when known. */
-  pdb_wait: {
-    pdb?: string;
-    pod?: string;
-    evicted?: number;
-    total?: number;
-    waitedMs?: number;
-    retryInMs?: number;
-  };
-  /** `forced`: pods deleted around a PDB after the drain timeout (a policy rule allowed it). */
-  drained: { evicted?: number; forced?: number };
-  reboot_issued: { instanceId?: string; reissued?: boolean };
-  node_back: { bootId?: string; previousBootId?: string };
-  gpu_scan: { healthy?: boolean; gpus?: number; expected?: number; problem?: string };
-  /** `asg` with method asg; `nodePool` with method karpenter. */
-  replace_issued: {
-    instanceId?: string;
-    method?: 'asg' | 'karpenter' | 'ec2';
-    asg?: string;
-    nodePool?: string;
-    reissued?: boolean;
-  };
-  /** `newNode` absent + `group` absent: a standalone instance, no replacement is expected. */
-  replacement_ready: { newNode?: string; group?: string };
-  /** `leftCordoned`: the node was cordoned before gpu-medic came, so it stays cordoned. */
-  uncordoned: { leftCordoned?: boolean };
-  /** The jobs with pods on the node, taken before the drain. Published once. */
-  kubeflow_jobs: { jobs?: KubeflowJobRef[] };
-  /** The event's elapsedMs is the time from the drain (when the job lost its pods) to running again. */
-  kubeflow_job_running: Partial<KubeflowJobRef> & { status?: 'running' | 'succeeded' };
-  kubeflow_job_not_running: Partial<KubeflowJobRef> & { status?: string; reason?: string };
-  resolved: { action?: RemediationAction; reason?: string };
-  escalated: { reason?: string; to?: 'replace' | 'human' };
-  failed: { reason?: string; stage?: string };
-  cancelled: { reason?: string };
-  dismissed: { reason?: string };
-  safety_limit: {
-    limit?: SafetyLimitKind;
-    /** What was held back: "reboot". */
-    action?: RemediationAction;
-    /** circuit_breaker: GPU nodes unhealthy or cordoned by gpu-medic, of all GPU nodes, and the limits. */
-    unhealthy?: number;
-    total?: number;
-    thresholdPct?: number;
-    maxNodes?: number;
-    /** rate_limit: remediations started in the window, and the hourly limit. */
-    count?: number;
-    perHour?: number;
-    windowMinutes?: number;
-    /** max_concurrent: remediations in flight, and the limit. */
-    inFlight?: number;
-    maxConcurrent?: number;
-    /** opt_out: the label, `key=value`. */
-    label?: string;
-    /** The full sentence, for notification sinks and the audit trail. */
-    message?: string;
-  };
-  excluded: { reason?: string; until?: number; by?: string; action?: RemediationAction };
-}
-
-/** The details of one step; a compile error here means a ProgressStep has no documented details. */
-export type DetailsOf<S extends ProgressStep> = ProgressDetails[S];
-
-export type Details = Record<string, unknown>;
+import type { Details, KubeflowJobRef } from '../domain/events.js';
 
 export function detailString(details: Details, key: string): string | undefined {
   const v = details[key];
