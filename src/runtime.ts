@@ -13,7 +13,10 @@ import { LambdaFunctionInvoker } from './aws/lambda.js';
 import { SnsTopicPublisher } from './aws/sns.js';
 import type { Config } from './config/config.js';
 import { ProgressBus } from './domain/events.js';
+import type { Verdict } from './domain/finding.js';
+import type { CollectionError, GpuSample } from './domain/gpu.js';
 import type { Incident } from './domain/incident.js';
+import type { GpuNode } from './domain/node.js';
 import { startOpsServer } from './http/ops-server.js';
 import { createClusterPort } from './k8s/cluster-port.js';
 import { LeaderElector } from './k8s/leader.js';
@@ -54,10 +57,46 @@ export interface Runtime {
   notifier?: Notifier;
   leader?: LeaderElector;
   /** The last scan result per node, for status read models. */
-  lastScan: Map<string, NodeScanResult>;
+  lastScan: Map<string, NodeScanStatus>;
   isReady(): boolean;
   start(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** The GPU fields status read models show. */
+export type GpuStatus = Pick<
+  GpuSample,
+  'index' | 'model' | 'health' | 'xidLast' | 'temperatureC' | 'eccDbeVolatile' | 'utilizationPct'
+>;
+
+/**
+ * What the runtime remembers of a node's last scan: the verdict and the few GPU fields `/gpu status`
+ * shows, not the whole snapshot (every parsed field of every GPU, for every node of the fleet).
+ */
+export interface NodeScanStatus {
+  node: GpuNode;
+  verdict: Verdict;
+  ms: number;
+  snapshot: { takenAt: number; gpus: GpuStatus[]; error?: CollectionError };
+}
+
+export function scanStatusOf(r: NodeScanResult): NodeScanStatus {
+  const { snapshot: s } = r;
+  const gpus = s.gpus.map((g) => ({
+    index: g.index,
+    model: g.model,
+    health: g.health,
+    xidLast: g.xidLast,
+    temperatureC: g.temperatureC,
+    eccDbeVolatile: g.eccDbeVolatile,
+    utilizationPct: g.utilizationPct,
+  }));
+  return {
+    node: r.node,
+    verdict: r.verdict,
+    ms: r.ms,
+    snapshot: s.error ? { takenAt: s.takenAt, gpus, error: s.error } : { takenAt: s.takenAt, gpus },
+  };
 }
 
 export async function createRuntime(config: Config, opts: RuntimeOptions): Promise<Runtime> {
@@ -68,7 +107,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     logger.error({ err, incident: event.incidentId, step: event.step }, 'progress listener failed'),
   );
   const sensing = createSensing(config, { store, logger: componentLogger(logger, 'sense'), metrics });
-  const lastScan = new Map<string, NodeScanResult>();
+  const lastScan = new Map<string, NodeScanStatus>();
 
   const leader = opts.leaderElection
     ? new LeaderElector({
@@ -163,7 +202,9 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
         .triage(incident.id)
         .catch((err) => logger.error({ err, incident: incident.id }, 'triage failed'));
     },
-    onNodeScanned: (r) => lastScan.set(r.node.name, r),
+    onNodeScanned: (r) => lastScan.set(r.node.name, scanStatusOf(r)),
+    // The loop reads verdicts from the report; lastScan keeps what status needs.
+    retainSnapshots: false,
     intervalMs: config.monitor.intervalSeconds * 1000,
     concurrency: config.monitor.scanConcurrency,
     nodeTimeoutMs: config.monitor.scanTimeoutSeconds * 1000,
@@ -194,6 +235,15 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
           start: false,
         })
       : undefined;
+
+  // A reboot that did not cure the fault goes to the escalation policy (normally: replace).
+  bus.subscribe((e) => {
+    if (e.step !== 'escalated' || (e.details as { to?: string }).to !== 'replace') return;
+    services
+      .followUp(e.incidentId)
+      .then((r) => logger.info({ incident: e.incidentId, result: r.message }, 'escalated fault followed up'))
+      .catch((err) => logger.error({ err, incident: e.incidentId }, 'escalation follow-up failed'));
+  });
 
   // Remediation outcomes, counted from the progress events every trigger publishes.
   const outcomeOf: Partial<Record<string, string>> = {
@@ -238,6 +288,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     acting = true;
     const resumed = await engine.start();
     if (resumed.length > 0) logger.info({ incidents: resumed }, 'resumed unfinished remediations');
+    const followed = await services.resumeFollowUps();
+    if (followed.length > 0) logger.info({ incidents: followed }, 'followed up escalations left by a stop');
     monitor.start();
   };
   const stopActing = async () => {

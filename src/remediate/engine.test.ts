@@ -156,6 +156,26 @@ describe('RemediationEngine flows', () => {
     expect(result).toMatchObject({ decision: { action: 'replace', escalated: true } });
   });
 
+  it('followUp opens the successor of a reboot that did not cure the fault, and it is replaced; a stop in between is resumed', async () => {
+    const h = cluster();
+    h.health.failing.set('gpu-0', eccFinding(0));
+    const first = h.openIncident('gpu-0', ecc);
+    await h.services.triage(first.id);
+    await h.engine.whenIdle();
+    expect(h.stateOf(first.id)).toBe('escalated');
+    // As if the process had stopped before the bus listener ran: start-up finds and follows it up, once.
+    expect(await h.services.resumeFollowUps()).toEqual([first.id]);
+    await h.engine.whenIdle();
+    expect(await h.services.resumeFollowUps()).toEqual([]);
+    const successor = h.incidents.list({ node: 'gpu-0' }).find((i) => i.id !== first.id);
+    expect(successor).toMatchObject({ faultKey: first.faultKey, plannedAction: 'replace' });
+    expect(h.world.count('rebootInstance')).toBe(1);
+    expect(h.world.count('terminateInAutoScalingGroup')).toBe(1);
+    const again = await h.services.followUp(first.id);
+    expect(again).toMatchObject({ ok: true });
+    expect(h.incidents.list({ node: 'gpu-0' })).toHaveLength(2);
+  });
+
   it('a fault that returns after a successful reboot escalates to replace', async () => {
     const h = cluster();
     const first = h.openIncident('gpu-0', ecc);

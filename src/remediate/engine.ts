@@ -326,6 +326,11 @@ export class RemediationEngine {
       steps.finish(row.id, state === 'cancelled' ? 'skipped' : 'failed', { ...detail, reason }, at);
     const current = incidents.get(incident.id);
     if (!current || !isOpen(current.state)) return { incidentId: incident.id, state: current?.state };
+    if (state === 'escalated' && detail.escalateTo === 'replace') {
+      // On record before the state change: a follow-up lost to a crash is found again at start-up.
+      const mark = steps.begin(incident.id, 'escalate', { to: 'replace', reason }, at);
+      steps.finish(mark.id, 'done', {}, at);
+    }
     if (!incidents.transition(incident.id, [current.state], state, reason)) {
       return { incidentId: incident.id, state: incidents.get(incident.id)?.state, stopped: 'superseded' };
     }
@@ -333,7 +338,7 @@ export class RemediationEngine {
       state === 'failed'
         ? { reason, stage: current.state }
         : state === 'escalated'
-          ? { reason, to: 'human' }
+          ? { reason, to: detail.escalateTo === 'replace' ? 'replace' : 'human' }
           : state === 'resolved'
             ? { reason, action: plan.action }
             : { reason };

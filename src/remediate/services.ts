@@ -328,6 +328,75 @@ export class RemediationServices {
   }
 
   /**
+   * A reboot that did not cure the fault (`escalated` to replace by the verify step): open a successor
+   * incident for the same fault and triage it. The policy sees the reboot that did not help and escalates
+   * to replace (or hands it to a human when the node was remediated too often). Idempotent: a second call
+   * finds the open successor.
+   */
+  async followUp(escalatedId: string): Promise<ServiceResult> {
+    const { incidents, clock } = this.deps;
+    const prev = incidents.get(escalatedId);
+    if (!prev) return { ok: false, code: 'not_found', message: `Incident ${escalatedId} does not exist.` };
+    if (prev.state !== 'escalated') {
+      return {
+        ok: false,
+        code: 'invalid',
+        message: `Incident ${escalatedId} is ${prev.state}, not escalated.`,
+      };
+    }
+    const later = incidents
+      .list({ node: prev.node })
+      .find((i) => i.id !== prev.id && i.faultKey === prev.faultKey && i.firstSeen >= prev.firstSeen);
+    if (later) return { ok: true, incidentId: later.id, message: `Already followed up by ${later.id}.` };
+    const now = clock.now();
+    const { id: _id, updatedAt: _u, closedAt: _c, ...rest } = prev;
+    const successor = incidents.create({
+      ...rest,
+      state: 'detected',
+      preexisting: false,
+      firstSeen: now,
+      lastSeen: now,
+      count: 1,
+      stateReason: `follow-up of ${prev.id}: ${prev.stateReason ?? 'the reboot did not cure the fault'}`,
+    });
+    this.deps.audit.append({
+      at: now,
+      actor: 'monitor',
+      action: 'escalate',
+      node: prev.node,
+      incidentId: successor.id,
+      reason: `the fault came back after the reboot of ${prev.id}`,
+      result: 'opened',
+    });
+    const told: ProgressDetails['detected'] = {
+      category: successor.category,
+      severity: successor.severity,
+      ...(successor.xid !== undefined ? { xid: successor.xid } : {}),
+      ...(successor.gpu !== undefined ? { gpu: successor.gpu } : {}),
+    };
+    this.publishFor(successor, successor.node, 'detected', 'monitor', told);
+    return this.triage(successor.id);
+  }
+
+  /**
+   * Escalations to replace that have no successor yet (the process stopped between the two): followed up
+   * at start-up, so a crash never loses one. Only those closed within the escalation window count.
+   */
+  async resumeFollowUps(): Promise<string[]> {
+    const { incidents, steps, clock, policy } = this.deps;
+    const since = clock.now() - policy.remediation.escalation.returnWithinHours * hourMs;
+    const all = incidents.list({ updatedSince: since });
+    const pending = all.filter(
+      (i) =>
+        i.state === 'escalated' &&
+        steps.lastOf(i.id, 'escalate')?.detail.to === 'replace' &&
+        !all.some((j) => j.node === i.node && j.faultKey === i.faultKey && j.firstSeen > i.firstSeen),
+    );
+    for (const i of pending) await this.followUp(i.id);
+    return pending.map((i) => i.id);
+  }
+
+  /**
    * The monitor's entry for a new incident: the policy decides the action and mode, then it is started
    * (auto), put to a human (approve, or auto stopped by a safety limit), or only alerted (off).
    */

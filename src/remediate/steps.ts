@@ -285,8 +285,9 @@ async function verifyScan(ctx: StepContext): Promise<StepOutcome> {
   return {
     kind: 'end',
     state: 'escalated',
-    reason: `GPU scan after the reboot still fails (${verdict.category}: ${verdict.explanation}); the node stays cordoned and the next occurrence is replaced.`,
-    detail: { healthy: false, ...detail },
+    reason: `GPU scan after the reboot still fails (${verdict.category}: ${verdict.explanation}); the node stays cordoned and the fault goes to the escalation policy (replace).`,
+    // The services open a follow-up for the same fault; the policy, seeing the reboot that did not help, replaces.
+    detail: { healthy: false, escalateTo: 'replace', ...detail },
   };
 }
 

@@ -228,6 +228,31 @@ describe('remediation against the simulated cluster', () => {
     });
   }, 30_000);
 
+  it('escalates a fault that survives the reboot to a replace: one reboot, then one termination', async () => {
+    await withHarness({}, async ({ sim, rt, gpuNodes }) => {
+      // A node of a managed node group, so the replace goes through Auto Scaling.
+      const target = gpuNodes.find((n) => sim.cluster.nodeInfo(n)?.autoScalingGroup) ?? '';
+      expect(target).not.toBe('');
+      await startAndScan(rt, gpuNodes);
+      sim.cluster.injectEcc(target, 4, { dbe: 3, persistent: true });
+
+      const replaced = await waitFor(
+        'the follow-up replace to resolve',
+        () => incidentsOn(rt, target).find((i) => i.plannedAction === 'replace' && i.state === 'resolved'),
+        () => incidentsOn(rt, target).map((i) => [i.id, i.state, i.plannedAction, i.stateReason]),
+      );
+      const all = incidentsOn(rt, target).sort((a, b) => a.firstSeen - b.firstSeen);
+      expect(all.map((i) => [i.plannedAction, i.state])).toEqual([
+        ['reboot', 'escalated'],
+        ['replace', 'resolved'],
+      ]);
+      expect(replaced.faultKey).toBe(all[0]?.faultKey);
+      expect(sim.log.find('RebootInstances')).toHaveLength(1);
+      expect(sim.log.find('TerminateInstanceInAutoScalingGroup')).toHaveLength(1);
+      expect(sim.cluster.getNode(target)).toBeUndefined();
+    });
+  }, 45_000);
+
   it('in dry run, resolves the XID 79 incident and sends no mutating request at all', async () => {
     await withHarness({ env: { DRY_RUN: 'true' } }, async ({ sim, rt, gpuNodes }) => {
       const target = gpuNodes[0] ?? '';
