@@ -269,3 +269,36 @@ describe('requestsPage on a bounded log', () => {
     expect(requestsPage(log, { since: 4, limit: 1 })).toMatchObject({ next: 5, requests: [{ seq: 4 }] });
   });
 });
+
+describe('POST /bedrock/answer', () => {
+  it('gives every Converse call a standing answer until cleared, and counts the calls', async () => {
+    const { BedrockRuntimeClient, ConverseCommand } = await import('@aws-sdk/client-bedrock-runtime');
+    const { awsClientConfig } = await import('../../test/helpers/aws.js');
+    const answer = {
+      toolUse: {
+        name: 'classify_gpu_fault',
+        input: { category: 'HEALTHY', severity: 'healthy', confidence: 0.9 },
+      },
+      usage: { inputTokens: 100, outputTokens: 20 },
+    };
+    expect((await post('/bedrock/answer', answer)).status).toBe(200);
+    const client = new BedrockRuntimeClient(awsClientConfig(sim.aws.url));
+    const out = await client.send(
+      new ConverseCommand({
+        modelId: 'us.anthropic.claude-3-7-sonnet-20250219-v1:0',
+        messages: [{ role: 'user', content: [{ text: 'classify' }] }],
+        toolConfig: {
+          tools: [{ toolSpec: { name: 'classify_gpu_fault', inputSchema: { json: { type: 'object' } } } }],
+        },
+      }),
+    );
+    expect(out.output?.message?.content?.[0]?.toolUse?.input).toEqual(answer.toolUse.input);
+    expect(await get<{ calls: number }>('/bedrock/calls')).toEqual({ calls: 1 });
+
+    expect((await post('/bedrock/answer', { toolUse: { name: '' } })).status).toBe(400);
+    expect((await post('/bedrock/answer', { action: 'replace' })).status).toBe(400);
+    const cleared = await fetch(`${url}/bedrock/answer`, { method: 'DELETE' });
+    expect(cleared.status).toBe(200);
+    sim.aws.bedrock.reset();
+  });
+});

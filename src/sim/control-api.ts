@@ -20,6 +20,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { HealthStates } from '../domain/gpu.js';
+import type { BedrockScripts } from './aws-server.js';
 import type { SimCluster } from './cluster.js';
 import { BodyError, listen, pathAndQuery, readBody, send } from './http-util.js';
 import type { KubeNode } from './k8s-objects.js';
@@ -375,7 +376,25 @@ export function requestsPage(
 export interface ControlServerOptions {
   port?: number;
   logger?: Logger;
+  /** The Bedrock fake, so an out-of-process simulator (the benchmark's) can be given a standing answer. */
+  bedrock?: BedrockScripts;
 }
+
+/** `POST /bedrock/answer`: the answer every Converse call gets until it is changed or cleared. */
+export const BedrockAnswerRequest = z
+  .object({
+    toolUse: z.object({ name: z.string().min(1), input: z.unknown() }).optional(),
+    text: z.string().optional(),
+    error: z.string().optional(),
+    status: z.number().int().min(400).max(599).optional(),
+    delayMs: z.number().int().min(0).max(120_000).optional(),
+    usage: z
+      .object({ inputTokens: z.number().int().min(0), outputTokens: z.number().int().min(0) })
+      .optional(),
+  })
+  .strict()
+  .refine((a) => a.toolUse || a.text !== undefined || a.error, { message: 'give toolUse, text or error' });
+export type BedrockAnswerRequest = z.infer<typeof BedrockAnswerRequest>;
 
 export interface ControlServer {
   /** `http://127.0.0.1:PORT`, no trailing slash. */
@@ -447,6 +466,19 @@ export async function startControlApi(
         return { ok: true, node: applyClear(cluster, parseJsonBody(await readBody(req, BODY_LIMIT))) };
       case 'POST /pdb':
         return { ok: true, ...applyPdb(cluster, parseJsonBody(await readBody(req, BODY_LIMIT))) };
+      case 'POST /bedrock/answer': {
+        if (!opts.bedrock) throw new ControlError(404, 'this simulator has no Bedrock fake');
+        const parsed = BedrockAnswerRequest.safeParse(parseJsonBody(await readBody(req, BODY_LIMIT)));
+        if (!parsed.success) throw new ControlError(400, describeIssues(parsed.error));
+        const answer = parsed.data;
+        opts.bedrock.script(() => answer);
+        return { ok: true };
+      }
+      case 'DELETE /bedrock/answer':
+        opts.bedrock?.script(undefined);
+        return { ok: true };
+      case 'GET /bedrock/calls':
+        return { calls: opts.bedrock?.calls.length ?? 0 };
       default:
         throw new ControlError(404, `no such control endpoint: ${req.method} ${path}`);
     }

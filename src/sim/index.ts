@@ -159,7 +159,11 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     const control =
       opts.controlPort === false
         ? undefined
-        : await startControlApi(cluster, log, { port: opts.controlPort ?? 0, ...(logger ? { logger } : {}) });
+        : await startControlApi(cluster, log, {
+            port: opts.controlPort ?? 0,
+            bedrock: aws.bedrock,
+            ...(logger ? { logger } : {}),
+          });
     if (control) closers.push(() => control.close());
 
     const env: Record<string, string> = {
