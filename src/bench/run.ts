@@ -168,7 +168,7 @@ async function measureScan(
   return {
     index,
     warmup,
-    nodes: report.results.length,
+    nodes: report.summaries.length,
     wallMs: report.durationMs,
     cpuMs: cpuMsOf(cpu),
     cpuUserMs: cpu.user / 1000,
@@ -303,6 +303,8 @@ export async function runBenchSize(opts: BenchSizeOptions): Promise<SizeResult> 
       intervalMs: 0,
       concurrency: config.monitor.scanConcurrency,
       nodeTimeoutMs: config.monitor.scanTimeoutSeconds * 1000,
+      // As the product's loop runs: verdicts are kept, snapshots are not held to the scan's end.
+      retainSnapshots: false,
       logger,
     };
     const monitor = new Monitor(base);

@@ -21,13 +21,15 @@ export async function main(argv: string[]): Promise<number> {
       store: undefined as never,
       plan: () => ({ plannedAction: 'none', mode: 'off' }),
       readOnly: true,
+      // The table needs verdicts and timings only.
+      retainSnapshots: false,
       intervalMs: config.monitor.intervalSeconds * 1000,
       concurrency: config.monitor.scanConcurrency,
       nodeTimeoutMs: config.monitor.scanTimeoutSeconds * 1000,
       logger,
     });
     const report = await monitor.scanOnce();
-    const rows = [...report.results].sort((a, b) => a.node.name.localeCompare(b.node.name));
+    const rows = [...report.summaries].sort((a, b) => a.node.name.localeCompare(b.node.name));
     if (values.json) {
       for (const r of rows)
         console.log(JSON.stringify({ ...verdictToJson(r.node.name, r.verdict), ms: Math.round(r.ms) }));

@@ -126,3 +126,50 @@ describe('Monitor scheduling', () => {
     expect(events).toEqual(['collect@0']);
   });
 });
+
+describe('Monitor reports', () => {
+  const collector: Collector = {
+    source: 'exporter',
+    async collect(n) {
+      if (n.name === 'bad') throw new Error('connection refused');
+      return { ...baseSnapshot(n, 'exporter', 1), gpus: [{ index: 0 }] };
+    },
+  };
+  const run = (retainSnapshots: boolean | undefined) => {
+    const seen: string[] = [];
+    const m = new Monitor({
+      listNodes: () => [node('good'), node('bad')],
+      collector,
+      classifier: { rules: () => healthy },
+      store: undefined as never,
+      plan: () => ({ plannedAction: 'none', mode: 'off' }),
+      readOnly: true,
+      ...(retainSnapshots === undefined ? {} : { retainSnapshots }),
+      onNodeScanned: (r) => seen.push(`${r.node.name}:${r.snapshot.gpus.length}`),
+      intervalMs: 0,
+      concurrency: 2,
+      nodeTimeoutMs: 60_000,
+    });
+    return { seen, scan: m.scanOnce() };
+  };
+
+  it('keeps snapshots in the report by default, and only summaries with retainSnapshots: false', async () => {
+    const full = run(undefined);
+    const kept = await full.scan;
+    expect(kept.results.map((r) => [r.node.name, r.snapshot.gpus.length]).sort()).toEqual([
+      ['bad', 0],
+      ['good', 1],
+    ]);
+    const slim = run(false);
+    const report = await slim.scan;
+    expect(report.results).toEqual([]);
+    const byNode = new Map(report.summaries.map((s) => [s.node.name, s]));
+    expect(byNode.get('bad')?.error).toMatchObject({ kind: 'unreachable', message: 'connection refused' });
+    expect(byNode.get('good')?.error).toBeUndefined();
+    expect(byNode.get('good')?.verdict).toBe(healthy);
+    expect(Object.keys(byNode.get('good') ?? {})).not.toContain('snapshot');
+    expect(report.failures).toBe(1);
+    // Listeners still get each full result as it is recorded.
+    expect(slim.seen.sort()).toEqual(['bad:0', 'good:1']);
+  });
+});

@@ -81,6 +81,42 @@ describe('nodes', () => {
     expect(notSystem.items).toHaveLength(6);
   });
 
+  it('pages lists with limit and an opaque continue token, as a real API server does', async () => {
+    const all = (await core.listNode()).items.map((n) => n.metadata?.name);
+    const first = await core.listNode({ limit: 3 });
+    expect(first.items.map((n) => n.metadata?.name)).toEqual(all.slice(0, 3));
+    expect(first.metadata?.remainingItemCount).toBe(4);
+    const token = first.metadata?._continue;
+    expect(token).toEqual(expect.any(String));
+    // A change between pages does not change the resourceVersion the later pages report.
+    await core.patchNode(
+      { name: all[6] ?? '', body: { metadata: { labels: { touched: 'yes' } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    const second = await core.listNode({ limit: 3, _continue: token });
+    expect(second.items.map((n) => n.metadata?.name)).toEqual(all.slice(3, 6));
+    expect(second.metadata?.resourceVersion).toBe(first.metadata?.resourceVersion);
+    expect(second.metadata?.remainingItemCount).toBe(1);
+    const last = await core.listNode({ limit: 3, _continue: second.metadata?._continue });
+    expect(last.items.map((n) => n.metadata?.name)).toEqual(all.slice(6));
+    expect(last.metadata?._continue).toBeUndefined();
+    expect(last.metadata?.remainingItemCount).toBeUndefined();
+
+    // Selectors apply before paging; a limit larger than the list returns it whole.
+    const gpu = await core.listNode({ labelSelector: 'nvidia.com/gpu.present', limit: 4 });
+    expect(gpu.items).toHaveLength(4);
+    expect(gpu.metadata?.remainingItemCount).toBe(2);
+    const whole = await core.listNode({ limit: 500 });
+    expect(whole.items).toHaveLength(7);
+    expect(whole.metadata?._continue).toBeUndefined();
+
+    const bad = await apiError(core.listNode({ limit: 3, _continue: 'not-a-token' }));
+    expect(bad.code).toBe(400);
+    expect(JSON.parse(bad.body)).toMatchObject({ kind: 'Status', reason: 'BadRequest' });
+    const badLimit = await apiError(core.listNode({ limit: -1 }));
+    expect(badLimit.code).toBe(400);
+  });
+
   it('gets a node by name and by fieldSelector, with EKS-shaped fields', async () => {
     const [name] = gpuNodeNames();
     const byField = await core.listNode({ fieldSelector: `metadata.name=${name}` });

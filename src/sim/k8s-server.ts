@@ -101,6 +101,23 @@ export function statusBody(
   });
 }
 
+/** An opaque `continue` token: base64url of the next offset and the first page's resourceVersion. */
+export function encodeContinue(offset: number, rv: string): string {
+  return Buffer.from(JSON.stringify({ o: offset, rv })).toString('base64url');
+}
+
+export function decodeContinue(token: string): { offset: number; rv: string } | undefined {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+    if (typeof v !== 'object' || v === null) return undefined;
+    const { o, rv } = v as { o?: unknown; rv?: unknown };
+    if (typeof o !== 'number' || !Number.isInteger(o) || o < 0 || typeof rv !== 'string') return undefined;
+    return { offset: o, rv };
+  } catch {
+    return undefined;
+  }
+}
+
 function send(res: ServerResponse, status: number, body: string, type = JSON_TYPE): void {
   if (res.headersSent || res.destroyed) return;
   res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
@@ -152,10 +169,37 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
 
   // ------------------------------------------------------------ lists and watches
 
-  function listBody(kind: string, apiVersion: string, items: Iterable<string>): string {
+  function listBody(
+    kind: string,
+    apiVersion: string,
+    items: Iterable<string>,
+    page: { rv: string; continue?: string; remaining?: number } = { rv: String(cluster.store.currentRv()) },
+  ): string {
     const parts: string[] = [];
     for (const i of items) parts.push(i);
-    return `{"kind":"${kind}","apiVersion":"${apiVersion}","metadata":{"resourceVersion":"${cluster.store.currentRv()}"},"items":[${parts.join(',')}]}`;
+    const more =
+      page.continue === undefined
+        ? ''
+        : `,"continue":"${page.continue}","remainingItemCount":${page.remaining ?? 0}`;
+    return `{"kind":"${kind}","apiVersion":"${apiVersion}","metadata":{"resourceVersion":"${page.rv}"${more}},"items":[${parts.join(',')}]}`;
+  }
+
+  /**
+   * Paging as a real API server does it (`limit` + opaque `continue`): a token names the offset into
+   * the matching items and the resourceVersion of the first page, which every later page reports.
+   * Unlike etcd this is not a consistent snapshot: objects added or removed between pages can shift
+   * the offset, which is within what a client may see from a real server's relists anyway.
+   */
+  function pageOf(c: Ctx): { limit: number | undefined; offset: number; rv: string } {
+    const limitParam = c.query.get('limit');
+    const limit = limitParam === null || limitParam === '' ? undefined : Number(limitParam);
+    if (limit !== undefined && (!Number.isInteger(limit) || limit < 0))
+      throw new ApiError(400, 'BadRequest', `invalid limit: ${limitParam}`);
+    const token = c.query.get('continue');
+    if (!token) return { limit: limit || undefined, offset: 0, rv: String(cluster.store.currentRv()) };
+    const decoded = decodeContinue(token);
+    if (!decoded) throw new ApiError(400, 'BadRequest', 'continue key is not valid');
+    return { limit: limit || undefined, offset: decoded.offset, rv: decoded.rv };
   }
 
   function selectors(
@@ -212,9 +256,27 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
       startWatch(c, resource, matches, () => candidates(sel));
       return;
     }
+    const page = pageOf(c);
     const items: string[] = [];
-    for (const o of candidates(sel)) if (matches(o)) items.push(cluster.store.jsonOf(resource, o));
-    send(c.res, 200, listBody(kind, apiVersion, items));
+    let index = 0;
+    let remaining = 0;
+    const end = page.limit === undefined ? Number.POSITIVE_INFINITY : page.offset + page.limit;
+    for (const o of candidates(sel)) {
+      if (!matches(o)) continue;
+      if (index >= page.offset && index < end) items.push(cluster.store.jsonOf(resource, o));
+      else if (index >= end) remaining++;
+      index++;
+    }
+    send(
+      c.res,
+      200,
+      listBody(
+        kind,
+        apiVersion,
+        items,
+        remaining > 0 ? { rv: page.rv, continue: encodeContinue(end, page.rv), remaining } : { rv: page.rv },
+      ),
+    );
   }
 
   function startWatch(
