@@ -57,7 +57,7 @@ const commands: Record<string, CommandSpec> = {
   },
   bench: {
     summary: 'measure scan speed, CPU and memory on a simulated fleet (writes docs/benchmarks.md)',
-    usage: 'gpu-medic bench [--sizes 100,1000,5000] [--no-write]',
+    usage: 'gpu-medic bench [--sizes 100,1000,5000] [--no-llm] [--llm-nodes N] [--no-write]',
     load: () => import('./commands/bench.js'),
   },
 };

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { detachStrings } from '../collect/exporter.js';
 import { main } from '../commands/bench.js';
 import { CliError } from '../commands/cli-error.js';
+import { runLlmBench } from './llm.js';
 import { checkTargets, formatTerminal, machineInfo, median, renderMarkdown } from './report.js';
 import { runBenchSize, type ScanMeasurement, type SizeResult } from './run.js';
 
@@ -44,6 +45,46 @@ describe('runBenchSize against a simulator process', () => {
     expect(md).toContain('## Targets (issue 3)');
     expect(md).toContain('fault → incident ≤ interval (1 s) + 1 s');
     expect(formatTerminal(report)).toContain('5 nodes (5 seen)');
+  }, 60_000);
+});
+
+describe('runLlmBench against a simulator process', () => {
+  it('makes one Bedrock call for the same unknown fault on every node, refines them all, then serves the cache', async () => {
+    const endpointBefore = process.env.AWS_ENDPOINT_URL;
+    const lines: string[] = [];
+    const r = await runLlmBench({ nodes: 5, progress: (l) => lines.push(l) });
+    expect(r.fakeCalls).toBe(1);
+    expect(r.stats.calls).toBe(1);
+    expect(r.stats.accepted).toBe(1);
+    expect(r.stats.rejections).toEqual({});
+    expect(r.stats.fallbacks).toEqual({});
+    expect(r.stats.inputTokens).toBe(r.usagePerCall.inputTokens);
+    expect(r.incidents).toBe(5);
+    expect(r.refined).toBe(5);
+    expect(r.allRefinedMs).toBeDefined();
+    // The four other nodes of scan 1 waited on the in-flight call or read its cached answer.
+    expect(r.stats.coalesced + r.stats.cacheHits - r.scan2Stats.cacheHits).toBe(4);
+    expect(r.scan2.fakeCalls).toBe(0);
+    expect(r.scan2Stats).toEqual({ calls: 0, cacheHits: 5, coalesced: 0 });
+    expect(r.scan1.failures + r.scan2.failures).toBe(0);
+    // The simulator's AWS endpoint was put into process.env for the run only.
+    expect(process.env.AWS_ENDPOINT_URL).toBe(endpointBefore);
+    expect(lines.some((l) => l.includes('refined'))).toBe(true);
+
+    const report = {
+      date: '2026-01-01T00:00:00.000Z',
+      command: 'gpu-medic bench --sizes 5',
+      machine: machineInfo(),
+      runtime: 'vitest',
+      sizes: [],
+      llm: r,
+    };
+    const md = renderMarkdown(report);
+    expect(md).toContain('## LLM classification (hybrid, Bedrock fake)');
+    expect(md).toContain('latency is scripted (800 ms per call)');
+    expect(md).toContain('| Bedrock calls (fake received / llmStats.calls) | 1 / 1 |');
+    expect(formatTerminal(report)).toContain('LLM classification (hybrid, Bedrock fake), 5 nodes:');
+    expect(formatTerminal({ ...report, llm: undefined })).not.toContain('LLM classification');
   }, 60_000);
 });
 
@@ -136,6 +177,8 @@ describe('bench command arguments', () => {
     [['--sizes', '0']],
     [['--concurrency', '1,2']],
     [['--faults', '-1']],
+    [['--llm-nodes', '0']],
+    [['--no-llm=yes']],
     [['--bogus']],
   ])('rejects %j with a CliError before starting anything', async (argv) => {
     await expect(main(argv)).rejects.toBeInstanceOf(CliError);

@@ -4,6 +4,7 @@
  * a figure toward a target.
  */
 import os from 'node:os';
+import type { LlmBenchResult } from './llm.js';
 import type { ScanMeasurement, SizeResult } from './run.js';
 
 export interface MachineInfo {
@@ -32,6 +33,8 @@ export interface BenchReport {
   /** How our code ran: through the tsx loader (a loader thread in-process adds RSS) or compiled. */
   runtime: string;
   sizes: SizeResult[];
+  /** The LLM section; absent with `--no-llm`. */
+  llm?: LlmBenchResult;
 }
 
 export type TargetStatus = 'met' | 'NOT met' | 'not measured';
@@ -186,6 +189,79 @@ function payloadLine(s: SizeResult): string {
   return `${s.nodes.toLocaleString('en-US')} nodes (${s.nodesSeen} seen): simulator up in ${ms(s.simStartMs)}, informers synced in ${ms(s.syncMs)}; ${shape}; simulator RSS ${mb(s.simRssBytes)}`;
 }
 
+const LLM_HOW = [
+  '- LLM classification: a separate simulator process whose Bedrock fake (the real SDK client, the',
+  '  real Converse wire format) gives one standing `classify_gpu_fault` answer, the operator category',
+  '  `FABRIC_MANAGER_DOWN` from a temp `POLICY_FILE`, after a scripted delay. `CLASSIFIER=hybrid`, the',
+  '  real `createSensing` and `Monitor`, a fresh SQLite store (empty LLM cache). One warm-up scan',
+  "  with no fault, then XID 999 (not in NVIDIA's catalog, so the rules mark it ambiguous) is injected",
+  '  on GPU 0 of every node. Scan 1 is timed like the full scans (wall, CPU of our process); the',
+  '  model answer is applied off the scan, so the clock then runs until `store.incidents.listOpen()`',
+  "  shows every incident with the model's category (polled every 25 ms). Scan 2 reads the same fault",
+  '  again: the cache answers, no new call. Calls are counted twice: by the fake (`GET /bedrock/calls`)',
+  '  and by our `llmStats`.',
+];
+
+const LLM_HEADER = ['measure', 'value'];
+const LLM_TITLE = 'LLM classification (hybrid, Bedrock fake)';
+
+const counts = (c: Record<string, number>) => {
+  const e = Object.entries(c).filter(([, n]) => n > 0);
+  return e.length === 0 ? '0' : e.map(([k, n]) => `${n} ${k}`).join(', ');
+};
+
+/** The LLM figures as rows; the fake's count and our own counter side by side, never merged. */
+export function llmRows(r: LlmBenchResult): string[][] {
+  const s = r.stats;
+  const n = (x: number) => x.toLocaleString('en-US');
+  const avg = s.latencyCount > 0 ? s.latencyMsSum / s.latencyCount : Number.NaN;
+  return [
+    ['nodes with the same unknown fault (XID 999)', n(r.nodes)],
+    ['Bedrock calls (fake received / llmStats.calls)', `${n(r.fakeCalls)} / ${n(s.calls)}`],
+    ['coalesced onto an in-flight call', n(s.coalesced)],
+    ['cache hits', `${n(s.cacheHits)} (${n(r.scan2Stats.cacheHits)} in scan 2)`],
+    ['answers accepted', n(s.accepted)],
+    ['rejections', counts(s.rejections)],
+    ['fallbacks to the rules', counts(s.fallbacks)],
+    ['timeouts / throttles / errors', `${s.timeouts} / ${s.throttles} / ${s.errors}`],
+    ['average call latency', `${ms(avg)} (scripted: ${ms(r.fakeLatencyMs)})`],
+    ['tokens in / out (scripted by the fake)', `${n(s.inputTokens)} / ${n(s.outputTokens)}`],
+    ['warm-up scan (first sight, no fault)', ms(r.warmupWallMs)],
+    [
+      'scan 1 (fault on every node): wall / CPU',
+      `${ms(r.scan1.wallMs)} / ${ms(r.scan1.cpuMs)}${r.scan1.failures ? `, ${r.scan1.failures} failures` : ''}`,
+    ],
+    [
+      'scan 1 start → every incident refined',
+      r.allRefinedMs === undefined
+        ? `${n(r.refined)} of ${n(r.incidents)} within ${ms(r.waitedMs)}`
+        : `${ms(r.allRefinedMs)} (${n(r.refined)} of ${n(r.incidents)} incidents)`,
+    ],
+    ['scan 2: wall / CPU', `${ms(r.scan2.wallMs)} / ${ms(r.scan2.cpuMs)}`],
+    ['scan 2: new Bedrock calls (fake / llmStats)', `${n(r.scan2.fakeCalls)} / ${n(r.scan2Stats.calls)}`],
+  ];
+}
+
+function llmTerminal(r: LlmBenchResult | undefined): string[] {
+  if (!r) return [];
+  return ['', `${LLM_TITLE}, ${r.nodes.toLocaleString('en-US')} nodes:`, ...table(LLM_HEADER, llmRows(r))];
+}
+
+function llmMarkdown(r: LlmBenchResult | undefined): string[] {
+  if (!r) return [];
+  return [
+    `## ${LLM_TITLE}`,
+    '',
+    `The Bedrock fake's latency is scripted (${ms(r.fakeLatencyMs)} per call) and so is its token usage`,
+    `(${r.usagePerCall.inputTokens} in, ${r.usagePerCall.outputTokens} out per call): these figures measure our pipeline (one`,
+    'model call per fault signature, the signature cache, coalescing of identical in-flight requests, the',
+    "model kept off the scan's critical path), not the model. Accuracy is `npm run eval`'s job.",
+    '',
+    ...mdTable(LLM_HEADER, llmRows(r)),
+    '',
+  ];
+}
+
 /** The terminal summary. */
 export function formatTerminal(report: BenchReport): string {
   return [
@@ -199,6 +275,7 @@ export function formatTerminal(report: BenchReport): string {
     ...table(FAULT_HEADER, faultRows(report.sizes)),
     '',
     ...table(TARGET_HEADER, targetRows(checkTargets(report.sizes))),
+    ...llmTerminal(report.llm),
   ].join('\n');
 }
 
@@ -230,6 +307,7 @@ export function renderMarkdown(report: BenchReport): string {
     '',
     ...mdTable(FAULT_HEADER, faultRows(report.sizes)),
     '',
+    ...llmMarkdown(report.llm),
     '## How measured',
     '',
     '- The simulator (Kubernetes API server with the dcgm-exporter pod proxy, AWS fake) runs in its own',
@@ -254,6 +332,7 @@ export function renderMarkdown(report: BenchReport): string {
     '  control request is sent). Scans start on a fixed period (one interval after the previous scan',
     '  STARTED), so a node is read about once per interval: the worst case is about interval + jitter +',
     "  the drift of the node's place within the scan.",
+    ...(report.llm ? LLM_HOW : []),
     '',
   ].join('\n');
 }

@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { type LlmBenchResult, runLlmBench } from '../bench/llm.js';
 import { type BenchReport, formatTerminal, machineInfo, renderMarkdown } from '../bench/report.js';
 import { runBenchSize, type SizeResult } from '../bench/run.js';
 import { CliError } from './cli-error.js';
@@ -15,6 +16,8 @@ const USAGE = `Usage: gpu-medic bench [options]
   --interval SECONDS      MONITOR_INTERVAL for the fault → incident part (default: per size, the
                           smallest of 5, 10, 15, 30, 60 s that is ≥ 1.5 × the slowest scan)
   --faults 3              injected XID 79 faults per size (0 skips the part)
+  --llm-nodes 1000        fleet size of the LLM classification part (hybrid, Bedrock fake)
+  --no-llm                skip the LLM classification part
   --out PATH              where to write the report (default docs/benchmarks.md)
   --no-write              print only`;
 
@@ -66,6 +69,8 @@ export async function main(argv: string[]): Promise<number> {
         interval: { type: 'string' },
         faults: { type: 'string', default: '3' },
         out: { type: 'string' },
+        'llm-nodes': { type: 'string', default: '1000' },
+        'no-llm': { type: 'boolean', default: false },
         'no-write': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -84,10 +89,12 @@ export async function main(argv: string[]): Promise<number> {
   const scans = one('scans', str('scans'));
   const intervalSeconds = values.interval === undefined ? undefined : one('interval', str('interval'));
   const faultTrials = one('faults', str('faults'), { allowZero: true });
+  const llmNodes = one('llm-nodes', str('llm-nodes'));
+  const withLlm = !values['no-llm'];
 
   const progress = (line: string) => process.stderr.write(`${line}\n`);
   progress(
-    `bench: sizes ${sizes.join(', ')} × ${gpusPerNode} GPUs, SCAN_CONCURRENCY ${concurrency}, MONITOR_INTERVAL ${intervalSeconds === undefined ? 'per size' : `${intervalSeconds} s`}, ${faultTrials} fault(s) per size`,
+    `bench: sizes ${sizes.join(', ')} × ${gpusPerNode} GPUs, SCAN_CONCURRENCY ${concurrency}, MONITOR_INTERVAL ${intervalSeconds === undefined ? 'per size' : `${intervalSeconds} s`}, ${faultTrials} fault(s) per size${withLlm ? `, LLM part at ${llmNodes} nodes` : ''}`,
   );
   const results: SizeResult[] = [];
   for (const nodes of sizes) {
@@ -95,12 +102,15 @@ export async function main(argv: string[]): Promise<number> {
       await runBenchSize({ nodes, gpusPerNode, concurrency, scans, intervalSeconds, faultTrials, progress }),
     );
   }
+  let llm: LlmBenchResult | undefined;
+  if (withLlm) llm = await runLlmBench({ nodes: llmNodes, gpusPerNode, progress });
   const report: BenchReport = {
     date: new Date().toISOString(),
     command: ['gpu-medic bench', ...argv].join(' '),
     machine: machineInfo(),
     runtime: runtimeLine(),
     sizes: results,
+    ...(llm ? { llm } : {}),
   };
   console.log(formatTerminal(report));
   if (!values['no-write']) {

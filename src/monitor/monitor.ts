@@ -51,8 +51,6 @@ export interface MonitorOptions {
    * lockstep. Default 0.1 (± 5 %).
    */
   jitter?: number;
-  /** How long a scan waits for a (cached) LLM verdict before going on with the rules'. */
-  llmWaitMs?: number;
   /** Open no incidents: `gpu-medic scan` reads, it changes nothing. */
   readOnly?: boolean;
   /**
