@@ -16,6 +16,7 @@ import { isWorking } from '../../src/remediate/state-machine.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { type Simulator, startSimulator } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
+import { SERVING_NAMESPACE, SERVING_PDB } from '../../src/sim/workloads.js';
 
 const savedEnv = { ...process.env };
 let dir: string;
@@ -227,6 +228,46 @@ describe('remediation against the simulated cluster', () => {
       expect(patches.length).toBeGreaterThanOrEqual(2);
     });
   }, 30_000);
+
+  it('drains around a PodDisruptionBudget: the protected pod is evicted only once the PDB allows it', async () => {
+    await withHarness({}, async ({ sim, rt, gpuNodes }) => {
+      // A node of a managed node group that runs a PDB-protected serving pod.
+      const protectedPod = sim.cluster
+        .listPods({ namespace: SERVING_NAMESPACE })
+        .find((p) => p.spec.nodeName && sim.cluster.nodeInfo(p.spec.nodeName)?.autoScalingGroup);
+      const target = protectedPod?.spec.nodeName ?? '';
+      expect(gpuNodes).toContain(target);
+      const podName = protectedPod?.metadata.name ?? '';
+      sim.cluster.setPdbDisruptionsAllowed(SERVING_NAMESPACE, SERVING_PDB, 0);
+
+      await startAndScan(rt, gpuNodes);
+      sim.cluster.injectXid(target, 6, 79);
+
+      const evictionsOf = () =>
+        k8sRequests(sim).filter(
+          (r) => r.subresource === 'eviction' && r.namespace === SERVING_NAMESPACE && r.name === podName,
+        );
+      await waitFor('an eviction refused by the PDB', () =>
+        evictionsOf().some((r) => r.status === 429) ? true : undefined,
+      );
+      expect(sim.log.find('TerminateInstanceInAutoScalingGroup')).toHaveLength(0);
+      expect(incidentsOn(rt, target).find((i) => isOpen(i.state))?.state).toBe('draining');
+
+      sim.cluster.setPdbDisruptionsAllowed(SERVING_NAMESPACE, SERVING_PDB, 1);
+      const incident = await waitFor('the incident to close', () =>
+        incidentsOn(rt, target).find((i) => i.category === 'XID_CRITICAL_79' && !isOpen(i.state)),
+      );
+      expect(incident.state, incident.stateReason).toBe('resolved');
+      const statuses = evictionsOf().map((r) => r.status);
+      expect(statuses.filter((s) => s === 201)).toHaveLength(1);
+      // Every refusal came before the one eviction that went through; nothing deleted the pod around it.
+      expect(statuses.lastIndexOf(429)).toBeLessThan(statuses.indexOf(201));
+      expect(
+        k8sRequests(sim).filter((r) => r.method === 'DELETE' && r.resource === 'pods' && r.name === podName),
+      ).toHaveLength(0);
+      expect(sim.log.find('TerminateInstanceInAutoScalingGroup')).toHaveLength(1);
+    });
+  }, 45_000);
 
   it('escalates a fault that survives the reboot to a replace: one reboot, then one termination', async () => {
     await withHarness({}, async ({ sim, rt, gpuNodes }) => {
