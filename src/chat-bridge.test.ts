@@ -77,6 +77,20 @@ describe('connectChat', () => {
     expect(sink.updates).toHaveLength(2);
   });
 
+  it('re-renders the alert when the incident is detected again (refined by the model), never posts a second one', async () => {
+    const bus = new ProgressBus();
+    const port = new RecordingChatPort();
+    const incident = testIncident({ state: 'detected' });
+    port.incidents.set(incident.id, { incident });
+    const sink = new OrderedSink();
+    connectChat({ bus }, sink, port);
+
+    bus.publish({ ...testEvent(incident.id, 'detected', 0), state: 'detected' });
+    bus.publish({ ...testEvent(incident.id, 'detected', 1), state: 'detected' });
+    await settle();
+    expect(sink.order).toEqual([`alert:${incident.id}`, `update:${incident.id}:detected`]);
+  });
+
   it('stops posting after disconnect', async () => {
     const bus = new ProgressBus();
     const port = new RecordingChatPort();

@@ -149,7 +149,9 @@ export function connectChat(
   const handle = async (event: ProgressEvent) => {
     if (event.step === 'detected') {
       const v = await port.alertView(event.incidentId);
-      if (v) await sink.postAlert(v);
+      // Detected again (the LLM refined the category after the scan): the alert is re-rendered, not re-posted.
+      if (v && lastState.has(event.incidentId)) await sink.updateRoot(event.incidentId, v);
+      else if (v) await sink.postAlert(v);
       lastState.set(event.incidentId, event.state);
       return;
     }
