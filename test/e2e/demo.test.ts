@@ -61,7 +61,7 @@ describe('gpu-medic demo (child process)', () => {
       /↳ .*Cordoned/,
       /↳ .*Drained/,
       /↳ .*Replacement requested/,
-      /↳ .*Resolved: \S+ is healthy/,
+      /↳ .*Resolved: \S+ was replaced/,
     ]);
     // The answer to /gpu status (console answers are marked with │).
     expect(out).toMatch(/│ ━━ GPU fleet · sim-cluster ━━/);

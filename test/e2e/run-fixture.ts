@@ -184,5 +184,5 @@ export const replaceStory = [
   /Drained/,
   /Replacement requested/,
   /Replacement node .*Ready/,
-  /Resolved: .* is healthy/,
+  /Resolved: .* was replaced/,
 ];

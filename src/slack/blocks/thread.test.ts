@@ -198,6 +198,11 @@ describe('threadReply', () => {
       '🎉 Resolved: ip-10-0-1-2 is healthy — 7m 12s in total',
     ],
     [
+      'resolved by a replace',
+      ev('resolved', { action: 'replace' }, { elapsedMs: 61_000 }),
+      '🎉 Resolved: ip-10-0-1-2 was replaced — 1m 1s in total',
+    ],
+    [
       'escalated',
       ev('escalated', { to: 'replace', reason: 'XID 48 returned within 24h of a reboot' }),
       '⬆️ Escalated to replace: XID 48 returned within 24h of a reboot',

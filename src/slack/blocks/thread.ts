@@ -235,8 +235,11 @@ function stepLine(event: ProgressEvent): string {
       const reason = detailString(d, 'reason');
       return `⚠️ Kubeflow: ${job(jobOf(d))} not running again${after(event)}${reason ? ` — ${e(reason)}` : ''}`;
     }
-    case 'resolved':
-      return `🎉 Resolved: ${node} is healthy${event.elapsedMs !== undefined ? ` — ${formatDuration(event.elapsedMs)} in total` : ''}`;
+    case 'resolved': {
+      // A replaced node is gone, not healthy: its successor was announced by `replacement_ready`.
+      const outcome = detailString(d, 'action') === 'replace' ? 'was replaced' : 'is healthy';
+      return `🎉 Resolved: ${node} ${outcome}${event.elapsedMs !== undefined ? ` — ${formatDuration(event.elapsedMs)} in total` : ''}`;
+    }
     case 'escalated': {
       const reason = detailString(d, 'reason');
       const to = detailString(d, 'to') === 'replace' ? 'to replace' : 'to a human';
