@@ -17,8 +17,6 @@ export async function main(argv: string[]): Promise<number> {
       listNodes: () => sensing.watcher.list(),
       collector: sensing.collector,
       classifier: sensing.classifier,
-      // A read-only scan touches no store.
-      store: undefined as never,
       plan: () => ({ plannedAction: 'none', mode: 'off' }),
       readOnly: true,
       // The table needs verdicts and timings only.

@@ -48,7 +48,6 @@ function monitor(collector: Collector & ScanHooks, intervalMs: number) {
     listNodes: () => [node('n1')],
     collector,
     classifier: { rules: () => healthy },
-    store: undefined as never,
     plan: () => ({ plannedAction: 'none', mode: 'off' }),
     readOnly: true,
     intervalMs,
@@ -141,7 +140,6 @@ describe('Monitor reports', () => {
       listNodes: () => [node('good'), node('bad')],
       collector,
       classifier: { rules: () => healthy },
-      store: undefined as never,
       plan: () => ({ plannedAction: 'none', mode: 'off' }),
       readOnly: true,
       ...(retainSnapshots === undefined ? {} : { retainSnapshots }),
@@ -171,5 +169,29 @@ describe('Monitor reports', () => {
     expect(report.failures).toBe(1);
     // Listeners still get each full result as it is recorded.
     expect(slim.seen.sort()).toEqual(['bad:0', 'good:1']);
+  });
+
+  it('refuses to open incidents without a store', () => {
+    expect(
+      () =>
+        new Monitor({
+          listNodes: () => [],
+          collector: {
+            source: 'exporter',
+            collect: async () => {
+              throw new Error('unused');
+            },
+          },
+          classifier: {
+            rules: () => {
+              throw new Error('unused');
+            },
+          },
+          plan: () => ({ plannedAction: 'none', mode: 'off' }),
+          intervalMs: 0,
+          concurrency: 1,
+          nodeTimeoutMs: 1,
+        }),
+    ).toThrow(/needs a store/);
   });
 });

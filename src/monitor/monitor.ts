@@ -36,7 +36,8 @@ export interface MonitorOptions {
   listNodes(): GpuNode[];
   collector: Collector & ScanHooks;
   classifier: NodeClassifier;
-  store: Pick<Store, 'incidents' | 'gpuState' | 'nodeState' | 'kv' | 'exclusions' | 'transaction'>;
+  /** Where incidents and XID state live; a read-only monitor (`gpu-medic scan`) has none. */
+  store?: MonitorStore;
   /** The policy's decision for a new incident (the remediation layer's `decide`). */
   plan(finding: Finding, node: GpuNode, preexisting: boolean): Plan;
   /** A new incident (or one whose plan changed): the remediation services take it from here. */
@@ -64,6 +65,11 @@ export interface MonitorOptions {
   logger?: Logger;
   now?: () => number;
 }
+
+export type MonitorStore = Pick<
+  Store,
+  'incidents' | 'gpuState' | 'nodeState' | 'kv' | 'exclusions' | 'transaction'
+>;
 
 /** What a scan keeps of one node: enough for verdict tables, counts and the benchmark. */
 export interface NodeScanSummary {
@@ -124,6 +130,12 @@ export class Monitor {
 
   constructor(private readonly opts: MonitorOptions) {
     this.now = opts.now ?? Date.now;
+    if (!opts.readOnly && !opts.store) throw new Error('a monitor that opens incidents needs a store');
+  }
+
+  private get store(): MonitorStore {
+    if (!this.opts.store) throw new Error('a read-only monitor has no store');
+    return this.opts.store;
   }
 
   start(): void {
@@ -273,7 +285,7 @@ export class Monitor {
     }
     let recorded = classified;
     if (!this.opts.readOnly && classified.length > 0) {
-      const { store } = this.opts;
+      const { store } = this;
       const ok = new Set<(typeof classified)[number]>();
       try {
         store.transaction(() => {
@@ -330,7 +342,7 @@ export class Monitor {
 
   /** Triage one node's verdict against what we remember; runs inside the batch's transaction. */
   private apply(node: GpuNode, snapshot: NodeSnapshot, verdict: Verdict): Incident[] {
-    const { store } = this.opts;
+    const { store } = this;
     const now = this.now();
     const created: Incident[] = [];
     {
@@ -371,7 +383,7 @@ export class Monitor {
 
   /** The model's verdict arrived after the scan moved on: update open incidents, open what is new. */
   private applyRefined(node: GpuNode, snapshot: NodeSnapshot, verdict: Verdict): void {
-    const { store } = this.opts;
+    const { store } = this;
     const now = this.now();
     const changed: Incident[] = [];
     store.transaction(() => {
