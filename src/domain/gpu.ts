@@ -85,6 +85,30 @@ export interface CollectionError {
   message: string;
 }
 
+/**
+ * Signal families a scrape can carry. A family a snapshot did not carry was not read: it is a coverage gap,
+ * never "no errors" (the stock dcgm-exporter leaves ecc, retired_pages and nvlink out).
+ */
+export const SignalFamilies = [
+  'xid',
+  'xid_count',
+  'ecc',
+  'retired_pages',
+  'row_remap',
+  'nvlink',
+  'health',
+  'thermal',
+  'kernel_log',
+] as const;
+export type SignalFamily = (typeof SignalFamilies)[number];
+
+/** A part of a source that could not be read on this node (no shell, no dmesg, a dcgmi error); the rest stands. */
+export interface MissingPart {
+  /** `kernel_log`, `dcgmi_health`, `dcgmi_dmon` … */
+  part: string;
+  reason: string;
+}
+
 export interface NodeSnapshot {
   node: string;
   takenAt: number;
@@ -101,5 +125,9 @@ export interface NodeSnapshot {
   logLines?: string[];
   /** Free text the rules could not read (unknown dcgmi output, unrecognized log lines). */
   unparsed?: string[];
+  /** Signal families this snapshot carried; undefined when the source does not say (a file, conditions only). */
+  signals?: SignalFamily[];
+  /** Parts of the source that failed while the rest was read. */
+  missingParts?: MissingPart[];
   error?: CollectionError;
 }

@@ -10,6 +10,12 @@ export interface GpuNode {
   karpenterNodePool?: string;
   expectedGpus: number;
   allocatableGpus: number;
+  /**
+   * Every NVIDIA extended resource the node advertises as allocatable: `nvidia.com/gpu` (physical, time-sliced
+   * replicas or MIG-single devices) and `nvidia.com/mig-<profile>` (MIG mixed). Zero entries are kept: the kubelet
+   * reports 0 until the device plugin re-registers after a reboot.
+   */
+  gpuResources: Record<string, number>;
   unschedulable: boolean;
   ready: boolean;
   bootId?: string;

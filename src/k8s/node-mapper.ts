@@ -10,6 +10,15 @@ function quantity(value: string | undefined): number {
   return Number.isFinite(n) && n > 0 ? n : 0;
 }
 
+/** `nvidia.com/gpu` and `nvidia.com/mig-*` quantities from a resource list (capacity or allocatable). */
+export function nvidiaResources(list: Record<string, string> | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, value] of Object.entries(list ?? {})) {
+    if (name === GPU_RESOURCE || name.startsWith('nvidia.com/mig-')) out[name] = quantity(value);
+  }
+  return out;
+}
+
 /** A Kubernetes Node → the domain's GpuNode. Pure; tolerant of missing fields (a node joining has few). */
 export function toGpuNode(node: V1Node): GpuNode | undefined {
   const name = node.metadata?.name;
@@ -37,6 +46,7 @@ export function toGpuNode(node: V1Node): GpuNode | undefined {
     karpenterNodePool: labels['karpenter.sh/nodepool'],
     expectedGpus: quantity(node.status?.capacity?.[GPU_RESOURCE]),
     allocatableGpus: quantity(node.status?.allocatable?.[GPU_RESOURCE]),
+    gpuResources: nvidiaResources(node.status?.allocatable),
     unschedulable: node.spec?.unschedulable === true,
     ready: conditions.some((c) => c.type === 'Ready' && c.status === 'True'),
     bootId: node.status?.nodeInfo?.bootID || undefined,

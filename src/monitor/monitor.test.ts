@@ -8,6 +8,7 @@ const node = (name: string): GpuNode => ({
   name,
   expectedGpus: 8,
   allocatableGpus: 8,
+  gpuResources: { 'nvidia.com/gpu': 8 },
   unschedulable: false,
   ready: true,
   labels: {},

@@ -100,6 +100,7 @@ export class FakeWorld {
       ...(spec.karpenterNodePool ? { karpenterNodePool: spec.karpenterNodePool } : {}),
       expectedGpus: gpus,
       allocatableGpus: gpus,
+      gpuResources: { 'nvidia.com/gpu': gpus },
       unschedulable: spec.unschedulable ?? false,
       ready: true,
       bootId: `boot-${++this.seq}`,
