@@ -259,6 +259,12 @@ describe('GPU count, conditions, collection errors, unparsed text', () => {
     );
   });
 
+  it('a MIG node: eight physical GPUs with their instances, no allocatable count → healthy', () => {
+    const mig = eight.map((g) => ({ ...g, migInstances: ['1:3g.40gb', '2:3g.40gb'] }));
+    expect(classifySnapshot(snap(mig, { expectedGpus: 8 }), ctx).category).toBe('HEALTHY');
+    expect(classifySnapshot(snap(mig.slice(1), { expectedGpus: 8 }), ctx).category).toBe('GPU_MISSING');
+  });
+
   it('a collection error is COLLECTION_FAILED, not healthy and not a missing GPU', () => {
     const v = classifySnapshot(
       snap([], { expectedGpus: 8, error: { kind: 'timeout', message: 'scrape timed out after 5s' } }),

@@ -464,6 +464,11 @@ function healthFindings(g: GpuSample, ctx: RuleContext): Finding[] {
   return [...bySystem.values()];
 }
 
+/**
+ * Fewer physical GPUs than the node should have. `expectedGpus` is a physical count (domain/gpu-count.ts) and
+ * DCGM's list is physical too (the exporter's MIG instances fold into their GPU), so time-sliced and MIG
+ * nodes compare like with like; `allocatableGpus` is undefined under MIG, where devices are not GPUs.
+ */
 function missingGpuFinding(snapshot: NodeSnapshot): Finding | undefined {
   const expected = snapshot.expectedGpus;
   if (expected === undefined || expected <= 0) return undefined;
@@ -479,7 +484,7 @@ function missingGpuFinding(snapshot: NodeSnapshot): Finding | undefined {
     );
   }
   if (snapshot.allocatableGpus !== undefined && snapshot.allocatableGpus < expected) {
-    evidence.push(`nvidia.com/gpu allocatable ${snapshot.allocatableGpus} < capacity ${expected}`);
+    evidence.push(`allocatable GPUs ${snapshot.allocatableGpus} < expected ${expected}`);
   }
   if (evidence.length === 0) return undefined;
   return finding(

@@ -152,7 +152,7 @@ describe('expectedPhysicalGpus', () => {
   });
 
   it('time-sliced: never the replicated capacity', () => {
-    const labels = {
+    const labels: Record<string, string> = {
       ...gfd(4),
       'nvidia.com/gpu.replicas': '4',
       'nvidia.com/gpu.sharing-strategy': 'time-slicing',

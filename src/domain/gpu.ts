@@ -115,9 +115,12 @@ export interface NodeSnapshot {
   source: SnapshotSource;
   /** GPUs reported by DCGM. */
   gpus: GpuSample[];
-  /** GPUs the node should have: `nvidia.com/gpu` capacity (or the instance type's count). */
+  /** Physical GPUs the node should have (GpuNode.expectedGpus); undefined: no GPU-count check. */
   expectedGpus?: number;
-  /** `nvidia.com/gpu` allocatable: drops when the device plugin loses a GPU. */
+  /**
+   * Physical GPUs the device plugin offers (GpuNode.allocatableGpus): drops when it loses a GPU. Undefined under
+   * MIG, where its devices are slices, not GPUs.
+   */
   allocatableGpus?: number;
   conditions?: NodeCondition[];
   bootId?: string;

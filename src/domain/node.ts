@@ -1,3 +1,5 @@
+import type { GpuCountSource, GpuSharing } from './gpu-count.js';
+
 /** A GPU node as the rest of the system sees it, independent of the Kubernetes client's types. */
 export interface GpuNode {
   name: string;
@@ -8,8 +10,21 @@ export interface GpuNode {
   /** EKS managed node group (`eks.amazonaws.com/nodegroup`) or Karpenter NodePool (`karpenter.sh/nodepool`). */
   nodeGroup?: string;
   karpenterNodePool?: string;
-  expectedGpus: number;
-  allocatableGpus: number;
+  /**
+   * Physical GPUs the node should have (domain/gpu-count.ts `expectedPhysicalGpus`: the EC2 instance type's
+   * count, else GFD's physical count, else unshared `nvidia.com/gpu` capacity). Undefined: nothing says, so
+   * no GPU-count check on this node. Never the replicated or MIG device count.
+   */
+  expectedGpus?: number;
+  /** Where expectedGpus came from; `unknown` when it is undefined. Absent on nodes built by hand (tests). */
+  gpuCountSource?: GpuCountSource;
+  /** How the GPUs are shared (time-slicing, MPS, MIG single / mixed); absent = not known, read as none. */
+  gpuSharing?: GpuSharing;
+  /**
+   * Physical GPUs the device plugin offers (`allocatablePhysicalGpus`): `nvidia.com/gpu`, divided by the
+   * replicas under time-slicing / MPS. Undefined under MIG, where devices are slices, not GPUs.
+   */
+  allocatableGpus?: number;
   /**
    * Every NVIDIA extended resource the node advertises as allocatable: `nvidia.com/gpu` (physical, time-sliced
    * replicas or MIG-single devices) and `nvidia.com/mig-<profile>` (MIG mixed). Zero entries are kept: the kubelet

@@ -1,7 +1,14 @@
 import type { V1Node } from '@kubernetes/client-node';
+import {
+  allocatablePhysicalGpus,
+  expectedPhysicalGpus,
+  GPU_RESOURCE,
+  hasGpus,
+  isNvidiaGpuResource,
+} from '../domain/gpu-count.js';
 import { type GpuNode, parseProviderId } from '../domain/node.js';
 
-export const GPU_RESOURCE = 'nvidia.com/gpu';
+export { GPU_RESOURCE };
 export const OPT_OUT_LABEL = 'gpu-medic.io/exclude';
 
 function quantity(value: string | undefined): number {
@@ -10,11 +17,14 @@ function quantity(value: string | undefined): number {
   return Number.isFinite(n) && n > 0 ? n : 0;
 }
 
-/** `nvidia.com/gpu` and `nvidia.com/mig-*` quantities from a resource list (capacity or allocatable). */
+/**
+ * `nvidia.com/gpu`, `nvidia.com/gpu.shared` (time-slicing with renameByDefault) and `nvidia.com/mig-*`
+ * quantities from a resource list (capacity or allocatable).
+ */
 export function nvidiaResources(list: Record<string, string> | undefined): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [name, value] of Object.entries(list ?? {})) {
-    if (name === GPU_RESOURCE || name.startsWith('nvidia.com/mig-')) out[name] = quantity(value);
+    if (isNvidiaGpuResource(name)) out[name] = quantity(value);
   }
   return out;
 }
@@ -34,19 +44,29 @@ export function toGpuNode(node: V1Node): GpuNode | undefined {
     reason: c.reason,
     message: c.message,
   }));
+  const instanceType =
+    labels['node.kubernetes.io/instance-type'] ?? labels['beta.kubernetes.io/instance-type'];
+  const allocatable = nvidiaResources(node.status?.allocatable);
+  const count = expectedPhysicalGpus({
+    instanceType,
+    labels,
+    capacity: nvidiaResources(node.status?.capacity),
+  });
   return {
     name,
     instanceId: provider?.instanceId,
     availabilityZone: provider?.az ?? labels['topology.kubernetes.io/zone'],
-    instanceType: labels['node.kubernetes.io/instance-type'] ?? labels['beta.kubernetes.io/instance-type'],
+    instanceType,
     nodeGroup:
       labels['eks.amazonaws.com/nodegroup'] ??
       labels['karpenter.sh/nodepool'] ??
       labels['alpha.eksctl.io/nodegroup-name'],
     karpenterNodePool: labels['karpenter.sh/nodepool'],
-    expectedGpus: quantity(node.status?.capacity?.[GPU_RESOURCE]),
-    allocatableGpus: quantity(node.status?.allocatable?.[GPU_RESOURCE]),
-    gpuResources: nvidiaResources(node.status?.allocatable),
+    expectedGpus: count.expected,
+    gpuCountSource: count.source,
+    gpuSharing: count.sharing,
+    allocatableGpus: allocatablePhysicalGpus(count.sharing, labels, allocatable),
+    gpuResources: allocatable,
     unschedulable: node.spec?.unschedulable === true,
     ready: conditions.some((c) => c.type === 'Ready' && c.status === 'True'),
     bootId: node.status?.nodeInfo?.bootID || undefined,
@@ -56,9 +76,9 @@ export function toGpuNode(node: V1Node): GpuNode | undefined {
   };
 }
 
-/** A GPU node has `nvidia.com/gpu` capacity — or matches GPU_NODE_SELECTOR when the operator set one. */
+/** A GPU node by the domain's rule (hasGpus) — or any node matching GPU_NODE_SELECTOR when the operator set one. */
 export function isGpuNode(node: GpuNode, selectorGiven: boolean): boolean {
-  return selectorGiven || node.expectedGpus > 0;
+  return selectorGiven || hasGpus(node);
 }
 
 export function isOptedOut(node: GpuNode): boolean {

@@ -59,7 +59,7 @@ describe('NodeWatcher against the simulated API server', () => {
     expect(watcher.list()).toHaveLength(gpuNames.length - 1);
   });
 
-  it('drops a node that stops being a GPU node (capacity gone)', async () => {
+  it('keeps a GPU instance whose device plugin has not registered, drops a node that stops being a GPU node', async () => {
     const { cluster, kc } = await simulated(3);
     const watcher = new NodeWatcher(kc, { restartDelayMs: 20 });
     closers.push(() => watcher.stop());
@@ -69,11 +69,22 @@ describe('NodeWatcher against the simulated API server', () => {
     watcher.onChange((c) => changes.push(c));
     const node = structuredClone(cluster.getNode(target));
     if (!node) throw new Error('no node');
+    // No nvidia.com/gpu (a device plugin gone): still a p5 with GPUs, still watched.
     delete node.status.capacity['nvidia.com/gpu'];
     delete node.status.allocatable['nvidia.com/gpu'];
     cluster.updateNodeFromApi(target, node, 'status');
+    await vi.waitFor(() => expect(changes).toHaveLength(1));
+    expect(changes[0]).toMatchObject({ type: 'upsert' });
+    expect(watcher.get(target)?.allocatableGpus).toBe(0);
+    // Relabelled as a CPU instance without GFD's labels: no longer a GPU node.
+    const labels = Object.fromEntries(
+      Object.entries(node.metadata.labels ?? {}).filter(([k]) => !k.startsWith('nvidia.com/')),
+    );
+    labels['node.kubernetes.io/instance-type'] = 'm5.xlarge';
+    labels['beta.kubernetes.io/instance-type'] = 'm5.xlarge';
+    cluster.updateNodeFromApi(target, { ...node, metadata: { ...node.metadata, labels } }, undefined);
     await vi.waitFor(() => expect(watcher.get(target)).toBeUndefined());
-    expect(changes).toEqual([{ type: 'delete', node: expect.objectContaining({ name: target }) }]);
+    expect(changes[1]).toEqual({ type: 'delete', node: expect.objectContaining({ name: target }) });
   });
 
   it('indexes exporter pods by node and drops a deleted pod', async () => {

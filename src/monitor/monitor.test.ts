@@ -1,3 +1,4 @@
+import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { baseSnapshot, type Collector } from '../collect/collector.js';
 import type { Verdict } from '../domain/finding.js';
@@ -194,5 +195,36 @@ describe('Monitor reports', () => {
           nodeTimeoutMs: 1,
         }),
     ).toThrow(/needs a store/);
+  });
+});
+
+describe('GPU count source', () => {
+  it('says once per instance type that the GPU table does not know it', async () => {
+    const lines: { level: number; msg: string; instanceType?: string; source?: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const nodes: GpuNode[] = [
+      { ...node('p5-a'), instanceType: 'p5.48xlarge', gpuCountSource: 'instance-type' },
+      { ...node('x-a'), instanceType: 'x9.large', gpuCountSource: 'gfd-label' },
+      { ...node('x-b'), instanceType: 'x9.large', gpuCountSource: 'gfd-label' },
+      { ...node('y-a'), instanceType: 'y1.large', expectedGpus: undefined, gpuCountSource: 'unknown' },
+    ];
+    const m = new Monitor({
+      listNodes: () => nodes,
+      collector: { source: 'exporter', collect: async (n) => baseSnapshot(n, 'exporter', Date.now()) },
+      classifier: { rules: () => healthy },
+      plan: () => ({ plannedAction: 'none', mode: 'off' }),
+      readOnly: true,
+      intervalMs: 60_000,
+      concurrency: 2,
+      nodeTimeoutMs: 5_000,
+      logger,
+    });
+    await m.scanOnce();
+    await m.scanOnce();
+    const said = lines.filter((l) => l.msg.includes('GPU table'));
+    expect(said.map((l) => [l.level, l.instanceType, l.source])).toEqual([
+      [30, 'x9.large', 'gfd-label'],
+      [40, 'y1.large', 'unknown'],
+    ]);
   });
 });

@@ -127,6 +127,8 @@ export class Monitor {
   private stopped = true;
   private readonly now: () => number;
   private scans = 0;
+  /** Instance types whose GPU count did not come from the EC2 table, already said in the log. */
+  private readonly countNoticed = new Set<string>();
 
   constructor(private readonly opts: MonitorOptions) {
     this.now = opts.now ?? Date.now;
@@ -180,6 +182,37 @@ export class Monitor {
     }, delayMs);
   }
 
+  /**
+   * Node mapping is pure, so it cannot log: the monitor says once per instance type that the EC2 GPU table
+   * does not know it, and what it expects instead (GFD's count, unshared capacity, or no count check).
+   */
+  private noteGpuCountSources(nodes: readonly GpuNode[]): void {
+    const log = this.opts.logger;
+    if (!log) return;
+    for (const n of nodes) {
+      const source = n.gpuCountSource;
+      if (source === undefined || source === 'instance-type') continue;
+      const instanceType = n.instanceType ?? '(none)';
+      if (this.countNoticed.has(instanceType)) continue;
+      this.countNoticed.add(instanceType);
+      const meta = {
+        instanceType,
+        node: n.name,
+        sharing: n.gpuSharing,
+        source,
+        expectedGpus: n.expectedGpus,
+      };
+      if (source === 'unknown') {
+        log.warn(
+          meta,
+          'instance type not in the GPU table and no physical GPU count on the node: no GPU-count check',
+        );
+      } else {
+        log.info(meta, 'instance type not in the GPU table: expecting the GPU count the node reports');
+      }
+    }
+  }
+
   /** One pass over every GPU node. */
   async scanOnce(): Promise<ScanReport> {
     const startedAt = this.now();
@@ -191,6 +224,7 @@ export class Monitor {
         .catch((err) => this.opts.logger?.warn({ err }, 'preparing the scan failed; scanning anyway'));
     }
     const nodes = this.opts.listNodes();
+    this.noteGpuCountSources(nodes);
     const results: NodeScanResult[] = [];
     const summaries: NodeScanSummary[] = [];
     const retain = this.opts.retainSnapshots !== false;

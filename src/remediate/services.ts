@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import type { ProgressBus, ProgressDetails, ProgressStep } from '../domain/events.js';
 import { type FindingKind, FindingKinds } from '../domain/finding.js';
+import { hasGpus } from '../domain/gpu-count.js';
 import type { Incident, IncidentState, PolicyMode, RemediationAction } from '../domain/incident.js';
 import { isOpen, RemediationActions } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
@@ -149,8 +150,13 @@ const verbs: Record<RemediationAction, string> = {
   replace: 'replace',
 };
 
-export function isGpuNode(node: GpuNode): boolean {
-  return node.expectedGpus > 0 || node.allocatableGpus > 0;
+/** `7/8 GPUs allocatable`, or `8 GPUs expected (mig-mixed)` where MIG devices are not whole GPUs. */
+function gpuCountText(node: GpuNode): string {
+  const expected = node.expectedGpus ?? '?';
+  const sharing = node.gpuSharing && node.gpuSharing !== 'none' ? ` (${node.gpuSharing})` : '';
+  return node.allocatableGpus !== undefined
+    ? `${node.allocatableGpus}/${expected} GPUs allocatable${sharing}`
+    : `${expected} GPUs expected${sharing}`;
 }
 
 export class RemediationServices {
@@ -186,7 +192,7 @@ export class RemediationServices {
     }
     const node = await this.deps.cluster.getNode(nodeName);
     if (!node) return audit({ ok: false, code: 'not_found', message: `Node ${nodeName} does not exist.` });
-    if (!isGpuNode(node)) {
+    if (!hasGpus(node)) {
       return audit({
         ok: false,
         code: 'not_gpu',
@@ -194,7 +200,7 @@ export class RemediationServices {
       });
     }
     const gpuNodeCount =
-      options.trigger === 'auto' ? (await this.deps.cluster.listNodes()).filter(isGpuNode).length : 0;
+      options.trigger === 'auto' ? (await this.deps.cluster.listNodes()).filter(hasGpus).length : 0;
 
     // From here to the claim there is no await: a check and its compare-and-set cannot interleave with another.
     const { incidents, exclusions, clock } = this.deps;
@@ -626,7 +632,7 @@ export class RemediationServices {
         { ok: false, code: 'not_found', message: `Node ${nodeName} does not exist.` },
         ctx,
       );
-    if (!isGpuNode(node)) {
+    if (!hasGpus(node)) {
       return this.audited(
         actor,
         'exclude',
@@ -760,7 +766,7 @@ export class RemediationServices {
     const parts = !node
       ? [`Node ${nodeName} does not exist.`]
       : [
-          `${nodeName}: ${node.ready ? 'Ready' : 'NotReady'}${node.unschedulable ? ', cordoned' : ''}, ${node.allocatableGpus}/${node.expectedGpus} GPUs allocatable.`,
+          `${nodeName}: ${node.ready ? 'Ready' : 'NotReady'}${node.unschedulable ? ', cordoned' : ''}, ${gpuCountText(node)}.`,
           excluded ? `Excluded by ${excluded.createdBy}: ${excluded.reason}.` : undefined,
           optOut ? 'Opted out by label.' : undefined,
           ...openIncidents.map(
@@ -770,7 +776,7 @@ export class RemediationServices {
     return {
       node: nodeName,
       exists: node !== undefined,
-      gpuNode: node ? isGpuNode(node) : false,
+      gpuNode: node ? hasGpus(node) : false,
       ...(node ? { unschedulable: node.unschedulable, ready: node.ready } : {}),
       ...(excluded ? { excluded } : {}),
       optOut,

@@ -95,12 +95,13 @@ export class FakeWorld {
     const node: GpuNode = {
       name: spec.name,
       instanceId: spec.instanceId,
-      instanceType: 'p5.48xlarge',
+      // A CPU node is what the cluster would show: a CPU instance type and no NVIDIA resources.
+      instanceType: gpus > 0 ? 'p5.48xlarge' : 'm5.xlarge',
       ...(spec.nodeGroup ? { nodeGroup: spec.nodeGroup } : {}),
       ...(spec.karpenterNodePool ? { karpenterNodePool: spec.karpenterNodePool } : {}),
-      expectedGpus: gpus,
+      ...(gpus > 0 ? { expectedGpus: gpus } : {}),
       allocatableGpus: gpus,
-      gpuResources: { 'nvidia.com/gpu': gpus },
+      gpuResources: gpus > 0 ? { 'nvidia.com/gpu': gpus } : {},
       unschedulable: spec.unschedulable ?? false,
       ready: true,
       bootId: `boot-${++this.seq}`,
