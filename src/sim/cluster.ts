@@ -2,6 +2,13 @@ import type { Logger } from 'pino';
 import type { HealthState } from '../domain/gpu.js';
 import type { CloudEffects, InstanceState, SimInstance } from './cloud-effects.js';
 import { renderExporterMetrics } from './dcgm-exporter.js';
+import {
+  DEFAULT_TIME_SLICING_REPLICAS,
+  devicePluginResources,
+  type GpuShape,
+  gfdLabels,
+  migLayout,
+} from './gpu-shapes.js';
 import { instanceTypeInfo } from './instance-types.js';
 import type {
   KubeLease,
@@ -15,7 +22,7 @@ import type {
 import { ApiError, ResourceStore, type WatchListener } from './resource-store.js';
 import { SeededRandom } from './seeded-random.js';
 import { realClock, type SimClock, type SimTimer } from './sim-clock.js';
-import { kernelPciAddress, makeGpu, resetAfterReboot, type SimGpu } from './sim-gpu.js';
+import { H100_MODEL, kernelPciAddress, makeGpu, resetAfterReboot, type SimGpu } from './sim-gpu.js';
 import {
   DAEMONSETS,
   type DaemonSetSpec,
@@ -59,6 +66,14 @@ export interface SimClusterOptions {
   dcgmServer?: boolean;
   /** Exporter renders ECC / retired pages / NVLink error / XID count families too. */
   extraCounters?: boolean;
+  /**
+   * How each GPU node's GPUs are shared (gpu-shapes.ts): GPU node i gets `gpuShapes[i % length]`, so
+   * `['plain', 'time-sliced', 'mig-single', 'mig-mixed']` makes a mixed fleet. Default: every node plain.
+   * A replacement node keeps the shape of the node it replaces (the node group's device-plugin config).
+   */
+  gpuShapes?: GpuShape[];
+  /** Time-slicing replicas per GPU on time-sliced nodes. Default 4. */
+  timeSlicingReplicas?: number;
   kubeletVersion?: string;
   seed?: number;
   clock?: SimClock;
@@ -88,6 +103,8 @@ export interface SimNodeInfo {
   karpenterNodePool?: string;
   rebooting: boolean;
   exporterMode: ExporterMode;
+  /** How the node's GPUs are shared (plain for a CPU node). */
+  shape: GpuShape;
 }
 
 type NodeGroup =
@@ -101,6 +118,7 @@ interface NodeState {
   instanceId: string;
   group: NodeGroup;
   gpuNode: boolean;
+  shape: GpuShape;
   gpus: SimGpu[];
   kernelLog: string[];
   exporterMode: ExporterMode;
@@ -164,7 +182,10 @@ export class SimCluster implements CloudEffects {
   private readonly clock: SimClock;
   private readonly log: Logger | undefined;
   private readonly opts: Required<
-    Omit<SimClusterOptions, 'clock' | 'logger' | 'seed' | 'clusterName' | 'region' | 'karpenterNodes'>
+    Omit<
+      SimClusterOptions,
+      'clock' | 'logger' | 'seed' | 'clusterName' | 'region' | 'karpenterNodes' | 'gpuShapes'
+    >
   >;
   private readonly nodes = new Map<string, NodeState>();
   private readonly instances = new Map<string, SimInstance>();
@@ -175,6 +196,7 @@ export class SimCluster implements CloudEffects {
   private readonly managedGroup: NodeGroup;
   private readonly systemGroup: NodeGroup;
   private readonly karpenterGroup: NodeGroup;
+  private readonly gpuShapes: GpuShape[];
   private servingRs = { name: 'inference-6f9c8d7b5', uid: '' };
   private pendingTimer?: SimTimer;
   /** Keys of pods waiting for a node. */
@@ -201,7 +223,9 @@ export class SimCluster implements CloudEffects {
       dcgmServer: options.dcgmServer ?? false,
       extraCounters: options.extraCounters ?? true,
       kubeletVersion: options.kubeletVersion ?? 'v1.31.4-eks-aeac579',
+      timeSlicingReplicas: options.timeSlicingReplicas ?? DEFAULT_TIME_SLICING_REPLICAS,
     };
+    this.gpuShapes = options.gpuShapes && options.gpuShapes.length > 0 ? [...options.gpuShapes] : ['plain'];
     const it = this.opts.instanceType;
     this.managedGroup = {
       kind: 'managed',
@@ -223,8 +247,10 @@ export class SimCluster implements CloudEffects {
 
     const total = this.opts.nodes;
     const karpenter = Math.min(total, options.karpenterNodes ?? (total >= 4 ? Math.floor(total / 4) : 0));
-    for (let i = 0; i < total; i++)
-      this.addNode(i < total - karpenter ? this.managedGroup : this.karpenterGroup);
+    for (let i = 0; i < total; i++) {
+      const shape = this.gpuShapes[i % this.gpuShapes.length] ?? 'plain';
+      this.addNode(i < total - karpenter ? this.managedGroup : this.karpenterGroup, undefined, shape);
+    }
     this.addNode(this.systemGroup);
     if (this.opts.workloads) this.createWorkloads();
   }
@@ -252,6 +278,7 @@ export class SimCluster implements CloudEffects {
       ...(inst?.autoScalingGroup ? { autoScalingGroup: inst.autoScalingGroup } : {}),
       rebooting: s.rebooting,
       exporterMode: s.exporterMode,
+      shape: s.shape,
     };
   }
 
@@ -538,7 +565,7 @@ export class SimCluster implements CloudEffects {
     this.removeNode(name);
     this.later(this.opts.replaceDelayMs, () => {
       const inst = this.instances.get(instanceId);
-      if (inst?.state === 'running') this.addNode(group, { name, instanceId, ip: s.ip, az: s.az });
+      if (inst?.state === 'running') this.addNode(group, { name, instanceId, ip: s.ip, az: s.az }, s.shape);
     });
     return removed;
   }
@@ -716,7 +743,8 @@ export class SimCluster implements CloudEffects {
     });
     const replace =
       group && ((group.kind === 'managed' && !opts.decrementDesiredCapacity) || group.kind === 'karpenter');
-    if (group && replace) this.later(this.opts.replaceDelayMs, () => this.addNode(group));
+    if (group && replace)
+      this.later(this.opts.replaceDelayMs, () => this.addNode(group, undefined, s?.shape));
     this.log?.info({ instanceId, node: s?.name, replace }, 'sim: instance terminating');
     return before;
   }
@@ -777,6 +805,7 @@ export class SimCluster implements CloudEffects {
   private addNode(
     group: NodeGroup,
     reuse?: { name: string; instanceId: string; ip: string; az: string },
+    gpuShape: GpuShape = 'plain',
   ): NodeState {
     const ip = reuse?.ip ?? this.newIp();
     const name = reuse?.name ?? `ip-${ip.replaceAll('.', '-')}.ec2.internal`;
@@ -787,6 +816,14 @@ export class SimCluster implements CloudEffects {
     const info = instanceTypeInfo(instanceType);
     const gpuNode = group.kind === 'karpenter' || group.gpu;
     const gpuCount = gpuNode ? this.opts.gpusPerNode : 0;
+    const shape: GpuShape = gpuNode ? gpuShape : 'plain';
+    const model = info.gpuModel || undefined;
+    const gpus = Array.from({ length: gpuCount }, (_, i) => {
+      const g = makeGpu(i, this.rng, model);
+      const mig = migLayout(shape, g.model, i, gpuCount);
+      if (mig) g.migInstances = mig;
+      return g;
+    });
     const now = this.timestamp();
 
     if (!reuse) {
@@ -825,7 +862,8 @@ export class SimCluster implements CloudEffects {
       instanceId,
       group,
       gpuNode,
-      gpus: Array.from({ length: gpuCount }, (_, i) => makeGpu(i, this.rng, info.gpuModel || undefined)),
+      shape,
+      gpus,
       kernelLog: [],
       exporterMode: 'ok',
       persistent: [],
@@ -862,11 +900,8 @@ export class SimCluster implements CloudEffects {
       labels['karpenter.k8s.aws/instance-family'] = instanceType.split('.')[0] ?? '';
       labels['karpenter.k8s.aws/instance-size'] = instanceType.split('.')[1] ?? '';
     }
-    if (gpuNode) {
-      labels['nvidia.com/gpu.present'] = 'true';
-      labels['nvidia.com/gpu.product'] = (info.gpuModel || 'NVIDIA-H100-80GB-HBM3').replaceAll(' ', '-');
-      labels['nvidia.com/gpu.count'] = String(gpuCount);
-    }
+    if (gpuNode)
+      Object.assign(labels, gfdLabels(shape, gpus[0]?.model ?? H100_MODEL, gpus, this.shapeOptions()));
     const memKi = info.memoryGiB * 1024 * 1024;
     const capacity: Record<string, string> = {
       cpu: String(info.cpu),
@@ -885,8 +920,8 @@ export class SimCluster implements CloudEffects {
       pods: capacity.pods ?? '100',
     };
     if (gpuNode) {
-      capacity['nvidia.com/gpu'] = String(gpuCount);
-      allocatable['nvidia.com/gpu'] = String(gpuCount);
+      Object.assign(capacity, devicePluginResources(shape, gpus, this.shapeOptions(), false));
+      Object.assign(allocatable, devicePluginResources(shape, gpus, this.shapeOptions(), true));
       if (info.efa > 0) {
         capacity['vpc.amazonaws.com/efa'] = String(info.efa);
         allocatable['vpc.amazonaws.com/efa'] = String(info.efa);
@@ -1028,13 +1063,18 @@ export class SimCluster implements CloudEffects {
     s.injectedConditions.clear();
   }
 
+  private shapeOptions() {
+    return { replicas: this.opts.timeSlicingReplicas };
+  }
+
+  /** The device plugin advertises only healthy devices: a lost GPU takes its replicas or MIG devices with it. */
   private syncAllocatable(s: NodeState): void {
     if (!s.gpuNode) return;
-    const present = String(s.gpus.filter((g) => g.present).length);
+    const wanted = devicePluginResources(s.shape, s.gpus, this.shapeOptions(), true);
     const n = this.store.get<KubeNode>('nodes', undefined, s.name);
-    if (!n || n.status.allocatable['nvidia.com/gpu'] === present) return;
+    if (!n || Object.entries(wanted).every(([k, v]) => n.status.allocatable[k] === v)) return;
     this.store.update<KubeNode>('nodes', undefined, s.name, (node) => {
-      node.status.allocatable = { ...node.status.allocatable, 'nvidia.com/gpu': present };
+      node.status.allocatable = { ...node.status.allocatable, ...wanted };
       return node;
     });
   }
@@ -1126,7 +1166,8 @@ export class SimCluster implements CloudEffects {
       candidates.sort((a, b) => (loads.get(a) ?? 0) - (loads.get(b) ?? 0));
     }
     for (const s of candidates) {
-      if (!s.gpuNode || s.rebooting) continue;
+      // MIG-mixed nodes offer only nvidia.com/mig-<profile>: a pod asking for nvidia.com/gpu does not fit.
+      if (!s.gpuNode || s.rebooting || s.shape === 'mig-mixed') continue;
       const node = this.store.get<KubeNode>('nodes', undefined, s.name);
       if (!node || node.spec.unschedulable || node.metadata.deletionTimestamp) continue;
       if (node.status.conditions.find((c) => c.type === 'Ready')?.status !== 'True') continue;

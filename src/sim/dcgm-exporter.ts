@@ -8,7 +8,8 @@ import { xidName } from './xid-text.js';
  * help texts; `extraCounters` adds the lines an operator un-comments to get ECC, retired pages, NVLink
  * error counters and the per-XID count. Health is deliberately NOT rendered: dcgm-exporter has no health
  * metric, so injected DCGM health reaches gpu-medic through node conditions / dcgm-server instead.
- * A GPU that fell off the bus is absent from the output, as DCGM no longer sees it.
+ * A GPU that fell off the bus is absent from the output, as DCGM no longer sees it. A GPU in MIG mode is
+ * rendered once per MIG instance (labels GPU_I_ID, GPU_I_PROFILE), its device-level values repeated.
  */
 export interface ExporterRenderOptions {
   /** Add ECC, retired pages, NVLink error and XID-count families (default true in the simulator). */
@@ -246,12 +247,30 @@ function escapeLabel(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
 
-function baseLabels(hostname: string, g: SimGpu, driver: string, hostLabel: string): string {
+/** GPU_I_PROFILE and GPU_I_ID sit after modelName, as in reference/dcgm-sample-a800-8gpu-mig.prom. */
+function baseLabels(
+  hostname: string,
+  g: SimGpu,
+  driver: string,
+  hostLabel: string,
+  mig?: { id: number; profile: string },
+): string {
+  const instance = mig ? `GPU_I_PROFILE="${mig.profile}",GPU_I_ID="${mig.id}",` : '';
   return (
     `gpu="${g.index}",UUID="${g.uuid}",pci_bus_id="${g.pciBusId}",device="nvidia${g.index}",` +
-    `modelName="${escapeLabel(g.model)}",${hostLabel}="${escapeLabel(hostname)}",DCGM_FI_DRIVER_VERSION="${driver}"`
+    `modelName="${escapeLabel(g.model)}",${instance}${hostLabel}="${escapeLabel(hostname)}",DCGM_FI_DRIVER_VERSION="${driver}"`
   );
 }
+
+/**
+ * NVML cannot read remapped rows on a GPU in MIG mode with instances: the exporter leaves those families out
+ * for it (the A800 MIG sample has none for its MIG GPU 0).
+ */
+const NOT_ON_MIG: ReadonlySet<string> = new Set([
+  'DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS',
+  'DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS',
+  'DCGM_FI_DEV_ROW_REMAP_FAILURE',
+]);
 
 /** Labels after the fixed ones come sorted by name, as the exporter prints them. */
 function tailLabels(extra: Record<string, string>, g: SimGpu): string {
@@ -272,14 +291,22 @@ export function renderExporterMetrics(
 ): string {
   const driver = opts.driverVersion ?? DEFAULT_DRIVER_VERSION;
   const hostLabel = opts.hostnameLabel ?? 'Hostname';
-  const visible = gpus.filter((g) => g.present);
-  const bases = visible.map((g) => baseLabels(hostname, g, driver, hostLabel));
-  const plainTails = visible.map((g) => tailLabels({}, g));
+  // One exporter entity per GPU, or per MIG instance on a GPU in MIG mode; device-level values repeat on each.
+  const visible = gpus
+    .filter((g) => g.present)
+    .flatMap((g): { g: SimGpu; m?: { id: number; profile: string } }[] =>
+      g.migInstances && g.migInstances.length > 0
+        ? g.migInstances.map((m) => ({ g, m }))
+        : [{ g, m: undefined }],
+    );
+  const bases = visible.map(({ g, m }) => baseLabels(hostname, g, driver, hostLabel, m));
+  const plainTails = visible.map(({ g }) => tailLabels({}, g));
   const out: string[] = [];
   const families = opts.extraCounters === false ? DEFAULT_FAMILIES : [...DEFAULT_FAMILIES, ...EXTRA_FAMILIES];
   for (const f of families) {
     out.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`);
-    visible.forEach((g, i) => {
+    visible.forEach(({ g, m }, i) => {
+      if (m && NOT_ON_MIG.has(f.name)) return;
       const tail =
         f.name === 'DCGM_FI_DEV_XID_ERRORS'
           ? tailLabels({ err_code: String(g.xidLast), err_msg: xidName(g.xidLast) }, g)
@@ -288,7 +315,7 @@ export function renderExporterMetrics(
     });
   }
   if (opts.extraCounters !== false) {
-    const counted = visible.flatMap((g, i) =>
+    const counted = visible.flatMap(({ g }, i) =>
       Object.entries(g.xidCounts)
         .filter(([, n]) => n > 0)
         .map(([xid, n]) => `DCGM_EXP_XID_ERRORS_COUNT{${bases[i]}${tailLabels({ xid }, g)}} ${n}`),

@@ -51,6 +51,8 @@ export interface SimGpu {
   healthMessage?: string;
   /** False once the GPU has fallen off the bus: gone from DCGM and from allocatable. */
   present: boolean;
+  /** MIG instances when the GPU is in MIG mode (gpu-shapes.ts): the exporter renders one series per instance. */
+  migInstances?: { id: number; profile: string }[];
   pod?: GpuPodMapping;
 }
 

@@ -38,6 +38,18 @@ describe('gpusFromExporter', () => {
     expect(r.gpus[1]?.rowRemapFailure).toBe(0);
   });
 
+  it('folds an XID reported on one MIG instance into its physical GPU', () => {
+    const text = fixture('dcgm-sample-a800-8gpu-mig.prom');
+    // The reference sample has no XID: raise one on instance 5 of GPU 0 only (instances 3 and 6 still say 0).
+    const xidOnInstance5 = /^(DCGM_FI_DEV_XID_ERRORS\{gpu="0",[^}]*GPU_I_ID="5"[^}]*\}) 0$/m;
+    expect(text).toMatch(xidOnInstance5);
+    const r = fromText(text.replace(xidOnInstance5, '$1 79'));
+    expect(r.gpus.map((g) => g.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(r.gpus[0]).toMatchObject({ xidLast: 79, migInstances: ['3:2g.20gb', '5:2g.20gb', '6:2g.20gb'] });
+    expect(r.gpus.slice(1).every((g) => g.xidLast === 0)).toBe(true);
+    expect(r.errors).toEqual([]);
+  });
+
   it('reads the err_code/err_msg sample (two nodes in one file) as XID 0 = none', () => {
     const r = fromText(fixture('dcgm-sample-xid-errcode-labels.prom'));
     expect(r.gpus).toHaveLength(2);

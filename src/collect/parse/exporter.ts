@@ -4,8 +4,9 @@
  * - `DCGM_FI_DEV_XID_ERRORS` is the LAST XID code (sticky until restart), never a count → `xidLast`; its
  *   `err_code`/`err_msg` labels (exporter ≥ 3.3.6) add the driver's text to `xids`.
  * - `DCGM_EXP_XID_ERRORS_COUNT{xid="…"}` is a count per code → `xids[].count`, summed into `xidCount`.
- * - MIG: device-level families repeat once per GPU instance (`GPU_I_ID`); the value is taken once per
- *   physical GPU and the instances are listed.
+ * - MIG: device-level families repeat once per GPU instance (`GPU_I_ID`, `GPU_I_PROFILE`); the instances fold
+ *   into their physical GPU (the `gpu` index): the value is taken once per GPU (a non-zero last XID from any
+ *   instance wins) and the instances are listed in `migInstances`. The GPU count is physical.
  * - A family absent from the scrape leaves its field undefined — absent is "not reported", never 0.
  */
 import type { GpuSample, XidObservation } from '../../domain/gpu.js';
@@ -297,8 +298,11 @@ export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporte
       errors.push({ line: s.line, message: `${s.name}{gpu="${gpuLabel}"}: value ${s.value} is not a count` });
       continue;
     }
-    // Device-level values repeat per MIG instance: the first one counts.
-    if (acc.seen.has(field)) continue;
+    // Device-level values repeat per MIG instance: the first one counts — except the last XID, which counts
+    // for the physical GPU whichever instance reports it (a 0 on one instance does not hide a 79 on another).
+    if (acc.seen.has(field)) {
+      if (field !== 'xidLast' || s.value === 0 || acc.sample.xidLast !== 0) continue;
+    }
     acc.seen.add(field);
     acc.sample[field] = s.value;
     // err_msg gives the last XID its text; without it, xidLast alone says it all.

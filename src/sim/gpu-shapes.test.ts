@@ -1,0 +1,167 @@
+/**
+ * The simulator learns GPU sharing first (reference/real-clusters.md, "GPU sharing"): each node shape carries
+ * the resources the NVIDIA device plugin advertises and the labels GPU Feature Discovery sets, and the
+ * exporter renders MIG instances as one series each.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { gpusFromExporter } from '../collect/parse/exporter.js';
+import { parsePrometheus } from '../collect/parse/prometheus.js';
+import { SimCluster, type SimClusterOptions } from './cluster.js';
+import { type GpuShape, migLayout } from './gpu-shapes.js';
+import type { KubeNode } from './k8s-objects.js';
+import { ManualClock } from './sim-clock.js';
+
+const clusters: SimCluster[] = [];
+function make(opts: SimClusterOptions = {}): SimCluster {
+  const cluster = new SimCluster({ clock: new ManualClock(), workloads: false, ...opts });
+  clusters.push(cluster);
+  return cluster;
+}
+
+afterEach(() => {
+  for (const c of clusters.splice(0)) c.close();
+});
+
+const nvidia = (list: Record<string, string>) =>
+  Object.fromEntries(Object.entries(list).filter(([k]) => k.startsWith('nvidia.com/')));
+const gfd = (n: KubeNode) =>
+  Object.fromEntries(Object.entries(n.metadata.labels ?? {}).filter(([k]) => k.startsWith('nvidia.com/')));
+
+function nodeOfShape(c: SimCluster, shape: GpuShape): KubeNode {
+  const n = c
+    .listNodes()
+    .find((k) => c.nodeInfo(k.metadata.name)?.gpuNode && c.nodeInfo(k.metadata.name)?.shape === shape);
+  if (!n) throw new Error(`no ${shape} node`);
+  return n;
+}
+
+function scrape(c: SimCluster, node: string): string {
+  const r = c.exporterScrape(node);
+  if (r.kind !== 'ok') throw new Error(`scrape ${r.kind}`);
+  return r.body;
+}
+
+const mixed: GpuShape[] = ['plain', 'time-sliced', 'mig-single', 'mig-mixed'];
+
+describe('GPU node shapes (device plugin + GFD)', () => {
+  it('a fleet mixes the shapes in the order given, one per GPU node; the system node stays plain', () => {
+    const c = make({ nodes: 8, gpuShapes: mixed });
+    const shapes = c
+      .listNodes()
+      .map((n) => c.nodeInfo(n.metadata.name))
+      .filter((i) => i?.gpuNode)
+      .map((i) => i?.shape);
+    expect(shapes.sort()).toEqual([...mixed, ...mixed].sort());
+    expect(c.listNodes().filter((n) => !c.nodeInfo(n.metadata.name)?.gpuNode)).toHaveLength(1);
+  });
+
+  it('plain: nvidia.com/gpu = 8, and GFD defaults that do not mean sharing (mig.strategy=single, replicas=1)', () => {
+    const n = nodeOfShape(make({ gpuShapes: mixed }), 'plain');
+    expect(nvidia(n.status.capacity)).toEqual({ 'nvidia.com/gpu': '8' });
+    expect(nvidia(n.status.allocatable)).toEqual({ 'nvidia.com/gpu': '8' });
+    expect(gfd(n)).toEqual({
+      'nvidia.com/gpu.present': 'true',
+      'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3',
+      'nvidia.com/gpu.count': '8',
+      'nvidia.com/gpu.replicas': '1',
+      'nvidia.com/gpu.sharing-strategy': 'none',
+      'nvidia.com/mig.capable': 'true',
+      'nvidia.com/mig.strategy': 'single',
+    });
+  });
+
+  it('time-sliced: capacity is GPUs × replicas, gpu.count stays physical, product gains -SHARED', () => {
+    const n = nodeOfShape(make({ gpuShapes: mixed, timeSlicingReplicas: 4 }), 'time-sliced');
+    expect(nvidia(n.status.capacity)).toEqual({ 'nvidia.com/gpu': '32' });
+    expect(gfd(n)).toMatchObject({
+      'nvidia.com/gpu.count': '8',
+      'nvidia.com/gpu.replicas': '4',
+      'nvidia.com/gpu.sharing-strategy': 'time-slicing',
+      'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3-SHARED',
+    });
+  });
+
+  it('MIG single: nvidia.com/gpu and gpu.count count MIG devices (7 per GPU), product ends in -MIG-<profile>', () => {
+    const n = nodeOfShape(make({ gpuShapes: mixed }), 'mig-single');
+    expect(nvidia(n.status.capacity)).toEqual({ 'nvidia.com/gpu': '56' });
+    expect(gfd(n)).toMatchObject({
+      'nvidia.com/gpu.count': '56',
+      'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3-MIG-1g.10gb',
+      'nvidia.com/mig.strategy': 'single',
+      'nvidia.com/gpu.slices.gi': '1',
+    });
+  });
+
+  it('MIG mixed: no nvidia.com/gpu at all, nvidia.com/mig-<profile> resources, gpu.count physical', () => {
+    const n = nodeOfShape(make({ gpuShapes: mixed }), 'mig-mixed');
+    expect(nvidia(n.status.capacity)).toEqual({
+      'nvidia.com/mig-1g.10gb': '28',
+      'nvidia.com/mig-3g.40gb': '8',
+    });
+    expect(n.status.capacity['nvidia.com/gpu']).toBeUndefined();
+    expect(gfd(n)).toMatchObject({
+      'nvidia.com/gpu.count': '8',
+      'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3',
+      'nvidia.com/mig.strategy': 'mixed',
+      'nvidia.com/mig-1g.10gb.count': '28',
+      'nvidia.com/mig-3g.40gb.count': '8',
+    });
+  });
+
+  it('MIG profiles follow the GPU model; a GPU without MIG refuses a MIG shape', () => {
+    expect(migLayout('mig-single', 'NVIDIA A100-SXM4-40GB', 0, 8)?.[0]?.profile).toBe('1g.5gb');
+    expect(migLayout('mig-single', 'NVIDIA H200', 0, 8)?.[0]?.profile).toBe('1g.18gb');
+    expect(() => migLayout('mig-single', 'NVIDIA A10G', 0, 8)).toThrow(/MIG-capable/);
+    expect(migLayout('time-sliced', 'NVIDIA A10G', 0, 8)).toBeUndefined();
+  });
+
+  it.each([
+    ['plain', { 'nvidia.com/gpu': '7' }],
+    ['time-sliced', { 'nvidia.com/gpu': '28' }],
+    ['mig-single', { 'nvidia.com/gpu': '49' }],
+    ['mig-mixed', { 'nvidia.com/mig-1g.10gb': '21', 'nvidia.com/mig-3g.40gb': '8' }],
+  ] as const)('a GPU off the bus on a %s node takes its devices out of allocatable', (shape, want) => {
+    const c = make({ gpuShapes: mixed });
+    const name = nodeOfShape(c, shape).metadata.name;
+    c.dropGpu(name, 0);
+    expect(nvidia(c.getNode(name)?.status.allocatable ?? {})).toEqual(want);
+  });
+});
+
+describe('dcgm-exporter on MIG nodes', () => {
+  it('renders one series per MIG instance with GPU_I_ID and GPU_I_PROFILE after modelName', () => {
+    const c = make({ gpuShapes: mixed, extraCounters: false });
+    const body = scrape(c, nodeOfShape(c, 'mig-mixed').metadata.name);
+    const temps = body.split('\n').filter((l) => l.startsWith('DCGM_FI_DEV_GPU_TEMP{'));
+    expect(temps).toHaveLength(4 * 7 + 4 * 2);
+    expect(temps[0]).toMatch(
+      /modelName="NVIDIA H100 80GB HBM3",GPU_I_PROFILE="1g\.10gb",GPU_I_ID="7",Hostname=/,
+    );
+    expect(temps.at(-1)).toMatch(/gpu="7",.*GPU_I_PROFILE="3g\.40gb",GPU_I_ID="2",/);
+    // NVML has no remapped rows for a GPU in MIG mode: the exporter leaves those families out for it.
+    expect(body).not.toMatch(/DCGM_FI_DEV_ROW_REMAP_FAILURE\{/);
+  });
+
+  it('plain and time-sliced nodes have no MIG labels; their exposition is one series per GPU', () => {
+    const c = make({ gpuShapes: mixed, extraCounters: false });
+    for (const shape of ['plain', 'time-sliced'] as const) {
+      const body = scrape(c, nodeOfShape(c, shape).metadata.name);
+      expect(body).not.toContain('GPU_I_ID');
+      expect(body.split('\n').filter((l) => l.startsWith('DCGM_FI_DEV_GPU_TEMP{'))).toHaveLength(8);
+    }
+  });
+
+  it('an XID on a MIG GPU shows on every one of its instances, and parses as one physical GPU', () => {
+    const c = make({ gpuShapes: mixed });
+    const name = nodeOfShape(c, 'mig-single').metadata.name;
+    c.injectXid(name, 2, 79);
+    const body = scrape(c, name);
+    const xid = body.split('\n').filter((l) => l.startsWith('DCGM_FI_DEV_XID_ERRORS{gpu="2",'));
+    expect(xid).toHaveLength(7);
+    expect(xid.every((l) => l.endsWith(' 79'))).toBe(true);
+    const parsed = gpusFromExporter(parsePrometheus(body));
+    expect(parsed.gpus).toHaveLength(8);
+    expect(parsed.gpus[2]).toMatchObject({ xidLast: 79 });
+    expect(parsed.gpus[2]?.migInstances).toHaveLength(7);
+  });
+});
