@@ -19,6 +19,7 @@ import { type SimAws, startSimAws } from './aws-server.js';
 import { SimCluster } from './cluster.js';
 import { CountingRequestLog, startControlApi } from './control-api.js';
 import { attachExec, type SimExec, type SimExecHandler } from './exec-server.js';
+import type { GpuShape } from './gpu-shapes.js';
 import { type K8sRecordedRequest, type SimK8sServer, startSimK8s } from './k8s-server.js';
 import { writeKubeconfig } from './kubeconfig.js';
 import type { RecordedRequest } from './recorder.js';
@@ -45,6 +46,10 @@ export interface SimulatorOptions {
   execHandler?: SimExecHandler;
   /** Training job, serving pods and PDB on the nodes. Default true. */
   workloads?: boolean;
+  /** How GPU node i shares its GPUs: `gpuShapes[i % length]` (SimClusterOptions.gpuShapes). Default all plain. */
+  gpuShapes?: GpuShape[];
+  /** Time-slicing replicas per GPU on time-sliced nodes. Default 4. */
+  timeSlicingReplicas?: number;
   /** Start the Slack Web API fake. Default true. */
   slack?: boolean;
   /** Where to write the kubeconfig; default a file in a fresh temp directory (removed on close). */
@@ -122,6 +127,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     ...(opts.rescheduleDelayMs !== undefined ? { rescheduleDelayMs: opts.rescheduleDelayMs } : {}),
     ...(opts.dcgmServer !== undefined ? { dcgmServer: opts.dcgmServer } : {}),
     ...(opts.workloads !== undefined ? { workloads: opts.workloads } : {}),
+    ...(opts.gpuShapes !== undefined ? { gpuShapes: opts.gpuShapes } : {}),
+    ...(opts.timeSlicingReplicas !== undefined ? { timeSlicingReplicas: opts.timeSlicingReplicas } : {}),
     ...(logger ? { logger } : {}),
   });
   const log = new CountingRequestLog(opts.logLimit ?? 0);
