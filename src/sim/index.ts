@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import { type SimAws, startSimAws } from './aws-server.js';
 import { SimCluster } from './cluster.js';
 import { CountingRequestLog, startControlApi } from './control-api.js';
+import type { CounterSet } from './dcgm-exporter.js';
 import { attachExec, type SimExec, type SimExecHandler } from './exec-server.js';
 import { type K8sRecordedRequest, type SimK8sServer, startSimK8s } from './k8s-server.js';
 import { writeKubeconfig } from './kubeconfig.js';
@@ -45,6 +46,8 @@ export interface SimulatorOptions {
   execHandler?: SimExecHandler;
   /** Training job, serving pods and PDB on the nodes. Default true. */
   workloads?: boolean;
+  /** The exporters' counters file: `stock` (dcgm-exporter's default, the default) or `full` (gpu-medic's CSV). */
+  counters?: CounterSet;
   /** Start the Slack Web API fake. Default true. */
   slack?: boolean;
   /** Where to write the kubeconfig; default a file in a fresh temp directory (removed on close). */
@@ -122,6 +125,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     ...(opts.rescheduleDelayMs !== undefined ? { rescheduleDelayMs: opts.rescheduleDelayMs } : {}),
     ...(opts.dcgmServer !== undefined ? { dcgmServer: opts.dcgmServer } : {}),
     ...(opts.workloads !== undefined ? { workloads: opts.workloads } : {}),
+    ...(opts.counters !== undefined ? { counters: opts.counters } : {}),
     ...(logger ? { logger } : {}),
   });
   const log = new CountingRequestLog(opts.logLimit ?? 0);
