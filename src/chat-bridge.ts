@@ -3,6 +3,7 @@
  * models, and a bus subscription that turns progress events into one alert per incident, its thread
  * replies and root updates. Lives in the composition layer: Slack code never imports the store.
  */
+import { type CoverageInput, signalCoverage } from './domain/coverage.js';
 import type { ProgressEvent } from './domain/events.js';
 import { type Incident, isOpen } from './domain/incident.js';
 import type { Logger } from './log/logger.js';
@@ -39,8 +40,10 @@ export function createChatPort(rt: Runtime): ChatPort {
       const status = await services.status();
       const nodes = rt.sensing.watcher.list();
       const counts = { healthy: 0, warning: 0, critical: 0, unknown: 0 };
+      const reads: CoverageInput[] = [];
       for (const n of nodes) {
         const r = rt.lastScan.get(n.name);
+        if (r) reads.push(r.snapshot);
         if (!r || r.snapshot.error) counts.unknown++;
         else if (r.verdict.severity === 'critical') counts.critical++;
         else if (r.verdict.severity === 'warning') counts.warning++;
@@ -66,6 +69,7 @@ export function createChatPort(rt: Runtime): ChatPort {
           fallbacks: Object.values(rt.sensing.llmStats.fallbacks ?? {}).reduce((a, b) => a + Number(b), 0),
         },
         openIncidents: open,
+        coverage: signalCoverage(reads),
       };
     },
     async nodeDetail(name): Promise<NodeDetail | undefined> {

@@ -14,7 +14,7 @@ import { SnsTopicPublisher } from './aws/sns.js';
 import type { Config } from './config/config.js';
 import { ProgressBus } from './domain/events.js';
 import type { Verdict } from './domain/finding.js';
-import type { CollectionError, GpuSample } from './domain/gpu.js';
+import type { CollectionError, GpuSample, SignalFamily } from './domain/gpu.js';
 import type { Incident } from './domain/incident.js';
 import type { GpuNode } from './domain/node.js';
 import { startOpsServer } from './http/ops-server.js';
@@ -77,7 +77,7 @@ export interface NodeScanStatus {
   node: GpuNode;
   verdict: Verdict;
   ms: number;
-  snapshot: { takenAt: number; gpus: GpuStatus[]; error?: CollectionError };
+  snapshot: { takenAt: number; gpus: GpuStatus[]; error?: CollectionError; signals?: SignalFamily[] };
 }
 
 export function scanStatusOf(r: NodeScanResult): NodeScanStatus {
@@ -91,12 +91,11 @@ export function scanStatusOf(r: NodeScanResult): NodeScanStatus {
     eccDbeVolatile: g.eccDbeVolatile,
     utilizationPct: g.utilizationPct,
   }));
-  return {
-    node: r.node,
-    verdict: r.verdict,
-    ms: r.ms,
-    snapshot: s.error ? { takenAt: s.takenAt, gpus, error: s.error } : { takenAt: s.takenAt, gpus },
-  };
+  const snapshot: NodeScanStatus['snapshot'] = { takenAt: s.takenAt, gpus };
+  if (s.error) snapshot.error = s.error;
+  // Detection coverage in `/gpu status` counts the families each node's last read carried.
+  if (s.signals) snapshot.signals = s.signals;
+  return { node: r.node, verdict: r.verdict, ms: r.ms, snapshot };
 }
 
 export async function createRuntime(config: Config, opts: RuntimeOptions): Promise<Runtime> {

@@ -237,6 +237,33 @@ describe('memory, NVLink, thermal, health', () => {
   });
 });
 
+describe('DCGM health that restates a counter', () => {
+  const dbeHealth = {
+    severity: 'fail' as const,
+    system: 'MEM',
+    code: 'DCGM_FR_VOLATILE_DBE_DETECTED',
+    message: 'DCGM_FR_VOLATILE_DBE_DETECTED',
+  };
+
+  it('joins the ECC finding as evidence: one DBE read from the counter and DCGM_EXP_GPU_HEALTH_STATUS is one finding', () => {
+    const v = classifySnapshot(
+      snap([{ index: 5, eccDbeVolatile: 2, health: 'fail', healthIncidents: [dbeHealth] }]),
+      ctx,
+    );
+    expect(v.findings.map((f) => f.key)).toEqual(['ecc_dbe:gpu5']);
+    expect(v.findings[0]?.evidence).toEqual([
+      'GPU 5: ECC DBE volatile total=2',
+      'GPU 5: DCGM health fail MEM: DCGM_FR_VOLATILE_DBE_DETECTED [DCGM_FR_VOLATILE_DBE_DETECTED]',
+    ]);
+  });
+
+  it('stands alone when the counter was not read (health without ECC counters)', () => {
+    const v = classifySnapshot(snap([{ index: 5, health: 'fail', healthIncidents: [dbeHealth] }]), ctx);
+    expect(v).toMatchObject({ category: 'GPU_HEALTH_ERROR', severity: 'critical', gpu: 5 });
+    expect(v.findings.map((f) => f.key)).toEqual(['health:mem:gpu5']);
+  });
+});
+
 describe('GPU count, conditions, collection errors, unparsed text', () => {
   const eight = Array.from({ length: 8 }, (_, index) => ({ index }));
 

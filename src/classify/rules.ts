@@ -408,7 +408,17 @@ function frLookup(message: string, fr: DcgmFrCatalog | undefined): { names: stri
   return { names, unmatched };
 }
 
-function healthFindings(g: GpuSample, ctx: RuleContext): Finding[] {
+/**
+ * DCGM health codes that restate a counter the memory rules already read: the same fault, so the health
+ * incident joins that finding as evidence instead of opening a second incident (an exporter with both the
+ * ECC counters and DCGM_EXP_GPU_HEALTH_STATUS reports one DBE twice).
+ */
+const SAME_FAULT_AS: Readonly<Record<string, FindingKind>> = {
+  DCGM_FR_VOLATILE_DBE_DETECTED: 'ecc_dbe',
+  DCGM_FR_ROW_REMAP_FAILURE: 'row_remap_failure',
+};
+
+function healthFindings(g: GpuSample, ctx: RuleContext, memory: readonly Finding[] = []): Finding[] {
   const i = g.index;
   const incidents: HealthIncident[] = g.healthIncidents ?? [];
   if (incidents.length === 0) {
@@ -437,6 +447,14 @@ function healthFindings(g: GpuSample, ctx: RuleContext): Finding[] {
     const lookup = inc.code ? { names: [inc.code], unmatched: false } : frLookup(inc.message, ctx.frCodes);
     const codeText = lookup.names.length > 0 ? ` [${lookup.names.join(', ')}]` : '';
     const evidence = `GPU ${i}: DCGM health ${inc.severity} ${system}: ${inc.message}${codeText}`;
+    const same =
+      lookup.names.length > 0 && !lookup.unmatched
+        ? memory.find((m) => lookup.names.every((n) => SAME_FAULT_AS[n] === m.kind))
+        : undefined;
+    if (same) {
+      same.evidence.push(clip(evidence));
+      continue;
+    }
     const prev = bySystem.get(key);
     if (prev) {
       prev.evidence.push(clip(evidence));
@@ -595,12 +613,13 @@ export function ruleFindings(snapshot: NodeSnapshot, ctx: RuleContext): Finding[
   findings.push(...fromConditions);
   findings.push(...sxidFindings(snapshot));
   for (const g of snapshot.gpus) {
-    findings.push(...memoryFindings(g, ctx.policy));
+    const memory = memoryFindings(g, ctx.policy);
+    findings.push(...memory);
     const nv = nvlinkFinding(g, ctx.policy);
     if (nv) findings.push(nv);
     const th = thermalFinding(g, ctx.policy);
     if (th) findings.push(th);
-    findings.push(...healthFindings(g, ctx));
+    findings.push(...healthFindings(g, ctx, memory));
   }
   const missing = missingGpuFinding(snapshot);
   if (missing) findings.push(missing);

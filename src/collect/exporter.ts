@@ -44,8 +44,9 @@ export function createExporterCollector(opts: ExporterCollectorOptions): Collect
         const text = await opts.source.fetch(node, signal);
         const parsed = parsePrometheus(text, { maxBytes: opts.maxBytes });
         // Label values come out of the parser detached from the scrape text (see detachStrings).
-        const { gpus } = gpusFromExporter(parsed);
+        const { gpus, signals } = gpusFromExporter(parsed);
         snapshot.gpus = gpus;
+        if (gpus.length > 0) snapshot.signals = signals;
         if (gpus.length === 0 && parsed.samples.length > 0) {
           snapshot.error = {
             kind: 'parse',

@@ -122,7 +122,12 @@ export async function main(argv: string[]): Promise<number> {
   at(interval * 2 + 2, `XID 13 (application fault) on ${c} GPU 0 — alert only`, () =>
     sim.cluster.injectXid(c, 0, 13),
   );
-  at(interval * 6, `uncorrectable ECC (DBE) on ${b} GPU 5`, () => sim.cluster.injectEcc(b, 5, { dbe: 2 }));
+  // The simulated exporters run dcgm-exporter's stock counters, which carry no ECC: node b runs gpu-medic's
+  // counters CSV (manifests/dcgm-exporter/), so its DBE is seen and `/gpu status` shows the coverage gap.
+  sim.cluster.setCounters(b, 'full');
+  at(interval * 6, `uncorrectable ECC (DBE) on ${b} GPU 5 (its exporter runs the full counter set)`, () =>
+    sim.cluster.injectEcc(b, 5, { dbe: 2 }),
+  );
 
   if (process.stdin.isTTY || !process.stdin.readableEnded)
     console_.attach(process.stdin).catch(() => undefined);

@@ -51,6 +51,11 @@ export interface Metrics {
   readonly slackDeliveryFailures: Counter<string>;
   /** Notification delivery attempts per sink and outcome. */
   readonly notificationDeliveries: Counter<'sink' | 'outcome'>;
+  /**
+   * GPU nodes whose last read carried a signal family (xid, ecc, retired_pages, nvlink, health …): 0 for
+   * `ecc` on a stock dcgm-exporter, which leaves ECC out. Set by every scan; no series before the first.
+   */
+  readonly signalNodes: Gauge<'family'>;
 }
 
 export interface CreateMetricsOptions {
@@ -133,6 +138,13 @@ export function createMetrics(
     registers,
   });
 
+  const signalNodes = new Gauge({
+    name: name('signal_nodes'),
+    help: 'GPU nodes whose last read carried this signal family (0 = faults of that kind cannot be seen).',
+    labelNames: ['family'] as const,
+    registers,
+  });
+
   for (const result of ScanResults) scans.inc({ result }, 0);
   for (const verdict of NodeVerdicts) nodes.set({ verdict }, 0);
   for (const severity of IncidentSeverities) openIncidents.set({ severity }, 0);
@@ -154,6 +166,7 @@ export function createMetrics(
     outboxDepth,
     slackDeliveryFailures,
     notificationDeliveries,
+    signalNodes,
   };
 }
 

@@ -6,6 +6,12 @@
  */
 import type { Logger } from 'pino';
 import type { Collector } from '../collect/collector.js';
+import {
+  type CoverageInput,
+  missingFamilyPhrases,
+  type SignalCoverage,
+  signalCoverage,
+} from '../domain/coverage.js';
 import type { Finding, Verdict } from '../domain/finding.js';
 import type { CollectionError, NodeSnapshot } from '../domain/gpu.js';
 import type { Incident, PolicyMode, RemediationAction } from '../domain/incident.js';
@@ -94,6 +100,8 @@ export interface ScanReport {
   results: NodeScanResult[];
   opened: Incident[];
   failures: number;
+  /** Which signal families this scan's reads carried (see domain/coverage.ts). */
+  coverage: SignalCoverage;
 }
 
 /** Default jitter: each period is the interval ± 5 %. */
@@ -129,6 +137,8 @@ export class Monitor {
   private scans = 0;
   /** Instance types whose GPU count did not come from the EC2 table, already said in the log. */
   private readonly countNoticed = new Set<string>();
+  /** The missing families last logged (joined), so a gap is logged once, and again only when it changes. */
+  private loggedMissing: string | undefined;
 
   constructor(private readonly opts: MonitorOptions) {
     this.now = opts.now ?? Date.now;
@@ -229,6 +239,8 @@ export class Monitor {
     const summaries: NodeScanSummary[] = [];
     const retain = this.opts.retainSnapshots !== false;
     let failures = 0;
+    // What coverage needs of each recorded node (its snapshot may not be retained).
+    const covered: CoverageInput[] = [];
     // Nodes finished in the same event-loop turn are recorded in one SQLite transaction (a savepoint
     // each, so one bad node rolls back alone): a commit per node was a tenth of a scan's CPU.
     const batch: Scanned[] = [];
@@ -247,6 +259,7 @@ export class Monitor {
             : { node, verdict, ms, opened },
         );
         if (retain) results.push(r);
+        covered.push({ signals: r.snapshot.signals, error: r.snapshot.error });
       }
     };
     await mapBounded(
@@ -295,12 +308,43 @@ export class Monitor {
       }
       for (const [verdict, n] of Object.entries(counts)) m.nodes.set({ verdict }, n);
     }
+    const coverage = signalCoverage(covered);
+    if (m) for (const [family, n] of Object.entries(coverage.byFamily)) m.signalNodes.set({ family }, n);
+    this.logCoverage(coverage);
     const opened = summaries.flatMap((r) => r.opened);
     this.opts.logger?.info(
       { nodes: nodes.length, failures, opened: opened.length, ms: Math.round(durationMs) },
       'scan finished',
     );
-    return { startedAt, durationMs, summaries, results, opened, failures };
+    return { startedAt, durationMs, summaries, results, opened, failures, coverage };
+  }
+
+  /**
+   * One warning naming the families some nodes did not carry (a stock exporter: ECC, retired pages, NVLink
+   * errors …), not one per scan: logged again only when the set of missing families changes. A scan that
+   * read no node says nothing about coverage and changes nothing.
+   */
+  private logCoverage(coverage: SignalCoverage): void {
+    if (coverage.read === 0) return;
+    const key = coverage.missing.join(',');
+    if (key === (this.loggedMissing ?? '')) return;
+    const hadGap = this.loggedMissing !== undefined && this.loggedMissing !== '';
+    this.loggedMissing = key;
+    if (coverage.missing.length > 0) {
+      this.opts.logger?.warn(
+        {
+          missing: coverage.missing,
+          coverage: missingFamilyPhrases(coverage),
+          nodesRead: coverage.read,
+        },
+        'signal families missing: faults of these kinds cannot be detected on those nodes (README: Detection coverage)',
+      );
+    } else if (hadGap) {
+      this.opts.logger?.info(
+        { nodesRead: coverage.read },
+        'every node read now carries every expected signal family',
+      );
+    }
   }
 
   /** Classifies and records a batch of scanned nodes; incidents are announced after the commit. */

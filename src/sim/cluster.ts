@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { HealthState } from '../domain/gpu.js';
 import type { CloudEffects, InstanceState, SimInstance } from './cloud-effects.js';
-import { renderExporterMetrics } from './dcgm-exporter.js';
+import { type CounterSet, renderExporterMetrics } from './dcgm-exporter.js';
 import {
   DEFAULT_TIME_SLICING_REPLICAS,
   devicePluginResources,
@@ -64,7 +64,12 @@ export interface SimClusterOptions {
   podTerminationMs?: number;
   workloads?: boolean;
   dcgmServer?: boolean;
-  /** Exporter renders ECC / retired pages / NVLink error / XID count families too. */
+  /**
+   * The exporters' counters file: `stock` (default: dcgm-exporter's default-counters.csv, no ECC, retired
+   * pages, NVLink errors, XID counts or health) or `full` (gpu-medic's counters CSV). Per node: setCounters.
+   */
+  counters?: CounterSet;
+  /** Older spelling of `counters: 'full'` (true) / `'stock'` (false); `counters` wins when both are given. */
   extraCounters?: boolean;
   /**
    * How each GPU node's GPUs are shared (gpu-shapes.ts): GPU node i gets `gpuShapes[i % length]`, so
@@ -105,6 +110,8 @@ export interface SimNodeInfo {
   exporterMode: ExporterMode;
   /** How the node's GPUs are shared (plain for a CPU node). */
   shape: GpuShape;
+  /** The counters file this node's exporter runs with. */
+  counters: CounterSet;
 }
 
 type NodeGroup =
@@ -122,6 +129,8 @@ interface NodeState {
   gpus: SimGpu[];
   kernelLog: string[];
   exporterMode: ExporterMode;
+  /** This node's exporter counters file; undefined = the cluster's. */
+  counters?: CounterSet;
   exposition?: string;
   persistent: Array<() => void>;
   rebooting: boolean;
@@ -185,6 +194,7 @@ export class SimCluster implements CloudEffects {
     Omit<
       SimClusterOptions,
       'clock' | 'logger' | 'seed' | 'clusterName' | 'region' | 'karpenterNodes' | 'gpuShapes'
+      | 'extraCounters'
     >
   >;
   private readonly nodes = new Map<string, NodeState>();
@@ -221,7 +231,7 @@ export class SimCluster implements CloudEffects {
       podTerminationMs: options.podTerminationMs ?? 0,
       workloads: options.workloads ?? true,
       dcgmServer: options.dcgmServer ?? false,
-      extraCounters: options.extraCounters ?? true,
+      counters: options.counters ?? (options.extraCounters ? 'full' : 'stock'),
       kubeletVersion: options.kubeletVersion ?? 'v1.31.4-eks-aeac579',
       timeSlicingReplicas: options.timeSlicingReplicas ?? DEFAULT_TIME_SLICING_REPLICAS,
     };
@@ -279,6 +289,7 @@ export class SimCluster implements CloudEffects {
       rebooting: s.rebooting,
       exporterMode: s.exporterMode,
       shape: s.shape,
+      counters: s.counters ?? this.opts.counters,
     };
   }
 
@@ -430,8 +441,8 @@ export class SimCluster implements CloudEffects {
   }
 
   /**
-   * DCGM health of one GPU. dcgm-exporter has no health metric, so this is visible through
-   * `gpuState` (for the dcgm-server source) — pair it with setCondition for the node-condition source.
+   * DCGM health of one GPU: visible through `gpuState` (the dcgm-server source) and, on an exporter with
+   * the full counter set, DCGM_EXP_GPU_HEALTH_STATUS; pair it with setCondition for the node-condition source.
    */
   setHealth(node: string, gpu: number, health: HealthState, message?: string, opts: FaultOptions = {}): void {
     const s = this.state(node);
@@ -474,6 +485,23 @@ export class SimCluster implements CloudEffects {
     const pod = this.exporterPod(node);
     if (mode === 'missing' && pod) this.removePod(pod, 'delete');
     if (mode !== 'missing' && !pod && this.opts.workloads) this.createDaemonSetPod(s, EXPORTER_DS);
+  }
+
+  /**
+   * The counters file one node's exporter runs with (an operator who mounted gpu-medic's CSV on some nodes
+   * only); undefined goes back to the cluster's. Like a real exporter restart, the next scrape shows it.
+   */
+  setCounters(node: string, counters: CounterSet | undefined): void {
+    const s = this.state(node);
+    if (!s.gpuNode) throw new Error(`node ${node} has no GPUs and no dcgm-exporter`);
+    s.counters = counters;
+    this.gpuChanged(s);
+  }
+
+  /** The counters file of every exporter without a per-node setting (nodes added later included). */
+  setDefaultCounters(counters: CounterSet): void {
+    this.opts.counters = counters;
+    for (const s of this.nodes.values()) if (s.gpuNode && s.counters === undefined) this.gpuChanged(s);
   }
 
   /** Back to a healthy node: faults, persistent faults, injected conditions and exporter mode all cleared. */
@@ -1084,7 +1112,7 @@ export class SimCluster implements CloudEffects {
   }
 
   private exposition(s: NodeState): string {
-    s.exposition ??= renderExporterMetrics(s.name, s.gpus, { extraCounters: this.opts.extraCounters });
+    s.exposition ??= renderExporterMetrics(s.name, s.gpus, { counters: s.counters ?? this.opts.counters });
     return s.exposition;
   }
 

@@ -191,6 +191,34 @@ describe('state and controls', () => {
     expect((await post('/clear', {})).status).toBe(400);
   });
 
+  it('POST /counters switches one exporter, or the cluster default, between stock and full counters', async () => {
+    const scrape = (n: string) => {
+      const r = sim.cluster.exporterScrape(n);
+      return r.kind === 'ok' ? r.body : '';
+    };
+    const [n0, n1] = [node0(), nodes[1] ?? ''];
+    // Stock by default: a DBE is in the GPU but not in the scrape.
+    sim.cluster.injectEcc(n0, 1, { dbe: 2 });
+    expect(scrape(n0)).not.toContain('DCGM_FI_DEV_ECC_DBE_VOL_TOTAL');
+    expect((await get<SimNodeState>(`/state?node=${encodeURIComponent(n0)}`)).counters).toBe('stock');
+
+    expect((await post('/counters', { node: n0, counters: 'full' })).status).toBe(200);
+    expect(scrape(n0)).toMatch(/DCGM_FI_DEV_ECC_DBE_VOL_TOTAL\{gpu="1",[^}]*\} 2\n/);
+    expect(scrape(n1)).not.toContain('DCGM_FI_DEV_ECC_DBE_VOL_TOTAL');
+
+    expect((await post('/counters', { counters: 'full' })).status).toBe(200);
+    expect(scrape(n1)).toContain('DCGM_FI_DEV_ECC_DBE_VOL_TOTAL');
+    expect((await post('/counters', { counters: 'stock' })).status).toBe(200);
+    expect(scrape(n1)).not.toContain('DCGM_FI_DEV_ECC_DBE_VOL_TOTAL');
+    // The per-node setting outlives a change of the default, until it is reset with null.
+    expect(scrape(n0)).toContain('DCGM_FI_DEV_ECC_DBE_VOL_TOTAL');
+    expect((await post('/counters', { node: n0, counters: null })).status).toBe(200);
+    expect(scrape(n0)).not.toContain('DCGM_FI_DEV_ECC_DBE_VOL_TOTAL');
+
+    expect((await post('/counters', { counters: 'everything' })).status).toBe(400);
+    expect((await post('/counters', { node: 'nope', counters: 'full' })).status).toBe(404);
+  });
+
   it('POST /pdb pins disruptionsAllowed, 404 for an unknown PDB', async () => {
     const ok = await post('/pdb', { namespace: SERVING_NAMESPACE, name: SERVING_PDB, disruptionsAllowed: 0 });
     expect(ok.status).toBe(200);

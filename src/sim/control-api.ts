@@ -7,13 +7,16 @@
  *   POST /faults   `FaultRequest`          → `{ ok: true, node, kind }`; 400 bad input, 404 unknown node
  *   POST /clear    `{ node }`              → back to a healthy node (faults, conditions, exporter mode)
  *   POST /pdb      `{ namespace, name, disruptionsAllowed }` → pins a PDB's disruptionsAllowed
+ *   POST /counters `{ counters: 'stock'|'full', node? }` → the exporters' counters file, one node or the
+ *                                          cluster default (`counters: null` with a node: back to the default)
  *   GET  /requests[?service=k8s&since=N&limit=M] → the shared request log from sequence number N
  *   GET  /requests/count                   → totals only, cheap at any fleet size
  *   GET  /process                          → `process.cpuUsage()` and RSS of the serving process
  *
  * In-process, the same controls are the `SimCluster` methods (`injectXid`, `injectEcc`,
  * `injectRowRemapFailure`, `injectNvlinkErrors`, `setTemperature`, `dropGpu`, `setHealth`,
- * `setCondition`, `setExporter`, `clearFaults`, `setPdbDisruptionsAllowed`) or `applyFault` below,
+ * `setCondition`, `setExporter`, `clearFaults`, `setPdbDisruptionsAllowed`, `setCounters`,
+ * `setDefaultCounters`) or `applyFault` below,
  * which takes the very `FaultRequest` the HTTP API takes.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -22,6 +25,7 @@ import { z } from 'zod';
 import { HealthStates } from '../domain/gpu.js';
 import type { BedrockScripts } from './aws-server.js';
 import type { SimCluster } from './cluster.js';
+import { CounterSets } from './dcgm-exporter.js';
 import { BodyError, listen, pathAndQuery, readBody, send } from './http-util.js';
 import type { KubeNode } from './k8s-objects.js';
 import { type RecordedRequest, RequestLog } from './recorder.js';
@@ -104,6 +108,13 @@ export const PdbRequest = z.object({
   disruptionsAllowed: z.number().int().min(0),
 });
 export type PdbRequest = z.infer<typeof PdbRequest>;
+
+/** Which counters file the exporters run with: one node (null = back to the cluster's), or the cluster default. */
+export const CountersRequest = z.union([
+  z.object({ node: nodeName, counters: z.enum(CounterSets).nullable() }).strict(),
+  z.object({ counters: z.enum(CounterSets) }).strict(),
+]);
+export type CountersRequest = z.infer<typeof CountersRequest>;
 
 /** A request the control API refuses: `status` is the HTTP answer, `message` says why. */
 export class ControlError extends Error {
@@ -218,6 +229,19 @@ export function applyPdb(cluster: SimCluster, input: unknown): PdbRequest {
   return p;
 }
 
+export function applyCounters(cluster: SimCluster, input: unknown): CountersRequest {
+  const r = parseOrThrow(CountersRequest, input);
+  if ('node' in r) {
+    requireNode(cluster, r.node);
+    try {
+      cluster.setCounters(r.node, r.counters ?? undefined);
+    } catch (e) {
+      throw new ControlError(400, (e as Error).message);
+    }
+  } else cluster.setDefaultCounters(r.counters);
+  return r;
+}
+
 // ─── state ──────────────────────────────────────────────────────────────────────────────────────
 
 /** What is wrong with one GPU right now; healthy GPUs are left out of `faults`. */
@@ -244,6 +268,8 @@ export interface SimNodeState {
   bootId: string;
   rebooting: boolean;
   exporterMode: string;
+  /** The counters file the node's exporter runs with (`stock` or `full`). */
+  counters: string;
   gpus: number;
   gpusPresent: number;
   faults: SimGpuFault[];
@@ -296,6 +322,7 @@ export function nodeState(
     bootId: node.status.nodeInfo.bootID,
     rebooting: info.rebooting,
     exporterMode: info.exporterMode,
+    counters: info.counters,
     gpus: gpus.length,
     gpusPresent: gpus.filter((g) => g.present).length,
     faults,
@@ -464,6 +491,8 @@ export async function startControlApi(
       }
       case 'POST /clear':
         return { ok: true, node: applyClear(cluster, parseJsonBody(await readBody(req, BODY_LIMIT))) };
+      case 'POST /counters':
+        return { ok: true, ...applyCounters(cluster, parseJsonBody(await readBody(req, BODY_LIMIT))) };
       case 'POST /pdb':
         return { ok: true, ...applyPdb(cluster, parseJsonBody(await readBody(req, BODY_LIMIT))) };
       case 'POST /bedrock/answer': {

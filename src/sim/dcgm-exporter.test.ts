@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_FAMILIES, EXTRA_FAMILIES, renderExporterMetrics } from './dcgm-exporter.js';
+import { DEFAULT_FAMILIES, EXTRA_FAMILIES, HEALTH_WATCHES, renderExporterMetrics } from './dcgm-exporter.js';
 import { SeededRandom } from './seeded-random.js';
 import { makeGpu, type SimGpu } from './sim-gpu.js';
 
@@ -26,8 +26,8 @@ function samples(text: string): { name: string; labels: Record<string, string>; 
 
 describe('renderExporterMetrics', () => {
   it('renders every default family with HELP, TYPE and the full label set', () => {
-    const text = renderExporterMetrics(host, gpus(), { extraCounters: false });
-    // Size of one 8-GPU H100 scrape: ~66 KB with the default counters, ~96 KB with extraCounters.
+    const text = renderExporterMetrics(host, gpus());
+    // Size of one 8-GPU H100 scrape: ~66 KB with the stock counters, ~110 KB with the full set.
     for (const f of DEFAULT_FAMILIES) {
       expect(text).toContain(`# HELP ${f.name} ${f.help}\n# TYPE ${f.name} ${f.type}\n`);
     }
@@ -60,7 +60,7 @@ describe('renderExporterMetrics', () => {
     const g5 = g[5] as SimGpu;
     g5.xidLast = 79;
     g5.xidCounts = { 79: 2, 13: 1 };
-    const s = samples(renderExporterMetrics(host, g));
+    const s = samples(renderExporterMetrics(host, g, { counters: 'full' }));
     const xid = s.filter((x) => x.name === 'DCGM_FI_DEV_XID_ERRORS');
     expect(xid.find((x) => x.labels.gpu === '5')).toMatchObject({
       value: '79',
@@ -70,10 +70,64 @@ describe('renderExporterMetrics', () => {
       value: '0',
       labels: { err_msg: 'No Error' },
     });
+    // The XID collector: one series per XID in its window, or a single 0 without `xid` on a quiet GPU.
     const counts = s.filter((x) => x.name === 'DCGM_EXP_XID_ERRORS_COUNT');
-    expect(counts.map((c) => [c.labels.gpu, c.labels.xid, c.value])).toEqual([
-      ['5', '13', '1'],
-      ['5', '79', '2'],
+    expect(counts.filter((c) => c.labels.gpu === '5').map((c) => [c.labels.xid, c.value])).toEqual([
+      ['13', '1'],
+      ['79', '2'],
+    ]);
+    expect(counts.find((c) => c.labels.gpu === '0')).toMatchObject({
+      value: '0',
+      labels: { window_size_in_ms: '300000' },
+    });
+    expect(counts.find((c) => c.labels.gpu === '0')?.labels.xid).toBeUndefined();
+  });
+
+  // Reality first (real-clusters.md, dcgm-exporter etc/default-counters.csv): the stock file ships ECC,
+  // retired pages, NVLink error counters and the DCGM_EXP_* collectors commented out.
+  it('stock counters (the default) carry no ECC, retired-page, NVLink-error, XID-count or health family', () => {
+    const g = gpus();
+    (g[2] as SimGpu).eccDbeVolatile = 3;
+    (g[2] as SimGpu).xidCounts = { 48: 1 };
+    const text = renderExporterMetrics(host, g);
+    expect(text).not.toMatch(/^DCGM_FI_DEV_ECC_/m);
+    expect(text).not.toMatch(/^DCGM_FI_DEV_RETIRED_/m);
+    expect(text).not.toMatch(/^DCGM_FI_DEV_NVLINK_(CRC|REPLAY|RECOVERY)/m);
+    expect(text).not.toContain('DCGM_EXP_');
+    // What a stock exporter does carry: the last XID, remapped rows, temperatures, NVLink bandwidth.
+    for (const name of [
+      'DCGM_FI_DEV_XID_ERRORS',
+      'DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS',
+      'DCGM_FI_DEV_ROW_REMAP_FAILURE',
+      'DCGM_FI_DEV_GPU_TEMP',
+      'DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL',
+    ])
+      expect(text).toMatch(new RegExp(`^${name}\\{`, 'm'));
+  });
+
+  it('the full counter set adds every ECC, retired-page and NVLink-error family, XID counts and health', () => {
+    const text = renderExporterMetrics(host, gpus(), { counters: 'full' });
+    for (const f of EXTRA_FAMILIES) expect(text).toMatch(new RegExp(`^${f.name}\\{`, 'm'));
+    expect(text).toMatch(/^DCGM_EXP_XID_ERRORS_COUNT\{/m);
+    const health = samples(text).filter((x) => x.name === 'DCGM_EXP_GPU_HEALTH_STATUS');
+    // One series per GPU and health watch, all passing on a healthy node.
+    expect(health).toHaveLength(8 * HEALTH_WATCHES.length);
+    expect(health.every((h) => h.value === '0' && h.labels.health_error_code === 'DCGM_FR_OK')).toBe(true);
+  });
+
+  it('renders DCGM health as DCGM_EXP_GPU_HEALTH_STATUS: 20 on the failing watch with its DCGM_FR code', () => {
+    const g = gpus();
+    (g[3] as SimGpu).eccDbeVolatile = 2;
+    (g[4] as SimGpu).health = 'warn';
+    (g[4] as SimGpu).healthMessage = 'PCIe replay rate exceeded';
+    const health = samples(renderExporterMetrics(host, g, { counters: 'full' })).filter(
+      (x) => x.name === 'DCGM_EXP_GPU_HEALTH_STATUS' && x.value !== '0',
+    );
+    expect(
+      health.map((h) => [h.labels.gpu, h.labels.health_watch, h.labels.health_error_code, h.value]),
+    ).toEqual([
+      ['3', 'MEM', 'DCGM_FR_VOLATILE_DBE_DETECTED', '20'],
+      ['4', 'PCIE', 'DCGM_FR_UNKNOWN', '10'],
     ]);
   });
 
@@ -89,7 +143,7 @@ describe('renderExporterMetrics', () => {
   ] as const)('renders %s as %s', (field, metric) => {
     const g = gpus();
     (g[2] as SimGpu)[field] = 91;
-    const line = samples(renderExporterMetrics(host, g)).find(
+    const line = samples(renderExporterMetrics(host, g, { counters: 'full' })).find(
       (x) => x.name === metric && x.labels.gpu === '2',
     );
     expect(line?.value).toBe('91');

@@ -1,19 +1,24 @@
+import { simHealthIncidents } from './dcgmi-render.js';
 import type { SimGpu } from './sim-gpu.js';
 import { xidName } from './xid-text.js';
 
 /**
  * Renders what dcgm-exporter serves on :9400/metrics for one node, from the simulated GPU state.
  *
- * Families follow dcgm-exporter's default counters file (default-counters.csv) in its order, with its
- * help texts; `extraCounters` adds the lines an operator un-comments to get ECC, retired pages, NVLink
- * error counters and the per-XID count. Health is deliberately NOT rendered: dcgm-exporter has no health
- * metric, so injected DCGM health reaches gpu-medic through node conditions / dcgm-server instead.
+ * Families follow dcgm-exporter's default counters file (etc/default-counters.csv) in its order, with its
+ * help texts. That file ships ECC, retired pages, NVLink error counters and the exporter's own
+ * `DCGM_EXP_*` collectors commented out, so `stock` (the default) is blind to them, as real clusters are.
+ * `full` is gpu-medic's counters file (manifests/dcgm-exporter/): the stock lines plus those families,
+ * with `DCGM_EXP_XID_ERRORS_COUNT` and `DCGM_EXP_GPU_HEALTH_STATUS` rendered the way their collectors do.
  * A GPU that fell off the bus is absent from the output, as DCGM no longer sees it. A GPU in MIG mode is
  * rendered once per MIG instance (labels GPU_I_ID, GPU_I_PROFILE), its device-level values repeated.
  */
+export const CounterSets = ['stock', 'full'] as const;
+export type CounterSet = (typeof CounterSets)[number];
+
 export interface ExporterRenderOptions {
-  /** Add ECC, retired pages, NVLink error and XID-count families (default true in the simulator). */
-  extraCounters?: boolean;
+  /** `stock` (default-counters.csv as shipped, the default) or `full` (gpu-medic's counters CSV). */
+  counters?: CounterSet;
   driverVersion?: string;
   /** `Hostname` (GPU Operator, default) or `hostname` (some Helm deployments). */
   hostnameLabel?: 'Hostname' | 'hostname';
@@ -170,7 +175,7 @@ export const DEFAULT_FAMILIES: readonly Family[] = [
   },
 ];
 
-/** The commented-out lines of default-counters.csv an operator enables for RAS data. */
+/** The commented-out lines of default-counters.csv that gpu-medic's counters CSV enables for RAS data. */
 export const EXTRA_FAMILIES: readonly Family[] = [
   {
     name: 'DCGM_FI_DEV_ECC_SBE_VOL_TOTAL',
@@ -242,6 +247,63 @@ export const EXTRA_FAMILIES: readonly Family[] = [
 
 const XID_COUNT_HELP =
   'Count of XID Errors within user-specified time window (see xid-count-window-size param).';
+const HEALTH_HELP = 'DCGM reported health status';
+
+/** dcgm-exporter's default --xid-count-window-size (5 minutes), printed as the `window_size_in_ms` label. */
+export const XID_COUNT_WINDOW_MS = 300_000;
+
+/**
+ * The health watches dcgm-exporter's GPU health collector prints, one series each per GPU
+ * (internal/pkg/collector/gpu_health_collector.go): `health_watch` names the watch, `health_error_code`
+ * the DCGM_FR_* code, and the value is DCGM's health result (0 pass, 10 warn, 20 fail).
+ */
+export const HEALTH_WATCHES = [
+  'PCIE',
+  'NVLINK',
+  'PMU',
+  'MCU',
+  'MEM',
+  'SM',
+  'INFOROM',
+  'THERMAL',
+  'POWER',
+  'DRIVER',
+  'ALL',
+] as const;
+
+const HEALTH_VALUE = { warn: 10, fail: 20 } as const;
+
+/** `Memory system` (dcgmi's name of the subsystem) → `MEM` (the exporter's watch name). */
+const WATCH_OF_SYSTEM: Readonly<Record<string, (typeof HEALTH_WATCHES)[number]>> = {
+  'PCIe system': 'PCIE',
+  'NVLink system': 'NVLINK',
+  'PMU system': 'PMU',
+  'MCU system': 'MCU',
+  'Memory system': 'MEM',
+  'SM system': 'SM',
+  'InfoROM system': 'INFOROM',
+  'Thermal system': 'THERMAL',
+  'Power system': 'POWER',
+  'Driver system': 'DRIVER',
+};
+
+/** Per watch, the worst incident DCGM's health check would return for this GPU (one per watch, as the collector keeps). */
+function healthByWatch(g: SimGpu): Map<string, { value: number; code: string }> {
+  const out = new Map<string, { value: number; code: string }>();
+  for (const inc of simHealthIncidents(g)) {
+    const watch = WATCH_OF_SYSTEM[inc.system] ?? 'ALL';
+    const code = /double-bit/i.test(inc.message)
+      ? 'DCGM_FR_VOLATILE_DBE_DETECTED'
+      : /row remapping failed/i.test(inc.message)
+        ? 'DCGM_FR_ROW_REMAP_FAILURE'
+        : // An injected health state names no code: the exporter prints the code DCGM gives, unknown here.
+          'DCGM_FR_UNKNOWN';
+    const value = HEALTH_VALUE[inc.severity];
+    const prev = out.get(watch);
+    if (!prev || prev.value < value) out.set(watch, { value, code });
+  }
+  return out;
+}
 
 function escapeLabel(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
@@ -302,7 +364,8 @@ export function renderExporterMetrics(
   const bases = visible.map(({ g, m }) => baseLabels(hostname, g, driver, hostLabel, m));
   const plainTails = visible.map(({ g }) => tailLabels({}, g));
   const out: string[] = [];
-  const families = opts.extraCounters === false ? DEFAULT_FAMILIES : [...DEFAULT_FAMILIES, ...EXTRA_FAMILIES];
+  const full = opts.counters === 'full';
+  const families = full ? [...DEFAULT_FAMILIES, ...EXTRA_FAMILIES] : DEFAULT_FAMILIES;
   for (const f of families) {
     out.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`);
     visible.forEach(({ g, m }, i) => {
@@ -314,19 +377,30 @@ export function renderExporterMetrics(
       out.push(`${f.name}{${bases[i]}${tail}} ${f.value(g)}`);
     });
   }
-  if (opts.extraCounters !== false) {
-    const counted = visible.flatMap(({ g }, i) =>
-      Object.entries(g.xidCounts)
-        .filter(([, n]) => n > 0)
-        .map(([xid, n]) => `DCGM_EXP_XID_ERRORS_COUNT{${bases[i]}${tailLabels({ xid }, g)}} ${n}`),
-    );
-    if (counted.length > 0) {
-      out.push(
-        `# HELP DCGM_EXP_XID_ERRORS_COUNT ${XID_COUNT_HELP}`,
-        '# TYPE DCGM_EXP_XID_ERRORS_COUNT gauge',
-      );
-      out.push(...counted);
-    }
+  if (full && visible.length > 0) {
+    // The XID collector prints one series per XID seen in its window, or one 0 without `xid` when none was.
+    out.push(`# HELP DCGM_EXP_XID_ERRORS_COUNT ${XID_COUNT_HELP}`, '# TYPE DCGM_EXP_XID_ERRORS_COUNT gauge');
+    const window = String(XID_COUNT_WINDOW_MS);
+    visible.forEach(({ g }, i) => {
+      const counted = Object.entries(g.xidCounts).filter(([, n]) => n > 0);
+      if (counted.length === 0) {
+        out.push(`DCGM_EXP_XID_ERRORS_COUNT{${bases[i]}${tailLabels({ window_size_in_ms: window }, g)}} 0`);
+        return;
+      }
+      for (const [xid, n] of counted) {
+        const tail = tailLabels({ window_size_in_ms: window, xid }, g);
+        out.push(`DCGM_EXP_XID_ERRORS_COUNT{${bases[i]}${tail}} ${n}`);
+      }
+    });
+    out.push(`# HELP DCGM_EXP_GPU_HEALTH_STATUS ${HEALTH_HELP}`, '# TYPE DCGM_EXP_GPU_HEALTH_STATUS gauge');
+    visible.forEach(({ g }, i) => {
+      const byWatch = healthByWatch(g);
+      for (const watch of HEALTH_WATCHES) {
+        const h = byWatch.get(watch) ?? { value: 0, code: 'DCGM_FR_OK' };
+        const tail = tailLabels({ health_error_code: h.code, health_watch: watch }, g);
+        out.push(`DCGM_EXP_GPU_HEALTH_STATUS{${bases[i]}${tail}} ${h.value}`);
+      }
+    });
   }
   return `${out.join('\n')}\n`;
 }

@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import { type SimAws, startSimAws } from './aws-server.js';
 import { SimCluster } from './cluster.js';
 import { CountingRequestLog, startControlApi } from './control-api.js';
+import type { CounterSet } from './dcgm-exporter.js';
 import { attachExec, type SimExec, type SimExecHandler } from './exec-server.js';
 import type { GpuShape } from './gpu-shapes.js';
 import { type K8sRecordedRequest, type SimK8sServer, startSimK8s } from './k8s-server.js';
@@ -50,6 +51,8 @@ export interface SimulatorOptions {
   gpuShapes?: GpuShape[];
   /** Time-slicing replicas per GPU on time-sliced nodes. Default 4. */
   timeSlicingReplicas?: number;
+  /** The exporters' counters file: `stock` (dcgm-exporter's default, the default) or `full` (gpu-medic's CSV). */
+  counters?: CounterSet;
   /** Start the Slack Web API fake. Default true. */
   slack?: boolean;
   /** Where to write the kubeconfig; default a file in a fresh temp directory (removed on close). */
@@ -129,6 +132,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     ...(opts.workloads !== undefined ? { workloads: opts.workloads } : {}),
     ...(opts.gpuShapes !== undefined ? { gpuShapes: opts.gpuShapes } : {}),
     ...(opts.timeSlicingReplicas !== undefined ? { timeSlicingReplicas: opts.timeSlicingReplicas } : {}),
+    ...(opts.counters !== undefined ? { counters: opts.counters } : {}),
     ...(logger ? { logger } : {}),
   });
   const log = new CountingRequestLog(opts.logLimit ?? 0);

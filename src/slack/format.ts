@@ -2,6 +2,7 @@
  * Text helpers shared by the Block Kit builders, and the plain-data inputs of the status builders.
  * Everything here is pure: the caller passes `now` where time matters, so output is reproducible.
  */
+import type { SignalCoverage } from '../domain/coverage.js';
 import type { ClassificationSource, Severity } from '../domain/finding.js';
 import type { Incident, IncidentState, PolicyMode, RemediationAction } from '../domain/incident.js';
 import type { AuditEntry, Exclusion } from '../domain/ports.js';
@@ -158,6 +159,8 @@ export interface FleetSummary {
   llm?: LlmStats;
   /** All open incidents; builders show the most severe first and cap the list. */
   openIncidents: IncidentSummary[];
+  /** Which signal families the nodes' last reads carried (ECC counters: 0 of 40 nodes on stock exporters). */
+  coverage?: SignalCoverage;
 }
 
 export interface GpuRow {

@@ -137,6 +137,8 @@ async function crashAndResume(
   check: (s: Scenario) => void,
 ): Promise<void> {
   const sim = await startSimulator({
+    // ECC DBE faults are read from the exporter's ECC counters: opt into the full counter set (stock has none).
+    counters: 'full',
     nodes: 4,
     rebootDelayMs: 1500,
     replaceDelayMs: 2000,

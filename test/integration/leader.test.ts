@@ -115,6 +115,8 @@ function context(sim: Simulator, medics: Medic[]): () => string {
 describe.concurrent('leader election and human override with real `gpu-medic run` processes', () => {
   it('only the Lease holder acts; after it is killed the other takes over and acts', async () => {
     const sim = await startSimulator({
+      // ECC DBE faults are read from the exporter's ECC counters: opt into the full counter set.
+      counters: 'full',
       nodes: 4,
       rebootDelayMs: 1500,
       replaceDelayMs: 2000,
@@ -214,6 +216,8 @@ describe.concurrent('leader election and human override with real `gpu-medic run
 
   it('a human uncordon while the drain waits on a PDB cancels the remediation: no reboot', async () => {
     const sim = await startSimulator({
+      // ECC DBE faults are read from the exporter's ECC counters: opt into the full counter set.
+      counters: 'full',
       nodes: 4,
       rebootDelayMs: 1500,
       replaceDelayMs: 2000,

@@ -75,7 +75,8 @@ function value(p: ParsedExposition, name: string, labels: Record<string, string>
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'gpu-medic-metrics-'));
-  sim = await startSimulator({ nodes: 3, slack: false, controlPort: false });
+  // The faulted node's DBE is read from the ECC counters: opt into the full counter set (stock has none).
+  sim = await startSimulator({ nodes: 3, slack: false, controlPort: false, counters: 'full' });
   Object.assign(process.env, sim.env);
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;

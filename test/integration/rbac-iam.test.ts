@@ -128,6 +128,8 @@ async function withHarness(
   fn: (h: Harness) => Promise<void>,
 ): Promise<void> {
   const sim = await startSimulator({
+    // ECC DBE faults are read from the exporter's ECC counters: opt into the full counter set (stock has none).
+    counters: 'full',
     rebootDelayMs: 800,
     replaceDelayMs: 1200,
     terminateDelayMs: 300,

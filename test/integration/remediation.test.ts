@@ -46,6 +46,8 @@ async function withHarness(
   fn: (h: Harness) => Promise<void>,
 ): Promise<void> {
   const sim = await startSimulator({
+    // ECC DBE faults are read from the exporter's ECC counters: opt into the full counter set (stock has none).
+    counters: 'full',
     nodes: opts.nodes ?? 8,
     rebootDelayMs: 1500,
     replaceDelayMs: 2000,

@@ -1,5 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { renderExporterMetrics } from '../../sim/dcgm-exporter.js';
+import { SeededRandom } from '../../sim/seeded-random.js';
+import { makeGpu } from '../../sim/sim-gpu.js';
 import { gpusFromExporter } from './exporter.js';
 import { parsePrometheus } from './prometheus.js';
 
@@ -70,6 +73,86 @@ describe('gpusFromExporter', () => {
       xids: [{ xid: 79, message: 'GPU has fallen off the bus' }],
     });
     expect(r.gpus[0]?.xidCount).toBeUndefined();
+  });
+
+  it('lists the signal families a scrape carried: the real H100 sample has temperatures only', () => {
+    expect(fromText(fixture('dcgm-sample-eks-h100-8gpu.prom')).signals).toEqual(['thermal']);
+    // The MIG sample carries the last XID, remapped rows and temperatures — no ECC, retired pages or NVLink.
+    expect(fromText(fixture('dcgm-sample-a800-8gpu-mig.prom')).signals).toEqual([
+      'xid',
+      'row_remap',
+      'thermal',
+    ]);
+  });
+
+  it.each([
+    ['stock', ['xid', 'row_remap', 'thermal']],
+    ['full', ['xid', 'xid_count', 'ecc', 'retired_pages', 'row_remap', 'nvlink', 'health', 'thermal']],
+  ] as const)('reads the %s counter set as these signal families', (counters, families) => {
+    const rng = new SeededRandom(5);
+    const gpus = Array.from({ length: 2 }, (_, i) => makeGpu(i, rng));
+    const r = fromText(renderExporterMetrics('n1', gpus, { counters }));
+    expect(r.signals).toEqual(families);
+    expect(r.errors).toEqual([]);
+    if (counters === 'stock') expect(r.gpus[0]?.eccDbeVolatile).toBeUndefined();
+    else expect(r.gpus[0]).toMatchObject({ eccDbeVolatile: 0, health: 'pass', xidCount: 0 });
+  });
+
+  it('does not count NVLink bandwidth as NVLink error coverage', () => {
+    const r = fromText(`DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL${labels('0')} 12345\n`);
+    expect(r.gpus).toHaveLength(1);
+    expect(r.signals).toEqual([]);
+  });
+
+  it('reads a quiet DCGM_EXP_XID_ERRORS_COUNT (one 0 without an xid label) as counted, none', () => {
+    const r = fromText(`DCGM_EXP_XID_ERRORS_COUNT${labels('2', ',window_size_in_ms="300000"')} 0\n`);
+    expect(r.errors).toEqual([]);
+    expect(r.signals).toEqual(['xid_count']);
+    expect(r.gpus[0]).toMatchObject({ index: 2, xidCount: 0 });
+    expect(r.gpus[0]?.xids).toBeUndefined();
+  });
+
+  it('reads DCGM_EXP_GPU_HEALTH_STATUS: the worst watch is the health, each non-passing watch an incident', () => {
+    const h = (gpu: string, watch: string, code: string, v: number) =>
+      `DCGM_EXP_GPU_HEALTH_STATUS${labels(gpu, `,health_error_code="${code}",health_watch="${watch}"`)} ${v}`;
+    const r = fromText(
+      [
+        h('0', 'PCIE', 'DCGM_FR_OK', 0),
+        h('0', 'MEM', 'DCGM_FR_VOLATILE_DBE_DETECTED', 20),
+        h('0', 'THERMAL', 'DCGM_FR_CLOCK_THROTTLE_THERMAL', 10),
+        h('1', 'PCIE', 'DCGM_FR_OK', 0),
+        h('1', 'MEM', 'DCGM_FR_OK', 0),
+        h('2', 'NVLINK', 'DCGM_FR_OK', 10),
+      ].join('\n'),
+    );
+    expect(r.errors).toEqual([]);
+    expect(r.signals).toEqual(['health']);
+    expect(r.gpus[0]).toMatchObject({
+      health: 'fail',
+      healthIncidents: [
+        { severity: 'fail', system: 'MEM', code: 'DCGM_FR_VOLATILE_DBE_DETECTED' },
+        { severity: 'warn', system: 'THERMAL', code: 'DCGM_FR_CLOCK_THROTTLE_THERMAL' },
+      ],
+    });
+    expect(r.gpus[1]).toMatchObject({ health: 'pass' });
+    expect(r.gpus[1]?.healthIncidents).toBeUndefined();
+    // A warning without a DCGM_FR code keeps a readable message and no code.
+    expect(r.gpus[2]?.healthIncidents).toEqual([
+      { severity: 'warn', system: 'NVLINK', message: 'the NVLINK health watch reports a warning' },
+    ]);
+  });
+
+  it('refuses a health status that is not a DCGM health result or has no watch, and keeps the rest', () => {
+    const r = fromText(
+      [
+        `DCGM_EXP_GPU_HEALTH_STATUS${labels('0', ',health_watch="MEM"')} 7`,
+        `DCGM_EXP_GPU_HEALTH_STATUS${labels('0')} 20`,
+        `DCGM_FI_DEV_GPU_TEMP${labels('0')} 40`,
+      ].join('\n'),
+    );
+    expect(r.errors.map((e) => e.line)).toEqual([1, 2]);
+    expect(r.gpus[0]?.health).toBeUndefined();
+    expect(r.signals).toEqual(['thermal']);
   });
 
   it('reads DCGM_EXP_XID_ERRORS_COUNT per code into xids counts and xidCount', () => {

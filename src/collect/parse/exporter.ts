@@ -7,9 +7,19 @@
  * - MIG: device-level families repeat once per GPU instance (`GPU_I_ID`, `GPU_I_PROFILE`); the instances fold
  *   into their physical GPU (the `gpu` index): the value is taken once per GPU (a non-zero last XID from any
  *   instance wins) and the instances are listed in `migInstances`. The GPU count is physical.
- * - A family absent from the scrape leaves its field undefined — absent is "not reported", never 0.
+ * - A family absent from the scrape leaves its field undefined — absent is "not reported", never 0 — and
+ *   `signals` lists the signal families the scrape did carry (a stock exporter: no ecc, retired_pages, nvlink).
+ * - `DCGM_EXP_GPU_HEALTH_STATUS{health_watch,health_error_code}` (dcgm-exporter's GPU health collector, one
+ *   series per GPU and watch, value = DCGM's health result 0 pass / 10 warn / 20 fail) → `health` (the worst
+ *   watch) and one `healthIncidents` entry per warning or failing watch.
  */
-import type { GpuSample, XidObservation } from '../../domain/gpu.js';
+import {
+  type GpuSample,
+  type HealthIncident,
+  SignalFamilies,
+  type SignalFamily,
+  type XidObservation,
+} from '../../domain/gpu.js';
 import type { ParsedExposition, ParseIssue, Sample } from './prometheus.js';
 
 type NumericField =
@@ -61,6 +71,49 @@ export const EXPORTER_FIELDS: Readonly<Record<string, NumericField>> = {
 const FIELD_BY_NAME: ReadonlyMap<string, NumericField> = new Map(Object.entries(EXPORTER_FIELDS));
 
 export const XID_COUNT_METRIC = 'DCGM_EXP_XID_ERRORS_COUNT';
+export const HEALTH_STATUS_METRIC = 'DCGM_EXP_GPU_HEALTH_STATUS';
+
+/**
+ * Which signal family each metric gpu-medic reads belongs to. A scrape carries a family when at least one
+ * sample of it maps to a GPU. NVLink bandwidth is not an error counter and proves nothing about NVLink errors.
+ */
+export const SIGNAL_OF_METRIC: Readonly<Record<string, SignalFamily>> = {
+  DCGM_FI_DEV_XID_ERRORS: 'xid',
+  [XID_COUNT_METRIC]: 'xid_count',
+  DCGM_FI_DEV_ECC_SBE_VOL_TOTAL: 'ecc',
+  DCGM_FI_DEV_ECC_DBE_VOL_TOTAL: 'ecc',
+  DCGM_FI_DEV_ECC_SBE_AGG_TOTAL: 'ecc',
+  DCGM_FI_DEV_ECC_DBE_AGG_TOTAL: 'ecc',
+  DCGM_FI_DEV_RETIRED_SBE: 'retired_pages',
+  DCGM_FI_DEV_RETIRED_DBE: 'retired_pages',
+  DCGM_FI_DEV_RETIRED_PENDING: 'retired_pages',
+  DCGM_FI_DEV_ROW_REMAP_FAILURE: 'row_remap',
+  DCGM_FI_DEV_ROW_REMAP_PENDING: 'row_remap',
+  DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS: 'row_remap',
+  DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS: 'row_remap',
+  DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL: 'nvlink',
+  DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL: 'nvlink',
+  DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL: 'nvlink',
+  DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL: 'nvlink',
+  [HEALTH_STATUS_METRIC]: 'health',
+  DCGM_FI_DEV_GPU_TEMP: 'thermal',
+  DCGM_FI_DEV_MEMORY_TEMP: 'thermal',
+};
+
+/** Every metric name the parser reads into a GpuSample (the counters CSV must enable each one). */
+export const EXPORTER_METRICS_READ: readonly string[] = [
+  ...Object.keys(EXPORTER_FIELDS),
+  XID_COUNT_METRIC,
+  HEALTH_STATUS_METRIC,
+];
+
+/** DCGM's health results (dcgmHealthWatchResults_t) as the exporter prints them. */
+const HEALTH_RESULT: ReadonlyMap<number, 'pass' | 'warn' | 'fail'> = new Map([
+  [0, 'pass'],
+  [10, 'warn'],
+  [20, 'fail'],
+]);
+const HEALTH_RANK = { pass: 0, warn: 1, fail: 2 } as const;
 
 /** Fields whose value must be a non-negative integer (codes and counters); the rest are measurements. */
 const INTEGER_FIELDS: ReadonlySet<NumericField> = new Set<NumericField>([
@@ -88,6 +141,8 @@ export interface ExporterGpus {
   driverVersion?: string;
   /** Samples that could not be mapped (wrong types, bad `gpu` label), with their line numbers. */
   errors: ParseIssue[];
+  /** Signal families the scrape carried for at least one GPU, in `SignalFamilies` order. */
+  signals: SignalFamily[];
 }
 
 export interface GpusFromExporterOptions {
@@ -111,6 +166,8 @@ interface GpuAcc {
   seen: Set<string>;
   mig: Set<string>;
   xids: Map<number, XidObservation>;
+  /** Warning or failing health watches by name (DCGM_EXP_GPU_HEALTH_STATUS). */
+  health?: Map<string, HealthIncident>;
 }
 
 /**
@@ -193,6 +250,7 @@ export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporte
   const firstByIndex = new Map<number, GpuAcc>();
   let hostname: string | undefined;
   let driverVersion: string | undefined;
+  const carried = new Set<SignalFamily>();
 
   // The parser shares one labels object between samples with the same label text, and the GPU a
   // sample belongs to depends only on its labels: resolve each labels object once.
@@ -235,18 +293,22 @@ export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporte
   let lastName: string | undefined;
   let field: NumericField | undefined;
   let isXidCount = false;
+  let isHealth = false;
   let isDcgm = false;
+  let family: SignalFamily | undefined;
   for (const s of parsed.samples) {
     if (s.name !== lastName) {
       lastName = s.name;
       field = FIELD_BY_NAME.get(s.name);
       isXidCount = s.name === XID_COUNT_METRIC;
+      isHealth = s.name === HEALTH_STATUS_METRIC;
       isDcgm = s.name.startsWith('DCGM_');
+      family = SIGNAL_OF_METRIC[s.name];
     }
     const host = hostnameOf(s.labels);
     if (opts.hostname !== undefined && host !== undefined && host !== opts.hostname) continue;
     const gpuLabel = s.labels.gpu;
-    if (!field && !isXidCount) {
+    if (!field && !isXidCount && !isHealth) {
       // Any other per-GPU DCGM family still proves the GPU is present (and names its model/UUID).
       if (isDcgm && gpuLabel !== undefined && INT_RE.test(gpuLabel)) {
         accFor(s, Number(gpuLabel));
@@ -274,12 +336,52 @@ export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporte
 
     const acc = accFor(s, Number(gpuLabel));
 
+    if (isHealth) {
+      const state = HEALTH_RESULT.get(s.value);
+      const watch = s.labels.health_watch;
+      if (state === undefined || !watch) {
+        errors.push({
+          line: s.line,
+          message: `${s.name}{gpu="${gpuLabel}"}: needs a health_watch label and a value of 0, 10 or 20`,
+        });
+        continue;
+      }
+      if (family) carried.add(family);
+      const seenKey = `health:${watch}`;
+      if (acc.seen.has(seenKey)) continue;
+      acc.seen.add(seenKey);
+      const g = acc.sample;
+      if (g.health === undefined || HEALTH_RANK[state] > HEALTH_RANK[g.health]) g.health = state;
+      if (state !== 'pass') {
+        const code = s.labels.health_error_code;
+        const named = code && code !== 'DCGM_FR_OK' ? code : undefined;
+        const incident: HealthIncident = {
+          severity: state,
+          system: watch,
+          // The exporter prints no text, only the code: the code is the message when there is one.
+          message:
+            named ?? `the ${watch} health watch reports ${state === 'fail' ? 'a failure' : 'a warning'}`,
+        };
+        if (named) incident.code = named;
+        acc.health ??= new Map();
+        acc.health.set(watch, incident);
+      }
+      continue;
+    }
+
     if (isXidCount) {
       const xidLabel = s.labels.xid ?? s.labels.err_code;
+      // With no XID in its window the collector prints one 0 per GPU without an `xid` label: counted, none.
+      if (xidLabel === undefined && s.value === 0) {
+        if (family) carried.add(family);
+        acc.sample.xidCount ??= 0;
+        continue;
+      }
       if (xidLabel === undefined || !INT_RE.test(xidLabel) || !isNonNegativeInteger(s.value)) {
         errors.push({ line: s.line, message: `${s.name}: needs an integer xid label and an integer count` });
         continue;
       }
+      if (family) carried.add(family);
       const seenKey = `count:${xidLabel}`;
       if (acc.seen.has(seenKey)) continue;
       acc.seen.add(seenKey);
@@ -298,6 +400,7 @@ export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporte
       errors.push({ line: s.line, message: `${s.name}{gpu="${gpuLabel}"}: value ${s.value} is not a count` });
       continue;
     }
+    if (family) carried.add(family);
     // Device-level values repeat per MIG instance: the first one counts — except the last XID, which counts
     // for the physical GPU whichever instance reports it (a 0 on one instance does not hide a 79 on another).
     if (acc.seen.has(field)) {
@@ -318,10 +421,12 @@ export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporte
     .map((acc) => {
       if (acc.mig.size > 0) acc.sample.migInstances = [...acc.mig].sort();
       if (acc.xids.size > 0) acc.sample.xids = [...acc.xids.values()].sort((a, b) => a.xid - b.xid);
+      if (acc.health) acc.sample.healthIncidents = [...acc.health.values()];
       return compact(acc.sample);
     })
     .sort((a, b) => a.index - b.index);
-  const out: ExporterGpus = { gpus, errors };
+  const signals = SignalFamilies.filter((f) => carried.has(f));
+  const out: ExporterGpus = { gpus, errors, signals };
   if (hostname !== undefined) out.hostname = hostname;
   if (driverVersion !== undefined) out.driverVersion = driverVersion;
   return out;

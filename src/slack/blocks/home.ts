@@ -4,7 +4,7 @@ import type { FleetSummary, IncidentSummary } from '../format.js';
 import { slackDate } from '../format.js';
 import { context, divider, fieldsSection, header, type KnownBlock, section } from './kit.js';
 import { SlackLimits } from './limits.js';
-import { breakerLine, fleetFields, incidentLine, sortIncidents } from './status.js';
+import { breakerLine, coverageLine, fleetFields, incidentLine, sortIncidents } from './status.js';
 
 /** Incidents listed one per block; the rest are counted, keeping the view under Slack's 100 blocks. */
 const maxListedIncidents = 80;
@@ -14,10 +14,12 @@ export function appHomeView(
   openIncidents: readonly IncidentSummary[] = summary.openIncidents,
 ): types.HomeView {
   const incidents = sortIncidents(openIncidents);
+  const coverage = coverageLine(summary.coverage);
   const blocks: KnownBlock[] = [
     header(`gpu-medic · ${summary.cluster}`),
     fieldsSection(fleetFields({ ...summary, openIncidents: [...openIncidents] })),
     context(breakerLine(summary)),
+    ...(coverage ? [context(coverage)] : []),
     context(`Updated ${slackDate(summary.at)} · \`/gpu help\` for commands`),
     divider(),
     header(`Open incidents (${incidents.length})`),

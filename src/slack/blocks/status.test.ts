@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { signalCoverage } from '../../domain/coverage.js';
+import type { SignalFamily } from '../../domain/gpu.js';
 import type { AuditEntry, Exclusion } from '../../domain/ports.js';
 import { fullUsage, parseCommandButtonValue, usage } from '../commands/parse.js';
 import type { FleetSummary, IncidentSummary, NodeDetail } from '../format.js';
@@ -8,6 +10,7 @@ import {
   commandConfirmActionIds,
   commandErrorMessage,
   confirmCommandMessage,
+  coverageLine,
   exclusionsMessage,
   fleetStatusMessage,
   helpMessage,
@@ -183,6 +186,49 @@ describe('status builders', () => {
     expect(json).toContain('vendor RMA &lt;ticket&gt;');
     expect(json).toContain('until removed');
     expect(json).toContain('<@U0456EFGH1>');
+  });
+});
+
+describe('detection coverage line', () => {
+  const stock: SignalFamily[] = ['xid', 'row_remap', 'thermal'];
+  const full: SignalFamily[] = [...stock, 'xid_count', 'ecc', 'retired_pages', 'nvlink', 'health'];
+  const reads = (n: number, signals: SignalFamily[]) => Array.from({ length: n }, () => ({ signals }));
+
+  it('names what 40 stock exporters leave out, in one line', () => {
+    const line = coverageLine(signalCoverage(reads(40, stock)));
+    expect(line).toBe(
+      '⚠️ XID counts, ECC counters, retired pages, NVLink error counters, DCGM health: 0 of 40 nodes — see README (Detection coverage)',
+    );
+  });
+
+  it('groups families by how many nodes carry them, and counts only nodes read', () => {
+    const coverage = signalCoverage([
+      ...reads(38, stock),
+      ...reads(2, full),
+      { error: { kind: 'timeout', message: 'no answer' } },
+    ]);
+    expect(coverage.nodes).toBe(41);
+    expect(coverageLine(coverage)).toBe(
+      '⚠️ XID counts, ECC counters, retired pages, NVLink error counters, DCGM health: 2 of 40 nodes — see README (Detection coverage)',
+    );
+  });
+
+  it('says all is covered when every node carries every expected family, and nothing before a read', () => {
+    expect(coverageLine(signalCoverage(reads(3, full)))).toBe(
+      '📡 Detection coverage: every signal family on all 3 nodes read',
+    );
+    expect(coverageLine(signalCoverage([]))).toBeUndefined();
+    expect(coverageLine(undefined)).toBeUndefined();
+  });
+
+  it('shows in /gpu status and on App Home', () => {
+    const summary = fleet({ coverage: signalCoverage(reads(40, stock)) });
+    for (const blocks of [fleetStatusMessage(summary).blocks, appHomeView(summary).blocks]) {
+      assertSlackLimits(blocks, { maxBlocks: SlackLimits.viewBlocks });
+      expect(JSON.stringify(blocks)).toContain(
+        'ECC counters, retired pages, NVLink error counters, DCGM health: 0 of 40 nodes',
+      );
+    }
   });
 });
 

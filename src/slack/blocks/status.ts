@@ -1,4 +1,5 @@
 /** Answers to `/gpu status`, `/gpu status <node>`, `/gpu exclusions`, `/gpu history <node>` and `/gpu help`. */
+import { type SignalCoverage, signalFamilyLabel } from '../../domain/coverage.js';
 import { severityRank } from '../../domain/finding.js';
 import type { AuditEntry, Exclusion } from '../../domain/ports.js';
 import {
@@ -75,6 +76,27 @@ export function breakerLine(summary: Pick<FleetSummary, 'breaker' | 'dryRun'>): 
   }
 }
 
+/**
+ * Detection coverage in one line: which signal families some nodes did not carry, grouped by count —
+ * `⚠️ ECC counters, retired pages: 0 of 40 nodes — see README (Detection coverage)`. Undefined before any
+ * node was read (nothing to say yet).
+ */
+export function coverageLine(coverage: SignalCoverage | undefined): string | undefined {
+  if (!coverage || coverage.read === 0) return undefined;
+  const { read } = coverage;
+  if (coverage.missing.length === 0)
+    return `📡 Detection coverage: every signal family on all ${plural(read, 'node')} read`;
+  const byCount = new Map<number, string[]>();
+  for (const f of coverage.missing) {
+    const n = coverage.byFamily[f];
+    byCount.set(n, [...(byCount.get(n) ?? []), signalFamilyLabel[f]]);
+  }
+  const parts = [...byCount.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([n, labels]) => `${capitalize(labels.join(', '))}: ${n} of ${plural(read, 'node')}`);
+  return `⚠️ ${parts.join(' · ')} — see README (Detection coverage)`;
+}
+
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
@@ -119,6 +141,8 @@ export function fleetStatusMessage(summary: FleetSummary): SlackMessage {
     fieldsSection(fleetFields(summary)),
     context(breakerLine(summary)),
   ];
+  const coverage = coverageLine(summary.coverage);
+  if (coverage) blocks.push(context(coverage));
   if (incidents.length === 0) {
     blocks.push(section('No open incidents. 🎉'));
   } else {
