@@ -193,7 +193,13 @@ export class SimCluster implements CloudEffects {
   private readonly opts: Required<
     Omit<
       SimClusterOptions,
-      'clock' | 'logger' | 'seed' | 'clusterName' | 'region' | 'karpenterNodes' | 'gpuShapes'
+      | 'clock'
+      | 'logger'
+      | 'seed'
+      | 'clusterName'
+      | 'region'
+      | 'karpenterNodes'
+      | 'gpuShapes'
       | 'extraCounters'
     >
   >;
