@@ -112,6 +112,7 @@ export function createChatPort(rt: Runtime): ChatPort {
         openIncident: open[0],
         exclusion: store.exclusions.get(name, Date.now()),
         lastActions: store.audit.list({ node: name, limit: 10 }),
+        ...(scan?.snapshot.signals ? { signals: scan.snapshot.signals } : {}),
       };
     },
     exclusions: async () => store.exclusions.list(Date.now()),

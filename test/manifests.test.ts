@@ -7,7 +7,11 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { EXPORTER_METRICS_READ } from '../src/collect/parse/exporter.js';
 import { parsePolicy } from '../src/config/policy-file.js';
+import { renderExporterMetrics } from '../src/sim/dcgm-exporter.js';
+import { SeededRandom } from '../src/sim/seeded-random.js';
+import { makeGpu } from '../src/sim/sim-gpu.js';
 import {
   asList,
   iamPolicyPath,
@@ -521,5 +525,60 @@ describe('Dockerfile', () => {
     for (const p of ['node_modules', 'dist', '.git', 'data/*.db', '.env']) expect(ignore).toContain(p);
     for (const needed of ['src', 'bin', 'data', 'package.json', 'package-lock.json'])
       expect(ignore).not.toContain(needed);
+  });
+});
+
+// ---- dcgm-exporter counters (manifests/dcgm-exporter/) ---------------------------------------------------
+
+/** dcgm-exporter's counters CSV, read as the exporter does: `#` comments, `FIELD, type, help` rows. */
+function readCountersCsv(text: string): { field: string; type: string; help: string }[] {
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'))
+    .map((line) => {
+      const [field = '', type = '', ...help] = line.split(',').map((p) => p.trim());
+      return { field, type, help: help.join(',') };
+    });
+}
+
+describe('manifests/dcgm-exporter: the counters file gpu-medic needs', () => {
+  const dcgmDir = `${manifestsDir}/dcgm-exporter`;
+  const csv = readCountersCsv(readFileSync(`${dcgmDir}/gpu-medic-counters.csv`, 'utf8'));
+  const fields = new Set(csv.map((r) => r.field));
+
+  it('parses as dcgm-exporter CSV: one DCGM field per row, a known type, a help text, no duplicates', () => {
+    expect(csv.length).toBeGreaterThan(20);
+    for (const r of csv) {
+      expect(r.field).toMatch(/^DCGM_(FI|EXP)_[A-Z0-9_]+$/);
+      expect(['gauge', 'counter', 'label']).toContain(r.type);
+      expect(r.help.length).toBeGreaterThan(0);
+    }
+    expect(fields.size).toBe(csv.length);
+  });
+
+  it('enables every metric the exporter parser reads (taken from the parser, not a copy)', () => {
+    expect(EXPORTER_METRICS_READ.length).toBeGreaterThan(20);
+    const missing = EXPORTER_METRICS_READ.filter((m) => !fields.has(m));
+    expect(missing).toEqual([]);
+    for (const m of EXPORTER_METRICS_READ) expect(csv.find((r) => r.field === m)?.type, m).not.toBe('label');
+  });
+
+  it('holds every family the simulator renders with the full counter set', () => {
+    const text = renderExporterMetrics('n1', [makeGpu(0, new SeededRandom(1))], { counters: 'full' });
+    const rendered = [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1] ?? '');
+    expect(rendered.filter((f) => !fields.has(f))).toEqual([]);
+  });
+
+  it('is a kustomization making ConfigMap gpu-medic-dcgm-counters with the key the GPU Operator mounts', () => {
+    const k = obj(loadYamlDocuments(`${dcgmDir}/kustomization.yaml`)[0], 'dcgm-exporter kustomization');
+    expect(k.namespace).toBe('gpu-operator');
+    const gen = obj(arr(k.configMapGenerator, 'configMapGenerator')[0], 'generator');
+    expect(gen.name).toBe('gpu-medic-dcgm-counters');
+    // ClusterPolicy dcgmExporter.config.name is mounted at /etc/dcgm-exporter/dcgm-metrics.csv.
+    expect(arr(gen.files, 'files')).toEqual(['dcgm-metrics.csv=gpu-medic-counters.csv']);
+    expect(obj(k.generatorOptions, 'generatorOptions').disableNameSuffixHash).toBe(true);
+    // Not part of gpu-medic's own base: it belongs in the exporter's namespace, applied on its own.
+    expect(resourceFiles.some((f) => f.includes('dcgm-exporter'))).toBe(false);
   });
 });

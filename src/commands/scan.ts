@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import pino from 'pino';
 import { formatVerdictTable, verdictToJson } from '../classify/format.js';
 import { createLogger } from '../log/logger.js';
 import { createSensing } from '../main.js';
@@ -9,7 +10,11 @@ import { configOrExit } from './load-config.js';
 export async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false } } });
   const config = configOrExit();
-  const logger = createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level });
+  // Logs (the coverage warning, unreadable nodes) go to stderr: stdout is the table or the JSON rows.
+  const logger = createLogger({
+    level: config.log.level === 'info' ? 'warn' : config.log.level,
+    destination: pino.destination({ fd: 2, sync: true }),
+  });
   const sensing = createSensing(config, { logger });
   await sensing.start();
   try {

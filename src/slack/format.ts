@@ -4,6 +4,7 @@
  */
 import type { SignalCoverage } from '../domain/coverage.js';
 import type { ClassificationSource, Severity } from '../domain/finding.js';
+import type { SignalFamily } from '../domain/gpu.js';
 import type { Incident, IncidentState, PolicyMode, RemediationAction } from '../domain/incident.js';
 import type { AuditEntry, Exclusion } from '../domain/ports.js';
 
@@ -199,4 +200,6 @@ export interface NodeDetail {
   exclusion?: Exclusion;
   /** Most recent first. */
   lastActions: AuditEntry[];
+  /** Signal families the node's last read carried; undefined = not read, or the source does not say. */
+  signals?: SignalFamily[];
 }

@@ -221,6 +221,16 @@ describe('detection coverage line', () => {
     expect(coverageLine(undefined)).toBeUndefined();
   });
 
+  it('names what was not read on one node in /gpu status <node>', () => {
+    const json = JSON.stringify(nodeStatusMessage({ ...node(8), signals: stock }).blocks);
+    expect(json).toContain(
+      '⚠️ Not read on this node: XID counts, ECC counters, retired pages, NVLink error counters, DCGM health',
+    );
+    expect(coverageLine(undefined)).toBeUndefined();
+    expect(JSON.stringify(nodeStatusMessage({ ...node(8), signals: full }).blocks)).not.toContain('Not read');
+    expect(JSON.stringify(nodeStatusMessage(node(8)).blocks)).not.toContain('Not read');
+  });
+
   it('shows in /gpu status and on App Home', () => {
     const summary = fleet({ coverage: signalCoverage(reads(40, stock)) });
     for (const blocks of [fleetStatusMessage(summary).blocks, appHomeView(summary).blocks]) {

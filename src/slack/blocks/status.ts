@@ -1,6 +1,7 @@
 /** Answers to `/gpu status`, `/gpu status <node>`, `/gpu exclusions`, `/gpu history <node>` and `/gpu help`. */
-import { type SignalCoverage, signalFamilyLabel } from '../../domain/coverage.js';
+import { ExpectedSignalFamilies, type SignalCoverage, signalFamilyLabel } from '../../domain/coverage.js';
 import { severityRank } from '../../domain/finding.js';
+import type { SignalFamily } from '../../domain/gpu.js';
 import type { AuditEntry, Exclusion } from '../../domain/ports.js';
 import {
   type CommandError,
@@ -95,6 +96,14 @@ export function coverageLine(coverage: SignalCoverage | undefined): string | und
     .sort(([a], [b]) => a - b)
     .map(([n, labels]) => `${capitalize(labels.join(', '))}: ${n} of ${plural(read, 'node')}`);
   return `⚠️ ${parts.join(' · ')} — see README (Detection coverage)`;
+}
+
+/** `⚠️ Not read on this node: ECC counters, …` for `/gpu status <node>`; undefined when nothing is missing. */
+export function nodeCoverageLine(signals: readonly SignalFamily[] | undefined): string | undefined {
+  if (signals === undefined) return undefined;
+  const missing = ExpectedSignalFamilies.filter((f) => !signals.includes(f));
+  if (missing.length === 0) return undefined;
+  return `⚠️ Not read on this node: ${missing.map((f) => signalFamilyLabel[f]).join(', ')} — see README (Detection coverage)`;
 }
 
 function plural(n: number, word: string): string {
@@ -210,6 +219,8 @@ export function nodeStatusMessage(detail: NodeDetail): SlackMessage {
     detail.expectedGpus !== undefined
       ? `${detail.gpus.length} seen by DCGM · ${detail.allocatableGpus ?? '?'} of ${detail.expectedGpus} allocatable`
       : `${detail.gpus.length} seen by DCGM`;
+  // A `-` in the GPU table is "not read" when the family is missing, not "no errors": say which.
+  const nodeCoverage = nodeCoverageLine(detail.signals);
 
   const blocks: KnownBlock[] = [
     header(
@@ -227,6 +238,7 @@ export function nodeStatusMessage(detail: NodeDetail): SlackMessage {
     ]),
     section(`*Why:* ${escapeMrkdwn(verdict.explanation || 'No explanation given.')}`),
     codeSection(gpuTableLines(detail.gpus), '*GPUs*', 120),
+    ...(nodeCoverage ? [context(nodeCoverage)] : []),
     section(
       detail.openIncident
         ? `*Open incident*\n${incidentLine(detail.openIncident)}`
