@@ -22,6 +22,7 @@ import { z } from 'zod';
 import { HealthStates } from '../domain/gpu.js';
 import type { BedrockScripts } from './aws-server.js';
 import type { SimCluster } from './cluster.js';
+import type { GpuShape } from './gpu-shapes.js';
 import { BodyError, listen, pathAndQuery, readBody, send } from './http-util.js';
 import type { KubeNode } from './k8s-objects.js';
 import { type RecordedRequest, RequestLog } from './recorder.js';
@@ -237,6 +238,8 @@ export interface SimNodeState {
   name: string;
   instanceId: string;
   gpuNode: boolean;
+  /** How the node's GPUs are shared (gpu-shapes.ts): plain, time-sliced, mig-single, mig-mixed. */
+  gpuShape: GpuShape;
   nodeGroup?: string;
   karpenterNodePool?: string;
   ready: boolean;
@@ -289,6 +292,7 @@ export function nodeState(
     name,
     instanceId: info.instanceId,
     gpuNode: info.gpuNode,
+    gpuShape: info.shape,
     ...(info.nodeGroup ? { nodeGroup: info.nodeGroup } : {}),
     ...(info.karpenterNodePool ? { karpenterNodePool: info.karpenterNodePool } : {}),
     ready: node.status.conditions.some((c) => c.type === 'Ready' && c.status === 'True'),

@@ -7,9 +7,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { gpusFromExporter } from '../collect/parse/exporter.js';
 import { parsePrometheus } from '../collect/parse/prometheus.js';
 import { SimCluster, type SimClusterOptions } from './cluster.js';
+import { nodeState } from './control-api.js';
 import { type GpuShape, migLayout } from './gpu-shapes.js';
 import type { KubeNode } from './k8s-objects.js';
 import { ManualClock } from './sim-clock.js';
+import { ChildOptions } from './sim-main.js';
 
 const clusters: SimCluster[] = [];
 function make(opts: SimClusterOptions = {}): SimCluster {
@@ -163,5 +165,18 @@ describe('dcgm-exporter on MIG nodes', () => {
     expect(parsed.gpus).toHaveLength(8);
     expect(parsed.gpus[2]).toMatchObject({ xidLast: 79 });
     expect(parsed.gpus[2]?.migInstances).toHaveLength(7);
+  });
+});
+
+describe('shapes through the control surfaces', () => {
+  it("GET /state says each node's shape; a simulator process takes gpuShapes in its options", () => {
+    const c = make({ gpuShapes: mixed });
+    const name = nodeOfShape(c, 'mig-mixed').metadata.name;
+    expect(nodeState(c, name)?.gpuShape).toBe('mig-mixed');
+    expect(
+      ChildOptions.safeParse({ gpuShapes: ['time-sliced', 'mig-mixed'], timeSlicingReplicas: 2 }).success,
+    ).toBe(true);
+    expect(ChildOptions.safeParse({ gpuShapes: ['mig-triple'] }).success).toBe(false);
+    expect(ChildOptions.safeParse({ gpuShapes: [] }).success).toBe(false);
   });
 });
