@@ -1046,6 +1046,7 @@ export class SimCluster implements CloudEffects {
     s.persistent = [];
     for (const fault of replay) fault();
     s.persistent = replay;
+    this.inventoryAfterBoot(s);
     this.log?.info({ node: s.name, bootID }, 'sim: node rebooted');
     this.kickScheduler();
   }
@@ -1061,6 +1062,25 @@ export class SimCluster implements CloudEffects {
       return n;
     });
     s.injectedConditions.clear();
+  }
+
+  /**
+   * After a boot the device plugin registers, and GFD labels, only the GPUs NVML sees: a GPU that did not come
+   * back lowers `nvidia.com/gpu` capacity and `nvidia.com/gpu.count` too (reference/real-clusters.md).
+   */
+  private inventoryAfterBoot(s: NodeState): void {
+    if (!s.gpuNode) return;
+    const seen = s.gpus.filter((g) => g.present);
+    const capacity = devicePluginResources(s.shape, seen, this.shapeOptions(), false);
+    const labels = gfdLabels(s.shape, s.gpus[0]?.model ?? H100_MODEL, seen, this.shapeOptions());
+    this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
+      n.status.capacity = { ...n.status.capacity, ...capacity };
+      n.metadata.labels = {
+        ...n.metadata.labels,
+        'nvidia.com/gpu.count': labels['nvidia.com/gpu.count'] ?? '0',
+      };
+      return n;
+    });
   }
 
   private shapeOptions() {

@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { gpusFromExporter } from '../collect/parse/exporter.js';
 import { parsePrometheus } from '../collect/parse/prometheus.js';
+import { toGpuNode } from '../k8s/node-mapper.js';
 import { SimCluster, type SimClusterOptions } from './cluster.js';
 import { nodeState } from './control-api.js';
 import { type GpuShape, migLayout } from './gpu-shapes.js';
@@ -13,9 +14,12 @@ import type { KubeNode } from './k8s-objects.js';
 import { ManualClock } from './sim-clock.js';
 
 const clusters: SimCluster[] = [];
+const clocks = new WeakMap<SimCluster, ManualClock>();
 function make(opts: SimClusterOptions = {}): SimCluster {
-  const cluster = new SimCluster({ clock: new ManualClock(), workloads: false, ...opts });
+  const clock = new ManualClock();
+  const cluster = new SimCluster({ clock, workloads: false, ...opts });
   clusters.push(cluster);
+  clocks.set(cluster, clock);
   return cluster;
 }
 
@@ -126,6 +130,27 @@ describe('GPU node shapes (device plugin + GFD)', () => {
     const name = nodeOfShape(c, shape).metadata.name;
     c.dropGpu(name, 0);
     expect(nvidia(c.getNode(name)?.status.allocatable ?? {})).toEqual(want);
+  });
+});
+
+describe('a GPU that does not come back after a reboot', () => {
+  it.each([
+    ['plain', { 'nvidia.com/gpu': '7' }, '7'],
+    ['time-sliced', { 'nvidia.com/gpu': '28' }, '7'],
+    ['mig-single', { 'nvidia.com/gpu': '49' }, '49'],
+  ] as const)('lowers %s capacity and GFD gpu.count; the product still expects the 8 of a p5', (shape, capacity, count) => {
+    const c = make({ gpuShapes: mixed, rebootDelayMs: 1000 });
+    const name = nodeOfShape(c, shape).metadata.name;
+    const bootBefore = c.getNode(name)?.status.nodeInfo.bootID;
+    c.dropGpu(name, 3, { persistent: true });
+    expect(c.rebootInstance(c.nodeInfo(name)?.instanceId ?? '')).toBe(true);
+    clocks.get(c)?.advance(1000);
+    const node = c.getNode(name);
+    expect(node?.status.nodeInfo.bootID).not.toBe(bootBefore);
+    expect(nvidia(node?.status.capacity ?? {})).toEqual(capacity);
+    expect(node?.metadata.labels?.['nvidia.com/gpu.count']).toBe(count);
+    const mapped = toGpuNode(node as unknown as Parameters<typeof toGpuNode>[0]);
+    expect(mapped).toMatchObject({ expectedGpus: 8, gpuCountSource: 'instance-type' });
   });
 });
 
