@@ -182,10 +182,13 @@ export function nodeStatusMessage(detail: NodeDetail): SlackMessage {
   ]
     .filter(Boolean)
     .join(' · ');
+  // Under MIG the device plugin offers slices, not GPUs: no allocatable GPU count to show.
   const gpuCount =
-    detail.expectedGpus !== undefined
-      ? `${detail.gpus.length} seen by DCGM · ${detail.allocatableGpus ?? '?'} of ${detail.expectedGpus} allocatable`
-      : `${detail.gpus.length} seen by DCGM`;
+    detail.expectedGpus === undefined
+      ? `${detail.gpus.length} seen by DCGM`
+      : detail.allocatableGpus === undefined
+        ? `${detail.gpus.length} of ${detail.expectedGpus} seen by DCGM`
+        : `${detail.gpus.length} seen by DCGM · ${detail.allocatableGpus} of ${detail.expectedGpus} allocatable`;
 
   const blocks: KnownBlock[] = [
     header(
