@@ -74,6 +74,8 @@ export interface SimClusterOptions {
   gpuShapes?: GpuShape[];
   /** Time-slicing replicas per GPU on time-sliced nodes. Default 4. */
   timeSlicingReplicas?: number;
+  /** Time-sliced GPUs offered as `nvidia.com/gpu.shared` (the device plugin's renameByDefault). Default false. */
+  timeSlicingRename?: boolean;
   kubeletVersion?: string;
   seed?: number;
   clock?: SimClock;
@@ -224,6 +226,7 @@ export class SimCluster implements CloudEffects {
       extraCounters: options.extraCounters ?? true,
       kubeletVersion: options.kubeletVersion ?? 'v1.31.4-eks-aeac579',
       timeSlicingReplicas: options.timeSlicingReplicas ?? DEFAULT_TIME_SLICING_REPLICAS,
+      timeSlicingRename: options.timeSlicingRename ?? false,
     };
     this.gpuShapes = options.gpuShapes && options.gpuShapes.length > 0 ? [...options.gpuShapes] : ['plain'];
     const it = this.opts.instanceType;
@@ -1084,7 +1087,7 @@ export class SimCluster implements CloudEffects {
   }
 
   private shapeOptions() {
-    return { replicas: this.opts.timeSlicingReplicas };
+    return { replicas: this.opts.timeSlicingReplicas, rename: this.opts.timeSlicingRename };
   }
 
   /** The device plugin advertises only healthy devices: a lost GPU takes its replicas or MIG devices with it. */
@@ -1186,8 +1189,10 @@ export class SimCluster implements CloudEffects {
       candidates.sort((a, b) => (loads.get(a) ?? 0) - (loads.get(b) ?? 0));
     }
     for (const s of candidates) {
-      // MIG-mixed nodes offer only nvidia.com/mig-<profile>: a pod asking for nvidia.com/gpu does not fit.
+      // MIG-mixed nodes offer only nvidia.com/mig-<profile>, renamed time-sliced ones nvidia.com/gpu.shared:
+      // a pod asking for nvidia.com/gpu does not fit there.
       if (!s.gpuNode || s.rebooting || s.shape === 'mig-mixed') continue;
+      if (s.shape === 'time-sliced' && this.opts.timeSlicingRename) continue;
       const node = this.store.get<KubeNode>('nodes', undefined, s.name);
       if (!node || node.spec.unschedulable || node.metadata.deletionTimestamp) continue;
       if (node.status.conditions.find((c) => c.type === 'Ready')?.status !== 'True') continue;

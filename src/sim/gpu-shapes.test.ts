@@ -86,6 +86,19 @@ describe('GPU node shapes (device plugin + GFD)', () => {
     });
   });
 
+  it('time-sliced with renameByDefault: nvidia.com/gpu.shared instead of nvidia.com/gpu, product unchanged', () => {
+    const c = make({ gpuShapes: mixed, timeSlicingRename: true });
+    const n = nodeOfShape(c, 'time-sliced');
+    expect(nvidia(n.status.capacity)).toEqual({ 'nvidia.com/gpu.shared': '32' });
+    expect(gfd(n)['nvidia.com/gpu.product']).toBe('NVIDIA-H100-80GB-HBM3');
+    c.dropGpu(n.metadata.name, 1);
+    expect(nvidia(c.getNode(n.metadata.name)?.status.allocatable ?? {})).toEqual({
+      'nvidia.com/gpu.shared': '28',
+    });
+    const mapped = toGpuNode(c.getNode(n.metadata.name) as unknown as Parameters<typeof toGpuNode>[0]);
+    expect(mapped).toMatchObject({ expectedGpus: 8, gpuSharing: 'time-slicing', allocatableGpus: 7 });
+  });
+
   it('MIG single: nvidia.com/gpu and gpu.count count MIG devices (7 per GPU), product ends in -MIG-<profile>', () => {
     const n = nodeOfShape(make({ gpuShapes: mixed }), 'mig-single');
     expect(nvidia(n.status.capacity)).toEqual({ 'nvidia.com/gpu': '56' });

@@ -50,6 +50,8 @@ export interface SimulatorOptions {
   gpuShapes?: GpuShape[];
   /** Time-slicing replicas per GPU on time-sliced nodes. Default 4. */
   timeSlicingReplicas?: number;
+  /** Time-sliced GPUs offered as `nvidia.com/gpu.shared` (renameByDefault). Default false. */
+  timeSlicingRename?: boolean;
   /** Start the Slack Web API fake. Default true. */
   slack?: boolean;
   /** Where to write the kubeconfig; default a file in a fresh temp directory (removed on close). */
@@ -129,6 +131,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     ...(opts.workloads !== undefined ? { workloads: opts.workloads } : {}),
     ...(opts.gpuShapes !== undefined ? { gpuShapes: opts.gpuShapes } : {}),
     ...(opts.timeSlicingReplicas !== undefined ? { timeSlicingReplicas: opts.timeSlicingReplicas } : {}),
+    ...(opts.timeSlicingRename !== undefined ? { timeSlicingRename: opts.timeSlicingRename } : {}),
     ...(logger ? { logger } : {}),
   });
   const log = new CountingRequestLog(opts.logLimit ?? 0);

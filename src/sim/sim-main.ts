@@ -25,6 +25,7 @@ export const ChildOptions = z
     workloads: z.boolean().optional(),
     gpuShapes: z.array(z.enum(GpuShapes)).min(1).optional(),
     timeSlicingReplicas: z.number().int().min(2).optional(),
+    timeSlicingRename: z.boolean().optional(),
     slack: z.boolean().optional(),
     kubeconfigPath: z.string().optional(),
     logLimit: z.number().int().min(0).optional(),
