@@ -4,6 +4,7 @@ import {
   expectedGpusAfterRepair,
   expectedPhysicalGpus,
   gpuSharing,
+  gpusAllocatable,
   hasGpus,
 } from './gpu-count.js';
 import { EC2_INSTANCE_GPUS, instanceTypeGpus } from './instance-gpus.js';
@@ -268,5 +269,45 @@ describe('expectedGpusAfterRepair', () => {
     expect(expectedGpusAfterRepair({ expectedGpus: 8 })).toBe(8);
     expect(expectedGpusAfterRepair({}, 4)).toBe(4);
     expect(expectedGpusAfterRepair({})).toBeUndefined();
+  });
+});
+
+describe('gpusAllocatable', () => {
+  it.each([
+    ['whole GPUs all back', { allocatableGpus: 8, gpuResources: { 'nvidia.com/gpu': 8 } }, 8, true],
+    [
+      'kubelet still at 0 after the reboot',
+      { allocatableGpus: 0, gpuResources: { 'nvidia.com/gpu': 0 } },
+      8,
+      false,
+    ],
+    ['one GPU short', { allocatableGpus: 7, gpuResources: { 'nvidia.com/gpu': 7 } }, 8, false],
+    [
+      'time-sliced, all replicas back',
+      { allocatableGpus: 8, gpuResources: { 'nvidia.com/gpu': 32 } },
+      8,
+      true,
+    ],
+    [
+      'MIG mixed, every profile offered',
+      { gpuResources: { 'nvidia.com/mig-1g.10gb': 28, 'nvidia.com/mig-3g.40gb': 8 } },
+      8,
+      true,
+    ],
+    [
+      'MIG mixed, one profile still 0',
+      { gpuResources: { 'nvidia.com/mig-1g.10gb': 28, 'nvidia.com/mig-3g.40gb': 0 } },
+      8,
+      false,
+    ],
+    ['no NVIDIA resource at all', { gpuResources: {} }, 8, false],
+    [
+      'no expectation, some GPUs',
+      { allocatableGpus: 2, gpuResources: { 'nvidia.com/gpu': 2 } },
+      undefined,
+      true,
+    ],
+  ] as const)('%s → %s', (_, node, expected, want) => {
+    expect(gpusAllocatable(node, expected)).toBe(want);
   });
 });

@@ -165,3 +165,23 @@ export function expectedGpusAfterRepair(
   if (now === undefined) return beforeRepair !== undefined && beforeRepair > 0 ? beforeRepair : undefined;
   return Math.max(now, beforeRepair ?? 0);
 }
+
+/**
+ * Has the device plugin offered the node's GPUs again (after a reboot the kubelet holds them at 0 until it
+ * re-registers)? Where allocatable GPUs are physical (whole or time-sliced), at least `expected` of them; under
+ * MIG, where devices are slices, every NVIDIA resource the node advertises is above 0. With nothing to compare
+ * (no expectation, no count), any NVIDIA resource above 0.
+ */
+export function gpusAllocatable(
+  node: { allocatableGpus?: number; gpuResources: Readonly<Record<string, number>> },
+  expected: number | undefined,
+): boolean {
+  const values = Object.entries(node.gpuResources)
+    .filter(([name]) => isNvidiaGpuResource(name))
+    .map(([, n]) => n);
+  if (values.length === 0) return false;
+  if (node.allocatableGpus !== undefined) {
+    return expected !== undefined ? node.allocatableGpus >= expected : node.allocatableGpus > 0;
+  }
+  return values.every((n) => n > 0);
+}

@@ -79,6 +79,8 @@ export interface SimClusterOptions {
   gpuShapes?: GpuShape[];
   /** Time-slicing replicas per GPU on time-sliced nodes. Default 4. */
   timeSlicingReplicas?: number;
+  /** Time-sliced GPUs offered as `nvidia.com/gpu.shared` (the device plugin's renameByDefault). Default false. */
+  timeSlicingRename?: boolean;
   kubeletVersion?: string;
   seed?: number;
   clock?: SimClock;
@@ -240,6 +242,7 @@ export class SimCluster implements CloudEffects {
       counters: options.counters ?? (options.extraCounters ? 'full' : 'stock'),
       kubeletVersion: options.kubeletVersion ?? 'v1.31.4-eks-aeac579',
       timeSlicingReplicas: options.timeSlicingReplicas ?? DEFAULT_TIME_SLICING_REPLICAS,
+      timeSlicingRename: options.timeSlicingRename ?? false,
     };
     this.gpuShapes = options.gpuShapes && options.gpuShapes.length > 0 ? [...options.gpuShapes] : ['plain'];
     const it = this.opts.instanceType;
@@ -1080,6 +1083,7 @@ export class SimCluster implements CloudEffects {
     s.persistent = [];
     for (const fault of replay) fault();
     s.persistent = replay;
+    this.inventoryAfterBoot(s);
     this.log?.info({ node: s.name, bootID }, 'sim: node rebooted');
     this.kickScheduler();
   }
@@ -1097,8 +1101,27 @@ export class SimCluster implements CloudEffects {
     s.injectedConditions.clear();
   }
 
+  /**
+   * After a boot the device plugin registers, and GFD labels, only the GPUs NVML sees: a GPU that did not come
+   * back lowers `nvidia.com/gpu` capacity and `nvidia.com/gpu.count` too (reference/real-clusters.md).
+   */
+  private inventoryAfterBoot(s: NodeState): void {
+    if (!s.gpuNode) return;
+    const seen = s.gpus.filter((g) => g.present);
+    const capacity = devicePluginResources(s.shape, seen, this.shapeOptions(), false);
+    const labels = gfdLabels(s.shape, s.gpus[0]?.model ?? H100_MODEL, seen, this.shapeOptions());
+    this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
+      n.status.capacity = { ...n.status.capacity, ...capacity };
+      n.metadata.labels = {
+        ...n.metadata.labels,
+        'nvidia.com/gpu.count': labels['nvidia.com/gpu.count'] ?? '0',
+      };
+      return n;
+    });
+  }
+
   private shapeOptions() {
-    return { replicas: this.opts.timeSlicingReplicas };
+    return { replicas: this.opts.timeSlicingReplicas, rename: this.opts.timeSlicingRename };
   }
 
   /** The device plugin advertises only healthy devices: a lost GPU takes its replicas or MIG devices with it. */
@@ -1200,8 +1223,10 @@ export class SimCluster implements CloudEffects {
       candidates.sort((a, b) => (loads.get(a) ?? 0) - (loads.get(b) ?? 0));
     }
     for (const s of candidates) {
-      // MIG-mixed nodes offer only nvidia.com/mig-<profile>: a pod asking for nvidia.com/gpu does not fit.
+      // MIG-mixed nodes offer only nvidia.com/mig-<profile>, renamed time-sliced ones nvidia.com/gpu.shared:
+      // a pod asking for nvidia.com/gpu does not fit there.
       if (!s.gpuNode || s.rebooting || s.shape === 'mig-mixed') continue;
+      if (s.shape === 'time-sliced' && this.opts.timeSlicingRename) continue;
       const node = this.store.get<KubeNode>('nodes', undefined, s.name);
       if (!node || node.spec.unschedulable || node.metadata.deletionTimestamp) continue;
       if (node.status.conditions.find((c) => c.type === 'Ready')?.status !== 'True') continue;

@@ -26,6 +26,7 @@ import { HealthStates } from '../domain/gpu.js';
 import type { BedrockScripts } from './aws-server.js';
 import type { SimCluster } from './cluster.js';
 import { CounterSets } from './dcgm-exporter.js';
+import type { GpuShape } from './gpu-shapes.js';
 import { BodyError, listen, pathAndQuery, readBody, send } from './http-util.js';
 import type { KubeNode } from './k8s-objects.js';
 import { type RecordedRequest, RequestLog } from './recorder.js';
@@ -261,6 +262,8 @@ export interface SimNodeState {
   name: string;
   instanceId: string;
   gpuNode: boolean;
+  /** How the node's GPUs are shared (gpu-shapes.ts): plain, time-sliced, mig-single, mig-mixed. */
+  gpuShape: GpuShape;
   nodeGroup?: string;
   karpenterNodePool?: string;
   ready: boolean;
@@ -315,6 +318,7 @@ export function nodeState(
     name,
     instanceId: info.instanceId,
     gpuNode: info.gpuNode,
+    gpuShape: info.shape,
     ...(info.nodeGroup ? { nodeGroup: info.nodeGroup } : {}),
     ...(info.karpenterNodePool ? { karpenterNodePool: info.karpenterNodePool } : {}),
     ready: node.status.conditions.some((c) => c.type === 'Ready' && c.status === 'True'),

@@ -6,15 +6,20 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { gpusFromExporter } from '../collect/parse/exporter.js';
 import { parsePrometheus } from '../collect/parse/prometheus.js';
+import { toGpuNode } from '../k8s/node-mapper.js';
 import { SimCluster, type SimClusterOptions } from './cluster.js';
+import { nodeState } from './control-api.js';
 import { type GpuShape, migLayout } from './gpu-shapes.js';
 import type { KubeNode } from './k8s-objects.js';
 import { ManualClock } from './sim-clock.js';
 
 const clusters: SimCluster[] = [];
+const clocks = new WeakMap<SimCluster, ManualClock>();
 function make(opts: SimClusterOptions = {}): SimCluster {
-  const cluster = new SimCluster({ clock: new ManualClock(), workloads: false, ...opts });
+  const clock = new ManualClock();
+  const cluster = new SimCluster({ clock, workloads: false, ...opts });
   clusters.push(cluster);
+  clocks.set(cluster, clock);
   return cluster;
 }
 
@@ -81,6 +86,19 @@ describe('GPU node shapes (device plugin + GFD)', () => {
     });
   });
 
+  it('time-sliced with renameByDefault: nvidia.com/gpu.shared instead of nvidia.com/gpu, product unchanged', () => {
+    const c = make({ gpuShapes: mixed, timeSlicingRename: true });
+    const n = nodeOfShape(c, 'time-sliced');
+    expect(nvidia(n.status.capacity)).toEqual({ 'nvidia.com/gpu.shared': '32' });
+    expect(gfd(n)['nvidia.com/gpu.product']).toBe('NVIDIA-H100-80GB-HBM3');
+    c.dropGpu(n.metadata.name, 1);
+    expect(nvidia(c.getNode(n.metadata.name)?.status.allocatable ?? {})).toEqual({
+      'nvidia.com/gpu.shared': '28',
+    });
+    const mapped = toGpuNode(c.getNode(n.metadata.name) as unknown as Parameters<typeof toGpuNode>[0]);
+    expect(mapped).toMatchObject({ expectedGpus: 8, gpuSharing: 'time-slicing', allocatableGpus: 7 });
+  });
+
   it('MIG single: nvidia.com/gpu and gpu.count count MIG devices (7 per GPU), product ends in -MIG-<profile>', () => {
     const n = nodeOfShape(make({ gpuShapes: mixed }), 'mig-single');
     expect(nvidia(n.status.capacity)).toEqual({ 'nvidia.com/gpu': '56' });
@@ -128,6 +146,27 @@ describe('GPU node shapes (device plugin + GFD)', () => {
   });
 });
 
+describe('a GPU that does not come back after a reboot', () => {
+  it.each([
+    ['plain', { 'nvidia.com/gpu': '7' }, '7'],
+    ['time-sliced', { 'nvidia.com/gpu': '28' }, '7'],
+    ['mig-single', { 'nvidia.com/gpu': '49' }, '49'],
+  ] as const)('lowers %s capacity and GFD gpu.count; the product still expects the 8 of a p5', (shape, capacity, count) => {
+    const c = make({ gpuShapes: mixed, rebootDelayMs: 1000 });
+    const name = nodeOfShape(c, shape).metadata.name;
+    const bootBefore = c.getNode(name)?.status.nodeInfo.bootID;
+    c.dropGpu(name, 3, { persistent: true });
+    expect(c.rebootInstance(c.nodeInfo(name)?.instanceId ?? '')).toBe(true);
+    clocks.get(c)?.advance(1000);
+    const node = c.getNode(name);
+    expect(node?.status.nodeInfo.bootID).not.toBe(bootBefore);
+    expect(nvidia(node?.status.capacity ?? {})).toEqual(capacity);
+    expect(node?.metadata.labels?.['nvidia.com/gpu.count']).toBe(count);
+    const mapped = toGpuNode(node as unknown as Parameters<typeof toGpuNode>[0]);
+    expect(mapped).toMatchObject({ expectedGpus: 8, gpuCountSource: 'instance-type' });
+  });
+});
+
 describe('dcgm-exporter on MIG nodes', () => {
   it('renders one series per MIG instance with GPU_I_ID and GPU_I_PROFILE after modelName', () => {
     const c = make({ gpuShapes: mixed, extraCounters: false });
@@ -163,5 +202,13 @@ describe('dcgm-exporter on MIG nodes', () => {
     expect(parsed.gpus).toHaveLength(8);
     expect(parsed.gpus[2]).toMatchObject({ xidLast: 79 });
     expect(parsed.gpus[2]?.migInstances).toHaveLength(7);
+  });
+});
+
+describe('shapes through the control surfaces', () => {
+  it("GET /state says each node's shape", () => {
+    const c = make({ gpuShapes: mixed });
+    const name = nodeOfShape(c, 'mig-mixed').metadata.name;
+    expect(nodeState(c, name)?.gpuShape).toBe('mig-mixed');
   });
 });

@@ -5,7 +5,7 @@
  * | shape       | device plugin resources                      | GFD labels (beyond present/product)                        |
  * |-------------|----------------------------------------------|------------------------------------------------------------|
  * | plain       | nvidia.com/gpu = GPUs                        | gpu.count = GPUs, replicas=1, sharing-strategy=none         |
- * | time-sliced | nvidia.com/gpu = GPUs × replicas             | gpu.count = GPUs, replicas=N, sharing-strategy=time-slicing, product `…-SHARED` |
+ * | time-sliced | nvidia.com/gpu (or .shared) = GPUs × replicas | gpu.count = GPUs, replicas=N, sharing-strategy=time-slicing, product `…-SHARED` |
  * | mig-single  | nvidia.com/gpu = MIG devices (7 per GPU)     | gpu.count = MIG devices, product `…-MIG-1g.10gb`, gpu.slices.* |
  * | mig-mixed   | nvidia.com/mig-<profile> only, no nvidia.com/gpu | gpu.count = GPUs, mig.strategy=mixed, mig-<profile>.count |
  *
@@ -27,6 +27,11 @@ export interface MigInstance {
 export interface ShapeOptions {
   /** Time-slicing replicas per GPU. */
   replicas: number;
+  /**
+   * The device plugin's `renameByDefault: true`: time-sliced GPUs are offered as `nvidia.com/gpu.shared` (and the
+   * product label keeps its name); false (the default) keeps `nvidia.com/gpu` and GFD appends `-SHARED`.
+   */
+  rename?: boolean;
 }
 
 export const DEFAULT_TIME_SLICING_REPLICAS = 4;
@@ -81,7 +86,9 @@ export function devicePluginResources(
     case 'plain':
       return { 'nvidia.com/gpu': String(counted.length) };
     case 'time-sliced':
-      return { 'nvidia.com/gpu': String(counted.length * opts.replicas) };
+      return {
+        [opts.rename ? 'nvidia.com/gpu.shared' : 'nvidia.com/gpu']: String(counted.length * opts.replicas),
+      };
     case 'mig-single':
       return { 'nvidia.com/gpu': String(counted.reduce((n, g) => n + (g.migInstances?.length ?? 0), 0)) };
     case 'mig-mixed': {
@@ -120,7 +127,7 @@ export function gfdLabels(
     case 'plain':
       break;
     case 'time-sliced':
-      labels['nvidia.com/gpu.product'] = `${product}-SHARED`;
+      if (!opts.rename) labels['nvidia.com/gpu.product'] = `${product}-SHARED`;
       labels['nvidia.com/gpu.replicas'] = String(opts.replicas);
       labels['nvidia.com/gpu.sharing-strategy'] = 'time-slicing';
       break;

@@ -53,6 +53,8 @@ export interface SimulatorOptions {
   timeSlicingReplicas?: number;
   /** The exporters' counters file: `stock` (dcgm-exporter's default, the default) or `full` (gpu-medic's CSV). */
   counters?: CounterSet;
+  /** Time-sliced GPUs offered as `nvidia.com/gpu.shared` (renameByDefault). Default false. */
+  timeSlicingRename?: boolean;
   /** Start the Slack Web API fake. Default true. */
   slack?: boolean;
   /** Where to write the kubeconfig; default a file in a fresh temp directory (removed on close). */
@@ -133,6 +135,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     ...(opts.gpuShapes !== undefined ? { gpuShapes: opts.gpuShapes } : {}),
     ...(opts.timeSlicingReplicas !== undefined ? { timeSlicingReplicas: opts.timeSlicingReplicas } : {}),
     ...(opts.counters !== undefined ? { counters: opts.counters } : {}),
+    ...(opts.timeSlicingRename !== undefined ? { timeSlicingRename: opts.timeSlicingRename } : {}),
     ...(logger ? { logger } : {}),
   });
   const log = new CountingRequestLog(opts.logLimit ?? 0);

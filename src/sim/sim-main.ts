@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { describeIssues } from './control-api.js';
+import { GpuShapes } from './gpu-shapes.js';
 import { type Simulator, startSimulator } from './index.js';
 
 export const ChildOptions = z
@@ -22,6 +23,9 @@ export const ChildOptions = z
     rescheduleDelayMs: z.number().min(0).optional(),
     dcgmServer: z.boolean().optional(),
     workloads: z.boolean().optional(),
+    gpuShapes: z.array(z.enum(GpuShapes)).min(1).optional(),
+    timeSlicingReplicas: z.number().int().min(2).optional(),
+    timeSlicingRename: z.boolean().optional(),
     slack: z.boolean().optional(),
     kubeconfigPath: z.string().optional(),
     logLimit: z.number().int().min(0).optional(),

@@ -183,7 +183,9 @@ export interface NodeDetail {
   nodeGroup?: string;
   ready?: boolean;
   unschedulable?: boolean;
+  /** Physical GPUs the node should have (GpuNode.expectedGpus). */
   expectedGpus?: number;
+  /** Physical GPUs allocatable; undefined under MIG (GpuNode.allocatableGpus). */
   allocatableGpus?: number;
   verdict: {
     severity: Severity;

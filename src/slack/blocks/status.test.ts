@@ -180,6 +180,14 @@ describe('status builders', () => {
     expect(json).toContain('fail    79');
   });
 
+  it("counts a MIG node's GPUs against DCGM only (its devices are slices, not GPUs)", () => {
+    const whole = JSON.stringify(nodeStatusMessage(node(8)).blocks);
+    expect(whole).toContain('8 seen by DCGM · 7 of 8 allocatable');
+    const mig = JSON.stringify(nodeStatusMessage(node(8, { allocatableGpus: undefined })).blocks);
+    expect(mig).toContain('8 of 8 seen by DCGM');
+    expect(mig).not.toContain('allocatable');
+  });
+
   it('shows exclusions with time left and never pings from a reason', () => {
     const json = JSON.stringify(exclusionsMessage(exclusions, at));
     expect(json).toContain('(2h left)');

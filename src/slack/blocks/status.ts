@@ -215,10 +215,13 @@ export function nodeStatusMessage(detail: NodeDetail): SlackMessage {
   ]
     .filter(Boolean)
     .join(' · ');
+  // Under MIG the device plugin offers slices, not GPUs: no allocatable GPU count to show.
   const gpuCount =
-    detail.expectedGpus !== undefined
-      ? `${detail.gpus.length} seen by DCGM · ${detail.allocatableGpus ?? '?'} of ${detail.expectedGpus} allocatable`
-      : `${detail.gpus.length} seen by DCGM`;
+    detail.expectedGpus === undefined
+      ? `${detail.gpus.length} seen by DCGM`
+      : detail.allocatableGpus === undefined
+        ? `${detail.gpus.length} of ${detail.expectedGpus} seen by DCGM`
+        : `${detail.gpus.length} seen by DCGM · ${detail.allocatableGpus} of ${detail.expectedGpus} allocatable`;
   // A `-` in the GPU table is "not read" when the family is missing, not "no errors": say which.
   const nodeCoverage = nodeCoverageLine(detail.signals);
 
