@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { gpusFromExporter } from '../collect/parse/exporter.js';
+import { parseKernelXids } from '../collect/parse/kernel-log.js';
 import { parsePrometheus } from '../collect/parse/prometheus.js';
 import { toGpuNode } from '../k8s/node-mapper.js';
 import { SimCluster, type SimClusterOptions } from './cluster.js';
@@ -202,6 +203,18 @@ describe('dcgm-exporter on MIG nodes', () => {
     expect(parsed.gpus).toHaveLength(8);
     expect(parsed.gpus[2]).toMatchObject({ xidLast: 79 });
     expect(parsed.gpus[2]?.migInstances).toHaveLength(7);
+  });
+});
+
+describe('kernel XID lines on MIG GPUs', () => {
+  it('name the GPU instance; the product reads them as XIDs of the physical GPU', () => {
+    const c = make({ gpuShapes: mixed });
+    const name = nodeOfShape(c, 'mig-single').metadata.name;
+    c.injectXid(name, 1, 13, undefined, { gpuInstance: 9 });
+    const [line = ''] = c.kernelLog(name);
+    expect(line).toMatch(/^NVRM: Xid \(PCI:0000:64:00 GPU-I:09\): 13, /);
+    expect(parseKernelXids(line).xids[0]).toMatchObject({ xid: 13, gpuInstance: 9, pciBusId: '0000:64:00' });
+    expect(c.gpuState(name)[1]?.pciBusId.toLowerCase()).toBe('00000000:64:00.0');
   });
 });
 
