@@ -9,7 +9,7 @@ import { parseKernelXids } from '../collect/parse/kernel-log.js';
 import { parsePrometheus } from '../collect/parse/prometheus.js';
 import { toGpuNode } from '../k8s/node-mapper.js';
 import { SimCluster, type SimClusterOptions } from './cluster.js';
-import { nodeState } from './control-api.js';
+import { applyFault, nodeState } from './control-api.js';
 import { type GpuShape, migLayout } from './gpu-shapes.js';
 import type { KubeNode } from './k8s-objects.js';
 import { ManualClock } from './sim-clock.js';
@@ -215,6 +215,9 @@ describe('kernel XID lines on MIG GPUs', () => {
     expect(line).toMatch(/^NVRM: Xid \(PCI:0000:64:00 GPU-I:09\): 13, /);
     expect(parseKernelXids(line).xids[0]).toMatchObject({ xid: 13, gpuInstance: 9, pciBusId: '0000:64:00' });
     expect(c.gpuState(name)[1]?.pciBusId.toLowerCase()).toBe('00000000:64:00.0');
+    // The same through the control API.
+    applyFault(c, { kind: 'xid', node: name, gpu: 2, xid: 31, gpuInstance: 12 });
+    expect(c.kernelLog(name)[1]).toMatch(/^NVRM: Xid \(PCI:0000:75:00 GPU-I:12\): 31, /);
   });
 });
 
