@@ -362,16 +362,33 @@ export class SimCluster implements CloudEffects {
 
   // ---------------------------------------------------------------- fault injection
 
-  injectXid(node: string, gpu: number, xid: number, message?: string, opts: FaultOptions = {}): void {
+  /**
+   * `opts.gpuInstance`: the XID is raised in a MIG GPU instance of that id (an application fault on a MIG GPU);
+   * the driver then names it in the kernel line (`Xid (PCI:0000:53:00 GPU-I:07): 13`).
+   */
+  injectXid(
+    node: string,
+    gpu: number,
+    xid: number,
+    message?: string,
+    opts: FaultOptions & { gpuInstance?: number } = {},
+  ): void {
     const s = this.state(node);
     const g = this.gpu(s, gpu);
     g.xidLast = xid;
     g.xidCounts[xid] = (g.xidCounts[xid] ?? 0) + 1;
+    const instance =
+      opts.gpuInstance !== undefined ? ` GPU-I:${String(opts.gpuInstance).padStart(2, '0')}` : '';
     s.kernelLog.push(
-      `NVRM: Xid (PCI:${kernelPciAddress(g)}): ${xid}, pid='<unknown>', name=<unknown>, ${message ?? defaultKernelText(xid)}`,
+      `NVRM: Xid (PCI:${kernelPciAddress(g)}${instance}): ${xid}, pid='<unknown>', name=<unknown>, ${message ?? defaultKernelText(xid)}`,
     );
     this.gpuChanged(s);
-    if (opts.persistent) s.persistent.push(() => this.injectXid(node, gpu, xid, message));
+    if (opts.persistent) {
+      const gpuInstance = opts.gpuInstance;
+      s.persistent.push(() =>
+        this.injectXid(node, gpu, xid, message, gpuInstance !== undefined ? { gpuInstance } : {}),
+      );
+    }
   }
 
   injectEcc(node: string, gpu: number, counts: { sbe?: number; dbe?: number } & FaultOptions): void {

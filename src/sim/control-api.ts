@@ -46,6 +46,8 @@ export const FaultRequest = z.discriminatedUnion('kind', [
     gpu: gpuIndex,
     xid: z.number().int().min(1).max(65535),
     message: z.string().max(4096).optional(),
+    /** MIG GPU instance the XID is raised in (the kernel line names it as `GPU-I:NN`). */
+    gpuInstance: z.number().int().min(0).max(255).optional(),
     persistent,
   }),
   z.object({
@@ -162,7 +164,10 @@ export function applyFault(cluster: SimCluster, input: unknown): FaultKind {
   try {
     switch (f.kind) {
       case 'xid':
-        cluster.injectXid(f.node, f.gpu, f.xid, f.message, opts);
+        cluster.injectXid(f.node, f.gpu, f.xid, f.message, {
+          ...opts,
+          ...(f.gpuInstance !== undefined ? { gpuInstance: f.gpuInstance } : {}),
+        });
         break;
       case 'ecc':
         cluster.injectEcc(f.node, f.gpu, {

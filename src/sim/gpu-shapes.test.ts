@@ -5,10 +5,11 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { gpusFromExporter } from '../collect/parse/exporter.js';
+import { parseKernelXids } from '../collect/parse/kernel-log.js';
 import { parsePrometheus } from '../collect/parse/prometheus.js';
 import { toGpuNode } from '../k8s/node-mapper.js';
 import { SimCluster, type SimClusterOptions } from './cluster.js';
-import { nodeState } from './control-api.js';
+import { applyFault, nodeState } from './control-api.js';
 import { type GpuShape, migLayout } from './gpu-shapes.js';
 import type { KubeNode } from './k8s-objects.js';
 import { ManualClock } from './sim-clock.js';
@@ -202,6 +203,21 @@ describe('dcgm-exporter on MIG nodes', () => {
     expect(parsed.gpus).toHaveLength(8);
     expect(parsed.gpus[2]).toMatchObject({ xidLast: 79 });
     expect(parsed.gpus[2]?.migInstances).toHaveLength(7);
+  });
+});
+
+describe('kernel XID lines on MIG GPUs', () => {
+  it('name the GPU instance; the product reads them as XIDs of the physical GPU', () => {
+    const c = make({ gpuShapes: mixed });
+    const name = nodeOfShape(c, 'mig-single').metadata.name;
+    c.injectXid(name, 1, 13, undefined, { gpuInstance: 9 });
+    const [line = ''] = c.kernelLog(name);
+    expect(line).toMatch(/^NVRM: Xid \(PCI:0000:64:00 GPU-I:09\): 13, /);
+    expect(parseKernelXids(line).xids[0]).toMatchObject({ xid: 13, gpuInstance: 9, pciBusId: '0000:64:00' });
+    expect(c.gpuState(name)[1]?.pciBusId.toLowerCase()).toBe('00000000:64:00.0');
+    // The same through the control API.
+    applyFault(c, { kind: 'xid', node: name, gpu: 2, xid: 31, gpuInstance: 12 });
+    expect(c.kernelLog(name)[1]).toMatch(/^NVRM: Xid \(PCI:0000:75:00 GPU-I:12\): 31, /);
   });
 });
 

@@ -47,6 +47,21 @@ describe('parseKernelXids', () => {
     expect(parseKernelXids(line).xids[0]).toMatchObject({ xid: 31, pciBusId: '0000:3b:00', message: 'x' });
   });
 
+  it.each([
+    [
+      'NVRM: Xid (PCI:0000:01:00 GPU-I:05): 94, pid=7194, name=python3, Contained: CE User Channel',
+      94,
+      5,
+      undefined,
+    ],
+    ['NVRM: Xid (PCI:0000:3b:00 GPU-I:01 GPU-CI:02): 13, pid=1, name=a, Graphics Exception', 13, 1, 2],
+  ])('reads a MIG line %s as an XID of the physical GPU, with its instance', (line, xid, gi, ci) => {
+    const [x] = parseKernelXids(line).xids;
+    expect(x).toMatchObject({ xid, gpuInstance: gi, pid: expect.any(String) });
+    expect(x?.computeInstance).toBe(ci);
+    expect(x?.pciBusId).toMatch(/^0000:(01|3b):00$/);
+  });
+
   it('never throws on garbage or binary', () => {
     const r2 = parseKernelXids('\u0000\u0001garbage\nNVRM: Xid (PCI:zz): abc\n');
     expect(r2.xids).toEqual([]);

@@ -13,6 +13,13 @@ export interface KernelXid {
   message: string;
   pid?: string;
   processName?: string;
+  /**
+   * MIG GPU instance (and compute instance) the driver names on a GPU in MIG mode:
+   * `Xid (PCI:0000:01:00 GPU-I:05): 94` or `Xid (PCI:0000:3b:00 GPU-I:01 GPU-CI:02): 13`. The XID is still the
+   * physical GPU's (the bus id).
+   */
+  gpuInstance?: number;
+  computeInstance?: number;
   raw: string;
 }
 
@@ -33,7 +40,7 @@ export interface KernelLogParse {
   unparsed: string[];
 }
 
-const XID_RE = /NVRM: Xid \(PCI:([0-9a-fA-F:.]+)\): (\d+)(?:,\s*(.*))?$/;
+const XID_RE = /NVRM: Xid \(PCI:([0-9a-fA-F:.]+)(?: GPU-I:(\d+))?(?: GPU-CI:(\d+))?\): (\d+)(?:,\s*(.*))?$/;
 const SXID_RE = /(?:(nvidia-nvswitch\d+):\s*)?SXid \(PCI:([0-9a-fA-F:.]+)\): (\d+)(?:,\s*(.*))?$/;
 const PID_NAME_RE = /^pid=('[^']*'|[^,\s]*),\s*name=([^,]*),\s*/;
 
@@ -55,10 +62,12 @@ export function normalizePciBusId(id: string): string {
 export function parseKernelXidLine(line: string): KernelXid | undefined {
   const m = XID_RE.exec(line);
   if (!m) return undefined;
-  const xid = Number(m[2]);
+  const xid = Number(m[4]);
   if (!Number.isSafeInteger(xid)) return undefined;
-  let rest = (m[3] ?? '').trim();
+  let rest = (m[5] ?? '').trim();
   const out: KernelXid = { pciBusId: normalizePciBusId(m[1] ?? ''), xid, message: '', raw: line };
+  if (m[2] !== undefined) out.gpuInstance = Number(m[2]);
+  if (m[3] !== undefined) out.computeInstance = Number(m[3]);
   const pn = PID_NAME_RE.exec(rest);
   if (pn) {
     out.pid = (pn[1] ?? '').replace(/^'|'$/g, '');
