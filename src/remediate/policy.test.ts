@@ -27,6 +27,13 @@ describe('decide: the default table (DESIGN §4)', () => {
     ['XID 95', fault('xid', 'critical', { xid: 95 }), 'reboot', 'auto'],
     ['GPU missing', fault('gpu_missing', 'critical'), 'reboot', 'approve'],
     ['DCGM health FAIL', fault('health', 'critical'), 'reboot', 'approve'],
+    [
+      'XID 154 whose action the rules could not read (exporter only)',
+      fault('xid', 'critical', { xid: 154, recommendedAction: 'reboot' }),
+      'reboot',
+      'approve',
+    ],
+    ['XID 154 "Drain P2P" from the kernel line', fault('xid', 'warning', { xid: 154 }), 'none', 'off'],
     ['app XID 13', fault('xid', 'warning', { xid: 13 }), 'none', 'off'],
     ['app XID 31 (the sample rebooted on it)', fault('xid', 'warning', { xid: 31 }), 'none', 'off'],
     ['app XID 43', fault('xid', 'warning', { xid: 43 }), 'none', 'off'],
