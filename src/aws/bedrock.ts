@@ -20,10 +20,12 @@ import {
   LlmTimeoutError,
 } from '../classify/llm/port.js';
 import { explanationMaxChars } from '../classify/llm/validate.js';
+import { defaultBedrockModelIdFor } from '../config/bedrock-model.js';
 import { Severities } from '../domain/finding.js';
 
 export const classifyToolName = 'classify_gpu_fault';
-export const defaultBedrockModelId = 'us.anthropic.claude-3-7-sonnet-20250219-v1:0';
+/** The default model in the default region (us-east-1); see config/bedrock-model.ts for the others. */
+export const defaultBedrockModelId = defaultBedrockModelIdFor('us-east-1');
 export const defaultLlmTimeoutMs = 20_000;
 
 export interface BedrockClassifierClientOptions {
