@@ -58,7 +58,7 @@ function classifier(
     rules: fakeRules,
     llm: createBedrockClassifierClient({
       region: 'us-east-1',
-      modelId: 'us.anthropic.claude-3-7-sonnet-20250219-v1:0',
+      modelId: 'us.anthropic.claude-sonnet-4-6',
       endpoint: sim.url,
       credentials: { accessKeyId: 'AKIDSIM', secretAccessKey: 'sim' },
       timeoutMs: timeoutMs ?? 5_000,
