@@ -7,7 +7,7 @@ import { parseDump } from '../collect/parse/dump.js';
 import { MetricsParseError } from '../collect/parse/prometheus.js';
 import { defaultPolicy, loadPolicy } from '../config/policy-file.js';
 import type { Verdict } from '../domain/finding.js';
-import type { NodeSnapshot } from '../domain/gpu.js';
+import type { MissingPart, NodeSnapshot } from '../domain/gpu.js';
 import { CliError } from './cli-error.js';
 
 /**
@@ -38,11 +38,13 @@ export async function main(argv: string[]): Promise<number> {
       );
     }
     let verdict: Verdict;
+    let missing: MissingPart[] = [];
     try {
       const { snapshot, format } = parseDump(text, { node: input === '-' ? 'stdin' : input, source: 'file' });
       if (format === 'unknown' && (snapshot.unparsed?.length ?? 0) === 0) {
         throw new MetricsParseError('not a Prometheus exposition, kernel log, dcgmi output or bundle');
       }
+      missing = snapshot.missingParts ?? [];
       verdict = await classify(snapshot);
     } catch (error) {
       failed++;
@@ -51,8 +53,13 @@ export async function main(argv: string[]): Promise<number> {
       else console.error(`gpu-medic: ${message}`);
       continue;
     }
-    if (values.json) console.log(JSON.stringify(verdictToJson(input, verdict)));
-    else console.log(`${inputs.length > 1 ? `== ${input}\n` : ''}${formatVerdictDetail(verdict)}`);
+    // A part the dump lacks (a command of the AWS sample that failed) is said, not read as "no fault".
+    if (values.json) console.log(JSON.stringify({ ...verdictToJson(input, verdict), missing }));
+    else
+      console.log(
+        `${inputs.length > 1 ? `== ${input}\n` : ''}${formatVerdictDetail(verdict)}` +
+          missing.map((m) => `\n  missing ${m.part}: ${m.reason}`).join(''),
+      );
   }
   return failed > 0 ? 1 : 0;
 }

@@ -121,6 +121,8 @@ describe('parseKernelXids on a whole dmesg / journalctl -k', () => {
     [
       '2026-12-03T07:55:17+0000 ip-10-0-1-2 kernel: nvidia-uvm: Loaded the UVM driver, major device number 237.',
     ],
+    ['Dec 03 07:55:17.123456 ip-10-0-1-2 kernel: NVRM: GPU Board Serial Number: 1653923011245'],
+    ['Thu 2026-12-03 07:55:17 UTC ip-10-0-1-2 kernel: nvidia: loading out-of-tree module taints kernel.'],
     ['Dec 03 07:55:20 ip-10-0-1-2 systemd[1]: Started NVIDIA Persistence Daemon.'],
     ['-- Logs begin at Mon 2026-11-30 07:55:12 UTC, end at Thu 2026-12-03 09:12:44 UTC. --'],
   ])('ignores %s', (line) => {

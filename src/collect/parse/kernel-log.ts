@@ -102,9 +102,12 @@ export function parseKernelSxidLine(line: string): KernelSxid | undefined {
 
 /** `[    3.123456] `, `[Thu Dec  3 09:12:01 2026] ` (dmesg -T). */
 const DMESG_PREFIX_RE = /^\[\s*(?:\d+\.\d+|[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4})\]\s?/;
-/** journalctl: `Dec 03 09:12:01 ip-10-0-1-2 kernel: ` or `-o short-iso` `2026-12-03T09:12:01+0000 host kernel: `. */
+/**
+ * journalctl: `Dec 03 09:12:01 ip-10-0-1-2 kernel: ` (`-o short`, `short-precise` adds `.123456`), `-o short-full`
+ * `Thu 2026-12-03 09:12:01 UTC host kernel: `, `-o short-iso[-precise]` `2026-12-03T09:12:01+0000 host kernel: `.
+ */
 const JOURNAL_PREFIX_RE =
-  /^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?) \S+ [^\s:]+?(?:\[\d+\])?: /;
+  /^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)?|[A-Z][a-z]{2} \d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? [A-Z]{2,5}|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?) \S+ [^\s:]+?(?:\[\d+\])?: /;
 /** journalctl's own lines: `-- Logs begin at …`, `-- Boot 1a2b… --`, `-- No entries --`. */
 const JOURNAL_META_RE = /^-- (?:Logs begin at|Journal begins at|Boot [0-9a-f]+ --|Reboot --|No entries --)/;
 
