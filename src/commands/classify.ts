@@ -70,6 +70,9 @@ async function llmClassifier(policy: ReturnType<typeof defaultPolicy>) {
   const { openStore } = await import('../store/index.js');
   const { createHybridClassifier } = await import('../classify/llm/hybrid.js');
   const { createBedrockClassifierClient } = await import('../aws/bedrock.js');
+  const { createLogger } = await import('../log/logger.js');
+  // Warnings (a refused model, a rejected answer) go to stderr, apart from the verdicts on stdout.
+  const logger = createLogger({ level: 'warn', destination: process.stderr });
   const store = openStore(config.store.dbPath);
   const ctx = { catalog: loadXidCatalog(), frCodes: loadDcgmFrCatalog(), policy: policy.classification };
   const hybrid = createHybridClassifier({
@@ -79,7 +82,9 @@ async function llmClassifier(policy: ReturnType<typeof defaultPolicy>) {
       region: config.aws.region,
       modelId: config.classifier.bedrockModelId,
       timeoutMs: config.classifier.timeoutSeconds * 1000,
+      logger,
     }),
+    logger,
     cache: store.llmCache,
     policy: policy.classification,
     ttlMs: config.classifier.cacheTtlSeconds * 1000,
