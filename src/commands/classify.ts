@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { loadDcgmFrCatalog, loadXidCatalog } from '../classify/catalog.js';
 import { formatVerdictDetail, verdictToJson } from '../classify/format.js';
 import { classifySnapshot } from '../classify/rules.js';
-import { parseDump } from '../collect/parse/dump.js';
+import { parseDump, splitNodeBlocks } from '../collect/parse/dump.js';
 import { MetricsParseError } from '../collect/parse/prometheus.js';
 import { defaultPolicy, loadPolicy } from '../config/policy-file.js';
 import type { Verdict } from '../domain/finding.js';
@@ -37,29 +37,35 @@ export async function main(argv: string[]): Promise<number> {
         `cannot read ${input}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
       );
     }
-    let verdict: Verdict;
-    let missing: MissingPart[] = [];
-    try {
-      const { snapshot, format } = parseDump(text, { node: input === '-' ? 'stdin' : input, source: 'file' });
-      if (format === 'unknown' && (snapshot.unparsed?.length ?? 0) === 0) {
-        throw new MetricsParseError('not a Prometheus exposition, kernel log, dcgmi output or bundle');
+    // A whole AWS-sample run log holds one block per node: each is its own verdict, named by NODE_INFO.
+    const blocks = splitNodeBlocks(text);
+    for (const [i, block] of blocks.entries()) {
+      const label = blocks.length > 1 ? `${input}#${i + 1}` : input;
+      const node = blocks.length > 1 ? undefined : input === '-' ? 'stdin' : input;
+      let verdict: Verdict;
+      let missing: MissingPart[] = [];
+      try {
+        const { snapshot, format } = parseDump(block, { ...(node ? { node } : {}), source: 'file' });
+        if (format === 'unknown' && (snapshot.unparsed?.length ?? 0) === 0) {
+          throw new MetricsParseError('not a Prometheus exposition, kernel log, dcgmi output or bundle');
+        }
+        missing = snapshot.missingParts ?? [];
+        verdict = await classify(snapshot);
+      } catch (error) {
+        failed++;
+        const message = `${label}: ${(error as Error).message}`;
+        if (values.json) console.log(JSON.stringify({ input: label, error: message }));
+        else console.error(`gpu-medic: ${message}`);
+        continue;
       }
-      missing = snapshot.missingParts ?? [];
-      verdict = await classify(snapshot);
-    } catch (error) {
-      failed++;
-      const message = `${input}: ${(error as Error).message}`;
-      if (values.json) console.log(JSON.stringify({ input, error: message }));
-      else console.error(`gpu-medic: ${message}`);
-      continue;
+      // A part the dump lacks (a command of the AWS sample that failed) is said, not read as "no fault".
+      if (values.json) console.log(JSON.stringify({ ...verdictToJson(label, verdict), missing }));
+      else
+        console.log(
+          `${inputs.length > 1 || blocks.length > 1 ? `== ${label}\n` : ''}${formatVerdictDetail(verdict)}` +
+            missing.map((m) => `\n  missing ${m.part}: ${m.reason}`).join(''),
+        );
     }
-    // A part the dump lacks (a command of the AWS sample that failed) is said, not read as "no fault".
-    if (values.json) console.log(JSON.stringify({ ...verdictToJson(input, verdict), missing }));
-    else
-      console.log(
-        `${inputs.length > 1 ? `== ${input}\n` : ''}${formatVerdictDetail(verdict)}` +
-          missing.map((m) => `\n  missing ${m.part}: ${m.reason}`).join(''),
-      );
   }
   return failed > 0 ? 1 : 0;
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { detectFormat, parseDump, snapshotFromDump, splitBundle } from './dump.js';
+import { detectFormat, parseDump, snapshotFromDump, splitBundle, splitNodeBlocks } from './dump.js';
 import { MetricsParseError } from './prometheus.js';
 
 const fixture = (name: string) =>
@@ -133,6 +133,21 @@ describe('the AWS sample bundle sections', () => {
     expect(off.errors.map((e) => e.message)).toEqual([
       'GPU_COUNT says 8 GPU(s) but the other sections list 1',
     ]);
+  });
+
+  it('cuts a run log of several nodes into one block per node, and leaves a single block whole', () => {
+    const a = corpus('bundle-aws-sections-healthy.txt');
+    const b = corpus('bundle-aws-sections-xid79.txt');
+    const blocks = splitNodeBlocks(`${a}${b}`);
+    expect(blocks).toHaveLength(2);
+    expect(blocks.map((t) => snapshotFromDump(t).node)).toEqual([
+      'ip-10-0-7-41.us-west-2.compute.internal',
+      'ip-10-0-12-34.ec2.internal',
+    ]);
+    expect(snapshotFromDump(blocks[1] ?? '').gpus[3]?.xidLast).toBe(79);
+    expect(snapshotFromDump(blocks[0] ?? '').gpus.every((g) => g.xidLast === 0)).toBe(true);
+    expect(splitNodeBlocks(a)).toEqual([a]);
+    expect(splitNodeBlocks(fixture('kernel-xid-lines.txt'))).toHaveLength(1);
   });
 
   it('still reads the section names our own bundle invented', () => {

@@ -70,6 +70,24 @@ export function detectFormat(text: string): DumpFormat {
   return 'unknown';
 }
 
+const NODE_INFO_RE = /^\s*={3,}\s*NODE_INFO\s*={3,}\s*$/i;
+
+/**
+ * The AWS sample logs one block per node, each opening with a line of `=` and `=== NODE_INFO ===`. A file
+ * holding several (a whole run's log) is cut into one text per node; anything else comes back whole.
+ * Text before the first block (comments) stays with the first.
+ */
+export function splitNodeBlocks(text: string): string[] {
+  const lines = text.split('\n');
+  const starts: number[] = [];
+  lines.forEach((l, i) => {
+    if (NODE_INFO_RE.test(l.replace(/\r$/, '')))
+      starts.push(i > 0 && RULE_RE.test(lines[i - 1] ?? '') ? i - 1 : i);
+  });
+  if (starts.length < 2) return [text];
+  return starts.map((start, k) => lines.slice(k === 0 ? 0 : start, starts[k + 1] ?? lines.length).join('\n'));
+}
+
 export interface BundleSection {
   command: string;
   body: string;
