@@ -132,8 +132,8 @@ export function decideXid(xid: number, message: string | undefined, ctx: RuleCon
         action = 'reboot';
         textless = true;
         basis =
-          'the recovery action the driver asked for is only in the kernel log, which this source does not show ' +
-          '(the exporter’s text for XID 154 is fixed): a human decides';
+          'the recovery action the driver asked for is only in its kernel line, which this source does not show ' +
+          '(the exporter’s err_msg for XID 154 is a fixed text, dmon gives only the code): a human decides';
       }
     } else if (xid >= 144 && xid <= 150) {
       const d = message ? decodeNvlink5(message) : undefined;
