@@ -67,6 +67,14 @@ export function createChatPort(rt: Runtime): ChatPort {
           calls: rt.sensing.llmStats.calls,
           cacheHits: rt.sensing.llmStats.cacheHits,
           fallbacks: Object.values(rt.sensing.llmStats.fallbacks ?? {}).reduce((a, b) => a + Number(b), 0),
+          ...(rt.sensing.llmStats.modelUnavailable
+            ? {
+                modelUnavailable: {
+                  modelId: rt.sensing.llmStats.modelUnavailable.modelId,
+                  reason: rt.sensing.llmStats.modelUnavailable.reason,
+                },
+              }
+            : {}),
         },
         openIncidents: open,
         coverage: signalCoverage(reads),

@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { EXPORTER_METRICS_READ } from '../src/collect/parse/exporter.js';
+import { defaultBedrockModelIdFor } from '../src/config/bedrock-model.js';
 import { parsePolicy } from '../src/config/policy-file.js';
 import { renderExporterMetrics } from '../src/sim/dcgm-exporter.js';
 import { SeededRandom } from '../src/sim/seeded-random.js';
@@ -398,14 +399,18 @@ describe('IAM policy', () => {
       expect(r).toMatch(/^arn:aws:lambda:[a-z0-9-]+:\d{12}:function:[\w-]+(:\*)?$/);
   });
 
-  it('allows the default Bedrock model through its cross-Region profile and in every US destination Region', () => {
-    const resources = statementsFor('bedrock:InvokeModel').flatMap((s) => asList(s.Resource));
-    const profile = 'inference-profile/us.anthropic.claude-3-7-sonnet-20250219-v1:0';
+  it('allows the default Bedrock model through its cross-Region profile, in any destination Region', () => {
+    const statements = statementsFor('bedrock:InvokeModel');
+    const resources = statements.flatMap((s) => asList(s.Resource));
+    const profile = `inference-profile/${defaultBedrockModelIdFor('us-east-1')}`;
+    expect(profile).toBe('inference-profile/us.anthropic.claude-sonnet-4-6');
     expect(resources.some((r) => r.endsWith(profile))).toBe(true);
-    for (const region of ['us-east-1', 'us-east-2', 'us-west-2'])
-      expect(resources).toContain(
-        `arn:aws:bedrock:${region}::foundation-model/anthropic.claude-3-7-sonnet-20250219-v1:0`,
-      );
+    const model = statements.find((s) =>
+      asList(s.Resource).includes('arn:aws:bedrock:*::foundation-model/anthropic.claude-sonnet-4-6'),
+    );
+    expect(
+      JSON.stringify(model?.Condition?.StringEquals?.['bedrock:InferenceProfileArn']).endsWith(`${profile}"`),
+    ).toBe(true);
   });
 
   it('ships a Pod Identity trust policy', () => {

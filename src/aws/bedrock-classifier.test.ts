@@ -5,14 +5,23 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadXidCatalog } from '../classify/catalog.js';
-import { createHybridClassifier, type HybridClassifierOptions } from '../classify/llm/hybrid.js';
+import {
+  createHybridClassifier,
+  type HybridClassifierOptions,
+  type LlmEvent,
+} from '../classify/llm/hybrid.js';
 import { MemorySignatureCache } from '../classify/llm/memory-cache.js';
+import { llmMetricsHook } from '../classify/llm/metrics-hook.js';
+import { LlmModelUnavailableError } from '../classify/llm/port.js';
 import { fakeRules, gpus, snapshot, xidLine } from '../classify/llm/test-support.js';
 import { classifySnapshot } from '../classify/rules.js';
 import { defaultClassificationPolicy } from '../domain/policy.js';
+import { createLogger } from '../log/logger.js';
+import { createMetrics } from '../metrics/metrics.js';
 import { type ConverseRequest, type SimAws, startSimAws } from '../sim/aws-server.js';
 import type { CloudEffects } from '../sim/cloud-effects.js';
 import { SqliteSignatureCache } from '../store/llm-cache.js';
@@ -50,15 +59,15 @@ afterEach(() => {
 afterAll(() => sim.close());
 
 function classifier(
-  opts: Partial<HybridClassifierOptions> & { timeoutMs?: number; maxRetries?: number } = {},
+  opts: Partial<HybridClassifierOptions> & { timeoutMs?: number; maxRetries?: number; modelId?: string } = {},
 ) {
-  const { timeoutMs, maxRetries, ...rest } = opts;
+  const { timeoutMs, maxRetries, modelId, ...rest } = opts;
   return createHybridClassifier({
     mode: 'hybrid',
     rules: fakeRules,
     llm: createBedrockClassifierClient({
       region: 'us-east-1',
-      modelId: 'us.anthropic.claude-3-7-sonnet-20250219-v1:0',
+      modelId: modelId ?? 'us.anthropic.claude-sonnet-4-6',
       endpoint: sim.url,
       credentials: { accessKeyId: 'AKIDSIM', secretAccessKey: 'sim' },
       timeoutMs: timeoutMs ?? 5_000,
@@ -277,5 +286,80 @@ describe('with the real rules and the SQLite cache', () => {
       ['XID_CRITICAL_999', 'cache'],
       ['XID_CRITICAL_999', 'cache'],
     ]);
+  });
+});
+
+describe('a model Bedrock refuses (invalid or retired id)', () => {
+  function logLines() {
+    const lines: Record<string, unknown>[] = [];
+    const destination = new Writable({
+      write(chunk, _enc, done) {
+        for (const l of String(chunk).split('\n')) if (l.trim() !== '') lines.push(JSON.parse(l));
+        done();
+      },
+    });
+    return { lines, logger: createLogger({ level: 'warn', destination }) };
+  }
+
+  it.each([
+    ['Claude 3.7 Sonnet (end of life 2026-04-28)', 'us.anthropic.claude-3-7-sonnet-20250219-v1:0'],
+    ['Claude 3.5 Sonnet (end of life)', 'anthropic.claude-3-5-sonnet-20240620-v1:0'],
+    ['a made-up id', 'us.anthropic.claude-sonnet-9'],
+  ])('%s: reported once (log, metric, stats), never called again, the rules go on alone', async (_, modelId) => {
+    sim.bedrock.script(() => tool(answer157));
+    const { lines, logger } = logLines();
+    const events: LlmEvent[] = [];
+    const metrics = createMetrics(undefined, { defaultMetrics: false });
+    const hook = llmMetricsHook(metrics);
+    const c = classifier({
+      modelId,
+      logger,
+      onEvent: (e) => {
+        events.push(e);
+        hook(e);
+      },
+    });
+    // Distinct XIDs: distinct signatures, so no cache or coalescing hides a second call.
+    const verdicts = [];
+    for (let i = 0; i < 5; i++) verdicts.push(await c.classify(unknownFault(i, 157 + i)));
+
+    expect(sim.log.find('Converse')).toHaveLength(1);
+    expect(sim.bedrock.calls).toEqual([]);
+    expect(verdicts.map((v) => v.source)).toEqual(['rules', 'rules', 'rules', 'rules', 'rules']);
+    expect(verdicts.map((v) => v.xid)).toEqual([157, 158, 159, 160, 161]);
+    expect(c.stats.modelUnavailable).toMatchObject({ modelId });
+    expect(c.stats.modelUnavailable?.reason).toMatch(/model identifier is invalid|end of its life/);
+    expect(c.stats.fallbacks).toEqual({ model_unavailable: 5 });
+    expect(events.filter((e) => e.type === 'model_unavailable')).toHaveLength(1);
+    const errors = lines.filter((l) => l.level === 'error');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ modelId, msg: expect.stringMatching(/rules classify alone/) });
+    expect(lines.filter((l) => l.level === 'warn')).toEqual([]);
+    expect(await metrics.registry.getSingleMetricAsString('gpu_medic_llm_model_unavailable')).toMatch(
+      /gpu_medic_llm_model_unavailable 1$/m,
+    );
+  });
+
+  it('the adapter names the refusal a model error, without retrying', async () => {
+    const client = createBedrockClassifierClient({
+      region: 'us-east-1',
+      modelId: 'us.anthropic.claude-3-7-sonnet-20250219-v1:0',
+      endpoint: sim.url,
+      credentials: { accessKeyId: 'AKIDSIM', secretAccessKey: 'sim' },
+      baseDelayMs: 5,
+    });
+    const err = await client.classify({ system: 's', user: 'u', categories: ['HEALTHY'] }).catch((e) => e);
+    expect(err).toBeInstanceOf(LlmModelUnavailableError);
+    expect(err).toMatchObject({ modelId: 'us.anthropic.claude-3-7-sonnet-20250219-v1:0' });
+    expect(sim.log.find('Converse')).toHaveLength(1);
+  });
+
+  it('a bad request that is not about the model stays an ordinary error', async () => {
+    sim.bedrock.enqueue({ error: 'ValidationException', message: 'messages.0.content: field required' });
+    const c = classifier();
+    const v = await c.classify(unknownFault(1));
+    expect(v.source).toBe('rules');
+    expect(c.stats.modelUnavailable).toBeUndefined();
+    expect(c.stats.fallbacks).toEqual({ error: 1 });
   });
 });

@@ -34,7 +34,7 @@ afterAll(() => sim.close());
 const client = (opts: { timeoutMs?: number; maxRetries?: number } = {}) =>
   createBedrockClassifierClient({
     region: 'us-east-1',
-    modelId: 'us.anthropic.claude-3-7-sonnet-20250219-v1:0',
+    modelId: 'us.anthropic.claude-sonnet-4-6',
     endpoint: sim.url,
     credentials: { accessKeyId: 'AKIDSIM', secretAccessKey: 'sim' },
     baseDelayMs: 5,
@@ -62,7 +62,7 @@ describe('createBedrockClassifierClient', () => {
     expect(out.input).toEqual(input);
     expect(out.usage).toEqual({ inputTokens: 812, outputTokens: 44 });
     const sent = sim.bedrock.calls[0];
-    expect(sent?.modelId).toBe('us.anthropic.claude-3-7-sonnet-20250219-v1:0');
+    expect(sent?.modelId).toBe('us.anthropic.claude-sonnet-4-6');
     expect(sent?.system).toEqual([{ text: 'classify it' }]);
     expect(sent?.inferenceConfig).toMatchObject({ temperature: 0, maxTokens: 400 });
     expect(sent?.toolConfig?.toolChoice).toEqual({ tool: { name: classifyToolName } });

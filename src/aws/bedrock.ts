@@ -14,16 +14,19 @@ import type { Logger } from 'pino';
 import {
   type LlmClient,
   LlmError,
+  LlmModelUnavailableError,
   type LlmRequest,
   type LlmResponse,
   LlmThrottledError,
   LlmTimeoutError,
 } from '../classify/llm/port.js';
 import { explanationMaxChars } from '../classify/llm/validate.js';
+import { defaultBedrockModelIdFor } from '../config/bedrock-model.js';
 import { Severities } from '../domain/finding.js';
 
 export const classifyToolName = 'classify_gpu_fault';
-export const defaultBedrockModelId = 'us.anthropic.claude-3-7-sonnet-20250219-v1:0';
+/** The default model in the default region (us-east-1); see config/bedrock-model.ts for the others. */
+export const defaultBedrockModelId = defaultBedrockModelIdFor('us-east-1');
 export const defaultLlmTimeoutMs = 20_000;
 
 export interface BedrockClassifierClientOptions {
@@ -117,6 +120,25 @@ export function isThrottle(err: unknown): boolean {
   return throttleNames.has(errorName(err)) || errorStatus(err) === 429;
 }
 
+/**
+ * Bedrock's answers that mean "this model id will never work here": an unknown or retired id
+ * (ValidationException "The provided model identifier is invalid."), an end-of-life model
+ * (ResourceNotFoundException "This model version has reached the end of its life"), a profile-only model
+ * called by its bare id, or a model the account has no access to. Other ValidationExceptions (a bad
+ * request) are not about the model and stay ordinary errors.
+ */
+export function isModelUnavailable(err: unknown): boolean {
+  const name = errorName(err);
+  const message = err instanceof Error ? err.message : String(err);
+  if (name === 'ResourceNotFoundException') return /model|end of its life/i.test(message);
+  if (name === 'ValidationException')
+    return /model identifier is invalid|end of its life|on-demand throughput isn.t supported|model .*(?:not supported|legacy|retired)/i.test(
+      message,
+    );
+  if (name === 'AccessDeniedException') return /access to the model/i.test(message);
+  return false;
+}
+
 export function isRetryable(err: unknown): boolean {
   const status = errorStatus(err);
   return isThrottle(err) || transientNames.has(errorName(err)) || (status !== undefined && status >= 500);
@@ -181,6 +203,13 @@ export function createBedrockClassifierClient(options: BedrockClassifierClientOp
           if (err instanceof LlmError) throw err;
           const name = errorName(err);
           const message = err instanceof Error ? err.message : String(err);
+          if (isModelUnavailable(err)) {
+            throw new LlmModelUnavailableError(
+              `Bedrock refuses model ${options.modelId}: ${name}: ${message}`,
+              options.modelId,
+              { cause: err },
+            );
+          }
           if (!isRetryable(err)) {
             throw new LlmError(`Bedrock Converse failed: ${name}: ${message}`, { cause: err });
           }

@@ -140,12 +140,49 @@ describe('XID 154 and 144–150 from their text', () => {
     expect(decideXid(154, message, ctx)).toMatchObject({ severity, action, ambiguous: false });
   });
 
-  it('154 without text keeps the catalog default and is ambiguous', () => {
-    expect(decideXid(154, undefined, ctx)).toMatchObject({
-      severity: 'warning',
-      action: 'monitor',
-      ambiguous: true,
-    });
+  // Behaviour change (issue 10): 154 without its action used to be an ambiguous warning (alert only, or
+  // whatever a model guessed). The driver may be asking for a reboot: critical, and the policy asks a human.
+  it.each([
+    ['no text (dmon, a bare code)', undefined],
+    ['the exporter’s fixed err_msg', 'GPU Recovery Action Changed'],
+  ])('154 with %s is critical, settled, and says a human decides', (_, message) => {
+    const d = decideXid(154, message, ctx);
+    expect(d).toMatchObject({ severity: 'critical', action: 'reboot', ambiguous: false, textless: true });
+    expect(d.basis).toMatch(/human decides/);
+  });
+
+  it.each([
+    ['0x3 (Drain P2P)', 'XID_WARNING_154', 'warning'],
+    ['0x2 (Node Reboot Required)', 'XID_CRITICAL_154', 'critical'],
+    ['0x0 (None)', 'XID_WARNING_154', 'info'],
+  ])('154 from the exporter and a kernel line on the same GPU: the kernel’s action %s wins', (to, category, severity) => {
+    const v = classifySnapshot(
+      snap(
+        [
+          {
+            index: 5,
+            pciBusId: '00000000:A8:00.0',
+            xidLast: 154,
+            xids: [{ xid: 154, message: 'GPU Recovery Action Changed' }],
+          },
+        ],
+        {
+          logLines: [`NVRM: Xid (PCI:0000:a8:00): 154, GPU recovery action changed from 0x0 (None) to ${to}`],
+        },
+      ),
+      ctx,
+    );
+    expect(v).toMatchObject({ category, severity, gpu: 5, xid: 154 });
+    expect(v.findings.filter((f) => f.xid === 154)).toHaveLength(1);
+  });
+
+  it('154 seen only through the exporter: one critical finding that is not left to a model', () => {
+    const v = classifySnapshot(
+      snap([{ index: 5, xidLast: 154, xids: [{ xid: 154, message: 'GPU Recovery Action Changed' }] }]),
+      ctx,
+    );
+    expect(v).toMatchObject({ category: 'XID_CRITICAL_154', severity: 'critical', action: 'reboot', gpu: 5 });
+    expect(v.findings.some((f) => f.ambiguous)).toBe(false);
   });
 
   it.each([

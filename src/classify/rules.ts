@@ -8,7 +8,11 @@
  *   `XID_WARNING_<xid>` (the default taxonomy has no info bucket; the finding keeps severity `info`).
  * - XID 154 takes its action from the text ("GPU Reset Required", "Node Reboot Required", "Drain and
  *   Reset" → critical/reboot; "Drain P2P" → warning/monitor; "None" → info/monitor); 144–150 from
- *   "Fatal"/"Nonfatal" in the text. Without readable text they keep the catalog default and are ambiguous.
+ *   "Fatal"/"Nonfatal" in the text. Without readable text 144–150 keep the catalog default and are
+ *   ambiguous. XID 154 without its action (the exporter's `err_msg` is the fixed "GPU Recovery Action
+ *   Changed", dmon gives only the code) is critical/reboot and settled: the driver may be asking for a
+ *   reboot, and no source here can say otherwise, so the policy puts it to a human (remediate/policy.ts)
+ *   rather than letting a warning pass silently or a model guess it away.
  * - An XID missing from the catalog is ambiguous, warning, monitor. Policy per-XID overrides win last.
  * - Absent data is never "missing GPU": a collection error or a conditions-only snapshot skips the count.
  */
@@ -61,6 +65,8 @@ export interface XidDecision {
   ambiguous: boolean;
   /** Why, in a few words (catalog default, text decode, policy override, unknown). */
   basis: string;
+  /** The decision needed the driver's text and did not have it: another reading of the same XID wins. */
+  textless?: boolean;
 }
 
 const XID154_ACTIONS: { re: RegExp; severity: Severity; action: Action; label: string }[] = [
@@ -104,6 +110,7 @@ export function decideXid(xid: number, message: string | undefined, ctx: RuleCon
   let severity: Severity;
   let action: Action;
   let ambiguous = false;
+  let textless = false;
   let basis: string;
   if (!entry) {
     severity = 'warning';
@@ -121,8 +128,12 @@ export function decideXid(xid: number, message: string | undefined, ctx: RuleCon
         action = d.action;
         basis = `the driver asks for recovery action "${d.label}"`;
       } else {
-        ambiguous = true;
-        basis = 'the driver’s recovery action text is not available';
+        severity = 'critical';
+        action = 'reboot';
+        textless = true;
+        basis =
+          'the recovery action the driver asked for is only in its kernel line, which this source does not show ' +
+          '(the exporter’s err_msg for XID 154 is a fixed text, dmon gives only the code): a human decides';
       }
     } else if (xid >= 144 && xid <= 150) {
       const d = message ? decodeNvlink5(message) : undefined;
@@ -132,6 +143,7 @@ export function decideXid(xid: number, message: string | undefined, ctx: RuleCon
         basis = `the driver marked this NVLink5 error ${d.label}`;
       } else {
         ambiguous = true;
+        textless = true;
         basis = 'the driver did not say Fatal or Nonfatal';
       }
     }
@@ -145,7 +157,9 @@ export function decideXid(xid: number, message: string | undefined, ctx: RuleCon
       ambiguous = false;
     }
   }
-  return { severity, action, category: xidCategory(xid, severity), ambiguous, basis };
+  const out: XidDecision = { severity, action, category: xidCategory(xid, severity), ambiguous, basis };
+  if (textless && !(override?.severity || override?.action)) out.textless = true;
+  return out;
 }
 
 interface XidObs {
@@ -165,8 +179,11 @@ function gpuLabel(gpu: number | undefined): string {
 }
 
 function xidFinding(o: XidObs, ctx: RuleContext): Finding {
-  // With several texts for one XID on one GPU, the most severe reading counts.
-  const decisions = (o.messages.length > 0 ? o.messages : [undefined]).map((m) => decideXid(o.xid, m, ctx));
+  // With several texts for one XID on one GPU, the most severe reading counts — among those that could read
+  // the driver's text, when one could (XID 154's kernel line beats the exporter's fixed err_msg).
+  const all = (o.messages.length > 0 ? o.messages : [undefined]).map((m) => decideXid(o.xid, m, ctx));
+  const read = all.filter((d) => !d.textless);
+  const decisions = read.length > 0 ? read : all;
   const decided = decisions.reduce((best, d) =>
     severityRank[d.severity] > severityRank[best.severity] || (best.ambiguous && !d.ambiguous) ? d : best,
   );

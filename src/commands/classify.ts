@@ -3,11 +3,11 @@ import { parseArgs } from 'node:util';
 import { loadDcgmFrCatalog, loadXidCatalog } from '../classify/catalog.js';
 import { formatVerdictDetail, verdictToJson } from '../classify/format.js';
 import { classifySnapshot } from '../classify/rules.js';
-import { parseDump } from '../collect/parse/dump.js';
+import { parseDump, splitNodeBlocks } from '../collect/parse/dump.js';
 import { MetricsParseError } from '../collect/parse/prometheus.js';
 import { defaultPolicy, loadPolicy } from '../config/policy-file.js';
 import type { Verdict } from '../domain/finding.js';
-import type { NodeSnapshot } from '../domain/gpu.js';
+import type { MissingPart, NodeSnapshot } from '../domain/gpu.js';
 import { CliError } from './cli-error.js';
 
 /**
@@ -37,22 +37,35 @@ export async function main(argv: string[]): Promise<number> {
         `cannot read ${input}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
       );
     }
-    let verdict: Verdict;
-    try {
-      const { snapshot, format } = parseDump(text, { node: input === '-' ? 'stdin' : input, source: 'file' });
-      if (format === 'unknown' && (snapshot.unparsed?.length ?? 0) === 0) {
-        throw new MetricsParseError('not a Prometheus exposition, kernel log, dcgmi output or bundle');
+    // A whole AWS-sample run log holds one block per node: each is its own verdict, named by NODE_INFO.
+    const blocks = splitNodeBlocks(text);
+    for (const [i, block] of blocks.entries()) {
+      const label = blocks.length > 1 ? `${input}#${i + 1}` : input;
+      const node = blocks.length > 1 ? undefined : input === '-' ? 'stdin' : input;
+      let verdict: Verdict;
+      let missing: MissingPart[] = [];
+      try {
+        const { snapshot, format } = parseDump(block, { ...(node ? { node } : {}), source: 'file' });
+        if (format === 'unknown' && (snapshot.unparsed?.length ?? 0) === 0) {
+          throw new MetricsParseError('not a Prometheus exposition, kernel log, dcgmi output or bundle');
+        }
+        missing = snapshot.missingParts ?? [];
+        verdict = await classify(snapshot);
+      } catch (error) {
+        failed++;
+        const message = `${label}: ${(error as Error).message}`;
+        if (values.json) console.log(JSON.stringify({ input: label, error: message }));
+        else console.error(`gpu-medic: ${message}`);
+        continue;
       }
-      verdict = await classify(snapshot);
-    } catch (error) {
-      failed++;
-      const message = `${input}: ${(error as Error).message}`;
-      if (values.json) console.log(JSON.stringify({ input, error: message }));
-      else console.error(`gpu-medic: ${message}`);
-      continue;
+      // A part the dump lacks (a command of the AWS sample that failed) is said, not read as "no fault".
+      if (values.json) console.log(JSON.stringify({ ...verdictToJson(label, verdict), missing }));
+      else
+        console.log(
+          `${inputs.length > 1 || blocks.length > 1 ? `== ${label}\n` : ''}${formatVerdictDetail(verdict)}` +
+            missing.map((m) => `\n  missing ${m.part}: ${m.reason}`).join(''),
+        );
     }
-    if (values.json) console.log(JSON.stringify(verdictToJson(input, verdict)));
-    else console.log(`${inputs.length > 1 ? `== ${input}\n` : ''}${formatVerdictDetail(verdict)}`);
   }
   return failed > 0 ? 1 : 0;
 }
@@ -63,6 +76,9 @@ async function llmClassifier(policy: ReturnType<typeof defaultPolicy>) {
   const { openStore } = await import('../store/index.js');
   const { createHybridClassifier } = await import('../classify/llm/hybrid.js');
   const { createBedrockClassifierClient } = await import('../aws/bedrock.js');
+  const { createLogger } = await import('../log/logger.js');
+  // Warnings (a refused model, a rejected answer) go to stderr, apart from the verdicts on stdout.
+  const logger = createLogger({ level: 'warn', destination: process.stderr });
   const store = openStore(config.store.dbPath);
   const ctx = { catalog: loadXidCatalog(), frCodes: loadDcgmFrCatalog(), policy: policy.classification };
   const hybrid = createHybridClassifier({
@@ -72,7 +88,9 @@ async function llmClassifier(policy: ReturnType<typeof defaultPolicy>) {
       region: config.aws.region,
       modelId: config.classifier.bedrockModelId,
       timeoutMs: config.classifier.timeoutSeconds * 1000,
+      logger,
     }),
+    logger,
     cache: store.llmCache,
     policy: policy.classification,
     ttlMs: config.classifier.cacheTtlSeconds * 1000,

@@ -41,7 +41,8 @@ describe('loadConfig defaults', () => {
     expect(c.dcgm).toMatchObject({ source: 'auto', access: 'proxy', port: 9400 });
     expect(c.classifier).toEqual({
       mode: 'hybrid',
-      bedrockModelId: 'us.anthropic.claude-3-7-sonnet-20250219-v1:0',
+      // Claude 3.7 Sonnet reached end of life on Bedrock (2026-04-28): an active model is the default.
+      bedrockModelId: 'us.anthropic.claude-sonnet-4-6',
       cacheTtlSeconds: 86400,
       timeoutSeconds: 20,
       maxCallsPerHour: 60,
@@ -60,6 +61,32 @@ describe('loadConfig defaults', () => {
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.slack)).toBe(true);
     expect(Object.isFrozen(c.policy.classification)).toBe(true);
+  });
+
+  it.each([
+    ['us-east-1', 'us.anthropic.claude-sonnet-4-6'],
+    ['us-west-2', 'us.anthropic.claude-sonnet-4-6'],
+    ['eu-west-1', 'eu.anthropic.claude-sonnet-4-6'],
+    ['eu-central-2', 'eu.anthropic.claude-sonnet-4-6'],
+    ['ap-northeast-1', 'jp.anthropic.claude-sonnet-4-6'],
+    ['ap-northeast-3', 'jp.anthropic.claude-sonnet-4-6'],
+    // Sonnet 4.6 has no apac profile: the rest of Asia-Pacific goes through the global one.
+    ['ap-southeast-2', 'global.anthropic.claude-sonnet-4-6'],
+    ['ap-south-1', 'global.anthropic.claude-sonnet-4-6'],
+    ['ca-central-1', 'global.anthropic.claude-sonnet-4-6'],
+    ['sa-east-1', 'global.anthropic.claude-sonnet-4-6'],
+    ['me-central-1', 'global.anthropic.claude-sonnet-4-6'],
+    ['us-gov-west-1', 'global.anthropic.claude-sonnet-4-6'],
+  ])('defaults BEDROCK_MODEL_ID in %s to %s', (region, model) => {
+    expect(load({ AWS_REGION: region }).classifier.bedrockModelId).toBe(model);
+  });
+
+  it('keeps an explicit BEDROCK_MODEL_ID whatever the region', () => {
+    const c = load({ AWS_REGION: 'eu-west-1', BEDROCK_MODEL_ID: ' us.anthropic.claude-opus-4-6-v1 ' });
+    expect(c.classifier.bedrockModelId).toBe('us.anthropic.claude-opus-4-6-v1');
+    expect(load({ AWS_REGION: 'eu-west-1', BEDROCK_MODEL_ID: '' }).classifier.bedrockModelId).toBe(
+      'eu.anthropic.claude-sonnet-4-6',
+    );
   });
 
   it('treats empty strings as unset', () => {

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { Policy } from '../domain/policy.js';
+import { defaultBedrockModelIdFor } from './bedrock-model.js';
 import {
   boolean,
   list,
@@ -41,7 +42,8 @@ export const ClassifierModes = ['rules', 'hybrid', 'llm'] as const;
 export type ClassifierMode = (typeof ClassifierModes)[number];
 export type SlackMode = 'socket' | 'http' | 'disabled';
 
-export const defaultBedrockModelId = 'us.anthropic.claude-3-7-sonnet-20250219-v1:0';
+/** The default BEDROCK_MODEL_ID in the default region (us-east-1); other regions: defaultBedrockModelIdFor. */
+export const defaultBedrockModelId = defaultBedrockModelIdFor('us-east-1');
 export const serviceAccountNamespaceFile = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 /** One schema per variable, keyed by its env name, so an issue's path IS the variable to blame. */
@@ -107,7 +109,8 @@ const EnvSchema = z.object({
   SCAN_TIMEOUT: positiveSeconds(10),
 
   CLASSIFIER: oneOf(ClassifierModes, 'hybrid'),
-  BEDROCK_MODEL_ID: stringWithDefault(defaultBedrockModelId),
+  // Default: an active Claude through AWS_REGION's cross-region inference profile (config/bedrock-model.ts).
+  BEDROCK_MODEL_ID: optionalString(),
   LLM_CACHE_TTL: positiveSeconds(86_400),
   LLM_TIMEOUT: positiveSeconds(20),
   LLM_MAX_CALLS_PER_HOUR: nonNegativeInt(60),
@@ -315,7 +318,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     },
     classifier: {
       mode: e.CLASSIFIER,
-      bedrockModelId: e.BEDROCK_MODEL_ID,
+      bedrockModelId: e.BEDROCK_MODEL_ID ?? defaultBedrockModelIdFor(e.AWS_REGION),
       cacheTtlSeconds: e.LLM_CACHE_TTL,
       timeoutSeconds: e.LLM_TIMEOUT,
       maxCallsPerHour: e.LLM_MAX_CALLS_PER_HOUR,

@@ -7,8 +7,9 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { createBedrockClassifierClient, defaultBedrockModelId } from '../aws/bedrock.js';
+import { createBedrockClassifierClient } from '../aws/bedrock.js';
 import type { ClassifierMode } from '../classify/llm/hybrid.js';
+import { defaultBedrockModelIdFor } from '../config/bedrock-model.js';
 import { loadPolicy } from '../config/policy-file.js';
 import { loadCorpus } from './corpus.js';
 import { oracleBackendNote, startOracleBedrock } from './oracle.js';
@@ -71,7 +72,7 @@ export async function runEvalSuite(options: EvalSuiteOptions): Promise<EvalSuite
   if (options.real) {
     if (!hasAwsCredentials(env, options.homeDir)) throw new NoCredentialsError();
     const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1';
-    const modelId = env.BEDROCK_MODEL_ID ?? defaultBedrockModelId;
+    const modelId = env.BEDROCK_MODEL_ID || defaultBedrockModelIdFor(region);
     const endpoint = env.AWS_ENDPOINT_URL_BEDROCK_RUNTIME;
     const llm = createBedrockClassifierClient({
       region,

@@ -45,6 +45,8 @@ export interface Metrics {
   readonly llmCalls: Counter<'outcome'>;
   /** Classifications answered from the fault-signature cache instead of the LLM. */
   readonly llmCacheHits: Counter<string>;
+  /** 1 once Bedrock refused the configured model as invalid or retired (the rules classify alone), else 0. */
+  readonly llmModelUnavailable: Gauge<string>;
   /** Undelivered outbox entries per sink (slack, cloudwatch, sns, webhook, lambda). */
   readonly outboxDepth: Gauge<'sink'>;
   /** Failed attempts to deliver a Slack message (each retry counts). */
@@ -120,6 +122,11 @@ export function createMetrics(
     help: 'Classifications answered from the fault-signature cache.',
     registers,
   });
+  const llmModelUnavailable = new Gauge({
+    name: name('llm_model_unavailable'),
+    help: '1 once Bedrock refused the configured model as invalid or retired (rules classify alone), else 0.',
+    registers,
+  });
   const outboxDepth = new Gauge({
     name: name('outbox_depth'),
     help: 'Undelivered outbox entries per sink.',
@@ -150,6 +157,7 @@ export function createMetrics(
   for (const severity of IncidentSeverities) openIncidents.set({ severity }, 0);
   for (const outcome of LlmOutcomes) llmCalls.inc({ outcome }, 0);
   breakerOpen.set(0);
+  llmModelUnavailable.set(0);
 
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
 
@@ -163,6 +171,7 @@ export function createMetrics(
     breakerOpen,
     llmCalls,
     llmCacheHits,
+    llmModelUnavailable,
     outboxDepth,
     slackDeliveryFailures,
     notificationDeliveries,

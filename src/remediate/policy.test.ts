@@ -1,6 +1,11 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { loadDcgmFrCatalog, loadXidCatalog } from '../classify/catalog.js';
+import { classifySnapshot } from '../classify/rules.js';
+import { parseDump } from '../collect/parse/dump.js';
 import type { FindingKind, Severity } from '../domain/finding.js';
 import type { PolicyMode, RemediationAction } from '../domain/incident.js';
+import { defaultClassificationPolicy } from '../domain/policy.js';
 import { decide, type FaultInput, type RemediationHistory } from './policy.js';
 import { testPolicy } from './testing/harness.js';
 
@@ -27,6 +32,13 @@ describe('decide: the default table (DESIGN §4)', () => {
     ['XID 95', fault('xid', 'critical', { xid: 95 }), 'reboot', 'auto'],
     ['GPU missing', fault('gpu_missing', 'critical'), 'reboot', 'approve'],
     ['DCGM health FAIL', fault('health', 'critical'), 'reboot', 'approve'],
+    [
+      'XID 154 whose action the rules could not read (exporter only)',
+      fault('xid', 'critical', { xid: 154, recommendedAction: 'reboot' }),
+      'reboot',
+      'approve',
+    ],
+    ['XID 154 "Drain P2P" from the kernel line', fault('xid', 'warning', { xid: 154 }), 'none', 'off'],
     ['app XID 13', fault('xid', 'warning', { xid: 13 }), 'none', 'off'],
     ['app XID 31 (the sample rebooted on it)', fault('xid', 'warning', { xid: 31 }), 'none', 'off'],
     ['app XID 43', fault('xid', 'warning', { xid: 43 }), 'none', 'off'],
@@ -169,5 +181,45 @@ describe('decide: escalation and humans', () => {
       now,
     );
     expect([d.action, d.mode]).toEqual(['none', 'off']);
+  });
+});
+
+describe('decide: XID 154 from the dumps the rules read (issue 10)', () => {
+  const ctx = {
+    catalog: loadXidCatalog(),
+    frCodes: loadDcgmFrCatalog(),
+    policy: defaultClassificationPolicy,
+  };
+  const verdictOf = (file: string) =>
+    classifySnapshot(
+      parseDump(readFileSync(new URL(`../../eval/corpus/${file}`, import.meta.url), 'utf8'), { node: 'n1' })
+        .snapshot,
+      ctx,
+    );
+
+  it.each([
+    ['exporter-xid154-only.prom', 'reboot', 'approve'],
+    ['kernel-xid154-node-reboot.log', 'reboot', 'approve'],
+    ['bundle-aws-sections-xid154-drain-p2p.txt', 'none', 'off'],
+  ])('%s → %s / %s: never a silent verdict without the driver’s action', (file, action, mode) => {
+    const v = verdictOf(file);
+    const f = v.findings.find((x) => x.xid === 154);
+    expect(f).toBeDefined();
+    const d = decide(
+      {
+        category: f?.category ?? '',
+        xid: 154,
+        kind: f?.kind ?? 'xid',
+        severity: f?.severity ?? 'info',
+        source: 'rules',
+        faultKey: f?.key ?? '',
+        node: 'n1',
+        recommendedAction: f?.action,
+      },
+      testPolicy(),
+      clean,
+      now,
+    );
+    expect([d.action, d.mode]).toEqual([action, mode]);
   });
 });

@@ -43,6 +43,12 @@ export interface Decision {
 export const ReplaceXids: ReadonlySet<number> = new Set([74, 79, 119, 120, 121, 140]);
 /** Memory faults that a reset usually clears, but that mean bad hardware if they return. */
 export const MemoryFaultXids: ReadonlySet<number> = new Set([48, 64, 95]);
+/**
+ * XID 154 "GPU recovery action changed": NVIDIA calls it informational about another XID, and its action
+ * is only in the kernel line. The exporter shows a fixed text, so the rules cannot always read it: a human
+ * decides by default (a policy rule for xid 154 can make it automatic).
+ */
+export const RecoveryActionXid = 154;
 
 const destructive: ReadonlySet<RemediationAction> = new Set(['drain', 'reboot', 'replace']);
 const modeStrictness: Record<PolicyMode, number> = { auto: 0, approve: 1, off: 2 };
@@ -96,6 +102,14 @@ export function defaultDecision(fault: FaultInput): Decision {
       action: 'reboot',
       mode: 'approve',
       reason: 'DCGM health check failed: reboot once a human agrees.',
+    };
+  }
+  if (fault.xid === RecoveryActionXid) {
+    const action: RemediationAction = fault.recommendedAction === 'replace' ? 'replace' : 'reboot';
+    return {
+      action,
+      mode: 'approve',
+      reason: `XID 154: the driver changed the GPU's recovery action, which may need a ${action}; the XID it follows is handled on its own — a human decides.`,
     };
   }
   if (fault.kind === 'xid' && fault.xid !== undefined) {

@@ -426,7 +426,7 @@ describe('Lambda Invoke (REST-JSON)', () => {
 });
 
 describe('Bedrock Runtime Converse (REST-JSON, scriptable)', () => {
-  const modelId = 'anthropic.claude-3-5-sonnet-20240620-v1:0';
+  const modelId = 'us.anthropic.claude-sonnet-4-5-20250929-v1:0';
   const bedrock = (requestTimeout?: number) =>
     new BedrockRuntimeClient(awsClientConfig(aws.url, { requestTimeout }));
   const classify = () =>
@@ -467,19 +467,90 @@ describe('Bedrock Runtime Converse (REST-JSON, scriptable)', () => {
     });
     const raw = aws.log.find('Converse')[0];
     expect(raw?.service).toBe('bedrock');
-    expect(raw?.path).toBe('/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse');
+    expect(raw?.path).toBe('/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse');
     expect(JSON.parse(raw?.body ?? '')).not.toHaveProperty('modelId');
   });
 
   it('decodes an inference-profile ARN (with a slash) from the path', async () => {
-    const arn =
-      'arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-sonnet-20240620-v1:0';
+    const arn = 'arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-sonnet-4-6';
     aws.bedrock.enqueue({ text: 'ok' });
     await bedrock().send(
       new ConverseCommand({ modelId: arn, messages: [{ role: 'user', content: [{ text: 'hi' }] }] }),
     );
     expect(aws.bedrock.calls.map((c) => c.modelId)).toEqual([arn]);
     expect(aws.log.find('Converse')[0]?.path).toContain('inference-profile%2F');
+  });
+
+  // Reality first: Bedrock refuses a model id it does not serve, before any model runs (real-clusters.md,
+  // "Amazon Bedrock models"). The fake's scripts never see such a call.
+  it.each([
+    [
+      'Claude 3.7 Sonnet, end of life 2026-04-28',
+      'us.anthropic.claude-3-7-sonnet-20250219-v1:0',
+      400,
+      'ValidationException',
+      /model identifier is invalid/,
+    ],
+    [
+      'Claude 3.7 Sonnet, bare id',
+      'anthropic.claude-3-7-sonnet-20250219-v1:0',
+      400,
+      'ValidationException',
+      /model identifier is invalid/,
+    ],
+    [
+      'Claude 3.5 Sonnet, end of life',
+      'anthropic.claude-3-5-sonnet-20240620-v1:0',
+      404,
+      'ResourceNotFoundException',
+      /end of its life/,
+    ],
+    [
+      'an id Bedrock never had',
+      'us.anthropic.claude-nonexistent-v9',
+      400,
+      'ValidationException',
+      /model identifier is invalid/,
+    ],
+    [
+      'a geography without a profile of the model',
+      'apac.anthropic.claude-sonnet-4-6',
+      400,
+      'ValidationException',
+      /model identifier is invalid/,
+    ],
+    [
+      'a profile-only model called on demand',
+      'anthropic.claude-sonnet-4-6',
+      400,
+      'ValidationException',
+      /on-demand throughput isn.t supported/,
+    ],
+  ])('refuses %s', async (_, id, status, name, message) => {
+    aws.bedrock.enqueue({ text: 'never served' });
+    const err = await bedrock()
+      .send(new ConverseCommand({ modelId: id, messages: [{ role: 'user', content: [{ text: 'hi' }] }] }))
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ name, $metadata: { httpStatusCode: status } });
+    expect((err as Error).message).toMatch(message);
+    expect(aws.bedrock.calls).toEqual([]);
+    expect(aws.bedrock.pending).toBe(1);
+    aws.bedrock.reset();
+  });
+
+  it.each([
+    ['us.anthropic.claude-sonnet-4-6'],
+    ['eu.anthropic.claude-sonnet-4-6'],
+    ['jp.anthropic.claude-sonnet-4-6'],
+    ['global.anthropic.claude-sonnet-4-6'],
+    ['apac.anthropic.claude-opus-4-6-v1'],
+    ['arn:aws:bedrock:eu-west-1:123456789012:application-inference-profile/abc123'],
+  ])('serves the active model id %s', async (id) => {
+    aws.bedrock.enqueue({ text: 'ok' });
+    const out = await bedrock().send(
+      new ConverseCommand({ modelId: id, messages: [{ role: 'user', content: [{ text: 'hi' }] }] }),
+    );
+    expect(out.output?.message?.content).toEqual([{ text: 'ok' }]);
   });
 
   it('serves queued answers in order before the script, text answers end the turn', async () => {

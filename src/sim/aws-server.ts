@@ -252,6 +252,100 @@ const BEDROCK_ERROR_STATUS: Record<string, number> = {
   ServiceQuotaExceededException: 400,
 };
 
+/**
+ * The Claude models Bedrock knows (Anthropic's "Claude on Amazon Bedrock" table and Bedrock's model
+ * lifecycle page, 2026-12): lifecycle, the cross-region profile geographies, and whether the bare model id
+ * may be called on demand (Claude 4.x: profiles only). Like the real service, Converse refuses an id it
+ * does not know, a geography the model has no profile in, and an end-of-life model — before any script runs.
+ */
+export const SIM_BEDROCK_MODELS: Readonly<
+  Record<
+    string,
+    {
+      lifecycle: 'ACTIVE' | 'LEGACY' | 'EOL';
+      profiles: readonly string[];
+      onDemand: boolean;
+      /** How an EOL model is refused: Claude 3.7 as an invalid id (real-clusters.md), others as EOL. */
+      eolAs?: 'invalid' | 'eol';
+    }
+  >
+> = {
+  'anthropic.claude-opus-4-6-v1': {
+    lifecycle: 'ACTIVE',
+    profiles: ['global', 'us', 'eu', 'jp', 'apac'],
+    onDemand: false,
+  },
+  'anthropic.claude-sonnet-4-6': {
+    lifecycle: 'ACTIVE',
+    profiles: ['global', 'us', 'eu', 'jp'],
+    onDemand: false,
+  },
+  'anthropic.claude-sonnet-4-5-20250929-v1:0': {
+    lifecycle: 'LEGACY',
+    profiles: ['global', 'us', 'eu', 'jp'],
+    onDemand: false,
+  },
+  'anthropic.claude-sonnet-4-20250514-v1:0': {
+    lifecycle: 'LEGACY',
+    profiles: ['global', 'us', 'eu', 'apac'],
+    onDemand: false,
+  },
+  'anthropic.claude-3-7-sonnet-20250219-v1:0': {
+    lifecycle: 'EOL',
+    profiles: ['us', 'eu', 'apac'],
+    onDemand: false,
+    eolAs: 'invalid',
+  },
+  'anthropic.claude-3-5-sonnet-20240620-v1:0': {
+    lifecycle: 'EOL',
+    profiles: ['us', 'eu', 'apac'],
+    onDemand: true,
+    eolAs: 'eol',
+  },
+  'anthropic.claude-3-5-sonnet-20241022-v2:0': {
+    lifecycle: 'EOL',
+    profiles: ['us', 'apac'],
+    onDemand: true,
+    eolAs: 'eol',
+  },
+};
+
+const INVALID_MODEL = 'The provided model identifier is invalid.';
+const EOL_MODEL =
+  'This model version has reached the end of its life. Please refer to the AWS documentation for more details.';
+
+/** Why Bedrock would refuse this model id, or undefined when it serves it. */
+export function simModelRefusal(
+  modelId: string,
+): { status: number; code: string; message: string } | undefined {
+  let id = modelId;
+  const arn = /^arn:aws[a-z-]*:bedrock:[^:]*:\d*:([a-z-]+)\/(.+)$/.exec(modelId);
+  if (arn) {
+    // Application profiles and provisioned models are the account's own: the fake cannot know them.
+    if (arn[1] !== 'inference-profile' && arn[1] !== 'foundation-model') return undefined;
+    id = arn[2] ?? '';
+  }
+  const geo = /^(global|us|eu|jp|apac|au|ca|us-gov)\.(.+)$/.exec(id);
+  const base = geo ? (geo[2] ?? '') : id;
+  const model = SIM_BEDROCK_MODELS[base];
+  const invalid = { status: 400, code: 'ValidationException', message: INVALID_MODEL };
+  if (!model) return invalid;
+  if (model.lifecycle === 'EOL') {
+    return model.eolAs === 'eol'
+      ? { status: 404, code: 'ResourceNotFoundException', message: EOL_MODEL }
+      : invalid;
+  }
+  if (geo && !model.profiles.includes(geo[1] ?? '')) return invalid;
+  if (!geo && !model.onDemand) {
+    return {
+      status: 400,
+      code: 'ValidationException',
+      message: `Invocation of model ID ${base} with on-demand throughput isn’t supported. Retry your request with the ID or ARN of an inference profile that contains this model.`,
+    };
+  }
+  return undefined;
+}
+
 /** Scripted Converse answers: queued answers first, then the script; neither → unexpected call. */
 export class BedrockScripts {
   readonly calls: ConverseRequest[] = [];
@@ -957,6 +1051,8 @@ export async function startSimAws(effects: CloudEffects, opts: SimAwsOptions = {
         'A conversation must start with a user message. Try again with a conversation that starts with a user message.',
       );
     }
+    const refused = simModelRefusal(modelId);
+    if (refused) throw new AwsError(refused.status, refused.code, refused.message);
     const request: ConverseRequest = {
       modelId,
       messages,

@@ -313,7 +313,7 @@ describe('POST /bedrock/answer', () => {
     const client = new BedrockRuntimeClient(awsClientConfig(sim.aws.url));
     const out = await client.send(
       new ConverseCommand({
-        modelId: 'us.anthropic.claude-3-7-sonnet-20250219-v1:0',
+        modelId: 'us.anthropic.claude-sonnet-4-6',
         messages: [{ role: 'user', content: [{ text: 'classify' }] }],
         toolConfig: {
           tools: [{ toolSpec: { name: 'classify_gpu_fault', inputSchema: { json: { type: 'object' } } } }],

@@ -141,6 +141,8 @@ export interface LlmStats {
   calls: number;
   cacheHits: number;
   fallbacks: number;
+  /** Set when Bedrock refused the model for good: the model id and Bedrock's words. */
+  modelUnavailable?: { modelId: string; reason: string };
 }
 
 export interface FleetSummary {

@@ -9,7 +9,7 @@ import type { NodeSnapshot } from '../../domain/gpu.js';
 import type { ClassificationPolicy } from '../../domain/policy.js';
 import type { CachedClassification, SignatureCache } from '../../domain/ports.js';
 import { evidenceXids, gpuIndices } from './evidence.js';
-import { type LlmClient, LlmThrottledError, LlmTimeoutError } from './port.js';
+import { type LlmClient, LlmModelUnavailableError, LlmThrottledError, LlmTimeoutError } from './port.js';
 import { buildPrompt } from './prompt.js';
 import { signatureOf } from './signature.js';
 import { bump, createLlmStats, type LlmStats } from './stats.js';
@@ -18,7 +18,15 @@ import { type ValidatedAnswer, type ValidationContext, validateAnswer } from './
 export const ClassifierModes = ['rules', 'hybrid', 'llm'] as const;
 export type ClassifierMode = (typeof ClassifierModes)[number];
 
-export const FallbackReasons = ['rejected', 'timeout', 'throttled', 'error', 'budget', 'no_client'] as const;
+export const FallbackReasons = [
+  'rejected',
+  'timeout',
+  'throttled',
+  'error',
+  'budget',
+  'no_client',
+  'model_unavailable',
+] as const;
 export type FallbackReason = (typeof FallbackReasons)[number];
 
 export interface HybridClassifierOptions {
@@ -66,7 +74,9 @@ export type LlmEvent =
   /** Served without a call: from the signature cache, or by waiting on an identical call in flight. */
   | { type: 'cache_hit'; coalesced: boolean }
   /** The rules' verdict stood. */
-  | { type: 'fallback'; reason: FallbackReason };
+  | { type: 'fallback'; reason: FallbackReason }
+  /** The service refused the model for good (invalid or retired id): sent once, no call follows. */
+  | { type: 'model_unavailable'; modelId: string; reason: string };
 
 /** What the LLM path did for one node, for the audit trail. */
 export type LlmOutcome =
@@ -270,6 +280,21 @@ export function createHybridClassifier(options: HybridClassifierOptions): Hybrid
         logger?.warn({ node: snapshot.node, signature, err: message }, 'llm call timed out');
         return { kind: 'fallback', reason: 'timeout', detail: message };
       }
+      if (err instanceof LlmModelUnavailableError) {
+        stats.errors++;
+        emit({ type: 'call', outcome: 'error' });
+        // Once, however many calls were in flight: the log, the metric and /gpu status say it; later
+        // classifications do not call the model again (see classifyDetailed).
+        if (!stats.modelUnavailable) {
+          stats.modelUnavailable = { modelId: err.modelId, reason: message, since: clock() };
+          logger?.error(
+            { modelId: err.modelId, err: message },
+            'the LLM model is unavailable (invalid or retired): no more model calls, the rules classify alone until BEDROCK_MODEL_ID names an active model',
+          );
+          emit({ type: 'model_unavailable', modelId: err.modelId, reason: message });
+        }
+        return { kind: 'fallback', reason: 'model_unavailable', detail: message };
+      }
       if (err instanceof LlmThrottledError) {
         stats.throttles++;
         emit({ type: 'call', outcome: 'throttled' });
@@ -363,6 +388,15 @@ export function createHybridClassifier(options: HybridClassifierOptions): Hybrid
     }
 
     if (!llm) return fallback(verdict, 'no_client', 'no model client configured', signature);
+    const unavailable = stats.modelUnavailable;
+    if (unavailable) {
+      return fallback(
+        verdict,
+        'model_unavailable',
+        `model ${unavailable.modelId} is unavailable: ${unavailable.reason}`,
+        signature,
+      );
+    }
     const now = clock();
     if (!withinBudget(now)) {
       logger?.warn({ node: snapshot.node, maxCallsPerHour }, 'llm hourly budget spent, rules verdict stands');

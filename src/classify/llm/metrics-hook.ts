@@ -15,12 +15,18 @@ export interface LlmMetricSinks {
   llmLatency?: { observe(seconds: number): void };
   /** Optional: tokens by direction (input, output). */
   llmTokens?: { inc(labels: { direction: string }, value: number): void };
+  /** Optional: `gpu_medic_llm_model_unavailable`, 1 once the service refused the model for good. */
+  llmModelUnavailable?: { set(value: number): void };
 }
 
 export function llmMetricsHook(metrics: LlmMetricSinks): (event: LlmEvent) => void {
   return (event) => {
     if (event.type === 'cache_hit') {
       metrics.llmCacheHits.inc();
+      return;
+    }
+    if (event.type === 'model_unavailable') {
+      metrics.llmModelUnavailable?.set(1);
       return;
     }
     if (event.type === 'fallback') {

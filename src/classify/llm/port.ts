@@ -52,3 +52,20 @@ export class LlmThrottledError extends LlmError {
     this.name = 'LlmThrottledError';
   }
 }
+
+/**
+ * The service refuses the configured model for good: an invalid or retired id ("The provided model identifier
+ * is invalid", "reached the end of its life"), a model the account may not use. Retrying cannot help; the
+ * classifier stops calling it and the rules go on alone until the configuration changes.
+ */
+export class LlmModelUnavailableError extends LlmError {
+  override readonly code = 'LLM_MODEL_UNAVAILABLE';
+  constructor(
+    message: string,
+    readonly modelId: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'LlmModelUnavailableError';
+  }
+}

@@ -20,6 +20,8 @@ export interface LlmStats {
   latencyCount: number;
   inputTokens: number;
   outputTokens: number;
+  /** Set once when the service refuses the model for good (invalid or retired id); no call is made after. */
+  modelUnavailable?: { modelId: string; reason: string; since: number };
 }
 
 export function createLlmStats(): LlmStats {

@@ -149,7 +149,7 @@ describe('gpusFromDcgmi', () => {
       dmon: ['#Entity   EDVDV\nID\nGPU 1     2\n', '#Entity   XIDER\nID\nGPU 3     79\n'],
       health: fixture('dcgmi-health-failure.json'),
       kernel:
-        "NVRM: Xid (PCI:0000:65:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.\nodd line",
+        "NVRM: Xid (PCI:0000:65:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.\nNVRM: odd line\nsystemd[1]: Reached target Multi-User System.",
     });
     expect(r.declaredCount).toBe(8);
     expect(r.gpus).toHaveLength(8);
@@ -157,6 +157,7 @@ describe('gpusFromDcgmi', () => {
     expect(r.gpus[3]).toMatchObject({ xidLast: 79, health: 'pass', pciBusId: '00000000:65:00.0' });
     expect(r.gpus[3]?.xids).toBeUndefined();
     expect(r.logLines).toHaveLength(1);
-    expect(r.unparsed).toEqual(['odd line']);
+    // A kernel line about the NVIDIA stack that the rules cannot read is kept; one about nothing GPU is not.
+    expect(r.unparsed).toEqual(['NVRM: odd line']);
   });
 });

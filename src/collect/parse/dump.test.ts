@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { detectFormat, parseDump, snapshotFromDump, splitBundle } from './dump.js';
+import { detectFormat, parseDump, snapshotFromDump, splitBundle, splitNodeBlocks } from './dump.js';
 import { MetricsParseError } from './prometheus.js';
 
 const fixture = (name: string) =>
@@ -11,6 +11,9 @@ const output = (name: string) =>
     .split('\n')
     .filter((l) => !/^#(?:\s|$)/.test(l))
     .join('\n');
+
+const corpus = (name: string) =>
+  readFileSync(new URL(`../../../eval/corpus/${name}`, import.meta.url), 'utf8');
 
 describe('detectFormat', () => {
   it.each([
@@ -27,6 +30,21 @@ describe('detectFormat', () => {
     expect(detectFormat(fixture(file))).toBe(format);
   });
 
+  it.each([
+    ['dmesg-boot-healthy.log'],
+    ['journal-k-healthy.log'],
+    ['journal-fabricmanager-failed-a.log'],
+  ])('calls the whole log %s kernel, even without an NVRM Xid line', (file) => {
+    expect(detectFormat(corpus(file))).toBe('kernel');
+  });
+
+  it.each([
+    ['bundle-aws-sections-healthy.txt'],
+    ['bundle-aws-sections-partial-xid48.txt'],
+  ])('calls the AWS sample sections %s a bundle', (file) => {
+    expect(detectFormat(corpus(file))).toBe('bundle');
+  });
+
   it('calls prose unknown', () => {
     expect(detectFormat('The node rebooted at 3am and nobody knows why.\nThen it was fine.')).toBe('unknown');
   });
@@ -40,6 +58,120 @@ describe('splitBundle', () => {
       { command: 'dcgmi discovery -l', line: 2, body: 'a' },
       { command: 'dmesg | grep -i xid', line: 4, body: 'b\nc\n' },
     ]);
+  });
+});
+
+describe('the AWS sample bundle sections', () => {
+  const bundle = (sections: string) => `${'='.repeat(60)}\n${sections}`;
+
+  it('reads every section of the reference layout', () => {
+    const r = parseDump(corpus('bundle-aws-sections-xid79.txt'));
+    expect(r.format).toBe('bundle');
+    expect(r.errors).toEqual([]);
+    const s = r.snapshot;
+    expect(s.node).toBe('ip-10-0-12-34.ec2.internal');
+    expect(s.gpus).toHaveLength(8);
+    expect(s.gpus[3]).toMatchObject({
+      xidLast: 79,
+      eccDbeVolatile: 0,
+      health: 'pass',
+      model: 'NVIDIA H100 80GB HBM3',
+      pciBusId: '00000000:86:00.0',
+    });
+    expect(s.logLines).toEqual([
+      "[812345.118822] NVRM: Xid (PCI:0000:86:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.",
+    ]);
+    expect(s.missingParts).toBeUndefined();
+  });
+
+  it('keeps the node name of NODE_INFO unless the caller names the node', () => {
+    expect(snapshotFromDump(corpus('bundle-aws-sections-healthy.txt')).node).toBe(
+      'ip-10-0-7-41.us-west-2.compute.internal',
+    );
+    expect(snapshotFromDump(corpus('bundle-aws-sections-healthy.txt'), { node: 'n' }).node).toBe('n');
+  });
+
+  it.each([
+    ['ECC_DATA', 'GPU 0      0\nGPU 1      3\n', { eccDbeVolatile: 3 }],
+    ['XID_DATA', 'GPU 0      0\nGPU 1      48\n', { xidLast: 48 }],
+    ['XID_DATA', '#Entity   XIDER\nID\nGPU 0      0\nGPU 1      13\n', { xidLast: 13 }],
+  ])('reads %s rows as the last value of their dmon field', (name, body, want) => {
+    const s = snapshotFromDump(bundle(`=== ${name} ===\n${body}`));
+    expect(s.gpus[1]).toMatchObject(want);
+    expect(s.unparsed).toBeUndefined();
+  });
+
+  it('reads N/A as no value and blank lines between sections as nothing', () => {
+    const r = parseDump(corpus('bundle-aws-sections-ecc-dbe.txt'));
+    expect(r.errors).toEqual([]);
+    expect(r.snapshot.gpus[7]?.eccDbeVolatile).toBeUndefined();
+    expect(r.snapshot.gpus[2]?.eccDbeVolatile).toBe(4);
+    expect(r.snapshot.unparsed).toBeUndefined();
+  });
+
+  it('says which sections are missing or empty, and reads the rest', () => {
+    const s = snapshotFromDump(corpus('bundle-aws-sections-partial-xid48.txt'));
+    expect(s.gpus.map((g) => g.xidLast)).toEqual([48, 0, 0, 0]);
+    expect(s.missingParts).toEqual([
+      { part: 'dcgmi_health', reason: expect.stringMatching(/HEALTH_DATA section is empty/) },
+      { part: 'dcgmi_discovery', reason: expect.stringMatching(/no GPU_INFO section/) },
+    ]);
+  });
+
+  it('an empty XID_DETAILS is normal, not a missing part', () => {
+    const s = snapshotFromDump(corpus('bundle-aws-sections-healthy.txt'));
+    expect(s.missingParts).toBeUndefined();
+    expect(s.logLines).toBeUndefined();
+  });
+
+  it('keeps a GPU_COUNT that is not a number for the LLM, and reports a count that disagrees', () => {
+    const odd = parseDump(
+      bundle('=== GPU_COUNT ===\nError: unable to connect\n=== XID_DATA ===\nGPU 0   0\n'),
+    );
+    expect(odd.snapshot.unparsed).toEqual(['[GPU_COUNT]', 'Error: unable to connect']);
+    const off = parseDump(bundle('=== GPU_COUNT ===\n8\n=== XID_DATA ===\nGPU 0   0\n'));
+    expect(off.errors.map((e) => e.message)).toEqual([
+      'GPU_COUNT says 8 GPU(s) but the other sections list 1',
+    ]);
+  });
+
+  it('cuts a run log of several nodes into one block per node, and leaves a single block whole', () => {
+    const a = corpus('bundle-aws-sections-healthy.txt');
+    const b = corpus('bundle-aws-sections-xid79.txt');
+    const blocks = splitNodeBlocks(`${a}${b}`);
+    expect(blocks).toHaveLength(2);
+    expect(blocks.map((t) => snapshotFromDump(t).node)).toEqual([
+      'ip-10-0-7-41.us-west-2.compute.internal',
+      'ip-10-0-12-34.ec2.internal',
+    ]);
+    expect(snapshotFromDump(blocks[1] ?? '').gpus[3]?.xidLast).toBe(79);
+    expect(snapshotFromDump(blocks[0] ?? '').gpus.every((g) => g.xidLast === 0)).toBe(true);
+    expect(splitNodeBlocks(a)).toEqual([a]);
+    expect(splitNodeBlocks(fixture('kernel-xid-lines.txt'))).toHaveLength(1);
+  });
+
+  it('still reads the section names our own bundle invented', () => {
+    const s = snapshotFromDump(fixture('aws-sample-bundle.txt'));
+    expect(s.gpus[3]?.xidLast).toBe(79);
+    expect(s.missingParts).toBeUndefined();
+  });
+});
+
+describe('whole kernel logs', () => {
+  it.each([
+    ['dmesg-boot-healthy.log'],
+    ['journal-k-healthy.log'],
+  ])('%s leaves nothing for the rules or the LLM', (file) => {
+    const s = snapshotFromDump(corpus(file));
+    expect(s.logLines).toBeUndefined();
+    expect(s.unparsed).toBeUndefined();
+  });
+
+  it('keeps the Xid lines of a whole dmesg and the fault lines around them', () => {
+    const s = snapshotFromDump(corpus('dmesg-boot-xid79.log'));
+    expect(s.logLines).toHaveLength(1);
+    expect(s.unparsed?.[0]).toMatch(/GPU has fallen off the bus/);
+    expect(s.unparsed?.join('\n')).not.toMatch(/Linux version|loading NVIDIA UNIX|GPU Board Serial/);
   });
 });
 

@@ -62,10 +62,98 @@ describe('parseKernelXids', () => {
     expect(x?.pciBusId).toMatch(/^0000:(01|3b):00$/);
   });
 
+  // Behaviour change (issue 10): a line that names nothing of the GPU stack is ignored, not unparsed, so
+  // that a whole dmesg reads as healthy; a malformed NVRM line is still kept for the LLM.
   it('never throws on garbage or binary', () => {
     const r2 = parseKernelXids('\u0000\u0001garbage\nNVRM: Xid (PCI:zz): abc\n');
     expect(r2.xids).toEqual([]);
-    expect(r2.unparsed).toHaveLength(2);
+    expect(r2.unparsed).toEqual(['NVRM: Xid (PCI:zz): abc']);
+    expect(r2.ignored).toBe(1);
+  });
+
+  it.each([
+    [
+      "NVRM: Xid (PCI:0000:9a:00 GPU-I:03): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.",
+      79,
+      '0000:9a:00',
+      3,
+      undefined,
+    ],
+    [
+      '[ 40.1] NVRM: Xid (PCI:0000:01:00 GPU-I:05): 94, pid=7194, name=python3, Ch 00000008',
+      94,
+      '0000:01:00',
+      5,
+      undefined,
+    ],
+    [
+      'NVRM: Xid (PCI:0000:3b:00 GPU-I:01 GPU-CI:02): 13, pid=1, name=python, Graphics SM Warp Exception',
+      13,
+      '0000:3b:00',
+      1,
+      2,
+    ],
+    [
+      'Dec 03 09:12:01 ip-10-0-1-2 kernel: NVRM: Xid (PCI:0000:10:1c GPU-I:02): 48, pid=3, name=t, An uncorrectable double bit error',
+      48,
+      '0000:10:1c',
+      2,
+      undefined,
+    ],
+  ])('reads the MIG form %s', (line, xid, bus, gi, ci) => {
+    const x = parseKernelXids(line).xids[0];
+    expect(x).toMatchObject({ xid, pciBusId: bus, gpuInstance: gi });
+    expect(x?.computeInstance).toBe(ci);
+    expect(x?.message).not.toMatch(/GPU-I|pid=/);
+  });
+});
+
+describe('parseKernelXids on a whole dmesg / journalctl -k', () => {
+  it.each([
+    ['[    0.000000] Linux version 6.1.158-180.294.amzn2023.x86_64 (mockbuild@ip-10-0-47-12) #1 SMP'],
+    ['[    0.004000] ACPI: RSDP 0x00000000000F8F00 000014 (v00 AMAZON)'],
+    ['[    0.611024] pci 0000:38:00.0: [10de:27b8] type 00 class 0x030200'],
+    ['[    5.331422] nvidia: loading out-of-tree module taints kernel.'],
+    ["[    5.331438] nvidia: module license 'NVIDIA' taints kernel."],
+    ['[    5.371904] nvidia-nvlink: Nvlink Core is being initialized, major device number 239'],
+    ['[    5.374215] nvidia 0000:38:00.0: enabling device (0000 -> 0002)'],
+    [
+      '[    5.420777] NVRM: loading NVIDIA UNIX x86_64 Kernel Module  550.163.01  Tue Apr  8 12:41:26 UTC 2026',
+    ],
+    ['[    5.420777] NVRM: loading NVIDIA UNIX Open Kernel Module for x86_64  570.195.03  Release Build'],
+    [
+      '[    5.462881] nvidia-modeset: Loading NVIDIA Kernel Mode Setting Driver for UNIX platforms  550.163.01',
+    ],
+    ['[    5.471193] [drm] [nvidia-drm] [GPU ID 0x00003800] Loading driver'],
+    ['[    5.471199] [drm] Initialized nvidia-drm 0.0.0 20160202 for 0000:38:00.0 on minor 1'],
+    ['[    5.498014] nvidia-uvm: Loaded the UVM driver, major device number 237.'],
+    ['[    5.512440] nvidia_uvm: module uses symbols from proprietary module nvidia, inheriting taint.'],
+    ['[Thu Dec  3 09:12:01 2026] NVRM: GPU Board Serial Number: 1653923011245'],
+    [
+      'Dec 03 07:55:17 ip-10-0-1-2 kernel: NVRM: GPU at PCI:0000:9a:00: GPU-4f1c2d3e-5a6b-4c7d-8e9f-0a1b2c3d4e5f',
+    ],
+    ['Dec 03 07:55:12 ip-10-0-1-2 kernel: DMI: Amazon EC2 p5.48xlarge/, BIOS 1.0 10/16/2017'],
+    [
+      '2026-12-03T07:55:17+0000 ip-10-0-1-2 kernel: nvidia-uvm: Loaded the UVM driver, major device number 237.',
+    ],
+    ['Dec 03 07:55:17.123456 ip-10-0-1-2 kernel: NVRM: GPU Board Serial Number: 1653923011245'],
+    ['Thu 2026-12-03 07:55:17 UTC ip-10-0-1-2 kernel: nvidia: loading out-of-tree module taints kernel.'],
+    ['Dec 03 07:55:20 ip-10-0-1-2 systemd[1]: Started NVIDIA Persistence Daemon.'],
+    ['-- Logs begin at Mon 2026-11-30 07:55:12 UTC, end at Thu 2026-12-03 09:12:44 UTC. --'],
+  ])('ignores %s', (line) => {
+    expect(parseKernelXids(line)).toEqual({ xids: [], sxids: [], unparsed: [], ignored: 1 });
+  });
+
+  it.each([
+    ['[612044.190912] NVRM: GPU 0000:9a:00.0: GPU has fallen off the bus.'],
+    ['Dec 03 09:12:01 ip-10-0-1-2 kernel: NVRM: GPU at PCI:0000:9a:00 has fallen off the bus'],
+    ['[   12.1] NVRM: GPU 0000:9a:00.0: RmInitAdapter failed! (0x25:0x65:1457)'],
+    [
+      "Mar 04 10:21:07 ip-10-0-7-21 systemd[1]: nvidia-fabricmanager.service: Failed with result 'exit-code'.",
+    ],
+    ['Mar 04 10:21:07 ip-10-0-7-21 systemd[1]: Failed to start NVIDIA fabric manager service.'],
+  ])('keeps the possible fault %s for the LLM', (line) => {
+    expect(parseKernelXids(line).unparsed).toEqual([line]);
   });
 
   it.each([

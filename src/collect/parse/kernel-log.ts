@@ -1,8 +1,14 @@
 /**
- * Kernel log lines from the NVIDIA driver: `NVRM: Xid (PCI:0000:91:00): 79, pid=…, name=…, text` and the
+ * Kernel log lines from the NVIDIA driver: `NVRM: Xid (PCI:0000:91:00): 79, pid=…, name=…, text` (on a MIG
+ * GPU `NVRM: Xid (PCI:0000:01:00 GPU-I:05): 94, …` or `(PCI:0000:3b:00 GPU-I:01 GPU-CI:02)`) and the
  * NVSwitch driver's `nvidia-nvswitchN: SXid (PCI:…): 20034, Fatal, …`. Any prefix before the marker is
- * accepted (dmesg `[123.456]`, `dmesg -T` dates, journald `Mar 05 10:00:00 host kernel:`). Lines that are
- * neither are returned in `unparsed` rather than dropped: the LLM may still read them.
+ * accepted (dmesg `[123.456]`, `dmesg -T` dates, journald `Mar 05 10:00:00 host kernel:`).
+ *
+ * The input may be a whole `dmesg` or `journalctl -k`: boot lines (ACPI, PCI, memory, network …) are not
+ * about GPUs, and the NVIDIA driver prints informational lines at every load (its banner, module taint,
+ * nvidia-modeset/uvm/drm). Those are counted in `ignored`: a log with no fault must read as healthy. Any
+ * other line that mentions the NVIDIA stack goes to `unparsed` rather than being dropped: it may be a
+ * fault the rules do not know (e.g. "GPU has fallen off the bus" without an Xid), and the LLM reads it.
  */
 
 export interface KernelXid {
@@ -13,12 +19,9 @@ export interface KernelXid {
   message: string;
   pid?: string;
   processName?: string;
-  /**
-   * MIG GPU instance (and compute instance) the driver names on a GPU in MIG mode:
-   * `Xid (PCI:0000:01:00 GPU-I:05): 94` or `Xid (PCI:0000:3b:00 GPU-I:01 GPU-CI:02): 13`. The XID is still the
-   * physical GPU's (the bus id).
-   */
+  /** MIG GPU instance (`GPU-I:05`) the line names; the XID is still a fault of the physical GPU. */
   gpuInstance?: number;
+  /** MIG compute instance (`GPU-CI:02`). */
   computeInstance?: number;
   raw: string;
 }
@@ -37,10 +40,14 @@ export interface KernelSxid {
 export interface KernelLogParse {
   xids: KernelXid[];
   sxids: KernelSxid[];
+  /** Lines about the NVIDIA stack that are neither an Xid nor known to be benign. */
   unparsed: string[];
+  /** Lines known not to be GPU faults: non-GPU boot/kernel lines, the driver's informational lines. */
+  ignored: number;
 }
 
-const XID_RE = /NVRM: Xid \(PCI:([0-9a-fA-F:.]+)(?: GPU-I:(\d+))?(?: GPU-CI:(\d+))?\): (\d+)(?:,\s*(.*))?$/;
+const XID_RE =
+  /NVRM: Xid \(PCI:([0-9a-fA-F:.]+)(?:\s+GPU-I:(\d+))?(?:\s+GPU-CI:(\d+))?\): (\d+)(?:,\s*(.*))?$/;
 const SXID_RE = /(?:(nvidia-nvswitch\d+):\s*)?SXid \(PCI:([0-9a-fA-F:.]+)\): (\d+)(?:,\s*(.*))?$/;
 const PID_NAME_RE = /^pid=('[^']*'|[^,\s]*),\s*name=([^,]*),\s*/;
 
@@ -91,8 +98,63 @@ export function parseKernelSxidLine(line: string): KernelSxid | undefined {
   return out;
 }
 
+// ---------------------------------------------------------------- whole logs
+
+/** `[    3.123456] `, `[Thu Dec  3 09:12:01 2026] ` (dmesg -T). */
+const DMESG_PREFIX_RE = /^\[\s*(?:\d+\.\d+|[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4})\]\s?/;
+/**
+ * journalctl: `Dec 03 09:12:01 ip-10-0-1-2 kernel: ` (`-o short`, `short-precise` adds `.123456`), `-o short-full`
+ * `Thu 2026-12-03 09:12:01 UTC host kernel: `, `-o short-iso[-precise]` `2026-12-03T09:12:01+0000 host kernel: `.
+ */
+const JOURNAL_PREFIX_RE =
+  /^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)?|[A-Z][a-z]{2} \d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? [A-Z]{2,5}|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?) \S+ [^\s:]+?(?:\[\d+\])?: /;
+/** journalctl's own lines: `-- Logs begin at …`, `-- Boot 1a2b… --`, `-- No entries --`. */
+const JOURNAL_META_RE = /^-- (?:Logs begin at|Journal begins at|Boot [0-9a-f]+ --|Reboot --|No entries --)/;
+
+/** The part of a log line after its dmesg/journal prefix (the line itself when it has none). */
+export function kernelMessage(line: string): string {
+  return line.replace(JOURNAL_PREFIX_RE, '').replace(DMESG_PREFIX_RE, '');
+}
+
+/** True when a line carries a dmesg or journalctl prefix (for format detection of a whole log). */
+export function hasKernelLogPrefix(line: string): boolean {
+  return DMESG_PREFIX_RE.test(line) || JOURNAL_PREFIX_RE.test(line) || JOURNAL_META_RE.test(line);
+}
+
+/** Words that tie a line to the GPU stack; a line without any is not about GPUs. */
+const GPU_RELATED_RE = /nvrm|nvidia|\bnv-|nvlink|nvswitch|fabric ?manager|\bgpu|\bxid\b|dcgm|\bcuda\b/i;
+
+/**
+ * What the NVIDIA stack prints on every healthy boot (driver 5xx, open and proprietary modules). Matched on
+ * the message after the prefix; anything not listed here stays `unparsed`.
+ */
+const BENIGN_RES: readonly RegExp[] = [
+  /^nvidia: loading out-of-tree module taints kernel/i,
+  /^nvidia: module (?:license '.*' taints kernel|verification failed)/i,
+  /^nvidia[-_]\w+: module uses symbols from proprietary module/i,
+  /^nvidia-nvlink: Nvlink Core is being initialized/i,
+  /^nvidia [0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.\d: (?:enabling device|vgaarb: |PCI INT|irq \d+ for MSI)/i,
+  /^NVRM: loading NVIDIA UNIX /i,
+  /^nvidia-modeset: Loading NVIDIA (?:UNIX Open )?Kernel Mode Setting Driver/i,
+  /^nvidia-uvm: Loaded the UVM driver/i,
+  /^\[drm\] (?:\[nvidia-drm\] \[GPU ID 0x[0-9a-f]+\] Loading driver|Initialized nvidia-drm )/i,
+  /^nvidia-nvswitch\d*: Probing device /i,
+  /^NVRM: GPU at PCI:[0-9a-f:.]+: GPU-[0-9a-f-]+\s*$/i,
+  /^NVRM: GPU Board Serial Number:/i,
+  /^NVRM: Persistence mode is deprecated/i,
+  /^NVRM: nvidia_open\b/i,
+  /^(?:Verbose syslog connection opened|Now running with user ID|Started \(\d+\)|PID file (?:un)?locked)/i,
+  /^device [0-9a-f:.]+ - (?:registered|persistence mode enabled)/i,
+  // systemd progress lines about NVIDIA units ("Starting NVIDIA Persistence Daemon…"); failures are not.
+  /^(?:Starting|Started|Finished|Reached target|Listening on) (?!.*fail)/i,
+];
+
+function isBenign(message: string): boolean {
+  return BENIGN_RES.some((re) => re.test(message));
+}
+
 export function parseKernelXids(text: string): KernelLogParse {
-  const out: KernelLogParse = { xids: [], sxids: [], unparsed: [] };
+  const out: KernelLogParse = { xids: [], sxids: [], unparsed: [], ignored: 0 };
   for (const rawLine of text.split('\n')) {
     const line = rawLine.endsWith('\r') ? rawLine.slice(0, -1) : rawLine;
     if (line.trim() === '') continue;
@@ -104,6 +166,11 @@ export function parseKernelXids(text: string): KernelLogParse {
     const sxid = parseKernelSxidLine(line);
     if (sxid) {
       out.sxids.push(sxid);
+      continue;
+    }
+    const message = kernelMessage(line);
+    if (JOURNAL_META_RE.test(line) || !GPU_RELATED_RE.test(message) || isBenign(message)) {
+      out.ignored++;
       continue;
     }
     out.unparsed.push(line);

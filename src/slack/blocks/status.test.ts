@@ -174,6 +174,25 @@ describe('status builders', () => {
     expect(json).toContain('12 calls · 30 cache hits · 1 fallback');
   });
 
+  it('says once and plainly that Bedrock refused the model, inside the LLM field', () => {
+    const llm = {
+      calls: 1,
+      cacheHits: 0,
+      fallbacks: 3,
+      modelUnavailable: {
+        modelId: 'us.anthropic.claude-3-7-sonnet-20250219-v1:0',
+        reason: 'ValidationException: The provided model identifier is invalid.',
+      },
+    };
+    const msg = fleetStatusMessage(fleet({ llm }));
+    assertSlackLimits(msg.blocks, { text: msg.text });
+    const fields = JSON.stringify(msg.blocks[1]);
+    expect(fields).toContain('us.anthropic.claude-3-7-sonnet-20250219-v1:0');
+    expect(fields).toContain('rules only until BEDROCK_MODEL_ID names an active model');
+    expect(fields.match(/refused by Bedrock/g)).toHaveLength(1);
+    expect(JSON.stringify(fleetStatusMessage(fleet()).blocks)).not.toContain('refused');
+  });
+
   it('shows every GPU of a 40-GPU node in a fixed-width table', () => {
     const json = JSON.stringify(nodeStatusMessage(node(40)).blocks);
     for (const i of [0, 9, 39]) expect(json).toContain(`\\n${String(i).padEnd(5)}pass`);

@@ -122,10 +122,14 @@ export function fleetFields(summary: FleetSummary): (readonly [string, string])[
     ['Open incidents', String(summary.openIncidents.length)],
   ];
   if (summary.llm) {
-    const { calls, cacheHits, fallbacks } = summary.llm;
+    const { calls, cacheHits, fallbacks, modelUnavailable: off } = summary.llm;
+    // In the LLM field itself (Slack allows 10 fields per section): a refused model is the LLM's state.
+    const refused = off
+      ? `\n⚠️ model \`${off.modelId}\` refused by Bedrock (${off.reason}): rules only until BEDROCK_MODEL_ID names an active model`
+      : '';
     fields.push([
       'LLM',
-      `${plural(calls, 'call')} · ${plural(cacheHits, 'cache hit')} · ${plural(fallbacks, 'fallback')}`,
+      `${plural(calls, 'call')} · ${plural(cacheHits, 'cache hit')} · ${plural(fallbacks, 'fallback')}${refused}`,
     ]);
   }
   return fields;
