@@ -327,6 +327,46 @@ describe('GPU count, conditions, collection errors, unparsed text', () => {
     expect(classifySnapshot(snap([], { conditions: [condition] }), ctx).category).toBe('HEALTHY');
   });
 
+  it.each([
+    [{ type: 'KernelReady', status: 'False' as const, reason: 'KernelBug', message: 'BUG: soft lockup' }],
+    [{ type: 'NetworkingReady', status: 'False' as const, reason: 'InterfaceNotUp' }],
+    [{ type: 'StorageReady', status: 'False' as const, reason: 'IODelays' }],
+    [{ type: 'ContainerRuntimeReady', status: 'False' as const, reason: 'PodStuckTerminating' }],
+    [{ type: 'KernelDeadlock', status: 'True' as const, reason: 'DockerHung' }],
+    [{ type: 'ReadonlyFilesystem', status: 'True' as const, reason: 'FilesystemIsReadOnly' }],
+  ])('condition %o is a node problem: one NODE_CONDITION warning, alert only, keyed by type', (condition) => {
+    const v = classifySnapshot(snap([], { source: 'conditions', conditions: [condition] }), ctx);
+    expect(v).toMatchObject({ category: 'NODE_CONDITION', severity: 'warning', action: 'none' });
+    expect(v.findings).toHaveLength(1);
+    expect(v.findings[0]).toMatchObject({ kind: 'condition', key: `condition:${condition.type}` });
+    expect(v.findings[0]?.gpu).toBeUndefined();
+    expect(v.findings[0]?.ambiguous).toBeUndefined();
+    expect(v.explanation).toContain('not a GPU fault');
+  });
+
+  it.each([
+    [{ type: 'KernelReady', status: 'True' as const, reason: 'KernelIsReady' }],
+    [{ type: 'NetworkingReady', status: 'Unknown' as const }],
+    [{ type: 'KernelDeadlock', status: 'False' as const, reason: 'KernelHasNoDeadlock' }],
+    [{ type: 'SomeVendorFlag', status: 'True' as const }],
+  ])('condition %o is nothing', (condition) => {
+    expect(classifySnapshot(snap([], { conditions: [condition] }), ctx).category).toBe('HEALTHY');
+  });
+
+  it('a node problem beside a GPU fault: the GPU fault leads the verdict, both are findings', () => {
+    const v = classifySnapshot(
+      snap([{ index: 0, xidLast: 79 }], {
+        conditions: [
+          { type: 'KernelReady', status: 'False', reason: 'KernelBug' },
+          { type: 'AcceleratedHardwareReady', status: 'False', reason: 'NvidiaXID79Error' },
+        ],
+      }),
+      ctx,
+    );
+    expect(v.category).toBe('XID_CRITICAL_79');
+    expect(v.findings.map((f) => f.category).sort()).toEqual(['NODE_CONDITION', 'XID_CRITICAL_79']);
+  });
+
   it('unparsed text is an ambiguous UNKNOWN info finding for the LLM', () => {
     const v = classifySnapshot(snap([{ index: 0 }], { unparsed: ['something strange'] }), ctx);
     expect(v).toMatchObject({ category: 'UNKNOWN', severity: 'info', action: 'none' });
