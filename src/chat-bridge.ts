@@ -4,6 +4,7 @@
  * replies and root updates. Lives in the composition layer: Slack code never imports the store.
  */
 import type { ProgressEvent } from './domain/events.js';
+import { gpuSeverity, isNodeProblem } from './domain/finding.js';
 import { type Incident, isOpen } from './domain/incident.js';
 import type { Logger } from './log/logger.js';
 import type { Runtime } from './runtime.js';
@@ -41,9 +42,11 @@ export function createChatPort(rt: Runtime): ChatPort {
       const counts = { healthy: 0, warning: 0, critical: 0, unknown: 0 };
       for (const n of nodes) {
         const r = rt.lastScan.get(n.name);
+        // GPU health: a node problem (NODE_CONDITION) is listed on its own, not counted as a GPU warning.
+        const severity = r ? gpuSeverity(r.verdict.findings) : undefined;
         if (!r || r.snapshot.error) counts.unknown++;
-        else if (r.verdict.severity === 'critical') counts.critical++;
-        else if (r.verdict.severity === 'warning') counts.warning++;
+        else if (severity === 'critical') counts.critical++;
+        else if (severity === 'warning') counts.warning++;
         else counts.healthy++;
       }
       const open = store.incidents.listOpen();
@@ -106,6 +109,7 @@ export function createChatPort(rt: Runtime): ChatPort {
           utilizationPct: g.utilizationPct,
         })),
         openIncident: open[0],
+        nodeProblems: (scan?.verdict.findings ?? []).filter(isNodeProblem).map((f) => f.explanation),
         exclusion: store.exclusions.get(name, Date.now()),
         lastActions: store.audit.list({ node: name, limit: 10 }),
       };

@@ -47,6 +47,15 @@ export function isNodeProblem(f: { category: string }): boolean {
   return f.category === NODE_CONDITION;
 }
 
+/** The node's GPU severity: its most severe finding that is not a node problem ('healthy' when none). */
+export function gpuSeverity(findings: readonly Pick<Finding, 'category' | 'severity'>[]): Severity {
+  let worst: Severity = 'healthy';
+  for (const f of findings) {
+    if (!isNodeProblem(f) && severityRank[f.severity] > severityRank[worst]) worst = f.severity;
+  }
+  return worst;
+}
+
 export interface Finding {
   kind: FindingKind;
   /** `XID_CRITICAL_79`, `ECC_ERROR`, `GPU_MISSING`, an operator's custom category … */
