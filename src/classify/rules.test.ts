@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { snapshotFromDump } from '../collect/parse/dump.js';
+import { gpuSeverity } from '../domain/finding.js';
 import type { GpuSample, NodeSnapshot } from '../domain/gpu.js';
 import { type ClassificationPolicy, defaultClassificationPolicy } from '../domain/policy.js';
 import { loadDcgmFrCatalog, loadXidCatalog } from './catalog.js';
@@ -351,6 +352,13 @@ describe('GPU count, conditions, collection errors, unparsed text', () => {
     [{ type: 'SomeVendorFlag', status: 'True' as const }],
   ])('condition %o is nothing', (condition) => {
     expect(classifySnapshot(snap([], { conditions: [condition] }), ctx).category).toBe('HEALTHY');
+  });
+
+  it("gpuSeverity leaves node problems out of a node's GPU health", () => {
+    const kernel = { type: 'KernelReady', status: 'False' as const, reason: 'KernelBug' };
+    expect(gpuSeverity(classifySnapshot(snap([], { conditions: [kernel] }), ctx).findings)).toBe('healthy');
+    const both = classifySnapshot(snap([{ index: 0, xidLast: 13 }], { conditions: [kernel] }), ctx);
+    expect(gpuSeverity(both.findings)).toBe('warning');
   });
 
   it('a node problem beside a GPU fault: the GPU fault leads the verdict, both are findings', () => {
