@@ -5,6 +5,7 @@
  */
 import { type CoverageInput, signalCoverage } from './domain/coverage.js';
 import type { ProgressEvent } from './domain/events.js';
+import { gpuSeverity, isNodeProblem } from './domain/finding.js';
 import { type Incident, isOpen } from './domain/incident.js';
 import type { Logger } from './log/logger.js';
 import type { Runtime } from './runtime.js';
@@ -44,9 +45,11 @@ export function createChatPort(rt: Runtime): ChatPort {
       for (const n of nodes) {
         const r = rt.lastScan.get(n.name);
         if (r) reads.push(r.snapshot);
+        // GPU health: a node problem (NODE_CONDITION) is listed on its own, not counted as a GPU warning.
+        const severity = r ? gpuSeverity(r.verdict.findings) : undefined;
         if (!r || r.snapshot.error) counts.unknown++;
-        else if (r.verdict.severity === 'critical') counts.critical++;
-        else if (r.verdict.severity === 'warning') counts.warning++;
+        else if (severity === 'critical') counts.critical++;
+        else if (severity === 'warning') counts.warning++;
         else counts.healthy++;
       }
       const open = store.incidents.listOpen();
@@ -118,6 +121,7 @@ export function createChatPort(rt: Runtime): ChatPort {
           utilizationPct: g.utilizationPct,
         })),
         openIncident: open[0],
+        nodeProblems: (scan?.verdict.findings ?? []).filter(isNodeProblem).map((f) => f.explanation),
         exclusion: store.exclusions.get(name, Date.now()),
         lastActions: store.audit.list({ node: name, limit: 10 }),
         ...(scan?.snapshot.signals ? { signals: scan.snapshot.signals } : {}),

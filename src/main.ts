@@ -31,7 +31,8 @@ import { kindOf } from './remediate/services.js';
 import type { Store } from './store/index.js';
 
 export const EXPORTER_SELECTORS = ['app=nvidia-dcgm-exporter', 'app.kubernetes.io/name=dcgm-exporter'];
-export const DCGM_SERVER_SELECTOR = 'k8s-app=dcgm-server';
+/** DCGM host-engine pods: the EKS node monitoring agent's `dcgm-server`, the GPU Operator's `nvidia-dcgm`. */
+export const DCGM_SERVER_SELECTORS = ['k8s-app=dcgm-server', 'app=nvidia-dcgm'];
 const MAX_SCRAPE_BYTES = 16 * 1024 * 1024;
 
 export interface Sensing {
@@ -71,7 +72,11 @@ export function createSensing(
   const serverPods =
     source === 'exporter'
       ? undefined
-      : new PodIndex(kc, { namespace: 'kube-system', selectors: [DCGM_SERVER_SELECTOR], logger });
+      : new PodIndex(kc, {
+          namespace: config.dcgm.server.namespace,
+          selectors: config.dcgm.server.selector ? [config.dcgm.server.selector] : DCGM_SERVER_SELECTORS,
+          logger,
+        });
   const timeoutMs = config.monitor.scanTimeoutSeconds * 1000;
   const http = new RawHttpClient(kc, Math.max(8, config.monitor.scanConcurrency));
   const exporter = exporterPods

@@ -13,7 +13,7 @@ import { LambdaFunctionInvoker } from './aws/lambda.js';
 import { SnsTopicPublisher } from './aws/sns.js';
 import type { Config } from './config/config.js';
 import { ProgressBus } from './domain/events.js';
-import type { Verdict } from './domain/finding.js';
+import { gpuSeverity, type Verdict } from './domain/finding.js';
 import type { CollectionError, GpuSample, SignalFamily } from './domain/gpu.js';
 import type { Incident } from './domain/incident.js';
 import type { GpuNode } from './domain/node.js';
@@ -270,9 +270,11 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     const breakerOpen = status.breaker.open || status.paused.open;
     metrics.breakerOpen.set(breakerOpen ? 1 : 0);
     if (sensing.watcher.isSynced) {
-      const unhealthy = [...lastScan.values()].filter(
-        (r) => r.verdict.severity === 'critical' || r.verdict.severity === 'warning',
-      ).length;
+      // GPU health only: a node problem (NODE_CONDITION) does not make a GPU node unhealthy.
+      const unhealthy = [...lastScan.values()].filter((r) => {
+        const severity = gpuSeverity(r.verdict.findings);
+        return severity === 'critical' || severity === 'warning';
+      }).length;
       notifier?.publishClusterMetrics({ unhealthyGpuNodes: unhealthy, breakerOpen });
     }
   };

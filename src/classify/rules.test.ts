@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { snapshotFromDump } from '../collect/parse/dump.js';
+import { gpuSeverity } from '../domain/finding.js';
 import type { GpuSample, NodeSnapshot } from '../domain/gpu.js';
 import { type ClassificationPolicy, defaultClassificationPolicy } from '../domain/policy.js';
 import { loadDcgmFrCatalog, loadXidCatalog } from './catalog.js';
@@ -395,6 +396,53 @@ describe('GPU count, conditions, collection errors, unparsed text', () => {
     [{ type: 'GPUProblem', status: 'False' as const, reason: 'NoProblem' }],
   ])('condition %o is not a GPU fault', (condition) => {
     expect(classifySnapshot(snap([], { conditions: [condition] }), ctx).category).toBe('HEALTHY');
+  });
+
+  it.each([
+    [{ type: 'KernelReady', status: 'False' as const, reason: 'KernelBug', message: 'BUG: soft lockup' }],
+    [{ type: 'NetworkingReady', status: 'False' as const, reason: 'InterfaceNotUp' }],
+    [{ type: 'StorageReady', status: 'False' as const, reason: 'IODelays' }],
+    [{ type: 'ContainerRuntimeReady', status: 'False' as const, reason: 'PodStuckTerminating' }],
+    [{ type: 'KernelDeadlock', status: 'True' as const, reason: 'DockerHung' }],
+    [{ type: 'ReadonlyFilesystem', status: 'True' as const, reason: 'FilesystemIsReadOnly' }],
+  ])('condition %o is a node problem: one NODE_CONDITION warning, alert only, keyed by type', (condition) => {
+    const v = classifySnapshot(snap([], { source: 'conditions', conditions: [condition] }), ctx);
+    expect(v).toMatchObject({ category: 'NODE_CONDITION', severity: 'warning', action: 'none' });
+    expect(v.findings).toHaveLength(1);
+    expect(v.findings[0]).toMatchObject({ kind: 'condition', key: `condition:${condition.type}` });
+    expect(v.findings[0]?.gpu).toBeUndefined();
+    expect(v.findings[0]?.ambiguous).toBeUndefined();
+    expect(v.explanation).toContain('not a GPU fault');
+  });
+
+  it.each([
+    [{ type: 'KernelReady', status: 'True' as const, reason: 'KernelIsReady' }],
+    [{ type: 'NetworkingReady', status: 'Unknown' as const }],
+    [{ type: 'KernelDeadlock', status: 'False' as const, reason: 'KernelHasNoDeadlock' }],
+    [{ type: 'SomeVendorFlag', status: 'True' as const }],
+  ])('condition %o is nothing', (condition) => {
+    expect(classifySnapshot(snap([], { conditions: [condition] }), ctx).category).toBe('HEALTHY');
+  });
+
+  it("gpuSeverity leaves node problems out of a node's GPU health", () => {
+    const kernel = { type: 'KernelReady', status: 'False' as const, reason: 'KernelBug' };
+    expect(gpuSeverity(classifySnapshot(snap([], { conditions: [kernel] }), ctx).findings)).toBe('healthy');
+    const both = classifySnapshot(snap([{ index: 0, xidLast: 13 }], { conditions: [kernel] }), ctx);
+    expect(gpuSeverity(both.findings)).toBe('warning');
+  });
+
+  it('a node problem beside a GPU fault: the GPU fault leads the verdict, both are findings', () => {
+    const v = classifySnapshot(
+      snap([{ index: 0, xidLast: 79 }], {
+        conditions: [
+          { type: 'KernelReady', status: 'False', reason: 'KernelBug' },
+          { type: 'AcceleratedHardwareReady', status: 'False', reason: 'NvidiaXID79Error' },
+        ],
+      }),
+      ctx,
+    );
+    expect(v.category).toBe('XID_CRITICAL_79');
+    expect(v.findings.map((f) => f.category).sort()).toEqual(['NODE_CONDITION', 'XID_CRITICAL_79']);
   });
 
   it('unparsed text is an ambiguous UNKNOWN info finding for the LLM', () => {

@@ -22,6 +22,7 @@ import {
   type Action,
   type Finding,
   type FindingKind,
+  NODE_CONDITION,
   type Severity,
   severityRank,
   type Verdict,
@@ -541,20 +542,55 @@ const STANDARD_CONDITIONS = new Set([
   'NetworkUnavailable',
 ]);
 const GPU_CONDITION_RE = /gpu|xid|nvidia|nvlink|accelerat|dcgm|ecc/i;
+/** node-problem-detector's default problem conditions (True = a problem); none is about GPUs. */
+const NPD_NODE_PROBLEMS = new Set([
+  'KernelDeadlock',
+  'ReadonlyFilesystem',
+  'FrequentKubeletRestart',
+  'FrequentDockerRestart',
+  'FrequentContainerdRestart',
+  'CorruptDockerOverlay2',
+]);
 
-/** Is this condition reporting a problem? AcceleratedHardwareReady is healthy when True; NPD problem types when False. */
-function conditionProblem(c: NodeCondition): boolean {
-  if (STANDARD_CONDITIONS.has(c.type)) return false;
-  if (c.type === 'AcceleratedHardwareReady' || /Ready$/.test(c.type)) return c.status === 'False';
-  if (!GPU_CONDITION_RE.test(`${c.type} ${c.reason ?? ''}`)) return false;
-  return c.status === 'True';
+/**
+ * What a node condition reports: a GPU problem, a node problem, or nothing. GPU conditions are the EKS node
+ * monitoring agent's AcceleratedHardwareReady and NVIDIA's / node-problem-detector's GPU conditions (a type
+ * naming the GPU, NVIDIA, XID, NVLink, DCGM or ECC). The agent's other `*Ready` conditions (KernelReady,
+ * NetworkingReady, StorageReady, ContainerRuntimeReady) going False, and NPD's default node problems, are
+ * node problems: real, worth an alert, but no GPU fault.
+ */
+export function conditionProblem(c: NodeCondition): 'gpu' | 'node' | undefined {
+  if (STANDARD_CONDITIONS.has(c.type)) return undefined;
+  if (/Ready$/.test(c.type)) {
+    if (c.status !== 'False') return undefined;
+    return c.type === 'AcceleratedHardwareReady' || GPU_CONDITION_RE.test(c.type) ? 'gpu' : 'node';
+  }
+  if (c.status !== 'True') return undefined;
+  if (GPU_CONDITION_RE.test(`${c.type} ${c.reason ?? ''}`)) return 'gpu';
+  return NPD_NODE_PROBLEMS.has(c.type) ? 'node' : undefined;
 }
 
 function conditionFindings(snapshot: NodeSnapshot, xids: Map<string, XidObs>, ctx: RuleContext): Finding[] {
   const out: Finding[] = [];
   for (const c of snapshot.conditions ?? []) {
-    if (!conditionProblem(c)) continue;
+    const problem = conditionProblem(c);
+    if (!problem) continue;
     const evidence = `condition ${c.type}=${c.status}${c.reason ? ` reason=${c.reason}` : ''}${c.message ? ` message="${c.message}"` : ''}`;
+    if (problem === 'node') {
+      // One incident per condition type (a new reason is the same problem); the policy decides, alert only by default.
+      out.push(
+        finding(
+          'condition',
+          NODE_CONDITION,
+          'warning',
+          'none',
+          `condition:${c.type}`,
+          `Node condition ${c.type} is ${c.status}${c.reason ? ` (${c.reason})` : ''}: a node problem, not a GPU fault.`,
+          [evidence],
+        ),
+      );
+      continue;
+    }
     const xidMatch = /(?:Nvidia)?XID(\d+)/i.exec(`${c.reason ?? ''} ${c.type}`);
     if (xidMatch) {
       const xid = Number(xidMatch[1]);

@@ -6,7 +6,7 @@ import type { GpuNode } from '../domain/node.js';
 import { defaultClassificationPolicy } from '../domain/policy.js';
 import { podExecutor } from '../k8s/exec.js';
 import { toGpuNode } from '../k8s/node-mapper.js';
-import { SimCluster } from '../sim/cluster.js';
+import { SimCluster, type SimClusterOptions } from '../sim/cluster.js';
 import { attachExec, type SimExec, type SimExecHandler } from '../sim/exec-server.js';
 import { type SimK8sServer, startSimK8s } from '../sim/k8s-server.js';
 import { kubeconfigFor } from '../sim/kubeconfig.js';
@@ -15,6 +15,7 @@ import {
   createDcgmServerCollector,
   DCGM_SERVER_COMMANDS,
   type ExecPort,
+  kernelXidLines,
   type PodRef,
 } from './dcgm-server.js';
 
@@ -33,10 +34,8 @@ let collector: Collector;
 let nodes: string[];
 
 const findPod = (node: string): PodRef | undefined => {
-  const p = cluster
-    .listPods({ namespace: 'kube-system', nodeName: node })
-    .find((x) => x.metadata.labels?.['k8s-app'] === 'dcgm-server');
-  return p ? { namespace: 'kube-system', name: p.metadata.name } : undefined;
+  const p = cluster.dcgmServerPod(node);
+  return p ? { namespace: p.metadata.namespace ?? '', name: p.metadata.name } : undefined;
 };
 
 async function gpuNode(name: string): Promise<GpuNode> {
@@ -51,9 +50,8 @@ async function scan(name: string) {
   return { snapshot, verdict: classifySnapshot(snapshot, ctx) };
 }
 
-beforeEach(async () => {
-  override = undefined;
-  cluster = new SimCluster({ nodes: 3, dcgmServer: true });
+async function start(dcgmServer: SimClusterOptions['dcgmServer']): Promise<void> {
+  cluster = new SimCluster({ nodes: 3, dcgmServer });
   sim = await startSimK8s(cluster);
   simExec = attachExec(sim, cluster, (req) => override?.(req));
   kc = new KubeConfig();
@@ -63,6 +61,12 @@ beforeEach(async () => {
     .listNodes()
     .filter((n) => n.metadata.labels?.['nvidia.com/gpu.present'] === 'true')
     .map((n) => n.metadata.name);
+}
+
+beforeEach(async () => {
+  override = undefined;
+  // The stock EKS node monitoring agent pods: dcgmi, but no sh and no dmesg.
+  await start(true);
 });
 
 afterEach(async () => {
@@ -72,8 +76,14 @@ afterEach(async () => {
   sim.log.assertNoUnexpected();
 });
 
-describe('dcgm-server collector → rule classifier, through real exec', () => {
-  it('a healthy node reads as HEALTHY with every GPU, conditions and boot ID', async () => {
+const commandsRun = () => sim.log.find('execPod').map((r) => (r as { command?: string[] }).command ?? []);
+const kernelMissing = {
+  part: 'kernel_log',
+  reason: expect.stringContaining("`dmesg` is not in the pod's image"),
+};
+
+describe('dcgm-server collector → rule classifier, through real exec (stock shell-less agent pods)', () => {
+  it('a healthy node reads as HEALTHY with every GPU; kernel lines are a missing part, not a failure', async () => {
     const name = nodes[0] ?? '';
     const { snapshot, verdict } = await scan(name);
     expect(snapshot).toMatchObject({
@@ -90,11 +100,29 @@ describe('dcgm-server collector → rule classifier, through real exec', () => {
     expect(snapshot.gpus.every((g) => g.xidLast === 0 && g.eccDbeVolatile === 0 && g.health === 'pass')).toBe(
       true,
     );
+    expect(snapshot.signals).toEqual(['xid', 'ecc', 'health']);
+    expect(snapshot.missingParts).toEqual([kernelMissing]);
+    expect(snapshot.missingParts?.[0]?.reason).toContain('executable file not found in $PATH');
     expect(verdict.category).toBe('HEALTHY');
-    // One exec per command, all four recorded as pods/exec on the node's dcgm-server pod.
+    // One exec per command, all argv (no shell), on the node's dcgm-server pod.
     const execs = sim.log.find('execPod');
     expect(execs).toHaveLength(4);
     expect(new Set(execs.map((r) => (r as { name?: string }).name))).toEqual(new Set([findPod(name)?.name]));
+    expect(
+      commandsRun()
+        .map((c) => c[0])
+        .sort(),
+    ).toEqual(['dcgmi', 'dcgmi', 'dcgmi', 'dmesg']);
+  });
+
+  it('a binary found missing in a pod is not asked for again there; the part stays reported missing', async () => {
+    const name = nodes[0] ?? '';
+    await scan(name);
+    const again = await scan(name);
+    expect(again.snapshot.missingParts).toEqual([kernelMissing]);
+    expect(again.snapshot.gpus).toHaveLength(8);
+    expect(commandsRun().filter((c) => c[0] === 'dmesg')).toHaveLength(1);
+    expect(commandsRun().filter((c) => c[0] === 'dcgmi')).toHaveLength(6);
   });
 
   it('XID 79 on GPU 3 → XID_CRITICAL_79; 230 read as the last code, not 79 errors', async () => {
@@ -103,7 +131,7 @@ describe('dcgm-server collector → rule classifier, through real exec', () => {
     const { snapshot, verdict } = await scan(name);
     expect(snapshot.gpus[3]).toMatchObject({ index: 3, xidLast: 79 });
     expect(snapshot.gpus[3]?.xidCount).toBeUndefined();
-    expect(snapshot.logLines).toEqual([expect.stringMatching(/NVRM: Xid \(PCI:0000:86:00\): 79,/)]);
+    expect(snapshot.logLines).toBeUndefined();
     // The classifier names the fault; the remediation policy (not this) picks replace for XID 79.
     expect(verdict).toMatchObject({ category: 'XID_CRITICAL_79', severity: 'critical', xid: 79, gpu: 3 });
     expect(verdict.findings.filter((f) => f.category === 'XID_CRITICAL_79')).toHaveLength(1);
@@ -132,20 +160,70 @@ describe('dcgm-server collector → rule classifier, through real exec', () => {
     expect(verdict).toMatchObject({ category: 'GPU_HEALTH_ERROR', gpu: 6, severity: 'critical' });
   });
 
-  it('a GPU that fell off the bus is missing from DCGM → GPU_MISSING alongside the XID', async () => {
+  it('a GPU that fell off the bus is missing from DCGM → GPU_MISSING (its XID 79 is only in the kernel log)', async () => {
     const name = nodes[0] ?? '';
     cluster.injectXid(name, 2, 79);
     cluster.dropGpu(name, 2);
     const { snapshot, verdict } = await scan(name);
     expect(snapshot.gpus.map((g) => g.index)).toEqual([0, 1, 3, 4, 5, 6, 7]);
+    expect(verdict.findings.map((f) => f.category)).toEqual(['GPU_MISSING']);
+  });
+});
+
+describe('DCGM pods whose image has dmesg (GPU Operator nvidia-dcgm)', () => {
+  beforeEach(async () => {
+    simExec.close();
+    await sim.close();
+    cluster.close();
+    await start({ style: 'gpu-operator' });
+  });
+
+  it('reads the XID kernel lines with `dmesg` as argv, filtered here', async () => {
+    const name = nodes[1] ?? '';
+    cluster.injectXid(name, 3, 79);
+    const { snapshot, verdict } = await scan(name);
+    expect(findPod(name)?.namespace).toBe('gpu-operator');
+    expect(snapshot.logLines).toEqual([expect.stringMatching(/NVRM: Xid \(PCI:0000:86:00\): 79,/)]);
+    expect(snapshot.signals).toEqual(['xid', 'ecc', 'health', 'kernel_log']);
+    expect(snapshot.missingParts).toBeUndefined();
+    expect(verdict).toMatchObject({ category: 'XID_CRITICAL_79', gpu: 3 });
+    expect(commandsRun()).toContainEqual(['dmesg']);
+    expect(commandsRun().some((c) => c[0] === 'sh')).toBe(false);
+  });
+
+  it('a GPU that fell off the bus → GPU_MISSING alongside the XID 79 the kernel logged', async () => {
+    const name = nodes[0] ?? '';
+    cluster.injectXid(name, 2, 79);
+    cluster.dropGpu(name, 2);
+    const { verdict } = await scan(name);
     expect(verdict.findings.map((f) => f.category)).toEqual(
       expect.arrayContaining(['XID_CRITICAL_79', 'GPU_MISSING']),
     );
   });
 });
 
-describe('failures are snapshots, never throws', () => {
-  it('a failing dcgmi (host engine down) → error kind exec; the other outputs are kept; no GPU_MISSING', async () => {
+describe('kernelXidLines', () => {
+  it('keeps the last 20 lines that mention an XID, like grep -i xid | tail -20', () => {
+    const lines = Array.from(
+      { length: 30 },
+      (_, i) => `[${i}.0] NVRM: Xid (PCI:0000:01:00): 13, pid=${i}, x`,
+    );
+    const dmesg = [
+      '[0.1] Linux version 6.1',
+      ...lines,
+      '[99.0] eth0: link up',
+      '[99.1] nvidia-nvswitch0: SXid (PCI:0000:05:00.0): 20034, Fatal',
+    ].join('\n');
+    const kept = kernelXidLines(dmesg).split('\n');
+    expect(kept).toHaveLength(20);
+    expect(kept[0]).toContain('pid=11,');
+    expect(kept.at(-1)).toContain('SXid');
+    expect(kernelXidLines('[1.0] nothing here\n')).toBe('');
+  });
+});
+
+describe('parts fail independently; the node fails only without a GPU list', () => {
+  it('a failing `dcgmi discovery` → dcgmi_discovery missing; dmon still lists every GPU; no COLLECTION_FAILED', async () => {
     const name = nodes[0] ?? '';
     cluster.injectXid(name, 1, 48);
     override = (req) =>
@@ -157,25 +235,75 @@ describe('failures are snapshots, never throws', () => {
           }
         : undefined;
     const { snapshot, verdict } = await scan(name);
-    expect(snapshot.error?.kind).toBe('exec');
-    expect(snapshot.error?.message).toContain('dcgmi discovery -l');
-    expect(snapshot.error?.message).toContain(
-      'exited with code 255: Error: unable to establish a connection',
-    );
+    expect(snapshot.error).toBeUndefined();
+    expect(snapshot.gpus).toHaveLength(8);
     expect(snapshot.gpus[1]?.xidLast).toBe(48);
+    expect(snapshot.missingParts).toEqual([
+      {
+        part: 'dcgmi_discovery',
+        reason: expect.stringContaining(
+          '`dcgmi discovery -l` exited with code 255: Error: unable to establish a connection',
+        ),
+      },
+      kernelMissing,
+    ]);
     const categories = verdict.findings.map((f) => f.category);
     expect(categories).toContain('XID_CRITICAL_48');
+    expect(categories).not.toContain('COLLECTION_FAILED');
+    expect(categories).not.toContain('GPU_MISSING');
+  });
+
+  it('a failing `dcgmi health` → dcgmi_health missing and no health signal; the rest stands', async () => {
+    override = (req) =>
+      req.command[1] === 'health'
+        ? { stdout: '', stderr: 'Error: health watches not set\n', exitCode: 255 }
+        : undefined;
+    const { snapshot, verdict } = await scan(nodes[0] ?? '');
+    expect(snapshot.error).toBeUndefined();
+    expect(snapshot.signals).toEqual(['xid', 'ecc']);
+    expect(snapshot.missingParts?.map((m) => m.part)).toEqual(['dcgmi_health', 'kernel_log']);
+    expect(snapshot.gpus).toHaveLength(8);
+    expect(verdict.category).toBe('HEALTHY');
+  });
+
+  it('host engine down (every dcgmi fails) → error kind exec; health alone never reads as missing GPUs', async () => {
+    override = (req) =>
+      req.command[0] === 'dcgmi' && req.command[1] !== 'health'
+        ? { stdout: '', stderr: 'Error: unable to establish a connection\n', exitCode: 255 }
+        : undefined;
+    cluster.setHealth(nodes[0] ?? '', 2, 'warn', 'NVLink replay errors on GPU 2');
+    const { snapshot, verdict } = await scan(nodes[0] ?? '');
+    expect(snapshot.error?.kind).toBe('exec');
+    expect(snapshot.error?.message).toContain('no GPU list');
+    expect(snapshot.error?.message).toContain('dcgmi dmon -e 230,319 -c 1');
+    const categories = verdict.findings.map((f) => f.category);
     expect(categories).toContain('COLLECTION_FAILED');
     expect(categories).not.toContain('GPU_MISSING');
   });
 
-  it('garbage from discovery is a parse error and unparsed text, not missing GPUs', async () => {
+  it('garbage from discovery is a missing part and unparsed text, not missing GPUs', async () => {
     override = (req) =>
       req.command[1] === 'discovery' ? { stdout: 'segfault in libdcgm.so\n', exitCode: 0 } : undefined;
     const { snapshot, verdict } = await scan(nodes[0] ?? '');
-    expect(snapshot.error?.kind).toBe('parse');
+    expect(snapshot.error).toBeUndefined();
+    expect(snapshot.missingParts?.[0]).toEqual({
+      part: 'dcgmi_discovery',
+      reason: expect.stringContaining('no "GPUs found" line'),
+    });
     expect(snapshot.unparsed).toContain('segfault in libdcgm.so');
     expect(verdict.findings.map((f) => f.category)).not.toContain('GPU_MISSING');
+  });
+
+  it('a command wrapper answering 127 marks the binary unavailable there', async () => {
+    await start({ style: 'gpu-operator' });
+    override = (req) =>
+      req.command[0] === 'dmesg' ? { stdout: '', stderr: 'dmesg: not found\n', exitCode: 127 } : undefined;
+    const first = await scan(nodes[0] ?? '');
+    expect(first.snapshot.missingParts).toEqual([
+      { part: 'kernel_log', reason: expect.stringContaining('`dmesg` is not available in the pod') },
+    ]);
+    await scan(nodes[0] ?? '');
+    expect(commandsRun().filter((c) => c[0] === 'dmesg')).toHaveLength(1);
   });
 
   it('every command timing out → error kind timeout', async () => {
@@ -199,7 +327,7 @@ describe('failures are snapshots, never throws', () => {
     expect(snapshot.error?.message).toContain('kube-system/dcgm-server-gone: pod not found');
   });
 
-  it('no dcgm-server pod on the node → reported without any exec', async () => {
+  it('no DCGM pod on the node → reported without any exec', async () => {
     collector = createDcgmServerCollector({
       exec: podExecutor(kc),
       findPod: () => undefined,
@@ -208,7 +336,7 @@ describe('failures are snapshots, never throws', () => {
     const { snapshot } = await scan(nodes[0] ?? '');
     expect(snapshot.error).toEqual({
       kind: 'no-exporter',
-      message: `no dcgm-server pod on node ${nodes[0]}`,
+      message: `no DCGM host-engine pod on node ${nodes[0]}`,
     });
     expect(sim.log.find('execPod')).toEqual([]);
   });
@@ -225,8 +353,12 @@ describe('failures are snapshots, never throws', () => {
     expect(snapshot.error?.message).toContain('boom');
   });
 
-  it('runs the sample commands (dmon with both fields, health as JSON)', () => {
+  it('runs the sample commands as argv, never through a shell', () => {
     expect(DCGM_SERVER_COMMANDS.dmon).toEqual(['dcgmi', 'dmon', '-e', '230,319', '-c', '1']);
     expect(DCGM_SERVER_COMMANDS.health).toEqual(['dcgmi', 'health', '-c', '-j']);
+    expect(DCGM_SERVER_COMMANDS.kernel).toEqual(['dmesg']);
+    expect(
+      Object.values(DCGM_SERVER_COMMANDS).every((c) => !['sh', 'bash', '/bin/sh'].includes(c[0] ?? '')),
+    ).toBe(true);
   });
 });

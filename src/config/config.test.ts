@@ -109,6 +109,8 @@ describe('loadConfig defaults', () => {
       DCGM_SOURCE: 'dcgm-server',
       DCGM_ACCESS: 'direct',
       DCGM_NAMESPACE: 'gpu-operator',
+      DCGM_SERVER_NAMESPACE: 'eks-node-monitoring',
+      DCGM_SERVER_SELECTOR: 'k8s-app=dcgm-server,version=v1',
       SCAN_CONCURRENCY: '64',
       CLASSIFIER: 'rules',
       MAX_UNHEALTHY_NODES: '3',
@@ -129,6 +131,7 @@ describe('loadConfig defaults', () => {
       namespace: 'gpu-operator',
       port: 9400,
       selector: undefined,
+      server: { namespace: 'eks-node-monitoring', selector: 'k8s-app=dcgm-server,version=v1' },
     });
     expect(c.remediation.maxUnhealthyNodes).toBe(3);
     expect(c.notify.cloudwatch.perNode).toBe(true);
@@ -168,6 +171,7 @@ describe('loadConfig errors', () => {
     ['LOG_LEVEL', 'verbose', 'LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent'],
     ['DCGM_SOURCE', 'nvml', 'DCGM_SOURCE: expected one of auto, exporter, dcgm-server'],
     ['DCGM_ACCESS', 'ssh', 'DCGM_ACCESS: expected one of proxy, direct'],
+    ['DCGM_SERVER_NAMESPACE', 'Kube_System', 'DCGM_SERVER_NAMESPACE: expected a Kubernetes namespace name'],
     ['CLASSIFIER', 'gpt', 'CLASSIFIER: expected one of rules, hybrid, llm'],
     ['AWS_REGION', 'useast1', 'AWS_REGION: expected an AWS region'],
     ['SNS_TOPIC_ARN', 'arn:aws:sqs:us-east-1:123456789012:q', 'SNS_TOPIC_ARN: expected an SNS topic ARN'],

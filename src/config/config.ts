@@ -105,6 +105,8 @@ const EnvSchema = z.object({
   DCGM_SELECTOR: optionalString(),
   DCGM_ACCESS: oneOf(DcgmAccessModes, 'proxy'),
   DCGM_PORT: numberWithDefault({ integer: true, min: 1, max: 65535 }, 9400),
+  DCGM_SERVER_NAMESPACE: patterned(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Kubernetes namespace name'),
+  DCGM_SERVER_SELECTOR: optionalString(),
   SCAN_CONCURRENCY: positiveInt(32),
   SCAN_TIMEOUT: positiveSeconds(10),
 
@@ -171,6 +173,13 @@ export interface Config {
     readonly selector?: string;
     readonly access: DcgmAccess;
     readonly port: number;
+    /** DCGM host-engine pods for the dcgm-server source. */
+    readonly server: {
+      /** undefined ⇒ every namespace (the EKS node monitoring agent lives in its Helm release's namespace). */
+      readonly namespace?: string;
+      /** undefined ⇒ both `k8s-app=dcgm-server` (EKS node monitoring agent) and `app=nvidia-dcgm` (GPU Operator). */
+      readonly selector?: string;
+    };
   };
   readonly classifier: {
     readonly mode: ClassifierMode;
@@ -315,6 +324,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
       selector: e.DCGM_SELECTOR,
       access: e.DCGM_ACCESS,
       port: e.DCGM_PORT,
+      server: { namespace: e.DCGM_SERVER_NAMESPACE, selector: e.DCGM_SERVER_SELECTOR },
     },
     classifier: {
       mode: e.CLASSIFIER,

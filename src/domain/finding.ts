@@ -36,6 +36,26 @@ export const FindingKinds = [
 ] as const;
 export type FindingKind = (typeof FindingKinds)[number];
 
+/**
+ * A node condition that is not about the GPUs (the EKS node monitoring agent's KernelReady, NetworkingReady,
+ * StorageReady, ContainerRuntimeReady going False; node-problem-detector's KernelDeadlock …): a node problem,
+ * alerted, never a GPU fault — no GPU remediation by default, never counted by the GPU circuit breaker.
+ */
+export const NODE_CONDITION = 'NODE_CONDITION';
+
+export function isNodeProblem(f: { category: string }): boolean {
+  return f.category === NODE_CONDITION;
+}
+
+/** The node's GPU severity: its most severe finding that is not a node problem ('healthy' when none). */
+export function gpuSeverity(findings: readonly Pick<Finding, 'category' | 'severity'>[]): Severity {
+  let worst: Severity = 'healthy';
+  for (const f of findings) {
+    if (!isNodeProblem(f) && severityRank[f.severity] > severityRank[worst]) worst = f.severity;
+  }
+  return worst;
+}
+
 export interface Finding {
   kind: FindingKind;
   /** `XID_CRITICAL_79`, `ECC_ERROR`, `GPU_MISSING`, an operator's custom category … */

@@ -14,7 +14,7 @@ import {
 } from '../sim/exec-server.js';
 import { type SimK8sServer, startSimK8s } from '../sim/k8s-server.js';
 import { kubeconfigFor } from '../sim/kubeconfig.js';
-import { ExecError, execInPod } from './exec.js';
+import { ExecError, execInPod, isMissingCommandMessage } from './exec.js';
 
 let cluster: SimCluster;
 let sim: SimK8sServer;
@@ -37,7 +37,8 @@ const run = (pod: string, command: string[], extra: Partial<Parameters<typeof ex
 
 beforeEach(async () => {
   override = undefined;
-  cluster = new SimCluster({ nodes: 2, dcgmServer: true, workloads: true });
+  // The chart pinned to the Ubuntu-based image (a shell and dmesg), so the sample's pipeline can run.
+  cluster = new SimCluster({ nodes: 2, dcgmServer: { shell: true }, workloads: true });
   sim = await startSimK8s(cluster);
   simExec = attachExec(sim, cluster, (req) => override?.(req), { frameBytes: 512 });
   kc = new KubeConfig();
@@ -49,6 +50,23 @@ afterEach(async () => {
   await sim.close();
   cluster.close();
   sim.log.assertNoUnexpected();
+});
+
+describe('isMissingCommandMessage', () => {
+  it.each([
+    [
+      'Internal error occurred: error executing command in container: failed to exec in container: failed to start exec "0a1b": OCI runtime exec failed: exec failed: unable to start container process: exec: "sh": executable file not found in $PATH: unknown',
+      true,
+    ],
+    [
+      'OCI runtime exec failed: exec failed: container_linux.go:348: starting container process caused "exec: \\"/bin/bash\\": stat /bin/bash: no such file or directory": unknown',
+      true,
+    ],
+    ['exec: "/bin/sh": stat /bin/sh: no such file or directory', true],
+    ['error dialing backend: dial tcp 10.0.0.1:10250: i/o timeout', false],
+  ])('%s → %s', (message, missing) => {
+    expect(isMissingCommandMessage(message)).toBe(missing);
+  });
 });
 
 describe('execInPod with client-node Exec against the simulated API server', () => {
@@ -101,8 +119,15 @@ describe('execInPod with client-node Exec against the simulated API server', () 
   });
 
   it('surfaces a non-zero exit code with stderr, not as an error', async () => {
-    const r = await run(dcgmPod(gpuNode()), ['nvidia-smi', '-q']);
+    const r = await run(dcgmPod(gpuNode()), ['sh', '-c', 'nvidia-smi -q']);
     expect(r).toEqual({ stdout: '', stderr: 'nvidia-smi: command not found\n', exitCode: 127 });
+  });
+
+  it('a binary the image does not have is a missing-command error (the runtime InternalError), not an exit code', async () => {
+    const err = await run(dcgmPod(gpuNode()), ['nvidia-smi', '-q']).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ExecError);
+    expect(err).toMatchObject({ code: 'missing-command' });
+    expect((err as Error).message).toContain('exec: "nvidia-smi": executable file not found in $PATH');
   });
 
   it('a pod that does not exist is a clear not-found error', async () => {
@@ -134,7 +159,7 @@ describe('execInPod with client-node Exec against the simulated API server', () 
       status: 101,
       protocol: 'v5.channel.k8s.io',
       command: ['dcgmi', 'health', '-c', '-j'],
-      container: 'dcgm-server',
+      container: 'eks-node-monitoring-agent-dcgm',
       exitCode: 0,
     });
     expect(execs[1]).toMatchObject({ name: 'missing-pod', status: 404, subresource: 'exec' });

@@ -25,6 +25,7 @@ export const ExecErrorCodes = [
   'too-large',
   'protocol',
   'closed',
+  'missing-command',
   'failed',
 ] as const;
 export type ExecErrorCode = (typeof ExecErrorCodes)[number];
@@ -61,6 +62,18 @@ export interface ExecOutput {
 }
 
 const DEFAULT_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The runtime could not start argv[0] because the image does not have it. containerd (through the kubelet's
+ * InternalError) says `exec: "sh": executable file not found in $PATH`; older runtimes
+ * `stat /bin/sh: no such file or directory`.
+ */
+const MISSING_COMMAND_RE =
+  /executable file not found in \$PATH|exec: \\?"[^"\\]*\\?": stat [^:]+: no such file or directory/;
+
+export function isMissingCommandMessage(message: string): boolean {
+  return MISSING_COMMAND_RE.test(message);
+}
 
 /** The exit code a v4/v5 Status carries: 0 for Success, the ExitCode cause for NonZeroExitCode. */
 export function exitCodeOf(status: V1Status): number | undefined {
@@ -116,10 +129,11 @@ export function execInPod(kc: KubeConfig, opts: ExecInPodOptions): Promise<ExecO
       if (!status || !ended.stdout || !ended.stderr) return;
       const exitCode = exitCodeOf(status);
       if (exitCode === undefined) {
+        const said = status.message ?? status.reason ?? 'exec failed';
         finish(
           new ExecError(
-            'failed',
-            `${target}: ${status.message ?? status.reason ?? 'exec failed'} (${status.status ?? 'no status'})`,
+            isMissingCommandMessage(said) ? 'missing-command' : 'failed',
+            `${target}: ${said} (${status.status ?? 'no status'})`,
           ),
         );
         return;

@@ -12,7 +12,7 @@ import {
   type SignalCoverage,
   signalCoverage,
 } from '../domain/coverage.js';
-import type { Finding, Verdict } from '../domain/finding.js';
+import { type Finding, gpuSeverity, type Verdict } from '../domain/finding.js';
 import type { CollectionError, NodeSnapshot } from '../domain/gpu.js';
 import type { Incident, PolicyMode, RemediationAction } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
@@ -301,9 +301,11 @@ export class Monitor {
       m.scanDuration.observe(durationMs / 1000);
       const counts = { healthy: 0, warning: 0, critical: 0, unknown: 0 };
       for (const r of summaries) {
+        // GPU health: a node problem (NODE_CONDITION) alone leaves the node's GPUs healthy.
+        const severity = gpuSeverity(r.verdict.findings);
         if (r.error) counts.unknown++;
-        else if (r.verdict.severity === 'critical') counts.critical++;
-        else if (r.verdict.severity === 'warning') counts.warning++;
+        else if (severity === 'critical') counts.critical++;
+        else if (severity === 'warning') counts.warning++;
         else counts.healthy++;
       }
       for (const [verdict, n] of Object.entries(counts)) m.nodes.set({ verdict }, n);

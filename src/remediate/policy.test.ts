@@ -50,6 +50,18 @@ describe('decide: the default table (DESIGN §4)', () => {
     ['NVLink warning', fault('nvlink', 'warning'), 'none', 'off'],
     ['collection failed', fault('collection', 'critical', { category: 'COLLECTION_FAILED' }), 'none', 'off'],
     [
+      'node condition (KernelReady=False)',
+      fault('condition', 'warning', { category: 'NODE_CONDITION', faultKey: 'condition:KernelReady' }),
+      'none',
+      'off',
+    ],
+    [
+      'node condition, even if something rated it critical',
+      fault('condition', 'critical', { category: 'NODE_CONDITION', recommendedAction: 'reboot' }),
+      'none',
+      'off',
+    ],
+    [
       'custom critical category asking replace',
       fault('unknown', 'critical', { recommendedAction: 'replace' }),
       'replace',
@@ -80,6 +92,14 @@ describe('decide: rules', () => {
     const d = decide(fault('xid', 'critical', { xid: 79 }), policy, clean, now);
     expect([d.action, d.mode]).toEqual(['cordon', 'approve']);
     expect(d.reason).toContain('rule 2');
+  });
+
+  it('a policy rule may act on a node condition (NODE_CONDITION is alert only by default, not by law)', () => {
+    const policy = testPolicy({
+      rules: [{ match: { category: 'NODE_CONDITION' }, action: 'cordon', mode: 'approve' }],
+    });
+    const d = decide(fault('condition', 'warning', { category: 'NODE_CONDITION' }), policy, clean, now);
+    expect([d.action, d.mode]).toEqual(['cordon', 'approve']);
   });
 
   it('a rule can carry force', () => {

@@ -2,7 +2,13 @@
  * The policy decision (DESIGN §4): what to do about one fault on one node, and whether a human must say yes.
  * Pure: the caller gathers the node's remediation history (history.ts) and the time.
  */
-import type { Action, ClassificationSource, FindingKind, Severity } from '../domain/finding.js';
+import {
+  type Action,
+  type ClassificationSource,
+  type FindingKind,
+  NODE_CONDITION,
+  type Severity,
+} from '../domain/finding.js';
 import type { PolicyMode, RemediationAction } from '../domain/incident.js';
 import type { Policy, RemediationRule } from '../domain/policy.js';
 
@@ -64,6 +70,15 @@ export function defaultDecision(fault: FaultInput): Decision {
       action: 'none',
       mode: 'off',
       reason: 'Could not collect GPU data: alert only, nothing is known to be wrong.',
+    };
+  }
+  if (fault.category === NODE_CONDITION) {
+    // Kernel, network, storage, runtime: no GPU repair is known to help. A policy rule may still act on it.
+    return {
+      action: 'none',
+      mode: 'off',
+      reason:
+        'A node problem, not a GPU fault: alert only (a policy rule for NODE_CONDITION can choose an action).',
     };
   }
   if (fault.severity !== 'critical') {

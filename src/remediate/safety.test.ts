@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkSafety, type SafetyInput, shouldTripBreaker } from './safety.js';
+import { breakerNodes, checkSafety, type SafetyInput, shouldTripBreaker } from './safety.js';
 
 const now = Date.parse('2025-01-02T00:00:00Z');
 const base: SafetyInput = {
@@ -87,5 +87,47 @@ describe('shouldTripBreaker', () => {
     });
     expect(r.trip).toBe(true);
     expect(r.message).toContain('/gpu resume');
+  });
+});
+
+describe('breakerNodes: what the GPU circuit breaker counts', () => {
+  const since = now - 600_000;
+  const inc = (
+    node: string,
+    category: string,
+    severity: 'warning' | 'critical',
+    state = 'detected' as const,
+  ) => ({
+    node,
+    category,
+    severity,
+    state,
+    lastSeen: now,
+  });
+
+  it('counts recent critical GPU incidents and remediations in flight, once per node', () => {
+    const nodes = breakerNodes(
+      [
+        inc('a', 'XID_CRITICAL_79', 'critical'),
+        inc('a', 'ECC_ERROR', 'critical'),
+        { ...inc('b', 'XID_WARNING_13', 'warning'), state: 'rebooting' as const },
+        inc('c', 'XID_WARNING_13', 'warning'),
+        { ...inc('d', 'GPU_MISSING', 'critical'), lastSeen: since - 1 },
+      ],
+      since,
+    );
+    expect([...nodes].sort()).toEqual(['a', 'b']);
+  });
+
+  it('never counts a node problem (NODE_CONDITION), even critical or being acted on by a policy rule', () => {
+    const nodes = breakerNodes(
+      [
+        inc('k1', 'NODE_CONDITION', 'warning'),
+        inc('k2', 'NODE_CONDITION', 'critical'),
+        { ...inc('k3', 'NODE_CONDITION', 'warning'), state: 'cordoned' as const },
+      ],
+      since,
+    );
+    expect(nodes.size).toBe(0);
   });
 });

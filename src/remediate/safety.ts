@@ -2,8 +2,10 @@
  * Safety limits (DESIGN §4): pure checks that decide whether a remediation may start now.
  * The services gather the numbers from the stores; the breaker's open/closed state is persisted by them.
  */
-import type { RemediationAction } from '../domain/incident.js';
+import { isNodeProblem } from '../domain/finding.js';
+import type { Incident, RemediationAction } from '../domain/incident.js';
 import type { Exclusion } from '../domain/ports.js';
+import { isWorking } from './state-machine.js';
 
 export const SafetyLimits = ['concurrency', 'breaker', 'rate', 'excluded', 'opt_out'] as const;
 export type SafetyLimit = (typeof SafetyLimits)[number];
@@ -89,6 +91,23 @@ export interface BreakerInput {
   gpuNodeCount: number;
   maxUnhealthyPercent: number;
   maxUnhealthyNodes?: number;
+}
+
+/**
+ * The GPU nodes the breaker counts: a recent critical open incident, or a remediation in flight. Node problems
+ * (NODE_CONDITION: kernel, network, storage, runtime) are never counted — a fleet-wide kernel or network issue
+ * is not a fleet of broken GPUs, and must not pause GPU repairs — even when a policy rule acts on them.
+ */
+export function breakerNodes(
+  open: readonly Pick<Incident, 'node' | 'category' | 'severity' | 'state' | 'lastSeen'>[],
+  since: number,
+): Set<string> {
+  const nodes = new Set<string>();
+  for (const i of open) {
+    if (isNodeProblem(i)) continue;
+    if (isWorking(i.state) || (i.severity === 'critical' && i.lastSeen >= since)) nodes.add(i.node);
+  }
+  return nodes;
 }
 
 /** Trips when MORE than maxUnhealthyPercent of GPU nodes (or more than maxUnhealthyNodes) are affected. */

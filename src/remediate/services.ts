@@ -24,7 +24,7 @@ import type {
   RunPlan,
   StepStore,
 } from './ports.js';
-import { checkSafety, type SafetyLimit, shouldTripBreaker } from './safety.js';
+import { breakerNodes, checkSafety, type SafetyLimit, shouldTripBreaker } from './safety.js';
 import { claimState, isWorking, PendingStates, PlanStep, WorkingStates } from './state-machine.js';
 
 export const ServiceActions = [
@@ -837,14 +837,9 @@ export class RemediationServices {
     }
   }
 
-  /** Distinct GPU nodes with a recent critical open incident or a remediation in flight. */
+  /** Distinct GPU nodes with a recent critical open incident or a remediation in flight (node problems aside). */
   private unhealthyNodes(now: number): number {
-    const since = now - this.safety.breakerWindowMs;
-    const nodes = new Set<string>();
-    for (const i of this.deps.incidents.list({ open: true })) {
-      if (isWorking(i.state) || (i.severity === 'critical' && i.lastSeen >= since)) nodes.add(i.node);
-    }
-    return nodes.size;
+    return breakerNodes(this.deps.incidents.list({ open: true }), now - this.safety.breakerWindowMs).size;
   }
 
   private recentStarts(now: number): number[] {

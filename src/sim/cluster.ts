@@ -28,8 +28,9 @@ import {
   type DaemonSetSpec,
   DCGM_EXPORTER_NAMESPACE,
   DCGM_EXPORTER_PORT,
-  DCGM_SERVER_DAEMONSET,
+  type DcgmServerSpec,
   daemonSetPod,
+  dcgmServerSpec,
   isDaemonSetPod,
   isMirrorPod,
   jobCondition,
@@ -38,6 +39,7 @@ import {
   pytorchJob,
   pytorchJobPod,
   type ReplicaType,
+  type SimDcgmServerOptions,
   servingPdb,
   servingPod,
 } from './workloads.js';
@@ -63,7 +65,11 @@ export interface SimClusterOptions {
   /** Graceful termination of an evicted/deleted pod: deletionTimestamp first, gone after this. */
   podTerminationMs?: number;
   workloads?: boolean;
-  dcgmServer?: boolean;
+  /**
+   * Also run DCGM host-engine pods for the dcgm-server source: `true` = the EKS node monitoring agent's stock
+   * `dcgm-server` pods (kube-system, shell-less image), or the style / namespace / shell to run.
+   */
+  dcgmServer?: boolean | SimDcgmServerOptions;
   /**
    * The exporters' counters file: `stock` (default: dcgm-exporter's default-counters.csv, no ECC, retired
    * pages, NVLink errors, XID counts or health) or `full` (gpu-medic's counters CSV). Per node: setCounters.
@@ -215,6 +221,8 @@ export class SimCluster implements CloudEffects {
   private readonly systemGroup: NodeGroup;
   private readonly karpenterGroup: NodeGroup;
   private readonly gpuShapes: GpuShape[];
+  /** The DCGM host-engine DaemonSet, when `dcgmServer` is on. */
+  readonly dcgmServer: DcgmServerSpec | undefined;
   private servingRs = { name: 'inference-6f9c8d7b5', uid: '' };
   private pendingTimer?: SimTimer;
   /** Keys of pods waiting for a node. */
@@ -261,6 +269,7 @@ export class SimCluster implements CloudEffects {
       gpu: false,
     };
     this.karpenterGroup = { kind: 'karpenter', pool: 'gpu', instanceType: it };
+    this.dcgmServer = dcgmServerSpec(this.opts.dcgmServer);
     for (const ds of this.daemonSets()) this.dsUids.set(ds.name, this.rng.uuid());
     this.servingRs.uid = this.rng.uuid();
 
@@ -337,6 +346,21 @@ export class SimCluster implements CloudEffects {
       return out;
     }
     return this.store.list<KubePod>('pods', filter.namespace);
+  }
+
+  /** Is this pod one of the DCGM host-engine pods (the `dcgmServer` DaemonSet's)? */
+  isDcgmServerPod(pod: KubePod): boolean {
+    const ds = this.dcgmServer;
+    if (!ds || pod.metadata.namespace !== ds.namespace) return false;
+    return Object.entries(ds.labels).every(([k, v]) => pod.metadata.labels?.[k] === v);
+  }
+
+  /** The DCGM host-engine pod of a node, if the cluster runs them. */
+  dcgmServerPod(node: string): KubePod | undefined {
+    const ds = this.dcgmServer;
+    if (!ds) return undefined;
+    const p = this.podsOn({ nodeName: node, namespace: ds.namespace }).find((x) => this.isDcgmServerPod(x));
+    return p ? structuredClone(p) : undefined;
   }
 
   /** The dcgm-exporter pod of a node, if it has one. */
@@ -843,7 +867,7 @@ export class SimCluster implements CloudEffects {
   }
 
   private daemonSets(): DaemonSetSpec[] {
-    return this.opts.dcgmServer ? [...DAEMONSETS, DCGM_SERVER_DAEMONSET] : [...DAEMONSETS];
+    return this.dcgmServer ? [...DAEMONSETS, this.dcgmServer] : [...DAEMONSETS];
   }
 
   private newIp(): string {

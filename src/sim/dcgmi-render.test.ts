@@ -188,7 +188,7 @@ describe('runSimCommand (what a dcgm-server pod answers)', () => {
   });
 
   it.each([
-    [['nvidia-smi'], 127, 'nvidia-smi: command not found'],
+    [['sh', '-c', 'nvidia-smi'], 127, 'nvidia-smi: command not found'],
     [['sh', '-c', 'dmesg | frobnicate'], 127, 'frobnicate: command not found'],
     [['sh', '-c', 'dmesg | grep -i sxid'], 1, ''],
     [['dcgmi', 'dmon', '-e', '999', '-c', '1'], 255, 'Invalid field'],
@@ -200,11 +200,26 @@ describe('runSimCommand (what a dcgm-server pod answers)', () => {
     expect(r.stderr).toContain(stderr);
   });
 
-  it('outside a dcgm-server pod nothing exists', () => {
-    expect(runSimCommand(['dcgmi', 'discovery', '-l'], undefined)).toEqual({
-      stdout: '',
-      stderr: 'dcgmi: command not found\n',
-      exitCode: 127,
-    });
+  it('a binary missing from the image never starts (the runtime refuses it): no exit status of its own', () => {
+    const r = runSimCommand(['nvidia-smi'], host());
+    expect(r.startError).toMatch(/exec: "nvidia-smi": executable file not found in \$PATH: unknown$/);
+    expect(r.stdout).toBe('');
+  });
+
+  it('the EKS agent image has dcgmi but no sh or dmesg', () => {
+    const minimal = { ...host(), tools: new Set(['dcgmi', 'nv-hostengine']) };
+    expect(runSimCommand(['dcgmi', 'discovery', '-l'], minimal)).toMatchObject({ exitCode: 0 });
+    expect(runSimCommand(['sh', '-c', 'dmesg'], minimal).startError).toContain(
+      'exec: "sh": executable file not found',
+    );
+    expect(runSimCommand(['dmesg'], minimal).startError).toContain(
+      'exec: "dmesg": executable file not found',
+    );
+  });
+
+  it('outside a DCGM pod nothing exists', () => {
+    expect(runSimCommand(['dcgmi', 'discovery', '-l'], undefined).startError).toContain(
+      'exec: "dcgmi": executable file not found in $PATH',
+    );
   });
 });

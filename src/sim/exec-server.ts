@@ -8,8 +8,12 @@
  *   - an empty frame on the lowest writable channel right after the handshake (wsstream does that);
  *   - v4+: the v1 Status JSON on channel 3 at the end (Success, or NonZeroExitCode with an ExitCode cause);
  *     v1–v3: the error text on channel 3 only on failure. Then a normal close.
- * In dcgm-server pods the commands the AWS sample ran are answered from the pod's node GPU state.
+ * In DCGM host-engine pods the commands the AWS sample ran are answered from the pod's node GPU state, with only
+ * the binaries the pod's image has: the EKS node monitoring agent's image has `dcgmi` but no `sh` or `dmesg`.
+ * A command whose binary is not in the image never starts: as containerd reports it through the kubelet, the
+ * session ends with an InternalError Status ("… executable file not found in $PATH …"), not an exit code.
  */
+import { randomBytes } from 'node:crypto';
 import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -62,6 +66,11 @@ export interface SimExecResult {
   stdout: string;
   stderr?: string;
   exitCode: number;
+  /**
+   * The runtime could not start the command (a binary missing from the image): the session ends with an
+   * InternalError Status carrying this text, and no exit code.
+   */
+  startError?: string;
 }
 
 /**
@@ -251,6 +260,19 @@ export function attachExec(
       ws.close(1000);
       return;
     }
+    if (result.startError !== undefined) {
+      // kubelet: apierrors.NewInternalError(fmt.Errorf("error executing command in container: %v", err)).
+      const cause = `error executing command in container: ${result.startError}`;
+      const message = `Internal error occurred: ${cause}`;
+      if (v4)
+        send(
+          Channel.status,
+          Buffer.from(statusBody(500, 'InternalError', message, { causes: [{ message: cause }] })),
+        );
+      else send(Channel.status, Buffer.from(message));
+      ws.close(1000);
+      return;
+    }
     rec.exitCode = result.exitCode;
     if (wants.stdout && result.stdout) stream(Channel.stdout, result.stdout);
     if (wants.stderr && result.stderr) stream(Channel.stderr, result.stderr);
@@ -288,12 +310,14 @@ export function attachExec(
   };
 }
 
-/** The default behaviour: dcgm-server pods answer from their node; any other pod has none of these tools. */
+/** The default behaviour: DCGM host-engine pods answer from their node; any other pod has none of these tools. */
 function defaultExec(cluster: SimCluster, req: SimExecRequest): SimExecResult {
-  const isDcgmServer = req.pod.metadata.labels?.['k8s-app'] === 'dcgm-server';
-  if (!isDcgmServer || !req.node) return runSimCommand(req.command, undefined);
+  const ds = cluster.dcgmServer;
+  if (!ds || !cluster.isDcgmServerPod(req.pod) || !req.node) return runSimCommand(req.command, undefined);
   const gpus = cluster.gpuState(req.node).filter((g) => g.present);
-  return runSimCommand(req.command, { gpus, kernelLog: cluster.kernelLog(req.node) });
+  const host: DcgmHost = { gpus, kernelLog: cluster.kernelLog(req.node) };
+  if (ds.tools) host.tools = new Set(ds.tools);
+  return runSimCommand(req.command, host);
 }
 
 // ---------------------------------------------------------------- the command interpreter
@@ -302,11 +326,31 @@ export interface DcgmHost {
   /** GPUs DCGM can see (present ones). */
   gpus: SimGpu[];
   kernelLog: string[];
+  /** The binaries in the pod's image; undefined = an Ubuntu userland (sh, bash, dmesg, grep, tail, head, dcgmi). */
+  tools?: ReadonlySet<string>;
 }
+
+/** containerd's words, as the kubelet relays them, for an argv[0] that is not in the image. */
+export function runtimeNotFound(binary: string): string {
+  return `failed to exec in container: failed to start exec "${randomBytes(32).toString('hex')}": OCI runtime exec failed: exec failed: unable to start container process: exec: "${binary}": executable file not found in $PATH: unknown`;
+}
+
+const baseName = (path: string) => path.slice(path.lastIndexOf('/') + 1);
 
 type Stage = (input: string[] | undefined) => { out: string[]; err?: string; code: number };
 
-const SHELLS = new Set(['sh', 'bash', '/bin/sh', '/bin/bash', '/usr/bin/sh', '/usr/bin/bash']);
+const SHELLS = new Set(['sh', 'bash']);
+/** What an Ubuntu-based DCGM image (GPU Operator, dcgm-exporter) offers among the commands simulated here. */
+const USERLAND: ReadonlySet<string> = new Set([
+  'sh',
+  'bash',
+  'dmesg',
+  'grep',
+  'tail',
+  'head',
+  'dcgmi',
+  'nv-hostengine',
+]);
 
 /** Splits a `sh -c` script into pipeline stages of words; quotes group, `|` outside quotes separates. */
 export function splitPipeline(script: string): string[][] {
@@ -420,19 +464,26 @@ function tailHeadStage(name: 'tail' | 'head', args: string[], input: string[]): 
 }
 
 /**
- * Runs what the AWS sample ran in a dcgm-server pod: `dcgmi discovery|dmon|health`, and `dmesg` through
- * `grep`/`tail`/`head` pipelines under `sh -c`. Without a host (not a dcgm-server pod) nothing exists: 127.
+ * Runs what the AWS sample ran in a DCGM pod: `dcgmi discovery|dmon|health`, and `dmesg` alone or through
+ * `grep`/`tail`/`head` pipelines under `sh -c`, with only the binaries the image has. Without a host (not a
+ * DCGM pod) none of them exists.
  */
 export function runSimCommand(command: readonly string[], host: DcgmHost | undefined): SimExecResult {
   const [first, flag, script] = command;
-  const pipeline = first && SHELLS.has(first) && flag === '-c' ? splitPipeline(script ?? '') : [[...command]];
+  const has = (name: string) => host !== undefined && (host.tools ?? USERLAND).has(baseName(name));
+  // The runtime starts argv[0] itself: missing from the image, nothing runs at all.
+  if (first !== undefined && !has(first))
+    return { stdout: '', exitCode: 126, startError: runtimeNotFound(first) };
+  const pipeline =
+    first && SHELLS.has(baseName(first)) && flag === '-c' ? splitPipeline(script ?? '') : [[...command]];
   let input: string[] | undefined;
   let stderr = '';
   let code = 0;
-  for (const [name, ...args] of pipeline) {
-    if (!name) return { stdout: '', stderr: 'sh: syntax error: empty command\n', exitCode: 2 };
+  for (const [path, ...args] of pipeline) {
+    if (!path) return { stdout: '', stderr: 'sh: syntax error: empty command\n', exitCode: 2 };
+    const name = baseName(path);
     let r: ReturnType<Stage>;
-    if (!host) r = notFound(name);
+    if (!host || !has(name)) r = notFound(name);
     else if (name === 'dcgmi') r = dcgmiStage(args, host);
     else if (name === 'dmesg') r = { out: renderDmesg(host.kernelLog), code: 0 };
     else if (name === 'grep') r = grepStage(args, input ?? []);

@@ -165,8 +165,13 @@ describe('startSimulator options', () => {
 });
 
 describe('startSimulator with dcgmServer', () => {
-  it('serves exec into dcgm-server pods, where an injected XID shows in dmesg', async () => {
-    const sim = await startSimulator({ nodes: 1, slack: false, controlPort: false, dcgmServer: true });
+  it('serves exec into dcgm-server pods, where an injected XID shows in dmesg (an image with a shell)', async () => {
+    const sim = await startSimulator({
+      nodes: 1,
+      slack: false,
+      controlPort: false,
+      dcgmServer: { shell: true },
+    });
     try {
       expect(sim.exec).toBeDefined();
       const [node = ''] = gpuNodes(sim);
@@ -185,7 +190,7 @@ describe('startSimulator with dcgmServer', () => {
           .exec(
             'kube-system',
             pod?.metadata.name ?? '',
-            'dcgm-server',
+            'eks-node-monitoring-agent-dcgm',
             ['sh', '-c', 'dmesg | grep -i xid'],
             stdout,
             null,

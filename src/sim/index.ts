@@ -25,6 +25,7 @@ import { type K8sRecordedRequest, type SimK8sServer, startSimK8s } from './k8s-s
 import { writeKubeconfig } from './kubeconfig.js';
 import type { RecordedRequest } from './recorder.js';
 import { SIM_SLACK_BOT_TOKEN, type SimSlack, startSimSlack } from './slack-server.js';
+import type { SimDcgmServerOptions } from './workloads.js';
 
 export interface SimulatorOptions {
   /** GPU nodes (a non-GPU system node is added on top). Default 8. */
@@ -39,10 +40,11 @@ export interface SimulatorOptions {
   terminateDelayMs?: number;
   rescheduleDelayMs?: number;
   /**
-   * Also run the EKS node-monitoring agent's dcgm-server pods (the dcgm-server collector's source) and
-   * serve pod exec into them (exec-server.ts).
+   * Also run DCGM host-engine pods (the dcgm-server collector's source) and serve pod exec into them
+   * (exec-server.ts): `true` = the EKS node monitoring agent's stock shell-less `dcgm-server` pods; or a style
+   * (`eks-agent`, `gpu-operator`), namespace and whether the image has a shell.
    */
-  dcgmServer?: boolean;
+  dcgmServer?: boolean | SimDcgmServerOptions;
   /** Overrides simulated exec commands (a hang, huge output) when `dcgmServer` is on. */
   execHandler?: SimExecHandler;
   /** Training job, serving pods and PDB on the nodes. Default true. */

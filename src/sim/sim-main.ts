@@ -21,7 +21,18 @@ export const ChildOptions = z
     replaceDelayMs: z.number().min(0).optional(),
     terminateDelayMs: z.number().min(0).optional(),
     rescheduleDelayMs: z.number().min(0).optional(),
-    dcgmServer: z.boolean().optional(),
+    dcgmServer: z
+      .union([
+        z.boolean(),
+        z
+          .object({
+            style: z.enum(['eks-agent', 'gpu-operator']).optional(),
+            namespace: z.string().min(1).optional(),
+            shell: z.boolean().optional(),
+          })
+          .strict(),
+      ])
+      .optional(),
     workloads: z.boolean().optional(),
     gpuShapes: z.array(z.enum(GpuShapes)).min(1).optional(),
     timeSlicingReplicas: z.number().int().min(2).optional(),

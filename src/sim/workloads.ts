@@ -137,17 +137,88 @@ export const DAEMONSETS: readonly DaemonSetSpec[] = [
   },
 ];
 
-export const DCGM_SERVER_DAEMONSET: DaemonSetSpec = {
+/**
+ * The DCGM host-engine pods the dcgm-server source execs into, in the shapes real clusters run them
+ * (reference/real-clusters.md, "The DCGM exec path"). `tools` lists the binaries in the image; a spec
+ * without it has a full Ubuntu userland (sh, dmesg, grep, tail, head, dcgmi).
+ */
+export interface DcgmServerSpec extends DaemonSetSpec {
+  tools?: readonly string[];
+}
+
+/**
+ * The EKS node monitoring agent chart (aws/eks-node-monitoring-agent, templates/dcgm-daemonset.yaml): DaemonSet
+ * `dcgm-server` in the release namespace, labels `k8s-app: dcgm-server, version: v1`, container
+ * `eks-node-monitoring-agent-dcgm` running `/usr/bin/nv-hostengine` from the agent's own minimal image —
+ * `dcgmi` is there, `sh`, `dmesg`, `grep` and `tail` are not. The stock shape, so the simulator's default.
+ */
+export const DCGM_SERVER_DAEMONSET: DcgmServerSpec = {
   name: 'dcgm-server',
   namespace: 'kube-system',
-  labels: { 'k8s-app': 'dcgm-server' },
+  labels: { 'k8s-app': 'dcgm-server', version: 'v1' },
   container: {
-    name: 'dcgm-server',
-    image: '602401143452.dkr.ecr.us-east-1.amazonaws.com/eks/dcgm-server:v4.1.1-eksbuild.1',
+    name: 'eks-node-monitoring-agent-dcgm',
+    image: '602401143452.dkr.ecr.us-west-2.amazonaws.com/eks/eks-node-monitoring-agent:v1.7.0-eksbuild.1',
+    ports: [{ containerPort: 5555, protocol: 'TCP' }],
+  },
+  gpuOnly: true,
+  tools: ['nv-hostengine', 'dcgmi', 'eks-node-monitoring-agent'],
+};
+
+/** The same chart pinned back to the Ubuntu-based dcgm-exporter image (`dcgmAgent.image.tag`): it has a shell. */
+export const DCGM_SERVER_DAEMONSET_WITH_SHELL: DcgmServerSpec = {
+  name: 'dcgm-server',
+  namespace: 'kube-system',
+  labels: { 'k8s-app': 'dcgm-server', version: 'v1' },
+  container: {
+    name: 'eks-node-monitoring-agent-dcgm',
+    image:
+      '602401143452.dkr.ecr.us-west-2.amazonaws.com/eks/observability/dcgm-exporter:4.1.1-4.0.4-ubuntu22.04',
+    ports: [{ containerPort: 5555, protocol: 'TCP' }],
+  },
+  gpuOnly: true,
+};
+
+/** The GPU Operator's standalone host engine: `nvidia-dcgm` pods, label `app=nvidia-dcgm`, Ubuntu image. */
+export const GPU_OPERATOR_DCGM_DAEMONSET: DcgmServerSpec = {
+  name: 'nvidia-dcgm',
+  namespace: DCGM_EXPORTER_NAMESPACE,
+  labels: { app: 'nvidia-dcgm' },
+  container: {
+    name: 'nvidia-dcgm-ctr',
+    image: 'nvcr.io/nvidia/cloud-native/dcgm:4.2.3-1-ubuntu22.04',
     ports: [{ name: 'dcgm', containerPort: 5555, protocol: 'TCP' }],
   },
   gpuOnly: true,
 };
+
+export type SimDcgmStyle = 'eks-agent' | 'gpu-operator';
+
+export interface SimDcgmServerOptions {
+  /** Whose DCGM pods: the EKS node monitoring agent's `dcgm-server` (default) or the GPU Operator's `nvidia-dcgm`. */
+  style?: SimDcgmStyle;
+  /** Namespace of the pods (the agent chart installs into its release namespace). */
+  namespace?: string;
+  /** Whether the image has a shell and dmesg. Default: eks-agent false (stock chart), gpu-operator true. */
+  shell?: boolean;
+}
+
+/** The DCGM pod spec for the simulator's `dcgmServer` option; undefined when there are none. */
+export function dcgmServerSpec(
+  option: boolean | SimDcgmServerOptions | undefined,
+): DcgmServerSpec | undefined {
+  if (!option) return undefined;
+  const o = option === true ? {} : option;
+  const style = o.style ?? 'eks-agent';
+  const shell = o.shell ?? style === 'gpu-operator';
+  let base: DcgmServerSpec;
+  if (style === 'gpu-operator') {
+    base = shell
+      ? GPU_OPERATOR_DCGM_DAEMONSET
+      : { ...GPU_OPERATOR_DCGM_DAEMONSET, tools: ['nv-hostengine', 'dcgmi'] };
+  } else base = shell ? DCGM_SERVER_DAEMONSET_WITH_SHELL : DCGM_SERVER_DAEMONSET;
+  return o.namespace ? { ...base, namespace: o.namespace } : { ...base };
+}
 
 export function daemonSetPod(
   rng: SeededRandom,

@@ -124,7 +124,7 @@ export type IncidentSummary = Pick<
   Incident,
   'id' | 'node' | 'severity' | 'category' | 'xid' | 'gpu' | 'state' | 'plannedAction' | 'mode' | 'firstSeen'
 > &
-  Partial<Pick<Incident, 'instanceType'>>;
+  Partial<Pick<Incident, 'instanceType' | 'faultKey' | 'explanation'>>;
 
 export const BreakerStates = ['closed', 'open', 'paused'] as const;
 /** closed: automatic actions run · open: tripped by the fleet's health · paused: an operator said `/gpu pause`. */
@@ -201,6 +201,8 @@ export interface NodeDetail {
   checkedAt?: number;
   gpus: GpuRow[];
   openIncident?: IncidentSummary;
+  /** Node conditions that are not GPU faults (NODE_CONDITION findings of the last scan), one sentence each. */
+  nodeProblems?: string[];
   exclusion?: Exclusion;
   /** Most recent first. */
   lastActions: AuditEntry[];

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { verdictOf } from '../../domain/finding.js';
 import { defaultClassificationPolicy } from '../../domain/policy.js';
-import { createHybridClassifier, type HybridClassifierOptions } from './hybrid.js';
+import { createHybridClassifier, type HybridClassifierOptions, needsLlm } from './hybrid.js';
 import { MemorySignatureCache } from './memory-cache.js';
 import { LlmThrottledError, LlmTimeoutError } from './port.js';
 import { fakeRules, gpus, ScriptedLlm, snapshot, toolAnswer, xidLine } from './test-support.js';
@@ -352,5 +352,27 @@ describe('hybrid classifier', () => {
     expect(fast.source).toBe('llm');
     g.open();
     expect((await slow).source).toBe('llm');
+  });
+});
+
+describe('needsLlm', () => {
+  const node = { node: 'n1', takenAt: 0, source: 'exporter' as const, gpus: [] };
+  const nodeProblem = {
+    kind: 'condition' as const,
+    category: 'NODE_CONDITION',
+    severity: 'warning' as const,
+    action: 'none' as const,
+    evidence: ['condition KernelReady=False reason=KernelBug'],
+    explanation: 'Node condition KernelReady is False (KernelBug): a node problem, not a GPU fault.',
+    source: 'rules' as const,
+    key: 'condition:KernelReady',
+  };
+
+  it('in llm mode a node problem alone is nothing for the model; a GPU warning is', () => {
+    const policy = defaultClassificationPolicy;
+    expect(needsLlm('llm', node, verdictOf('n1', [nodeProblem]), policy)).toBe(false);
+    const xid13 = { ...nodeProblem, kind: 'xid' as const, category: 'XID_WARNING_13', key: 'xid:13:gpu0' };
+    expect(needsLlm('llm', node, verdictOf('n1', [nodeProblem, xid13]), policy)).toBe(true);
+    expect(needsLlm('hybrid', node, verdictOf('n1', [nodeProblem]), policy)).toBe(false);
   });
 });

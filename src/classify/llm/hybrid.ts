@@ -4,7 +4,7 @@
  * The model names a category; the taxonomy and the operator's policy give severity and action.
  */
 import type { Logger } from 'pino';
-import { type Finding, type Verdict, verdictOf } from '../../domain/finding.js';
+import { type Finding, isNodeProblem, type Verdict, verdictOf } from '../../domain/finding.js';
 import type { NodeSnapshot } from '../../domain/gpu.js';
 import type { ClassificationPolicy } from '../../domain/policy.js';
 import type { CachedClassification, SignatureCache } from '../../domain/ports.js';
@@ -113,8 +113,12 @@ export function needsLlm(
   const ambiguous = verdict.findings.some((f) => f.ambiguous);
   const customText = policy.categories.length > 0 && (snapshot.unparsed?.length ?? 0) > 0;
   if (ambiguous || customText) return true;
-  // Nothing to read in a collection failure: the model cannot see a node we could not reach.
-  return mode === 'llm' && verdict.findings.some((f) => f.kind !== 'collection' && f.severity !== 'healthy');
+  // Nothing to read in a collection failure (the model cannot see a node we could not reach), nor in a node
+  // problem (a kernel / network / storage condition is no GPU fault for the model to name).
+  return (
+    mode === 'llm' &&
+    verdict.findings.some((f) => f.kind !== 'collection' && !isNodeProblem(f) && f.severity !== 'healthy')
+  );
 }
 
 /** The rules' findings with the unsettled ones replaced by the model's category. */

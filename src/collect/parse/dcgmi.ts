@@ -373,6 +373,8 @@ export interface DcgmiGpus {
   gpus: GpuSample[];
   /** GPUs DCGM says it found ("8 GPUs found."). */
   declaredCount?: number;
+  /** dmon's column short names (`XIDER`, `EDVDV` …), from the `#Entity` header: what the dmon output carried. */
+  dmonColumns: string[];
   overallHealth?: HealthState;
   logLines: string[];
   /** Text the parsers could not read (non-GPU health incidents, odd kernel lines). */
@@ -393,7 +395,7 @@ export function gpusFromDcgmi(outputs: DcgmiOutputs): DcgmiGpus {
   const errors: ParseIssue[] = [];
   const unparsed: string[] = [];
   const logLines: string[] = [];
-  const out: DcgmiGpus = { gpus: [], logLines, unparsed, errors };
+  const out: DcgmiGpus = { gpus: [], dmonColumns: [], logLines, unparsed, errors };
 
   if (outputs.discovery !== undefined) {
     const d = parseDcgmiDiscovery(outputs.discovery);
@@ -409,6 +411,7 @@ export function gpusFromDcgmi(outputs: DcgmiOutputs): DcgmiGpus {
   for (const text of outputs.dmon ?? []) {
     const d = parseDcgmiDmon(text);
     errors.push(...d.errors);
+    for (const c of d.columns) if (!out.dmonColumns.includes(c)) out.dmonColumns.push(c);
     for (const row of d.rows) {
       if (row.entity !== 'GPU') continue;
       const g = gpu(row.id);

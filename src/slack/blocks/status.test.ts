@@ -207,6 +207,42 @@ describe('status builders', () => {
     expect(mig).not.toContain('allocatable');
   });
 
+  it('lists node problems apart from GPU incidents, and counts them on their own', () => {
+    const kernel = inc(50, {
+      severity: 'warning',
+      category: 'NODE_CONDITION',
+      xid: undefined,
+      gpu: undefined,
+      state: 'detected',
+      plannedAction: 'none',
+      mode: 'off',
+      faultKey: 'condition:KernelReady',
+      explanation: 'Node condition KernelReady is False (KernelBug): a node problem, not a GPU fault.',
+    });
+    const msg = fleetStatusMessage(fleet({ openIncidents: [inc(0), kernel] }));
+    assertSlackLimits(msg.blocks, { text: msg.text });
+    const json = JSON.stringify(msg.blocks);
+    expect(json).toContain('*Node problems* (not GPU faults)');
+    expect(json).toContain('KernelReady is False (KernelBug) — ');
+    expect(json).not.toContain('a node problem, not a GPU fault');
+    expect(json).toContain(JSON.stringify('*Open incidents*\n1'));
+    expect(json).toContain('⚠️ 1 (not GPU faults)');
+    // Without node problems nothing changes.
+    expect(JSON.stringify(fleetStatusMessage(fleet()).blocks)).not.toContain('Node problems');
+  });
+
+  it('a node status shows its node problems', () => {
+    const json = JSON.stringify(
+      nodeStatusMessage({
+        ...node(8),
+        nodeProblems: [
+          'Node condition NetworkingReady is False (InterfaceNotUp): a node problem, not a GPU fault.',
+        ],
+      }).blocks,
+    );
+    expect(json).toContain('*Node problems* (not GPU faults)\\n⚠️ Node condition NetworkingReady is False');
+  });
+
   it('shows exclusions with time left and never pings from a reason', () => {
     const json = JSON.stringify(exclusionsMessage(exclusions, at));
     expect(json).toContain('(2h left)');

@@ -1,6 +1,6 @@
 /** Answers to `/gpu status`, `/gpu status <node>`, `/gpu exclusions`, `/gpu history <node>` and `/gpu help`. */
 import { ExpectedSignalFamilies, type SignalCoverage, signalFamilyLabel } from '../../domain/coverage.js';
-import { severityRank } from '../../domain/finding.js';
+import { isNodeProblem, severityRank } from '../../domain/finding.js';
 import type { SignalFamily } from '../../domain/gpu.js';
 import type { AuditEntry, Exclusion } from '../../domain/ports.js';
 import {
@@ -62,6 +62,20 @@ export function incidentLine(incident: IncidentSummary): string {
   );
 }
 
+/** A node problem (NODE_CONDITION): `🟠 ip-… · KernelReady is False (KernelBug) — alert only · since <date>`. */
+export function nodeProblemLine(incident: IncidentSummary): string {
+  const condition = incident.faultKey?.replace(/^condition:/, '') ?? 'node condition';
+  const what = incident.explanation
+    ? incident.explanation
+        .replace(/^Node condition /, '')
+        .replace(/:? ?a node problem, not a GPU fault\.?$/, '')
+    : condition;
+  return (
+    `${severityEmoji[incident.severity]} ${inlineCode(incident.node)} · ${escapeMrkdwn(what)}` +
+    ` — ${policyLine(incident.plannedAction, incident.mode, incident.state)} · since ${slackDate(incident.firstSeen)}`
+  );
+}
+
 export function breakerLine(summary: Pick<FleetSummary, 'breaker' | 'dryRun'>): string {
   const { breaker } = summary;
   const reason = breaker.reason ? `: ${escapeMrkdwn(breaker.reason)}` : '';
@@ -119,8 +133,10 @@ export function fleetFields(summary: FleetSummary): (readonly [string, string])[
     ['Unknown', `⚪ ${summary.unknown}`],
     ['In remediation', String(summary.inRemediation)],
     ['Excluded', String(summary.excluded)],
-    ['Open incidents', String(summary.openIncidents.length)],
+    ['Open incidents', String(summary.openIncidents.filter((i) => !isNodeProblem(i)).length)],
   ];
+  const nodeProblems = summary.openIncidents.filter(isNodeProblem).length;
+  if (nodeProblems > 0) fields.push(['Node problems', `⚠️ ${nodeProblems} (not GPU faults)`]);
   if (summary.llm) {
     const { calls, cacheHits, fallbacks, modelUnavailable: off } = summary.llm;
     // In the LLM field itself (Slack allows 10 fields per section): a refused model is the LLM's state.
@@ -148,7 +164,8 @@ function fleetText(summary: FleetSummary): string {
 const topIncidents = 10;
 
 export function fleetStatusMessage(summary: FleetSummary): SlackMessage {
-  const incidents = sortIncidents(summary.openIncidents);
+  const incidents = sortIncidents(summary.openIncidents.filter((i) => !isNodeProblem(i)));
+  const nodeProblems = sortIncidents(summary.openIncidents.filter(isNodeProblem));
   const blocks: KnownBlock[] = [
     header(`GPU fleet · ${summary.cluster}`),
     fieldsSection(fleetFields(summary)),
@@ -163,6 +180,13 @@ export function fleetStatusMessage(summary: FleetSummary): SlackMessage {
     if (incidents.length > topIncidents)
       lines.push(`… and ${incidents.length - topIncidents} more open incidents`);
     blocks.push(section(`*Open incidents*`), ...lineSections(lines, 10));
+  }
+  if (nodeProblems.length > 0) {
+    // Kernel, network, storage, runtime: shown, alerted once, but no GPU fault and no GPU remediation by default.
+    const lines = nodeProblems.slice(0, topIncidents).map(nodeProblemLine);
+    if (nodeProblems.length > topIncidents)
+      lines.push(`… and ${nodeProblems.length - topIncidents} more node problems`);
+    blocks.push(section('*Node problems* (not GPU faults)'), ...lineSections(lines, 5));
   }
   blocks.push(context(`As of ${slackDate(summary.at)}`));
   return { text: fleetText(summary), blocks };
@@ -252,6 +276,16 @@ export function nodeStatusMessage(detail: NodeDetail): SlackMessage {
         : '*Open incident*\nNone.',
     ),
   ];
+  if (detail.nodeProblems && detail.nodeProblems.length > 0) {
+    blocks.push(
+      section(
+        `*Node problems* (not GPU faults)\n${detail.nodeProblems
+          .slice(0, 10)
+          .map((p) => `⚠️ ${escapeMrkdwn(p)}`)
+          .join('\n')}`,
+      ),
+    );
+  }
   if (detail.exclusion) blocks.push(context(exclusionLine(detail.exclusion)));
   const actions = detail.lastActions.slice(0, 10).map(auditLine);
   blocks.push(section('*Last actions*'));
