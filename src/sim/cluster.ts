@@ -55,6 +55,16 @@ export interface SimClusterOptions {
   rescheduleDelayMs?: number;
   /** Graceful termination of an evicted/deleted pod: deletionTimestamp first, gone after this. */
   podTerminationMs?: number;
+  /**
+   * After a reboot (or when a new node joins), from the node turning Ready to the NVIDIA device plugin
+   * re-registering: until then the kubelet reports `nvidia.com/gpu` capacity and allocatable 0. Default 60 s.
+   */
+  devicePluginDelayMs?: number;
+  /**
+   * After a reboot (or on a new node), from the node turning Ready to the restarted dcgm-exporter (and
+   * dcgm-server) pod passing its readiness probe; until then its container refuses connections. Default 45 s.
+   */
+  exporterReadyDelayMs?: number;
   workloads?: boolean;
   dcgmServer?: boolean;
   /** Exporter renders ECC / retired pages / NVLink error / XID count families too. */
@@ -88,6 +98,10 @@ export interface SimNodeInfo {
   karpenterNodePool?: string;
   rebooting: boolean;
   exporterMode: ExporterMode;
+  /** The NVIDIA device plugin is registered (false from a boot until it re-registers: `nvidia.com/gpu` is 0). */
+  devicePluginRegistered: boolean;
+  /** The GPU agent pods (dcgm-exporter, dcgm-server) restarted and have not passed their readiness probes. */
+  agentsStarting: boolean;
 }
 
 type NodeGroup =
@@ -112,6 +126,14 @@ interface NodeState {
   injectedConditions: Set<string>;
   /** GPU index → key of the pod it is allocated to. */
   allocations: Map<number, string>;
+  /** The NVIDIA device plugin is registered with the kubelet (false from a boot until it re-registers). */
+  pluginRegistered: boolean;
+  /** The GPU agent pods (dcgm-exporter, dcgm-server) restarted and are not Ready yet. */
+  agentsStarting: boolean;
+  /** Reboots of this node never finish: the instance hangs in boot and the kubelet never posts Ready. */
+  rebootHangs: boolean;
+  /** Device plugin and agent readiness timers of the current boot. */
+  bootTimers: SimTimer[];
 }
 
 const NODE_CONDITION_DEFAULTS: NodeConditionObject[] = [
@@ -181,6 +203,10 @@ export class SimCluster implements CloudEffects {
   private readonly pending = new Set<string>();
   private usedIps = new Set<string>();
   private closed = false;
+  /** The initial fleet is built (nodes added from now on are joining: their device plugin registers late). */
+  private built = false;
+  /** No instance can be launched (InsufficientInstanceCapacity): replacements wait until it is lifted. */
+  private noCapacity = false;
 
   constructor(options: SimClusterOptions = {}) {
     this.clusterName = options.clusterName ?? 'sim-cluster';
@@ -197,6 +223,8 @@ export class SimCluster implements CloudEffects {
       terminateDelayMs: options.terminateDelayMs ?? 1000,
       rescheduleDelayMs: options.rescheduleDelayMs ?? 1000,
       podTerminationMs: options.podTerminationMs ?? 0,
+      devicePluginDelayMs: options.devicePluginDelayMs ?? 60_000,
+      exporterReadyDelayMs: options.exporterReadyDelayMs ?? 45_000,
       workloads: options.workloads ?? true,
       dcgmServer: options.dcgmServer ?? false,
       extraCounters: options.extraCounters ?? true,
@@ -227,6 +255,7 @@ export class SimCluster implements CloudEffects {
       this.addNode(i < total - karpenter ? this.managedGroup : this.karpenterGroup);
     this.addNode(this.systemGroup);
     if (this.opts.workloads) this.createWorkloads();
+    this.built = true;
   }
 
   // ---------------------------------------------------------------- reading
@@ -252,6 +281,8 @@ export class SimCluster implements CloudEffects {
       ...(inst?.autoScalingGroup ? { autoScalingGroup: inst.autoScalingGroup } : {}),
       rebooting: s.rebooting,
       exporterMode: s.exporterMode,
+      devicePluginRegistered: s.pluginRegistered,
+      agentsStarting: s.agentsStarting,
     };
   }
 
@@ -650,6 +681,13 @@ export class SimCluster implements CloudEffects {
         status: 503,
         message: `error trying to reach service: dial tcp ${s.ip}:${DCGM_EXPORTER_PORT}: connect: no route to host`,
       };
+    // The restarted container has not started listening yet (init containers, then the exporter's own start).
+    if (s.agentsStarting && s.exporterMode !== 'missing')
+      return {
+        kind: 'error',
+        status: 503,
+        message: `error trying to reach service: dial tcp ${s.ip}:${DCGM_EXPORTER_PORT}: connect: connection refused`,
+      };
     switch (s.exporterMode) {
       case 'hang':
         return { kind: 'hang' };
@@ -689,7 +727,12 @@ export class SimCluster implements CloudEffects {
     if (!s) return true;
     s.rebooting = true;
     s.rebootTimer?.cancel();
+    this.cancelBootTimers(s);
     this.setReady(s, false, 'NodeStatusUnknown', 'Kubelet stopped posting node status.');
+    if (s.rebootHangs) {
+      this.log?.info({ node: s.name, instanceId }, 'sim: instance rebooting (and will hang in boot)');
+      return true;
+    }
     s.rebootTimer = this.later(this.opts.rebootDelayMs, () => this.finishReboot(s));
     this.log?.info({ node: s.name, instanceId }, 'sim: instance rebooting');
     return true;
@@ -716,9 +759,22 @@ export class SimCluster implements CloudEffects {
     });
     const replace =
       group && ((group.kind === 'managed' && !opts.decrementDesiredCapacity) || group.kind === 'karpenter');
-    if (group && replace) this.later(this.opts.replaceDelayMs, () => this.addNode(group));
+    if (group && replace) this.launchReplacement(group);
     this.log?.info({ instanceId, node: s?.name, replace }, 'sim: instance terminating');
     return before;
+  }
+
+  /** Every later reboot of the node hangs in boot: the kubelet never posts Ready again. */
+  hangReboots(node: string): void {
+    this.state(node).rebootHangs = true;
+  }
+
+  /**
+   * InsufficientInstanceCapacity: no instance can be launched, so terminated node-group and Karpenter
+   * instances get no replacement until it is lifted (the launch is retried every replaceDelayMs).
+   */
+  setInsufficientCapacity(on: boolean): void {
+    this.noCapacity = on;
   }
 
   /** Cancels every pending effect (reboots, replacements, restarts). */
@@ -832,6 +888,11 @@ export class SimCluster implements CloudEffects {
       rebooting: false,
       injectedConditions: new Set(),
       allocations: new Map(),
+      // A node joining after start-up is like a node after a reboot: the device plugin and the agents come later.
+      pluginRegistered: !(this.built && gpuNode),
+      agentsStarting: this.built && gpuNode,
+      rebootHangs: false,
+      bootTimers: [],
     };
     this.nodes.set(name, s);
     this.podsByNode.set(name, new Set());
@@ -885,8 +946,9 @@ export class SimCluster implements CloudEffects {
       pods: capacity.pods ?? '100',
     };
     if (gpuNode) {
-      capacity['nvidia.com/gpu'] = String(gpuCount);
-      allocatable['nvidia.com/gpu'] = String(gpuCount);
+      const advertised = String(s.pluginRegistered ? gpuCount : 0);
+      capacity['nvidia.com/gpu'] = advertised;
+      allocatable['nvidia.com/gpu'] = advertised;
       if (info.efa > 0) {
         capacity['vpc.amazonaws.com/efa'] = String(info.efa);
         allocatable['vpc.amazonaws.com/efa'] = String(info.efa);
@@ -937,6 +999,7 @@ export class SimCluster implements CloudEffects {
     if (this.opts.workloads) {
       for (const ds of this.daemonSets()) if (gpuNode || !ds.gpuOnly) this.createDaemonSetPod(s, ds);
     }
+    if (this.built && gpuNode) this.startBoot(s);
     this.kickScheduler();
     return s;
   }
@@ -1001,12 +1064,19 @@ export class SimCluster implements CloudEffects {
     });
     s.injectedConditions.clear();
     this.gpuChanged(s);
-    this.syncAllocatable(s);
+    if (s.gpuNode) {
+      // The kubelet is up before the device plugin: `nvidia.com/gpu` reads 0 until it re-registers.
+      s.pluginRegistered = false;
+      this.advertiseGpus(s);
+      s.agentsStarting = true;
+    }
     if (s.gpuNode && this.opts.workloads) {
       const exporter = this.exporterPod(s.name);
-      if (exporter) this.bumpRestartCount(exporter);
-      else this.createDaemonSetPod(s, EXPORTER_DS);
+      if (!exporter) this.createDaemonSetPod(s, EXPORTER_DS);
+      // The pods survive the reboot; their containers restart and are not Ready until their probes pass.
+      for (const p of this.agentPods(s)) this.restartContainers(p);
     }
+    if (s.gpuNode) this.startBoot(s);
     const replay = s.persistent;
     s.persistent = [];
     for (const fault of replay) fault();
@@ -1030,7 +1100,7 @@ export class SimCluster implements CloudEffects {
 
   private syncAllocatable(s: NodeState): void {
     if (!s.gpuNode) return;
-    const present = String(s.gpus.filter((g) => g.present).length);
+    const present = String(s.pluginRegistered ? s.gpus.filter((g) => g.present).length : 0);
     const n = this.store.get<KubeNode>('nodes', undefined, s.name);
     if (!n || n.status.allocatable['nvidia.com/gpu'] === present) return;
     this.store.update<KubeNode>('nodes', undefined, s.name, (node) => {
@@ -1090,9 +1160,11 @@ export class SimCluster implements CloudEffects {
   private createDaemonSetPod(s: NodeState, ds: DaemonSetSpec): void {
     const uid = this.dsUids.get(ds.name) ?? this.rng.uuid();
     const hostNetwork = ds.name === 'aws-node' || ds.name === 'kube-proxy';
-    this.addPod(
+    const pod = this.addPod(
       this.uniquePod(() => daemonSetPod(this.rng, this.timestamp(), ds, uid, this.placement(s), hostNetwork)),
     );
+    const agent = ds.name === EXPORTER_DS.name || ds.name === DCGM_SERVER_DAEMONSET.name;
+    if (agent && s.agentsStarting) this.setContainersReady(pod, false);
   }
 
   private createMirrorPod(s: NodeState): void {
@@ -1126,7 +1198,7 @@ export class SimCluster implements CloudEffects {
       candidates.sort((a, b) => (loads.get(a) ?? 0) - (loads.get(b) ?? 0));
     }
     for (const s of candidates) {
-      if (!s.gpuNode || s.rebooting) continue;
+      if (!s.gpuNode || s.rebooting || !s.pluginRegistered) continue;
       const node = this.store.get<KubeNode>('nodes', undefined, s.name);
       if (!node || node.spec.unschedulable || node.metadata.deletionTimestamp) continue;
       if (node.status.conditions.find((c) => c.type === 'Ready')?.status !== 'True') continue;
@@ -1247,13 +1319,94 @@ export class SimCluster implements CloudEffects {
     });
   }
 
-  private bumpRestartCount(p: KubePod): void {
+  /** The pods that read the node's GPUs for a monitor: dcgm-exporter and the EKS agent's dcgm-server. */
+  private agentPods(s: NodeState): KubePod[] {
+    return this.podsOn({ nodeName: s.name }).filter(
+      (p) =>
+        p.metadata.labels?.app === 'nvidia-dcgm-exporter' || p.metadata.labels?.['k8s-app'] === 'dcgm-server',
+    );
+  }
+
+  /**
+   * A node boot from the kubelet's side: the device plugin registers after devicePluginDelayMs, the GPU
+   * agent pods pass their readiness probes after exporterReadyDelayMs (each counted from the node's Ready).
+   */
+  private startBoot(s: NodeState): void {
+    this.cancelBootTimers(s);
+    s.agentsStarting = true;
+    for (const p of this.agentPods(s)) this.setContainersReady(p, false);
+    s.bootTimers = [
+      this.later(this.opts.devicePluginDelayMs, () => {
+        if (this.nodes.get(s.name) !== s || s.rebooting) return;
+        s.pluginRegistered = true;
+        this.advertiseGpus(s);
+        this.kickScheduler();
+      }),
+      this.later(this.opts.exporterReadyDelayMs, () => {
+        if (this.nodes.get(s.name) !== s || s.rebooting) return;
+        s.agentsStarting = false;
+        for (const p of this.agentPods(s)) this.setContainersReady(p, true);
+      }),
+    ];
+  }
+
+  private cancelBootTimers(s: NodeState): void {
+    for (const t of s.bootTimers) t.cancel();
+    s.bootTimers = [];
+  }
+
+  /**
+   * `nvidia.com/gpu` as the kubelet reports it: 0 while the device plugin is not registered, else the GPUs
+   * NVML sees — capacity and GFD's count label included, so a GPU lost in the reboot lowers all three.
+   */
+  private advertiseGpus(s: NodeState): void {
+    const count = String(s.pluginRegistered ? s.gpus.filter((g) => g.present).length : 0);
+    this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
+      n.status.capacity = { ...n.status.capacity, 'nvidia.com/gpu': count };
+      n.status.allocatable = { ...n.status.allocatable, 'nvidia.com/gpu': count };
+      if (s.pluginRegistered && n.metadata.labels?.['nvidia.com/gpu.count'] !== undefined)
+        n.metadata.labels = { ...n.metadata.labels, 'nvidia.com/gpu.count': count };
+      return n;
+    });
+  }
+
+  /** After a node reboot: the same pod, a new sandbox (new IP), its containers restarted and not Ready. */
+  private restartContainers(p: KubePod): void {
+    const s = p.spec.nodeName ? this.nodes.get(p.spec.nodeName) : undefined;
     this.store.update<KubePod>('pods', p.metadata.namespace, p.metadata.name, (pod) => {
       pod.status.containerStatuses = pod.status.containerStatuses?.map((c) => ({
         ...c,
         restartCount: c.restartCount + 1,
       }));
+      const hostNetwork = pod.status.podIP !== undefined && pod.status.podIP === pod.status.hostIP;
+      if (s && !hostNetwork) pod.status.podIP = this.placement(s).podIP;
       return pod;
+    });
+  }
+
+  private setContainersReady(p: KubePod, ready: boolean): void {
+    const status = ready ? 'True' : 'False';
+    const now = this.timestamp();
+    this.store.update<KubePod>('pods', p.metadata.namespace, p.metadata.name, (pod) => {
+      pod.status.conditions = pod.status.conditions?.map((c) =>
+        (c.type === 'Ready' || c.type === 'ContainersReady') && c.status !== status
+          ? { ...c, status, lastTransitionTime: now }
+          : c,
+      );
+      pod.status.containerStatuses = pod.status.containerStatuses?.map((c) => ({
+        ...c,
+        ready,
+        started: ready,
+      }));
+      return pod;
+    });
+  }
+
+  /** Launches a replacement for a terminated instance of `group`, once capacity allows. */
+  private launchReplacement(group: NodeGroup): void {
+    this.later(this.opts.replaceDelayMs, () => {
+      if (this.noCapacity) this.launchReplacement(group);
+      else this.addNode(group);
     });
   }
 

@@ -20,6 +20,8 @@ export const ChildOptions = z
     replaceDelayMs: z.number().min(0).optional(),
     terminateDelayMs: z.number().min(0).optional(),
     rescheduleDelayMs: z.number().min(0).optional(),
+    devicePluginDelayMs: z.number().min(0).optional(),
+    exporterReadyDelayMs: z.number().min(0).optional(),
     dcgmServer: z.boolean().optional(),
     workloads: z.boolean().optional(),
     slack: z.boolean().optional(),
