@@ -4,7 +4,6 @@
  * BEFORE the effect, the engine writes `done` after it. In dry run no mutating port is called.
  */
 import type { ProgressDetails, ProgressStep } from '../domain/events.js';
-import type { Verdict } from '../domain/finding.js';
 import type { Incident } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
 import type { EngineConfig, EngineDeps } from './engine.js';
