@@ -249,6 +249,20 @@ describe('fault injection', () => {
     expect(n?.metadata.labels?.['nvidia.com/gpu.count']).toBe('7');
   });
 
+  it('a GPU that fails on reboot is there until the reboot and missing after it', () => {
+    const { cluster, clock } = make({ nodes: 1, devicePluginDelayMs: 1000, exporterReadyDelayMs: 500 });
+    const node = gpuNodes(cluster)[0]?.metadata.name ?? '';
+    cluster.failGpuOnReboot(node, 3);
+    expect(cluster.gpuState(node)[3]?.present).toBe(true);
+    expect(cluster.getNode(node)?.status.allocatable['nvidia.com/gpu']).toBe('8');
+    cluster.rebootInstance(cluster.nodeInfo(node)?.instanceId ?? '');
+    clock.advance(4000);
+    expect(cluster.gpuState(node)[3]?.present).toBe(false);
+    expect(cluster.getNode(node)?.status.allocatable['nvidia.com/gpu']).toBe('7');
+    const scrape = cluster.exporterScrape(node);
+    expect(scrape.kind === 'ok' ? scrape.body : '').not.toMatch(/gpu="3"/);
+  });
+
   it('a node whose reboots hang never turns Ready again', () => {
     const { cluster, clock } = make({ nodes: 1 });
     const node = gpuNodes(cluster)[0]?.metadata.name ?? '';

@@ -764,6 +764,16 @@ export class SimCluster implements CloudEffects {
     return before;
   }
 
+  /**
+   * The GPU does not come back from the next reboot (and stays gone): present until then, then missing from
+   * DCGM, from the device plugin's count and from GFD's label — a GPU that a reset could not bring back.
+   */
+  failGpuOnReboot(node: string, gpu: number): void {
+    const s = this.state(node);
+    this.gpu(s, gpu);
+    s.persistent.push(() => this.dropGpu(node, gpu));
+  }
+
   /** Every later reboot of the node hangs in boot: the kubelet never posts Ready again. */
   hangReboots(node: string): void {
     this.state(node).rebootHangs = true;

@@ -118,6 +118,8 @@ describe.concurrent('leader election and human override with real `gpu-medic run
       nodes: 4,
       rebootDelayMs: 1500,
       replaceDelayMs: 2000,
+      devicePluginDelayMs: 600,
+      exporterReadyDelayMs: 400,
       slack: false,
       controlPort: false,
     });
@@ -217,6 +219,8 @@ describe.concurrent('leader election and human override with real `gpu-medic run
       nodes: 4,
       rebootDelayMs: 1500,
       replaceDelayMs: 2000,
+      devicePluginDelayMs: 600,
+      exporterReadyDelayMs: 400,
       slack: false,
       controlPort: false,
     });

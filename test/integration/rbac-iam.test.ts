@@ -130,6 +130,8 @@ async function withHarness(
   const sim = await startSimulator({
     rebootDelayMs: 800,
     replaceDelayMs: 1200,
+    devicePluginDelayMs: 400,
+    exporterReadyDelayMs: 300,
     terminateDelayMs: 300,
     rescheduleDelayMs: 300,
     slack: false,
