@@ -208,10 +208,18 @@ describe('fault injection', () => {
     const bootBefore = cluster.getNode(node)?.status.nodeInfo.bootID;
     expect(podReady()).toBe('True');
 
+    // Every state the node passes through on its new boot: never Ready with GPUs before the plugin registers.
+    const seen: string[] = [];
+    cluster.onChange((e) => {
+      const n = cluster.getNode(node);
+      if (e.resource !== 'nodes' || !n || n.status.nodeInfo.bootID === bootBefore) return;
+      seen.push(`${ready(cluster, node)} ${n.status.allocatable['nvidia.com/gpu']}`);
+    });
     cluster.rebootInstance(cluster.nodeInfo(node)?.instanceId ?? '');
     clock.advance(3000);
     expect(ready(cluster, node)).toBe('True');
     expect(cluster.getNode(node)?.status.nodeInfo.bootID).not.toBe(bootBefore);
+    expect(new Set(seen)).toEqual(new Set(['True 0']));
     expect(gpus('capacity')).toBe('0');
     expect(gpus('allocatable')).toBe('0');
     expect(cluster.nodeInfo(node)).toMatchObject({ devicePluginRegistered: false, agentsStarting: true });

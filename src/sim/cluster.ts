@@ -1064,22 +1064,25 @@ export class SimCluster implements CloudEffects {
     s.exporterMode = 'ok';
     const bootID = this.rng.uuid();
     const now = this.timestamp();
+    // The kubelet is up before the device plugin: `nvidia.com/gpu` reads 0 from the first Ready of the new boot.
+    if (s.gpuNode) {
+      s.pluginRegistered = false;
+      s.agentsStarting = true;
+    }
     this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
       n.status.nodeInfo = { ...n.status.nodeInfo, bootID };
       n.status.conditions = this.baseConditions(s.gpuNode, now).map((c) => {
         const keep = n.status.conditions.find((o) => o.type === c.type);
         return keep && keep.status === c.status ? { ...c, lastTransitionTime: keep.lastTransitionTime } : c;
       });
+      if (s.gpuNode) {
+        n.status.capacity = { ...n.status.capacity, 'nvidia.com/gpu': '0' };
+        n.status.allocatable = { ...n.status.allocatable, 'nvidia.com/gpu': '0' };
+      }
       return n;
     });
     s.injectedConditions.clear();
     this.gpuChanged(s);
-    if (s.gpuNode) {
-      // The kubelet is up before the device plugin: `nvidia.com/gpu` reads 0 until it re-registers.
-      s.pluginRegistered = false;
-      this.advertiseGpus(s);
-      s.agentsStarting = true;
-    }
     if (s.gpuNode && this.opts.workloads) {
       const exporter = this.exporterPod(s.name);
       if (!exporter) this.createDaemonSetPod(s, EXPORTER_DS);
