@@ -189,10 +189,6 @@ export function judgeScan(
   return { kind: 'healthy' };
 }
 
-export function formatDuration(ms: number): string {
-  return ms >= 60_000 ? `${Math.round(ms / 60_000)} min` : `${Math.round(ms / 1000)} s`;
-}
-
 export interface SettleTarget {
   node: string;
   /** What the node had before the repair (journaled), combined with what it says now. */
