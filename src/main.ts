@@ -17,6 +17,7 @@ import type { Config } from './config/config.js';
 import type { Finding, Verdict } from './domain/finding.js';
 import type { NodeSnapshot } from './domain/gpu.js';
 import type { GpuNode } from './domain/node.js';
+import type { GpuAgentSelector } from './k8s/cluster-port.js';
 import { createExporterSource } from './k8s/exporter-source.js';
 import { loadKubeConfig } from './k8s/kube-config.js';
 import { NodeWatcher } from './k8s/node-watcher.js';
@@ -33,6 +34,27 @@ import type { Store } from './store/index.js';
 export const EXPORTER_SELECTORS = ['app=nvidia-dcgm-exporter', 'app.kubernetes.io/name=dcgm-exporter'];
 /** DCGM host-engine pods: the EKS node monitoring agent's `dcgm-server`, the GPU Operator's `nvidia-dcgm`. */
 export const DCGM_SERVER_SELECTORS = ['k8s-app=dcgm-server', 'app=nvidia-dcgm'];
+/** The pods gpu-medic reads GPUs through, as configured: what the settle gate waits for after a reboot. */
+export function gpuAgentSelectors(config: Config): GpuAgentSelector[] {
+  const source = config.dcgm.source;
+  const exporters =
+    source === 'dcgm-server'
+      ? []
+      : (config.dcgm.selector ? [config.dcgm.selector] : EXPORTER_SELECTORS).map((selector) => ({
+          selector,
+          ...(config.dcgm.namespace ? { namespace: config.dcgm.namespace } : {}),
+        }));
+  const servers =
+    source === 'exporter'
+      ? []
+      : (config.dcgm.server.selector ? [config.dcgm.server.selector] : DCGM_SERVER_SELECTORS).map(
+          (selector) => ({
+            selector,
+            ...(config.dcgm.server.namespace ? { namespace: config.dcgm.server.namespace } : {}),
+          }),
+        );
+  return [...exporters, ...servers];
+}
 const MAX_SCRAPE_BYTES = 16 * 1024 * 1024;
 
 export interface Sensing {

@@ -22,7 +22,7 @@ import { createClusterPort } from './k8s/cluster-port.js';
 import { LeaderElector } from './k8s/leader.js';
 import type { Logger } from './log/logger.js';
 import { componentLogger } from './log/logger.js';
-import { createSensing, initialPlan, type Sensing } from './main.js';
+import { createSensing, gpuAgentSelectors, initialPlan, type Sensing } from './main.js';
 import { createMetrics, type Metrics, renderMetrics, setOpenIncidents } from './metrics/metrics.js';
 import { Monitor, type NodeScanResult } from './monitor/monitor.js';
 import { createNotifier, type Notifier } from './notify/fan-out.js';
@@ -125,7 +125,10 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
   let stopping = false;
   const isLeader = () => !stopping && (leader ? leader.isLeader() : true);
 
-  const cluster = createClusterPort(sensing.kc, { logger: componentLogger(logger, 'k8s') });
+  const cluster = createClusterPort(sensing.kc, {
+    logger: componentLogger(logger, 'k8s'),
+    gpuAgentSelectors: gpuAgentSelectors(config),
+  });
   const cloud = createCloudPort({ region: config.aws.region, logger: componentLogger(logger, 'aws') });
   const engine = new RemediationEngine({
     cluster,
@@ -134,7 +137,14 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       async scanNode(name) {
         const node = await cluster.getNode(name);
         if (!node) throw new Error(`node ${name} is gone`);
-        return (await sensing.scanNode(node)).verdict;
+        const { snapshot, verdict } = await sensing.scanNode(node);
+        // Distinct DCGM indices: MIG instances repeat their GPU's index (one series per instance).
+        const gpusRead = snapshot.error ? 0 : new Set(snapshot.gpus.map((g) => g.index)).size;
+        return {
+          verdict,
+          gpusRead,
+          ...(snapshot.error ? { error: `${snapshot.error.kind}: ${snapshot.error.message}` } : {}),
+        };
       },
     },
     incidents: incidentStore(store),
@@ -151,6 +161,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       pollMs: config.remediation.pollSeconds * 1000,
       rebootTimeoutMs: config.remediation.rebootTimeoutSeconds * 1000,
       replaceTimeoutMs: config.remediation.replaceTimeoutSeconds * 1000,
+      settleTimeoutMs: config.remediation.settleTimeoutSeconds * 1000,
       ...(opts.engine?.pollMs ? { pollMs: opts.engine.pollMs } : {}),
     },
     logger: componentLogger(logger, 'engine'),

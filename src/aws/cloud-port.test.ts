@@ -24,6 +24,9 @@ beforeEach(async () => {
     rebootDelayMs: REBOOT_MS,
     replaceDelayMs: REPLACE_MS,
     terminateDelayMs: TERMINATE_MS,
+    // A joining node advertises its GPUs once its device plugin registers: at once here (not under test).
+    devicePluginDelayMs: 0,
+    exporterReadyDelayMs: 0,
   });
   aws = await startSimAws(cluster);
   cloud = createCloudPort({

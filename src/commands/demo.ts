@@ -37,7 +37,15 @@ export async function main(argv: string[]): Promise<number> {
     throw new CliError('--duration must be a positive number of seconds', 2);
 
   const useSlack = Boolean(process.env.SLACK_BOT_TOKEN && process.env.SLACK_CHANNEL);
-  const sim = await startSimulator({ nodes, rebootDelayMs: 4000, replaceDelayMs: 6000, slack: false });
+  // Real minutes scaled to seconds: after a boot the device plugin and the exporter come back after the node.
+  const sim = await startSimulator({
+    nodes,
+    rebootDelayMs: 4000,
+    replaceDelayMs: 6000,
+    devicePluginDelayMs: 3000,
+    exporterReadyDelayMs: 2000,
+    slack: false,
+  });
   const dir = mkdtempSync(join(tmpdir(), 'gpu-medic-demo-'));
   // The AWS SDK reads its endpoint and (fake) credentials from the process environment.
   Object.assign(process.env, sim.env);

@@ -52,6 +52,7 @@ describe('loadConfig defaults', () => {
       maxUnhealthyPercent: 20,
       perHour: 5,
       drainTimeoutSeconds: 900,
+      settleTimeoutSeconds: 900,
     });
     expect(c.remediation.maxUnhealthyNodes).toBeUndefined();
     expect(c.slack.mode).toBe('disabled');
@@ -193,6 +194,12 @@ describe('loadConfig errors', () => {
     const problems = problemsOf({ [name]: value });
     expect(problems).toHaveLength(1);
     expect(problems[0]).toContain(message);
+  });
+
+  it('reads GPU_SETTLE_TIMEOUT in seconds and refuses a non-positive one', () => {
+    expect(load({ GPU_SETTLE_TIMEOUT: '1.5' }).remediation.settleTimeoutSeconds).toBe(1.5);
+    expect(problemsOf({ GPU_SETTLE_TIMEOUT: '0' })[0]).toMatch(/^GPU_SETTLE_TIMEOUT: /);
+    expect(problemsOf({ GPU_SETTLE_TIMEOUT: 'soon' })[0]).toMatch(/^GPU_SETTLE_TIMEOUT: /);
   });
 
   it('lists every bad variable at once, by name', () => {

@@ -124,6 +124,7 @@ const EnvSchema = z.object({
   DRAIN_TIMEOUT: positiveSeconds(900),
   REBOOT_TIMEOUT: positiveSeconds(1200),
   REPLACE_TIMEOUT: positiveSeconds(1800),
+  GPU_SETTLE_TIMEOUT: positiveSeconds(900),
   REBOOT_GRACE: positiveSeconds(120),
   REMEDIATION_POLL: positiveSeconds(10),
   LEASE_DURATION: positiveSeconds(15),
@@ -196,6 +197,11 @@ export interface Config {
     readonly drainTimeoutSeconds: number;
     readonly rebootTimeoutSeconds: number;
     readonly replaceTimeoutSeconds: number;
+    /**
+     * After a reboot (node Ready, new boot ID) or on a replacement node: how long the settle gate waits for the
+     * GPUs to be allocatable, the exporter/DCGM pod to be Ready and a complete scan to read every GPU.
+     */
+    readonly settleTimeoutSeconds: number;
     /** After a crash between "reboot started" and the EC2 call, how long to look for signs of the reboot. */
     readonly rebootGraceSeconds: number;
     /** How often a waiting step looks again (node back, replacement Ready, PDB, jobs). */
@@ -341,6 +347,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
       drainTimeoutSeconds: e.DRAIN_TIMEOUT,
       rebootTimeoutSeconds: e.REBOOT_TIMEOUT,
       replaceTimeoutSeconds: e.REPLACE_TIMEOUT,
+      settleTimeoutSeconds: e.GPU_SETTLE_TIMEOUT,
       rebootGraceSeconds: e.REBOOT_GRACE,
       pollSeconds: e.REMEDIATION_POLL,
     },

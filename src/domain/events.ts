@@ -16,6 +16,7 @@ export const ProgressSteps = [
   'drained',
   'reboot_issued',
   'node_back',
+  'settle_wait',
   'gpu_scan',
   'replace_issued',
   'replacement_ready',
@@ -125,7 +126,22 @@ export interface ProgressDetails {
   drained: { evicted?: number; forced?: number };
   reboot_issued: { instanceId?: string; reissued?: boolean };
   node_back: { bootId?: string; previousBootId?: string };
-  gpu_scan: { healthy?: boolean; gpus?: number; expected?: number; problem?: string };
+  /**
+   * A wait before the node counts as back (the settle gate, DESIGN §5), published when what is missing changes.
+   * `waitingFor`: `node_ready` (Ready with a new boot ID), `node` (Ready / present during the gate), `gpus` (the
+   * device plugin's resources), `agent` (the exporter / DCGM pod Ready on the new boot), `scan` (a complete read
+   * of every GPU), `replacement` (a new node to join). `missing` is a clause: "the device plugin reports 0 of 8
+   * GPUs". `node` names the node waited on when it is not the incident's (a replacement).
+   */
+  settle_wait: {
+    node?: string;
+    waitingFor?: 'node_ready' | 'node' | 'gpus' | 'agent' | 'scan' | 'replacement';
+    missing?: string;
+    waitedMs?: number;
+    timeoutMs?: number;
+  };
+  /** `node`: the node scanned when it is not the incident's (a replacement). */
+  gpu_scan: { healthy?: boolean; gpus?: number; expected?: number; problem?: string; node?: string };
   /** `asg` with method asg; `nodePool` with method karpenter. */
   replace_issued: {
     instanceId?: string;

@@ -60,6 +60,49 @@ describe('ClusterPort against the simulated API server', () => {
     expect(await port.getNode('ip-10-9-9-9.ec2.internal')).toBeUndefined();
   });
 
+  it('lists the GPU agent pods of a node: after a reboot the same pod, restarted, not Ready until its probe passes', async () => {
+    const [node] = await port.listNodes();
+    if (!node) throw new Error('no nodes');
+    const before = await port.listGpuAgentPods(node.name);
+    expect(before).toEqual([
+      expect.objectContaining({
+        namespace: 'gpu-operator',
+        ready: true,
+        restarts: 0,
+        uid: expect.any(String),
+      }),
+    ]);
+    expect(before[0]?.name).toMatch(/^nvidia-dcgm-exporter-/);
+    const devicePluginDelayMs = 60_000;
+    cluster.rebootInstance(node.instanceId ?? '');
+    clock.advance(3000);
+    const back = await port.getNode(node.name);
+    expect(back).toMatchObject({ ready: true, allocatableGpus: 0, gpuResources: { 'nvidia.com/gpu': 0 } });
+    const restarting = await port.listGpuAgentPods(node.name);
+    expect(restarting).toEqual([expect.objectContaining({ uid: before[0]?.uid, ready: false, restarts: 1 })]);
+    clock.advance(45_000);
+    const ready = await port.listGpuAgentPods(node.name);
+    expect(ready).toEqual([expect.objectContaining({ uid: before[0]?.uid, ready: true, restarts: 1 })]);
+    // The Ready condition's transition is on the new boot (the manual clock's time, to the second).
+    expect(ready[0]?.readySince).toBe(Math.floor(clock.now() / 1000) * 1000);
+    clock.advance(devicePluginDelayMs - 45_000);
+    expect(await port.getNode(node.name)).toMatchObject({ allocatableGpus: 8, expectedGpus: 8 });
+  });
+
+  it('finds agent pods only through the configured selectors and namespace', async () => {
+    const [node] = await port.listNodes();
+    if (!node) throw new Error('no nodes');
+    const kc = kubeConfig(sim.url);
+    const wrongNs = createClusterPort(kc, {
+      gpuAgentSelectors: [{ namespace: 'kube-system', selector: 'app=nvidia-dcgm-exporter' }],
+    });
+    expect(await wrongNs.listGpuAgentPods(node.name)).toEqual([]);
+    const right = createClusterPort(kc, {
+      gpuAgentSelectors: [{ namespace: 'gpu-operator', selector: 'app=nvidia-dcgm-exporter' }],
+    });
+    expect(await right.listGpuAgentPods(node.name)).toHaveLength(1);
+  });
+
   it('cordons with a merge patch (and the node is unschedulable), then uncordons', async () => {
     const [node] = await port.listNodes();
     if (!node) throw new Error('no nodes');

@@ -18,12 +18,14 @@ import type { GpuNode } from '../domain/node.js';
 import type {
   ClusterPort,
   EvictionResult,
+  GpuAgentPod,
   OwnerRef,
   PodRef,
   TrainingJobRef,
   TrainingJobStatus,
 } from '../remediate/ports.js';
 import { isGpuNode, toGpuNode } from './node-mapper.js';
+import { isPodReady, matchesLabelSelector } from './pod-index.js';
 
 export const MIRROR_ANNOTATION = 'kubernetes.io/config.mirror';
 export const KUBEFLOW_JOB_NAME_LABEL = 'training.kubeflow.org/job-name';
@@ -169,6 +171,40 @@ export function toPodRef(pod: V1Pod): PodRef | undefined {
   };
 }
 
+/** Where gpu-medic's GPU readers run: the dcgm-exporter pods (both label styles) and the dcgm-server pods. */
+export interface GpuAgentSelector {
+  /** undefined ⇒ any namespace. */
+  namespace?: string;
+  selector: string;
+}
+
+export const DEFAULT_GPU_AGENT_SELECTORS: readonly GpuAgentSelector[] = [
+  { selector: 'app=nvidia-dcgm-exporter' },
+  { selector: 'app.kubernetes.io/name=dcgm-exporter' },
+  { selector: 'k8s-app=dcgm-server' },
+  { selector: 'app=nvidia-dcgm' },
+];
+
+/** A pod → the settle gate's view of a GPU agent pod; undefined for a pod without a name or uid. */
+export function toGpuAgentPod(pod: V1Pod): GpuAgentPod | undefined {
+  const name = pod.metadata?.name;
+  const uid = pod.metadata?.uid;
+  if (!name || !uid) return undefined;
+  const restarts = (pod.status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0);
+  const readyCondition = pod.status?.conditions?.find((c) => c.type === 'Ready');
+  const since = readyCondition?.lastTransitionTime
+    ? new Date(readyCondition.lastTransitionTime).getTime()
+    : NaN;
+  return {
+    namespace: pod.metadata?.namespace ?? 'default',
+    name,
+    uid,
+    ready: isPodReady(pod),
+    restarts,
+    ...(Number.isFinite(since) ? { readySince: since } : {}),
+  };
+}
+
 /** Pods that have finished hold no resources and need no eviction. */
 export function isFinishedPod(pod: V1Pod): boolean {
   const phase = pod.status?.phase;
@@ -284,6 +320,8 @@ export interface ClusterPortOptions {
   logger?: Logger;
   /** GPU_NODE_SELECTOR: when given, the nodes it selects are the GPU nodes (server-side filter). */
   gpuNodeSelector?: string;
+  /** The exporter / DCGM pods the settle gate waits for (DCGM_NAMESPACE, DCGM_SELECTOR); default: all known. */
+  gpuAgentSelectors?: readonly GpuAgentSelector[];
   retryDelayMs?: number;
 }
 
@@ -401,6 +439,32 @@ export function createClusterPort(kc: KubeConfig, opts: ClusterPortOptions = {})
 
     async listTrainingJobsForPods(pods) {
       return trainingJobsOf(pods);
+    },
+
+    async listGpuAgentPods(node) {
+      const selectors = opts.gpuAgentSelectors ?? DEFAULT_GPU_AGENT_SELECTORS;
+      const pods: GpuAgentPod[] = [];
+      let cont: string | undefined;
+      do {
+        const page = await call(`list pods on node ${node}`, () =>
+          core.listPodForAllNamespaces({
+            fieldSelector: `spec.nodeName=${node}`,
+            limit: PAGE_SIZE,
+            ...(cont ? { _continue: cont } : {}),
+          }),
+        );
+        for (const p of page.items) {
+          const agent = selectors.some(
+            (s) =>
+              (s.namespace === undefined || s.namespace === p.metadata?.namespace) &&
+              matchesLabelSelector(p.metadata?.labels, s.selector),
+          );
+          const ref = agent && !isFinishedPod(p) ? toGpuAgentPod(p) : undefined;
+          if (ref) pods.push(ref);
+        }
+        cont = page.metadata?._continue || undefined;
+      } while (cont);
+      return pods;
     },
 
     async getTrainingJobStatus(job) {

@@ -7,7 +7,39 @@ export interface IndexedPod {
   name: string;
   node: string;
   podIP?: string;
+  /** Running, not terminating, and its Ready condition True (isPodReady). */
   ready: boolean;
+}
+
+/**
+ * Ready as Kubernetes means it: Running, not terminating, and the `Ready` condition True. After a node reboot a
+ * DaemonSet pod is Running again before its containers pass their readiness probes; `Running` alone is not enough.
+ */
+export function isPodReady(p: V1Pod): boolean {
+  if (p.status?.phase !== 'Running' || p.metadata?.deletionTimestamp) return false;
+  return (p.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+}
+
+/**
+ * An equality-based label selector (`a=b,c!=d,e,!f`; `==` too) against a pod's labels. Set-based expressions
+ * (`in`, `notin`) are not supported and match nothing, so a misconfigured selector finds no pod rather than all.
+ */
+export function matchesLabelSelector(labels: Record<string, string> | undefined, selector: string): boolean {
+  const have = labels ?? {};
+  const terms = selector
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
+  if (terms.length === 0) return false;
+  return terms.every((term) => {
+    if (/\s(not)?in\s*\(/.test(term)) return false;
+    const ne = term.split('!=');
+    if (ne.length === 2) return have[(ne[0] ?? '').trim()] !== (ne[1] ?? '').trim();
+    const eq = term.split(/==?/);
+    if (eq.length === 2) return have[(eq[0] ?? '').trim()] === (eq[1] ?? '').trim();
+    if (term.startsWith('!')) return !(term.slice(1) in have);
+    return term in have;
+  });
 }
 
 /**
@@ -99,7 +131,7 @@ export class PodIndex {
     this.remove(key);
     const node = p.spec?.nodeName;
     if (!node || !p.metadata?.name) return false;
-    const ready = p.status?.phase === 'Running' && !p.metadata.deletionTimestamp;
+    const ready = isPodReady(p);
     const entry: IndexedPod = {
       namespace: p.metadata.namespace ?? 'default',
       name: p.metadata.name,

@@ -42,6 +42,11 @@ export interface EngineConfig {
    */
   rebootGraceMs: number;
   replaceTimeoutMs: number;
+  /**
+   * GPU_SETTLE_TIMEOUT: after a reboot (or on a replacement node), how long the settle gate waits for the GPUs
+   * to be allocatable, a GPU agent pod Ready on the new boot and a complete scan (settle.ts).
+   */
+  settleTimeoutMs: number;
   /** How long to follow a training job after the node is back before reporting it is not running. */
   jobTimeoutMs: number;
   pollMs: number;
@@ -58,6 +63,7 @@ export const defaultEngineConfig: EngineConfig = {
   rebootTimeoutMs: 20 * 60_000,
   rebootGraceMs: 2 * 60_000,
   replaceTimeoutMs: 30 * 60_000,
+  settleTimeoutMs: 15 * 60_000,
   jobTimeoutMs: 30 * 60_000,
   pollMs: 10_000,
   maxBackoffMs: 30_000,

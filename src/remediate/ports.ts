@@ -53,6 +53,22 @@ export const TrainingJobStatuses = [
 ] as const;
 export type TrainingJobStatus = (typeof TrainingJobStatuses)[number];
 
+/**
+ * A pod that reads the node's GPUs for gpu-medic: the dcgm-exporter, or the DCGM pod (dcgm-server,
+ * nv-hostengine) the exec source talks to. The settle gate waits for one to be Ready on the new boot.
+ */
+export interface GpuAgentPod {
+  namespace: string;
+  name: string;
+  uid: string;
+  /** Running, not terminating, and its Ready condition True. */
+  ready: boolean;
+  /** Container restarts, summed: a reboot restarts the containers of a DaemonSet pod that survives it. */
+  restarts: number;
+  /** When the Ready condition last changed (epoch ms, second precision), when the API says. */
+  readySince?: number;
+}
+
 export interface ClusterPort {
   getNode(name: string): Promise<GpuNode | undefined>;
   listNodes(): Promise<GpuNode[]>;
@@ -67,6 +83,8 @@ export interface ClusterPort {
   /** Karpenter replacement: delete the Node and let Karpenter provision a new one. */
   deleteNode(name: string): Promise<'deleted' | 'gone'>;
   listTrainingJobsForPods(pods: PodRef[]): Promise<TrainingJobRef[]>;
+  /** The node's GPU agent pods (exporter / DCGM), read fresh from the API. */
+  listGpuAgentPods(node: string): Promise<GpuAgentPod[]>;
   getTrainingJobStatus(job: TrainingJobRef): Promise<TrainingJobStatus>;
 }
 
@@ -84,9 +102,18 @@ export interface CloudPort {
   autoScalingGroupOf(instanceId: string): Promise<string | undefined>;
 }
 
+/** What one on-demand scan of a node read. */
+export interface NodeReading {
+  verdict: Verdict;
+  /** Distinct GPUs the source reported (DCGM indices); 0 when nothing could be read. */
+  gpusRead: number;
+  /** Why the node could not be read (the collection error), when it could not. */
+  error?: string;
+}
+
 /** A fresh GPU scan of one node (the monitor's collect + classify, on demand). */
 export interface HealthCheckPort {
-  scanNode(name: string): Promise<Verdict>;
+  scanNode(name: string): Promise<NodeReading>;
 }
 
 /** What is needed to open a new incident (the store assigns id and updatedAt). */

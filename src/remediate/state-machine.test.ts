@@ -25,7 +25,16 @@ describe('planSteps', () => {
     ],
     [
       'replace',
-      ['cordon', 'kubeflow_snapshot', 'drain', 'replace', 'wait_replacement', 'follow_jobs', 'resolve'],
+      [
+        'cordon',
+        'kubeflow_snapshot',
+        'drain',
+        'replace',
+        'wait_replacement',
+        'verify_replacement',
+        'follow_jobs',
+        'resolve',
+      ],
     ],
   ])('%s', (action, steps) => {
     expect(planSteps(action)).toEqual(steps);

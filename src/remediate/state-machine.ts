@@ -12,6 +12,7 @@ export const StepNames = [
   'uncordon',
   'replace',
   'wait_replacement',
+  'verify_replacement',
   'follow_jobs',
   'resolve',
 ] as const;
@@ -36,7 +37,16 @@ const plans: Record<RemediationAction, readonly StepName[]> = {
     'follow_jobs',
     'resolve',
   ],
-  replace: ['cordon', 'kubeflow_snapshot', 'drain', 'replace', 'wait_replacement', 'follow_jobs', 'resolve'],
+  replace: [
+    'cordon',
+    'kubeflow_snapshot',
+    'drain',
+    'replace',
+    'wait_replacement',
+    'verify_replacement',
+    'follow_jobs',
+    'resolve',
+  ],
 };
 
 export function planSteps(action: RemediationAction): readonly StepName[] {
@@ -54,6 +64,7 @@ export const stepState: Record<StepName, IncidentState> = {
   uncordon: 'verifying',
   replace: 'replacing',
   wait_replacement: 'replacing',
+  verify_replacement: 'verifying',
   follow_jobs: 'verifying',
   resolve: 'resolved',
 };

@@ -4,11 +4,21 @@
  * BEFORE the effect, the engine writes `done` after it. In dry run no mutating port is called.
  */
 import type { ProgressDetails, ProgressStep } from '../domain/events.js';
-import type { Verdict } from '../domain/finding.js';
 import type { Incident } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
 import type { EngineConfig, EngineDeps } from './engine.js';
 import type { PodRef, RunPlan, StepRow, TrainingJobRef } from './ports.js';
+import {
+  agentRecordsIn,
+  agentRecordsOf,
+  combineExpectations,
+  expectationIn,
+  type GpuExpectation,
+  gpuExpectationOf,
+  type Missing,
+  type SettleResult,
+  settleNode,
+} from './settle.js';
 import type { StepName } from './state-machine.js';
 
 export interface StepContext {
@@ -65,8 +75,9 @@ async function requireNode(ctx: StepContext): Promise<GpuNode> {
 
 async function cordon(ctx: StepContext): Promise<StepOutcome> {
   const node = await requireNode(ctx);
-  // Whether it was cordoned before we came decides whether we uncordon at the end.
-  const row = ctx.begin({ wasUnschedulable: node.unschedulable });
+  // Whether it was cordoned before we came decides whether we uncordon at the end. The GPUs it has now are
+  // what a replacement (or the node after a reboot) must show again before the incident resolves.
+  const row = ctx.begin({ wasUnschedulable: node.unschedulable, gpuExpectation: gpuExpectationOf(node) });
   const cordonedByUs = row.detail.wasUnschedulable !== true;
   if (node.unschedulable) {
     return done(
@@ -235,8 +246,15 @@ async function reboot(ctx: StepContext): Promise<StepOutcome> {
     await cloud.rebootInstance(instanceId);
     return done({ instanceId, reissued: true }, say('reboot_issued', { instanceId, reissued: true }));
   }
-  // The boot ID goes in the row BEFORE the call: it is how a resumed run knows the reboot happened.
-  ctx.begin({ bootIdBefore: node.bootId ?? null, instanceId });
+  // The boot ID goes in the row BEFORE the call: it is how a resumed run knows the reboot happened. So do the
+  // GPU resources and the agent pods: after the reboot the node reports less until it has settled.
+  const agents = await cluster.listGpuAgentPods(node.name);
+  ctx.begin({
+    bootIdBefore: node.bootId ?? null,
+    instanceId,
+    gpuExpectation: gpuExpectationOf(node),
+    agentPodsBefore: agentRecordsOf(agents),
+  });
   if (ctx.plan.dryRun) return done({ would: `reboot ${instanceId}` }, say('reboot_issued', { instanceId }));
   await cloud.rebootInstance(instanceId);
   return done({ instanceId }, say('reboot_issued', { instanceId }));
@@ -246,8 +264,9 @@ async function waitNodeBack(ctx: StepContext): Promise<StepOutcome> {
   const { cluster, clock } = ctx.deps;
   if (ctx.plan.dryRun) return done({ would: 'wait for a new boot ID and Ready' }, say('node_back', {}));
   const before = ctx.rowOf('reboot')?.detail.bootIdBefore;
-  ctx.begin({});
-  const deadline = clock.now() + ctx.config.rebootTimeoutMs;
+  const row = ctx.begin({});
+  const deadline = row.startedAt + ctx.config.rebootTimeoutMs;
+  let announced = false;
   for (;;) {
     const node = await cluster.getNode(ctx.incident.node);
     if (node?.ready && node.bootId !== undefined && node.bootId !== before) {
@@ -263,32 +282,99 @@ async function waitNodeBack(ctx: StepContext): Promise<StepOutcome> {
       return {
         kind: 'end',
         state: 'escalated',
-        reason: `${ctx.incident.node} did not come back Ready with a new boot ID within ${minutes(ctx.config.rebootTimeoutMs)} after the reboot.`,
+        reason: `${ctx.incident.node} did not come back Ready with a new boot ID within ${minutes(ctx.config.rebootTimeoutMs)} after the reboot: it stays cordoned; a human decides.`,
+        detail: { needsHuman: true, ready: node?.ready ?? false, bootId: node?.bootId ?? null },
       };
+    }
+    if (!announced) {
+      ctx.publish('settle_wait', {
+        waitingFor: 'node_ready',
+        waitedMs: clock.now() - row.startedAt,
+        timeoutMs: ctx.config.rebootTimeoutMs,
+      });
+      announced = true;
     }
     await clock.sleep(ctx.config.pollMs);
   }
 }
 
-/** Healthy: nothing critical, and the fault we came for is gone. */
-export function scanIsHealthy(verdict: Verdict, faultKey: string): boolean {
-  return !verdict.findings.some((f) => f.severity === 'critical' || f.key === faultKey);
-}
-
-async function verifyScan(ctx: StepContext): Promise<StepOutcome> {
-  if (ctx.plan.dryRun) return done({ would: 'run a fresh GPU scan' }, say('gpu_scan', {}));
-  const verdict = await ctx.deps.health.scanNode(ctx.incident.node);
-  const detail = { category: verdict.category, severity: verdict.severity, explanation: verdict.explanation };
-  if (scanIsHealthy(verdict, ctx.incident.faultKey)) {
-    return done({ healthy: true, ...detail }, say('gpu_scan', { healthy: true }));
-  }
+/** The settle gate's timeout, as the thread and the escalation policy see it. */
+function settleTimeout(
+  ctx: StepContext,
+  node: string,
+  when: string,
+  missing: Missing,
+  replaceable: boolean,
+): StepOutcome {
+  // Fewer GPUs than before (the device plugin or the scan counts some, not all): the hardware lost one, and a
+  // reboot that did not bring it back escalates to replace. Nothing read at all: a human looks first.
+  const lost =
+    replaceable && missing.have !== undefined && missing.have > 0 && (missing.want ?? 0) > missing.have;
   return {
     kind: 'end',
     state: 'escalated',
-    reason: `GPU scan after the reboot still fails (${verdict.category}: ${verdict.explanation}); the node stays cordoned and the fault goes to the escalation policy (replace).`,
-    // The services open a follow-up for the same fault; the policy, seeing the reboot that did not help, replaces.
-    detail: { healthy: false, escalateTo: 'replace', ...detail },
+    reason: `${node} ${when} but did not settle within ${minutes(ctx.config.settleTimeoutMs)}: ${missing.text}. It stays cordoned${lost ? '; the lost GPU goes to the escalation policy (replace)' : '; a human decides'}.`,
+    detail: {
+      settled: false,
+      waitingFor: missing.kind,
+      missing: missing.text,
+      ...(lost ? { escalateTo: 'replace' } : { needsHuman: true }),
+    },
   };
+}
+
+function settledDetail(result: Extract<SettleResult, { kind: 'settled' }>): Record<string, unknown> {
+  return { healthy: true, gpus: result.gpus, waitedMs: result.waitedMs };
+}
+
+/**
+ * The settle gate after a reboot (settle.ts): GPUs allocatable again, an agent pod Ready on the new boot, and a
+ * complete scan of every expected GPU with nothing critical. Until then the node stays cordoned.
+ */
+async function verifyScan(ctx: StepContext): Promise<StepOutcome> {
+  if (ctx.plan.dryRun)
+    return done({ would: 'wait for the GPUs to settle and scan them' }, say('gpu_scan', {}));
+  const reboot = ctx.rowOf('reboot');
+  const expectation = mergeExpectations(
+    expectationIn(ctx.rowOf('cordon')?.detail),
+    expectationIn(reboot?.detail),
+  );
+  const row = ctx.begin({});
+  const result = await settleNode(ctx, {
+    node: ctx.incident.node,
+    expectation,
+    agentsBefore: agentRecordsIn(reboot?.detail),
+    rebootAt: reboot?.startedAt,
+    faultKey: ctx.incident.faultKey,
+    startedAt: row.startedAt,
+  });
+  if (result.kind === 'settled') {
+    return done(
+      settledDetail(result),
+      say('gpu_scan', { healthy: true, gpus: result.gpus, expected: result.expected }),
+    );
+  }
+  if (result.kind === 'timeout')
+    return settleTimeout(ctx, ctx.incident.node, 'came back after the reboot', result.missing, true);
+  return {
+    kind: 'end',
+    state: 'escalated',
+    reason: `GPU scan after the reboot still fails (${result.category}: ${result.explanation}); the node stays cordoned and the fault goes to the escalation policy (replace).`,
+    // The services open a follow-up for the same fault; the policy, seeing the reboot that did not help, replaces.
+    detail: {
+      healthy: false,
+      escalateTo: 'replace',
+      category: result.category,
+      explanation: result.explanation,
+    },
+  };
+}
+
+function mergeExpectations(
+  a: GpuExpectation | undefined,
+  b: GpuExpectation | undefined,
+): GpuExpectation | undefined {
+  return b ? combineExpectations(a, b) : a;
 }
 
 const terminating = new Set(['shutting-down', 'terminated']);
@@ -375,6 +461,11 @@ async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
   const before = new Set(Array.isArray(d.nodesBefore) ? d.nodesBefore.map(String) : []);
   ctx.begin({});
   const deadline = clock.now() + ctx.config.replaceTimeoutMs;
+  ctx.publish('settle_wait', {
+    waitingFor: 'replacement',
+    missing: `a new node in ${group}`,
+    timeoutMs: ctx.config.replaceTimeoutMs,
+  });
   for (;;) {
     const fresh = (await cluster.listNodes()).find(
       (n) => !before.has(n.name) && n.ready && (n.nodeGroup === group || n.karpenterNodePool === group),
@@ -394,6 +485,46 @@ async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
     }
     await clock.sleep(ctx.config.pollMs);
   }
+}
+
+/**
+ * The replacement node goes through the same settle gate before the incident resolves: its GPUs allocatable,
+ * an agent pod Ready, a complete scan with nothing critical. It is a new node, so any Ready agent pod counts.
+ */
+async function verifyReplacement(ctx: StepContext): Promise<StepOutcome> {
+  const fresh = ctx.doneDetail('wait_replacement')?.replacement;
+  if (typeof fresh !== 'string' || fresh === '') {
+    return done({ skipped: 'no replacement node to verify' }, null);
+  }
+  if (ctx.plan.dryRun) return done({ would: `verify ${fresh}` }, say('gpu_scan', { node: fresh }));
+  const row = ctx.begin({ node: fresh });
+  // Same instance type: it must have what the old node had (before the fault). Another type (a Karpenter pool
+  // may pick one): only what the new node itself says.
+  const old = ctx.rowOf('replace')?.detail.instanceType;
+  const node = await ctx.deps.cluster.getNode(fresh);
+  const sameType = typeof old === 'string' && node?.instanceType === old;
+  const result = await settleNode(ctx, {
+    node: fresh,
+    expectation: sameType ? expectationIn(ctx.rowOf('cordon')?.detail) : undefined,
+    agentsBefore: undefined,
+    rebootAt: undefined,
+    faultKey: undefined,
+    startedAt: row.startedAt,
+  });
+  if (result.kind === 'settled') {
+    return done(
+      { node: fresh, ...settledDetail(result) },
+      say('gpu_scan', { healthy: true, gpus: result.gpus, expected: result.expected, node: fresh }),
+    );
+  }
+  if (result.kind === 'timeout')
+    return settleTimeout(ctx, fresh, 'joined as the replacement', result.missing, false);
+  return {
+    kind: 'end',
+    state: 'escalated',
+    reason: `the replacement node ${fresh} fails its first GPU scan (${result.category}: ${result.explanation}); a human decides.`,
+    detail: { node: fresh, healthy: false, needsHuman: true, category: result.category },
+  };
 }
 
 function jobsOf(detail: Record<string, unknown> | undefined): TrainingJobRef[] {
@@ -476,6 +607,8 @@ export async function runStep(step: StepName, ctx: StepContext): Promise<StepOut
       return replace(ctx);
     case 'wait_replacement':
       return waitReplacement(ctx);
+    case 'verify_replacement':
+      return verifyReplacement(ctx);
     case 'follow_jobs':
       return followJobs(ctx);
     case 'resolve':

@@ -146,7 +146,12 @@ describe('fault injection', () => {
   });
 
   it('clears faults on reboot, gives a new bootID, and brings back persistent faults', () => {
-    const { cluster, clock } = make({ nodes: 2, rebootDelayMs: 3000 });
+    const { cluster, clock } = make({
+      nodes: 2,
+      rebootDelayMs: 3000,
+      devicePluginDelayMs: 0,
+      exporterReadyDelayMs: 0,
+    });
     const [a = '', b = ''] = gpuNodes(cluster).map((n) => n.metadata.name);
     cluster.injectXid(a, 1, 48);
     cluster.injectEcc(a, 1, { sbe: 3, dbe: 1 });
@@ -169,6 +174,7 @@ describe('fault injection', () => {
     clock.advance(1);
     expect(ready(cluster, a)).toBe('True');
     expect(cluster.getNode(a)?.status.nodeInfo.bootID).not.toBe(bootA);
+    clock.advance(0);
     const g = cluster.gpuState(a);
     expect(g[1]).toMatchObject({ xidLast: 0, eccDbeVolatile: 0, eccSbeVolatile: 0, eccDbeAggregate: 1 });
     expect(g[2]?.present).toBe(true);
@@ -182,6 +188,99 @@ describe('fault injection', () => {
 
     expect(cluster.gpuState(b)[0]?.xidLast).toBe(79);
     expect(cluster.kernelLog(b)).toHaveLength(1);
+  });
+
+  // reference/real-clusters.md "After a reboot": Ready with a new bootID comes before the device plugin and
+  // the exporter; a verification at that moment reads nothing.
+  it('after a reboot: Ready with a new bootID first, then the device plugin, then a Ready exporter', () => {
+    const { cluster, clock } = make({
+      nodes: 1,
+      rebootDelayMs: 3000,
+      devicePluginDelayMs: 60_000,
+      exporterReadyDelayMs: 45_000,
+    });
+    const node = gpuNodes(cluster)[0]?.metadata.name ?? '';
+    const gpus = (field: 'capacity' | 'allocatable') =>
+      cluster.getNode(node)?.status[field]['nvidia.com/gpu'];
+    const exporter = () => cluster.exporterPod(node);
+    const podReady = () => exporter()?.status.conditions?.find((c) => c.type === 'Ready')?.status;
+    const podBefore = structuredClone(exporter());
+    const bootBefore = cluster.getNode(node)?.status.nodeInfo.bootID;
+    expect(podReady()).toBe('True');
+
+    // Every state the node passes through on its new boot: never Ready with GPUs before the plugin registers.
+    const seen: string[] = [];
+    cluster.onChange((e) => {
+      const n = cluster.getNode(node);
+      if (e.resource !== 'nodes' || !n || n.status.nodeInfo.bootID === bootBefore) return;
+      seen.push(`${ready(cluster, node)} ${n.status.allocatable['nvidia.com/gpu']}`);
+    });
+    cluster.rebootInstance(cluster.nodeInfo(node)?.instanceId ?? '');
+    clock.advance(3000);
+    expect(ready(cluster, node)).toBe('True');
+    expect(cluster.getNode(node)?.status.nodeInfo.bootID).not.toBe(bootBefore);
+    expect(new Set(seen)).toEqual(new Set(['True 0']));
+    expect(gpus('capacity')).toBe('0');
+    expect(gpus('allocatable')).toBe('0');
+    expect(cluster.nodeInfo(node)).toMatchObject({ devicePluginRegistered: false, agentsStarting: true });
+    // The same pod (the DaemonSet pod survives a reboot), its containers restarted and not Ready.
+    expect(exporter()?.metadata.uid).toBe(podBefore?.metadata.uid);
+    expect(exporter()?.status.containerStatuses?.[0]).toMatchObject({ ready: false, restartCount: 1 });
+    expect(podReady()).toBe('False');
+    expect(exporter()?.status.podIP).not.toBe(podBefore?.status.podIP);
+    const refused = cluster.exporterScrape(node);
+    expect(refused.kind).toBe('error');
+    expect(refused.kind === 'error' ? refused.message : '').toMatch(/connection refused/);
+
+    clock.advance(45_000);
+    expect(podReady()).toBe('True');
+    expect(cluster.exporterScrape(node).kind).toBe('ok');
+    expect(gpus('allocatable')).toBe('0');
+    clock.advance(15_000);
+    expect(gpus('capacity')).toBe('8');
+    expect(gpus('allocatable')).toBe('8');
+    expect(cluster.nodeInfo(node)).toMatchObject({ devicePluginRegistered: true, agentsStarting: false });
+  });
+
+  it('a GPU that does not come back lowers capacity, allocatable and the GFD count after the reboot', () => {
+    const { cluster, clock } = make({ nodes: 1, devicePluginDelayMs: 1000, exporterReadyDelayMs: 500 });
+    const node = gpuNodes(cluster)[0]?.metadata.name ?? '';
+    cluster.dropGpu(node, 6, { persistent: true });
+    expect(cluster.getNode(node)?.status.allocatable['nvidia.com/gpu']).toBe('7');
+    cluster.rebootInstance(cluster.nodeInfo(node)?.instanceId ?? '');
+    clock.advance(3000);
+    expect(cluster.getNode(node)?.status.allocatable['nvidia.com/gpu']).toBe('0');
+    clock.advance(1000);
+    const n = cluster.getNode(node);
+    expect(n?.status.capacity['nvidia.com/gpu']).toBe('7');
+    expect(n?.status.allocatable['nvidia.com/gpu']).toBe('7');
+    expect(n?.metadata.labels?.['nvidia.com/gpu.count']).toBe('7');
+  });
+
+  it('a GPU that fails on reboot is there until the reboot and missing after it', () => {
+    const { cluster, clock } = make({ nodes: 1, devicePluginDelayMs: 1000, exporterReadyDelayMs: 500 });
+    const node = gpuNodes(cluster)[0]?.metadata.name ?? '';
+    cluster.failGpuOnReboot(node, 3);
+    expect(cluster.gpuState(node)[3]?.present).toBe(true);
+    expect(cluster.getNode(node)?.status.allocatable['nvidia.com/gpu']).toBe('8');
+    cluster.rebootInstance(cluster.nodeInfo(node)?.instanceId ?? '');
+    clock.advance(4000);
+    expect(cluster.gpuState(node)[3]?.present).toBe(false);
+    expect(cluster.getNode(node)?.status.allocatable['nvidia.com/gpu']).toBe('7');
+    const scrape = cluster.exporterScrape(node);
+    expect(scrape.kind === 'ok' ? scrape.body : '').not.toMatch(/gpu="3"/);
+  });
+
+  it('a node whose reboots hang never turns Ready again', () => {
+    const { cluster, clock } = make({ nodes: 1 });
+    const node = gpuNodes(cluster)[0]?.metadata.name ?? '';
+    const bootBefore = cluster.getNode(node)?.status.nodeInfo.bootID;
+    cluster.hangReboots(node);
+    expect(cluster.rebootInstance(cluster.nodeInfo(node)?.instanceId ?? '')).toBe(true);
+    clock.advance(3_600_000);
+    expect(ready(cluster, node)).toBe('Unknown');
+    expect(cluster.getNode(node)?.status.nodeInfo.bootID).toBe(bootBefore);
+    expect(cluster.exporterScrape(node).kind).toBe('error');
   });
 
   it('answers reboot of an unknown instance with false', () => {
@@ -221,6 +320,52 @@ describe('termination and replacement', () => {
     expect(fresh?.status.conditions.find((c) => c.type === 'Ready')?.status).toBe('True');
     expect(cluster.exporterPod(fresh?.metadata.name ?? '')).toBeDefined();
     expect(events.filter((e) => e.startsWith('ADDED'))).toHaveLength(1);
+  });
+
+  it('a node joining as a replacement advertises its GPUs only once its device plugin registers', () => {
+    const { cluster, clock } = make({
+      nodes: 2,
+      karpenterNodes: 0,
+      terminateDelayMs: 100,
+      replaceDelayMs: 1000,
+      devicePluginDelayMs: 2000,
+      exporterReadyDelayMs: 1500,
+    });
+    const before = new Set(cluster.listNodes().map((n) => n.metadata.name));
+    const victim = gpuNodes(cluster)[0]?.metadata.name ?? '';
+    cluster.terminateInstance(cluster.nodeInfo(victim)?.instanceId ?? '', {
+      decrementDesiredCapacity: false,
+    });
+    clock.advance(1000);
+    const fresh = cluster.listNodes().find((n) => !before.has(n.metadata.name));
+    const name = fresh?.metadata.name ?? '';
+    expect(fresh?.status.conditions.find((c) => c.type === 'Ready')?.status).toBe('True');
+    expect(fresh?.status.allocatable['nvidia.com/gpu']).toBe('0');
+    expect(cluster.exporterPod(name)?.status.containerStatuses?.[0]).toMatchObject({ ready: false });
+    clock.advance(1500);
+    expect(cluster.exporterPod(name)?.status.containerStatuses?.[0]).toMatchObject({ ready: true });
+    expect(cluster.getNode(name)?.status.allocatable['nvidia.com/gpu']).toBe('0');
+    clock.advance(500);
+    expect(cluster.getNode(name)?.status.allocatable['nvidia.com/gpu']).toBe('8');
+  });
+
+  it('with no instance capacity, a terminated instance gets its replacement only once capacity returns', () => {
+    const { cluster, clock } = make({
+      nodes: 2,
+      karpenterNodes: 0,
+      terminateDelayMs: 100,
+      replaceDelayMs: 1000,
+    });
+    const victim = gpuNodes(cluster)[0]?.metadata.name ?? '';
+    cluster.setInsufficientCapacity(true);
+    cluster.terminateInstance(cluster.nodeInfo(victim)?.instanceId ?? '', {
+      decrementDesiredCapacity: false,
+    });
+    clock.advance(600_000);
+    expect(gpuNodes(cluster)).toHaveLength(1);
+    cluster.setInsufficientCapacity(false);
+    clock.advance(1000);
+    expect(gpuNodes(cluster)).toHaveLength(2);
   });
 
   it('does not replace when the desired capacity is decremented', () => {

@@ -64,6 +64,16 @@ export interface SimClusterOptions {
   rescheduleDelayMs?: number;
   /** Graceful termination of an evicted/deleted pod: deletionTimestamp first, gone after this. */
   podTerminationMs?: number;
+  /**
+   * After a reboot (or when a new node joins), from the node turning Ready to the NVIDIA device plugin
+   * re-registering: until then the kubelet reports `nvidia.com/gpu` capacity and allocatable 0. Default 60 s.
+   */
+  devicePluginDelayMs?: number;
+  /**
+   * After a reboot (or on a new node), from the node turning Ready to the restarted dcgm-exporter (and
+   * dcgm-server) pod passing its readiness probe; until then its container refuses connections. Default 45 s.
+   */
+  exporterReadyDelayMs?: number;
   workloads?: boolean;
   /**
    * Also run DCGM host-engine pods for the dcgm-server source: `true` = the EKS node monitoring agent's stock
@@ -120,6 +130,10 @@ export interface SimNodeInfo {
   shape: GpuShape;
   /** The counters file this node's exporter runs with. */
   counters: CounterSet;
+  /** The NVIDIA device plugin is registered (false from a boot until it re-registers: `nvidia.com/gpu` is 0). */
+  devicePluginRegistered: boolean;
+  /** The GPU agent pods (dcgm-exporter, dcgm-server) restarted and have not passed their readiness probes. */
+  agentsStarting: boolean;
 }
 
 type NodeGroup =
@@ -147,6 +161,14 @@ interface NodeState {
   injectedConditions: Set<string>;
   /** GPU index → key of the pod it is allocated to. */
   allocations: Map<number, string>;
+  /** The NVIDIA device plugin is registered with the kubelet (false from a boot until it re-registers). */
+  pluginRegistered: boolean;
+  /** The GPU agent pods (dcgm-exporter, dcgm-server) restarted and are not Ready yet. */
+  agentsStarting: boolean;
+  /** Reboots of this node never finish: the instance hangs in boot and the kubelet never posts Ready. */
+  rebootHangs: boolean;
+  /** Device plugin and agent readiness timers of the current boot. */
+  bootTimers: SimTimer[];
 }
 
 const NODE_CONDITION_DEFAULTS: NodeConditionObject[] = [
@@ -229,6 +251,10 @@ export class SimCluster implements CloudEffects {
   private readonly pending = new Set<string>();
   private usedIps = new Set<string>();
   private closed = false;
+  /** The initial fleet is built (nodes added from now on are joining: their device plugin registers late). */
+  private built = false;
+  /** No instance can be launched (InsufficientInstanceCapacity): replacements wait until it is lifted. */
+  private noCapacity = false;
 
   constructor(options: SimClusterOptions = {}) {
     this.clusterName = options.clusterName ?? 'sim-cluster';
@@ -245,6 +271,8 @@ export class SimCluster implements CloudEffects {
       terminateDelayMs: options.terminateDelayMs ?? 1000,
       rescheduleDelayMs: options.rescheduleDelayMs ?? 1000,
       podTerminationMs: options.podTerminationMs ?? 0,
+      devicePluginDelayMs: options.devicePluginDelayMs ?? 60_000,
+      exporterReadyDelayMs: options.exporterReadyDelayMs ?? 45_000,
       workloads: options.workloads ?? true,
       dcgmServer: options.dcgmServer ?? false,
       counters: options.counters ?? (options.extraCounters ? 'full' : 'stock'),
@@ -281,6 +309,7 @@ export class SimCluster implements CloudEffects {
     }
     this.addNode(this.systemGroup);
     if (this.opts.workloads) this.createWorkloads();
+    this.built = true;
   }
 
   // ---------------------------------------------------------------- reading
@@ -308,6 +337,8 @@ export class SimCluster implements CloudEffects {
       exporterMode: s.exporterMode,
       shape: s.shape,
       counters: s.counters ?? this.opts.counters,
+      devicePluginRegistered: s.pluginRegistered,
+      agentsStarting: s.agentsStarting,
     };
   }
 
@@ -755,6 +786,13 @@ export class SimCluster implements CloudEffects {
         status: 503,
         message: `error trying to reach service: dial tcp ${s.ip}:${DCGM_EXPORTER_PORT}: connect: no route to host`,
       };
+    // The restarted container has not started listening yet (init containers, then the exporter's own start).
+    if (s.agentsStarting && s.exporterMode !== 'missing')
+      return {
+        kind: 'error',
+        status: 503,
+        message: `error trying to reach service: dial tcp ${s.ip}:${DCGM_EXPORTER_PORT}: connect: connection refused`,
+      };
     switch (s.exporterMode) {
       case 'hang':
         return { kind: 'hang' };
@@ -794,7 +832,12 @@ export class SimCluster implements CloudEffects {
     if (!s) return true;
     s.rebooting = true;
     s.rebootTimer?.cancel();
+    this.cancelBootTimers(s);
     this.setReady(s, false, 'NodeStatusUnknown', 'Kubelet stopped posting node status.');
+    if (s.rebootHangs) {
+      this.log?.info({ node: s.name, instanceId }, 'sim: instance rebooting (and will hang in boot)');
+      return true;
+    }
     s.rebootTimer = this.later(this.opts.rebootDelayMs, () => this.finishReboot(s));
     this.log?.info({ node: s.name, instanceId }, 'sim: instance rebooting');
     return true;
@@ -821,10 +864,32 @@ export class SimCluster implements CloudEffects {
     });
     const replace =
       group && ((group.kind === 'managed' && !opts.decrementDesiredCapacity) || group.kind === 'karpenter');
-    if (group && replace)
-      this.later(this.opts.replaceDelayMs, () => this.addNode(group, undefined, s?.shape));
+    if (group && replace) this.launchReplacement(group, s?.shape);
     this.log?.info({ instanceId, node: s?.name, replace }, 'sim: instance terminating');
     return before;
+  }
+
+  /**
+   * The GPU does not come back from the next reboot (and stays gone): present until then, then missing from
+   * DCGM, from the device plugin's count and from GFD's label — a GPU that a reset could not bring back.
+   */
+  failGpuOnReboot(node: string, gpu: number): void {
+    const s = this.state(node);
+    this.gpu(s, gpu);
+    s.persistent.push(() => this.dropGpu(node, gpu));
+  }
+
+  /** Every later reboot of the node hangs in boot: the kubelet never posts Ready again. */
+  hangReboots(node: string): void {
+    this.state(node).rebootHangs = true;
+  }
+
+  /**
+   * InsufficientInstanceCapacity: no instance can be launched, so terminated node-group and Karpenter
+   * instances get no replacement until it is lifted (the launch is retried every replaceDelayMs).
+   */
+  setInsufficientCapacity(on: boolean): void {
+    this.noCapacity = on;
   }
 
   /** Cancels every pending effect (reboots, replacements, restarts). */
@@ -948,6 +1013,11 @@ export class SimCluster implements CloudEffects {
       rebooting: false,
       injectedConditions: new Set(),
       allocations: new Map(),
+      // A node joining after start-up is like a node after a reboot: the device plugin and the agents come later.
+      pluginRegistered: !(this.built && gpuNode),
+      agentsStarting: this.built && gpuNode,
+      rebootHangs: false,
+      bootTimers: [],
     };
     this.nodes.set(name, s);
     this.podsByNode.set(name, new Set());
@@ -998,8 +1068,8 @@ export class SimCluster implements CloudEffects {
       pods: capacity.pods ?? '100',
     };
     if (gpuNode) {
-      Object.assign(capacity, devicePluginResources(shape, gpus, this.shapeOptions(), false));
-      Object.assign(allocatable, devicePluginResources(shape, gpus, this.shapeOptions(), true));
+      Object.assign(capacity, this.advertised(s, shape, gpus, false));
+      Object.assign(allocatable, this.advertised(s, shape, gpus, true));
       if (info.efa > 0) {
         capacity['vpc.amazonaws.com/efa'] = String(info.efa);
         allocatable['vpc.amazonaws.com/efa'] = String(info.efa);
@@ -1050,6 +1120,7 @@ export class SimCluster implements CloudEffects {
     if (this.opts.workloads) {
       for (const ds of this.daemonSets()) if (gpuNode || !ds.gpuOnly) this.createDaemonSetPod(s, ds);
     }
+    if (this.built && gpuNode) this.startBoot(s);
     this.kickScheduler();
     return s;
   }
@@ -1104,27 +1175,37 @@ export class SimCluster implements CloudEffects {
     s.exporterMode = 'ok';
     const bootID = this.rng.uuid();
     const now = this.timestamp();
+    // The kubelet is up before the device plugin: `nvidia.com/gpu` reads 0 from the first Ready of the new boot.
+    if (s.gpuNode) {
+      s.pluginRegistered = false;
+      s.agentsStarting = true;
+    }
     this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
       n.status.nodeInfo = { ...n.status.nodeInfo, bootID };
       n.status.conditions = this.baseConditions(s.gpuNode, now).map((c) => {
         const keep = n.status.conditions.find((o) => o.type === c.type);
         return keep && keep.status === c.status ? { ...c, lastTransitionTime: keep.lastTransitionTime } : c;
       });
+      if (s.gpuNode) {
+        const none = this.advertised(s, s.shape, s.gpus, false);
+        n.status.capacity = { ...n.status.capacity, ...none };
+        n.status.allocatable = { ...n.status.allocatable, ...none };
+      }
       return n;
     });
     s.injectedConditions.clear();
     this.gpuChanged(s);
-    this.syncAllocatable(s);
     if (s.gpuNode && this.opts.workloads) {
       const exporter = this.exporterPod(s.name);
-      if (exporter) this.bumpRestartCount(exporter);
-      else this.createDaemonSetPod(s, EXPORTER_DS);
+      if (!exporter) this.createDaemonSetPod(s, EXPORTER_DS);
+      // The pods survive the reboot; their containers restart and are not Ready until their probes pass.
+      for (const p of this.agentPods(s)) this.restartContainers(p);
     }
+    if (s.gpuNode) this.startBoot(s);
     const replay = s.persistent;
     s.persistent = [];
     for (const fault of replay) fault();
     s.persistent = replay;
-    this.inventoryAfterBoot(s);
     this.log?.info({ node: s.name, bootID }, 'sim: node rebooted');
     this.kickScheduler();
   }
@@ -1142,25 +1223,6 @@ export class SimCluster implements CloudEffects {
     s.injectedConditions.clear();
   }
 
-  /**
-   * After a boot the device plugin registers, and GFD labels, only the GPUs NVML sees: a GPU that did not come
-   * back lowers `nvidia.com/gpu` capacity and `nvidia.com/gpu.count` too (reference/real-clusters.md).
-   */
-  private inventoryAfterBoot(s: NodeState): void {
-    if (!s.gpuNode) return;
-    const seen = s.gpus.filter((g) => g.present);
-    const capacity = devicePluginResources(s.shape, seen, this.shapeOptions(), false);
-    const labels = gfdLabels(s.shape, s.gpus[0]?.model ?? H100_MODEL, seen, this.shapeOptions());
-    this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
-      n.status.capacity = { ...n.status.capacity, ...capacity };
-      n.metadata.labels = {
-        ...n.metadata.labels,
-        'nvidia.com/gpu.count': labels['nvidia.com/gpu.count'] ?? '0',
-      };
-      return n;
-    });
-  }
-
   private shapeOptions() {
     return { replicas: this.opts.timeSlicingReplicas, rename: this.opts.timeSlicingRename };
   }
@@ -1168,7 +1230,7 @@ export class SimCluster implements CloudEffects {
   /** The device plugin advertises only healthy devices: a lost GPU takes its replicas or MIG devices with it. */
   private syncAllocatable(s: NodeState): void {
     if (!s.gpuNode) return;
-    const wanted = devicePluginResources(s.shape, s.gpus, this.shapeOptions(), true);
+    const wanted = this.advertised(s, s.shape, s.gpus, true);
     const n = this.store.get<KubeNode>('nodes', undefined, s.name);
     if (!n || Object.entries(wanted).every(([k, v]) => n.status.allocatable[k] === v)) return;
     this.store.update<KubeNode>('nodes', undefined, s.name, (node) => {
@@ -1228,9 +1290,11 @@ export class SimCluster implements CloudEffects {
   private createDaemonSetPod(s: NodeState, ds: DaemonSetSpec): void {
     const uid = this.dsUids.get(ds.name) ?? this.rng.uuid();
     const hostNetwork = ds.name === 'aws-node' || ds.name === 'kube-proxy';
-    this.addPod(
+    const pod = this.addPod(
       this.uniquePod(() => daemonSetPod(this.rng, this.timestamp(), ds, uid, this.placement(s), hostNetwork)),
     );
+    const agent = ds.name === EXPORTER_DS.name || ds === this.dcgmServer;
+    if (agent && s.agentsStarting) this.setContainersReady(pod, false);
   }
 
   private createMirrorPod(s: NodeState): void {
@@ -1265,8 +1329,8 @@ export class SimCluster implements CloudEffects {
     }
     for (const s of candidates) {
       // MIG-mixed nodes offer only nvidia.com/mig-<profile>, renamed time-sliced ones nvidia.com/gpu.shared:
-      // a pod asking for nvidia.com/gpu does not fit there.
-      if (!s.gpuNode || s.rebooting || s.shape === 'mig-mixed') continue;
+      // a pod asking for nvidia.com/gpu does not fit there. Nor before the device plugin registers.
+      if (!s.gpuNode || s.rebooting || !s.pluginRegistered || s.shape === 'mig-mixed') continue;
       if (s.shape === 'time-sliced' && this.opts.timeSlicingRename) continue;
       const node = this.store.get<KubeNode>('nodes', undefined, s.name);
       if (!node || node.spec.unschedulable || node.metadata.deletionTimestamp) continue;
@@ -1388,13 +1452,116 @@ export class SimCluster implements CloudEffects {
     });
   }
 
-  private bumpRestartCount(p: KubePod): void {
+  /** The pods that read the node's GPUs for a monitor: dcgm-exporter and the EKS agent's dcgm-server. */
+  private agentPods(s: NodeState): KubePod[] {
+    return this.podsOn({ nodeName: s.name }).filter(
+      (p) => p.metadata.labels?.app === 'nvidia-dcgm-exporter' || this.isDcgmServerPod(p),
+    );
+  }
+
+  /**
+   * A node boot from the kubelet's side: the device plugin registers after devicePluginDelayMs, the GPU
+   * agent pods pass their readiness probes after exporterReadyDelayMs (each counted from the node's Ready).
+   */
+  private startBoot(s: NodeState): void {
+    this.cancelBootTimers(s);
+    s.agentsStarting = true;
+    for (const p of this.agentPods(s)) this.setContainersReady(p, false);
+    s.bootTimers = [
+      this.later(this.opts.devicePluginDelayMs, () => {
+        if (this.nodes.get(s.name) !== s || s.rebooting) return;
+        s.pluginRegistered = true;
+        this.advertiseGpus(s);
+        this.kickScheduler();
+      }),
+      this.later(this.opts.exporterReadyDelayMs, () => {
+        if (this.nodes.get(s.name) !== s || s.rebooting) return;
+        s.agentsStarting = false;
+        for (const p of this.agentPods(s)) this.setContainersReady(p, true);
+      }),
+    ];
+  }
+
+  private cancelBootTimers(s: NodeState): void {
+    for (const t of s.bootTimers) t.cancel();
+    s.bootTimers = [];
+  }
+
+  /**
+   * What the kubelet reports for the node's NVIDIA resources: every resource at 0 while the device plugin is not
+   * registered, else the devices of the GPUs counted (all of them, or only those NVML sees).
+   */
+  private advertised(
+    s: Pick<NodeState, 'pluginRegistered'>,
+    shape: GpuShape,
+    gpus: readonly SimGpu[],
+    presentOnly: boolean,
+  ): Record<string, string> {
+    const resources = devicePluginResources(shape, gpus, this.shapeOptions(), presentOnly);
+    if (!s.pluginRegistered) for (const k of Object.keys(resources)) resources[k] = '0';
+    return resources;
+  }
+
+  /**
+   * The device plugin registers (and GFD relabels) with the GPUs NVML sees: a GPU that did not come back after
+   * the boot lowers capacity, allocatable and `nvidia.com/gpu.count` alike (reference/real-clusters.md).
+   */
+  private advertiseGpus(s: NodeState): void {
+    const seen = s.gpus.filter((g) => g.present);
+    const resources = this.advertised(s, s.shape, seen, false);
+    const count = gfdLabels(s.shape, s.gpus[0]?.model ?? H100_MODEL, seen, this.shapeOptions())[
+      'nvidia.com/gpu.count'
+    ];
+    this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
+      n.status.capacity = { ...n.status.capacity, ...resources };
+      n.status.allocatable = { ...n.status.allocatable, ...resources };
+      if (
+        s.pluginRegistered &&
+        count !== undefined &&
+        n.metadata.labels?.['nvidia.com/gpu.count'] !== undefined
+      )
+        n.metadata.labels = { ...n.metadata.labels, 'nvidia.com/gpu.count': count };
+      return n;
+    });
+  }
+
+  /** After a node reboot: the same pod, a new sandbox (new IP), its containers restarted and not Ready. */
+  private restartContainers(p: KubePod): void {
+    const s = p.spec.nodeName ? this.nodes.get(p.spec.nodeName) : undefined;
     this.store.update<KubePod>('pods', p.metadata.namespace, p.metadata.name, (pod) => {
       pod.status.containerStatuses = pod.status.containerStatuses?.map((c) => ({
         ...c,
         restartCount: c.restartCount + 1,
       }));
+      const hostNetwork = pod.status.podIP !== undefined && pod.status.podIP === pod.status.hostIP;
+      if (s && !hostNetwork) pod.status.podIP = this.placement(s).podIP;
       return pod;
+    });
+  }
+
+  private setContainersReady(p: KubePod, ready: boolean): void {
+    const status = ready ? 'True' : 'False';
+    const now = this.timestamp();
+    this.store.update<KubePod>('pods', p.metadata.namespace, p.metadata.name, (pod) => {
+      pod.status.conditions = pod.status.conditions?.map((c) =>
+        (c.type === 'Ready' || c.type === 'ContainersReady') && c.status !== status
+          ? { ...c, status, lastTransitionTime: now }
+          : c,
+      );
+      pod.status.containerStatuses = pod.status.containerStatuses?.map((c) => ({
+        ...c,
+        ready,
+        started: ready,
+      }));
+      return pod;
+    });
+  }
+
+  /** Launches a replacement for a terminated instance of `group`, once capacity allows. */
+  private launchReplacement(group: NodeGroup, shape?: GpuShape): void {
+    this.later(this.opts.replaceDelayMs, () => {
+      if (this.noCapacity) this.launchReplacement(group, shape);
+      else this.addNode(group, undefined, shape);
     });
   }
 

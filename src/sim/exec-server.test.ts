@@ -6,6 +6,7 @@ import { SimCluster } from './cluster.js';
 import { attachExec, type SimExec } from './exec-server.js';
 import { type SimK8sServer, startSimK8s } from './k8s-server.js';
 import { kubeconfigFor } from './kubeconfig.js';
+import { ManualClock } from './sim-clock.js';
 
 /** The channel protocol seen from a raw WebSocket client, for the subprotocols client-node does not pick. */
 let cluster: SimCluster;
@@ -113,6 +114,27 @@ describe('exec channel protocol', () => {
   ])('%s → HTTP %i before the upgrade', async (_, query, protocols, status) => {
     expect(await execRaw(query, protocols)).toEqual({ status });
     expect(sim.log.find('execPod').at(-1)?.status).toBe(status);
+  });
+
+  it('after the reboot, the restarted dcgm-server container is unreachable until it is Ready', async () => {
+    cluster.close();
+    const clock = new ManualClock();
+    cluster = new SimCluster({ nodes: 1, dcgmServer: true, clock, exporterReadyDelayMs: 30_000 });
+    await sim.close();
+    simExec.close();
+    sim = await startSimK8s(cluster);
+    simExec = attachExec(sim, cluster);
+    const p = cluster
+      .listPods({ namespace: 'kube-system' })
+      .find((x) => x.metadata.labels?.['k8s-app'] === 'dcgm-server');
+    pod = p?.metadata.name ?? '';
+    cluster.rebootInstance(cluster.nodeInfo(p?.spec.nodeName ?? '')?.instanceId ?? '');
+    clock.advance(3000);
+    expect(cluster.nodeInfo(p?.spec.nodeName ?? '')?.rebooting).toBe(false);
+    expect(await execRaw(q('dcgmi', 'discovery', '-l'), ['v5.channel.k8s.io'])).toEqual({ status: 500 });
+    clock.advance(30_000);
+    const answer = await execRaw(q('dcgmi', 'discovery', '-l'), ['v5.channel.k8s.io']);
+    expect(answer).toMatchObject({ protocol: 'v5.channel.k8s.io' });
   });
 
   it('a pod on a rebooting node cannot be reached', async () => {

@@ -198,7 +198,9 @@ export function attachExec(
       return fail(400, 'BadRequest', `container ${container} is not valid for pod ${podName}`);
     rec.container = container;
     const node = pod.spec.nodeName;
-    if (pod.status.phase !== 'Running' || (node && cluster.nodeInfo(node)?.rebooting)) {
+    const info = node ? cluster.nodeInfo(node) : undefined;
+    const starting = pod.status.containerStatuses?.some((c) => c.name === container && c.started === false);
+    if (pod.status.phase !== 'Running' || info?.rebooting || starting) {
       return fail(
         500,
         'InternalError',

@@ -153,12 +153,17 @@ describe('a GPU that does not come back after a reboot', () => {
     ['time-sliced', { 'nvidia.com/gpu': '28' }, '7'],
     ['mig-single', { 'nvidia.com/gpu': '49' }, '49'],
   ] as const)('lowers %s capacity and GFD gpu.count; the product still expects the 8 of a p5', (shape, capacity, count) => {
-    const c = make({ gpuShapes: mixed, rebootDelayMs: 1000 });
+    const c = make({ gpuShapes: mixed, rebootDelayMs: 1000, devicePluginDelayMs: 500 });
     const name = nodeOfShape(c, shape).metadata.name;
     const bootBefore = c.getNode(name)?.status.nodeInfo.bootID;
     c.dropGpu(name, 3, { persistent: true });
     expect(c.rebootInstance(c.nodeInfo(name)?.instanceId ?? '')).toBe(true);
     clocks.get(c)?.advance(1000);
+    // Ready on the new boot, but the device plugin has not registered yet: every NVIDIA resource reads 0.
+    expect(Object.values(nvidia(c.getNode(name)?.status.capacity ?? {}))).toEqual(
+      Object.keys(capacity).map(() => '0'),
+    );
+    clocks.get(c)?.advance(500);
     const node = c.getNode(name);
     expect(node?.status.nodeInfo.bootID).not.toBe(bootBefore);
     expect(nvidia(node?.status.capacity ?? {})).toEqual(capacity);

@@ -39,6 +39,10 @@ export interface SimulatorOptions {
   replaceDelayMs?: number;
   terminateDelayMs?: number;
   rescheduleDelayMs?: number;
+  /** From a node's Ready after a boot to the NVIDIA device plugin re-registering (`nvidia.com/gpu` 0 until then). Default 60 s. */
+  devicePluginDelayMs?: number;
+  /** From a node's Ready after a boot to its restarted dcgm-exporter pod passing readiness. Default 45 s. */
+  exporterReadyDelayMs?: number;
   /**
    * Also run DCGM host-engine pods (the dcgm-server collector's source) and serve pod exec into them
    * (exec-server.ts): `true` = the EKS node monitoring agent's stock shell-less `dcgm-server` pods; or a style
@@ -132,6 +136,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     ...(opts.replaceDelayMs !== undefined ? { replaceDelayMs: opts.replaceDelayMs } : {}),
     ...(opts.terminateDelayMs !== undefined ? { terminateDelayMs: opts.terminateDelayMs } : {}),
     ...(opts.rescheduleDelayMs !== undefined ? { rescheduleDelayMs: opts.rescheduleDelayMs } : {}),
+    ...(opts.devicePluginDelayMs !== undefined ? { devicePluginDelayMs: opts.devicePluginDelayMs } : {}),
+    ...(opts.exporterReadyDelayMs !== undefined ? { exporterReadyDelayMs: opts.exporterReadyDelayMs } : {}),
     ...(opts.dcgmServer !== undefined ? { dcgmServer: opts.dcgmServer } : {}),
     ...(opts.workloads !== undefined ? { workloads: opts.workloads } : {}),
     ...(opts.gpuShapes !== undefined ? { gpuShapes: opts.gpuShapes } : {}),

@@ -96,7 +96,7 @@ export interface KubePod extends KubeObject {
     podIP?: string;
     hostIP?: string;
     startTime?: string;
-    conditions?: { type: string; status: string }[];
+    conditions?: { type: string; status: string; lastTransitionTime?: string }[];
     containerStatuses?: {
       name: string;
       ready: boolean;

@@ -21,6 +21,8 @@ export const ChildOptions = z
     replaceDelayMs: z.number().min(0).optional(),
     terminateDelayMs: z.number().min(0).optional(),
     rescheduleDelayMs: z.number().min(0).optional(),
+    devicePluginDelayMs: z.number().min(0).optional(),
+    exporterReadyDelayMs: z.number().min(0).optional(),
     dcgmServer: z
       .union([
         z.boolean(),

@@ -50,7 +50,13 @@ export const diag = () => `--- gpu-medic output (tail) ---\n${bot?.tail(80) ?? '
 
 export function setupRunFixture(): void {
   beforeAll(async () => {
-    sim = await startSimulator({ nodes: 6, rebootDelayMs: 1500, replaceDelayMs: 2000 });
+    sim = await startSimulator({
+      nodes: 6,
+      rebootDelayMs: 1500,
+      replaceDelayMs: 2000,
+      devicePluginDelayMs: 600,
+      exporterReadyDelayMs: 400,
+    });
     dir = mkdtempSync(join(tmpdir(), 'gpu-medic-e2e-run-'));
     const dbPath = join(dir, 'gpu-medic.db');
     // Several nodes are worked on within the breaker's window in one file: the breaker is not under test.

@@ -142,6 +142,9 @@ async function crashAndResume(
     nodes: 4,
     rebootDelayMs: 1500,
     replaceDelayMs: 2000,
+    // After a boot the GPUs come back late, as on a real node (scaled down): the settle gate waits for them.
+    devicePluginDelayMs: 600,
+    exporterReadyDelayMs: 400,
     slack: false,
     controlPort: false,
   });

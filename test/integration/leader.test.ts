@@ -120,6 +120,8 @@ describe.concurrent('leader election and human override with real `gpu-medic run
       nodes: 4,
       rebootDelayMs: 1500,
       replaceDelayMs: 2000,
+      devicePluginDelayMs: 600,
+      exporterReadyDelayMs: 400,
       slack: false,
       controlPort: false,
     });
@@ -221,6 +223,8 @@ describe.concurrent('leader election and human override with real `gpu-medic run
       nodes: 4,
       rebootDelayMs: 1500,
       replaceDelayMs: 2000,
+      devicePluginDelayMs: 600,
+      exporterReadyDelayMs: 400,
       slack: false,
       controlPort: false,
     });

@@ -132,6 +132,8 @@ async function withHarness(
     counters: 'full',
     rebootDelayMs: 800,
     replaceDelayMs: 1200,
+    devicePluginDelayMs: 400,
+    exporterReadyDelayMs: 300,
     terminateDelayMs: 300,
     rescheduleDelayMs: 300,
     slack: false,

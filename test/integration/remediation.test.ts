@@ -53,6 +53,9 @@ async function withHarness(
     replaceDelayMs: 2000,
     terminateDelayMs: 300,
     rescheduleDelayMs: 300,
+    // After a boot the GPUs come back late, as on a real node (scaled down): the settle gate waits for them.
+    devicePluginDelayMs: 600,
+    exporterReadyDelayMs: 400,
     slack: false,
     controlPort: false,
   });

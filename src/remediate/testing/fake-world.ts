@@ -1,7 +1,8 @@
 /**
  * Test-only: a small in-memory EKS cluster and EC2/Auto Scaling account behind ClusterPort and CloudPort.
  * Effects take time on the FakeClock like the real thing: a reboot makes the node NotReady, then Ready with
- * a new boot ID; an Auto Scaling termination removes the node and a replacement joins the group; an evicted
+ * a new boot ID — with `nvidia.com/gpu` at 0 until the device plugin re-registers and the exporter pod not Ready
+ * until its probe passes (reference/real-clusters.md, "After a reboot"); an Auto Scaling termination removes the node and a replacement joins the group; an evicted
  * pod terminates after a grace period; a PodDisruptionBudget refuses the first N evictions of a pod.
  * Every call is counted, so tests can prove an effect happened exactly once (or never).
  */
@@ -12,8 +13,10 @@ import type {
   CloudPort,
   ClusterPort,
   EvictionResult,
+  GpuAgentPod,
   HealthCheckPort,
   InstanceState,
+  NodeReading,
   PodRef,
   TrainingJobRef,
   TrainingJobStatus,
@@ -37,6 +40,12 @@ interface FakePod extends PodRef {
   /** Evictions the PDB still refuses. */
   pdbBlocks: number;
   evictions: number;
+}
+
+interface FakeAgent {
+  uid: string;
+  restarts: number;
+  ready: boolean;
 }
 
 interface FakeInstance {
@@ -80,9 +89,23 @@ export class FakeWorld {
     podTerminationMs: 5_000,
     terminateMs: 30_000,
     replacementJoinMs: 180_000,
+    /** From Ready on a new boot (or a new node) to the device plugin advertising the GPUs. */
+    devicePluginMs: 60_000,
+    /** From Ready on a new boot (or a new node) to the exporter pod passing its readiness probe. */
+    agentReadyMs: 45_000,
   };
   /** false: a reboot never brings the node back. */
   rebootsComeBack = true;
+  /** false: the device plugin never registers after a boot (`nvidia.com/gpu` stays 0). */
+  devicePluginRegisters = true;
+  /** false: terminated instances get no replacement (no capacity). */
+  replacementsJoin = true;
+  /** GPUs per node that do not come back from the next reboot (they fell off the bus for good). */
+  readonly gpusLostOnReboot = new Map<string, number>();
+  /** Working GPUs per node: what a scan reads and the device plugin advertises. */
+  readonly workingGpus = new Map<string, number>();
+  /** The exporter pod of each node. */
+  readonly agents = new Map<string, FakeAgent>();
   private seq = 0;
 
   constructor(
@@ -113,6 +136,8 @@ export class FakeWorld {
       conditions: [{ type: 'Ready', status: 'True' }],
     };
     this.nodes.set(node.name, node);
+    this.workingGpus.set(node.name, gpus);
+    this.agents.set(node.name, { uid: `agent-${this.seq}`, restarts: 0, ready: true });
     this.instances.set(spec.instanceId, {
       id: spec.instanceId,
       state: 'running',
@@ -182,16 +207,45 @@ export class FakeWorld {
     if (replace && old) this.scheduleReplacement(old, instance.asg);
   }
 
+  /**
+   * A node just turned Ready on a new boot: no GPUs advertised and the exporter restarting until the device
+   * plugin registers and the probe passes.
+   */
+  private boot(node: GpuNode): void {
+    const name = node.name;
+    const setGpus = (n: number) => {
+      node.gpuResources = { 'nvidia.com/gpu': n };
+      node.allocatableGpus = n;
+      node.expectedGpus = n;
+    };
+    setGpus(0);
+    const agent = this.agents.get(name);
+    if (agent) {
+      agent.restarts++;
+      agent.ready = false;
+    }
+    if (this.devicePluginRegisters) {
+      this.clock.schedule(this.timing.devicePluginMs, () => {
+        if (this.nodes.get(name) === node && node.ready) setGpus(this.workingGpus.get(name) ?? 0);
+      });
+    }
+    this.clock.schedule(this.timing.agentReadyMs, () => {
+      if (agent && this.nodes.get(name) === node && node.ready) agent.ready = true;
+    });
+  }
+
   private scheduleReplacement(old: GpuNode, asg: string | undefined): void {
+    if (!this.replacementsJoin) return;
     this.clock.schedule(this.timing.replacementJoinMs, () => {
       const n = ++this.seq;
-      this.addNode({
+      const fresh = this.addNode({
         name: `${old.nodeGroup ?? old.karpenterNodePool ?? 'node'}-new-${n}`,
         instanceId: `i-${n.toString(16).padStart(17, '0')}`,
         ...(old.nodeGroup ? { nodeGroup: old.nodeGroup } : {}),
         ...(old.karpenterNodePool ? { karpenterNodePool: old.karpenterNodePool } : {}),
         ...(asg ? { asg } : {}),
       });
+      this.boot(fresh);
     });
   }
 
@@ -272,6 +326,12 @@ export class FakeWorld {
       }
       return [...jobs.values()];
     },
+    listGpuAgentPods: async (name): Promise<GpuAgentPod[]> => {
+      this.hit('listGpuAgentPods');
+      const agent = this.nodes.has(name) ? this.agents.get(name) : undefined;
+      if (!agent) return [];
+      return [{ namespace: 'gpu-operator', name: `dcgm-exporter-${name}`, ...agent }];
+    },
     getTrainingJobStatus: async (job) => {
       this.hit('getTrainingJobStatus');
       const statuses = this.jobStatuses.get(jobKey(job));
@@ -297,6 +357,9 @@ export class FakeWorld {
         if (!node) return;
         node.ready = true;
         node.bootId = `boot-${++this.seq}`;
+        const lost = this.gpusLostOnReboot.get(node.name) ?? 0;
+        this.workingGpus.set(node.name, Math.max(0, (this.workingGpus.get(node.name) ?? 0) - lost));
+        this.boot(node);
       });
     },
     terminateInstance: async (instanceId) => {
@@ -326,16 +389,40 @@ function jobKey(job: TrainingJobRef): string {
   return `${job.kind}/${job.namespace}/${job.name}`;
 }
 
-/** Test-only health check: a node is healthy unless a finding was set for it. */
+/**
+ * Test-only health check: a node is healthy unless a finding was set for it. With a world, it reads what the
+ * world has: nothing while the exporter pod is not Ready (a collection failure), else the working GPUs.
+ */
 export class FakeHealth implements HealthCheckPort {
   readonly failing = new Map<string, Finding>();
   scans = 0;
-  constructor(private readonly power = new Power()) {}
+  constructor(
+    private readonly power = new Power(),
+    private readonly world?: FakeWorld,
+  ) {}
 
-  async scanNode(name: string): Promise<Verdict> {
+  async scanNode(name: string): Promise<NodeReading> {
     this.power.check();
     this.scans++;
+    const collection = (why: string): NodeReading => {
+      const finding: Finding = {
+        kind: 'collection',
+        category: 'COLLECTION_FAILED',
+        severity: 'warning',
+        action: 'none',
+        evidence: [why],
+        explanation: `Could not read GPU data from ${name}: ${why}`,
+        source: 'rules',
+        key: 'collection',
+      };
+      return { verdict: verdictOf(name, [finding]), gpusRead: 0, error: why };
+    };
+    if (this.world) {
+      if (!this.world.nodes.get(name)?.ready) return collection('unreachable: no route to host');
+      if (!this.world.agents.get(name)?.ready) return collection('http: connection refused');
+    }
     const finding = this.failing.get(name);
-    return verdictOf(name, finding ? [finding] : []);
+    const verdict: Verdict = verdictOf(name, finding ? [finding] : []);
+    return { verdict, gpusRead: this.world?.workingGpus.get(name) ?? 8 };
   }
 }

@@ -44,7 +44,7 @@ export function createHarness(options: HarnessOptions = {}) {
   const power = new Power();
   const clock = new FakeClock();
   const world = new FakeWorld(clock, power);
-  const health = new FakeHealth(power);
+  const health = new FakeHealth(power, world);
   const incidents = new MemoryIncidentStore(power, () => clock.now());
   const steps = new MemoryStepStore(power);
   const exclusions = new MemoryExclusionStore(power);

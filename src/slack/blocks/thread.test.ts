@@ -106,7 +106,45 @@ describe('threadReply', () => {
     [
       'gpu_scan healthy',
       ev('gpu_scan', { healthy: true, gpus: 8, expected: 8 }),
-      '🧪 GPU scan healthy (8/8 GPUs)',
+      '🧪 GPU scan healthy: 8/8 GPUs read, nothing critical',
+    ],
+    [
+      'gpu_scan healthy on a replacement node',
+      ev('gpu_scan', { healthy: true, gpus: 8, expected: 8, node: 'ip-10-0-9-9' }),
+      '🧪 GPU scan healthy on ip-10-0-9-9: 8/8 GPUs read, nothing critical',
+    ],
+    [
+      'settle_wait for the device plugin',
+      ev('settle_wait', {
+        waitingFor: 'gpus',
+        missing: 'the device plugin reports 0 of 8 GPUs',
+        waitedMs: 60_000,
+        timeoutMs: 900_000,
+      }),
+      '⏳ Not back yet — ip-10-0-1-2 stays cordoned: the device plugin reports 0 of 8 GPUs (1m so far, gives up after 15m)',
+    ],
+    [
+      'settle_wait for the exporter, at once',
+      ev('settle_wait', {
+        waitingFor: 'agent',
+        missing: 'gpu-operator/nvidia-dcgm-exporter-x is not Ready',
+        waitedMs: 0,
+      }),
+      '⏳ Not back yet — ip-10-0-1-2 stays cordoned: gpu-operator/nvidia-dcgm-exporter-x is not Ready',
+    ],
+    [
+      'settle_wait for the node',
+      ev('settle_wait', { waitingFor: 'node_ready', timeoutMs: 1_200_000 }),
+      '⏳ Waiting for ip-10-0-1-2 to come back Ready with a new boot ID (gives up after 20m)',
+    ],
+    [
+      'settle_wait for a replacement',
+      ev('settle_wait', {
+        waitingFor: 'replacement',
+        missing: 'a new node in gpu-ng-1',
+        timeoutMs: 1_800_000,
+      }),
+      '⏳ Waiting for a replacement node to join: a new node in gpu-ng-1 (gives up after 30m)',
     ],
     [
       'gpu_scan unhealthy',

@@ -187,11 +187,34 @@ function stepLine(event: ProgressEvent): string {
       const boot = detailString(d, 'bootId');
       return `🟢 Node back${boot ? `: new boot ID ${e(short(boot))}` : ''}${after(event)}`;
     }
+    case 'settle_wait': {
+      const on = detailString(d, 'node');
+      const missing = detailString(d, 'missing');
+      const waited = detailNumber(d, 'waitedMs');
+      const timeout = detailNumber(d, 'timeoutMs');
+      const since = waited !== undefined && waited > 0 ? ` (${formatDuration(waited)} so far` : '';
+      const cap =
+        timeout !== undefined ? `${since ? ', ' : ' ('}gives up after ${formatDuration(timeout)})` : '';
+      const limit = `${since}${cap || (since ? ')' : '')}`;
+      const target = on ? e(on) : node;
+      switch (detailString(d, 'waitingFor')) {
+        case 'node_ready':
+          return `⏳ Waiting for ${target} to come back Ready with a new boot ID${limit}`;
+        case 'replacement':
+          return `⏳ Waiting for a replacement node to join${missing ? `: ${e(missing)}` : ''}${limit}`;
+        default:
+          return `⏳ Not back yet — ${target} stays cordoned: ${missing ? e(missing) : 'waiting for its GPUs'}${limit}`;
+      }
+    }
     case 'gpu_scan': {
       const gpus = detailNumber(d, 'gpus');
       const expected = detailNumber(d, 'expected');
+      const on = detailString(d, 'node');
       const count = gpus !== undefined ? ` (${gpus}/${expected ?? gpus} GPUs)` : '';
-      if (detailBoolean(d, 'healthy') === true) return `🧪 GPU scan healthy${count}`;
+      if (detailBoolean(d, 'healthy') === true) {
+        const read = gpus !== undefined ? `: ${gpus}/${expected ?? gpus} GPUs read, nothing critical` : '';
+        return `🧪 GPU scan healthy${on ? ` on ${e(on)}` : ''}${read}`;
+      }
       const problem = detailString(d, 'problem');
       return `❌ GPU scan still unhealthy${count}${problem ? `: ${e(problem)}` : ''}`;
     }
