@@ -24,6 +24,11 @@ export interface StepContext {
   /** A progress event within the step; `elapsedMs` when the line should say how long something took. */
   publish<S extends ProgressStep>(event: S, details: ProgressDetails[S], elapsedMs?: number): void;
   humanUncordoned(): Promise<string | undefined>;
+  /**
+   * Fires when this process must stop acting (leadership lost, process stopping). A step stops at its next
+   * wait or before its next effect, leaving its `started` row for the next leader to resume.
+   */
+  signal: AbortSignal;
 }
 
 /** The progress event announcing a finished step, typed by the contract in chat-events.ts. */
@@ -55,6 +60,15 @@ const say = <S extends ProgressStep>(step: S, details: ProgressDetails[S]): Step
 
 function minutes(ms: number): string {
   return ms >= 60_000 ? `${Math.round(ms / 60_000)} min` : `${Math.round(ms / 1000)} s`;
+}
+
+/**
+ * Every wait of a step: returns early when the run is aborted and then throws, so nothing after the wait
+ * (an eviction, an EC2 call) happens in a process that is no longer allowed to act.
+ */
+async function pause(ctx: StepContext, ms: number): Promise<void> {
+  await ctx.deps.clock.sleep(ms, ctx.signal);
+  ctx.signal.throwIfAborted();
 }
 
 async function requireNode(ctx: StepContext): Promise<GpuNode> {
@@ -150,6 +164,8 @@ async function drain(ctx: StepContext): Promise<StepOutcome> {
     const blocked: PodRef[] = [];
     for (const pod of pods) {
       if (pod.deleting) continue;
+      // Leadership lost mid-drain: not one more eviction from this process.
+      ctx.signal.throwIfAborted();
       const result = await cluster.evictPod(pod.namespace, pod.name);
       if (result === 'evicted') {
         evicted.push(podName(pod));
@@ -173,6 +189,7 @@ async function drain(ctx: StepContext): Promise<StepOutcome> {
           };
         }
         for (const pod of blocked) {
+          ctx.signal.throwIfAborted();
           if ((await cluster.deletePod(pod.namespace, pod.name)) === 'deleted') forced.push(podName(pod));
         }
         continue;
@@ -187,7 +204,7 @@ async function drain(ctx: StepContext): Promise<StepOutcome> {
         });
         lastBlocked = names;
       }
-      await clock.sleep(backoff);
+      await pause(ctx, backoff);
       backoff = Math.min(backoff * 2, config.maxBackoffMs);
       continue;
     }
@@ -200,7 +217,7 @@ async function drain(ctx: StepContext): Promise<StepOutcome> {
         detail: { evicted, needsHuman: true },
       };
     }
-    await clock.sleep(Math.min(config.pollMs, 2_000));
+    await pause(ctx, Math.min(config.pollMs, 2_000));
   }
 }
 
@@ -228,7 +245,7 @@ async function reboot(ctx: StepContext): Promise<StepOutcome> {
         return done({ instanceId, reissued: false }, say('reboot_issued', { instanceId, reissued: false }));
       }
       if (clock.now() >= graceEnd) break;
-      await clock.sleep(Math.min(ctx.config.pollMs, 5_000));
+      await pause(ctx, Math.min(ctx.config.pollMs, 5_000));
       current = await cluster.getNode(ctx.incident.node);
     }
     if (ctx.plan.dryRun) return done({ would: `reboot ${instanceId}` }, say('reboot_issued', { instanceId }));
@@ -266,7 +283,7 @@ async function waitNodeBack(ctx: StepContext): Promise<StepOutcome> {
         reason: `${ctx.incident.node} did not come back Ready with a new boot ID within ${minutes(ctx.config.rebootTimeoutMs)} after the reboot.`,
       };
     }
-    await clock.sleep(ctx.config.pollMs);
+    await pause(ctx, ctx.config.pollMs);
   }
 }
 
@@ -392,7 +409,7 @@ async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
         reason: `no replacement node in ${group} became Ready within ${minutes(ctx.config.replaceTimeoutMs)}.`,
       };
     }
-    await clock.sleep(ctx.config.pollMs);
+    await pause(ctx, ctx.config.pollMs);
   }
 }
 
@@ -447,7 +464,7 @@ async function followJobs(ctx: StepContext): Promise<StepOutcome> {
       }
       break;
     }
-    await clock.sleep(ctx.config.pollMs);
+    await pause(ctx, ctx.config.pollMs);
   }
   return done({ jobs: results }, null);
 }
