@@ -443,3 +443,25 @@ describe('RemediationEngine: aborted runs (leadership lost, process stopping)', 
     expect(h.steps.lastOf(incident.id, 'drain')?.status).toBe('started');
   });
 });
+
+describe('RemediationEngine: step errors', () => {
+  it.each([
+    [false, 1, 'failed', /^gpu-medic's IAM role may not ec2:RebootInstances$/],
+    [true, 3, 'failed', /^reboot failed after 3 attempts: /],
+  ] as const)('an error with retryable=%s is tried %i time(s)', async (retryable, calls, state, reason) => {
+    const h = cluster();
+    let tries = 0;
+    h.world.cloud.rebootInstance = async () => {
+      tries++;
+      throw Object.assign(new Error("gpu-medic's IAM role may not ec2:RebootInstances"), { retryable });
+    };
+    const incident = h.openIncident('gpu-0', ecc);
+    h.claim(incident.id, 'reboot', 'cordoned');
+    await h.engine.run(incident.id);
+    expect(tries).toBe(calls);
+    expect(h.stateOf(incident.id)).toBe(state);
+    const failed = h.events.filter((e) => e.step === 'failed');
+    expect(failed).toHaveLength(1);
+    expect(String(failed[0]?.details.reason)).toMatch(reason);
+  });
+});

@@ -296,8 +296,9 @@ export class RemediationEngine {
         const message = error instanceof Error ? error.message : String(error);
         this.log?.warn({ incidentId: incident.id, step, attempt, err: error }, 'remediation step failed');
         if (!isRetryable(error)) {
-          // Trying again cannot help (a missing permission, an instance that is gone): say so once.
-          return { kind: 'end', state: 'failed', reason: `${step} failed: ${message}` };
+          // Trying again cannot help (a missing permission, an instance that is gone): say so once, in the
+          // adapter's words (the thread line already names the stage).
+          return { kind: 'end', state: 'failed', reason: message };
         }
         if (attempt >= this.config.maxStepAttempts) {
           return {

@@ -155,7 +155,7 @@ describe('cancellation with real runtimes against the simulator', () => {
           ...lease.spec,
           holderIdentity: 'medic-ghost',
           leaseDurationSeconds: 2,
-          renewTime: microTime(Date.now()),
+          renewTime: String(microTime(Date.now())),
         },
       });
       await waitFor('medic-a to notice it lost the lease', () => (lostAt !== undefined ? true : undefined));
