@@ -71,7 +71,11 @@ export function createSensing(
   const serverPods =
     source === 'exporter'
       ? undefined
-      : new PodIndex(kc, { namespace: 'kube-system', selectors: [DCGM_SERVER_SELECTOR], logger });
+      : new PodIndex(kc, {
+          namespace: config.dcgm.serverNamespace,
+          selectors: [DCGM_SERVER_SELECTOR],
+          logger,
+        });
   const timeoutMs = config.monitor.scanTimeoutSeconds * 1000;
   const http = new RawHttpClient(kc, Math.max(8, config.monitor.scanConcurrency));
   const exporter = exporterPods

@@ -82,6 +82,7 @@ describe('loadConfig defaults', () => {
       DCGM_SOURCE: 'dcgm-server',
       DCGM_ACCESS: 'direct',
       DCGM_NAMESPACE: 'gpu-operator',
+      DCGM_SERVER_NAMESPACE: 'eks-node-monitoring',
       SCAN_CONCURRENCY: '64',
       CLASSIFIER: 'rules',
       MAX_UNHEALTHY_NODES: '3',
@@ -100,9 +101,11 @@ describe('loadConfig defaults', () => {
       source: 'dcgm-server',
       access: 'direct',
       namespace: 'gpu-operator',
+      serverNamespace: 'eks-node-monitoring',
       port: 9400,
       selector: undefined,
     });
+    expect(load({}).dcgm.serverNamespace).toBe('kube-system');
     expect(c.remediation.maxUnhealthyNodes).toBe(3);
     expect(c.notify.cloudwatch.perNode).toBe(true);
     expect(c.slack.adminUsers).toEqual(['U012AB', 'W99ZZ']);
@@ -156,6 +159,7 @@ describe('loadConfig errors', () => {
     ['LAMBDA_FUNCTION', 'bad name!', 'LAMBDA_FUNCTION: expected a Lambda function name or ARN'],
     ['CLOUDWATCH_NAMESPACE', 'AWS/EC2', 'CLOUDWATCH_NAMESPACE: expected a CloudWatch namespace'],
     ['POD_NAMESPACE', 'Bad_NS', 'POD_NAMESPACE: expected a Kubernetes namespace name'],
+    ['DCGM_SERVER_NAMESPACE', 'Kube System', 'DCGM_SERVER_NAMESPACE: expected a Kubernetes namespace name'],
     ['AWS_ENDPOINT_URL_SNS', 'nope', 'AWS_ENDPOINT_URL_SNS: expected a URL'],
     ['CLOUDWATCH_PER_NODE', 'si', 'CLOUDWATCH_PER_NODE: expected true/false/1/0/yes/no'],
   ])('%s=%s is refused', (name, value, message) => {

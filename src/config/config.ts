@@ -101,6 +101,11 @@ const EnvSchema = z.object({
   DCGM_SOURCE: oneOf(DcgmSources, 'auto'),
   DCGM_NAMESPACE: patterned(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Kubernetes namespace name'),
   DCGM_SELECTOR: optionalString(),
+  DCGM_SERVER_NAMESPACE: patternedWithDefault(
+    /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/,
+    'a Kubernetes namespace name',
+    'kube-system',
+  ),
   DCGM_ACCESS: oneOf(DcgmAccessModes, 'proxy'),
   DCGM_PORT: numberWithDefault({ integer: true, min: 1, max: 65535 }, 9400),
   SCAN_CONCURRENCY: positiveInt(32),
@@ -166,6 +171,8 @@ export interface Config {
     readonly namespace?: string;
     /** undefined ⇒ both `app=nvidia-dcgm-exporter` and `app.kubernetes.io/name=dcgm-exporter`. */
     readonly selector?: string;
+    /** Where the dcgm-server pods run (the EKS node monitoring agent's release namespace). */
+    readonly serverNamespace: string;
     readonly access: DcgmAccess;
     readonly port: number;
   };
@@ -310,6 +317,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
       source: e.DCGM_SOURCE,
       namespace: e.DCGM_NAMESPACE,
       selector: e.DCGM_SELECTOR,
+      serverNamespace: e.DCGM_SERVER_NAMESPACE,
       access: e.DCGM_ACCESS,
       port: e.DCGM_PORT,
     },
