@@ -20,7 +20,7 @@ import { SimCluster } from './cluster.js';
 import { CountingRequestLog, startControlApi } from './control-api.js';
 import { attachExec, type SimExec, type SimExecHandler } from './exec-server.js';
 import { type K8sRecordedRequest, type SimK8sServer, startSimK8s } from './k8s-server.js';
-import { writeKubeconfig } from './kubeconfig.js';
+import { SIM_K8S_TOKEN, writeKubeconfig } from './kubeconfig.js';
 import type { RecordedRequest } from './recorder.js';
 import { SIM_SLACK_BOT_TOKEN, type SimSlack, startSimSlack } from './slack-server.js';
 
@@ -132,7 +132,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     closers.length = 0;
   };
   try {
-    const k8s = await startSimK8s(cluster, { log, ...(logger ? { logger } : {}) });
+    const k8s = await startSimK8s(cluster, { log, token: SIM_K8S_TOKEN, ...(logger ? { logger } : {}) });
     closers.push(() => k8s.close());
     // Pod exec only matters for the dcgm-server collector; its sessions close before the API server.
     const exec = opts.dcgmServer

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { KUBEFLOW_JOB_RESOURCES, type SimCluster } from './cluster.js';
+import { defaultFaultMessage, K8sFaults, type K8sFaultTarget, reasonFor } from './k8s-faults.js';
 import type { KubeLease, KubeNode, KubeObject, KubePod } from './k8s-objects.js';
 import { applyJsonPatch, applyMergePatch, applyStrategicMergePatch, PatchError } from './patch.js';
 import { type RecordedRequest, RequestLog } from './recorder.js';
@@ -42,12 +43,19 @@ export interface SimK8sOptions {
   host?: string;
   log?: RequestLog;
   logger?: Logger;
+  /** The bearer token the kubeconfig carries: any other (or none) is answered 401, as a real API server does. */
+  token?: string;
+  faults?: K8sFaults;
 }
 
 export interface SimK8sServer {
   url: string;
   server: Server;
   log: RequestLog;
+  /** Faults to serve next (500, 429 + Retry-After, 409, 410 on a watch, a dropped watch, 401 …). */
+  faults: K8sFaults;
+  /** Cuts every open watch stream now (an API server restart, a load balancer timeout); returns how many. */
+  dropWatches(): number;
   close(): Promise<void>;
 }
 
@@ -166,6 +174,8 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
   const log = opts.log ?? new RequestLog();
   const logger = opts.logger;
   const streams = new Set<ServerResponse>();
+  const watches = new Set<ServerResponse>();
+  const faults = opts.faults ?? new K8sFaults();
 
   // ------------------------------------------------------------ lists and watches
 
@@ -298,6 +308,7 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
     res.flushHeaders();
     c.recordNow(200);
     streams.add(res);
+    watches.add(res);
     const write = (type: string, object: KubeObject): void => {
       if (!res.writableEnded && !res.destroyed)
         res.write(`{"type":"${type}","object":${JSON.stringify(object)}}\n`);
@@ -308,6 +319,7 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
     const stop = (): void => {
       unsubscribe();
       streams.delete(res);
+      watches.delete(res);
     };
     // The client knows the stream is over when the *response* closes; the request closes earlier.
     res.on('close', stop);
@@ -928,6 +940,11 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
     });
     try {
       rec.body = method === 'GET' || method === 'HEAD' ? '' : await readBody(req);
+      if (opts.token !== undefined && req.headers.authorization !== `Bearer ${opts.token}`) {
+        // What kube-apiserver answers for a missing, wrong or expired token, before any routing.
+        send(res, 401, statusBody(401, 'Unauthorized', 'Unauthorized'));
+        return;
+      }
       let pathMatched = false;
       for (const r of routes) {
         const m = r.pattern.exec(url.pathname);
@@ -947,7 +964,21 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
           rec.status = status;
           log.record(rec);
         };
-        r.handle({ req, res, query: url.searchParams, body: rec.body, params, rec, recordNow });
+        const c: Ctx = { req, res, query: url.searchParams, body: rec.body, params, rec, recordNow };
+        const isWatch = r.verb === 'list' && ['true', '1'].includes(url.searchParams.get('watch') ?? '');
+        const target: K8sFaultTarget = {
+          operation: isWatch ? r.operation.replace(/^list/, 'watch') : r.operation,
+          verb: isWatch ? 'watch' : r.verb,
+          path: url.pathname,
+        };
+        const fault = faults.pending > 0 ? faults.take(target) : undefined;
+        if (fault?.status !== undefined) {
+          serveFault(c, target, fault.status, isWatch, fault.retryAfterSeconds, fault.message);
+          return;
+        }
+        r.handle(c);
+        // A dropped watch: the current objects went out, then the connection is cut mid-stream.
+        if (fault?.drop && isWatch) setImmediate(() => res.destroy());
         return;
       }
       const status = pathMatched ? 405 : 404;
@@ -975,6 +1006,31 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
     }
   }
 
+  /** Answers with an injected fault, in the shape a real API server uses for that code. */
+  function serveFault(
+    c: Ctx,
+    target: K8sFaultTarget,
+    status: number,
+    isWatch: boolean,
+    retryAfterSeconds: number | undefined,
+    message: string | undefined,
+  ): void {
+    c.rec.verb = target.verb;
+    if (target.operation) c.rec.operation = target.operation;
+    const text = message ?? defaultFaultMessage(status, target);
+    if (isWatch && status === 410) {
+      // An expired resourceVersion on a watch: the stream opens (200) and carries one ERROR event.
+      c.res.writeHead(200, { 'Content-Type': JSON_TYPE, 'Transfer-Encoding': 'chunked' });
+      c.res.end(`{"type":"ERROR","object":${statusBody(410, 'Expired', text)}}\n`);
+      return;
+    }
+    const details = retryAfterSeconds !== undefined ? { retryAfterSeconds } : undefined;
+    c.res.statusCode = status;
+    c.res.setHeader('Content-Type', JSON_TYPE);
+    if (retryAfterSeconds !== undefined) c.res.setHeader('Retry-After', String(retryAfterSeconds));
+    c.res.end(statusBody(status, reasonFor(status), text, details));
+  }
+
   const server = createServer({ keepAlive: true }, (req, res) => {
     void handle(req, res);
   });
@@ -992,6 +1048,16 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
     url,
     server,
     log,
+    faults,
+    dropWatches: () => {
+      const n = watches.size;
+      for (const w of [...watches]) {
+        watches.delete(w);
+        streams.delete(w);
+        w.destroy();
+      }
+      return n;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of streams) s.destroy();

@@ -11,6 +11,9 @@ export interface KubeconfigOptions {
   token?: string;
 }
 
+/** The bearer token of the simulator's kubeconfig; the simulated API server refuses any other with 401. */
+export const SIM_K8S_TOKEN = 'sim-token';
+
 export function kubeconfigFor(url: string, opts: KubeconfigOptions = {}): string {
   const cluster = opts.clusterName ?? 'sim-cluster';
   const context = {
@@ -22,7 +25,7 @@ export function kubeconfigFor(url: string, opts: KubeconfigOptions = {}): string
     apiVersion: 'v1',
     kind: 'Config',
     clusters: [{ name: cluster, cluster: { server: url, 'insecure-skip-tls-verify': true } }],
-    users: [{ name: 'gpu-medic', user: { token: opts.token ?? 'sim-token' } }],
+    users: [{ name: 'gpu-medic', user: { token: opts.token ?? SIM_K8S_TOKEN } }],
     contexts: [{ name: cluster, context }],
     'current-context': cluster,
     preferences: {},
