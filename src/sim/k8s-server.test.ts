@@ -574,7 +574,7 @@ describe('injected API faults (reality: 500, 429 + Retry-After, 409, 410 Gone, d
       const missing = await fetch(`${guarded.url}/api/v1/nodes`);
       expect(missing.status).toBe(401);
       expect(await missing.json()).toMatchObject({ kind: 'Status', reason: 'Unauthorized', code: 401 });
-      expect(guarded.log.find('listNodes').map((r) => r.status)).toEqual([200]);
+      expect(guarded.log.find('listNodes').map((r) => r.status)).toEqual([200, 401, 401]);
     } finally {
       await guarded.close();
     }

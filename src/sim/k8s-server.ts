@@ -940,11 +940,9 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
     });
     try {
       rec.body = method === 'GET' || method === 'HEAD' ? '' : await readBody(req);
-      if (opts.token !== undefined && req.headers.authorization !== `Bearer ${opts.token}`) {
-        // What kube-apiserver answers for a missing, wrong or expired token, before any routing.
-        send(res, 401, statusBody(401, 'Unauthorized', 'Unauthorized'));
-        return;
-      }
+      // kube-apiserver authenticates before anything else: a missing, wrong or expired token is a 401.
+      const authenticated = opts.token === undefined || req.headers.authorization === `Bearer ${opts.token}`;
+      const unauthorized = () => send(res, 401, statusBody(401, 'Unauthorized', 'Unauthorized'));
       let pathMatched = false;
       for (const r of routes) {
         const m = r.pattern.exec(url.pathname);
@@ -964,6 +962,10 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
           rec.status = status;
           log.record(rec);
         };
+        if (!authenticated) {
+          unauthorized();
+          return;
+        }
         const c: Ctx = { req, res, query: url.searchParams, body: rec.body, params, rec, recordNow };
         const isWatch = r.verb === 'list' && ['true', '1'].includes(url.searchParams.get('watch') ?? '');
         const target: K8sFaultTarget = {
@@ -979,6 +981,10 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
         r.handle(c);
         // A dropped watch: the current objects went out, then the connection is cut mid-stream.
         if (fault?.drop && isWatch) setImmediate(() => res.destroy());
+        return;
+      }
+      if (!authenticated) {
+        unauthorized();
         return;
       }
       const status = pathMatched ? 405 : 404;
