@@ -162,6 +162,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         : await startControlApi(cluster, log, {
             port: opts.controlPort ?? 0,
             bedrock: aws.bedrock,
+            k8s,
+            aws,
             ...(logger ? { logger } : {}),
           });
     if (control) closers.push(() => control.close());
