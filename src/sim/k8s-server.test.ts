@@ -16,6 +16,7 @@ import { SimCluster } from './cluster.js';
 import { type K8sRecordedRequest, type SimK8sServer, startSimK8s } from './k8s-server.js';
 import { kubeconfigFor } from './kubeconfig.js';
 import { ManualClock } from './sim-clock.js';
+import { SIM_TLS_CA, SIM_TLS_OTHER_CA, SIM_TLS_SERVER_CERT, SIM_TLS_SERVER_KEY } from './tls-fixture.js';
 import { SERVING_NAMESPACE, SERVING_PDB, TRAINING_JOB_NAME, TRAINING_NAMESPACE } from './workloads.js';
 
 let cluster: SimCluster;
@@ -623,5 +624,38 @@ describe('the unexpected', () => {
       ['list', 'nodes', ''],
       ['get', 'nodes', ''],
     ]);
+  });
+});
+
+describe('HTTPS with its own CA, as EKS serves the API', () => {
+  let tlsSim: SimK8sServer;
+  beforeEach(async () => {
+    tlsSim = await startSimK8s(cluster, { tls: { cert: SIM_TLS_SERVER_CERT, key: SIM_TLS_SERVER_KEY } });
+  });
+  afterEach(async () => {
+    await tlsSim.close();
+  });
+  const clientTrusting = (caPem: string | undefined) => {
+    const k = new KubeConfig();
+    k.loadFromString(kubeconfigFor(tlsSim.url, caPem ? { caPem } : {}));
+    return k;
+  };
+
+  it('serves https:// and the kubeconfig carries the CA instead of skipping verification', async () => {
+    expect(tlsSim.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const kc = clientTrusting(SIM_TLS_CA);
+    expect(kc.getCurrentCluster()).toMatchObject({ skipTLSVerify: false });
+    expect(Buffer.from(kc.getCurrentCluster()?.caData ?? '', 'base64').toString()).toBe(SIM_TLS_CA);
+    const nodes = await kc.makeApiClient(CoreV1Api).listNode();
+    expect(nodes.items.length).toBe(cluster.listNodes().length);
+  });
+
+  it('a client trusting another CA cannot verify the server and sends nothing the server answers', async () => {
+    const err = await clientTrusting(SIM_TLS_OTHER_CA)
+      .makeApiClient(CoreV1Api)
+      .listNode()
+      .catch((e: unknown) => e);
+    expect(String((err as Error).message ?? err)).toMatch(/certificate|self.signed|verify/i);
+    expect(tlsSim.log.find('listNodes')).toEqual([]);
   });
 });

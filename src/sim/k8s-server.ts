@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { KUBEFLOW_JOB_RESOURCES, type SimCluster } from './cluster.js';
@@ -19,7 +20,7 @@ import {
 import { DCGM_EXPORTER_PORT } from './workloads.js';
 
 /**
- * A subset of the Kubernetes API server over plain HTTP, backed by a SimCluster: real REST paths, JSON
+ * A subset of the Kubernetes API server over plain HTTP (or HTTPS with `tls`), backed by a SimCluster: real REST paths, JSON
  * bodies, resourceVersions, watch streams, `Status` errors. @kubernetes/client-node runs against it
  * unmodified (kubeconfig from kubeconfig.ts).
  *
@@ -46,6 +47,8 @@ export interface SimK8sOptions {
   /** The bearer token the kubeconfig carries: any other (or none) is answered 401, as a real API server does. */
   token?: string;
   faults?: K8sFaults;
+  /** Serve HTTPS with this certificate (PEM), as EKS does; the kubeconfig then carries the issuing CA. */
+  tls?: { cert: string; key: string };
 }
 
 export interface SimK8sServer {
@@ -1037,9 +1040,13 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
     c.res.end(statusBody(status, reasonFor(status), text, details));
   }
 
-  const server = createServer({ keepAlive: true }, (req, res) => {
+  const listener = (req: IncomingMessage, res: ServerResponse): void => {
     void handle(req, res);
-  });
+  };
+  // An https.Server is an http.Server (tls.Server underneath): exec upgrades attach to it the same way.
+  const server: Server = opts.tls
+    ? (createHttpsServer({ keepAlive: true, cert: opts.tls.cert, key: opts.tls.key }, listener) as Server)
+    : createServer({ keepAlive: true }, listener);
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -1049,7 +1056,7 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
     });
   });
   const { port } = server.address() as AddressInfo;
-  const url = `http://${opts.host ?? '127.0.0.1'}:${port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://${opts.host ?? '127.0.0.1'}:${port}`;
   return {
     url,
     server,
