@@ -168,3 +168,36 @@ describe('NodeWatcher re-listing', () => {
     await vi.waitFor(() => expect(api.requests.filter((r) => r.endsWith('?watch')).length).toBe(2));
   });
 });
+
+describe('NodeWatcher through injected API faults (the simulator: dropped watch, 410 Gone, 500 on list)', () => {
+  it('a watch cut mid-stream, an expired watch and a failed re-list: the watcher recovers and misses no deletion', async () => {
+    const { cluster, sim, kc } = await simulated(4);
+    const watcher = new NodeWatcher(kc, { restartDelayMs: 10 });
+    closers.push(() => watcher.stop());
+    await watcher.start();
+    const gpu = watcher.list().map((n) => n.name);
+    const [first = '', second = ''] = gpu;
+    await vi.waitFor(() => expect(sim.log.find('watchNodes').length).toBeGreaterThan(0));
+
+    // The next watch is answered 410 (its resourceVersion is too old), and the re-list after it fails once.
+    sim.faults.add({ operation: 'watchNodes', status: 410 });
+    sim.faults.add({ operation: 'listNodes', status: 500 });
+    expect(sim.dropWatches()).toBe(1);
+    cluster.deleteNodeFromApi(first);
+    await vi.waitFor(() => expect(watcher.get(first)).toBeUndefined());
+    expect(sim.faults.pending).toBe(0);
+    expect(sim.faults.served.map((f) => `${f.operation} ${f.status}`).sort()).toEqual([
+      'listNodes 500',
+      'watchNodes 410',
+    ]);
+    // Listed again after the 500 (a cut or expired watch means a re-list: events may have been missed).
+    const lists = sim.log.find('listNodes').map((r) => r.status);
+    expect(lists).toContain(500);
+    expect(lists.at(-1)).toBe(200);
+
+    // And it is watching again afterwards.
+    cluster.deleteNodeFromApi(second);
+    await vi.waitFor(() => expect(watcher.get(second)).toBeUndefined());
+    expect(watcher.list()).toHaveLength(gpu.length - 2);
+  });
+});
