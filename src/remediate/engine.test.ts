@@ -430,6 +430,34 @@ describe('RemediationEngine: aborted runs (leadership lost, process stopping)', 
     ]);
   });
 
+  it('leadership lost and regained at once: the aborted run winds down, then the same engine resumes it', async () => {
+    const h = cluster({}, 3);
+    const incident = h.openIncident('gpu-0');
+    let aborted = false;
+    let resumed: Promise<unknown> | undefined;
+    h.bus.subscribe((e) => {
+      if (e.step === 'pdb_wait' && !aborted) {
+        aborted = true;
+        void h.engine.abort('lost the lease');
+        // Regained before the aborted run returned: start() must not drop the incident as "already running".
+        expect(h.engine.start()).toEqual([incident.id]);
+        resumed = h.engine.whenIdle();
+      }
+    });
+    await h.services.triage(incident.id);
+    await h.engine.whenIdle();
+    await resumed;
+    await h.engine.whenIdle();
+    expect(h.stateOf(incident.id)).toBe('resolved');
+    expect(h.world.count('cordon')).toBe(1);
+    expect(h.world.count('terminateInAutoScalingGroup')).toBe(1);
+    const done = h.steps
+      .list(incident.id)
+      .filter((r) => r.status === 'done')
+      .map((r) => r.step);
+    expect(new Set(done).size, done.join(' ')).toBe(done.length);
+  });
+
   it('an abort ends a wait at once: the engine does not sleep out its backoff', async () => {
     const h = cluster({}, 1_000_000);
     const incident = h.openIncident('gpu-0');

@@ -141,6 +141,8 @@ export class RemediationEngine {
   run(incidentId: string): Promise<RunResult> {
     const existing = this.running.get(incidentId);
     if (existing) {
+      // Leadership lost and regained before the aborted run wound down: resume once it has.
+      if (this.controllers.get(incidentId)?.signal.aborted) return existing.then(() => this.run(incidentId));
       return Promise.resolve({ incidentId, state: undefined, stopped: 'already_running' });
     }
     const controller = new AbortController();
