@@ -1,5 +1,7 @@
+import { EC2Client, RebootInstancesCommand } from '@aws-sdk/client-ec2';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { awsClientConfig } from '../../test/helpers/aws.js';
 import {
   applyFault,
   ControlError,
@@ -338,6 +340,12 @@ describe('API fault injection over HTTP', () => {
       (await post('/aws/faults', { service: 'ec2', status: 403, operation: 'RebootInstances', times: 1 }))
         .status,
     ).toBe(200);
+    const ec2 = new EC2Client(awsClientConfig(sim.aws.url, { region: sim.cluster.region }));
+    const instanceId = sim.cluster.nodeInfo(nodes[0] ?? '')?.instanceId ?? '';
+    const err = await ec2
+      .send(new RebootInstancesCommand({ InstanceIds: [instanceId] }))
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: 'UnauthorizedOperation', $metadata: { httpStatusCode: 403 } });
     expect((await post('/aws/faults', { service: 'nope', status: 500 })).status).toBe(400);
     expect((await post('/aws/faults', { service: 'ec2' })).status).toBe(400);
     expect((await fetch(`${url}/aws/faults`, { method: 'DELETE' })).status).toBe(200);
