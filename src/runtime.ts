@@ -294,11 +294,13 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     monitor.start();
   };
   // Losing the lease or stopping aborts the runs in progress at once (a drain stops evicting, every wait
-  // ends); their `started` rows stay, and the next leader resumes them from the journal.
+  // ends); their `started` rows stay, and the next leader resumes them from the journal. The runs wind down
+  // on their own (stop() waits for them, bounded); a lease won back meanwhile resumes them once they have.
   const stopActing = async (why: string) => {
     if (!acting) return;
     acting = false;
-    await Promise.all([monitor.stop(), engine.abort(why)]);
+    void engine.abort(why);
+    await monitor.stop();
   };
 
   const runtime: Runtime = {
