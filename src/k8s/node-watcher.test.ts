@@ -1,7 +1,9 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createLogger } from '../log/logger.js';
 import { SimCluster } from '../sim/cluster.js';
 import { type SimK8sServer, startSimK8s } from '../sim/k8s-server.js';
 import { kubeconfigFor } from '../sim/kubeconfig.js';
@@ -199,5 +201,54 @@ describe('NodeWatcher through injected API faults (the simulator: dropped watch,
     cluster.deleteNodeFromApi(second);
     await vi.waitFor(() => expect(watcher.get(second)).toBeUndefined());
     expect(watcher.list()).toHaveLength(gpu.length - 2);
+  });
+});
+
+describe('NodeWatcher with a token the API server refuses (401)', () => {
+  function captured() {
+    const lines: Record<string, unknown>[] = [];
+    const destination = new Writable({
+      write(chunk, _enc, cb) {
+        for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l));
+        cb();
+      },
+    });
+    return { lines, logger: createLogger({ destination }) };
+  }
+
+  it('at start-up: fails with what to fix, not a bare HTTP code', async () => {
+    const cluster = new SimCluster({ nodes: 1 });
+    const sim = await startSimK8s(cluster, { token: 'current-token' });
+    closers.push(
+      () => cluster.close(),
+      () => sim.close(),
+    );
+    const kc = new KubeConfig();
+    kc.loadFromString(kubeconfigFor(sim.url, { token: 'revoked-token' }));
+    const watcher = new NodeWatcher(kc, { restartDelayMs: 10 });
+    closers.push(() => watcher.stop());
+    await expect(watcher.start()).rejects.toThrow(
+      "listing /api/v1/nodes: the API server refused gpu-medic's credentials (401 Unauthorized): check the ServiceAccount token or the kubeconfig",
+    );
+    expect(sim.log.find('listNodes').map((r) => r.status)).toEqual([401]);
+  });
+
+  it('later (token revoked while running): keeps retrying and logs why it is blind', async () => {
+    const { sim, kc } = await simulated(2);
+    const { lines, logger } = captured();
+    const watcher = new NodeWatcher(kc, { restartDelayMs: 10, logger });
+    closers.push(() => watcher.stop());
+    await watcher.start();
+    await vi.waitFor(() => expect(sim.log.find('watchNodes').length).toBeGreaterThan(0));
+    sim.faults.add({ verb: 'watch', status: 401, times: 100 });
+    sim.faults.add({ verb: 'list', status: 401, times: 100 });
+    sim.dropWatches();
+    await vi.waitFor(() =>
+      expect(lines.find((l) => l.msg === 'watch failed; re-listing' && l.hint)?.hint).toMatch(
+        /refused gpu-medic's credentials \(401 Unauthorized\)/,
+      ),
+    );
+    // Still the nodes it knew: blind, not empty.
+    expect(watcher.list().length).toBeGreaterThan(0);
   });
 });
