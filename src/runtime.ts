@@ -42,7 +42,7 @@ export interface RuntimeOptions {
   /** Elect a leader through a Lease before acting (on in `run`; the demo runs alone). */
   leaderElection?: boolean;
   /** Extra engine timings (the demo's simulated reboots take seconds, not minutes). */
-  engine?: { pollMs?: number };
+  engine?: { pollMs?: number; maxBackoffMs?: number };
 }
 
 export interface Runtime {
@@ -163,6 +163,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       replaceTimeoutMs: config.remediation.replaceTimeoutSeconds * 1000,
       settleTimeoutMs: config.remediation.settleTimeoutSeconds * 1000,
       ...(opts.engine?.pollMs ? { pollMs: opts.engine.pollMs } : {}),
+      ...(opts.engine?.maxBackoffMs ? { maxBackoffMs: opts.engine.maxBackoffMs } : {}),
     },
     logger: componentLogger(logger, 'engine'),
   });
@@ -304,9 +305,13 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     if (followed.length > 0) logger.info({ incidents: followed }, 'followed up escalations left by a stop');
     monitor.start();
   };
-  const stopActing = async () => {
+  // Losing the lease or stopping aborts the runs in progress at once (a drain stops evicting, every wait
+  // ends); their `started` rows stay, and the next leader resumes them from the journal. The runs wind down
+  // on their own (stop() waits for them, bounded); a lease won back meanwhile resumes them once they have.
+  const stopActing = async (why: string) => {
     if (!acting) return;
     acting = false;
+    void engine.abort(why);
     await monitor.stop();
   };
 
@@ -342,7 +347,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       if (leader) {
         leader.onChange((isNow) => {
           logger.info({ leader: isNow }, isNow ? 'became the leader' : 'lost the lease; standing by');
-          (isNow ? startActing() : stopActing()).catch((err) =>
+          (isNow ? startActing() : stopActing('lost the lease')).catch((err) =>
             logger.error({ err }, 'leadership change failed'),
           );
         });
@@ -357,8 +362,12 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     async stop() {
       stopping = true;
       clearInterval(gaugeTimer);
-      await stopActing();
-      await Promise.race([engine.whenIdle(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+      await stopActing('the process is stopping');
+      // Runs started by a click or a command while not acting (a standby) are aborted too.
+      await Promise.race([
+        engine.abort('the process is stopping'),
+        new Promise((resolve) => setTimeout(resolve, 5000).unref()),
+      ]);
       await leader?.stop();
       await notifier?.stop();
       await sensing.stop();

@@ -17,11 +17,13 @@ import {
   asList,
   iamPolicyPath,
   type K8sObject,
+  kustomizeNamespace,
   loadClusterRoleRules,
   loadIamActions,
   loadIamPolicy,
   loadManifestObjects,
   loadRoleRules,
+  loadRoles,
   loadYamlDocuments,
   manifestsDir,
   repoRoot,
@@ -81,7 +83,7 @@ describe('manifests/ as a kustomize base', () => {
     const onDisk = readdirSync(manifestsDir).filter((f) => /\.ya?ml$/.test(f));
     const unlisted = onDisk.filter((f) => !resourceFiles.includes(f) && f !== 'kustomization.yaml');
     expect(unlisted).toEqual(['secret.example.yaml']);
-    expect(kustomization.namespace).toBe('gpu-medic');
+    expect(kustomizeNamespace()).toBe('gpu-medic');
   });
 
   it('never applies a Secret: the template stays out of the resources', () => {
@@ -105,7 +107,12 @@ describe('manifests/ as a kustomize base', () => {
         'Deployment',
         'Namespace',
         'PersistentVolumeClaim',
+        // Leader election in gpu-medic's namespace; DCGM exporter proxy and dcgm-server exec in theirs.
         'Role',
+        'Role',
+        'Role',
+        'RoleBinding',
+        'RoleBinding',
         'RoleBinding',
         'Service',
         'ServiceAccount',
@@ -139,10 +146,14 @@ describe('manifests/ as a kustomize base', () => {
     const policyCm = one('ConfigMap', String(policyVol.name));
     expect(Object.keys(obj(policyCm.data, 'policy data'))).toContain('policy.yaml');
 
-    for (const kind of ['ClusterRoleBinding', 'RoleBinding'] as const) {
-      const b = one(kind);
+    const bindings = applied.filter((o) => o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding');
+    expect(bindings).toHaveLength(4);
+    for (const b of bindings) {
       const roleRef = obj(b.roleRef, 'roleRef');
-      expect(one(kind === 'ClusterRoleBinding' ? 'ClusterRole' : 'Role', String(roleRef.name))).toBeTruthy();
+      const role = one(b.kind === 'ClusterRoleBinding' ? 'ClusterRole' : 'Role', String(roleRef.name));
+      // A RoleBinding only binds a Role of its own namespace.
+      if (b.kind === 'RoleBinding')
+        expect(b.metadata.namespace, b.metadata.name).toBe(role.metadata.namespace);
       expect(b.subjects).toEqual([
         { kind: 'ServiceAccount', name: sa.metadata.name, namespace: 'gpu-medic' },
       ]);
@@ -279,8 +290,6 @@ const expectedClusterRole: [apiGroup: string, resource: string, verbs: string[]]
   ['', 'nodes', ['get', 'list', 'watch', 'patch', 'delete']],
   ['', 'pods', ['list', 'watch']],
   ['', 'pods/eviction', ['create']],
-  ['', 'pods/proxy', ['get']],
-  ['', 'pods/exec', ['create', 'get']],
   ['kubeflow.org', 'pytorchjobs', ['get']],
   ['kubeflow.org', 'tfjobs', ['get']],
   ['kubeflow.org', 'mpijobs', ['get']],
@@ -310,12 +319,66 @@ describe('RBAC', () => {
   });
 
   it('limits leases to the namespaced Role, for leader election only', () => {
-    expect(loadRoleRules().map(tripleKey)).toEqual([
+    const leader = loadRoles().find((r) => r.name === 'gpu-medic-leader-election');
+    expect(leader?.namespace).toBe('gpu-medic');
+    expect(leader?.rules.map(tripleKey)).toEqual([
       'coordination.k8s.io/leases:create',
       'coordination.k8s.io/leases:get',
       'coordination.k8s.io/leases:update',
     ]);
     expect(clusterRules.some((t) => t.resource === 'leases')).toBe(false);
+  });
+
+  it('grants pods/exec and pods/proxy never cluster-wide, only in the DCGM namespaces of the configuration', () => {
+    expect(clusterRules.filter((t) => t.resource === 'pods/exec' || t.resource === 'pods/proxy')).toEqual([]);
+    const roles = loadRoles();
+    const withSub = (sub: string) =>
+      roles
+        .filter((r) => r.rules.some((t) => t.resource === sub))
+        .map((r) => ({ name: r.name, namespace: r.namespace, rules: r.rules.map(tripleKey) }));
+    expect(withSub('pods/proxy')).toEqual([
+      {
+        name: 'gpu-medic-dcgm-exporter-proxy',
+        namespace: configData.DCGM_NAMESPACE,
+        rules: ['core/pods/proxy:get'],
+      },
+    ]);
+    expect(withSub('pods/exec')).toEqual([
+      {
+        name: 'gpu-medic-dcgm-server-exec',
+        namespace: configData.DCGM_SERVER_NAMESPACE,
+        rules: ['core/pods/exec:create', 'core/pods/exec:get'],
+      },
+    ]);
+    expect(configData.DCGM_NAMESPACE).toBe('gpu-operator');
+    expect(configData.DCGM_SERVER_NAMESPACE).toBe('kube-system');
+  });
+
+  it('binds the DCGM Roles where the ConfigMap says: kustomize replacements from DCGM_NAMESPACE / DCGM_SERVER_NAMESPACE', () => {
+    const replacements = arr(kustomization.replacements, 'replacements').map((r) => obj(r, 'replacement'));
+    const targetsOf = (field: string) => {
+      const r = replacements.find((x) => obj(x.source, 'source').fieldPath === `data.${field}`);
+      expect(obj(r?.source, 'source')).toMatchObject({ kind: 'ConfigMap', name: configMap.metadata.name });
+      return arr(r?.targets, 'targets')
+        .map((t) => obj(t, 'target'))
+        .map(
+          (t) =>
+            `${obj(t.select, 'select').kind}/${obj(t.select, 'select').name} ${arr(t.fieldPaths, 'fieldPaths').join(',')}`,
+        )
+        .sort();
+    };
+    expect(targetsOf('DCGM_NAMESPACE')).toEqual([
+      'Role/gpu-medic-dcgm-exporter-proxy metadata.namespace',
+      'RoleBinding/gpu-medic-dcgm-exporter-proxy metadata.namespace',
+    ]);
+    expect(targetsOf('DCGM_SERVER_NAMESPACE')).toEqual([
+      'Role/gpu-medic-dcgm-server-exec metadata.namespace',
+      'RoleBinding/gpu-medic-dcgm-server-exec metadata.namespace',
+    ]);
+    // The namespace transformer must not move them back into gpu-medic's namespace.
+    const transformer = String(arr(kustomization.transformers, 'transformers')[0]);
+    expect(transformer).toMatch(/kind: NamespaceTransformer/);
+    expect(transformer).toMatch(/unsetOnly: true/);
   });
 
   it('never grants secrets, pod deletion or escalation verbs', () => {

@@ -98,6 +98,11 @@ const FIXABLE = new Set([
   'ENILimitReachedException',
 ]);
 
+/** A throttling answer: a throttling error code, or HTTP 429. */
+export function isThrottling(code: string, status?: number): boolean {
+  return THROTTLING.has(code) || status === 429;
+}
+
 function record(e: unknown): Record<string, unknown> {
   return e !== null && typeof e === 'object' ? (e as Record<string, unknown>) : {};
 }

@@ -133,17 +133,76 @@ describe('CloudPort against the simulated AWS endpoint', () => {
       operation: 'RebootInstances',
       instanceId: info.instanceId,
     });
-    expect((err as Error).message).toContain(
-      `RebootInstances ${info.instanceId} failed: RequestLimitExceeded (HTTP 503)`,
+    expect((err as Error).message).toBe(
+      `EC2 kept throttling gpu-medic (RequestLimitExceeded, HTTP 503) on RebootInstances ${info.instanceId}, after retries with backoff`,
     );
     expect(ready(node.metadata.name)).toBe(true);
   });
 
-  it('rebooting an unknown instance fails with InvalidInstanceID.NotFound', async () => {
-    await expect(cloud.rebootInstance('i-0000000000000dead')).rejects.toMatchObject({
-      code: 'InvalidInstanceID.NotFound',
+  it('rebooting an unknown instance fails with InvalidInstanceID.NotFound: "no longer exists", not retryable', async () => {
+    const err = await cloud.rebootInstance('i-0000000000000dead').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'InvalidInstanceID.NotFound', retryable: false });
+    expect((err as Error).message).toBe(
+      'instance i-0000000000000dead no longer exists (InvalidInstanceID.NotFound from RebootInstances)',
+    );
+  });
+});
+
+/** The SDK's own retry (3 attempts, backoff) is on, as in production: count what the simulator served. */
+describe('CloudPort retries only where retrying can help', () => {
+  let retrying: CloudPort;
+  beforeEach(() => {
+    retrying = createCloudPort({ region: 'us-east-1', endpoint: aws.url, credentials: CREDENTIALS });
+  });
+  const reboots = () => aws.log.find('RebootInstances').map((r) => r.status);
+
+  it('UnauthorizedOperation: one call, not retried, and the error names the IAM action to grant', async () => {
+    const { node, info } = managedNode();
+    aws.faults.set('ec2', { status: 403, operation: 'RebootInstances' });
+    const err = await retrying.rebootInstance(info.instanceId).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'UnauthorizedOperation', status: 403, retryable: false });
+    expect((err as Error).message).toMatch(
+      /^gpu-medic's IAM role may not ec2:RebootInstances \(UnauthorizedOperation, HTTP 403\)/,
+    );
+    expect(reboots()).toEqual([403]);
+    expect(ready(node.metadata.name)).toBe(true);
+  });
+
+  it('AccessDenied from Auto Scaling: one call, names autoscaling:TerminateInstanceInAutoScalingGroup', async () => {
+    const { info } = managedNode();
+    aws.faults.set('autoscaling', { status: 403, operation: 'TerminateInstanceInAutoScalingGroup' });
+    const err = await retrying.terminateInAutoScalingGroup(info.instanceId).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'AccessDenied', retryable: false });
+    expect((err as Error).message).toContain(
+      "gpu-medic's IAM role may not autoscaling:TerminateInstanceInAutoScalingGroup",
+    );
+    expect(aws.log.find('TerminateInstanceInAutoScalingGroup').map((r) => r.status)).toEqual([403]);
+  });
+
+  it('InvalidInstanceID.NotFound: one call, not retried', async () => {
+    await expect(retrying.rebootInstance('i-0000000000000dead')).rejects.toMatchObject({
       retryable: false,
     });
+    expect(reboots()).toEqual([400]);
+  });
+
+  it('RequestLimitExceeded twice: retried with backoff, the third call reboots', async () => {
+    const { node, info } = managedNode();
+    aws.faults.set('ec2', { status: 503, operation: 'RebootInstances', times: 2 });
+    await retrying.rebootInstance(info.instanceId);
+    expect(reboots()).toEqual([503, 503, 200]);
+    expect(ready(node.metadata.name)).toBe(false);
+  });
+
+  it('a 500 InternalError that persists: retried a bounded number of times, then a clear retryable error', async () => {
+    const { info } = managedNode();
+    aws.faults.set('ec2', { status: 500, operation: 'RebootInstances' });
+    const err = await retrying.rebootInstance(info.instanceId).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'InternalError', status: 500, retryable: true });
+    expect((err as Error).message).toBe(
+      `EC2 had an internal error (InternalError, HTTP 500) on RebootInstances ${info.instanceId}`,
+    );
+    expect(reboots()).toEqual([500, 500, 500]);
   });
 
   it('a hung endpoint becomes a timeout error instead of a stuck call', async () => {

@@ -15,7 +15,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import type { CloudPort, InstanceState } from '../remediate/ports.js';
-import { awsClientConfig, classifyAwsError } from './client-config.js';
+import { awsClientConfig, classifyAwsError, isThrottling } from './client-config.js';
 
 const INSTANCE_STATES: readonly InstanceState[] = [
   'pending',
@@ -49,17 +49,57 @@ function codeOf(error: unknown): string | undefined {
     : undefined;
 }
 
+/** The IAM action behind each call, so a denial names what to grant. */
+const IAM_ACTION: Record<string, string> = {
+  RebootInstances: 'ec2:RebootInstances',
+  TerminateInstances: 'ec2:TerminateInstances',
+  DescribeInstances: 'ec2:DescribeInstances',
+  TerminateInstanceInAutoScalingGroup: 'autoscaling:TerminateInstanceInAutoScalingGroup',
+  DescribeAutoScalingInstances: 'autoscaling:DescribeAutoScalingInstances',
+};
+
+/** A missing permission: the same call fails the same way until someone changes the IAM policy. */
+const DENIED = new Set([
+  'UnauthorizedOperation',
+  'AccessDenied',
+  'AccessDeniedException',
+  'AuthFailure',
+  'OptInRequired',
+]);
+/** The instance is gone (or never was): asking again cannot bring it back. */
+const NO_INSTANCE = new Set([NOT_FOUND, 'InvalidInstanceID.Malformed']);
+
+const serviceOf = (operation: string): string =>
+  IAM_ACTION[operation]?.startsWith('autoscaling') ? 'Auto Scaling' : 'EC2';
+
+/**
+ * One clear sentence per failure, for the thread and the log: what to do about it comes first, the AWS code
+ * and status after. Throttling and 5xx reach here only once the SDK's own retries (with backoff) ran out.
+ */
 function wrap(operation: string, instanceId: string, error: unknown): CloudApiError {
   if (error instanceof CloudApiError) return error;
   const f = classifyAwsError(error);
-  return new CloudApiError(
-    `${operation} ${instanceId} failed: ${f.code}${f.status !== undefined ? ` (HTTP ${f.status})` : ''}: ${f.message}`,
-    f.code,
-    operation,
-    instanceId,
-    f.retryable,
-    f.status,
-  );
+  const http = f.status !== undefined ? `, HTTP ${f.status}` : '';
+  const service = serviceOf(operation);
+  let message: string;
+  let retryable = f.retryable;
+  if (DENIED.has(f.code)) {
+    const action = IAM_ACTION[operation] ?? operation;
+    message = `gpu-medic's IAM role may not ${action} (${f.code}${http}): grant it in the role's policy (iam/gpu-medic-policy.json); instance ${instanceId}`;
+    retryable = false;
+  } else if (NO_INSTANCE.has(f.code)) {
+    message = `instance ${instanceId} no longer exists (${f.code} from ${operation})`;
+    retryable = false;
+  } else if (isThrottling(f.code, f.status)) {
+    message = `${service} kept throttling gpu-medic (${f.code}${http}) on ${operation} ${instanceId}, after retries with backoff`;
+    retryable = true;
+  } else if (f.status !== undefined && f.status >= 500) {
+    message = `${service} had an internal error (${f.code}${http}) on ${operation} ${instanceId}`;
+    retryable = true;
+  } else {
+    message = `${operation} ${instanceId} failed: ${f.code}${f.status !== undefined ? ` (HTTP ${f.status})` : ''}: ${f.message}`;
+  }
+  return new CloudApiError(message, f.code, operation, instanceId, retryable, f.status);
 }
 
 function asInstanceState(name: string | undefined): InstanceState | undefined {

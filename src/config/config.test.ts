@@ -134,6 +134,7 @@ describe('loadConfig defaults', () => {
       selector: undefined,
       server: { namespace: 'eks-node-monitoring', selector: 'k8s-app=dcgm-server,version=v1' },
     });
+    expect(load({}).dcgm.server).toEqual({ namespace: undefined, selector: undefined });
     expect(c.remediation.maxUnhealthyNodes).toBe(3);
     expect(c.notify.cloudwatch.perNode).toBe(true);
     expect(c.slack.adminUsers).toEqual(['U012AB', 'W99ZZ']);
@@ -188,6 +189,7 @@ describe('loadConfig errors', () => {
     ['LAMBDA_FUNCTION', 'bad name!', 'LAMBDA_FUNCTION: expected a Lambda function name or ARN'],
     ['CLOUDWATCH_NAMESPACE', 'AWS/EC2', 'CLOUDWATCH_NAMESPACE: expected a CloudWatch namespace'],
     ['POD_NAMESPACE', 'Bad_NS', 'POD_NAMESPACE: expected a Kubernetes namespace name'],
+    ['DCGM_SERVER_NAMESPACE', 'Kube System', 'DCGM_SERVER_NAMESPACE: expected a Kubernetes namespace name'],
     ['AWS_ENDPOINT_URL_SNS', 'nope', 'AWS_ENDPOINT_URL_SNS: expected a URL'],
     ['CLOUDWATCH_PER_NODE', 'si', 'CLOUDWATCH_PER_NODE: expected true/false/1/0/yes/no'],
   ])('%s=%s is refused', (name, value, message) => {

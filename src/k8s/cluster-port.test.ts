@@ -6,7 +6,7 @@ import type { PodRef, TrainingJobStatus } from '../remediate/ports.js';
 import { SimCluster } from '../sim/cluster.js';
 import type { K8sRecordedRequest, SimK8sServer } from '../sim/k8s-server.js';
 import { startSimK8s } from '../sim/k8s-server.js';
-import { kubeconfigFor } from '../sim/kubeconfig.js';
+import { kubeconfigFor, SIM_K8S_TOKEN } from '../sim/kubeconfig.js';
 import { ManualClock } from '../sim/sim-clock.js';
 import { SERVING_NAMESPACE, SERVING_PDB, TRAINING_JOB_NAME, TRAINING_NAMESPACE } from '../sim/workloads.js';
 import { createClusterPort, K8sApiError, trainingJobStatusFrom, trainingJobsOf } from './cluster-port.js';
@@ -274,14 +274,17 @@ describe('ClusterPort on a flaky API server', () => {
     expect(seen).toEqual(['GET /api/v1/nodes/n1', 'GET /api/v1/nodes/n1']);
   });
 
-  it('gives up after the retry with the status message in the error', async () => {
-    answers.push({ status: 503, body: status(503, 'ServiceUnavailable', 'etcd leader changed') });
-    answers.push({ status: 503, body: status(503, 'ServiceUnavailable', 'etcd leader changed') });
+  it('gives up after a bounded number of attempts with the status message in the error', async () => {
+    for (let i = 0; i < 3; i++)
+      answers.push({ status: 503, body: status(503, 'ServiceUnavailable', 'etcd leader changed') });
     const port = createClusterPort(kubeConfig(url), { retryDelayMs: 5 });
     const err = await port.cordon('n1').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(K8sApiError);
-    expect((err as Error).message).toBe('cordon node n1: HTTP 503 ServiceUnavailable: etcd leader changed');
-    expect(seen).toHaveLength(2);
+    expect((err as Error).message).toBe(
+      'cordon node n1: HTTP 503 ServiceUnavailable: etcd leader changed (after 3 attempts)',
+    );
+    expect(err).toMatchObject({ retryable: true });
+    expect(seen).toHaveLength(3);
   });
 
   it('does not retry a permanent error, and an unexpected eviction answer throws with its message', async () => {
@@ -291,7 +294,7 @@ describe('ClusterPort on a flaky API server', () => {
     });
     const port = createClusterPort(kubeConfig(url), { retryDelayMs: 5 });
     await expect(port.evictPod('ns', 'p')).rejects.toThrow(
-      'evict pod ns/p: HTTP 403 Forbidden: pods "p" is forbidden: cannot create pods/eviction',
+      'evict pod ns/p: gpu-medic\'s RBAC does not allow it (HTTP 403 Forbidden): pods "p" is forbidden: cannot create pods/eviction',
     );
     expect(seen).toEqual(['POST /api/v1/namespaces/ns/pods/p/eviction']);
   });
@@ -304,6 +307,106 @@ describe('ClusterPort on a flaky API server', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = createClusterPort(kubeConfig(closedUrl), { retryDelayMs: 5 });
     await expect(port.listNodes()).rejects.toThrow(/^list nodes: /);
+  });
+});
+
+describe('ClusterPort retry policy against injected API faults', () => {
+  let cluster: SimCluster;
+  let sim: SimK8sServer;
+  let delays: number[];
+  let port: ReturnType<typeof createClusterPort>;
+
+  beforeEach(async () => {
+    cluster = new SimCluster({ nodes: 3, clock: new ManualClock() });
+    sim = await startSimK8s(cluster, { token: SIM_K8S_TOKEN });
+    delays = [];
+    port = createClusterPort(kubeConfig(sim.url), {
+      retryDelayMs: 100,
+      sleep: async (ms) => {
+        delays.push(ms);
+      },
+    });
+  });
+
+  afterEach(async () => {
+    await sim.close();
+    cluster.close();
+    sim.log.assertNoUnexpected();
+  });
+
+  const gpuNode = () => {
+    const n = cluster.listNodes().find((x) => Number(x.status.capacity['nvidia.com/gpu'] ?? 0) > 0);
+    if (!n) throw new Error('no GPU node');
+    return n.metadata.name;
+  };
+  const served = (op: string) => sim.log.find(op).map((r) => r.status);
+
+  it('a 429 with Retry-After is retried after exactly the time the API server asked for', async () => {
+    const name = gpuNode();
+    sim.faults.add({ operation: 'getNode', status: 429, retryAfterSeconds: 2 });
+    expect((await port.getNode(name))?.name).toBe(name);
+    expect(served('getNode')).toEqual([429, 200]);
+    expect(delays).toEqual([2000]);
+  });
+
+  it('a 500 is retried with backoff a bounded number of times, then a clear, retryable error', async () => {
+    const name = gpuNode();
+    sim.faults.add({ operation: 'patchNode', status: 500, times: 10 });
+    const err = await port.cordon(name).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(K8sApiError);
+    expect(err).toMatchObject({ status: 500, retryable: true });
+    expect((err as Error).message).toMatch(
+      /^cordon node .*: HTTP 500 InternalError: .* \(after 3 attempts\)$/,
+    );
+    expect(served('patchNode')).toEqual([500, 500, 500]);
+    expect(delays).toEqual([100, 200]);
+    expect(cluster.getNode(name)?.spec.unschedulable).not.toBe(true);
+  });
+
+  it('a 500 that clears is retried and the call succeeds', async () => {
+    const name = gpuNode();
+    sim.faults.add({ operation: 'patchNode', status: 500, times: 1 });
+    await port.cordon(name);
+    expect(served('patchNode')).toEqual([500, 200]);
+    expect(cluster.getNode(name)?.spec.unschedulable).toBe(true);
+  });
+
+  it.each([
+    [401, /refused gpu-medic's credentials \(HTTP 401 Unauthorized\)/],
+    [403, /gpu-medic's RBAC does not allow it \(HTTP 403 Forbidden\)/],
+    [409, /HTTP 409 Conflict: Operation cannot be fulfilled/],
+  ] as const)('a %i is not retried and says what it means', async (status, message) => {
+    const name = gpuNode();
+    sim.faults.add({ operation: 'patchNode', status });
+    const err = await port.cordon(name).catch((e: unknown) => e);
+    expect(err).toMatchObject({ status, retryable: false });
+    expect((err as Error).message).toMatch(message);
+    expect(served('patchNode')).toEqual([status]);
+    expect(delays).toEqual([]);
+  });
+
+  it('a wrong token (kubeconfig and API server disagree) is one 401, not retried', async () => {
+    const kc = new KubeConfig();
+    kc.loadFromString(kubeconfigFor(sim.url, { token: 'stale-token' }));
+    const stale = createClusterPort(kc, { sleep: async (ms) => void delays.push(ms) });
+    await expect(stale.listNodes()).rejects.toMatchObject({ status: 401, retryable: false });
+    expect(served('listNodes')).toEqual([401]);
+    expect(delays).toEqual([]);
+  });
+
+  it("eviction: a PDB's 429 is 'blocked' at once; a throttling 429 is retried after Retry-After", async () => {
+    const [pod] = cluster.listPods({ namespace: SERVING_NAMESPACE });
+    if (!pod) throw new Error('no serving pod');
+    cluster.setPdbDisruptionsAllowed(SERVING_NAMESPACE, SERVING_PDB, 0);
+    expect(await port.evictPod(SERVING_NAMESPACE, pod.metadata.name)).toBe('blocked');
+    expect(served('evictPod')).toEqual([429]);
+    expect(delays).toEqual([]);
+
+    cluster.setPdbDisruptionsAllowed(SERVING_NAMESPACE, SERVING_PDB, 1);
+    sim.faults.add({ operation: 'evictPod', status: 429, retryAfterSeconds: 1 });
+    expect(await port.evictPod(SERVING_NAMESPACE, pod.metadata.name)).toBe('evicted');
+    expect(served('evictPod')).toEqual([429, 429, 201]);
+    expect(delays).toEqual([1000]);
   });
 });
 

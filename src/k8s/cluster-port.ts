@@ -47,47 +47,95 @@ const OPERATOR_KIND: Record<string, string> = {
 
 const PAGE_SIZE = 500;
 const DEFAULT_RETRY_DELAY_MS = 300;
+const DEFAULT_MAX_ATTEMPTS = 3;
+/** A Retry-After longer than this is not waited out inside one call: the caller's own retry takes over. */
+const DEFAULT_MAX_RETRY_AFTER_MS = 30_000;
 
 /** A failed Kubernetes call, with the HTTP status and the API server's Status reason when there was one. */
 export class K8sApiError extends Error {
   override readonly name = 'K8sApiError';
+  /** Whether the same call can succeed later: throttling, server errors and no answer at all. */
+  readonly retryable: boolean;
   constructor(
     message: string,
     readonly status?: number,
     readonly reason?: string,
   ) {
     super(message);
+    this.retryable = status === undefined || status === 429 || status >= 500;
   }
 }
 
-const StatusBody = z.object({ message: z.string().optional(), reason: z.string().optional() });
+const StatusBody = z.object({
+  message: z.string().optional(),
+  reason: z.string().optional(),
+  details: z
+    .object({
+      retryAfterSeconds: z.number().optional(),
+      causes: z.array(z.object({ reason: z.string().optional(), type: z.string().optional() })).optional(),
+    })
+    .optional(),
+});
 
 /** The HTTP status of an ApiException; undefined for network and other errors. */
 export function k8sStatusOf(error: unknown): number | undefined {
   return error instanceof ApiException && typeof error.code === 'number' ? error.code : undefined;
 }
 
+function statusOfBody(error: ApiException<unknown>): z.infer<typeof StatusBody> | undefined {
+  const raw: unknown = error.body;
+  let parsed: unknown = raw;
+  if (typeof raw === 'string') {
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      return undefined;
+    }
+  }
+  const status = StatusBody.safeParse(parsed);
+  return status.success ? status.data : undefined;
+}
+
 /** The `Status` message and reason inside an ApiException body (a raw string in client-node 1.4). */
 export function k8sErrorDetail(error: unknown): { message: string; reason?: string } {
   if (error instanceof ApiException) {
+    const status = statusOfBody(error);
+    if (status?.message) {
+      return { message: status.message, ...(status.reason ? { reason: status.reason } : {}) };
+    }
     const raw: unknown = error.body;
-    let parsed: unknown = raw;
-    if (typeof raw === 'string') {
-      try {
-        parsed = JSON.parse(raw);
-      } catch {
-        parsed = undefined;
-      }
-    }
-    const status = StatusBody.safeParse(parsed);
-    if (status.success && status.data.message) {
-      return { message: status.data.message, ...(status.data.reason ? { reason: status.data.reason } : {}) };
-    }
     const text =
       typeof raw === 'string' && raw.trim() !== '' ? raw.trim().slice(0, 300) : `HTTP ${error.code}`;
-    return { message: text };
+    return { message: text, ...(status?.reason ? { reason: status.reason } : {}) };
   }
   return { message: error instanceof Error ? error.message : String(error) };
+}
+
+/**
+ * How long the API server asked us to wait: the `Retry-After` header (seconds), else the Status body's
+ * `details.retryAfterSeconds`; undefined when it said nothing.
+ */
+export function retryAfterMs(error: unknown): number | undefined {
+  if (!(error instanceof ApiException)) return undefined;
+  const headers = (error.headers ?? {}) as Record<string, string | undefined>;
+  const header = headers['retry-after'] ?? headers['Retry-After'];
+  const seconds = header !== undefined && header.trim() !== '' ? Number(header) : undefined;
+  if (seconds !== undefined && Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const fromBody = statusOfBody(error)?.details?.retryAfterSeconds;
+  return fromBody !== undefined && fromBody >= 0 ? fromBody * 1000 : undefined;
+}
+
+/**
+ * A 429 from the Eviction API that is a PodDisruptionBudget's answer (a result: wait and try the pod again
+ * later), not API priority-and-fairness throttling (retry after `Retry-After`). The API server marks the PDB
+ * case with a `DisruptionBudget` cause.
+ */
+export function isDisruptionBudget429(error: unknown): boolean {
+  if (k8sStatusOf(error) !== 429 || !(error instanceof ApiException)) return false;
+  const status = statusOfBody(error);
+  if (status?.details?.causes?.some((c) => c.reason === 'DisruptionBudget' || c.type === 'DisruptionBudget'))
+    return true;
+  return /disruption budget/i.test(status?.message ?? '');
 }
 
 /** Worth one more try: server errors, API priority-and-fairness 429s, and anything that never got an answer. */
@@ -97,35 +145,71 @@ export function isTransientK8sError(error: unknown): boolean {
   return status >= 500 || status === 429;
 }
 
-export function toK8sApiError(what: string, error: unknown): K8sApiError {
+/** One clear sentence for the statuses people act on; the API server's own words for the rest. */
+export function toK8sApiError(what: string, error: unknown, attempts = 1): K8sApiError {
   if (error instanceof K8sApiError) return error;
   const status = k8sStatusOf(error);
   const { message, reason } = k8sErrorDetail(error);
+  const tried = attempts > 1 ? ` (after ${attempts} attempts)` : '';
+  if (status === 401) {
+    return new K8sApiError(
+      `${what}: the Kubernetes API server refused gpu-medic's credentials (HTTP 401 Unauthorized): check the ServiceAccount token or the kubeconfig`,
+      status,
+      reason ?? 'Unauthorized',
+    );
+  }
+  if (status === 403) {
+    return new K8sApiError(
+      `${what}: gpu-medic's RBAC does not allow it (HTTP 403 Forbidden): ${message}`,
+      status,
+      reason ?? 'Forbidden',
+    );
+  }
   const head = status === undefined ? what : `${what}: HTTP ${status}${reason ? ` ${reason}` : ''}`;
-  return new K8sApiError(`${head}: ${message}`, status, reason);
+  return new K8sApiError(`${head}: ${message}${tried}`, status, reason);
 }
 
 export interface RetryOptions {
+  /** First backoff after a server error or no answer; doubles per attempt. */
   retryDelayMs?: number;
+  /** Attempts per call, including the first (3). */
+  maxAttempts?: number;
+  /** The longest Retry-After honoured inside one call (30 s); a longer one ends the call. */
+  maxRetryAfterMs?: number;
   logger?: Logger;
+  /** How to wait between attempts (tests record the delays). */
+  sleep?: (ms: number) => Promise<void>;
 }
 
-/** Runs `fn`; a transient failure gets one short retry; the final failure is a K8sApiError naming `what`. */
+const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Runs `fn` with a bounded retry: a 429 waits what its `Retry-After` says, a 5xx or a missing answer backs
+ * off exponentially, and anything else (401, 403, 404, 409, 422 …) fails at once, because sending the same
+ * request again cannot help. The final failure is a K8sApiError naming `what`.
+ */
 export async function withK8sRetry<T>(
   what: string,
   fn: () => Promise<T>,
   opts: RetryOptions = {},
 ): Promise<T> {
-  try {
-    return await fn();
-  } catch (first) {
-    if (!isTransientK8sError(first)) throw toK8sApiError(what, first);
-    opts.logger?.warn({ what, err: k8sErrorDetail(first).message }, 'kubernetes call failed; retrying once');
-    await new Promise((resolve) => setTimeout(resolve, opts.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS));
+  const maxAttempts = Math.max(1, opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
+  const base = opts.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
+  const cap = opts.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS;
+  const sleep = opts.sleep ?? realSleep;
+  for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
-    } catch (second) {
-      throw toK8sApiError(what, second);
+    } catch (error) {
+      if (!isTransientK8sError(error) || attempt >= maxAttempts) throw toK8sApiError(what, error, attempt);
+      const asked = k8sStatusOf(error) === 429 ? retryAfterMs(error) : undefined;
+      if (asked !== undefined && asked > cap) throw toK8sApiError(what, error, attempt);
+      const delay = asked ?? base * 2 ** (attempt - 1);
+      opts.logger?.warn(
+        { what, status: k8sStatusOf(error), attempt, delayMs: delay, err: k8sErrorDetail(error).message },
+        'kubernetes call failed; retrying',
+      );
+      await sleep(delay);
     }
   }
 }
@@ -323,14 +407,18 @@ export interface ClusterPortOptions {
   /** The exporter / DCGM pods the settle gate waits for (DCGM_NAMESPACE, DCGM_SELECTOR); default: all known. */
   gpuAgentSelectors?: readonly GpuAgentSelector[];
   retryDelayMs?: number;
+  maxAttempts?: number;
+  sleep?: (ms: number) => Promise<void>;
 }
 
 export function createClusterPort(kc: KubeConfig, opts: ClusterPortOptions = {}): ClusterPort {
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const log = opts.logger;
-  const retry = {
+  const retry: RetryOptions = {
     ...(opts.retryDelayMs !== undefined ? { retryDelayMs: opts.retryDelayMs } : {}),
+    ...(opts.maxAttempts !== undefined ? { maxAttempts: opts.maxAttempts } : {}),
+    ...(opts.sleep ? { sleep: opts.sleep } : {}),
     ...(log ? { logger: log } : {}),
   };
   const call = <T>(what: string, fn: () => Promise<T>) => withK8sRetry(what, fn, retry);
@@ -399,16 +487,18 @@ export function createClusterPort(kc: KubeConfig, opts: ClusterPortOptions = {})
 
     async evictPod(namespace, name): Promise<EvictionResult> {
       const body: V1Eviction = { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace } };
-      // 429 here is the PDB answer, not throttling: it is a result, never retried blindly.
-      const result = await call(`evict pod ${namespace}/${name}`, () =>
-        mapStatus(
-          async () => {
-            await core.createNamespacedPodEviction({ name, namespace, body });
-            return 'evicted' as const;
-          },
-          { 429: 'blocked' as const, 404: 'gone' as const },
-        ),
-      );
+      // A PDB's 429 is a result (the drain waits and tries the pod again), never retried here; a 429 without
+      // a DisruptionBudget cause is API throttling and is retried after its Retry-After like any other call.
+      const result = await call(`evict pod ${namespace}/${name}`, async () => {
+        try {
+          await core.createNamespacedPodEviction({ name, namespace, body });
+          return 'evicted' as const;
+        } catch (e) {
+          if (isDisruptionBudget429(e)) return 'blocked' as const;
+          if (k8sStatusOf(e) === 404) return 'gone' as const;
+          throw e;
+        }
+      });
       if (result === 'blocked') log?.info({ pod: `${namespace}/${name}` }, 'eviction blocked by PDB');
       return result;
     },

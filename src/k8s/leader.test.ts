@@ -181,12 +181,45 @@ describe('LeaderElector on a simulated Lease', () => {
     expect(a.isLeader()).toBe(true);
   });
 
-  it('stops leading as soon as a renew fails', async () => {
+  it('stops leading once its lease runs out when the API server stops answering', async () => {
     const a = elector('pod-a');
+    const changes: boolean[] = [];
+    a.onChange((v) => changes.push(v));
     await a.start();
     expect(a.isLeader()).toBe(true);
     await sim.close();
     await until('leadership lost', () => !a.isLeader());
+    await until('listeners told', () => changes.at(-1) === false);
+  });
+
+  it('a renew answered 500 or 429 keeps the leadership (the lease has not run out); the next renew holds it', async () => {
+    const a = elector('pod-a');
+    const changes: boolean[] = [];
+    a.onChange((v) => changes.push(v));
+    expect(await a.tryAcquireOrRenew()).toBe(true);
+    sim.faults.add({ operation: 'replaceLease', status: 500 });
+    expect(await a.tryAcquireOrRenew()).toBe(true);
+    expect(a.isLeader()).toBe(true);
+    sim.faults.add({ operation: 'getLease', status: 429, retryAfterSeconds: 1 });
+    expect(await a.tryAcquireOrRenew()).toBe(true);
+    expect(await a.tryAcquireOrRenew()).toBe(true);
+    expect(log.find('replaceLease').map((r) => r.status)).toEqual([500, 200]);
+    expect(changes).toEqual([true]);
+  });
+
+  it('an injected 409 on a renew is a lost race and a 401 (a revoked token) ends the leadership at once', async () => {
+    const a = elector('pod-a');
+    const changes: boolean[] = [];
+    a.onChange((v) => changes.push(v));
+    expect(await a.tryAcquireOrRenew()).toBe(true);
+    sim.faults.add({ operation: 'replaceLease', status: 409 });
+    expect(await a.tryAcquireOrRenew()).toBe(false);
+    expect(changes).toEqual([true, false]);
+    expect(await a.tryAcquireOrRenew()).toBe(true);
+    sim.faults.add({ operation: 'getLease', status: 401 });
+    expect(await a.tryAcquireOrRenew()).toBe(false);
+    expect(a.isLeader()).toBe(false);
+    expect(changes).toEqual([true, false, true, false]);
   });
 });
 

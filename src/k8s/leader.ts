@@ -5,7 +5,7 @@
  */
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { k8sErrorDetail, k8sStatusOf } from './cluster-port.js';
+import { isTransientK8sError, k8sErrorDetail, k8sStatusOf } from './cluster-port.js';
 
 export interface LeaderElectorOptions {
   kc: KubeConfig;
@@ -220,11 +220,19 @@ export class LeaderElector {
     return false;
   }
 
+  /**
+   * A renew that failed for a passing reason (a 5xx, a 429, no answer) leaves us the leader until our lease
+   * runs out, as client-go's renew deadline does: nobody else can take the lease before then, and stepping
+   * down at once would abort a drain for one dropped request. Any other failure ends the leadership now.
+   */
   private failed(step: string, error: unknown): boolean {
+    const transient = isTransientK8sError(error);
+    const keep = transient && this.leading && this.isLeader();
     this.log?.warn(
-      { step, status: k8sStatusOf(error), err: k8sErrorDetail(error).message },
-      'lease request failed',
+      { step, status: k8sStatusOf(error), err: k8sErrorDetail(error).message, stillLeading: keep },
+      keep ? 'lease renew failed; leading until the lease runs out' : 'lease request failed',
     );
+    if (keep) return true;
     this.setLeading(false);
     return false;
   }

@@ -65,7 +65,14 @@ export class ListWatch<T extends WatchedObject> {
   /** Resolves after the first full list; rejects if it fails. Then watches in the background. */
   async start(): Promise<void> {
     this.stopped = false;
-    await this.relist();
+    try {
+      await this.relist();
+    } catch (err) {
+      const hint = hintFor(err);
+      // A refused token or a missing grant at start-up: say what to fix rather than "HTTP-Code: 401".
+      if (hint) throw new Error(`listing ${this.opts.path}: ${hint}`, { cause: err });
+      throw err;
+    }
     void this.run();
   }
 
@@ -130,8 +137,9 @@ export class ListWatch<T extends WatchedObject> {
         needList = true;
         const base = this.opts.backoffMs ?? 1000;
         const delay = Math.min(this.opts.maxBackoffMs ?? 30_000, base * 2 ** (this.failures - 1));
+        const hint = hintFor(err);
         this.opts.logger?.warn(
-          { err: String(err), path: this.opts.path, retryInMs: delay },
+          { err: String(err), path: this.opts.path, retryInMs: delay, ...(hint ? { hint } : {}) },
           'watch failed; re-listing',
         );
         await this.sleep(delay);
@@ -196,4 +204,19 @@ export class ListWatch<T extends WatchedObject> {
         .catch((err: unknown) => resolve({ kind: 'failed', err }));
     });
   }
+}
+
+/**
+ * What to do about a failure that retrying alone will not fix: a refused token or a missing RBAC grant. The
+ * watcher keeps retrying (a rotated token or a fixed Role heals it), but the log says why it is blind.
+ */
+export function hintFor(err: unknown): string | undefined {
+  const e = err as { code?: unknown; statusCode?: unknown } | null;
+  const status =
+    typeof e?.code === 'number' ? e.code : typeof e?.statusCode === 'number' ? e.statusCode : undefined;
+  if (status === 401)
+    return "the API server refused gpu-medic's credentials (401 Unauthorized): check the ServiceAccount token or the kubeconfig";
+  if (status === 403)
+    return "gpu-medic's RBAC does not allow this list/watch (403 Forbidden): check the ClusterRole";
+  return undefined;
 }

@@ -1,7 +1,9 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createLogger } from '../log/logger.js';
 import { SimCluster } from '../sim/cluster.js';
 import { type SimK8sServer, startSimK8s } from '../sim/k8s-server.js';
 import { kubeconfigFor } from '../sim/kubeconfig.js';
@@ -177,5 +179,88 @@ describe('NodeWatcher re-listing', () => {
     expect(watcher.list().map((n) => n.name)).toEqual(['b']);
     expect(changes).toContainEqual({ type: 'delete', node: expect.objectContaining({ name: 'a' }) });
     await vi.waitFor(() => expect(api.requests.filter((r) => r.endsWith('?watch')).length).toBe(2));
+  });
+});
+
+describe('NodeWatcher through injected API faults (the simulator: dropped watch, 410 Gone, 500 on list)', () => {
+  it('a watch cut mid-stream, an expired watch and a failed re-list: the watcher recovers and misses no deletion', async () => {
+    const { cluster, sim, kc } = await simulated(4);
+    const watcher = new NodeWatcher(kc, { restartDelayMs: 10 });
+    closers.push(() => watcher.stop());
+    await watcher.start();
+    const gpu = watcher.list().map((n) => n.name);
+    const [first = '', second = ''] = gpu;
+    await vi.waitFor(() => expect(sim.log.find('watchNodes').length).toBeGreaterThan(0));
+
+    // The next watch is answered 410 (its resourceVersion is too old), and the re-list after it fails once.
+    sim.faults.add({ operation: 'watchNodes', status: 410 });
+    sim.faults.add({ operation: 'listNodes', status: 500 });
+    expect(sim.dropWatches()).toBe(1);
+    cluster.deleteNodeFromApi(first);
+    await vi.waitFor(() => expect(watcher.get(first)).toBeUndefined());
+    // Both faults get served (the 410 by the first watch after the re-list, whenever that comes).
+    await vi.waitFor(() => expect(sim.faults.pending).toBe(0), { timeout: 5_000 });
+    expect(sim.faults.served.map((f) => `${f.operation} ${f.status}`).sort()).toEqual([
+      'listNodes 500',
+      'watchNodes 410',
+    ]);
+    // Listed again after the 500 (a cut or expired watch means a re-list: events may have been missed).
+    const lists = sim.log.find('listNodes').map((r) => r.status);
+    expect(lists).toContain(500);
+    expect(lists.at(-1)).toBe(200);
+
+    // And it is watching again afterwards.
+    cluster.deleteNodeFromApi(second);
+    await vi.waitFor(() => expect(watcher.get(second)).toBeUndefined());
+    expect(watcher.list()).toHaveLength(gpu.length - 2);
+  });
+});
+
+describe('NodeWatcher with a token the API server refuses (401)', () => {
+  function captured() {
+    const lines: Record<string, unknown>[] = [];
+    const destination = new Writable({
+      write(chunk, _enc, cb) {
+        for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l));
+        cb();
+      },
+    });
+    return { lines, logger: createLogger({ destination }) };
+  }
+
+  it('at start-up: fails with what to fix, not a bare HTTP code', async () => {
+    const cluster = new SimCluster({ nodes: 1 });
+    const sim = await startSimK8s(cluster, { token: 'current-token' });
+    closers.push(
+      () => cluster.close(),
+      () => sim.close(),
+    );
+    const kc = new KubeConfig();
+    kc.loadFromString(kubeconfigFor(sim.url, { token: 'revoked-token' }));
+    const watcher = new NodeWatcher(kc, { restartDelayMs: 10 });
+    closers.push(() => watcher.stop());
+    await expect(watcher.start()).rejects.toThrow(
+      "listing /api/v1/nodes: the API server refused gpu-medic's credentials (401 Unauthorized): check the ServiceAccount token or the kubeconfig",
+    );
+    expect(sim.log.find('listNodes').map((r) => r.status)).toEqual([401]);
+  });
+
+  it('later (token revoked while running): keeps retrying and logs why it is blind', async () => {
+    const { sim, kc } = await simulated(2);
+    const { lines, logger } = captured();
+    const watcher = new NodeWatcher(kc, { restartDelayMs: 10, logger });
+    closers.push(() => watcher.stop());
+    await watcher.start();
+    await vi.waitFor(() => expect(sim.log.find('watchNodes').length).toBeGreaterThan(0));
+    sim.faults.add({ verb: 'watch', status: 401, times: 100 });
+    sim.faults.add({ verb: 'list', status: 401, times: 100 });
+    sim.dropWatches();
+    await vi.waitFor(() =>
+      expect(lines.find((l) => l.msg === 'watch failed; re-listing' && l.hint)?.hint).toMatch(
+        /refused gpu-medic's credentials \(401 Unauthorized\)/,
+      ),
+    );
+    // Still the nodes it knew: blind, not empty.
+    expect(watcher.list().length).toBeGreaterThan(0);
   });
 });

@@ -19,6 +19,7 @@ import type {
   StepRow,
   StepStore,
 } from './ports.js';
+import { isRetryable } from './ports.js';
 import {
   canTransition,
   isWorking,
@@ -91,13 +92,15 @@ export interface RunResult {
   incidentId: string;
   state: IncidentState | undefined;
   /** Why the run stopped without reaching an end state. */
-  stopped?: 'not_leader' | 'already_running' | 'not_found' | 'not_claimed' | 'superseded';
+  stopped?: 'not_leader' | 'already_running' | 'not_found' | 'not_claimed' | 'superseded' | 'aborted';
 }
 
 export class RemediationEngine {
   readonly config: EngineConfig;
   private readonly deps: EngineDeps;
   private readonly running = new Map<string, Promise<RunResult>>();
+  /** One controller per run in progress: aborting it stops the run at its next wait or effect. */
+  private readonly controllers = new Map<string, AbortController>();
   private readonly log: Logger | undefined;
 
   constructor(deps: EngineDeps) {
@@ -130,17 +133,35 @@ export class RemediationEngine {
     while (this.running.size > 0) await Promise.allSettled([...this.running.values()]);
   }
 
+  /**
+   * Stops every run in progress (leadership lost, process stopping): drains stop evicting, waits stop
+   * waiting, and each interrupted step keeps its `started` row, so the next leader resumes from the journal.
+   * Resolves once the runs have returned.
+   */
+  async abort(reason = 'stopped acting'): Promise<void> {
+    const runs = [...this.running.values()];
+    for (const c of this.controllers.values()) if (!c.signal.aborted) c.abort(new RunAborted(reason));
+    await Promise.allSettled(runs);
+  }
+
   run(incidentId: string): Promise<RunResult> {
     const existing = this.running.get(incidentId);
     if (existing) {
+      // Leadership lost and regained before the aborted run wound down: resume once it has.
+      if (this.controllers.get(incidentId)?.signal.aborted) return existing.then(() => this.run(incidentId));
       return Promise.resolve({ incidentId, state: undefined, stopped: 'already_running' });
     }
-    const promise = this.execute(incidentId).finally(() => this.running.delete(incidentId));
+    const controller = new AbortController();
+    const promise = this.execute(incidentId, controller.signal).finally(() => {
+      this.running.delete(incidentId);
+      this.controllers.delete(incidentId);
+    });
     this.running.set(incidentId, promise);
+    this.controllers.set(incidentId, controller);
     return promise;
   }
 
-  private async execute(id: string): Promise<RunResult> {
+  private async execute(id: string, signal: AbortSignal): Promise<RunResult> {
     const { incidents, steps, clock } = this.deps;
     const first = incidents.get(id);
     if (!first) return { incidentId: id, state: undefined, stopped: 'not_found' };
@@ -156,6 +177,7 @@ export class RemediationEngine {
         this.log?.warn({ incidentId: id, step }, 'not the leader: stopped acting');
         return { incidentId: id, state: incident.state, stopped: 'not_leader' };
       }
+      if (signal.aborted) return this.aborted(incident, step, signal);
       const last = steps.lastOf(id, step);
       if (last && (last.status === 'done' || last.status === 'skipped')) continue;
 
@@ -176,7 +198,8 @@ export class RemediationEngine {
         return { incidentId: id, state: incidents.get(id)?.state, stopped: 'superseded' };
       }
 
-      const outcome = await this.attempt(step, incident, plan);
+      const outcome = await this.attempt(step, incident, plan, signal);
+      if (outcome === 'aborted') return this.aborted(incident, step, signal);
       const row = steps.lastOf(id, step);
       if (outcome.kind === 'end') {
         return this.end(incident, plan, outcome.state, outcome.reason, runStartedAt, row, outcome.detail);
@@ -221,7 +244,26 @@ export class RemediationEngine {
     return { incidentId: id, state: final?.state };
   }
 
-  private async attempt(step: StepName, incident: Incident, plan: RunPlan): Promise<StepOutcome> {
+  /** Left as it is: the `started` row and the incident state are what the next leader resumes from. */
+  private aborted(incident: Incident, step: StepName, signal: AbortSignal): RunResult {
+    const reason = signal.reason instanceof Error ? signal.reason.message : String(signal.reason);
+    this.log?.warn(
+      { incidentId: incident.id, step, reason },
+      'remediation run aborted; left for the next leader',
+    );
+    return {
+      incidentId: incident.id,
+      state: this.deps.incidents.get(incident.id)?.state,
+      stopped: 'aborted',
+    };
+  }
+
+  private async attempt(
+    step: StepName,
+    incident: Incident,
+    plan: RunPlan,
+    signal: AbortSignal,
+  ): Promise<StepOutcome | 'aborted'> {
     const { steps, clock } = this.deps;
     let backoff = 1_000;
     for (let attempt = 1; ; attempt++) {
@@ -252,12 +294,20 @@ export class RemediationEngine {
             ...(elapsedMs !== undefined ? { elapsedMs } : {}),
           }),
         humanUncordoned: () => this.humanUncordoned(incident, plan),
+        signal,
       };
       try {
         return await runStep(step, ctx);
       } catch (error) {
+        // Whatever failed after the abort (often the abort itself) is not this step's failure.
+        if (signal.aborted) return 'aborted';
         const message = error instanceof Error ? error.message : String(error);
         this.log?.warn({ incidentId: incident.id, step, attempt, err: error }, 'remediation step failed');
+        if (!isRetryable(error)) {
+          // Trying again cannot help (a missing permission, an instance that is gone): say so once, in the
+          // adapter's words (the thread line already names the stage).
+          return { kind: 'end', state: 'failed', reason: message };
+        }
         if (attempt >= this.config.maxStepAttempts) {
           return {
             kind: 'end',
@@ -265,7 +315,8 @@ export class RemediationEngine {
             reason: `${step} failed after ${attempt} attempts: ${message}`,
           };
         }
-        await clock.sleep(backoff);
+        await clock.sleep(backoff, signal);
+        if (signal.aborted) return 'aborted';
         backoff = Math.min(backoff * 2, this.config.maxBackoffMs);
       }
     }
@@ -384,6 +435,11 @@ export class RemediationEngine {
       ...(plan.dryRun ? { dryRun: true } : {}),
     });
   }
+}
+
+/** Why a run's signal fired. */
+export class RunAborted extends Error {
+  override readonly name = 'RunAborted';
 }
 
 /** The plan row the services wrote; an incident claimed without one (crash in between) runs its planned action. */

@@ -179,6 +179,16 @@ export interface KvStore {
   delete(key: string): void;
 }
 
+/**
+ * Whether trying a failed call again can help. Adapters mark their errors with `retryable` (a missing
+ * permission or an instance that no longer exists: false; throttling, a 5xx, a timeout: true); an error
+ * that says nothing is treated as transient.
+ */
+export function isRetryable(error: unknown): boolean {
+  if (error === null || typeof error !== 'object' || !('retryable' in error)) return true;
+  return error.retryable !== false;
+}
+
 export interface Clock {
   now(): number;
   /** Resolves after `ms`, or early (without error) when `signal` aborts. */

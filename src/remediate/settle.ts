@@ -245,6 +245,7 @@ export async function settleNode(ctx: StepContext, target: SettleTarget): Promis
       });
       told = key;
     }
-    await clock.sleep(ctx.config.pollMs);
+    await ctx.deps.clock.sleep(ctx.config.pollMs, ctx.signal);
+    ctx.signal.throwIfAborted();
   }
 }

@@ -34,6 +34,11 @@ export interface StepContext {
   /** A progress event within the step; `elapsedMs` when the line should say how long something took. */
   publish<S extends ProgressStep>(event: S, details: ProgressDetails[S], elapsedMs?: number): void;
   humanUncordoned(): Promise<string | undefined>;
+  /**
+   * Fires when this process must stop acting (leadership lost, process stopping). A step stops at its next
+   * wait or before its next effect, leaving its `started` row for the next leader to resume.
+   */
+  signal: AbortSignal;
 }
 
 /** The progress event announcing a finished step, typed by the contract in chat-events.ts. */
@@ -65,6 +70,15 @@ const say = <S extends ProgressStep>(step: S, details: ProgressDetails[S]): Step
 
 function minutes(ms: number): string {
   return ms >= 60_000 ? `${Math.round(ms / 60_000)} min` : `${Math.round(ms / 1000)} s`;
+}
+
+/**
+ * Every wait of a step: returns early when the run is aborted and then throws, so nothing after the wait
+ * (an eviction, an EC2 call) happens in a process that is no longer allowed to act.
+ */
+async function pause(ctx: StepContext, ms: number): Promise<void> {
+  await ctx.deps.clock.sleep(ms, ctx.signal);
+  ctx.signal.throwIfAborted();
 }
 
 async function requireNode(ctx: StepContext): Promise<GpuNode> {
@@ -161,6 +175,8 @@ async function drain(ctx: StepContext): Promise<StepOutcome> {
     const blocked: PodRef[] = [];
     for (const pod of pods) {
       if (pod.deleting) continue;
+      // Leadership lost mid-drain: not one more eviction from this process.
+      ctx.signal.throwIfAborted();
       const result = await cluster.evictPod(pod.namespace, pod.name);
       if (result === 'evicted') {
         evicted.push(podName(pod));
@@ -184,6 +200,7 @@ async function drain(ctx: StepContext): Promise<StepOutcome> {
           };
         }
         for (const pod of blocked) {
+          ctx.signal.throwIfAborted();
           if ((await cluster.deletePod(pod.namespace, pod.name)) === 'deleted') forced.push(podName(pod));
         }
         continue;
@@ -198,7 +215,7 @@ async function drain(ctx: StepContext): Promise<StepOutcome> {
         });
         lastBlocked = names;
       }
-      await clock.sleep(backoff);
+      await pause(ctx, backoff);
       backoff = Math.min(backoff * 2, config.maxBackoffMs);
       continue;
     }
@@ -211,7 +228,7 @@ async function drain(ctx: StepContext): Promise<StepOutcome> {
         detail: { evicted, needsHuman: true },
       };
     }
-    await clock.sleep(Math.min(config.pollMs, 2_000));
+    await pause(ctx, Math.min(config.pollMs, 2_000));
   }
 }
 
@@ -239,7 +256,7 @@ async function reboot(ctx: StepContext): Promise<StepOutcome> {
         return done({ instanceId, reissued: false }, say('reboot_issued', { instanceId, reissued: false }));
       }
       if (clock.now() >= graceEnd) break;
-      await clock.sleep(Math.min(ctx.config.pollMs, 5_000));
+      await pause(ctx, Math.min(ctx.config.pollMs, 5_000));
       current = await cluster.getNode(ctx.incident.node);
     }
     if (ctx.plan.dryRun) return done({ would: `reboot ${instanceId}` }, say('reboot_issued', { instanceId }));
@@ -294,7 +311,7 @@ async function waitNodeBack(ctx: StepContext): Promise<StepOutcome> {
       });
       announced = true;
     }
-    await clock.sleep(ctx.config.pollMs);
+    await pause(ctx, ctx.config.pollMs);
   }
 }
 
@@ -483,7 +500,7 @@ async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
         reason: `no replacement node in ${group} became Ready within ${minutes(ctx.config.replaceTimeoutMs)}.`,
       };
     }
-    await clock.sleep(ctx.config.pollMs);
+    await pause(ctx, ctx.config.pollMs);
   }
 }
 
@@ -578,7 +595,7 @@ async function followJobs(ctx: StepContext): Promise<StepOutcome> {
       }
       break;
     }
-    await clock.sleep(ctx.config.pollMs);
+    await pause(ctx, ctx.config.pollMs);
   }
   return done({ jobs: results }, null);
 }

@@ -616,6 +616,56 @@ describe('fault injection', () => {
   });
 
   it.each([
+    [403, undefined, 'UnauthorizedOperation', /not authorized to perform: ec2:RebootInstances/],
+    [400, 'InvalidInstanceID.NotFound', 'InvalidInstanceID.NotFound', /InvalidInstanceID\.NotFound/],
+    [503, undefined, 'RequestLimitExceeded', /^Request limit exceeded\.$/],
+    [500, undefined, 'InternalError', /^An internal error has occurred$/],
+  ] as const)('EC2 answers an injected %i as %s in EC2 error XML, for that operation only', async (status, code, name, message) => {
+    aws.faults.set('ec2', { status, ...(code ? { code } : {}), operation: 'RebootInstances', times: 2 });
+    const ec2 = new EC2Client(awsClientConfig(aws.url));
+    // A fault for RebootInstances leaves the other actions alone.
+    await expect(ec2.send(new DescribeInstancesCommand({ InstanceIds: [NODE_A] }))).resolves.toBeDefined();
+    // On the wire: EC2's own error document (not the ErrorResponse of the other query services).
+    const raw = await fetch(aws.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
+        authorization:
+          'AWS4-HMAC-SHA256 Credential=AKIDSIM/20250101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=00',
+      },
+      body: `Action=RebootInstances&Version=2016-11-15&InstanceId.1=${NODE_A}`,
+    });
+    expect(raw.status).toBe(status);
+    expect(await raw.text()).toMatch(
+      new RegExp(
+        `<Response><Errors><Error><Code>${name.replace('.', '\\.')}</Code><Message>[^<]+</Message></Error></Errors><RequestID>[0-9a-f-]{36}</RequestID></Response>$`,
+      ),
+    );
+    const err = await ec2
+      .send(new RebootInstancesCommand({ InstanceIds: [NODE_A] }))
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ name, $metadata: { httpStatusCode: status } });
+    expect((err as Error).message).toMatch(message);
+    expect(effects.calls.filter((c) => c.startsWith('reboot'))).toEqual([]);
+    // Used up: the next reboot is served.
+    await expect(ec2.send(new RebootInstancesCommand({ InstanceIds: [NODE_A] }))).resolves.toBeDefined();
+  });
+
+  it('queues several faults per service; the first that matches the operation answers', async () => {
+    aws.faults.set('ec2', { status: 503, operation: 'RebootInstances', times: 1 });
+    aws.faults.add('ec2', { status: 500, times: 1 });
+    const ec2 = new EC2Client(awsClientConfig(aws.url));
+    const describe = () =>
+      ec2.send(new DescribeInstancesCommand({ InstanceIds: [NODE_A] })).catch((e: unknown) => e);
+    const reboot = () =>
+      ec2.send(new RebootInstancesCommand({ InstanceIds: [NODE_A] })).catch((e: unknown) => e);
+    expect(await describe()).toMatchObject({ name: 'InternalError' });
+    expect(await reboot()).toMatchObject({ name: 'RequestLimitExceeded' });
+    expect(await reboot()).toMatchObject({ $metadata: { httpStatusCode: 200 } });
+    expect(await describe()).toMatchObject({ $metadata: { httpStatusCode: 200 } });
+  });
+
+  it.each([
     ['sns', 500, 'InternalErrorException'],
     ['cloudwatch', 500, 'InternalServiceFault'],
     ['lambda', 429, 'TooManyRequestsException'],

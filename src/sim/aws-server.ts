@@ -81,17 +81,28 @@ export interface AwsFault {
   /** Error code in the service's protocol; defaults from the status (500 → the service's internal error). */
   code?: string;
   message?: string;
+  /** Only requests of this operation (`RebootInstances` …) get the fault; every request when omitted. */
+  operation?: string;
   /** How many requests get the fault; unlimited when omitted. */
   times?: number;
   /** Answer this much later (a client with a shorter timeout gives up first). */
   delayMs?: number;
 }
 
+/** Faults queued per service: the first one that matches a request's operation answers it. */
 export class AwsFaults {
-  private readonly faults = new Map<AwsService, AwsFault & { left: number }>();
+  private readonly faults = new Map<AwsService, (AwsFault & { left: number })[]>();
 
+  /** Replaces the service's faults with this one. */
   set(service: AwsService, fault: AwsFault): void {
-    this.faults.set(service, { ...fault, left: fault.times ?? Number.POSITIVE_INFINITY });
+    this.faults.set(service, [{ ...fault, left: fault.times ?? Number.POSITIVE_INFINITY }]);
+  }
+
+  /** Queues one more fault behind the service's others. */
+  add(service: AwsService, fault: AwsFault): void {
+    const queue = this.faults.get(service) ?? [];
+    queue.push({ ...fault, left: fault.times ?? Number.POSITIVE_INFINITY });
+    this.faults.set(service, queue);
   }
 
   clear(service?: AwsService): void {
@@ -99,12 +110,15 @@ export class AwsFaults {
     else this.faults.clear();
   }
 
-  /** Consumes one use of the fault for this service, if any. */
-  take(service: AwsService): AwsFault | undefined {
-    const f = this.faults.get(service);
+  /** Consumes one use of the first fault for this service (and operation), if any. */
+  take(service: AwsService, operation?: string): AwsFault | undefined {
+    const queue = this.faults.get(service);
+    if (!queue) return undefined;
+    const f = queue.find((q) => q.operation === undefined || q.operation === operation);
     if (!f) return undefined;
     f.left -= 1;
-    if (f.left <= 0) this.faults.delete(service);
+    if (f.left <= 0) queue.splice(queue.indexOf(f), 1);
+    if (queue.length === 0) this.faults.delete(service);
     return f;
   }
 }
@@ -132,7 +146,35 @@ function defaultErrorCode(service: AwsService, status: number): string {
     };
     return internal[service];
   }
+  if (status === 403) {
+    // What a missing IAM permission looks like per service: EC2 says UnauthorizedOperation.
+    const denied: Record<AwsService, string> = {
+      ec2: 'UnauthorizedOperation',
+      autoscaling: 'AccessDenied',
+      cloudwatch: 'AccessDenied',
+      sns: 'AuthorizationError',
+      lambda: 'AccessDeniedException',
+      bedrock: 'AccessDeniedException',
+    };
+    return denied[service];
+  }
   return service === 'bedrock' || service === 'lambda' ? 'ValidationException' : 'ValidationError';
+}
+
+/** The text AWS sends with the error, for the codes whose wording people recognise. */
+function faultMessage(service: AwsService, operation: string, code: string): string {
+  switch (code) {
+    case 'UnauthorizedOperation':
+    case 'AccessDenied':
+    case 'AccessDeniedException':
+      return `You are not authorized to perform this operation. User: arn:aws:sts::111122223333:assumed-role/gpu-medic/sim is not authorized to perform: ${SIGNING_NAME[service]}:${operation} because no identity-based policy allows the ${SIGNING_NAME[service]}:${operation} action. Encoded authorization failure message: c2ltdWxhdGVk`;
+    case 'RequestLimitExceeded':
+      return 'Request limit exceeded.';
+    case 'InternalError':
+      return 'An internal error has occurred';
+    default:
+      return `${code} (injected fault)`;
+  }
 }
 
 // ─── state kept for assertions ──────────────────────────────────────────────────────────────────
@@ -1177,13 +1219,13 @@ export async function startSimAws(effects: CloudEffects, opts: SimAwsOptions = {
       }
     }
 
-    const fault = faults.take(service);
+    const fault = faults.take(service, operation);
     if (fault) {
       if (fault.delayMs) await timers.wait(fault.delayMs);
       if (fault.status !== undefined || fault.code !== undefined) {
         const status = fault.status ?? 500;
         const code = fault.code ?? defaultErrorCode(service, status);
-        throw new AwsError(status, code, fault.message ?? `${code} (injected fault)`);
+        throw new AwsError(status, code, fault.message ?? faultMessage(service, operation, code));
       }
     }
 

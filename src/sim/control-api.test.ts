@@ -1,5 +1,7 @@
+import { EC2Client, RebootInstancesCommand } from '@aws-sdk/client-ec2';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { awsClientConfig } from '../../test/helpers/aws.js';
 import {
   applyFault,
   ControlError,
@@ -328,5 +330,52 @@ describe('POST /bedrock/answer', () => {
     const cleared = await fetch(`${url}/bedrock/answer`, { method: 'DELETE' });
     expect(cleared.status).toBe(200);
     sim.aws.bedrock.reset();
+  });
+});
+
+describe('API fault injection over HTTP', () => {
+  const post = (path: string, body: unknown) =>
+    fetch(`${url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+
+  it('POST /k8s/faults queues a Kubernetes API fault the next matching request gets', async () => {
+    const res = await post('/k8s/faults', { operation: 'listNodes', status: 429, retryAfterSeconds: 3 });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ok: true, pending: 1 });
+    const err = await core.listNode().catch((e: { code?: number; headers?: Record<string, string> }) => e);
+    expect(err).toMatchObject({ code: 429, headers: { 'retry-after': '3' } });
+    await expect(core.listNode()).resolves.toBeDefined();
+  });
+
+  it('refuses a malformed Kubernetes fault with 400 naming the problem', async () => {
+    const res = await post('/k8s/faults', { operation: 'listNodes', status: 'soon' });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toMatch(/status/);
+    expect((await post('/k8s/faults', { operation: 'listNodes' })).status).toBe(400);
+  });
+
+  it('POST /k8s/watches/drop answers how many watch streams it cut', async () => {
+    const res = await post('/k8s/watches/drop', {});
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ ok: true, dropped: expect.any(Number) });
+  });
+
+  it('POST /aws/faults queues an EC2 error for one operation', async () => {
+    expect(
+      (await post('/aws/faults', { service: 'ec2', status: 403, operation: 'RebootInstances', times: 1 }))
+        .status,
+    ).toBe(200);
+    const ec2 = new EC2Client(awsClientConfig(sim.aws.url, { region: sim.cluster.region }));
+    const instanceId = sim.cluster.nodeInfo(nodes[0] ?? '')?.instanceId ?? '';
+    const err = await ec2
+      .send(new RebootInstancesCommand({ InstanceIds: [instanceId] }))
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: 'UnauthorizedOperation', $metadata: { httpStatusCode: 403 } });
+    expect((await post('/aws/faults', { service: 'nope', status: 500 })).status).toBe(400);
+    expect((await post('/aws/faults', { service: 'ec2' })).status).toBe(400);
+    expect((await fetch(`${url}/aws/faults`, { method: 'DELETE' })).status).toBe(200);
   });
 });

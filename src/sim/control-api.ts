@@ -12,6 +12,12 @@
  *   GET  /requests[?service=k8s&since=N&limit=M] → the shared request log from sequence number N
  *   GET  /requests/count                   → totals only, cheap at any fleet size
  *   GET  /process                          → `process.cpuUsage()` and RSS of the serving process
+ *   POST /k8s/faults  `K8sFault`           → queue an API fault: `{ operation?, verb?, pathPrefix?, status?,
+ *                                            retryAfterSeconds?, drop?, message?, times? }` (500, 429 + Retry-After,
+ *                                            409, 410 on a watch, a dropped watch, 401 …); DELETE clears the queue
+ *   POST /k8s/watches/drop                 → cut every open watch stream now: `{ ok, dropped }`
+ *   POST /aws/faults  `AwsFaultRequest`    → `{ service, status?, code?, operation?, times?, delayMs? }` (EC2
+ *                                            UnauthorizedOperation, InvalidInstanceID.NotFound, RequestLimitExceeded …)
  *
  * In-process, the same controls are the `SimCluster` methods (`injectXid`, `injectEcc`,
  * `injectRowRemapFailure`, `injectNvlinkErrors`, `setTemperature`, `dropGpu`, `setHealth`,
@@ -23,11 +29,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { HealthStates } from '../domain/gpu.js';
-import type { BedrockScripts } from './aws-server.js';
+import { AWS_SERVICES, type AwsFaults, type BedrockScripts } from './aws-server.js';
 import type { SimCluster } from './cluster.js';
 import { CounterSets } from './dcgm-exporter.js';
 import type { GpuShape } from './gpu-shapes.js';
 import { BodyError, listen, pathAndQuery, readBody, send } from './http-util.js';
+import { K8sFault, type K8sFaults } from './k8s-faults.js';
 import type { KubeNode } from './k8s-objects.js';
 import { type RecordedRequest, RequestLog } from './recorder.js';
 import { ApiError } from './resource-store.js';
@@ -414,7 +421,27 @@ export interface ControlServerOptions {
   logger?: Logger;
   /** The Bedrock fake, so an out-of-process simulator (the benchmark's) can be given a standing answer. */
   bedrock?: BedrockScripts;
+  /** The API server's fault queue and watch streams (`/k8s/faults`, `/k8s/watches/drop`). */
+  k8s?: { faults: K8sFaults; dropWatches(): number };
+  /** The AWS fake's faults (`/aws/faults`). */
+  aws?: { faults: AwsFaults };
 }
+
+/** `POST /aws/faults`: an error (or a delay) for one AWS service, optionally one operation. */
+export const AwsFaultRequest = z
+  .object({
+    service: z.enum(AWS_SERVICES),
+    status: z.number().int().min(400).max(599).optional(),
+    code: z.string().min(1).optional(),
+    message: z.string().optional(),
+    operation: z.string().min(1).optional(),
+    times: z.number().int().min(1).optional(),
+    delayMs: z.number().int().min(0).max(120_000).optional(),
+  })
+  .strict()
+  .refine((f) => f.status !== undefined || f.code !== undefined || f.delayMs !== undefined, {
+    message: 'an AWS fault needs a status, a code or a delayMs',
+  });
 
 /** `POST /bedrock/answer`: the answer every Converse call gets until it is changed or cleared. */
 export const BedrockAnswerRequest = z
@@ -512,6 +539,32 @@ export async function startControlApi(
         opts.bedrock.script(() => answer);
         return { ok: true };
       }
+      case 'POST /k8s/faults': {
+        if (!opts.k8s) throw new ControlError(404, 'this simulator has no Kubernetes API server');
+        const parsed = K8sFault.safeParse(parseJsonBody(await readBody(req, BODY_LIMIT)));
+        if (!parsed.success) throw new ControlError(400, describeIssues(parsed.error));
+        opts.k8s.faults.add(parsed.data);
+        logger?.info({ fault: parsed.data }, 'sim: Kubernetes API fault queued');
+        return { ok: true, pending: opts.k8s.faults.pending };
+      }
+      case 'DELETE /k8s/faults':
+        opts.k8s?.faults.clear();
+        return { ok: true };
+      case 'POST /k8s/watches/drop':
+        if (!opts.k8s) throw new ControlError(404, 'this simulator has no Kubernetes API server');
+        return { ok: true, dropped: opts.k8s.dropWatches() };
+      case 'POST /aws/faults': {
+        if (!opts.aws) throw new ControlError(404, 'this simulator has no AWS fake');
+        const parsed = AwsFaultRequest.safeParse(parseJsonBody(await readBody(req, BODY_LIMIT)));
+        if (!parsed.success) throw new ControlError(400, describeIssues(parsed.error));
+        const { service, ...fault } = parsed.data;
+        opts.aws.faults.add(service, fault);
+        logger?.info({ service, fault }, 'sim: AWS fault queued');
+        return { ok: true };
+      }
+      case 'DELETE /aws/faults':
+        opts.aws?.faults.clear();
+        return { ok: true };
       case 'DELETE /bedrock/answer':
         opts.bedrock?.script(undefined);
         return { ok: true };

@@ -13,6 +13,7 @@ import { WebClient } from '@slack/web-api';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { awsClientConfig } from '../../test/helpers/aws.js';
 import { isMutatingRequest, type Simulator, startSimulator } from './index.js';
+import { SIM_K8S_TOKEN } from './kubeconfig.js';
 import type { RecordedRequest } from './recorder.js';
 
 function kubeFor(sim: Simulator): KubeConfig {
@@ -131,7 +132,11 @@ describe('startSimulator', () => {
   });
 
   it('fails assertNoUnexpected on a request no fake knows', async () => {
-    const res = await fetch(`${sim.k8s.url}/api/v1/no-such-resource`);
+    // Without the kubeconfig's token the API server stops at authentication (401), as a real one does.
+    expect((await fetch(`${sim.k8s.url}/api/v1/no-such-resource`)).status).toBe(401);
+    const res = await fetch(`${sim.k8s.url}/api/v1/no-such-resource`, {
+      headers: { authorization: `Bearer ${SIM_K8S_TOKEN}` },
+    });
     expect(res.status).toBe(404);
     expect(() => sim.assertNoUnexpected()).toThrow(/unexpected request/);
   });

@@ -22,9 +22,10 @@ import type { CounterSet } from './dcgm-exporter.js';
 import { attachExec, type SimExec, type SimExecHandler } from './exec-server.js';
 import type { GpuShape } from './gpu-shapes.js';
 import { type K8sRecordedRequest, type SimK8sServer, startSimK8s } from './k8s-server.js';
-import { writeKubeconfig } from './kubeconfig.js';
+import { SIM_K8S_TOKEN, writeKubeconfig } from './kubeconfig.js';
 import type { RecordedRequest } from './recorder.js';
 import { SIM_SLACK_BOT_TOKEN, type SimSlack, startSimSlack } from './slack-server.js';
+import { SIM_TLS_CA, SIM_TLS_SERVER_CERT, SIM_TLS_SERVER_KEY } from './tls-fixture.js';
 import type { SimDcgmServerOptions } from './workloads.js';
 
 export interface SimulatorOptions {
@@ -69,6 +70,11 @@ export interface SimulatorOptions {
   logLimit?: number;
   /** Port of the HTTP control API (0 = ephemeral, the default); `false` = no control API. */
   controlPort?: number | false;
+  /**
+   * Serve the Kubernetes API over HTTPS with the test-only certificate of tls-fixture.ts; the kubeconfig then
+   * trusts its CA (certificate-authority-data) instead of skipping verification, as on EKS. Default false.
+   */
+  tls?: boolean;
   logger?: Logger;
 }
 
@@ -154,7 +160,12 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     closers.length = 0;
   };
   try {
-    const k8s = await startSimK8s(cluster, { log, ...(logger ? { logger } : {}) });
+    const k8s = await startSimK8s(cluster, {
+      log,
+      token: SIM_K8S_TOKEN,
+      ...(opts.tls ? { tls: { cert: SIM_TLS_SERVER_CERT, key: SIM_TLS_SERVER_KEY } } : {}),
+      ...(logger ? { logger } : {}),
+    });
     closers.push(() => k8s.close());
     // Pod exec only matters for the dcgm-server collector; its sessions close before the API server.
     const exec = opts.dcgmServer
@@ -176,7 +187,10 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       closers.push(() => rm(dir, { recursive: true, force: true }));
       kubeconfigPath = join(dir, 'kubeconfig');
     }
-    await writeKubeconfig(k8s.url, kubeconfigPath, { clusterName: cluster.clusterName });
+    await writeKubeconfig(k8s.url, kubeconfigPath, {
+      clusterName: cluster.clusterName,
+      ...(opts.tls ? { caPem: SIM_TLS_CA } : {}),
+    });
 
     const control =
       opts.controlPort === false
@@ -184,6 +198,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         : await startControlApi(cluster, log, {
             port: opts.controlPort ?? 0,
             bedrock: aws.bedrock,
+            k8s,
+            aws,
             ...(logger ? { logger } : {}),
           });
     if (control) closers.push(() => control.close());

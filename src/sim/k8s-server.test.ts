@@ -16,6 +16,7 @@ import { SimCluster } from './cluster.js';
 import { type K8sRecordedRequest, type SimK8sServer, startSimK8s } from './k8s-server.js';
 import { kubeconfigFor } from './kubeconfig.js';
 import { ManualClock } from './sim-clock.js';
+import { SIM_TLS_CA, SIM_TLS_OTHER_CA, SIM_TLS_SERVER_CERT, SIM_TLS_SERVER_KEY } from './tls-fixture.js';
 import { SERVING_NAMESPACE, SERVING_PDB, TRAINING_JOB_NAME, TRAINING_NAMESPACE } from './workloads.js';
 
 let cluster: SimCluster;
@@ -467,6 +468,125 @@ describe('leases', () => {
   });
 });
 
+describe('injected API faults (reality: 500, 429 + Retry-After, 409, 410 Gone, dropped watches, 401)', () => {
+  it.each([
+    [500, 'InternalError', undefined],
+    [429, 'TooManyRequests', 2],
+    [409, 'Conflict', undefined],
+    [503, 'ServiceUnavailable', 1],
+  ] as const)('answers %i %s as a Status, then serves normally', async (status, reason, retryAfter) => {
+    const [name = ''] = gpuNodeNames();
+    sim.faults.add({
+      operation: 'getNode',
+      status,
+      ...(retryAfter ? { retryAfterSeconds: retryAfter } : {}),
+    });
+    // Another operation is not touched by the fault.
+    await expect(core.listNode()).resolves.toBeDefined();
+    const err = await apiError(core.readNode({ name }));
+    expect(err.code).toBe(status);
+    const body = JSON.parse(err.body) as { kind: string; reason: string; code: number; details?: unknown };
+    expect(body).toMatchObject({ kind: 'Status', reason, code: status });
+    if (retryAfter !== undefined) {
+      expect(err.headers['retry-after']).toBe(String(retryAfter));
+      expect(body.details).toEqual({ retryAfterSeconds: retryAfter });
+    } else expect(err.headers['retry-after']).toBeUndefined();
+    await expect(core.readNode({ name })).resolves.toMatchObject({ metadata: { name } });
+    expect(sim.faults.served.map((f) => `${f.operation} ${f.status}`)).toEqual([`getNode ${status}`]);
+  });
+
+  it('a fault matches by verb and path prefix and serves `times` requests', async () => {
+    sim.faults.add({ verb: 'create', pathPrefix: '/api/v1/namespaces/serving/', status: 500, times: 2 });
+    const [pod] = cluster.listPods({ namespace: SERVING_NAMESPACE });
+    const other = cluster.listPods({ namespace: TRAINING_NAMESPACE })[0];
+    if (!pod || !other) throw new Error('no pods');
+    const evict = (ns: string, n: string) =>
+      core.createNamespacedPodEviction({
+        name: n,
+        namespace: ns,
+        body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: n, namespace: ns } },
+      });
+    await expect(evict(TRAINING_NAMESPACE, other.metadata.name)).resolves.toBeDefined();
+    expect((await apiError(evict(SERVING_NAMESPACE, pod.metadata.name))).code).toBe(500);
+    expect((await apiError(evict(SERVING_NAMESPACE, pod.metadata.name))).code).toBe(500);
+    expect(sim.faults.pending).toBe(0);
+  });
+
+  it('a watch with an injected 410 gets the ERROR event with an Expired Status, as kube-apiserver streams it', async () => {
+    sim.faults.add({ operation: 'watchNodes', status: 410 });
+    const events: { type: string; code?: number; reason?: string }[] = [];
+    const ended = new Promise<unknown>((resolve) => {
+      void new Watch(kc).watch(
+        '/api/v1/nodes',
+        { resourceVersion: '1' },
+        (type, obj: { code?: number; reason?: string }) =>
+          events.push({ type, code: obj.code, reason: obj.reason }),
+        (err) => resolve(err ?? 'done'),
+      );
+    });
+    await ended;
+    expect(events).toEqual([{ type: 'ERROR', code: 410, reason: 'Expired' }]);
+    expect(sim.log.find('watchNodes').map((r) => r.status)).toEqual([200]);
+  });
+
+  it('a dropped watch sends the current objects, then the connection is cut and the client sees its end', async () => {
+    sim.faults.add({ operation: 'watchNodes', drop: true });
+    let added = 0;
+    const ended = new Promise<unknown>((resolve) => {
+      void new Watch(kc).watch(
+        '/api/v1/nodes',
+        {},
+        (type) => {
+          if (type === 'ADDED') added++;
+        },
+        (err) => resolve(err ?? 'done'),
+      );
+    });
+    await ended;
+    expect(added).toBe(cluster.listNodes().length);
+  });
+
+  it('dropWatches() cuts every open watch mid-stream', async () => {
+    const ended = new Promise<unknown>((resolve) => {
+      void new Watch(kc).watch(
+        '/api/v1/nodes',
+        {},
+        () => {},
+        (err) => resolve(err ?? 'done'),
+      );
+    });
+    for (let i = 0; i < 50 && sim.log.find('watchNodes').length === 0; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(sim.dropWatches()).toBe(1);
+    await ended;
+    expect(sim.dropWatches()).toBe(0);
+  });
+
+  it('refuses a wrong or missing bearer token with 401 Unauthorized when it knows the token', async () => {
+    const guarded = await startSimK8s(cluster, { token: 'right-token' });
+    try {
+      const client = (token: string) => {
+        const k = new KubeConfig();
+        k.loadFromString(kubeconfigFor(guarded.url, { token }));
+        return k.makeApiClient(CoreV1Api);
+      };
+      await expect(client('right-token').listNode()).resolves.toBeDefined();
+      expect((await apiError(client('wrong-token').listNode())).code).toBe(401);
+      const missing = await fetch(`${guarded.url}/api/v1/nodes`);
+      expect(missing.status).toBe(401);
+      expect(await missing.json()).toMatchObject({ kind: 'Status', reason: 'Unauthorized', code: 401 });
+      expect(guarded.log.find('listNodes').map((r) => r.status)).toEqual([200, 401, 401]);
+    } finally {
+      await guarded.close();
+    }
+  });
+
+  it('refuses a malformed fault with the field named', () => {
+    expect(() => sim.faults.add({ operation: 'getNode' })).toThrow(/status or drop/);
+    expect(() => sim.faults.add({ status: 200 })).toThrow(/status/);
+  });
+});
+
 describe('the unexpected', () => {
   it('answers an unknown path with a 404 Status and records it as unexpected', async () => {
     const res = await fetch(`${sim.url}/apis/apps/v1/namespaces/default/deployments`);
@@ -504,5 +624,38 @@ describe('the unexpected', () => {
       ['list', 'nodes', ''],
       ['get', 'nodes', ''],
     ]);
+  });
+});
+
+describe('HTTPS with its own CA, as EKS serves the API', () => {
+  let tlsSim: SimK8sServer;
+  beforeEach(async () => {
+    tlsSim = await startSimK8s(cluster, { tls: { cert: SIM_TLS_SERVER_CERT, key: SIM_TLS_SERVER_KEY } });
+  });
+  afterEach(async () => {
+    await tlsSim.close();
+  });
+  const clientTrusting = (caPem: string | undefined) => {
+    const k = new KubeConfig();
+    k.loadFromString(kubeconfigFor(tlsSim.url, caPem ? { caPem } : {}));
+    return k;
+  };
+
+  it('serves https:// and the kubeconfig carries the CA instead of skipping verification', async () => {
+    expect(tlsSim.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const kc = clientTrusting(SIM_TLS_CA);
+    expect(kc.getCurrentCluster()).toMatchObject({ skipTLSVerify: false });
+    expect(Buffer.from(kc.getCurrentCluster()?.caData ?? '', 'base64').toString()).toBe(SIM_TLS_CA);
+    const nodes = await kc.makeApiClient(CoreV1Api).listNode();
+    expect(nodes.items.length).toBe(cluster.listNodes().length);
+  });
+
+  it('a client trusting another CA cannot verify the server and sends nothing the server answers', async () => {
+    const err = await clientTrusting(SIM_TLS_OTHER_CA)
+      .makeApiClient(CoreV1Api)
+      .listNode()
+      .catch((e: unknown) => e);
+    expect(String((err as Error).message ?? err)).toMatch(/certificate|self.signed|verify/i);
+    expect(tlsSim.log.find('listNodes')).toEqual([]);
   });
 });

@@ -1,7 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { KUBEFLOW_JOB_RESOURCES, type SimCluster } from './cluster.js';
+import { defaultFaultMessage, K8sFaults, type K8sFaultTarget, reasonFor } from './k8s-faults.js';
 import type { KubeLease, KubeNode, KubeObject, KubePod } from './k8s-objects.js';
 import { applyJsonPatch, applyMergePatch, applyStrategicMergePatch, PatchError } from './patch.js';
 import { type RecordedRequest, RequestLog } from './recorder.js';
@@ -18,7 +20,7 @@ import {
 import { DCGM_EXPORTER_PORT } from './workloads.js';
 
 /**
- * A subset of the Kubernetes API server over plain HTTP, backed by a SimCluster: real REST paths, JSON
+ * A subset of the Kubernetes API server over plain HTTP (or HTTPS with `tls`), backed by a SimCluster: real REST paths, JSON
  * bodies, resourceVersions, watch streams, `Status` errors. @kubernetes/client-node runs against it
  * unmodified (kubeconfig from kubeconfig.ts).
  *
@@ -42,12 +44,21 @@ export interface SimK8sOptions {
   host?: string;
   log?: RequestLog;
   logger?: Logger;
+  /** The bearer token the kubeconfig carries: any other (or none) is answered 401, as a real API server does. */
+  token?: string;
+  faults?: K8sFaults;
+  /** Serve HTTPS with this certificate (PEM), as EKS does; the kubeconfig then carries the issuing CA. */
+  tls?: { cert: string; key: string };
 }
 
 export interface SimK8sServer {
   url: string;
   server: Server;
   log: RequestLog;
+  /** Faults to serve next (500, 429 + Retry-After, 409, 410 on a watch, a dropped watch, 401 …). */
+  faults: K8sFaults;
+  /** Cuts every open watch stream now (an API server restart, a load balancer timeout); returns how many. */
+  dropWatches(): number;
   close(): Promise<void>;
 }
 
@@ -166,6 +177,8 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
   const log = opts.log ?? new RequestLog();
   const logger = opts.logger;
   const streams = new Set<ServerResponse>();
+  const watches = new Set<ServerResponse>();
+  const faults = opts.faults ?? new K8sFaults();
 
   // ------------------------------------------------------------ lists and watches
 
@@ -298,6 +311,7 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
     res.flushHeaders();
     c.recordNow(200);
     streams.add(res);
+    watches.add(res);
     const write = (type: string, object: KubeObject): void => {
       if (!res.writableEnded && !res.destroyed)
         res.write(`{"type":"${type}","object":${JSON.stringify(object)}}\n`);
@@ -308,6 +322,7 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
     const stop = (): void => {
       unsubscribe();
       streams.delete(res);
+      watches.delete(res);
     };
     // The client knows the stream is over when the *response* closes; the request closes earlier.
     res.on('close', stop);
@@ -928,6 +943,9 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
     });
     try {
       rec.body = method === 'GET' || method === 'HEAD' ? '' : await readBody(req);
+      // kube-apiserver authenticates before anything else: a missing, wrong or expired token is a 401.
+      const authenticated = opts.token === undefined || req.headers.authorization === `Bearer ${opts.token}`;
+      const unauthorized = () => send(res, 401, statusBody(401, 'Unauthorized', 'Unauthorized'));
       let pathMatched = false;
       for (const r of routes) {
         const m = r.pattern.exec(url.pathname);
@@ -947,7 +965,29 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
           rec.status = status;
           log.record(rec);
         };
-        r.handle({ req, res, query: url.searchParams, body: rec.body, params, rec, recordNow });
+        if (!authenticated) {
+          unauthorized();
+          return;
+        }
+        const c: Ctx = { req, res, query: url.searchParams, body: rec.body, params, rec, recordNow };
+        const isWatch = r.verb === 'list' && ['true', '1'].includes(url.searchParams.get('watch') ?? '');
+        const target: K8sFaultTarget = {
+          operation: isWatch ? r.operation.replace(/^list/, 'watch') : r.operation,
+          verb: isWatch ? 'watch' : r.verb,
+          path: url.pathname,
+        };
+        const fault = faults.pending > 0 ? faults.take(target) : undefined;
+        if (fault?.status !== undefined) {
+          serveFault(c, target, fault.status, isWatch, fault.retryAfterSeconds, fault.message);
+          return;
+        }
+        r.handle(c);
+        // A dropped watch: the current objects went out, then the connection is cut mid-stream.
+        if (fault?.drop && isWatch) setImmediate(() => res.destroy());
+        return;
+      }
+      if (!authenticated) {
+        unauthorized();
         return;
       }
       const status = pathMatched ? 405 : 404;
@@ -975,9 +1015,38 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
     }
   }
 
-  const server = createServer({ keepAlive: true }, (req, res) => {
+  /** Answers with an injected fault, in the shape a real API server uses for that code. */
+  function serveFault(
+    c: Ctx,
+    target: K8sFaultTarget,
+    status: number,
+    isWatch: boolean,
+    retryAfterSeconds: number | undefined,
+    message: string | undefined,
+  ): void {
+    c.rec.verb = target.verb;
+    if (target.operation) c.rec.operation = target.operation;
+    const text = message ?? defaultFaultMessage(status, target);
+    if (isWatch && status === 410) {
+      // An expired resourceVersion on a watch: the stream opens (200) and carries one ERROR event.
+      c.res.writeHead(200, { 'Content-Type': JSON_TYPE, 'Transfer-Encoding': 'chunked' });
+      c.res.end(`{"type":"ERROR","object":${statusBody(410, 'Expired', text)}}\n`);
+      return;
+    }
+    const details = retryAfterSeconds !== undefined ? { retryAfterSeconds } : undefined;
+    c.res.statusCode = status;
+    c.res.setHeader('Content-Type', JSON_TYPE);
+    if (retryAfterSeconds !== undefined) c.res.setHeader('Retry-After', String(retryAfterSeconds));
+    c.res.end(statusBody(status, reasonFor(status), text, details));
+  }
+
+  const listener = (req: IncomingMessage, res: ServerResponse): void => {
     void handle(req, res);
-  });
+  };
+  // An https.Server is an http.Server (tls.Server underneath): exec upgrades attach to it the same way.
+  const server: Server = opts.tls
+    ? (createHttpsServer({ keepAlive: true, cert: opts.tls.cert, key: opts.tls.key }, listener) as Server)
+    : createServer({ keepAlive: true }, listener);
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -987,11 +1056,21 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
     });
   });
   const { port } = server.address() as AddressInfo;
-  const url = `http://${opts.host ?? '127.0.0.1'}:${port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://${opts.host ?? '127.0.0.1'}:${port}`;
   return {
     url,
     server,
     log,
+    faults,
+    dropWatches: () => {
+      const n = watches.size;
+      for (const w of [...watches]) {
+        watches.delete(w);
+        streams.delete(w);
+        w.destroy();
+      }
+      return n;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of streams) s.destroy();

@@ -43,6 +43,8 @@ export const ChildOptions = z
     kubeconfigPath: z.string().optional(),
     logLimit: z.number().int().min(0).optional(),
     controlPort: z.number().int().min(0).max(65535).optional(),
+    /** HTTPS with the test-only CA in the kubeconfig (tls-fixture.ts). */
+    tls: z.boolean().optional(),
   })
   .strict();
 export type ChildOptions = z.infer<typeof ChildOptions>;

@@ -80,6 +80,62 @@ export function loadRoleRules(dir = manifestsDir): RbacTriple[] {
   return rulesOf('Role', dir);
 }
 
+/**
+ * The namespace kustomize puts unnamespaced objects in: the `namespace:` field, or the inline
+ * NamespaceTransformer (with `unsetOnly`, so objects that name their namespace keep it).
+ */
+export function kustomizeNamespace(dir = manifestsDir): string {
+  const k = loadYamlDocuments(`${dir}/kustomization.yaml`)[0] as Record<string, unknown> | undefined;
+  if (typeof k?.namespace === 'string') return k.namespace;
+  for (const t of (k?.transformers ?? []) as unknown[]) {
+    if (typeof t !== 'string' || !t.includes('NamespaceTransformer')) continue;
+    const doc = parseAllDocuments(t)[0]?.toJS() as { metadata?: { namespace?: string } } | undefined;
+    if (doc?.metadata?.namespace) return doc.metadata.namespace;
+  }
+  throw new Error(`${dir}/kustomization.yaml sets no namespace`);
+}
+
+/** A namespaced Role as applied: its namespace (its own, else kustomize's) and its grants. */
+export interface NamespacedRole {
+  name: string;
+  namespace: string;
+  rules: RbacTriple[];
+}
+
+export function loadRoles(dir = manifestsDir): NamespacedRole[] {
+  const fallback = kustomizeNamespace(dir);
+  return loadManifestObjects(dir)
+    .filter((o) => o.object.kind === 'Role')
+    .map(({ file, object }) => {
+      const triples: RbacTriple[] = [];
+      for (const rule of (object.rules ?? []) as PolicyRule[]) {
+        if (rule.nonResourceURLs) throw new Error(`${file}: nonResourceURLs are not expected`);
+        for (const apiGroup of rule.apiGroups ?? [])
+          for (const resource of rule.resources ?? [])
+            for (const verb of rule.verbs ?? []) triples.push({ apiGroup, resource, verb });
+      }
+      return {
+        name: object.metadata.name,
+        namespace: object.metadata.namespace ?? fallback,
+        rules: sortTriples(dedupe(triples)),
+      };
+    });
+}
+
+/**
+ * Whether a request in `namespace` ('' = cluster-scoped or all namespaces) is authorized: by the ClusterRole
+ * anywhere, by a Role only in its own namespace.
+ */
+export function grantedIn(
+  clusterRules: readonly RbacTriple[],
+  roles: readonly NamespacedRole[],
+  want: RbacTriple,
+  namespace: string,
+): boolean {
+  if (grants(clusterRules, want)) return true;
+  return namespace !== '' && roles.some((r) => r.namespace === namespace && grants(r.rules, want));
+}
+
 /** `apps/deployments:get`, core group written as `core`: readable in assertion diffs. */
 export function tripleKey(t: RbacTriple): string {
   return `${t.apiGroup === '' ? 'core' : t.apiGroup}/${t.resource}:${t.verb}`;

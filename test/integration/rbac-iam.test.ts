@@ -25,11 +25,13 @@ import {
   compareIam,
   compareRbac,
   describeComparison,
+  grantedIn,
   iamActionFor,
+  kustomizeNamespace,
   loadClusterRoleRules,
   loadIamActions,
-  loadManifestObjects,
   loadRoleRules,
+  loadRoles,
   type RbacTriple,
   servedTriple,
   tripleKey,
@@ -380,10 +382,30 @@ describe('RBAC against what the Kubernetes fake served', () => {
     });
   });
 
+  it('is authorized in every namespace it called: a Role grants only in its own namespace', () => {
+    const clusterRules = loadClusterRoleRules();
+    const roles = loadRoles();
+    const denied: string[] = [];
+    for (const [key, t] of served.k8s) {
+      for (const ns of served.namespaces.get(key) ?? []) {
+        if (!grantedIn(clusterRules, roles, t, ns)) denied.push(`${key} in ${ns || '(cluster)'}`);
+      }
+    }
+    expect(denied).toEqual([]);
+    // Exec and proxy were used, each only in the namespace its Role names; the ClusterRole grants neither.
+    for (const sub of ['core/pods/exec:create', 'core/pods/proxy:get']) {
+      const role = roles.find((r) => r.rules.some((g) => tripleKey(g) === sub));
+      expect([...(served.namespaces.get(sub) ?? [])], sub).toEqual([role?.namespace]);
+      expect(clusterRules.map(tripleKey)).not.toContain(sub);
+    }
+    // And the check can fail: the exporter proxy in a namespace without the Role is refused.
+    const proxy = served.k8s.get('core/pods/proxy:get');
+    if (!proxy) throw new Error('no proxy request served');
+    expect(grantedIn(clusterRules, roles, proxy, 'monitoring')).toBe(false);
+  });
+
   it('uses leases only in its own namespace, through the namespaced Role', () => {
-    const roleNamespace = loadManifestObjects()
-      .map((e) => e.object)
-      .find((o) => o.kind === 'Kustomization')?.namespace;
+    const roleNamespace = kustomizeNamespace();
     expect(roleNamespace).toBe(POD_NAMESPACE);
     const leaseKeys = [...served.k8s.keys()].filter((k) => k.startsWith('coordination.k8s.io/leases:'));
     expect(leaseKeys.sort()).toEqual([
@@ -392,8 +414,9 @@ describe('RBAC against what the Kubernetes fake served', () => {
       'coordination.k8s.io/leases:update',
     ]);
     for (const k of leaseKeys) expect([...(served.namespaces.get(k) ?? [])], k).toEqual([POD_NAMESPACE]);
-    const role = loadRoleRules();
-    for (const k of leaseKeys) expect(role.map(tripleKey), k).toContain(k);
+    const role = loadRoles().find((r) => r.name === 'gpu-medic-leader-election');
+    expect(role?.namespace).toBe(POD_NAMESPACE);
+    for (const k of leaseKeys) expect(role?.rules.map(tripleKey), k).toContain(k);
   });
 
   it('reaches no non-resource URL beyond the public discovery ones', () => {
