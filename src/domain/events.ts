@@ -126,16 +126,19 @@ export interface ProgressDetails {
   reboot_issued: { instanceId?: string; reissued?: boolean };
   node_back: { bootId?: string; previousBootId?: string };
   gpu_scan: { healthy?: boolean; gpus?: number; expected?: number; problem?: string };
-  /** `asg` with method asg; `nodePool` with method karpenter. */
+  /** `asg` with method asg; `nodePool` with method karpenter or auto-mode (both delete the Node). */
   replace_issued: {
     instanceId?: string;
-    method?: 'asg' | 'karpenter' | 'ec2';
+    method?: 'asg' | 'karpenter' | 'ec2' | 'auto-mode';
     asg?: string;
     nodePool?: string;
     reissued?: boolean;
   };
-  /** `newNode` absent + `group` absent: a standalone instance, no replacement is expected. */
-  replacement_ready: { newNode?: string; group?: string };
+  /**
+   * `newNode` absent + `group` absent: a standalone instance, no replacement is expected.
+   * `onDemand`: a Karpenter / Auto Mode pool with no pod waiting for a GPU node, so none was started.
+   */
+  replacement_ready: { newNode?: string; group?: string; onDemand?: boolean };
   /** `leftCordoned`: the node was cordoned before gpu-medic came, so it stays cordoned. */
   uncordoned: { leftCordoned?: boolean };
   /** The jobs with pods on the node, taken before the drain. Published once. */
@@ -143,7 +146,8 @@ export interface ProgressDetails {
   /** The event's elapsedMs is the time from the drain (when the job lost its pods) to running again. */
   kubeflow_job_running: Partial<KubeflowJobRef> & { status?: 'running' | 'succeeded' };
   kubeflow_job_not_running: Partial<KubeflowJobRef> & { status?: string; reason?: string };
-  resolved: { action?: RemediationAction; reason?: string };
+  /** `onDemand`: replaced, and the pool starts a successor only when pods need one. */
+  resolved: { action?: RemediationAction; reason?: string; onDemand?: boolean };
   escalated: { reason?: string; to?: 'replace' | 'human' };
   failed: { reason?: string; stage?: string };
   cancelled: { reason?: string };

@@ -28,7 +28,13 @@ import {
   stepDoneState,
   stepState,
 } from './state-machine.js';
+import { pendingReleases, releaseDisruptionGuard } from './karpenter.js';
 import { runStep, type StepContext, type StepOutcome } from './steps.js';
+
+/** How the end of a Karpenter / Auto Mode replace with nothing pending reads (thread, incident, audit). */
+export const ON_DEMAND_REASON = 'replaced — the pool provisions on demand (no pod is waiting for a GPU node)';
+/** How far back a start looks for ended incidents whose do-not-disrupt annotation is still on. */
+const releaseLookbackMs = 7 * 24 * 3_600_000;
 
 export interface EngineConfig {
   dryRun: boolean;
@@ -102,6 +108,11 @@ export class RemediationEngine {
 
   /** Resumes every claimed, unfinished incident (after a restart or on gaining the lease). */
   start(): string[] {
+    // Incidents that ended while the process stopped before taking its do-not-disrupt annotation off.
+    const since = this.deps.clock.now() - releaseLookbackMs;
+    for (const id of pendingReleases(this.deps.incidents, this.deps.steps, since)) {
+      void this.release(id);
+    }
     const ids = this.deps.incidents
       .list({ open: true })
       .filter((i) => isWorking(i.state))
@@ -129,7 +140,13 @@ export class RemediationEngine {
     if (existing) {
       return Promise.resolve({ incidentId, state: undefined, stopped: 'already_running' });
     }
-    const promise = this.execute(incidentId).finally(() => this.running.delete(incidentId));
+    const promise = this.execute(incidentId)
+      .then(async (result) => {
+        // Whatever the end, the node is no longer under repair: Karpenter may disrupt it again.
+        await this.release(incidentId);
+        return result;
+      })
+      .finally(() => this.running.delete(incidentId));
     this.running.set(incidentId, promise);
     return promise;
   }
@@ -157,10 +174,13 @@ export class RemediationEngine {
       if (stop) return this.end(incident, plan, 'cancelled', stop, runStartedAt, last);
 
       if (step === 'resolve') {
+        const onDemand = steps.lastOf(id, 'wait_replacement')?.detail.onDemand === true;
         const reason = plan.dryRun
           ? 'dry run: every step reported, nothing was changed'
-          : `${plan.action} done`;
-        return this.end(incident, plan, 'resolved', reason, runStartedAt, undefined);
+          : onDemand
+            ? ON_DEMAND_REASON
+            : `${plan.action} done`;
+        return this.end(incident, plan, 'resolved', reason, runStartedAt, undefined, onDemand ? { onDemand } : {});
       }
       // A crash between finishing the drain row and recording `drained` leaves the state one behind.
       if (incident.state === 'draining' && step !== 'drain' && !this.move(incident, 'drained')) {
@@ -213,6 +233,13 @@ export class RemediationEngine {
     }
     const final = incidents.get(id);
     return { incidentId: id, state: final?.state };
+  }
+
+  /** Removes the `karpenter.sh/do-not-disrupt` annotation gpu-medic put on an ended incident's node. */
+  private async release(incidentId: string): Promise<void> {
+    if (this.deps.isLeader && !this.deps.isLeader()) return;
+    const { cluster, steps, incidents, clock } = this.deps;
+    await releaseDisruptionGuard({ cluster, steps, incidents, now: () => clock.now() }, incidentId, this.log);
   }
 
   private async attempt(step: StepName, incident: Incident, plan: RunPlan): Promise<StepOutcome> {
@@ -340,7 +367,7 @@ export class RemediationEngine {
         : state === 'escalated'
           ? { reason, to: detail.escalateTo === 'replace' ? 'replace' : 'human' }
           : state === 'resolved'
-            ? { reason, action: plan.action }
+            ? { reason, action: plan.action, ...(detail.onDemand === true ? { onDemand: true } : {}) }
             : { reason };
     this.publish(incident, plan, state, state, at, { elapsedMs: at - runStartedAt, details: told });
     this.deps.audit.append({

@@ -64,8 +64,17 @@ export interface ClusterPort {
   evictPod(namespace: string, name: string): Promise<EvictionResult>;
   /** Only used when a rule says `force` and the drain timed out on a PDB. */
   deletePod(namespace: string, name: string): Promise<'deleted' | 'gone'>;
-  /** Karpenter replacement: delete the Node and let Karpenter provision a new one. */
+  /** Karpenter / EKS Auto Mode replacement: delete the Node; its finalizer removes the NodeClaim and instance. */
   deleteNode(name: string): Promise<'deleted' | 'gone'>;
+  /** Whether the node carries `karpenter.sh/do-not-disrupt: "true"`; undefined when the node is gone. */
+  hasDoNotDisrupt(name: string): Promise<boolean | undefined>;
+  /** Merge-patches `karpenter.sh/do-not-disrupt: "true"` on, or removes it; 'gone' when the node no longer exists. */
+  setDoNotDisrupt(name: string, on: boolean): Promise<'done' | 'gone'>;
+  /**
+   * Pods waiting for a node that request NVIDIA GPUs (Pending, not bound to a node): what makes Karpenter or
+   * EKS Auto Mode start a GPU node. With none, a deleted GPU node of a NodePool gets no successor, by design.
+   */
+  listPendingGpuPods(): Promise<PodRef[]>;
   listTrainingJobsForPods(pods: PodRef[]): Promise<TrainingJobRef[]>;
   getTrainingJobStatus(job: TrainingJobRef): Promise<TrainingJobStatus>;
 }

@@ -205,6 +205,10 @@ function stepLine(event: ProgressEvent): string {
           const pool = detailString(d, 'nodePool');
           return `♻️ Replacement requested: deleted node ${node}${id ? ` (${e(id)})` : ''}; Karpenter provisions a new one${pool ? ` in NodePool ${e(pool)}` : ''}`;
         }
+        case 'auto-mode': {
+          const pool = detailString(d, 'nodePool');
+          return `♻️ Replacement requested: deleted node ${node} (EKS Auto Mode: its instance is EKS's, not touched through EC2); Auto Mode starts a new one when pods need it${pool ? ` in NodePool ${e(pool)}` : ''}`;
+        }
         case 'ec2':
           return `♻️ Replacement requested: terminating ${target} through EC2 (not in a node group or NodePool: no replacement node is expected)`;
         default:
@@ -214,6 +218,9 @@ function stepLine(event: ProgressEvent): string {
     case 'replacement_ready': {
       const fresh = detailString(d, 'newNode');
       const group = detailString(d, 'group');
+      if (!fresh && detailBoolean(d, 'onDemand') === true) {
+        return `ℹ️ No pod is waiting for a GPU node, so ${group ? `NodePool ${e(group)}` : 'the pool'} starts no successor now: it provisions on demand${after(event)}`;
+      }
       return `🟢 Replacement node${fresh ? ` ${e(fresh)}` : ''} Ready${group ? ` in ${e(group)}` : ''}${after(event)}`;
     }
     case 'uncordoned':
@@ -237,7 +244,12 @@ function stepLine(event: ProgressEvent): string {
     }
     case 'resolved': {
       // A replaced node is gone, not healthy: its successor was announced by `replacement_ready`.
-      const outcome = detailString(d, 'action') === 'replace' ? 'was replaced' : 'is healthy';
+      const outcome =
+        detailString(d, 'action') !== 'replace'
+          ? 'is healthy'
+          : detailBoolean(d, 'onDemand') === true
+            ? 'was replaced — the pool provisions on demand'
+            : 'was replaced';
       return `🎉 Resolved: ${node} ${outcome}${event.elapsedMs !== undefined ? ` — ${formatDuration(event.elapsedMs)} in total` : ''}`;
     }
     case 'escalated': {
