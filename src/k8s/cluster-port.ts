@@ -15,6 +15,7 @@ import {
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { GpuNode } from '../domain/node.js';
+import { DO_NOT_DISRUPT_ANNOTATION } from '../remediate/node-kind.js';
 import type {
   ClusterPort,
   EvictionResult,
@@ -23,7 +24,6 @@ import type {
   TrainingJobRef,
   TrainingJobStatus,
 } from '../remediate/ports.js';
-import { DO_NOT_DISRUPT_ANNOTATION } from '../remediate/node-kind.js';
 import { isGpuNode, toGpuNode } from './node-mapper.js';
 
 export const MIRROR_ANNOTATION = 'kubernetes.io/config.mirror';
@@ -421,14 +421,16 @@ export function createClusterPort(kc: KubeConfig, opts: ClusterPortOptions = {})
     async setDoNotDisrupt(name, on) {
       // A merge patch touches only this key: null removes it, and removing an absent key is a no-op.
       const body = { metadata: { annotations: { [DO_NOT_DISRUPT_ANNOTATION]: on ? 'true' : null } } };
-      const result = await call(`${on ? 'annotate' : 'unannotate'} node ${name} ${DO_NOT_DISRUPT_ANNOTATION}`, () =>
-        mapStatus(
-          async () => {
-            await core.patchNode({ name, body }, mergePatch);
-            return 'done' as const;
-          },
-          { 404: 'gone' as const },
-        ),
+      const result = await call(
+        `${on ? 'annotate' : 'unannotate'} node ${name} ${DO_NOT_DISRUPT_ANNOTATION}`,
+        () =>
+          mapStatus(
+            async () => {
+              await core.patchNode({ name, body }, mergePatch);
+              return 'done' as const;
+            },
+            { 404: 'gone' as const },
+          ),
       );
       log?.info({ node: name, doNotDisrupt: on, result }, 'node disruption guard changed');
       return result;

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { ProgressBus, ProgressDetails, ProgressStep } from '../domain/events.js';
 import type { Incident, IncidentState } from '../domain/incident.js';
 import { isOpen, RemediationActions } from '../domain/incident.js';
+import { pendingReleases, releaseDisruptionGuard } from './karpenter.js';
 import type {
   AuditLog,
   Clock,
@@ -28,7 +29,6 @@ import {
   stepDoneState,
   stepState,
 } from './state-machine.js';
-import { pendingReleases, releaseDisruptionGuard } from './karpenter.js';
 import { runStep, type StepContext, type StepOutcome } from './steps.js';
 
 /** How the end of a Karpenter / Auto Mode replace with nothing pending reads (thread, incident, audit). */
@@ -98,6 +98,7 @@ export class RemediationEngine {
   readonly config: EngineConfig;
   private readonly deps: EngineDeps;
   private readonly running = new Map<string, Promise<RunResult>>();
+  private readonly releasing = new Set<Promise<void>>();
   private readonly log: Logger | undefined;
 
   constructor(deps: EngineDeps) {
@@ -111,7 +112,8 @@ export class RemediationEngine {
     // Incidents that ended while the process stopped before taking its do-not-disrupt annotation off.
     const since = this.deps.clock.now() - releaseLookbackMs;
     for (const id of pendingReleases(this.deps.incidents, this.deps.steps, since)) {
-      void this.release(id);
+      const p = this.release(id).finally(() => this.releasing.delete(p));
+      this.releasing.add(p);
     }
     const ids = this.deps.incidents
       .list({ open: true })
@@ -132,7 +134,8 @@ export class RemediationEngine {
 
   /** Resolves once no run is in progress (for shutdown and tests). */
   async whenIdle(): Promise<void> {
-    while (this.running.size > 0) await Promise.allSettled([...this.running.values()]);
+    while (this.running.size > 0 || this.releasing.size > 0)
+      await Promise.allSettled([...this.running.values(), ...this.releasing]);
   }
 
   run(incidentId: string): Promise<RunResult> {
@@ -180,7 +183,15 @@ export class RemediationEngine {
           : onDemand
             ? ON_DEMAND_REASON
             : `${plan.action} done`;
-        return this.end(incident, plan, 'resolved', reason, runStartedAt, undefined, onDemand ? { onDemand } : {});
+        return this.end(
+          incident,
+          plan,
+          'resolved',
+          reason,
+          runStartedAt,
+          undefined,
+          onDemand ? { onDemand } : {},
+        );
       }
       // A crash between finishing the drain row and recording `drained` leaves the state one behind.
       if (incident.state === 'draining' && step !== 'drain' && !this.move(incident, 'drained')) {

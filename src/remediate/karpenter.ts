@@ -68,7 +68,10 @@ export async function releaseDisruptionGuard(
     deps.steps.finish(row.id, 'done', { result }, deps.now());
     return result === 'gone' ? 'gone' : 'released';
   } catch (err) {
-    log?.warn({ err, incidentId, node: incident.node }, 'removing karpenter.sh/do-not-disrupt failed; retried at the next start');
+    log?.warn(
+      { err, incidentId, node: incident.node },
+      'removing karpenter.sh/do-not-disrupt failed; retried at the next start',
+    );
     return 'failed';
   }
 }

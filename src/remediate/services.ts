@@ -12,6 +12,7 @@ import type { GpuNode } from '../domain/node.js';
 import type { Policy } from '../domain/policy.js';
 import type { Exclusion } from '../domain/ports.js';
 import { remediationHistory } from './history.js';
+import { rebootUnavailableReason } from './node-kind.js';
 import { type Decision, decide } from './policy.js';
 import type {
   AuditLog,
@@ -193,6 +194,8 @@ export class RemediationServices {
         message: `${nodeName} has no GPUs: gpu-medic only manages GPU nodes.`,
       });
     }
+    const noReboot = action === 'reboot' ? rebootUnavailableReason(node) : undefined;
+    if (noReboot) return audit({ ok: false, code: 'invalid', message: noReboot }, options.incidentId);
     const gpuNodeCount =
       options.trigger === 'auto' ? (await this.deps.cluster.listNodes()).filter(isGpuNode).length : 0;
 
@@ -440,6 +443,15 @@ export class RemediationServices {
       result: `${decision.action}/${decision.mode}`,
       details: { ...history, escalated: decision.escalated === true },
     });
+    if (decision.action === 'reboot' && decision.mode !== 'off') {
+      const node = await this.deps.cluster.getNode(incident.node);
+      const noReboot = node ? rebootUnavailableReason(node) : undefined;
+      // A reboot is not possible there; a replace is more than the policy chose on its own: a human decides.
+      if (noReboot) {
+        incidents.update(incident.id, { plannedAction: 'replace', mode: 'approve' });
+        return { ...this.askHuman(incident, 'replace', `${decision.reason} ${noReboot}`), decision };
+      }
+    }
     if (decision.action === 'none' || decision.mode === 'off') {
       const told: ProgressDetails['policy'] = {
         action: decision.action,

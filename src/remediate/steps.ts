@@ -8,9 +8,9 @@ import type { Verdict } from '../domain/finding.js';
 import type { Incident } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
 import type { EngineConfig, EngineDeps } from './engine.js';
-import type { PodRef, RunPlan, StepRow, TrainingJobRef } from './ports.js';
 import { disruptionGuardBefore, guardFromDisruption, provisionsOnDemand } from './karpenter.js';
 import { isAutoModeNode, nodePoolOf, rebootUnavailableReason } from './node-kind.js';
+import type { PodRef, RunPlan, StepRow, TrainingJobRef } from './ports.js';
 import type { StepName } from './state-machine.js';
 
 export interface StepContext {
@@ -223,7 +223,8 @@ async function reboot(ctx: StepContext): Promise<StepOutcome> {
   const node = await requireNode(ctx);
   const unavailable = rebootUnavailableReason(node);
   // The services never plan this; a node relabelled under a running plan still must not reach EC2.
-  if (unavailable) return { kind: 'end', state: 'escalated', reason: unavailable, detail: { needsHuman: true } };
+  if (unavailable)
+    return { kind: 'end', state: 'escalated', reason: unavailable, detail: { needsHuman: true } };
   const instanceId = instanceIdOf(ctx, node);
   if (ctx.resumed) {
     // Interrupted after "started": the reboot may or may not have reached EC2. Watch for it first.
@@ -310,8 +311,7 @@ async function replace(ctx: StepContext): Promise<StepOutcome> {
     // An Auto Mode instance is EKS's: not even DescribeInstances is asked about it.
     const state =
       instanceId && d.method !== 'auto-mode' ? (await cloud.describeInstance(instanceId))?.state : undefined;
-    const alreadyGoing =
-      (state !== undefined && terminating.has(state)) || (byNodeDelete && !node);
+    const alreadyGoing = (state !== undefined && terminating.has(state)) || (byNodeDelete && !node);
     const told = replaceDetails(d);
     if (alreadyGoing || ctx.plan.dryRun) {
       return done(

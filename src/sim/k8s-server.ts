@@ -901,7 +901,8 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
       const onNode = sel.fields.find((f) => f.field === 'spec.nodeName' && f.op === 'eq');
       // The node index keeps per-node pod lists O(pods on the node) at fleet scale. `spec.nodeName=` (empty)
       // selects the pods bound to no node, as on a real API server: those are not in the index.
-      if (onNode && onNode.value !== '') return cluster.podsOn({ nodeName: onNode.value, ...(namespace ? { namespace } : {}) });
+      if (onNode && onNode.value !== '')
+        return cluster.podsOn({ nodeName: onNode.value, ...(namespace ? { namespace } : {}) });
       return cluster.podsOn(namespace ? { namespace } : {});
     };
   }
