@@ -30,6 +30,8 @@ export const ProgressSteps = [
   'dismissed',
   'safety_limit',
   'excluded',
+  'auto_repair_deferred',
+  'auto_repair_outcome',
 ] as const;
 export type ProgressStep = (typeof ProgressSteps)[number];
 
@@ -147,7 +149,13 @@ export interface ProgressDetails {
   kubeflow_job_running: Partial<KubeflowJobRef> & { status?: 'running' | 'succeeded' };
   kubeflow_job_not_running: Partial<KubeflowJobRef> & { status?: string; reason?: string };
   /** `onDemand`: replaced, and the pool starts a successor only when pods need one. */
-  resolved: { action?: RemediationAction; reason?: string; onDemand?: boolean };
+  resolved: {
+    action?: RemediationAction;
+    reason?: string;
+    onDemand?: boolean;
+    /** Resolved by EKS node auto repair, not by gpu-medic. */
+    byAutoRepair?: 'rebooted' | 'replaced';
+  };
   escalated: { reason?: string; to?: 'replace' | 'human' };
   failed: { reason?: string; stage?: string };
   cancelled: { reason?: string };
@@ -174,6 +182,28 @@ export interface ProgressDetails {
     message?: string;
   };
   excluded: { reason?: string; until?: number; by?: string; action?: RemediationAction };
+  /**
+   * EKS node auto repair will act on the node: the condition it acts on, whose repair it is (a managed node
+   * group's or Auto Mode's), its documented wait and how long gpu-medic watches; `action` is what gpu-medic's
+   * policy would have done (and does if EKS does not act).
+   */
+  auto_repair_deferred: {
+    condition?: string;
+    status?: string;
+    reason?: string;
+    owner?: 'managed-node-group' | 'auto-mode';
+    nodeGroup?: string;
+    waitMs?: number;
+    windowMs?: number;
+    action?: RemediationAction;
+  };
+  /** What EKS did; `policyAction`: the action gpu-medic's policy takes over with when EKS did not act. */
+  auto_repair_outcome: {
+    outcome?: 'rebooted' | 'replaced' | 'not_acted';
+    condition?: string;
+    windowMs?: number;
+    policyAction?: RemediationAction;
+  };
 }
 
 /** The details of one step; a compile error here means a ProgressStep has no documented details. */

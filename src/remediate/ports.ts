@@ -93,6 +93,19 @@ export interface CloudPort {
   autoScalingGroupOf(instanceId: string): Promise<string | undefined>;
 }
 
+/** EKS node auto repair of a managed node group, as DescribeNodegroup's `nodeRepairConfig` says. */
+export interface NodeRepairConfig {
+  enabled: boolean;
+}
+
+export interface AutoRepairPort {
+  /**
+   * The node group's auto repair setting; undefined when EKS does not know the group (a self-managed group
+   * that carries the label). Throws when EKS cannot be asked (permissions, network): the caller decides.
+   */
+  nodeRepairOf(nodegroup: string): Promise<NodeRepairConfig | undefined>;
+}
+
 /** A fresh GPU scan of one node (the monitor's collect + classify, on demand). */
 export interface HealthCheckPort {
   scanNode(name: string): Promise<Verdict>;

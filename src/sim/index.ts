@@ -45,6 +45,12 @@ export interface SimulatorOptions {
   execHandler?: SimExecHandler;
   /** Training job, serving pods and PDB on the nodes. Default true. */
   workloads?: boolean;
+  /** Karpenter nodes among `nodes` (default a quarter when there are 4 or more). */
+  karpenterNodes?: number;
+  /** EKS Auto Mode nodes among `nodes` (default 0). */
+  autoModeNodes?: number;
+  /** Karpenter consolidation of empty nodes after this long (default off). */
+  consolidateAfterMs?: number;
   /** Start the Slack Web API fake. Default true. */
   slack?: boolean;
   /** Where to write the kubeconfig; default a file in a fresh temp directory (removed on close). */
@@ -122,6 +128,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     ...(opts.rescheduleDelayMs !== undefined ? { rescheduleDelayMs: opts.rescheduleDelayMs } : {}),
     ...(opts.dcgmServer !== undefined ? { dcgmServer: opts.dcgmServer } : {}),
     ...(opts.workloads !== undefined ? { workloads: opts.workloads } : {}),
+    ...(opts.karpenterNodes !== undefined ? { karpenterNodes: opts.karpenterNodes } : {}),
+    ...(opts.autoModeNodes !== undefined ? { autoModeNodes: opts.autoModeNodes } : {}),
+    ...(opts.consolidateAfterMs !== undefined ? { consolidateAfterMs: opts.consolidateAfterMs } : {}),
     ...(logger ? { logger } : {}),
   });
   const log = new CountingRequestLog(opts.logLimit ?? 0);

@@ -242,7 +242,45 @@ function stepLine(event: ProgressEvent): string {
       const reason = detailString(d, 'reason');
       return `⚠️ Kubeflow: ${job(jobOf(d))} not running again${after(event)}${reason ? ` — ${e(reason)}` : ''}`;
     }
+    case 'auto_repair_deferred': {
+      const condition = detailString(d, 'condition') ?? 'a node condition';
+      const status = detailString(d, 'status');
+      const reason = detailString(d, 'reason');
+      const group = detailString(d, 'nodeGroup');
+      const who =
+        detailString(d, 'owner') === 'auto-mode'
+          ? ' (EKS Auto Mode)'
+          : group
+            ? ` (node group ${e(group)})`
+            : '';
+      const wait = detailNumber(d, 'waitMs');
+      const window = detailNumber(d, 'windowMs');
+      const held = detailString(d, 'action');
+      return (
+        `🛠️ EKS node auto repair will act${who}: ${e(condition)}${status ? `=${e(status)}` : ''}${reason ? ` (${e(reason)})` : ''}` +
+        `${wait !== undefined ? `, repaired after ${formatDuration(wait)}` : ''}` +
+        ` — gpu-medic does not touch ${node}${held ? ` (its policy: ${e(held)})` : ''} and reports the outcome` +
+        `${window !== undefined ? `; watching for up to ${formatDuration(window)}` : ''}`
+      );
+    }
+    case 'auto_repair_outcome': {
+      switch (detailString(d, 'outcome')) {
+        case 'rebooted':
+          return `🛠️ EKS node auto repair rebooted ${node}: back Ready with a new boot ID${after(event)}`;
+        case 'replaced':
+          return `🛠️ EKS node auto repair replaced ${node}${after(event)}`;
+        default: {
+          const then = detailString(d, 'policyAction');
+          const window = detailNumber(d, 'windowMs');
+          return `⚠️ EKS node auto repair did not act on ${node}${window !== undefined ? ` within ${formatDuration(window)}` : ''} — gpu-medic's policy applies now${then ? ` (${e(then)})` : ''}`;
+        }
+      }
+    }
     case 'resolved': {
+      const byEks = detailString(d, 'byAutoRepair');
+      if (byEks === 'rebooted' || byEks === 'replaced') {
+        return `🎉 Resolved by EKS node auto repair: ${node} was ${byEks}${event.elapsedMs !== undefined ? ` — ${formatDuration(event.elapsedMs)} after gpu-medic deferred to it` : ''}`;
+      }
       // A replaced node is gone, not healthy: its successor was announced by `replacement_ready`.
       const outcome =
         detailString(d, 'action') !== 'replace'
