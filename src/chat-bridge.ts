@@ -5,7 +5,10 @@
  */
 import type { ProgressEvent } from './domain/events.js';
 import { type Incident, isOpen } from './domain/incident.js';
+import type { GpuNode } from './domain/node.js';
 import type { Logger } from './log/logger.js';
+import { isAutoModeNode, rebootUnavailableReason } from './remediate/node-kind.js';
+import type { Deferral } from './remediate/services.js';
 import type { Runtime } from './runtime.js';
 import type { AlertView } from './slack/blocks/alert.js';
 import type { ChatPort, ChatSink } from './slack/chat-port.js';
@@ -15,17 +18,31 @@ const workingStates = new Set(['cordoned', 'draining', 'drained', 'rebooting', '
 
 export function createChatPort(rt: Runtime): ChatPort {
   const { services, store, config } = rt;
-  const view = (incident: Incident): AlertView => ({
-    incident,
-    cluster: config.clusterName,
-    node: {
-      instanceId: incident.instanceId,
-      instanceType: incident.instanceType,
-      nodeGroup: incident.nodeGroup,
-    },
-    dryRun: config.dryRun,
-    statusLine: statusLine(incident),
-  });
+  const view = (incident: Incident): AlertView => {
+    const node = rt.sensing.watcher.get(incident.node);
+    const deferral = services.deferralOf(incident.id);
+    return {
+      incident,
+      cluster: config.clusterName,
+      node: {
+        instanceId: incident.instanceId,
+        instanceType: incident.instanceType,
+        nodeGroup: incident.nodeGroup,
+        ...(node && isAutoModeNode(node) ? { autoMode: true } : {}),
+      },
+      ...(deferral
+        ? {
+            autoRepair: {
+              condition: deferral.condition,
+              ...(deferral.reason ? { reason: deferral.reason } : {}),
+              until: deferral.until,
+            },
+          }
+        : {}),
+      dryRun: config.dryRun,
+      statusLine: statusLine(incident),
+    };
+  };
   return {
     request: (action, node, actor, reason, options) => services.request(action, node, actor, reason, options),
     approve: (id, actor, action) => services.approve(id, actor, action),
@@ -108,6 +125,7 @@ export function createChatPort(rt: Runtime): ChatPort {
         openIncident: open[0],
         exclusion: store.exclusions.get(name, Date.now()),
         lastActions: store.audit.list({ node: name, limit: 10 }),
+        ...repairNotesOf(node, services.activeDeferral(name)),
       };
     },
     exclusions: async () => store.exclusions.list(Date.now()),
@@ -124,6 +142,21 @@ export function createChatPort(rt: Runtime): ChatPort {
     audit: (entry) => store.audit.append(entry),
     now: () => Date.now(),
   };
+}
+
+function repairNotesOf(
+  node: GpuNode | undefined,
+  deferral: Deferral | undefined,
+): { repairNotes?: string[] } {
+  const notes: string[] = [];
+  const noReboot = node ? rebootUnavailableReason(node) : undefined;
+  if (noReboot) notes.push(`Reboot not offered: ${noReboot}`);
+  if (deferral) {
+    notes.push(
+      `EKS node auto repair is acting on ${deferral.condition}${deferral.reason ? ` (${deferral.reason})` : ''}: gpu-medic does not touch the node until ${new Date(deferral.until).toISOString()} and reports the outcome.`,
+    );
+  }
+  return notes.length > 0 ? { repairNotes: notes } : {};
 }
 
 function statusLine(incident: Incident): string | undefined {

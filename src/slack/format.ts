@@ -196,4 +196,6 @@ export interface NodeDetail {
   exclusion?: Exclusion;
   /** Most recent first. */
   lastActions: AuditEntry[];
+  /** How this node is repaired where it differs from the usual (Auto Mode: no reboot; EKS auto repair acting). */
+  repairNotes?: string[];
 }
