@@ -147,7 +147,7 @@ export function createChatPort(rt: Runtime): ChatPort {
 function repairNotesOf(
   node: GpuNode | undefined,
   deferral: Deferral | undefined,
-): { repairNotes?: string[] } {
+): { repairNotes?: string[]; rebootUnavailable?: string } {
   const notes: string[] = [];
   const noReboot = node ? rebootUnavailableReason(node) : undefined;
   if (noReboot) notes.push(`Reboot not offered: ${noReboot}`);
@@ -156,7 +156,10 @@ function repairNotesOf(
       `EKS node auto repair is acting on ${deferral.condition}${deferral.reason ? ` (${deferral.reason})` : ''}: gpu-medic does not touch the node until ${new Date(deferral.until).toISOString()} and reports the outcome.`,
     );
   }
-  return notes.length > 0 ? { repairNotes: notes } : {};
+  return {
+    ...(notes.length > 0 ? { repairNotes: notes } : {}),
+    ...(noReboot ? { rebootUnavailable: noReboot } : {}),
+  };
 }
 
 function statusLine(incident: Incident): string | undefined {

@@ -198,4 +198,6 @@ export interface NodeDetail {
   lastActions: AuditEntry[];
   /** How this node is repaired where it differs from the usual (Auto Mode: no reboot; EKS auto repair acting). */
   repairNotes?: string[];
+  /** Why `/gpu reboot` is refused for this node before any confirmation (an EKS Auto Mode node). */
+  rebootUnavailable?: string;
 }
