@@ -316,6 +316,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     if (!acting) return;
     acting = false;
     await monitor.stop();
+    // A standby does not follow EKS's repairs: the next leader resumes them from their rows.
+    await services.stopWatching();
   };
 
   const runtime: Runtime = {
@@ -366,7 +368,6 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       stopping = true;
       clearInterval(gaugeTimer);
       await stopActing();
-      await services.stopWatching();
       await Promise.race([engine.whenIdle(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
       await leader?.stop();
       await notifier?.stop();

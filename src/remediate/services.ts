@@ -197,7 +197,7 @@ export class RemediationServices {
   private readonly deps: ServiceDeps;
   private readonly log: Logger | undefined;
   private readonly watching = new Map<string, Promise<void>>();
-  private readonly stopWatch = new AbortController();
+  private stopWatch = new AbortController();
 
   constructor(deps: ServiceDeps) {
     this.deps = deps;
@@ -654,6 +654,7 @@ export class RemediationServices {
 
   /** Deferrals left by a stop: watched again (at start-up, by the leader). */
   resumeDeferrals(): string[] {
+    if (this.stopWatch.signal.aborted) this.stopWatch = new AbortController();
     const ids = this.deps.incidents
       .list({ open: true })
       .filter((i) => this.deferralOf(i.id) !== undefined)
@@ -662,7 +663,7 @@ export class RemediationServices {
     return ids;
   }
 
-  /** Stops the deferral watchers (shutdown); they resume from their rows at the next start. */
+  /** Stops the deferral watchers (shutdown, lost lease); resumeDeferrals picks them up from their rows. */
   async stopWatching(): Promise<void> {
     this.stopWatch.abort();
     await Promise.allSettled([...this.watching.values()]);
@@ -674,7 +675,7 @@ export class RemediationServices {
   }
 
   private watchDeferral(incidentId: string): void {
-    if (this.watching.has(incidentId)) return;
+    if (this.watching.has(incidentId) || this.stopWatch.signal.aborted) return;
     const p = this.watch(incidentId)
       .catch((err: unknown) => this.log?.error({ err, incidentId }, 'watching EKS node auto repair failed'))
       .finally(() => this.watching.delete(incidentId));
