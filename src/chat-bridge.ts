@@ -192,7 +192,9 @@ export function connectChat(
       return;
     }
     await sink.postProgress(event);
-    if (lastState.get(event.incidentId) !== event.state) {
+    // A deferral to EKS node auto repair changes what the root offers (no buttons) without a state change.
+    const rootChanges = event.step === 'auto_repair_deferred' || event.step === 'auto_repair_outcome';
+    if (lastState.get(event.incidentId) !== event.state || rootChanges) {
       lastState.set(event.incidentId, event.state);
       const v = await port.alertView(event.incidentId);
       if (v) await sink.updateRoot(event.incidentId, v);
