@@ -109,6 +109,25 @@ type NodeGroup =
   | { kind: 'karpenter'; pool: string; instanceType: string; autoMode?: boolean };
 
 export const DO_NOT_DISRUPT = 'karpenter.sh/do-not-disrupt';
+
+/** Karpenter's NodeClaim (karpenter.sh/v1, cluster-scoped): the claim behind one Karpenter / Auto Mode node. */
+export interface KubeNodeClaim extends KubeObject {
+  spec: {
+    nodeClassRef: { group: string; kind: string; name: string };
+    requirements: { key: string; operator: 'In'; values: string[] }[];
+  };
+  status: {
+    nodeName?: string;
+    providerID?: string;
+    capacity?: Record<string, string>;
+    conditions: {
+      type: string;
+      status: 'True' | 'False' | 'Unknown';
+      reason: string;
+      lastTransitionTime: string;
+    }[];
+  };
+}
 /** Who operates an Auto Mode node's EC2 instance (DescribeInstances `operator.principal`). */
 export const AUTO_MODE_OPERATOR = 'eks.amazonaws.com';
 
@@ -174,6 +193,9 @@ const EXPORTER_DS = DAEMONSETS.find((d) => d.name === 'nvidia-dcgm-exporter') as
 
 const podKey = (ns: string | undefined, name: string): string => ResourceStore.key(ns, name);
 
+/** `aws:///us-east-1a/i-0abc…` → `i-0abc…`. */
+const parseProviderIdTail = (providerId: string | undefined): string => providerId?.split('/').pop() ?? '';
+
 /** Kubeflow training job plurals served under kubeflow.org/v1. */
 export const KUBEFLOW_JOB_RESOURCES = ['pytorchjobs', 'tfjobs', 'mpijobs', 'xgboostjobs'] as const;
 
@@ -221,6 +243,8 @@ export class SimCluster implements CloudEffects {
   private servingRs = { name: 'inference-6f9c8d7b5', uid: '' };
   private pendingTimer?: SimTimer;
   private readonly consolidationPending = new Set<string>();
+  /** Node name → the name of its NodeClaim (Karpenter and Auto Mode nodes). */
+  private readonly claims = new Map<string, string>();
   /** node/condition/lastTransitionTime of the bad spells auto repair is timing. */
   private readonly repairWatches = new Set<string>();
   private readonly nodeRepair = new Map<
@@ -1087,6 +1111,7 @@ export class SimCluster implements CloudEffects {
       },
     };
     this.store.create('nodes', node);
+    if (group.kind === 'karpenter') this.createNodeClaim(group, node);
     if (this.opts.workloads) {
       for (const ds of this.daemonSets()) if (gpuNode || !ds.gpuOnly) this.createDaemonSetPod(s, ds);
     }
@@ -1105,9 +1130,87 @@ export class SimCluster implements CloudEffects {
     return base;
   }
 
+  /** What Karpenter records for a node it launched: the NodeClaim, Launched / Registered / Initialized / Ready. */
+  private createNodeClaim(group: Extract<NodeGroup, { kind: 'karpenter' }>, node: KubeNode): void {
+    const now = this.timestamp();
+    // The name the instance was tagged with at launch (no new random draw: seeded fleets keep their names).
+    const instanceId = parseProviderIdTail(node.spec.providerID);
+    const name =
+      this.instances.get(instanceId)?.tags['karpenter.sh/nodeclaim'] ??
+      `${group.pool}-${instanceId.slice(-5)}`;
+    const condition = (type: string) => ({
+      type,
+      status: 'True' as const,
+      reason: type,
+      lastTransitionTime: now,
+    });
+    this.store.create<KubeNodeClaim>('nodeclaims', {
+      apiVersion: 'karpenter.sh/v1',
+      kind: 'NodeClaim',
+      metadata: {
+        name,
+        uid: this.rng.uuid(),
+        resourceVersion: '0',
+        creationTimestamp: now,
+        labels: {
+          'karpenter.sh/nodepool': group.pool,
+          'node.kubernetes.io/instance-type': group.instanceType,
+          ...(group.autoMode ? { 'eks.amazonaws.com/compute-type': 'auto' } : {}),
+        },
+        finalizers: ['karpenter.sh/termination'],
+      },
+      spec: {
+        nodeClassRef: group.autoMode
+          ? { group: 'eks.amazonaws.com', kind: 'NodeClass', name: 'default' }
+          : { group: 'karpenter.k8s.aws', kind: 'EC2NodeClass', name: 'default' },
+        requirements: [
+          { key: 'node.kubernetes.io/instance-type', operator: 'In', values: [group.instanceType] },
+          { key: 'karpenter.sh/capacity-type', operator: 'In', values: ['on-demand'] },
+        ],
+      },
+      status: {
+        nodeName: node.metadata.name,
+        providerID: node.spec.providerID,
+        capacity: { ...node.status.capacity },
+        conditions: ['Launched', 'Registered', 'Initialized', 'Ready'].map(condition),
+      },
+    });
+    this.claims.set(node.metadata.name, name);
+  }
+
+  nodeClaimOf(node: string): KubeNodeClaim | undefined {
+    const name = this.claims.get(node);
+    const claim = name ? this.store.get<KubeNodeClaim>('nodeclaims', undefined, name) : undefined;
+    return claim ? structuredClone(claim) : undefined;
+  }
+
+  /** DELETE of a NodeClaim: Karpenter drains and deletes its Node and terminates the instance. */
+  deleteNodeClaimFromApi(name: string): KubeNodeClaim {
+    const claim = this.store.get<KubeNodeClaim>('nodeclaims', undefined, name);
+    if (!claim)
+      throw new ApiError(404, 'NotFound', `nodeclaims.karpenter.sh "${name}" not found`, {
+        name,
+        group: 'karpenter.sh',
+        kind: 'nodeclaims',
+      });
+    const updated = this.store.update<KubeNodeClaim>('nodeclaims', undefined, name, (c) => {
+      c.metadata.deletionTimestamp ??= this.timestamp();
+      return c;
+    });
+    const node = claim.status.nodeName;
+    if (node && this.store.get('nodes', undefined, node)) this.deleteNodeFromApi(node);
+    return structuredClone(updated);
+  }
+
   private removeNode(name: string): void {
     const s = this.nodes.get(name);
     if (!s) return;
+    // The NodeClaim's finalizer completes with its instance and Node.
+    const claim = this.claims.get(name);
+    if (claim) {
+      this.claims.delete(name);
+      if (this.store.get('nodeclaims', undefined, claim)) this.store.delete('nodeclaims', undefined, claim);
+    }
     s.rebootTimer?.cancel();
     for (const p of this.podsOn({ nodeName: name })) this.removePod(p, 'node-gone');
     this.nodes.delete(name);
