@@ -77,6 +77,24 @@ describe('connectChat', () => {
     expect(sink.updates).toHaveLength(2);
   });
 
+  it('re-renders the root when the incident is left to EKS node auto repair and when EKS is done (no state change)', async () => {
+    const bus = new ProgressBus();
+    const port = new SlowPort();
+    const incident = testIncident({ state: 'detected' });
+    port.incidents.set(incident.id, { incident });
+    const sink = new OrderedSink();
+    connectChat({ bus }, sink, port);
+
+    bus.publish({ ...testEvent(incident.id, 'detected', 0), state: 'detected' });
+    bus.publish({ ...testEvent(incident.id, 'auto_repair_deferred', 1), state: 'detected' });
+    await settle();
+    expect(sink.order).toEqual([
+      `alert:${incident.id}`,
+      `reply:${incident.id}:auto_repair_deferred`,
+      `update:${incident.id}:detected`,
+    ]);
+  });
+
   it('re-renders the alert when the incident is detected again (refined by the model), never posts a second one', async () => {
     const bus = new ProgressBus();
     const port = new RecordingChatPort();

@@ -7,7 +7,10 @@ import { type CoverageInput, signalCoverage } from './domain/coverage.js';
 import type { ProgressEvent } from './domain/events.js';
 import { gpuSeverity, isNodeProblem } from './domain/finding.js';
 import { type Incident, isOpen } from './domain/incident.js';
+import type { GpuNode } from './domain/node.js';
 import type { Logger } from './log/logger.js';
+import { isAutoModeNode, rebootUnavailableReason } from './remediate/node-kind.js';
+import type { Deferral } from './remediate/services.js';
 import type { Runtime } from './runtime.js';
 import type { AlertView } from './slack/blocks/alert.js';
 import type { ChatPort, ChatSink } from './slack/chat-port.js';
@@ -17,17 +20,31 @@ const workingStates = new Set(['cordoned', 'draining', 'drained', 'rebooting', '
 
 export function createChatPort(rt: Runtime): ChatPort {
   const { services, store, config } = rt;
-  const view = (incident: Incident): AlertView => ({
-    incident,
-    cluster: config.clusterName,
-    node: {
-      instanceId: incident.instanceId,
-      instanceType: incident.instanceType,
-      nodeGroup: incident.nodeGroup,
-    },
-    dryRun: config.dryRun,
-    statusLine: statusLine(incident),
-  });
+  const view = (incident: Incident): AlertView => {
+    const node = rt.sensing.watcher.get(incident.node);
+    const deferral = services.deferralOf(incident.id);
+    return {
+      incident,
+      cluster: config.clusterName,
+      node: {
+        instanceId: incident.instanceId,
+        instanceType: incident.instanceType,
+        nodeGroup: incident.nodeGroup,
+        ...(node && isAutoModeNode(node) ? { autoMode: true } : {}),
+      },
+      ...(deferral
+        ? {
+            autoRepair: {
+              condition: deferral.condition,
+              ...(deferral.reason ? { reason: deferral.reason } : {}),
+              until: deferral.until,
+            },
+          }
+        : {}),
+      dryRun: config.dryRun,
+      statusLine: statusLine(incident),
+    };
+  };
   return {
     request: (action, node, actor, reason, options) => services.request(action, node, actor, reason, options),
     approve: (id, actor, action) => services.approve(id, actor, action),
@@ -125,6 +142,7 @@ export function createChatPort(rt: Runtime): ChatPort {
         exclusion: store.exclusions.get(name, Date.now()),
         lastActions: store.audit.list({ node: name, limit: 10 }),
         ...(scan?.snapshot.signals ? { signals: scan.snapshot.signals } : {}),
+        ...repairNotesOf(node, services.activeDeferral(name)),
       };
     },
     exclusions: async () => store.exclusions.list(Date.now()),
@@ -140,6 +158,24 @@ export function createChatPort(rt: Runtime): ChatPort {
     },
     audit: (entry) => store.audit.append(entry),
     now: () => Date.now(),
+  };
+}
+
+function repairNotesOf(
+  node: GpuNode | undefined,
+  deferral: Deferral | undefined,
+): { repairNotes?: string[]; rebootUnavailable?: string } {
+  const notes: string[] = [];
+  const noReboot = node ? rebootUnavailableReason(node) : undefined;
+  if (noReboot) notes.push(`Reboot not offered: ${noReboot}`);
+  if (deferral) {
+    notes.push(
+      `EKS node auto repair is acting on ${deferral.condition}${deferral.reason ? ` (${deferral.reason})` : ''}: gpu-medic does not touch the node until ${new Date(deferral.until).toISOString()} and reports the outcome.`,
+    );
+  }
+  return {
+    ...(notes.length > 0 ? { repairNotes: notes } : {}),
+    ...(noReboot ? { rebootUnavailable: noReboot } : {}),
   };
 }
 
@@ -173,7 +209,9 @@ export function connectChat(
       return;
     }
     await sink.postProgress(event);
-    if (lastState.get(event.incidentId) !== event.state) {
+    // A deferral to EKS node auto repair changes what the root offers (no buttons) without a state change.
+    const rootChanges = event.step === 'auto_repair_deferred' || event.step === 'auto_repair_outcome';
+    if (lastState.get(event.incidentId) !== event.state || rootChanges) {
       lastState.set(event.incidentId, event.state);
       const v = await port.alertView(event.incidentId);
       if (v) await sink.updateRoot(event.incidentId, v);

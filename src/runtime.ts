@@ -9,6 +9,7 @@ import type http from 'node:http';
 import { hostname } from 'node:os';
 import { createCloudPort } from './aws/cloud-port.js';
 import { CloudWatchMetricPublisher } from './aws/cloudwatch.js';
+import { createEksAutoRepairPort } from './aws/eks.js';
 import { LambdaFunctionInvoker } from './aws/lambda.js';
 import { SnsTopicPublisher } from './aws/sns.js';
 import type { Config } from './config/config.js';
@@ -179,6 +180,23 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     engine,
     policy: config.policy,
     authorize: opts.authorize ?? ((actor) => actor === 'monitor' || actor.startsWith('cli:')),
+    autoRepair: {
+      mode: config.remediation.autoRepair,
+      // Only detect mode asks EKS; defer and ignore never call DescribeNodegroup.
+      ...(config.remediation.autoRepair === 'detect'
+        ? {
+            port: createEksAutoRepairPort({
+              region: config.aws.region,
+              clusterName: config.clusterName,
+              logger: componentLogger(logger, 'aws'),
+            }),
+          }
+        : {}),
+      ...(config.remediation.autoRepairWindowSeconds !== undefined
+        ? { windowMs: config.remediation.autoRepairWindowSeconds * 1000 }
+        : {}),
+      pollMs: opts.engine?.pollMs ?? config.remediation.pollSeconds * 1000,
+    },
     safety: {
       dryRun: config.dryRun,
       maxConcurrent: config.remediation.maxConcurrent,
@@ -303,6 +321,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     if (resumed.length > 0) logger.info({ incidents: resumed }, 'resumed unfinished remediations');
     const followed = await services.resumeFollowUps();
     if (followed.length > 0) logger.info({ incidents: followed }, 'followed up escalations left by a stop');
+    const watched = services.resumeDeferrals();
+    if (watched.length > 0) logger.info({ incidents: watched }, 'watching EKS node auto repair again');
     monitor.start();
   };
   // Losing the lease or stopping aborts the runs in progress at once (a drain stops evicting, every wait
@@ -313,6 +333,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     acting = false;
     void engine.abort(why);
     await monitor.stop();
+    // A standby does not follow EKS's repairs: the next leader resumes them from their rows.
+    await services.stopWatching();
   };
 
   const runtime: Runtime = {

@@ -404,6 +404,7 @@ const expectedIamActions = [
   'ec2:DescribeInstances',
   'ec2:RebootInstances',
   'ec2:TerminateInstances',
+  'eks:DescribeNodegroup',
   'lambda:InvokeFunction',
   'sns:Publish',
 ];
@@ -418,6 +419,14 @@ describe('IAM policy', () => {
     for (const s of policy.Statement) {
       expect(s.Effect).toBe('Allow');
       for (const a of asList(s.Action)) expect(a).not.toContain('*');
+    }
+  });
+
+  it('reads node groups (EKS node auto repair) only in the one cluster', () => {
+    const statements = statementsFor('eks:DescribeNodegroup');
+    expect(statements).toHaveLength(1);
+    for (const s of statements) {
+      expect(asList(s.Resource)).toEqual(['arn:aws:eks:us-east-1:111122223333:nodegroup/my-gpu-cluster/*/*']);
     }
   });
 

@@ -192,6 +192,8 @@ describe('loadConfig errors', () => {
     ['DCGM_SERVER_NAMESPACE', 'Kube System', 'DCGM_SERVER_NAMESPACE: expected a Kubernetes namespace name'],
     ['AWS_ENDPOINT_URL_SNS', 'nope', 'AWS_ENDPOINT_URL_SNS: expected a URL'],
     ['CLOUDWATCH_PER_NODE', 'si', 'CLOUDWATCH_PER_NODE: expected true/false/1/0/yes/no'],
+    ['EKS_AUTO_REPAIR', 'on', 'EKS_AUTO_REPAIR: expected one of detect, defer, ignore'],
+    ['EKS_AUTO_REPAIR_WINDOW', '0', 'EKS_AUTO_REPAIR_WINDOW: expected'],
   ])('%s=%s is refused', (name, value, message) => {
     const problems = problemsOf({ [name]: value });
     expect(problems).toHaveLength(1);
@@ -306,5 +308,17 @@ describe('redactedConfig', () => {
       region: 'us-east-1',
       endpoints: { AWS_ENDPOINT_URL_EC2: 'http://127.0.0.1:4567' },
     });
+  });
+});
+
+describe('EKS node auto repair settings', () => {
+  it('defaults to detect with the documented windows, and reads defer/ignore and a window in seconds', () => {
+    expect(load({}).remediation).toMatchObject({ autoRepair: 'detect' });
+    expect(load({}).remediation.autoRepairWindowSeconds).toBeUndefined();
+    expect(load({ EKS_AUTO_REPAIR: 'defer', EKS_AUTO_REPAIR_WINDOW: '900' }).remediation).toMatchObject({
+      autoRepair: 'defer',
+      autoRepairWindowSeconds: 900,
+    });
+    expect(load({ EKS_AUTO_REPAIR: 'ignore' }).remediation.autoRepair).toBe('ignore');
   });
 });

@@ -41,6 +41,9 @@ export type DcgmAccess = (typeof DcgmAccessModes)[number];
 export const ClassifierModes = ['rules', 'hybrid', 'llm'] as const;
 export type ClassifierMode = (typeof ClassifierModes)[number];
 export type SlackMode = 'socket' | 'http' | 'disabled';
+/** EKS_AUTO_REPAIR: how gpu-medic shares nodes with EKS node auto repair (README: "EKS node auto repair"). */
+export const AutoRepairModes = ['detect', 'defer', 'ignore'] as const;
+export type AutoRepairMode = (typeof AutoRepairModes)[number];
 
 /** The default BEDROCK_MODEL_ID in the default region (us-east-1); other regions: defaultBedrockModelIdFor. */
 export const defaultBedrockModelId = defaultBedrockModelIdFor('us-east-1');
@@ -126,6 +129,8 @@ const EnvSchema = z.object({
   REPLACE_TIMEOUT: positiveSeconds(1800),
   GPU_SETTLE_TIMEOUT: positiveSeconds(900),
   REBOOT_GRACE: positiveSeconds(120),
+  EKS_AUTO_REPAIR: oneOf(AutoRepairModes, 'detect'),
+  EKS_AUTO_REPAIR_WINDOW: optionalNumber({ min: 0, exclusiveMin: true }),
   REMEDIATION_POLL: positiveSeconds(10),
   LEASE_DURATION: positiveSeconds(15),
   LEASE_RENEW: positiveSeconds(5),
@@ -206,6 +211,13 @@ export interface Config {
     readonly rebootGraceSeconds: number;
     /** How often a waiting step looks again (node back, replacement Ready, PDB, jobs). */
     readonly pollSeconds: number;
+    /** EKS_AUTO_REPAIR: detect (ask DescribeNodegroup), defer (assume on for node groups), ignore. */
+    readonly autoRepair: AutoRepairMode;
+    /**
+     * EKS_AUTO_REPAIR_WINDOW: how long a deferred node is watched for EKS's repair; undefined ⇒ the condition's
+     * documented repair-after (10 min GPU, 30 min others) plus 10 minutes.
+     */
+    readonly autoRepairWindowSeconds?: number;
   };
   readonly slack: {
     /** socket: SLACK_APP_TOKEN set · http: bot token without app token · disabled: no bot token. */
@@ -350,6 +362,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
       settleTimeoutSeconds: e.GPU_SETTLE_TIMEOUT,
       rebootGraceSeconds: e.REBOOT_GRACE,
       pollSeconds: e.REMEDIATION_POLL,
+      autoRepair: e.EKS_AUTO_REPAIR,
+      ...(e.EKS_AUTO_REPAIR_WINDOW !== undefined
+        ? { autoRepairWindowSeconds: e.EKS_AUTO_REPAIR_WINDOW }
+        : {}),
     },
     slack: {
       mode: e.SLACK_APP_TOKEN ? 'socket' : e.SLACK_BOT_TOKEN ? 'http' : 'disabled',

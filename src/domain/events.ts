@@ -31,6 +31,8 @@ export const ProgressSteps = [
   'dismissed',
   'safety_limit',
   'excluded',
+  'auto_repair_deferred',
+  'auto_repair_outcome',
 ] as const;
 export type ProgressStep = (typeof ProgressSteps)[number];
 
@@ -142,16 +144,19 @@ export interface ProgressDetails {
   };
   /** `node`: the node scanned when it is not the incident's (a replacement). */
   gpu_scan: { healthy?: boolean; gpus?: number; expected?: number; problem?: string; node?: string };
-  /** `asg` with method asg; `nodePool` with method karpenter. */
+  /** `asg` with method asg; `nodePool` with method karpenter or auto-mode (both delete the Node). */
   replace_issued: {
     instanceId?: string;
-    method?: 'asg' | 'karpenter' | 'ec2';
+    method?: 'asg' | 'karpenter' | 'ec2' | 'auto-mode';
     asg?: string;
     nodePool?: string;
     reissued?: boolean;
   };
-  /** `newNode` absent + `group` absent: a standalone instance, no replacement is expected. */
-  replacement_ready: { newNode?: string; group?: string };
+  /**
+   * `newNode` absent + `group` absent: a standalone instance, no replacement is expected.
+   * `onDemand`: a Karpenter / Auto Mode pool with no pod waiting for a GPU node, so none was started.
+   */
+  replacement_ready: { newNode?: string; group?: string; onDemand?: boolean };
   /** `leftCordoned`: the node was cordoned before gpu-medic came, so it stays cordoned. */
   uncordoned: { leftCordoned?: boolean };
   /** The jobs with pods on the node, taken before the drain. Published once. */
@@ -159,7 +164,14 @@ export interface ProgressDetails {
   /** The event's elapsedMs is the time from the drain (when the job lost its pods) to running again. */
   kubeflow_job_running: Partial<KubeflowJobRef> & { status?: 'running' | 'succeeded' };
   kubeflow_job_not_running: Partial<KubeflowJobRef> & { status?: string; reason?: string };
-  resolved: { action?: RemediationAction; reason?: string };
+  /** `onDemand`: replaced, and the pool starts a successor only when pods need one. */
+  resolved: {
+    action?: RemediationAction;
+    reason?: string;
+    onDemand?: boolean;
+    /** Resolved by EKS node auto repair, not by gpu-medic. */
+    byAutoRepair?: 'rebooted' | 'replaced';
+  };
   escalated: { reason?: string; to?: 'replace' | 'human' };
   failed: { reason?: string; stage?: string };
   cancelled: { reason?: string };
@@ -186,6 +198,28 @@ export interface ProgressDetails {
     message?: string;
   };
   excluded: { reason?: string; until?: number; by?: string; action?: RemediationAction };
+  /**
+   * EKS node auto repair will act on the node: the condition it acts on, whose repair it is (a managed node
+   * group's or Auto Mode's), its documented wait and how long gpu-medic watches; `action` is what gpu-medic's
+   * policy would have done (and does if EKS does not act).
+   */
+  auto_repair_deferred: {
+    condition?: string;
+    status?: string;
+    reason?: string;
+    owner?: 'managed-node-group' | 'auto-mode';
+    nodeGroup?: string;
+    waitMs?: number;
+    windowMs?: number;
+    action?: RemediationAction;
+  };
+  /** What EKS did; `policyAction`: the action gpu-medic's policy takes over with when EKS did not act. */
+  auto_repair_outcome: {
+    outcome?: 'rebooted' | 'replaced' | 'not_acted';
+    condition?: string;
+    windowMs?: number;
+    policyAction?: RemediationAction;
+  };
 }
 
 /** The details of one step; a compile error here means a ProgressStep has no documented details. */

@@ -15,6 +15,7 @@ import {
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { GpuNode } from '../domain/node.js';
+import { DO_NOT_DISRUPT_ANNOTATION } from '../remediate/node-kind.js';
 import type {
   ClusterPort,
   EvictionResult,
@@ -289,6 +290,16 @@ export function toGpuAgentPod(pod: V1Pod): GpuAgentPod | undefined {
   };
 }
 
+/** A pod that asks for an NVIDIA GPU (`nvidia.com/gpu` or a MIG profile `nvidia.com/mig-*`) in any container. */
+export function requestsGpu(pod: V1Pod): boolean {
+  const containers = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])];
+  return containers.some((c) =>
+    Object.keys({ ...c.resources?.requests, ...c.resources?.limits }).some(
+      (r) => r === 'nvidia.com/gpu' || r.startsWith('nvidia.com/mig-'),
+    ),
+  );
+}
+
 /** Pods that have finished hold no resources and need no eviction. */
 export function isFinishedPod(pod: V1Pod): boolean {
   const phase = pod.status?.phase;
@@ -525,6 +536,54 @@ export function createClusterPort(kc: KubeConfig, opts: ClusterPortOptions = {})
           { 404: 'gone' as const },
         ),
       );
+    },
+
+    async hasDoNotDisrupt(name) {
+      const node = await call(`get node ${name}`, () =>
+        mapStatus(() => core.readNode({ name }), { 404: undefined }),
+      );
+      if (!node) return undefined;
+      return node.metadata?.annotations?.[DO_NOT_DISRUPT_ANNOTATION] === 'true';
+    },
+
+    async setDoNotDisrupt(name, on) {
+      // A merge patch touches only this key: null removes it, and removing an absent key is a no-op.
+      const body = { metadata: { annotations: { [DO_NOT_DISRUPT_ANNOTATION]: on ? 'true' : null } } };
+      const result = await call(
+        `${on ? 'annotate' : 'unannotate'} node ${name} ${DO_NOT_DISRUPT_ANNOTATION}`,
+        () =>
+          mapStatus(
+            async () => {
+              await core.patchNode({ name, body }, mergePatch);
+              return 'done' as const;
+            },
+            { 404: 'gone' as const },
+          ),
+      );
+      log?.info({ node: name, doNotDisrupt: on, result }, 'node disruption guard changed');
+      return result;
+    },
+
+    async listPendingGpuPods() {
+      const pods: PodRef[] = [];
+      let cont: string | undefined;
+      do {
+        const page = await call('list pending pods', () =>
+          core.listPodForAllNamespaces({
+            // Not yet bound to a node: what a provisioner (Karpenter, Auto Mode) starts nodes for.
+            fieldSelector: 'status.phase=Pending,spec.nodeName=',
+            limit: PAGE_SIZE,
+            ...(cont ? { _continue: cont } : {}),
+          }),
+        );
+        for (const p of page.items) {
+          if (!requestsGpu(p) || p.metadata?.deletionTimestamp) continue;
+          const ref = toPodRef(p);
+          if (ref) pods.push(ref);
+        }
+        cont = page.metadata?._continue || undefined;
+      } while (cont);
+      return pods;
     },
 
     async listTrainingJobsForPods(pods) {

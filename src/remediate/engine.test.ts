@@ -369,6 +369,8 @@ describe('RemediationEngine: crash at every step and resume', () => {
           expect(h.world.count('rebootInstance'), where).toBe(1);
           expect(h.world.count('uncordon'), where).toBe(1);
           expect(h.world.nodes.get('gpu-0')?.unschedulable, where).toBe(false);
+          // The do-not-disrupt annotation is off again, whatever the crash point.
+          expect(h.world.doNotDisrupt.has('gpu-0'), where).toBe(false);
         } else {
           expect(h.world.count('terminateInAutoScalingGroup'), where).toBe(1);
           expect(h.world.count('uncordon'), where).toBe(0);

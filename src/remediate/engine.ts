@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { ProgressBus, ProgressDetails, ProgressStep } from '../domain/events.js';
 import type { Incident, IncidentState } from '../domain/incident.js';
 import { isOpen, RemediationActions } from '../domain/incident.js';
+import { pendingReleases, releaseDisruptionGuard } from './karpenter.js';
 import type {
   AuditLog,
   Clock,
@@ -30,6 +31,11 @@ import {
   stepState,
 } from './state-machine.js';
 import { runStep, type StepContext, type StepOutcome } from './steps.js';
+
+/** How the end of a Karpenter / Auto Mode replace with nothing pending reads (thread, incident, audit). */
+export const ON_DEMAND_REASON = 'replaced — the pool provisions on demand (no pod is waiting for a GPU node)';
+/** How far back a start looks for ended incidents whose do-not-disrupt annotation is still on. */
+const releaseLookbackMs = 7 * 24 * 3_600_000;
 
 export interface EngineConfig {
   dryRun: boolean;
@@ -101,6 +107,7 @@ export class RemediationEngine {
   private readonly running = new Map<string, Promise<RunResult>>();
   /** One controller per run in progress: aborting it stops the run at its next wait or effect. */
   private readonly controllers = new Map<string, AbortController>();
+  private readonly releasing = new Set<Promise<void>>();
   private readonly log: Logger | undefined;
 
   constructor(deps: EngineDeps) {
@@ -111,6 +118,12 @@ export class RemediationEngine {
 
   /** Resumes every claimed, unfinished incident (after a restart or on gaining the lease). */
   start(): string[] {
+    // Incidents that ended while the process stopped before taking its do-not-disrupt annotation off.
+    const since = this.deps.clock.now() - releaseLookbackMs;
+    for (const id of pendingReleases(this.deps.incidents, this.deps.steps, since)) {
+      const p = this.release(id).finally(() => this.releasing.delete(p));
+      this.releasing.add(p);
+    }
     const ids = this.deps.incidents
       .list({ open: true })
       .filter((i) => isWorking(i.state))
@@ -130,7 +143,8 @@ export class RemediationEngine {
 
   /** Resolves once no run is in progress (for shutdown and tests). */
   async whenIdle(): Promise<void> {
-    while (this.running.size > 0) await Promise.allSettled([...this.running.values()]);
+    while (this.running.size > 0 || this.releasing.size > 0)
+      await Promise.allSettled([...this.running.values(), ...this.releasing]);
   }
 
   /**
@@ -152,10 +166,17 @@ export class RemediationEngine {
       return Promise.resolve({ incidentId, state: undefined, stopped: 'already_running' });
     }
     const controller = new AbortController();
-    const promise = this.execute(incidentId, controller.signal).finally(() => {
-      this.running.delete(incidentId);
-      this.controllers.delete(incidentId);
-    });
+    const promise = this.execute(incidentId, controller.signal)
+      .then(async (result) => {
+        // Whatever the end, the node is no longer under repair: Karpenter may disrupt it again. An aborted run
+        // has not ended: the next leader resumes it under the same annotation.
+        if (result.stopped !== 'aborted') await this.release(incidentId);
+        return result;
+      })
+      .finally(() => {
+        this.running.delete(incidentId);
+        this.controllers.delete(incidentId);
+      });
     this.running.set(incidentId, promise);
     this.controllers.set(incidentId, controller);
     return promise;
@@ -185,10 +206,21 @@ export class RemediationEngine {
       if (stop) return this.end(incident, plan, 'cancelled', stop, runStartedAt, last);
 
       if (step === 'resolve') {
+        const onDemand = steps.lastOf(id, 'wait_replacement')?.detail.onDemand === true;
         const reason = plan.dryRun
           ? 'dry run: every step reported, nothing was changed'
-          : `${plan.action} done`;
-        return this.end(incident, plan, 'resolved', reason, runStartedAt, undefined);
+          : onDemand
+            ? ON_DEMAND_REASON
+            : `${plan.action} done`;
+        return this.end(
+          incident,
+          plan,
+          'resolved',
+          reason,
+          runStartedAt,
+          undefined,
+          onDemand ? { onDemand } : {},
+        );
       }
       // A crash between finishing the drain row and recording `drained` leaves the state one behind.
       if (incident.state === 'draining' && step !== 'drain' && !this.move(incident, 'drained')) {
@@ -242,6 +274,13 @@ export class RemediationEngine {
     }
     const final = incidents.get(id);
     return { incidentId: id, state: final?.state };
+  }
+
+  /** Removes the `karpenter.sh/do-not-disrupt` annotation gpu-medic put on an ended incident's node. */
+  private async release(incidentId: string): Promise<void> {
+    if (this.deps.isLeader && !this.deps.isLeader()) return;
+    const { cluster, steps, incidents, clock } = this.deps;
+    await releaseDisruptionGuard({ cluster, steps, incidents, now: () => clock.now() }, incidentId, this.log);
   }
 
   /** Left as it is: the `started` row and the incident state are what the next leader resumes from. */
@@ -397,7 +436,7 @@ export class RemediationEngine {
         : state === 'escalated'
           ? { reason, to: detail.escalateTo === 'replace' ? 'replace' : 'human' }
           : state === 'resolved'
-            ? { reason, action: plan.action }
+            ? { reason, action: plan.action, ...(detail.onDemand === true ? { onDemand: true } : {}) }
             : { reason };
     this.publish(incident, plan, state, state, at, { elapsedMs: at - runStartedAt, details: told });
     this.deps.audit.append({

@@ -80,8 +80,17 @@ export interface ClusterPort {
   evictPod(namespace: string, name: string): Promise<EvictionResult>;
   /** Only used when a rule says `force` and the drain timed out on a PDB. */
   deletePod(namespace: string, name: string): Promise<'deleted' | 'gone'>;
-  /** Karpenter replacement: delete the Node and let Karpenter provision a new one. */
+  /** Karpenter / EKS Auto Mode replacement: delete the Node; its finalizer removes the NodeClaim and instance. */
   deleteNode(name: string): Promise<'deleted' | 'gone'>;
+  /** Whether the node carries `karpenter.sh/do-not-disrupt: "true"`; undefined when the node is gone. */
+  hasDoNotDisrupt(name: string): Promise<boolean | undefined>;
+  /** Merge-patches `karpenter.sh/do-not-disrupt: "true"` on, or removes it; 'gone' when the node no longer exists. */
+  setDoNotDisrupt(name: string, on: boolean): Promise<'done' | 'gone'>;
+  /**
+   * Pods waiting for a node that request NVIDIA GPUs (Pending, not bound to a node): what makes Karpenter or
+   * EKS Auto Mode start a GPU node. With none, a deleted GPU node of a NodePool gets no successor, by design.
+   */
+  listPendingGpuPods(): Promise<PodRef[]>;
   listTrainingJobsForPods(pods: PodRef[]): Promise<TrainingJobRef[]>;
   /** The node's GPU agent pods (exporter / DCGM), read fresh from the API. */
   listGpuAgentPods(node: string): Promise<GpuAgentPod[]>;
@@ -109,6 +118,19 @@ export interface NodeReading {
   gpusRead: number;
   /** Why the node could not be read (the collection error), when it could not. */
   error?: string;
+}
+
+/** EKS node auto repair of a managed node group, as DescribeNodegroup's `nodeRepairConfig` says. */
+export interface NodeRepairConfig {
+  enabled: boolean;
+}
+
+export interface AutoRepairPort {
+  /**
+   * The node group's auto repair setting; undefined when EKS does not know the group (a self-managed group
+   * that carries the label). Throws when EKS cannot be asked (permissions, network): the caller decides.
+   */
+  nodeRepairOf(nodegroup: string): Promise<NodeRepairConfig | undefined>;
 }
 
 /** A fresh GPU scan of one node (the monitor's collect + classify, on demand). */

@@ -12,16 +12,28 @@ import { isOpen, RemediationActions } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
 import type { Policy } from '../domain/policy.js';
 import type { Exclusion } from '../domain/ports.js';
+import {
+  type AutoRepairMode,
+  type AutoRepairOutcome,
+  autoRepairOutcome,
+  deferToAutoRepair,
+  repairableCondition,
+  repairOwnerOf,
+} from './auto-repair.js';
 import { remediationHistory } from './history.js';
+import { rebootUnavailableReason } from './node-kind.js';
 import { type Decision, decide } from './policy.js';
 import type {
   AuditLog,
+  AutoRepairPort,
   Clock,
   ClusterPort,
   ExclusionStore,
   IncidentStore,
   KvStore,
+  NodeRepairConfig,
   RunPlan,
+  StepRow,
   StepStore,
 } from './ports.js';
 import { breakerNodes, checkSafety, type SafetyLimit, shouldTripBreaker } from './safety.js';
@@ -38,6 +50,9 @@ export const ServiceActions = [
   'resume',
 ] as const;
 export type ServiceAction = (typeof ServiceActions)[number];
+
+/** The bookkeeping row of a deferral to EKS node auto repair (beside `plan`; not a plan step). */
+export const AutoRepairStep = 'auto_repair';
 
 export type ServiceErrorCode =
   | 'not_found'
@@ -80,6 +95,17 @@ export const defaultSafetyConfig: SafetyConfig = {
   optOutLabel: 'gpu-medic.io/exclude',
 };
 
+/** How the services share nodes with EKS node auto repair (auto-repair.ts). */
+export interface AutoRepairOptions {
+  mode: AutoRepairMode;
+  /** DescribeNodegroup reader (detect mode); without it, a node group's setting counts as unknown. */
+  port?: AutoRepairPort;
+  /** EKS_AUTO_REPAIR_WINDOW; default: the condition's documented wait plus AUTO_REPAIR_GRACE_MS. */
+  windowMs?: number;
+  /** How often a deferred node is looked at. */
+  pollMs?: number;
+}
+
 export interface ServiceDeps {
   cluster: ClusterPort;
   incidents: IncidentStore;
@@ -93,7 +119,20 @@ export interface ServiceDeps {
   policy: Policy;
   authorize: Authorize;
   safety?: Partial<SafetyConfig>;
+  autoRepair?: AutoRepairOptions;
   logger?: Logger;
+}
+
+/** An incident left to EKS node auto repair: what the thread and the alert say about it. */
+export interface Deferral {
+  incidentId: string;
+  node: string;
+  condition: string;
+  reason?: string;
+  owner: 'managed-node-group' | 'auto-mode';
+  nodeGroup?: string;
+  /** When gpu-medic stops waiting for EKS (epoch ms). */
+  until: number;
 }
 
 export interface RequestOptions {
@@ -163,6 +202,8 @@ export class RemediationServices {
   readonly safety: SafetyConfig;
   private readonly deps: ServiceDeps;
   private readonly log: Logger | undefined;
+  private readonly watching = new Map<string, Promise<void>>();
+  private stopWatch = new AbortController();
 
   constructor(deps: ServiceDeps) {
     this.deps = deps;
@@ -199,6 +240,8 @@ export class RemediationServices {
         message: `${nodeName} has no GPUs: gpu-medic only manages GPU nodes.`,
       });
     }
+    const noReboot = action === 'reboot' ? rebootUnavailableReason(node) : undefined;
+    if (noReboot) return audit({ ok: false, code: 'invalid', message: noReboot }, options.incidentId);
     const gpuNodeCount =
       options.trigger === 'auto' ? (await this.deps.cluster.listNodes()).filter(hasGpus).length : 0;
 
@@ -231,6 +274,17 @@ export class RemediationServices {
     const working = incidents.list({ node: nodeName, open: true }).find((i) => isWorking(i.state));
     if (working)
       return audit({ ok: false, code: 'busy', message: alreadyMessage(working) }, options.incidentId);
+    const deferred = this.activeDeferral(nodeName);
+    if (deferred) {
+      return audit(
+        {
+          ok: false,
+          code: 'busy',
+          message: `EKS node auto repair is handling ${nodeName} (${deferred.condition}${deferred.reason ? ` ${deferred.reason}` : ''}): gpu-medic does not act on it meanwhile and reports the outcome in the thread of incident ${deferred.incidentId}.`,
+        },
+        options.incidentId,
+      );
+    }
 
     const excluded = exclusions.get(nodeName, now);
     const optOut = node.labels[this.safety.optOutLabel] === 'true';
@@ -446,6 +500,19 @@ export class RemediationServices {
       result: `${decision.action}/${decision.mode}`,
       details: { ...history, escalated: decision.escalated === true },
     });
+    if (decision.action !== 'none' && decision.mode !== 'off') {
+      const deferred = await this.deferIfAutoRepair(incident, decision);
+      if (deferred) return { ...deferred, decision };
+    }
+    if (decision.action === 'reboot' && decision.mode !== 'off') {
+      const node = await this.deps.cluster.getNode(incident.node);
+      const noReboot = node ? rebootUnavailableReason(node) : undefined;
+      // A reboot is not possible there; a replace is more than the policy chose on its own: a human decides.
+      if (noReboot) {
+        incidents.update(incident.id, { plannedAction: 'replace', mode: 'approve' });
+        return { ...this.askHuman(incident, 'replace', `${decision.reason} ${noReboot}`), decision };
+      }
+    }
     if (decision.action === 'none' || decision.mode === 'off') {
       const told: ProgressDetails['policy'] = {
         action: decision.action,
@@ -468,6 +535,252 @@ export class RemediationServices {
       };
     }
     return { ...this.askHuman(incident, decision.action, decision.reason), decision };
+  }
+
+  /**
+   * Leaves the incident to EKS node auto repair when it will act on the node (auto-repair.ts): a
+   * `auto_repair` row records what was deferred and until when, the thread says so, and a watcher reports
+   * the outcome. Undefined when gpu-medic handles the node itself.
+   */
+  private async deferIfAutoRepair(
+    incident: Incident,
+    decision: Decision,
+  ): Promise<ServiceResult | undefined> {
+    const ar = this.deps.autoRepair;
+    if (!ar || ar.mode === 'ignore') return undefined;
+    const node = await this.deps.cluster.getNode(incident.node);
+    if (!node) return undefined;
+    const owner = repairOwnerOf(node);
+    let groupRepair: NodeRepairConfig | 'unknown' | undefined;
+    if (owner?.kind === 'managed-node-group' && ar.mode === 'detect' && repairableCondition(node)) {
+      try {
+        groupRepair = ar.port ? await ar.port.nodeRepairOf(owner.nodeGroup) : 'unknown';
+      } catch {
+        // The adapter logged why; not knowing is not a reason to leave a broken node alone.
+        groupRepair = 'unknown';
+      }
+    }
+    const d = deferToAutoRepair({
+      mode: ar.mode,
+      node,
+      ...(groupRepair !== undefined ? { groupRepair } : {}),
+      ...(ar.windowMs !== undefined ? { windowMs: ar.windowMs } : {}),
+    });
+    if (!d.defer) {
+      if (owner && repairableCondition(node)) {
+        this.log?.info({ node: node.name, why: d.why }, 'not deferring to EKS node auto repair');
+      }
+      return undefined;
+    }
+    const { incidents, steps, clock } = this.deps;
+    const now = clock.now();
+    if (incidents.get(incident.id)?.state !== 'detected') return undefined;
+    const nodeGroup = d.owner.kind === 'managed-node-group' ? d.owner.nodeGroup : undefined;
+    const row = steps.begin(
+      incident.id,
+      AutoRepairStep,
+      {
+        condition: d.condition.type,
+        status: d.condition.status,
+        ...(d.condition.reason ? { reason: d.condition.reason } : {}),
+        owner: d.owner.kind,
+        ...(nodeGroup ? { nodeGroup } : {}),
+        waitMs: d.condition.waitMs,
+        windowMs: d.windowMs,
+        until: now + d.windowMs,
+        bootIdBefore: node.bootId ?? null,
+        instanceIdBefore: node.instanceId ?? null,
+        action: decision.action,
+        mode: decision.mode,
+        reasonForAction: decision.reason,
+        force: decision.force === true,
+      },
+      now,
+    );
+    const who = d.owner.kind === 'auto-mode' ? 'EKS Auto Mode' : `node group ${nodeGroup}`;
+    const why = `${d.condition.type}=${d.condition.status}${d.condition.reason ? ` (${d.condition.reason})` : ''}`;
+    incidents.update(incident.id, { stateReason: `EKS node auto repair will act (${why}, ${who})` });
+    this.deps.audit.append({
+      at: now,
+      actor: 'monitor',
+      action: 'defer.auto_repair',
+      node: incident.node,
+      incidentId: incident.id,
+      reason: `${why}: EKS node auto repair of ${who} acts on it`,
+      result: 'deferred',
+      details: { ...row.detail },
+    });
+    const told: ProgressDetails['auto_repair_deferred'] = {
+      condition: d.condition.type,
+      status: d.condition.status,
+      ...(d.condition.reason ? { reason: d.condition.reason } : {}),
+      owner: d.owner.kind,
+      ...(nodeGroup ? { nodeGroup } : {}),
+      waitMs: d.condition.waitMs,
+      windowMs: d.windowMs,
+      action: decision.action,
+    };
+    this.publishFor(incident, incident.node, 'auto_repair_deferred', 'monitor', told);
+    this.watchDeferral(incident.id);
+    return {
+      ok: true,
+      incidentId: incident.id,
+      message: `EKS node auto repair will act on ${incident.node} (${why}); gpu-medic watches and reports the outcome.`,
+    };
+  }
+
+  /** The deferral in progress on this node, if any (an open, untouched incident with a started row). */
+  activeDeferral(nodeName: string): Deferral | undefined {
+    for (const i of this.deps.incidents.list({ node: nodeName, open: true })) {
+      const d = this.deferralOf(i.id);
+      if (d) return d;
+    }
+    return undefined;
+  }
+
+  deferralOf(incidentId: string): Deferral | undefined {
+    const incident = this.deps.incidents.get(incidentId);
+    if (!incident || incident.state !== 'detected') return undefined;
+    const row = this.deps.steps.lastOf(incidentId, AutoRepairStep);
+    if (row?.status !== 'started') return undefined;
+    const d = row.detail;
+    const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+    const reason = str(d.reason);
+    const nodeGroup = str(d.nodeGroup);
+    return {
+      incidentId,
+      node: incident.node,
+      condition: str(d.condition) ?? 'a node condition',
+      ...(reason ? { reason } : {}),
+      owner: d.owner === 'auto-mode' ? 'auto-mode' : 'managed-node-group',
+      ...(nodeGroup ? { nodeGroup } : {}),
+      until: typeof d.until === 'number' ? d.until : row.startedAt,
+    };
+  }
+
+  /** Deferrals left by a stop: watched again (at start-up, by the leader). */
+  resumeDeferrals(): string[] {
+    if (this.stopWatch.signal.aborted) this.stopWatch = new AbortController();
+    const ids = this.deps.incidents
+      .list({ open: true })
+      .filter((i) => this.deferralOf(i.id) !== undefined)
+      .map((i) => i.id);
+    for (const id of ids) this.watchDeferral(id);
+    return ids;
+  }
+
+  /** Stops the deferral watchers (shutdown, lost lease); resumeDeferrals picks them up from their rows. */
+  async stopWatching(): Promise<void> {
+    this.stopWatch.abort();
+    await Promise.allSettled([...this.watching.values()]);
+  }
+
+  /** Resolves once no deferral is watched (tests). */
+  async whenDeferralsSettled(): Promise<void> {
+    while (this.watching.size > 0) await Promise.allSettled([...this.watching.values()]);
+  }
+
+  private watchDeferral(incidentId: string): void {
+    if (this.watching.has(incidentId) || this.stopWatch.signal.aborted) return;
+    const p = this.watch(incidentId)
+      .catch((err: unknown) => this.log?.error({ err, incidentId }, 'watching EKS node auto repair failed'))
+      .finally(() => this.watching.delete(incidentId));
+    this.watching.set(incidentId, p);
+  }
+
+  private async watch(incidentId: string): Promise<void> {
+    const { incidents, steps, clock, cluster } = this.deps;
+    const pollMs = this.deps.autoRepair?.pollMs ?? 10_000;
+    const signal = this.stopWatch.signal;
+    for (;;) {
+      if (signal.aborted) return;
+      const deferral = this.deferralOf(incidentId);
+      const row = steps.lastOf(incidentId, AutoRepairStep);
+      const incident = incidents.get(incidentId);
+      // Dismissed, excluded-and-closed or otherwise taken out of our hands: nothing left to report.
+      if (!deferral || !row || !incident) return;
+      const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+      const before = {
+        ...(str(row.detail.bootIdBefore) ? { bootId: str(row.detail.bootIdBefore) } : {}),
+        ...(str(row.detail.instanceIdBefore) ? { instanceId: str(row.detail.instanceIdBefore) } : {}),
+      };
+      let node: Awaited<ReturnType<ClusterPort['getNode']>>;
+      try {
+        node = await cluster.getNode(incident.node);
+      } catch (err) {
+        this.log?.warn({ err, incidentId }, 'reading a deferred node failed; looking again');
+        await clock.sleep(pollMs, signal);
+        continue;
+      }
+      const now = clock.now();
+      const outcome = autoRepairOutcome(node, before, now >= deferral.until);
+      if (!outcome) {
+        await clock.sleep(Math.min(pollMs, Math.max(1, deferral.until - now)), signal);
+        continue;
+      }
+      await this.concludeDeferral(incident, row, outcome, now);
+      return;
+    }
+  }
+
+  private async concludeDeferral(
+    incident: Incident,
+    row: StepRow,
+    outcome: AutoRepairOutcome,
+    now: number,
+  ): Promise<void> {
+    const { incidents, steps } = this.deps;
+    const d = row.detail;
+    const elapsedMs = now - row.startedAt;
+    steps.finish(row.id, 'done', { outcome, at: now }, now);
+    const action = RemediationActions.find((a) => a === d.action) ?? incident.plannedAction;
+    const told: ProgressDetails['auto_repair_outcome'] = {
+      outcome,
+      ...(typeof d.condition === 'string' ? { condition: d.condition } : {}),
+      ...(typeof d.windowMs === 'number' ? { windowMs: d.windowMs } : {}),
+      ...(outcome === 'not_acted' ? { policyAction: action } : {}),
+    };
+    this.publishFor(incident, incident.node, 'auto_repair_outcome', 'monitor', told, elapsedMs);
+    this.deps.audit.append({
+      at: now,
+      actor: 'monitor',
+      action: 'defer.auto_repair.outcome',
+      node: incident.node,
+      incidentId: incident.id,
+      result: outcome,
+      details: { elapsedMs },
+    });
+    if (outcome !== 'not_acted') {
+      const reason =
+        outcome === 'rebooted'
+          ? `EKS node auto repair rebooted ${incident.node}`
+          : `EKS node auto repair replaced ${incident.node}`;
+      if (incidents.transition(incident.id, ['detected'], 'resolved', reason)) {
+        this.publishFor(
+          incident,
+          incident.node,
+          'resolved',
+          'monitor',
+          { reason, byAutoRepair: outcome },
+          elapsedMs,
+        );
+      }
+      return;
+    }
+    // EKS did not act in its window (a paused repair, a threshold): gpu-medic's own policy applies now.
+    const mode = d.mode === 'auto' || d.mode === 'approve' ? d.mode : incident.mode;
+    const reason = `EKS node auto repair did not act within its window; ${typeof d.reasonForAction === 'string' ? d.reasonForAction : incident.explanation}`;
+    if (mode === 'auto') {
+      const result = await this.request(action, incident.node, 'monitor', reason, {
+        incidentId: incident.id,
+        trigger: 'auto',
+        ...(d.force === true ? { force: true } : {}),
+      });
+      if (result.ok || result.code !== 'limited') return;
+      this.askHuman(incident, action, `${reason} ${result.message}`);
+      return;
+    }
+    this.askHuman(incident, action, reason);
   }
 
   private askHuman(incident: Incident, action: RemediationAction, reason: string): ServiceResult {
@@ -865,6 +1178,7 @@ export class RemediationServices {
     step: ProgressStep,
     actor: string,
     details: Record<string, unknown>,
+    elapsedMs?: number,
   ): void {
     this.deps.bus.publish({
       incidentId: incident?.id ?? '',
@@ -874,6 +1188,7 @@ export class RemediationServices {
       at: this.deps.clock.now(),
       actor,
       details,
+      ...(elapsedMs !== undefined ? { elapsedMs } : {}),
       ...(this.safety.dryRun ? { dryRun: true } : {}),
     });
   }

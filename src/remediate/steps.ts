@@ -7,6 +7,8 @@ import type { ProgressDetails, ProgressStep } from '../domain/events.js';
 import type { Incident } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
 import type { EngineConfig, EngineDeps } from './engine.js';
+import { disruptionGuardBefore, guardFromDisruption, provisionsOnDemand } from './karpenter.js';
+import { isAutoModeNode, nodePoolOf, rebootUnavailableReason } from './node-kind.js';
 import type { PodRef, RunPlan, StepRow, TrainingJobRef } from './ports.js';
 import {
   agentRecordsIn,
@@ -89,9 +91,15 @@ async function requireNode(ctx: StepContext): Promise<GpuNode> {
 
 async function cordon(ctx: StepContext): Promise<StepOutcome> {
   const node = await requireNode(ctx);
+  const guard = await disruptionGuardBefore(ctx, node.name);
   // Whether it was cordoned before we came decides whether we uncordon at the end. The GPUs it has now are
   // what a replacement (or the node after a reboot) must show again before the incident resolves.
-  const row = ctx.begin({ wasUnschedulable: node.unschedulable, gpuExpectation: gpuExpectationOf(node) });
+  const row = ctx.begin({
+    wasUnschedulable: node.unschedulable,
+    gpuExpectation: gpuExpectationOf(node),
+    ...guard,
+  });
+  await guardFromDisruption(ctx, node.name, row);
   const cordonedByUs = row.detail.wasUnschedulable !== true;
   if (node.unschedulable) {
     return done(
@@ -245,6 +253,10 @@ function rebootShows(node: GpuNode | undefined, bootIdBefore: unknown): boolean 
 async function reboot(ctx: StepContext): Promise<StepOutcome> {
   const { cluster, cloud, clock } = ctx.deps;
   const node = await requireNode(ctx);
+  const unavailable = rebootUnavailableReason(node);
+  // The services never plan this; a node relabelled under a running plan still must not reach EC2.
+  if (unavailable)
+    return { kind: 'end', state: 'escalated', reason: unavailable, detail: { needsHuman: true } };
   const instanceId = instanceIdOf(ctx, node);
   if (ctx.resumed) {
     // Interrupted after "started": the reboot may or may not have reached EC2. Watch for it first.
@@ -402,9 +414,11 @@ async function replace(ctx: StepContext): Promise<StepOutcome> {
     const d = ctx.resumed.detail;
     const instanceId = typeof d.instanceId === 'string' ? d.instanceId : undefined;
     const node = await cluster.getNode(ctx.incident.node);
-    const state = instanceId ? (await cloud.describeInstance(instanceId))?.state : undefined;
-    const alreadyGoing =
-      (state !== undefined && terminating.has(state)) || (d.method === 'karpenter' && !node);
+    const byNodeDelete = d.method === 'karpenter' || d.method === 'auto-mode';
+    // An Auto Mode instance is EKS's: not even DescribeInstances is asked about it.
+    const state =
+      instanceId && d.method !== 'auto-mode' ? (await cloud.describeInstance(instanceId))?.state : undefined;
+    const alreadyGoing = (state !== undefined && terminating.has(state)) || (byNodeDelete && !node);
     const told = replaceDetails(d);
     if (alreadyGoing || ctx.plan.dryRun) {
       return done(
@@ -417,9 +431,11 @@ async function replace(ctx: StepContext): Promise<StepOutcome> {
   }
   const node = await requireNode(ctx);
   const instanceId = instanceIdOf(ctx, node);
-  const karpenter = node.labels['karpenter.sh/nodepool'] ?? node.karpenterNodePool;
-  const asg = karpenter ? undefined : await cloud.autoScalingGroupOf(instanceId);
-  const method = karpenter ? 'karpenter' : asg ? 'asg' : 'ec2';
+  const karpenter = nodePoolOf(node);
+  const autoMode = isAutoModeNode(node);
+  // Auto Mode and Karpenter nodes are replaced through the Node: no EC2 or Auto Scaling call at all.
+  const asg = karpenter || autoMode ? undefined : await cloud.autoScalingGroupOf(instanceId);
+  const method = autoMode ? 'auto-mode' : karpenter ? 'karpenter' : asg ? 'asg' : 'ec2';
   const group = node.nodeGroup ?? karpenter;
   const nodesBefore = (await cluster.listNodes()).map((n) => n.name);
   const row = ctx.begin({
@@ -438,7 +454,10 @@ async function replace(ctx: StepContext): Promise<StepOutcome> {
 
 /** The thread's view of a replace, from the row written before the effect (so a resume tells the same). */
 function replaceDetails(d: Record<string, unknown>): ProgressDetails['replace_issued'] {
-  const method = d.method === 'asg' || d.method === 'karpenter' || d.method === 'ec2' ? d.method : undefined;
+  const method =
+    d.method === 'asg' || d.method === 'karpenter' || d.method === 'ec2' || d.method === 'auto-mode'
+      ? d.method
+      : undefined;
   const str = (v: unknown) => (typeof v === 'string' && v.length > 0 ? v : undefined);
   const instanceId = str(d.instanceId);
   const asg = str(d.autoScalingGroup);
@@ -447,12 +466,12 @@ function replaceDetails(d: Record<string, unknown>): ProgressDetails['replace_is
     ...(instanceId ? { instanceId } : {}),
     ...(method ? { method } : {}),
     ...(method === 'asg' && asg ? { asg } : {}),
-    ...(method === 'karpenter' && pool ? { nodePool: pool } : {}),
+    ...((method === 'karpenter' || method === 'auto-mode') && pool ? { nodePool: pool } : {}),
   };
 }
 
 async function issueReplace(ctx: StepContext, method: string, instanceId: string | undefined): Promise<void> {
-  if (method === 'karpenter') {
+  if (method === 'karpenter' || method === 'auto-mode') {
     await ctx.deps.cluster.deleteNode(ctx.incident.node);
     return;
   }
@@ -483,6 +502,8 @@ async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
     missing: `a new node in ${group}`,
     timeoutMs: ctx.config.replaceTimeoutMs,
   });
+  const onDemand = provisionsOnDemand(d.method);
+  let quietPolls = 0;
   for (;;) {
     const fresh = (await cluster.listNodes()).find(
       (n) => !before.has(n.name) && n.ready && (n.nodeGroup === group || n.karpenterNodePool === group),
@@ -492,6 +513,17 @@ async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
         { replacement: fresh.name, group },
         say('replacement_ready', { newNode: fresh.name, group }),
       );
+    }
+    if (onDemand) {
+      // Karpenter and Auto Mode start a node only for pods that wait for one: with none pending (twice in a
+      // row, so pods evicted moments ago have been seen), there is no successor to wait for.
+      quietPolls = (await cluster.listPendingGpuPods()).length === 0 ? quietPolls + 1 : 0;
+      if (quietPolls >= 2) {
+        return done(
+          { replacement: null, group, onDemand: true },
+          say('replacement_ready', { group, onDemand: true }),
+        );
+      }
     }
     if (clock.now() >= deadline) {
       return {

@@ -30,7 +30,7 @@ import {
 } from './http-util.js';
 import { type RecordedRequest, RequestLog } from './recorder.js';
 
-export const AWS_SERVICES = ['ec2', 'autoscaling', 'cloudwatch', 'sns', 'lambda', 'bedrock'] as const;
+export const AWS_SERVICES = ['ec2', 'autoscaling', 'cloudwatch', 'sns', 'lambda', 'bedrock', 'eks'] as const;
 export type AwsService = (typeof AWS_SERVICES)[number];
 
 /** The service name in a SigV4 credential scope, per service. */
@@ -41,6 +41,7 @@ const SIGNING_NAME: Record<AwsService, string> = {
   sns: 'sns',
   lambda: 'lambda',
   bedrock: 'bedrock',
+  eks: 'eks',
 };
 
 const QUERY_VERSIONS: Record<string, AwsService> = {
@@ -57,6 +58,8 @@ const XML_NS: Record<'ec2' | 'autoscaling' | 'sns', string> = {
 
 const CLOUDWATCH_TARGET_PREFIX = 'GraniteServiceVersion20100801.';
 const LAMBDA_INVOKE = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/;
+/** EKS DescribeNodegroup: `GET /clusters/{name}/node-groups/{nodegroupName}` (REST-JSON). */
+const EKS_NODEGROUP = /^\/clusters\/([^/]+)\/node-groups\/([^/]+)$/;
 const BEDROCK_MODEL = /^\/model\/([^/]+)\/([^/]+)$/;
 const INSTANCE_ID = /^i-[0-9a-zA-Z]{1,32}$/;
 const XML_DECL = '<?xml version="1.0" encoding="UTF-8"?>';
@@ -132,6 +135,7 @@ function defaultErrorCode(service: AwsService, status: number): string {
       sns: 'Throttling',
       lambda: 'TooManyRequestsException',
       bedrock: 'ThrottlingException',
+      eks: 'ThrottlingException',
     };
     return status === 503 && service === 'bedrock' ? 'ServiceUnavailableException' : throttle[service];
   }
@@ -143,9 +147,11 @@ function defaultErrorCode(service: AwsService, status: number): string {
       sns: 'InternalError',
       lambda: 'ServiceException',
       bedrock: 'InternalServerException',
+      eks: 'ServerException',
     };
     return internal[service];
   }
+  if (service === 'eks') return status === 404 ? 'ResourceNotFoundException' : 'InvalidParameterException';
   if (status === 403) {
     // What a missing IAM permission looks like per service: EC2 says UnauthorizedOperation.
     const denied: Record<AwsService, string> = {
@@ -155,6 +161,7 @@ function defaultErrorCode(service: AwsService, status: number): string {
       sns: 'AuthorizationError',
       lambda: 'AccessDeniedException',
       bedrock: 'AccessDeniedException',
+      eks: 'AccessDeniedException',
     };
     return denied[service];
   }
@@ -506,7 +513,7 @@ function errorReply(service: AwsService | undefined, err: AwsError, requestId: s
       headers: { 'x-amzn-query-error': `${code};${type}` },
     };
   }
-  if (service === 'lambda' || service === 'bedrock') {
+  if (service === 'lambda' || service === 'bedrock' || service === 'eks') {
     const payload: Record<string, string> = { message };
     if (service === 'lambda') payload.Type = status >= 500 ? 'Service' : 'User';
     return {
@@ -547,6 +554,16 @@ function route(req: IncomingMessage, rawPath: string, body: string): Route {
     };
   }
   if (rawPath.startsWith('/2015-03-31/')) return { service: 'lambda', operation: undefined, params: {} };
+  const nodegroup = EKS_NODEGROUP.exec(rawPath);
+  if (nodegroup?.[1] && nodegroup[2]) {
+    return {
+      service: 'eks',
+      operation: req.method === 'GET' ? 'DescribeNodegroup' : undefined,
+      params: { clusterName: safeDecode(nodegroup[1]), nodegroupName: safeDecode(nodegroup[2]) },
+    };
+  }
+  // Any other EKS API (ListNodegroups, DescribeCluster …) is one gpu-medic does not make: refused.
+  if (rawPath.startsWith('/clusters')) return { service: 'eks', operation: undefined, params: {} };
   const model = BEDROCK_MODEL.exec(rawPath);
   if (model?.[1]) {
     const operation = req.method === 'POST' && model[2] === 'converse' ? 'Converse' : undefined;
@@ -629,6 +646,7 @@ function instanceXml(i: SimInstance): string {
     `<placement>${xmlTag('availabilityZone', i.availabilityZone)}${xmlTag('tenancy', 'default')}</placement>` +
     xmlTag('privateIpAddress', privateIp(i.privateDnsName)) +
     xmlTag('architecture', 'x86_64') +
+    (i.operator ? `<operator>${xmlTag('managed', true)}${xmlTag('principal', i.operator)}</operator>` : '') +
     `<tagSet>${tags}</tagSet>` +
     '</item>'
   );
@@ -758,6 +776,16 @@ export async function startSimAws(effects: CloudEffects, opts: SimAwsOptions = {
         );
       const missing = ids.filter((id) => !usable(id));
       if (missing.length > 0) throw notFound(missing);
+      // EC2 managed instances (EKS Auto Mode): IAM-enforced restrictions refuse these calls from the account,
+      // whatever its own policies say, DryRun included. EC2's denial code is UnauthorizedOperation.
+      const managed = known.find((i) => ids.includes(i.instanceId) && i.operator !== undefined);
+      if (managed) {
+        throw new AwsError(
+          403,
+          'UnauthorizedOperation',
+          `You are not authorized to perform this operation. ${managed.instanceId} is an EC2 managed instance operated by ${managed.operator}.`,
+        );
+      }
       checkDryRun(p);
       if (action === 'RebootInstances') {
         const failed = ids.filter((id) => !effects.rebootInstance(id));
@@ -1166,6 +1194,15 @@ export async function startSimAws(effects: CloudEffects, opts: SimAwsOptions = {
     return { status: 200, contentType: JSON_REST, body: JSON.stringify(response) };
   }
 
+  // ── EKS ──
+  function describeNodegroup(clusterName: string, nodegroupName: string): Reply {
+    const nodegroup = effects.describeNodegroup?.(clusterName, nodegroupName);
+    if (!nodegroup) {
+      throw new AwsError(404, 'ResourceNotFoundException', `No node group found for name: ${nodegroupName}.`);
+    }
+    return { status: 200, contentType: JSON_REST, body: JSON.stringify({ nodegroup }) };
+  }
+
   function unknownAction(action: string): AwsError {
     return new AwsError(
       400,
@@ -1242,6 +1279,8 @@ export async function startSimAws(effects: CloudEffects, opts: SimAwsOptions = {
         return lambda(req, r.resource ?? '', query, body);
       case 'bedrock':
         return converse(r.resource ?? '', body);
+      case 'eks':
+        return describeNodegroup(r.params.clusterName ?? '', r.params.nodegroupName ?? '');
     }
   }
 

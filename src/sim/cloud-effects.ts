@@ -12,6 +12,11 @@ export interface SimInstance {
   state: InstanceState;
   /** Auto Scaling group for managed-node-group instances; undefined for Karpenter/standalone ones. */
   autoScalingGroup?: string;
+  /**
+   * An EC2 managed instance's operator (`eks.amazonaws.com` for EKS Auto Mode): IAM-enforced restrictions
+   * refuse the account's RebootInstances / TerminateInstances on it, whatever its permissions.
+   */
+  operator?: string;
   privateDnsName: string;
   launchTime: string;
   tags: Record<string, string>;
@@ -21,6 +26,11 @@ export interface CloudEffects {
   describeInstances(instanceIds?: string[]): SimInstance[];
   /** Returns false for an unknown or terminated instance (the fake answers InvalidInstanceID.NotFound). */
   rebootInstance(instanceId: string): boolean;
+  /**
+   * EKS DescribeNodegroup's `nodegroup` object (JSON as the API sends it), or undefined for an unknown
+   * cluster or node group. Optional: a fake without node groups answers ResourceNotFoundException.
+   */
+  describeNodegroup?(clusterName: string, nodegroupName: string): Record<string, unknown> | undefined;
   /** Returns the state before the call, or undefined for an unknown instance. */
   terminateInstance(
     instanceId: string,

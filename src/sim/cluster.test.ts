@@ -369,27 +369,142 @@ describe('termination and replacement', () => {
   });
 
   it('does not replace when the desired capacity is decremented', () => {
-    const { cluster, clock } = make({ nodes: 4 });
+    // No Karpenter pool: nothing else starts a node for the job pod the termination left pending.
+    const { cluster, clock } = make({ nodes: 4, karpenterNodes: 0 });
     const name = gpuNodes(cluster)[0]?.metadata.name ?? '';
     cluster.terminateInstance(cluster.nodeInfo(name)?.instanceId ?? '', { decrementDesiredCapacity: true });
     clock.advance(60_000);
     expect(gpuNodes(cluster)).toHaveLength(3);
   });
 
-  it('terminates a Karpenter node deleted through the API and provisions a replacement', () => {
-    const { cluster, clock } = make({ nodes: 4, terminateDelayMs: 1000, replaceDelayMs: 5000 });
+  it('terminates a Karpenter node deleted through the API; with no pod pending, Karpenter starts none', () => {
+    const { cluster, clock } = make({
+      nodes: 4,
+      terminateDelayMs: 1000,
+      replaceDelayMs: 5000,
+      workloads: false,
+    });
     const k = gpuNodes(cluster).find((n) => n.metadata.labels?.['karpenter.sh/nodepool']);
     const name = k?.metadata.name ?? '';
     const id = cluster.nodeInfo(name)?.instanceId ?? '';
+    expect(k?.metadata.finalizers).toEqual(['karpenter.sh/termination']);
     const deleting = cluster.deleteNodeFromApi(name);
     expect(deleting.metadata.deletionTimestamp).toBeDefined();
     expect(cluster.describeInstances([id])[0]?.state).toBe('shutting-down');
     clock.advance(1000);
     expect(cluster.getNode(name)).toBeUndefined();
-    clock.advance(4000);
-    const pool = gpuNodes(cluster).filter((n) => n.metadata.labels?.['karpenter.sh/nodepool'] === 'gpu');
+    clock.advance(60_000);
+    // Karpenter provisions for pending pods only (karpenter.sh docs): a drained pool gets no successor.
+    expect(gpuNodes(cluster).filter((n) => n.metadata.labels?.['karpenter.sh/nodepool'])).toHaveLength(0);
+    expect(cluster.disruptions).toEqual([]);
+  });
+
+  it('Karpenter starts a node for a GPU pod no node can take, and the pod runs there', () => {
+    const { cluster, clock } = make({
+      nodes: 4,
+      terminateDelayMs: 1000,
+      replaceDelayMs: 5000,
+      rescheduleDelayMs: 500,
+      // The pod binds only once the new node's device plugin has registered.
+      devicePluginDelayMs: 500,
+    });
+    // Every GPU node of the managed group is busy or cordoned: the job pod of a lost node has nowhere to go.
+    const master = `${TRAINING_JOB_NAME}-master-0`;
+    const host = cluster.getPod(TRAINING_NAMESPACE, master)?.spec.nodeName ?? '';
+    for (const n of gpuNodes(cluster)) {
+      if (n.metadata.name !== host)
+        cluster.updateNodeFromApi(
+          n.metadata.name,
+          { ...n, spec: { ...n.spec, unschedulable: true } },
+          undefined,
+        );
+    }
+    const before = new Set(gpuNodes(cluster).map((n) => n.metadata.name));
+    cluster.terminateInstance(cluster.nodeInfo(host)?.instanceId ?? '', { decrementDesiredCapacity: true });
+    clock.advance(2000);
+    expect(cluster.getPod(TRAINING_NAMESPACE, master)?.status.phase).toBe('Pending');
+    clock.advance(5000);
+    const fresh = gpuNodes(cluster).filter((n) => !before.has(n.metadata.name));
+    expect(fresh).toHaveLength(1);
+    expect(fresh[0]?.metadata.labels?.['karpenter.sh/nodepool']).toBe('gpu');
+    expect(cluster.disruptions).toEqual([
+      { kind: 'provisioned', node: fresh[0]?.metadata.name, pool: 'gpu' },
+    ]);
+    clock.advance(1000);
+    expect(cluster.getPod(TRAINING_NAMESPACE, master)?.spec.nodeName).toBe(fresh[0]?.metadata.name);
+  });
+
+  it('consolidates an empty Karpenter node, unless it carries karpenter.sh/do-not-disrupt', () => {
+    const { cluster, clock } = make({
+      nodes: 4,
+      workloads: false,
+      consolidateAfterMs: 30_000,
+      terminateDelayMs: 1000,
+    });
+    const pool = gpuNodes(cluster).filter((n) => n.metadata.labels?.['karpenter.sh/nodepool']);
     expect(pool).toHaveLength(1);
-    expect(pool[0]?.metadata.name).not.toBe(name);
+    const name = pool[0]?.metadata.name ?? '';
+    const guarded = cluster.getNode(name);
+    if (!guarded) throw new Error('no node');
+    guarded.metadata.annotations = { ...guarded.metadata.annotations, 'karpenter.sh/do-not-disrupt': 'true' };
+    cluster.updateNodeFromApi(name, guarded, undefined);
+    clock.advance(120_000);
+    expect(cluster.getNode(name)).toBeDefined();
+    expect(cluster.disruptions).toEqual([]);
+    // The annotation goes: the empty node is consolidated after consolidateAfter.
+    const { 'karpenter.sh/do-not-disrupt': _, ...rest } = cluster.getNode(name)?.metadata.annotations ?? {};
+    const bare = cluster.getNode(name);
+    if (!bare) throw new Error('no node');
+    cluster.updateNodeFromApi(
+      name,
+      { ...bare, metadata: { ...bare.metadata, annotations: rest } },
+      undefined,
+    );
+    clock.advance(31_000);
+    expect(cluster.disruptions).toEqual([{ kind: 'consolidated', node: name, pool: 'gpu' }]);
+    expect(cluster.getNode(name)).toBeUndefined();
+  });
+
+  it('EKS Auto Mode nodes: compute-type label, an EKS-operated instance, a NodePool, no Auto Scaling group', () => {
+    const { cluster } = make({ nodes: 4, karpenterNodes: 0, autoModeNodes: 1 });
+    const auto = gpuNodes(cluster).filter(
+      (n) => n.metadata.labels?.['eks.amazonaws.com/compute-type'] === 'auto',
+    );
+    expect(auto).toHaveLength(1);
+    const name = auto[0]?.metadata.name ?? '';
+    expect(auto[0]?.metadata.labels?.['karpenter.sh/nodepool']).toBe('gpu-auto');
+    expect(auto[0]?.metadata.labels?.['eks.amazonaws.com/nodegroup']).toBeUndefined();
+    const info = cluster.nodeInfo(name);
+    expect(info).toMatchObject({ autoMode: true, karpenterNodePool: 'gpu-auto' });
+    expect(info?.autoScalingGroup).toBeUndefined();
+    expect(cluster.describeInstances([info?.instanceId ?? ''])[0]?.operator).toBe('eks.amazonaws.com');
+  });
+
+  it('EKS node auto repair reboots a node of an enabled group after the condition stayed bad for its wait', () => {
+    const { cluster, clock } = make({ nodes: 4, karpenterNodes: 0, rebootDelayMs: 3000 });
+    const name = gpuNodes(cluster)[0]?.metadata.name ?? '';
+    const other = gpuNodes(cluster)[1]?.metadata.name ?? '';
+    const bootBefore = cluster.getNode(name)?.status.nodeInfo.bootID;
+    expect(cluster.describeNodegroup('sim-cluster', 'gpu-ng-1')?.nodeRepairConfig).toBeUndefined();
+    cluster.setNodeRepair('gpu-ng-1', { enabled: true });
+    expect(cluster.describeNodegroup('sim-cluster', 'gpu-ng-1')?.nodeRepairConfig).toEqual({ enabled: true });
+    const bad = { type: 'AcceleratedHardwareReady', status: 'False' as const, reason: 'NvidiaXID79Error' };
+    cluster.setCondition(name, bad);
+    cluster.setCondition(name, bad);
+    clock.advance(9 * 60_000);
+    expect(cluster.autoRepairs).toEqual([]);
+    clock.advance(60_000);
+    expect(cluster.autoRepairs).toEqual([
+      { node: name, action: 'reboot', condition: 'AcceleratedHardwareReady' },
+    ]);
+    clock.advance(3000);
+    expect(cluster.getNode(name)?.status.nodeInfo.bootID).not.toBe(bootBefore);
+    // A group without auto repair: the condition stays, nothing acts.
+    cluster.setNodeRepair('gpu-ng-1', { enabled: false });
+    cluster.setCondition(other, bad);
+    clock.advance(60 * 60_000);
+    expect(cluster.autoRepairs).toHaveLength(1);
+    expect(cluster.describeNodegroup('sim-cluster', 'nope')).toBeUndefined();
   });
 
   it('restarts job pods lost with a node on another schedulable node', () => {

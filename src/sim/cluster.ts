@@ -56,6 +56,17 @@ export interface SimClusterOptions {
   region?: string;
   /** How many of the GPU nodes are Karpenter-provisioned (the rest are in EKS managed node group gpu-ng-1). */
   karpenterNodes?: number;
+  /**
+   * How many of the GPU nodes are EKS Auto Mode nodes (NodePool `gpu-auto`, label
+   * `eks.amazonaws.com/compute-type: auto`; their instances are EC2 managed instances EKS owns). Default 0.
+   */
+  autoModeNodes?: number;
+  /**
+   * Karpenter consolidation of an empty node (no pods but DaemonSet and static ones) after this long, unless
+   * the node or one of its pods carries `karpenter.sh/do-not-disrupt: "true"`. Off by default, as a NodePool
+   * with `consolidateAfter: Never` (the sim's Karpenter nodes start empty and would vanish in every run).
+   */
+  consolidateAfterMs?: number;
   rebootDelayMs?: number;
   replaceDelayMs?: number;
   /** From TerminateInstances (or a Karpenter node delete) to the Node object being gone. */
@@ -124,6 +135,8 @@ export interface SimNodeInfo {
   nodeGroup?: string;
   autoScalingGroup?: string;
   karpenterNodePool?: string;
+  /** An EKS Auto Mode node (its instance is operated by EKS). */
+  autoMode?: boolean;
   rebooting: boolean;
   exporterMode: ExporterMode;
   /** How the node's GPUs are shared (plain for a CPU node). */
@@ -138,7 +151,31 @@ export interface SimNodeInfo {
 
 type NodeGroup =
   | { kind: 'managed'; name: string; asg: string; instanceType: string; gpu: boolean }
-  | { kind: 'karpenter'; pool: string; instanceType: string };
+  /** A Karpenter NodePool, or (autoMode) an EKS Auto Mode NodePool: Auto Mode runs Karpenter for EKS. */
+  | { kind: 'karpenter'; pool: string; instanceType: string; autoMode?: boolean };
+
+export const DO_NOT_DISRUPT = 'karpenter.sh/do-not-disrupt';
+
+/** Karpenter's NodeClaim (karpenter.sh/v1, cluster-scoped): the claim behind one Karpenter / Auto Mode node. */
+export interface KubeNodeClaim extends KubeObject {
+  spec: {
+    nodeClassRef: { group: string; kind: string; name: string };
+    requirements: { key: string; operator: 'In'; values: string[] }[];
+  };
+  status: {
+    nodeName?: string;
+    providerID?: string;
+    capacity?: Record<string, string>;
+    conditions: {
+      type: string;
+      status: 'True' | 'False' | 'Unknown';
+      reason: string;
+      lastTransitionTime: string;
+    }[];
+  };
+}
+/** Who operates an Auto Mode node's EC2 instance (DescribeInstances `operator.principal`). */
+export const AUTO_MODE_OPERATOR = 'eks.amazonaws.com';
 
 interface NodeState {
   name: string;
@@ -200,9 +237,21 @@ const ACCELERATED_READY: NodeConditionObject = {
   message: 'Monitoring for the Nvidia system is active',
 };
 
+/** EKS node auto repair's documented "repair after" per condition (docs: Automatically repair nodes). */
+const AUTO_REPAIR_WAIT_MS: Record<string, number> = {
+  AcceleratedHardwareReady: 10 * 60_000,
+  ContainerRuntimeReady: 30 * 60_000,
+  KernelReady: 30 * 60_000,
+  NetworkingReady: 30 * 60_000,
+  StorageReady: 30 * 60_000,
+};
+
 const EXPORTER_DS = DAEMONSETS.find((d) => d.name === 'nvidia-dcgm-exporter') as DaemonSetSpec;
 
 const podKey = (ns: string | undefined, name: string): string => ResourceStore.key(ns, name);
+
+/** `aws:///us-east-1a/i-0abc…` → `i-0abc…`. */
+const parseProviderIdTail = (providerId: string | undefined): string => providerId?.split('/').pop() ?? '';
 
 /** Kubeflow training job plurals served under kubeflow.org/v1. */
 export const KUBEFLOW_JOB_RESOURCES = ['pytorchjobs', 'tfjobs', 'mpijobs', 'xgboostjobs'] as const;
@@ -231,8 +280,15 @@ export class SimCluster implements CloudEffects {
       | 'karpenterNodes'
       | 'gpuShapes'
       | 'extraCounters'
+      | 'autoModeNodes'
+      | 'consolidateAfterMs'
     >
   >;
+  private readonly consolidateAfterMs: number | undefined;
+  /** The pool that starts nodes for pending GPU pods (Auto Mode's if the cluster has one, else Karpenter's). */
+  private provisioner: Extract<NodeGroup, { kind: 'karpenter' }> | undefined;
+  /** Nodes the provisioner launched that have not joined yet. */
+  private launching = 0;
   private readonly nodes = new Map<string, NodeState>();
   private readonly instances = new Map<string, SimInstance>();
   private readonly podsByNode = new Map<string, Set<string>>();
@@ -241,12 +297,24 @@ export class SimCluster implements CloudEffects {
   private readonly dsUids = new Map<string, string>();
   private readonly managedGroup: NodeGroup;
   private readonly systemGroup: NodeGroup;
-  private readonly karpenterGroup: NodeGroup;
+  private readonly karpenterGroup: Extract<NodeGroup, { kind: 'karpenter' }>;
+  private readonly autoModeGroup: Extract<NodeGroup, { kind: 'karpenter' }>;
   private readonly gpuShapes: GpuShape[];
   /** The DCGM host-engine DaemonSet, when `dcgmServer` is on. */
   readonly dcgmServer: DcgmServerSpec | undefined;
   private servingRs = { name: 'inference-6f9c8d7b5', uid: '' };
   private pendingTimer?: SimTimer;
+  private readonly consolidationPending = new Set<string>();
+  /** Node name → the name of its NodeClaim (Karpenter and Auto Mode nodes). */
+  private readonly claims = new Map<string, string>();
+  /** node/condition/lastTransitionTime of the bad spells auto repair is timing. */
+  private readonly repairWatches = new Set<string>();
+  private readonly nodeRepair = new Map<
+    string,
+    { enabled: boolean; action?: 'reboot' | 'replace' | 'none'; waitMs?: number }
+  >();
+  /** What the simulated Karpenter did on its own: nodes it started for pending pods, empty nodes it removed. */
+  readonly disruptions: { kind: 'provisioned' | 'consolidated'; node: string; pool: string }[] = [];
   /** Keys of pods waiting for a node. */
   private readonly pending = new Set<string>();
   private usedIps = new Set<string>();
@@ -298,15 +366,22 @@ export class SimCluster implements CloudEffects {
     };
     this.karpenterGroup = { kind: 'karpenter', pool: 'gpu', instanceType: it };
     this.dcgmServer = dcgmServerSpec(this.opts.dcgmServer);
+    this.autoModeGroup = { kind: 'karpenter', pool: 'gpu-auto', instanceType: it, autoMode: true };
+    this.consolidateAfterMs = options.consolidateAfterMs;
     for (const ds of this.daemonSets()) this.dsUids.set(ds.name, this.rng.uuid());
     this.servingRs.uid = this.rng.uuid();
 
     const total = this.opts.nodes;
     const karpenter = Math.min(total, options.karpenterNodes ?? (total >= 4 ? Math.floor(total / 4) : 0));
+    const auto = Math.min(total - karpenter, options.autoModeNodes ?? 0);
+    const managed = total - karpenter - auto;
     for (let i = 0; i < total; i++) {
       const shape = this.gpuShapes[i % this.gpuShapes.length] ?? 'plain';
-      this.addNode(i < total - karpenter ? this.managedGroup : this.karpenterGroup, undefined, shape);
+      const group =
+        i < managed ? this.managedGroup : i < managed + karpenter ? this.karpenterGroup : this.autoModeGroup;
+      this.addNode(group, undefined, shape);
     }
+    this.provisioner = auto > 0 ? this.autoModeGroup : karpenter > 0 ? this.karpenterGroup : undefined;
     this.addNode(this.systemGroup);
     if (this.opts.workloads) this.createWorkloads();
     this.built = true;
@@ -333,6 +408,7 @@ export class SimCluster implements CloudEffects {
       gpuNode: s.gpuNode,
       ...(s.group.kind === 'managed' ? { nodeGroup: s.group.name } : { karpenterNodePool: s.group.pool }),
       ...(inst?.autoScalingGroup ? { autoScalingGroup: inst.autoScalingGroup } : {}),
+      ...(s.group.kind === 'karpenter' && s.group.autoMode ? { autoMode: true } : {}),
       rebooting: s.rebooting,
       exporterMode: s.exporterMode,
       shape: s.shape,
@@ -556,6 +632,7 @@ export class SimCluster implements CloudEffects {
         : [...n.status.conditions, next];
       return n;
     });
+    this.watchForAutoRepair(s, condition.type, condition.status);
     if (opts.persistent) s.persistent.push(() => this.setCondition(node, condition));
   }
 
@@ -647,6 +724,8 @@ export class SimCluster implements CloudEffects {
           };
     const updated = this.store.update<KubeNode>('nodes', undefined, name, () => next);
     if (wasUnschedulable && updated.spec.unschedulable !== true) this.kickScheduler();
+    const s = this.nodes.get(name);
+    if (s && updated.metadata.annotations?.[DO_NOT_DISRUPT] !== 'true') this.scheduleConsolidation(s);
     return updated;
   }
 
@@ -862,8 +941,8 @@ export class SimCluster implements CloudEffects {
       inst.state = 'terminated';
       if (s && this.nodes.get(s.name) === s) this.removeNode(s.name);
     });
-    const replace =
-      group && ((group.kind === 'managed' && !opts.decrementDesiredCapacity) || group.kind === 'karpenter');
+    // A node group keeps its desired capacity; Karpenter (and Auto Mode) start nodes only for pending pods.
+    const replace = group?.kind === 'managed' && !opts.decrementDesiredCapacity;
     if (group && replace) this.launchReplacement(group, s?.shape);
     this.log?.info({ instanceId, node: s?.name, replace }, 'sim: instance terminating');
     return before;
@@ -890,6 +969,89 @@ export class SimCluster implements CloudEffects {
    */
   setInsufficientCapacity(on: boolean): void {
     this.noCapacity = on;
+  }
+
+  /**
+   * EKS node auto repair of a managed node group (DescribeNodegroup `nodeRepairConfig`). When enabled, a node
+   * of the group whose repairable condition stays bad for the documented wait (AcceleratedHardwareReady 10 min,
+   * the node monitoring agent's other conditions 30 min; `waitMs` overrides both) is rebooted or replaced,
+   * as EKS chooses per fault (`action`; `none` models a repair that does not happen, e.g. above the group's
+   * unhealthy-node threshold). Auto Mode nodes always have it on, with Replace.
+   */
+  setNodeRepair(
+    nodegroup: string,
+    setting: { enabled: boolean; action?: 'reboot' | 'replace' | 'none'; waitMs?: number },
+  ): void {
+    if (![this.managedGroup, this.systemGroup].some((g) => g.kind === 'managed' && g.name === nodegroup))
+      throw new Error(`no managed node group ${nodegroup}`);
+    this.nodeRepair.set(nodegroup, setting);
+  }
+
+  describeNodegroup(clusterName: string, nodegroupName: string): Record<string, unknown> | undefined {
+    if (clusterName !== this.clusterName) return undefined;
+    const group = [this.managedGroup, this.systemGroup].find(
+      (g) => g.kind === 'managed' && g.name === nodegroupName,
+    );
+    if (!group || group.kind !== 'managed') return undefined;
+    const size = [...this.nodes.values()].filter((n) => n.group === group).length;
+    const account = '123456789012';
+    const created = Math.floor(new Date('2026-01-15T09:00:00Z').getTime() / 1000);
+    return {
+      nodegroupName: group.name,
+      nodegroupArn: `arn:aws:eks:${this.region}:${account}:nodegroup/${this.clusterName}/${group.name}/${group.asg.slice(-36)}`,
+      clusterName: this.clusterName,
+      version: '1.31',
+      releaseVersion: '1.31.4-20250123',
+      createdAt: created,
+      modifiedAt: created,
+      status: 'ACTIVE',
+      capacityType: 'ON_DEMAND',
+      scalingConfig: { minSize: 0, maxSize: Math.max(size, 1) * 2, desiredSize: size },
+      instanceTypes: [group.instanceType],
+      subnets: ['subnet-0a1b2c3d4e5f60001', 'subnet-0a1b2c3d4e5f60002'],
+      amiType: group.gpu ? 'AL2023_x86_64_NVIDIA' : 'AL2023_x86_64_STANDARD',
+      nodeRole: `arn:aws:iam::${account}:role/${this.clusterName}-node`,
+      labels: {},
+      resources: { autoScalingGroups: [{ name: group.asg }] },
+      health: { issues: [] },
+      updateConfig: { maxUnavailable: 1 },
+      // The API leaves the field out for a group created without it; enabled: false once someone set it.
+      ...(this.nodeRepair.has(group.name)
+        ? { nodeRepairConfig: { enabled: this.nodeRepair.get(group.name)?.enabled === true } }
+        : {}),
+      tags: {},
+    };
+  }
+
+  /** What EKS node auto repair did to nodes, in order. */
+  readonly autoRepairs: { node: string; action: 'reboot' | 'replace'; condition: string }[] = [];
+
+  private watchForAutoRepair(s: NodeState, type: string, status: string): void {
+    const wait = AUTO_REPAIR_WAIT_MS[type];
+    if (wait === undefined || status === 'True') return;
+    const auto = s.group.kind === 'karpenter' && s.group.autoMode === true;
+    const setting = s.group.kind === 'managed' ? this.nodeRepair.get(s.group.name) : undefined;
+    if (!auto && setting?.enabled !== true) return;
+    const action = auto ? 'replace' : (setting?.action ?? 'reboot');
+    const since = this.store
+      .get<KubeNode>('nodes', undefined, s.name)
+      ?.status.conditions.find((c) => c.type === type)?.lastTransitionTime;
+    const spell = `${s.name}/${type}/${since ?? ''}`;
+    if (this.repairWatches.has(spell)) return;
+    this.repairWatches.add(spell);
+    this.later(setting?.waitMs ?? wait, () => {
+      this.repairWatches.delete(spell);
+      if (this.nodes.get(s.name) !== s || action === 'none') return;
+      const now = this.store
+        .get<KubeNode>('nodes', undefined, s.name)
+        ?.status.conditions.find((c) => c.type === type);
+      // Still the same bad spell: nothing cured it (or rebooted it) in the meantime.
+      if (!now || now.status === 'True' || now.lastTransitionTime !== since) return;
+      this.autoRepairs.push({ node: s.name, action, condition: type });
+      this.log?.info({ node: s.name, action, condition: type }, 'sim: EKS node auto repair acted');
+      if (action === 'reboot') this.rebootInstance(s.instanceId);
+      else this.terminateInstance(s.instanceId, { decrementDesiredCapacity: false });
+    });
   }
 
   /** Cancels every pending effect (reboots, replacements, restarts). */
@@ -981,6 +1143,11 @@ export class SimCluster implements CloudEffects {
       if (group.kind === 'managed') {
         tags['eks:nodegroup-name'] = group.name;
         tags['aws:autoscaling:groupName'] = group.asg;
+      } else if (group.autoMode) {
+        tags['eks:eks-cluster-name'] = this.clusterName;
+        tags['eks:kubernetes-node-pool-name'] = group.pool;
+        tags['eks:kubernetes-node-class-name'] = 'default';
+        tags['karpenter.sh/nodepool'] = group.pool;
       } else {
         tags['karpenter.sh/nodepool'] = group.pool;
         tags['karpenter.k8s.aws/ec2nodeclass'] = 'default';
@@ -992,6 +1159,7 @@ export class SimCluster implements CloudEffects {
         availabilityZone: az,
         state: 'running',
         ...(group.kind === 'managed' ? { autoScalingGroup: group.asg } : {}),
+        ...(group.kind === 'karpenter' && group.autoMode ? { operator: AUTO_MODE_OPERATOR } : {}),
         privateDnsName: name,
         launchTime: new Date(this.clock.now()).toISOString(),
         tags,
@@ -1041,6 +1209,7 @@ export class SimCluster implements CloudEffects {
       labels['eks.amazonaws.com/nodegroup'] = group.name;
       labels['eks.amazonaws.com/nodegroup-image'] = 'ami-0c1d2e3f4a5b6c7d8';
     } else {
+      if (group.autoMode) labels['eks.amazonaws.com/compute-type'] = 'auto';
       labels['karpenter.sh/nodepool'] = group.pool;
       labels['karpenter.sh/capacity-type'] = 'on-demand';
       labels['karpenter.sh/initialized'] = 'true';
@@ -1117,11 +1286,13 @@ export class SimCluster implements CloudEffects {
       },
     };
     this.store.create('nodes', node);
+    if (group.kind === 'karpenter') this.createNodeClaim(group, node);
     if (this.opts.workloads) {
       for (const ds of this.daemonSets()) if (gpuNode || !ds.gpuOnly) this.createDaemonSetPod(s, ds);
     }
     if (this.built && gpuNode) this.startBoot(s);
     this.kickScheduler();
+    this.scheduleConsolidation(s);
     return s;
   }
 
@@ -1135,9 +1306,87 @@ export class SimCluster implements CloudEffects {
     return base;
   }
 
+  /** What Karpenter records for a node it launched: the NodeClaim, Launched / Registered / Initialized / Ready. */
+  private createNodeClaim(group: Extract<NodeGroup, { kind: 'karpenter' }>, node: KubeNode): void {
+    const now = this.timestamp();
+    // The name the instance was tagged with at launch (no new random draw: seeded fleets keep their names).
+    const instanceId = parseProviderIdTail(node.spec.providerID);
+    const name =
+      this.instances.get(instanceId)?.tags['karpenter.sh/nodeclaim'] ??
+      `${group.pool}-${instanceId.slice(-5)}`;
+    const condition = (type: string) => ({
+      type,
+      status: 'True' as const,
+      reason: type,
+      lastTransitionTime: now,
+    });
+    this.store.create<KubeNodeClaim>('nodeclaims', {
+      apiVersion: 'karpenter.sh/v1',
+      kind: 'NodeClaim',
+      metadata: {
+        name,
+        uid: this.rng.uuid(),
+        resourceVersion: '0',
+        creationTimestamp: now,
+        labels: {
+          'karpenter.sh/nodepool': group.pool,
+          'node.kubernetes.io/instance-type': group.instanceType,
+          ...(group.autoMode ? { 'eks.amazonaws.com/compute-type': 'auto' } : {}),
+        },
+        finalizers: ['karpenter.sh/termination'],
+      },
+      spec: {
+        nodeClassRef: group.autoMode
+          ? { group: 'eks.amazonaws.com', kind: 'NodeClass', name: 'default' }
+          : { group: 'karpenter.k8s.aws', kind: 'EC2NodeClass', name: 'default' },
+        requirements: [
+          { key: 'node.kubernetes.io/instance-type', operator: 'In', values: [group.instanceType] },
+          { key: 'karpenter.sh/capacity-type', operator: 'In', values: ['on-demand'] },
+        ],
+      },
+      status: {
+        nodeName: node.metadata.name,
+        providerID: node.spec.providerID,
+        capacity: { ...node.status.capacity },
+        conditions: ['Launched', 'Registered', 'Initialized', 'Ready'].map(condition),
+      },
+    });
+    this.claims.set(node.metadata.name, name);
+  }
+
+  nodeClaimOf(node: string): KubeNodeClaim | undefined {
+    const name = this.claims.get(node);
+    const claim = name ? this.store.get<KubeNodeClaim>('nodeclaims', undefined, name) : undefined;
+    return claim ? structuredClone(claim) : undefined;
+  }
+
+  /** DELETE of a NodeClaim: Karpenter drains and deletes its Node and terminates the instance. */
+  deleteNodeClaimFromApi(name: string): KubeNodeClaim {
+    const claim = this.store.get<KubeNodeClaim>('nodeclaims', undefined, name);
+    if (!claim)
+      throw new ApiError(404, 'NotFound', `nodeclaims.karpenter.sh "${name}" not found`, {
+        name,
+        group: 'karpenter.sh',
+        kind: 'nodeclaims',
+      });
+    const updated = this.store.update<KubeNodeClaim>('nodeclaims', undefined, name, (c) => {
+      c.metadata.deletionTimestamp ??= this.timestamp();
+      return c;
+    });
+    const node = claim.status.nodeName;
+    if (node && this.store.get('nodes', undefined, node)) this.deleteNodeFromApi(node);
+    return structuredClone(updated);
+  }
+
   private removeNode(name: string): void {
     const s = this.nodes.get(name);
     if (!s) return;
+    // The NodeClaim's finalizer completes with its instance and Node.
+    const claim = this.claims.get(name);
+    if (claim) {
+      this.claims.delete(name);
+      if (this.store.get('nodeclaims', undefined, claim)) this.store.delete('nodeclaims', undefined, claim);
+    }
     s.rebootTimer?.cancel();
     for (const p of this.podsOn({ nodeName: name })) this.removePod(p, 'node-gone');
     this.nodes.delete(name);
@@ -1404,7 +1653,68 @@ export class SimCluster implements CloudEffects {
         if (p && !p.spec.nodeName) this.schedule(p);
         else this.pending.delete(key);
       }
+      this.provisionForPending();
     });
+  }
+
+  /**
+   * Karpenter (or Auto Mode) starts nodes for GPU pods no existing node can take, and only for them: enough
+   * whole nodes for the pending GPU requests, less the nodes already launching. Nothing pending, no node.
+   */
+  private provisionForPending(): void {
+    const group = this.provisioner;
+    if (!group) return;
+    let gpus = 0;
+    for (const key of this.pending) {
+      const [ns, name] = key.split('/');
+      const p = this.store.get<KubePod>('pods', ns, name ?? '');
+      if (p && !p.spec.nodeName && !p.metadata.deletionTimestamp) gpus += podGpuRequest(p);
+    }
+    const nodes = Math.ceil(gpus / Math.max(1, this.opts.gpusPerNode)) - this.launching;
+    for (let i = 0; i < nodes; i++) {
+      this.launching++;
+      this.later(this.opts.replaceDelayMs, () => {
+        this.launching--;
+        const s = this.addNode(group);
+        this.disruptions.push({ kind: 'provisioned', node: s.name, pool: group.pool });
+        this.log?.info(
+          { node: s.name, pool: group.pool },
+          'sim: karpenter provisioned a node for pending pods',
+        );
+      });
+    }
+  }
+
+  /** Consolidation of an empty Karpenter / Auto Mode node after `consolidateAfterMs` (when enabled). */
+  private scheduleConsolidation(s: NodeState): void {
+    if (this.consolidateAfterMs === undefined || s.group.kind !== 'karpenter') return;
+    const pool = s.group.pool;
+    if (this.consolidationPending.has(s.name)) return;
+    this.consolidationPending.add(s.name);
+    this.later(this.consolidateAfterMs, () => {
+      this.consolidationPending.delete(s.name);
+      this.consolidateIfEmpty(s, pool);
+    });
+  }
+
+  private consolidateIfEmpty(s: NodeState, pool: string): void {
+    if (this.nodes.get(s.name) !== s) return;
+    const node = this.store.get<KubeNode>('nodes', undefined, s.name);
+    if (!node || node.metadata.deletionTimestamp) return;
+    const pods = this.podsOn({ nodeName: s.name });
+    // Voluntary disruption respects do-not-disrupt on the node and on its pods; DaemonSet and static pods
+    // do not make a node "not empty".
+    const guarded =
+      node.metadata.annotations?.[DO_NOT_DISRUPT] === 'true' ||
+      pods.some((p) => p.metadata.annotations?.[DO_NOT_DISRUPT] === 'true');
+    if (guarded || pods.some((p) => !isDaemonSetPod(p) && !isMirrorPod(p))) return;
+    this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
+      n.metadata.deletionTimestamp = this.timestamp();
+      return n;
+    });
+    this.disruptions.push({ kind: 'consolidated', node: s.name, pool });
+    this.log?.info({ node: s.name }, 'sim: karpenter consolidated an empty node');
+    this.terminateInstance(s.instanceId, { decrementDesiredCapacity: true });
   }
 
   private onPodScheduled(pod: KubePod): void {
@@ -1604,6 +1914,7 @@ export class SimCluster implements CloudEffects {
         }
       }
       this.gpuChanged(s);
+      if (cause !== 'node-gone') this.scheduleConsolidation(s);
     }
     const owner = p.metadata.ownerReferences?.[0];
     const delay = this.opts.rescheduleDelayMs;

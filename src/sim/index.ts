@@ -62,6 +62,12 @@ export interface SimulatorOptions {
   counters?: CounterSet;
   /** Time-sliced GPUs offered as `nvidia.com/gpu.shared` (renameByDefault). Default false. */
   timeSlicingRename?: boolean;
+  /** Karpenter nodes among `nodes` (default a quarter when there are 4 or more). */
+  karpenterNodes?: number;
+  /** EKS Auto Mode nodes among `nodes` (default 0). */
+  autoModeNodes?: number;
+  /** Karpenter consolidation of empty nodes after this long (default off). */
+  consolidateAfterMs?: number;
   /** Start the Slack Web API fake. Default true. */
   slack?: boolean;
   /** Where to write the kubeconfig; default a file in a fresh temp directory (removed on close). */
@@ -150,6 +156,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     ...(opts.timeSlicingReplicas !== undefined ? { timeSlicingReplicas: opts.timeSlicingReplicas } : {}),
     ...(opts.counters !== undefined ? { counters: opts.counters } : {}),
     ...(opts.timeSlicingRename !== undefined ? { timeSlicingRename: opts.timeSlicingRename } : {}),
+    ...(opts.karpenterNodes !== undefined ? { karpenterNodes: opts.karpenterNodes } : {}),
+    ...(opts.autoModeNodes !== undefined ? { autoModeNodes: opts.autoModeNodes } : {}),
+    ...(opts.consolidateAfterMs !== undefined ? { consolidateAfterMs: opts.consolidateAfterMs } : {}),
     ...(logger ? { logger } : {}),
   });
   const log = new CountingRequestLog(opts.logLimit ?? 0);

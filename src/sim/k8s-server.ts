@@ -814,6 +814,39 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
       handle: (c) =>
         getOne('poddisruptionbudgets', c.params[0], c.params[1] ?? '', 'poddisruptionbudgets.policy')(c),
     },
+    // ---- karpenter.sh NodeClaims (cluster-scoped)
+    {
+      method: 'GET',
+      pattern: /^\/apis\/karpenter\.sh\/v1\/nodeclaims$/,
+      operation: 'listNodeClaims',
+      verb: 'list',
+      resource: 'nodeclaims',
+      apiGroup: 'karpenter.sh',
+      handle: (c) =>
+        listOrWatch(c, 'nodeclaims', 'NodeClaimList', 'karpenter.sh/v1', GENERIC_FIELDS, () =>
+          cluster.store.list('nodeclaims'),
+        ),
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^/apis/karpenter\\.sh/v1/nodeclaims/${seg}$`),
+      operation: 'getNodeClaim',
+      verb: 'get',
+      resource: 'nodeclaims',
+      apiGroup: 'karpenter.sh',
+      name: 0,
+      handle: (c) => getOne('nodeclaims', undefined, c.params[0] ?? '', 'nodeclaims.karpenter.sh')(c),
+    },
+    {
+      method: 'DELETE',
+      pattern: new RegExp(`^/apis/karpenter\\.sh/v1/nodeclaims/${seg}$`),
+      operation: 'deleteNodeClaim',
+      verb: 'delete',
+      resource: 'nodeclaims',
+      apiGroup: 'karpenter.sh',
+      name: 0,
+      handle: (c) => send(c.res, 200, JSON.stringify(cluster.deleteNodeClaimFromApi(c.params[0] ?? ''))),
+    },
     // ---- kubeflow
     {
       method: 'GET',
@@ -914,8 +947,10 @@ export async function startSimK8s(cluster: SimCluster, opts: SimK8sOptions = {})
   function podCandidates(namespace: string | undefined) {
     return (sel: { fields: FieldRequirement[] }): Iterable<KubeObject> => {
       const onNode = sel.fields.find((f) => f.field === 'spec.nodeName' && f.op === 'eq');
-      // The node index keeps per-node pod lists O(pods on the node) at fleet scale.
-      if (onNode) return cluster.podsOn({ nodeName: onNode.value, ...(namespace ? { namespace } : {}) });
+      // The node index keeps per-node pod lists O(pods on the node) at fleet scale. `spec.nodeName=` (empty)
+      // selects the pods bound to no node, as on a real API server: those are not in the index.
+      if (onNode && onNode.value !== '')
+        return cluster.podsOn({ nodeName: onNode.value, ...(namespace ? { namespace } : {}) });
       return cluster.podsOn(namespace ? { namespace } : {});
     };
   }

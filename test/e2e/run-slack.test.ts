@@ -106,7 +106,9 @@ describe('gpu-medic run (child process, Slack HTTP mode): clicks and a Slack out
   }, 90_000);
 
   it('Slack answering 429 then 500 during a remediation: every message arrives, in order, once', async () => {
-    const node = nodes[4] ?? '';
+    // A node-group node: its group brings a replacement, which the replace story ends with. (A Karpenter node
+    // with no pod waiting for a GPU gets none: that story ends "the pool provisions on demand".)
+    const node = nodes.slice(4).find((n) => sim.cluster.nodeInfo(n)?.nodeGroup !== undefined) ?? '';
     const s = slack();
     const methods = ['chat.postMessage', 'chat.update'];
     const failures = (status: number) =>

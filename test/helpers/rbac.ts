@@ -230,7 +230,7 @@ const IAM_ACTION_EXCEPTIONS: Record<string, string> = {
   'bedrock:InvokeModel': 'bedrock:InvokeModel',
   'bedrock:InvokeModelWithResponseStream': 'bedrock:InvokeModelWithResponseStream',
 };
-const IAM_PLAIN_SERVICES = new Set(['ec2', 'autoscaling', 'cloudwatch', 'sns']);
+const IAM_PLAIN_SERVICES = new Set(['ec2', 'autoscaling', 'cloudwatch', 'sns', 'eks']);
 
 /** `sns` + `Publish` → `sns:Publish`; undefined for an operation this table does not know (the test fails on it). */
 export function iamActionFor(service: string, operation: string | undefined): string | undefined {

@@ -45,11 +45,11 @@ describe('a remediation through a misbehaving API server', () => {
       nodes: 6,
       rebootDelayMs: 1000,
       rescheduleDelayMs: 300,
-            // The DBE is read from the ECC counter (gpu-medic's counters file); boot delays scaled down.
+      // The DBE is read from the ECC counter (gpu-medic's counters file); boot delays scaled down.
       counters: 'full',
       devicePluginDelayMs: 300,
       exporterReadyDelayMs: 200,
-slack: false,
+      slack: false,
       controlPort: false,
     });
     let rt: Runtime | undefined;

@@ -86,11 +86,11 @@ describe('AWS errors during a reboot, with the real SDK against the simulator', 
       nodes: 6,
       rebootDelayMs: 800,
       rescheduleDelayMs: 300,
-            // The DBE is read from the ECC counter (gpu-medic's counters file); boot delays scaled down.
+      // The DBE is read from the ECC counter (gpu-medic's counters file); boot delays scaled down.
       counters: 'full',
       devicePluginDelayMs: 300,
       exporterReadyDelayMs: 200,
-slack: false,
+      slack: false,
       controlPort: false,
     });
     let rt: Runtime | undefined;

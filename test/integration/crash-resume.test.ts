@@ -297,7 +297,8 @@ function k8s(sim: Simulator): K8sRecordedRequest[] {
 
 /** Each step of the plan ran to `done` exactly once: a resume finishes the interrupted row, never adds one. */
 function expectEachStepOnce(s: Scenario, plan: readonly StepName[]): void {
-  const rows = stepsIn(s.db, s.incident.id).filter((r) => r.step !== 'plan');
+  // `plan` and `release_guard` (the do-not-disrupt annotation's removal) are bookkeeping, not plan steps.
+  const rows = stepsIn(s.db, s.incident.id).filter((r) => r.step !== 'plan' && r.step !== 'release_guard');
   const summary = rows.map((r) => `${r.step}:${r.status}`);
   expect(summary, s.output()).toEqual(plan.filter((p) => p !== 'resolve').map((p) => `${p}:done`));
 }
@@ -347,6 +348,25 @@ describe.concurrent('SIGKILL of `gpu-medic run` and restart: ECC DBE → reboot'
           expect(cordons.length, s.output()).toBe(1);
           expect(uncordons.length, s.output()).toBe(1);
           expect(s.sim.cluster.getNode(s.target)?.spec?.unschedulable ?? false).toBe(false);
+          // The node carried karpenter.sh/do-not-disrupt during the repair and no longer does, whatever the
+          // kill point: set once (a resumed cordon asks first), removed once the incident ended.
+          const guard = k8s(s.sim)
+            .filter(
+              (r) => r.operation === 'patchNode' && r.name === s.target && r.body.includes('do-not-disrupt'),
+            )
+            .map((r) => JSON.parse(r.body).metadata.annotations['karpenter.sh/do-not-disrupt']);
+          expect(guard, s.output()).toContain('true');
+          expect(guard.at(-1), s.output()).toBeNull();
+          expect(
+            s.sim.cluster.getNode(s.target)?.metadata.annotations?.['karpenter.sh/do-not-disrupt'],
+            s.output(),
+          ).toBeUndefined();
+          expect(
+            stepsIn(s.db, s.incident.id)
+              .filter((r) => r.step === 'release_guard')
+              .map((r) => r.status),
+            s.output(),
+          ).toEqual(['done']);
 
           expectEvictionsOnce(s);
           expectEachStepOnce(s, rebootPlan);
@@ -379,8 +399,13 @@ describe.concurrent('SIGKILL of `gpu-medic run` and restart: XID 79 → replace 
           expect(s.sim.log.find('TerminateInstances')).toHaveLength(0);
 
           const nowGpu = s.sim.cluster.listNodes().filter((n) => n.status?.capacity?.['nvidia.com/gpu']);
-          const fresh = nowGpu.filter((n) => !s.gpuNodes.includes(n.metadata.name));
+          const added = nowGpu.filter((n) => !s.gpuNodes.includes(n.metadata.name));
+          // One successor in the node group; any other new node is one Karpenter started for the evicted
+          // training pod while it waited for a GPU node (Karpenter provisions for pending pods).
+          const fresh = added.filter((n) => n.metadata.labels?.['eks.amazonaws.com/nodegroup']);
           expect(fresh, s.output()).toHaveLength(1);
+          for (const n of added.filter((x) => !fresh.includes(x)))
+            expect(n.metadata.labels?.['karpenter.sh/nodepool'], s.output()).toBe('gpu');
           expect(nowGpu.map((n) => n.metadata.name)).not.toContain(s.target);
           const waited = stepsIn(s.db, s.incident.id).find((r) => r.step === 'wait_replacement');
           expect(JSON.parse(waited?.detail ?? '{}')).toMatchObject({ replacement: fresh[0]?.metadata.name });

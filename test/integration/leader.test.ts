@@ -89,10 +89,13 @@ function k8s(sim: Simulator): K8sRecordedRequest[] {
   return sim.log.requests.filter((r): r is K8sRecordedRequest => r.service === 'k8s');
 }
 
+/** Cordon (true) and uncordon (false) patches; the karpenter.sh/do-not-disrupt annotation patches are separate. */
 function schedulabilityPatches(sim: Simulator, node: string): boolean[] {
   return k8s(sim)
     .filter((r) => r.operation === 'patchNode' && r.name === node)
-    .map((r) => (JSON.parse(r.body) as { spec?: { unschedulable?: boolean } }).spec?.unschedulable === true);
+    .map((r) => JSON.parse(r.body) as { spec?: { unschedulable?: boolean | null } })
+    .filter((b) => b.spec !== undefined && 'unschedulable' in b.spec)
+    .map((b) => b.spec?.unschedulable === true);
 }
 
 function logged(m: Medic, msg: string): boolean {

@@ -69,11 +69,11 @@ async function startSim(): Promise<{ sim: Simulator; target: string; gpuNodes: s
     nodes: 4,
     rebootDelayMs: 1500,
     replaceDelayMs: 2000,
-        // The DBE is read from the ECC counter (gpu-medic's counters file); boot delays scaled down.
+    // The DBE is read from the ECC counter (gpu-medic's counters file); boot delays scaled down.
     counters: 'full',
     devicePluginDelayMs: 300,
     exporterReadyDelayMs: 200,
-slack: false,
+    slack: false,
     controlPort: false,
   });
   Object.assign(process.env, sim.env);

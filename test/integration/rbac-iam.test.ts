@@ -329,6 +329,25 @@ describe('the end-to-end flows the permissions are checked against', () => {
             rt.store.incidents.listByNode(llmTarget, 10).find((i) => i.xid === 250),
           );
 
+          // EKS node auto repair is on for the node group and the node monitoring agent flags the GPU: gpu-medic
+          // reads the group's nodeRepairConfig (eks:DescribeNodegroup) and leaves the node to EKS.
+          sim.cluster.setNodeRepair('gpu-ng-1', { enabled: true, action: 'none' });
+          sim.cluster.setCondition(rebootTarget, {
+            type: 'AcceleratedHardwareReady',
+            status: 'False',
+            reason: 'NvidiaXID79Error',
+          });
+          await waitFor('the watch to see the condition', () =>
+            rt.sensing.watcher
+              .get(rebootTarget)
+              ?.conditions.find((c) => c.type === 'AcceleratedHardwareReady' && c.status === 'False'),
+          );
+          sim.cluster.injectXid(rebootTarget, 4, 79);
+          await waitFor('the deferral to EKS node auto repair', () =>
+            rt.services.activeDeferral(rebootTarget),
+          );
+          expect(sim.log.find('DescribeNodegroup')).toHaveLength(1);
+
           // Every sink delivered, and the Lease was renewed (not only created).
           await waitFor('SNS, Lambda, CloudWatch and webhook deliveries', () =>
             sim.aws.state.sns.length > 0 &&

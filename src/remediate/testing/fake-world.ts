@@ -30,6 +30,7 @@ export const MutatingCalls = [
   'evictPod',
   'deletePod',
   'deleteNode',
+  'setDoNotDisrupt',
   'rebootInstance',
   'terminateInstance',
   'terminateInAutoScalingGroup',
@@ -106,6 +107,13 @@ export class FakeWorld {
   readonly workingGpus = new Map<string, number>();
   /** The exporter pod of each node. */
   readonly agents = new Map<string, FakeAgent>();
+  /**
+   * Pods waiting for a GPU node. Karpenter provisions only for them: with 0, a deleted Karpenter node gets
+   * no successor. 1 by default, so a replace finds a successor as before.
+   */
+  pendingGpuPods = 1;
+  /** Nodes carrying `karpenter.sh/do-not-disrupt: "true"`. */
+  readonly doNotDisrupt = new Set<string>();
   private seq = 0;
 
   constructor(
@@ -192,6 +200,7 @@ export class FakeWorld {
 
   private removeNode(name: string): void {
     this.nodes.delete(name);
+    this.doNotDisrupt.delete(name);
     for (const [key, pod] of this.pods) if (pod.node === name) this.pods.delete(key);
   }
 
@@ -309,8 +318,31 @@ export class FakeWorld {
       this.clock.schedule(this.timing.terminateMs, () => {
         if (instance) instance.state = 'terminated';
       });
-      this.scheduleReplacement(node, undefined);
+      if (this.pendingGpuPods > 0) this.scheduleReplacement(node, undefined);
       return 'deleted';
+    },
+    hasDoNotDisrupt: async (name) => {
+      this.hit('hasDoNotDisrupt');
+      return this.nodes.has(name) ? this.doNotDisrupt.has(name) : undefined;
+    },
+    setDoNotDisrupt: async (name, on) => {
+      this.hit('setDoNotDisrupt');
+      if (!this.nodes.has(name)) return 'gone';
+      if (on) this.doNotDisrupt.add(name);
+      else this.doNotDisrupt.delete(name);
+      return 'done';
+    },
+    listPendingGpuPods: async () => {
+      this.hit('listPendingGpuPods');
+      return Array.from({ length: this.pendingGpuPods }, (_, i) => ({
+        namespace: 'default',
+        name: `pending-${i}`,
+        isDaemonSet: false,
+        isMirror: false,
+        labels: {},
+        ownerReferences: [],
+        deleting: false,
+      }));
     },
     listTrainingJobsForPods: async (pods) => {
       this.hit('listTrainingJobsForPods');

@@ -7,7 +7,12 @@ import type { Policy } from '../../domain/policy.js';
 import { defaultClassificationPolicy, defaultEscalationPolicy } from '../../domain/policy.js';
 import { type EngineConfig, RemediationEngine } from '../engine.js';
 import type { NewIncident } from '../ports.js';
-import { type Authorize, RemediationServices, type SafetyConfig } from '../services.js';
+import {
+  type Authorize,
+  type AutoRepairOptions,
+  RemediationServices,
+  type SafetyConfig,
+} from '../services.js';
 import { PlanStep } from '../state-machine.js';
 import { FakeClock } from './fake-clock.js';
 import { FakeHealth, FakeWorld } from './fake-world.js';
@@ -38,6 +43,7 @@ export interface HarnessOptions {
   policy?: Policy;
   authorize?: Authorize;
   isLeader?: () => boolean;
+  autoRepair?: AutoRepairOptions;
 }
 
 export function createHarness(options: HarnessOptions = {}) {
@@ -84,6 +90,7 @@ export function createHarness(options: HarnessOptions = {}) {
     policy: options.policy ?? testPolicy(),
     authorize: options.authorize ?? (() => true),
     safety: options.safety ?? {},
+    ...(options.autoRepair ? { autoRepair: options.autoRepair } : {}),
   });
 
   /** An incident as the monitor would open it. */

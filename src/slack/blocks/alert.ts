@@ -51,8 +51,13 @@ export function encodeButtonValue(incidentId: string, node: string): string {
 export interface AlertView {
   incident: Incident;
   cluster: string;
-  /** Node context, where the incident itself does not carry it. */
-  node?: { instanceId?: string; instanceType?: string; nodeGroup?: string };
+  /**
+   * Node context, where the incident itself does not carry it. `autoMode`: an EKS Auto Mode node — its
+   * instance is EKS's, so there is no Reboot button and Replace deletes the Node.
+   */
+  node?: { instanceId?: string; instanceType?: string; nodeGroup?: string; autoMode?: boolean };
+  /** The incident is left to EKS node auto repair (the condition it acts on): no buttons while it is. */
+  autoRepair?: { condition: string; reason?: string; until?: number };
   /** The policy's decision; defaults to the incident's plannedAction / mode. */
   decision?: { plannedAction: RemediationAction; mode: PolicyMode };
   /** The current remediation step in words: "Draining: 3 of 5 pods evicted". */
@@ -82,14 +87,30 @@ const confirmCopy: Partial<
   },
 };
 
-function button(action: AlertButtonAction, value: string, node: string, instance: string): types.Button {
+/** Replace of an EKS Auto Mode node goes through the Node, not its (EKS-owned) instance. */
+const autoModeReplaceCopy = {
+  title: 'Replace this node?',
+  text: (node: string) =>
+    `Cordon and drain ${node}, then delete the Node; EKS Auto Mode removes its instance and starts a new node when pods need one. Running pods are evicted.`,
+};
+
+function button(
+  action: AlertButtonAction,
+  value: string,
+  node: string,
+  instance: string,
+  autoMode = false,
+): types.Button {
   const b: types.Button = {
     type: 'button',
     action_id: alertActionIds[action],
     text: plain(capitalize(action), SlackLimits.buttonText),
     value,
   };
-  const confirm = confirmCopy[action];
+  const confirm =
+    autoMode && action === 'replace'
+      ? { title: autoModeReplaceCopy.title, text: (n: string) => autoModeReplaceCopy.text(n) }
+      : confirmCopy[action];
   if (confirm) {
     b.style = 'danger';
     b.confirm = {
@@ -116,6 +137,11 @@ export function decisionLine(view: AlertView): string | undefined {
   const mode = view.decision?.mode ?? incident.mode;
   const reason = incident.stateReason ? `: ${escapeMrkdwn(incident.stateReason)}` : '';
   const by = actedBy ? ` by ${userMention(actedBy.userId)}` : '';
+  if (view.autoRepair && incident.state === 'detected') {
+    const why = `${escapeMrkdwn(view.autoRepair.condition)}${view.autoRepair.reason ? ` (${escapeMrkdwn(view.autoRepair.reason)})` : ''}`;
+    const until = view.autoRepair.until !== undefined ? ` until ${slackDate(view.autoRepair.until)}` : '';
+    return `🛠️ EKS node auto repair will act on ${why} — gpu-medic does not touch the node and watches${until}`;
+  }
   if (!isOpen(incident.state)) {
     switch (incident.state) {
       case 'resolved': {
@@ -205,11 +231,21 @@ export function alertMessage(view: AlertView): SlackMessage {
     );
   } else {
     const instance = instanceId ?? 'its EC2 instance';
+    const autoMode = view.node?.autoMode === true;
     blocks.push({
       type: 'actions',
       block_id: truncate(`gpu_alert_actions:${incident.id}`, SlackLimits.blockId),
-      elements: AlertButtonActions.map((a) => button(a, value, incident.node, instance)),
+      elements: AlertButtonActions.filter((a) => !(autoMode && a === 'reboot')).map((a) =>
+        button(a, value, incident.node, instance, autoMode),
+      ),
     });
+    if (autoMode) {
+      blocks.push(
+        context(
+          `No Reboot: ${inlineCode(incident.node)} is an EKS Auto Mode node — EKS owns its instance, which cannot be rebooted through the EC2 API. Replace deletes the Node and Auto Mode starts a new one.`,
+        ),
+      );
+    }
   }
 
   return { text: alertText(view, decided), blocks };

@@ -287,6 +287,7 @@ export function nodeStatusMessage(detail: NodeDetail): SlackMessage {
     );
   }
   if (detail.exclusion) blocks.push(context(exclusionLine(detail.exclusion)));
+  for (const note of detail.repairNotes ?? []) blocks.push(context(`ℹ️ ${escapeMrkdwn(note)}`));
   const actions = detail.lastActions.slice(0, 10).map(auditLine);
   blocks.push(section('*Last actions*'));
   blocks.push(...(actions.length > 0 ? lineSections(actions, 5) : [section('None recorded.')]));

@@ -228,6 +228,10 @@ function stepLine(event: ProgressEvent): string {
           const pool = detailString(d, 'nodePool');
           return `♻️ Replacement requested: deleted node ${node}${id ? ` (${e(id)})` : ''}; Karpenter provisions a new one${pool ? ` in NodePool ${e(pool)}` : ''}`;
         }
+        case 'auto-mode': {
+          const pool = detailString(d, 'nodePool');
+          return `♻️ Replacement requested: deleted node ${node} (EKS Auto Mode: its instance is EKS's, not touched through EC2); Auto Mode starts a new one when pods need it${pool ? ` in NodePool ${e(pool)}` : ''}`;
+        }
         case 'ec2':
           return `♻️ Replacement requested: terminating ${target} through EC2 (not in a node group or NodePool: no replacement node is expected)`;
         default:
@@ -237,6 +241,9 @@ function stepLine(event: ProgressEvent): string {
     case 'replacement_ready': {
       const fresh = detailString(d, 'newNode');
       const group = detailString(d, 'group');
+      if (!fresh && detailBoolean(d, 'onDemand') === true) {
+        return `ℹ️ No pod is waiting for a GPU node, so ${group ? `NodePool ${e(group)}` : 'the pool'} starts no successor now: it provisions on demand${after(event)}`;
+      }
       return `🟢 Replacement node${fresh ? ` ${e(fresh)}` : ''} Ready${group ? ` in ${e(group)}` : ''}${after(event)}`;
     }
     case 'uncordoned':
@@ -258,9 +265,52 @@ function stepLine(event: ProgressEvent): string {
       const reason = detailString(d, 'reason');
       return `⚠️ Kubeflow: ${job(jobOf(d))} not running again${after(event)}${reason ? ` — ${e(reason)}` : ''}`;
     }
+    case 'auto_repair_deferred': {
+      const condition = detailString(d, 'condition') ?? 'a node condition';
+      const status = detailString(d, 'status');
+      const reason = detailString(d, 'reason');
+      const group = detailString(d, 'nodeGroup');
+      const who =
+        detailString(d, 'owner') === 'auto-mode'
+          ? ' (EKS Auto Mode)'
+          : group
+            ? ` (node group ${e(group)})`
+            : '';
+      const wait = detailNumber(d, 'waitMs');
+      const window = detailNumber(d, 'windowMs');
+      const held = detailString(d, 'action');
+      return (
+        `🛠️ EKS node auto repair will act${who}: ${e(condition)}${status ? `=${e(status)}` : ''}${reason ? ` (${e(reason)})` : ''}` +
+        `${wait !== undefined ? `, repaired after ${formatDuration(wait)}` : ''}` +
+        ` — gpu-medic does not touch ${node}${held ? ` (its policy: ${e(held)})` : ''} and reports the outcome` +
+        `${window !== undefined ? `; watching for up to ${formatDuration(window)}` : ''}`
+      );
+    }
+    case 'auto_repair_outcome': {
+      switch (detailString(d, 'outcome')) {
+        case 'rebooted':
+          return `🛠️ EKS node auto repair rebooted ${node}: back Ready with a new boot ID${after(event)}`;
+        case 'replaced':
+          return `🛠️ EKS node auto repair replaced ${node}${after(event)}`;
+        default: {
+          const then = detailString(d, 'policyAction');
+          const window = detailNumber(d, 'windowMs');
+          return `⚠️ EKS node auto repair did not act on ${node}${window !== undefined ? ` within ${formatDuration(window)}` : ''} — gpu-medic's policy applies now${then ? ` (${e(then)})` : ''}`;
+        }
+      }
+    }
     case 'resolved': {
+      const byEks = detailString(d, 'byAutoRepair');
+      if (byEks === 'rebooted' || byEks === 'replaced') {
+        return `🎉 Resolved by EKS node auto repair: ${node} was ${byEks}${event.elapsedMs !== undefined ? ` — ${formatDuration(event.elapsedMs)} after gpu-medic deferred to it` : ''}`;
+      }
       // A replaced node is gone, not healthy: its successor was announced by `replacement_ready`.
-      const outcome = detailString(d, 'action') === 'replace' ? 'was replaced' : 'is healthy';
+      const outcome =
+        detailString(d, 'action') !== 'replace'
+          ? 'is healthy'
+          : detailBoolean(d, 'onDemand') === true
+            ? 'was replaced — the pool provisions on demand'
+            : 'was replaced';
       return `🎉 Resolved: ${node} ${outcome}${event.elapsedMs !== undefined ? ` — ${formatDuration(event.elapsedMs)} in total` : ''}`;
     }
     case 'escalated': {

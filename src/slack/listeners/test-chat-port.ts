@@ -180,15 +180,22 @@ export class RecordingChatPort implements ChatPort {
     };
   }
 
+  /** Nodes answered as EKS Auto Mode nodes (no reboot). */
+  readonly autoModeNodes = new Set<string>();
+
   async nodeDetail(node: string): Promise<NodeDetail | undefined> {
     this.record('nodeDetail', [node]);
     if (!this.nodes.has(node)) return undefined;
+    const noReboot = this.autoModeNodes.has(node)
+      ? `${node} is an EKS Auto Mode node: its EC2 instance is managed by EKS and cannot be rebooted through the EC2 API.`
+      : undefined;
     return {
       node,
       verdict: { severity: 'healthy', category: 'HEALTHY', explanation: 'All GPUs pass.', source: 'rules' },
       checkedAt: this.clock,
       gpus: [{ index: 0, model: 'A100', health: 'pass' }],
       lastActions: [],
+      ...(noReboot ? { rebootUnavailable: noReboot, repairNotes: [`Reboot not offered: ${noReboot}`] } : {}),
     };
   }
 

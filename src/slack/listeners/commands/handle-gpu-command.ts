@@ -152,9 +152,14 @@ async function answer(text: string, userId: string, deps: CommandDeps): Promise<
       return { message: resultMessage(await chat.pause(actor, cmd.reason ?? 'paused from Slack')) };
     case 'resume':
       return { message: resultMessage(await chat.resume(actor)) };
+    case 'reboot': {
+      // Said at once, not after a confirmation the services would then refuse (EKS Auto Mode nodes).
+      const why = (await chat.nodeDetail(cmd.node))?.rebootUnavailable;
+      if (why) return { message: textMessage(`🚫 ${escapeMrkdwn(why)}`) };
+      return { message: confirmCommandMessage(cmd), confirm: cmd };
+    }
     case 'cordon':
     case 'uncordon':
-    case 'reboot':
     case 'replace':
       return { message: confirmCommandMessage(cmd), confirm: cmd };
     default: {
