@@ -1,7 +1,7 @@
 /**
  * Issue 11, item 8 ("a stricter simulator"), the product side: a real runtime remediates an ECC fault while
  * the simulated API server misbehaves as a real control plane does — evictions throttled with 429 +
- * Retry-After, a 500 on the cordon patch, a 409 on a Lease renew (leadership lost mid-remediation, then won
+ * Retry-After, a 500 on the first node patch, a 409 on a Lease renew (leadership lost mid-remediation, then won
  * back), every watch cut and the next one answered 410 Gone. The remediation still resolves, and each
  * external effect happens once.
  */
@@ -125,9 +125,19 @@ describe('a remediation through a misbehaving API server', () => {
       expect(sim.k8s.faults.pending).toBe(0);
       expect(changes.slice(0, 2)).toEqual([false, true]);
       const k8s = sim.log.requests.filter((r): r is K8sRecordedRequest => r.service === 'k8s');
+      // The first node patch (the karpenter.sh/do-not-disrupt annotation, before the cordon): one 500, then
+      // accepted; then the cordon, the uncordon and the annotation's removal, each once.
       const patches = k8s.filter((r) => r.operation === 'patchNode' && r.name === target);
-      // The cordon: one 500, then one accepted patch; then one uncordon.
-      expect(patches.map((r) => r.status)).toEqual([500, 200, 200]);
+      const kinds = patches.map(
+        (r) => `${r.status} ${r.body.includes('"unschedulable"') ? 'schedulable' : 'annotation'}`,
+      );
+      expect(kinds).toEqual([
+        '500 annotation',
+        '200 annotation',
+        '200 schedulable',
+        '200 schedulable',
+        '200 annotation',
+      ]);
       const accepted = k8s.filter((r) => r.operation === 'evictPod' && r.status === 201).map((r) => r.name);
       expect(new Set(accepted).size).toBe(accepted.length);
       expect(accepted.sort()).toEqual(evictable.map((p) => p.metadata.name).sort());

@@ -59,9 +59,14 @@ function evictions(sim: Simulator): K8sRecordedRequest[] {
 }
 
 function schedulabilityPatches(sim: Simulator, node: string): boolean[] {
-  return k8s(sim)
-    .filter((r) => r.operation === 'patchNode' && r.name === node)
-    .map((r) => (JSON.parse(r.body) as { spec?: { unschedulable?: boolean } }).spec?.unschedulable === true);
+  return (
+    k8s(sim)
+      .filter((r) => r.operation === 'patchNode' && r.name === node)
+      .map((r) => JSON.parse(r.body) as { spec?: { unschedulable?: boolean | null } })
+      // Cordon and uncordon only, not the karpenter.sh/do-not-disrupt annotation's patches.
+      .filter((b) => b.spec !== undefined && 'unschedulable' in b.spec)
+      .map((b) => b.spec?.unschedulable === true)
+  );
 }
 
 async function startSim(): Promise<{ sim: Simulator; target: string; gpuNodes: string[] }> {

@@ -54,6 +54,10 @@ async function withHarness(
     replaceDelayMs: 2000,
     terminateDelayMs: 300,
     rescheduleDelayMs: 300,
+    // Real device-plugin and exporter lags after a boot, scaled down; ECC counters on.
+    devicePluginDelayMs: 300,
+    exporterReadyDelayMs: 200,
+    counters: 'full',
     slack: false,
     controlPort: false,
     ...simOpts,
