@@ -1,4 +1,5 @@
 import type { CollectionError, NodeSnapshot, SnapshotSource } from '../domain/gpu.js';
+import { devicePluginStarting } from '../domain/gpu-count.js';
 import type { GpuNode } from '../domain/node.js';
 
 /**
@@ -21,17 +22,32 @@ export class CollectError extends Error {
   }
 }
 
-/** The node-level facts every snapshot carries, whatever the GPU source: from the node watch. */
+/**
+ * The node-level facts every snapshot carries, whatever the GPU source: from the node watch. A node whose
+ * device plugin has not registered yet since it turned Ready (a fresh boot, a new node) has no allocatable
+ * count to compare: that part is missing, not "0 GPUs".
+ */
 export function baseSnapshot(node: GpuNode, source: SnapshotSource, now: number): NodeSnapshot {
+  const starting = devicePluginStarting(node, now);
   return {
     node: node.name,
     takenAt: now,
     source,
     gpus: [],
     expectedGpus: node.expectedGpus || undefined,
-    allocatableGpus: node.allocatableGpus,
+    ...(starting ? {} : { allocatableGpus: node.allocatableGpus }),
     conditions: node.conditions,
     bootId: node.bootId,
+    ...(starting
+      ? {
+          missingParts: [
+            {
+              part: 'device_plugin',
+              reason: `the NVIDIA device plugin has not registered since ${node.name} turned Ready ${Math.round((now - (node.readySince ?? now)) / 1000)} s ago`,
+            },
+          ],
+        }
+      : {}),
   };
 }
 

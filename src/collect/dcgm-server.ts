@@ -246,7 +246,7 @@ export function createDcgmServerCollector(opts: DcgmServerCollectorOptions): Col
       snapshot.signals = SignalFamilies.filter((f) => signals.has(f));
       const order = Object.values(DCGM_SERVER_PART_NAMES);
       missing.sort((a, b) => order.indexOf(a.part) - order.indexOf(b.part));
-      if (missing.length > 0) snapshot.missingParts = missing;
+      if (missing.length > 0) snapshot.missingParts = [...(snapshot.missingParts ?? []), ...missing];
 
       // Discovery or dmon lists every GPU DCGM sees; with neither, the GPU list is unknown and the node unread
       // (health alone names only GPUs with incidents: counting those would report healthy GPUs as missing).

@@ -185,3 +185,23 @@ export function gpusAllocatable(
   }
   return values.every((n) => n > 0);
 }
+
+/**
+ * How long after a node turns Ready its NVIDIA device plugin may take to register (until then the kubelet
+ * reports every NVIDIA resource at 0). The GPU Operator's validators and the plugin's start take minutes on
+ * a real boot (reference/real-clusters.md); the same span as GPU_SETTLE_TIMEOUT's default.
+ */
+export const DEVICE_PLUGIN_STARTUP_GRACE_MS = 15 * 60_000;
+
+/**
+ * The node is Ready on a boot that began less than the grace ago and its device plugin has not registered
+ * yet: an allocatable count of 0 means "not yet", not "GPUs lost". Past the grace it is read as usual.
+ */
+export function devicePluginStarting(
+  node: { gpuResources: Readonly<Record<string, number>>; readySince?: number; ready: boolean },
+  now: number,
+): boolean {
+  if (!node.ready || node.readySince === undefined) return false;
+  if (now - node.readySince >= DEVICE_PLUGIN_STARTUP_GRACE_MS) return false;
+  return Object.values(node.gpuResources).every((n) => n === 0);
+}

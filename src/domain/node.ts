@@ -36,6 +36,8 @@ export interface GpuNode {
   bootId?: string;
   labels: Record<string, string>;
   conditions: { type: string; status: 'True' | 'False' | 'Unknown'; reason?: string; message?: string }[];
+  /** When the Ready condition last turned True (ms since the epoch): how long the node has been up on this boot. */
+  readySince?: number;
   internalIp?: string;
 }
 

@@ -2,6 +2,7 @@
  * ClusterPort on the real Kubernetes API (@kubernetes/client-node 1.4): what the remediation engine needs from
  * the cluster — nodes, cordon, pods on a node, the Eviction API, Karpenter node deletion and Kubeflow jobs.
  */
+
 import {
   ApiException,
   CoreV1Api,
@@ -14,6 +15,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { isNvidiaGpuResource } from '../domain/gpu-count.js';
 import type { GpuNode } from '../domain/node.js';
 import { DO_NOT_DISRUPT_ANNOTATION } from '../remediate/node-kind.js';
 import type {
@@ -290,13 +292,11 @@ export function toGpuAgentPod(pod: V1Pod): GpuAgentPod | undefined {
   };
 }
 
-/** A pod that asks for an NVIDIA GPU (`nvidia.com/gpu` or a MIG profile `nvidia.com/mig-*`) in any container. */
+/** A pod that asks for an NVIDIA GPU (`nvidia.com/gpu`, `nvidia.com/gpu.shared` or a MIG profile) in any container. */
 export function requestsGpu(pod: V1Pod): boolean {
   const containers = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])];
   return containers.some((c) =>
-    Object.keys({ ...c.resources?.requests, ...c.resources?.limits }).some(
-      (r) => r === 'nvidia.com/gpu' || r.startsWith('nvidia.com/mig-'),
-    ),
+    Object.keys({ ...c.resources?.requests, ...c.resources?.limits }).some((r) => isNvidiaGpuResource(r)),
   );
 }
 

@@ -69,6 +69,7 @@ export function toGpuNode(node: V1Node): GpuNode | undefined {
     gpuResources: allocatable,
     unschedulable: node.spec?.unschedulable === true,
     ready: conditions.some((c) => c.type === 'Ready' && c.status === 'True'),
+    ...readySinceOf(node),
     bootId: node.status?.nodeInfo?.bootID || undefined,
     labels,
     conditions,
@@ -83,4 +84,11 @@ export function isGpuNode(node: GpuNode, selectorGiven: boolean): boolean {
 
 export function isOptedOut(node: GpuNode): boolean {
   return node.labels[OPT_OUT_LABEL] === 'true';
+}
+
+/** The Ready condition's last transition to True, when the node is Ready and the time parses. */
+function readySinceOf(node: V1Node): { readySince?: number } {
+  const ready = node.status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True');
+  const at = ready?.lastTransitionTime ? new Date(ready.lastTransitionTime).getTime() : Number.NaN;
+  return Number.isFinite(at) ? { readySince: at } : {};
 }

@@ -5,7 +5,7 @@
  * a node whose verdict needs the model gets the rules' verdict now and is refined when the answer lands.
  */
 import type { Logger } from 'pino';
-import type { Collector } from '../collect/collector.js';
+import { baseSnapshot, type Collector } from '../collect/collector.js';
 import {
   type CoverageInput,
   missingFamilyPhrases,
@@ -271,14 +271,7 @@ export class Monitor {
         const snapshot: NodeSnapshot = outcome.ok
           ? outcome.value
           : {
-              node: node.name,
-              takenAt: this.now(),
-              source: this.opts.collector.source,
-              gpus: [],
-              expectedGpus: node.expectedGpus || undefined,
-              allocatableGpus: node.allocatableGpus,
-              conditions: node.conditions,
-              bootId: node.bootId,
+              ...baseSnapshot(node, this.opts.collector.source, this.now()),
               error: {
                 kind: outcome.timedOut ? 'timeout' : 'unreachable',
                 message: outcome.timedOut

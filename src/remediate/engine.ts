@@ -202,8 +202,19 @@ export class RemediationEngine {
       const last = steps.lastOf(id, step);
       if (last && (last.status === 'done' || last.status === 'skipped')) continue;
 
-      const stop = await this.guard(incident, plan);
+      let stop: string | undefined;
+      try {
+        stop = await this.guard(incident, plan);
+      } catch (error) {
+        if (signal.aborted) return this.aborted(incident, step, signal);
+        // The node could not be read (the API's retries ran out): say so and stop; never act blind.
+        const message = error instanceof Error ? error.message : String(error);
+        const reason = `gpu-medic could not read ${incident.node} before ${step} (${message}); the node is left as it is.`;
+        return this.end(incident, plan, 'failed', reason, runStartedAt, last);
+      }
       if (stop) return this.end(incident, plan, 'cancelled', stop, runStartedAt, last);
+      // The guard's read may outlast the lease: an aborted run changes nothing more.
+      if (signal.aborted) return this.aborted(incident, step, signal);
 
       if (step === 'resolve') {
         const onDemand = steps.lastOf(id, 'wait_replacement')?.detail.onDemand === true;

@@ -770,13 +770,25 @@ export class RemediationServices {
     // EKS did not act in its window (a paused repair, a threshold): gpu-medic's own policy applies now.
     const mode = d.mode === 'auto' || d.mode === 'approve' ? d.mode : incident.mode;
     const reason = `EKS node auto repair did not act within its window; ${typeof d.reasonForAction === 'string' ? d.reasonForAction : incident.explanation}`;
+    if (action === 'reboot') {
+      // An Auto Mode node cannot be rebooted (and always defers): a replace is more than the policy chose on
+      // its own, so a human decides, as triage does.
+      const node = await this.deps.cluster.getNode(incident.node);
+      const noReboot = node ? rebootUnavailableReason(node) : undefined;
+      if (noReboot) {
+        incidents.update(incident.id, { plannedAction: 'replace', mode: 'approve' });
+        this.askHuman(incident, 'replace', `${reason} ${noReboot}`);
+        return;
+      }
+    }
     if (mode === 'auto') {
       const result = await this.request(action, incident.node, 'monitor', reason, {
         incidentId: incident.id,
         trigger: 'auto',
         ...(d.force === true ? { force: true } : {}),
       });
-      if (result.ok || result.code !== 'limited') return;
+      if (result.ok) return;
+      // Whatever kept it from starting (a limit, another repair, a refusal), the incident is not left silent.
       this.askHuman(incident, action, `${reason} ${result.message}`);
       return;
     }

@@ -55,6 +55,18 @@ describe('the expectation', () => {
     expect(gpuExpectationOf(node)).toEqual({ gpus: 8, resources: { 'nvidia.com/gpu': 32 } });
   });
 
+  it('time-slicing renamed to nvidia.com/gpu.shared: only the shared resource, never a nvidia.com/gpu it never had', () => {
+    const node = gpuNode({
+      expectedGpus: 8,
+      allocatableGpus: 8,
+      gpuSharing: 'time-slicing',
+      gpuResources: { 'nvidia.com/gpu.shared': 32 },
+      labels: { 'nvidia.com/gpu.replicas': '4', 'nvidia.com/gpu.count': '8' },
+    });
+    expect(gpuExpectationOf(node)).toEqual({ gpus: 8, resources: { 'nvidia.com/gpu.shared': 32 } });
+    expect(missingResources(gpuExpectationOf(node), node)).toBeUndefined();
+  });
+
   it('MIG mixed: its MIG profiles and no nvidia.com/gpu; MIG single: its MIG devices; both 8 physical GPUs', () => {
     const mixed = gpuNode({
       expectedGpus: 8,

@@ -42,7 +42,11 @@ export function gpuExpectationOf(node: GpuNode): GpuExpectation {
   const resources: Record<string, number> = {};
   for (const [name, n] of Object.entries(node.gpuResources)) if (n > 0) resources[name] = n;
   // A plain node whose allocatable already dropped (a GPU lost before the repair) must get them all back.
-  const plain = !Object.keys(resources).some((k) => k.startsWith(MIG_PREFIX));
+  // Shared nodes (time-slicing, also as `nvidia.com/gpu.shared`; MIG) advertise devices, not GPUs: their
+  // resources as recorded, and the physical count through the scan.
+  const plain =
+    (node.gpuSharing === undefined || node.gpuSharing === 'none') &&
+    !Object.keys(resources).some((k) => k.startsWith(MIG_PREFIX));
   if (plain && gpus > 0) resources[GPU] = Math.max(resources[GPU] ?? 0, gpus);
   return { gpus, resources };
 }

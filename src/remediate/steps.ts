@@ -108,6 +108,7 @@ async function cordon(ctx: StepContext): Promise<StepOutcome> {
     );
   }
   if (ctx.plan.dryRun) return done({ cordonedByUs: true, would: `cordon ${node.name}` }, say('cordoned', {}));
+  ctx.signal.throwIfAborted();
   await ctx.deps.cluster.cordon(node.name);
   return done({ cordonedByUs: true }, say('cordoned', {}));
 }
@@ -126,6 +127,7 @@ async function uncordon(ctx: StepContext): Promise<StepOutcome> {
   ctx.begin({});
   if (!node.unschedulable) return done({ alreadySchedulable: true }, say('uncordoned', {}));
   if (ctx.plan.dryRun) return done({ would: `uncordon ${node.name}` }, say('uncordoned', {}));
+  ctx.signal.throwIfAborted();
   await ctx.deps.cluster.uncordon(node.name);
   return done({}, say('uncordoned', {}));
 }
@@ -272,6 +274,7 @@ async function reboot(ctx: StepContext): Promise<StepOutcome> {
       current = await cluster.getNode(ctx.incident.node);
     }
     if (ctx.plan.dryRun) return done({ would: `reboot ${instanceId}` }, say('reboot_issued', { instanceId }));
+    ctx.signal.throwIfAborted();
     await cloud.rebootInstance(instanceId);
     return done({ instanceId, reissued: true }, say('reboot_issued', { instanceId, reissued: true }));
   }
@@ -285,6 +288,7 @@ async function reboot(ctx: StepContext): Promise<StepOutcome> {
     agentPodsBefore: agentRecordsOf(agents),
   });
   if (ctx.plan.dryRun) return done({ would: `reboot ${instanceId}` }, say('reboot_issued', { instanceId }));
+  ctx.signal.throwIfAborted();
   await cloud.rebootInstance(instanceId);
   return done({ instanceId }, say('reboot_issued', { instanceId }));
 }
@@ -426,6 +430,7 @@ async function replace(ctx: StepContext): Promise<StepOutcome> {
         say('replace_issued', { ...told, reissued: false }),
       );
     }
+    ctx.signal.throwIfAborted();
     await issueReplace(ctx, String(d.method), instanceId);
     return done({ reissued: true }, say('replace_issued', { ...told, reissued: true }));
   }
@@ -448,6 +453,7 @@ async function replace(ctx: StepContext): Promise<StepOutcome> {
   });
   const told = say('replace_issued', replaceDetails(row.detail));
   if (ctx.plan.dryRun) return done({ would: `${method} replace of ${instanceId}` }, told);
+  ctx.signal.throwIfAborted();
   await issueReplace(ctx, method, instanceId);
   return done({}, told);
 }
