@@ -19,6 +19,7 @@ import type {
   KubeTrainingJob,
   NodeConditionObject,
 } from './k8s-objects.js';
+import { EksNodeRepair } from './node-repair.js';
 import { ApiError, ResourceStore, type WatchListener } from './resource-store.js';
 import { SeededRandom } from './seeded-random.js';
 import { realClock, type SimClock, type SimTimer } from './sim-clock.js';
@@ -39,222 +40,42 @@ import {
   pytorchJob,
   pytorchJobPod,
   type ReplicaType,
-  type SimDcgmServerOptions,
   servingPdb,
   servingPod,
 } from './workloads.js';
 import { defaultKernelText } from './xid-text.js';
 
-export type { WatchListener } from './resource-store.js';
+export {
+  AUTO_MODE_OPERATOR,
+  DO_NOT_DISRUPT,
+  type ExporterMode,
+  type ExporterScrape,
+  type FaultOptions,
+  KUBEFLOW_JOB_RESOURCES,
+  type KubeNodeClaim,
+  type NvlinkCounter,
+  type SimClusterOptions,
+  type SimNodeInfo,
+} from './cluster-types.js';
 
-export interface SimClusterOptions {
-  /** GPU nodes (a non-GPU system node is added on top). */
-  nodes?: number;
-  gpusPerNode?: number;
-  instanceType?: string;
-  clusterName?: string;
-  region?: string;
-  /** How many of the GPU nodes are Karpenter-provisioned (the rest are in EKS managed node group gpu-ng-1). */
-  karpenterNodes?: number;
-  /**
-   * How many of the GPU nodes are EKS Auto Mode nodes (NodePool `gpu-auto`, label
-   * `eks.amazonaws.com/compute-type: auto`; their instances are EC2 managed instances EKS owns). Default 0.
-   */
-  autoModeNodes?: number;
-  /**
-   * Karpenter consolidation of an empty node (no pods but DaemonSet and static ones) after this long, unless
-   * the node or one of its pods carries `karpenter.sh/do-not-disrupt: "true"`. Off by default, as a NodePool
-   * with `consolidateAfter: Never` (the sim's Karpenter nodes start empty and would vanish in every run).
-   */
-  consolidateAfterMs?: number;
-  rebootDelayMs?: number;
-  replaceDelayMs?: number;
-  /** From TerminateInstances (or a Karpenter node delete) to the Node object being gone. */
-  terminateDelayMs?: number;
-  /** How long controllers take to recreate a deleted pod (job restart, ReplicaSet, DaemonSet). */
-  rescheduleDelayMs?: number;
-  /** Graceful termination of an evicted/deleted pod: deletionTimestamp first, gone after this. */
-  podTerminationMs?: number;
-  /**
-   * After a reboot (or when a new node joins), from the node turning Ready to the NVIDIA device plugin
-   * re-registering: until then the kubelet reports `nvidia.com/gpu` capacity and allocatable 0. Default 60 s.
-   */
-  devicePluginDelayMs?: number;
-  /**
-   * After a reboot (or on a new node), from the node turning Ready to the restarted dcgm-exporter (and
-   * dcgm-server) pod passing its readiness probe; until then its container refuses connections. Default 45 s.
-   */
-  exporterReadyDelayMs?: number;
-  workloads?: boolean;
-  /**
-   * Also run DCGM host-engine pods for the dcgm-server source: `true` = the EKS node monitoring agent's stock
-   * `dcgm-server` pods (kube-system, shell-less image), or the style / namespace / shell to run.
-   */
-  dcgmServer?: boolean | SimDcgmServerOptions;
-  /**
-   * The exporters' counters file: `stock` (default: dcgm-exporter's default-counters.csv, no ECC, retired
-   * pages, NVLink errors, XID counts or health) or `full` (gpu-medic's counters CSV). Per node: setCounters.
-   */
-  counters?: CounterSet;
-  /** Older spelling of `counters: 'full'` (true) / `'stock'` (false); `counters` wins when both are given. */
-  extraCounters?: boolean;
-  /**
-   * How each GPU node's GPUs are shared (gpu-shapes.ts): GPU node i gets `gpuShapes[i % length]`, so
-   * `['plain', 'time-sliced', 'mig-single', 'mig-mixed']` makes a mixed fleet. Default: every node plain.
-   * A replacement node keeps the shape of the node it replaces (the node group's device-plugin config).
-   */
-  gpuShapes?: GpuShape[];
-  /** Time-slicing replicas per GPU on time-sliced nodes. Default 4. */
-  timeSlicingReplicas?: number;
-  /** Time-sliced GPUs offered as `nvidia.com/gpu.shared` (the device plugin's renameByDefault). Default false. */
-  timeSlicingRename?: boolean;
-  kubeletVersion?: string;
-  seed?: number;
-  clock?: SimClock;
-  logger?: Logger;
-}
-
-export type ExporterMode = 'ok' | 'hang' | 'error' | 'garbage' | 'missing';
-
-export interface FaultOptions {
-  /** The fault comes back after a reboot (a real hardware defect), so escalation can be tested. */
-  persistent?: boolean;
-}
-
-export type NvlinkCounter = 'crcFlit' | 'crcData' | 'replay' | 'recovery';
-
-export type ExporterScrape =
-  | { kind: 'ok' | 'garbage'; body: string }
-  | { kind: 'hang' }
-  | { kind: 'error'; status: number; message: string };
-
-export interface SimNodeInfo {
-  name: string;
-  instanceId: string;
-  gpuNode: boolean;
-  nodeGroup?: string;
-  autoScalingGroup?: string;
-  karpenterNodePool?: string;
-  /** An EKS Auto Mode node (its instance is operated by EKS). */
-  autoMode?: boolean;
-  rebooting: boolean;
-  exporterMode: ExporterMode;
-  /** How the node's GPUs are shared (plain for a CPU node). */
-  shape: GpuShape;
-  /** The counters file this node's exporter runs with. */
-  counters: CounterSet;
-  /** The NVIDIA device plugin is registered (false from a boot until it re-registers: `nvidia.com/gpu` is 0). */
-  devicePluginRegistered: boolean;
-  /** The GPU agent pods (dcgm-exporter, dcgm-server) restarted and have not passed their readiness probes. */
-  agentsStarting: boolean;
-}
-
-type NodeGroup =
-  | { kind: 'managed'; name: string; asg: string; instanceType: string; gpu: boolean }
-  /** A Karpenter NodePool, or (autoMode) an EKS Auto Mode NodePool: Auto Mode runs Karpenter for EKS. */
-  | { kind: 'karpenter'; pool: string; instanceType: string; autoMode?: boolean };
-
-export const DO_NOT_DISRUPT = 'karpenter.sh/do-not-disrupt';
-
-/** Karpenter's NodeClaim (karpenter.sh/v1, cluster-scoped): the claim behind one Karpenter / Auto Mode node. */
-export interface KubeNodeClaim extends KubeObject {
-  spec: {
-    nodeClassRef: { group: string; kind: string; name: string };
-    requirements: { key: string; operator: 'In'; values: string[] }[];
-  };
-  status: {
-    nodeName?: string;
-    providerID?: string;
-    capacity?: Record<string, string>;
-    conditions: {
-      type: string;
-      status: 'True' | 'False' | 'Unknown';
-      reason: string;
-      lastTransitionTime: string;
-    }[];
-  };
-}
-/** Who operates an Auto Mode node's EC2 instance (DescribeInstances `operator.principal`). */
-export const AUTO_MODE_OPERATOR = 'eks.amazonaws.com';
-
-interface NodeState {
-  name: string;
-  ip: string;
-  az: string;
-  instanceId: string;
-  group: NodeGroup;
-  gpuNode: boolean;
-  shape: GpuShape;
-  gpus: SimGpu[];
-  kernelLog: string[];
-  exporterMode: ExporterMode;
-  /** This node's exporter counters file; undefined = the cluster's. */
-  counters?: CounterSet;
-  exposition?: string;
-  persistent: Array<() => void>;
-  rebooting: boolean;
-  rebootTimer?: SimTimer;
-  /** Condition types set by setCondition, reset by a reboot. */
-  injectedConditions: Set<string>;
-  /** GPU index → key of the pod it is allocated to. */
-  allocations: Map<number, string>;
-  /** The NVIDIA device plugin is registered with the kubelet (false from a boot until it re-registers). */
-  pluginRegistered: boolean;
-  /** The GPU agent pods (dcgm-exporter, dcgm-server) restarted and are not Ready yet. */
-  agentsStarting: boolean;
-  /** Reboots of this node never finish: the instance hangs in boot and the kubelet never posts Ready. */
-  rebootHangs: boolean;
-  /** Device plugin and agent readiness timers of the current boot. */
-  bootTimers: SimTimer[];
-}
-
-const NODE_CONDITION_DEFAULTS: NodeConditionObject[] = [
-  {
-    type: 'MemoryPressure',
-    status: 'False',
-    reason: 'KubeletHasSufficientMemory',
-    message: 'kubelet has sufficient memory available',
-  },
-  {
-    type: 'DiskPressure',
-    status: 'False',
-    reason: 'KubeletHasNoDiskPressure',
-    message: 'kubelet has no disk pressure',
-  },
-  {
-    type: 'PIDPressure',
-    status: 'False',
-    reason: 'KubeletHasSufficientPID',
-    message: 'kubelet has sufficient PID available',
-  },
-  { type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status' },
-];
-
-const ACCELERATED_READY: NodeConditionObject = {
-  type: 'AcceleratedHardwareReady',
-  status: 'True',
-  reason: 'NvidiaAcceleratedHardwareIsReady',
-  message: 'Monitoring for the Nvidia system is active',
-};
-
-/** EKS node auto repair's documented "repair after" per condition (docs: Automatically repair nodes). */
-const AUTO_REPAIR_WAIT_MS: Record<string, number> = {
-  AcceleratedHardwareReady: 10 * 60_000,
-  ContainerRuntimeReady: 30 * 60_000,
-  KernelReady: 30 * 60_000,
-  NetworkingReady: 30 * 60_000,
-  StorageReady: 30 * 60_000,
-};
-
-const EXPORTER_DS = DAEMONSETS.find((d) => d.name === 'nvidia-dcgm-exporter') as DaemonSetSpec;
-
-const podKey = (ns: string | undefined, name: string): string => ResourceStore.key(ns, name);
-
-/** `aws:///us-east-1a/i-0abc…` → `i-0abc…`. */
-const parseProviderIdTail = (providerId: string | undefined): string => providerId?.split('/').pop() ?? '';
-
-/** Kubeflow training job plurals served under kubeflow.org/v1. */
-export const KUBEFLOW_JOB_RESOURCES = ['pytorchjobs', 'tfjobs', 'mpijobs', 'xgboostjobs'] as const;
+import {
+  ACCELERATED_READY,
+  AUTO_MODE_OPERATOR,
+  DO_NOT_DISRUPT,
+  EXPORTER_DS,
+  type ExporterMode,
+  type ExporterScrape,
+  type FaultOptions,
+  type KubeNodeClaim,
+  NODE_CONDITION_DEFAULTS,
+  type NodeGroup,
+  type NodeState,
+  type NvlinkCounter,
+  parseProviderIdTail,
+  podKey,
+  type SimClusterOptions,
+  type SimNodeInfo,
+} from './cluster-types.js';
 
 /**
  * The in-memory state of a simulated EKS cluster of GPU nodes: Kubernetes objects (in a ResourceStore,
@@ -307,12 +128,8 @@ export class SimCluster implements CloudEffects {
   private readonly consolidationPending = new Set<string>();
   /** Node name → the name of its NodeClaim (Karpenter and Auto Mode nodes). */
   private readonly claims = new Map<string, string>();
-  /** node/condition/lastTransitionTime of the bad spells auto repair is timing. */
-  private readonly repairWatches = new Set<string>();
-  private readonly nodeRepair = new Map<
-    string,
-    { enabled: boolean; action?: 'reboot' | 'replace' | 'none'; waitMs?: number }
-  >();
+  /** EKS node auto repair and the managed node groups' DescribeNodegroup. */
+  private readonly repair: EksNodeRepair;
   /** What the simulated Karpenter did on its own: nodes it started for pending pods, empty nodes it removed. */
   readonly disruptions: { kind: 'provisioned' | 'consolidated'; node: string; pool: string }[] = [];
   /** Keys of pods waiting for a node. */
@@ -368,6 +185,18 @@ export class SimCluster implements CloudEffects {
     this.dcgmServer = dcgmServerSpec(this.opts.dcgmServer);
     this.autoModeGroup = { kind: 'karpenter', pool: 'gpu-auto', instanceType: it, autoMode: true };
     this.consolidateAfterMs = options.consolidateAfterMs;
+    this.repair = new EksNodeRepair({
+      clusterName: this.clusterName,
+      region: this.region,
+      store: this.store,
+      log: this.log,
+      managedGroups: [this.managedGroup, this.systemGroup],
+      nodeStates: () => [...this.nodes.values()],
+      nodeState: (name) => this.nodes.get(name),
+      later: (ms, fn) => this.later(ms, fn),
+      rebootInstance: (id) => this.rebootInstance(id),
+      terminateInstance: (id, o) => this.terminateInstance(id, o),
+    });
     for (const ds of this.daemonSets()) this.dsUids.set(ds.name, this.rng.uuid());
     this.servingRs.uid = this.rng.uuid();
 
@@ -632,7 +461,7 @@ export class SimCluster implements CloudEffects {
         : [...n.status.conditions, next];
       return n;
     });
-    this.watchForAutoRepair(s, condition.type, condition.status);
+    this.repair.watch(s, condition.type, condition.status);
     if (opts.persistent) s.persistent.push(() => this.setCondition(node, condition));
   }
 
@@ -972,86 +801,22 @@ export class SimCluster implements CloudEffects {
   }
 
   /**
-   * EKS node auto repair of a managed node group (DescribeNodegroup `nodeRepairConfig`). When enabled, a node
-   * of the group whose repairable condition stays bad for the documented wait (AcceleratedHardwareReady 10 min,
-   * the node monitoring agent's other conditions 30 min; `waitMs` overrides both) is rebooted or replaced,
-   * as EKS chooses per fault (`action`; `none` models a repair that does not happen, e.g. above the group's
-   * unhealthy-node threshold). Auto Mode nodes always have it on, with Replace.
+   * EKS node auto repair of a managed node group (DescribeNodegroup `nodeRepairConfig`); see EksNodeRepair.
    */
   setNodeRepair(
     nodegroup: string,
     setting: { enabled: boolean; action?: 'reboot' | 'replace' | 'none'; waitMs?: number },
   ): void {
-    if (![this.managedGroup, this.systemGroup].some((g) => g.kind === 'managed' && g.name === nodegroup))
-      throw new Error(`no managed node group ${nodegroup}`);
-    this.nodeRepair.set(nodegroup, setting);
+    this.repair.setNodeRepair(nodegroup, setting);
   }
 
   describeNodegroup(clusterName: string, nodegroupName: string): Record<string, unknown> | undefined {
-    if (clusterName !== this.clusterName) return undefined;
-    const group = [this.managedGroup, this.systemGroup].find(
-      (g) => g.kind === 'managed' && g.name === nodegroupName,
-    );
-    if (!group || group.kind !== 'managed') return undefined;
-    const size = [...this.nodes.values()].filter((n) => n.group === group).length;
-    const account = '123456789012';
-    const created = Math.floor(new Date('2026-01-15T09:00:00Z').getTime() / 1000);
-    return {
-      nodegroupName: group.name,
-      nodegroupArn: `arn:aws:eks:${this.region}:${account}:nodegroup/${this.clusterName}/${group.name}/${group.asg.slice(-36)}`,
-      clusterName: this.clusterName,
-      version: '1.31',
-      releaseVersion: '1.31.4-20250123',
-      createdAt: created,
-      modifiedAt: created,
-      status: 'ACTIVE',
-      capacityType: 'ON_DEMAND',
-      scalingConfig: { minSize: 0, maxSize: Math.max(size, 1) * 2, desiredSize: size },
-      instanceTypes: [group.instanceType],
-      subnets: ['subnet-0a1b2c3d4e5f60001', 'subnet-0a1b2c3d4e5f60002'],
-      amiType: group.gpu ? 'AL2023_x86_64_NVIDIA' : 'AL2023_x86_64_STANDARD',
-      nodeRole: `arn:aws:iam::${account}:role/${this.clusterName}-node`,
-      labels: {},
-      resources: { autoScalingGroups: [{ name: group.asg }] },
-      health: { issues: [] },
-      updateConfig: { maxUnavailable: 1 },
-      // The API leaves the field out for a group created without it; enabled: false once someone set it.
-      ...(this.nodeRepair.has(group.name)
-        ? { nodeRepairConfig: { enabled: this.nodeRepair.get(group.name)?.enabled === true } }
-        : {}),
-      tags: {},
-    };
+    return this.repair.describeNodegroup(clusterName, nodegroupName);
   }
 
   /** What EKS node auto repair did to nodes, in order. */
-  readonly autoRepairs: { node: string; action: 'reboot' | 'replace'; condition: string }[] = [];
-
-  private watchForAutoRepair(s: NodeState, type: string, status: string): void {
-    const wait = AUTO_REPAIR_WAIT_MS[type];
-    if (wait === undefined || status === 'True') return;
-    const auto = s.group.kind === 'karpenter' && s.group.autoMode === true;
-    const setting = s.group.kind === 'managed' ? this.nodeRepair.get(s.group.name) : undefined;
-    if (!auto && setting?.enabled !== true) return;
-    const action = auto ? 'replace' : (setting?.action ?? 'reboot');
-    const since = this.store
-      .get<KubeNode>('nodes', undefined, s.name)
-      ?.status.conditions.find((c) => c.type === type)?.lastTransitionTime;
-    const spell = `${s.name}/${type}/${since ?? ''}`;
-    if (this.repairWatches.has(spell)) return;
-    this.repairWatches.add(spell);
-    this.later(setting?.waitMs ?? wait, () => {
-      this.repairWatches.delete(spell);
-      if (this.nodes.get(s.name) !== s || action === 'none') return;
-      const now = this.store
-        .get<KubeNode>('nodes', undefined, s.name)
-        ?.status.conditions.find((c) => c.type === type);
-      // Still the same bad spell: nothing cured it (or rebooted it) in the meantime.
-      if (!now || now.status === 'True' || now.lastTransitionTime !== since) return;
-      this.autoRepairs.push({ node: s.name, action, condition: type });
-      this.log?.info({ node: s.name, action, condition: type }, 'sim: EKS node auto repair acted');
-      if (action === 'reboot') this.rebootInstance(s.instanceId);
-      else this.terminateInstance(s.instanceId, { decrementDesiredCapacity: false });
-    });
+  get autoRepairs(): { node: string; action: 'reboot' | 'replace'; condition: string }[] {
+    return this.repair.autoRepairs;
   }
 
   /** Cancels every pending effect (reboots, replacements, restarts). */
