@@ -19,6 +19,7 @@ import type {
   KubeTrainingJob,
   NodeConditionObject,
 } from './k8s-objects.js';
+import { NodeClaims } from './node-claims.js';
 import { EksNodeRepair } from './node-repair.js';
 import { ApiError, ResourceStore, type WatchListener } from './resource-store.js';
 import { SeededRandom } from './seeded-random.js';
@@ -71,7 +72,6 @@ import {
   type NodeGroup,
   type NodeState,
   type NvlinkCounter,
-  parseProviderIdTail,
   podKey,
   type SimClusterOptions,
   type SimNodeInfo,
@@ -126,8 +126,8 @@ export class SimCluster implements CloudEffects {
   private servingRs = { name: 'inference-6f9c8d7b5', uid: '' };
   private pendingTimer?: SimTimer;
   private readonly consolidationPending = new Set<string>();
-  /** Node name → the name of its NodeClaim (Karpenter and Auto Mode nodes). */
-  private readonly claims = new Map<string, string>();
+  /** The NodeClaims behind Karpenter and Auto Mode nodes. */
+  private readonly nodeClaims: NodeClaims;
   /** EKS node auto repair and the managed node groups' DescribeNodegroup. */
   private readonly repair: EksNodeRepair;
   /** What the simulated Karpenter did on its own: nodes it started for pending pods, empty nodes it removed. */
@@ -185,6 +185,13 @@ export class SimCluster implements CloudEffects {
     this.dcgmServer = dcgmServerSpec(this.opts.dcgmServer);
     this.autoModeGroup = { kind: 'karpenter', pool: 'gpu-auto', instanceType: it, autoMode: true };
     this.consolidateAfterMs = options.consolidateAfterMs;
+    this.nodeClaims = new NodeClaims({
+      store: this.store,
+      rng: this.rng,
+      timestamp: () => this.timestamp(),
+      instanceTag: (id, key) => this.instances.get(id)?.tags[key],
+      deleteNode: (name) => this.deleteNodeFromApi(name),
+    });
     this.repair = new EksNodeRepair({
       clusterName: this.clusterName,
       region: this.region,
@@ -1051,7 +1058,7 @@ export class SimCluster implements CloudEffects {
       },
     };
     this.store.create('nodes', node);
-    if (group.kind === 'karpenter') this.createNodeClaim(group, node);
+    if (group.kind === 'karpenter') this.nodeClaims.create(group, node);
     if (this.opts.workloads) {
       for (const ds of this.daemonSets()) if (gpuNode || !ds.gpuOnly) this.createDaemonSetPod(s, ds);
     }
@@ -1071,87 +1078,20 @@ export class SimCluster implements CloudEffects {
     return base;
   }
 
-  /** What Karpenter records for a node it launched: the NodeClaim, Launched / Registered / Initialized / Ready. */
-  private createNodeClaim(group: Extract<NodeGroup, { kind: 'karpenter' }>, node: KubeNode): void {
-    const now = this.timestamp();
-    // The name the instance was tagged with at launch (no new random draw: seeded fleets keep their names).
-    const instanceId = parseProviderIdTail(node.spec.providerID);
-    const name =
-      this.instances.get(instanceId)?.tags['karpenter.sh/nodeclaim'] ??
-      `${group.pool}-${instanceId.slice(-5)}`;
-    const condition = (type: string) => ({
-      type,
-      status: 'True' as const,
-      reason: type,
-      lastTransitionTime: now,
-    });
-    this.store.create<KubeNodeClaim>('nodeclaims', {
-      apiVersion: 'karpenter.sh/v1',
-      kind: 'NodeClaim',
-      metadata: {
-        name,
-        uid: this.rng.uuid(),
-        resourceVersion: '0',
-        creationTimestamp: now,
-        labels: {
-          'karpenter.sh/nodepool': group.pool,
-          'node.kubernetes.io/instance-type': group.instanceType,
-          ...(group.autoMode ? { 'eks.amazonaws.com/compute-type': 'auto' } : {}),
-        },
-        finalizers: ['karpenter.sh/termination'],
-      },
-      spec: {
-        nodeClassRef: group.autoMode
-          ? { group: 'eks.amazonaws.com', kind: 'NodeClass', name: 'default' }
-          : { group: 'karpenter.k8s.aws', kind: 'EC2NodeClass', name: 'default' },
-        requirements: [
-          { key: 'node.kubernetes.io/instance-type', operator: 'In', values: [group.instanceType] },
-          { key: 'karpenter.sh/capacity-type', operator: 'In', values: ['on-demand'] },
-        ],
-      },
-      status: {
-        nodeName: node.metadata.name,
-        providerID: node.spec.providerID,
-        capacity: { ...node.status.capacity },
-        conditions: ['Launched', 'Registered', 'Initialized', 'Ready'].map(condition),
-      },
-    });
-    this.claims.set(node.metadata.name, name);
-  }
-
   nodeClaimOf(node: string): KubeNodeClaim | undefined {
-    const name = this.claims.get(node);
-    const claim = name ? this.store.get<KubeNodeClaim>('nodeclaims', undefined, name) : undefined;
-    return claim ? structuredClone(claim) : undefined;
+    return this.nodeClaims.of(node);
   }
 
   /** DELETE of a NodeClaim: Karpenter drains and deletes its Node and terminates the instance. */
   deleteNodeClaimFromApi(name: string): KubeNodeClaim {
-    const claim = this.store.get<KubeNodeClaim>('nodeclaims', undefined, name);
-    if (!claim)
-      throw new ApiError(404, 'NotFound', `nodeclaims.karpenter.sh "${name}" not found`, {
-        name,
-        group: 'karpenter.sh',
-        kind: 'nodeclaims',
-      });
-    const updated = this.store.update<KubeNodeClaim>('nodeclaims', undefined, name, (c) => {
-      c.metadata.deletionTimestamp ??= this.timestamp();
-      return c;
-    });
-    const node = claim.status.nodeName;
-    if (node && this.store.get('nodes', undefined, node)) this.deleteNodeFromApi(node);
-    return structuredClone(updated);
+    return this.nodeClaims.deleteFromApi(name);
   }
 
   private removeNode(name: string): void {
     const s = this.nodes.get(name);
     if (!s) return;
     // The NodeClaim's finalizer completes with its instance and Node.
-    const claim = this.claims.get(name);
-    if (claim) {
-      this.claims.delete(name);
-      if (this.store.get('nodeclaims', undefined, claim)) this.store.delete('nodeclaims', undefined, claim);
-    }
+    this.nodeClaims.remove(name);
     s.rebootTimer?.cancel();
     for (const p of this.podsOn({ nodeName: name })) this.removePod(p, 'node-gone');
     this.nodes.delete(name);
