@@ -19,6 +19,7 @@ import type {
   KubeTrainingJob,
   NodeConditionObject,
 } from './k8s-objects.js';
+import { KarpenterController, type KarpenterDisruption } from './karpenter.js';
 import { NodeClaims } from './node-claims.js';
 import { EksNodeRepair } from './node-repair.js';
 import { ApiError, ResourceStore, type WatchListener } from './resource-store.js';
@@ -105,11 +106,8 @@ export class SimCluster implements CloudEffects {
       | 'consolidateAfterMs'
     >
   >;
-  private readonly consolidateAfterMs: number | undefined;
-  /** The pool that starts nodes for pending GPU pods (Auto Mode's if the cluster has one, else Karpenter's). */
-  private provisioner: Extract<NodeGroup, { kind: 'karpenter' }> | undefined;
-  /** Nodes the provisioner launched that have not joined yet. */
-  private launching = 0;
+  /** Karpenter's provisioning for pending pods and consolidation of empty nodes. */
+  private readonly karpenter: KarpenterController;
   private readonly nodes = new Map<string, NodeState>();
   private readonly instances = new Map<string, SimInstance>();
   private readonly podsByNode = new Map<string, Set<string>>();
@@ -125,13 +123,14 @@ export class SimCluster implements CloudEffects {
   readonly dcgmServer: DcgmServerSpec | undefined;
   private servingRs = { name: 'inference-6f9c8d7b5', uid: '' };
   private pendingTimer?: SimTimer;
-  private readonly consolidationPending = new Set<string>();
   /** The NodeClaims behind Karpenter and Auto Mode nodes. */
   private readonly nodeClaims: NodeClaims;
   /** EKS node auto repair and the managed node groups' DescribeNodegroup. */
   private readonly repair: EksNodeRepair;
   /** What the simulated Karpenter did on its own: nodes it started for pending pods, empty nodes it removed. */
-  readonly disruptions: { kind: 'provisioned' | 'consolidated'; node: string; pool: string }[] = [];
+  get disruptions(): KarpenterDisruption[] {
+    return this.karpenter.disruptions;
+  }
   /** Keys of pods waiting for a node. */
   private readonly pending = new Set<string>();
   private usedIps = new Set<string>();
@@ -184,7 +183,18 @@ export class SimCluster implements CloudEffects {
     this.karpenterGroup = { kind: 'karpenter', pool: 'gpu', instanceType: it };
     this.dcgmServer = dcgmServerSpec(this.opts.dcgmServer);
     this.autoModeGroup = { kind: 'karpenter', pool: 'gpu-auto', instanceType: it, autoMode: true };
-    this.consolidateAfterMs = options.consolidateAfterMs;
+    this.karpenter = new KarpenterController(options.consolidateAfterMs, {
+      store: this.store,
+      log: this.log,
+      gpusPerNode: () => this.opts.gpusPerNode,
+      launchDelayMs: () => this.opts.replaceDelayMs,
+      timestamp: () => this.timestamp(),
+      later: (ms, fn) => this.later(ms, fn),
+      addNode: (group) => this.addNode(group),
+      nodeState: (name) => this.nodes.get(name),
+      podsOn: (node) => this.podsOn({ nodeName: node }),
+      terminateInstance: (id, o) => this.terminateInstance(id, o),
+    });
     this.nodeClaims = new NodeClaims({
       store: this.store,
       rng: this.rng,
@@ -217,7 +227,8 @@ export class SimCluster implements CloudEffects {
         i < managed ? this.managedGroup : i < managed + karpenter ? this.karpenterGroup : this.autoModeGroup;
       this.addNode(group, undefined, shape);
     }
-    this.provisioner = auto > 0 ? this.autoModeGroup : karpenter > 0 ? this.karpenterGroup : undefined;
+    this.karpenter.provisioner =
+      auto > 0 ? this.autoModeGroup : karpenter > 0 ? this.karpenterGroup : undefined;
     this.addNode(this.systemGroup);
     if (this.opts.workloads) this.createWorkloads();
     this.built = true;
@@ -561,7 +572,8 @@ export class SimCluster implements CloudEffects {
     const updated = this.store.update<KubeNode>('nodes', undefined, name, () => next);
     if (wasUnschedulable && updated.spec.unschedulable !== true) this.kickScheduler();
     const s = this.nodes.get(name);
-    if (s && updated.metadata.annotations?.[DO_NOT_DISRUPT] !== 'true') this.scheduleConsolidation(s);
+    if (s && updated.metadata.annotations?.[DO_NOT_DISRUPT] !== 'true')
+      this.karpenter.scheduleConsolidation(s);
     return updated;
   }
 
@@ -1064,7 +1076,7 @@ export class SimCluster implements CloudEffects {
     }
     if (this.built && gpuNode) this.startBoot(s);
     this.kickScheduler();
-    this.scheduleConsolidation(s);
+    this.karpenter.scheduleConsolidation(s);
     return s;
   }
 
@@ -1358,68 +1370,8 @@ export class SimCluster implements CloudEffects {
         if (p && !p.spec.nodeName) this.schedule(p);
         else this.pending.delete(key);
       }
-      this.provisionForPending();
+      this.karpenter.provisionForPending(this.pending);
     });
-  }
-
-  /**
-   * Karpenter (or Auto Mode) starts nodes for GPU pods no existing node can take, and only for them: enough
-   * whole nodes for the pending GPU requests, less the nodes already launching. Nothing pending, no node.
-   */
-  private provisionForPending(): void {
-    const group = this.provisioner;
-    if (!group) return;
-    let gpus = 0;
-    for (const key of this.pending) {
-      const [ns, name] = key.split('/');
-      const p = this.store.get<KubePod>('pods', ns, name ?? '');
-      if (p && !p.spec.nodeName && !p.metadata.deletionTimestamp) gpus += podGpuRequest(p);
-    }
-    const nodes = Math.ceil(gpus / Math.max(1, this.opts.gpusPerNode)) - this.launching;
-    for (let i = 0; i < nodes; i++) {
-      this.launching++;
-      this.later(this.opts.replaceDelayMs, () => {
-        this.launching--;
-        const s = this.addNode(group);
-        this.disruptions.push({ kind: 'provisioned', node: s.name, pool: group.pool });
-        this.log?.info(
-          { node: s.name, pool: group.pool },
-          'sim: karpenter provisioned a node for pending pods',
-        );
-      });
-    }
-  }
-
-  /** Consolidation of an empty Karpenter / Auto Mode node after `consolidateAfterMs` (when enabled). */
-  private scheduleConsolidation(s: NodeState): void {
-    if (this.consolidateAfterMs === undefined || s.group.kind !== 'karpenter') return;
-    const pool = s.group.pool;
-    if (this.consolidationPending.has(s.name)) return;
-    this.consolidationPending.add(s.name);
-    this.later(this.consolidateAfterMs, () => {
-      this.consolidationPending.delete(s.name);
-      this.consolidateIfEmpty(s, pool);
-    });
-  }
-
-  private consolidateIfEmpty(s: NodeState, pool: string): void {
-    if (this.nodes.get(s.name) !== s) return;
-    const node = this.store.get<KubeNode>('nodes', undefined, s.name);
-    if (!node || node.metadata.deletionTimestamp) return;
-    const pods = this.podsOn({ nodeName: s.name });
-    // Voluntary disruption respects do-not-disrupt on the node and on its pods; DaemonSet and static pods
-    // do not make a node "not empty".
-    const guarded =
-      node.metadata.annotations?.[DO_NOT_DISRUPT] === 'true' ||
-      pods.some((p) => p.metadata.annotations?.[DO_NOT_DISRUPT] === 'true');
-    if (guarded || pods.some((p) => !isDaemonSetPod(p) && !isMirrorPod(p))) return;
-    this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
-      n.metadata.deletionTimestamp = this.timestamp();
-      return n;
-    });
-    this.disruptions.push({ kind: 'consolidated', node: s.name, pool });
-    this.log?.info({ node: s.name }, 'sim: karpenter consolidated an empty node');
-    this.terminateInstance(s.instanceId, { decrementDesiredCapacity: true });
   }
 
   private onPodScheduled(pod: KubePod): void {
@@ -1619,7 +1571,7 @@ export class SimCluster implements CloudEffects {
         }
       }
       this.gpuChanged(s);
-      if (cause !== 'node-gone') this.scheduleConsolidation(s);
+      if (cause !== 'node-gone') this.karpenter.scheduleConsolidation(s);
     }
     const owner = p.metadata.ownerReferences?.[0];
     const delay = this.opts.rescheduleDelayMs;
