@@ -2,13 +2,7 @@ import type { Logger } from 'pino';
 import type { HealthState } from '../domain/gpu.js';
 import type { CloudEffects, InstanceState, SimInstance } from './cloud-effects.js';
 import { type CounterSet, renderExporterMetrics } from './dcgm-exporter.js';
-import {
-  DEFAULT_TIME_SLICING_REPLICAS,
-  devicePluginResources,
-  type GpuShape,
-  gfdLabels,
-  migLayout,
-} from './gpu-shapes.js';
+import { DEFAULT_TIME_SLICING_REPLICAS, type GpuShape, gfdLabels, migLayout } from './gpu-shapes.js';
 import { instanceTypeInfo } from './instance-types.js';
 import type {
   KubeLease,
@@ -20,6 +14,7 @@ import type {
   NodeConditionObject,
 } from './k8s-objects.js';
 import { KarpenterController, type KarpenterDisruption } from './karpenter.js';
+import { NodeBoot } from './node-boot.js';
 import { NodeClaims } from './node-claims.js';
 import { EksNodeRepair } from './node-repair.js';
 import { ApiError, ResourceStore, type WatchListener } from './resource-store.js';
@@ -127,6 +122,8 @@ export class SimCluster implements CloudEffects {
   private readonly nodeClaims: NodeClaims;
   /** EKS node auto repair and the managed node groups' DescribeNodegroup. */
   private readonly repair: EksNodeRepair;
+  /** A node's boot from the kubelet's side: device plugin registration, agent pod readiness. */
+  private readonly boot: NodeBoot;
   /** What the simulated Karpenter did on its own: nodes it started for pending pods, empty nodes it removed. */
   get disruptions(): KarpenterDisruption[] {
     return this.karpenter.disruptions;
@@ -183,6 +180,19 @@ export class SimCluster implements CloudEffects {
     this.karpenterGroup = { kind: 'karpenter', pool: 'gpu', instanceType: it };
     this.dcgmServer = dcgmServerSpec(this.opts.dcgmServer);
     this.autoModeGroup = { kind: 'karpenter', pool: 'gpu-auto', instanceType: it, autoMode: true };
+    this.boot = new NodeBoot({
+      store: this.store,
+      devicePluginDelayMs: () => this.opts.devicePluginDelayMs,
+      exporterReadyDelayMs: () => this.opts.exporterReadyDelayMs,
+      shapeOptions: () => this.shapeOptions(),
+      timestamp: () => this.timestamp(),
+      later: (ms, fn) => this.later(ms, fn),
+      nodeState: (name) => this.nodes.get(name),
+      podsOn: (node) => this.podsOn({ nodeName: node }),
+      isDcgmServerPod: (pod) => this.isDcgmServerPod(pod),
+      podIp: (st) => this.placement(st).podIP,
+      kickScheduler: () => this.kickScheduler(),
+    });
     this.karpenter = new KarpenterController(options.consolidateAfterMs, {
       store: this.store,
       log: this.log,
@@ -759,7 +769,7 @@ export class SimCluster implements CloudEffects {
     if (!s) return true;
     s.rebooting = true;
     s.rebootTimer?.cancel();
-    this.cancelBootTimers(s);
+    this.boot.cancelTimers(s);
     this.setReady(s, false, 'NodeStatusUnknown', 'Kubelet stopped posting node status.');
     if (s.rebootHangs) {
       this.log?.info({ node: s.name, instanceId }, 'sim: instance rebooting (and will hang in boot)');
@@ -1021,8 +1031,8 @@ export class SimCluster implements CloudEffects {
       pods: capacity.pods ?? '100',
     };
     if (gpuNode) {
-      Object.assign(capacity, this.advertised(s, shape, gpus, false));
-      Object.assign(allocatable, this.advertised(s, shape, gpus, true));
+      Object.assign(capacity, this.boot.advertised(s, shape, gpus, false));
+      Object.assign(allocatable, this.boot.advertised(s, shape, gpus, true));
       if (info.efa > 0) {
         capacity['vpc.amazonaws.com/efa'] = String(info.efa);
         allocatable['vpc.amazonaws.com/efa'] = String(info.efa);
@@ -1074,7 +1084,7 @@ export class SimCluster implements CloudEffects {
     if (this.opts.workloads) {
       for (const ds of this.daemonSets()) if (gpuNode || !ds.gpuOnly) this.createDaemonSetPod(s, ds);
     }
-    if (this.built && gpuNode) this.startBoot(s);
+    if (this.built && gpuNode) this.boot.start(s);
     this.kickScheduler();
     this.karpenter.scheduleConsolidation(s);
     return s;
@@ -1153,7 +1163,7 @@ export class SimCluster implements CloudEffects {
         return keep && keep.status === c.status ? { ...c, lastTransitionTime: keep.lastTransitionTime } : c;
       });
       if (s.gpuNode) {
-        const none = this.advertised(s, s.shape, s.gpus, false);
+        const none = this.boot.advertised(s, s.shape, s.gpus, false);
         n.status.capacity = { ...n.status.capacity, ...none };
         n.status.allocatable = { ...n.status.allocatable, ...none };
       }
@@ -1165,9 +1175,9 @@ export class SimCluster implements CloudEffects {
       const exporter = this.exporterPod(s.name);
       if (!exporter) this.createDaemonSetPod(s, EXPORTER_DS);
       // The pods survive the reboot; their containers restart and are not Ready until their probes pass.
-      for (const p of this.agentPods(s)) this.restartContainers(p);
+      for (const p of this.boot.agentPods(s)) this.boot.restartContainers(p);
     }
-    if (s.gpuNode) this.startBoot(s);
+    if (s.gpuNode) this.boot.start(s);
     const replay = s.persistent;
     s.persistent = [];
     for (const fault of replay) fault();
@@ -1196,7 +1206,7 @@ export class SimCluster implements CloudEffects {
   /** The device plugin advertises only healthy devices: a lost GPU takes its replicas or MIG devices with it. */
   private syncAllocatable(s: NodeState): void {
     if (!s.gpuNode) return;
-    const wanted = this.advertised(s, s.shape, s.gpus, true);
+    const wanted = this.boot.advertised(s, s.shape, s.gpus, true);
     const n = this.store.get<KubeNode>('nodes', undefined, s.name);
     if (!n || Object.entries(wanted).every(([k, v]) => n.status.allocatable[k] === v)) return;
     this.store.update<KubeNode>('nodes', undefined, s.name, (node) => {
@@ -1260,7 +1270,7 @@ export class SimCluster implements CloudEffects {
       this.uniquePod(() => daemonSetPod(this.rng, this.timestamp(), ds, uid, this.placement(s), hostNetwork)),
     );
     const agent = ds.name === EXPORTER_DS.name || ds === this.dcgmServer;
-    if (agent && s.agentsStarting) this.setContainersReady(pod, false);
+    if (agent && s.agentsStarting) this.boot.setContainersReady(pod, false);
   }
 
   private createMirrorPod(s: NodeState): void {
@@ -1420,110 +1430,6 @@ export class SimCluster implements CloudEffects {
   }
 
   /** The pods that read the node's GPUs for a monitor: dcgm-exporter and the EKS agent's dcgm-server. */
-  private agentPods(s: NodeState): KubePod[] {
-    return this.podsOn({ nodeName: s.name }).filter(
-      (p) => p.metadata.labels?.app === 'nvidia-dcgm-exporter' || this.isDcgmServerPod(p),
-    );
-  }
-
-  /**
-   * A node boot from the kubelet's side: the device plugin registers after devicePluginDelayMs, the GPU
-   * agent pods pass their readiness probes after exporterReadyDelayMs (each counted from the node's Ready).
-   */
-  private startBoot(s: NodeState): void {
-    this.cancelBootTimers(s);
-    s.agentsStarting = true;
-    for (const p of this.agentPods(s)) this.setContainersReady(p, false);
-    s.bootTimers = [
-      this.later(this.opts.devicePluginDelayMs, () => {
-        if (this.nodes.get(s.name) !== s || s.rebooting) return;
-        s.pluginRegistered = true;
-        this.advertiseGpus(s);
-        this.kickScheduler();
-      }),
-      this.later(this.opts.exporterReadyDelayMs, () => {
-        if (this.nodes.get(s.name) !== s || s.rebooting) return;
-        s.agentsStarting = false;
-        for (const p of this.agentPods(s)) this.setContainersReady(p, true);
-      }),
-    ];
-  }
-
-  private cancelBootTimers(s: NodeState): void {
-    for (const t of s.bootTimers) t.cancel();
-    s.bootTimers = [];
-  }
-
-  /**
-   * What the kubelet reports for the node's NVIDIA resources: every resource at 0 while the device plugin is not
-   * registered, else the devices of the GPUs counted (all of them, or only those NVML sees).
-   */
-  private advertised(
-    s: Pick<NodeState, 'pluginRegistered'>,
-    shape: GpuShape,
-    gpus: readonly SimGpu[],
-    presentOnly: boolean,
-  ): Record<string, string> {
-    const resources = devicePluginResources(shape, gpus, this.shapeOptions(), presentOnly);
-    if (!s.pluginRegistered) for (const k of Object.keys(resources)) resources[k] = '0';
-    return resources;
-  }
-
-  /**
-   * The device plugin registers (and GFD relabels) with the GPUs NVML sees: a GPU that did not come back after
-   * the boot lowers capacity, allocatable and `nvidia.com/gpu.count` alike (reference/real-clusters.md).
-   */
-  private advertiseGpus(s: NodeState): void {
-    const seen = s.gpus.filter((g) => g.present);
-    const resources = this.advertised(s, s.shape, seen, false);
-    const count = gfdLabels(s.shape, s.gpus[0]?.model ?? H100_MODEL, seen, this.shapeOptions())[
-      'nvidia.com/gpu.count'
-    ];
-    this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
-      n.status.capacity = { ...n.status.capacity, ...resources };
-      n.status.allocatable = { ...n.status.allocatable, ...resources };
-      if (
-        s.pluginRegistered &&
-        count !== undefined &&
-        n.metadata.labels?.['nvidia.com/gpu.count'] !== undefined
-      )
-        n.metadata.labels = { ...n.metadata.labels, 'nvidia.com/gpu.count': count };
-      return n;
-    });
-  }
-
-  /** After a node reboot: the same pod, a new sandbox (new IP), its containers restarted and not Ready. */
-  private restartContainers(p: KubePod): void {
-    const s = p.spec.nodeName ? this.nodes.get(p.spec.nodeName) : undefined;
-    this.store.update<KubePod>('pods', p.metadata.namespace, p.metadata.name, (pod) => {
-      pod.status.containerStatuses = pod.status.containerStatuses?.map((c) => ({
-        ...c,
-        restartCount: c.restartCount + 1,
-      }));
-      const hostNetwork = pod.status.podIP !== undefined && pod.status.podIP === pod.status.hostIP;
-      if (s && !hostNetwork) pod.status.podIP = this.placement(s).podIP;
-      return pod;
-    });
-  }
-
-  private setContainersReady(p: KubePod, ready: boolean): void {
-    const status = ready ? 'True' : 'False';
-    const now = this.timestamp();
-    this.store.update<KubePod>('pods', p.metadata.namespace, p.metadata.name, (pod) => {
-      pod.status.conditions = pod.status.conditions?.map((c) =>
-        (c.type === 'Ready' || c.type === 'ContainersReady') && c.status !== status
-          ? { ...c, status, lastTransitionTime: now }
-          : c,
-      );
-      pod.status.containerStatuses = pod.status.containerStatuses?.map((c) => ({
-        ...c,
-        ready,
-        started: ready,
-      }));
-      return pod;
-    });
-  }
-
   /** Launches a replacement for a terminated instance of `group`, once capacity allows. */
   private launchReplacement(group: NodeGroup, shape?: GpuShape): void {
     this.later(this.opts.replaceDelayMs, () => {
