@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { HealthState } from '../domain/gpu.js';
 import type { CloudEffects, InstanceState, SimInstance } from './cloud-effects.js';
 import { type CounterSet, renderExporterMetrics } from './dcgm-exporter.js';
+import { GpuFaults } from './gpu-faults.js';
 import { DEFAULT_TIME_SLICING_REPLICAS, type GpuShape, gfdLabels, migLayout } from './gpu-shapes.js';
 import { instanceTypeInfo } from './instance-types.js';
 import type {
@@ -20,7 +21,7 @@ import { EksNodeRepair } from './node-repair.js';
 import { ApiError, ResourceStore, type WatchListener } from './resource-store.js';
 import { SeededRandom } from './seeded-random.js';
 import { realClock, type SimClock, type SimTimer } from './sim-clock.js';
-import { H100_MODEL, kernelPciAddress, makeGpu, resetAfterReboot, type SimGpu } from './sim-gpu.js';
+import { H100_MODEL, makeGpu, resetAfterReboot, type SimGpu } from './sim-gpu.js';
 import {
   DAEMONSETS,
   type DaemonSetSpec,
@@ -40,7 +41,6 @@ import {
   servingPdb,
   servingPod,
 } from './workloads.js';
-import { defaultKernelText } from './xid-text.js';
 
 export {
   AUTO_MODE_OPERATOR,
@@ -124,6 +124,8 @@ export class SimCluster implements CloudEffects {
   private readonly repair: EksNodeRepair;
   /** A node's boot from the kubelet's side: device plugin registration, agent pod readiness. */
   private readonly boot: NodeBoot;
+  /** GPU fault injection (XID, ECC, row remap, NVLink, temperature, off the bus, DCGM health). */
+  private readonly gpuFaults: GpuFaults;
   /** What the simulated Karpenter did on its own: nodes it started for pending pods, empty nodes it removed. */
   get disruptions(): KarpenterDisruption[] {
     return this.karpenter.disruptions;
@@ -180,6 +182,12 @@ export class SimCluster implements CloudEffects {
     this.karpenterGroup = { kind: 'karpenter', pool: 'gpu', instanceType: it };
     this.dcgmServer = dcgmServerSpec(this.opts.dcgmServer);
     this.autoModeGroup = { kind: 'karpenter', pool: 'gpu-auto', instanceType: it, autoMode: true };
+    this.gpuFaults = new GpuFaults({
+      state: (node) => this.state(node),
+      gpu: (st, index) => this.gpu(st, index),
+      gpuChanged: (st) => this.gpuChanged(st),
+      syncAllocatable: (st) => this.syncAllocatable(st),
+    });
     this.boot = new NodeBoot({
       store: this.store,
       devicePluginDelayMs: () => this.opts.devicePluginDelayMs,
@@ -361,47 +369,15 @@ export class SimCluster implements CloudEffects {
     message?: string,
     opts: FaultOptions & { gpuInstance?: number } = {},
   ): void {
-    const s = this.state(node);
-    const g = this.gpu(s, gpu);
-    g.xidLast = xid;
-    g.xidCounts[xid] = (g.xidCounts[xid] ?? 0) + 1;
-    const instance =
-      opts.gpuInstance !== undefined ? ` GPU-I:${String(opts.gpuInstance).padStart(2, '0')}` : '';
-    s.kernelLog.push(
-      `NVRM: Xid (PCI:${kernelPciAddress(g)}${instance}): ${xid}, pid='<unknown>', name=<unknown>, ${message ?? defaultKernelText(xid)}`,
-    );
-    this.gpuChanged(s);
-    if (opts.persistent) {
-      const gpuInstance = opts.gpuInstance;
-      s.persistent.push(() =>
-        this.injectXid(node, gpu, xid, message, gpuInstance !== undefined ? { gpuInstance } : {}),
-      );
-    }
+    this.gpuFaults.injectXid(node, gpu, xid, message, opts);
   }
 
   injectEcc(node: string, gpu: number, counts: { sbe?: number; dbe?: number } & FaultOptions): void {
-    const s = this.state(node);
-    const g = this.gpu(s, gpu);
-    const sbe = counts.sbe ?? 0;
-    const dbe = counts.dbe ?? 0;
-    g.eccSbeVolatile += sbe;
-    g.eccSbeAggregate += sbe;
-    g.eccDbeVolatile += dbe;
-    g.eccDbeAggregate += dbe;
-    if (dbe > 0) {
-      // On HBM GPUs an uncorrectable error remaps a row; the remap takes effect at the next GPU reset.
-      g.uncorrectableRemappedRows += dbe;
-      g.rowRemapPending = 1;
-    }
-    this.gpuChanged(s);
-    if (counts.persistent) s.persistent.push(() => this.injectEcc(node, gpu, { sbe, dbe }));
+    this.gpuFaults.injectEcc(node, gpu, counts);
   }
 
   injectRowRemapFailure(node: string, gpu: number, opts: FaultOptions = {}): void {
-    const s = this.state(node);
-    this.gpu(s, gpu).rowRemapFailure = 1;
-    this.gpuChanged(s);
-    if (opts.persistent) s.persistent.push(() => this.injectRowRemapFailure(node, gpu));
+    this.gpuFaults.injectRowRemapFailure(node, gpu, opts);
   }
 
   injectNvlinkErrors(
@@ -410,48 +386,16 @@ export class SimCluster implements CloudEffects {
     n: number,
     opts: FaultOptions & { counter?: NvlinkCounter } = {},
   ): void {
-    const s = this.state(node);
-    const g = this.gpu(s, gpu);
-    switch (opts.counter ?? 'crcFlit') {
-      case 'crcFlit':
-        g.nvlinkCrcFlitErrors += n;
-        break;
-      case 'crcData':
-        g.nvlinkCrcDataErrors += n;
-        break;
-      case 'replay':
-        g.nvlinkReplayErrors += n;
-        break;
-      case 'recovery':
-        g.nvlinkRecoveryErrors += n;
-        break;
-    }
-    this.gpuChanged(s);
-    if (opts.persistent) {
-      const counter = opts.counter;
-      s.persistent.push(() => this.injectNvlinkErrors(node, gpu, n, counter ? { counter } : {}));
-    }
+    this.gpuFaults.injectNvlinkErrors(node, gpu, n, opts);
   }
 
   setTemperature(node: string, gpu: number, celsius: number): void {
-    const s = this.state(node);
-    this.gpu(s, gpu).temperatureC = celsius;
-    this.gpuChanged(s);
+    this.gpuFaults.setTemperature(node, gpu, celsius);
   }
 
   /** The GPU falls off the bus: gone from DCGM (and the exporter) and from allocatable `nvidia.com/gpu`. */
   dropGpu(node: string, gpu: number, opts: FaultOptions = {}): void {
-    const s = this.state(node);
-    const g = this.gpu(s, gpu);
-    if (g.present) {
-      g.present = false;
-      s.kernelLog.push(
-        `NVRM: GPU ${g.pciBusId.replace(/^0000/, '').toLowerCase()}: GPU has fallen off the bus.`,
-      );
-      this.gpuChanged(s);
-      this.syncAllocatable(s);
-    }
-    if (opts.persistent) s.persistent.push(() => this.dropGpu(node, gpu));
+    this.gpuFaults.dropGpu(node, gpu, opts);
   }
 
   /**
@@ -459,12 +403,7 @@ export class SimCluster implements CloudEffects {
    * the full counter set, DCGM_EXP_GPU_HEALTH_STATUS; pair it with setCondition for the node-condition source.
    */
   setHealth(node: string, gpu: number, health: HealthState, message?: string, opts: FaultOptions = {}): void {
-    const s = this.state(node);
-    const g = this.gpu(s, gpu);
-    g.health = health;
-    g.healthMessage = message;
-    this.gpuChanged(s);
-    if (opts.persistent) s.persistent.push(() => this.setHealth(node, gpu, health, message));
+    this.gpuFaults.setHealth(node, gpu, health, message, opts);
   }
 
   /** Sets (or replaces, by type) a node condition, as the EKS node monitoring agent or NPD would. */
