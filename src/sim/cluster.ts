@@ -2,13 +2,8 @@ import type { Logger } from 'pino';
 import type { HealthState } from '../domain/gpu.js';
 import type { CloudEffects, InstanceState, SimInstance } from './cloud-effects.js';
 import { type CounterSet, renderExporterMetrics } from './dcgm-exporter.js';
-import {
-  DEFAULT_TIME_SLICING_REPLICAS,
-  devicePluginResources,
-  type GpuShape,
-  gfdLabels,
-  migLayout,
-} from './gpu-shapes.js';
+import { GpuFaults } from './gpu-faults.js';
+import { DEFAULT_TIME_SLICING_REPLICAS, type GpuShape, gfdLabels, migLayout } from './gpu-shapes.js';
 import { instanceTypeInfo } from './instance-types.js';
 import type {
   KubeLease,
@@ -19,10 +14,14 @@ import type {
   KubeTrainingJob,
   NodeConditionObject,
 } from './k8s-objects.js';
+import { KarpenterController, type KarpenterDisruption } from './karpenter.js';
+import { NodeBoot } from './node-boot.js';
+import { NodeClaims } from './node-claims.js';
+import { EksNodeRepair } from './node-repair.js';
 import { ApiError, ResourceStore, type WatchListener } from './resource-store.js';
 import { SeededRandom } from './seeded-random.js';
 import { realClock, type SimClock, type SimTimer } from './sim-clock.js';
-import { H100_MODEL, kernelPciAddress, makeGpu, resetAfterReboot, type SimGpu } from './sim-gpu.js';
+import { H100_MODEL, makeGpu, resetAfterReboot, type SimGpu } from './sim-gpu.js';
 import {
   DAEMONSETS,
   type DaemonSetSpec,
@@ -39,222 +38,40 @@ import {
   pytorchJob,
   pytorchJobPod,
   type ReplicaType,
-  type SimDcgmServerOptions,
   servingPdb,
   servingPod,
 } from './workloads.js';
-import { defaultKernelText } from './xid-text.js';
 
-export type { WatchListener } from './resource-store.js';
+export {
+  AUTO_MODE_OPERATOR,
+  DO_NOT_DISRUPT,
+  type ExporterMode,
+  type ExporterScrape,
+  type FaultOptions,
+  KUBEFLOW_JOB_RESOURCES,
+  type KubeNodeClaim,
+  type NvlinkCounter,
+  type SimClusterOptions,
+  type SimNodeInfo,
+} from './cluster-types.js';
 
-export interface SimClusterOptions {
-  /** GPU nodes (a non-GPU system node is added on top). */
-  nodes?: number;
-  gpusPerNode?: number;
-  instanceType?: string;
-  clusterName?: string;
-  region?: string;
-  /** How many of the GPU nodes are Karpenter-provisioned (the rest are in EKS managed node group gpu-ng-1). */
-  karpenterNodes?: number;
-  /**
-   * How many of the GPU nodes are EKS Auto Mode nodes (NodePool `gpu-auto`, label
-   * `eks.amazonaws.com/compute-type: auto`; their instances are EC2 managed instances EKS owns). Default 0.
-   */
-  autoModeNodes?: number;
-  /**
-   * Karpenter consolidation of an empty node (no pods but DaemonSet and static ones) after this long, unless
-   * the node or one of its pods carries `karpenter.sh/do-not-disrupt: "true"`. Off by default, as a NodePool
-   * with `consolidateAfter: Never` (the sim's Karpenter nodes start empty and would vanish in every run).
-   */
-  consolidateAfterMs?: number;
-  rebootDelayMs?: number;
-  replaceDelayMs?: number;
-  /** From TerminateInstances (or a Karpenter node delete) to the Node object being gone. */
-  terminateDelayMs?: number;
-  /** How long controllers take to recreate a deleted pod (job restart, ReplicaSet, DaemonSet). */
-  rescheduleDelayMs?: number;
-  /** Graceful termination of an evicted/deleted pod: deletionTimestamp first, gone after this. */
-  podTerminationMs?: number;
-  /**
-   * After a reboot (or when a new node joins), from the node turning Ready to the NVIDIA device plugin
-   * re-registering: until then the kubelet reports `nvidia.com/gpu` capacity and allocatable 0. Default 60 s.
-   */
-  devicePluginDelayMs?: number;
-  /**
-   * After a reboot (or on a new node), from the node turning Ready to the restarted dcgm-exporter (and
-   * dcgm-server) pod passing its readiness probe; until then its container refuses connections. Default 45 s.
-   */
-  exporterReadyDelayMs?: number;
-  workloads?: boolean;
-  /**
-   * Also run DCGM host-engine pods for the dcgm-server source: `true` = the EKS node monitoring agent's stock
-   * `dcgm-server` pods (kube-system, shell-less image), or the style / namespace / shell to run.
-   */
-  dcgmServer?: boolean | SimDcgmServerOptions;
-  /**
-   * The exporters' counters file: `stock` (default: dcgm-exporter's default-counters.csv, no ECC, retired
-   * pages, NVLink errors, XID counts or health) or `full` (gpu-medic's counters CSV). Per node: setCounters.
-   */
-  counters?: CounterSet;
-  /** Older spelling of `counters: 'full'` (true) / `'stock'` (false); `counters` wins when both are given. */
-  extraCounters?: boolean;
-  /**
-   * How each GPU node's GPUs are shared (gpu-shapes.ts): GPU node i gets `gpuShapes[i % length]`, so
-   * `['plain', 'time-sliced', 'mig-single', 'mig-mixed']` makes a mixed fleet. Default: every node plain.
-   * A replacement node keeps the shape of the node it replaces (the node group's device-plugin config).
-   */
-  gpuShapes?: GpuShape[];
-  /** Time-slicing replicas per GPU on time-sliced nodes. Default 4. */
-  timeSlicingReplicas?: number;
-  /** Time-sliced GPUs offered as `nvidia.com/gpu.shared` (the device plugin's renameByDefault). Default false. */
-  timeSlicingRename?: boolean;
-  kubeletVersion?: string;
-  seed?: number;
-  clock?: SimClock;
-  logger?: Logger;
-}
-
-export type ExporterMode = 'ok' | 'hang' | 'error' | 'garbage' | 'missing';
-
-export interface FaultOptions {
-  /** The fault comes back after a reboot (a real hardware defect), so escalation can be tested. */
-  persistent?: boolean;
-}
-
-export type NvlinkCounter = 'crcFlit' | 'crcData' | 'replay' | 'recovery';
-
-export type ExporterScrape =
-  | { kind: 'ok' | 'garbage'; body: string }
-  | { kind: 'hang' }
-  | { kind: 'error'; status: number; message: string };
-
-export interface SimNodeInfo {
-  name: string;
-  instanceId: string;
-  gpuNode: boolean;
-  nodeGroup?: string;
-  autoScalingGroup?: string;
-  karpenterNodePool?: string;
-  /** An EKS Auto Mode node (its instance is operated by EKS). */
-  autoMode?: boolean;
-  rebooting: boolean;
-  exporterMode: ExporterMode;
-  /** How the node's GPUs are shared (plain for a CPU node). */
-  shape: GpuShape;
-  /** The counters file this node's exporter runs with. */
-  counters: CounterSet;
-  /** The NVIDIA device plugin is registered (false from a boot until it re-registers: `nvidia.com/gpu` is 0). */
-  devicePluginRegistered: boolean;
-  /** The GPU agent pods (dcgm-exporter, dcgm-server) restarted and have not passed their readiness probes. */
-  agentsStarting: boolean;
-}
-
-type NodeGroup =
-  | { kind: 'managed'; name: string; asg: string; instanceType: string; gpu: boolean }
-  /** A Karpenter NodePool, or (autoMode) an EKS Auto Mode NodePool: Auto Mode runs Karpenter for EKS. */
-  | { kind: 'karpenter'; pool: string; instanceType: string; autoMode?: boolean };
-
-export const DO_NOT_DISRUPT = 'karpenter.sh/do-not-disrupt';
-
-/** Karpenter's NodeClaim (karpenter.sh/v1, cluster-scoped): the claim behind one Karpenter / Auto Mode node. */
-export interface KubeNodeClaim extends KubeObject {
-  spec: {
-    nodeClassRef: { group: string; kind: string; name: string };
-    requirements: { key: string; operator: 'In'; values: string[] }[];
-  };
-  status: {
-    nodeName?: string;
-    providerID?: string;
-    capacity?: Record<string, string>;
-    conditions: {
-      type: string;
-      status: 'True' | 'False' | 'Unknown';
-      reason: string;
-      lastTransitionTime: string;
-    }[];
-  };
-}
-/** Who operates an Auto Mode node's EC2 instance (DescribeInstances `operator.principal`). */
-export const AUTO_MODE_OPERATOR = 'eks.amazonaws.com';
-
-interface NodeState {
-  name: string;
-  ip: string;
-  az: string;
-  instanceId: string;
-  group: NodeGroup;
-  gpuNode: boolean;
-  shape: GpuShape;
-  gpus: SimGpu[];
-  kernelLog: string[];
-  exporterMode: ExporterMode;
-  /** This node's exporter counters file; undefined = the cluster's. */
-  counters?: CounterSet;
-  exposition?: string;
-  persistent: Array<() => void>;
-  rebooting: boolean;
-  rebootTimer?: SimTimer;
-  /** Condition types set by setCondition, reset by a reboot. */
-  injectedConditions: Set<string>;
-  /** GPU index → key of the pod it is allocated to. */
-  allocations: Map<number, string>;
-  /** The NVIDIA device plugin is registered with the kubelet (false from a boot until it re-registers). */
-  pluginRegistered: boolean;
-  /** The GPU agent pods (dcgm-exporter, dcgm-server) restarted and are not Ready yet. */
-  agentsStarting: boolean;
-  /** Reboots of this node never finish: the instance hangs in boot and the kubelet never posts Ready. */
-  rebootHangs: boolean;
-  /** Device plugin and agent readiness timers of the current boot. */
-  bootTimers: SimTimer[];
-}
-
-const NODE_CONDITION_DEFAULTS: NodeConditionObject[] = [
-  {
-    type: 'MemoryPressure',
-    status: 'False',
-    reason: 'KubeletHasSufficientMemory',
-    message: 'kubelet has sufficient memory available',
-  },
-  {
-    type: 'DiskPressure',
-    status: 'False',
-    reason: 'KubeletHasNoDiskPressure',
-    message: 'kubelet has no disk pressure',
-  },
-  {
-    type: 'PIDPressure',
-    status: 'False',
-    reason: 'KubeletHasSufficientPID',
-    message: 'kubelet has sufficient PID available',
-  },
-  { type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status' },
-];
-
-const ACCELERATED_READY: NodeConditionObject = {
-  type: 'AcceleratedHardwareReady',
-  status: 'True',
-  reason: 'NvidiaAcceleratedHardwareIsReady',
-  message: 'Monitoring for the Nvidia system is active',
-};
-
-/** EKS node auto repair's documented "repair after" per condition (docs: Automatically repair nodes). */
-const AUTO_REPAIR_WAIT_MS: Record<string, number> = {
-  AcceleratedHardwareReady: 10 * 60_000,
-  ContainerRuntimeReady: 30 * 60_000,
-  KernelReady: 30 * 60_000,
-  NetworkingReady: 30 * 60_000,
-  StorageReady: 30 * 60_000,
-};
-
-const EXPORTER_DS = DAEMONSETS.find((d) => d.name === 'nvidia-dcgm-exporter') as DaemonSetSpec;
-
-const podKey = (ns: string | undefined, name: string): string => ResourceStore.key(ns, name);
-
-/** `aws:///us-east-1a/i-0abc…` → `i-0abc…`. */
-const parseProviderIdTail = (providerId: string | undefined): string => providerId?.split('/').pop() ?? '';
-
-/** Kubeflow training job plurals served under kubeflow.org/v1. */
-export const KUBEFLOW_JOB_RESOURCES = ['pytorchjobs', 'tfjobs', 'mpijobs', 'xgboostjobs'] as const;
+import {
+  ACCELERATED_READY,
+  AUTO_MODE_OPERATOR,
+  DO_NOT_DISRUPT,
+  EXPORTER_DS,
+  type ExporterMode,
+  type ExporterScrape,
+  type FaultOptions,
+  type KubeNodeClaim,
+  NODE_CONDITION_DEFAULTS,
+  type NodeGroup,
+  type NodeState,
+  type NvlinkCounter,
+  podKey,
+  type SimClusterOptions,
+  type SimNodeInfo,
+} from './cluster-types.js';
 
 /**
  * The in-memory state of a simulated EKS cluster of GPU nodes: Kubernetes objects (in a ResourceStore,
@@ -284,11 +101,8 @@ export class SimCluster implements CloudEffects {
       | 'consolidateAfterMs'
     >
   >;
-  private readonly consolidateAfterMs: number | undefined;
-  /** The pool that starts nodes for pending GPU pods (Auto Mode's if the cluster has one, else Karpenter's). */
-  private provisioner: Extract<NodeGroup, { kind: 'karpenter' }> | undefined;
-  /** Nodes the provisioner launched that have not joined yet. */
-  private launching = 0;
+  /** Karpenter's provisioning for pending pods and consolidation of empty nodes. */
+  private readonly karpenter: KarpenterController;
   private readonly nodes = new Map<string, NodeState>();
   private readonly instances = new Map<string, SimInstance>();
   private readonly podsByNode = new Map<string, Set<string>>();
@@ -304,17 +118,18 @@ export class SimCluster implements CloudEffects {
   readonly dcgmServer: DcgmServerSpec | undefined;
   private servingRs = { name: 'inference-6f9c8d7b5', uid: '' };
   private pendingTimer?: SimTimer;
-  private readonly consolidationPending = new Set<string>();
-  /** Node name → the name of its NodeClaim (Karpenter and Auto Mode nodes). */
-  private readonly claims = new Map<string, string>();
-  /** node/condition/lastTransitionTime of the bad spells auto repair is timing. */
-  private readonly repairWatches = new Set<string>();
-  private readonly nodeRepair = new Map<
-    string,
-    { enabled: boolean; action?: 'reboot' | 'replace' | 'none'; waitMs?: number }
-  >();
+  /** The NodeClaims behind Karpenter and Auto Mode nodes. */
+  private readonly nodeClaims: NodeClaims;
+  /** EKS node auto repair and the managed node groups' DescribeNodegroup. */
+  private readonly repair: EksNodeRepair;
+  /** A node's boot from the kubelet's side: device plugin registration, agent pod readiness. */
+  private readonly boot: NodeBoot;
+  /** GPU fault injection (XID, ECC, row remap, NVLink, temperature, off the bus, DCGM health). */
+  private readonly gpuFaults: GpuFaults;
   /** What the simulated Karpenter did on its own: nodes it started for pending pods, empty nodes it removed. */
-  readonly disruptions: { kind: 'provisioned' | 'consolidated'; node: string; pool: string }[] = [];
+  get disruptions(): KarpenterDisruption[] {
+    return this.karpenter.disruptions;
+  }
   /** Keys of pods waiting for a node. */
   private readonly pending = new Set<string>();
   private usedIps = new Set<string>();
@@ -367,7 +182,56 @@ export class SimCluster implements CloudEffects {
     this.karpenterGroup = { kind: 'karpenter', pool: 'gpu', instanceType: it };
     this.dcgmServer = dcgmServerSpec(this.opts.dcgmServer);
     this.autoModeGroup = { kind: 'karpenter', pool: 'gpu-auto', instanceType: it, autoMode: true };
-    this.consolidateAfterMs = options.consolidateAfterMs;
+    this.gpuFaults = new GpuFaults({
+      state: (node) => this.state(node),
+      gpu: (st, index) => this.gpu(st, index),
+      gpuChanged: (st) => this.gpuChanged(st),
+      syncAllocatable: (st) => this.syncAllocatable(st),
+    });
+    this.boot = new NodeBoot({
+      store: this.store,
+      devicePluginDelayMs: () => this.opts.devicePluginDelayMs,
+      exporterReadyDelayMs: () => this.opts.exporterReadyDelayMs,
+      shapeOptions: () => this.shapeOptions(),
+      timestamp: () => this.timestamp(),
+      later: (ms, fn) => this.later(ms, fn),
+      nodeState: (name) => this.nodes.get(name),
+      podsOn: (node) => this.podsOn({ nodeName: node }),
+      isDcgmServerPod: (pod) => this.isDcgmServerPod(pod),
+      podIp: (st) => this.placement(st).podIP,
+      kickScheduler: () => this.kickScheduler(),
+    });
+    this.karpenter = new KarpenterController(options.consolidateAfterMs, {
+      store: this.store,
+      log: this.log,
+      gpusPerNode: () => this.opts.gpusPerNode,
+      launchDelayMs: () => this.opts.replaceDelayMs,
+      timestamp: () => this.timestamp(),
+      later: (ms, fn) => this.later(ms, fn),
+      addNode: (group) => this.addNode(group),
+      nodeState: (name) => this.nodes.get(name),
+      podsOn: (node) => this.podsOn({ nodeName: node }),
+      terminateInstance: (id, o) => this.terminateInstance(id, o),
+    });
+    this.nodeClaims = new NodeClaims({
+      store: this.store,
+      rng: this.rng,
+      timestamp: () => this.timestamp(),
+      instanceTag: (id, key) => this.instances.get(id)?.tags[key],
+      deleteNode: (name) => this.deleteNodeFromApi(name),
+    });
+    this.repair = new EksNodeRepair({
+      clusterName: this.clusterName,
+      region: this.region,
+      store: this.store,
+      log: this.log,
+      managedGroups: [this.managedGroup, this.systemGroup],
+      nodeStates: () => [...this.nodes.values()],
+      nodeState: (name) => this.nodes.get(name),
+      later: (ms, fn) => this.later(ms, fn),
+      rebootInstance: (id) => this.rebootInstance(id),
+      terminateInstance: (id, o) => this.terminateInstance(id, o),
+    });
     for (const ds of this.daemonSets()) this.dsUids.set(ds.name, this.rng.uuid());
     this.servingRs.uid = this.rng.uuid();
 
@@ -381,7 +245,8 @@ export class SimCluster implements CloudEffects {
         i < managed ? this.managedGroup : i < managed + karpenter ? this.karpenterGroup : this.autoModeGroup;
       this.addNode(group, undefined, shape);
     }
-    this.provisioner = auto > 0 ? this.autoModeGroup : karpenter > 0 ? this.karpenterGroup : undefined;
+    this.karpenter.provisioner =
+      auto > 0 ? this.autoModeGroup : karpenter > 0 ? this.karpenterGroup : undefined;
     this.addNode(this.systemGroup);
     if (this.opts.workloads) this.createWorkloads();
     this.built = true;
@@ -504,47 +369,15 @@ export class SimCluster implements CloudEffects {
     message?: string,
     opts: FaultOptions & { gpuInstance?: number } = {},
   ): void {
-    const s = this.state(node);
-    const g = this.gpu(s, gpu);
-    g.xidLast = xid;
-    g.xidCounts[xid] = (g.xidCounts[xid] ?? 0) + 1;
-    const instance =
-      opts.gpuInstance !== undefined ? ` GPU-I:${String(opts.gpuInstance).padStart(2, '0')}` : '';
-    s.kernelLog.push(
-      `NVRM: Xid (PCI:${kernelPciAddress(g)}${instance}): ${xid}, pid='<unknown>', name=<unknown>, ${message ?? defaultKernelText(xid)}`,
-    );
-    this.gpuChanged(s);
-    if (opts.persistent) {
-      const gpuInstance = opts.gpuInstance;
-      s.persistent.push(() =>
-        this.injectXid(node, gpu, xid, message, gpuInstance !== undefined ? { gpuInstance } : {}),
-      );
-    }
+    this.gpuFaults.injectXid(node, gpu, xid, message, opts);
   }
 
   injectEcc(node: string, gpu: number, counts: { sbe?: number; dbe?: number } & FaultOptions): void {
-    const s = this.state(node);
-    const g = this.gpu(s, gpu);
-    const sbe = counts.sbe ?? 0;
-    const dbe = counts.dbe ?? 0;
-    g.eccSbeVolatile += sbe;
-    g.eccSbeAggregate += sbe;
-    g.eccDbeVolatile += dbe;
-    g.eccDbeAggregate += dbe;
-    if (dbe > 0) {
-      // On HBM GPUs an uncorrectable error remaps a row; the remap takes effect at the next GPU reset.
-      g.uncorrectableRemappedRows += dbe;
-      g.rowRemapPending = 1;
-    }
-    this.gpuChanged(s);
-    if (counts.persistent) s.persistent.push(() => this.injectEcc(node, gpu, { sbe, dbe }));
+    this.gpuFaults.injectEcc(node, gpu, counts);
   }
 
   injectRowRemapFailure(node: string, gpu: number, opts: FaultOptions = {}): void {
-    const s = this.state(node);
-    this.gpu(s, gpu).rowRemapFailure = 1;
-    this.gpuChanged(s);
-    if (opts.persistent) s.persistent.push(() => this.injectRowRemapFailure(node, gpu));
+    this.gpuFaults.injectRowRemapFailure(node, gpu, opts);
   }
 
   injectNvlinkErrors(
@@ -553,48 +386,16 @@ export class SimCluster implements CloudEffects {
     n: number,
     opts: FaultOptions & { counter?: NvlinkCounter } = {},
   ): void {
-    const s = this.state(node);
-    const g = this.gpu(s, gpu);
-    switch (opts.counter ?? 'crcFlit') {
-      case 'crcFlit':
-        g.nvlinkCrcFlitErrors += n;
-        break;
-      case 'crcData':
-        g.nvlinkCrcDataErrors += n;
-        break;
-      case 'replay':
-        g.nvlinkReplayErrors += n;
-        break;
-      case 'recovery':
-        g.nvlinkRecoveryErrors += n;
-        break;
-    }
-    this.gpuChanged(s);
-    if (opts.persistent) {
-      const counter = opts.counter;
-      s.persistent.push(() => this.injectNvlinkErrors(node, gpu, n, counter ? { counter } : {}));
-    }
+    this.gpuFaults.injectNvlinkErrors(node, gpu, n, opts);
   }
 
   setTemperature(node: string, gpu: number, celsius: number): void {
-    const s = this.state(node);
-    this.gpu(s, gpu).temperatureC = celsius;
-    this.gpuChanged(s);
+    this.gpuFaults.setTemperature(node, gpu, celsius);
   }
 
   /** The GPU falls off the bus: gone from DCGM (and the exporter) and from allocatable `nvidia.com/gpu`. */
   dropGpu(node: string, gpu: number, opts: FaultOptions = {}): void {
-    const s = this.state(node);
-    const g = this.gpu(s, gpu);
-    if (g.present) {
-      g.present = false;
-      s.kernelLog.push(
-        `NVRM: GPU ${g.pciBusId.replace(/^0000/, '').toLowerCase()}: GPU has fallen off the bus.`,
-      );
-      this.gpuChanged(s);
-      this.syncAllocatable(s);
-    }
-    if (opts.persistent) s.persistent.push(() => this.dropGpu(node, gpu));
+    this.gpuFaults.dropGpu(node, gpu, opts);
   }
 
   /**
@@ -602,12 +403,7 @@ export class SimCluster implements CloudEffects {
    * the full counter set, DCGM_EXP_GPU_HEALTH_STATUS; pair it with setCondition for the node-condition source.
    */
   setHealth(node: string, gpu: number, health: HealthState, message?: string, opts: FaultOptions = {}): void {
-    const s = this.state(node);
-    const g = this.gpu(s, gpu);
-    g.health = health;
-    g.healthMessage = message;
-    this.gpuChanged(s);
-    if (opts.persistent) s.persistent.push(() => this.setHealth(node, gpu, health, message));
+    this.gpuFaults.setHealth(node, gpu, health, message, opts);
   }
 
   /** Sets (or replaces, by type) a node condition, as the EKS node monitoring agent or NPD would. */
@@ -632,7 +428,7 @@ export class SimCluster implements CloudEffects {
         : [...n.status.conditions, next];
       return n;
     });
-    this.watchForAutoRepair(s, condition.type, condition.status);
+    this.repair.watch(s, condition.type, condition.status);
     if (opts.persistent) s.persistent.push(() => this.setCondition(node, condition));
   }
 
@@ -725,7 +521,8 @@ export class SimCluster implements CloudEffects {
     const updated = this.store.update<KubeNode>('nodes', undefined, name, () => next);
     if (wasUnschedulable && updated.spec.unschedulable !== true) this.kickScheduler();
     const s = this.nodes.get(name);
-    if (s && updated.metadata.annotations?.[DO_NOT_DISRUPT] !== 'true') this.scheduleConsolidation(s);
+    if (s && updated.metadata.annotations?.[DO_NOT_DISRUPT] !== 'true')
+      this.karpenter.scheduleConsolidation(s);
     return updated;
   }
 
@@ -911,7 +708,7 @@ export class SimCluster implements CloudEffects {
     if (!s) return true;
     s.rebooting = true;
     s.rebootTimer?.cancel();
-    this.cancelBootTimers(s);
+    this.boot.cancelTimers(s);
     this.setReady(s, false, 'NodeStatusUnknown', 'Kubelet stopped posting node status.');
     if (s.rebootHangs) {
       this.log?.info({ node: s.name, instanceId }, 'sim: instance rebooting (and will hang in boot)');
@@ -972,86 +769,22 @@ export class SimCluster implements CloudEffects {
   }
 
   /**
-   * EKS node auto repair of a managed node group (DescribeNodegroup `nodeRepairConfig`). When enabled, a node
-   * of the group whose repairable condition stays bad for the documented wait (AcceleratedHardwareReady 10 min,
-   * the node monitoring agent's other conditions 30 min; `waitMs` overrides both) is rebooted or replaced,
-   * as EKS chooses per fault (`action`; `none` models a repair that does not happen, e.g. above the group's
-   * unhealthy-node threshold). Auto Mode nodes always have it on, with Replace.
+   * EKS node auto repair of a managed node group (DescribeNodegroup `nodeRepairConfig`); see EksNodeRepair.
    */
   setNodeRepair(
     nodegroup: string,
     setting: { enabled: boolean; action?: 'reboot' | 'replace' | 'none'; waitMs?: number },
   ): void {
-    if (![this.managedGroup, this.systemGroup].some((g) => g.kind === 'managed' && g.name === nodegroup))
-      throw new Error(`no managed node group ${nodegroup}`);
-    this.nodeRepair.set(nodegroup, setting);
+    this.repair.setNodeRepair(nodegroup, setting);
   }
 
   describeNodegroup(clusterName: string, nodegroupName: string): Record<string, unknown> | undefined {
-    if (clusterName !== this.clusterName) return undefined;
-    const group = [this.managedGroup, this.systemGroup].find(
-      (g) => g.kind === 'managed' && g.name === nodegroupName,
-    );
-    if (!group || group.kind !== 'managed') return undefined;
-    const size = [...this.nodes.values()].filter((n) => n.group === group).length;
-    const account = '123456789012';
-    const created = Math.floor(new Date('2026-01-15T09:00:00Z').getTime() / 1000);
-    return {
-      nodegroupName: group.name,
-      nodegroupArn: `arn:aws:eks:${this.region}:${account}:nodegroup/${this.clusterName}/${group.name}/${group.asg.slice(-36)}`,
-      clusterName: this.clusterName,
-      version: '1.31',
-      releaseVersion: '1.31.4-20250123',
-      createdAt: created,
-      modifiedAt: created,
-      status: 'ACTIVE',
-      capacityType: 'ON_DEMAND',
-      scalingConfig: { minSize: 0, maxSize: Math.max(size, 1) * 2, desiredSize: size },
-      instanceTypes: [group.instanceType],
-      subnets: ['subnet-0a1b2c3d4e5f60001', 'subnet-0a1b2c3d4e5f60002'],
-      amiType: group.gpu ? 'AL2023_x86_64_NVIDIA' : 'AL2023_x86_64_STANDARD',
-      nodeRole: `arn:aws:iam::${account}:role/${this.clusterName}-node`,
-      labels: {},
-      resources: { autoScalingGroups: [{ name: group.asg }] },
-      health: { issues: [] },
-      updateConfig: { maxUnavailable: 1 },
-      // The API leaves the field out for a group created without it; enabled: false once someone set it.
-      ...(this.nodeRepair.has(group.name)
-        ? { nodeRepairConfig: { enabled: this.nodeRepair.get(group.name)?.enabled === true } }
-        : {}),
-      tags: {},
-    };
+    return this.repair.describeNodegroup(clusterName, nodegroupName);
   }
 
   /** What EKS node auto repair did to nodes, in order. */
-  readonly autoRepairs: { node: string; action: 'reboot' | 'replace'; condition: string }[] = [];
-
-  private watchForAutoRepair(s: NodeState, type: string, status: string): void {
-    const wait = AUTO_REPAIR_WAIT_MS[type];
-    if (wait === undefined || status === 'True') return;
-    const auto = s.group.kind === 'karpenter' && s.group.autoMode === true;
-    const setting = s.group.kind === 'managed' ? this.nodeRepair.get(s.group.name) : undefined;
-    if (!auto && setting?.enabled !== true) return;
-    const action = auto ? 'replace' : (setting?.action ?? 'reboot');
-    const since = this.store
-      .get<KubeNode>('nodes', undefined, s.name)
-      ?.status.conditions.find((c) => c.type === type)?.lastTransitionTime;
-    const spell = `${s.name}/${type}/${since ?? ''}`;
-    if (this.repairWatches.has(spell)) return;
-    this.repairWatches.add(spell);
-    this.later(setting?.waitMs ?? wait, () => {
-      this.repairWatches.delete(spell);
-      if (this.nodes.get(s.name) !== s || action === 'none') return;
-      const now = this.store
-        .get<KubeNode>('nodes', undefined, s.name)
-        ?.status.conditions.find((c) => c.type === type);
-      // Still the same bad spell: nothing cured it (or rebooted it) in the meantime.
-      if (!now || now.status === 'True' || now.lastTransitionTime !== since) return;
-      this.autoRepairs.push({ node: s.name, action, condition: type });
-      this.log?.info({ node: s.name, action, condition: type }, 'sim: EKS node auto repair acted');
-      if (action === 'reboot') this.rebootInstance(s.instanceId);
-      else this.terminateInstance(s.instanceId, { decrementDesiredCapacity: false });
-    });
+  get autoRepairs(): { node: string; action: 'reboot' | 'replace'; condition: string }[] {
+    return this.repair.autoRepairs;
   }
 
   /** Cancels every pending effect (reboots, replacements, restarts). */
@@ -1237,8 +970,8 @@ export class SimCluster implements CloudEffects {
       pods: capacity.pods ?? '100',
     };
     if (gpuNode) {
-      Object.assign(capacity, this.advertised(s, shape, gpus, false));
-      Object.assign(allocatable, this.advertised(s, shape, gpus, true));
+      Object.assign(capacity, this.boot.advertised(s, shape, gpus, false));
+      Object.assign(allocatable, this.boot.advertised(s, shape, gpus, true));
       if (info.efa > 0) {
         capacity['vpc.amazonaws.com/efa'] = String(info.efa);
         allocatable['vpc.amazonaws.com/efa'] = String(info.efa);
@@ -1286,13 +1019,13 @@ export class SimCluster implements CloudEffects {
       },
     };
     this.store.create('nodes', node);
-    if (group.kind === 'karpenter') this.createNodeClaim(group, node);
+    if (group.kind === 'karpenter') this.nodeClaims.create(group, node);
     if (this.opts.workloads) {
       for (const ds of this.daemonSets()) if (gpuNode || !ds.gpuOnly) this.createDaemonSetPod(s, ds);
     }
-    if (this.built && gpuNode) this.startBoot(s);
+    if (this.built && gpuNode) this.boot.start(s);
     this.kickScheduler();
-    this.scheduleConsolidation(s);
+    this.karpenter.scheduleConsolidation(s);
     return s;
   }
 
@@ -1306,87 +1039,20 @@ export class SimCluster implements CloudEffects {
     return base;
   }
 
-  /** What Karpenter records for a node it launched: the NodeClaim, Launched / Registered / Initialized / Ready. */
-  private createNodeClaim(group: Extract<NodeGroup, { kind: 'karpenter' }>, node: KubeNode): void {
-    const now = this.timestamp();
-    // The name the instance was tagged with at launch (no new random draw: seeded fleets keep their names).
-    const instanceId = parseProviderIdTail(node.spec.providerID);
-    const name =
-      this.instances.get(instanceId)?.tags['karpenter.sh/nodeclaim'] ??
-      `${group.pool}-${instanceId.slice(-5)}`;
-    const condition = (type: string) => ({
-      type,
-      status: 'True' as const,
-      reason: type,
-      lastTransitionTime: now,
-    });
-    this.store.create<KubeNodeClaim>('nodeclaims', {
-      apiVersion: 'karpenter.sh/v1',
-      kind: 'NodeClaim',
-      metadata: {
-        name,
-        uid: this.rng.uuid(),
-        resourceVersion: '0',
-        creationTimestamp: now,
-        labels: {
-          'karpenter.sh/nodepool': group.pool,
-          'node.kubernetes.io/instance-type': group.instanceType,
-          ...(group.autoMode ? { 'eks.amazonaws.com/compute-type': 'auto' } : {}),
-        },
-        finalizers: ['karpenter.sh/termination'],
-      },
-      spec: {
-        nodeClassRef: group.autoMode
-          ? { group: 'eks.amazonaws.com', kind: 'NodeClass', name: 'default' }
-          : { group: 'karpenter.k8s.aws', kind: 'EC2NodeClass', name: 'default' },
-        requirements: [
-          { key: 'node.kubernetes.io/instance-type', operator: 'In', values: [group.instanceType] },
-          { key: 'karpenter.sh/capacity-type', operator: 'In', values: ['on-demand'] },
-        ],
-      },
-      status: {
-        nodeName: node.metadata.name,
-        providerID: node.spec.providerID,
-        capacity: { ...node.status.capacity },
-        conditions: ['Launched', 'Registered', 'Initialized', 'Ready'].map(condition),
-      },
-    });
-    this.claims.set(node.metadata.name, name);
-  }
-
   nodeClaimOf(node: string): KubeNodeClaim | undefined {
-    const name = this.claims.get(node);
-    const claim = name ? this.store.get<KubeNodeClaim>('nodeclaims', undefined, name) : undefined;
-    return claim ? structuredClone(claim) : undefined;
+    return this.nodeClaims.of(node);
   }
 
   /** DELETE of a NodeClaim: Karpenter drains and deletes its Node and terminates the instance. */
   deleteNodeClaimFromApi(name: string): KubeNodeClaim {
-    const claim = this.store.get<KubeNodeClaim>('nodeclaims', undefined, name);
-    if (!claim)
-      throw new ApiError(404, 'NotFound', `nodeclaims.karpenter.sh "${name}" not found`, {
-        name,
-        group: 'karpenter.sh',
-        kind: 'nodeclaims',
-      });
-    const updated = this.store.update<KubeNodeClaim>('nodeclaims', undefined, name, (c) => {
-      c.metadata.deletionTimestamp ??= this.timestamp();
-      return c;
-    });
-    const node = claim.status.nodeName;
-    if (node && this.store.get('nodes', undefined, node)) this.deleteNodeFromApi(node);
-    return structuredClone(updated);
+    return this.nodeClaims.deleteFromApi(name);
   }
 
   private removeNode(name: string): void {
     const s = this.nodes.get(name);
     if (!s) return;
     // The NodeClaim's finalizer completes with its instance and Node.
-    const claim = this.claims.get(name);
-    if (claim) {
-      this.claims.delete(name);
-      if (this.store.get('nodeclaims', undefined, claim)) this.store.delete('nodeclaims', undefined, claim);
-    }
+    this.nodeClaims.remove(name);
     s.rebootTimer?.cancel();
     for (const p of this.podsOn({ nodeName: name })) this.removePod(p, 'node-gone');
     this.nodes.delete(name);
@@ -1436,7 +1102,7 @@ export class SimCluster implements CloudEffects {
         return keep && keep.status === c.status ? { ...c, lastTransitionTime: keep.lastTransitionTime } : c;
       });
       if (s.gpuNode) {
-        const none = this.advertised(s, s.shape, s.gpus, false);
+        const none = this.boot.advertised(s, s.shape, s.gpus, false);
         n.status.capacity = { ...n.status.capacity, ...none };
         n.status.allocatable = { ...n.status.allocatable, ...none };
       }
@@ -1448,9 +1114,9 @@ export class SimCluster implements CloudEffects {
       const exporter = this.exporterPod(s.name);
       if (!exporter) this.createDaemonSetPod(s, EXPORTER_DS);
       // The pods survive the reboot; their containers restart and are not Ready until their probes pass.
-      for (const p of this.agentPods(s)) this.restartContainers(p);
+      for (const p of this.boot.agentPods(s)) this.boot.restartContainers(p);
     }
-    if (s.gpuNode) this.startBoot(s);
+    if (s.gpuNode) this.boot.start(s);
     const replay = s.persistent;
     s.persistent = [];
     for (const fault of replay) fault();
@@ -1479,7 +1145,7 @@ export class SimCluster implements CloudEffects {
   /** The device plugin advertises only healthy devices: a lost GPU takes its replicas or MIG devices with it. */
   private syncAllocatable(s: NodeState): void {
     if (!s.gpuNode) return;
-    const wanted = this.advertised(s, s.shape, s.gpus, true);
+    const wanted = this.boot.advertised(s, s.shape, s.gpus, true);
     const n = this.store.get<KubeNode>('nodes', undefined, s.name);
     if (!n || Object.entries(wanted).every(([k, v]) => n.status.allocatable[k] === v)) return;
     this.store.update<KubeNode>('nodes', undefined, s.name, (node) => {
@@ -1543,7 +1209,7 @@ export class SimCluster implements CloudEffects {
       this.uniquePod(() => daemonSetPod(this.rng, this.timestamp(), ds, uid, this.placement(s), hostNetwork)),
     );
     const agent = ds.name === EXPORTER_DS.name || ds === this.dcgmServer;
-    if (agent && s.agentsStarting) this.setContainersReady(pod, false);
+    if (agent && s.agentsStarting) this.boot.setContainersReady(pod, false);
   }
 
   private createMirrorPod(s: NodeState): void {
@@ -1653,68 +1319,8 @@ export class SimCluster implements CloudEffects {
         if (p && !p.spec.nodeName) this.schedule(p);
         else this.pending.delete(key);
       }
-      this.provisionForPending();
+      this.karpenter.provisionForPending(this.pending);
     });
-  }
-
-  /**
-   * Karpenter (or Auto Mode) starts nodes for GPU pods no existing node can take, and only for them: enough
-   * whole nodes for the pending GPU requests, less the nodes already launching. Nothing pending, no node.
-   */
-  private provisionForPending(): void {
-    const group = this.provisioner;
-    if (!group) return;
-    let gpus = 0;
-    for (const key of this.pending) {
-      const [ns, name] = key.split('/');
-      const p = this.store.get<KubePod>('pods', ns, name ?? '');
-      if (p && !p.spec.nodeName && !p.metadata.deletionTimestamp) gpus += podGpuRequest(p);
-    }
-    const nodes = Math.ceil(gpus / Math.max(1, this.opts.gpusPerNode)) - this.launching;
-    for (let i = 0; i < nodes; i++) {
-      this.launching++;
-      this.later(this.opts.replaceDelayMs, () => {
-        this.launching--;
-        const s = this.addNode(group);
-        this.disruptions.push({ kind: 'provisioned', node: s.name, pool: group.pool });
-        this.log?.info(
-          { node: s.name, pool: group.pool },
-          'sim: karpenter provisioned a node for pending pods',
-        );
-      });
-    }
-  }
-
-  /** Consolidation of an empty Karpenter / Auto Mode node after `consolidateAfterMs` (when enabled). */
-  private scheduleConsolidation(s: NodeState): void {
-    if (this.consolidateAfterMs === undefined || s.group.kind !== 'karpenter') return;
-    const pool = s.group.pool;
-    if (this.consolidationPending.has(s.name)) return;
-    this.consolidationPending.add(s.name);
-    this.later(this.consolidateAfterMs, () => {
-      this.consolidationPending.delete(s.name);
-      this.consolidateIfEmpty(s, pool);
-    });
-  }
-
-  private consolidateIfEmpty(s: NodeState, pool: string): void {
-    if (this.nodes.get(s.name) !== s) return;
-    const node = this.store.get<KubeNode>('nodes', undefined, s.name);
-    if (!node || node.metadata.deletionTimestamp) return;
-    const pods = this.podsOn({ nodeName: s.name });
-    // Voluntary disruption respects do-not-disrupt on the node and on its pods; DaemonSet and static pods
-    // do not make a node "not empty".
-    const guarded =
-      node.metadata.annotations?.[DO_NOT_DISRUPT] === 'true' ||
-      pods.some((p) => p.metadata.annotations?.[DO_NOT_DISRUPT] === 'true');
-    if (guarded || pods.some((p) => !isDaemonSetPod(p) && !isMirrorPod(p))) return;
-    this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
-      n.metadata.deletionTimestamp = this.timestamp();
-      return n;
-    });
-    this.disruptions.push({ kind: 'consolidated', node: s.name, pool });
-    this.log?.info({ node: s.name }, 'sim: karpenter consolidated an empty node');
-    this.terminateInstance(s.instanceId, { decrementDesiredCapacity: true });
   }
 
   private onPodScheduled(pod: KubePod): void {
@@ -1763,110 +1369,6 @@ export class SimCluster implements CloudEffects {
   }
 
   /** The pods that read the node's GPUs for a monitor: dcgm-exporter and the EKS agent's dcgm-server. */
-  private agentPods(s: NodeState): KubePod[] {
-    return this.podsOn({ nodeName: s.name }).filter(
-      (p) => p.metadata.labels?.app === 'nvidia-dcgm-exporter' || this.isDcgmServerPod(p),
-    );
-  }
-
-  /**
-   * A node boot from the kubelet's side: the device plugin registers after devicePluginDelayMs, the GPU
-   * agent pods pass their readiness probes after exporterReadyDelayMs (each counted from the node's Ready).
-   */
-  private startBoot(s: NodeState): void {
-    this.cancelBootTimers(s);
-    s.agentsStarting = true;
-    for (const p of this.agentPods(s)) this.setContainersReady(p, false);
-    s.bootTimers = [
-      this.later(this.opts.devicePluginDelayMs, () => {
-        if (this.nodes.get(s.name) !== s || s.rebooting) return;
-        s.pluginRegistered = true;
-        this.advertiseGpus(s);
-        this.kickScheduler();
-      }),
-      this.later(this.opts.exporterReadyDelayMs, () => {
-        if (this.nodes.get(s.name) !== s || s.rebooting) return;
-        s.agentsStarting = false;
-        for (const p of this.agentPods(s)) this.setContainersReady(p, true);
-      }),
-    ];
-  }
-
-  private cancelBootTimers(s: NodeState): void {
-    for (const t of s.bootTimers) t.cancel();
-    s.bootTimers = [];
-  }
-
-  /**
-   * What the kubelet reports for the node's NVIDIA resources: every resource at 0 while the device plugin is not
-   * registered, else the devices of the GPUs counted (all of them, or only those NVML sees).
-   */
-  private advertised(
-    s: Pick<NodeState, 'pluginRegistered'>,
-    shape: GpuShape,
-    gpus: readonly SimGpu[],
-    presentOnly: boolean,
-  ): Record<string, string> {
-    const resources = devicePluginResources(shape, gpus, this.shapeOptions(), presentOnly);
-    if (!s.pluginRegistered) for (const k of Object.keys(resources)) resources[k] = '0';
-    return resources;
-  }
-
-  /**
-   * The device plugin registers (and GFD relabels) with the GPUs NVML sees: a GPU that did not come back after
-   * the boot lowers capacity, allocatable and `nvidia.com/gpu.count` alike (reference/real-clusters.md).
-   */
-  private advertiseGpus(s: NodeState): void {
-    const seen = s.gpus.filter((g) => g.present);
-    const resources = this.advertised(s, s.shape, seen, false);
-    const count = gfdLabels(s.shape, s.gpus[0]?.model ?? H100_MODEL, seen, this.shapeOptions())[
-      'nvidia.com/gpu.count'
-    ];
-    this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
-      n.status.capacity = { ...n.status.capacity, ...resources };
-      n.status.allocatable = { ...n.status.allocatable, ...resources };
-      if (
-        s.pluginRegistered &&
-        count !== undefined &&
-        n.metadata.labels?.['nvidia.com/gpu.count'] !== undefined
-      )
-        n.metadata.labels = { ...n.metadata.labels, 'nvidia.com/gpu.count': count };
-      return n;
-    });
-  }
-
-  /** After a node reboot: the same pod, a new sandbox (new IP), its containers restarted and not Ready. */
-  private restartContainers(p: KubePod): void {
-    const s = p.spec.nodeName ? this.nodes.get(p.spec.nodeName) : undefined;
-    this.store.update<KubePod>('pods', p.metadata.namespace, p.metadata.name, (pod) => {
-      pod.status.containerStatuses = pod.status.containerStatuses?.map((c) => ({
-        ...c,
-        restartCount: c.restartCount + 1,
-      }));
-      const hostNetwork = pod.status.podIP !== undefined && pod.status.podIP === pod.status.hostIP;
-      if (s && !hostNetwork) pod.status.podIP = this.placement(s).podIP;
-      return pod;
-    });
-  }
-
-  private setContainersReady(p: KubePod, ready: boolean): void {
-    const status = ready ? 'True' : 'False';
-    const now = this.timestamp();
-    this.store.update<KubePod>('pods', p.metadata.namespace, p.metadata.name, (pod) => {
-      pod.status.conditions = pod.status.conditions?.map((c) =>
-        (c.type === 'Ready' || c.type === 'ContainersReady') && c.status !== status
-          ? { ...c, status, lastTransitionTime: now }
-          : c,
-      );
-      pod.status.containerStatuses = pod.status.containerStatuses?.map((c) => ({
-        ...c,
-        ready,
-        started: ready,
-      }));
-      return pod;
-    });
-  }
-
   /** Launches a replacement for a terminated instance of `group`, once capacity allows. */
   private launchReplacement(group: NodeGroup, shape?: GpuShape): void {
     this.later(this.opts.replaceDelayMs, () => {
@@ -1914,7 +1416,7 @@ export class SimCluster implements CloudEffects {
         }
       }
       this.gpuChanged(s);
-      if (cause !== 'node-gone') this.scheduleConsolidation(s);
+      if (cause !== 'node-gone') this.karpenter.scheduleConsolidation(s);
     }
     const owner = p.metadata.ownerReferences?.[0];
     const delay = this.opts.rescheduleDelayMs;
