@@ -203,7 +203,10 @@ function stepLine(event: ProgressEvent): string {
         case 'replacement':
           return `⏳ Waiting for a replacement node to join${missing ? `: ${e(missing)}` : ''}${limit}`;
         default:
-          return `⏳ Not back yet — ${target} stays cordoned: ${missing ? e(missing) : 'waiting for its GPUs'}${limit}`;
+          // A replacement is a new node gpu-medic never cordoned: only "not verified yet".
+          return on !== undefined && on !== event.node
+            ? `⏳ Replacement ${target} not verified yet: ${missing ? e(missing) : 'waiting for its GPUs'}${limit}`
+            : `⏳ Not back yet — ${target} stays cordoned: ${missing ? e(missing) : 'waiting for its GPUs'}${limit}`;
       }
     }
     case 'gpu_scan': {
