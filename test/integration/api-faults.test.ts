@@ -127,7 +127,24 @@ describe('a remediation through a misbehaving API server', () => {
       const k8s = sim.log.requests.filter((r): r is K8sRecordedRequest => r.service === 'k8s');
       // The first node patch (the karpenter.sh/do-not-disrupt annotation, before the cordon): one 500, then
       // accepted; then the cordon, the uncordon and the annotation's removal, each once.
-      const patches = k8s.filter((r) => r.operation === 'patchNode' && r.name === target);
+      // The annotation comes off just after the end: wait for that patch before counting.
+      await waitFor(
+        'the do-not-disrupt annotation to be released',
+        () =>
+          sim.log.requests.some(
+            (r) =>
+              r.service === 'k8s' &&
+              (r as K8sRecordedRequest).operation === 'patchNode' &&
+              r.body.includes('do-not-disrupt') &&
+              r.body.includes('null'),
+          )
+            ? true
+            : undefined,
+        () => [],
+      );
+      const patches = sim.log.requests
+        .filter((r): r is K8sRecordedRequest => r.service === 'k8s')
+        .filter((r) => r.operation === 'patchNode' && r.name === target);
       const kinds = patches.map(
         (r) => `${r.status} ${r.body.includes('"unschedulable"') ? 'schedulable' : 'annotation'}`,
       );

@@ -270,6 +270,21 @@ async function crashAndResume(
       // reboot grace (2 min, not settable through the environment) shows no sign of it.
       { timeoutMs: 240_000, intervalMs: 200, alive: [second], ...ctx },
     );
+    // The do-not-disrupt annotation comes off just after the end (also when the kill came between the two).
+    await waitFor(
+      'the do-not-disrupt annotation to be released',
+      () =>
+        k8s(sim).some(
+          (r) =>
+            r.operation === 'patchNode' &&
+            r.name === target &&
+            r.body.includes('do-not-disrupt') &&
+            JSON.parse(r.body).metadata?.annotations?.['karpenter.sh/do-not-disrupt'] === null,
+        )
+          ? true
+          : undefined,
+      { timeoutMs: 30_000, intervalMs: 200, alive: [second], ...ctx },
+    );
     await second.stop('SIGTERM');
     // Work in flight at the kill is resumed by the restarted process, not started again from the monitor.
     const wasWorking =
