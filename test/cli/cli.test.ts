@@ -197,5 +197,5 @@ describe('gpu-medic cordon|reboot|exclude|unexclude (manual actions)', () => {
     const unknown = await gpuMedic(['uncordon', 'no-such-node'], { env });
     expect(unknown.code).toBe(1);
     expect(unknown.stdout).toContain('does not exist');
-  });
+  }, 120_000); // five CLI processes, each loading the whole app: slow on a loaded 2-core machine
 });
