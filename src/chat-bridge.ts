@@ -19,7 +19,7 @@ import type { FleetSummary, NodeDetail } from './slack/format.js';
 const workingStates = new Set(['cordoned', 'draining', 'drained', 'rebooting', 'replacing', 'verifying']);
 
 export function createChatPort(rt: Runtime): ChatPort {
-  const { services, store, config } = rt;
+  const { services, store, config, clock } = rt;
   const view = (incident: Incident): AlertView => {
     const node = rt.sensing.watcher.get(incident.node);
     const deferral = services.deferralOf(incident.id);
@@ -72,7 +72,7 @@ export function createChatPort(rt: Runtime): ChatPort {
       const open = store.incidents.listOpen();
       return {
         cluster: config.clusterName,
-        at: Date.now(),
+        at: clock.now(),
         gpuNodes: nodes.length,
         ...counts,
         inRemediation: open.filter((i) => workingStates.has(i.state)).length,
@@ -139,13 +139,13 @@ export function createChatPort(rt: Runtime): ChatPort {
         })),
         openIncident: open[0],
         nodeProblems: (scan?.verdict.findings ?? []).filter(isNodeProblem).map((f) => f.explanation),
-        exclusion: store.exclusions.get(name, Date.now()),
+        exclusion: store.exclusions.get(name, clock.now()),
         lastActions: store.audit.list({ node: name, limit: 10 }),
         ...(scan?.snapshot.signals ? { signals: scan.snapshot.signals } : {}),
         ...repairNotesOf(node, services.activeDeferral(name)),
       };
     },
-    exclusions: async () => store.exclusions.list(Date.now()),
+    exclusions: async () => store.exclusions.list(clock.now()),
     async history(name) {
       const entries = store.audit.list({ node: name, limit: 20 });
       if (entries.length === 0 && !rt.sensing.watcher.get(name)) return undefined;
@@ -157,7 +157,7 @@ export function createChatPort(rt: Runtime): ChatPort {
       return incident ? view(incident) : undefined;
     },
     audit: (entry) => store.audit.append(entry),
-    now: () => Date.now(),
+    now: () => clock.now(),
   };
 }
 

@@ -14,9 +14,11 @@ import { baseSnapshot, type Collector } from './collect/collector.js';
 import { createDcgmServerCollector, type ExecPort } from './collect/dcgm-server.js';
 import { createExporterCollector } from './collect/exporter.js';
 import type { Config } from './config/config.js';
+import { type Clock, systemClock } from './domain/clock.js';
 import type { Finding, Verdict } from './domain/finding.js';
 import type { NodeSnapshot } from './domain/gpu.js';
 import type { GpuNode } from './domain/node.js';
+import type { SignatureCache } from './domain/ports.js';
 import type { GpuAgentSelector } from './k8s/cluster-port.js';
 import { createExporterSource } from './k8s/exporter-source.js';
 import { loadKubeConfig } from './k8s/kube-config.js';
@@ -29,7 +31,6 @@ import type { Metrics } from './metrics/metrics.js';
 import type { NodeClassifier, Plan, ScanHooks } from './monitor/monitor.js';
 import { decide } from './remediate/policy.js';
 import { kindOf } from './remediate/services.js';
-import type { Store } from './store/index.js';
 
 export const EXPORTER_SELECTORS = ['app=nvidia-dcgm-exporter', 'app.kubernetes.io/name=dcgm-exporter'];
 /** DCGM host-engine pods: the EKS node monitoring agent's `dcgm-server`, the GPU Operator's `nvidia-dcgm`. */
@@ -74,9 +75,17 @@ export interface Sensing {
 /** Node watch, DCGM sources and the classifier, as configured. */
 export function createSensing(
   config: Config,
-  deps: { store?: Store; logger: Logger; kc?: KubeConfig; metrics?: Metrics },
+  deps: {
+    /** Where model answers are cached; without one, the classifier is the rules alone. */
+    llmCache?: SignatureCache;
+    logger: Logger;
+    kc?: KubeConfig;
+    metrics?: Metrics;
+    clock?: Pick<Clock, 'now'>;
+  },
 ): Sensing {
   const { logger } = deps;
+  const clock = deps.clock ?? systemClock;
   const kc = deps.kc ?? loadKubeConfig(config.kube.kubeconfig);
   const watcher = new NodeWatcher(kc, {
     labelSelector: config.kube.gpuNodeSelector,
@@ -135,7 +144,7 @@ export function createSensing(
         return dcgmServer.collect(node, signal);
       }
       if (exporter) return exporter.collect(node, signal);
-      const s = baseSnapshot(node, 'conditions', Date.now());
+      const s = baseSnapshot(node, 'conditions', clock.now());
       s.error = { kind: 'no-exporter', message: 'no DCGM source configured' };
       return s;
     },
@@ -147,7 +156,7 @@ export function createSensing(
   const llmStats = createLlmStats();
   const mode = config.classifier.mode;
   const hybrid =
-    mode !== 'rules' && deps.store
+    mode !== 'rules' && deps.llmCache
       ? createHybridClassifier({
           mode,
           rules,
@@ -157,13 +166,14 @@ export function createSensing(
             timeoutMs: config.classifier.timeoutSeconds * 1000,
             logger: componentLogger(logger, 'llm'),
           }),
-          cache: deps.store.llmCache,
+          cache: deps.llmCache,
           policy,
           ttlMs: config.classifier.cacheTtlSeconds * 1000,
           maxCallsPerHour: config.classifier.maxCallsPerHour,
           logger: componentLogger(logger, 'llm'),
           stats: llmStats,
           onEvent: deps.metrics ? llmMetricsHook(deps.metrics) : undefined,
+          clock: () => clock.now(),
         })
       : undefined;
   const classifier: NodeClassifier = {
@@ -228,7 +238,7 @@ function lazyPodExecutor(kc: KubeConfig): ExecPort {
 }
 
 /** The first, history-free policy decision the monitor records on a new incident; the services refine it. */
-export function initialPlan(config: Config) {
+export function initialPlan(config: Config, clock: Pick<Clock, 'now'> = systemClock) {
   return (finding: Finding, node: GpuNode, preexisting: boolean): Plan => {
     const d = decide(
       {
@@ -244,7 +254,7 @@ export function initialPlan(config: Config) {
       },
       config.policy,
       { rebootsForFault: 0, remediationsInWindow: 0 },
-      Date.now(),
+      clock.now(),
     );
     return { plannedAction: d.action, mode: d.mode };
   };

@@ -13,6 +13,7 @@ import { createEksAutoRepairPort } from './aws/eks.js';
 import { LambdaFunctionInvoker } from './aws/lambda.js';
 import { SnsTopicPublisher } from './aws/sns.js';
 import type { Config } from './config/config.js';
+import { type Clock, systemClock } from './domain/clock.js';
 import { ProgressBus } from './domain/events.js';
 import { gpuSeverity, type Verdict } from './domain/finding.js';
 import type { CollectionError, GpuSample, SignalFamily } from './domain/gpu.js';
@@ -29,7 +30,6 @@ import { Monitor, type NodeScanResult } from './monitor/monitor.js';
 import { createNotifier, type Notifier } from './notify/fan-out.js';
 import { createSinks } from './notify/sinks/create.js';
 import { RemediationEngine } from './remediate/engine.js';
-import { systemClock } from './remediate/ports.js';
 import { type Authorize, RemediationServices } from './remediate/services.js';
 import { openStore, type Store } from './store/index.js';
 import { exclusionStore, incidentStore, kvStore, stepStore } from './store/remediation-stores.js';
@@ -44,10 +44,13 @@ export interface RuntimeOptions {
   leaderElection?: boolean;
   /** Extra engine timings (the demo's simulated reboots take seconds, not minutes). */
   engine?: { pollMs?: number; maxBackoffMs?: number };
+  /** The time every decision reads (default: the system clock). */
+  clock?: Clock;
 }
 
 export interface Runtime {
   config: Config;
+  clock: Clock;
   store: Store;
   sensing: Sensing;
   bus: ProgressBus;
@@ -101,12 +104,19 @@ export function scanStatusOf(r: NodeScanResult): NodeScanStatus {
 
 export async function createRuntime(config: Config, opts: RuntimeOptions): Promise<Runtime> {
   const { logger } = opts;
-  const store = openStore(config.store.dbPath, { logger: componentLogger(logger, 'store') });
+  const clock = opts.clock ?? systemClock;
+  const now = () => clock.now();
+  const store = openStore(config.store.dbPath, { logger: componentLogger(logger, 'store'), now });
   const metrics = createMetrics();
   const bus = new ProgressBus((err, event) =>
     logger.error({ err, incident: event.incidentId, step: event.step }, 'progress listener failed'),
   );
-  const sensing = createSensing(config, { store, logger: componentLogger(logger, 'sense'), metrics });
+  const sensing = createSensing(config, {
+    llmCache: store.llmCache,
+    logger: componentLogger(logger, 'sense'),
+    metrics,
+    clock,
+  });
   const lastScan = new Map<string, NodeScanStatus>();
 
   const leader = opts.leaderElection
@@ -152,7 +162,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     steps: stepStore(store),
     exclusions: exclusionStore(store),
     audit: store.audit,
-    clock: systemClock,
+    clock,
     bus,
     isLeader,
     config: {
@@ -175,7 +185,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     exclusions: exclusionStore(store),
     audit: store.audit,
     kv: kvStore(store),
-    clock: systemClock,
+    clock,
     bus,
     engine,
     policy: config.policy,
@@ -212,14 +222,14 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     collector: sensing.collector,
     classifier: sensing.classifier,
     store,
-    plan: initialPlan(config),
+    plan: initialPlan(config, clock),
     onIncident: (incident: Incident) => {
       bus.publish({
         incidentId: incident.id,
         node: incident.node,
         step: 'detected',
         state: incident.state,
-        at: Date.now(),
+        at: clock.now(),
         actor: 'monitor',
         details: {
           category: incident.category,
@@ -239,6 +249,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     nodeTimeoutMs: config.monitor.scanTimeoutSeconds * 1000,
     metrics,
     logger: componentLogger(logger, 'monitor'),
+    now,
   });
 
   const n = config.notify;
@@ -249,6 +260,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       topicPublisher: () => new SnsTopicPublisher({ region: config.aws.region }),
       functionInvoker: () => new LambdaFunctionInvoker({ region: config.aws.region }),
       logger: componentLogger(logger, 'notify'),
+      clock: now,
     },
   );
   const notifier =
@@ -262,6 +274,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
           logger: componentLogger(logger, 'notify'),
           metrics,
           start: false,
+          clock: now,
         })
       : undefined;
 
@@ -339,6 +352,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
 
   const runtime: Runtime = {
     config,
+    clock,
     store,
     sensing,
     bus,

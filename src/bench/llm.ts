@@ -171,7 +171,7 @@ export async function runLlmBench(opts: LlmBenchOptions = {}): Promise<LlmBenchR
     );
     const logger = silentLogger();
     store = openStore(config.store.dbPath);
-    sensing = createSensing(config, { logger, store });
+    sensing = createSensing(config, { logger, llmCache: store.llmCache });
     await sensing.start();
     const activeSensing = sensing;
     const monitor = new Monitor({

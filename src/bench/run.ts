@@ -283,7 +283,7 @@ export async function runBenchSize(opts: BenchSizeOptions): Promise<SizeResult> 
     );
     const logger = silentLogger();
     store = openStore(config.store.dbPath);
-    sensing = createSensing(config, { logger, store });
+    sensing = createSensing(config, { logger, llmCache: store.llmCache });
     t = performance.now();
     await sensing.start();
     const syncMs = performance.now() - t;

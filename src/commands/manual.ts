@@ -33,7 +33,11 @@ export async function main(argv: string[]): Promise<number> {
         const ms = values.for ? parseDuration(values.for) : undefined;
         if (values.for && ms === undefined)
           throw new CliError(`--for: cannot read '${values.for}' (try 2h, 30m, 1d)`, 2);
-        result = await rt.services.exclude(node, { until: ms ? Date.now() + ms : undefined, reason }, actor);
+        result = await rt.services.exclude(
+          node,
+          { until: ms ? rt.clock.now() + ms : undefined, reason },
+          actor,
+        );
         break;
       }
       case 'unexclude':

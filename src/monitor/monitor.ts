@@ -17,8 +17,8 @@ import type { CollectionError, NodeSnapshot } from '../domain/gpu.js';
 import type { Incident, PolicyMode, RemediationAction } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { Store } from '../store/index.js';
 import { mapBounded } from './pool.js';
+import type { IncidentSighting, MonitorStore } from './ports.js';
 import { type GpuXidState, triage } from './triage.js';
 
 export interface Plan {
@@ -72,10 +72,7 @@ export interface MonitorOptions {
   now?: () => number;
 }
 
-export type MonitorStore = Pick<
-  Store,
-  'incidents' | 'gpuState' | 'nodeState' | 'kv' | 'exclusions' | 'transaction'
->;
+export type { MonitorStore } from './ports.js';
 
 /** What a scan keeps of one node: enough for verdict tables, counts and the benchmark. */
 export interface NodeScanSummary {
@@ -421,8 +418,8 @@ export class Monitor {
     {
       const previousKeys = store.kv.get<string[]>(activeKeysKey(node.name));
       const gpuRows = store.gpuState.get(node.name);
-      // node_state only matters when the other records say nothing; reading it decodes a verdict.
-      const known = () => store.nodeState.get(node.name) !== undefined;
+      // node_state only matters when the other records say nothing.
+      const known = () => store.nodeState.has(node.name);
       const openStates = store.incidents.openFaultStates(node.name);
       const previousXidCounts = store.kv.get<Record<string, number>>(xidCountsKey(node.name));
       const result = triage({
@@ -492,7 +489,7 @@ export class Monitor {
     for (const incident of changed) this.opts.onIncident?.(incident, node);
   }
 
-  private incidentInput(node: GpuNode, f: Finding, preexisting: boolean) {
+  private incidentInput(node: GpuNode, f: Finding, preexisting: boolean): IncidentSighting {
     return {
       node: node.name,
       instanceId: node.instanceId,

@@ -8,6 +8,7 @@ import type { Incident, IncidentState, PolicyMode, RemediationAction } from '../
 import type { GpuNode } from '../domain/node.js';
 import type { Exclusion } from '../domain/ports.js';
 
+export { type Clock, systemClock } from '../domain/clock.js';
 export type { AuditEntry, AuditLog, Exclusion } from '../domain/ports.js';
 
 export interface OwnerRef {
@@ -210,27 +211,6 @@ export function isRetryable(error: unknown): boolean {
   if (error === null || typeof error !== 'object' || !('retryable' in error)) return true;
   return error.retryable !== false;
 }
-
-export interface Clock {
-  now(): number;
-  /** Resolves after `ms`, or early (without error) when `signal` aborts. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  sleep: (ms, signal) =>
-    new Promise<void>((resolve) => {
-      if (signal?.aborted) return resolve();
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      }
-      signal?.addEventListener('abort', done, { once: true });
-    }),
-};
 
 /** Who decided what, handed from the services to the engine through the `plan` step row. */
 export interface RunPlan {

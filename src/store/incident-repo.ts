@@ -32,6 +32,8 @@ export interface IncidentRepo {
   listOpen(): Incident[];
   /** Newest first. */
   listByNode(node: string, limit?: number): Incident[];
+  /** Oldest first (by first sighting, then creation), narrowed by every filter given. */
+  list(filter?: IncidentFilter): Incident[];
   /**
    * Fault key and state of every non-terminal incident on the node, from the open-incident index and
    * without decoding the incidents: what the monitor needs on every node of every scan.
@@ -50,6 +52,14 @@ export interface IncidentRepo {
   ): boolean;
   /** Changes descriptive fields; returns the updated incident, or undefined if there is none with that id. */
   update(id: string, patch: IncidentPatch, now?: number): Incident | undefined;
+}
+
+export interface IncidentFilter {
+  node?: string;
+  /** true: only non-terminal incidents; false: only terminal ones. */
+  open?: boolean;
+  /** Only incidents updated at or after this time. */
+  updatedSince?: number;
 }
 
 export interface OpenFaultState {
@@ -118,6 +128,12 @@ function map(r: Row): Incident {
   return i;
 }
 
+interface FilterParams {
+  node: string | null;
+  open: number | null;
+  since: number | null;
+}
+
 const terminalList = [...TerminalStates].map((s) => `'${s}'`).join(',');
 
 /** Sortable, unique enough for humans to quote in Slack: `inc-lz3k9a-7f3a2c1b`. */
@@ -152,6 +168,7 @@ export class SqliteIncidentRepo implements IncidentRepo {
   private readonly selAllOpen: Statement<[], Row>;
   private readonly selNode: Statement<[string, number], Row>;
   private readonly selOpenStates: Statement<[string], { fault_key: string; state: IncidentState }>;
+  private readonly selFiltered: Statement<FilterParams, Row>;
   private readonly ins: Statement<Record<string, unknown>>;
   private readonly touch: Statement<[number, string, number, string]>;
   private readonly cas: Statement<[string, string | null, number, number | null, string, string]>;
@@ -175,6 +192,15 @@ export class SqliteIncidentRepo implements IncidentRepo {
     // Served by the partial index incidents_one_open (node, fault_key) WHERE state NOT IN terminal.
     this.selOpenStates = db.prepare(
       `SELECT fault_key, state FROM incidents WHERE node = ? AND state NOT IN (${terminalList}) ORDER BY fault_key`,
+    );
+    // One statement for every combination of filters: a NULL parameter disables its condition. Ties on
+    // first_seen keep creation order (rowid), as the services and their read models expect.
+    this.selFiltered = db.prepare(
+      `SELECT * FROM incidents
+       WHERE (@node IS NULL OR node = @node)
+         AND (@open IS NULL OR (state NOT IN (${terminalList})) = @open)
+         AND (@since IS NULL OR updated_at >= @since)
+       ORDER BY first_seen, rowid`,
     );
     this.ins = db.prepare(
       `INSERT INTO incidents (id, node, fault_key, state, instance_id, instance_type, node_group, category, severity,
@@ -250,6 +276,16 @@ export class SqliteIncidentRepo implements IncidentRepo {
 
   listByNode(node: string, limit = 20): Incident[] {
     return this.selNode.all(node, limit).map(map);
+  }
+
+  list(filter: IncidentFilter = {}): Incident[] {
+    return this.selFiltered
+      .all({
+        node: filter.node ?? null,
+        open: filter.open === undefined ? null : filter.open ? 1 : 0,
+        since: filter.updatedSince ?? null,
+      })
+      .map(map);
   }
 
   openFaultStates(node: string): OpenFaultState[] {

@@ -1,7 +1,13 @@
 export { SqliteAuditLog } from './audit-log.js';
 export type { ExclusionRepo } from './exclusion-repo.js';
 export type { GpuStateRepo, GpuStateRow } from './gpu-state-repo.js';
-export type { IncidentInput, IncidentPatch, IncidentRepo, OpenOrTouchResult } from './incident-repo.js';
+export type {
+  IncidentFilter,
+  IncidentInput,
+  IncidentPatch,
+  IncidentRepo,
+  OpenOrTouchResult,
+} from './incident-repo.js';
 export { newIncidentId } from './incident-repo.js';
 export type { KvRepo } from './kv-repo.js';
 export { SqliteSignatureCache } from './llm-cache.js';

@@ -13,6 +13,8 @@ export interface NodeStateRecord {
 
 export interface NodeStateRepo {
   get(node: string): NodeStateRecord | undefined;
+  /** Whether the node was ever recorded, without decoding its verdict. */
+  has(node: string): boolean;
   list(): NodeStateRecord[];
   /** Fields left undefined keep their stored value. */
   upsert(record: Omit<NodeStateRecord, 'updatedAt'>, now?: number): void;
@@ -40,6 +42,7 @@ function map(r: Row): NodeStateRecord {
 export class SqliteNodeStateRepo implements NodeStateRepo {
   private readonly sel: Statement<[string], Row>;
   private readonly all: Statement<[], Row>;
+  private readonly exists: Statement<[string], { one: number }>;
   private readonly ups: Statement<[string, string | null, number | null, string | null, number]>;
   private readonly del: Statement<[string]>;
 
@@ -49,6 +52,7 @@ export class SqliteNodeStateRepo implements NodeStateRepo {
   ) {
     this.sel = db.prepare('SELECT * FROM node_state WHERE node = ?');
     this.all = db.prepare('SELECT * FROM node_state ORDER BY node');
+    this.exists = db.prepare('SELECT 1 AS one FROM node_state WHERE node = ?');
     this.ups = db.prepare(
       `INSERT INTO node_state (node, verdict, last_scan_at, boot_id, updated_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (node) DO UPDATE SET verdict = COALESCE(excluded.verdict, verdict),
@@ -61,6 +65,10 @@ export class SqliteNodeStateRepo implements NodeStateRepo {
   get(node: string): NodeStateRecord | undefined {
     const r = this.sel.get(node);
     return r ? map(r) : undefined;
+  }
+
+  has(node: string): boolean {
+    return this.exists.get(node) !== undefined;
   }
 
   list(): NodeStateRecord[] {

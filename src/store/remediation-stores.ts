@@ -1,8 +1,8 @@
 /**
  * The remediation engine's store ports (src/remediate/ports.ts) over the SQLite repositories.
  * Everything is synchronous, so the services can check and compare-and-set without an await between.
+ * Each port method is one repository call: the queries live in the repositories.
  */
-import { type Incident, TerminalStates } from '../domain/incident.js';
 import type {
   ExclusionStore,
   IncidentStore,
@@ -14,32 +14,15 @@ import type {
 import type { StepRecord } from './step-repo.js';
 import type { Store } from './store.js';
 
-export function incidentStore(store: Store): IncidentStore {
-  const ids = {
-    all: store.db.prepare<[], { id: string }>('SELECT id FROM incidents ORDER BY first_seen'),
-    byNode: store.db.prepare<[string], { id: string }>(
-      'SELECT id FROM incidents WHERE node = ? ORDER BY first_seen',
-    ),
-  };
+export function incidentStore(store: Pick<Store, 'incidents'>): IncidentStore {
   return {
     get: (id) => store.incidents.get(id),
-    list(filter = {}) {
-      const rows = filter.node ? ids.byNode.all(filter.node) : ids.all.all();
-      const out: Incident[] = [];
-      for (const { id } of rows) {
-        const i = store.incidents.get(id);
-        if (!i) continue;
-        if (filter.open !== undefined && filter.open === TerminalStates.has(i.state)) continue;
-        if (filter.updatedSince !== undefined && i.updatedAt < filter.updatedSince) continue;
-        out.push(i);
-      }
-      return out;
-    },
+    list: (filter = {}) => store.incidents.list(filter),
     create(input: NewIncident) {
       const { firstSeen, lastSeen, count, stateReason, ...rest } = input;
       const { incident } = store.incidents.openOrTouch(rest, firstSeen);
-      if (stateReason) store.incidents.update(incident.id, { stateReason });
-      return store.incidents.get(incident.id) ?? incident;
+      if (!stateReason) return incident;
+      return store.incidents.update(incident.id, { stateReason }) ?? incident;
     },
     transition: (id, from, to, reason) => store.incidents.transition(id, from, to, reason),
     update(id, patch) {
@@ -48,28 +31,21 @@ export function incidentStore(store: Store): IncidentStore {
   };
 }
 
-export function stepStore(store: Store): StepStore {
-  const rowid = store.db.prepare<[string, number], { id: number }>(
-    'SELECT rowid AS id FROM incident_steps WHERE incident_id = ? AND seq = ?',
-  );
-  const byRowid = store.db.prepare<[number], { incident_id: string; seq: number }>(
-    'SELECT incident_id, seq FROM incident_steps WHERE rowid = ?',
-  );
-  const toRow = (r: StepRecord): StepRow => ({
-    id: rowid.get(r.incidentId, r.seq)?.id ?? -1,
-    incidentId: r.incidentId,
-    step: r.step,
-    status: r.status,
-    startedAt: r.startedAt,
-    finishedAt: r.finishedAt,
-    detail: r.detail ?? {},
-  });
+const toRow = (r: StepRecord): StepRow => ({
+  id: r.id,
+  incidentId: r.incidentId,
+  step: r.step,
+  status: r.status,
+  startedAt: r.startedAt,
+  finishedAt: r.finishedAt,
+  detail: r.detail ?? {},
+});
+
+export function stepStore(store: Pick<Store, 'steps'>): StepStore {
   return {
     begin: (incidentId, step, detail, at) => toRow(store.steps.begin(incidentId, step, detail, at)),
     finish(stepId, status, detail, at) {
-      const key = byRowid.get(stepId);
-      if (!key) throw new Error(`no remediation step row ${stepId}`);
-      store.steps.finish(key.incident_id, key.seq, status, { detail, now: at });
+      store.steps.finishById(stepId, status, { detail, now: at });
     },
     list: (incidentId) => store.steps.list(incidentId).map(toRow),
     lastOf(incidentId, step) {
@@ -79,7 +55,7 @@ export function stepStore(store: Store): StepStore {
   };
 }
 
-export function exclusionStore(store: Store): ExclusionStore {
+export function exclusionStore(store: Pick<Store, 'exclusions'>): ExclusionStore {
   return {
     get: (node, now) => store.exclusions.get(node, now),
     put: (e) => store.exclusions.add(e),
@@ -88,7 +64,7 @@ export function exclusionStore(store: Store): ExclusionStore {
   };
 }
 
-export function kvStore(store: Store): KvStore {
+export function kvStore(store: Pick<Store, 'kv'>): KvStore {
   return {
     get: (key) => store.kv.get<string>(key),
     set: (key, value) => store.kv.set(key, value),

@@ -119,6 +119,25 @@ describe('IncidentRepo', () => {
     expect(s.incidents.transition('missing', ['detected'], 'failed')).toBe(false);
   });
 
+  it('lists incidents oldest first, narrowed by node, openness and last update', () => {
+    const a = s.incidents.openOrTouch(xid79('n1', 'k1'), 10).incident;
+    const b = s.incidents.openOrTouch(xid79('n2', 'k1'), 5).incident;
+    // Same first sighting as `a`, created after it: creation order breaks the tie.
+    const c = s.incidents.openOrTouch(xid79('n1', 'k2'), 10).incident;
+    const d = s.incidents.openOrTouch(xid79('n1', 'k3'), 20).incident;
+    s.incidents.transition(c.id, ['detected'], 'resolved', 'gone', 30);
+    const ids = (f?: Parameters<typeof s.incidents.list>[0]) => s.incidents.list(f).map((i) => i.id);
+    expect(ids()).toEqual([b.id, a.id, c.id, d.id]);
+    expect(ids({ node: 'n1' })).toEqual([a.id, c.id, d.id]);
+    expect(ids({ open: true })).toEqual([b.id, a.id, d.id]);
+    expect(ids({ open: false })).toEqual([c.id]);
+    expect(ids({ node: 'n1', open: true })).toEqual([a.id, d.id]);
+    expect(ids({ updatedSince: 20 })).toEqual([c.id, d.id]);
+    expect(ids({ node: 'n1', open: true, updatedSince: 20 })).toEqual([d.id]);
+    expect(ids({ node: 'nobody' })).toEqual([]);
+    expect(s.incidents.list({ node: 'n2' })).toEqual([s.incidents.get(b.id)]);
+  });
+
   it('update changes descriptive fields, never the state', () => {
     const { incident } = s.incidents.openOrTouch(xid79(), 1);
     const u = s.incidents.update(
@@ -142,6 +161,7 @@ describe('StepRepo', () => {
     const { incident } = s.incidents.openOrTouch(xid79(), 1);
     const cordon = s.steps.begin(incident.id, 'cordon', undefined, 10);
     expect(cordon).toEqual({
+      id: expect.any(Number),
       incidentId: incident.id,
       seq: 1,
       step: 'cordon',
@@ -159,6 +179,7 @@ describe('StepRepo', () => {
       now: 20,
     });
     expect(s.steps.lastOf(incident.id, 'reboot')).toEqual({
+      id: reboot.id,
       incidentId: incident.id,
       seq: 2,
       step: 'reboot',
@@ -170,6 +191,26 @@ describe('StepRepo', () => {
     });
     expect(s.steps.list(incident.id).map((r) => r.step)).toEqual(['cordon', 'reboot']);
     expect(s.steps.lastOf(incident.id, 'drain')).toBeUndefined();
+  });
+
+  it('finishes a row by its id, which stays the same in every read', () => {
+    const a = s.incidents.openOrTouch(xid79(), 1).incident;
+    const b = s.incidents.openOrTouch(xid79('ip-10-0-0-2'), 1).incident;
+    const drainA = s.steps.begin(a.id, 'drain', { pods: 2 }, 10);
+    const cordonB = s.steps.begin(b.id, 'cordon', undefined, 11);
+    expect(drainA.id).not.toBe(cordonB.id);
+    expect(s.steps.list(a.id).map((r) => r.id)).toEqual([drainA.id]);
+    expect(s.steps.lastOf(b.id, 'cordon')?.id).toBe(cordonB.id);
+    expect(s.steps.finishById(drainA.id, 'done', { detail: { evicted: 2 }, now: 12 })).toBe(true);
+    expect(s.steps.finishById(drainA.id, 'failed')).toBe(false);
+    expect(s.steps.lastOf(a.id, 'drain')).toMatchObject({
+      id: drainA.id,
+      status: 'done',
+      finishedAt: 12,
+      detail: { pods: 2, evicted: 2 },
+    });
+    expect(s.steps.lastOf(b.id, 'cordon')?.status).toBe('started');
+    expect(() => s.steps.finishById(9999, 'done')).toThrow(/no remediation step row 9999/);
   });
 
   it('refuses a step for an incident that does not exist (foreign key)', () => {
@@ -361,8 +402,11 @@ describe('state repositories', () => {
       verdict: { category: 'HEALTHY' },
     });
     expect(s.nodeState.list()).toHaveLength(1);
+    expect(s.nodeState.has('n1')).toBe(true);
+    expect(s.nodeState.has('n2')).toBe(false);
     s.nodeState.delete('n1');
     expect(s.nodeState.get('n1')).toBeUndefined();
+    expect(s.nodeState.has('n1')).toBe(false);
   });
 
   it('KvRepo stores JSON values', () => {

@@ -9,6 +9,8 @@ export type StepStatus = (typeof StepStatuses)[number];
  * process restarted in between knows the effect may have happened and checks the real state first.
  */
 export interface StepRecord {
+  /** The row's own id, stable for its life: what a caller holding only the row finishes it by. */
+  id: number;
   incidentId: string;
   seq: number;
   /** cordon, drain, reboot, replace, verify, uncordon … */
@@ -36,12 +38,15 @@ export interface StepRepo {
     status: Exclude<StepStatus, 'started'>,
     finish?: StepFinish,
   ): boolean;
+  /** `finish` for the row with that id; throws when no row has it (a caller's bug, not a race). */
+  finishById(id: number, status: Exclude<StepStatus, 'started'>, finish?: StepFinish): boolean;
   list(incidentId: string): StepRecord[];
   /** The latest row for that step of that incident. */
   lastOf(incidentId: string, step: string): StepRecord | undefined;
 }
 
 interface Row {
+  id: number;
   incident_id: string;
   seq: number;
   step: string;
@@ -54,6 +59,7 @@ interface Row {
 
 function map(r: Row): StepRecord {
   const s: StepRecord = {
+    id: r.id,
     incidentId: r.incident_id,
     seq: r.seq,
     step: r.step,
@@ -74,6 +80,7 @@ export class SqliteStepRepo implements StepRepo {
     Row
   >;
   private readonly sel: Statement<[string, number], Row>;
+  private readonly key: Statement<[number], { incident_id: string; seq: number }>;
   private readonly fin: Statement<
     [{ id: string; seq: number; detail: string | null; ref: string | null; status: string; now: number }]
   >;
@@ -93,16 +100,18 @@ export class SqliteStepRepo implements StepRepo {
     this.ins = db.prepare(
       `INSERT INTO incident_steps (incident_id, seq, step, status, started_at, detail)
        VALUES (@id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM incident_steps WHERE incident_id = @id), @step, @status, @now, @detail)
-       RETURNING *`,
+       RETURNING rowid AS id, *`,
     );
-    this.sel = db.prepare('SELECT * FROM incident_steps WHERE incident_id = ? AND seq = ?');
+    // The implicit rowid is the row's id: stable for the row's life (rows are never moved or reused).
+    this.sel = db.prepare('SELECT rowid AS id, * FROM incident_steps WHERE incident_id = ? AND seq = ?');
+    this.key = db.prepare('SELECT incident_id, seq FROM incident_steps WHERE rowid = ?');
     this.fin = db.prepare(
       `UPDATE incident_steps SET status = @status, finished_at = @now, detail = @detail, external_ref = COALESCE(@ref, external_ref)
        WHERE incident_id = @id AND seq = @seq AND status = 'started'`,
     );
-    this.all = db.prepare('SELECT * FROM incident_steps WHERE incident_id = ? ORDER BY seq');
+    this.all = db.prepare('SELECT rowid AS id, * FROM incident_steps WHERE incident_id = ? ORDER BY seq');
     this.last = db.prepare(
-      'SELECT * FROM incident_steps WHERE incident_id = ? AND step = ? ORDER BY seq DESC LIMIT 1',
+      'SELECT rowid AS id, * FROM incident_steps WHERE incident_id = ? AND step = ? ORDER BY seq DESC LIMIT 1',
     );
     this.beginTx = db.transaction((id: string, step: string, detail: string | null, now: number) => {
       const row = this.ins.get({ id, step, status: 'started', now, detail });
@@ -131,6 +140,12 @@ export class SqliteStepRepo implements StepRepo {
     finish: StepFinish = {},
   ): boolean {
     return this.finishTx.immediate(incidentId, seq, status, finish, finish.now ?? this.clock());
+  }
+
+  finishById(id: number, status: Exclude<StepStatus, 'started'>, finish: StepFinish = {}): boolean {
+    const k = this.key.get(id);
+    if (!k) throw new Error(`no remediation step row ${id}`);
+    return this.finish(k.incident_id, k.seq, status, finish);
   }
 
   list(incidentId: string): StepRecord[] {

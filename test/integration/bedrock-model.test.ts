@@ -61,7 +61,7 @@ describe('a retired BEDROCK_MODEL_ID', () => {
   it('is reported once, never called again, and the rules classify alone', async () => {
     const store = openStore(config.store.dbPath);
     const metrics = createMetrics(undefined, { defaultMetrics: false });
-    const sensing = createSensing(config, { store, logger: silentLogger(), metrics });
+    const sensing = createSensing(config, { llmCache: store.llmCache, logger: silentLogger(), metrics });
     await sensing.start();
     const monitor = new Monitor({
       listNodes: () => sensing.watcher.list(),

@@ -61,7 +61,7 @@ interface Running {
 async function startMonitor(config: Config): Promise<Running> {
   const store = openStore(config.store.dbPath);
   const logger = silentLogger();
-  const sensing = createSensing(config, { store, logger });
+  const sensing = createSensing(config, { llmCache: store.llmCache, logger });
   await sensing.start();
   const events: string[] = [];
   const monitor = new Monitor({
