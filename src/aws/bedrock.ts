@@ -22,6 +22,8 @@ import {
 } from '../classify/llm/port.js';
 import { explanationMaxChars } from '../classify/llm/validate.js';
 import { defaultBedrockModelIdFor } from '../config/bedrock-model.js';
+import { backoffDelay } from '../domain/backoff.js';
+import { type Clock, systemClock } from '../domain/clock.js';
 import { Severities } from '../domain/finding.js';
 
 export const classifyToolName = 'classify_gpu_fault';
@@ -46,6 +48,8 @@ export interface BedrockClassifierClientOptions {
   client?: BedrockRuntimeClient;
   logger?: Logger;
   random?: () => number;
+  /** Time for the budget and the waits between retries. */
+  clock?: Clock;
 }
 
 /** The tool the model must call. The enum is the node's offered categories; validation re-checks anyway. */
@@ -144,14 +148,13 @@ export function isRetryable(err: unknown): boolean {
   return isThrottle(err) || transientNames.has(errorName(err)) || (status !== undefined && status >= 500);
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 export function createBedrockClassifierClient(options: BedrockClassifierClientOptions): LlmClient {
   const timeoutMs = options.timeoutMs ?? defaultLlmTimeoutMs;
   const maxRetries = options.maxRetries ?? 3;
   const baseDelayMs = options.baseDelayMs ?? 250;
   const maxDelayMs = options.maxDelayMs ?? 4_000;
   const random = options.random ?? Math.random;
+  const clock = options.clock ?? systemClock;
   const logger = options.logger;
   const client =
     options.client ??
@@ -186,18 +189,18 @@ export function createBedrockClassifierClient(options: BedrockClassifierClientOp
 
   return {
     async classify(request: LlmRequest): Promise<LlmResponse> {
-      const started = Date.now();
+      const started = clock.now();
       const deadline = started + timeoutMs;
       for (let retry = 0; ; retry++) {
         try {
-          const output = await attempt(request, Math.max(1, deadline - Date.now()));
+          const output = await attempt(request, Math.max(1, deadline - clock.now()));
           return {
             input: answerOf(output),
             usage: {
               inputTokens: output.usage?.inputTokens ?? 0,
               outputTokens: output.usage?.outputTokens ?? 0,
             },
-            latencyMs: Date.now() - started,
+            latencyMs: clock.now() - started,
           };
         } catch (err) {
           if (err instanceof LlmError) throw err;
@@ -214,8 +217,13 @@ export function createBedrockClassifierClient(options: BedrockClassifierClientOp
             throw new LlmError(`Bedrock Converse failed: ${name}: ${message}`, { cause: err });
           }
           // Full jitter: many replicas throttled at once must not retry in lockstep.
-          const delay = Math.round(random() * Math.min(maxDelayMs, baseDelayMs * 2 ** retry));
-          const giveUp = retry >= maxRetries || Date.now() + delay >= deadline;
+          const delay = backoffDelay(retry, {
+            baseMs: baseDelayMs,
+            capMs: maxDelayMs,
+            jitter: 'full',
+            random,
+          });
+          const giveUp = retry >= maxRetries || clock.now() + delay >= deadline;
           logger?.warn({ err: name, retry, delayMs: delay, giveUp }, 'bedrock call failed, retryable');
           if (giveUp) {
             const text = `Bedrock Converse gave up after ${retry + 1} attempt(s): ${name}`;
@@ -223,7 +231,7 @@ export function createBedrockClassifierClient(options: BedrockClassifierClientOp
               ? new LlmThrottledError(text, { cause: err })
               : new LlmError(text, { cause: err });
           }
-          await sleep(delay);
+          await clock.sleep(delay);
         }
       }
     },

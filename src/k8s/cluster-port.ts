@@ -15,6 +15,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { backoffDelay } from '../domain/backoff.js';
 import { isNvidiaGpuResource } from '../domain/gpu-count.js';
 import type { GpuNode } from '../domain/node.js';
 import { DO_NOT_DISRUPT_ANNOTATION } from '../remediate/node-kind.js';
@@ -207,7 +208,7 @@ export async function withK8sRetry<T>(
       if (!isTransientK8sError(error) || attempt >= maxAttempts) throw toK8sApiError(what, error, attempt);
       const asked = k8sStatusOf(error) === 429 ? retryAfterMs(error) : undefined;
       if (asked !== undefined && asked > cap) throw toK8sApiError(what, error, attempt);
-      const delay = asked ?? base * 2 ** (attempt - 1);
+      const delay = asked ?? backoffDelay(attempt - 1, { baseMs: base });
       opts.logger?.warn(
         { what, status: k8sStatusOf(error), attempt, delayMs: delay, err: k8sErrorDetail(error).message },
         'kubernetes call failed; retrying',

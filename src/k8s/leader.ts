@@ -5,6 +5,7 @@
  */
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { type Clock, systemClock } from '../domain/clock.js';
 import { isTransientK8sError, k8sErrorDetail, k8sStatusOf } from './cluster-port.js';
 
 export interface LeaderElectorOptions {
@@ -16,7 +17,7 @@ export interface LeaderElectorOptions {
   leaseDurationMs?: number;
   renewEveryMs?: number;
   retryEveryMs?: number;
-  clock?: { now(): number };
+  clock?: Pick<Clock, 'now'>;
   logger?: Logger;
 }
 
@@ -49,7 +50,7 @@ export class LeaderElector {
   private readonly leaseDurationMs: number;
   private readonly renewEveryMs: number;
   private readonly retryEveryMs: number;
-  private readonly clock: { now(): number };
+  private readonly clock: Pick<Clock, 'now'>;
   private readonly log: Logger | undefined;
   private readonly listeners = new Set<LeaderListener>();
 
@@ -79,7 +80,7 @@ export class LeaderElector {
       throw new Error(
         `renewEveryMs (${this.renewEveryMs}) must be shorter than leaseDurationMs (${this.leaseDurationMs})`,
       );
-    this.clock = opts.clock ?? { now: () => Date.now() };
+    this.clock = opts.clock ?? systemClock;
     this.log = opts.logger?.child({ lease: `${opts.namespace}/${opts.leaseName}`, identity: opts.identity });
   }
 

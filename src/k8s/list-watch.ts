@@ -1,5 +1,6 @@
 import { type KubeConfig, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { backoffDelay } from '../domain/backoff.js';
 
 /** The few object fields the loop itself reads; callers project the rest. */
 export interface WatchedObject {
@@ -135,8 +136,10 @@ export class ListWatch<T extends WatchedObject> {
         if (this.stopped) return;
         this.failures += 1;
         needList = true;
-        const base = this.opts.backoffMs ?? 1000;
-        const delay = Math.min(this.opts.maxBackoffMs ?? 30_000, base * 2 ** (this.failures - 1));
+        const delay = backoffDelay(this.failures - 1, {
+          baseMs: this.opts.backoffMs ?? 1000,
+          capMs: this.opts.maxBackoffMs ?? 30_000,
+        });
         const hint = hintFor(err);
         this.opts.logger?.warn(
           { err: String(err), path: this.opts.path, retryInMs: delay, ...(hint ? { hint } : {}) },

@@ -8,6 +8,7 @@
  * failures (the receiver refuses this very message) mark a message dead, after `permanentAttempts`.
  */
 import type { Logger } from 'pino';
+import { backoffDelay } from '../domain/backoff.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { type DeliveryResult, errorMessage, type OutboxEntry, type OutboxPort, type Sink } from './ports.js';
 
@@ -25,11 +26,12 @@ export const DEFAULT_BACKOFF_CAP_MS = 300_000;
  * the upper half is random ("equal jitter") so a recovering endpoint is not hit by every message at once.
  */
 export function backoffDelayMs(attempt: number, options: BackoffOptions = {}): number {
-  const base = options.baseMs ?? DEFAULT_BACKOFF_BASE_MS;
-  const cap = options.capMs ?? DEFAULT_BACKOFF_CAP_MS;
-  const exp = Math.min(cap, base * 2 ** Math.min(Math.max(attempt - 1, 0), 40));
-  const random = options.random ?? Math.random;
-  return Math.round(exp / 2 + (exp / 2) * random());
+  return backoffDelay(attempt - 1, {
+    baseMs: options.baseMs ?? DEFAULT_BACKOFF_BASE_MS,
+    capMs: options.capMs ?? DEFAULT_BACKOFF_CAP_MS,
+    jitter: 'equal',
+    random: options.random ?? Math.random,
+  });
 }
 
 export interface Timers {

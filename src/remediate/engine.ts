@@ -4,6 +4,7 @@
  * resumes after a crash skips done steps and lets each step check the real world before repeating itself.
  */
 import type { Logger } from 'pino';
+import { backoffDelay } from '../domain/backoff.js';
 import type { ProgressBus, ProgressDetails, ProgressStep } from '../domain/events.js';
 import type { Incident, IncidentState } from '../domain/incident.js';
 import { isOpen, RemediationActions } from '../domain/incident.js';
@@ -30,7 +31,7 @@ import {
   stepDoneState,
   stepState,
 } from './state-machine.js';
-import { runStep, type StepContext, type StepOutcome } from './steps.js';
+import { RETRY_BASE_MS, runStep, type StepContext, type StepOutcome } from './steps.js';
 
 /** How the end of a Karpenter / Auto Mode replace with nothing pending reads (thread, incident, audit). */
 export const ON_DEMAND_REASON = 'replaced — the pool provisions on demand (no pod is waiting for a GPU node)';
@@ -315,7 +316,6 @@ export class RemediationEngine {
     signal: AbortSignal,
   ): Promise<StepOutcome | 'aborted'> {
     const { steps, clock } = this.deps;
-    let backoff = 1_000;
     for (let attempt = 1; ; attempt++) {
       const last = steps.lastOf(incident.id, step);
       const resumed = last?.status === 'started' ? last : undefined;
@@ -365,9 +365,11 @@ export class RemediationEngine {
             reason: `${step} failed after ${attempt} attempts: ${message}`,
           };
         }
-        await clock.sleep(backoff, signal);
+        await clock.sleep(
+          backoffDelay(attempt - 1, { baseMs: RETRY_BASE_MS, capMs: this.config.maxBackoffMs }),
+          signal,
+        );
         if (signal.aborted) return 'aborted';
-        backoff = Math.min(backoff * 2, this.config.maxBackoffMs);
       }
     }
   }

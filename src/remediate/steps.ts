@@ -3,6 +3,7 @@
  * never repeats an effect that already happened; `ctx.begin` writes (or returns the resumed) `started` row
  * BEFORE the effect, the engine writes `done` after it. In dry run no mutating port is called.
  */
+import { backoffDelay } from '../domain/backoff.js';
 import type { ProgressDetails, ProgressStep } from '../domain/events.js';
 import type { Incident } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
@@ -149,6 +150,9 @@ async function kubeflowSnapshot(ctx: StepContext): Promise<StepOutcome> {
   );
 }
 
+/** The first wait before a failed step runs again, and before a drain blocked by a PDB tries again; doubles up to maxBackoffMs. */
+export const RETRY_BASE_MS = 1_000;
+
 async function drain(ctx: StepContext): Promise<StepOutcome> {
   const { cluster, clock } = ctx.deps;
   const { config } = ctx;
@@ -157,7 +161,8 @@ async function drain(ctx: StepContext): Promise<StepOutcome> {
   const deadline = clock.now() + config.drainTimeoutMs;
   const evicted: string[] = [];
   const forced: string[] = [];
-  let backoff = 1_000;
+  // PDB waits so far: each one doubles the next.
+  let blockedRounds = 0;
   let announced = false;
   let lastBlocked = '';
   let total = 0;
@@ -200,6 +205,7 @@ async function drain(ctx: StepContext): Promise<StepOutcome> {
     const now = clock.now();
     if (blocked.length > 0) {
       const names = blocked.map(podName).join(', ');
+      const backoff = backoffDelay(blockedRounds, { baseMs: RETRY_BASE_MS, capMs: config.maxBackoffMs });
       if (now >= deadline) {
         if (!ctx.plan.force) {
           return {
@@ -226,7 +232,7 @@ async function drain(ctx: StepContext): Promise<StepOutcome> {
         lastBlocked = names;
       }
       await pause(ctx, backoff);
-      backoff = Math.min(backoff * 2, config.maxBackoffMs);
+      blockedRounds++;
       continue;
     }
     // Everything accepted for eviction: wait for the pods to terminate.

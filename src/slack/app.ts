@@ -20,6 +20,7 @@ import {
   webApi,
 } from '@slack/bolt';
 import type { Logger } from 'pino';
+import { backoffDelay } from '../domain/backoff.js';
 import type { Authorizer } from './authz.js';
 import type { ChatPort, ChatSink } from './chat-port.js';
 import { registerListeners } from './listeners/index.js';
@@ -214,7 +215,7 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
         }
       },
       (error: unknown) => {
-        const delay = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 10));
+        const delay = backoffDelay(attempt, { baseMs, capMs: maxMs });
         log?.warn({ err: error, retryInMs: delay, attempt }, 'slack unreachable (auth.test); retrying');
         if (!stopped) identityTimer = setTimeout(() => resolveIdentity(attempt + 1), delay);
       },

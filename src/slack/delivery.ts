@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { webApi } from '@slack/bolt';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { backoffDelay } from '../domain/backoff.js';
 import type { ProgressEvent } from '../domain/events.js';
 import { type AlertView, alertMessage } from './blocks/alert.js';
 import { threadReply } from './blocks/thread.js';
@@ -81,6 +82,8 @@ export interface SlackDeliveryOptions {
   batchSize?: number;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
+  /** Draws the retry delays' jitter (0 … 1). */
+  random?: () => number;
   logger?: Logger;
 }
 
@@ -165,6 +168,7 @@ export class SlackDelivery implements ChatSink {
       batchSize: 20,
       backoffBaseMs: 1000,
       backoffMaxMs: 5 * 60_000,
+      random: Math.random,
       ...options,
       ...(options.logger ? { logger: options.logger.child({ component: 'slack-delivery' }) } : {}),
     };
@@ -303,10 +307,12 @@ export class SlackDelivery implements ChatSink {
         );
         return false;
       }
-      const backoff = Math.min(
-        this.o.backoffMaxMs,
-        this.o.backoffBaseMs * 2 ** Math.min(entry.attempts, 16) * (1 + Math.random() * 0.25),
-      );
+      const backoff = backoffDelay(entry.attempts, {
+        baseMs: this.o.backoffBaseMs,
+        capMs: this.o.backoffMaxMs,
+        jitter: { spread: 0.25 },
+        random: this.o.random,
+      });
       const delay = Math.max(failure.retryAfterMs ?? 0, backoff);
       if (failure.retryAfterMs) this.channelNextAt.set(channel, at + failure.retryAfterMs);
       outbox.markRetry(entry.id, failure.reason, at + delay);
