@@ -121,6 +121,7 @@ export function createSensing(
           maxBytes: MAX_SCRAPE_BYTES,
         }),
         maxBytes: MAX_SCRAPE_BYTES,
+        now: () => clock.now(),
       })
     : undefined;
   const dcgmServer = serverPods
@@ -129,6 +130,7 @@ export function createSensing(
         findPod: (node) => serverPods.forNode(node),
         timeoutMs,
         logger,
+        now: () => clock.now(),
       })
     : undefined;
 

@@ -199,6 +199,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
               region: config.aws.region,
               clusterName: config.clusterName,
               logger: componentLogger(logger, 'aws'),
+              now,
             }),
           }
         : {}),

@@ -10,6 +10,7 @@
  * retry of a message: receivers use it to drop duplicates.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { systemClock } from '../domain/clock.js';
 
 export const SIGNATURE_HEADER = 'X-GpuMedic-Signature';
 export const TIMESTAMP_HEADER = 'X-GpuMedic-Timestamp';
@@ -34,7 +35,7 @@ export function verifyWebhookSignature(
   if (secret === '' || header === undefined || timestamp === undefined) return false;
   const ts = String(timestamp);
   if (!/^\d{1,12}$/.test(ts)) return false;
-  const nowSec = (options.now ?? Date.now()) / 1000;
+  const nowSec = (options.now ?? systemClock.now()) / 1000;
   if (Math.abs(nowSec - Number(ts)) > (options.toleranceSec ?? DEFAULT_TOLERANCE_SEC)) return false;
   const expected = Buffer.from(signWebhook(secret, ts, body));
   const given = Buffer.from(header.trim());

@@ -19,6 +19,7 @@
  * Nothing is dropped: text no parser reads goes to `unparsed` (the LLM reads it later), and malformed lines
  * are reported in `errors` with their line numbers.
  */
+import { systemClock } from '../../domain/clock.js';
 import type { GpuSample, MissingPart, NodeSnapshot } from '../../domain/gpu.js';
 import { type DcgmiOutputs, gpusFromDcgmi } from './dcgmi.js';
 import { gpusFromExporter } from './exporter.js';
@@ -357,7 +358,7 @@ export function parseDump(text: string, opts: ParseDumpOptions = {}): ParsedDump
   }
   const snapshot: NodeSnapshot = {
     node: opts.node ?? hostname ?? 'unknown',
-    takenAt: opts.takenAt ?? Date.now(),
+    takenAt: opts.takenAt ?? systemClock.now(),
     source: opts.source ?? 'file',
     gpus: [...gpus.values()].sort((a, b) => a.index - b.index),
   };
