@@ -5,9 +5,10 @@
  */
 import { type CoverageInput, signalCoverage } from './domain/coverage.js';
 import type { ProgressEvent } from './domain/events.js';
-import { gpuSeverity, isNodeProblem } from './domain/finding.js';
+import { gpuSeverity, isNodeProblem, type Verdict } from './domain/finding.js';
 import { type Incident, isOpen } from './domain/incident.js';
 import type { GpuNode } from './domain/node.js';
+import type { AuditLog, Exclusion } from './domain/ports.js';
 import type { Logger } from './log/logger.js';
 import { isAutoModeNode, rebootUnavailableReason } from './remediate/node-kind.js';
 import type { Deferral } from './remediate/services.js';
@@ -18,8 +19,29 @@ import type { FleetSummary, NodeDetail } from './slack/format.js';
 
 const workingStates = new Set(['cordoned', 'draining', 'drained', 'rebooting', 'replacing', 'verifying']);
 
+/** What the chat bridge reads from the store for its views, and the audit trail it appends to. */
+export interface ChatBridgeStore {
+  readonly incidents: {
+    get(id: string): Incident | undefined;
+    /** Oldest first. */
+    listOpen(): Incident[];
+    /** Newest first, at most `limit`. */
+    listByNode(node: string, limit?: number): Incident[];
+  };
+  readonly nodeState: {
+    /** The node's last recorded verdict and scan time; undefined when the node was never recorded. */
+    get(node: string): { verdict?: Verdict; lastScanAt?: number } | undefined;
+  };
+  readonly exclusions: {
+    get(node: string, now: number): Exclusion | undefined;
+    list(now: number): Exclusion[];
+  };
+  readonly audit: AuditLog;
+}
+
 export function createChatPort(rt: Runtime): ChatPort {
-  const { services, store, config, clock } = rt;
+  const { services, config, clock } = rt;
+  const store: ChatBridgeStore = rt.store;
   const view = (incident: Incident): AlertView => {
     const node = rt.sensing.watcher.get(incident.node);
     const deferral = services.deferralOf(incident.id);
