@@ -128,12 +128,6 @@ function map(r: Row): Incident {
   return i;
 }
 
-interface FilterParams {
-  node: string | null;
-  open: number | null;
-  since: number | null;
-}
-
 const terminalList = [...TerminalStates].map((s) => `'${s}'`).join(',');
 
 /** Sortable, unique enough for humans to quote in Slack: `inc-lz3k9a-7f3a2c1b`. */
@@ -168,7 +162,7 @@ export class SqliteIncidentRepo implements IncidentRepo {
   private readonly selAllOpen: Statement<[], Row>;
   private readonly selNode: Statement<[string, number], Row>;
   private readonly selOpenStates: Statement<[string], { fault_key: string; state: IncidentState }>;
-  private readonly selFiltered: Statement<FilterParams, Row>;
+  private readonly lists = new Map<string, Statement<unknown[], Row>>();
   private readonly ins: Statement<Record<string, unknown>>;
   private readonly touch: Statement<[number, string, number, string]>;
   private readonly cas: Statement<[string, string | null, number, number | null, string, string]>;
@@ -192,15 +186,6 @@ export class SqliteIncidentRepo implements IncidentRepo {
     // Served by the partial index incidents_one_open (node, fault_key) WHERE state NOT IN terminal.
     this.selOpenStates = db.prepare(
       `SELECT fault_key, state FROM incidents WHERE node = ? AND state NOT IN (${terminalList}) ORDER BY fault_key`,
-    );
-    // One statement for every combination of filters: a NULL parameter disables its condition. Ties on
-    // first_seen keep creation order (rowid), as the services and their read models expect.
-    this.selFiltered = db.prepare(
-      `SELECT * FROM incidents
-       WHERE (@node IS NULL OR node = @node)
-         AND (@open IS NULL OR (state NOT IN (${terminalList})) = @open)
-         AND (@since IS NULL OR updated_at >= @since)
-       ORDER BY first_seen, rowid`,
     );
     this.ins = db.prepare(
       `INSERT INTO incidents (id, node, fault_key, state, instance_id, instance_type, node_group, category, severity,
@@ -279,13 +264,26 @@ export class SqliteIncidentRepo implements IncidentRepo {
   }
 
   list(filter: IncidentFilter = {}): Incident[] {
-    return this.selFiltered
-      .all({
-        node: filter.node ?? null,
-        open: filter.open === undefined ? null : filter.open ? 1 : 0,
-        since: filter.updatedSince ?? null,
-      })
-      .map(map);
+    // One statement per combination of filters (at most eight), each written so SQLite can use the
+    // by-node and open-incident indexes. Ties on first_seen keep creation order (rowid).
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.node !== undefined) {
+      where.push('node = ?');
+      params.push(filter.node);
+    }
+    if (filter.open !== undefined) where.push(`state ${filter.open ? 'NOT IN' : 'IN'} (${terminalList})`);
+    if (filter.updatedSince !== undefined) {
+      where.push('updated_at >= ?');
+      params.push(filter.updatedSince);
+    }
+    const sql = `SELECT * FROM incidents${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY first_seen, rowid`;
+    let stmt = this.lists.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare<unknown[], Row>(sql);
+      this.lists.set(sql, stmt);
+    }
+    return stmt.all(...params).map(map);
   }
 
   openFaultStates(node: string): OpenFaultState[] {
