@@ -129,6 +129,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
         renewEveryMs: config.leader.renewSeconds * 1000,
         retryEveryMs: Math.min(2000, config.leader.renewSeconds * 1000),
         logger: componentLogger(logger, 'leader'),
+        clock,
       })
     : undefined;
   // Shutting down: the engine stops before its next step (every step is persisted before and after its
