@@ -150,7 +150,10 @@ async function kubeflowSnapshot(ctx: StepContext): Promise<StepOutcome> {
   );
 }
 
-/** The first wait before a failed step runs again, and before a drain blocked by a PDB tries again; doubles up to maxBackoffMs. */
+/**
+ * The first wait before a failed step runs again, and before a drain blocked by a PodDisruptionBudget tries
+ * again; each further wait doubles, up to maxBackoffMs.
+ */
 export const RETRY_BASE_MS = 1_000;
 
 async function drain(ctx: StepContext): Promise<StepOutcome> {
