@@ -144,7 +144,7 @@ export type NewIncident = Omit<Incident, 'id' | 'updatedAt' | 'closedAt'>;
 
 export type IncidentPatch = Partial<Pick<Incident, 'plannedAction' | 'mode' | 'stateReason'>>;
 
-/** Synchronous like better-sqlite3, so a check and a compare-and-set can run without an await between. */
+/** Synchronous, so a check and a compare-and-set run with no await (and no other caller) between them. */
 export interface IncidentStore {
   get(id: string): Incident | undefined;
   list(filter?: { node?: string; open?: boolean; updatedSince?: number }): Incident[];
