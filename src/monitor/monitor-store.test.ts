@@ -1,0 +1,114 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { baseSnapshot } from '../collect/collector.js';
+import type { Finding, Verdict } from '../domain/finding.js';
+import type { GpuNode } from '../domain/node.js';
+import { openStore, type Store } from '../store/index.js';
+import { Monitor } from './monitor.js';
+import type { MonitorStore } from './ports.js';
+
+const node: GpuNode = {
+  name: 'n1',
+  expectedGpus: 8,
+  allocatableGpus: 8,
+  gpuResources: { 'nvidia.com/gpu': 8 },
+  unschedulable: false,
+  ready: true,
+  labels: {},
+  conditions: [],
+};
+
+const ecc: Finding = {
+  kind: 'ecc_dbe',
+  category: 'ECC_DBE',
+  severity: 'critical',
+  action: 'reboot',
+  gpu: 0,
+  evidence: ['DCGM_FI_DEV_ECC_DBE_VOL_TOTAL{gpu="0"} 1'],
+  explanation: 'Uncorrectable ECC error.',
+  source: 'rules',
+  key: 'ecc_dbe:gpu0',
+};
+
+const verdict = (findings: Finding[]): Verdict => ({
+  node: 'n1',
+  category: findings[0]?.category ?? 'HEALTHY',
+  severity: findings[0]?.severity ?? 'healthy',
+  action: findings[0]?.action ?? 'none',
+  explanation: findings[0]?.explanation ?? 'No GPU fault found.',
+  source: 'rules',
+  findings,
+});
+
+/**
+ * Exactly the port's methods, delegating to a SQLite store: the monitor needs nothing else of a store, so
+ * another store that implements the port serves it.
+ */
+function portOf(s: Store): MonitorStore {
+  return {
+    incidents: {
+      findOpen: (n, k) => s.incidents.findOpen(n, k),
+      openOrTouch: (i, now) => s.incidents.openOrTouch(i, now),
+      openFaultStates: (n) => s.incidents.openFaultStates(n),
+      update: (id, p, now) => s.incidents.update(id, p, now),
+    },
+    gpuState: {
+      get: (n) => s.gpuState.get(n),
+      upsertMany: (n, rows, now) => s.gpuState.upsertMany(n, rows, now),
+    },
+    nodeState: {
+      has: (n) => s.nodeState.has(n),
+      upsert: (r, now) => s.nodeState.upsert(r, now),
+    },
+    kv: {
+      get: <T>(key: string) => s.kv.get<T>(key),
+      set: (k, v, now) => s.kv.set(k, v, now),
+    },
+    exclusions: { get: (n, now) => s.exclusions.get(n, now) },
+    transaction: (fn) => s.transaction(fn),
+  };
+}
+
+describe('Monitor over its store port', () => {
+  let store: Store;
+  beforeEach(() => {
+    store = openStore(':memory:');
+  });
+  afterEach(() => store.close());
+
+  it('opens an incident once, touches it on the next scan and remembers the node, through the port alone', async () => {
+    let findings: Finding[] = [ecc];
+    let now = 1_000;
+    const m = new Monitor({
+      listNodes: () => [node],
+      collector: { source: 'exporter', collect: async (n) => baseSnapshot(n, 'exporter', now) },
+      classifier: { rules: () => verdict(findings) },
+      store: portOf(store),
+      plan: () => ({ plannedAction: 'reboot', mode: 'auto' }),
+      intervalMs: 60_000,
+      concurrency: 1,
+      nodeTimeoutMs: 5_000,
+      now: () => now,
+    });
+    const first = await m.scanOnce();
+    expect(first.opened.map((i) => [i.faultKey, i.plannedAction, i.firstSeen])).toEqual([
+      ['ecc_dbe:gpu0', 'reboot', 1_000],
+    ]);
+    now = 2_000;
+    expect((await m.scanOnce()).opened).toEqual([]);
+    expect(store.incidents.listOpen()).toMatchObject([
+      { faultKey: 'ecc_dbe:gpu0', count: 2, lastSeen: 2_000 },
+    ]);
+    expect(store.nodeState.get('n1')).toMatchObject({ lastScanAt: 2_000, verdict: { category: 'ECC_DBE' } });
+
+    // Healthy again, then the same fault: its incident is still open, so it is touched, not reopened.
+    findings = [];
+    now = 3_000;
+    await m.scanOnce();
+    findings = [ecc];
+    now = 4_000;
+    expect((await m.scanOnce()).opened).toEqual([]);
+    expect(store.incidents.listOpen()).toMatchObject([
+      { faultKey: 'ecc_dbe:gpu0', count: 3, lastSeen: 4_000 },
+    ]);
+  });
+});
