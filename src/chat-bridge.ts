@@ -6,7 +6,7 @@
 import { type CoverageInput, signalCoverage } from './domain/coverage.js';
 import type { ProgressEvent } from './domain/events.js';
 import { gpuSeverity, isNodeProblem } from './domain/finding.js';
-import { type Incident, isOpen } from './domain/incident.js';
+import { type Incident, isOpen, isWorking } from './domain/incident.js';
 import type { GpuNode } from './domain/node.js';
 import type { Logger } from './log/logger.js';
 import { isAutoModeNode, rebootUnavailableReason } from './remediate/node-kind.js';
@@ -15,8 +15,6 @@ import type { Runtime } from './runtime.js';
 import type { AlertView } from './slack/blocks/alert.js';
 import type { ChatPort, ChatSink } from './slack/chat-port.js';
 import type { FleetSummary, NodeDetail } from './slack/format.js';
-
-const workingStates = new Set(['cordoned', 'draining', 'drained', 'rebooting', 'replacing', 'verifying']);
 
 export function createChatPort(rt: Runtime): ChatPort {
   const { services, store, config } = rt;
@@ -75,7 +73,7 @@ export function createChatPort(rt: Runtime): ChatPort {
         at: Date.now(),
         gpuNodes: nodes.length,
         ...counts,
-        inRemediation: open.filter((i) => workingStates.has(i.state)).length,
+        inRemediation: open.filter((i) => isWorking(i.state)).length,
         excluded: status.exclusions.length,
         breaker: status.paused.open
           ? { state: 'paused', reason: status.paused.reason, since: status.paused.at }

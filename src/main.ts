@@ -14,6 +14,7 @@ import { baseSnapshot, type Collector } from './collect/collector.js';
 import { createDcgmServerCollector, type ExecPort } from './collect/dcgm-server.js';
 import { createExporterCollector } from './collect/exporter.js';
 import type { Config } from './config/config.js';
+import { faultOfFinding } from './domain/fault.js';
 import type { Finding, Verdict } from './domain/finding.js';
 import type { NodeSnapshot } from './domain/gpu.js';
 import type { GpuNode } from './domain/node.js';
@@ -28,7 +29,6 @@ import { componentLogger } from './log/logger.js';
 import type { Metrics } from './metrics/metrics.js';
 import type { NodeClassifier, Plan, ScanHooks } from './monitor/monitor.js';
 import { decide } from './remediate/policy.js';
-import { kindOf } from './remediate/services.js';
 import type { Store } from './store/index.js';
 
 export const EXPORTER_SELECTORS = ['app=nvidia-dcgm-exporter', 'app.kubernetes.io/name=dcgm-exporter'];
@@ -231,17 +231,7 @@ function lazyPodExecutor(kc: KubeConfig): ExecPort {
 export function initialPlan(config: Config) {
   return (finding: Finding, node: GpuNode, preexisting: boolean): Plan => {
     const d = decide(
-      {
-        category: finding.category,
-        xid: finding.xid,
-        kind: finding.kind ?? kindOf(finding.key),
-        severity: finding.severity,
-        source: finding.source,
-        faultKey: finding.key,
-        node: node.name,
-        recommendedAction: finding.action,
-        preexisting,
-      },
+      faultOfFinding(finding, node.name, preexisting),
       config.policy,
       { rebootsForFault: 0, remediationsInWindow: 0 },
       Date.now(),

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { ProgressBus, ProgressDetails, ProgressStep } from '../domain/events.js';
 import type { Incident, IncidentState } from '../domain/incident.js';
 import { isOpen, RemediationActions } from '../domain/incident.js';
+import { isOptedOut, OptOutLabel } from '../domain/node.js';
 import { pendingReleases, releaseDisruptionGuard } from './karpenter.js';
 import type {
   AuditLog,
@@ -61,7 +62,6 @@ export interface EngineConfig {
   maxBackoffMs: number;
   /** Attempts of a step whose port call throws, before the incident fails. */
   maxStepAttempts: number;
-  optOutLabel: string;
 }
 
 export const defaultEngineConfig: EngineConfig = {
@@ -75,7 +75,6 @@ export const defaultEngineConfig: EngineConfig = {
   pollMs: 10_000,
   maxBackoffMs: 30_000,
   maxStepAttempts: 3,
-  optOutLabel: 'gpu-medic.io/exclude',
 };
 
 export interface EngineDeps {
@@ -380,8 +379,8 @@ export class RemediationEngine {
       return `${incident.node} was excluded by ${exclusion.createdBy} (${exclusion.reason}): gpu-medic stopped and left it as it is.`;
     }
     const node = await cluster.getNode(incident.node);
-    if (node?.labels[this.config.optOutLabel] === 'true') {
-      return `${incident.node} got the opt-out label ${this.config.optOutLabel}=true: gpu-medic stopped and left it as it is.`;
+    if (node && isOptedOut(node)) {
+      return `${incident.node} got the opt-out label ${OptOutLabel}=true: gpu-medic stopped and left it as it is.`;
     }
     return this.humanUncordoned(incident, plan, node);
   }

@@ -5,11 +5,11 @@
  */
 import type { Logger } from 'pino';
 import type { ProgressBus, ProgressDetails, ProgressStep } from '../domain/events.js';
-import { type FindingKind, FindingKinds } from '../domain/finding.js';
+import { faultOfIncident } from '../domain/fault.js';
 import { hasGpus } from '../domain/gpu-count.js';
 import type { Incident, IncidentState, PolicyMode, RemediationAction } from '../domain/incident.js';
 import { isOpen, RemediationActions } from '../domain/incident.js';
-import type { GpuNode } from '../domain/node.js';
+import { type GpuNode, isOptedOut, OptOutLabel } from '../domain/node.js';
 import type { Policy } from '../domain/policy.js';
 import type { Exclusion } from '../domain/ports.js';
 import {
@@ -83,7 +83,6 @@ export interface SafetyConfig {
   maxUnhealthyNodes?: number;
   /** Window in which unhealthy / cordoned-by-us nodes count toward the breaker. */
   breakerWindowMs: number;
-  optOutLabel: string;
 }
 
 export const defaultSafetyConfig: SafetyConfig = {
@@ -92,7 +91,6 @@ export const defaultSafetyConfig: SafetyConfig = {
   perHour: 5,
   maxUnhealthyPercent: 20,
   breakerWindowMs: 10 * 60_000,
-  optOutLabel: 'gpu-medic.io/exclude',
 };
 
 /** How the services share nodes with EKS node auto repair (auto-repair.ts). */
@@ -287,7 +285,7 @@ export class RemediationServices {
     }
 
     const excluded = exclusions.get(nodeName, now);
-    const optOut = node.labels[this.safety.optOutLabel] === 'true';
+    const optOut = isOptedOut(node);
     if (options.trigger === 'auto' && !excluded && !optOut && !this.breaker().open) {
       const unhealthy = this.unhealthyNodes(now);
       const trip = shouldTripBreaker({
@@ -324,7 +322,6 @@ export class RemediationServices {
       dryRun: this.safety.dryRun,
       excluded,
       optOutLabel: optOut,
-      optOutLabelName: `${this.safety.optOutLabel}=true`,
     });
     if (!verdict.allowed) {
       const code = verdict.limit === 'excluded' || verdict.limit === 'opt_out' ? 'excluded' : 'limited';
@@ -473,22 +470,7 @@ export class RemediationServices {
       policy.remediation.escalation,
       now,
     );
-    const decision = decide(
-      {
-        category: incident.category,
-        ...(incident.xid !== undefined ? { xid: incident.xid } : {}),
-        kind: kindOf(incident.faultKey),
-        severity: incident.severity,
-        source: incident.source,
-        faultKey: incident.faultKey,
-        node: incident.node,
-        recommendedAction: incident.recommendedAction,
-        preexisting: incident.preexisting,
-      },
-      policy,
-      history,
-      now,
-    );
+    const decision = decide(faultOfIncident(incident), policy, history, now);
     incidents.update(incident.id, { plannedAction: decision.action, mode: decision.mode });
     this.deps.audit.append({
       at: now,
@@ -1087,7 +1069,7 @@ export class RemediationServices {
     const node = await this.deps.cluster.getNode(nodeName);
     const excluded = this.deps.exclusions.get(nodeName, this.deps.clock.now());
     const openIncidents = this.deps.incidents.list({ node: nodeName, open: true });
-    const optOut = node?.labels[this.safety.optOutLabel] === 'true';
+    const optOut = node ? isOptedOut(node) : false;
     const parts = !node
       ? [`Node ${nodeName} does not exist.`]
       : [
@@ -1156,7 +1138,7 @@ export class RemediationServices {
           maxConcurrent: this.safety.maxConcurrent,
         };
       case 'opt_out':
-        return { limit: 'opt_out', ...base, label: `${this.safety.optOutLabel}=true` };
+        return { limit: 'opt_out', ...base, label: `${OptOutLabel}=true` };
       case 'excluded':
         return base;
     }
@@ -1261,12 +1243,6 @@ function capitalize(s: string, yes: boolean): string {
     replace: 'Replacing',
   };
   return verbed[s] ?? s;
-}
-
-/** The fault key's prefix is the finding kind (`xid:79:gpu3`, `ecc_dbe:gpu0`, `gpu_missing`). */
-export function kindOf(faultKey: string): FindingKind {
-  const prefix = faultKey.split(':')[0] ?? '';
-  return FindingKinds.find((k) => k === prefix) ?? 'unknown';
 }
 
 function manualIncident(
