@@ -15,6 +15,7 @@ import type { Runtime } from './runtime.js';
 import type { AlertView } from './slack/blocks/alert.js';
 import type { ChatPort, ChatSink } from './slack/chat-port.js';
 import type { FleetSummary, NodeDetail } from './slack/format.js';
+import { toChatResult } from './slack/service-text.js';
 
 export function createChatPort(rt: Runtime): ChatPort {
   const { services, store, config } = rt;
@@ -44,14 +45,15 @@ export function createChatPort(rt: Runtime): ChatPort {
     };
   };
   return {
-    request: (action, node, actor, reason, options) => services.request(action, node, actor, reason, options),
-    approve: (id, actor, action) => services.approve(id, actor, action),
-    cancel: (id, actor, reason) => services.cancel(id, actor, reason),
-    dismiss: (id, actor, reason) => services.dismiss(id, actor, reason),
-    exclude: (node, options, actor) => services.exclude(node, options, actor),
-    unexclude: (node, actor) => services.unexclude(node, actor),
-    pause: (actor, reason) => services.pause(actor, reason),
-    resume: (actor) => services.resume(actor),
+    requestManual: async (action, node, actor, reason, options) =>
+      toChatResult(await services.requestManual(action, node, actor, reason, options)),
+    approve: async (id, actor, action) => toChatResult(await services.approve(id, actor, action)),
+    cancel: async (id, actor, reason) => toChatResult(await services.cancel(id, actor, reason)),
+    dismiss: async (id, actor, reason) => toChatResult(await services.dismiss(id, actor, reason)),
+    exclude: async (node, options, actor) => toChatResult(await services.exclude(node, options, actor)),
+    unexclude: async (node, actor) => toChatResult(await services.unexclude(node, actor)),
+    pause: async (actor, reason) => toChatResult(await services.pause(actor, reason)),
+    resume: async (actor) => toChatResult(await services.resume(actor)),
     async fleetSummary(): Promise<FleetSummary> {
       const status = await services.status();
       const nodes = rt.sensing.watcher.list();

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { serviceText } from '../slack/service-text.js';
 import {
   createHarness,
   eccFinding,
@@ -263,7 +264,7 @@ describe('RemediationEngine flows', () => {
     const incident = h.openIncident('gpu-0', ecc);
     const result = await h.services.triage(incident.id);
     expect(result).toMatchObject({ ok: true, dryRun: true });
-    expect(result.message).toContain('DRY RUN');
+    expect(serviceText(result)).toContain('DRY RUN');
     await h.engine.whenIdle();
     expect(h.world.mutations()).toBe(0);
     expect(h.stateOf(incident.id)).toBe('resolved');

@@ -11,7 +11,7 @@ import type { FleetSummary, IncidentSummary, NodeDetail } from './format.js';
 
 export type ChatErrorCode = 'not_found' | 'not_gpu' | 'excluded' | 'busy' | 'denied' | 'limited' | 'invalid';
 
-/** The services' answer (RemediationServices' ServiceResult), written for a human. */
+/** The services' answer put into words for a human (src/slack/service-text.ts `toChatResult`). */
 export type ChatResult =
   | { ok: true; incidentId?: string; message: string; dryRun?: boolean }
   | { ok: false; code: ChatErrorCode; message: string };
@@ -22,12 +22,13 @@ export type ChatResult =
  * Actors are `slack:<userId>`.
  */
 export interface ChatPort {
-  request(
+  /** A person's request: always manual. Automatic work starts only from the monitor, never from chat. */
+  requestManual(
     action: RemediationAction,
     node: string,
     actor: string,
     reason: string,
-    options: { incidentId?: string; trigger: 'auto' | 'manual' },
+    options?: { incidentId?: string },
   ): Promise<ChatResult>;
   approve(incidentId: string, actor: string, action?: RemediationAction): Promise<ChatResult>;
   cancel(incidentId: string, actor: string, reason: string): Promise<ChatResult>;
