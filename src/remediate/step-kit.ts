@@ -6,7 +6,7 @@
 import type { ProgressDetails, ProgressStep } from '../domain/events.js';
 import type { Incident } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
-import type { EngineConfig, EngineDeps } from './engine.js';
+import type { EngineConfig, EngineDeps } from './engine-config.js';
 import type { RunPlan, StepRow } from './ports.js';
 import type { Missing, SettleResult } from './settle.js';
 import type { StepName } from './state-machine.js';
