@@ -6,10 +6,12 @@
 import type { ProgressEvent } from '../domain/events.js';
 import type { RemediationAction } from '../domain/incident.js';
 import type { AuditEntry, Exclusion } from '../domain/ports.js';
+import type { ServiceErrorCode } from '../domain/service-result.js';
 import type { AlertView } from './blocks/alert.js';
 import type { FleetSummary, IncidentSummary, NodeDetail } from './format.js';
 
-export type ChatErrorCode = 'not_found' | 'not_gpu' | 'excluded' | 'busy' | 'denied' | 'limited' | 'invalid';
+/** The services' refusal codes (domain/service-result.ts). */
+export type ChatErrorCode = ServiceErrorCode;
 
 /** The services' answer put into words for a human (src/slack/service-text.ts `toChatResult`). */
 export type ChatResult =
