@@ -269,6 +269,25 @@ describe('safety limits', () => {
     expect(h.world.count('rebootInstance')).toBe(2);
   });
 
+  it('an unreadable breaker record counts as open (fails safe); a pause record keeps who and why', async () => {
+    const h = fleet(10);
+    h.kv.set('remediate.breaker', '{"open": "maybe"}');
+    expect(h.services.status().breaker).toEqual({ open: true, reason: 'unreadable breaker state' });
+    h.kv.set('remediate.breaker', 'not json');
+    expect(h.services.breaker().open).toBe(true);
+    await h.services.resume('slack:U1');
+    expect(h.services.breaker()).toEqual({ open: false });
+    await h.services.pause('slack:U1', 'change freeze');
+    expect(h.services.paused()).toEqual({
+      open: true,
+      reason: 'change freeze',
+      by: 'slack:U1',
+      at: h.clock.now(),
+    });
+    h.kv.set('remediate.starts', '[1, "two"]');
+    expect(h.services.status().remediationsLastHour).toBe(0);
+  });
+
   it('pause stops automatic action; resume lifts it', async () => {
     const h = fleet(10);
     await h.services.pause('slack:U1', 'change freeze');
