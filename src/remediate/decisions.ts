@@ -44,7 +44,7 @@ export class Decisions {
       if (!incidents.transition(incidentId, from, 'cancelled', `cancelled by ${actor}: ${reason}`)) {
         return refused('invalid', { reason: 'closed', incidentId, state: incidents.get(incidentId)?.state });
       }
-      this.kit.publish(incident, incident.node, 'cancelled', actor, { reason });
+      this.kit.publish(incident, incident.node, { step: 'cancelled', details: { reason } }, actor);
       return {
         ok: true,
         incidentId,
@@ -68,7 +68,7 @@ export class Decisions {
       if (!incidents.transition(incidentId, PendingStates, 'dismissed', `dismissed by ${actor}: ${reason}`)) {
         return refused('invalid', { reason: 'closed', incidentId, state: incident.state });
       }
-      this.kit.publish(incident, incident.node, 'dismissed', actor, { reason });
+      this.kit.publish(incident, incident.node, { step: 'dismissed', details: { reason } }, actor);
       return { ok: true, incidentId, outcome: { kind: 'dismissed', incidentId, node: incident.node } };
     });
   }

@@ -98,10 +98,18 @@ export class Deferrals {
       result: 'deferred',
       details: { ...row.detail },
     });
-    this.kit.publish(incident, incident.node, 'auto_repair_deferred', 'monitor', {
-      ...condition,
-      action: decision.action,
-    });
+    this.kit.publish(
+      incident,
+      incident.node,
+      {
+        step: 'auto_repair_deferred',
+        details: {
+          ...condition,
+          action: decision.action,
+        },
+      },
+      'monitor',
+    );
     this.watchDeferral(incident.id);
     return {
       ok: true,
@@ -197,14 +205,16 @@ export class Deferrals {
     this.kit.publish(
       incident,
       incident.node,
-      'auto_repair_outcome',
-      'monitor',
       {
-        outcome,
-        ...(typeof d.condition === 'string' ? { condition: d.condition } : {}),
-        ...(typeof d.windowMs === 'number' ? { windowMs: d.windowMs } : {}),
-        ...(outcome === 'not_acted' ? { policyAction: action } : {}),
+        step: 'auto_repair_outcome',
+        details: {
+          outcome,
+          ...(typeof d.condition === 'string' ? { condition: d.condition } : {}),
+          ...(typeof d.windowMs === 'number' ? { windowMs: d.windowMs } : {}),
+          ...(outcome === 'not_acted' ? { policyAction: action } : {}),
+        },
       },
+      'monitor',
       elapsedMs,
     );
     audit.append({
@@ -223,7 +233,7 @@ export class Deferrals {
           : `EKS node auto repair replaced ${incident.node}`;
       if (incidents.transition(incident.id, ['detected'], 'resolved', reason)) {
         const told = { reason, byAutoRepair: outcome };
-        this.kit.publish(incident, incident.node, 'resolved', 'monitor', told, elapsedMs);
+        this.kit.publish(incident, incident.node, { step: 'resolved', details: told }, 'monitor', elapsedMs);
       }
       return;
     }

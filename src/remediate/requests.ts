@@ -71,7 +71,12 @@ export class Requests {
     if (!this.kit.deps.incidents.transition(incident.id, ['detected'], 'awaiting_approval', reason)) {
       return taken(this.kit.deps.incidents.get(incident.id));
     }
-    this.kit.publish(incident, incident.node, 'approval_needed', 'monitor', { action, reason });
+    this.kit.publish(
+      incident,
+      incident.node,
+      { step: 'approval_needed', details: { action, reason } },
+      'monitor',
+    );
     return {
       ok: true,
       incidentId: incident.id,
@@ -186,15 +191,23 @@ export class Requests {
     });
     if (verdict.allowed) return pass(true);
     if (verdict.limit === 'excluded' && excluded) {
-      this.kit.publish(incident, req.node, 'excluded', req.actor, {
-        reason: excluded.reason,
-        by: excluded.createdBy,
-        action: req.action,
-        ...(excluded.expiresAt !== undefined ? { until: excluded.expiresAt } : {}),
-      });
+      this.kit.publish(
+        incident,
+        req.node,
+        {
+          step: 'excluded',
+          details: {
+            reason: excluded.reason,
+            by: excluded.createdBy,
+            action: req.action,
+            ...(excluded.expiresAt !== undefined ? { until: excluded.expiresAt } : {}),
+          },
+        },
+        req.actor,
+      );
     } else {
       const told = this.brakes.limitDetails(verdict.limit, req.action, verdict.message, now, gpuNodeCount);
-      this.kit.publish(incident, req.node, 'safety_limit', req.actor, told);
+      this.kit.publish(incident, req.node, { step: 'safety_limit', details: told }, req.actor);
     }
     const code = verdict.limit === 'excluded' || verdict.limit === 'opt_out' ? 'excluded' : 'limited';
     return stop(refused(code, { reason: 'safety', limit: verdict.limit, says: verdict.message }));
@@ -234,17 +247,33 @@ export class Requests {
     steps.finish(row.id, 'done', {}, now);
     if (!dryRun) this.brakes.recordStart(now);
     if (req.trigger === 'manual') {
-      this.kit.publish(incident, req.node, 'approved', req.actor, {
-        action: req.action,
-        mode: 'manual',
-        reason: req.reason,
-      });
+      this.kit.publish(
+        incident,
+        req.node,
+        {
+          step: 'approved',
+          details: {
+            action: req.action,
+            mode: 'manual',
+            reason: req.reason,
+          },
+        },
+        req.actor,
+      );
     } else {
-      this.kit.publish(incident, req.node, 'policy', req.actor, {
-        action: req.action,
-        mode: 'auto',
-        reason: req.reason,
-      });
+      this.kit.publish(
+        incident,
+        req.node,
+        {
+          step: 'policy',
+          details: {
+            action: req.action,
+            mode: 'auto',
+            reason: req.reason,
+          },
+        },
+        req.actor,
+      );
     }
     engine.run(incident.id).catch((error: unknown) => {
       this.kit.log?.error({ err: error, incidentId: incident.id }, 'remediation run crashed');

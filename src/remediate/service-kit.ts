@@ -134,14 +134,15 @@ export class ServiceKit {
     return result;
   }
 
+  /** A progress event for an incident: `told` is a step with its details, written as a literal. */
   publish<S extends ProgressStep>(
     incident: Incident | undefined,
     node: string,
-    step: S,
+    told: { step: S; details: DetailsOf<S> },
     actor: string,
-    details: DetailsOf<S>,
     elapsedMs?: number,
   ): void {
+    const { step, details } = told;
     this.deps.bus.publish({
       incidentId: incident?.id ?? '',
       node,

@@ -48,11 +48,19 @@ export class Triage {
       }
     }
     if (decision.action === 'none' || decision.mode === 'off') {
-      this.kit.publish(incident, incident.node, 'policy', 'monitor', {
-        action: decision.action,
-        mode: decision.mode,
-        reason: decision.reason,
-      });
+      this.kit.publish(
+        incident,
+        incident.node,
+        {
+          step: 'policy',
+          details: {
+            action: decision.action,
+            mode: decision.mode,
+            reason: decision.reason,
+          },
+        },
+        'monitor',
+      );
       return { ok: true, incidentId, outcome: { kind: 'alert_only', reason: decision.reason }, decision };
     }
     if (decision.mode === 'auto') {
@@ -105,12 +113,20 @@ export class Triage {
       reason: `the fault came back after the reboot of ${prev.id}`,
       result: 'opened',
     });
-    this.kit.publish(successor, successor.node, 'detected', 'monitor', {
-      category: successor.category,
-      severity: successor.severity,
-      ...(successor.xid !== undefined ? { xid: successor.xid } : {}),
-      ...(successor.gpu !== undefined ? { gpu: successor.gpu } : {}),
-    });
+    this.kit.publish(
+      successor,
+      successor.node,
+      {
+        step: 'detected',
+        details: {
+          category: successor.category,
+          severity: successor.severity,
+          ...(successor.xid !== undefined ? { xid: successor.xid } : {}),
+          ...(successor.gpu !== undefined ? { gpu: successor.gpu } : {}),
+        },
+      },
+      'monitor',
+    );
     return this.triage(successor.id);
   }
 
