@@ -13,7 +13,13 @@
  * starts from the monitor's path (`triage`, a deferral EKS did not take), which owns the only way to it.
  */
 import type { RemediationAction } from '../domain/incident.js';
-import type { Deferral, NodeStatus, ServiceResult, StatusReport } from '../domain/service-result.js';
+import type {
+  BreakerState,
+  Deferral,
+  NodeStatus,
+  ServiceResult,
+  StatusReport,
+} from '../domain/service-result.js';
 import { Brakes } from './breaker.js';
 import { Decisions } from './decisions.js';
 import { activeDeferral, deferralOf } from './deferral-state.js';
@@ -152,11 +158,11 @@ export class RemediationServices {
     return this.queries.nodeStatus(node);
   }
 
-  breaker() {
+  breaker(): BreakerState {
     return this.brakes.breaker();
   }
 
-  paused() {
+  paused(): BreakerState {
     return this.brakes.paused();
   }
 
