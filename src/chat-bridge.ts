@@ -6,7 +6,7 @@
 import { type CoverageInput, signalCoverage } from './domain/coverage.js';
 import type { ProgressEvent } from './domain/events.js';
 import { gpuSeverity, isNodeProblem, type Verdict } from './domain/finding.js';
-import { type Incident, isOpen } from './domain/incident.js';
+import { type Incident, isOpen, isWorking } from './domain/incident.js';
 import type { GpuNode } from './domain/node.js';
 import type { AuditLog, Exclusion } from './domain/ports.js';
 import type { Logger } from './log/logger.js';
@@ -16,8 +16,7 @@ import type { Runtime } from './runtime.js';
 import type { AlertView } from './slack/blocks/alert.js';
 import type { ChatPort, ChatSink } from './slack/chat-port.js';
 import type { FleetSummary, NodeDetail } from './slack/format.js';
-
-const workingStates = new Set(['cordoned', 'draining', 'drained', 'rebooting', 'replacing', 'verifying']);
+import { toChatResult } from './slack/service-text.js';
 
 /** What the chat bridge reads from the store for its views, and the audit trail it appends to. */
 export interface ChatBridgeStore {
@@ -68,14 +67,15 @@ export function createChatPort(rt: Runtime): ChatPort {
     };
   };
   return {
-    request: (action, node, actor, reason, options) => services.request(action, node, actor, reason, options),
-    approve: (id, actor, action) => services.approve(id, actor, action),
-    cancel: (id, actor, reason) => services.cancel(id, actor, reason),
-    dismiss: (id, actor, reason) => services.dismiss(id, actor, reason),
-    exclude: (node, options, actor) => services.exclude(node, options, actor),
-    unexclude: (node, actor) => services.unexclude(node, actor),
-    pause: (actor, reason) => services.pause(actor, reason),
-    resume: (actor) => services.resume(actor),
+    requestManual: async (action, node, actor, reason, options) =>
+      toChatResult(await services.requestManual(action, node, actor, reason, options)),
+    approve: async (id, actor, action) => toChatResult(await services.approve(id, actor, action)),
+    cancel: async (id, actor, reason) => toChatResult(await services.cancel(id, actor, reason)),
+    dismiss: async (id, actor, reason) => toChatResult(await services.dismiss(id, actor, reason)),
+    exclude: async (node, options, actor) => toChatResult(await services.exclude(node, options, actor)),
+    unexclude: async (node, actor) => toChatResult(await services.unexclude(node, actor)),
+    pause: async (actor, reason) => toChatResult(await services.pause(actor, reason)),
+    resume: async (actor) => toChatResult(await services.resume(actor)),
     async fleetSummary(): Promise<FleetSummary> {
       const status = await services.status();
       const nodes = rt.sensing.watcher.list();
@@ -97,7 +97,7 @@ export function createChatPort(rt: Runtime): ChatPort {
         at: clock.now(),
         gpuNodes: nodes.length,
         ...counts,
-        inRemediation: open.filter((i) => workingStates.has(i.state)).length,
+        inRemediation: open.filter((i) => isWorking(i.state)).length,
         excluded: status.exclusions.length,
         breaker: status.paused.open
           ? { state: 'paused', reason: status.paused.reason, since: status.paused.at }

@@ -15,6 +15,7 @@ import { createDcgmServerCollector, type ExecPort } from './collect/dcgm-server.
 import { createExporterCollector } from './collect/exporter.js';
 import type { Config } from './config/config.js';
 import { type Clock, systemClock } from './domain/clock.js';
+import { faultOfFinding } from './domain/fault.js';
 import type { Finding, Verdict } from './domain/finding.js';
 import type { NodeSnapshot } from './domain/gpu.js';
 import type { GpuNode } from './domain/node.js';
@@ -30,7 +31,6 @@ import { componentLogger } from './log/logger.js';
 import type { Metrics } from './metrics/metrics.js';
 import type { NodeClassifier, Plan, ScanHooks } from './monitor/monitor.js';
 import { decide } from './remediate/policy.js';
-import { kindOf } from './remediate/services.js';
 
 export const EXPORTER_SELECTORS = ['app=nvidia-dcgm-exporter', 'app.kubernetes.io/name=dcgm-exporter'];
 /** DCGM host-engine pods: the EKS node monitoring agent's `dcgm-server`, the GPU Operator's `nvidia-dcgm`. */
@@ -243,17 +243,7 @@ function lazyPodExecutor(kc: KubeConfig): ExecPort {
 export function initialPlan(config: Config, clock: Pick<Clock, 'now'> = systemClock) {
   return (finding: Finding, node: GpuNode, preexisting: boolean): Plan => {
     const d = decide(
-      {
-        category: finding.category,
-        xid: finding.xid,
-        kind: finding.kind ?? kindOf(finding.key),
-        severity: finding.severity,
-        source: finding.source,
-        faultKey: finding.key,
-        node: node.name,
-        recommendedAction: finding.action,
-        preexisting,
-      },
+      faultOfFinding(finding, node.name, preexisting),
       config.policy,
       { rebootsForFault: 0, remediationsInWindow: 0 },
       clock.now(),

@@ -285,7 +285,12 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     if (e.step !== 'escalated' || (e.details as { to?: string }).to !== 'replace') return;
     services
       .followUp(e.incidentId)
-      .then((r) => logger.info({ incident: e.incidentId, result: r.message }, 'escalated fault followed up'))
+      .then((r) =>
+        logger.info(
+          { incident: e.incidentId, result: r.ok ? r.outcome : r.refusal },
+          'escalated fault followed up',
+        ),
+      )
       .catch((err) => logger.error({ err, incident: e.incidentId }, 'escalation follow-up failed'));
   });
 

@@ -1,8 +1,10 @@
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
+import type { ServiceResult } from '../domain/service-result.js';
 import { createLogger } from '../log/logger.js';
 import { createRuntime } from '../runtime.js';
 import { parseDuration } from '../slack/commands/parse.js';
+import { serviceText } from '../slack/service-text.js';
 import { CliError } from './cli-error.js';
 import { configOrExit } from './load-config.js';
 
@@ -27,12 +29,13 @@ export async function main(argv: string[]): Promise<number> {
   rt.bus.subscribe((e) => console.log(`  ${e.step}${e.dryRun ? ' (dry run)' : ''} → ${e.state}`));
   try {
     await rt.sensing.start();
-    let result: { ok: boolean; message: string };
+    let result: ServiceResult;
     switch (verb) {
       case 'exclude': {
         const ms = values.for ? parseDuration(values.for) : undefined;
         if (values.for && ms === undefined)
           throw new CliError(`--for: cannot read '${values.for}' (try 2h, 30m, 1d)`, 2);
+        // Without --for the services apply the default every surface shares (24 h).
         result = await rt.services.exclude(
           node,
           { until: ms ? rt.clock.now() + ms : undefined, reason },
@@ -47,13 +50,13 @@ export async function main(argv: string[]): Promise<number> {
       case 'uncordon':
       case 'reboot':
       case 'replace':
-        result = await rt.services.request(verb, node, actor, reason, { trigger: 'manual' });
+        result = await rt.services.requestManual(verb, node, actor, reason);
         if (result.ok) await rt.engine.whenIdle();
         break;
       default:
         throw new CliError(`unknown action '${verb}'`, 2);
     }
-    console.log(result.message);
+    console.log(serviceText(result));
     return result.ok ? 0 : 1;
   } finally {
     await rt.stop();

@@ -41,6 +41,26 @@ export function isOpen(state: IncidentState): boolean {
   return !TerminalStates.has(state);
 }
 
+/** Not started: the monitor found it, or it waits for a human. */
+export const PendingStates: readonly IncidentState[] = ['detected', 'awaiting_approval'];
+
+/**
+ * A run owns the node: these are resumed after a restart, count as in flight, and a node in one of them is
+ * expected to look broken (the monitor does not open a new incident for what the run itself causes).
+ */
+export const WorkingStates: readonly IncidentState[] = [
+  'cordoned',
+  'draining',
+  'drained',
+  'rebooting',
+  'replacing',
+  'verifying',
+];
+
+export function isWorking(state: IncidentState): boolean {
+  return WorkingStates.includes(state);
+}
+
 /** One fault on one node, deduplicated across scans by (node, faultKey) while open. */
 export interface Incident {
   id: string;

@@ -50,3 +50,13 @@ export function parseProviderId(
   const m = providerId ? providerIdPattern.exec(providerId) : null;
   return m ? { az: m[1]!, instanceId: m[2]! } : undefined;
 }
+
+/**
+ * The label (`gpu-medic.io/exclude=true`) an operator puts on a node to keep gpu-medic away from it: no
+ * action by the bot nor by a human through gpu-medic, only alerts.
+ */
+export const OptOutLabel = 'gpu-medic.io/exclude';
+
+export function isOptedOut(node: { labels: Readonly<Record<string, string>> }): boolean {
+  return node.labels[OptOutLabel] === 'true';
+}

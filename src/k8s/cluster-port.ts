@@ -28,7 +28,7 @@ import type {
   TrainingJobRef,
   TrainingJobStatus,
 } from '../remediate/ports.js';
-import { isGpuNode, toGpuNode } from './node-mapper.js';
+import { isWatchedNode, toGpuNode } from './node-mapper.js';
 import { isPodReady, matchesLabelSelector } from './pod-index.js';
 
 export const MIRROR_ANNOTATION = 'kubernetes.io/config.mirror';
@@ -465,7 +465,7 @@ export function createClusterPort(kc: KubeConfig, opts: ClusterPortOptions = {})
         );
         for (const n of page.items) {
           const node = toGpuNode(n);
-          if (node && isGpuNode(node, selector !== undefined)) nodes.push(node);
+          if (node && isWatchedNode(node, selector !== undefined)) nodes.push(node);
         }
         cont = page.metadata?._continue || undefined;
       } while (cont);

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SimCluster } from '../sim/cluster.js';
 import type { GpuShape } from '../sim/gpu-shapes.js';
 import { ManualClock } from '../sim/sim-clock.js';
-import { isGpuNode, toGpuNode } from './node-mapper.js';
+import { isWatchedNode, toGpuNode } from './node-mapper.js';
 
 const clusters: SimCluster[] = [];
 afterEach(() => {
@@ -39,7 +39,7 @@ describe('toGpuNode: the physical GPU count whatever the sharing', () => {
     const node = toGpuNode(nodesByShape().get(shape) as V1Node);
     expect(node).toMatchObject({ expectedGpus: 8, gpuCountSource: 'instance-type', gpuSharing: sharing });
     expect(node?.allocatableGpus).toBe(allocatable);
-    expect(node && isGpuNode(node, false)).toBe(true);
+    expect(node && isWatchedNode(node, false)).toBe(true);
   });
 
   it('a MIG-mixed node, with no nvidia.com/gpu, is a GPU node and lists its MIG resources', () => {
@@ -66,7 +66,7 @@ describe('toGpuNode: the physical GPU count whatever the sharing', () => {
 
   it('the system node is not a GPU node', () => {
     const node = toGpuNode(nodesByShape().get('cpu') as V1Node);
-    expect(node && isGpuNode(node, false)).toBe(false);
+    expect(node && isWatchedNode(node, false)).toBe(false);
     expect(node?.expectedGpus).toBeUndefined();
   });
 });

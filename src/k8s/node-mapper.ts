@@ -9,7 +9,6 @@ import {
 import { type GpuNode, parseProviderId } from '../domain/node.js';
 
 export { GPU_RESOURCE };
-export const OPT_OUT_LABEL = 'gpu-medic.io/exclude';
 
 function quantity(value: string | undefined): number {
   if (!value) return 0;
@@ -77,13 +76,12 @@ export function toGpuNode(node: V1Node): GpuNode | undefined {
   };
 }
 
-/** A GPU node by the domain's rule (hasGpus) — or any node matching GPU_NODE_SELECTOR when the operator set one. */
-export function isGpuNode(node: GpuNode, selectorGiven: boolean): boolean {
+/**
+ * Does gpu-medic watch this node? Any node the operator's GPU_NODE_SELECTOR picked, else a node that has
+ * GPUs by the domain's one rule (hasGpus).
+ */
+export function isWatchedNode(node: GpuNode, selectorGiven: boolean): boolean {
   return selectorGiven || hasGpus(node);
-}
-
-export function isOptedOut(node: GpuNode): boolean {
-  return node.labels[OPT_OUT_LABEL] === 'true';
 }
 
 /** The Ready condition's last transition to True, when the node is Ready and the time parses. */

@@ -2,7 +2,7 @@ import { CoreV1Api, type KubeConfig, type V1Node } from '@kubernetes/client-node
 import type { Logger } from 'pino';
 import type { GpuNode } from '../domain/node.js';
 import { LIST_PAGE_SIZE, ListWatch } from './list-watch.js';
-import { isGpuNode, toGpuNode } from './node-mapper.js';
+import { isWatchedNode, toGpuNode } from './node-mapper.js';
 
 export type NodeChange =
   | { type: 'upsert'; node: GpuNode; previous?: GpuNode }
@@ -80,7 +80,7 @@ export class NodeWatcher {
     const node = toGpuNode(raw);
     if (!node) return;
     const previous = this.nodes.get(node.name);
-    if (!isGpuNode(node, Boolean(this.opts.labelSelector))) {
+    if (!isWatchedNode(node, Boolean(this.opts.labelSelector))) {
       if (previous) this.drop(node.name);
       return;
     }

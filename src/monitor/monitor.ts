@@ -14,7 +14,7 @@ import {
 } from '../domain/coverage.js';
 import { type Finding, gpuSeverity, type Verdict } from '../domain/finding.js';
 import type { CollectionError, NodeSnapshot } from '../domain/gpu.js';
-import type { Incident, PolicyMode, RemediationAction } from '../domain/incident.js';
+import { type Incident, isWorking, type PolicyMode, type RemediationAction } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { mapBounded } from './pool.js';
@@ -103,16 +103,6 @@ export interface ScanReport {
 
 /** Default jitter: each period is the interval ± 5 %. */
 export const DEFAULT_JITTER = 0.1;
-
-/** Incident states in which the node is being worked on: a node we are rebooting is expected to look broken. */
-const WORKING_STATES: ReadonlySet<string> = new Set([
-  'cordoned',
-  'draining',
-  'drained',
-  'rebooting',
-  'replacing',
-  'verifying',
-]);
 
 /** Most nodes recorded in one transaction. */
 const MAX_BATCH = 64;
@@ -431,8 +421,7 @@ export class Monitor {
         previousXidCounts,
         // Excluded, or already being remediated (a node we are rebooting is expected to look broken).
         excluded:
-          store.exclusions.get(node.name, now) !== undefined ||
-          openStates.some((o) => WORKING_STATES.has(o.state)),
+          store.exclusions.get(node.name, now) !== undefined || openStates.some((o) => isWorking(o.state)),
       });
       for (const f of result.touch) store.incidents.openOrTouch(this.incidentInput(node, f, false), now);
       for (const { finding, preexisting } of result.open) {

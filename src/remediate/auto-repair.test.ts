@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { serviceText } from '../slack/service-text.js';
 import {
   AUTO_REPAIR_GRACE_MS,
   autoRepairOutcome,
@@ -125,7 +126,7 @@ describe('deferring to EKS node auto repair', () => {
     });
     const result = await h.services.triage(incident.id);
     expect(result).toMatchObject({ ok: true });
-    expect(result.message).toMatch(/EKS node auto repair will act on g-0/);
+    expect(serviceText(result)).toMatch(/EKS node auto repair will act on g-0/);
     expect(h.asked).toEqual(['p5']);
     expect(h.events.map((e) => e.step)).toContain('auto_repair_deferred');
     expect(h.events.find((e) => e.step === 'auto_repair_deferred')?.details).toMatchObject({
@@ -137,9 +138,9 @@ describe('deferring to EKS node auto repair', () => {
     expect(h.stateOf(incident.id)).toBe('detected');
     expect(h.services.deferralOf(incident.id)).toMatchObject({ condition: 'AcceleratedHardwareReady' });
     // A human (or a second fault) cannot make gpu-medic act meanwhile.
-    const refused = await h.services.request('reboot', 'g-0', 'slack:U1', 'now', { trigger: 'manual' });
+    const refused = await h.services.requestManual('reboot', 'g-0', 'slack:U1', 'now');
     expect(refused).toMatchObject({ ok: false, code: 'busy' });
-    expect(refused.message).toMatch(/EKS node auto repair is handling g-0/);
+    expect(serviceText(refused)).toMatch(/EKS node auto repair is handling g-0/);
 
     await h.services.whenDeferralsSettled();
     expect(h.events.find((e) => e.step === 'auto_repair_outcome')?.details).toMatchObject({

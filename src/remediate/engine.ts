@@ -5,23 +5,20 @@
  */
 import type { Logger } from 'pino';
 import { backoffDelay } from '../domain/backoff.js';
-import type { ProgressBus, ProgressDetails, ProgressStep } from '../domain/events.js';
+import type { ProgressDetails, ProgressStep } from '../domain/events.js';
 import type { Incident, IncidentState } from '../domain/incident.js';
-import { isOpen, RemediationActions } from '../domain/incident.js';
+import { isOpen } from '../domain/incident.js';
+import {
+  defaultEngineConfig,
+  type EngineConfig,
+  type EngineDeps,
+  ON_DEMAND_REASON,
+  type RunResult,
+} from './engine-config.js';
 import { pendingReleases, releaseDisruptionGuard } from './karpenter.js';
-import type {
-  AuditLog,
-  Clock,
-  CloudPort,
-  ClusterPort,
-  ExclusionStore,
-  HealthCheckPort,
-  IncidentStore,
-  RunPlan,
-  StepRow,
-  StepStore,
-} from './ports.js';
+import type { RunPlan, StepRow } from './ports.js';
 import { isRetryable } from './ports.js';
+import { humanUncordoned, RunAborted, readPlan, stopReason } from './run-guards.js';
 import {
   canTransition,
   isWorking,
@@ -33,74 +30,17 @@ import {
 } from './state-machine.js';
 import { RETRY_BASE_MS, runStep, type StepContext, type StepOutcome } from './steps.js';
 
-/** How the end of a Karpenter / Auto Mode replace with nothing pending reads (thread, incident, audit). */
-export const ON_DEMAND_REASON = 'replaced — the pool provisions on demand (no pod is waiting for a GPU node)';
+export {
+  defaultEngineConfig,
+  type EngineConfig,
+  type EngineDeps,
+  ON_DEMAND_REASON,
+  type RunResult,
+} from './engine-config.js';
+export { RunAborted, readPlan } from './run-guards.js';
+
 /** How far back a start looks for ended incidents whose do-not-disrupt annotation is still on. */
 const releaseLookbackMs = 7 * 24 * 3_600_000;
-
-export interface EngineConfig {
-  dryRun: boolean;
-  /** DRAIN_TIMEOUT: how long a PDB may block eviction before a human is asked. */
-  drainTimeoutMs: number;
-  /** How long to wait for a new boot ID and Ready after a reboot. */
-  rebootTimeoutMs: number;
-  /**
-   * After a crash between "reboot started" and "reboot done", how long to watch for the reboot to show
-   * (NotReady or a new boot ID) before concluding the call never reached EC2 and issuing it again.
-   */
-  rebootGraceMs: number;
-  replaceTimeoutMs: number;
-  /**
-   * GPU_SETTLE_TIMEOUT: after a reboot (or on a replacement node), how long the settle gate waits for the GPUs
-   * to be allocatable, a GPU agent pod Ready on the new boot and a complete scan (settle.ts).
-   */
-  settleTimeoutMs: number;
-  /** How long to follow a training job after the node is back before reporting it is not running. */
-  jobTimeoutMs: number;
-  pollMs: number;
-  /** Cap of the PDB retry backoff. */
-  maxBackoffMs: number;
-  /** Attempts of a step whose port call throws, before the incident fails. */
-  maxStepAttempts: number;
-  optOutLabel: string;
-}
-
-export const defaultEngineConfig: EngineConfig = {
-  dryRun: false,
-  drainTimeoutMs: 15 * 60_000,
-  rebootTimeoutMs: 20 * 60_000,
-  rebootGraceMs: 2 * 60_000,
-  replaceTimeoutMs: 30 * 60_000,
-  settleTimeoutMs: 15 * 60_000,
-  jobTimeoutMs: 30 * 60_000,
-  pollMs: 10_000,
-  maxBackoffMs: 30_000,
-  maxStepAttempts: 3,
-  optOutLabel: 'gpu-medic.io/exclude',
-};
-
-export interface EngineDeps {
-  cluster: ClusterPort;
-  cloud: CloudPort;
-  health: HealthCheckPort;
-  incidents: IncidentStore;
-  steps: StepStore;
-  exclusions: ExclusionStore;
-  audit: AuditLog;
-  clock: Clock;
-  bus: ProgressBus;
-  /** Only the Lease holder acts; checked before every step. */
-  isLeader?: () => boolean;
-  config?: Partial<EngineConfig>;
-  logger?: Logger;
-}
-
-export interface RunResult {
-  incidentId: string;
-  state: IncidentState | undefined;
-  /** Why the run stopped without reaching an end state. */
-  stopped?: 'not_leader' | 'already_running' | 'not_found' | 'not_claimed' | 'superseded' | 'aborted';
-}
 
 export class RemediationEngine {
   readonly config: EngineConfig;
@@ -205,7 +145,7 @@ export class RemediationEngine {
 
       let stop: string | undefined;
       try {
-        stop = await this.guard(incident, plan);
+        stop = await stopReason(this.deps, incident, plan);
       } catch (error) {
         if (signal.aborted) return this.aborted(incident, step, signal);
         // The node could not be read (the API's retries ran out): say so and stop; never act blind.
@@ -343,7 +283,7 @@ export class RemediationEngine {
             details,
             ...(elapsedMs !== undefined ? { elapsedMs } : {}),
           }),
-        humanUncordoned: () => this.humanUncordoned(incident, plan),
+        humanUncordoned: () => humanUncordoned(this.deps, incident, plan),
         signal,
       };
       try {
@@ -372,41 +312,6 @@ export class RemediationEngine {
         if (signal.aborted) return 'aborted';
       }
     }
-  }
-
-  /** A reason to stop touching the node, or undefined. */
-  private async guard(incident: Incident, plan: RunPlan): Promise<string | undefined> {
-    const { exclusions, clock, cluster } = this.deps;
-    const exclusion = exclusions.get(incident.node, clock.now());
-    if (exclusion) {
-      return `${incident.node} was excluded by ${exclusion.createdBy} (${exclusion.reason}): gpu-medic stopped and left it as it is.`;
-    }
-    const node = await cluster.getNode(incident.node);
-    if (node?.labels[this.config.optOutLabel] === 'true') {
-      return `${incident.node} got the opt-out label ${this.config.optOutLabel}=true: gpu-medic stopped and left it as it is.`;
-    }
-    return this.humanUncordoned(incident, plan, node);
-  }
-
-  /**
-   * Someone made the node schedulable while we hold it cordoned: they know something we do not, so we stop.
-   * Only between our own cordon and our own uncordon, and never once the node is being replaced.
-   */
-  private async humanUncordoned(
-    incident: Incident,
-    plan: RunPlan,
-    known?: Awaited<ReturnType<ClusterPort['getNode']>>,
-  ): Promise<string | undefined> {
-    if (plan.dryRun || plan.action === 'uncordon') return undefined;
-    const { steps, cluster } = this.deps;
-    const cordon = steps.lastOf(incident.id, 'cordon');
-    if (cordon?.status !== 'done' || cordon.detail.cordonedByUs !== true) return undefined;
-    if (steps.lastOf(incident.id, 'uncordon') || steps.lastOf(incident.id, 'replace')) return undefined;
-    const node = known ?? (await cluster.getNode(incident.node));
-    if (node && !node.unschedulable) {
-      return `${incident.node} was uncordoned by someone else while gpu-medic worked on it: remediation cancelled.`;
-    }
-    return undefined;
   }
 
   private move(incident: Incident, to: IncidentState): boolean {
@@ -487,23 +392,4 @@ export class RemediationEngine {
       ...(plan.dryRun ? { dryRun: true } : {}),
     });
   }
-}
-
-/** Why a run's signal fired. */
-export class RunAborted extends Error {
-  override readonly name = 'RunAborted';
-}
-
-/** The plan row the services wrote; an incident claimed without one (crash in between) runs its planned action. */
-export function readPlan(row: StepRow | undefined, incident: Incident, dryRun: boolean): RunPlan {
-  const d = row?.detail ?? {};
-  const action = RemediationActions.find((a) => a === d.action) ?? incident.plannedAction;
-  return {
-    action,
-    actor: typeof d.actor === 'string' ? d.actor : 'monitor',
-    trigger: d.trigger === 'manual' ? 'manual' : 'auto',
-    reason: typeof d.reason === 'string' ? d.reason : (incident.stateReason ?? incident.explanation),
-    force: d.force === true,
-    dryRun: typeof d.dryRun === 'boolean' ? d.dryRun : dryRun,
-  };
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { serviceText } from '../slack/service-text.js';
 import { ON_DEMAND_REASON } from './engine.js';
 import { ReleaseStep } from './karpenter.js';
 import { createHarness, type Harness } from './testing/harness.js';
@@ -68,7 +69,7 @@ describe('karpenter.sh/do-not-disrupt while a node is under repair', () => {
 
   it('a cordon alone does not set it, nor does a dry run', async () => {
     const h = pool('group');
-    const result = await h.services.request('cordon', 'n-1', 'slack:U1', 'suspect', { trigger: 'manual' });
+    const result = await h.services.requestManual('cordon', 'n-1', 'slack:U1', 'suspect');
     expect(result.ok).toBe(true);
     await h.engine.whenIdle();
     const dry = createHarness({ safety: { dryRun: true } });
@@ -124,9 +125,9 @@ describe('replace of a Karpenter or Auto Mode node', () => {
 
   it('Auto Mode: a reboot is refused with the reason, and a policy reboot goes to a human as a replace', async () => {
     const h = pool('auto');
-    const refused = await h.services.request('reboot', 'n-2', 'slack:U1', 'try', { trigger: 'manual' });
+    const refused = await h.services.requestManual('reboot', 'n-2', 'slack:U1', 'try');
     expect(refused).toMatchObject({ ok: false, code: 'invalid' });
-    expect(refused.message).toMatch(/EKS Auto Mode node.*cannot be rebooted through the EC2 API/);
+    expect(serviceText(refused)).toMatch(/EKS Auto Mode node.*cannot be rebooted through the EC2 API/);
     const incident = h.openIncident('n-0', ecc);
     const triaged = await h.services.triage(incident.id);
     expect(triaged.ok).toBe(true);

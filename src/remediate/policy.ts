@@ -2,29 +2,13 @@
  * The policy decision (DESIGN §4): what to do about one fault on one node, and whether a human must say yes.
  * Pure: the caller gathers the node's remediation history (history.ts) and the time.
  */
-import {
-  type Action,
-  type ClassificationSource,
-  type FindingKind,
-  NODE_CONDITION,
-  type Severity,
-} from '../domain/finding.js';
+
+import type { FaultInput } from '../domain/fault.js';
+import { NODE_CONDITION } from '../domain/finding.js';
 import type { PolicyMode, RemediationAction } from '../domain/incident.js';
 import type { Policy, RemediationRule } from '../domain/policy.js';
 
-export interface FaultInput {
-  category: string;
-  xid?: number;
-  kind: FindingKind;
-  severity: Severity;
-  source: ClassificationSource;
-  faultKey: string;
-  node: string;
-  /** The classifier's recommendation; used for custom and unknown categories only. */
-  recommendedAction?: Action;
-  /** Seen at start-up with a sticky value of unknown age. */
-  preexisting?: boolean;
-}
+export type { FaultInput };
 
 export interface RemediationHistory {
   /** Reboots done for this fault (same node, same fault key) within the escalation window. */

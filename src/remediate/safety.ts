@@ -4,8 +4,9 @@
  */
 import { isNodeProblem } from '../domain/finding.js';
 import type { Incident, RemediationAction } from '../domain/incident.js';
+import { isWorking } from '../domain/incident.js';
+import { OptOutLabel } from '../domain/node.js';
 import type { Exclusion } from '../domain/ports.js';
-import { isWorking } from './state-machine.js';
 
 export const SafetyLimits = ['concurrency', 'breaker', 'rate', 'excluded', 'opt_out'] as const;
 export type SafetyLimit = (typeof SafetyLimits)[number];
@@ -25,7 +26,6 @@ export interface SafetyInput {
   dryRun: boolean;
   excluded: Exclusion | undefined;
   optOutLabel: boolean;
-  optOutLabelName?: string;
 }
 
 export type SafetyVerdict = { allowed: true } | { allowed: false; limit: SafetyLimit; message: string };
@@ -54,7 +54,7 @@ export function checkSafety(input: SafetyInput): SafetyVerdict {
     return {
       allowed: false,
       limit: 'opt_out',
-      message: `${prefix}${input.node} carries the opt-out label ${input.optOutLabelName ?? 'gpu-medic.io/exclude=true'}: gpu-medic leaves it alone. Remove the label first.`,
+      message: `${prefix}${input.node} carries the opt-out label ${OptOutLabel}=true: gpu-medic leaves it alone. Remove the label first.`,
     };
   }
   const manual = input.trigger === 'manual';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { ServiceAction } from './services.js';
+import { nodeStatusText, serviceText, statusText } from '../slack/service-text.js';
+import { defaultExclusionMs, type ServiceAction } from './services.js';
 import { createHarness, type Harness, type HarnessOptions } from './testing/harness.js';
 
 function fleet(n: number, options: HarnessOptions = {}): Harness {
@@ -25,7 +26,7 @@ describe('RemediationServices.request checks', () => {
     ['a CPU node', 'cpu-0', 'not_gpu'],
   ])('refuses %s', async (_, node, code) => {
     const h = fleet(3);
-    const r = await h.services.request('reboot', node, 'slack:U1', 'test', { trigger: 'manual' });
+    const r = await h.services.requestManual('reboot', node, 'slack:U1', 'test');
     expect(r).toMatchObject({ ok: false, code });
     expect(h.world.mutations()).toBe(0);
     expect(h.audit.entries.at(-1)).toMatchObject({
@@ -43,9 +44,7 @@ describe('RemediationServices.request checks', () => {
         return actor === 'slack:ADMIN';
       },
     });
-    const r = await h.services.request('replace', 'gpu-0', 'slack:U2', 'I think it is broken', {
-      trigger: 'manual',
-    });
+    const r = await h.services.requestManual('replace', 'gpu-0', 'slack:U2', 'I think it is broken');
     expect(r).toMatchObject({ ok: false, code: 'denied' });
     expect(seen).toEqual([['slack:U2', 'replace']]);
     expect(h.audit.entries.at(-1)).toMatchObject({
@@ -58,7 +57,7 @@ describe('RemediationServices.request checks', () => {
 
   it('refuses an invalid action', async () => {
     const h = fleet(3);
-    expect(await h.services.request('none', 'gpu-0', 'cli:alice', 'x', { trigger: 'manual' })).toMatchObject({
+    expect(await h.services.requestManual('none', 'gpu-0', 'cli:alice', 'x')).toMatchObject({
       ok: false,
       code: 'invalid',
     });
@@ -66,9 +65,9 @@ describe('RemediationServices.request checks', () => {
 
   it('a manual cordon opens an incident, cordons once and resolves', async () => {
     const h = fleet(3);
-    const r = await h.services.request('cordon', 'gpu-1', 'cli:alice', 'maintenance', { trigger: 'manual' });
+    const r = await h.services.requestManual('cordon', 'gpu-1', 'cli:alice', 'maintenance');
     expect(r).toMatchObject({ ok: true });
-    expect(r.message).toContain('Cordoning gpu-1');
+    expect(serviceText(r)).toContain('Cordoning gpu-1');
     await h.engine.whenIdle();
     expect(r.ok && h.incidents.get(r.incidentId ?? '')).toMatchObject({
       state: 'resolved',
@@ -77,7 +76,7 @@ describe('RemediationServices.request checks', () => {
     });
     expect(h.world.nodes.get('gpu-1')?.unschedulable).toBe(true);
     // And the uncordon, by a human, of a node it did not cordon itself in that run.
-    const u = await h.services.request('uncordon', 'gpu-1', 'cli:alice', 'done', { trigger: 'manual' });
+    const u = await h.services.requestManual('uncordon', 'gpu-1', 'cli:alice', 'done');
     expect(u.ok).toBe(true);
     await h.engine.whenIdle();
     expect(h.world.nodes.get('gpu-1')?.unschedulable).toBe(false);
@@ -92,9 +91,9 @@ describe('RemediationServices.request checks', () => {
     const incident = h.openIncident('gpu-0', ecc);
     const auto = await h.services.triage(incident.id);
     expect(auto).toMatchObject({ ok: false, code: 'excluded' });
-    const manual = await h.services.request('reboot', 'gpu-0', 'slack:U1', 'please', { trigger: 'manual' });
+    const manual = await h.services.requestManual('reboot', 'gpu-0', 'slack:U1', 'please');
     expect(manual).toMatchObject({ ok: false, code: 'excluded' });
-    expect(manual.message).toContain('/gpu unexclude gpu-0');
+    expect(serviceText(manual)).toContain('/gpu unexclude gpu-0');
     await h.engine.whenIdle();
     expect(h.world.mutations()).toBe(0);
     expect(h.events.some((e) => e.step === 'excluded')).toBe(true);
@@ -106,15 +105,33 @@ describe('RemediationServices.request checks', () => {
   it('an exclusion expires', async () => {
     const h = fleet(10);
     await h.services.exclude('gpu-0', { reason: 'one hour', until: h.clock.now() + 3_600_000 }, 'slack:U1');
-    expect((await h.services.request('cordon', 'gpu-0', 'u', 'x', { trigger: 'manual' })).ok).toBe(false);
+    expect((await h.services.requestManual('cordon', 'gpu-0', 'u', 'x')).ok).toBe(false);
     h.clock.advance(3_600_001);
-    expect((await h.services.request('cordon', 'gpu-0', 'u', 'x', { trigger: 'manual' })).ok).toBe(true);
+    expect((await h.services.requestManual('cordon', 'gpu-0', 'u', 'x')).ok).toBe(true);
+  });
+
+  it('an exclusion asked for without an end lasts the default 24 h, from any surface; 30 d at most', async () => {
+    const h = fleet(10);
+    const start = h.clock.now();
+    expect(await h.services.exclude('gpu-0', { reason: 'no end given' }, 'cli:alice')).toMatchObject({
+      ok: true,
+      outcome: { kind: 'excluded', until: start + defaultExclusionMs },
+    });
+    h.clock.advance(defaultExclusionMs - 1);
+    expect(await h.services.requestManual('cordon', 'gpu-0', 'u', 'x')).toMatchObject({ code: 'excluded' });
+    h.clock.advance(2);
+    expect((await h.services.requestManual('cordon', 'gpu-0', 'u', 'x')).ok).toBe(true);
+    const tooLong = { reason: 'forever', until: h.clock.now() + 31 * defaultExclusionMs };
+    expect(await h.services.exclude('gpu-1', tooLong, 'cli:alice')).toMatchObject({
+      ok: false,
+      code: 'invalid',
+    });
   });
 
   it('the opt-out label keeps gpu-medic away', async () => {
     const h = fleet(10);
     h.world.addNode({ name: 'gpu-opt', instanceId: 'i-opt', labels: { 'gpu-medic.io/exclude': 'true' } });
-    const r = await h.services.request('reboot', 'gpu-opt', 'u', 'x', { trigger: 'manual' });
+    const r = await h.services.requestManual('reboot', 'gpu-opt', 'u', 'x');
     expect(r).toMatchObject({ ok: false, code: 'excluded' });
     expect(h.world.mutations()).toBe(0);
   });
@@ -136,7 +153,7 @@ describe('approvals', () => {
     expect([a.ok, b.ok].sort()).toEqual([false, true]);
     const refused = a.ok ? b : a;
     expect(refused).toMatchObject({ ok: false, code: 'busy' });
-    expect(refused.message).toContain('already being remediated');
+    expect(serviceText(refused)).toContain('already being remediated');
     await h.engine.whenIdle();
     expect(h.stateOf(incident.id)).toBe('resolved');
     expect([h.world.count('cordon'), h.world.count('rebootInstance')]).toEqual([1, 1]);
@@ -165,7 +182,7 @@ describe('approvals', () => {
     h.claim(two.id, 'reboot', 'cordoned');
     const c = await h.services.cancel(two.id, 'slack:U1', 'I will handle it');
     expect(c).toMatchObject({ ok: true });
-    expect(c.message).toContain('/gpu uncordon gpu-1');
+    expect(serviceText(c)).toContain('/gpu uncordon gpu-1');
     expect(await h.engine.run(two.id)).toMatchObject({ state: 'cancelled', stopped: 'not_claimed' });
     expect(h.world.mutations()).toBe(0);
   });
@@ -211,7 +228,7 @@ describe('safety limits', () => {
     expect(h.world.mutations()).toBe(0);
     const status = h.services.status();
     expect(status.breaker.open).toBe(true);
-    expect(status.message).toContain('Circuit breaker OPEN');
+    expect(statusText(status)).toContain('Circuit breaker OPEN');
     const breaker = h.events.filter((e) => e.step === 'safety_limit').map((e) => e.details);
     expect(breaker.length).toBeGreaterThan(0);
     expect(breaker.every((d) => d.limit === 'circuit_breaker' && d.action === 'reboot')).toBe(true);
@@ -224,10 +241,12 @@ describe('safety limits', () => {
     await h.engine.whenIdle();
     expect(h.stateOf(ids[0] ?? '')).toBe('resolved');
 
-    expect(await h.services.resume('slack:ADMIN')).toMatchObject({
+    const resumed = await h.services.resume('slack:ADMIN');
+    expect(resumed).toMatchObject({
       ok: true,
-      message: 'Automatic remediation resumed by slack:ADMIN.',
+      outcome: { kind: 'resumed', by: 'slack:ADMIN', wasPaused: true },
     });
+    expect(serviceText(resumed)).toBe('Automatic remediation resumed by slack:ADMIN.');
     expect(h.services.status().breaker.open).toBe(false);
   });
 
@@ -248,6 +267,25 @@ describe('safety limits', () => {
       }),
     ]);
     expect(h.world.count('rebootInstance')).toBe(2);
+  });
+
+  it('an unreadable breaker record counts as open (fails safe); a pause record keeps who and why', async () => {
+    const h = fleet(10);
+    h.kv.set('remediate.breaker', '{"open": "maybe"}');
+    expect(h.services.status().breaker).toEqual({ open: true, reason: 'unreadable breaker state' });
+    h.kv.set('remediate.breaker', 'not json');
+    expect(h.services.breaker().open).toBe(true);
+    await h.services.resume('slack:U1');
+    expect(h.services.breaker()).toEqual({ open: false });
+    await h.services.pause('slack:U1', 'change freeze');
+    expect(h.services.paused()).toEqual({
+      open: true,
+      reason: 'change freeze',
+      by: 'slack:U1',
+      at: h.clock.now(),
+    });
+    h.kv.set('remediate.starts', '[1, "two"]');
+    expect(h.services.status().remediationsLastHour).toBe(0);
   });
 
   it('pause stops automatic action; resume lifts it', async () => {
@@ -286,7 +324,7 @@ describe('status', () => {
     await h.services.exclude('gpu-2', { reason: 'RMA' }, 'slack:U1');
     const s = await h.services.nodeStatus('gpu-2');
     expect(s).toMatchObject({ exists: true, gpuNode: true, optOut: false, excluded: { reason: 'RMA' } });
-    expect(s.message).toContain('Excluded by slack:U1');
+    expect(nodeStatusText(s)).toContain('Excluded by slack:U1');
     expect((await h.services.nodeStatus('nope')).exists).toBe(false);
   });
 });

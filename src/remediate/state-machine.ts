@@ -2,6 +2,9 @@
 import type { IncidentState, RemediationAction } from '../domain/incident.js';
 import { TerminalStates } from '../domain/incident.js';
 
+// The working and pending states are domain facts; re-exported for the remediation modules that read them here.
+export { isWorking, PendingStates, WorkingStates } from '../domain/incident.js';
+
 export const StepNames = [
   'cordon',
   'kubeflow_snapshot',
@@ -78,17 +81,6 @@ export function claimState(action: RemediationAction): IncidentState | undefined
   return first ? stepState[first] : undefined;
 }
 
-/** Not started: the monitor found it, or it waits for a human. */
-export const PendingStates: readonly IncidentState[] = ['detected', 'awaiting_approval'];
-/** A run owns the node: these are resumed after a restart and count as in flight. */
-export const WorkingStates: readonly IncidentState[] = [
-  'cordoned',
-  'draining',
-  'drained',
-  'rebooting',
-  'replacing',
-  'verifying',
-];
 const ends: IncidentState[] = ['escalated', 'failed', 'cancelled'];
 
 export const transitions: Record<IncidentState, readonly IncidentState[]> = {
@@ -109,8 +101,4 @@ export const transitions: Record<IncidentState, readonly IncidentState[]> = {
 
 export function canTransition(from: IncidentState, to: IncidentState): boolean {
   return from === to ? !TerminalStates.has(from) : transitions[from].includes(to);
-}
-
-export function isWorking(state: IncidentState): boolean {
-  return WorkingStates.includes(state);
 }

@@ -6,12 +6,14 @@
 import type { ProgressEvent } from '../domain/events.js';
 import type { RemediationAction } from '../domain/incident.js';
 import type { AuditEntry, Exclusion } from '../domain/ports.js';
+import type { ServiceErrorCode } from '../domain/service-result.js';
 import type { AlertView } from './blocks/alert.js';
 import type { FleetSummary, IncidentSummary, NodeDetail } from './format.js';
 
-export type ChatErrorCode = 'not_found' | 'not_gpu' | 'excluded' | 'busy' | 'denied' | 'limited' | 'invalid';
+/** The services' refusal codes (domain/service-result.ts). */
+export type ChatErrorCode = ServiceErrorCode;
 
-/** The services' answer (RemediationServices' ServiceResult), written for a human. */
+/** The services' answer put into words for a human (src/slack/service-text.ts `toChatResult`). */
 export type ChatResult =
   | { ok: true; incidentId?: string; message: string; dryRun?: boolean }
   | { ok: false; code: ChatErrorCode; message: string };
@@ -22,12 +24,13 @@ export type ChatResult =
  * Actors are `slack:<userId>`.
  */
 export interface ChatPort {
-  request(
+  /** A person's request: always manual. Automatic work starts only from the monitor, never from chat. */
+  requestManual(
     action: RemediationAction,
     node: string,
     actor: string,
     reason: string,
-    options: { incidentId?: string; trigger: 'auto' | 'manual' },
+    options?: { incidentId?: string },
   ): Promise<ChatResult>;
   approve(incidentId: string, actor: string, action?: RemediationAction): Promise<ChatResult>;
   cancel(incidentId: string, actor: string, reason: string): Promise<ChatResult>;

@@ -65,7 +65,10 @@ describe('ConsoleChat', () => {
     const { chat, console, output } = setup();
     await console.attach(Readable.from(['/gpu reboot ip-10-0-1-2.ec2.internal\n', 'yes\n', 'hello\n']));
     expect(output()).toContain('[Reboot] [Cancel]');
-    expect(chat.callsOf('request')[0]?.args.slice(0, 2)).toEqual(['reboot', 'ip-10-0-1-2.ec2.internal']);
+    expect(chat.callsOf('requestManual')[0]?.args.slice(0, 2)).toEqual([
+      'reboot',
+      'ip-10-0-1-2.ec2.internal',
+    ]);
     expect(output()).toContain('Type /gpu help');
   });
 

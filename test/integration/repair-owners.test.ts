@@ -8,6 +8,7 @@
  *     did (rebooted), or follows its policy when EKS did not act in time;
  *   - an Auto Mode node is replaced by deleting the Node, with no EC2 or Auto Scaling call, and never rebooted.
  */
+
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +22,7 @@ import { ON_DEMAND_REASON } from '../../src/remediate/engine.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { type Simulator, type SimulatorOptions, startSimulator } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
+import { serviceText } from '../../src/slack/service-text.js';
 
 const savedEnv = { ...process.env };
 let dir: string;
@@ -249,7 +251,7 @@ describe('EKS node auto repair', () => {
         action: 'replace',
       });
       // A human cannot make gpu-medic act meanwhile.
-      const refused = await rt.services.request('reboot', node, 'cli:alice', 'now', { trigger: 'manual' });
+      const refused = await rt.services.requestManual('reboot', node, 'cli:alice', 'now');
       expect(refused).toMatchObject({ ok: false, code: 'busy' });
 
       const incident = await waitFor(
@@ -355,9 +357,9 @@ describe('EKS Auto Mode', () => {
         const [replaced = '', other = ''] = auto;
         const instanceId = instanceIdOf(sim, replaced);
 
-        const refused = await rt.services.request('reboot', other, 'cli:alice', 'try', { trigger: 'manual' });
+        const refused = await rt.services.requestManual('reboot', other, 'cli:alice', 'try');
         expect(refused).toMatchObject({ ok: false, code: 'invalid' });
-        expect(refused.message).toMatch(/EKS Auto Mode node: its EC2 instance is managed by EKS/);
+        expect(serviceText(refused)).toMatch(/EKS Auto Mode node: its EC2 instance is managed by EKS/);
 
         sim.cluster.injectXid(replaced, 2, 79);
         const incident = await waitFor(

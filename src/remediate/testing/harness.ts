@@ -172,3 +172,44 @@ export function eccFinding(gpu = 0): Finding {
     key: `ecc_dbe:gpu${gpu}`,
   };
 }
+
+export const kubeflowJob = {
+  kind: 'PyTorchJob',
+  apiVersion: 'kubeflow.org/v1',
+  namespace: 'ml',
+  name: 'llama-ft',
+};
+
+/** A 10-node p5 group in one Auto Scaling group; gpu-0 carries a training pod behind a PDB, a web pod, a DaemonSet pod and a static pod. */
+export function p5Cluster(options: HarnessOptions = {}, pdbBlocks = 2): Harness {
+  const h = createHarness(options);
+  for (let i = 0; i < 10; i++) {
+    h.world.addNode({
+      name: `gpu-${i}`,
+      instanceId: `i-0${i}`.padEnd(19, '0'),
+      nodeGroup: 'p5',
+      asg: 'asg-p5',
+    });
+  }
+  h.world.addPod({ node: 'gpu-0', namespace: 'ml', name: 'llama-ft-worker-0', pdbBlocks, job: kubeflowJob });
+  h.world.addPod({ node: 'gpu-0', name: 'web-1' });
+  h.world.addPod({ node: 'gpu-0', namespace: 'gpu-operator', name: 'dcgm-exporter-x', daemonSet: true });
+  h.world.addPod({ node: 'gpu-0', namespace: 'kube-system', name: 'static-gpu-0', mirror: true });
+  h.world.jobStatuses.set('PyTorchJob/ml/llama-ft', ['restarting', 'restarting', 'running']);
+  return h;
+}
+
+/** An ECC DBE incident planned for a reboot (openIncident overrides). */
+export const eccIncident = {
+  faultKey: 'ecc_dbe:gpu0',
+  category: 'ECC_ERROR',
+  xid: undefined,
+  gpu: 0,
+  recommendedAction: 'reboot' as const,
+  plannedAction: 'reboot' as const,
+};
+
+/** The progress steps published so far, in order. */
+export function stepsOf(h: Harness): string[] {
+  return h.events.map((e) => e.step);
+}

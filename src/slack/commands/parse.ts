@@ -3,6 +3,7 @@
  * Slack payloads are untrusted input, so both go through validation and never throw.
  */
 import { z } from 'zod';
+import { defaultExclusionMs, maxExclusionMs } from '../../domain/exclusion.js';
 
 export const GpuSubcommands = [
   'status',
@@ -49,13 +50,8 @@ const minute = 60_000;
 const hour = 60 * minute;
 const day = 24 * hour;
 
-/**
- * An exclusion without a duration lasts 24 h: long enough for a maintenance window or an overnight
- * investigation, short enough that a forgotten exclusion cannot hide a broken node for weeks.
- */
-export const defaultExclusionMs = day;
-/** The longest exclusion accepted: a typo like `300d` should be an error, not a node forgotten for a year. */
-export const maxExclusionMs = 30 * day;
+// The exclusion bounds are the services' (one default for Slack, the alert buttons and the CLI).
+export { defaultExclusionMs, maxExclusionMs };
 
 export const usage: Record<GpuSubcommand, string> = {
   status: '/gpu status [node]',

@@ -84,14 +84,17 @@ export class RecordingChatPort implements ChatPort {
     return this.clock;
   }
 
-  async request(
+  async requestManual(
     action: RemediationAction,
     node: string,
     actor: string,
     reason: string,
-    options: { incidentId?: string; trigger: 'auto' | 'manual' },
+    options?: { incidentId?: string },
   ): Promise<ChatResult> {
-    this.record('request', [action, node, actor, reason, options]);
+    this.record(
+      'requestManual',
+      options ? [action, node, actor, reason, options] : [action, node, actor, reason],
+    );
     if (!this.nodes.has(node))
       return { ok: false, code: 'not_found', message: `Node ${node} does not exist.` };
     return { ok: true, incidentId: 'inc-manual', message: `Started ${action} of ${node}.` };

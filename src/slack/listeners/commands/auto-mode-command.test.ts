@@ -16,7 +16,7 @@ describe('/gpu on an EKS Auto Mode node', () => {
     });
     expect(reply.confirm).toBeUndefined();
     expect(reply.message.text).toMatch(/EKS Auto Mode node.*cannot be rebooted through the EC2 API/);
-    expect(chat.callsOf('request')).toHaveLength(0);
+    expect(chat.callsOf('requestManual')).toHaveLength(0);
   });
 
   it('`/gpu replace` still asks for confirmation, and `/gpu status` notes that reboot is not offered', async () => {

@@ -63,19 +63,13 @@ describe('handleGpuCommand', () => {
     const { chat, deps } = setup();
     const reply = await handleGpuCommand(`reboot ${node} flaky gpu`, admin, deps);
     expect(reply.confirm).toEqual({ kind: 'reboot', node, reason: 'flaky gpu' });
-    expect(chat.callsOf('request')).toHaveLength(0);
+    expect(chat.callsOf('requestManual')).toHaveLength(0);
     const actions = reply.message.blocks.find((b) => b.type === 'actions');
     const confirm = actions && 'elements' in actions ? actions.elements[0] : undefined;
     const value = confirm && 'value' in confirm ? confirm.value : undefined;
     const done = await handleConfirmClick('gpu_cmd_confirm', value, admin, deps);
     expect(done.text).toContain('Started reboot');
-    expect(chat.callsOf('request')[0]?.args).toEqual([
-      'reboot',
-      node,
-      `slack:${admin}`,
-      'flaky gpu',
-      { trigger: 'manual' },
-    ]);
+    expect(chat.callsOf('requestManual')[0]?.args).toEqual(['reboot', node, `slack:${admin}`, 'flaky gpu']);
   });
 
   it('re-checks authorization on the confirm click', async () => {
@@ -83,7 +77,7 @@ describe('handleGpuCommand', () => {
     const value = JSON.stringify({ k: 'replace', n: node });
     const reply = await handleConfirmClick('gpu_cmd_confirm', value, viewer, deps);
     expect(reply.text).toContain('not allowed');
-    expect(chat.callsOf('request')).toHaveLength(0);
+    expect(chat.callsOf('requestManual')).toHaveLength(0);
     expect(chat.audits[0]).toMatchObject({ action: 'command.replace', result: 'denied' });
   });
 

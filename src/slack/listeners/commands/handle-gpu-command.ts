@@ -180,12 +180,11 @@ export async function runConfirmedCommand(
       await auditDenial(deps, userId, `command.${cmd.kind}`, { node: cmd.node });
       return deniedMessage(`${cmd.kind} nodes`);
     }
-    const result = await deps.chat.request(
+    const result = await deps.chat.requestManual(
       cmd.kind,
       cmd.node,
       slackActor(userId),
       cmd.reason ?? `/gpu ${cmd.kind} from Slack`,
-      { trigger: 'manual' },
     );
     return resultMessage(result);
   } catch (error) {

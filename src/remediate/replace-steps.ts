@@ -1,0 +1,189 @@
+/** The replace path: terminate (or delete) the node, wait for a replacement, and its settle gate. */
+import type { ProgressDetails } from '../domain/events.js';
+import { provisionsOnDemand } from './karpenter.js';
+import { isAutoModeNode, nodePoolOf } from './node-kind.js';
+import { expectationIn, settleNode } from './settle.js';
+import {
+  done,
+  instanceIdOf,
+  minutes,
+  pause,
+  requireNode,
+  type StepContext,
+  type StepOutcome,
+  say,
+  settledDetail,
+  settleTimeout,
+} from './step-kit.js';
+
+const terminating = new Set(['shutting-down', 'terminated']);
+
+export async function replace(ctx: StepContext): Promise<StepOutcome> {
+  const { cluster, cloud } = ctx.deps;
+  if (ctx.resumed) {
+    const d = ctx.resumed.detail;
+    const instanceId = typeof d.instanceId === 'string' ? d.instanceId : undefined;
+    const node = await cluster.getNode(ctx.incident.node);
+    const byNodeDelete = d.method === 'karpenter' || d.method === 'auto-mode';
+    // An Auto Mode instance is EKS's: not even DescribeInstances is asked about it.
+    const state =
+      instanceId && d.method !== 'auto-mode' ? (await cloud.describeInstance(instanceId))?.state : undefined;
+    const alreadyGoing = (state !== undefined && terminating.has(state)) || (byNodeDelete && !node);
+    const told = replaceDetails(d);
+    if (alreadyGoing || ctx.plan.dryRun) {
+      return done(
+        { reissued: false, instanceState: state ?? null },
+        say('replace_issued', { ...told, reissued: false }),
+      );
+    }
+    ctx.signal.throwIfAborted();
+    await issueReplace(ctx, String(d.method), instanceId);
+    return done({ reissued: true }, say('replace_issued', { ...told, reissued: true }));
+  }
+  const node = await requireNode(ctx);
+  const instanceId = instanceIdOf(ctx, node);
+  const karpenter = nodePoolOf(node);
+  const autoMode = isAutoModeNode(node);
+  // Auto Mode and Karpenter nodes are replaced through the Node: no EC2 or Auto Scaling call at all.
+  const asg = karpenter || autoMode ? undefined : await cloud.autoScalingGroupOf(instanceId);
+  const method = autoMode ? 'auto-mode' : karpenter ? 'karpenter' : asg ? 'asg' : 'ec2';
+  const group = node.nodeGroup ?? karpenter;
+  const nodesBefore = (await cluster.listNodes()).map((n) => n.name);
+  const row = ctx.begin({
+    method,
+    instanceId,
+    nodesBefore,
+    ...(group ? { group } : {}),
+    ...(asg ? { autoScalingGroup: asg } : {}),
+    ...(node.instanceType ? { instanceType: node.instanceType } : {}),
+  });
+  const told = say('replace_issued', replaceDetails(row.detail));
+  if (ctx.plan.dryRun) return done({ would: `${method} replace of ${instanceId}` }, told);
+  ctx.signal.throwIfAborted();
+  await issueReplace(ctx, method, instanceId);
+  return done({}, told);
+}
+
+/** The thread's view of a replace, from the row written before the effect (so a resume tells the same). */
+function replaceDetails(d: Record<string, unknown>): ProgressDetails['replace_issued'] {
+  const method =
+    d.method === 'asg' || d.method === 'karpenter' || d.method === 'ec2' || d.method === 'auto-mode'
+      ? d.method
+      : undefined;
+  const str = (v: unknown) => (typeof v === 'string' && v.length > 0 ? v : undefined);
+  const instanceId = str(d.instanceId);
+  const asg = str(d.autoScalingGroup);
+  const pool = str(d.group);
+  return {
+    ...(instanceId ? { instanceId } : {}),
+    ...(method ? { method } : {}),
+    ...(method === 'asg' && asg ? { asg } : {}),
+    ...((method === 'karpenter' || method === 'auto-mode') && pool ? { nodePool: pool } : {}),
+  };
+}
+
+async function issueReplace(ctx: StepContext, method: string, instanceId: string | undefined): Promise<void> {
+  if (method === 'karpenter' || method === 'auto-mode') {
+    await ctx.deps.cluster.deleteNode(ctx.incident.node);
+    return;
+  }
+  if (!instanceId) throw new Error(`no EC2 instance id for ${ctx.incident.node}`);
+  if (method === 'asg') await ctx.deps.cloud.terminateInAutoScalingGroup(instanceId);
+  else await ctx.deps.cloud.terminateInstance(instanceId);
+}
+
+export async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
+  const { cluster, clock } = ctx.deps;
+  if (ctx.plan.dryRun) {
+    return done({ would: 'wait for a replacement node to be Ready' }, say('replacement_ready', {}));
+  }
+  const d = ctx.rowOf('replace')?.detail ?? {};
+  const group = typeof d.group === 'string' ? d.group : undefined;
+  if (!group) {
+    // A standalone instance: nothing brings a new node, so there is no "replacement Ready" to announce.
+    return done(
+      { replacement: null, note: 'not in a node group or NodePool: no replacement expected' },
+      null,
+    );
+  }
+  const before = new Set(Array.isArray(d.nodesBefore) ? d.nodesBefore.map(String) : []);
+  ctx.begin({});
+  const deadline = clock.now() + ctx.config.replaceTimeoutMs;
+  ctx.publish('settle_wait', {
+    waitingFor: 'replacement',
+    missing: `a new node in ${group}`,
+    timeoutMs: ctx.config.replaceTimeoutMs,
+  });
+  const onDemand = provisionsOnDemand(d.method);
+  let quietPolls = 0;
+  for (;;) {
+    const fresh = (await cluster.listNodes()).find(
+      (n) => !before.has(n.name) && n.ready && (n.nodeGroup === group || n.karpenterNodePool === group),
+    );
+    if (fresh) {
+      return done(
+        { replacement: fresh.name, group },
+        say('replacement_ready', { newNode: fresh.name, group }),
+      );
+    }
+    if (onDemand) {
+      // Karpenter and Auto Mode start a node only for pods that wait for one: with none pending (twice in a
+      // row, so pods evicted moments ago have been seen), there is no successor to wait for.
+      quietPolls = (await cluster.listPendingGpuPods()).length === 0 ? quietPolls + 1 : 0;
+      if (quietPolls >= 2) {
+        return done(
+          { replacement: null, group, onDemand: true },
+          say('replacement_ready', { group, onDemand: true }),
+        );
+      }
+    }
+    if (clock.now() >= deadline) {
+      return {
+        kind: 'end',
+        state: 'escalated',
+        reason: `no replacement node in ${group} became Ready within ${minutes(ctx.config.replaceTimeoutMs)}.`,
+      };
+    }
+    await pause(ctx, ctx.config.pollMs);
+  }
+}
+
+/**
+ * The replacement node goes through the same settle gate before the incident resolves: its GPUs allocatable,
+ * an agent pod Ready, a complete scan with nothing critical. It is a new node, so any Ready agent pod counts.
+ */
+export async function verifyReplacement(ctx: StepContext): Promise<StepOutcome> {
+  const fresh = ctx.doneDetail('wait_replacement')?.replacement;
+  if (typeof fresh !== 'string' || fresh === '') {
+    return done({ skipped: 'no replacement node to verify' }, null);
+  }
+  if (ctx.plan.dryRun) return done({ would: `verify ${fresh}` }, say('gpu_scan', { node: fresh }));
+  const row = ctx.begin({ node: fresh });
+  // Same instance type: it must have what the old node had (before the fault). Another type (a Karpenter pool
+  // may pick one): only what the new node itself says.
+  const old = ctx.rowOf('replace')?.detail.instanceType;
+  const node = await ctx.deps.cluster.getNode(fresh);
+  const sameType = typeof old === 'string' && node?.instanceType === old;
+  const result = await settleNode(ctx, {
+    node: fresh,
+    expectation: sameType ? expectationIn(ctx.rowOf('cordon')?.detail) : undefined,
+    agentsBefore: undefined,
+    rebootAt: undefined,
+    faultKey: undefined,
+    startedAt: row.startedAt,
+  });
+  if (result.kind === 'settled') {
+    return done(
+      { node: fresh, ...settledDetail(result) },
+      say('gpu_scan', { healthy: true, gpus: result.gpus, expected: result.expected, node: fresh }),
+    );
+  }
+  if (result.kind === 'timeout')
+    return settleTimeout(ctx, fresh, 'joined as the replacement', result.missing, false);
+  return {
+    kind: 'end',
+    state: 'escalated',
+    reason: `the replacement node ${fresh} fails its first GPU scan (${result.category}: ${result.explanation}); a human decides.`,
+    detail: { node: fresh, healthy: false, needsHuman: true, category: result.category },
+  };
+}
