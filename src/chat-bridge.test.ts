@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { connectChat } from './chat-bridge.js';
-import { ProgressBus, type ProgressEvent } from './domain/events.js';
-import type { AlertView } from './slack/blocks/alert.js';
 import {
   RecordingChatPort,
   RecordingSink,
   testEvent,
   testIncident,
-} from './slack/listeners/test-chat-port.js';
+} from '../test/support/recording-chat-port.js';
+import { connectChat } from './chat-bridge.js';
+import { ProgressBus, type ProgressEvent } from './domain/events.js';
+import type { AlertView } from './slack/blocks/alert.js';
 
 /** Every sink call in one list, in the order they happened. */
 class OrderedSink extends RecordingSink {

@@ -5,8 +5,8 @@ import {
   type Harness,
   type HarnessOptions,
   testPolicy,
-} from './testing/harness.js';
-import { SimulatedCrash } from './testing/power.js';
+} from '../../test/support/engine-harness.js';
+import { SimulatedCrash } from '../../test/support/power.js';
 
 const kubeflowJob = { kind: 'PyTorchJob', apiVersion: 'kubeflow.org/v1', namespace: 'ml', name: 'llama-ft' };
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { createHarness, type Harness, type HarnessOptions } from '../../test/support/engine-harness.js';
 import type { ServiceAction } from './services.js';
-import { createHarness, type Harness, type HarnessOptions } from './testing/harness.js';
 
 function fleet(n: number, options: HarnessOptions = {}): Harness {
   const h = createHarness(options);

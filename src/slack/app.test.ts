@@ -1,11 +1,11 @@
 import { createHmac } from 'node:crypto';
 import { webApi } from '@slack/bolt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RecordingChatPort, RecordingSink } from '../../test/support/recording-chat-port.js';
 import { SIM_SLACK_BOT_TOKEN, type SimSlack, startSimSlack } from '../sim/slack-server.js';
 import { createSlackApp, type SlackApp } from './app.js';
 import { createAuthorizer, type UsergroupsClient } from './authz.js';
 import { encodeButtonValue } from './blocks/alert.js';
-import { RecordingChatPort, RecordingSink } from './listeners/test-chat-port.js';
 
 const secret = 'test-signing-secret-0123456789';
 const admin = 'UADMIN0001';

@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { RecordingChatPort, testEvent, testIncident } from '../../test/support/recording-chat-port.js';
 import { createAuthorizer } from './authz.js';
 import { ConsoleChat, plainText } from './console-chat.js';
-import { RecordingChatPort, testEvent, testIncident } from './listeners/test-chat-port.js';
 
 function setup(options: { admin?: boolean } = {}) {
   const chat = new RecordingChatPort();

@@ -1,11 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { testEvent, testIncident } from '../../test/support/recording-chat-port.js';
 import type { ProgressStep } from '../domain/events.js';
 import { SIM_SLACK_BOT_TOKEN, type SimSlack, startSimSlack } from '../sim/slack-server.js';
 import { openStore, type Store } from '../store/index.js';
 import type { AlertView } from './blocks/alert.js';
 import { threadReply } from './blocks/thread.js';
 import { classifyFailure, createDeliveryClient, SlackDelivery, slackSinkName } from './delivery.js';
-import { testEvent, testIncident } from './listeners/test-chat-port.js';
 
 async function waitFor(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
   const until = Date.now() + timeoutMs;

@@ -37,7 +37,7 @@ import {
   startRun,
   stepsIn,
   waitFor,
-} from '../helpers/child-run.js';
+} from '../support/child-run.js';
 
 type Boundary = 'started' | 'effect' | 'done';
 interface KillPoint {

@@ -21,7 +21,7 @@ import {
   startRun,
   stepsIn,
   waitFor,
-} from '../helpers/child-run.js';
+} from '../support/child-run.js';
 
 const terminal = new Set(['resolved', 'escalated', 'failed', 'cancelled', 'dismissed']);
 const LEASE_NAMESPACE = 'gpu-medic';

@@ -35,7 +35,7 @@ import {
   type RbacTriple,
   servedTriple,
   tripleKey,
-} from '../helpers/rbac.js';
+} from '../support/rbac.js';
 
 /**
  * Grants the flows cannot show being used, each with the reason it stays. Everything else must be served.

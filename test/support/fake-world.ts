@@ -6,9 +6,9 @@
  * pod terminates after a grace period; a PodDisruptionBudget refuses the first N evictions of a pod.
  * Every call is counted, so tests can prove an effect happened exactly once (or never).
  */
-import type { Finding, Verdict } from '../../domain/finding.js';
-import { verdictOf } from '../../domain/finding.js';
-import type { GpuNode } from '../../domain/node.js';
+import type { Finding, Verdict } from '../../src/domain/finding.js';
+import { verdictOf } from '../../src/domain/finding.js';
+import type { GpuNode } from '../../src/domain/node.js';
 import type {
   CloudPort,
   ClusterPort,
@@ -20,7 +20,7 @@ import type {
   PodRef,
   TrainingJobRef,
   TrainingJobStatus,
-} from '../ports.js';
+} from '../../src/remediate/ports.js';
 import type { FakeClock } from './fake-clock.js';
 import { Power } from './power.js';
 

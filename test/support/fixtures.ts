@@ -1,6 +1,6 @@
 /** Shared test data for the notify tests (not imported by production code). */
-import type { ProgressEvent, ProgressStep } from '../domain/events.js';
-import type { Incident, IncidentState } from '../domain/incident.js';
+import type { ProgressEvent, ProgressStep } from '../../src/domain/events.js';
+import type { Incident, IncidentState } from '../../src/domain/incident.js';
 
 export const T0 = Date.parse('2025-06-01T03:00:00.000Z');
 

@@ -3,9 +3,9 @@
  * compare-and-set transitions, step rows begun and finished, expiring exclusions. Each returns copies, so a
  * caller holding an object never sees it change behind its back (as with rows read from SQLite).
  */
-import type { Incident, IncidentState } from '../../domain/incident.js';
-import { isOpen } from '../../domain/incident.js';
-import type { AuditEntry, AuditLog, Exclusion } from '../../domain/ports.js';
+import type { Incident, IncidentState } from '../../src/domain/incident.js';
+import { isOpen } from '../../src/domain/incident.js';
+import type { AuditEntry, AuditLog, Exclusion } from '../../src/domain/ports.js';
 import type {
   ExclusionStore,
   IncidentPatch,
@@ -15,7 +15,7 @@ import type {
   StepRow,
   StepStatus,
   StepStore,
-} from '../ports.js';
+} from '../../src/remediate/ports.js';
 import { Power } from './power.js';
 
 const clone = <T>(v: T): T => structuredClone(v);

@@ -2,13 +2,13 @@
  * Test support: a ChatPort that records every call and keeps just enough state to answer like the services
  * — including their atomic claim: the first approve of a pending incident wins, later ones are `busy`.
  */
-import type { ProgressEvent } from '../../domain/events.js';
-import type { Incident, RemediationAction } from '../../domain/incident.js';
-import type { AuditEntry, Exclusion } from '../../domain/ports.js';
-import type { AlertButtonAction, AlertView } from '../blocks/alert.js';
-import type { ChatPort, ChatResult, ChatSink } from '../chat-port.js';
-import { userIdFromActor } from '../chat-port.js';
-import type { FleetSummary, IncidentSummary, NodeDetail } from '../format.js';
+import type { ProgressEvent } from '../../src/domain/events.js';
+import type { Incident, RemediationAction } from '../../src/domain/incident.js';
+import type { AuditEntry, Exclusion } from '../../src/domain/ports.js';
+import type { AlertButtonAction, AlertView } from '../../src/slack/blocks/alert.js';
+import type { ChatPort, ChatResult, ChatSink } from '../../src/slack/chat-port.js';
+import { userIdFromActor } from '../../src/slack/chat-port.js';
+import type { FleetSummary, IncidentSummary, NodeDetail } from '../../src/slack/format.js';
 
 export const testT0 = Date.UTC(2026, 10, 29, 3, 12, 5);
 
