@@ -15,6 +15,7 @@ import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { startSimulator } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
 import { stepStore } from '../../src/store/remediation-stores.js';
+import { waitFor } from '../support/wait.js';
 
 const savedEnv = { ...process.env };
 let dir: string;
@@ -28,16 +29,6 @@ afterAll(() => {
   Object.assign(process.env, savedEnv);
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function waitFor<T>(what: string, check: () => T | undefined, diag: () => unknown): Promise<T> {
-  const end = Date.now() + 45_000;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}: ${JSON.stringify(diag())}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('a remediation through a misbehaving API server', () => {
   it('429 + Retry-After, 500, 409 on the Lease, dropped and expired watches: resolved, each effect once', async () => {
@@ -97,7 +88,7 @@ describe('a remediation through a misbehaving API server', () => {
       await waitFor(
         'the leader to scan every node',
         () => (live.leader?.isLeader() && gpuNodes.every((n) => live.lastScan.has(n)) ? true : undefined),
-        () => [...live.lastScan.keys()],
+        { context: () => [...live.lastScan.keys()], timeoutMs: 45_000 },
       );
 
       const changes: boolean[] = [];
@@ -112,13 +103,16 @@ describe('a remediation through a misbehaving API server', () => {
       const incident = await waitFor(
         'the remediation to end',
         () => live.store.incidents.listByNode(target, 10).find((i) => i.closedAt !== undefined),
-        () => [
-          live.store.incidents.listByNode(target, 10).map((i) => i.state),
-          stepStore(live.store)
-            .list(live.store.incidents.listByNode(target, 10)[0]?.id ?? '')
-            .map((r) => `${r.step}:${r.status}`),
-          sim.k8s.faults.served,
-        ],
+        {
+          context: () => [
+            live.store.incidents.listByNode(target, 10).map((i) => i.state),
+            stepStore(live.store)
+              .list(live.store.incidents.listByNode(target, 10)[0]?.id ?? '')
+              .map((r) => `${r.step}:${r.status}`),
+            sim.k8s.faults.served,
+          ],
+          timeoutMs: 45_000,
+        },
       );
       expect(incident.state, incident.stateReason).toBe('resolved');
       // Every fault was served, and the 409 cost the leadership once (then it was won back).
@@ -140,7 +134,7 @@ describe('a remediation through a misbehaving API server', () => {
           )
             ? true
             : undefined,
-        () => [],
+        { context: () => [], timeoutMs: 45_000 },
       );
       const patches = sim.log.requests
         .filter((r): r is K8sRecordedRequest => r.service === 'k8s')

@@ -15,6 +15,7 @@ import { createRuntime, type Runtime } from '../../src/runtime.js';
 import type { AwsFault } from '../../src/sim/aws-server.js';
 import { startSimulator } from '../../src/sim/index.js';
 import { threadReply } from '../../src/slack/blocks/thread.js';
+import { waitFor } from '../support/wait.js';
 
 const savedEnv = { ...process.env };
 let dir: string;
@@ -28,16 +29,6 @@ afterAll(() => {
   Object.assign(process.env, savedEnv);
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function waitFor<T>(what: string, check: () => T | undefined, diag: () => unknown): Promise<T> {
-  const end = Date.now() + 40_000;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}: ${JSON.stringify(diag())}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 interface Case {
   name: string;
@@ -119,7 +110,7 @@ describe('AWS errors during a reboot, with the real SDK against the simulator', 
       await waitFor(
         'the first scan',
         () => (gpuNodes.every((n) => live.lastScan.has(n)) ? true : undefined),
-        () => [...live.lastScan.keys()],
+        { context: () => [...live.lastScan.keys()], timeoutMs: 40_000 },
       );
       // A node without training-job pods: the reboot's success case then ends without following a job.
       const target =
@@ -135,7 +126,10 @@ describe('AWS errors during a reboot, with the real SDK against the simulator', 
       const incident = await waitFor(
         'the remediation to end',
         () => live.store.incidents.listByNode(target, 10).find((i) => i.closedAt !== undefined),
-        () => [events.map((e) => e.step), live.store.incidents.listByNode(target, 10)],
+        {
+          context: () => [events.map((e) => e.step), live.store.incidents.listByNode(target, 10)],
+          timeoutMs: 40_000,
+        },
       );
       const lines = events.filter((e) => e.incidentId === incident.id).map((e) => threadReply(e).text);
       expect(incident.state, lines.join('\n')).toBe(c.state);

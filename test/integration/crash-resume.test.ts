@@ -36,8 +36,8 @@ import {
   scannedNodes,
   startRun,
   stepsIn,
-  waitFor,
 } from '../support/child-run.js';
+import { waitFor } from '../support/wait.js';
 
 type Boundary = 'started' | 'effect' | 'done';
 interface KillPoint {

@@ -36,6 +36,7 @@ import {
   servedTriple,
   tripleKey,
 } from '../support/rbac.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * Grants the flows cannot show being used, each with the reason it stays. Everything else must be served.
@@ -179,16 +180,6 @@ async function withHarness(
     await rt?.stop();
     collect(sim);
     await sim.close();
-  }
-}
-
-async function waitFor<T>(what: string, check: () => T | undefined, deadlineMs = 20_000): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

@@ -17,6 +17,7 @@ import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { type Simulator, startSimulator } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
 import { SERVING_NAMESPACE, SERVING_PDB } from '../../src/sim/workloads.js';
+import { waitFor } from '../support/wait.js';
 
 const savedEnv = { ...process.env };
 let dir: string;
@@ -84,22 +85,6 @@ async function withHarness(
   }
 }
 
-/** Polls until `check` returns a value (not undefined); fails with `what` after a generous deadline. */
-async function waitFor<T>(
-  what: string,
-  check: () => T | undefined,
-  diag: () => unknown = () => '',
-  deadlineMs = 18_000,
-): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what} ${JSON.stringify(diag())}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** Starts gpu-medic and waits for its first full scan, so a fault injected next is new, not pre-existing. */
 async function startAndScan(rt: Runtime, gpuNodes: string[]): Promise<void> {
   await rt.start();
@@ -155,15 +140,17 @@ describe('remediation against the simulated cluster', () => {
       const incident = await waitFor(
         'the XID 79 incident to close',
         () => incidentsOn(rt, target).find((i) => i.category === 'XID_CRITICAL_79' && !isOpen(i.state)),
-        () =>
-          incidentsOn(rt, target).map((i) => [
-            i.category,
-            i.state,
-            i.stateReason,
-            i.plannedAction,
-            i.mode,
-            i.preexisting,
-          ]),
+        {
+          context: () =>
+            incidentsOn(rt, target).map((i) => [
+              i.category,
+              i.state,
+              i.stateReason,
+              i.plannedAction,
+              i.mode,
+              i.preexisting,
+            ]),
+        },
       );
       expect(incident.state, incident.stateReason).toBe('resolved');
       expect(incident).toMatchObject({ xid: 79, gpu: 2, plannedAction: 'replace' });
@@ -209,15 +196,17 @@ describe('remediation against the simulated cluster', () => {
       const incident = await waitFor(
         'the ECC incident to close',
         () => incidentsOn(rt, target).find((i) => i.plannedAction === 'reboot' && !isOpen(i.state)),
-        () =>
-          incidentsOn(rt, target).map((i) => [
-            i.category,
-            i.state,
-            i.stateReason,
-            i.plannedAction,
-            i.mode,
-            i.preexisting,
-          ]),
+        {
+          context: () =>
+            incidentsOn(rt, target).map((i) => [
+              i.category,
+              i.state,
+              i.stateReason,
+              i.plannedAction,
+              i.mode,
+              i.preexisting,
+            ]),
+        },
       );
       expect(incident.state, incident.stateReason).toBe('resolved');
 
@@ -285,7 +274,9 @@ describe('remediation against the simulated cluster', () => {
       const replaced = await waitFor(
         'the follow-up replace to resolve',
         () => incidentsOn(rt, target).find((i) => i.plannedAction === 'replace' && i.state === 'resolved'),
-        () => incidentsOn(rt, target).map((i) => [i.id, i.state, i.plannedAction, i.stateReason]),
+        {
+          context: () => incidentsOn(rt, target).map((i) => [i.id, i.state, i.plannedAction, i.stateReason]),
+        },
       );
       const all = incidentsOn(rt, target).sort((a, b) => a.firstSeen - b.firstSeen);
       expect(all.map((i) => [i.plannedAction, i.state])).toEqual([
@@ -308,15 +299,17 @@ describe('remediation against the simulated cluster', () => {
       const incident = await waitFor(
         'the dry-run incident to close',
         () => incidentsOn(rt, target).find((i) => i.category === 'XID_CRITICAL_79' && !isOpen(i.state)),
-        () =>
-          incidentsOn(rt, target).map((i) => [
-            i.category,
-            i.state,
-            i.stateReason,
-            i.plannedAction,
-            i.mode,
-            i.preexisting,
-          ]),
+        {
+          context: () =>
+            incidentsOn(rt, target).map((i) => [
+              i.category,
+              i.state,
+              i.stateReason,
+              i.plannedAction,
+              i.mode,
+              i.preexisting,
+            ]),
+        },
       );
       expect(incident.state, incident.stateReason).toBe('resolved');
       expect(incident.stateReason ?? '').toMatch(/dry.run/i);
@@ -405,7 +398,7 @@ describe('remediation against the simulated cluster', () => {
             const done = faulty.some((n) => incidentsOn(rt, n).some((i) => i.state === 'resolved'));
             return all && done ? true : undefined;
           },
-          () => faulty.map((n) => incidentsOn(rt, n).map((i) => [i.state, i.stateReason])),
+          { context: () => faulty.map((n) => incidentsOn(rt, n).map((i) => [i.state, i.stateReason])) },
         );
         expect(maxWorking).toBe(1);
         expect(rt.services.status().breaker.open).toBe(false);

@@ -21,6 +21,7 @@ import { ON_DEMAND_REASON } from '../../src/remediate/engine.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { type Simulator, type SimulatorOptions, startSimulator } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
+import { waitFor } from '../support/wait.js';
 
 const savedEnv = { ...process.env };
 let dir: string;
@@ -94,21 +95,6 @@ async function withHarness(
   }
 }
 
-async function waitFor<T>(
-  what: string,
-  check: () => T | undefined,
-  diag: () => unknown = () => '',
-  deadlineMs = 20_000,
-): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what} ${JSON.stringify(diag())}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 function closed(
   rt: Runtime,
   node: string,
@@ -164,12 +150,10 @@ describe('Karpenter', () => {
         const bootBefore = sim.cluster.getNode(node)?.status.nodeInfo.bootID;
         sim.cluster.injectEcc(node, 5, { dbe: 2 });
 
-        const incident = await waitFor(
-          'the reboot to finish',
-          () => closed(rt, node),
-          diag(rt, node),
-          30_000,
-        );
+        const incident = await waitFor('the reboot to finish', () => closed(rt, node), {
+          context: diag(rt, node),
+          timeoutMs: 30_000,
+        });
         expect(incident.state, incident.stateReason).toBe('resolved');
         expect(incident.plannedAction).toBe('reboot');
         // Drained and empty for seconds while rebooting, yet not consolidated: the annotation kept Karpenter off.
@@ -206,7 +190,10 @@ describe('Karpenter', () => {
       const instanceId = instanceIdOf(sim, node);
       sim.cluster.injectXid(node, 2, 79);
 
-      const incident = await waitFor('the replace to finish', () => closed(rt, node), diag(rt, node), 30_000);
+      const incident = await waitFor('the replace to finish', () => closed(rt, node), {
+        context: diag(rt, node),
+        timeoutMs: 30_000,
+      });
       expect(incident.state, incident.stateReason).toBe('resolved');
       expect(incident.stateReason).toBe(ON_DEMAND_REASON);
       expect(sim.log.find('deleteNode').map((r) => r.path)).toEqual([`/api/v1/nodes/${node}`]);
@@ -252,12 +239,10 @@ describe('EKS node auto repair', () => {
       const refused = await rt.services.request('reboot', node, 'cli:alice', 'now', { trigger: 'manual' });
       expect(refused).toMatchObject({ ok: false, code: 'busy' });
 
-      const incident = await waitFor(
-        'EKS to reboot the node',
-        () => closed(rt, node),
-        diag(rt, node),
-        30_000,
-      );
+      const incident = await waitFor('EKS to reboot the node', () => closed(rt, node), {
+        context: diag(rt, node),
+        timeoutMs: 30_000,
+      });
       expect(incident.state, incident.stateReason).toBe('resolved');
       expect(incident.stateReason).toMatch(/EKS node auto repair rebooted/);
       expect(
@@ -304,12 +289,10 @@ describe('EKS node auto repair', () => {
             ?.conditions.find((c) => c.type === 'AcceleratedHardwareReady' && c.status === 'False'),
         );
         sim.cluster.injectXid(node, 3, 79);
-        const incident = await waitFor(
-          'the replace to finish',
-          () => closed(rt, node),
-          diag(rt, node),
-          40_000,
-        );
+        const incident = await waitFor('the replace to finish', () => closed(rt, node), {
+          context: diag(rt, node),
+          timeoutMs: 40_000,
+        });
         expect(incident.state, incident.stateReason).toBe('resolved');
         const steps = events.filter((e) => e.incidentId === incident.id).map((e) => e.step);
         expect(steps.indexOf('auto_repair_deferred')).toBeGreaterThanOrEqual(0);
@@ -335,7 +318,10 @@ describe('EKS node auto repair', () => {
           ?.conditions.find((c) => c.type === 'AcceleratedHardwareReady' && c.status === 'False'),
       );
       sim.cluster.injectXid(node, 3, 79);
-      const incident = await waitFor('the replace to finish', () => closed(rt, node), diag(rt, node), 30_000);
+      const incident = await waitFor('the replace to finish', () => closed(rt, node), {
+        context: diag(rt, node),
+        timeoutMs: 30_000,
+      });
       expect(incident.state, incident.stateReason).toBe('resolved');
       expect(events.some((e) => e.step === 'auto_repair_deferred')).toBe(false);
       expect(sim.log.find('DescribeNodegroup')).toHaveLength(1);
@@ -360,12 +346,10 @@ describe('EKS Auto Mode', () => {
         expect(refused.message).toMatch(/EKS Auto Mode node: its EC2 instance is managed by EKS/);
 
         sim.cluster.injectXid(replaced, 2, 79);
-        const incident = await waitFor(
-          'the replace to finish',
-          () => closed(rt, replaced),
-          diag(rt, replaced),
-          30_000,
-        );
+        const incident = await waitFor('the replace to finish', () => closed(rt, replaced), {
+          context: diag(rt, replaced),
+          timeoutMs: 30_000,
+        });
         expect(incident.state, incident.stateReason).toBe('resolved');
         expect(sim.log.find('deleteNode').map((r) => r.path)).toEqual([`/api/v1/nodes/${replaced}`]);
         expect(awsCallsFor(sim, instanceId)).toEqual([]);

@@ -18,6 +18,7 @@ import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { type Simulator, type SimulatorOptions, startSimulator } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
 import { threadReply } from '../../src/slack/blocks/thread.js';
+import { waitFor } from '../support/wait.js';
 
 const savedEnv = { ...process.env };
 let dir: string;
@@ -98,25 +99,12 @@ async function withHarness(
   }
 }
 
-async function waitFor<T>(
-  what: string,
-  check: () => T | undefined,
-  diag: () => unknown = () => '',
-  deadlineMs = 25_000,
-): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what} ${JSON.stringify(diag())}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 async function startAndScan(rt: Runtime, gpuNodes: string[]): Promise<void> {
   await rt.start();
-  await waitFor('the first scan of every GPU node', () =>
-    gpuNodes.every((n) => rt.lastScan.has(n)) ? true : undefined,
+  await waitFor(
+    'the first scan of every GPU node',
+    () => (gpuNodes.every((n) => rt.lastScan.has(n)) ? true : undefined),
+    { timeoutMs: 25_000 },
   );
 }
 
@@ -165,7 +153,7 @@ describe('the settle gate against the simulated cluster', () => {
       const incident = await waitFor(
         'the ECC incident to close',
         closed(rt, target, (i) => i.plannedAction === 'reboot'),
-        () => incidentsOn(rt, target).map((i) => [i.state, i.stateReason]),
+        { context: () => incidentsOn(rt, target).map((i) => [i.state, i.stateReason]), timeoutMs: 25_000 },
       );
       expect(incident.state, incident.stateReason).toBe('resolved');
       expect(sim.log.find('RebootInstances')).toHaveLength(1);
@@ -209,7 +197,7 @@ describe('the settle gate against the simulated cluster', () => {
       const incident = await waitFor(
         'the incident to close',
         closed(rt, target, (i) => i.plannedAction === 'reboot'),
-        () => incidentsOn(rt, target).map((i) => [i.state, i.stateReason]),
+        { context: () => incidentsOn(rt, target).map((i) => [i.state, i.stateReason]), timeoutMs: 25_000 },
       );
       expect(incident.state, incident.stateReason).toBe('escalated');
       expect(incident.stateReason).toMatch(
@@ -235,8 +223,10 @@ describe('the settle gate against the simulated cluster', () => {
       const replaced = await waitFor(
         'the follow-up replace to resolve',
         closed(rt, target, (i) => i.plannedAction === 'replace'),
-        () => incidentsOn(rt, target).map((i) => [i.state, i.plannedAction, i.stateReason]),
-        35_000,
+        {
+          context: () => incidentsOn(rt, target).map((i) => [i.state, i.plannedAction, i.stateReason]),
+          timeoutMs: 35_000,
+        },
       );
       const [first] = incidentsOn(rt, target);
       expect(first?.state).toBe('escalated');
@@ -260,7 +250,7 @@ describe('the settle gate against the simulated cluster', () => {
       const incident = await waitFor(
         'the replace incident to close',
         closed(rt, target, (i) => i.plannedAction === 'replace'),
-        () => incidentsOn(rt, target).map((i) => [i.state, i.stateReason]),
+        { context: () => incidentsOn(rt, target).map((i) => [i.state, i.stateReason]), timeoutMs: 25_000 },
       );
       expect(incident.state, incident.stateReason).toBe('escalated');
       expect(incident.stateReason).toMatch(/no replacement node in gpu-ng-1 became Ready within 3 s/);
@@ -279,7 +269,7 @@ describe('the settle gate against the simulated cluster', () => {
       const incident = await waitFor(
         'the replace incident to close',
         closed(rt, target, (i) => i.plannedAction === 'replace'),
-        () => incidentsOn(rt, target).map((i) => [i.state, i.stateReason]),
+        { context: () => incidentsOn(rt, target).map((i) => [i.state, i.stateReason]), timeoutMs: 25_000 },
       );
       expect(incident.state, incident.stateReason).toBe('resolved');
       const fresh = sim.cluster

@@ -9,48 +9,7 @@ import type { AlertButtonAction, AlertView } from '../../src/slack/blocks/alert.
 import type { ChatPort, ChatResult, ChatSink } from '../../src/slack/chat-port.js';
 import { userIdFromActor } from '../../src/slack/chat-port.js';
 import type { FleetSummary, IncidentSummary, NodeDetail } from '../../src/slack/format.js';
-
-export const testT0 = Date.UTC(2026, 10, 29, 3, 12, 5);
-
-export function testIncident(overrides: Partial<Incident> = {}): Incident {
-  return {
-    id: 'inc-0001',
-    node: 'ip-10-0-1-2.ec2.internal',
-    instanceId: 'i-0abc1234def567890',
-    instanceType: 'p4d.24xlarge',
-    nodeGroup: 'gpu-a100',
-    faultKey: 'xid:79:gpu3',
-    category: 'XID_CRITICAL_79',
-    severity: 'critical',
-    recommendedAction: 'replace',
-    plannedAction: 'replace',
-    mode: 'approve',
-    xid: 79,
-    gpu: 3,
-    explanation: 'GPU 3 has fallen off the bus.',
-    source: 'rules',
-    evidence: ['NVRM: Xid (PCI:0000:91:00): 79, GPU has fallen off the bus.'],
-    state: 'awaiting_approval',
-    preexisting: false,
-    firstSeen: testT0,
-    lastSeen: testT0,
-    count: 1,
-    updatedAt: testT0,
-    ...overrides,
-  };
-}
-
-export function testEvent(incidentId: string, step: ProgressEvent['step'], i: number): ProgressEvent {
-  return {
-    incidentId,
-    node: 'ip-10-0-1-2.ec2.internal',
-    step,
-    state: 'draining',
-    at: testT0 + i * 1000,
-    elapsedMs: 1200 + i,
-    details: step === 'pod_evicted' ? { pod: `ml/train-${i}`, evicted: i, total: 9 } : {},
-  };
-}
+import { slackIncident, slackT0 } from './fixtures.js';
 
 export interface PortCall {
   method: string;
@@ -63,11 +22,11 @@ export class RecordingChatPort implements ChatPort {
   readonly exclusionList: Exclusion[] = [];
   readonly incidents = new Map<string, { incident: Incident; actedBy?: AlertView['actedBy'] }>();
   nodes = new Set(['ip-10-0-1-2.ec2.internal', 'ip-10-0-1-3.ec2.internal']);
-  clock = testT0;
+  clock = slackT0;
   /** Make the next call throw, to prove handlers never leak errors. */
   failWith: Error | undefined;
 
-  constructor(incidents: Incident[] = [testIncident()]) {
+  constructor(incidents: Incident[] = [slackIncident()]) {
     for (const i of incidents) this.incidents.set(i.id, { incident: i });
   }
 
