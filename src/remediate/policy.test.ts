@@ -16,7 +16,7 @@ function fault(kind: FindingKind, severity: Severity, extra: Partial<FaultInput>
   return { kind, severity, category: 'X', source: 'rules', faultKey: `${kind}:gpu0`, node: 'n1', ...extra };
 }
 
-describe('decide: the default table (DESIGN §4)', () => {
+describe('decide: the default table', () => {
   it.each<[string, FaultInput, RemediationAction, PolicyMode]>([
     ['XID 79', fault('xid', 'critical', { xid: 79 }), 'replace', 'auto'],
     ['XID 74', fault('xid', 'critical', { xid: 74 }), 'replace', 'auto'],
