@@ -48,6 +48,17 @@ export class MemoryIncidentStore implements IncidentStore {
 
   create(input: NewIncident): Incident {
     return this.power.write(() => {
+      // As the SQLite store: one open incident per node and fault; a repeat touches it instead.
+      const open = [...this.rows.values()].find(
+        (i) => i.node === input.node && i.faultKey === input.faultKey && isOpen(i.state),
+      );
+      if (open) {
+        open.lastSeen = Math.max(open.lastSeen, input.firstSeen);
+        open.count += 1;
+        open.evidence = clone(input.evidence);
+        open.updatedAt = this.now();
+        return clone(open);
+      }
       const incident: Incident = { ...clone(input), id: `inc-${++this.seq}`, updatedAt: this.now() };
       this.rows.set(incident.id, incident);
       return clone(incident);
@@ -60,8 +71,11 @@ export class MemoryIncidentStore implements IncidentStore {
       if (!row || !from.includes(row.state)) return false;
       row.state = to;
       row.updatedAt = this.now();
+      // As the SQLite store: the reason is the transition's own (none clears it); only a terminal state is closed.
       if (reason !== undefined) row.stateReason = reason;
+      else delete row.stateReason;
       if (!isOpen(to)) row.closedAt = this.now();
+      else delete row.closedAt;
       return true;
     });
   }
