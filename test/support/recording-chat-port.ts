@@ -109,6 +109,9 @@ export class RecordingChatPort implements ChatPort {
 
   async unexclude(node: string, actor: string): Promise<ChatResult> {
     this.record('unexclude', [node, actor]);
+    const at = this.exclusionList.findIndex((e) => e.node === node);
+    if (at < 0) return { ok: false, code: 'not_found', message: `${node} is not excluded.` };
+    this.exclusionList.splice(at, 1);
     return { ok: true, message: `${node} is no longer excluded.` };
   }
 
