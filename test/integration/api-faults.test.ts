@@ -5,30 +5,17 @@
  * back), every watch cut and the next one answered 410 Gone. The remediation still resolves, and each
  * external effect happens once.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { startSimulator } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
 import { stepStore } from '../../src/store/remediation-stores.js';
+import { suiteSandbox } from '../support/sim-runtime.js';
 import { waitFor } from '../support/wait.js';
 
-const savedEnv = { ...process.env };
-let dir: string;
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'gpu-medic-api-faults-'));
-});
-
-afterAll(() => {
-  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
-  Object.assign(process.env, savedEnv);
-  rmSync(dir, { recursive: true, force: true });
-});
+const sandbox = suiteSandbox('gpu-medic-api-faults-');
 
 describe('a remediation through a misbehaving API server', () => {
   it('429 + Retry-After, 500, 409 on the Lease, dropped and expired watches: resolved, each effect once', async () => {
@@ -49,7 +36,7 @@ describe('a remediation through a misbehaving API server', () => {
       process.env.POD_NAME = 'medic-faults';
       const config = loadConfig({
         ...sim.env,
-        DB_PATH: join(dir, 'faults.db'),
+        DB_PATH: sandbox.path('faults.db'),
         MONITOR_INTERVAL: '1',
         CLASSIFIER: 'rules',
         LOG_LEVEL: 'silent',

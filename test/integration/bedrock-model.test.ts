@@ -16,6 +16,7 @@ import { createMetrics } from '../../src/metrics/metrics.js';
 import { Monitor } from '../../src/monitor/monitor.js';
 import { type Simulator, startSimulator } from '../../src/sim/index.js';
 import { openStore } from '../../src/store/index.js';
+import { restoreEnv } from '../support/sim-runtime.js';
 import { waitFor } from '../support/wait.js';
 
 const RETIRED = 'us.anthropic.claude-3-7-sonnet-20250219-v1:0';
@@ -42,8 +43,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
-  Object.assign(process.env, savedEnv);
+  restoreEnv(savedEnv);
   await sim?.close();
   rmSync(dir, { recursive: true, force: true });
 });

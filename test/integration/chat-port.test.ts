@@ -2,39 +2,24 @@
  * The real ChatPort (the services and read models of a runtime against the simulated cluster) through the
  * same contract as the recording fake the Slack listener tests use (test/support/recording-chat-port.test.ts).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll } from 'vitest';
 import { createChatPort } from '../../src/chat-bridge.js';
 import { loadConfig } from '../../src/config/config.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { createRuntime } from '../../src/runtime.js';
 import { startSimulator } from '../../src/sim/index.js';
 import { describeChatPortContract } from '../support/chat-port-contract.js';
+import { suiteSandbox } from '../support/sim-runtime.js';
 import { waitFor } from '../support/wait.js';
 
-const savedEnv = { ...process.env };
-let dir: string;
+const sandbox = suiteSandbox('gpu-medic-chat-port-');
 let dbCounter = 0;
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'gpu-medic-chat-port-'));
-});
-
-afterAll(() => {
-  // The AWS SDK reads its endpoint and credentials from process.env; put it back as it was.
-  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
-  Object.assign(process.env, savedEnv);
-  rmSync(dir, { recursive: true, force: true });
-});
 
 describeChatPortContract('the runtime’s port over the services and the store', async () => {
   const sim = await startSimulator({ nodes: 2, slack: false, controlPort: false });
   Object.assign(process.env, sim.env);
   const config = loadConfig({
     ...sim.env,
-    DB_PATH: join(dir, `chat-port-${++dbCounter}.db`),
+    DB_PATH: sandbox.path(`chat-port-${++dbCounter}.db`),
     // One scan at start; none during the test, so nothing but the test changes the incident.
     MONITOR_INTERVAL: '3600',
     CLASSIFIER: 'rules',

@@ -5,10 +5,7 @@
  * - KernelReady=False is a node problem: one NODE_CONDITION alert across many scans, no cordon, and the GPU
  *   circuit breaker does not count it (a GPU fault elsewhere is still repaired).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type Config, loadConfig } from '../../src/config/config.js';
 import type { ProgressEvent } from '../../src/domain/events.js';
 import type { Incident } from '../../src/domain/incident.js';
@@ -22,26 +19,16 @@ import type { ExecRecordedRequest } from '../../src/sim/exec-server.js';
 import { type Simulator, type SimulatorOptions, startSimulator } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
 import { openStore } from '../../src/store/index.js';
+import { suiteSandbox } from '../support/sim-runtime.js';
 import { waitFor } from '../support/wait.js';
 
-const savedEnv = { ...process.env };
-let dir: string;
+const sandbox = suiteSandbox('gpu-medic-dcgm-server-');
 let dbCounter = 0;
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'gpu-medic-dcgm-server-'));
-});
-
-afterAll(() => {
-  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
-  Object.assign(process.env, savedEnv);
-  rmSync(dir, { recursive: true, force: true });
-});
 
 function configFor(sim: Simulator, env: Record<string, string> = {}): Config {
   return loadConfig({
     ...sim.env,
-    DB_PATH: join(dir, `gpu-medic-${++dbCounter}.db`),
+    DB_PATH: sandbox.path(`gpu-medic-${++dbCounter}.db`),
     CLASSIFIER: 'rules',
     SCAN_TIMEOUT: '5',
     LOG_LEVEL: 'silent',

@@ -19,6 +19,7 @@ import { type Simulator, startSimulator } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
 import { SERVING_NAMESPACE, SERVING_PDB } from '../../src/sim/workloads.js';
 import { stepStore } from '../../src/store/remediation-stores.js';
+import { restoreEnv } from '../support/sim-runtime.js';
 import { waitFor } from '../support/wait.js';
 
 const savedEnv = { ...process.env };
@@ -31,8 +32,7 @@ beforeAll(() => {
 });
 
 afterAll(() => {
-  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
-  Object.assign(process.env, savedEnv);
+  restoreEnv(savedEnv);
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -19,6 +19,7 @@ import { silentLogger } from '../../src/log/logger.js';
 import { NodeVerdicts, SCAN_DURATION_BUCKETS } from '../../src/metrics/metrics.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { type Simulator, startSimulator } from '../../src/sim/index.js';
+import { restoreEnv } from '../support/sim-runtime.js';
 import { waitFor } from '../support/wait.js';
 
 const savedEnv = { ...process.env };
@@ -121,8 +122,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await rt?.stop();
   await sim?.close();
-  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
-  Object.assign(process.env, savedEnv);
+  restoreEnv(savedEnv);
   rmSync(dir, { recursive: true, force: true });
 });
 

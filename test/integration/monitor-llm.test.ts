@@ -24,6 +24,7 @@ import { Monitor } from '../../src/monitor/monitor.js';
 import type { BedrockAnswer } from '../../src/sim/aws-server.js';
 import { type Simulator, startSimulator } from '../../src/sim/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
+import { restoreEnv } from '../support/sim-runtime.js';
 import { waitFor } from '../support/wait.js';
 
 const POLICY = `categories:
@@ -116,8 +117,7 @@ function useSimulator(nodes: number) {
     ctx.sim.log.clear();
   });
   afterAll(async () => {
-    for (const key of Object.keys(process.env)) if (!(key in ctx.savedEnv)) delete process.env[key];
-    Object.assign(process.env, ctx.savedEnv);
+    restoreEnv(ctx.savedEnv);
     await ctx.sim?.close();
     if (ctx.dir) rmSync(ctx.dir, { recursive: true, force: true });
   });

@@ -36,6 +36,7 @@ import {
   servedTriple,
   tripleKey,
 } from '../support/rbac.js';
+import { restoreEnv } from '../support/sim-runtime.js';
 import { waitFor } from '../support/wait.js';
 
 /**
@@ -113,8 +114,7 @@ beforeAll(() => {
 });
 
 afterAll(() => {
-  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
-  Object.assign(process.env, savedEnv);
+  restoreEnv(savedEnv);
   rmSync(dir, { recursive: true, force: true });
 });
 
