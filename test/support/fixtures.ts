@@ -4,6 +4,7 @@
  */
 import type { ProgressEvent, ProgressStep } from '../../src/domain/events.js';
 import type { Incident, IncidentState } from '../../src/domain/incident.js';
+import type { NewIncident } from '../../src/remediate/ports.js';
 
 export const T0 = Date.parse('2025-06-01T03:00:00.000Z');
 
@@ -33,6 +34,12 @@ export function incident(over: Partial<Incident> = {}): Incident {
     updatedAt: T0 + 60_000,
     ...over,
   };
+}
+
+/** The same incident as a store's `create` takes it (no id, no timestamps the store sets). */
+export function newIncident(over: Partial<NewIncident> = {}): NewIncident {
+  const { id: _id, updatedAt: _updatedAt, closedAt: _closedAt, ...fields } = incident();
+  return { ...fields, ...over };
 }
 
 const STATE_AFTER: Partial<Record<ProgressStep, IncidentState>> = {

@@ -5,32 +5,11 @@
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { IncidentStore, NewIncident } from '../../src/remediate/ports.js';
+import { newIncident as anIncident, T0 } from './fixtures.js';
 
-const T0 = Date.parse('2025-06-01T03:00:00.000Z');
-
-function newIncident(over: Partial<NewIncident> = {}): NewIncident {
-  return {
-    node: 'ip-10-0-1-23.ec2.internal',
-    instanceId: 'i-0123456789abcdef0',
-    faultKey: 'xid:79:gpu3',
-    category: 'XID_CRITICAL_79',
-    severity: 'critical',
-    recommendedAction: 'replace',
-    plannedAction: 'replace',
-    mode: 'auto',
-    xid: 79,
-    gpu: 3,
-    explanation: 'GPU 3 has fallen off the bus.',
-    source: 'rules',
-    evidence: ['NVRM: Xid (PCI:0000:53:00): 79, GPU has fallen off the bus.'],
-    state: 'detected',
-    preexisting: false,
-    firstSeen: T0,
-    lastSeen: T0,
-    count: 1,
-    ...over,
-  };
-}
+/** One sighting at T0, as a store opens it (SQLite sets lastSeen and count itself). */
+const newIncident = (over: Partial<NewIncident> = {}): NewIncident =>
+  anIncident({ lastSeen: T0, count: 1, ...over });
 
 export function describeIncidentStoreContract(
   name: string,
