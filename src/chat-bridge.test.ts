@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { slackEvent, slackIncident } from '../test/support/fixtures.js';
-import { RecordingChatPort, RecordingSink } from '../test/support/recording-chat-port.js';
+import {
+  RecordingChatPort,
+  RecordingSink,
+  slackEvent,
+  slackIncident,
+} from '../test/support/recording-chat-port.js';
 import { connectChat } from './chat-bridge.js';
 import { ProgressBus, type ProgressEvent } from './domain/events.js';
 import type { AlertView } from './slack/blocks/alert.js';

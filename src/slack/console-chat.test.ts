@@ -1,7 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { slackEvent, slackIncident } from '../../test/support/fixtures.js';
-import { RecordingChatPort } from '../../test/support/recording-chat-port.js';
+import { RecordingChatPort, slackEvent, slackIncident } from '../../test/support/recording-chat-port.js';
 import { createAuthorizer } from './authz.js';
 import { ConsoleChat, plainText } from './console-chat.js';
 

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { slackEvent, slackIncident } from '../../test/support/fixtures.js';
+import { slackEvent, slackIncident } from '../../test/support/recording-chat-port.js';
 import { waitFor } from '../../test/support/wait.js';
 import type { ProgressStep } from '../domain/events.js';
 import { SIM_SLACK_BOT_TOKEN, type SimSlack, startSimSlack } from '../sim/slack-server.js';

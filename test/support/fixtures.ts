@@ -1,7 +1,4 @@
-/**
- * Test data: the one Incident builder and the progress events that go with it. Variants below only override
- * the fields they need, so a change to the Incident shape is made here once.
- */
+/** Shared test data: the one Incident builder (variants only override fields) and progress events. */
 import type { ProgressEvent, ProgressStep } from '../../src/domain/events.js';
 import type { Incident, IncidentState } from '../../src/domain/incident.js';
 import type { NewIncident } from '../../src/remediate/ports.js';
@@ -63,40 +60,5 @@ export function event(step: ProgressStep, over: Partial<ProgressEvent> = {}): Pr
     at: T0 + 120_000,
     details: {},
     ...over,
-  };
-}
-
-/** The chat layer's incident: a p4d node awaiting approval of a replacement, at `slackT0`. */
-export const slackT0 = Date.UTC(2026, 10, 29, 3, 12, 5);
-
-export function slackIncident(over: Partial<Incident> = {}): Incident {
-  return incident({
-    id: 'inc-0001',
-    node: 'ip-10-0-1-2.ec2.internal',
-    instanceId: 'i-0abc1234def567890',
-    instanceType: 'p4d.24xlarge',
-    nodeGroup: 'gpu-a100',
-    mode: 'approve',
-    explanation: 'GPU 3 has fallen off the bus.',
-    evidence: ['NVRM: Xid (PCI:0000:91:00): 79, GPU has fallen off the bus.'],
-    state: 'awaiting_approval',
-    firstSeen: slackT0,
-    lastSeen: slackT0,
-    count: 1,
-    updatedAt: slackT0,
-    ...over,
-  });
-}
-
-/** The `i`th progress event of a thread, one second apart from `slackT0`. */
-export function slackEvent(incidentId: string, step: ProgressEvent['step'], i: number): ProgressEvent {
-  return {
-    incidentId,
-    node: 'ip-10-0-1-2.ec2.internal',
-    step,
-    state: 'draining',
-    at: slackT0 + i * 1000,
-    elapsedMs: 1200 + i,
-    details: step === 'pod_evicted' ? { pod: `ml/train-${i}`, evicted: i, total: 9 } : {},
   };
 }

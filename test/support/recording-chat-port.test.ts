@@ -1,6 +1,5 @@
 import { describeChatPortContract } from './chat-port-contract.js';
-import { slackIncident } from './fixtures.js';
-import { RecordingChatPort } from './recording-chat-port.js';
+import { RecordingChatPort, slackIncident } from './recording-chat-port.js';
 
 describeChatPortContract('RecordingChatPort (the listener tests’ fake)', async () => {
   const incident = slackIncident();

@@ -9,7 +9,42 @@ import type { AlertButtonAction, AlertView } from '../../src/slack/blocks/alert.
 import type { ChatPort, ChatResult, ChatSink } from '../../src/slack/chat-port.js';
 import { userIdFromActor } from '../../src/slack/chat-port.js';
 import type { FleetSummary, IncidentSummary, NodeDetail } from '../../src/slack/format.js';
-import { slackIncident, slackT0 } from './fixtures.js';
+import { incident } from './fixtures.js';
+
+/** The chat layer's incident: a p4d node awaiting approval of a replacement, at `slackT0`. */
+export const slackT0 = Date.UTC(2026, 10, 29, 3, 12, 5);
+
+export function slackIncident(over: Partial<Incident> = {}): Incident {
+  return incident({
+    id: 'inc-0001',
+    node: 'ip-10-0-1-2.ec2.internal',
+    instanceId: 'i-0abc1234def567890',
+    instanceType: 'p4d.24xlarge',
+    nodeGroup: 'gpu-a100',
+    mode: 'approve',
+    explanation: 'GPU 3 has fallen off the bus.',
+    evidence: ['NVRM: Xid (PCI:0000:91:00): 79, GPU has fallen off the bus.'],
+    state: 'awaiting_approval',
+    firstSeen: slackT0,
+    lastSeen: slackT0,
+    count: 1,
+    updatedAt: slackT0,
+    ...over,
+  });
+}
+
+/** The `i`th progress event of a thread, one second apart from `slackT0`. */
+export function slackEvent(incidentId: string, step: ProgressEvent['step'], i: number): ProgressEvent {
+  return {
+    incidentId,
+    node: 'ip-10-0-1-2.ec2.internal',
+    step,
+    state: 'draining',
+    at: slackT0 + i * 1000,
+    elapsedMs: 1200 + i,
+    details: step === 'pod_evicted' ? { pod: `ml/train-${i}`, evicted: i, total: 9 } : {},
+  };
+}
 
 export interface PortCall {
   method: string;

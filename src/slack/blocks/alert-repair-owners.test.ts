@@ -1,6 +1,6 @@
 /** The alert for nodes someone else repairs or owns: EKS Auto Mode (no reboot) and EKS node auto repair. */
 import { describe, expect, it } from 'vitest';
-import { slackIncident, slackT0 } from '../../../test/support/fixtures.js';
+import { slackIncident, slackT0 } from '../../../test/support/recording-chat-port.js';
 import type { Incident } from '../../domain/incident.js';
 import { type AlertView, alertMessage, decisionLine } from './alert.js';
 import { assertSlackLimits } from './limits.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { slackIncident, slackT0 } from '../../../test/support/fixtures.js';
+import { slackIncident, slackT0 } from '../../../test/support/recording-chat-port.js';
 import type { Incident } from '../../domain/incident.js';
 import { parseButtonValue } from '../commands/parse.js';
 import {
