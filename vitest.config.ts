@@ -1,8 +1,14 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Three projects, so the fast part runs alone (`npx vitest run --project unit`):
+ *   unit         colocated src tests (in-process, simulator at the HTTP level) and the repo-structure tests;
+ *   integration  a whole gpu-medic runtime against the simulator, in this process or as child processes;
+ *   e2e          the `gpu-medic` command itself, as an operator runs it (bin/gpu-medic.js as a child).
+ * `npm test` runs all three.
+ */
 export default defineConfig({
   test: {
-    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     environment: 'node',
     testTimeout: 30_000,
     hookTimeout: 30_000,
@@ -10,5 +16,13 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 2,
     env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', LOG_LEVEL: 'silent' },
+    projects: [
+      {
+        extends: true,
+        test: { name: 'unit', include: ['src/**/*.test.ts', 'test/*.test.ts', 'test/support/**/*.test.ts'] },
+      },
+      { extends: true, test: { name: 'integration', include: ['test/integration/**/*.test.ts'] } },
+      { extends: true, test: { name: 'e2e', include: ['test/e2e/**/*.test.ts', 'test/cli/**/*.test.ts'] } },
+    ],
   },
 });

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { connectChat } from './chat-bridge.js';
-import { ProgressBus, type ProgressEvent } from './domain/events.js';
-import type { AlertView } from './slack/blocks/alert.js';
 import {
   RecordingChatPort,
   RecordingSink,
-  testEvent,
-  testIncident,
-} from './slack/listeners/test-chat-port.js';
+  slackEvent,
+  slackIncident,
+} from '../test/support/recording-chat-port.js';
+import { connectChat } from './chat-bridge.js';
+import { ProgressBus, type ProgressEvent } from './domain/events.js';
+import type { AlertView } from './slack/blocks/alert.js';
 
 /** Every sink call in one list, in the order they happened. */
 class OrderedSink extends RecordingSink {
@@ -42,13 +42,13 @@ describe('connectChat', () => {
   it('posts the alert before a step published right after `detected`, even when the alert is slow to build', async () => {
     const bus = new ProgressBus();
     const port = new SlowPort();
-    const incident = testIncident({ state: 'detected', mode: 'off', plannedAction: 'none' });
+    const incident = slackIncident({ state: 'detected', mode: 'off', plannedAction: 'none' });
     port.incidents.set(incident.id, { incident });
     const sink = new OrderedSink();
     const disconnect = connectChat({ bus }, sink, port);
 
-    bus.publish({ ...testEvent(incident.id, 'detected', 0), state: 'detected' });
-    bus.publish({ ...testEvent(incident.id, 'policy', 1), state: 'detected' });
+    bus.publish({ ...slackEvent(incident.id, 'detected', 0), state: 'detected' });
+    bus.publish({ ...slackEvent(incident.id, 'policy', 1), state: 'detected' });
     await settle();
     expect(sink.order).toEqual([`alert:${incident.id}`, `reply:${incident.id}:policy`]);
     disconnect();
@@ -57,15 +57,15 @@ describe('connectChat', () => {
   it('keeps publish order within an incident and updates the root once per state change', async () => {
     const bus = new ProgressBus();
     const port = new SlowPort();
-    const incident = testIncident({ state: 'detected' });
+    const incident = slackIncident({ state: 'detected' });
     port.incidents.set(incident.id, { incident });
     const sink = new OrderedSink();
     connectChat({ bus }, sink, port);
 
-    bus.publish({ ...testEvent(incident.id, 'detected', 0), state: 'detected' });
-    bus.publish({ ...testEvent(incident.id, 'cordoned', 1), state: 'cordoned' });
-    bus.publish({ ...testEvent(incident.id, 'drain_started', 2), state: 'draining' });
-    bus.publish({ ...testEvent(incident.id, 'pod_evicted', 3), state: 'draining' });
+    bus.publish({ ...slackEvent(incident.id, 'detected', 0), state: 'detected' });
+    bus.publish({ ...slackEvent(incident.id, 'cordoned', 1), state: 'cordoned' });
+    bus.publish({ ...slackEvent(incident.id, 'drain_started', 2), state: 'draining' });
+    bus.publish({ ...slackEvent(incident.id, 'pod_evicted', 3), state: 'draining' });
     await settle();
     expect(sink.order.filter((o) => !o.startsWith('update'))).toEqual([
       `alert:${incident.id}`,
@@ -80,13 +80,13 @@ describe('connectChat', () => {
   it('re-renders the root when the incident is left to EKS node auto repair and when EKS is done (no state change)', async () => {
     const bus = new ProgressBus();
     const port = new SlowPort();
-    const incident = testIncident({ state: 'detected' });
+    const incident = slackIncident({ state: 'detected' });
     port.incidents.set(incident.id, { incident });
     const sink = new OrderedSink();
     connectChat({ bus }, sink, port);
 
-    bus.publish({ ...testEvent(incident.id, 'detected', 0), state: 'detected' });
-    bus.publish({ ...testEvent(incident.id, 'auto_repair_deferred', 1), state: 'detected' });
+    bus.publish({ ...slackEvent(incident.id, 'detected', 0), state: 'detected' });
+    bus.publish({ ...slackEvent(incident.id, 'auto_repair_deferred', 1), state: 'detected' });
     await settle();
     expect(sink.order).toEqual([
       `alert:${incident.id}`,
@@ -98,13 +98,13 @@ describe('connectChat', () => {
   it('re-renders the alert when the incident is detected again (refined by the model), never posts a second one', async () => {
     const bus = new ProgressBus();
     const port = new RecordingChatPort();
-    const incident = testIncident({ state: 'detected' });
+    const incident = slackIncident({ state: 'detected' });
     port.incidents.set(incident.id, { incident });
     const sink = new OrderedSink();
     connectChat({ bus }, sink, port);
 
-    bus.publish({ ...testEvent(incident.id, 'detected', 0), state: 'detected' });
-    bus.publish({ ...testEvent(incident.id, 'detected', 1), state: 'detected' });
+    bus.publish({ ...slackEvent(incident.id, 'detected', 0), state: 'detected' });
+    bus.publish({ ...slackEvent(incident.id, 'detected', 1), state: 'detected' });
     await settle();
     expect(sink.order).toEqual([`alert:${incident.id}`, `update:${incident.id}:detected`]);
   });
@@ -112,11 +112,11 @@ describe('connectChat', () => {
   it('stops posting after disconnect', async () => {
     const bus = new ProgressBus();
     const port = new RecordingChatPort();
-    const incident = testIncident();
+    const incident = slackIncident();
     port.incidents.set(incident.id, { incident });
     const sink = new OrderedSink();
     connectChat({ bus }, sink, port)();
-    bus.publish(testEvent(incident.id, 'detected', 0));
+    bus.publish(slackEvent(incident.id, 'detected', 0));
     await settle();
     expect(sink.order).toEqual([]);
   });

@@ -28,7 +28,7 @@ import {
   manifestsDir,
   repoRoot,
   tripleKey,
-} from './helpers/rbac.js';
+} from './support/rbac.js';
 
 // ---- tiny typed accessors over untyped YAML ---------------------------------------------------------
 

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { fakeRules, gpus, snapshot, xidLine } from '../../test/support/llm.js';
 import { loadXidCatalog } from '../classify/catalog.js';
 import {
   createHybridClassifier,
@@ -17,7 +18,6 @@ import {
 import { MemorySignatureCache } from '../classify/llm/memory-cache.js';
 import { llmMetricsHook } from '../classify/llm/metrics-hook.js';
 import { LlmModelUnavailableError } from '../classify/llm/port.js';
-import { fakeRules, gpus, snapshot, xidLine } from '../classify/llm/test-support.js';
 import { classifySnapshot } from '../classify/rules.js';
 import { defaultClassificationPolicy } from '../domain/policy.js';
 import { createLogger } from '../log/logger.js';

@@ -1,9 +1,9 @@
 /**
  * NVIDIA's XID catalog and DCGM's health-incident codes, loaded from data/ (the project's copies of
- * reference/), validated with zod, cached after the first load. Rules read the data; no XID is hand-coded.
+ * NVIDIA's and DCGM's published tables), validated with zod, cached after the first load. Rules read the data; no XID is hand-coded.
  *
  * The catalog's `reset_gpu` action (NVIDIA's RESET_GPU bucket) becomes `reboot`: on EKS a GPU reset means
- * draining the node, and a reboot does it (DESIGN §4). The catalog's own word is kept in `catalogAction`.
+ * draining the node, and a reboot does it. The catalog's own word is kept in `catalogAction`.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

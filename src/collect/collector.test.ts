@@ -22,7 +22,7 @@ function node(over: Partial<GpuNode> = {}): GpuNode {
 }
 
 // After a boot (a reboot, a new node) the kubelet is Ready before the NVIDIA device plugin registers: every
-// NVIDIA resource reads 0 for minutes (reference/real-clusters.md). That is "not yet", not "8 GPUs lost".
+// NVIDIA resource reads 0 for minutes on a real node. That is "not yet", not "8 GPUs lost".
 describe('a node whose device plugin has not registered yet', () => {
   it('is starting within the grace after Ready, with every NVIDIA resource at 0', () => {
     expect(devicePluginStarting(node(), NOW)).toBe(true);

@@ -5,7 +5,7 @@
  * NodeSnapshot. Field 230 is the last XID *code* (sticky), never a count: gpusFromDcgmi maps it to `xidLast`.
  *
  * Every command is an argv exec, never `sh -c`: the agent's 2026 image has `dcgmi` but no `sh`, `dmesg`,
- * `grep` or `tail` (reference/real-clusters.md). The kernel's XID lines are filtered here, not by a pipeline.
+ * `grep` or `tail`. The kernel's XID lines are filtered here, not by a pipeline.
  * A part that fails (a binary the image lacks, a dcgmi error, a timeout) is a `missingPart` and the rest of the
  * snapshot stands; the node fails only when nothing lists its GPUs. A binary found missing in a pod is not
  * asked for again in that pod (its image cannot change), so kernel lines are read only where they exist.

@@ -129,7 +129,7 @@ export interface ProgressDetails {
   reboot_issued: { instanceId?: string; reissued?: boolean };
   node_back: { bootId?: string; previousBootId?: string };
   /**
-   * A wait before the node counts as back (the settle gate, DESIGN §5), published when what is missing changes.
+   * A wait before the node counts as back (the settle gate), published when what is missing changes.
    * `waitingFor`: `node_ready` (Ready with a new boot ID), `node` (Ready / present during the gate), `gpus` (the
    * device plugin's resources), `agent` (the exporter / DCGM pod Ready on the new boot), `scan` (a complete read
    * of every GPU), `replacement` (a new node to join). `missing` is a clause: "the device plugin reports 0 of 8

@@ -189,7 +189,7 @@ export function gpusAllocatable(
 /**
  * How long after a node turns Ready its NVIDIA device plugin may take to register (until then the kubelet
  * reports every NVIDIA resource at 0). The GPU Operator's validators and the plugin's start take minutes on
- * a real boot (reference/real-clusters.md); the same span as GPU_SETTLE_TIMEOUT's default.
+ * a real boot; the same span as GPU_SETTLE_TIMEOUT's default.
  */
 export const DEVICE_PLUGIN_STARTUP_GRACE_MS = 15 * 60_000;
 

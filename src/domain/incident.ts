@@ -9,7 +9,7 @@ export const PolicyModes = ['auto', 'approve', 'off'] as const;
 export type PolicyMode = (typeof PolicyModes)[number];
 
 /**
- * The incident state machine (DESIGN §5). Terminal states: resolved, escalated, failed, cancelled, dismissed.
+ * The incident state machine. Terminal states: resolved, escalated, failed, cancelled, dismissed.
  * detected → awaiting_approval → cordoned → draining → drained → rebooting | replacing → verifying → resolved
  */
 export const IncidentStates = [

@@ -1,5 +1,6 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../test/support/wait.js';
 import { SimCluster } from '../sim/cluster.js';
 import type { KubeLease } from '../sim/k8s-objects.js';
 import { type SimK8sServer, startSimK8s } from '../sim/k8s-server.js';
@@ -16,14 +17,6 @@ class HookedLog extends RequestLog {
   override record(r: RecordedRequest): void {
     super.record(r);
     this.afterRecord?.(r);
-  }
-}
-
-async function until(what: string, cond: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 
@@ -73,7 +66,7 @@ describe('LeaderElector on a simulated Lease', () => {
     a.onChange((v) => changes.push(`a:${v}`));
     b.onChange((v) => changes.push(`b:${v}`));
     await Promise.all([a.start(), b.start()]);
-    await until('a leader', () => a.isLeader() || b.isLeader());
+    await waitFor('a leader', () => a.isLeader() || b.isLeader());
 
     // Over several renew periods, never two leaders at once.
     for (let i = 0; i < 30; i++) {
@@ -93,7 +86,7 @@ describe('LeaderElector on a simulated Lease', () => {
 
     await leader.stop();
     expect(leader.isLeader()).toBe(false);
-    await until('the follower takes over', () => follower.isLeader());
+    await waitFor('the follower takes over', () => follower.isLeader());
     expect(lease()?.spec.holderIdentity).toBe(follower.identity);
     expect(lease()?.spec.leaseTransitions).toBe(1);
     const l = leader === a ? 'a' : 'b';
@@ -155,7 +148,7 @@ describe('LeaderElector on a simulated Lease', () => {
     const a = elector('pod-a');
     await a.start();
     // First sight of a record starts our own clock on it (skew guard), so the takeover comes a lease later.
-    await until('takeover', () => a.isLeader());
+    await waitFor('takeover', () => a.isLeader());
     expect(lease()?.spec).toMatchObject({ holderIdentity: 'pod-a', leaseTransitions: 5 });
   });
 
@@ -188,8 +181,8 @@ describe('LeaderElector on a simulated Lease', () => {
     await a.start();
     expect(a.isLeader()).toBe(true);
     await sim.close();
-    await until('leadership lost', () => !a.isLeader());
-    await until('listeners told', () => changes.at(-1) === false);
+    await waitFor('leadership lost', () => !a.isLeader());
+    await waitFor('listeners told', () => changes.at(-1) === false);
   });
 
   it('a renew answered 500 or 429 keeps the leadership (the lease has not run out); the next renew holds it', async () => {

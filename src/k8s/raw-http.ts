@@ -27,7 +27,7 @@ export interface GetOptions {
 
 /**
  * Plain keep-alive GETs, authorised like the client library (kc.applyToHTTPSOptions). Used for the
- * per-node exporter scrapes: the generated API client costs ~2× the CPU per call (STACK.md), which
+ * per-node exporter scrapes: the generated API client costs ~2× the CPU per call, which
  * matters at 5,000 scrapes a scan. Credentials are re-applied by `refreshAuth()` (once per scan) so
  * rotating service-account or exec-plugin tokens keep working.
  */

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { event, incident, T0 } from '../../test/support/fixtures.js';
 import {
   metricPointsForCluster,
   metricPointsForNotification,
@@ -7,7 +8,6 @@ import {
 } from './cloudwatch-metrics.js';
 import { buildNotification } from './message.js';
 import type { MetricPoint } from './ports.js';
-import { event, incident, T0 } from './test-fixtures.js';
 
 const msg = (step: Parameters<typeof event>[0], over: Parameters<typeof event>[1] = {}, inc = incident()) => {
   const m = buildNotification(event(step, over), inc, 'prod-gpu');

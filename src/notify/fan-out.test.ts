@@ -5,7 +5,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { awsClientConfig } from '../../test/helpers/aws.js';
+import { awsClientConfig } from '../../test/support/aws.js';
+import { event, incident } from '../../test/support/fixtures.js';
 import { CloudWatchMetricPublisher } from '../aws/cloudwatch.js';
 import { LambdaFunctionInvoker } from '../aws/lambda.js';
 import { SnsTopicPublisher } from '../aws/sns.js';
@@ -16,7 +17,6 @@ import type { CloudEffects } from '../sim/cloud-effects.js';
 import { openStore, type Store } from '../store/store.js';
 import { createNotifier, type Notifier } from './fan-out.js';
 import { createSinks, type NotifySinkConfig } from './sinks/create.js';
-import { event, incident } from './test-fixtures.js';
 import { verifyWebhookSignature } from './webhook-signature.js';
 
 const TOPIC = 'arn:aws:sns:us-east-1:123456789012:gpu-medic-alerts';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { event, incident, T0 } from '../../test/support/fixtures.js';
 import { ProgressSteps } from '../domain/events.js';
 import { buildNotification, isNotifiedStep, notificationSubject, SUBJECT_MAX_CHARS } from './message.js';
-import { event, incident, T0 } from './test-fixtures.js';
 
 describe('buildNotification', () => {
   it('carries the incident, the step and the AWS sample field names', () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { createHarness, type Harness, testPolicy } from '../../test/support/engine-harness.js';
 import { serviceText } from '../slack/service-text.js';
 import {
   AUTO_REPAIR_GRACE_MS,
@@ -8,7 +9,6 @@ import {
 } from './auto-repair.js';
 import type { AutoRepairPort } from './ports.js';
 import { type AutoRepairOptions, RemediationServices } from './services.js';
-import { createHarness, type Harness, testPolicy } from './testing/harness.js';
 
 const gpuBad = { type: 'AcceleratedHardwareReady', status: 'False' as const, reason: 'NvidiaXID79Error' };
 

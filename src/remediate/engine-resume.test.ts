@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { eccIncident, p5Cluster } from './testing/harness.js';
-import { SimulatedCrash } from './testing/power.js';
+import { eccIncident, p5Cluster } from '../../test/support/engine-harness.js';
+import { SimulatedCrash } from '../../test/support/power.js';
 
 describe('RemediationEngine: crash at every step and resume', () => {
   async function crashAndResume(action: 'reboot' | 'replace', write: number, phase: 'before' | 'after') {

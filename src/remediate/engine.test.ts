@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { serviceText } from '../slack/service-text.js';
 import {
   createHarness,
   eccFinding,
@@ -8,7 +7,8 @@ import {
   p5Cluster,
   stepsOf,
   testPolicy,
-} from './testing/harness.js';
+} from '../../test/support/engine-harness.js';
+import { serviceText } from '../slack/service-text.js';
 
 describe('RemediationEngine flows', () => {
   it('XID 79: cordon → drain (PDB blocks, then allows; DaemonSet and static pods stay) → replace via ASG → replacement Ready → resolved', async () => {

@@ -1,5 +1,5 @@
 /**
- * The remediation engine: runs an incident's step plan as a persisted state machine (DESIGN §5).
+ * The remediation engine: runs an incident's step plan as a persisted state machine.
  * Each step writes a `started` row before its external effect and a `done` row after it; a run that
  * resumes after a crash skips done steps and lets each step check the real world before repeating itself.
  */

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { createHarness, type Harness } from '../../test/support/engine-harness.js';
 import { serviceText } from '../slack/service-text.js';
 import { ON_DEMAND_REASON } from './engine.js';
 import { ReleaseStep } from './karpenter.js';
-import { createHarness, type Harness } from './testing/harness.js';
 
 const ecc = {
   faultKey: 'ecc_dbe:gpu0',

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { testPolicy } from '../../test/support/engine-harness.js';
 import { loadDcgmFrCatalog, loadXidCatalog } from '../classify/catalog.js';
 import { classifySnapshot } from '../classify/rules.js';
 import { parseDump } from '../collect/parse/dump.js';
@@ -7,7 +8,6 @@ import type { FindingKind, Severity } from '../domain/finding.js';
 import type { PolicyMode, RemediationAction } from '../domain/incident.js';
 import { defaultClassificationPolicy } from '../domain/policy.js';
 import { decide, type FaultInput, type RemediationHistory } from './policy.js';
-import { testPolicy } from './testing/harness.js';
 
 const now = Date.parse('2025-01-02T00:00:00Z');
 const clean: RemediationHistory = { rebootsForFault: 0, remediationsInWindow: 0 };
@@ -16,7 +16,7 @@ function fault(kind: FindingKind, severity: Severity, extra: Partial<FaultInput>
   return { kind, severity, category: 'X', source: 'rules', faultKey: `${kind}:gpu0`, node: 'n1', ...extra };
 }
 
-describe('decide: the default table (DESIGN §4)', () => {
+describe('decide: the default table', () => {
   it.each<[string, FaultInput, RemediationAction, PolicyMode]>([
     ['XID 79', fault('xid', 'critical', { xid: 79 }), 'replace', 'auto'],
     ['XID 74', fault('xid', 'critical', { xid: 74 }), 'replace', 'auto'],

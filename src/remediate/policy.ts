@@ -1,5 +1,5 @@
 /**
- * The policy decision (DESIGN §4): what to do about one fault on one node, and whether a human must say yes.
+ * The policy decision: what to do about one fault on one node, and whether a human must say yes.
  * Pure: the caller gathers the node's remediation history (history.ts) and the time.
  */
 
@@ -47,7 +47,7 @@ function stricter(a: PolicyMode, b: PolicyMode): PolicyMode {
   return modeStrictness[a] >= modeStrictness[b] ? a : b;
 }
 
-/** DESIGN §4's default table, before rules and escalation. */
+/** The default table (the README's "Policy file" section lists it), before rules and escalation. */
 export function defaultDecision(fault: FaultInput): Decision {
   if (fault.kind === 'collection' || fault.category === 'COLLECTION_FAILED') {
     return {

@@ -1,5 +1,5 @@
 /**
- * Safety limits (DESIGN §4): pure checks that decide whether a remediation may start now.
+ * Safety limits: pure checks that decide whether a remediation may start now.
  * The services gather the numbers from the stores; the breaker's open/closed state is persisted by them.
  */
 import { isNodeProblem } from '../domain/finding.js';

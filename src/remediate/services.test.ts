@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { createHarness, type Harness, type HarnessOptions } from '../../test/support/engine-harness.js';
 import { nodeStatusText, serviceText, statusText } from '../slack/service-text.js';
 import { defaultExclusionMs, type ServiceAction } from './services.js';
-import { createHarness, type Harness, type HarnessOptions } from './testing/harness.js';
 
 function fleet(n: number, options: HarnessOptions = {}): Harness {
   const h = createHarness(options);

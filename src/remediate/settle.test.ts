@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { createHarness, eccFinding, type Harness } from '../../test/support/engine-harness.js';
 import { verdictOf } from '../domain/finding.js';
 import type { GpuNode } from '../domain/node.js';
 import type { GpuAgentPod } from './ports.js';
@@ -10,7 +11,6 @@ import {
   missingResources,
   physicalGpuCount,
 } from './settle.js';
-import { createHarness, eccFinding, type Harness } from './testing/harness.js';
 
 function gpuNode(over: Partial<GpuNode> = {}): GpuNode {
   return {

@@ -1,5 +1,5 @@
 /**
- * The settle gate (DESIGN §5): a node that is Ready with a new boot ID is not yet back. The kubelet is up before
+ * The settle gate: a node that is Ready with a new boot ID is not yet back. The kubelet is up before
  * the NVIDIA device plugin re-registers (until then `nvidia.com/gpu` reads 0) and before the dcgm-exporter passes
  * its readiness probe, so a scan at that moment reads nothing — and a scan that reads nothing is not "healthy".
  * The node counts as back only when, within GPU_SETTLE_TIMEOUT, all hold:

@@ -1,4 +1,4 @@
-/** The incident state machine (DESIGN §5) and the step plan of each action. Pure. */
+/** The incident state machine and the step plan of each action. Pure. */
 import type { IncidentState, RemediationAction } from '../domain/incident.js';
 import { TerminalStates } from '../domain/incident.js';
 

@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { DescribeNodegroupCommand, EKSClient, ListNodegroupsCommand } from '@aws-sdk/client-eks';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { awsClientConfig } from '../../test/helpers/aws.js';
+import { awsClientConfig } from '../../test/support/aws.js';
 import { type SimAws, startSimAws } from './aws-server.js';
 import { SimCluster } from './cluster.js';
 import { ManualClock } from './sim-clock.js';

@@ -18,7 +18,7 @@ import {
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { awsClientConfig } from '../../test/helpers/aws.js';
+import { awsClientConfig } from '../../test/support/aws.js';
 import { type SimAws, startSimAws } from './aws-server.js';
 import type { CloudEffects, InstanceState, SimInstance } from './cloud-effects.js';
 

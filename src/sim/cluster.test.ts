@@ -190,7 +190,7 @@ describe('fault injection', () => {
     expect(cluster.kernelLog(b)).toHaveLength(1);
   });
 
-  // reference/real-clusters.md "After a reboot": Ready with a new bootID comes before the device plugin and
+  // As on a real node after a reboot: Ready with a new bootID comes before the device plugin and
   // the exporter; a verification at that moment reads nothing.
   it('after a reboot: Ready with a new bootID first, then the device plugin, then a Ready exporter', () => {
     const { cluster, clock } = make({

@@ -1,7 +1,7 @@
 import { EC2Client, RebootInstancesCommand } from '@aws-sdk/client-ec2';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { awsClientConfig } from '../../test/helpers/aws.js';
+import { awsClientConfig } from '../../test/support/aws.js';
 import {
   applyFault,
   ControlError,
@@ -303,7 +303,7 @@ describe('requestsPage on a bounded log', () => {
 describe('POST /bedrock/answer', () => {
   it('gives every Converse call a standing answer until cleared, and counts the calls', async () => {
     const { BedrockRuntimeClient, ConverseCommand } = await import('@aws-sdk/client-bedrock-runtime');
-    const { awsClientConfig } = await import('../../test/helpers/aws.js');
+    const { awsClientConfig } = await import('../../test/support/aws.js');
     const answer = {
       toolUse: {
         name: 'classify_gpu_fault',

@@ -309,7 +309,7 @@ function escapeLabel(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
 
-/** GPU_I_PROFILE and GPU_I_ID sit after modelName, as in reference/dcgm-sample-a800-8gpu-mig.prom. */
+/** GPU_I_PROFILE and GPU_I_ID sit after modelName, as in test/fixtures/dcgm-sample-a800-8gpu-mig.prom. */
 function baseLabels(
   hostname: string,
   g: SimGpu,

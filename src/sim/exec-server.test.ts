@@ -147,7 +147,7 @@ describe('exec channel protocol', () => {
 });
 
 /**
- * Reality first (reference/real-clusters.md, "The DCGM exec path"): the EKS node monitoring agent's DCGM image
+ * As on real clusters: the EKS node monitoring agent's DCGM image
  * has `dcgmi` but no `sh` or `dmesg`. containerd cannot start a missing argv[0]; the kubelet answers with
  * apierrors.NewInternalError("error executing command in container: …") on the status channel — no exit code.
  */

@@ -1,5 +1,5 @@
 /**
- * The simulator learns GPU sharing first (reference/real-clusters.md, "GPU sharing"): each node shape carries
+ * The simulator learns GPU sharing as real clusters do it: each node shape carries
  * the resources the NVIDIA device plugin advertises and the labels GPU Feature Discovery sets, and the
  * exporter renders MIG instances as one series each.
  */

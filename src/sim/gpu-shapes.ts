@@ -1,6 +1,6 @@
 /**
  * How a simulated node's GPUs are shared, and what the NVIDIA device plugin and GPU Feature Discovery (GFD)
- * then put on the Node (reference/real-clusters.md, "GPU sharing"):
+ * then put on the Node of a real cluster:
  *
  * | shape       | device plugin resources                      | GFD labels (beyond present/product)                        |
  * |-------------|----------------------------------------------|------------------------------------------------------------|

@@ -11,7 +11,7 @@ import {
 } from '@kubernetes/client-node';
 import { WebClient } from '@slack/web-api';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { awsClientConfig } from '../../test/helpers/aws.js';
+import { awsClientConfig } from '../../test/support/aws.js';
 import { isMutatingRequest, type Simulator, startSimulator } from './index.js';
 import { SIM_K8S_TOKEN } from './kubeconfig.js';
 import type { RecordedRequest } from './recorder.js';

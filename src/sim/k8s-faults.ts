@@ -1,6 +1,6 @@
 /**
  * Faults the simulated API server serves instead of (or on top of) its normal answer, as a real EKS control
- * plane does now and then (reference/real-clusters.md, "Kubernetes API details a simulator tends to skip"):
+ * plane does now and then:
  * 500 on some evictions, 429 with `Retry-After` under priority-and-fairness load, 409 on conflicts, 410 Gone on
  * an expired watch, a watch stream cut mid-way, 401 for a bad token.
  *

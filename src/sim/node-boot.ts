@@ -79,7 +79,7 @@ export class NodeBoot {
 
   /**
    * The device plugin registers (and GFD relabels) with the GPUs NVML sees: a GPU that did not come back after
-   * the boot lowers capacity, allocatable and `nvidia.com/gpu.count` alike (reference/real-clusters.md).
+   * the boot lowers capacity, allocatable and `nvidia.com/gpu.count` alike, as on a real node.
    */
   advertiseGpus(s: NodeState): void {
     const seen = s.gpus.filter((g) => g.present);

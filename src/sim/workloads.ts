@@ -138,9 +138,9 @@ export const DAEMONSETS: readonly DaemonSetSpec[] = [
 ];
 
 /**
- * The DCGM host-engine pods the dcgm-server source execs into, in the shapes real clusters run them
- * (reference/real-clusters.md, "The DCGM exec path"). `tools` lists the binaries in the image; a spec
- * without it has a full Ubuntu userland (sh, dmesg, grep, tail, head, dcgmi).
+ * The DCGM host-engine pods the dcgm-server source execs into, in the shapes real clusters run them.
+ * `tools` lists the binaries in the image; a spec without it has a full Ubuntu userland (sh, dmesg, grep, tail,
+ * head, dcgmi).
  */
 export interface DcgmServerSpec extends DaemonSetSpec {
   tools?: readonly string[];

@@ -1,11 +1,12 @@
 import { createHmac } from 'node:crypto';
 import { webApi } from '@slack/bolt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RecordingChatPort, RecordingSink } from '../../test/support/recording-chat-port.js';
+import { waitFor } from '../../test/support/wait.js';
 import { SIM_SLACK_BOT_TOKEN, type SimSlack, startSimSlack } from '../sim/slack-server.js';
 import { createSlackApp, type SlackApp } from './app.js';
 import { createAuthorizer, type UsergroupsClient } from './authz.js';
 import { encodeButtonValue } from './blocks/alert.js';
-import { RecordingChatPort, RecordingSink } from './listeners/test-chat-port.js';
 
 const secret = 'test-signing-secret-0123456789';
 const admin = 'UADMIN0001';
@@ -16,14 +17,6 @@ const node = 'ip-10-0-1-2.ec2.internal';
 
 function sign(body: string, ts: number, key = secret): string {
   return `v0=${createHmac('sha256', key).update(`v0:${ts}:${body}`).digest('hex')}`;
-}
-
-async function waitFor(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 let sim: SimSlack;
@@ -137,7 +130,7 @@ describe('Slack app over HTTP with signed requests', () => {
   it('answers /gpu status ephemerally', async () => {
     const res = await post(command('status', viewer));
     expect(res.status).toBe(200);
-    await waitFor(() => ephemeralsFor(viewer).length === 1, 'ephemeral answer');
+    await waitFor('ephemeral answer', () => ephemeralsFor(viewer).length === 1);
     expect(ephemeralsFor(viewer)[0]).toMatchObject({ channel, text: expect.stringContaining('GPU fleet') });
     expect(chat.callsOf('fleetSummary')).toHaveLength(1);
     sim.log.assertNoUnexpected();
@@ -145,7 +138,7 @@ describe('Slack app over HTTP with signed requests', () => {
 
   it('runs /gpu exclude for an admin with the parsed duration and reason', async () => {
     await post(command(`exclude ${node} 2h maintenance`, admin));
-    await waitFor(() => ephemeralsFor(admin).length === 1, 'ephemeral answer');
+    await waitFor('ephemeral answer', () => ephemeralsFor(admin).length === 1);
     expect(chat.callsOf('exclude')[0]?.args).toEqual([
       node,
       { until: chat.clock + 2 * 3_600_000, reason: 'maintenance' },
@@ -156,13 +149,13 @@ describe('Slack app over HTTP with signed requests', () => {
 
   it('accepts a member of the admin user group', async () => {
     await post(command(`unexclude ${node}`, groupAdmin));
-    await waitFor(() => ephemeralsFor(groupAdmin).length === 1, 'ephemeral answer');
+    await waitFor('ephemeral answer', () => ephemeralsFor(groupAdmin).length === 1);
     expect(chat.callsOf('unexclude')).toHaveLength(1);
   });
 
   it('denies /gpu exclude to a non-admin, ephemerally and audited', async () => {
     await post(command(`exclude ${node} 2h maintenance`, viewer));
-    await waitFor(() => ephemeralsFor(viewer).length === 1, 'ephemeral denial');
+    await waitFor('ephemeral denial', () => ephemeralsFor(viewer).length === 1);
     expect(ephemeralsFor(viewer)[0]?.text).toContain('not allowed');
     expect(chat.callsOf('exclude')).toHaveLength(0);
     expect(chat.audits).toEqual([
@@ -199,7 +192,7 @@ describe('Slack app over HTTP with signed requests', () => {
       post(click('gpu_reboot', value, admin)),
     ]);
     expect([a.status, b.status]).toEqual([200, 200]);
-    await waitFor(() => ephemeralsFor(admin).length === 2, 'two ephemeral answers');
+    await waitFor('two ephemeral answers', () => ephemeralsFor(admin).length === 2);
     expect(chat.callsOf('approve')).toHaveLength(2);
     expect(chat.callsOf('approve')[0]?.args).toEqual(['inc-0001', `slack:${admin}`, 'reboot']);
     const texts = ephemeralsFor(admin)
@@ -214,7 +207,7 @@ describe('Slack app over HTTP with signed requests', () => {
 
   it('refuses an alert click by a non-admin and audits it', async () => {
     await post(click('gpu_replace', encodeButtonValue('inc-0001', node), viewer));
-    await waitFor(() => ephemeralsFor(viewer).length === 1, 'ephemeral denial');
+    await waitFor('ephemeral denial', () => ephemeralsFor(viewer).length === 1);
     expect(ephemeralsFor(viewer)[0]?.text).toContain('not allowed');
     expect(chat.callsOf('approve')).toHaveLength(0);
     expect(chat.audits[0]).toMatchObject({
@@ -237,7 +230,7 @@ describe('Slack app over HTTP with signed requests', () => {
     });
     const res = await post(body, { contentType: 'application/json' });
     expect(res.status).toBe(200);
-    await waitFor(() => sim.views.published.has(viewer), 'views.publish');
+    await waitFor('views.publish', () => sim.views.published.has(viewer));
     expect(JSON.stringify(sim.views.published.get(viewer))).toContain('Open incidents (1)');
   });
 
@@ -298,7 +291,7 @@ describe('start-up with Slack unreachable', () => {
     try {
       const { port } = await app2.start();
       expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
-      await waitFor(() => app2.identity() !== undefined, 'identity');
+      await waitFor('identity', () => app2.identity() !== undefined);
       expect(app2.identity()).toEqual({ botId: 'B0BOT00001', botUserId: 'U0BOT00001' });
       expect(sim2.log.find('auth.test').map((r) => r.status)).toEqual([500, 500, 200]);
     } finally {

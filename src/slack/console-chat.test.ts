@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { RecordingChatPort, slackEvent, slackIncident } from '../../test/support/recording-chat-port.js';
 import { createAuthorizer } from './authz.js';
 import { ConsoleChat, plainText } from './console-chat.js';
-import { RecordingChatPort, testEvent, testIncident } from './listeners/test-chat-port.js';
 
 function setup(options: { admin?: boolean } = {}) {
   const chat = new RecordingChatPort();
@@ -20,11 +20,11 @@ function setup(options: { admin?: boolean } = {}) {
 describe('ConsoleChat', () => {
   it('renders an alert with its fields and buttons, and indents its thread', () => {
     const { console, output } = setup();
-    const view = { incident: testIncident(), cluster: 'sim-cluster' };
+    const view = { incident: slackIncident(), cluster: 'sim-cluster' };
     console.postAlert(view);
     console.postAlert(view);
-    console.postProgress(testEvent('inc-0001', 'cordoned', 1));
-    console.postProgress(testEvent('inc-0001', 'pod_evicted', 2));
+    console.postProgress(slackEvent('inc-0001', 'cordoned', 1));
+    console.postProgress(slackEvent('inc-0001', 'pod_evicted', 2));
     console.updateRoot('inc-0001', { ...view, actedBy: { action: 'replace', userId: 'UADMIN0001' } });
     const text = output();
     expect(text).toContain('━━ 🔴 critical · ip-10-0-1-2.ec2.internal · p4d.24xlarge ━━');
@@ -40,9 +40,9 @@ describe('ConsoleChat', () => {
 
   it('tags each reply with its node, so two interleaved incidents stay apart', () => {
     const { console, output } = setup();
-    console.postProgress({ ...testEvent('inc-0001', 'cordoned', 1), node: 'ip-10-0-1-2.ec2.internal' });
-    console.postProgress({ ...testEvent('inc-0002', 'cordoned', 2), node: 'ip-10-0-9-9.ec2.internal' });
-    console.postProgress({ ...testEvent('inc-0003', 'cordoned', 3), node: '' });
+    console.postProgress({ ...slackEvent('inc-0001', 'cordoned', 1), node: 'ip-10-0-1-2.ec2.internal' });
+    console.postProgress({ ...slackEvent('inc-0002', 'cordoned', 2), node: 'ip-10-0-9-9.ec2.internal' });
+    console.postProgress({ ...slackEvent('inc-0003', 'cordoned', 3), node: '' });
     const replies = output()
       .split('\n')
       .filter((l) => l.startsWith('    ↳ '));

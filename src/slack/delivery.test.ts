@@ -1,19 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { slackEvent, slackIncident } from '../../test/support/recording-chat-port.js';
+import { waitFor } from '../../test/support/wait.js';
 import type { ProgressStep } from '../domain/events.js';
 import { SIM_SLACK_BOT_TOKEN, type SimSlack, startSimSlack } from '../sim/slack-server.js';
 import { openStore, type Store } from '../store/index.js';
 import type { AlertView } from './blocks/alert.js';
 import { threadReply } from './blocks/thread.js';
 import { classifyFailure, createDeliveryClient, SlackDelivery, slackSinkName } from './delivery.js';
-import { testEvent, testIncident } from './listeners/test-chat-port.js';
-
-async function waitFor(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const steps: ProgressStep[] = [
   'approved',
@@ -29,7 +22,7 @@ let store: Store;
 let delivery: SlackDelivery;
 
 function view(id: string, node: string): AlertView {
-  return { incident: testIncident({ id, node }), cluster: 'sim-cluster' };
+  return { incident: slackIncident({ id, node }), cluster: 'sim-cluster' };
 }
 
 beforeEach(async () => {
@@ -59,19 +52,19 @@ describe('SlackDelivery', () => {
     const b = view('inc-b', 'ip-10-0-1-3.ec2.internal');
     delivery.postAlert(a);
     steps.forEach((step, i) => {
-      delivery.postProgress(testEvent('inc-a', step, i));
+      delivery.postProgress(slackEvent('inc-a', step, i));
       if (i === 2) delivery.postAlert(b);
       // The monitor re-reports the incident on every scan: still one alert.
       delivery.postAlert(a);
     });
-    delivery.postProgress(testEvent('inc-b', 'cordoned', 0));
+    delivery.postProgress(slackEvent('inc-b', 'cordoned', 0));
     delivery.updateRoot('inc-a', { ...a, actedBy: { action: 'reboot', userId: 'UADMIN0001' } });
 
     sim.faults.set({ status: 429, retryAfterSec: 1, times: 1, methods: ['chat.postMessage'] });
     delivery.start();
-    await waitFor(() => sim.log.find('chat.postMessage').some((r) => r.status === 429), 'the 429');
+    await waitFor('the 429', () => sim.log.find('chat.postMessage').some((r) => r.status === 429));
     sim.faults.set({ status: 500, times: 6 });
-    await waitFor(() => store.outbox.depth(slackSinkName) === 0, 'outbox drained');
+    await waitFor('outbox drained', () => store.outbox.depth(slackSinkName) === 0);
 
     const statuses = sim.log.find('chat.postMessage').map((r) => r.status);
     expect(statuses).toContain(429);
@@ -86,7 +79,7 @@ describe('SlackDelivery', () => {
     expect(rootA?.text).toContain('ip-10-0-1-2.ec2.internal');
     const replies = sim.messages.thread('#gpu-ops', refA?.ts ?? '');
     expect(replies.map((m) => m.text)).toEqual(
-      steps.map((step, i) => threadReply(testEvent('inc-a', step, i)).text),
+      steps.map((step, i) => threadReply(slackEvent('inc-a', step, i)).text),
     );
     // Root before its replies (Slack ts grow with time).
     expect(replies.every((r) => Number(r.ts) > Number(refA?.ts))).toBe(true);
@@ -101,9 +94,9 @@ describe('SlackDelivery', () => {
   it('keeps messages through a restart: a new worker delivers what the old one left', async () => {
     sim.faults.set({ status: 503 });
     delivery.postAlert(view('inc-c', 'ip-10-0-1-2.ec2.internal'));
-    delivery.postProgress(testEvent('inc-c', 'cordoned', 0));
+    delivery.postProgress(slackEvent('inc-c', 'cordoned', 0));
     delivery.start();
-    await waitFor(() => sim.log.find('chat.postMessage').length >= 2, 'failed attempts');
+    await waitFor('failed attempts', () => sim.log.find('chat.postMessage').length >= 2);
     await delivery.stop();
     expect(store.outbox.depth(slackSinkName)).toBe(2);
 
@@ -119,7 +112,7 @@ describe('SlackDelivery', () => {
       backoffMaxMs: 100,
     });
     delivery.start();
-    await waitFor(() => store.outbox.depth(slackSinkName) === 0, 'outbox drained');
+    await waitFor('outbox drained', () => store.outbox.depth(slackSinkName) === 0);
     const root = sim.messages.channel('#gpu-ops');
     expect(root).toHaveLength(1);
     expect(sim.messages.thread('#gpu-ops', root[0]?.ts ?? '')).toHaveLength(1);
@@ -128,12 +121,12 @@ describe('SlackDelivery', () => {
   it('gives up on a message Slack can never accept, and the thread goes on', async () => {
     sim.faults.set({ error: 'channel_not_found', times: 1, methods: ['chat.postMessage'] });
     delivery.postAlert(view('inc-d', 'ip-10-0-1-2.ec2.internal'));
-    delivery.postProgress(testEvent('inc-d', 'cordoned', 0));
+    delivery.postProgress(slackEvent('inc-d', 'cordoned', 0));
     delivery.start();
-    await waitFor(() => store.outbox.depth(slackSinkName) === 0, 'outbox drained');
+    await waitFor('outbox drained', () => store.outbox.depth(slackSinkName) === 0);
     // The reply became the thread's root so the story still lands in the channel.
     expect(sim.messages.channel('#gpu-ops').map((m) => m.text)).toEqual([
-      threadReply(testEvent('inc-d', 'cordoned', 0)).text,
+      threadReply(slackEvent('inc-d', 'cordoned', 0)).text,
     ]);
   });
 });

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describeIncidentStoreContract } from '../../test/support/incident-store-contract.js';
 import type { NewIncident } from '../remediate/ports.js';
 import { incidentStore, stepStore } from './remediation-stores.js';
 import { openStore, type Store } from './store.js';
@@ -70,4 +71,9 @@ describe('the remediation store ports over SQLite', () => {
     expect(steps.lastOf(id, 'drain')?.id).toBe(drain.id);
     expect(() => steps.finish(drain.id + 100, 'done', {}, 23)).toThrow(/no remediation step row/);
   });
+});
+
+describeIncidentStoreContract('SQLite (incidentStore over openStore)', (now) => {
+  const store = openStore(':memory:', { now });
+  return Object.assign(incidentStore(store), { close: () => store.close() });
 });

@@ -198,7 +198,14 @@ describe('openStore refuses a bad file and changes nothing', () => {
 });
 
 describe('a process killed mid-write', () => {
-  const fixture = join(dirname(fileURLToPath(import.meta.url)), 'kill-writer.fixture.ts');
+  const fixture = join(
+    dirname(fileURLToPath(import.meta.url)),
+    '..',
+    '..',
+    'test',
+    'support',
+    'kill-writer.ts',
+  );
   let child: ChildProcess | undefined;
   afterEach(() => {
     if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

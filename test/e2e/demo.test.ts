@@ -4,7 +4,8 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { SIM_SLACK_BOT_TOKEN, type SimSlack, startSimSlack } from '../../src/sim/slack-server.js';
-import { type ChildGpuMedic, spawnGpuMedic, waitFor } from './helpers.js';
+import { waitFor } from '../support/wait.js';
+import { type ChildGpuMedic, spawnGpuMedic } from './helpers.js';
 
 let demo: ChildGpuMedic | undefined;
 let slack: SimSlack | undefined;
@@ -40,9 +41,9 @@ describe('gpu-medic demo (child process)', () => {
     demo = child;
 
     // Typed once the first alert is on screen, like a person would.
-    await waitFor(() => child.output().includes('━━ 🔴 critical'), 'the first alert', {
+    await waitFor('the first alert', () => child.output().includes('━━ 🔴 critical'), {
       timeoutMs: 30_000,
-      diagnostics: () => child.tail(),
+      context: () => child.tail(),
     });
     child.send('/gpu status');
     const code = await Promise.race([

@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import type { Simulator } from '../../src/sim/index.js';
+import { waitFor } from '../support/wait.js';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const binPath = join(repoRoot, 'bin', 'gpu-medic.js');
@@ -29,21 +30,6 @@ export async function freePort(): Promise<number> {
   const port = typeof address === 'object' && address ? address.port : 0;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
-}
-
-export async function waitFor<T>(
-  check: () => T | undefined | false | Promise<T | undefined | false>,
-  what: string,
-  opts: { timeoutMs?: number; intervalMs?: number; diagnostics?: () => string } = {},
-): Promise<T> {
-  const until = Date.now() + (opts.timeoutMs ?? 30_000);
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > until)
-      throw new Error(`timed out waiting for ${what}${opts.diagnostics ? `\n${opts.diagnostics()}` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, opts.intervalMs ?? 100));
-  }
 }
 
 export interface ChildGpuMedic {
@@ -134,13 +120,13 @@ export async function startRun(
   const proc = spawnGpuMedic(['run'], env);
   const base = `http://127.0.0.1:${port}`;
   await waitFor(
+    'gpu-medic /readyz',
     async () => {
       if (proc.child.exitCode !== null) throw new Error(`gpu-medic run exited early\n${proc.tail()}`);
       const res = await fetch(`${base}/readyz`).catch(() => undefined);
       return res?.status === 200;
     },
-    'gpu-medic /readyz',
-    { timeoutMs: 30_000, diagnostics: () => proc.tail() },
+    { timeoutMs: 30_000, context: () => proc.tail() },
   );
   return { ...proc, base, port };
 }
@@ -250,10 +236,11 @@ export async function metricValue(base: string, name: string): Promise<number> {
 }
 
 /** Waits until the monitor finished `n` more scans than it had when called. */
-export async function waitForScans(base: string, n: number, diagnostics?: () => string): Promise<void> {
+export async function waitForScans(base: string, n: number, context?: () => string): Promise<void> {
   const start = await metricValue(base, 'gpu_medic_scans_total');
-  await waitFor(async () => (await metricValue(base, 'gpu_medic_scans_total')) >= start + n, `${n} scans`, {
-    ...(diagnostics ? { diagnostics } : {}),
+  await waitFor(`${n} scans`, async () => (await metricValue(base, 'gpu_medic_scans_total')) >= start + n, {
+    ...(context ? { context } : {}),
+    timeoutMs: 30_000,
   });
 }
 

@@ -11,13 +11,13 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import { type Simulator, startSimulator } from '../../src/sim/index.js';
 import type { RecordedRequest } from '../../src/sim/recorder.js';
 import type { SlackMessage } from '../../src/sim/slack-server.js';
+import { waitFor } from '../support/wait.js';
 import {
   alertChannel,
   type ChildGpuMedic,
   gpuNodeNames,
   openDbReadOnly,
   startRun,
-  waitFor,
   waitForScans,
 } from './helpers.js';
 
@@ -135,16 +135,16 @@ export function alertButtons(blocks: unknown[]): { blockId: string; buttons: But
 /** Waits until the incident is closed and every Slack message of it has left the outbox. */
 export async function waitSettled(node: string, timeoutMs = 60_000): Promise<IncidentRow> {
   return waitFor(
+    `incident on ${node} closed and its Slack messages delivered`,
     () => {
       const inc = incidentsOf(node).at(-1);
       if (!inc || !terminal.has(inc.state)) return undefined;
       const rows = slackOutbox(inc.id);
       return rows.length > 0 && rows.every((r) => r.status === 'delivered') ? inc : undefined;
     },
-    `incident on ${node} closed and its Slack messages delivered`,
     {
       timeoutMs,
-      diagnostics: () =>
+      context: () =>
         `incidents: ${JSON.stringify(incidentsOf(node))}\noutbox: ${JSON.stringify(
           incidentsOf(node).flatMap((i) => slackOutbox(i.id)),
         )}\n${diag()}`,

@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { SlackMessage } from '../../src/sim/slack-server.js';
-import { adminUser, buttonClick, postSlack, viewerUser, waitFor } from './helpers.js';
+import { waitFor } from '../support/wait.js';
+import { adminUser, buttonClick, postSlack, viewerUser } from './helpers.js';
 import {
   alertButtons,
   alertsFor,
@@ -33,7 +34,10 @@ describe('gpu-medic run (child process, Slack HTTP mode): clicks and a Slack out
   it('a signed Reboot click on a warning alert: admin twice at once → one reboot; a non-admin is refused and audited', async () => {
     const node = nodes[1] ?? '';
     sim.cluster.injectXid(node, 0, 13);
-    const root = await waitFor(() => alertsFor(node)[0], `the alert about ${node}`, { diagnostics: diag });
+    const root = await waitFor(`the alert about ${node}`, () => alertsFor(node)[0], {
+      context: diag,
+      timeoutMs: 30_000,
+    });
     const incident = incidentsOf(node)[0];
     expect(incident?.severity).toBe('warning');
 
@@ -61,14 +65,21 @@ describe('gpu-medic run (child process, Slack HTTP mode): clicks and a Slack out
 
     // A non-admin: refused, told so privately, audited, and nothing happens to the node.
     expect((await click(viewerUser)).status).toBe(200);
-    const denial = await waitFor(() => ephemeralsTo(viewerUser).at(-1), 'the denial', { diagnostics: diag });
+    const denial = await waitFor('the denial', () => ephemeralsTo(viewerUser).at(-1), {
+      context: diag,
+      timeoutMs: 30_000,
+    });
     expect(denial.text).toMatch(/not allowed|admin|permission/i);
-    const denied = await waitFor(() => {
-      const rows = db
-        .prepare("SELECT * FROM audit_log WHERE actor = ? AND result = 'denied'")
-        .all(`slack:${viewerUser}`) as Array<{ action: string; node: string }>;
-      return rows.length > 0 ? rows : undefined;
-    }, 'the audited denial');
+    const denied = await waitFor(
+      'the audited denial',
+      () => {
+        const rows = db
+          .prepare("SELECT * FROM audit_log WHERE actor = ? AND result = 'denied'")
+          .all(`slack:${viewerUser}`) as Array<{ action: string; node: string }>;
+        return rows.length > 0 ? rows : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
     expect(denied[0]).toMatchObject({ action: 'click.reboot', node });
     expect(rebootsOfNode()).toHaveLength(0);
 
@@ -78,7 +89,9 @@ describe('gpu-medic run (child process, Slack HTTP mode): clicks and a Slack out
     expect(answers.map((r) => r.status)).toEqual([200, 200]);
     const settled = await waitSettled(node);
     expect(settled.state).toBe('resolved');
-    await waitFor(() => ephemeralsTo(adminUser).length >= before + 2, 'both answers to the admin');
+    await waitFor('both answers to the admin', () => ephemeralsTo(adminUser).length >= before + 2, {
+      timeoutMs: 30_000,
+    });
     const replies = ephemeralsTo(adminUser)
       .slice(before)
       .map((e) => e.text ?? '');
@@ -117,11 +130,15 @@ describe('gpu-medic run (child process, Slack HTTP mode): clicks and a Slack out
     const brokenBefore = failures(500).length;
     s.faults.set({ status: 429, retryAfterSec: 1, times: 1, methods });
     sim.cluster.injectXid(node, 5, 79);
-    await waitFor(() => failures(429).length >= rateLimitedBefore + 1, 'a 429 answer', {
-      diagnostics: diag,
+    await waitFor('a 429 answer', () => failures(429).length >= rateLimitedBefore + 1, {
+      context: diag,
+      timeoutMs: 30_000,
     });
     s.faults.set({ status: 500, times: 2, methods });
-    await waitFor(() => failures(500).length >= brokenBefore + 2, 'two 500 answers', { diagnostics: diag });
+    await waitFor('two 500 answers', () => failures(500).length >= brokenBefore + 2, {
+      context: diag,
+      timeoutMs: 30_000,
+    });
 
     const incident = await waitSettled(node, 80_000);
     expect(incident.state).toBe('resolved');

@@ -7,15 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { isMutatingRequest } from '../../src/sim/index.js';
 import type { SlackMessage } from '../../src/sim/slack-server.js';
-import {
-  adminUser,
-  postSlack,
-  slackSignature,
-  slashCommand,
-  viewerUser,
-  waitFor,
-  waitForScans,
-} from './helpers.js';
+import { waitFor } from '../support/wait.js';
+import { adminUser, postSlack, slackSignature, slashCommand, viewerUser, waitForScans } from './helpers.js';
 import {
   alertsFor,
   bot,
@@ -80,7 +73,10 @@ describe('gpu-medic run (child process, Slack HTTP mode)', () => {
       const before = ephemeralsTo(user).length;
       const res = await postSlack(bot.base, slashCommand(text, user, channelId));
       expect(res.status).toBe(200);
-      return waitFor(() => ephemeralsTo(user)[before], `the answer to /gpu ${text}`, { diagnostics: diag });
+      return waitFor(`the answer to /gpu ${text}`, () => ephemeralsTo(user)[before], {
+        context: diag,
+        timeoutMs: 30_000,
+      });
     };
 
     const status = await command('status', viewerUser);
@@ -100,14 +96,14 @@ describe('gpu-medic run (child process, Slack HTTP mode)', () => {
     sim.cluster.injectXid(node, 3, 79);
     // Excluded nodes are still scanned and shown: the fault is seen, and nothing is done about it.
     await waitFor(
+      `the XID 79 on ${node} in its scanned verdict`,
       () => {
         const row = db.prepare('SELECT verdict FROM node_state WHERE node = ?').get(node) as
           | { verdict: string | null }
           | undefined;
         return row?.verdict?.includes('XID_CRITICAL_79');
       },
-      `the XID 79 on ${node} in its scanned verdict`,
-      { diagnostics: diag },
+      { context: diag, timeoutMs: 30_000 },
     );
     await waitForScans(bot.base, 3, diag);
     const instanceId = sim.cluster.nodeInfo(node)?.instanceId ?? null;

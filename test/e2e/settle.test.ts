@@ -13,13 +13,13 @@ import type Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Simulator, startSimulator } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
+import { waitFor } from '../support/wait.js';
 import {
   alertChannel,
   type ChildGpuMedic,
   gpuNodeNames,
   openDbReadOnly,
   startRun,
-  waitFor,
   waitForScans,
 } from './helpers.js';
 
@@ -99,14 +99,14 @@ async function threadOf(node: string, last: RegExp): Promise<string[]> {
   const slack = sim.slack;
   if (!slack) throw new Error('no Slack fake');
   return waitFor(
+    `the thread of ${node} to reach ${last}`,
     () => {
       const root = slack.messages.channel(alertChannel).find((m) => m.text?.includes(node));
       if (!root) return undefined;
       const lines = slack.messages.thread(alertChannel, root.ts).map((m) => m.text ?? '');
       return lines.some((l) => last.test(l)) ? lines : undefined;
     },
-    `the thread of ${node} to reach ${last}`,
-    { timeoutMs: 30_000, diagnostics: diag },
+    { timeoutMs: 30_000, context: diag },
   );
 }
 
@@ -129,9 +129,9 @@ describe('gpu-medic run: the settle gate end to end', () => {
     });
 
     sim.cluster.injectEcc(node, 5, { dbe: 2 });
-    const incident = await waitFor(() => closedIncident(node), `the incident on ${node} to close`, {
+    const incident = await waitFor(`the incident on ${node} to close`, () => closedIncident(node), {
       timeoutMs: 60_000,
-      diagnostics: diag,
+      context: diag,
     });
     expect(incident.state, incident.state_reason ?? '').toBe('resolved');
     expect(sim.cluster.getNode(node)?.spec?.unschedulable ?? false).toBe(false);
@@ -169,9 +169,9 @@ describe('gpu-medic run: the settle gate end to end', () => {
     const node = nodes[1] ?? '';
     sim.cluster.hangReboots(node);
     sim.cluster.injectEcc(node, 1, { dbe: 1 });
-    const incident = await waitFor(() => closedIncident(node), `the incident on ${node} to close`, {
+    const incident = await waitFor(`the incident on ${node} to close`, () => closedIncident(node), {
       timeoutMs: 60_000,
-      diagnostics: diag,
+      context: diag,
     });
     expect(incident.state, incident.state_reason ?? '').toBe('escalated');
     expect(incident.state_reason).toMatch(/did not come back Ready with a new boot ID .*stays cordoned/);

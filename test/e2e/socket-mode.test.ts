@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Simulator, startSimulator } from '../../src/sim/index.js';
-import { type ChildGpuMedic, freePort, metricValue, spawnGpuMedic, waitFor } from './helpers.js';
+import { waitFor } from '../support/wait.js';
+import { type ChildGpuMedic, freePort, metricValue, spawnGpuMedic } from './helpers.js';
 
 let sim: Simulator;
 let dir: string;
@@ -48,18 +49,18 @@ describe('gpu-medic run in Socket Mode, Slack unreachable', () => {
     bot = child;
     const base = `http://127.0.0.1:${port}`;
     await waitFor(
+      '/readyz',
       async () => {
         if (child.child.exitCode !== null) throw new Error(`gpu-medic exited early\n${child.tail()}`);
         return (await fetch(`${base}/readyz`).catch(() => undefined))?.status === 200;
       },
-      '/readyz',
-      { diagnostics: () => child.tail() },
+      { context: () => child.tail(), timeoutMs: 30_000 },
     );
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     await waitFor(
-      async () => (await metricValue(base, 'gpu_medic_scans_total')) >= 2,
       'two scans with Slack down',
-      { diagnostics: () => child.tail() },
+      async () => (await metricValue(base, 'gpu_medic_scans_total')) >= 2,
+      { context: () => child.tail(), timeoutMs: 30_000 },
     );
     expect(child.output()).not.toContain('EADDRINUSE');
 

@@ -5,39 +5,17 @@
  * back), every watch cut and the next one answered 410 Gone. The remediation still resolves, and each
  * external effect happens once.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { startSimulator } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
 import { stepStore } from '../../src/store/remediation-stores.js';
+import { suiteSandbox } from '../support/sim-runtime.js';
+import { waitFor } from '../support/wait.js';
 
-const savedEnv = { ...process.env };
-let dir: string;
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'gpu-medic-api-faults-'));
-});
-
-afterAll(() => {
-  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
-  Object.assign(process.env, savedEnv);
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function waitFor<T>(what: string, check: () => T | undefined, diag: () => unknown): Promise<T> {
-  const end = Date.now() + 45_000;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}: ${JSON.stringify(diag())}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const sandbox = suiteSandbox('gpu-medic-api-faults-');
 
 describe('a remediation through a misbehaving API server', () => {
   it('429 + Retry-After, 500, 409 on the Lease, dropped and expired watches: resolved, each effect once', async () => {
@@ -58,7 +36,7 @@ describe('a remediation through a misbehaving API server', () => {
       process.env.POD_NAME = 'medic-faults';
       const config = loadConfig({
         ...sim.env,
-        DB_PATH: join(dir, 'faults.db'),
+        DB_PATH: sandbox.path('faults.db'),
         MONITOR_INTERVAL: '1',
         CLASSIFIER: 'rules',
         LOG_LEVEL: 'silent',
@@ -97,7 +75,7 @@ describe('a remediation through a misbehaving API server', () => {
       await waitFor(
         'the leader to scan every node',
         () => (live.leader?.isLeader() && gpuNodes.every((n) => live.lastScan.has(n)) ? true : undefined),
-        () => [...live.lastScan.keys()],
+        { context: () => [...live.lastScan.keys()], timeoutMs: 45_000 },
       );
 
       const changes: boolean[] = [];
@@ -112,13 +90,16 @@ describe('a remediation through a misbehaving API server', () => {
       const incident = await waitFor(
         'the remediation to end',
         () => live.store.incidents.listByNode(target, 10).find((i) => i.closedAt !== undefined),
-        () => [
-          live.store.incidents.listByNode(target, 10).map((i) => i.state),
-          stepStore(live.store)
-            .list(live.store.incidents.listByNode(target, 10)[0]?.id ?? '')
-            .map((r) => `${r.step}:${r.status}`),
-          sim.k8s.faults.served,
-        ],
+        {
+          context: () => [
+            live.store.incidents.listByNode(target, 10).map((i) => i.state),
+            stepStore(live.store)
+              .list(live.store.incidents.listByNode(target, 10)[0]?.id ?? '')
+              .map((r) => `${r.step}:${r.status}`),
+            sim.k8s.faults.served,
+          ],
+          timeoutMs: 45_000,
+        },
       );
       expect(incident.state, incident.stateReason).toBe('resolved');
       // Every fault was served, and the 409 cost the leadership once (then it was won back).
@@ -140,7 +121,7 @@ describe('a remediation through a misbehaving API server', () => {
           )
             ? true
             : undefined,
-        () => [],
+        { context: () => [], timeoutMs: 45_000 },
       );
       const patches = sim.log.requests
         .filter((r): r is K8sRecordedRequest => r.service === 'k8s')

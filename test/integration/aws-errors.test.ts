@@ -4,10 +4,7 @@
  * Each error gives exactly one clear thread line, and is retried only where retrying can help — counted as
  * the RebootInstances calls the simulator served.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import type { ProgressEvent } from '../../src/domain/events.js';
 import { silentLogger } from '../../src/log/logger.js';
@@ -15,29 +12,10 @@ import { createRuntime, type Runtime } from '../../src/runtime.js';
 import type { AwsFault } from '../../src/sim/aws-server.js';
 import { startSimulator } from '../../src/sim/index.js';
 import { threadReply } from '../../src/slack/blocks/thread.js';
+import { suiteSandbox } from '../support/sim-runtime.js';
+import { waitFor } from '../support/wait.js';
 
-const savedEnv = { ...process.env };
-let dir: string;
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'gpu-medic-aws-errors-'));
-});
-
-afterAll(() => {
-  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
-  Object.assign(process.env, savedEnv);
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function waitFor<T>(what: string, check: () => T | undefined, diag: () => unknown): Promise<T> {
-  const end = Date.now() + 40_000;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}: ${JSON.stringify(diag())}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const sandbox = suiteSandbox('gpu-medic-aws-errors-');
 
 interface Case {
   name: string;
@@ -98,7 +76,7 @@ describe('AWS errors during a reboot, with the real SDK against the simulator', 
       Object.assign(process.env, sim.env);
       const config = loadConfig({
         ...sim.env,
-        DB_PATH: join(dir, `${c.calls}-${c.state}-${Date.now()}.db`),
+        DB_PATH: sandbox.path(`${c.calls}-${c.state}-${Date.now()}.db`),
         MONITOR_INTERVAL: '1',
         CLASSIFIER: 'rules',
         LOG_LEVEL: 'silent',
@@ -119,7 +97,7 @@ describe('AWS errors during a reboot, with the real SDK against the simulator', 
       await waitFor(
         'the first scan',
         () => (gpuNodes.every((n) => live.lastScan.has(n)) ? true : undefined),
-        () => [...live.lastScan.keys()],
+        { context: () => [...live.lastScan.keys()], timeoutMs: 40_000 },
       );
       // A node without training-job pods: the reboot's success case then ends without following a job.
       const target =
@@ -135,7 +113,10 @@ describe('AWS errors during a reboot, with the real SDK against the simulator', 
       const incident = await waitFor(
         'the remediation to end',
         () => live.store.incidents.listByNode(target, 10).find((i) => i.closedAt !== undefined),
-        () => [events.map((e) => e.step), live.store.incidents.listByNode(target, 10)],
+        {
+          context: () => [events.map((e) => e.step), live.store.incidents.listByNode(target, 10)],
+          timeoutMs: 40_000,
+        },
       );
       const lines = events.filter((e) => e.incidentId === incident.id).map((e) => threadReply(e).text);
       expect(incident.state, lines.join('\n')).toBe(c.state);

@@ -16,6 +16,8 @@ import { createMetrics } from '../../src/metrics/metrics.js';
 import { Monitor } from '../../src/monitor/monitor.js';
 import { type Simulator, startSimulator } from '../../src/sim/index.js';
 import { openStore } from '../../src/store/index.js';
+import { restoreEnv } from '../support/sim-runtime.js';
+import { waitFor } from '../support/wait.js';
 
 const RETIRED = 'us.anthropic.claude-3-7-sonnet-20250219-v1:0';
 
@@ -41,21 +43,10 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
-  Object.assign(process.env, savedEnv);
+  restoreEnv(savedEnv);
   await sim?.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function waitFor<T>(what: string, check: () => T | undefined, deadlineMs = 30_000): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('a retired BEDROCK_MODEL_ID', () => {
   it('is reported once, never called again, and the rules classify alone', async () => {
@@ -81,12 +72,14 @@ describe('a retired BEDROCK_MODEL_ID', () => {
       // XIDs not in NVIDIA's catalog: ambiguous, so hybrid mode asks the model — two distinct signatures.
       sim.cluster.injectXid(nodes[0] ?? '', 1, 998);
       await monitor.scanOnce();
-      await waitFor('the refusal', () => sensing.llmStats.modelUnavailable);
+      await waitFor('the refusal', () => sensing.llmStats.modelUnavailable, { timeoutMs: 30_000 });
       sim.cluster.injectXid(nodes[1] ?? '', 4, 997);
       await monitor.scanOnce();
       await monitor.scanOnce();
-      await waitFor('the second fallback', () =>
-        (sensing.llmStats.fallbacks.model_unavailable ?? 0) >= 2 ? true : undefined,
+      await waitFor(
+        'the second fallback',
+        () => ((sensing.llmStats.fallbacks.model_unavailable ?? 0) >= 2 ? true : undefined),
+        { timeoutMs: 30_000 },
       );
 
       expect(sim.aws.log.find('Converse')).toHaveLength(1);

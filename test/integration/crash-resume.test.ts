@@ -36,8 +36,8 @@ import {
   scannedNodes,
   startRun,
   stepsIn,
-  waitFor,
-} from '../helpers/child-run.js';
+} from '../support/child-run.js';
+import { waitFor } from '../support/wait.js';
 
 type Boundary = 'started' | 'effect' | 'done';
 interface KillPoint {
@@ -93,8 +93,8 @@ const rebootPlan = planSteps('reboot');
 const rebootKills = killPoints(rebootPlan);
 const replaceKills = killPoints(['replace', 'wait_replacement']);
 
-// Most of a scenario is waiting (lease expiry, reboot polls): ten at a time, not five; more would starve
-// the other test files of CPU while twenty children start at once.
+// Most of a scenario is waiting (lease expiry, reboot grace, boot delays), so ten run at a time; more would
+// starve the other test files of CPU, as each scenario starts two gpu-medic children.
 vi.setConfig({ maxConcurrency: 10 });
 
 const terminal = new Set(['resolved', 'escalated', 'failed', 'cancelled', 'dismissed']);
@@ -266,8 +266,9 @@ async function crashAndResume(
     s.incident = await waitFor(
       'the incident to reach an end state after the restart',
       () => incidentsIn(db).find((i) => i.node === target && terminal.has(i.state)),
-      // A reboot killed between its `started` row and the EC2 call is re-issued only after the engine's
-      // reboot grace (2 min, not settable through the environment) shows no sign of it.
+      // A reboot killed between its `started` row and the EC2 call is re-issued only after REBOOT_GRACE (8 s
+      // here) shows no sign of it, after the killed child's Lease ran out (5 s). The deadline only bounds a hung
+      // run: ten scenarios and their children share the machine.
       { timeoutMs: 240_000, intervalMs: 200, alive: [second], ...ctx },
     );
     // The do-not-disrupt annotation comes off just after the end (also when the kill came between the two).

@@ -5,10 +5,7 @@
  * - KernelReady=False is a node problem: one NODE_CONDITION alert across many scans, no cordon, and the GPU
  *   circuit breaker does not count it (a GPU fault elsewhere is still repaired).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type Config, loadConfig } from '../../src/config/config.js';
 import type { ProgressEvent } from '../../src/domain/events.js';
 import type { Incident } from '../../src/domain/incident.js';
@@ -22,25 +19,16 @@ import type { ExecRecordedRequest } from '../../src/sim/exec-server.js';
 import { type Simulator, type SimulatorOptions, startSimulator } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
 import { openStore } from '../../src/store/index.js';
+import { suiteSandbox } from '../support/sim-runtime.js';
+import { waitFor } from '../support/wait.js';
 
-const savedEnv = { ...process.env };
-let dir: string;
+const sandbox = suiteSandbox('gpu-medic-dcgm-server-');
 let dbCounter = 0;
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'gpu-medic-dcgm-server-'));
-});
-
-afterAll(() => {
-  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
-  Object.assign(process.env, savedEnv);
-  rmSync(dir, { recursive: true, force: true });
-});
 
 function configFor(sim: Simulator, env: Record<string, string> = {}): Config {
   return loadConfig({
     ...sim.env,
-    DB_PATH: join(dir, `gpu-medic-${++dbCounter}.db`),
+    DB_PATH: sandbox.path(`gpu-medic-${++dbCounter}.db`),
     CLASSIFIER: 'rules',
     SCAN_TIMEOUT: '5',
     LOG_LEVEL: 'silent',
@@ -152,21 +140,6 @@ describe('dcgm-server source on shell-less DCGM pods (EKS node monitoring agent,
   }, 30_000);
 });
 
-/** Polls until `check` returns a value; fails with `what` after a generous deadline (no timing is asserted). */
-async function waitFor<T>(
-  what: string,
-  check: () => T | undefined,
-  diag: () => unknown = () => '',
-): Promise<T> {
-  const end = Date.now() + 20_000;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what} ${JSON.stringify(diag())}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('node conditions that are not GPU faults', () => {
   it('KernelReady=False → one NODE_CONDITION warning alert per node across scans, no cordon, breaker not counting it', async () => {
     const sim = await startSimulator({
@@ -214,7 +187,7 @@ describe('node conditions that are not GPU faults', () => {
       await waitFor(
         'several scans of every KernelReady=False node',
         () => (sick.every((n) => (incidentsOf(n)[0]?.count ?? 0) >= 3) ? true : undefined),
-        () => sick.map((n) => incidentsOf(n).map((i) => [i.category, i.count])),
+        { context: () => sick.map((n) => incidentsOf(n).map((i) => [i.category, i.count])) },
       );
       for (const n of sick) {
         const list = incidentsOf(n);
@@ -242,7 +215,10 @@ describe('node conditions that are not GPU faults', () => {
           incidentsOf(gpuSick).find(
             (i) => i.category === 'XID_CRITICAL_79' && (isWorking(i.state) || !isOpen(i.state)),
           ),
-        () => incidentsOf(gpuSick).map((i) => [i.category, i.state, i.stateReason, i.plannedAction, i.mode]),
+        {
+          context: () =>
+            incidentsOf(gpuSick).map((i) => [i.category, i.state, i.stateReason, i.plannedAction, i.mode]),
+        },
       );
       expect(acting.plannedAction).toBe('replace');
       expect(runtime.services.status().breaker.open).toBe(false);

@@ -13,6 +13,8 @@ import { silentLogger } from '../../src/log/logger.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
 import type { GpuShape } from '../../src/sim/gpu-shapes.js';
 import { type Simulator, startSimulator } from '../../src/sim/index.js';
+import { restoreEnv } from '../support/sim-runtime.js';
+import { waitFor } from '../support/wait.js';
 
 const savedEnv = { ...process.env };
 let dir: string;
@@ -43,8 +45,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await rt?.stop();
   await sim?.close();
-  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
-  Object.assign(process.env, savedEnv);
+  restoreEnv(savedEnv);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -55,16 +56,6 @@ function nodesOf(shape: GpuShape): string[] {
     .map((n) => sim.cluster.nodeInfo(n.metadata.name))
     .filter((i) => i?.gpuNode && i.shape === shape)
     .map((i) => i?.name ?? '');
-}
-
-async function waitFor<T>(what: string, check: () => T | undefined, deadlineMs = 20_000): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 describe('a fleet of shared and whole GPUs', () => {

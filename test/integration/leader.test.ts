@@ -20,8 +20,8 @@ import {
   scannedNodes,
   startRun,
   stepsIn,
-  waitFor,
-} from '../helpers/child-run.js';
+} from '../support/child-run.js';
+import { waitFor } from '../support/wait.js';
 
 const terminal = new Set(['resolved', 'escalated', 'failed', 'cancelled', 'dismissed']);
 const LEASE_NAMESPACE = 'gpu-medic';

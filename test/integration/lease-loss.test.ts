@@ -19,6 +19,8 @@ import { type Simulator, startSimulator } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
 import { SERVING_NAMESPACE, SERVING_PDB } from '../../src/sim/workloads.js';
 import { stepStore } from '../../src/store/remediation-stores.js';
+import { restoreEnv } from '../support/sim-runtime.js';
+import { waitFor } from '../support/wait.js';
 
 const savedEnv = { ...process.env };
 const LEASE_NAMESPACE = 'gpu-medic';
@@ -30,25 +32,9 @@ beforeAll(() => {
 });
 
 afterAll(() => {
-  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
-  Object.assign(process.env, savedEnv);
+  restoreEnv(savedEnv);
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function waitFor<T>(
-  what: string,
-  check: () => T | undefined,
-  diag: () => unknown = () => '',
-  deadlineMs = 30_000,
-): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}: ${JSON.stringify(diag())}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 function k8s(sim: Simulator): K8sRecordedRequest[] {
   return sim.log.requests.filter((r): r is K8sRecordedRequest => r.service === 'k8s');
@@ -122,8 +108,10 @@ function runtimeOn(sim: Simulator, db: string, name: string): Promise<Runtime> {
 
 async function leadAndScan(rt: Runtime, gpuNodes: string[]): Promise<void> {
   await rt.start();
-  await waitFor('the leader to scan every GPU node', () =>
-    rt.leader?.isLeader() && gpuNodes.every((n) => rt.lastScan.has(n)) ? true : undefined,
+  await waitFor(
+    'the leader to scan every GPU node',
+    () => (rt.leader?.isLeader() && gpuNodes.every((n) => rt.lastScan.has(n)) ? true : undefined),
+    { timeoutMs: 30_000 },
   );
 }
 
@@ -147,7 +135,7 @@ describe('cancellation with real runtimes against the simulator', () => {
           const blocked = evictions(sim).filter((r) => r.status === 429).length >= 2;
           return incident && blocked ? incident.id : undefined;
         },
-        () => rtA.store.incidents.listByNode(target, 10),
+        { context: () => rtA.store.incidents.listByNode(target, 10), timeoutMs: 30_000 },
       );
       const evictedBefore = evictions(sim).filter((r) => r.status === 201);
 
@@ -167,9 +155,13 @@ describe('cancellation with real runtimes against the simulator', () => {
           renewTime: String(microTime(Date.now())),
         },
       });
-      await waitFor('medic-a to notice it lost the lease', () => (lostAt !== undefined ? true : undefined));
+      await waitFor('medic-a to notice it lost the lease', () => (lostAt !== undefined ? true : undefined), {
+        timeoutMs: 30_000,
+      });
       // Its run ends on its own, the drain unfinished: without the abort it would retry until DRAIN_TIMEOUT.
-      await waitFor('medic-a to stop its run', () => (rtA.engine.active().length === 0 ? true : undefined));
+      await waitFor('medic-a to stop its run', () => (rtA.engine.active().length === 0 ? true : undefined), {
+        timeoutMs: 30_000,
+      });
       const steps = stepStore(rtA.store);
       expect(steps.lastOf(incidentId, 'drain')?.status).toBe('started');
       expect(rtA.store.incidents.get(incidentId)?.state).toBe('draining');
@@ -189,11 +181,13 @@ describe('cancellation with real runtimes against the simulator', () => {
           const incident = rtB.store.incidents.get(incidentId);
           return incident?.closedAt !== undefined ? incident : undefined;
         },
-        () =>
-          stepStore(rtB.store)
-            .list(incidentId)
-            .map((r) => `${r.step}:${r.status}`),
-        60_000,
+        {
+          context: () =>
+            stepStore(rtB.store)
+              .list(incidentId)
+              .map((r) => `${r.step}:${r.status}`),
+          timeoutMs: 60_000,
+        },
       );
       expect(end.state).toBe('resolved');
       expect(sim.cluster.getLease(LEASE_NAMESPACE, LEASE_NAME)?.spec?.holderIdentity).toMatch(/^medic-b-/);
@@ -230,10 +224,14 @@ describe('cancellation with real runtimes against the simulator', () => {
       await leadAndScan(rt, gpuNodes);
       const live = rt;
       sim.cluster.injectEcc(target, 1, { dbe: 1 });
-      const incidentId = await waitFor('the drain to wait on the PDB', () => {
-        const incident = live.store.incidents.listByNode(target, 10).find((i) => i.state === 'draining');
-        return incident && evictions(sim).some((r) => r.status === 429) ? incident.id : undefined;
-      });
+      const incidentId = await waitFor(
+        'the drain to wait on the PDB',
+        () => {
+          const incident = live.store.incidents.listByNode(target, 10).find((i) => i.state === 'draining');
+          return incident && evictions(sim).some((r) => r.status === 429) ? incident.id : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
       const steps = stepStore(live.store);
       let runsAtClose: string[] | undefined;
       let drainAtClose: string | undefined;

@@ -19,6 +19,8 @@ import { silentLogger } from '../../src/log/logger.js';
 import { NodeVerdicts, SCAN_DURATION_BUCKETS } from '../../src/metrics/metrics.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { type Simulator, startSimulator } from '../../src/sim/index.js';
+import { restoreEnv } from '../support/sim-runtime.js';
+import { waitFor } from '../support/wait.js';
 
 const savedEnv = { ...process.env };
 let dir: string;
@@ -39,16 +41,6 @@ async function freePort(): Promise<number> {
   const { port } = s.address() as AddressInfo;
   await new Promise<void>((resolve) => s.close(() => resolve()));
   return port;
-}
-
-async function waitFor<T>(what: string, check: () => T | undefined | Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + 20_000;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 async function scrape(): Promise<ParsedExposition> {
@@ -130,8 +122,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await rt?.stop();
   await sim?.close();
-  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
-  Object.assign(process.env, savedEnv);
+  restoreEnv(savedEnv);
   rmSync(dir, { recursive: true, force: true });
 });
 

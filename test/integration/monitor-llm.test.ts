@@ -24,6 +24,8 @@ import { Monitor } from '../../src/monitor/monitor.js';
 import type { BedrockAnswer } from '../../src/sim/aws-server.js';
 import { type Simulator, startSimulator } from '../../src/sim/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
+import { restoreEnv } from '../support/sim-runtime.js';
+import { waitFor } from '../support/wait.js';
 
 const POLICY = `categories:
   - name: FABRIC_MANAGER_DOWN
@@ -88,17 +90,6 @@ async function startMonitor(config: Config): Promise<Running> {
   };
 }
 
-/** Polls until `check` returns a value: the refinement lands after the scan, on its own schedule. */
-async function waitFor<T>(what: string, check: () => T | undefined, deadlineMs = 60_000): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 const gpuNodes = (sim: Simulator) =>
   sim.cluster
     .listNodes()
@@ -126,8 +117,7 @@ function useSimulator(nodes: number) {
     ctx.sim.log.clear();
   });
   afterAll(async () => {
-    for (const key of Object.keys(process.env)) if (!(key in ctx.savedEnv)) delete process.env[key];
-    Object.assign(process.env, ctx.savedEnv);
+    restoreEnv(ctx.savedEnv);
     await ctx.sim?.close();
     if (ctx.dir) rmSync(ctx.dir, { recursive: true, force: true });
   });
@@ -166,10 +156,16 @@ describe('monitor + hybrid classifier, many nodes with one unknown fault', () =>
       new Set([`XID_WARNING_${UNKNOWN_XID} rules`]),
     );
 
-    const refined = await waitFor('every incident to carry the model category', () => {
-      const open = run.store.incidents.listOpen();
-      return open.length === N && open.every((i) => i.category === 'FABRIC_MANAGER_DOWN') ? open : undefined;
-    });
+    const refined = await waitFor(
+      'every incident to carry the model category',
+      () => {
+        const open = run.store.incidents.listOpen();
+        return open.length === N && open.every((i) => i.category === 'FABRIC_MANAGER_DOWN')
+          ? open
+          : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
     expect(sim.aws.bedrock.calls).toHaveLength(1);
     expect(new Set(refined.map((i) => i.node))).toEqual(new Set(nodes));
     expect(new Set(summary(refined).map((s) => s.replace(/gpu\d$/, 'gpuN')))).toEqual(
@@ -188,8 +184,11 @@ describe('monitor + hybrid classifier, many nodes with one unknown fault', () =>
 
     // A second scan in the same process: served from the cache, the same incidents touched.
     await run.monitor.scanOnce();
-    await waitFor('the second refinement', () =>
-      run.sensing.llmStats.cacheHits + run.sensing.llmStats.coalesced === 2 * N - 1 ? true : undefined,
+    await waitFor(
+      'the second refinement',
+      () =>
+        run.sensing.llmStats.cacheHits + run.sensing.llmStats.coalesced === 2 * N - 1 ? true : undefined,
+      { timeoutMs: 60_000 },
     );
     expect(sim.aws.bedrock.calls).toHaveLength(1);
     await run.close();
@@ -197,8 +196,10 @@ describe('monitor + hybrid classifier, many nodes with one unknown fault', () =>
     // A restart: new store connection, new sensing (an empty in-memory state), the same database.
     run = await startMonitor(cfg);
     await run.monitor.scanOnce();
-    await waitFor('the refinement after the restart', () =>
-      run.sensing.llmStats.cacheHits === N ? true : undefined,
+    await waitFor(
+      'the refinement after the restart',
+      () => (run.sensing.llmStats.cacheHits === N ? true : undefined),
+      { timeoutMs: 60_000 },
     );
     expect(run.sensing.llmStats.calls).toBe(0);
     expect(sim.aws.bedrock.calls).toHaveLength(1);
@@ -249,10 +250,14 @@ describe('monitor + hybrid classifier, a slow model and the rules-only mode', ()
       expect(sim.aws.bedrock.calls).toHaveLength(1);
 
       release();
-      const refined = await waitFor('the refinement', () => {
-        const open = run.store.incidents.listOpen();
-        return open.every((i) => i.category === 'FABRIC_MANAGER_DOWN') ? open : undefined;
-      });
+      const refined = await waitFor(
+        'the refinement',
+        () => {
+          const open = run.store.incidents.listOpen();
+          return open.every((i) => i.category === 'FABRIC_MANAGER_DOWN') ? open : undefined;
+        },
+        { timeoutMs: 60_000 },
+      );
       expect(refined).toHaveLength(N);
       expect(answered).toBe(true);
       expect(sim.aws.bedrock.calls).toHaveLength(1);

@@ -35,7 +35,9 @@ import {
   type RbacTriple,
   servedTriple,
   tripleKey,
-} from '../helpers/rbac.js';
+} from '../support/rbac.js';
+import { restoreEnv } from '../support/sim-runtime.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * Grants the flows cannot show being used, each with the reason it stays. Everything else must be served.
@@ -112,8 +114,7 @@ beforeAll(() => {
 });
 
 afterAll(() => {
-  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
-  Object.assign(process.env, savedEnv);
+  restoreEnv(savedEnv);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -179,16 +180,6 @@ async function withHarness(
     await rt?.stop();
     collect(sim);
     await sim.close();
-  }
-}
-
-async function waitFor<T>(what: string, check: () => T | undefined, deadlineMs = 20_000): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

@@ -4,107 +4,44 @@
  * ECC DBE → reboot and uncordon; dry run changes nothing; an excluded node is never touched; a storm of
  * faults stays within the concurrency limit and opens the circuit breaker.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/config.js';
+import { describe, expect, it } from 'vitest';
 import type { Incident } from '../../src/domain/incident.js';
 import { isOpen } from '../../src/domain/incident.js';
-import { silentLogger } from '../../src/log/logger.js';
 import { isWorking } from '../../src/remediate/state-machine.js';
-import { createRuntime, type Runtime } from '../../src/runtime.js';
-import { type Simulator, startSimulator } from '../../src/sim/index.js';
+import type { Runtime } from '../../src/runtime.js';
+import type { Simulator } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
 import { SERVING_NAMESPACE, SERVING_PDB } from '../../src/sim/workloads.js';
+import { type SimRuntime, startAndScan, suiteSandbox, withSimRuntime } from '../support/sim-runtime.js';
+import { waitFor } from '../support/wait.js';
 
-const savedEnv = { ...process.env };
-let dir: string;
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'gpu-medic-remediation-'));
-});
-
-afterAll(() => {
-  // The AWS SDK reads its endpoint and credentials from process.env; put it back as it was.
-  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
-  Object.assign(process.env, savedEnv);
-  rmSync(dir, { recursive: true, force: true });
-});
-
-interface Harness {
-  sim: Simulator;
-  rt: Runtime;
-  gpuNodes: string[];
-}
-
-let dbCounter = 0;
+const sandbox = suiteSandbox('gpu-medic-remediation-');
 
 /** A fresh simulator and a fresh gpu-medic runtime on its own database; `fn` runs between start and stop. */
-async function withHarness(
+function withHarness(
   opts: { nodes?: number; env?: Record<string, string> },
-  fn: (h: Harness) => Promise<void>,
+  fn: (h: SimRuntime) => Promise<void>,
 ): Promise<void> {
-  const sim = await startSimulator({
-    // ECC DBE faults are read from the exporter's ECC counters: opt into the full counter set (stock has none).
-    counters: 'full',
-    nodes: opts.nodes ?? 8,
-    rebootDelayMs: 1500,
-    replaceDelayMs: 2000,
-    terminateDelayMs: 300,
-    rescheduleDelayMs: 300,
-    // After a boot the GPUs come back late, as on a real node (scaled down): the settle gate waits for them.
-    devicePluginDelayMs: 600,
-    exporterReadyDelayMs: 400,
-    slack: false,
-    controlPort: false,
-  });
-  let rt: Runtime | undefined;
-  try {
-    Object.assign(process.env, sim.env);
-    const config = loadConfig({
-      ...sim.env,
-      DB_PATH: join(dir, `gpu-medic-${++dbCounter}.db`),
-      MONITOR_INTERVAL: '1',
-      CLASSIFIER: 'rules',
-      REMEDIATIONS_PER_HOUR: '50',
-      LOG_LEVEL: 'silent',
-      ...opts.env,
-    });
-    rt = await createRuntime(config, { logger: silentLogger(), engine: { pollMs: 200 } });
-    const gpuNodes = sim.cluster
-      .listNodes()
-      .filter((n) => n.status?.capacity?.['nvidia.com/gpu'])
-      .map((n) => n.metadata?.name ?? '');
-    await fn({ sim, rt, gpuNodes });
-    sim.assertNoUnexpected();
-  } finally {
-    await rt?.stop();
-    await sim.close();
-  }
-}
-
-/** Polls until `check` returns a value (not undefined); fails with `what` after a generous deadline. */
-async function waitFor<T>(
-  what: string,
-  check: () => T | undefined,
-  diag: () => unknown = () => '',
-  deadlineMs = 18_000,
-): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what} ${JSON.stringify(diag())}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** Starts gpu-medic and waits for its first full scan, so a fault injected next is new, not pre-existing. */
-async function startAndScan(rt: Runtime, gpuNodes: string[]): Promise<void> {
-  await rt.start();
-  await waitFor('the first scan of every GPU node', () =>
-    gpuNodes.every((n) => rt.lastScan.has(n)) ? true : undefined,
+  return withSimRuntime(
+    {
+      sim: {
+        // ECC DBE faults are read from the exporter's ECC counters: opt into the full counter set (stock has none).
+        counters: 'full',
+        nodes: opts.nodes ?? 8,
+        rebootDelayMs: 1500,
+        replaceDelayMs: 2000,
+        terminateDelayMs: 300,
+        rescheduleDelayMs: 300,
+        // After a boot the GPUs come back late, as on a real node (scaled down): the settle gate waits for them.
+        devicePluginDelayMs: 600,
+        exporterReadyDelayMs: 400,
+        slack: false,
+        controlPort: false,
+      },
+      env: opts.env ?? {},
+      dbPath: sandbox.dbPath(),
+    },
+    fn,
   );
 }
 
@@ -155,15 +92,17 @@ describe('remediation against the simulated cluster', () => {
       const incident = await waitFor(
         'the XID 79 incident to close',
         () => incidentsOn(rt, target).find((i) => i.category === 'XID_CRITICAL_79' && !isOpen(i.state)),
-        () =>
-          incidentsOn(rt, target).map((i) => [
-            i.category,
-            i.state,
-            i.stateReason,
-            i.plannedAction,
-            i.mode,
-            i.preexisting,
-          ]),
+        {
+          context: () =>
+            incidentsOn(rt, target).map((i) => [
+              i.category,
+              i.state,
+              i.stateReason,
+              i.plannedAction,
+              i.mode,
+              i.preexisting,
+            ]),
+        },
       );
       expect(incident.state, incident.stateReason).toBe('resolved');
       expect(incident).toMatchObject({ xid: 79, gpu: 2, plannedAction: 'replace' });
@@ -209,15 +148,17 @@ describe('remediation against the simulated cluster', () => {
       const incident = await waitFor(
         'the ECC incident to close',
         () => incidentsOn(rt, target).find((i) => i.plannedAction === 'reboot' && !isOpen(i.state)),
-        () =>
-          incidentsOn(rt, target).map((i) => [
-            i.category,
-            i.state,
-            i.stateReason,
-            i.plannedAction,
-            i.mode,
-            i.preexisting,
-          ]),
+        {
+          context: () =>
+            incidentsOn(rt, target).map((i) => [
+              i.category,
+              i.state,
+              i.stateReason,
+              i.plannedAction,
+              i.mode,
+              i.preexisting,
+            ]),
+        },
       );
       expect(incident.state, incident.stateReason).toBe('resolved');
 
@@ -285,7 +226,9 @@ describe('remediation against the simulated cluster', () => {
       const replaced = await waitFor(
         'the follow-up replace to resolve',
         () => incidentsOn(rt, target).find((i) => i.plannedAction === 'replace' && i.state === 'resolved'),
-        () => incidentsOn(rt, target).map((i) => [i.id, i.state, i.plannedAction, i.stateReason]),
+        {
+          context: () => incidentsOn(rt, target).map((i) => [i.id, i.state, i.plannedAction, i.stateReason]),
+        },
       );
       const all = incidentsOn(rt, target).sort((a, b) => a.firstSeen - b.firstSeen);
       expect(all.map((i) => [i.plannedAction, i.state])).toEqual([
@@ -308,15 +251,17 @@ describe('remediation against the simulated cluster', () => {
       const incident = await waitFor(
         'the dry-run incident to close',
         () => incidentsOn(rt, target).find((i) => i.category === 'XID_CRITICAL_79' && !isOpen(i.state)),
-        () =>
-          incidentsOn(rt, target).map((i) => [
-            i.category,
-            i.state,
-            i.stateReason,
-            i.plannedAction,
-            i.mode,
-            i.preexisting,
-          ]),
+        {
+          context: () =>
+            incidentsOn(rt, target).map((i) => [
+              i.category,
+              i.state,
+              i.stateReason,
+              i.plannedAction,
+              i.mode,
+              i.preexisting,
+            ]),
+        },
       );
       expect(incident.state, incident.stateReason).toBe('resolved');
       expect(incident.stateReason ?? '').toMatch(/dry.run/i);
@@ -405,7 +350,7 @@ describe('remediation against the simulated cluster', () => {
             const done = faulty.some((n) => incidentsOn(rt, n).some((i) => i.state === 'resolved'));
             return all && done ? true : undefined;
           },
-          () => faulty.map((n) => incidentsOn(rt, n).map((i) => [i.state, i.stateReason])),
+          { context: () => faulty.map((n) => incidentsOn(rt, n).map((i) => [i.state, i.stateReason])) },
         );
         expect(maxWorking).toBe(1);
         expect(rt.services.status().breaker.open).toBe(false);

@@ -8,107 +8,47 @@
  *     did (rebooted), or follows its policy when EKS did not act in time;
  *   - an Auto Mode node is replaced by deleting the Node, with no EC2 or Auto Scaling call, and never rebooted.
  */
-
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/config.js';
-import type { ProgressEvent } from '../../src/domain/events.js';
+import { describe, expect, it } from 'vitest';
 import type { Incident } from '../../src/domain/incident.js';
 import { isOpen } from '../../src/domain/incident.js';
-import { silentLogger } from '../../src/log/logger.js';
 import { ON_DEMAND_REASON } from '../../src/remediate/engine.js';
-import { createRuntime, type Runtime } from '../../src/runtime.js';
-import { type Simulator, type SimulatorOptions, startSimulator } from '../../src/sim/index.js';
+import type { Runtime } from '../../src/runtime.js';
+import type { Simulator, SimulatorOptions } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
 import { serviceText } from '../../src/slack/service-text.js';
+import { type SimRuntime, suiteSandbox, withSimRuntime } from '../support/sim-runtime.js';
+import { waitFor } from '../support/wait.js';
 
-const savedEnv = { ...process.env };
-let dir: string;
-let dbCounter = 0;
+const sandbox = suiteSandbox('gpu-medic-owners-');
 
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'gpu-medic-owners-'));
-});
-
-afterAll(() => {
-  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
-  Object.assign(process.env, savedEnv);
-  rmSync(dir, { recursive: true, force: true });
-});
-
-interface Harness {
-  sim: Simulator;
-  rt: Runtime;
-  gpuNodes: string[];
-  events: ProgressEvent[];
-}
-
-async function withHarness(
+/** A fresh simulator and runtime, started and through its first scan; `fn` runs before it stops. */
+function withHarness(
   simOpts: SimulatorOptions,
   env: Record<string, string>,
-  fn: (h: Harness) => Promise<void>,
+  fn: (h: SimRuntime) => Promise<void>,
 ): Promise<void> {
-  const sim = await startSimulator({
-    nodes: 8,
-    rebootDelayMs: 1500,
-    replaceDelayMs: 2000,
-    terminateDelayMs: 300,
-    rescheduleDelayMs: 300,
-    // Real device-plugin and exporter lags after a boot, scaled down; ECC counters on.
-    devicePluginDelayMs: 300,
-    exporterReadyDelayMs: 200,
-    counters: 'full',
-    slack: false,
-    controlPort: false,
-    ...simOpts,
-  });
-  let rt: Runtime | undefined;
-  try {
-    Object.assign(process.env, sim.env);
-    const config = loadConfig({
-      ...sim.env,
-      DB_PATH: join(dir, `gpu-medic-${++dbCounter}.db`),
-      MONITOR_INTERVAL: '1',
-      CLASSIFIER: 'rules',
-      REMEDIATIONS_PER_HOUR: '50',
-      MAX_UNHEALTHY_PERCENT: '60',
-      LOG_LEVEL: 'silent',
-      ...env,
-    });
-    rt = await createRuntime(config, { logger: silentLogger(), engine: { pollMs: 200 } });
-    const events: ProgressEvent[] = [];
-    rt.bus.subscribe((e) => events.push(e));
-    const gpuNodes = sim.cluster
-      .listNodes()
-      .filter((n) => n.status?.capacity?.['nvidia.com/gpu'])
-      .map((n) => n.metadata?.name ?? '');
-    await rt.start();
-    await waitFor('the first scan of every GPU node', () =>
-      gpuNodes.every((n) => rt?.lastScan.has(n)) ? true : undefined,
-    );
-    await fn({ sim, rt, gpuNodes, events });
-    sim.assertNoUnexpected();
-  } finally {
-    await rt?.stop();
-    await sim.close();
-  }
-}
-
-async function waitFor<T>(
-  what: string,
-  check: () => T | undefined,
-  diag: () => unknown = () => '',
-  deadlineMs = 20_000,
-): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what} ${JSON.stringify(diag())}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  return withSimRuntime(
+    {
+      sim: {
+        nodes: 8,
+        rebootDelayMs: 1500,
+        replaceDelayMs: 2000,
+        terminateDelayMs: 300,
+        rescheduleDelayMs: 300,
+        // Real device-plugin and exporter lags after a boot, scaled down; ECC counters on.
+        devicePluginDelayMs: 300,
+        exporterReadyDelayMs: 200,
+        counters: 'full',
+        slack: false,
+        controlPort: false,
+        ...simOpts,
+      },
+      env: { MAX_UNHEALTHY_PERCENT: '60', ...env },
+      dbPath: sandbox.dbPath(),
+      scanFirst: true,
+    },
+    fn,
+  );
 }
 
 function closed(
@@ -166,12 +106,10 @@ describe('Karpenter', () => {
         const bootBefore = sim.cluster.getNode(node)?.status.nodeInfo.bootID;
         sim.cluster.injectEcc(node, 5, { dbe: 2 });
 
-        const incident = await waitFor(
-          'the reboot to finish',
-          () => closed(rt, node),
-          diag(rt, node),
-          30_000,
-        );
+        const incident = await waitFor('the reboot to finish', () => closed(rt, node), {
+          context: diag(rt, node),
+          timeoutMs: 30_000,
+        });
         expect(incident.state, incident.stateReason).toBe('resolved');
         expect(incident.plannedAction).toBe('reboot');
         // Drained and empty for seconds while rebooting, yet not consolidated: the annotation kept Karpenter off.
@@ -208,7 +146,10 @@ describe('Karpenter', () => {
       const instanceId = instanceIdOf(sim, node);
       sim.cluster.injectXid(node, 2, 79);
 
-      const incident = await waitFor('the replace to finish', () => closed(rt, node), diag(rt, node), 30_000);
+      const incident = await waitFor('the replace to finish', () => closed(rt, node), {
+        context: diag(rt, node),
+        timeoutMs: 30_000,
+      });
       expect(incident.state, incident.stateReason).toBe('resolved');
       expect(incident.stateReason).toBe(ON_DEMAND_REASON);
       expect(sim.log.find('deleteNode').map((r) => r.path)).toEqual([`/api/v1/nodes/${node}`]);
@@ -254,12 +195,10 @@ describe('EKS node auto repair', () => {
       const refused = await rt.services.requestManual('reboot', node, 'cli:alice', 'now');
       expect(refused).toMatchObject({ ok: false, code: 'busy' });
 
-      const incident = await waitFor(
-        'EKS to reboot the node',
-        () => closed(rt, node),
-        diag(rt, node),
-        30_000,
-      );
+      const incident = await waitFor('EKS to reboot the node', () => closed(rt, node), {
+        context: diag(rt, node),
+        timeoutMs: 30_000,
+      });
       expect(incident.state, incident.stateReason).toBe('resolved');
       expect(incident.stateReason).toMatch(/EKS node auto repair rebooted/);
       expect(
@@ -306,12 +245,10 @@ describe('EKS node auto repair', () => {
             ?.conditions.find((c) => c.type === 'AcceleratedHardwareReady' && c.status === 'False'),
         );
         sim.cluster.injectXid(node, 3, 79);
-        const incident = await waitFor(
-          'the replace to finish',
-          () => closed(rt, node),
-          diag(rt, node),
-          40_000,
-        );
+        const incident = await waitFor('the replace to finish', () => closed(rt, node), {
+          context: diag(rt, node),
+          timeoutMs: 40_000,
+        });
         expect(incident.state, incident.stateReason).toBe('resolved');
         const steps = events.filter((e) => e.incidentId === incident.id).map((e) => e.step);
         expect(steps.indexOf('auto_repair_deferred')).toBeGreaterThanOrEqual(0);
@@ -337,7 +274,10 @@ describe('EKS node auto repair', () => {
           ?.conditions.find((c) => c.type === 'AcceleratedHardwareReady' && c.status === 'False'),
       );
       sim.cluster.injectXid(node, 3, 79);
-      const incident = await waitFor('the replace to finish', () => closed(rt, node), diag(rt, node), 30_000);
+      const incident = await waitFor('the replace to finish', () => closed(rt, node), {
+        context: diag(rt, node),
+        timeoutMs: 30_000,
+      });
       expect(incident.state, incident.stateReason).toBe('resolved');
       expect(events.some((e) => e.step === 'auto_repair_deferred')).toBe(false);
       expect(sim.log.find('DescribeNodegroup')).toHaveLength(1);
@@ -362,12 +302,10 @@ describe('EKS Auto Mode', () => {
         expect(serviceText(refused)).toMatch(/EKS Auto Mode node: its EC2 instance is managed by EKS/);
 
         sim.cluster.injectXid(replaced, 2, 79);
-        const incident = await waitFor(
-          'the replace to finish',
-          () => closed(rt, replaced),
-          diag(rt, replaced),
-          30_000,
-        );
+        const incident = await waitFor('the replace to finish', () => closed(rt, replaced), {
+          context: diag(rt, replaced),
+          timeoutMs: 30_000,
+        });
         expect(incident.state, incident.stateReason).toBe('resolved');
         expect(sim.log.find('deleteNode').map((r) => r.path)).toEqual([`/api/v1/nodes/${replaced}`]);
         expect(awsCallsFor(sim, instanceId)).toEqual([]);

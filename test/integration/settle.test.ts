@@ -5,118 +5,54 @@
  * gpu-medic uncordons only after the GPUs are allocatable and read; a node that never comes back, a GPU lost
  * in the reboot, a replacement that never joins — each escalates, the node stays cordoned, the thread says why.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/config.js';
-import type { ProgressEvent } from '../../src/domain/events.js';
+import { describe, expect, it } from 'vitest';
 import type { Incident } from '../../src/domain/incident.js';
 import { isOpen } from '../../src/domain/incident.js';
-import { silentLogger } from '../../src/log/logger.js';
-import { createRuntime, type Runtime } from '../../src/runtime.js';
-import { type Simulator, type SimulatorOptions, startSimulator } from '../../src/sim/index.js';
+import type { Runtime } from '../../src/runtime.js';
+import type { Simulator, SimulatorOptions } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
 import { threadReply } from '../../src/slack/blocks/thread.js';
+import { type SimRuntime, startAndScan, suiteSandbox, withSimRuntime } from '../support/sim-runtime.js';
+import { waitFor } from '../support/wait.js';
 
-const savedEnv = { ...process.env };
-let dir: string;
+const sandbox = suiteSandbox('gpu-medic-settle-');
 
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'gpu-medic-settle-'));
-});
-
-afterAll(() => {
-  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
-  Object.assign(process.env, savedEnv);
-  rmSync(dir, { recursive: true, force: true });
-});
-
-interface Harness {
-  sim: Simulator;
-  rt: Runtime;
-  gpuNodes: string[];
-  /** Every progress event, as the thread would print it. */
+interface Harness extends SimRuntime {
+  /** Every progress event of the incident, as the thread would print it. */
   thread(incidentId: string): string[];
-  events: ProgressEvent[];
 }
 
-let dbCounter = 0;
-
-async function withHarness(
+function withHarness(
   opts: { sim?: SimulatorOptions; env?: Record<string, string> },
   fn: (h: Harness) => Promise<void>,
 ): Promise<void> {
-  const sim = await startSimulator({
-    nodes: 4,
-    rebootDelayMs: 1000,
-    replaceDelayMs: 1500,
-    terminateDelayMs: 300,
-    rescheduleDelayMs: 300,
-    // "60 s after Ready" for the device plugin, scaled down; the exporter is Ready a little earlier.
-    devicePluginDelayMs: 2500,
-    exporterReadyDelayMs: 1200,
-    slack: false,
-    controlPort: false,
-    // The DBE is read from the ECC counter: gpu-medic's counters file, not the stock one.
-    counters: 'full',
-    ...opts.sim,
-  });
-  let rt: Runtime | undefined;
-  try {
-    Object.assign(process.env, sim.env);
-    const config = loadConfig({
-      ...sim.env,
-      DB_PATH: join(dir, `settle-${++dbCounter}.db`),
-      MONITOR_INTERVAL: '1',
-      CLASSIFIER: 'rules',
-      REMEDIATIONS_PER_HOUR: '50',
-      MAX_UNHEALTHY_PERCENT: '100',
-      LOG_LEVEL: 'silent',
-      ...opts.env,
-    });
-    rt = await createRuntime(config, { logger: silentLogger(), engine: { pollMs: 200 } });
-    const events: ProgressEvent[] = [];
-    rt.bus.subscribe((e) => events.push(e));
-    // Nodes of the managed node group (replaced through Auto Scaling), in a stable order.
-    const gpuNodes = sim.cluster
-      .listNodes()
-      .filter((n) => n.status?.capacity?.['nvidia.com/gpu'])
-      .map((n) => n.metadata?.name ?? '')
-      .filter((n) => sim.cluster.nodeInfo(n)?.autoScalingGroup !== undefined);
-    await fn({
-      sim,
-      rt,
-      gpuNodes,
-      events,
-      thread: (id) => events.filter((e) => e.incidentId === id).map((e) => threadReply(e).text),
-    });
-    sim.assertNoUnexpected();
-  } finally {
-    await rt?.stop();
-    await sim.close();
-  }
-}
-
-async function waitFor<T>(
-  what: string,
-  check: () => T | undefined,
-  diag: () => unknown = () => '',
-  deadlineMs = 25_000,
-): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what} ${JSON.stringify(diag())}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function startAndScan(rt: Runtime, gpuNodes: string[]): Promise<void> {
-  await rt.start();
-  await waitFor('the first scan of every GPU node', () =>
-    gpuNodes.every((n) => rt.lastScan.has(n)) ? true : undefined,
+  return withSimRuntime(
+    {
+      sim: {
+        nodes: 4,
+        rebootDelayMs: 1000,
+        replaceDelayMs: 1500,
+        terminateDelayMs: 300,
+        rescheduleDelayMs: 300,
+        // "60 s after Ready" for the device plugin, scaled down; the exporter is Ready a little earlier.
+        devicePluginDelayMs: 2500,
+        exporterReadyDelayMs: 1200,
+        slack: false,
+        controlPort: false,
+        // The DBE is read from the ECC counter: gpu-medic's counters file, not the stock one.
+        counters: 'full',
+        ...opts.sim,
+      },
+      env: { MAX_UNHEALTHY_PERCENT: '100', ...opts.env },
+      dbPath: sandbox.dbPath('settle'),
+      // Nodes of the managed node group (replaced through Auto Scaling), in a stable order.
+      gpuNodes: (sim, n) => sim.cluster.nodeInfo(n)?.autoScalingGroup !== undefined,
+    },
+    (h) =>
+      fn({
+        ...h,
+        thread: (id) => h.events.filter((e) => e.incidentId === id).map((e) => threadReply(e).text),
+      }),
   );
 }
 
@@ -165,7 +101,7 @@ describe('the settle gate against the simulated cluster', () => {
       const incident = await waitFor(
         'the ECC incident to close',
         closed(rt, target, (i) => i.plannedAction === 'reboot'),
-        () => incidentsOn(rt, target).map((i) => [i.state, i.stateReason]),
+        { context: () => incidentsOn(rt, target).map((i) => [i.state, i.stateReason]), timeoutMs: 25_000 },
       );
       expect(incident.state, incident.stateReason).toBe('resolved');
       expect(sim.log.find('RebootInstances')).toHaveLength(1);
@@ -209,7 +145,7 @@ describe('the settle gate against the simulated cluster', () => {
       const incident = await waitFor(
         'the incident to close',
         closed(rt, target, (i) => i.plannedAction === 'reboot'),
-        () => incidentsOn(rt, target).map((i) => [i.state, i.stateReason]),
+        { context: () => incidentsOn(rt, target).map((i) => [i.state, i.stateReason]), timeoutMs: 25_000 },
       );
       expect(incident.state, incident.stateReason).toBe('escalated');
       expect(incident.stateReason).toMatch(
@@ -235,8 +171,10 @@ describe('the settle gate against the simulated cluster', () => {
       const replaced = await waitFor(
         'the follow-up replace to resolve',
         closed(rt, target, (i) => i.plannedAction === 'replace'),
-        () => incidentsOn(rt, target).map((i) => [i.state, i.plannedAction, i.stateReason]),
-        35_000,
+        {
+          context: () => incidentsOn(rt, target).map((i) => [i.state, i.plannedAction, i.stateReason]),
+          timeoutMs: 35_000,
+        },
       );
       const [first] = incidentsOn(rt, target);
       expect(first?.state).toBe('escalated');
@@ -260,7 +198,7 @@ describe('the settle gate against the simulated cluster', () => {
       const incident = await waitFor(
         'the replace incident to close',
         closed(rt, target, (i) => i.plannedAction === 'replace'),
-        () => incidentsOn(rt, target).map((i) => [i.state, i.stateReason]),
+        { context: () => incidentsOn(rt, target).map((i) => [i.state, i.stateReason]), timeoutMs: 25_000 },
       );
       expect(incident.state, incident.stateReason).toBe('escalated');
       expect(incident.stateReason).toMatch(/no replacement node in gpu-ng-1 became Ready within 3 s/);
@@ -279,7 +217,7 @@ describe('the settle gate against the simulated cluster', () => {
       const incident = await waitFor(
         'the replace incident to close',
         closed(rt, target, (i) => i.plannedAction === 'replace'),
-        () => incidentsOn(rt, target).map((i) => [i.state, i.stateReason]),
+        { context: () => incidentsOn(rt, target).map((i) => [i.state, i.stateReason]), timeoutMs: 25_000 },
       );
       expect(incident.state, incident.stateReason).toBe('resolved');
       const fresh = sim.cluster

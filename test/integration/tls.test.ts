@@ -20,6 +20,7 @@ import { type Simulator, startSimulator } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
 import { kubeconfigFor } from '../../src/sim/kubeconfig.js';
 import { SIM_TLS_OTHER_CA } from '../../src/sim/tls-fixture.js';
+import { restoreEnv } from '../support/sim-runtime.js';
 
 const savedEnv = { ...process.env };
 let dir: string;
@@ -33,8 +34,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await sim?.close();
-  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
-  Object.assign(process.env, savedEnv);
+  restoreEnv(savedEnv);
   rmSync(dir, { recursive: true, force: true });
 });
 

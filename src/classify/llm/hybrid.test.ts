@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { fakeRules, gpus, ScriptedLlm, snapshot, toolAnswer, xidLine } from '../../../test/support/llm.js';
 import { verdictOf } from '../../domain/finding.js';
 import { defaultClassificationPolicy } from '../../domain/policy.js';
 import { createHybridClassifier, type HybridClassifierOptions, needsLlm } from './hybrid.js';
 import { MemorySignatureCache } from './memory-cache.js';
 import { LlmThrottledError, LlmTimeoutError } from './port.js';
-import { fakeRules, gpus, ScriptedLlm, snapshot, toolAnswer, xidLine } from './test-support.js';
 
 const policy = {
   ...defaultClassificationPolicy,

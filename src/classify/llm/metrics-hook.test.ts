@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { fakeRules, gpus, ScriptedLlm, snapshot, toolAnswer } from '../../../test/support/llm.js';
 import { defaultClassificationPolicy } from '../../domain/policy.js';
 import { createMetrics } from '../../metrics/metrics.js';
 import { createHybridClassifier, type LlmEvent } from './hybrid.js';
 import { MemorySignatureCache } from './memory-cache.js';
 import { llmMetricsHook } from './metrics-hook.js';
 import { LlmTimeoutError } from './port.js';
-import { fakeRules, gpus, ScriptedLlm, snapshot, toolAnswer } from './test-support.js';
 
 const policy = defaultClassificationPolicy;
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { fakeRules, gpus, snapshot } from '../../../test/support/llm.js';
 import { defaultClassificationPolicy } from '../../domain/policy.js';
 import { buildPrompt, truncateMiddle } from './prompt.js';
-import { fakeRules, gpus, snapshot } from './test-support.js';
 
 const policy = {
   ...defaultClassificationPolicy,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { fakeRules, gpus, snapshot, xidLine } from '../../../test/support/llm.js';
 import { defaultClassificationPolicy } from '../../domain/policy.js';
 import { normalizeLine, signatureOf } from './signature.js';
-import { fakeRules, gpus, snapshot, xidLine } from './test-support.js';
 
 const policy = defaultClassificationPolicy;
 

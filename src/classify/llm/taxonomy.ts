@@ -76,7 +76,7 @@ export const builtInCategories: readonly BuiltIn[] = [
   },
 ];
 
-/** XIDs EKS replaces the instance for rather than rebooting it (DESIGN §4). */
+/** XIDs EKS replaces the instance for rather than rebooting it. */
 export const replaceXids: ReadonlySet<number> = new Set([74, 79, 119, 120, 121, 140]);
 
 const xidCategoryPattern = /^XID_(CRITICAL|WARNING)_(\d{1,4})$/;

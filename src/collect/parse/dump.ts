@@ -8,7 +8,7 @@
  *   recognized by their own first lines ("N GPUs found.", "#Entity", "Health Monitor Report", a JSON object).
  * - `bundle`: section-marked text. A section starts at a marker line and runs to the next marker:
  *       `=== XID_DATA ===`             the AWS sample's own sections (NODE_INFO, GPU_COUNT, ECC_DATA, XID_DATA,
- *                                      XID_DETAILS, HEALTH_DATA, GPU_INFO: /work/shared/reference/aws-sample-bundle.md)
+ *                                      XID_DETAILS, HEALTH_DATA, GPU_INFO)
  *       `=== dcgmi discovery -l ===`   a section named after its command (three or more `=` on each side)
  *       `### dcgmi dmon -e 230,319 -c 1`
  *   A section name picks the parser (discovery, dmon, health, dmesg/journalctl/xid, metrics/curl); an unknown

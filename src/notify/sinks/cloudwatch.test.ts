@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { event, incident } from '../../../test/support/fixtures.js';
 import { buildNotification } from '../message.js';
 import { type MetricPoint, type MetricPublisher, type OutboxEntry, SinkError } from '../ports.js';
-import { event, incident } from '../test-fixtures.js';
 import { CLOUDWATCH_MAX_AGE_MS, CloudWatchSink } from './cloudwatch.js';
 
 const NOW = Date.parse('2025-06-01T12:00:00Z');

@@ -1,34 +1,26 @@
 /** The alert for nodes someone else repairs or owns: EKS Auto Mode (no reboot) and EKS node auto repair. */
 import { describe, expect, it } from 'vitest';
+import { slackIncident, slackT0 } from '../../../test/support/recording-chat-port.js';
 import type { Incident } from '../../domain/incident.js';
 import { type AlertView, alertMessage, decisionLine } from './alert.js';
 import { assertSlackLimits } from './limits.js';
 import { threadReply } from './thread.js';
 
-const t0 = Date.UTC(2026, 10, 29, 3, 12, 5);
+const t0 = slackT0;
 
-const incident: Incident = {
+const incident: Incident = slackIncident({
   id: 'inc-auto',
   node: 'i-0abc1234def567890',
-  instanceId: 'i-0abc1234def567890',
   instanceType: 'p5.48xlarge',
+  nodeGroup: undefined,
   faultKey: 'ecc_dbe:gpu0',
   category: 'ECC_ERROR',
-  severity: 'critical',
   recommendedAction: 'reboot',
-  plannedAction: 'replace',
-  mode: 'approve',
+  xid: undefined,
   gpu: 0,
   explanation: 'Uncorrectable ECC error.',
-  source: 'rules',
   evidence: ['DCGM_FI_DEV_ECC_DBE_VOL_TOTAL{gpu="0"} 2'],
-  state: 'awaiting_approval',
-  preexisting: false,
-  firstSeen: t0,
-  lastSeen: t0,
-  count: 1,
-  updatedAt: t0,
-};
+});
 
 function actionIds(view: AlertView): string[] {
   const msg = alertMessage(view);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { slackIncident, slackT0 } from '../../../test/support/recording-chat-port.js';
 import type { Incident } from '../../domain/incident.js';
 import { parseButtonValue } from '../commands/parse.js';
 import {
@@ -12,37 +13,22 @@ import {
 import type { KnownBlock } from './kit.js';
 import { assertSlackLimits, SlackLimits } from './limits.js';
 
-const t0 = Date.UTC(2026, 10, 29, 3, 12, 5);
+const t0 = slackT0;
 
+/** The alert's incident: the chat layer's, on a fully qualified node name, detected in auto mode. */
 function incident(overrides: Partial<Incident> = {}): Incident {
-  return {
+  return slackIncident({
     id: 'inc-01JDX8Y3K4',
     node: 'ip-10-0-1-2.us-west-2.compute.internal',
-    instanceId: 'i-0abc1234def567890',
-    instanceType: 'p4d.24xlarge',
-    nodeGroup: 'gpu-a100',
-    faultKey: 'xid:79:gpu3',
-    category: 'XID_CRITICAL_79',
-    severity: 'critical',
-    recommendedAction: 'replace',
-    plannedAction: 'replace',
     mode: 'auto',
-    xid: 79,
-    gpu: 3,
     explanation:
       'GPU 3 has fallen off the bus: the driver lost contact with it; the node needs a new instance.',
-    source: 'rules',
     evidence: [
       "NVRM: Xid (PCI:0000:91:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.",
     ],
     state: 'detected',
-    preexisting: false,
-    firstSeen: t0,
-    lastSeen: t0,
-    count: 1,
-    updatedAt: t0,
     ...overrides,
-  };
+  });
 }
 
 const eccReboot: AlertView = {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { RecordingChatPort } from '../../../../test/support/recording-chat-port.js';
 import { createAuthorizer } from '../../authz.js';
-import { RecordingChatPort } from '../test-chat-port.js';
 import { handleConfirmClick, handleGpuCommand } from './handle-gpu-command.js';
 
 const admin = 'UADMIN0001';

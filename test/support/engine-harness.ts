@@ -1,19 +1,19 @@
 /** Test-only: everything the engine and the services need, in memory, sharing one clock and one power switch. */
-import type { ProgressEvent } from '../../domain/events.js';
-import { ProgressBus } from '../../domain/events.js';
-import type { Finding } from '../../domain/finding.js';
-import type { Incident, IncidentState, RemediationAction } from '../../domain/incident.js';
-import type { Policy } from '../../domain/policy.js';
-import { defaultClassificationPolicy, defaultEscalationPolicy } from '../../domain/policy.js';
-import { type EngineConfig, RemediationEngine } from '../engine.js';
-import type { NewIncident } from '../ports.js';
+import type { ProgressEvent } from '../../src/domain/events.js';
+import { ProgressBus } from '../../src/domain/events.js';
+import type { Finding } from '../../src/domain/finding.js';
+import type { Incident, IncidentState, RemediationAction } from '../../src/domain/incident.js';
+import type { Policy } from '../../src/domain/policy.js';
+import { defaultClassificationPolicy, defaultEscalationPolicy } from '../../src/domain/policy.js';
+import { type EngineConfig, RemediationEngine } from '../../src/remediate/engine.js';
+import type { NewIncident } from '../../src/remediate/ports.js';
 import {
   type Authorize,
   type AutoRepairOptions,
   RemediationServices,
   type SafetyConfig,
-} from '../services.js';
-import { PlanStep } from '../state-machine.js';
+} from '../../src/remediate/services.js';
+import { PlanStep } from '../../src/remediate/state-machine.js';
 import { FakeClock } from './fake-clock.js';
 import { FakeHealth, FakeWorld } from './fake-world.js';
 import {

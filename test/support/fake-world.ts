@@ -2,13 +2,14 @@
  * Test-only: a small in-memory EKS cluster and EC2/Auto Scaling account behind ClusterPort and CloudPort.
  * Effects take time on the FakeClock like the real thing: a reboot makes the node NotReady, then Ready with
  * a new boot ID — with `nvidia.com/gpu` at 0 until the device plugin re-registers and the exporter pod not Ready
- * until its probe passes (reference/real-clusters.md, "After a reboot"); an Auto Scaling termination removes the node and a replacement joins the group; an evicted
- * pod terminates after a grace period; a PodDisruptionBudget refuses the first N evictions of a pod.
+ * until its probe passes, as on a real node; an Auto Scaling termination removes the node and a replacement
+ * joins the group; an evicted pod terminates after a grace period; a PodDisruptionBudget refuses the first N
+ * evictions of a pod.
  * Every call is counted, so tests can prove an effect happened exactly once (or never).
  */
-import type { Finding, Verdict } from '../../domain/finding.js';
-import { verdictOf } from '../../domain/finding.js';
-import type { GpuNode } from '../../domain/node.js';
+import type { Finding, Verdict } from '../../src/domain/finding.js';
+import { verdictOf } from '../../src/domain/finding.js';
+import type { GpuNode } from '../../src/domain/node.js';
 import type {
   CloudPort,
   ClusterPort,
@@ -20,7 +21,7 @@ import type {
   PodRef,
   TrainingJobRef,
   TrainingJobStatus,
-} from '../ports.js';
+} from '../../src/remediate/ports.js';
 import type { FakeClock } from './fake-clock.js';
 import { Power } from './power.js';
 

@@ -1,4 +1,4 @@
-import type { Clock } from '../ports.js';
+import type { Clock } from '../../src/remediate/ports.js';
 
 /**
  * Test-only clock: `sleep` moves time forward at once and fires the timers that fell due (the fake cluster's

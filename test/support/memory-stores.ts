@@ -3,9 +3,9 @@
  * compare-and-set transitions, step rows begun and finished, expiring exclusions. Each returns copies, so a
  * caller holding an object never sees it change behind its back (as with rows read from SQLite).
  */
-import type { Incident, IncidentState } from '../../domain/incident.js';
-import { isOpen } from '../../domain/incident.js';
-import type { AuditEntry, AuditLog, Exclusion } from '../../domain/ports.js';
+import type { Incident, IncidentState } from '../../src/domain/incident.js';
+import { isOpen } from '../../src/domain/incident.js';
+import type { AuditEntry, AuditLog, Exclusion } from '../../src/domain/ports.js';
 import type {
   ExclusionStore,
   IncidentPatch,
@@ -15,7 +15,7 @@ import type {
   StepRow,
   StepStatus,
   StepStore,
-} from '../ports.js';
+} from '../../src/remediate/ports.js';
 import { Power } from './power.js';
 
 const clone = <T>(v: T): T => structuredClone(v);
@@ -48,6 +48,17 @@ export class MemoryIncidentStore implements IncidentStore {
 
   create(input: NewIncident): Incident {
     return this.power.write(() => {
+      // As the SQLite store: one open incident per node and fault; a repeat touches it instead.
+      const open = [...this.rows.values()].find(
+        (i) => i.node === input.node && i.faultKey === input.faultKey && isOpen(i.state),
+      );
+      if (open) {
+        open.lastSeen = Math.max(open.lastSeen, input.firstSeen);
+        open.count += 1;
+        open.evidence = clone(input.evidence);
+        open.updatedAt = this.now();
+        return clone(open);
+      }
       const incident: Incident = { ...clone(input), id: `inc-${++this.seq}`, updatedAt: this.now() };
       this.rows.set(incident.id, incident);
       return clone(incident);
@@ -60,8 +71,11 @@ export class MemoryIncidentStore implements IncidentStore {
       if (!row || !from.includes(row.state)) return false;
       row.state = to;
       row.updatedAt = this.now();
+      // As the SQLite store: the reason is the transition's own (none clears it); only a terminal state is closed.
       if (reason !== undefined) row.stateReason = reason;
+      else delete row.stateReason;
       if (!isOpen(to)) row.closedAt = this.now();
+      else delete row.closedAt;
       return true;
     });
   }

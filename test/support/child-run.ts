@@ -205,32 +205,3 @@ export function scannedNodes(path: string): string[] {
       | undefined) ?? []
   ).map((r) => r.node);
 }
-
-/**
- * Polls `check` until it returns a value other than undefined. The deadline only bounds a hung test: it is
- * never an assertion about speed. `context` is appended to the error (child output, DB rows).
- */
-export async function waitFor<T>(
-  what: string,
-  check: () => T | undefined,
-  opts: {
-    timeoutMs?: number;
-    intervalMs?: number;
-    context?: () => string;
-    /** Children that must stay up meanwhile: one that exits ends the wait at once. */
-    alive?: ChildRun[];
-  } = {},
-): Promise<T> {
-  const end = Date.now() + (opts.timeoutMs ?? 60_000);
-  const extra = () => (opts.context ? `\n${opts.context()}` : '');
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    const dead = opts.alive?.find((c) => !c.alive());
-    if (dead) throw new Error(`${dead.name} exited while waiting for ${what}${extra()}`);
-    if (Date.now() > end) {
-      throw new Error(`gave up waiting for ${what}${extra()}`);
-    }
-    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 50));
-  }
-}

@@ -2,9 +2,10 @@
  * Builders shared by this folder's tests: snapshots and a stand-in for the rules classifier
  * (src/classify/rules.ts is the real one; these tests only need its contract: ambiguous findings).
  */
-import { type Finding, type Verdict, verdictOf } from '../../domain/finding.js';
-import type { GpuSample, NodeSnapshot } from '../../domain/gpu.js';
-import type { LlmClient, LlmRequest, LlmResponse } from './port.js';
+
+import type { LlmClient, LlmRequest, LlmResponse } from '../../src/classify/llm/port.js';
+import { type Finding, type Verdict, verdictOf } from '../../src/domain/finding.js';
+import type { GpuSample, NodeSnapshot } from '../../src/domain/gpu.js';
 
 export function gpus(count: number, extra: (i: number) => Partial<GpuSample> = () => ({})): GpuSample[] {
   return Array.from({ length: count }, (_, index) => ({

@@ -2,10 +2,10 @@
  * Child process for store.test.ts: writes transactions of exactly two audit rows and one outbox row,
  * numbered 0, 1, 2 …, as fast as it can, printing each committed number, until it is killed.
  */
-import { openStore } from './store.js';
+import { openStore } from '../../src/store/store.js';
 
 const path = process.argv[2];
-if (!path) throw new Error('usage: kill-writer.fixture.ts DB_PATH');
+if (!path) throw new Error('usage: kill-writer.ts DB_PATH');
 const store = openStore(path);
 const filler = 'x'.repeat(2048);
 for (let i = 0; ; i++) {

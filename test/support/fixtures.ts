@@ -1,6 +1,7 @@
-/** Shared test data for the notify tests (not imported by production code). */
-import type { ProgressEvent, ProgressStep } from '../domain/events.js';
-import type { Incident, IncidentState } from '../domain/incident.js';
+/** Shared test data: the one Incident builder (variants only override fields) and progress events. */
+import type { ProgressEvent, ProgressStep } from '../../src/domain/events.js';
+import type { Incident, IncidentState } from '../../src/domain/incident.js';
+import type { NewIncident } from '../../src/remediate/ports.js';
 
 export const T0 = Date.parse('2025-06-01T03:00:00.000Z');
 
@@ -30,6 +31,12 @@ export function incident(over: Partial<Incident> = {}): Incident {
     updatedAt: T0 + 60_000,
     ...over,
   };
+}
+
+/** The same incident as a store's `create` takes it (no id, no timestamps the store sets). */
+export function newIncident(over: Partial<NewIncident> = {}): NewIncident {
+  const { id: _id, updatedAt: _updatedAt, closedAt: _closedAt, ...fields } = incident();
+  return { ...fields, ...over };
 }
 
 const STATE_AFTER: Partial<Record<ProgressStep, IncidentState>> = {

@@ -2,51 +2,45 @@
  * Test support: a ChatPort that records every call and keeps just enough state to answer like the services
  * — including their atomic claim: the first approve of a pending incident wins, later ones are `busy`.
  */
-import type { ProgressEvent } from '../../domain/events.js';
-import type { Incident, RemediationAction } from '../../domain/incident.js';
-import type { AuditEntry, Exclusion } from '../../domain/ports.js';
-import type { AlertButtonAction, AlertView } from '../blocks/alert.js';
-import type { ChatPort, ChatResult, ChatSink } from '../chat-port.js';
-import { userIdFromActor } from '../chat-port.js';
-import type { FleetSummary, IncidentSummary, NodeDetail } from '../format.js';
+import type { ProgressEvent } from '../../src/domain/events.js';
+import type { Incident, RemediationAction } from '../../src/domain/incident.js';
+import type { AuditEntry, Exclusion } from '../../src/domain/ports.js';
+import type { AlertButtonAction, AlertView } from '../../src/slack/blocks/alert.js';
+import type { ChatPort, ChatResult, ChatSink } from '../../src/slack/chat-port.js';
+import { userIdFromActor } from '../../src/slack/chat-port.js';
+import type { FleetSummary, IncidentSummary, NodeDetail } from '../../src/slack/format.js';
+import { incident } from './fixtures.js';
 
-export const testT0 = Date.UTC(2026, 10, 29, 3, 12, 5);
+/** The chat layer's incident: a p4d node awaiting approval of a replacement, at `slackT0`. */
+export const slackT0 = Date.UTC(2026, 10, 29, 3, 12, 5);
 
-export function testIncident(overrides: Partial<Incident> = {}): Incident {
-  return {
+export function slackIncident(over: Partial<Incident> = {}): Incident {
+  return incident({
     id: 'inc-0001',
     node: 'ip-10-0-1-2.ec2.internal',
     instanceId: 'i-0abc1234def567890',
     instanceType: 'p4d.24xlarge',
     nodeGroup: 'gpu-a100',
-    faultKey: 'xid:79:gpu3',
-    category: 'XID_CRITICAL_79',
-    severity: 'critical',
-    recommendedAction: 'replace',
-    plannedAction: 'replace',
     mode: 'approve',
-    xid: 79,
-    gpu: 3,
     explanation: 'GPU 3 has fallen off the bus.',
-    source: 'rules',
     evidence: ['NVRM: Xid (PCI:0000:91:00): 79, GPU has fallen off the bus.'],
     state: 'awaiting_approval',
-    preexisting: false,
-    firstSeen: testT0,
-    lastSeen: testT0,
+    firstSeen: slackT0,
+    lastSeen: slackT0,
     count: 1,
-    updatedAt: testT0,
-    ...overrides,
-  };
+    updatedAt: slackT0,
+    ...over,
+  });
 }
 
-export function testEvent(incidentId: string, step: ProgressEvent['step'], i: number): ProgressEvent {
+/** The `i`th progress event of a thread, one second apart from `slackT0`. */
+export function slackEvent(incidentId: string, step: ProgressEvent['step'], i: number): ProgressEvent {
   return {
     incidentId,
     node: 'ip-10-0-1-2.ec2.internal',
     step,
     state: 'draining',
-    at: testT0 + i * 1000,
+    at: slackT0 + i * 1000,
     elapsedMs: 1200 + i,
     details: step === 'pod_evicted' ? { pod: `ml/train-${i}`, evicted: i, total: 9 } : {},
   };
@@ -63,11 +57,11 @@ export class RecordingChatPort implements ChatPort {
   readonly exclusionList: Exclusion[] = [];
   readonly incidents = new Map<string, { incident: Incident; actedBy?: AlertView['actedBy'] }>();
   nodes = new Set(['ip-10-0-1-2.ec2.internal', 'ip-10-0-1-3.ec2.internal']);
-  clock = testT0;
+  clock = slackT0;
   /** Make the next call throw, to prove handlers never leak errors. */
   failWith: Error | undefined;
 
-  constructor(incidents: Incident[] = [testIncident()]) {
+  constructor(incidents: Incident[] = [slackIncident()]) {
     for (const i of incidents) this.incidents.set(i.id, { incident: i });
   }
 
@@ -153,6 +147,9 @@ export class RecordingChatPort implements ChatPort {
 
   async unexclude(node: string, actor: string): Promise<ChatResult> {
     this.record('unexclude', [node, actor]);
+    const at = this.exclusionList.findIndex((e) => e.node === node);
+    if (at < 0) return { ok: false, code: 'not_found', message: `${node} is not excluded.` };
+    this.exclusionList.splice(at, 1);
     return { ok: true, message: `${node} is no longer excluded.` };
   }
 
