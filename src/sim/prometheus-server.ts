@@ -18,6 +18,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SimCluster } from './cluster.js';
 import { headerRecord, listen, parseForm, pathAndQuery, readBody, send } from './http-util.js';
+import type { KubeNode } from './k8s-objects.js';
 import { evaluate, PromqlExecError, PromqlParseError, parsePromql, type SimSeries } from './promql.js';
 import type { RequestLog } from './recorder.js';
 
@@ -110,12 +111,15 @@ export async function startSimPrometheus(
   const answered: string[] = [];
   let waiters: Array<() => void> = [];
   const hanging = new Set<ServerResponse>();
+  /** Metric names of the last scrape round (series() applies the lookback). */
+  let names = new Set<string>();
 
   function scrapeNow(): void {
     const at = now();
     const seen = new Set<string>();
-    for (const node of cluster.listNodes()) {
-      const name = node.metadata?.name ?? '';
+    // The live node objects (listNodes() copies every node: too slow every second at fleet scale).
+    for (const node of cluster.store.list<KubeNode>('nodes')) {
+      const name = node.metadata.name;
       const pod = cluster.exporterPod(name);
       if (!pod) continue;
       seen.add(name);
@@ -142,19 +146,15 @@ export async function startSimPrometheus(
     }
     // A target gone from discovery (node deleted, exporter pod gone): its series go stale.
     for (const name of [...targets.keys()]) if (!seen.has(name)) targets.delete(name);
+    names = new Set<string>();
+    for (const t of targets.values()) for (const n of t.byName.keys()) names.add(n);
     const done = waiters;
     waiters = [];
     for (const w of done) w();
   }
 
   const source = {
-    names(): Set<string> {
-      const out = new Set<string>();
-      const at = now();
-      for (const t of targets.values())
-        if (at - t.at <= LOOKBACK_MS) for (const n of t.byName.keys()) out.add(n);
-      return out;
-    },
+    names: () => names,
     *series(name: string): Iterable<SimSeries> {
       const at = now();
       for (const t of targets.values()) {
