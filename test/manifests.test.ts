@@ -434,7 +434,11 @@ describe('IAM policy', () => {
   it('queries (DCGM_SOURCE=prometheus, optional) only one Amazon Managed Prometheus workspace', () => {
     const statements = statementsFor('aps:QueryMetrics');
     expect(statements.map((s) => [s.Sid, asList(s.Action), asList(s.Resource)])).toEqual([
-      ['QueryTheAmpWorkspace', ['aps:QueryMetrics'], ['arn:aws:aps:us-east-1:111122223333:workspace/ws-EXAMPLE']],
+      [
+        'QueryTheAmpWorkspace',
+        ['aps:QueryMetrics'],
+        ['arn:aws:aps:us-east-1:111122223333:workspace/ws-EXAMPLE'],
+      ],
     ]);
   });
 
