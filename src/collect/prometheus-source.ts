@@ -121,8 +121,12 @@ export function gpusOf(
   families: readonly SignalFamily[],
   indices: Iterable<number>,
 ): GpuSample[] {
-  const parsed = gpusFromExporter({ samples: toSamples(abnormal), families: new Map(), errors: [] });
-  const byIndex = new Map(parsed.gpus.map((g) => [g.index, g]));
+  // Nearly every node has no abnormal series: no parser pass for those.
+  const parsed =
+    abnormal.length > 0
+      ? gpusFromExporter({ samples: toSamples(abnormal), families: new Map(), errors: [] }).gpus
+      : [];
+  const byIndex = new Map(parsed.map((g) => [g.index, g]));
   for (const i of indices) if (!byIndex.has(i)) byIndex.set(i, { index: i });
   const xid = families.includes('xid');
   const counted = families.includes('xid_count');
