@@ -5,7 +5,8 @@ import { defineConfig } from 'vitest/config';
  *   unit         colocated src tests (in-process, simulator at the HTTP level) and the repo-structure tests;
  *   integration  a whole gpu-medic runtime against the simulator, in this process or as child processes;
  *   e2e          the `gpu-medic` command itself, as an operator runs it (bin/gpu-medic.js as a child).
- * `npm test` runs all three.
+ * `npm test` runs all three. Tests against real third-party binaries (a Prometheus) live in test/interop/ and run
+ * with `npm run test:interop` (vitest.interop.config.ts).
  */
 export default defineConfig({
   test: {

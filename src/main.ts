@@ -13,6 +13,7 @@ import { classifySnapshot } from './classify/rules.js';
 import { baseSnapshot, type Collector } from './collect/collector.js';
 import { createDcgmServerCollector, type ExecPort } from './collect/dcgm-server.js';
 import { createExporterCollector } from './collect/exporter.js';
+import { createPrometheusSourceCollector } from './collect/prometheus-wiring.js';
 import type { Config } from './config/config.js';
 import { type Clock, systemClock } from './domain/clock.js';
 import { faultOfFinding } from './domain/fault.js';
@@ -46,7 +47,7 @@ export function gpuAgentSelectors(config: Config): GpuAgentSelector[] {
           ...(config.dcgm.namespace ? { namespace: config.dcgm.namespace } : {}),
         }));
   const servers =
-    source === 'exporter'
+    source === 'exporter' || source === 'prometheus'
       ? []
       : (config.dcgm.server.selector ? [config.dcgm.server.selector] : DCGM_SERVER_SELECTORS).map(
           (selector) => ({
@@ -93,7 +94,7 @@ export function createSensing(
   });
   const source = config.dcgm.source;
   const exporterPods =
-    source === 'dcgm-server'
+    source === 'dcgm-server' || source === 'prometheus'
       ? undefined
       : new PodIndex(kc, {
           namespace: config.dcgm.namespace,
@@ -101,7 +102,7 @@ export function createSensing(
           logger,
         });
   const serverPods =
-    source === 'exporter'
+    source === 'exporter' || source === 'prometheus'
       ? undefined
       : new PodIndex(kc, {
           namespace: config.dcgm.server.namespace,
@@ -135,7 +136,7 @@ export function createSensing(
     : undefined;
 
   // DCGM_SOURCE=auto: per node, the exporter when the node has one, else the dcgm-server pod.
-  const collector: Collector & ScanHooks = {
+  const scraped: Collector & ScanHooks = {
     source: exporter ? 'exporter' : 'dcgm-server',
     beforeScan: () => http.refreshAuth(),
     async collect(node, signal) {
@@ -151,6 +152,8 @@ export function createSensing(
       return s;
     },
   };
+  // DCGM_SOURCE=prometheus: every node from one fleet read per scan (collect/prometheus-source.ts).
+  const collector = source === 'prometheus' ? createPrometheusSourceCollector(config) : scraped;
 
   const policy = config.policy.classification;
   const ctx = { catalog: loadXidCatalog(), frCodes: loadDcgmFrCatalog(), policy };

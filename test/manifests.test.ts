@@ -397,6 +397,7 @@ describe('RBAC', () => {
 // ---- IAM ---------------------------------------------------------------------------------------------
 
 const expectedIamActions = [
+  'aps:QueryMetrics',
   'autoscaling:DescribeAutoScalingInstances',
   'autoscaling:TerminateInstanceInAutoScalingGroup',
   'bedrock:InvokeModel',
@@ -428,6 +429,17 @@ describe('IAM policy', () => {
     for (const s of statements) {
       expect(asList(s.Resource)).toEqual(['arn:aws:eks:us-east-1:111122223333:nodegroup/my-gpu-cluster/*/*']);
     }
+  });
+
+  it('queries (DCGM_SOURCE=prometheus, optional) only one Amazon Managed Prometheus workspace', () => {
+    const statements = statementsFor('aps:QueryMetrics');
+    expect(statements.map((s) => [s.Sid, asList(s.Action), asList(s.Resource)])).toEqual([
+      [
+        'QueryTheAmpWorkspace',
+        ['aps:QueryMetrics'],
+        ['arn:aws:aps:us-east-1:111122223333:workspace/ws-EXAMPLE'],
+      ],
+    ]);
   });
 
   it('uses Resource "*" only where AWS has no resource-level permission, or under a condition', () => {

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type LlmBenchResult, runLlmBench } from '../bench/llm.js';
+import { type PromBenchResult, prometheusMarkdown, runPrometheusBenchSize } from '../bench/prometheus.js';
 import { type BenchReport, formatTerminal, machineInfo, renderMarkdown } from '../bench/report.js';
 import { runBenchSize, type SizeResult } from '../bench/run.js';
 import { CliError } from './cli-error.js';
@@ -19,6 +20,9 @@ const USAGE = `Usage: gpu-medic bench [options]
   --llm-nodes 1000        fleet size of the LLM classification part (hybrid, Bedrock fake)
   --no-llm                skip the LLM classification part
   --out PATH              where to write the report (default docs/benchmarks.md)
+  --prometheus-sizes 1000,5000
+                          fleet sizes of the DCGM_SOURCE=prometheus column
+  --no-prometheus         skip the Prometheus-source column
   --no-write              print only`;
 
 const DEFAULT_OUT = fileURLToPath(new URL('../../docs/benchmarks.md', import.meta.url));
@@ -71,6 +75,8 @@ export async function main(argv: string[]): Promise<number> {
         out: { type: 'string' },
         'llm-nodes': { type: 'string', default: '1000' },
         'no-llm': { type: 'boolean', default: false },
+        'prometheus-sizes': { type: 'string', default: '1000,5000' },
+        'no-prometheus': { type: 'boolean', default: false },
         'no-write': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -104,6 +110,15 @@ export async function main(argv: string[]): Promise<number> {
   }
   let llm: LlmBenchResult | undefined;
   if (withLlm) llm = await runLlmBench({ nodes: llmNodes, gpusPerNode, progress });
+  const prom: PromBenchResult[] = [];
+  if (!values['no-prometheus']) {
+    for (const nodes of [...new Set(positiveInts('prometheus-sizes', str('prometheus-sizes')))].sort(
+      (a, b) => a - b,
+    )) {
+      progress(`${nodes} nodes, DCGM_SOURCE=prometheus:`);
+      prom.push(await runPrometheusBenchSize({ nodes, gpusPerNode, scans, progress }));
+    }
+  }
   const report: BenchReport = {
     date: new Date().toISOString(),
     command: ['gpu-medic bench', ...argv].join(' '),
@@ -113,10 +128,14 @@ export async function main(argv: string[]): Promise<number> {
     ...(llm ? { llm } : {}),
   };
   console.log(formatTerminal(report));
+  if (prom.length > 0) console.log(`\n${prometheusMarkdown(prom)}`);
   if (!values['no-write']) {
     const out = values.out ? String(values.out) : DEFAULT_OUT;
     await mkdir(dirname(out), { recursive: true });
-    await writeFile(out, renderMarkdown(report));
+    await writeFile(
+      out,
+      `${renderMarkdown(report)}${prom.length > 0 ? `\n${prometheusMarkdown(prom)}` : ''}`,
+    );
     console.log(`\nwrote ${out}`);
   }
   return 0;

@@ -171,7 +171,11 @@ describe('loadConfig errors', () => {
     ['MAX_UNHEALTHY_NODES', '-1', "MAX_UNHEALTHY_NODES: expected a non-negative integer, got '-1'"],
     ['DRY_RUN', 'maybe', "DRY_RUN: expected true/false/1/0/yes/no, got 'maybe'"],
     ['LOG_LEVEL', 'verbose', 'LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent'],
-    ['DCGM_SOURCE', 'nvml', 'DCGM_SOURCE: expected one of auto, exporter, dcgm-server'],
+    ['DCGM_SOURCE', 'nvml', 'DCGM_SOURCE: expected one of auto, exporter, dcgm-server, prometheus'],
+    ['PROMETHEUS_URL', 'prom:9090', 'PROMETHEUS_URL: expected a http or https URL'],
+    ['PROMETHEUS_SIGV4', 'yes', 'PROMETHEUS_SIGV4: expected one of auto, on, off'],
+    ['PROMETHEUS_REGION', 'east', 'PROMETHEUS_REGION: expected an AWS region'],
+    ['PROMETHEUS_TIMEOUT', '0', 'PROMETHEUS_TIMEOUT: expected a positive number'],
     ['DCGM_ACCESS', 'ssh', 'DCGM_ACCESS: expected one of proxy, direct'],
     ['DCGM_SERVER_NAMESPACE', 'Kube_System', 'DCGM_SERVER_NAMESPACE: expected a Kubernetes namespace name'],
     ['CLASSIFIER', 'gpt', 'CLASSIFIER: expected one of rules, hybrid, llm'],
@@ -198,6 +202,40 @@ describe('loadConfig errors', () => {
     const problems = problemsOf({ [name]: value });
     expect(problems).toHaveLength(1);
     expect(problems[0]).toContain(message);
+  });
+
+  it('DCGM_SOURCE=prometheus needs PROMETHEUS_URL, signs AMP workspace URLs for their region', () => {
+    expect(problemsOf({ DCGM_SOURCE: 'prometheus' })).toEqual([
+      expect.stringMatching(/^PROMETHEUS_URL: required when DCGM_SOURCE=prometheus/),
+    ]);
+    const plain = load({ DCGM_SOURCE: 'prometheus', PROMETHEUS_URL: 'http://prometheus.monitoring:9090/' });
+    expect(plain.dcgm.prometheus).toEqual({ url: 'http://prometheus.monitoring:9090', timeoutSeconds: 10 });
+    const amp = 'https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-0123abcd-4567-89ef';
+    expect(
+      load({ DCGM_SOURCE: 'prometheus', PROMETHEUS_URL: amp, PROMETHEUS_TIMEOUT: '4' }).dcgm.prometheus,
+    ).toEqual({
+      url: amp,
+      timeoutSeconds: 4,
+      sigv4Region: 'eu-west-1',
+    });
+    expect(
+      load({ DCGM_SOURCE: 'prometheus', PROMETHEUS_URL: amp, PROMETHEUS_SIGV4: 'off' }).dcgm.prometheus,
+    ).toEqual({
+      url: amp,
+      timeoutSeconds: 10,
+    });
+    // A proxy in front of AMP: signing on, region from PROMETHEUS_REGION (else AWS_REGION).
+    const proxied = {
+      DCGM_SOURCE: 'prometheus',
+      PROMETHEUS_URL: 'http://amp-proxy:8005',
+      PROMETHEUS_SIGV4: 'on',
+    };
+    expect(load({ ...proxied, PROMETHEUS_REGION: 'us-west-2' }).dcgm.prometheus?.sigv4Region).toBe(
+      'us-west-2',
+    );
+    expect(load({ ...proxied, AWS_REGION: 'ap-south-1' }).dcgm.prometheus?.sigv4Region).toBe('ap-south-1');
+    // The other sources carry no Prometheus settings, even when the URL is set.
+    expect(load({ PROMETHEUS_URL: 'http://p:9090' }).dcgm.prometheus).toBeUndefined();
   });
 
   it('reads GPU_SETTLE_TIMEOUT in seconds and refuses a non-positive one', () => {

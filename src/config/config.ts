@@ -34,10 +34,16 @@ export class ConfigError extends Error {
 
 export const LogLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LogLevels)[number];
-export const DcgmSources = ['auto', 'exporter', 'dcgm-server'] as const;
+export const DcgmSources = ['auto', 'exporter', 'dcgm-server', 'prometheus'] as const;
 export type DcgmSource = (typeof DcgmSources)[number];
 export const DcgmAccessModes = ['proxy', 'direct'] as const;
 export type DcgmAccess = (typeof DcgmAccessModes)[number];
+/** PROMETHEUS_SIGV4: sign queries for Amazon Managed Prometheus (`auto`: when the URL is an AMP workspace). */
+export const PrometheusSigV4Modes = ['auto', 'on', 'off'] as const;
+export type PrometheusSigV4Mode = (typeof PrometheusSigV4Modes)[number];
+const REGION_RE = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+/** An AMP workspace endpoint: `https://aps-workspaces.<region>.amazonaws.com/workspaces/ws-…`. */
+const AMP_HOST_RE = /^aps-workspaces\.([a-z]{2}(?:-[a-z]+)+-\d+)\.amazonaws\.com(?:\.cn)?$/;
 export const ClassifierModes = ['rules', 'hybrid', 'llm'] as const;
 export type ClassifierMode = (typeof ClassifierModes)[number];
 export type SlackMode = 'socket' | 'http' | 'disabled';
@@ -110,6 +116,10 @@ const EnvSchema = z.object({
   DCGM_PORT: numberWithDefault({ integer: true, min: 1, max: 65535 }, 9400),
   DCGM_SERVER_NAMESPACE: patterned(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Kubernetes namespace name'),
   DCGM_SERVER_SELECTOR: optionalString(),
+  PROMETHEUS_URL: url(),
+  PROMETHEUS_TIMEOUT: positiveSeconds(10),
+  PROMETHEUS_SIGV4: oneOf(PrometheusSigV4Modes, 'auto'),
+  PROMETHEUS_REGION: patterned(REGION_RE, 'an AWS region such as us-east-1'),
   SCAN_CONCURRENCY: positiveInt(32),
   SCAN_TIMEOUT: positiveSeconds(10),
 
@@ -185,6 +195,14 @@ export interface Config {
       readonly namespace?: string;
       /** undefined ⇒ both `k8s-app=dcgm-server` (EKS node monitoring agent) and `app=nvidia-dcgm` (GPU Operator). */
       readonly selector?: string;
+    };
+    /** DCGM_SOURCE=prometheus: where the exporters' series are queried; undefined for the other sources. */
+    readonly prometheus?: {
+      /** The Prometheus base URL (or the AMP workspace URL), without `/api/v1/query`. */
+      readonly url: string;
+      readonly timeoutSeconds: number;
+      /** SigV4-sign for service `aps` in this region; undefined ⇒ no signing (plain Prometheus). */
+      readonly sigv4Region?: string;
     };
   };
   readonly classifier: {
@@ -305,6 +323,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
         `LEASE_RENEW: must be shorter than LEASE_DURATION (${e.LEASE_DURATION}s), got ${e.LEASE_RENEW}s — the lease would lapse between renewals`,
       );
     }
+    if (e.DCGM_SOURCE === 'prometheus' && !e.PROMETHEUS_URL) {
+      problems.push(
+        'PROMETHEUS_URL: required when DCGM_SOURCE=prometheus (the Prometheus or Amazon Managed Prometheus workspace URL)',
+      );
+    }
     if (e.SLACK_APP_TOKEN && !e.SLACK_BOT_TOKEN) {
       problems.push(
         'SLACK_BOT_TOKEN: required when SLACK_APP_TOKEN is set (Socket Mode still posts with the bot token)',
@@ -343,6 +366,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
       access: e.DCGM_ACCESS,
       port: e.DCGM_PORT,
       server: { namespace: e.DCGM_SERVER_NAMESPACE, selector: e.DCGM_SERVER_SELECTOR },
+      ...(e.DCGM_SOURCE === 'prometheus' && e.PROMETHEUS_URL
+        ? {
+            prometheus: prometheusConfig(
+              e.PROMETHEUS_URL,
+              e.PROMETHEUS_TIMEOUT,
+              e.PROMETHEUS_SIGV4,
+              e.PROMETHEUS_REGION,
+              e.AWS_REGION,
+            ),
+          }
+        : {}),
     },
     classifier: {
       mode: e.CLASSIFIER,
@@ -394,6 +428,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
   return deepFreeze(config);
 }
 
+/**
+ * Where queries go and whether they are signed. `auto` signs exactly when the URL is an AMP workspace
+ * (`aps-workspaces.<region>.amazonaws.com`), in the URL's region unless PROMETHEUS_REGION says otherwise.
+ */
+function prometheusConfig(
+  url: string,
+  timeoutSeconds: number,
+  sigv4: PrometheusSigV4Mode,
+  region: string | undefined,
+  awsRegion: string,
+): NonNullable<Config['dcgm']['prometheus']> {
+  const hostRegion = AMP_HOST_RE.exec(new URL(url).hostname)?.[1];
+  const sign = sigv4 === 'on' || (sigv4 === 'auto' && hostRegion !== undefined);
+  const base = url.replace(/\/+$/, '');
+  return sign
+    ? { url: base, timeoutSeconds, sigv4Region: region ?? hostRegion ?? awsRegion }
+    : { url: base, timeoutSeconds };
+}
+
 function redactToken(token: string | undefined): string | undefined {
   if (token === undefined) return undefined;
   const prefix = /^(xox[a-z]|xapp)-/.exec(token)?.[0] ?? '';
@@ -415,6 +468,8 @@ export function redactedConfig(config: Config): Record<string, unknown> {
   if (config.notify.webhookUrl) notify.webhookUrl = redactUrlCredentials(config.notify.webhookUrl);
   const aws = plain.aws as { endpoints: Record<string, string> };
   for (const [k, v] of Object.entries(aws.endpoints)) aws.endpoints[k] = redactUrlCredentials(v);
+  const prom = (plain.dcgm as { prometheus?: { url: string } }).prometheus;
+  if (prom) prom.url = redactUrlCredentials(prom.url);
   return plain;
 }
 

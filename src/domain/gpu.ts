@@ -76,7 +76,7 @@ export interface NodeCondition {
   lastTransitionTime?: string;
 }
 
-export const SnapshotSources = ['exporter', 'dcgm-server', 'conditions', 'file'] as const;
+export const SnapshotSources = ['exporter', 'dcgm-server', 'prometheus', 'conditions', 'file'] as const;
 export type SnapshotSource = (typeof SnapshotSources)[number];
 
 /** Why a node could not be read. A collection failure is a finding of its own: exporter down ≠ healthy. */

@@ -23,6 +23,7 @@ import { attachExec, type SimExec, type SimExecHandler } from './exec-server.js'
 import type { GpuShape } from './gpu-shapes.js';
 import { type K8sRecordedRequest, type SimK8sServer, startSimK8s } from './k8s-server.js';
 import { SIM_K8S_TOKEN, writeKubeconfig } from './kubeconfig.js';
+import { type SimPrometheus, type SimPrometheusOptions, startSimPrometheus } from './prometheus-server.js';
 import type { RecordedRequest } from './recorder.js';
 import { SIM_SLACK_BOT_TOKEN, type SimSlack, startSimSlack } from './slack-server.js';
 import { SIM_TLS_CA, SIM_TLS_SERVER_CERT, SIM_TLS_SERVER_KEY } from './tls-fixture.js';
@@ -81,6 +82,11 @@ export interface SimulatorOptions {
    * trusts its CA (certificate-authority-data) instead of skipping verification, as on EKS. Default false.
    */
   tls?: boolean;
+  /**
+   * Also run a Prometheus over the exporters (prometheus-server.ts), its base URL in `env.PROMETHEUS_URL`:
+   * `true` (scrape every second) or its options.
+   */
+  prometheus?: boolean | Omit<SimPrometheusOptions, 'log'>;
   logger?: Logger;
 }
 
@@ -96,6 +102,8 @@ export interface Simulator {
   exec?: SimExec;
   aws: SimAws;
   slack?: SimSlack;
+  /** The Prometheus over the exporters, when `prometheus` is on. */
+  prometheus?: SimPrometheus;
   kubeconfigPath: string;
   /** The one log every fake records into. */
   log: CountingRequestLog;
@@ -189,6 +197,10 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     closers.push(() => aws.close());
     const slack = opts.slack === false ? undefined : await startSimSlack({ log });
     if (slack) closers.push(() => slack.close());
+    const prometheus = opts.prometheus
+      ? await startSimPrometheus(cluster, { log, ...(opts.prometheus === true ? {} : opts.prometheus) })
+      : undefined;
+    if (prometheus) closers.push(() => prometheus.close());
 
     let kubeconfigPath = opts.kubeconfigPath;
     if (!kubeconfigPath) {
@@ -222,6 +234,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       AWS_SECRET_ACCESS_KEY: SIM_AWS_CREDENTIALS.secretAccessKey,
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       ...(slack ? { SLACK_API_URL: slack.url, SLACK_BOT_TOKEN: SIM_SLACK_BOT_TOKEN } : {}),
+      ...(prometheus ? { PROMETHEUS_URL: prometheus.url } : {}),
     };
 
     let closing: Promise<void> | undefined;
@@ -231,6 +244,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       ...(exec ? { exec } : {}),
       aws,
       ...(slack ? { slack } : {}),
+      ...(prometheus ? { prometheus } : {}),
       kubeconfigPath,
       log,
       env,

@@ -45,6 +45,15 @@ export const ChildOptions = z
     controlPort: z.number().int().min(0).max(65535).optional(),
     /** HTTPS with the test-only CA in the kubeconfig (tls-fixture.ts). */
     tls: z.boolean().optional(),
+    /** A Prometheus over the exporters (prometheus-server.ts); PROMETHEUS_URL in env. */
+    prometheus: z
+      .union([
+        z.boolean(),
+        z
+          .object({ scrapeIntervalMs: z.number().min(1).optional(), sigv4Region: z.string().optional() })
+          .strict(),
+      ])
+      .optional(),
   })
   .strict();
 export type ChildOptions = z.infer<typeof ChildOptions>;

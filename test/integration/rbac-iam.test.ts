@@ -64,6 +64,10 @@ const IAM_ALLOWED_UNUSED: Record<string, string> = {
   'ec2:DescribeInstances':
     'called only when a replace resumes after a restart, or when Auto Scaling answers ValidationError to a ' +
     'terminate; both are recovery paths the flows here do not reach deterministically',
+  'aps:QueryMetrics':
+    'optional, only with DCGM_SOURCE=prometheus against an Amazon Managed Prometheus workspace; the flows here ' +
+    'scrape the exporters, and the SigV4-signed queries for `aps` are tested against the simulated Prometheus ' +
+    '(src/collect/prometheus-client.test.ts), not the AWS fake',
 };
 
 /** Non-resource URLs every authenticated user may GET (system:discovery, system:public-info-viewer). */
