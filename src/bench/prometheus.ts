@@ -128,7 +128,7 @@ export async function runPrometheusBenchSize(opts: {
     );
     store = openStore(config.store.dbPath);
     const logger = silentLogger();
-    sensing = createSensing(config, { logger, store });
+    sensing = createSensing(config, { logger, llmCache: store.llmCache });
     await sensing.start();
     const client = (sensing.collector as { client?: PrometheusClient }).client;
     if (!client) throw new Error('the prometheus source has no client');
