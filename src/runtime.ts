@@ -267,7 +267,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
 
   // A reboot that did not cure the fault goes to the escalation policy (normally: replace).
   bus.subscribe((e) => {
-    if (e.step !== 'escalated' || (e.details as { to?: string }).to !== 'replace') return;
+    if (e.step !== 'escalated' || e.details.to !== 'replace') return;
     services
       .followUp(e.incidentId)
       .then((r) => logger.info({ incident: e.incidentId, result: r.message }, 'escalated fault followed up'))

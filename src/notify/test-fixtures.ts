@@ -1,5 +1,12 @@
 /** Shared test data for the notify tests (not imported by production code). */
-import type { ProgressEvent, ProgressStep } from '../domain/events.js';
+import { withoutDetails } from '../domain/event-details.js';
+import {
+  type ProgressEvent,
+  type ProgressEventBase,
+  type ProgressStep,
+  progressEvent,
+  type StepDetails,
+} from '../domain/events.js';
 import type { Incident, IncidentState } from '../domain/incident.js';
 
 export const T0 = Date.parse('2025-06-01T03:00:00.000Z');
@@ -44,14 +51,17 @@ const STATE_AFTER: Partial<Record<ProgressStep, IncidentState>> = {
   cancelled: 'cancelled',
 };
 
-export function event(step: ProgressStep, over: Partial<ProgressEvent> = {}): ProgressEvent {
-  return {
+/** An event of `step` (without details), or of a step with its details. */
+export function event(
+  step: ProgressStep | StepDetails,
+  over: Partial<ProgressEventBase> = {},
+): ProgressEvent {
+  const told = typeof step === 'string' ? withoutDetails(step) : step;
+  const base = {
     incidentId: 'inc-1',
     node: 'ip-10-0-1-23.ec2.internal',
-    step,
-    state: STATE_AFTER[step] ?? 'draining',
+    state: STATE_AFTER[told.step] ?? 'draining',
     at: T0 + 120_000,
-    details: {},
-    ...over,
   };
+  return progressEvent({ ...base, ...over }, told);
 }

@@ -4,7 +4,7 @@
  * resumes after a crash skips done steps and lets each step check the real world before repeating itself.
  */
 import type { Logger } from 'pino';
-import type { ProgressBus, ProgressDetails, ProgressStep } from '../domain/events.js';
+import { type ProgressBus, progressEvent, type StepDetails, type StepDetailsOf } from '../domain/events.js';
 import type { Incident, IncidentState } from '../domain/incident.js';
 import { isOpen, RemediationActions } from '../domain/incident.js';
 import { pendingReleases, releaseDisruptionGuard } from './karpenter.js';
@@ -267,10 +267,14 @@ export class RemediationEngine {
         return { incidentId: id, state: incidents.get(id)?.state, stopped: 'superseded' };
       }
       if (outcome.progress) {
-        this.publish(incident, plan, outcome.progress.step, after ?? stepState[step], finishedAt, {
-          elapsedMs: finishedAt - startedAt,
-          details: outcome.progress.details,
-        });
+        this.publish(
+          incident,
+          plan,
+          outcome.progress,
+          after ?? stepState[step],
+          finishedAt,
+          finishedAt - startedAt,
+        );
       }
       this.deps.audit.append({
         at: finishedAt,
@@ -338,11 +342,8 @@ export class RemediationEngine {
           return row?.status === 'done' ? row.detail : undefined;
         },
         rowOf: (name) => steps.lastOf(incident.id, name),
-        publish: (event, details, elapsedMs) =>
-          this.publish(incident, plan, event, stepState[step], clock.now(), {
-            details,
-            ...(elapsedMs !== undefined ? { elapsedMs } : {}),
-          }),
+        publish: (told, elapsedMs) =>
+          this.publish(incident, plan, told, stepState[step], clock.now(), elapsedMs),
         humanUncordoned: () => this.humanUncordoned(incident, plan),
         signal,
       };
@@ -441,15 +442,22 @@ export class RemediationEngine {
     if (!incidents.transition(incident.id, [current.state], state, reason)) {
       return { incidentId: incident.id, state: incidents.get(incident.id)?.state, stopped: 'superseded' };
     }
-    const told: ProgressDetails[typeof state] =
+    const told: StepDetailsOf<typeof state> =
       state === 'failed'
-        ? { reason, stage: current.state }
+        ? { step: state, details: { reason, stage: current.state } }
         : state === 'escalated'
-          ? { reason, to: detail.escalateTo === 'replace' ? 'replace' : 'human' }
+          ? { step: state, details: { reason, to: detail.escalateTo === 'replace' ? 'replace' : 'human' } }
           : state === 'resolved'
-            ? { reason, action: plan.action, ...(detail.onDemand === true ? { onDemand: true } : {}) }
-            : { reason };
-    this.publish(incident, plan, state, state, at, { elapsedMs: at - runStartedAt, details: told });
+            ? {
+                step: state,
+                details: {
+                  reason,
+                  action: plan.action,
+                  ...(detail.onDemand === true ? { onDemand: true } : {}),
+                },
+              }
+            : { step: state, details: { reason } };
+    this.publish(incident, plan, told, state, at, at - runStartedAt);
     this.deps.audit.append({
       at,
       actor: plan.actor,
@@ -468,22 +476,21 @@ export class RemediationEngine {
   private publish(
     incident: Incident,
     plan: RunPlan,
-    step: ProgressStep,
+    told: StepDetails,
     state: IncidentState,
     at: number,
-    extra: { elapsedMs?: number; details: Record<string, unknown> },
+    elapsedMs?: number,
   ): void {
-    this.deps.bus.publish({
+    const base = {
       incidentId: incident.id,
       node: incident.node,
-      step,
       state,
       at,
       actor: plan.actor,
-      details: extra.details,
-      ...(extra.elapsedMs !== undefined ? { elapsedMs: extra.elapsedMs } : {}),
+      ...(elapsedMs !== undefined ? { elapsedMs } : {}),
       ...(plan.dryRun ? { dryRun: true } : {}),
-    });
+    };
+    this.deps.bus.publish(progressEvent(base, told));
   }
 }
 

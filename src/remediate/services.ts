@@ -4,7 +4,7 @@
  * safety limits) and audited; the answer is a typed result with a message written for a human in Slack.
  */
 import type { Logger } from 'pino';
-import type { ProgressBus, ProgressDetails, ProgressStep } from '../domain/events.js';
+import { type ProgressBus, type ProgressDetails, progressEvent, type StepDetails } from '../domain/events.js';
 import { type FindingKind, FindingKinds } from '../domain/finding.js';
 import { hasGpus } from '../domain/gpu-count.js';
 import type { Incident, IncidentState, PolicyMode, RemediationAction } from '../domain/incident.js';
@@ -335,10 +335,10 @@ export class RemediationServices {
           action,
           ...(excluded.expiresAt !== undefined ? { until: excluded.expiresAt } : {}),
         };
-        this.publishFor(incident, nodeName, 'excluded', actor, told);
+        this.publishFor(incident, nodeName, { step: 'excluded', details: told }, actor);
       } else {
         const told = this.limitDetails(verdict.limit, action, verdict.message, now, gpuNodeCount);
-        this.publishFor(incident, nodeName, 'safety_limit', actor, told);
+        this.publishFor(incident, nodeName, { step: 'safety_limit', details: told }, actor);
       }
       return audit({ ok: false, code, message: verdict.message }, incident?.id);
     }
@@ -371,10 +371,10 @@ export class RemediationServices {
     if (!this.safety.dryRun) this.recordStart(now);
     if (options.trigger === 'manual') {
       const told: ProgressDetails['approved'] = { action, mode: 'manual', reason };
-      this.publishFor(incident, nodeName, 'approved', actor, told);
+      this.publishFor(incident, nodeName, { step: 'approved', details: told }, actor);
     } else {
       const told: ProgressDetails['policy'] = { action, mode: 'auto', reason };
-      this.publishFor(incident, nodeName, 'policy', actor, told);
+      this.publishFor(incident, nodeName, { step: 'policy', details: told }, actor);
     }
     this.deps.engine.run(incident.id).catch((error: unknown) => {
       this.log?.error({ err: error, incidentId: incident?.id }, 'remediation run crashed');
@@ -434,7 +434,7 @@ export class RemediationServices {
       ...(successor.xid !== undefined ? { xid: successor.xid } : {}),
       ...(successor.gpu !== undefined ? { gpu: successor.gpu } : {}),
     };
-    this.publishFor(successor, successor.node, 'detected', 'monitor', told);
+    this.publishFor(successor, successor.node, { step: 'detected', details: told }, 'monitor');
     return this.triage(successor.id);
   }
 
@@ -519,7 +519,7 @@ export class RemediationServices {
         mode: decision.mode,
         reason: decision.reason,
       };
-      this.publishFor(incident, incident.node, 'policy', 'monitor', told);
+      this.publishFor(incident, incident.node, { step: 'policy', details: told }, 'monitor');
       return { ok: true, incidentId, message: `Alert only: ${decision.reason}`, decision };
     }
     if (decision.mode === 'auto') {
@@ -620,7 +620,7 @@ export class RemediationServices {
       windowMs: d.windowMs,
       action: decision.action,
     };
-    this.publishFor(incident, incident.node, 'auto_repair_deferred', 'monitor', told);
+    this.publishFor(incident, incident.node, { step: 'auto_repair_deferred', details: told }, 'monitor');
     this.watchDeferral(incident.id);
     return {
       ok: true,
@@ -740,7 +740,13 @@ export class RemediationServices {
       ...(typeof d.windowMs === 'number' ? { windowMs: d.windowMs } : {}),
       ...(outcome === 'not_acted' ? { policyAction: action } : {}),
     };
-    this.publishFor(incident, incident.node, 'auto_repair_outcome', 'monitor', told, elapsedMs);
+    this.publishFor(
+      incident,
+      incident.node,
+      { step: 'auto_repair_outcome', details: told },
+      'monitor',
+      elapsedMs,
+    );
     this.deps.audit.append({
       at: now,
       actor: 'monitor',
@@ -759,9 +765,8 @@ export class RemediationServices {
         this.publishFor(
           incident,
           incident.node,
-          'resolved',
+          { step: 'resolved', details: { reason, byAutoRepair: outcome } },
           'monitor',
-          { reason, byAutoRepair: outcome },
           elapsedMs,
         );
       }
@@ -800,7 +805,12 @@ export class RemediationServices {
       const current = this.deps.incidents.get(incident.id);
       return { ok: false, code: 'busy', message: current ? alreadyMessage(current) : 'Already taken.' };
     }
-    this.publishFor(incident, incident.node, 'approval_needed', 'monitor', { action, reason });
+    this.publishFor(
+      incident,
+      incident.node,
+      { step: 'approval_needed', details: { action, reason } },
+      'monitor',
+    );
     return {
       ok: true,
       incidentId: incident.id,
@@ -864,7 +874,7 @@ export class RemediationServices {
         { ...ctx, node: incident.node },
       );
     }
-    this.publishFor(incident, incident.node, 'cancelled', actor, { reason });
+    this.publishFor(incident, incident.node, { step: 'cancelled', details: { reason } }, actor);
     const note = isWorking(incident.state)
       ? ` ${incident.node} is left as it is (it may still be cordoned: \`/gpu uncordon ${incident.node}\`).`
       : '';
@@ -917,7 +927,7 @@ export class RemediationServices {
         { ...ctx, node: incident.node },
       );
     }
-    this.publishFor(incident, incident.node, 'dismissed', actor, { reason });
+    this.publishFor(incident, incident.node, { step: 'dismissed', details: { reason } }, actor);
     return this.audited(
       actor,
       'dismiss',
@@ -1187,22 +1197,20 @@ export class RemediationServices {
   private publishFor(
     incident: Incident | undefined,
     node: string,
-    step: ProgressStep,
+    told: StepDetails,
     actor: string,
-    details: Record<string, unknown>,
     elapsedMs?: number,
   ): void {
-    this.deps.bus.publish({
+    const base = {
       incidentId: incident?.id ?? '',
       node,
-      step,
       state: incident ? (this.deps.incidents.get(incident.id)?.state ?? incident.state) : 'detected',
       at: this.deps.clock.now(),
       actor,
-      details,
       ...(elapsedMs !== undefined ? { elapsedMs } : {}),
       ...(this.safety.dryRun ? { dryRun: true } : {}),
-    });
+    };
+    this.deps.bus.publish(progressEvent(base, told));
   }
 
   private audited(

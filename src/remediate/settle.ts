@@ -240,12 +240,15 @@ export async function settleNode(ctx: StepContext, target: SettleTarget): Promis
     if (now >= deadline) return { kind: 'timeout', missing, waitedMs: now - start };
     const key = `${missing.kind}:${missing.text}`;
     if (key !== told) {
-      ctx.publish('settle_wait', {
-        node: target.node,
-        waitingFor: missing.kind,
-        missing: missing.text,
-        waitedMs: now - start,
-        timeoutMs: ctx.config.settleTimeoutMs,
+      ctx.publish({
+        step: 'settle_wait',
+        details: {
+          node: target.node,
+          waitingFor: missing.kind,
+          missing: missing.text,
+          waitedMs: now - start,
+          timeoutMs: ctx.config.settleTimeoutMs,
+        },
       });
       told = key;
     }

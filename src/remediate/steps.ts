@@ -3,7 +3,7 @@
  * never repeats an effect that already happened; `ctx.begin` writes (or returns the resumed) `started` row
  * BEFORE the effect, the engine writes `done` after it. In dry run no mutating port is called.
  */
-import type { ProgressDetails, ProgressStep } from '../domain/events.js';
+import type { ProgressDetails, StepDetails } from '../domain/events.js';
 import type { Incident } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
 import type { EngineConfig, EngineDeps } from './engine.js';
@@ -34,7 +34,7 @@ export interface StepContext {
   doneDetail(step: StepName): Record<string, unknown> | undefined;
   rowOf(step: StepName): StepRow | undefined;
   /** A progress event within the step; `elapsedMs` when the line should say how long something took. */
-  publish<S extends ProgressStep>(event: S, details: ProgressDetails[S], elapsedMs?: number): void;
+  publish(told: StepDetails, elapsedMs?: number): void;
   humanUncordoned(): Promise<string | undefined>;
   /**
    * Fires when this process must stop acting (leadership lost, process stopping). A step stops at its next
@@ -43,8 +43,8 @@ export interface StepContext {
   signal: AbortSignal;
 }
 
-/** The progress event announcing a finished step, typed by the contract in chat-events.ts. */
-export type StepProgress = { [S in ProgressStep]: { step: S; details: ProgressDetails[S] } }[ProgressStep];
+/** The progress event announcing a finished step, typed by the contract in src/domain/events.ts. */
+export type StepProgress = StepDetails;
 
 export type StepOutcome =
   | {
@@ -66,9 +66,6 @@ const done = (detail: Record<string, unknown>, progress: StepProgress | null): S
   detail,
   progress,
 });
-
-const say = <S extends ProgressStep>(step: S, details: ProgressDetails[S]): StepProgress =>
-  ({ step, details }) as StepProgress;
 
 function minutes(ms: number): string {
   return ms >= 60_000 ? `${Math.round(ms / 60_000)} min` : `${Math.round(ms / 1000)} s`;
@@ -104,13 +101,14 @@ async function cordon(ctx: StepContext): Promise<StepOutcome> {
   if (node.unschedulable) {
     return done(
       { cordonedByUs, alreadyCordoned: !cordonedByUs },
-      say('cordoned', cordonedByUs ? {} : { alreadyCordoned: true }),
+      { step: 'cordoned', details: cordonedByUs ? {} : { alreadyCordoned: true } },
     );
   }
-  if (ctx.plan.dryRun) return done({ cordonedByUs: true, would: `cordon ${node.name}` }, say('cordoned', {}));
+  if (ctx.plan.dryRun)
+    return done({ cordonedByUs: true, would: `cordon ${node.name}` }, { step: 'cordoned', details: {} });
   ctx.signal.throwIfAborted();
   await ctx.deps.cluster.cordon(node.name);
-  return done({ cordonedByUs: true }, say('cordoned', {}));
+  return done({ cordonedByUs: true }, { step: 'cordoned', details: {} });
 }
 
 async function uncordon(ctx: StepContext): Promise<StepOutcome> {
@@ -119,17 +117,17 @@ async function uncordon(ctx: StepContext): Promise<StepOutcome> {
     if (cordonDetail?.cordonedByUs !== true) {
       return done(
         { skipped: 'the node was cordoned before gpu-medic came: left cordoned' },
-        say('uncordoned', { leftCordoned: true }),
+        { step: 'uncordoned', details: { leftCordoned: true } },
       );
     }
   }
   const node = await requireNode(ctx);
   ctx.begin({});
-  if (!node.unschedulable) return done({ alreadySchedulable: true }, say('uncordoned', {}));
-  if (ctx.plan.dryRun) return done({ would: `uncordon ${node.name}` }, say('uncordoned', {}));
+  if (!node.unschedulable) return done({ alreadySchedulable: true }, { step: 'uncordoned', details: {} });
+  if (ctx.plan.dryRun) return done({ would: `uncordon ${node.name}` }, { step: 'uncordoned', details: {} });
   ctx.signal.throwIfAborted();
   await ctx.deps.cluster.uncordon(node.name);
-  return done({}, say('uncordoned', {}));
+  return done({}, { step: 'uncordoned', details: {} });
 }
 
 function podName(p: PodRef): string {
@@ -143,9 +141,12 @@ async function kubeflowSnapshot(ctx: StepContext): Promise<StepOutcome> {
   );
   return done(
     { jobs: jobs.map((j) => ({ ...j })) },
-    say('kubeflow_jobs', {
-      jobs: jobs.map(({ kind, namespace, name }) => ({ kind, namespace, name })),
-    }),
+    {
+      step: 'kubeflow_jobs',
+      details: {
+        jobs: jobs.map(({ kind, namespace, name }) => ({ kind, namespace, name })),
+      },
+    },
   );
 }
 
@@ -168,18 +169,21 @@ async function drain(ctx: StepContext): Promise<StepOutcome> {
     if (pods.length === 0) {
       return done(
         { evicted, ...(forced.length ? { forced } : {}) },
-        say('drained', { evicted: evicted.length, ...(forced.length ? { forced: forced.length } : {}) }),
+        {
+          step: 'drained',
+          details: { evicted: evicted.length, ...(forced.length ? { forced: forced.length } : {}) },
+        },
       );
     }
     if (ctx.plan.dryRun) {
       return done(
         { would: 'evict', pods: pods.map(podName) },
-        say('drain_started', { pods: pods.length, skipped }),
+        { step: 'drain_started', details: { pods: pods.length, skipped } },
       );
     }
     if (!announced) {
       total = pods.length;
-      ctx.publish('drain_started', { pods: total, skipped });
+      ctx.publish({ step: 'drain_started', details: { pods: total, skipped } });
       announced = true;
     }
     const blocked: PodRef[] = [];
@@ -192,7 +196,7 @@ async function drain(ctx: StepContext): Promise<StepOutcome> {
         evicted.push(podName(pod));
         // A pod that appeared during the drain (a Job retrying) raises the total rather than exceed it.
         total = Math.max(total, evicted.length);
-        ctx.publish('pod_evicted', { pod: podName(pod), evicted: evicted.length, total });
+        ctx.publish({ step: 'pod_evicted', details: { pod: podName(pod), evicted: evicted.length, total } });
       } else if (result === 'blocked') blocked.push(pod);
     }
     const cancelled = await ctx.humanUncordoned();
@@ -216,12 +220,15 @@ async function drain(ctx: StepContext): Promise<StepOutcome> {
         continue;
       }
       if (names !== lastBlocked) {
-        ctx.publish('pdb_wait', {
-          pod: names,
-          evicted: evicted.length,
-          total: Math.max(total, evicted.length + blocked.length),
-          waitedMs: now - (deadline - config.drainTimeoutMs),
-          retryInMs: backoff,
+        ctx.publish({
+          step: 'pdb_wait',
+          details: {
+            pod: names,
+            evicted: evicted.length,
+            total: Math.max(total, evicted.length + blocked.length),
+            waitedMs: now - (deadline - config.drainTimeoutMs),
+            retryInMs: backoff,
+          },
         });
         lastBlocked = names;
       }
@@ -267,16 +274,23 @@ async function reboot(ctx: StepContext): Promise<StepOutcome> {
     let current: GpuNode | undefined = node;
     for (;;) {
       if (rebootShows(current, before)) {
-        return done({ instanceId, reissued: false }, say('reboot_issued', { instanceId, reissued: false }));
+        return done(
+          { instanceId, reissued: false },
+          { step: 'reboot_issued', details: { instanceId, reissued: false } },
+        );
       }
       if (clock.now() >= graceEnd) break;
       await pause(ctx, Math.min(ctx.config.pollMs, 5_000));
       current = await cluster.getNode(ctx.incident.node);
     }
-    if (ctx.plan.dryRun) return done({ would: `reboot ${instanceId}` }, say('reboot_issued', { instanceId }));
+    if (ctx.plan.dryRun)
+      return done({ would: `reboot ${instanceId}` }, { step: 'reboot_issued', details: { instanceId } });
     ctx.signal.throwIfAborted();
     await cloud.rebootInstance(instanceId);
-    return done({ instanceId, reissued: true }, say('reboot_issued', { instanceId, reissued: true }));
+    return done(
+      { instanceId, reissued: true },
+      { step: 'reboot_issued', details: { instanceId, reissued: true } },
+    );
   }
   // The boot ID goes in the row BEFORE the call: it is how a resumed run knows the reboot happened. So do the
   // GPU resources and the agent pods: after the reboot the node reports less until it has settled.
@@ -287,15 +301,17 @@ async function reboot(ctx: StepContext): Promise<StepOutcome> {
     gpuExpectation: gpuExpectationOf(node),
     agentPodsBefore: agentRecordsOf(agents),
   });
-  if (ctx.plan.dryRun) return done({ would: `reboot ${instanceId}` }, say('reboot_issued', { instanceId }));
+  if (ctx.plan.dryRun)
+    return done({ would: `reboot ${instanceId}` }, { step: 'reboot_issued', details: { instanceId } });
   ctx.signal.throwIfAborted();
   await cloud.rebootInstance(instanceId);
-  return done({ instanceId }, say('reboot_issued', { instanceId }));
+  return done({ instanceId }, { step: 'reboot_issued', details: { instanceId } });
 }
 
 async function waitNodeBack(ctx: StepContext): Promise<StepOutcome> {
   const { cluster, clock } = ctx.deps;
-  if (ctx.plan.dryRun) return done({ would: 'wait for a new boot ID and Ready' }, say('node_back', {}));
+  if (ctx.plan.dryRun)
+    return done({ would: 'wait for a new boot ID and Ready' }, { step: 'node_back', details: {} });
   const before = ctx.rowOf('reboot')?.detail.bootIdBefore;
   const row = ctx.begin({});
   const deadline = row.startedAt + ctx.config.rebootTimeoutMs;
@@ -305,10 +321,13 @@ async function waitNodeBack(ctx: StepContext): Promise<StepOutcome> {
     if (node?.ready && node.bootId !== undefined && node.bootId !== before) {
       return done(
         { bootIdBefore: before, bootId: node.bootId },
-        say('node_back', {
-          bootId: node.bootId,
-          ...(typeof before === 'string' ? { previousBootId: before } : {}),
-        }),
+        {
+          step: 'node_back',
+          details: {
+            bootId: node.bootId,
+            ...(typeof before === 'string' ? { previousBootId: before } : {}),
+          },
+        },
       );
     }
     if (clock.now() >= deadline) {
@@ -320,10 +339,13 @@ async function waitNodeBack(ctx: StepContext): Promise<StepOutcome> {
       };
     }
     if (!announced) {
-      ctx.publish('settle_wait', {
-        waitingFor: 'node_ready',
-        waitedMs: clock.now() - row.startedAt,
-        timeoutMs: ctx.config.rebootTimeoutMs,
+      ctx.publish({
+        step: 'settle_wait',
+        details: {
+          waitingFor: 'node_ready',
+          waitedMs: clock.now() - row.startedAt,
+          timeoutMs: ctx.config.rebootTimeoutMs,
+        },
       });
       announced = true;
     }
@@ -366,7 +388,7 @@ function settledDetail(result: Extract<SettleResult, { kind: 'settled' }>): Reco
  */
 async function verifyScan(ctx: StepContext): Promise<StepOutcome> {
   if (ctx.plan.dryRun)
-    return done({ would: 'wait for the GPUs to settle and scan them' }, say('gpu_scan', {}));
+    return done({ would: 'wait for the GPUs to settle and scan them' }, { step: 'gpu_scan', details: {} });
   const reboot = ctx.rowOf('reboot');
   const expectation = mergeExpectations(
     expectationIn(ctx.rowOf('cordon')?.detail),
@@ -382,10 +404,10 @@ async function verifyScan(ctx: StepContext): Promise<StepOutcome> {
     startedAt: row.startedAt,
   });
   if (result.kind === 'settled') {
-    return done(
-      settledDetail(result),
-      say('gpu_scan', { healthy: true, gpus: result.gpus, expected: result.expected }),
-    );
+    return done(settledDetail(result), {
+      step: 'gpu_scan',
+      details: { healthy: true, gpus: result.gpus, expected: result.expected },
+    });
   }
   if (result.kind === 'timeout')
     return settleTimeout(ctx, ctx.incident.node, 'came back after the reboot', result.missing, true);
@@ -427,12 +449,12 @@ async function replace(ctx: StepContext): Promise<StepOutcome> {
     if (alreadyGoing || ctx.plan.dryRun) {
       return done(
         { reissued: false, instanceState: state ?? null },
-        say('replace_issued', { ...told, reissued: false }),
+        { step: 'replace_issued', details: { ...told, reissued: false } },
       );
     }
     ctx.signal.throwIfAborted();
     await issueReplace(ctx, String(d.method), instanceId);
-    return done({ reissued: true }, say('replace_issued', { ...told, reissued: true }));
+    return done({ reissued: true }, { step: 'replace_issued', details: { ...told, reissued: true } });
   }
   const node = await requireNode(ctx);
   const instanceId = instanceIdOf(ctx, node);
@@ -451,7 +473,7 @@ async function replace(ctx: StepContext): Promise<StepOutcome> {
     ...(asg ? { autoScalingGroup: asg } : {}),
     ...(node.instanceType ? { instanceType: node.instanceType } : {}),
   });
-  const told = say('replace_issued', replaceDetails(row.detail));
+  const told: StepProgress = { step: 'replace_issued', details: replaceDetails(row.detail) };
   if (ctx.plan.dryRun) return done({ would: `${method} replace of ${instanceId}` }, told);
   ctx.signal.throwIfAborted();
   await issueReplace(ctx, method, instanceId);
@@ -489,7 +511,10 @@ async function issueReplace(ctx: StepContext, method: string, instanceId: string
 async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
   const { cluster, clock } = ctx.deps;
   if (ctx.plan.dryRun) {
-    return done({ would: 'wait for a replacement node to be Ready' }, say('replacement_ready', {}));
+    return done(
+      { would: 'wait for a replacement node to be Ready' },
+      { step: 'replacement_ready', details: {} },
+    );
   }
   const d = ctx.rowOf('replace')?.detail ?? {};
   const group = typeof d.group === 'string' ? d.group : undefined;
@@ -503,10 +528,13 @@ async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
   const before = new Set(Array.isArray(d.nodesBefore) ? d.nodesBefore.map(String) : []);
   ctx.begin({});
   const deadline = clock.now() + ctx.config.replaceTimeoutMs;
-  ctx.publish('settle_wait', {
-    waitingFor: 'replacement',
-    missing: `a new node in ${group}`,
-    timeoutMs: ctx.config.replaceTimeoutMs,
+  ctx.publish({
+    step: 'settle_wait',
+    details: {
+      waitingFor: 'replacement',
+      missing: `a new node in ${group}`,
+      timeoutMs: ctx.config.replaceTimeoutMs,
+    },
   });
   const onDemand = provisionsOnDemand(d.method);
   let quietPolls = 0;
@@ -517,7 +545,7 @@ async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
     if (fresh) {
       return done(
         { replacement: fresh.name, group },
-        say('replacement_ready', { newNode: fresh.name, group }),
+        { step: 'replacement_ready', details: { newNode: fresh.name, group } },
       );
     }
     if (onDemand) {
@@ -527,7 +555,7 @@ async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
       if (quietPolls >= 2) {
         return done(
           { replacement: null, group, onDemand: true },
-          say('replacement_ready', { group, onDemand: true }),
+          { step: 'replacement_ready', details: { group, onDemand: true } },
         );
       }
     }
@@ -551,7 +579,8 @@ async function verifyReplacement(ctx: StepContext): Promise<StepOutcome> {
   if (typeof fresh !== 'string' || fresh === '') {
     return done({ skipped: 'no replacement node to verify' }, null);
   }
-  if (ctx.plan.dryRun) return done({ would: `verify ${fresh}` }, say('gpu_scan', { node: fresh }));
+  if (ctx.plan.dryRun)
+    return done({ would: `verify ${fresh}` }, { step: 'gpu_scan', details: { node: fresh } });
   const row = ctx.begin({ node: fresh });
   // Same instance type: it must have what the old node had (before the fault). Another type (a Karpenter pool
   // may pick one): only what the new node itself says.
@@ -569,7 +598,10 @@ async function verifyReplacement(ctx: StepContext): Promise<StepOutcome> {
   if (result.kind === 'settled') {
     return done(
       { node: fresh, ...settledDetail(result) },
-      say('gpu_scan', { healthy: true, gpus: result.gpus, expected: result.expected, node: fresh }),
+      {
+        step: 'gpu_scan',
+        details: { healthy: true, gpus: result.gpus, expected: result.expected, node: fresh },
+      },
     );
   }
   if (result.kind === 'timeout')
@@ -612,7 +644,10 @@ async function followJobs(ctx: StepContext): Promise<StepOutcome> {
       const status = await cluster.getTrainingJobStatus(job);
       if (status === 'running' || status === 'succeeded') {
         results.push({ job: label, status });
-        ctx.publish('kubeflow_job_running', { ...jobRef(job), status }, clock.now() - since);
+        ctx.publish(
+          { step: 'kubeflow_job_running', details: { ...jobRef(job), status } },
+          clock.now() - since,
+        );
         pending.delete(label);
       }
     }
@@ -622,11 +657,13 @@ async function followJobs(ctx: StepContext): Promise<StepOutcome> {
         const status = await cluster.getTrainingJobStatus(job);
         results.push({ job: label, status });
         ctx.publish(
-          'kubeflow_job_not_running',
           {
-            ...jobRef(job),
-            status,
-            reason: `still ${status} after following it for ${minutes(ctx.config.jobTimeoutMs)}`,
+            step: 'kubeflow_job_not_running',
+            details: {
+              ...jobRef(job),
+              status,
+              reason: `still ${status} after following it for ${minutes(ctx.config.jobTimeoutMs)}`,
+            },
           },
           clock.now() - since,
         );
