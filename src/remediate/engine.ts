@@ -6,7 +6,8 @@
 import type { Logger } from 'pino';
 import { type ProgressBus, progressEvent, type StepDetails, type StepDetailsOf } from '../domain/events.js';
 import type { Incident, IncidentState } from '../domain/incident.js';
-import { isOpen, RemediationActions } from '../domain/incident.js';
+import { isOpen } from '../domain/incident.js';
+import type { JournalDetail } from './journal.js';
 import { pendingReleases, releaseDisruptionGuard } from './karpenter.js';
 import type {
   AuditLog,
@@ -426,7 +427,7 @@ export class RemediationEngine {
     reason: string,
     runStartedAt: number,
     row: StepRow | undefined,
-    detail: Record<string, unknown> = {},
+    detail: JournalDetail = {},
   ): RunResult {
     const { steps, incidents, clock } = this.deps;
     const at = clock.now();
@@ -502,13 +503,12 @@ export class RunAborted extends Error {
 /** The plan row the services wrote; an incident claimed without one (crash in between) runs its planned action. */
 export function readPlan(row: StepRow | undefined, incident: Incident, dryRun: boolean): RunPlan {
   const d = row?.detail ?? {};
-  const action = RemediationActions.find((a) => a === d.action) ?? incident.plannedAction;
   return {
-    action,
-    actor: typeof d.actor === 'string' ? d.actor : 'monitor',
-    trigger: d.trigger === 'manual' ? 'manual' : 'auto',
-    reason: typeof d.reason === 'string' ? d.reason : (incident.stateReason ?? incident.explanation),
-    force: d.force === true,
-    dryRun: typeof d.dryRun === 'boolean' ? d.dryRun : dryRun,
+    action: d.action ?? incident.plannedAction,
+    actor: d.actor ?? 'monitor',
+    trigger: d.trigger ?? 'auto',
+    reason: d.reason ?? incident.stateReason ?? incident.explanation,
+    force: d.force ?? false,
+    dryRun: d.dryRun ?? dryRun,
   };
 }

@@ -643,18 +643,15 @@ export class RemediationServices {
     if (!incident || incident.state !== 'detected') return undefined;
     const row = this.deps.steps.lastOf(incidentId, AutoRepairStep);
     if (row?.status !== 'started') return undefined;
-    const d = row.detail;
-    const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
-    const reason = str(d.reason);
-    const nodeGroup = str(d.nodeGroup);
+    const { reason, nodeGroup, condition, owner, until } = row.detail;
     return {
       incidentId,
       node: incident.node,
-      condition: str(d.condition) ?? 'a node condition',
+      condition: condition || 'a node condition',
       ...(reason ? { reason } : {}),
-      owner: d.owner === 'auto-mode' ? 'auto-mode' : 'managed-node-group',
+      owner: owner ?? 'managed-node-group',
       ...(nodeGroup ? { nodeGroup } : {}),
-      until: typeof d.until === 'number' ? d.until : row.startedAt,
+      until: until ?? row.startedAt,
     };
   }
 
@@ -699,11 +696,8 @@ export class RemediationServices {
       const incident = incidents.get(incidentId);
       // Dismissed, excluded-and-closed or otherwise taken out of our hands: nothing left to report.
       if (!deferral || !row || !incident) return;
-      const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
-      const before = {
-        ...(str(row.detail.bootIdBefore) ? { bootId: str(row.detail.bootIdBefore) } : {}),
-        ...(str(row.detail.instanceIdBefore) ? { instanceId: str(row.detail.instanceIdBefore) } : {}),
-      };
+      const { bootIdBefore: bootId, instanceIdBefore: instanceId } = row.detail;
+      const before = { ...(bootId ? { bootId } : {}), ...(instanceId ? { instanceId } : {}) };
       let node: Awaited<ReturnType<ClusterPort['getNode']>>;
       try {
         node = await cluster.getNode(incident.node);
@@ -733,11 +727,11 @@ export class RemediationServices {
     const d = row.detail;
     const elapsedMs = now - row.startedAt;
     steps.finish(row.id, 'done', { outcome, at: now }, now);
-    const action = RemediationActions.find((a) => a === d.action) ?? incident.plannedAction;
+    const action = d.action ?? incident.plannedAction;
     const told: ProgressDetails['auto_repair_outcome'] = {
       outcome,
-      ...(typeof d.condition === 'string' ? { condition: d.condition } : {}),
-      ...(typeof d.windowMs === 'number' ? { windowMs: d.windowMs } : {}),
+      ...(d.condition !== undefined ? { condition: d.condition } : {}),
+      ...(d.windowMs !== undefined ? { windowMs: d.windowMs } : {}),
       ...(outcome === 'not_acted' ? { policyAction: action } : {}),
     };
     this.publishFor(
@@ -774,7 +768,7 @@ export class RemediationServices {
     }
     // EKS did not act in its window (a paused repair, a threshold): gpu-medic's own policy applies now.
     const mode = d.mode === 'auto' || d.mode === 'approve' ? d.mode : incident.mode;
-    const reason = `EKS node auto repair did not act within its window; ${typeof d.reasonForAction === 'string' ? d.reasonForAction : incident.explanation}`;
+    const reason = `EKS node auto repair did not act within its window; ${d.reasonForAction ?? incident.explanation}`;
     if (action === 'reboot') {
       // An Auto Mode node cannot be rebooted (and always defers): a replace is more than the policy chose on
       // its own, so a human decides, as triage does.

@@ -7,14 +7,13 @@ import type { ProgressDetails, StepDetails } from '../domain/events.js';
 import type { Incident } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
 import type { EngineConfig, EngineDeps } from './engine.js';
+import type { JournalDetail } from './journal.js';
 import { disruptionGuardBefore, guardFromDisruption, provisionsOnDemand } from './karpenter.js';
 import { isAutoModeNode, nodePoolOf, rebootUnavailableReason } from './node-kind.js';
 import type { PodRef, RunPlan, StepRow, TrainingJobRef } from './ports.js';
 import {
-  agentRecordsIn,
   agentRecordsOf,
   combineExpectations,
-  expectationIn,
   type GpuExpectation,
   gpuExpectationOf,
   type Missing,
@@ -30,8 +29,8 @@ export interface StepContext {
   resumed: StepRow | undefined;
   config: EngineConfig;
   deps: EngineDeps;
-  begin(detail: Record<string, unknown>): StepRow;
-  doneDetail(step: StepName): Record<string, unknown> | undefined;
+  begin(detail: JournalDetail): StepRow;
+  doneDetail(step: StepName): JournalDetail | undefined;
   rowOf(step: StepName): StepRow | undefined;
   /** A progress event within the step; `elapsedMs` when the line should say how long something took. */
   publish(told: StepDetails, elapsedMs?: number): void;
@@ -50,7 +49,7 @@ export type StepOutcome =
   | {
       kind: 'done';
       /** Persisted in the step row (what a resumed run reads); never shown as is. */
-      detail: Record<string, unknown>;
+      detail: JournalDetail;
       /** What the thread is told; null = the step already told it with its own events. */
       progress: StepProgress | null;
     }
@@ -58,10 +57,10 @@ export type StepOutcome =
       kind: 'end';
       state: 'escalated' | 'failed' | 'cancelled';
       reason: string;
-      detail?: Record<string, unknown>;
+      detail?: JournalDetail;
     };
 
-const done = (detail: Record<string, unknown>, progress: StepProgress | null): StepOutcome => ({
+const done = (detail: JournalDetail, progress: StepProgress | null): StepOutcome => ({
   kind: 'done',
   detail,
   progress,
@@ -255,7 +254,7 @@ function instanceIdOf(ctx: StepContext, node: GpuNode | undefined): string {
   return id;
 }
 
-function rebootShows(node: GpuNode | undefined, bootIdBefore: unknown): boolean {
+function rebootShows(node: GpuNode | undefined, bootIdBefore: string | null | undefined): boolean {
   return !node?.ready || (typeof bootIdBefore === 'string' && node.bootId !== bootIdBefore);
 }
 
@@ -378,7 +377,7 @@ function settleTimeout(
   };
 }
 
-function settledDetail(result: Extract<SettleResult, { kind: 'settled' }>): Record<string, unknown> {
+function settledDetail(result: Extract<SettleResult, { kind: 'settled' }>): JournalDetail {
   return { healthy: true, gpus: result.gpus, waitedMs: result.waitedMs };
 }
 
@@ -391,14 +390,14 @@ async function verifyScan(ctx: StepContext): Promise<StepOutcome> {
     return done({ would: 'wait for the GPUs to settle and scan them' }, { step: 'gpu_scan', details: {} });
   const reboot = ctx.rowOf('reboot');
   const expectation = mergeExpectations(
-    expectationIn(ctx.rowOf('cordon')?.detail),
-    expectationIn(reboot?.detail),
+    ctx.rowOf('cordon')?.detail.gpuExpectation,
+    reboot?.detail.gpuExpectation,
   );
   const row = ctx.begin({});
   const result = await settleNode(ctx, {
     node: ctx.incident.node,
     expectation,
-    agentsBefore: agentRecordsIn(reboot?.detail),
+    agentsBefore: reboot?.detail.agentPodsBefore,
     rebootAt: reboot?.startedAt,
     faultKey: ctx.incident.faultKey,
     startedAt: row.startedAt,
@@ -438,7 +437,7 @@ async function replace(ctx: StepContext): Promise<StepOutcome> {
   const { cluster, cloud } = ctx.deps;
   if (ctx.resumed) {
     const d = ctx.resumed.detail;
-    const instanceId = typeof d.instanceId === 'string' ? d.instanceId : undefined;
+    const instanceId = d.instanceId;
     const node = await cluster.getNode(ctx.incident.node);
     const byNodeDelete = d.method === 'karpenter' || d.method === 'auto-mode';
     // An Auto Mode instance is EKS's: not even DescribeInstances is asked about it.
@@ -453,7 +452,7 @@ async function replace(ctx: StepContext): Promise<StepOutcome> {
       );
     }
     ctx.signal.throwIfAborted();
-    await issueReplace(ctx, String(d.method), instanceId);
+    await issueReplace(ctx, d.method, instanceId);
     return done({ reissued: true }, { step: 'replace_issued', details: { ...told, reissued: true } });
   }
   const node = await requireNode(ctx);
@@ -481,15 +480,8 @@ async function replace(ctx: StepContext): Promise<StepOutcome> {
 }
 
 /** The thread's view of a replace, from the row written before the effect (so a resume tells the same). */
-function replaceDetails(d: Record<string, unknown>): ProgressDetails['replace_issued'] {
-  const method =
-    d.method === 'asg' || d.method === 'karpenter' || d.method === 'ec2' || d.method === 'auto-mode'
-      ? d.method
-      : undefined;
-  const str = (v: unknown) => (typeof v === 'string' && v.length > 0 ? v : undefined);
-  const instanceId = str(d.instanceId);
-  const asg = str(d.autoScalingGroup);
-  const pool = str(d.group);
+function replaceDetails(d: JournalDetail): ProgressDetails['replace_issued'] {
+  const { method, instanceId, autoScalingGroup: asg, group: pool } = d;
   return {
     ...(instanceId ? { instanceId } : {}),
     ...(method ? { method } : {}),
@@ -498,7 +490,11 @@ function replaceDetails(d: Record<string, unknown>): ProgressDetails['replace_is
   };
 }
 
-async function issueReplace(ctx: StepContext, method: string, instanceId: string | undefined): Promise<void> {
+async function issueReplace(
+  ctx: StepContext,
+  method: JournalDetail['method'],
+  instanceId: string | undefined,
+): Promise<void> {
   if (method === 'karpenter' || method === 'auto-mode') {
     await ctx.deps.cluster.deleteNode(ctx.incident.node);
     return;
@@ -517,7 +513,7 @@ async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
     );
   }
   const d = ctx.rowOf('replace')?.detail ?? {};
-  const group = typeof d.group === 'string' ? d.group : undefined;
+  const group = d.group;
   if (!group) {
     // A standalone instance: nothing brings a new node, so there is no "replacement Ready" to announce.
     return done(
@@ -525,7 +521,7 @@ async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
       null,
     );
   }
-  const before = new Set(Array.isArray(d.nodesBefore) ? d.nodesBefore.map(String) : []);
+  const before = new Set(d.nodesBefore ?? []);
   ctx.begin({});
   const deadline = clock.now() + ctx.config.replaceTimeoutMs;
   ctx.publish({
@@ -576,7 +572,7 @@ async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
  */
 async function verifyReplacement(ctx: StepContext): Promise<StepOutcome> {
   const fresh = ctx.doneDetail('wait_replacement')?.replacement;
-  if (typeof fresh !== 'string' || fresh === '') {
+  if (!fresh) {
     return done({ skipped: 'no replacement node to verify' }, null);
   }
   if (ctx.plan.dryRun)
@@ -586,10 +582,10 @@ async function verifyReplacement(ctx: StepContext): Promise<StepOutcome> {
   // may pick one): only what the new node itself says.
   const old = ctx.rowOf('replace')?.detail.instanceType;
   const node = await ctx.deps.cluster.getNode(fresh);
-  const sameType = typeof old === 'string' && node?.instanceType === old;
+  const sameType = old !== undefined && node?.instanceType === old;
   const result = await settleNode(ctx, {
     node: fresh,
-    expectation: sameType ? expectationIn(ctx.rowOf('cordon')?.detail) : undefined,
+    expectation: sameType ? ctx.rowOf('cordon')?.detail.gpuExpectation : undefined,
     agentsBefore: undefined,
     rebootAt: undefined,
     faultKey: undefined,
@@ -614,17 +610,9 @@ async function verifyReplacement(ctx: StepContext): Promise<StepOutcome> {
   };
 }
 
-function jobsOf(detail: Record<string, unknown> | undefined): TrainingJobRef[] {
-  const raw = detail?.jobs;
-  if (!Array.isArray(raw)) return [];
-  return raw.filter(
-    (j): j is TrainingJobRef =>
-      typeof j === 'object' &&
-      j !== null &&
-      typeof (j as TrainingJobRef).kind === 'string' &&
-      typeof (j as TrainingJobRef).name === 'string' &&
-      typeof (j as TrainingJobRef).namespace === 'string',
-  );
+/** The jobs of the snapshot (a follow's results, `{ job, status }`, are not jobs to follow). */
+function jobsOf(detail: JournalDetail | undefined): TrainingJobRef[] {
+  return (detail?.jobs ?? []).flatMap((j) => ('kind' in j ? [j] : []));
 }
 
 async function followJobs(ctx: StepContext): Promise<StepOutcome> {

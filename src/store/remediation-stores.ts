@@ -3,6 +3,13 @@
  * Everything is synchronous, so the services can check and compare-and-set without an await between.
  */
 import { type Incident, TerminalStates } from '../domain/incident.js';
+import {
+  isJournalStep,
+  type JournalProblem,
+  type JournalStep,
+  type ReportJournalProblem,
+  readDetail,
+} from '../remediate/journal.js';
 import type {
   ExclusionStore,
   IncidentStore,
@@ -48,33 +55,53 @@ export function incidentStore(store: Store): IncidentStore {
   };
 }
 
-export function stepStore(store: Store): StepStore {
+/** Where a journal row that does not read as its step says is reported when no one else is told. */
+function warn(problem: JournalProblem): void {
+  process.emitWarning(problem.message, 'JournalWarning');
+}
+
+/**
+ * The journal over the step rows. Each row's detail is read through its step's schema (journal.ts); a bad
+ * row is reported (`report`) and read without its bad fields, a row of an unknown step is reported and
+ * left out of `list`. The rows themselves are never rewritten.
+ */
+export function stepStore(store: Store, report: ReportJournalProblem = warn): StepStore {
   const rowid = store.db.prepare<[string, number], { id: number }>(
     'SELECT rowid AS id FROM incident_steps WHERE incident_id = ? AND seq = ?',
   );
   const byRowid = store.db.prepare<[number], { incident_id: string; seq: number }>(
     'SELECT incident_id, seq FROM incident_steps WHERE rowid = ?',
   );
-  const toRow = (r: StepRecord): StepRow => ({
+  const toRow = (r: StepRecord, step: JournalStep): StepRow => ({
     id: rowid.get(r.incidentId, r.seq)?.id ?? -1,
     incidentId: r.incidentId,
-    step: r.step,
+    step,
     status: r.status,
     startedAt: r.startedAt,
     finishedAt: r.finishedAt,
-    detail: r.detail ?? {},
+    detail: readDetail({ ...r, detail: r.unreadableDetail ?? r.detail }, report),
   });
+  const known = (r: StepRecord): StepRow[] => {
+    if (isJournalStep(r.step)) return [toRow(r, r.step)];
+    report({
+      incidentId: r.incidentId,
+      seq: r.seq,
+      step: r.step,
+      message: `journal row ${r.incidentId}#${r.seq}: unknown step ${r.step}; left out`,
+    });
+    return [];
+  };
   return {
-    begin: (incidentId, step, detail, at) => toRow(store.steps.begin(incidentId, step, detail, at)),
+    begin: (incidentId, step, detail, at) => toRow(store.steps.begin(incidentId, step, detail, at), step),
     finish(stepId, status, detail, at) {
       const key = byRowid.get(stepId);
       if (!key) throw new Error(`no remediation step row ${stepId}`);
       store.steps.finish(key.incident_id, key.seq, status, { detail, now: at });
     },
-    list: (incidentId) => store.steps.list(incidentId).map(toRow),
+    list: (incidentId) => store.steps.list(incidentId).flatMap(known),
     lastOf(incidentId, step) {
       const r = store.steps.lastOf(incidentId, step);
-      return r ? toRow(r) : undefined;
+      return r ? toRow(r, step) : undefined;
     },
   };
 }

@@ -6,6 +6,7 @@
 import type { Incident, IncidentState } from '../../domain/incident.js';
 import { isOpen } from '../../domain/incident.js';
 import type { AuditEntry, AuditLog, Exclusion } from '../../domain/ports.js';
+import type { JournalDetail, JournalDetailOf, JournalStep } from '../journal.js';
 import type {
   ExclusionStore,
   IncidentPatch,
@@ -78,7 +79,7 @@ export class MemoryStepStore implements StepStore {
   private readonly rows: StepRow[] = [];
   constructor(private readonly power = new Power()) {}
 
-  begin(incidentId: string, step: string, detail: Record<string, unknown>, at: number): StepRow {
+  begin<S extends JournalStep>(incidentId: string, step: S, detail: JournalDetailOf<S>, at: number): StepRow {
     return this.power.write(() => {
       const row: StepRow = {
         id: this.rows.length + 1,
@@ -93,12 +94,7 @@ export class MemoryStepStore implements StepStore {
     });
   }
 
-  finish(
-    stepId: number,
-    status: Exclude<StepStatus, 'started'>,
-    detail: Record<string, unknown>,
-    at: number,
-  ): void {
+  finish(stepId: number, status: Exclude<StepStatus, 'started'>, detail: JournalDetail, at: number): void {
     this.power.write(() => {
       const row = this.rows[stepId - 1];
       if (!row) throw new Error(`no step row ${stepId}`);
@@ -113,7 +109,7 @@ export class MemoryStepStore implements StepStore {
     return this.rows.filter((r) => r.incidentId === incidentId).map(clone);
   }
 
-  lastOf(incidentId: string, step: string): StepRow | undefined {
+  lastOf(incidentId: string, step: JournalStep): StepRow | undefined {
     this.power.check();
     const row = this.rows.findLast((r) => r.incidentId === incidentId && r.step === step);
     return row ? clone(row) : undefined;
