@@ -149,7 +149,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       },
     },
     incidents: incidentStore(store),
-    steps: stepStore(store),
+    steps: stepStore(store, (p) => logger.warn({ journal: p }, p.message)),
     exclusions: exclusionStore(store),
     audit: store.audit,
     clock: systemClock,
@@ -171,7 +171,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
   const services = new RemediationServices({
     cluster,
     incidents: incidentStore(store),
-    steps: stepStore(store),
+    steps: stepStore(store, (p) => logger.warn({ journal: p }, p.message)),
     exclusions: exclusionStore(store),
     audit: store.audit,
     kv: kvStore(store),
