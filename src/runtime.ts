@@ -160,7 +160,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       },
     },
     incidents: incidentStore(store),
-    steps: stepStore(store),
+    steps: stepStore(store, (p) => logger.warn({ journal: p }, p.message)),
     exclusions: exclusionStore(store),
     audit: store.audit,
     clock,
@@ -182,7 +182,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
   const services = new RemediationServices({
     cluster,
     incidents: incidentStore(store),
-    steps: stepStore(store),
+    steps: stepStore(store, (p) => logger.warn({ journal: p }, p.message)),
     exclusions: exclusionStore(store),
     audit: store.audit,
     kv: kvStore(store),
@@ -282,7 +282,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
 
   // A reboot that did not cure the fault goes to the escalation policy (normally: replace).
   bus.subscribe((e) => {
-    if (e.step !== 'escalated' || (e.details as { to?: string }).to !== 'replace') return;
+    if (e.step !== 'escalated' || e.details.to !== 'replace') return;
     services
       .followUp(e.incidentId)
       .then((r) =>

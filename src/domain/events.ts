@@ -36,10 +36,10 @@ export const ProgressSteps = [
 ] as const;
 export type ProgressStep = (typeof ProgressSteps)[number];
 
-export interface ProgressEvent {
+/** What every progress event carries, whatever its step. */
+export interface ProgressEventBase {
   incidentId: string;
   node: string;
-  step: ProgressStep;
   /** The incident's state after this step. */
   state: IncidentState;
   at: number;
@@ -49,8 +49,29 @@ export interface ProgressEvent {
   dryRun?: boolean;
   /** `monitor`, `slack:U123`, `cli:alice`. */
   actor?: string;
-  /** Step-specific facts: evicted pod names, PDB, boot IDs, replacement node, jobs, limit names … */
-  details: Record<string, unknown>;
+}
+
+/**
+ * A step and its details, correlated: `details` is the one type `ProgressDetails` gives that step. Emitters
+ * write it as a literal (`{ step: 'drained', details: { evicted: 3 } }`), which the compiler checks.
+ */
+export type StepDetails = { [K in ProgressStep]: { step: K; details: ProgressDetails[K] } }[ProgressStep];
+
+/** The step-and-details of some steps only. */
+export type StepDetailsOf<S extends ProgressStep> = Extract<StepDetails, { step: S }>;
+
+/**
+ * A progress event, discriminated on `step`: a reader that switches on `event.step` sees that step's
+ * details (evicted pod names, PDB, boot IDs, replacement node, jobs, limit names …) with their types.
+ */
+export type ProgressEvent = ProgressEventBase & StepDetails;
+
+/** The event of one step (of a union of steps: the union of their events). */
+export type ProgressEventOf<S extends ProgressStep> = Extract<ProgressEvent, { step: S }>;
+
+/** Builds an event from what every event carries and a step with its details. */
+export function progressEvent(base: ProgressEventBase, told: StepDetails): ProgressEvent {
+  return { ...base, ...told };
 }
 
 export type ProgressListener = (event: ProgressEvent) => void;
@@ -105,7 +126,7 @@ export type SafetyLimitKind = (typeof SafetyLimitKinds)[number];
  * what they know. Pod and job names are `namespace/name` strings; counts are numbers, never lists.
  */
 export interface ProgressDetails {
-  detected: { category?: string; xid?: number; gpu?: number; severity?: string };
+  detected: { category?: string; xid?: number; gpu?: number; severity?: string; explanation?: string };
   /** `mode: 'auto'` with an action other than none is a remediation the bot runs itself. */
   policy: { action?: RemediationAction; mode?: PolicyMode | 'manual'; rule?: string; reason?: string };
   approval_needed: { action?: RemediationAction; reason?: string };
@@ -224,5 +245,3 @@ export interface ProgressDetails {
 
 /** The details of one step; a compile error here means a ProgressStep has no documented details. */
 export type DetailsOf<S extends ProgressStep> = ProgressDetails[S];
-
-export type Details = Record<string, unknown>;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { event, incident, T0 } from '../../test/support/fixtures.js';
-import { ProgressSteps } from '../domain/events.js';
+import { type ProgressDetails, ProgressSteps } from '../domain/events.js';
 import { buildNotification, isNotifiedStep, notificationSubject, SUBJECT_MAX_CHARS } from './message.js';
 
 describe('buildNotification', () => {
@@ -49,10 +49,10 @@ describe('buildNotification', () => {
   });
 
   it('keeps details JSON-safe and bounds long explanations', () => {
-    const cyclic: Record<string, unknown> = {};
+    const cyclic: ProgressDetails['safety_limit'] & { self?: unknown } = {};
     cyclic.self = cyclic;
     const m = buildNotification(
-      event('safety_limit', { details: cyclic }),
+      event({ step: 'safety_limit', details: cyclic }),
       incident({ explanation: 'x'.repeat(10_000) }),
       'c',
     );

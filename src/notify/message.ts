@@ -94,12 +94,12 @@ function clip(text: string, max: number): string {
 }
 
 /** JSON-safe copy of the event details: functions, bigints and cycles would break every sink. */
-function jsonSafe(details: Record<string, unknown>): Record<string, unknown> {
+function jsonSafe(details: ProgressEvent['details']): Record<string, unknown> {
   try {
     const text = JSON.stringify(details, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
     const parsed: unknown = text === undefined ? {} : JSON.parse(text);
     return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)
-      ? (parsed as Record<string, unknown>)
+      ? Object.fromEntries(Object.entries(parsed))
       : {};
   } catch {
     return { unserializable: true };

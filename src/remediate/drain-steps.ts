@@ -3,7 +3,7 @@ import { backoffDelay } from '../domain/backoff.js';
 import { disruptionGuardBefore, guardFromDisruption } from './karpenter.js';
 import type { PodRef } from './ports.js';
 import { gpuExpectationOf } from './settle.js';
-import { done, minutes, pause, requireNode, type StepContext, type StepOutcome, say } from './step-kit.js';
+import { done, minutes, pause, requireNode, type StepContext, type StepOutcome } from './step-kit.js';
 
 export async function cordon(ctx: StepContext): Promise<StepOutcome> {
   const node = await requireNode(ctx);
@@ -20,13 +20,14 @@ export async function cordon(ctx: StepContext): Promise<StepOutcome> {
   if (node.unschedulable) {
     return done(
       { cordonedByUs, alreadyCordoned: !cordonedByUs },
-      say('cordoned', cordonedByUs ? {} : { alreadyCordoned: true }),
+      { step: 'cordoned', details: cordonedByUs ? {} : { alreadyCordoned: true } },
     );
   }
-  if (ctx.plan.dryRun) return done({ cordonedByUs: true, would: `cordon ${node.name}` }, say('cordoned', {}));
+  if (ctx.plan.dryRun)
+    return done({ cordonedByUs: true, would: `cordon ${node.name}` }, { step: 'cordoned', details: {} });
   ctx.signal.throwIfAborted();
   await ctx.deps.cluster.cordon(node.name);
-  return done({ cordonedByUs: true }, say('cordoned', {}));
+  return done({ cordonedByUs: true }, { step: 'cordoned', details: {} });
 }
 
 export async function uncordon(ctx: StepContext): Promise<StepOutcome> {
@@ -35,17 +36,17 @@ export async function uncordon(ctx: StepContext): Promise<StepOutcome> {
     if (cordonDetail?.cordonedByUs !== true) {
       return done(
         { skipped: 'the node was cordoned before gpu-medic came: left cordoned' },
-        say('uncordoned', { leftCordoned: true }),
+        { step: 'uncordoned', details: { leftCordoned: true } },
       );
     }
   }
   const node = await requireNode(ctx);
   ctx.begin({});
-  if (!node.unschedulable) return done({ alreadySchedulable: true }, say('uncordoned', {}));
-  if (ctx.plan.dryRun) return done({ would: `uncordon ${node.name}` }, say('uncordoned', {}));
+  if (!node.unschedulable) return done({ alreadySchedulable: true }, { step: 'uncordoned', details: {} });
+  if (ctx.plan.dryRun) return done({ would: `uncordon ${node.name}` }, { step: 'uncordoned', details: {} });
   ctx.signal.throwIfAborted();
   await ctx.deps.cluster.uncordon(node.name);
-  return done({}, say('uncordoned', {}));
+  return done({}, { step: 'uncordoned', details: {} });
 }
 
 function podName(p: PodRef): string {
@@ -59,9 +60,12 @@ export async function kubeflowSnapshot(ctx: StepContext): Promise<StepOutcome> {
   );
   return done(
     { jobs: jobs.map((j) => ({ ...j })) },
-    say('kubeflow_jobs', {
-      jobs: jobs.map(({ kind, namespace, name }) => ({ kind, namespace, name })),
-    }),
+    {
+      step: 'kubeflow_jobs',
+      details: {
+        jobs: jobs.map(({ kind, namespace, name }) => ({ kind, namespace, name })),
+      },
+    },
   );
 }
 
@@ -91,18 +95,21 @@ export async function drain(ctx: StepContext): Promise<StepOutcome> {
     if (pods.length === 0) {
       return done(
         { evicted, ...(forced.length ? { forced } : {}) },
-        say('drained', { evicted: evicted.length, ...(forced.length ? { forced: forced.length } : {}) }),
+        {
+          step: 'drained',
+          details: { evicted: evicted.length, ...(forced.length ? { forced: forced.length } : {}) },
+        },
       );
     }
     if (ctx.plan.dryRun) {
       return done(
         { would: 'evict', pods: pods.map(podName) },
-        say('drain_started', { pods: pods.length, skipped }),
+        { step: 'drain_started', details: { pods: pods.length, skipped } },
       );
     }
     if (!announced) {
       total = pods.length;
-      ctx.publish('drain_started', { pods: total, skipped });
+      ctx.publish({ step: 'drain_started', details: { pods: total, skipped } });
       announced = true;
     }
     const blocked: PodRef[] = [];
@@ -115,7 +122,7 @@ export async function drain(ctx: StepContext): Promise<StepOutcome> {
         evicted.push(podName(pod));
         // A pod that appeared during the drain (a Job retrying) raises the total rather than exceed it.
         total = Math.max(total, evicted.length);
-        ctx.publish('pod_evicted', { pod: podName(pod), evicted: evicted.length, total });
+        ctx.publish({ step: 'pod_evicted', details: { pod: podName(pod), evicted: evicted.length, total } });
       } else if (result === 'blocked') blocked.push(pod);
     }
     const cancelled = await ctx.humanUncordoned();
@@ -140,12 +147,15 @@ export async function drain(ctx: StepContext): Promise<StepOutcome> {
         continue;
       }
       if (names !== lastBlocked) {
-        ctx.publish('pdb_wait', {
-          pod: names,
-          evicted: evicted.length,
-          total: Math.max(total, evicted.length + blocked.length),
-          waitedMs: now - (deadline - config.drainTimeoutMs),
-          retryInMs: backoff,
+        ctx.publish({
+          step: 'pdb_wait',
+          details: {
+            pod: names,
+            evicted: evicted.length,
+            total: Math.max(total, evicted.length + blocked.length),
+            waitedMs: now - (deadline - config.drainTimeoutMs),
+            retryInMs: backoff,
+          },
         });
         lastBlocked = names;
       }

@@ -57,7 +57,7 @@ describe('RemediationEngine flows', () => {
     expect(details('policy')).toEqual([expect.objectContaining({ action: 'replace', mode: 'auto' })]);
     // Two pods to evict (web and training); the DaemonSet and static pods stay.
     expect(details('drain_started')).toEqual([{ pods: 2, skipped: 2 }]);
-    const evictions = details('pod_evicted');
+    const evictions = h.events.flatMap((e) => (e.step === 'pod_evicted' ? [e.details] : []));
     expect(evictions.map((d) => [d.evicted, d.total])).toEqual([
       [1, 2],
       [2, 2],

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { backoffDelay } from '../domain/backoff.js';
-import type { ProgressDetails, ProgressStep } from '../domain/events.js';
+import { progressEvent, type StepDetails, type StepDetailsOf } from '../domain/events.js';
 import type { Incident, IncidentState } from '../domain/incident.js';
 import { isOpen } from '../domain/incident.js';
 import {
@@ -15,6 +15,7 @@ import {
   ON_DEMAND_REASON,
   type RunResult,
 } from './engine-config.js';
+import type { JournalDetail } from './journal.js';
 import { pendingReleases, releaseDisruptionGuard } from './karpenter.js';
 import type { RunPlan, StepRow } from './ports.js';
 import { isRetryable } from './ports.js';
@@ -208,10 +209,14 @@ export class RemediationEngine {
         return { incidentId: id, state: incidents.get(id)?.state, stopped: 'superseded' };
       }
       if (outcome.progress) {
-        this.publish(incident, plan, outcome.progress.step, after ?? stepState[step], finishedAt, {
-          elapsedMs: finishedAt - startedAt,
-          details: outcome.progress.details,
-        });
+        this.publish(
+          incident,
+          plan,
+          outcome.progress,
+          after ?? stepState[step],
+          finishedAt,
+          finishedAt - startedAt,
+        );
       }
       this.deps.audit.append({
         at: finishedAt,
@@ -278,11 +283,8 @@ export class RemediationEngine {
           return row?.status === 'done' ? row.detail : undefined;
         },
         rowOf: (name) => steps.lastOf(incident.id, name),
-        publish: (event, details, elapsedMs) =>
-          this.publish(incident, plan, event, stepState[step], clock.now(), {
-            details,
-            ...(elapsedMs !== undefined ? { elapsedMs } : {}),
-          }),
+        publish: (told, elapsedMs) =>
+          this.publish(incident, plan, told, stepState[step], clock.now(), elapsedMs),
         humanUncordoned: () => humanUncordoned(this.deps, incident, plan),
         signal,
       };
@@ -332,7 +334,7 @@ export class RemediationEngine {
     reason: string,
     runStartedAt: number,
     row: StepRow | undefined,
-    detail: Record<string, unknown> = {},
+    detail: JournalDetail = {},
   ): RunResult {
     const { steps, incidents, clock } = this.deps;
     const at = clock.now();
@@ -348,15 +350,22 @@ export class RemediationEngine {
     if (!incidents.transition(incident.id, [current.state], state, reason)) {
       return { incidentId: incident.id, state: incidents.get(incident.id)?.state, stopped: 'superseded' };
     }
-    const told: ProgressDetails[typeof state] =
+    const told: StepDetailsOf<typeof state> =
       state === 'failed'
-        ? { reason, stage: current.state }
+        ? { step: state, details: { reason, stage: current.state } }
         : state === 'escalated'
-          ? { reason, to: detail.escalateTo === 'replace' ? 'replace' : 'human' }
+          ? { step: state, details: { reason, to: detail.escalateTo === 'replace' ? 'replace' : 'human' } }
           : state === 'resolved'
-            ? { reason, action: plan.action, ...(detail.onDemand === true ? { onDemand: true } : {}) }
-            : { reason };
-    this.publish(incident, plan, state, state, at, { elapsedMs: at - runStartedAt, details: told });
+            ? {
+                step: state,
+                details: {
+                  reason,
+                  action: plan.action,
+                  ...(detail.onDemand === true ? { onDemand: true } : {}),
+                },
+              }
+            : { step: state, details: { reason } };
+    this.publish(incident, plan, told, state, at, at - runStartedAt);
     this.deps.audit.append({
       at,
       actor: plan.actor,
@@ -375,21 +384,20 @@ export class RemediationEngine {
   private publish(
     incident: Incident,
     plan: RunPlan,
-    step: ProgressStep,
+    told: StepDetails,
     state: IncidentState,
     at: number,
-    extra: { elapsedMs?: number; details: Record<string, unknown> },
+    elapsedMs?: number,
   ): void {
-    this.deps.bus.publish({
+    const base = {
       incidentId: incident.id,
       node: incident.node,
-      step,
       state,
       at,
       actor: plan.actor,
-      details: extra.details,
-      ...(extra.elapsedMs !== undefined ? { elapsedMs: extra.elapsedMs } : {}),
+      ...(elapsedMs !== undefined ? { elapsedMs } : {}),
       ...(plan.dryRun ? { dryRun: true } : {}),
-    });
+    };
+    this.deps.bus.publish(progressEvent(base, told));
   }
 }

@@ -1,18 +1,12 @@
 /** Following the training jobs that had pods on the node until they run again. */
+
+import type { JournalDetail } from './journal.js';
 import type { TrainingJobRef } from './ports.js';
 import { done, minutes, pause, type StepContext, type StepOutcome } from './step-kit.js';
 
-function jobsOf(detail: Record<string, unknown> | undefined): TrainingJobRef[] {
-  const raw = detail?.jobs;
-  if (!Array.isArray(raw)) return [];
-  return raw.filter(
-    (j): j is TrainingJobRef =>
-      typeof j === 'object' &&
-      j !== null &&
-      typeof (j as TrainingJobRef).kind === 'string' &&
-      typeof (j as TrainingJobRef).name === 'string' &&
-      typeof (j as TrainingJobRef).namespace === 'string',
-  );
+/** The jobs of the snapshot (a follow's results, `{ job, status }`, are not jobs to follow). */
+function jobsOf(detail: JournalDetail | undefined): TrainingJobRef[] {
+  return (detail?.jobs ?? []).flatMap((j) => ('kind' in j ? [j] : []));
 }
 
 export async function followJobs(ctx: StepContext): Promise<StepOutcome> {
@@ -32,7 +26,10 @@ export async function followJobs(ctx: StepContext): Promise<StepOutcome> {
       const status = await cluster.getTrainingJobStatus(job);
       if (status === 'running' || status === 'succeeded') {
         results.push({ job: label, status });
-        ctx.publish('kubeflow_job_running', { ...jobRef(job), status }, clock.now() - since);
+        ctx.publish(
+          { step: 'kubeflow_job_running', details: { ...jobRef(job), status } },
+          clock.now() - since,
+        );
         pending.delete(label);
       }
     }
@@ -42,11 +39,13 @@ export async function followJobs(ctx: StepContext): Promise<StepOutcome> {
         const status = await cluster.getTrainingJobStatus(job);
         results.push({ job: label, status });
         ctx.publish(
-          'kubeflow_job_not_running',
           {
-            ...jobRef(job),
-            status,
-            reason: `still ${status} after following it for ${minutes(ctx.config.jobTimeoutMs)}`,
+            step: 'kubeflow_job_not_running',
+            details: {
+              ...jobRef(job),
+              status,
+              reason: `still ${status} after following it for ${minutes(ctx.config.jobTimeoutMs)}`,
+            },
           },
           clock.now() - since,
         );

@@ -7,6 +7,7 @@ import type { Verdict } from '../domain/finding.js';
 import type { Incident, IncidentState, PolicyMode, RemediationAction } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
 import type { Exclusion } from '../domain/ports.js';
+import type { JournalDetail, JournalDetailOf, JournalStep } from './journal.js';
 
 export { type Clock, systemClock } from '../domain/clock.js';
 export type { AuditEntry, AuditLog, Exclusion } from '../domain/ports.js';
@@ -163,28 +164,24 @@ export type StepStatus = (typeof StepStatuses)[number];
 export interface StepRow {
   id: number;
   incidentId: string;
-  /** A StepName (state-machine.ts) or `plan`. */
-  step: string;
+  /** A StepName (state-machine.ts) or a bookkeeping row (`plan`, `escalate` …). */
+  step: JournalStep;
   status: StepStatus;
   startedAt: number;
   finishedAt?: number;
-  detail: Record<string, unknown>;
+  /** Read through the step's schema (journal.ts). */
+  detail: JournalDetail;
 }
 
 export interface StepStore {
   /** Written BEFORE the step's external effect. */
-  begin(incidentId: string, step: string, detail: Record<string, unknown>, at: number): StepRow;
+  begin<S extends JournalStep>(incidentId: string, step: S, detail: JournalDetailOf<S>, at: number): StepRow;
   /** Written AFTER it; `detail` is merged into the row's detail. */
-  finish(
-    stepId: number,
-    status: Exclude<StepStatus, 'started'>,
-    detail: Record<string, unknown>,
-    at: number,
-  ): void;
+  finish(stepId: number, status: Exclude<StepStatus, 'started'>, detail: JournalDetail, at: number): void;
   /** In the order begun. */
   list(incidentId: string): StepRow[];
   /** The most recent row of that step. */
-  lastOf(incidentId: string, step: string): StepRow | undefined;
+  lastOf(incidentId: string, step: JournalStep): StepRow | undefined;
 }
 
 export interface ExclusionStore {

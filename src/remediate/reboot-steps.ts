@@ -2,10 +2,8 @@
 import type { GpuNode } from '../domain/node.js';
 import { rebootUnavailableReason } from './node-kind.js';
 import {
-  agentRecordsIn,
   agentRecordsOf,
   combineExpectations,
-  expectationIn,
   type GpuExpectation,
   gpuExpectationOf,
   settleNode,
@@ -18,12 +16,11 @@ import {
   requireNode,
   type StepContext,
   type StepOutcome,
-  say,
   settledDetail,
   settleTimeout,
 } from './step-kit.js';
 
-function rebootShows(node: GpuNode | undefined, bootIdBefore: unknown): boolean {
+function rebootShows(node: GpuNode | undefined, bootIdBefore: string | null | undefined): boolean {
   return !node?.ready || (typeof bootIdBefore === 'string' && node.bootId !== bootIdBefore);
 }
 
@@ -42,16 +39,23 @@ export async function reboot(ctx: StepContext): Promise<StepOutcome> {
     let current: GpuNode | undefined = node;
     for (;;) {
       if (rebootShows(current, before)) {
-        return done({ instanceId, reissued: false }, say('reboot_issued', { instanceId, reissued: false }));
+        return done(
+          { instanceId, reissued: false },
+          { step: 'reboot_issued', details: { instanceId, reissued: false } },
+        );
       }
       if (clock.now() >= graceEnd) break;
       await pause(ctx, Math.min(ctx.config.pollMs, 5_000));
       current = await cluster.getNode(ctx.incident.node);
     }
-    if (ctx.plan.dryRun) return done({ would: `reboot ${instanceId}` }, say('reboot_issued', { instanceId }));
+    if (ctx.plan.dryRun)
+      return done({ would: `reboot ${instanceId}` }, { step: 'reboot_issued', details: { instanceId } });
     ctx.signal.throwIfAborted();
     await cloud.rebootInstance(instanceId);
-    return done({ instanceId, reissued: true }, say('reboot_issued', { instanceId, reissued: true }));
+    return done(
+      { instanceId, reissued: true },
+      { step: 'reboot_issued', details: { instanceId, reissued: true } },
+    );
   }
   // The boot ID goes in the row BEFORE the call: it is how a resumed run knows the reboot happened. So do the
   // GPU resources and the agent pods: after the reboot the node reports less until it has settled.
@@ -62,15 +66,17 @@ export async function reboot(ctx: StepContext): Promise<StepOutcome> {
     gpuExpectation: gpuExpectationOf(node),
     agentPodsBefore: agentRecordsOf(agents),
   });
-  if (ctx.plan.dryRun) return done({ would: `reboot ${instanceId}` }, say('reboot_issued', { instanceId }));
+  if (ctx.plan.dryRun)
+    return done({ would: `reboot ${instanceId}` }, { step: 'reboot_issued', details: { instanceId } });
   ctx.signal.throwIfAborted();
   await cloud.rebootInstance(instanceId);
-  return done({ instanceId }, say('reboot_issued', { instanceId }));
+  return done({ instanceId }, { step: 'reboot_issued', details: { instanceId } });
 }
 
 export async function waitNodeBack(ctx: StepContext): Promise<StepOutcome> {
   const { cluster, clock } = ctx.deps;
-  if (ctx.plan.dryRun) return done({ would: 'wait for a new boot ID and Ready' }, say('node_back', {}));
+  if (ctx.plan.dryRun)
+    return done({ would: 'wait for a new boot ID and Ready' }, { step: 'node_back', details: {} });
   const before = ctx.rowOf('reboot')?.detail.bootIdBefore;
   const row = ctx.begin({});
   const deadline = row.startedAt + ctx.config.rebootTimeoutMs;
@@ -80,10 +86,13 @@ export async function waitNodeBack(ctx: StepContext): Promise<StepOutcome> {
     if (node?.ready && node.bootId !== undefined && node.bootId !== before) {
       return done(
         { bootIdBefore: before, bootId: node.bootId },
-        say('node_back', {
-          bootId: node.bootId,
-          ...(typeof before === 'string' ? { previousBootId: before } : {}),
-        }),
+        {
+          step: 'node_back',
+          details: {
+            bootId: node.bootId,
+            ...(typeof before === 'string' ? { previousBootId: before } : {}),
+          },
+        },
       );
     }
     if (clock.now() >= deadline) {
@@ -95,10 +104,13 @@ export async function waitNodeBack(ctx: StepContext): Promise<StepOutcome> {
       };
     }
     if (!announced) {
-      ctx.publish('settle_wait', {
-        waitingFor: 'node_ready',
-        waitedMs: clock.now() - row.startedAt,
-        timeoutMs: ctx.config.rebootTimeoutMs,
+      ctx.publish({
+        step: 'settle_wait',
+        details: {
+          waitingFor: 'node_ready',
+          waitedMs: clock.now() - row.startedAt,
+          timeoutMs: ctx.config.rebootTimeoutMs,
+        },
       });
       announced = true;
     }
@@ -112,26 +124,26 @@ export async function waitNodeBack(ctx: StepContext): Promise<StepOutcome> {
  */
 export async function verifyScan(ctx: StepContext): Promise<StepOutcome> {
   if (ctx.plan.dryRun)
-    return done({ would: 'wait for the GPUs to settle and scan them' }, say('gpu_scan', {}));
+    return done({ would: 'wait for the GPUs to settle and scan them' }, { step: 'gpu_scan', details: {} });
   const reboot = ctx.rowOf('reboot');
   const expectation = mergeExpectations(
-    expectationIn(ctx.rowOf('cordon')?.detail),
-    expectationIn(reboot?.detail),
+    ctx.rowOf('cordon')?.detail.gpuExpectation,
+    reboot?.detail.gpuExpectation,
   );
   const row = ctx.begin({});
   const result = await settleNode(ctx, {
     node: ctx.incident.node,
     expectation,
-    agentsBefore: agentRecordsIn(reboot?.detail),
+    agentsBefore: reboot?.detail.agentPodsBefore,
     rebootAt: reboot?.startedAt,
     faultKey: ctx.incident.faultKey,
     startedAt: row.startedAt,
   });
   if (result.kind === 'settled') {
-    return done(
-      settledDetail(result),
-      say('gpu_scan', { healthy: true, gpus: result.gpus, expected: result.expected }),
-    );
+    return done(settledDetail(result), {
+      step: 'gpu_scan',
+      details: { healthy: true, gpus: result.gpus, expected: result.expected },
+    });
   }
   if (result.kind === 'timeout')
     return settleTimeout(ctx, ctx.incident.node, 'came back after the reboot', result.missing, true);

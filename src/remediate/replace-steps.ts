@@ -1,8 +1,9 @@
 /** The replace path: terminate (or delete) the node, wait for a replacement, and its settle gate. */
 import type { ProgressDetails } from '../domain/events.js';
+import type { JournalDetail } from './journal.js';
 import { provisionsOnDemand } from './karpenter.js';
 import { isAutoModeNode, nodePoolOf } from './node-kind.js';
-import { expectationIn, settleNode } from './settle.js';
+import { settleNode } from './settle.js';
 import {
   done,
   instanceIdOf,
@@ -11,7 +12,7 @@ import {
   requireNode,
   type StepContext,
   type StepOutcome,
-  say,
+  type StepProgress,
   settledDetail,
   settleTimeout,
 } from './step-kit.js';
@@ -22,7 +23,7 @@ export async function replace(ctx: StepContext): Promise<StepOutcome> {
   const { cluster, cloud } = ctx.deps;
   if (ctx.resumed) {
     const d = ctx.resumed.detail;
-    const instanceId = typeof d.instanceId === 'string' ? d.instanceId : undefined;
+    const instanceId = d.instanceId;
     const node = await cluster.getNode(ctx.incident.node);
     const byNodeDelete = d.method === 'karpenter' || d.method === 'auto-mode';
     // An Auto Mode instance is EKS's: not even DescribeInstances is asked about it.
@@ -33,12 +34,12 @@ export async function replace(ctx: StepContext): Promise<StepOutcome> {
     if (alreadyGoing || ctx.plan.dryRun) {
       return done(
         { reissued: false, instanceState: state ?? null },
-        say('replace_issued', { ...told, reissued: false }),
+        { step: 'replace_issued', details: { ...told, reissued: false } },
       );
     }
     ctx.signal.throwIfAborted();
-    await issueReplace(ctx, String(d.method), instanceId);
-    return done({ reissued: true }, say('replace_issued', { ...told, reissued: true }));
+    await issueReplace(ctx, d.method, instanceId);
+    return done({ reissued: true }, { step: 'replace_issued', details: { ...told, reissued: true } });
   }
   const node = await requireNode(ctx);
   const instanceId = instanceIdOf(ctx, node);
@@ -57,7 +58,7 @@ export async function replace(ctx: StepContext): Promise<StepOutcome> {
     ...(asg ? { autoScalingGroup: asg } : {}),
     ...(node.instanceType ? { instanceType: node.instanceType } : {}),
   });
-  const told = say('replace_issued', replaceDetails(row.detail));
+  const told: StepProgress = { step: 'replace_issued', details: replaceDetails(row.detail) };
   if (ctx.plan.dryRun) return done({ would: `${method} replace of ${instanceId}` }, told);
   ctx.signal.throwIfAborted();
   await issueReplace(ctx, method, instanceId);
@@ -65,15 +66,8 @@ export async function replace(ctx: StepContext): Promise<StepOutcome> {
 }
 
 /** The thread's view of a replace, from the row written before the effect (so a resume tells the same). */
-function replaceDetails(d: Record<string, unknown>): ProgressDetails['replace_issued'] {
-  const method =
-    d.method === 'asg' || d.method === 'karpenter' || d.method === 'ec2' || d.method === 'auto-mode'
-      ? d.method
-      : undefined;
-  const str = (v: unknown) => (typeof v === 'string' && v.length > 0 ? v : undefined);
-  const instanceId = str(d.instanceId);
-  const asg = str(d.autoScalingGroup);
-  const pool = str(d.group);
+function replaceDetails(d: JournalDetail): ProgressDetails['replace_issued'] {
+  const { method, instanceId, autoScalingGroup: asg, group: pool } = d;
   return {
     ...(instanceId ? { instanceId } : {}),
     ...(method ? { method } : {}),
@@ -82,7 +76,11 @@ function replaceDetails(d: Record<string, unknown>): ProgressDetails['replace_is
   };
 }
 
-async function issueReplace(ctx: StepContext, method: string, instanceId: string | undefined): Promise<void> {
+async function issueReplace(
+  ctx: StepContext,
+  method: JournalDetail['method'],
+  instanceId: string | undefined,
+): Promise<void> {
   if (method === 'karpenter' || method === 'auto-mode') {
     await ctx.deps.cluster.deleteNode(ctx.incident.node);
     return;
@@ -95,10 +93,13 @@ async function issueReplace(ctx: StepContext, method: string, instanceId: string
 export async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
   const { cluster, clock } = ctx.deps;
   if (ctx.plan.dryRun) {
-    return done({ would: 'wait for a replacement node to be Ready' }, say('replacement_ready', {}));
+    return done(
+      { would: 'wait for a replacement node to be Ready' },
+      { step: 'replacement_ready', details: {} },
+    );
   }
   const d = ctx.rowOf('replace')?.detail ?? {};
-  const group = typeof d.group === 'string' ? d.group : undefined;
+  const group = d.group;
   if (!group) {
     // A standalone instance: nothing brings a new node, so there is no "replacement Ready" to announce.
     return done(
@@ -106,13 +107,16 @@ export async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
       null,
     );
   }
-  const before = new Set(Array.isArray(d.nodesBefore) ? d.nodesBefore.map(String) : []);
+  const before = new Set(d.nodesBefore ?? []);
   ctx.begin({});
   const deadline = clock.now() + ctx.config.replaceTimeoutMs;
-  ctx.publish('settle_wait', {
-    waitingFor: 'replacement',
-    missing: `a new node in ${group}`,
-    timeoutMs: ctx.config.replaceTimeoutMs,
+  ctx.publish({
+    step: 'settle_wait',
+    details: {
+      waitingFor: 'replacement',
+      missing: `a new node in ${group}`,
+      timeoutMs: ctx.config.replaceTimeoutMs,
+    },
   });
   const onDemand = provisionsOnDemand(d.method);
   let quietPolls = 0;
@@ -123,7 +127,7 @@ export async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
     if (fresh) {
       return done(
         { replacement: fresh.name, group },
-        say('replacement_ready', { newNode: fresh.name, group }),
+        { step: 'replacement_ready', details: { newNode: fresh.name, group } },
       );
     }
     if (onDemand) {
@@ -133,7 +137,7 @@ export async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
       if (quietPolls >= 2) {
         return done(
           { replacement: null, group, onDemand: true },
-          say('replacement_ready', { group, onDemand: true }),
+          { step: 'replacement_ready', details: { group, onDemand: true } },
         );
       }
     }
@@ -154,19 +158,20 @@ export async function waitReplacement(ctx: StepContext): Promise<StepOutcome> {
  */
 export async function verifyReplacement(ctx: StepContext): Promise<StepOutcome> {
   const fresh = ctx.doneDetail('wait_replacement')?.replacement;
-  if (typeof fresh !== 'string' || fresh === '') {
+  if (!fresh) {
     return done({ skipped: 'no replacement node to verify' }, null);
   }
-  if (ctx.plan.dryRun) return done({ would: `verify ${fresh}` }, say('gpu_scan', { node: fresh }));
+  if (ctx.plan.dryRun)
+    return done({ would: `verify ${fresh}` }, { step: 'gpu_scan', details: { node: fresh } });
   const row = ctx.begin({ node: fresh });
   // Same instance type: it must have what the old node had (before the fault). Another type (a Karpenter pool
   // may pick one): only what the new node itself says.
   const old = ctx.rowOf('replace')?.detail.instanceType;
   const node = await ctx.deps.cluster.getNode(fresh);
-  const sameType = typeof old === 'string' && node?.instanceType === old;
+  const sameType = old !== undefined && node?.instanceType === old;
   const result = await settleNode(ctx, {
     node: fresh,
-    expectation: sameType ? expectationIn(ctx.rowOf('cordon')?.detail) : undefined,
+    expectation: sameType ? ctx.rowOf('cordon')?.detail.gpuExpectation : undefined,
     agentsBefore: undefined,
     rebootAt: undefined,
     faultKey: undefined,
@@ -175,7 +180,10 @@ export async function verifyReplacement(ctx: StepContext): Promise<StepOutcome> 
   if (result.kind === 'settled') {
     return done(
       { node: fresh, ...settledDetail(result) },
-      say('gpu_scan', { healthy: true, gpus: result.gpus, expected: result.expected, node: fresh }),
+      {
+        step: 'gpu_scan',
+        details: { healthy: true, gpus: result.gpus, expected: result.expected, node: fresh },
+      },
     );
   }
   if (result.kind === 'timeout')

@@ -3,7 +3,6 @@
  * (an exclusion, the opt-out label, a human who uncordoned it).
  */
 import type { Incident } from '../domain/incident.js';
-import { RemediationActions } from '../domain/incident.js';
 import { isOptedOut, OptOutLabel } from '../domain/node.js';
 import type { EngineDeps } from './engine-config.js';
 import type { ClusterPort, RunPlan, StepRow } from './ports.js';
@@ -58,13 +57,12 @@ export class RunAborted extends Error {
 /** The plan row the services wrote; an incident claimed without one (crash in between) runs its planned action. */
 export function readPlan(row: StepRow | undefined, incident: Incident, dryRun: boolean): RunPlan {
   const d = row?.detail ?? {};
-  const action = RemediationActions.find((a) => a === d.action) ?? incident.plannedAction;
   return {
-    action,
-    actor: typeof d.actor === 'string' ? d.actor : 'monitor',
-    trigger: d.trigger === 'manual' ? 'manual' : 'auto',
-    reason: typeof d.reason === 'string' ? d.reason : (incident.stateReason ?? incident.explanation),
-    force: d.force === true,
-    dryRun: typeof d.dryRun === 'boolean' ? d.dryRun : dryRun,
+    action: d.action ?? incident.plannedAction,
+    actor: d.actor ?? 'monitor',
+    trigger: d.trigger ?? 'auto',
+    reason: d.reason ?? incident.stateReason ?? incident.explanation,
+    force: d.force ?? false,
+    dryRun: d.dryRun ?? dryRun,
   };
 }

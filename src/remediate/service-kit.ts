@@ -4,7 +4,7 @@
  * through authorize → deny → audit, so no entry point can forget one of the three.
  */
 import type { Logger } from 'pino';
-import type { DetailsOf, ProgressBus, ProgressStep } from '../domain/events.js';
+import { type ProgressBus, progressEvent, type StepDetails } from '../domain/events.js';
 import type { Incident } from '../domain/incident.js';
 import type { Policy } from '../domain/policy.js';
 import {
@@ -135,25 +135,23 @@ export class ServiceKit {
   }
 
   /** A progress event for an incident: `told` is a step with its details, written as a literal. */
-  publish<S extends ProgressStep>(
+  publish(
     incident: Incident | undefined,
     node: string,
-    told: { step: S; details: DetailsOf<S> },
+    told: StepDetails,
     actor: string,
     elapsedMs?: number,
   ): void {
-    const { step, details } = told;
-    this.deps.bus.publish({
+    const base = {
       incidentId: incident?.id ?? '',
       node,
-      step,
       state: incident ? (this.deps.incidents.get(incident.id)?.state ?? incident.state) : 'detected',
       at: this.deps.clock.now(),
       actor,
-      details,
       ...(elapsedMs !== undefined ? { elapsedMs } : {}),
       ...(this.safety.dryRun ? { dryRun: true } : {}),
-    });
+    } as const;
+    this.deps.bus.publish(progressEvent(base, told));
   }
 }
 

@@ -62,23 +62,12 @@ export function combineExpectations(a: GpuExpectation | undefined, b: GpuExpecta
   return { gpus: Math.max(a.gpus, b.gpus), resources };
 }
 
-/** The expectation in a journal row's detail, if it carries one. */
-export function expectationIn(detail: Record<string, unknown> | undefined): GpuExpectation | undefined {
-  const parsed = GpuExpectation.safeParse(detail?.gpuExpectation);
-  return parsed.success ? parsed.data : undefined;
-}
-
 /** The agent pods as they were before the reboot: a pod still on its old container is not "on the new boot". */
 export const AgentRecord = z.object({ uid: z.string(), restarts: z.number().int().min(0) });
 export type AgentRecord = z.infer<typeof AgentRecord>;
 
 export function agentRecordsOf(pods: readonly GpuAgentPod[]): AgentRecord[] {
   return pods.map((p) => ({ uid: p.uid, restarts: p.restarts }));
-}
-
-export function agentRecordsIn(detail: Record<string, unknown> | undefined): AgentRecord[] | undefined {
-  const parsed = z.array(AgentRecord).safeParse(detail?.agentPodsBefore);
-  return parsed.success ? parsed.data : undefined;
 }
 
 export type MissingKind = NonNullable<ProgressDetails['settle_wait']['waitingFor']>;
@@ -240,12 +229,15 @@ export async function settleNode(ctx: StepContext, target: SettleTarget): Promis
     if (now >= deadline) return { kind: 'timeout', missing, waitedMs: now - start };
     const key = `${missing.kind}:${missing.text}`;
     if (key !== told) {
-      ctx.publish('settle_wait', {
-        node: target.node,
-        waitingFor: missing.kind,
-        missing: missing.text,
-        waitedMs: now - start,
-        timeoutMs: ctx.config.settleTimeoutMs,
+      ctx.publish({
+        step: 'settle_wait',
+        details: {
+          node: target.node,
+          waitingFor: missing.kind,
+          missing: missing.text,
+          waitedMs: now - start,
+          timeoutMs: ctx.config.settleTimeoutMs,
+        },
       });
       told = key;
     }

@@ -3,10 +3,11 @@
  * abort, the node it works on, the settle gate's timeout). The steps themselves live in drain-steps.ts,
  * reboot-steps.ts, replace-steps.ts and job-steps.ts; steps.ts dispatches to them.
  */
-import type { ProgressDetails, ProgressStep } from '../domain/events.js';
+import type { StepDetails } from '../domain/events.js';
 import type { Incident } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
 import type { EngineConfig, EngineDeps } from './engine-config.js';
+import type { JournalDetail } from './journal.js';
 import type { RunPlan, StepRow } from './ports.js';
 import type { Missing, SettleResult } from './settle.js';
 import type { StepName } from './state-machine.js';
@@ -18,11 +19,11 @@ export interface StepContext {
   resumed: StepRow | undefined;
   config: EngineConfig;
   deps: EngineDeps;
-  begin(detail: Record<string, unknown>): StepRow;
-  doneDetail(step: StepName): Record<string, unknown> | undefined;
+  begin(detail: JournalDetail): StepRow;
+  doneDetail(step: StepName): JournalDetail | undefined;
   rowOf(step: StepName): StepRow | undefined;
   /** A progress event within the step; `elapsedMs` when the line should say how long something took. */
-  publish<S extends ProgressStep>(event: S, details: ProgressDetails[S], elapsedMs?: number): void;
+  publish(told: StepDetails, elapsedMs?: number): void;
   humanUncordoned(): Promise<string | undefined>;
   /**
    * Fires when this process must stop acting (leadership lost, process stopping). A step stops at its next
@@ -31,14 +32,14 @@ export interface StepContext {
   signal: AbortSignal;
 }
 
-/** The progress event announcing a finished step, typed by the contract in chat-events.ts. */
-export type StepProgress = { [S in ProgressStep]: { step: S; details: ProgressDetails[S] } }[ProgressStep];
+/** The progress event announcing a finished step, typed by the contract in src/domain/events.ts. */
+export type StepProgress = StepDetails;
 
 export type StepOutcome =
   | {
       kind: 'done';
       /** Persisted in the step row (what a resumed run reads); never shown as is. */
-      detail: Record<string, unknown>;
+      detail: JournalDetail;
       /** What the thread is told; null = the step already told it with its own events. */
       progress: StepProgress | null;
     }
@@ -46,17 +47,14 @@ export type StepOutcome =
       kind: 'end';
       state: 'escalated' | 'failed' | 'cancelled';
       reason: string;
-      detail?: Record<string, unknown>;
+      detail?: JournalDetail;
     };
 
-export const done = (detail: Record<string, unknown>, progress: StepProgress | null): StepOutcome => ({
+export const done = (detail: JournalDetail, progress: StepProgress | null): StepOutcome => ({
   kind: 'done',
   detail,
   progress,
 });
-
-export const say = <S extends ProgressStep>(step: S, details: ProgressDetails[S]): StepProgress =>
-  ({ step, details }) as StepProgress;
 
 export function minutes(ms: number): string {
   return ms >= 60_000 ? `${Math.round(ms / 60_000)} min` : `${Math.round(ms / 1000)} s`;
@@ -108,6 +106,6 @@ export function settleTimeout(
   };
 }
 
-export function settledDetail(result: Extract<SettleResult, { kind: 'settled' }>): Record<string, unknown> {
+export function settledDetail(result: Extract<SettleResult, { kind: 'settled' }>): JournalDetail {
   return { healthy: true, gpus: result.gpus, waitedMs: result.waitedMs };
 }

@@ -45,9 +45,9 @@ describe('the remediation store ports over SQLite', () => {
   it('finishes a step by the id its row was begun with, merging the detail', () => {
     const { id } = incidentStore(s).create(newIncident('n1', 10));
     const steps = stepStore(s);
-    const cordon = steps.begin(id, 'cordon', { by: 'monitor' }, 20);
+    const cordon = steps.begin(id, 'cordon', { cordonedByUs: true }, 20);
     const drain = steps.begin(id, 'drain', {}, 21);
-    steps.finish(cordon.id, 'done', { cordoned: true }, 22);
+    steps.finish(cordon.id, 'done', { alreadyCordoned: false }, 22);
     expect(steps.list(id)).toEqual([
       {
         id: cordon.id,
@@ -56,7 +56,7 @@ describe('the remediation store ports over SQLite', () => {
         status: 'done',
         startedAt: 20,
         finishedAt: 22,
-        detail: { by: 'monitor', cordoned: true },
+        detail: { cordonedByUs: true, alreadyCordoned: false },
       },
       {
         id: drain.id,

@@ -3,6 +3,13 @@
  * Everything is synchronous, so the services can check and compare-and-set without an await between.
  * Each port method is one repository call: the queries live in the repositories.
  */
+import {
+  isJournalStep,
+  type JournalProblem,
+  type JournalStep,
+  type ReportJournalProblem,
+  readDetail,
+} from '../remediate/journal.js';
 import type {
   ExclusionStore,
   IncidentStore,
@@ -31,26 +38,45 @@ export function incidentStore(store: Pick<Store, 'incidents'>): IncidentStore {
   };
 }
 
-const toRow = (r: StepRecord): StepRow => ({
-  id: r.id,
-  incidentId: r.incidentId,
-  step: r.step,
-  status: r.status,
-  startedAt: r.startedAt,
-  finishedAt: r.finishedAt,
-  detail: r.detail ?? {},
-});
+/** Where a journal row that does not read as its step says is reported when no one else is told. */
+function warn(problem: JournalProblem): void {
+  process.emitWarning(problem.message, 'JournalWarning');
+}
 
-export function stepStore(store: Pick<Store, 'steps'>): StepStore {
+/**
+ * The journal over the step rows. Each row's detail is read through its step's schema (journal.ts); a bad
+ * row is reported (`report`) and read without its bad fields, a row of an unknown step is reported and
+ * left out of `list`. The rows themselves are never rewritten.
+ */
+export function stepStore(store: Pick<Store, 'steps'>, report: ReportJournalProblem = warn): StepStore {
+  const toRow = (r: StepRecord, step: JournalStep): StepRow => ({
+    id: r.id,
+    incidentId: r.incidentId,
+    step,
+    status: r.status,
+    startedAt: r.startedAt,
+    finishedAt: r.finishedAt,
+    detail: readDetail({ ...r, detail: r.unreadableDetail ?? r.detail }, report),
+  });
+  const known = (r: StepRecord): StepRow[] => {
+    if (isJournalStep(r.step)) return [toRow(r, r.step)];
+    report({
+      incidentId: r.incidentId,
+      seq: r.seq,
+      step: r.step,
+      message: `journal row ${r.incidentId}#${r.seq}: unknown step ${r.step}; left out`,
+    });
+    return [];
+  };
   return {
-    begin: (incidentId, step, detail, at) => toRow(store.steps.begin(incidentId, step, detail, at)),
+    begin: (incidentId, step, detail, at) => toRow(store.steps.begin(incidentId, step, detail, at), step),
     finish(stepId, status, detail, at) {
       store.steps.finishById(stepId, status, { detail, now: at });
     },
-    list: (incidentId) => store.steps.list(incidentId).map(toRow),
+    list: (incidentId) => store.steps.list(incidentId).flatMap(known),
     lastOf(incidentId, step) {
       const r = store.steps.lastOf(incidentId, step);
-      return r ? toRow(r) : undefined;
+      return r ? toRow(r, step) : undefined;
     },
   };
 }

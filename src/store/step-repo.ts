@@ -1,5 +1,5 @@
 import type { Database, Statement, Transaction } from 'better-sqlite3';
-import { type Clock, fromJson, opt, toJson } from './json.js';
+import { type Clock, opt, toJson } from './json.js';
 
 export const StepStatuses = ['started', 'done', 'failed', 'skipped'] as const;
 export type StepStatus = (typeof StepStatuses)[number];
@@ -19,6 +19,8 @@ export interface StepRecord {
   startedAt: number;
   finishedAt?: number;
   detail?: Record<string, unknown>;
+  /** The stored detail when it is not a JSON object (a hand edit): kept as it is, for the reader to report. */
+  unreadableDetail?: string;
   /** What the outside world calls the effect: instance id, activity id, replacement node … */
   externalRef?: string;
 }
@@ -57,6 +59,29 @@ interface Row {
   external_ref: string | null;
 }
 
+/** The stored detail as an object, or undefined when it is not JSON or not an object. */
+function detailObject(text: string): Record<string, unknown> | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? Object.fromEntries(Object.entries(value))
+    : undefined;
+}
+
+/**
+ * The detail after a finish: the stored one with `patch` merged in. A stored detail that is not a JSON
+ * object is kept whole under `unreadableDetail`, so finishing the step loses nothing of it.
+ */
+function mergedDetail(stored: string | null, patch: Record<string, unknown>): Record<string, unknown> {
+  if (stored === null) return { ...patch };
+  const before = detailObject(stored);
+  return before ? { ...before, ...patch } : { unreadableDetail: stored, ...patch };
+}
+
 function map(r: Row): StepRecord {
   const s: StepRecord = {
     id: r.id,
@@ -68,7 +93,11 @@ function map(r: Row): StepRecord {
   };
   const finishedAt = opt(r.finished_at);
   if (finishedAt !== undefined) s.finishedAt = finishedAt;
-  if (r.detail !== null) s.detail = fromJson<Record<string, unknown>>(r.detail, {});
+  if (r.detail !== null) {
+    const detail = detailObject(r.detail);
+    if (detail) s.detail = detail;
+    else s.unreadableDetail = r.detail;
+  }
   const ref = opt(r.external_ref);
   if (ref !== undefined) s.externalRef = ref;
   return s;
@@ -121,10 +150,7 @@ export class SqliteStepRepo implements StepRepo {
     this.finishTx = db.transaction((id: string, seq: number, status: string, f: StepFinish, now: number) => {
       const row = this.sel.get(id, seq);
       if (!row || row.status !== 'started') return false;
-      const merged = f.detail
-        ? { ...fromJson<Record<string, unknown>>(row.detail, {}), ...f.detail }
-        : undefined;
-      const detail = merged ? toJson(merged) : row.detail;
+      const detail = f.detail ? toJson(mergedDetail(row.detail, f.detail)) : row.detail;
       return this.fin.run({ id, seq, detail, ref: f.externalRef ?? null, status, now }).changes === 1;
     });
   }

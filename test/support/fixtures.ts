@@ -1,5 +1,12 @@
 /** Shared test data: the one Incident builder (variants only override fields) and progress events. */
-import type { ProgressEvent, ProgressStep } from '../../src/domain/events.js';
+import { withoutDetails } from '../../src/domain/event-details.js';
+import {
+  type ProgressEvent,
+  type ProgressEventBase,
+  type ProgressStep,
+  progressEvent,
+  type StepDetails,
+} from '../../src/domain/events.js';
 import type { Incident, IncidentState } from '../../src/domain/incident.js';
 import type { NewIncident } from '../../src/remediate/ports.js';
 
@@ -51,14 +58,17 @@ const STATE_AFTER: Partial<Record<ProgressStep, IncidentState>> = {
   cancelled: 'cancelled',
 };
 
-export function event(step: ProgressStep, over: Partial<ProgressEvent> = {}): ProgressEvent {
-  return {
+/** An event of `step` (without details), or of a step with its details. */
+export function event(
+  step: ProgressStep | StepDetails,
+  over: Partial<ProgressEventBase> = {},
+): ProgressEvent {
+  const told = typeof step === 'string' ? withoutDetails(step) : step;
+  const base = {
     incidentId: 'inc-1',
     node: 'ip-10-0-1-23.ec2.internal',
-    step,
-    state: STATE_AFTER[step] ?? 'draining',
+    state: STATE_AFTER[told.step] ?? 'draining',
     at: T0 + 120_000,
-    details: {},
-    ...over,
   };
+  return progressEvent({ ...base, ...over }, told);
 }

@@ -6,6 +6,12 @@
 import type { Incident, IncidentState } from '../../src/domain/incident.js';
 import { isOpen } from '../../src/domain/incident.js';
 import type { AuditEntry, AuditLog, Exclusion } from '../../src/domain/ports.js';
+import {
+  type JournalDetail,
+  type JournalDetailOf,
+  type JournalStep,
+  readDetail,
+} from '../../src/remediate/journal.js';
 import type {
   ExclusionStore,
   IncidentPatch,
@@ -92,7 +98,7 @@ export class MemoryStepStore implements StepStore {
   private readonly rows: StepRow[] = [];
   constructor(private readonly power = new Power()) {}
 
-  begin(incidentId: string, step: string, detail: Record<string, unknown>, at: number): StepRow {
+  begin<S extends JournalStep>(incidentId: string, step: S, detail: JournalDetailOf<S>, at: number): StepRow {
     return this.power.write(() => {
       const row: StepRow = {
         id: this.rows.length + 1,
@@ -107,12 +113,7 @@ export class MemoryStepStore implements StepStore {
     });
   }
 
-  finish(
-    stepId: number,
-    status: Exclude<StepStatus, 'started'>,
-    detail: Record<string, unknown>,
-    at: number,
-  ): void {
+  finish(stepId: number, status: Exclude<StepStatus, 'started'>, detail: JournalDetail, at: number): void {
     this.power.write(() => {
       const row = this.rows[stepId - 1];
       if (!row) throw new Error(`no step row ${stepId}`);
@@ -124,14 +125,34 @@ export class MemoryStepStore implements StepStore {
 
   list(incidentId: string): StepRow[] {
     this.power.check();
-    return this.rows.filter((r) => r.incidentId === incidentId).map(clone);
+    return this.rows.filter((r) => r.incidentId === incidentId).map(checked);
   }
 
-  lastOf(incidentId: string, step: string): StepRow | undefined {
+  lastOf(incidentId: string, step: JournalStep): StepRow | undefined {
     this.power.check();
     const row = this.rows.findLast((r) => r.incidentId === incidentId && r.step === step);
-    return row ? clone(row) : undefined;
+    return row ? checked(row) : undefined;
   }
+}
+
+/**
+ * The row as the SQLite journal would read it back, and a refusal when it would not read back the same: a
+ * writer that records a field of the wrong type, or one its step's schema does not have, fails the test.
+ */
+function checked(row: StepRow): StepRow {
+  const stored = clone(row);
+  const where = { incidentId: row.incidentId, seq: row.id, step: row.step };
+  const detail = readDetail({ ...where, detail: stored.detail }, (p) => {
+    throw new Error(p.message);
+  });
+  const dropped = Object.entries(stored.detail).filter(([k, v]) => v !== undefined && !(k in detail));
+  if (dropped.length > 0) {
+    const keys = dropped.map(([k]) => k).join(', ');
+    throw new Error(
+      `journal row ${row.incidentId}#${row.id} (${row.step}) records ${keys}, not in its step's schema`,
+    );
+  }
+  return { ...stored, detail };
 }
 
 export class MemoryExclusionStore implements ExclusionStore {

@@ -2,7 +2,13 @@
  * Test support: a ChatPort that records every call and keeps just enough state to answer like the services
  * — including their atomic claim: the first approve of a pending incident wins, later ones are `busy`.
  */
-import type { ProgressEvent } from '../../src/domain/events.js';
+import { withoutDetails } from '../../src/domain/event-details.js';
+import {
+  type ProgressEvent,
+  type ProgressEventBase,
+  progressEvent,
+  type StepDetails,
+} from '../../src/domain/events.js';
 import type { Incident, RemediationAction } from '../../src/domain/incident.js';
 import type { AuditEntry, Exclusion } from '../../src/domain/ports.js';
 import type { AlertButtonAction, AlertView } from '../../src/slack/blocks/alert.js';
@@ -35,15 +41,18 @@ export function slackIncident(over: Partial<Incident> = {}): Incident {
 
 /** The `i`th progress event of a thread, one second apart from `slackT0`. */
 export function slackEvent(incidentId: string, step: ProgressEvent['step'], i: number): ProgressEvent {
-  return {
+  const told: StepDetails =
+    step === 'pod_evicted'
+      ? { step, details: { pod: `ml/train-${i}`, evicted: i, total: 9 } }
+      : withoutDetails(step);
+  const base: ProgressEventBase = {
     incidentId,
     node: 'ip-10-0-1-2.ec2.internal',
-    step,
     state: 'draining',
     at: slackT0 + i * 1000,
     elapsedMs: 1200 + i,
-    details: step === 'pod_evicted' ? { pod: `ml/train-${i}`, evicted: i, total: 9 } : {},
   };
+  return progressEvent(base, told);
 }
 
 export interface PortCall {

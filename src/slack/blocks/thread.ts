@@ -3,14 +3,7 @@
  * the repair, with timings. Plain mrkdwn text (no blocks): it renders the same in Slack, in
  * notifications and on the demo console.
  */
-import {
-  detailBoolean,
-  detailJobs,
-  detailNumber,
-  detailString,
-  type KubeflowJobRef,
-  type ProgressEvent,
-} from '../chat-events.js';
+import { type KubeflowJobRef, type ProgressDetails, type ProgressEvent, readEvent } from '../chat-events.js';
 import { actorLabel, escapeMrkdwn, formatDuration, slackDate } from '../format.js';
 import { SlackLimits, truncate } from './limits.js';
 
@@ -38,18 +31,6 @@ function job(j: Partial<KubeflowJobRef>): string {
   return e(`${j.kind ?? 'Job'} ${name}`);
 }
 
-/** Only the string fields of a job reference: junk must not print as `[object Object]`. */
-function jobOf(d: Record<string, unknown>): Partial<KubeflowJobRef> {
-  const kind = detailString(d, 'kind');
-  const namespace = detailString(d, 'namespace');
-  const name = detailString(d, 'name');
-  return {
-    ...(kind ? { kind } : {}),
-    ...(namespace ? { namespace } : {}),
-    ...(name ? { name } : {}),
-  };
-}
-
 function progressOf(evicted: number | undefined, total: number | undefined, verb = 'evicted'): string {
   if (evicted === undefined) return '';
   return total !== undefined ? ` (${evicted} of ${total} ${verb})` : ` (${evicted} ${verb})`;
@@ -57,21 +38,21 @@ function progressOf(evicted: number | undefined, total: number | undefined, verb
 
 /** What a dry run says instead of the action line; undefined = prefix the normal line. */
 function dryRunLine(event: ProgressEvent): string | undefined {
-  const d = event.details;
+  const { step, details: d } = event;
   const node = e(event.node);
-  switch (event.step) {
+  switch (step) {
     case 'cordoned':
       return `would cordon ${node}`;
     case 'drain_started': {
-      const pods = detailNumber(d, 'pods');
+      const pods = d.pods;
       return `would drain ${node}${pods !== undefined ? ` (${pods} pods to evict)` : ''}`;
     }
     case 'pod_evicted':
-      return `would evict ${e(detailString(d, 'pod') ?? 'a pod')}`;
+      return `would evict ${e(d.pod ?? 'a pod')}`;
     case 'reboot_issued':
-      return `would reboot ${e(detailString(d, 'instanceId') ?? node)}`;
+      return `would reboot ${e(d.instanceId ?? node)}`;
     case 'replace_issued':
-      return `would replace ${e(detailString(d, 'instanceId') ?? node)}`;
+      return `would replace ${e(d.instanceId ?? node)}`;
     case 'uncordoned':
       return `would uncordon ${node}`;
     default:
@@ -79,21 +60,20 @@ function dryRunLine(event: ProgressEvent): string | undefined {
   }
 }
 
-function safetyLine(event: ProgressEvent): string {
-  const d = event.details;
-  const node = e(event.node);
-  const held = detailString(d, 'action');
+function safetyLine(nodeName: string, d: ProgressDetails['safety_limit']): string {
+  const node = e(nodeName);
+  const held = d.action;
   const what = held ? `${e(held)} of ${node}` : `action on ${node}`;
-  switch (detailString(d, 'limit')) {
+  switch (d.limit) {
     case 'circuit_breaker': {
-      const unhealthy = detailNumber(d, 'unhealthy');
-      const total = detailNumber(d, 'total');
-      const pct = detailNumber(d, 'thresholdPct');
+      const unhealthy = d.unhealthy;
+      const total = d.total;
+      const pct = d.thresholdPct;
       const count =
         unhealthy !== undefined && total !== undefined
           ? `: ${unhealthy} of ${total} GPU nodes unhealthy`
           : '';
-      const maxNodes = detailNumber(d, 'maxNodes');
+      const maxNodes = d.maxNodes;
       const limits = [
         ...(pct !== undefined ? [`${pct} %`] : []),
         ...(maxNodes !== undefined ? [`${maxNodes} nodes`] : []),
@@ -102,9 +82,9 @@ function safetyLine(event: ProgressEvent): string {
       return `🛑 Circuit breaker open${count}${limit} — ${what} needs a human; \`/gpu resume\` to resume automatic actions`;
     }
     case 'rate_limit': {
-      const count = detailNumber(d, 'count');
-      const max = detailNumber(d, 'perHour');
-      const window = detailNumber(d, 'windowMinutes') ?? 60;
+      const count = d.count;
+      const max = d.perHour;
+      const window = d.windowMinutes ?? 60;
       const n =
         count !== undefined
           ? `${count} remediations in the last ${formatDuration(window * 60_000)}`
@@ -112,13 +92,13 @@ function safetyLine(event: ProgressEvent): string {
       return `🛑 Rate limit: ${n}${max !== undefined ? ` (limit ${max})` : ''} — ${what} deferred`;
     }
     case 'max_concurrent': {
-      const running = detailNumber(d, 'inFlight');
-      const max = detailNumber(d, 'maxConcurrent');
+      const running = d.inFlight;
+      const max = d.maxConcurrent;
       const n = running ?? max;
       return `🛑 ${n !== undefined ? `${n} remediation${n === 1 ? '' : 's'}` : 'Too many remediations'} already running${max !== undefined ? ` (limit ${max})` : ''} — ${what} must wait`;
     }
     case 'opt_out':
-      return `🛑 ${node} carries the opt-out label${detailString(d, 'label') ? ` \`${e(detailString(d, 'label') ?? '')}\`` : ''} — alert only, no action`;
+      return `🛑 ${node} carries the opt-out label${d.label ? ` \`${e(d.label ?? '')}\`` : ''} — alert only, no action`;
     case 'paused':
       return `⏸️ Automatic actions are paused — ${what} waits; \`/gpu resume\` to resume`;
     default:
@@ -127,77 +107,76 @@ function safetyLine(event: ProgressEvent): string {
 }
 
 function stepLine(event: ProgressEvent): string {
-  const d = event.details;
+  const { step, details: d } = event;
   const node = e(event.node);
   const by = actorLabel(event.actor);
-  switch (event.step) {
+  switch (step) {
     case 'detected': {
-      const xid = detailNumber(d, 'xid');
-      const gpu = detailNumber(d, 'gpu');
-      const category = detailString(d, 'category');
+      const xid = d.xid;
+      const gpu = d.gpu;
+      const category = d.category;
       const what = xid !== undefined ? `XID ${xid}` : e(category ?? 'a GPU fault');
       const cat = xid !== undefined && category ? ` (${e(category)})` : '';
       return `🚨 Detected ${what}${gpu !== undefined ? ` on GPU ${gpu}` : ''} of ${node}${cat}`;
     }
     case 'policy': {
       // Without an action the policy chose nothing: alert only. An action without a mode is not "off".
-      const action = detailString(d, 'action') ?? 'none';
-      const mode = detailString(d, 'mode') ?? (action === 'none' ? 'off' : 'auto');
-      const rule = detailString(d, 'rule');
+      const action = d.action ?? 'none';
+      const mode = d.mode ?? (action === 'none' ? 'off' : 'auto');
+      const rule = d.rule;
       const decision = action === 'none' || mode === 'off' ? 'alert only' : `${e(action)} · ${e(mode)}`;
       return `📋 Policy: ${decision}${rule ? ` (rule: ${e(rule)})` : ''}`;
     }
     case 'approval_needed': {
-      const action = detailString(d, 'action') ?? 'remediation';
+      const action = d.action ?? 'remediation';
       return `✋ Waiting for approval to ${e(action)} ${node} — an admin can press the button above`;
     }
     case 'approved':
-      return `👍 ${e(detailString(d, 'action') ?? 'Remediation')} approved by ${by}`;
+      return `👍 ${e(d.action ?? 'Remediation')} approved by ${by}`;
     case 'cordoned':
-      return detailBoolean(d, 'alreadyCordoned') === true
+      return d.alreadyCordoned === true
         ? `✅ ${node} was already cordoned (not by gpu-medic: it stays cordoned afterwards)`
         : `✅ Cordoned ${node}${took(event)}`;
     case 'drain_started': {
-      const pods = detailNumber(d, 'pods');
-      const skipped = detailNumber(d, 'skipped');
+      const pods = d.pods;
+      const skipped = d.skipped;
       const count = pods !== undefined ? `: ${pods} pod${pods === 1 ? '' : 's'} to evict` : '';
       return `🚿 Draining ${node}${count}${skipped ? ` (${skipped} DaemonSet/mirror pods left in place)` : ''}`;
     }
     case 'pod_evicted':
-      return `↪️ Evicted ${e(detailString(d, 'pod') ?? 'a pod')}${progressOf(detailNumber(d, 'evicted'), detailNumber(d, 'total'))}`;
+      return `↪️ Evicted ${e(d.pod ?? 'a pod')}${progressOf(d.evicted, d.total)}`;
     case 'pdb_wait': {
-      const pdb = detailString(d, 'pdb');
-      const pod = detailString(d, 'pod');
-      const retry = detailNumber(d, 'retryInMs');
+      const pdb = d.pdb;
+      const pod = d.pod;
+      const retry = d.retryInMs;
       const budget = pdb ? `PodDisruptionBudget ${e(pdb)}` : 'a PodDisruptionBudget';
-      return `⏳ Eviction refused: waiting on ${budget}${pod ? ` for ${e(pod)}` : ''}${progressOf(detailNumber(d, 'evicted'), detailNumber(d, 'total'))}${retry !== undefined ? `, retry in ${formatDuration(retry)}` : ''}`;
+      return `⏳ Eviction refused: waiting on ${budget}${pod ? ` for ${e(pod)}` : ''}${progressOf(d.evicted, d.total)}${retry !== undefined ? `, retry in ${formatDuration(retry)}` : ''}`;
     }
     case 'drained': {
-      const evicted = detailNumber(d, 'evicted');
-      const forced = detailNumber(d, 'forced');
+      const evicted = d.evicted;
+      const forced = d.forced;
       return `✅ Drained ${node}${evicted !== undefined ? `: ${evicted} pod${evicted === 1 ? '' : 's'} evicted` : ''}${forced ? `, ${forced} deleted around a PodDisruptionBudget` : ''}${took(event)}`;
     }
     case 'reboot_issued': {
-      const id = detailString(d, 'instanceId');
-      const resumed =
-        detailBoolean(d, 'reissued') === false ? ' (it had reached EC2 before a restart of gpu-medic)' : '';
+      const id = d.instanceId;
+      const resumed = d.reissued === false ? ' (it had reached EC2 before a restart of gpu-medic)' : '';
       return `🔁 Reboot issued for ${id ? e(id) : node}${id ? ` (${node})` : ''}${resumed}`;
     }
     case 'node_back': {
-      const boot = detailString(d, 'bootId');
+      const boot = d.bootId;
       return `🟢 Node back${boot ? `: new boot ID ${e(short(boot))}` : ''}${after(event)}`;
     }
     case 'settle_wait': {
-      const on = detailString(d, 'node');
-      const missing = detailString(d, 'missing');
-      const waited = detailNumber(d, 'waitedMs');
-      const timeout = detailNumber(d, 'timeoutMs');
+      const on = d.node;
+      const missing = d.missing;
+      const waited = d.waitedMs;
+      const timeout = d.timeoutMs;
       const since = waited !== undefined && waited > 0 ? ` (${formatDuration(waited)} so far` : '';
       const cap =
         timeout !== undefined ? `${since ? ', ' : ' ('}gives up after ${formatDuration(timeout)})` : '';
       const limit = `${since}${cap || (since ? ')' : '')}`;
       const target = on ? e(on) : node;
-      switch (detailString(d, 'waitingFor')) {
+      switch (d.waitingFor) {
         case 'node_ready':
           return `⏳ Waiting for ${target} to come back Ready with a new boot ID${limit}`;
         case 'replacement':
@@ -210,29 +189,29 @@ function stepLine(event: ProgressEvent): string {
       }
     }
     case 'gpu_scan': {
-      const gpus = detailNumber(d, 'gpus');
-      const expected = detailNumber(d, 'expected');
-      const on = detailString(d, 'node');
+      const gpus = d.gpus;
+      const expected = d.expected;
+      const on = d.node;
       const count = gpus !== undefined ? ` (${gpus}/${expected ?? gpus} GPUs)` : '';
-      if (detailBoolean(d, 'healthy') === true) {
+      if (d.healthy === true) {
         const read = gpus !== undefined ? `: ${gpus}/${expected ?? gpus} GPUs read, nothing critical` : '';
         return `🧪 GPU scan healthy${on ? ` on ${e(on)}` : ''}${read}`;
       }
-      const problem = detailString(d, 'problem');
+      const problem = d.problem;
       return `❌ GPU scan still unhealthy${count}${problem ? `: ${e(problem)}` : ''}`;
     }
     case 'replace_issued': {
-      const id = detailString(d, 'instanceId');
+      const id = d.instanceId;
       const target = id ? `${e(id)} (${node})` : node;
-      switch (detailString(d, 'method')) {
+      switch (d.method) {
         case 'asg':
-          return `♻️ Replacement requested: terminating ${target} in Auto Scaling group ${e(detailString(d, 'asg') ?? '?')} (desired capacity kept)`;
+          return `♻️ Replacement requested: terminating ${target} in Auto Scaling group ${e(d.asg ?? '?')} (desired capacity kept)`;
         case 'karpenter': {
-          const pool = detailString(d, 'nodePool');
+          const pool = d.nodePool;
           return `♻️ Replacement requested: deleted node ${node}${id ? ` (${e(id)})` : ''}; Karpenter provisions a new one${pool ? ` in NodePool ${e(pool)}` : ''}`;
         }
         case 'auto-mode': {
-          const pool = detailString(d, 'nodePool');
+          const pool = d.nodePool;
           return `♻️ Replacement requested: deleted node ${node} (EKS Auto Mode: its instance is EKS's, not touched through EC2); Auto Mode starts a new one when pods need it${pool ? ` in NodePool ${e(pool)}` : ''}`;
         }
         case 'ec2':
@@ -242,46 +221,41 @@ function stepLine(event: ProgressEvent): string {
       }
     }
     case 'replacement_ready': {
-      const fresh = detailString(d, 'newNode');
-      const group = detailString(d, 'group');
-      if (!fresh && detailBoolean(d, 'onDemand') === true) {
+      const fresh = d.newNode;
+      const group = d.group;
+      if (!fresh && d.onDemand === true) {
         return `ℹ️ No pod is waiting for a GPU node, so ${group ? `NodePool ${e(group)}` : 'the pool'} starts no successor now: it provisions on demand${after(event)}`;
       }
       return `🟢 Replacement node${fresh ? ` ${e(fresh)}` : ''} Ready${group ? ` in ${e(group)}` : ''}${after(event)}`;
     }
     case 'uncordoned':
-      return detailBoolean(d, 'leftCordoned') === true
+      return d.leftCordoned === true
         ? `ℹ️ Left ${node} cordoned: it was cordoned before gpu-medic came`
         : `✅ Uncordoned ${node} — back in service${took(event)}`;
     case 'kubeflow_jobs': {
-      const jobs = detailJobs(d);
+      const jobs = d.jobs ?? [];
       if (jobs.length === 0) return `🧠 No Kubeflow training jobs on ${node}`;
       const shown = jobs.slice(0, 20).map(job).join(', ');
       const more = jobs.length > 20 ? ` and ${jobs.length - 20} more` : '';
       return `🧠 Kubeflow jobs with pods on ${node}: ${shown}${more}`;
     }
     case 'kubeflow_job_running': {
-      const done = detailString(d, 'status') === 'succeeded';
-      return `🧠 Kubeflow: ${job(jobOf(d))} ${done ? 'succeeded' : 'running again'}${after(event)}`;
+      const done = d.status === 'succeeded';
+      return `🧠 Kubeflow: ${job(d)} ${done ? 'succeeded' : 'running again'}${after(event)}`;
     }
     case 'kubeflow_job_not_running': {
-      const reason = detailString(d, 'reason');
-      return `⚠️ Kubeflow: ${job(jobOf(d))} not running again${after(event)}${reason ? ` — ${e(reason)}` : ''}`;
+      const reason = d.reason;
+      return `⚠️ Kubeflow: ${job(d)} not running again${after(event)}${reason ? ` — ${e(reason)}` : ''}`;
     }
     case 'auto_repair_deferred': {
-      const condition = detailString(d, 'condition') ?? 'a node condition';
-      const status = detailString(d, 'status');
-      const reason = detailString(d, 'reason');
-      const group = detailString(d, 'nodeGroup');
-      const who =
-        detailString(d, 'owner') === 'auto-mode'
-          ? ' (EKS Auto Mode)'
-          : group
-            ? ` (node group ${e(group)})`
-            : '';
-      const wait = detailNumber(d, 'waitMs');
-      const window = detailNumber(d, 'windowMs');
-      const held = detailString(d, 'action');
+      const condition = d.condition ?? 'a node condition';
+      const status = d.status;
+      const reason = d.reason;
+      const group = d.nodeGroup;
+      const who = d.owner === 'auto-mode' ? ' (EKS Auto Mode)' : group ? ` (node group ${e(group)})` : '';
+      const wait = d.waitMs;
+      const window = d.windowMs;
+      const held = d.action;
       return (
         `🛠️ EKS node auto repair will act${who}: ${e(condition)}${status ? `=${e(status)}` : ''}${reason ? ` (${e(reason)})` : ''}` +
         `${wait !== undefined ? `, repaired after ${formatDuration(wait)}` : ''}` +
@@ -290,67 +264,67 @@ function stepLine(event: ProgressEvent): string {
       );
     }
     case 'auto_repair_outcome': {
-      switch (detailString(d, 'outcome')) {
+      switch (d.outcome) {
         case 'rebooted':
           return `🛠️ EKS node auto repair rebooted ${node}: back Ready with a new boot ID${after(event)}`;
         case 'replaced':
           return `🛠️ EKS node auto repair replaced ${node}${after(event)}`;
         default: {
-          const then = detailString(d, 'policyAction');
-          const window = detailNumber(d, 'windowMs');
+          const then = d.policyAction;
+          const window = d.windowMs;
           return `⚠️ EKS node auto repair did not act on ${node}${window !== undefined ? ` within ${formatDuration(window)}` : ''} — gpu-medic's policy applies now${then ? ` (${e(then)})` : ''}`;
         }
       }
     }
     case 'resolved': {
-      const byEks = detailString(d, 'byAutoRepair');
+      const byEks = d.byAutoRepair;
       if (byEks === 'rebooted' || byEks === 'replaced') {
         return `🎉 Resolved by EKS node auto repair: ${node} was ${byEks}${event.elapsedMs !== undefined ? ` — ${formatDuration(event.elapsedMs)} after gpu-medic deferred to it` : ''}`;
       }
       // A replaced node is gone, not healthy: its successor was announced by `replacement_ready`.
       const outcome =
-        detailString(d, 'action') !== 'replace'
+        d.action !== 'replace'
           ? 'is healthy'
-          : detailBoolean(d, 'onDemand') === true
+          : d.onDemand === true
             ? 'was replaced — the pool provisions on demand'
             : 'was replaced';
       return `🎉 Resolved: ${node} ${outcome}${event.elapsedMs !== undefined ? ` — ${formatDuration(event.elapsedMs)} in total` : ''}`;
     }
     case 'escalated': {
-      const reason = detailString(d, 'reason');
-      const to = detailString(d, 'to') === 'replace' ? 'to replace' : 'to a human';
+      const reason = d.reason;
+      const to = d.to === 'replace' ? 'to replace' : 'to a human';
       return `⬆️ Escalated ${to}${reason ? `: ${e(reason)}` : ''}`;
     }
     case 'failed': {
-      const stage = detailString(d, 'stage');
-      const reason = detailString(d, 'reason');
+      const stage = d.stage;
+      const reason = d.reason;
       return `❌ Failed${stage ? ` while ${e(stage)}` : ''}${reason ? `: ${e(reason)}` : ''} — ${node} needs a human`;
     }
     case 'cancelled': {
-      const reason = detailString(d, 'reason');
+      const reason = d.reason;
       return `🚫 Cancelled${event.actor ? ` by ${by}` : ''}${reason ? `: ${e(reason)}` : ''}`;
     }
     case 'dismissed': {
-      const reason = detailString(d, 'reason');
+      const reason = d.reason;
       return `🙈 Dismissed${event.actor ? ` by ${by}` : ''}${reason ? `: ${e(reason)}` : ''}`;
     }
     case 'safety_limit':
-      return safetyLine(event);
+      return safetyLine(event.node, d);
     case 'excluded': {
-      const until = detailNumber(d, 'until');
-      const reason = detailString(d, 'reason');
-      const who = detailString(d, 'by');
+      const until = d.until;
+      const reason = d.reason;
+      const who = d.by;
       return `🙈 ${node} is excluded${until !== undefined ? ` until ${slackDate(until)}` : ''}${who ? ` by ${actorLabel(who)}` : ''}${reason ? ` (${e(reason)})` : ''} — no action taken`;
     }
-    default: {
-      const unknown: never = event.step;
-      return `ℹ️ ${e(String(unknown))} on ${node}`;
-    }
+    default:
+      // Every step has its line: a step added to ProgressSteps without one fails to compile here.
+      return `ℹ️ ${e(String(step satisfies never))} on ${node}`;
   }
 }
 
 /** The thread reply for one progress event. */
-export function threadReply(event: ProgressEvent): ThreadReply {
+export function threadReply(published: ProgressEvent): ThreadReply {
+  const event = readEvent(published);
   let line: string;
   if (event.dryRun) {
     const would = dryRunLine(event);
