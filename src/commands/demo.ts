@@ -3,13 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { connectChat, createChatPort } from '../chat-bridge.js';
+import { createApp } from '../app/app.js';
 import { createLogger } from '../log/logger.js';
-import { createRuntime } from '../runtime.js';
 import { startSimulator } from '../sim/index.js';
-import type { ChatSink } from '../slack/chat-port.js';
+import type { ChatPort } from '../slack/chat-port.js';
 import { ConsoleChat } from '../slack/console-chat.js';
-import { createDeliveryClient, SlackDelivery } from '../slack/delivery.js';
 import { CliError } from './cli-error.js';
 import { configOrExit } from './load-config.js';
 
@@ -71,29 +69,20 @@ export async function main(argv: string[]): Promise<number> {
   }
   const config = configOrExit(env);
   const logger = createLogger({ level: config.log.level });
-  const rt = await createRuntime(config, { logger, engine: { pollMs: 1000 } });
-  const port = createChatPort(rt);
-  const console_ = new ConsoleChat({
-    chat: port,
-    userId: 'UDEMO',
-    write: (t) => process.stdout.write(`${t}\n`),
+  const consoleFor = (port: ChatPort) =>
+    new ConsoleChat({ chat: port, userId: 'UDEMO', write: (t) => process.stdout.write(`${t}\n`) });
+  let console_: ConsoleChat | undefined;
+  // With Slack tokens the alerts and threads go to the channel (through the outbox, as in `run`), else to
+  // the console; either way the console answers `/gpu …` typed on stdin.
+  const app = await createApp(config, {
+    logger,
+    engine: { pollMs: 1000 },
+    localChat: (port) => {
+      console_ = consoleFor(port);
+      return console_;
+    },
   });
-  // With Slack tokens the alerts and threads go to the channel (through the outbox, as in `run`); the
-  // console still answers `/gpu …` typed on stdin.
-  const slack = config.slack;
-  const delivery =
-    useSlack && slack.botToken && slack.channel
-      ? new SlackDelivery({
-          outbox: rt.store.outbox,
-          refs: rt.store.slackRefs,
-          channel: slack.channel,
-          client: createDeliveryClient(slack.botToken, slack.apiUrl),
-          logger,
-        })
-      : undefined;
-  const sink: ChatSink = delivery ?? console_;
-  const disconnect = connectChat(rt, sink, port, logger);
-  delivery?.start();
+  const stdinChat = console_ ?? consoleFor(app.chat);
 
   const say = (t: string) => process.stdout.write(`${t}\n`);
   say('gpu-medic demo — the real bot against a simulated EKS cluster');
@@ -107,7 +96,7 @@ export async function main(argv: string[]): Promise<number> {
   say(`  scans every  ${interval}s · chat on ${useSlack ? `Slack ${config.slack.channel}` : 'this console'}`);
   say('Type `/gpu status`, `/gpu help` … and Enter. Ctrl-C to stop.\n');
 
-  await rt.start();
+  await app.start();
   const names = sim.cluster
     .listNodes()
     .filter((n) => n.status?.capacity?.['nvidia.com/gpu'])
@@ -138,7 +127,7 @@ export async function main(argv: string[]): Promise<number> {
   );
 
   if (process.stdin.isTTY || !process.stdin.readableEnded)
-    console_.attach(process.stdin).catch(() => undefined);
+    stdinChat.attach(process.stdin).catch(() => undefined);
 
   await new Promise<void>((resolve) => {
     const done = () => resolve();
@@ -148,9 +137,7 @@ export async function main(argv: string[]): Promise<number> {
   });
   say('\nstopping …');
   for (const t of timers) clearTimeout(t);
-  await delivery?.stop();
-  disconnect();
-  await rt.stop();
+  await app.stop();
   await sim.close();
   if (!process.env.DB_PATH) rmSync(dir, { recursive: true, force: true });
   process.stdin.pause();

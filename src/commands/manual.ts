@@ -1,7 +1,7 @@
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
+import { createRuntime } from '../app/runtime.js';
 import { createLogger } from '../log/logger.js';
-import { createRuntime } from '../runtime.js';
 import { parseDuration } from '../slack/commands/parse.js';
 import { CliError } from './cli-error.js';
 import { configOrExit } from './load-config.js';

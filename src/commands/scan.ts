@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
 import pino from 'pino';
+import { createSensing } from '../app/sensing.js';
 import { formatVerdictTable, verdictToJson } from '../classify/format.js';
 import { createLogger } from '../log/logger.js';
-import { createSensing } from '../main.js';
 import { Monitor } from '../monitor/monitor.js';
 import { configOrExit } from './load-config.js';
 

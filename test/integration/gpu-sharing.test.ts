@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRuntime, type Runtime } from '../../src/app/runtime.js';
 import { loadConfig } from '../../src/config/config.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { createRuntime, type Runtime } from '../../src/runtime.js';
 import type { GpuShape } from '../../src/sim/gpu-shapes.js';
 import { type Simulator, startSimulator } from '../../src/sim/index.js';
 

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRuntime, type Runtime } from '../../src/app/runtime.js';
 import {
   type MetricFamily,
   type ParsedExposition,
@@ -17,7 +18,6 @@ import {
 import { loadConfig } from '../../src/config/config.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { NodeVerdicts, SCAN_DURATION_BUCKETS } from '../../src/metrics/metrics.js';
-import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { type Simulator, startSimulator } from '../../src/sim/index.js';
 
 const savedEnv = { ...process.env };

@@ -12,13 +12,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRuntime, type Runtime } from '../../src/app/runtime.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { ProgressEvent } from '../../src/domain/events.js';
 import type { Incident } from '../../src/domain/incident.js';
 import { isOpen } from '../../src/domain/incident.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { ON_DEMAND_REASON } from '../../src/remediate/engine.js';
-import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { type Simulator, type SimulatorOptions, startSimulator } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
 
