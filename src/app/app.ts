@@ -5,7 +5,7 @@
  */
 
 import type { Config } from '../config/config.js';
-import type { Logger } from '../log/logger.js';
+import { componentLogger, type Logger } from '../log/logger.js';
 import type { SlackApp } from '../slack/app.js';
 import type { ChatPort, ChatSink } from '../slack/chat-port.js';
 import type { SlackDelivery } from '../slack/delivery.js';
@@ -65,7 +65,7 @@ export async function createApp(config: Config, opts: AppOptions): Promise<App> 
       ? createSlackReceiver(runtime, { port, delivery, authz, logger })
       : undefined;
   if (!slackOn && opts.serve) {
-    logger.warn(
+    componentLogger(logger, 'app').warn(
       'Slack is not configured (SLACK_BOT_TOKEN / SLACK_CHANNEL): alerts go to logs and sinks only',
     );
   }

@@ -111,7 +111,10 @@ export function createCore(config: Config, opts: CoreOptions): Core {
   const store = openStore(config.store.dbPath, { logger: componentLogger(logger, 'store') });
   const metrics = createMetrics();
   const bus = new ProgressBus((err, event) =>
-    logger.error({ err, incident: event.incidentId, step: event.step }, 'progress listener failed'),
+    componentLogger(logger, 'app').error(
+      { err, incident: event.incidentId, step: event.step },
+      'progress listener failed',
+    ),
   );
   const sensing = createSensing(config, { store, logger, metrics });
   const cluster = createClusterPort(sensing.kc, {
@@ -229,7 +232,7 @@ function createMonitor(
     classifier: sensing.classifier,
     store,
     plan: initialPlan(config),
-    onIncident: onIncidentDetected(bus, deps.services, opts.logger),
+    onIncident: onIncidentDetected(bus, deps.services, componentLogger(opts.logger, 'app')),
     onNodeScanned: (r) => deps.lastScan.set(r.node.name, scanStatusOf(r)),
     // The loop reads verdicts from the report; lastScan keeps what status needs.
     retainSnapshots: false,

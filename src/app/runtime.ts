@@ -9,7 +9,7 @@ import type { Config } from '../config/config.js';
 import type { ProgressBus } from '../domain/events.js';
 import { type OpsRoutes, startOpsServer } from '../http/ops-server.js';
 import type { LeaderElector } from '../k8s/leader.js';
-import type { Logger } from '../log/logger.js';
+import { componentLogger, type Logger } from '../log/logger.js';
 import { type Metrics, renderMetrics } from '../metrics/metrics.js';
 import type { Monitor } from '../monitor/monitor.js';
 import type { Notifier } from '../notify/fan-out.js';
@@ -63,14 +63,15 @@ export function opsRoutesOf(rt: Pick<Runtime, 'isReady' | 'metrics'>): OpsRoutes
 }
 
 export async function createRuntime(config: Config, opts: RuntimeOptions): Promise<Runtime> {
-  const { logger } = opts;
+  // The runtime's own lines (leadership, reactions, lifecycle); each piece gets its own component.
+  const logger = componentLogger(opts.logger, 'app');
   // Shutting down: the engine stops before its next step (every step is persisted before and after its
   // effect, so whatever is in flight resumes on the next start).
   let stopping = false;
   let leader: LeaderElector | undefined;
   const isLeader = () => !stopping && (leader ? leader.isLeader() : true);
   const core = createCore(config, { ...opts, isLeader });
-  if (opts.leaderElection) leader = createLeaderElector(config, core.sensing.kc, logger);
+  if (opts.leaderElection) leader = createLeaderElector(config, core.sensing.kc, opts.logger);
   const acting = actingRole({ ...core, logger });
   const reactions = [
     followUpEscalations(core.bus, core.services, logger),
