@@ -28,7 +28,7 @@ import { type Authorize, RemediationServices } from '../remediate/services.js';
 import { openStore, type Store } from '../store/index.js';
 import { exclusionStore, incidentStore, kvStore, stepStore } from '../store/remediation-stores.js';
 import { onIncidentDetected } from './reactions.js';
-import { createSensing, gpuAgentSelectors, initialPlan, type Sensing } from './sensing.js';
+import { createSensing, gpuAgentSelectors, initialPlan, monitorTimings, type Sensing } from './sensing.js';
 
 export interface CoreOptions {
   /** The root logger: each piece gets its own component logger (or binds its component itself). */
@@ -236,9 +236,7 @@ function createMonitor(
     onNodeScanned: (r) => deps.lastScan.set(r.node.name, scanStatusOf(r)),
     // The loop reads verdicts from the report; lastScan keeps what status needs.
     retainSnapshots: false,
-    intervalMs: config.monitor.intervalSeconds * 1000,
-    concurrency: config.monitor.scanConcurrency,
-    nodeTimeoutMs: config.monitor.scanTimeoutSeconds * 1000,
+    ...monitorTimings(config),
     metrics: deps.metrics,
     logger: componentLogger(opts.logger, 'monitor'),
   });

@@ -269,3 +269,16 @@ export function initialPlan(config: Config) {
 }
 
 export type { Metrics };
+
+/** The scan loop's period, parallelism and per-node timeout, as configured (`run` and `scan` alike). */
+export function monitorTimings(config: Config): {
+  intervalMs: number;
+  concurrency: number;
+  nodeTimeoutMs: number;
+} {
+  return {
+    intervalMs: config.monitor.intervalSeconds * 1000,
+    concurrency: config.monitor.scanConcurrency,
+    nodeTimeoutMs: config.monitor.scanTimeoutSeconds * 1000,
+  };
+}

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { createSensing } from '../app/sensing.js';
+import { createSensing, monitorTimings } from '../app/sensing.js';
 import { formatVerdictTable, verdictToJson } from '../classify/format.js';
 import { createLogger } from '../log/logger.js';
 import { Monitor } from '../monitor/monitor.js';
@@ -26,9 +26,7 @@ export async function main(argv: string[]): Promise<number> {
       readOnly: true,
       // The table needs verdicts and timings only.
       retainSnapshots: false,
-      intervalMs: config.monitor.intervalSeconds * 1000,
-      concurrency: config.monitor.scanConcurrency,
-      nodeTimeoutMs: config.monitor.scanTimeoutSeconds * 1000,
+      ...monitorTimings(config),
       logger,
     });
     const report = await monitor.scanOnce();
