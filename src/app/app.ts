@@ -36,8 +36,6 @@ export interface AppOptions {
 export interface App {
   runtime: Runtime;
   chat: ChatPort;
-  /** Where alerts and thread replies go: `slack`, `local` or `none` (logs and sinks only). */
-  chatSink: 'slack' | 'local' | 'none';
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -73,7 +71,6 @@ export async function createApp(config: Config, opts: AppOptions): Promise<App> 
   return {
     runtime,
     chat: port,
-    chatSink: delivery ? 'slack' : local ? 'local' : 'none',
     async start() {
       delivery?.start();
       await receiver?.start();
