@@ -26,6 +26,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+# Without the simulator, the benchmarks, the evaluation, the commands that need them and test code: the
+# .dockerignore and tsconfig.build.json leave out the same files (`gpu-medic demo` here says it needs a checkout).
 COPY src ./src
 # tsc emits only .js; any non-TypeScript file under src/ (SQL migrations, JSON schemas, templates)
 # is copied next to the compiled code so `new URL('./x.sql', import.meta.url)` resolves in dist/ too.

@@ -8,6 +8,11 @@ interface CommandSpec {
   summary: string;
   usage: string;
   load: () => Promise<{ main: (argv: string[]) => Promise<number> }>;
+  /**
+   * Needs the simulator, the benchmarks or the evaluation corpus code, which the production build (the
+   * container image) leaves out: there the module is absent and the command says where it runs.
+   */
+  sourceOnly?: boolean;
 }
 
 const commands: Record<string, CommandSpec> = {
@@ -19,7 +24,8 @@ const commands: Record<string, CommandSpec> = {
   demo: {
     summary: 'run the real bot against a built-in simulated EKS cluster with injected faults',
     usage: 'gpu-medic demo [--nodes N] [--duration SECONDS] [--interval SECONDS]',
-    load: () => import('./commands/demo.js'),
+    load: () => loadSourceOnly('demo'),
+    sourceOnly: true,
   },
   scan: {
     summary: "one pass over the cluster's GPU nodes, print every verdict; changes nothing",
@@ -53,12 +59,14 @@ const commands: Record<string, CommandSpec> = {
   eval: {
     summary: 'classifier accuracy over the labelled corpus in eval/ (rules baseline, then the chosen mode)',
     usage: 'gpu-medic eval [--mode rules|hybrid|llm] [--real] [--json] [--corpus DIR] [--policy FILE]',
-    load: () => import('./commands/eval.js'),
+    load: () => loadSourceOnly('eval'),
+    sourceOnly: true,
   },
   bench: {
     summary: 'measure scan speed, CPU and memory on a simulated fleet (writes docs/benchmarks.md)',
     usage: 'gpu-medic bench [--sizes 100,1000,5000] [--no-llm] [--llm-nodes N] [--no-write]',
-    load: () => import('./commands/bench.js'),
+    load: () => loadSourceOnly('bench'),
+    sourceOnly: true,
   },
 };
 
@@ -109,11 +117,33 @@ async function main(argv: string[]): Promise<number> {
     console.log(`Usage: ${spec.usage}\n\n${spec.summary}`);
     return 0;
   }
-  const mod = await spec.load();
+  const mod = await loadCommand(name, spec);
   return mod.main(name === 'exclude' || name === 'unexclude' || name in manualNames ? [name, ...rest] : rest);
 }
 
 const manualNames = { cordon: 1, uncordon: 1, reboot: 1, replace: 1 };
+
+/**
+ * A command the production build leaves out, imported by a computed path: the compiler follows an import
+ * of a literal path and would compile the simulator into the image.
+ */
+function loadSourceOnly(name: string): ReturnType<CommandSpec['load']> {
+  const path = `./commands/${name}.js`;
+  return import(path);
+}
+
+async function loadCommand(name: string, spec: CommandSpec): ReturnType<CommandSpec['load']> {
+  try {
+    return await spec.load();
+  } catch (error) {
+    const missing = (error as { code?: unknown } | undefined)?.code === 'ERR_MODULE_NOT_FOUND';
+    if (!spec.sourceOnly || !missing) throw error;
+    throw new CliError(
+      `'${name}' is only available from a source checkout (clone the repository, \`npm ci\`, then \`npx gpu-medic ${name}\`): this installation leaves out the simulator, the benchmarks and the evaluation`,
+      2,
+    );
+  }
+}
 
 main(process.argv.slice(2)).then(
   (code) => {

@@ -609,6 +609,54 @@ describe('Dockerfile', () => {
     expect(env).toContain(`DB_PATH=${String(configData.DB_PATH)}`);
   });
 
+  it('builds src/ with tsconfig.build.json', () => {
+    const build = stages.find((s) => s.name === 'build') as Stage;
+    expect(has(build, /^COPY src \.\/src$/)).toBe(true);
+    expect(has(build, /^COPY tsconfig\.json tsconfig\.build\.json \.\/$/)).toBe(true);
+    const pkg = JSON.parse(readFileSync(`${repoRoot}/package.json`, 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    expect(pkg.scripts.build).toBe('tsc -p tsconfig.build.json');
+  });
+
+  it('leaves the simulator, the benchmarks, the evaluation and test code out of the context and the build', () => {
+    const ignore = readFileSync(`${repoRoot}/.dockerignore`, 'utf8').split(/\r?\n/);
+    const left = imageExclusions();
+    for (const p of imageMustLeaveOut) {
+      expect(ignore, p).toContain(p);
+      expect(left, p).toContain(p);
+    }
+    // The context and the build leave out the same src/ files.
+    expect(ignore.filter((l) => l.startsWith('src/')).sort()).toEqual([...left].sort());
+    // What is left out really is: sample paths of each kind match.
+    for (const f of [
+      'src/sim/cluster.ts',
+      'src/bench/run.ts',
+      'src/eval/suite.ts',
+      'src/commands/demo.ts',
+      'src/app/chat.test.ts',
+      'src/remediate/testing/harness.ts',
+      'src/store/kill-writer.fixture.ts',
+    ])
+      expect(isLeftOut(f, left), f).toBe(true);
+    for (const f of ['src/cli.ts', 'src/app/runtime.ts', 'src/commands/run.ts', 'src/commands/scan.ts'])
+      expect(isLeftOut(f, left), f).toBe(false);
+  });
+
+  it('builds: no file the image keeps imports one it leaves out (src/sim is the tests’ and tools’ only)', () => {
+    const left = imageExclusions();
+    const kept = productionSources(left);
+    expect(kept).toContain('src/cli.ts');
+    const offenders: string[] = [];
+    for (const file of kept) {
+      // A literal dynamic import counts too: the compiler follows it into the build.
+      for (const target of relativeImports(file)) {
+        if (isLeftOut(target, left)) offenders.push(`${file} → ${target}`);
+      }
+    }
+    expect(offenders).toEqual([]);
+  });
+
   it('keeps secrets, local databases and build output out of the build context', () => {
     const ignore = readFileSync(`${repoRoot}/.dockerignore`, 'utf8').split(/\r?\n/);
     for (const p of ['node_modules', 'dist', '.git', 'data/*.db', '.env']) expect(ignore).toContain(p);
@@ -616,6 +664,66 @@ describe('Dockerfile', () => {
       expect(ignore).not.toContain(needed);
   });
 });
+
+/** What the image must leave out: the tools that need the simulator, and tests with their support code. */
+const imageMustLeaveOut = [
+  'src/sim',
+  'src/bench',
+  'src/eval',
+  'src/commands/demo.ts',
+  'src/commands/bench.ts',
+  'src/commands/eval.ts',
+  'src/**/*.test.ts',
+];
+
+/** tsconfig.build.json's `exclude`: what the production build leaves out of src/. */
+function imageExclusions(): string[] {
+  const tsconfig = JSON.parse(readFileSync(`${repoRoot}/tsconfig.build.json`, 'utf8')) as {
+    exclude: string[];
+  };
+  return tsconfig.exclude;
+}
+
+/** A tsconfig / .dockerignore pattern (`**`, `*`, or a directory) as a regular expression over paths. */
+function patternRegExp(pattern: string): RegExp {
+  const body = pattern
+    .split(/(\*\*\/|\*)/)
+    .map((part) =>
+      part === '**/' ? '(?:.*/)?' : part === '*' ? '[^/]*' : part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'),
+    )
+    .join('');
+  return new RegExp(`^${body}(?:/.*)?$`);
+}
+
+function isLeftOut(path: string, patterns: string[]): boolean {
+  return patterns.some((p) => patternRegExp(p).test(path));
+}
+
+/** Every TypeScript file of src/ the production build compiles. */
+function productionSources(left: string[]): string[] {
+  return (readdirSync(`${repoRoot}/src`, { recursive: true }) as string[])
+    .map((f) => `src/${f.split('\\').join('/')}`)
+    .filter((f) => f.endsWith('.ts') && !isLeftOut(f, left));
+}
+
+/** The src/ files a source file imports (statically or by a literal `import()`), as .ts paths. */
+function relativeImports(file: string): string[] {
+  // Comments dropped: a path quoted in a comment is not an import.
+  const text = readFileSync(`${repoRoot}/${file}`, 'utf8')
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/^\s*\/\/.*$/gm, '');
+  const dir = file.split('/').slice(0, -1);
+  const found: string[] = [];
+  for (const m of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|^import\s+)['"](\.{1,2}\/[^'"]+)['"]/gm)) {
+    const parts = [...dir];
+    for (const seg of (m[1] as string).split('/')) {
+      if (seg === '..') parts.pop();
+      else if (seg !== '.') parts.push(seg);
+    }
+    found.push(parts.join('/').replace(/\.js$/, '.ts'));
+  }
+  return found;
+}
 
 // ---- dcgm-exporter counters (manifests/dcgm-exporter/) ---------------------------------------------------
 

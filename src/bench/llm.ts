@@ -8,11 +8,11 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createSensing, initialPlan, type Sensing } from '../app/sensing.js';
 import { classifyToolName } from '../aws/bedrock.js';
 import type { LlmStats } from '../classify/llm/stats.js';
 import { loadConfig } from '../config/config.js';
 import { silentLogger } from '../log/logger.js';
-import { createSensing, initialPlan, type Sensing } from '../main.js';
 import { Monitor } from '../monitor/monitor.js';
 import { type SimulatorProcess, startSimulatorProcess } from '../sim/process.js';
 import { openStore, type Store } from '../store/index.js';

@@ -7,10 +7,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createSensing, initialPlan, type Sensing } from '../app/sensing.js';
 import type { PrometheusClient } from '../collect/prometheus-client.js';
 import { loadConfig } from '../config/config.js';
 import { silentLogger } from '../log/logger.js';
-import { createSensing, initialPlan, type Sensing } from '../main.js';
 import { Monitor } from '../monitor/monitor.js';
 import { type SimulatorProcess, startSimulatorProcess } from '../sim/process.js';
 import { openStore, type Store } from '../store/index.js';

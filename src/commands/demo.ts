@@ -3,13 +3,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { connectChat, createChatPort } from '../chat-bridge.js';
+import { createApp } from '../app/app.js';
+import type { Config } from '../config/config.js';
 import { createLogger } from '../log/logger.js';
-import { createRuntime } from '../runtime.js';
-import { startSimulator } from '../sim/index.js';
-import type { ChatSink } from '../slack/chat-port.js';
+import { type Simulator, startSimulator } from '../sim/index.js';
+import type { ChatPort } from '../slack/chat-port.js';
 import { ConsoleChat } from '../slack/console-chat.js';
-import { createDeliveryClient, SlackDelivery } from '../slack/delivery.js';
 import { CliError } from './cli-error.js';
 import { configOrExit } from './load-config.js';
 
@@ -19,6 +18,58 @@ import { configOrExit } from './load-config.js';
  * set; `/gpu …` lines typed on stdin are answered.
  */
 export async function main(argv: string[]): Promise<number> {
+  const { nodes, interval, duration } = parseDemoArgs(argv);
+  const useSlack = Boolean(process.env.SLACK_BOT_TOKEN && process.env.SLACK_CHANNEL);
+  // Real minutes scaled to seconds: after a boot the device plugin and the exporter come back after the node.
+  const sim = await startSimulator({
+    nodes,
+    rebootDelayMs: 4000,
+    replaceDelayMs: 6000,
+    devicePluginDelayMs: 3000,
+    exporterReadyDelayMs: 2000,
+    slack: false,
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'gpu-medic-demo-'));
+  const config = configOrExit(demoEnv(sim, dir, interval, useSlack));
+  const logger = createLogger({ level: config.log.level });
+  const consoleFor = (port: ChatPort) => new ConsoleChat({ chat: port, userId: 'UDEMO', write: say });
+  let console_: ConsoleChat | undefined;
+  // With Slack tokens the alerts and threads go to the channel (through the outbox, as in `run`), else to
+  // the console; either way the console answers `/gpu …` typed on stdin.
+  const app = await createApp(config, {
+    logger,
+    engine: { pollMs: 1000 },
+    localChat: (port) => {
+      console_ = consoleFor(port);
+      return console_;
+    },
+  });
+  const stdinChat = console_ ?? consoleFor(app.chat);
+  printBanner(sim, config, { nodes, interval, useSlack });
+
+  await app.start();
+  const timers = scriptFaults(sim, interval);
+  if (process.stdin.isTTY || !process.stdin.readableEnded)
+    stdinChat.attach(process.stdin).catch(() => undefined);
+
+  await new Promise<void>((resolve) => {
+    const done = () => resolve();
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+    if (duration !== undefined) timers.push(setTimeout(done, duration * 1000));
+  });
+  say('\nstopping …');
+  for (const t of timers) clearTimeout(t);
+  await app.stop();
+  await sim.close();
+  if (!process.env.DB_PATH) rmSync(dir, { recursive: true, force: true });
+  process.stdin.pause();
+  return 0;
+}
+
+const say = (t: string) => process.stdout.write(`${t}\n`);
+
+function parseDemoArgs(argv: string[]): { nodes: number; interval: number; duration?: number } {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -35,18 +86,11 @@ export async function main(argv: string[]): Promise<number> {
   if (!(interval > 0)) throw new CliError('--interval must be a positive number of seconds', 2);
   if (duration !== undefined && !(duration > 0))
     throw new CliError('--duration must be a positive number of seconds', 2);
+  return { nodes, interval, ...(duration !== undefined ? { duration } : {}) };
+}
 
-  const useSlack = Boolean(process.env.SLACK_BOT_TOKEN && process.env.SLACK_CHANNEL);
-  // Real minutes scaled to seconds: after a boot the device plugin and the exporter come back after the node.
-  const sim = await startSimulator({
-    nodes,
-    rebootDelayMs: 4000,
-    replaceDelayMs: 6000,
-    devicePluginDelayMs: 3000,
-    exporterReadyDelayMs: 2000,
-    slack: false,
-  });
-  const dir = mkdtempSync(join(tmpdir(), 'gpu-medic-demo-'));
+/** The demo's configuration: the simulator's endpoints, a throw-away database and demo-sized limits. */
+function demoEnv(sim: Simulator, dir: string, interval: number, useSlack: boolean): NodeJS.ProcessEnv {
   // The AWS SDK reads its endpoint and (fake) credentials from the process environment.
   Object.assign(process.env, sim.env);
   const env: NodeJS.ProcessEnv = {
@@ -69,45 +113,30 @@ export async function main(argv: string[]): Promise<number> {
     // still wants a secret for HTTP mode: a random one that nobody knows.
     env.SLACK_SIGNING_SECRET = randomBytes(16).toString('hex');
   }
-  const config = configOrExit(env);
-  const logger = createLogger({ level: config.log.level });
-  const rt = await createRuntime(config, { logger, engine: { pollMs: 1000 } });
-  const port = createChatPort(rt);
-  const console_ = new ConsoleChat({
-    chat: port,
-    userId: 'UDEMO',
-    write: (t) => process.stdout.write(`${t}\n`),
-  });
-  // With Slack tokens the alerts and threads go to the channel (through the outbox, as in `run`); the
-  // console still answers `/gpu …` typed on stdin.
-  const slack = config.slack;
-  const delivery =
-    useSlack && slack.botToken && slack.channel
-      ? new SlackDelivery({
-          outbox: rt.store.outbox,
-          refs: rt.store.slackRefs,
-          channel: slack.channel,
-          client: createDeliveryClient(slack.botToken, slack.apiUrl),
-          logger,
-        })
-      : undefined;
-  const sink: ChatSink = delivery ?? console_;
-  const disconnect = connectChat(rt, sink, port, logger);
-  delivery?.start();
+  return env;
+}
 
-  const say = (t: string) => process.stdout.write(`${t}\n`);
+function printBanner(
+  sim: Simulator,
+  config: Config,
+  o: { nodes: number; interval: number; useSlack: boolean },
+): void {
   say('gpu-medic demo — the real bot against a simulated EKS cluster');
-  say(`  cluster      ${config.clusterName}: ${nodes} GPU nodes × 8 H100 (+1 system node)`);
+  say(`  cluster      ${config.clusterName}: ${o.nodes} GPU nodes × 8 H100 (+1 system node)`);
   say(`  kubeconfig   ${sim.kubeconfigPath}`);
   say(`  Kubernetes   ${sim.k8s.url}`);
   say(`  AWS          ${sim.aws.url} (EC2, Auto Scaling, CloudWatch, SNS, Lambda, Bedrock)`);
   if (sim.control)
     say(`  control API  ${sim.control.url}  (POST /faults {"node","gpu","kind":"xid","xid":79})`);
   say(`  database     ${config.store.dbPath}`);
-  say(`  scans every  ${interval}s · chat on ${useSlack ? `Slack ${config.slack.channel}` : 'this console'}`);
+  say(
+    `  scans every  ${o.interval}s · chat on ${o.useSlack ? `Slack ${config.slack.channel}` : 'this console'}`,
+  );
   say('Type `/gpu status`, `/gpu help` … and Enter. Ctrl-C to stop.\n');
+}
 
-  await rt.start();
+/** The scripted fault story; returns its timers. */
+function scriptFaults(sim: Simulator, interval: number): NodeJS.Timeout[] {
   const names = sim.cluster
     .listNodes()
     .filter((n) => n.status?.capacity?.['nvidia.com/gpu'])
@@ -136,23 +165,5 @@ export async function main(argv: string[]): Promise<number> {
   at(interval * 6, `uncorrectable ECC (DBE) on ${b} GPU 5 (its exporter runs the full counter set)`, () =>
     sim.cluster.injectEcc(b, 5, { dbe: 2 }),
   );
-
-  if (process.stdin.isTTY || !process.stdin.readableEnded)
-    console_.attach(process.stdin).catch(() => undefined);
-
-  await new Promise<void>((resolve) => {
-    const done = () => resolve();
-    process.once('SIGINT', done);
-    process.once('SIGTERM', done);
-    if (duration !== undefined) timers.push(setTimeout(done, duration * 1000));
-  });
-  say('\nstopping …');
-  for (const t of timers) clearTimeout(t);
-  await delivery?.stop();
-  disconnect();
-  await rt.stop();
-  await sim.close();
-  if (!process.env.DB_PATH) rmSync(dir, { recursive: true, force: true });
-  process.stdin.pause();
-  return 0;
+  return timers;
 }

@@ -1,8 +1,8 @@
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
+import { createRuntime } from '../app/runtime.js';
 import type { ServiceResult } from '../domain/service-result.js';
 import { createLogger } from '../log/logger.js';
-import { createRuntime } from '../runtime.js';
 import { parseDuration } from '../slack/commands/parse.js';
 import { serviceText } from '../slack/service-text.js';
 import { CliError } from './cli-error.js';

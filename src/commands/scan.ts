@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
 import pino from 'pino';
+import { createSensing, monitorTimings } from '../app/sensing.js';
 import { formatVerdictTable, verdictToJson } from '../classify/format.js';
 import { createLogger } from '../log/logger.js';
-import { createSensing } from '../main.js';
 import { Monitor } from '../monitor/monitor.js';
 import { configOrExit } from './load-config.js';
 
@@ -26,9 +26,7 @@ export async function main(argv: string[]): Promise<number> {
       readOnly: true,
       // The table needs verdicts and timings only.
       retainSnapshots: false,
-      intervalMs: config.monitor.intervalSeconds * 1000,
-      concurrency: config.monitor.scanConcurrency,
-      nodeTimeoutMs: config.monitor.scanTimeoutSeconds * 1000,
+      ...monitorTimings(config),
       logger,
     });
     const report = await monitor.scanOnce();

@@ -101,6 +101,11 @@ describe('loadConfig defaults', () => {
     expect(loadConfig({ POD_NAMESPACE: 'other' }, { namespaceFile: f }).kube.podNamespace).toBe('other');
   });
 
+  it('reads the pod name (the leader identity) from POD_NAME, unset outside Kubernetes', () => {
+    expect(load({}).kube.podName).toBeUndefined();
+    expect(load({ POD_NAME: 'gpu-medic-7d9f8-x2x4z' }).kube.podName).toBe('gpu-medic-7d9f8-x2x4z');
+  });
+
   it('parses every typed variable', () => {
     const c = load({
       MONITOR_INTERVAL: '15.5',
@@ -193,6 +198,7 @@ describe('loadConfig errors', () => {
     ['LAMBDA_FUNCTION', 'bad name!', 'LAMBDA_FUNCTION: expected a Lambda function name or ARN'],
     ['CLOUDWATCH_NAMESPACE', 'AWS/EC2', 'CLOUDWATCH_NAMESPACE: expected a CloudWatch namespace'],
     ['POD_NAMESPACE', 'Bad_NS', 'POD_NAMESPACE: expected a Kubernetes namespace name'],
+    ['POD_NAME', 'Pod Name', 'POD_NAME: expected a Kubernetes pod name'],
     ['DCGM_SERVER_NAMESPACE', 'Kube System', 'DCGM_SERVER_NAMESPACE: expected a Kubernetes namespace name'],
     ['AWS_ENDPOINT_URL_SNS', 'nope', 'AWS_ENDPOINT_URL_SNS: expected a URL'],
     ['CLOUDWATCH_PER_NODE', 'si', 'CLOUDWATCH_PER_NODE: expected true/false/1/0/yes/no'],

@@ -151,6 +151,7 @@ const EnvSchema = z.object({
     'gpu-medic-leader',
   ),
   POD_NAMESPACE: patterned(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Kubernetes namespace name'),
+  POD_NAME: patterned(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'a Kubernetes pod name'),
 });
 
 export interface Config {
@@ -164,6 +165,8 @@ export interface Config {
     readonly kubeconfig?: string;
     readonly gpuNodeSelector?: string;
     readonly podNamespace: string;
+    /** This pod's name (downward API); the leader identity starts with it. undefined ⇒ the host name. */
+    readonly podName?: string;
   };
   readonly leader: {
     readonly leaseName: string;
@@ -346,7 +349,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     log: { level: e.LOG_LEVEL },
     store: { dbPath: e.DB_PATH },
     http: { port: e.PORT },
-    kube: { kubeconfig: e.KUBECONFIG, gpuNodeSelector: e.GPU_NODE_SELECTOR, podNamespace: namespace },
+    kube: {
+      kubeconfig: e.KUBECONFIG,
+      gpuNodeSelector: e.GPU_NODE_SELECTOR,
+      podNamespace: namespace,
+      podName: e.POD_NAME,
+    },
     leader: {
       leaseName: e.LEASE_NAME,
       namespace,

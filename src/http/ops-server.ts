@@ -6,10 +6,17 @@ export interface OpsRoutes {
   healthy(): boolean;
   /** Readiness: store open and the node watch synced. */
   ready(): boolean;
-  metrics(): Promise<{ contentType: string; body: string }>;
+  /** `/metrics` (Prometheus exposition); 404 when omitted. */
+  metrics?(): Promise<{ contentType: string; body: string }>;
 }
 
-/** `/healthz`, `/readyz` and `/metrics`, for when no Slack HTTP receiver serves them. */
+/** Answers one ops request; false when the path is not an ops route (the caller answers it). */
+export type OpsHandler = (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+
+/**
+ * `/healthz`, `/readyz` and `/metrics`: the one answer of both modes, served by the ops server or, in
+ * Slack HTTP mode, by the Bolt receiver (which owns PORT then).
+ */
 export function handleOps(
   routes: OpsRoutes,
   req: http.IncomingMessage,
@@ -17,13 +24,13 @@ export function handleOps(
   logger?: Logger,
 ): boolean {
   const path = (req.url ?? '/').split('?')[0];
-  if (req.method !== 'GET') return false;
+  if (req.method !== 'GET' && req.method !== 'HEAD') return false;
   if (path === '/healthz' || path === '/readyz') {
     const ok = path === '/healthz' ? routes.healthy() : routes.ready();
     res.writeHead(ok ? 200 : 503, { 'Content-Type': 'text/plain' }).end(ok ? 'ok\n' : 'not ready\n');
     return true;
   }
-  if (path === '/metrics') {
+  if (path === '/metrics' && routes.metrics) {
     routes.metrics().then(
       ({ contentType, body }) => res.writeHead(200, { 'Content-Type': contentType }).end(body),
       (err) => {
@@ -36,10 +43,14 @@ export function handleOps(
   return false;
 }
 
+export function opsHandler(routes: OpsRoutes, logger?: Logger): OpsHandler {
+  return (req, res) => handleOps(routes, req, res, logger);
+}
+
 export function startOpsServer(routes: OpsRoutes, port: number, logger?: Logger): Promise<http.Server> {
+  const handle = opsHandler(routes, logger);
   const server = http.createServer((req, res) => {
-    if (!handleOps(routes, req, res, logger))
-      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+    if (!handle(req, res)) res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);

@@ -1,8 +1,10 @@
 import { createHmac } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import { webApi } from '@slack/bolt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RecordingChatPort, RecordingSink } from '../../test/support/recording-chat-port.js';
 import { waitFor } from '../../test/support/wait.js';
+import { opsHandler, startOpsServer } from '../http/ops-server.js';
 import { SIM_SLACK_BOT_TOKEN, type SimSlack, startSimSlack } from '../sim/slack-server.js';
 import { createSlackApp, type SlackApp } from './app.js';
 import { createAuthorizer, type UsergroupsClient } from './authz.js';
@@ -109,11 +111,14 @@ beforeEach(async () => {
     chat,
     sink,
     authz: createAuthorizer({ adminUsers: [admin], adminGroup: 'S0ADMINS01', client: groupClient }),
-    ready: () => readyFlag,
-    metrics: async () => {
-      if (metricsFail) throw new Error('registry broken');
-      return { contentType: 'text/plain; version=0.0.4', body: 'gpu_medic_scans_total 3\n' };
-    },
+    ops: opsHandler({
+      healthy: () => true,
+      ready: () => readyFlag,
+      metrics: async () => {
+        if (metricsFail) throw new Error('registry broken');
+        return { contentType: 'text/plain; version=0.0.4', body: 'gpu_medic_scans_total 3\n' };
+      },
+    }),
     botId: 'B0BOT00001',
     botUserId: 'U0BOT00001',
   });
@@ -252,6 +257,25 @@ describe('ops routes on the HTTP receiver (the one server on PORT in HTTP mode)'
     expect((await fetch(`${base}/metrics`)).status).toBe(500);
   });
 
+  it('answers /healthz and /readyz exactly as the ops server of the other modes does', async () => {
+    const ops = await startOpsServer({ healthy: () => true, ready: () => readyFlag }, 0);
+    const opsBase = `http://127.0.0.1:${(ops.address() as AddressInfo).port}`;
+    try {
+      for (const ready of [true, false]) {
+        readyFlag = ready;
+        for (const path of ['/healthz', '/readyz']) {
+          const [a, b] = await Promise.all([fetch(`${base}${path}`), fetch(`${opsBase}${path}`)]);
+          expect(a.status, path).toBe(b.status);
+          expect(a.headers.get('content-type'), path).toBe(b.headers.get('content-type'));
+          expect(await a.text(), path).toBe(await b.text());
+        }
+      }
+      expect((await fetch(`${base}/readyz`)).status).toBe(503);
+    } finally {
+      await new Promise((resolve) => ops.close(resolve));
+    }
+  });
+
   it('answers 404 on /metrics when no renderer is given', async () => {
     const bare = createSlackApp({
       botToken: SIM_SLACK_BOT_TOKEN,
@@ -261,6 +285,7 @@ describe('ops routes on the HTTP receiver (the one server on PORT in HTTP mode)'
       host: '127.0.0.1',
       chat: new RecordingChatPort(),
       authz: createAuthorizer({ adminUsers: [] }),
+      ops: opsHandler({ healthy: () => true, ready: () => true }),
       botId: 'B0BOT00001',
       botUserId: 'U0BOT00001',
     });
@@ -286,6 +311,7 @@ describe('start-up with Slack unreachable', () => {
       host: '127.0.0.1',
       chat: new RecordingChatPort(),
       authz: createAuthorizer({ adminUsers: [] }),
+      ops: opsHandler({ healthy: () => true, ready: () => true }),
       identityRetry: { baseMs: 10, maxMs: 50 },
     });
     try {

@@ -6,7 +6,7 @@
  * Start-up never waits on Slack: the bot identity (auth.test) is resolved in the background with backoff,
  * and requests are served meanwhile.
  */
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   App,
@@ -42,10 +42,12 @@ export interface SlackAppOptions {
   authz: Authorizer;
   /** Where root updates after a click go (the Slack delivery outbox). */
   sink?: ChatSink;
-  /** `/readyz` answers 200 only when this says so (store open, leader, monitor running …). */
-  ready?: () => boolean | Promise<boolean>;
-  /** HTTP mode: `/metrics` answers with this (Prometheus exposition); 404 when omitted. */
-  metrics?: () => Promise<{ contentType: string; body: string }>;
+  /**
+   * HTTP mode: `/healthz`, `/readyz` and `/metrics` are answered by this handler — the one the ops server
+   * uses in the other modes, so every mode gives one answer. It returns false for a route it does not
+   * serve (answered 404). Without it the receiver serves no ops route.
+   */
+  ops?: (req: IncomingMessage, res: ServerResponse) => boolean;
   logger?: Logger;
   /** Known bot identity: skips auth.test entirely. */
   botId?: string;
@@ -97,54 +99,16 @@ export function boltLogger(logger?: Logger): BoltLogger {
   };
 }
 
-function opsRoutes(
-  ready: SlackAppOptions['ready'],
-  metrics: SlackAppOptions['metrics'],
-  logger?: Logger,
-): CustomRoute[] {
-  const json = (res: import('node:http').ServerResponse, status: number, body: unknown) => {
-    res.writeHead(status, { 'Content-Type': 'application/json' });
-    res.end(JSON.stringify(body));
-  };
-  return [
-    { path: '/healthz', method: ['GET', 'HEAD'], handler: (_req, res) => json(res, 200, { ok: true }) },
-    {
-      path: '/readyz',
-      method: ['GET', 'HEAD'],
-      handler: (_req, res) => {
-        Promise.resolve()
-          .then(() => (ready ? ready() : true))
-          .then(
-            (ok) => json(res, ok ? 200 : 503, { ready: ok }),
-            (error: unknown) => {
-              logger?.error({ err: error }, 'readiness check failed');
-              json(res, 503, { ready: false });
-            },
-          );
-      },
+const opsPaths = ['/healthz', '/readyz', '/metrics'];
+
+function opsRoutes(ops: NonNullable<SlackAppOptions['ops']>): CustomRoute[] {
+  return opsPaths.map((path) => ({
+    path,
+    method: ['GET', 'HEAD'],
+    handler: (req, res) => {
+      if (!ops(req, res)) res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
     },
-    ...(metrics
-      ? [
-          {
-            path: '/metrics',
-            method: ['GET'],
-            handler: (_req, res) => {
-              metrics().then(
-                ({ contentType, body }) => {
-                  res.writeHead(200, { 'Content-Type': contentType });
-                  res.end(body);
-                },
-                (error: unknown) => {
-                  logger?.error({ err: error }, 'rendering metrics failed');
-                  res.writeHead(500, { 'Content-Type': 'text/plain' });
-                  res.end('metrics unavailable\n');
-                },
-              );
-            },
-          } satisfies CustomRoute,
-        ]
-      : []),
-  ];
+  }));
 }
 
 export function createSlackApp(options: SlackAppOptions): SlackApp {
@@ -160,7 +124,7 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
         signingSecret: options.signingSecret,
         endpoints: slackEventsPath,
         port: options.port,
-        customRoutes: opsRoutes(options.ready, options.metrics, log),
+        customRoutes: options.ops ? opsRoutes(options.ops) : [],
         logger: blog,
       });
 

@@ -2,9 +2,10 @@
  * The `gpu-medic` command as a user runs it: the real bin, a child process, exit codes and output.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Simulator, startSimulator } from '../../src/sim/index.js';
 
@@ -17,9 +18,12 @@ interface Run {
   stderr: string;
 }
 
-function gpuMedic(args: string[], opts: { env?: Record<string, string>; input?: string } = {}): Promise<Run> {
+function gpuMedic(
+  args: string[],
+  opts: { env?: Record<string, string>; input?: string; bin?: string } = {},
+): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
+    const child = spawn(process.execPath, [opts.bin ?? bin, ...args], {
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -198,4 +202,51 @@ describe('gpu-medic cordon|reboot|exclude|unexclude (manual actions)', () => {
     expect(unknown.code).toBe(1);
     expect(unknown.stdout).toContain('does not exist');
   }, 120_000); // five CLI processes, each loading the whole app: slow on a loaded 2-core machine
+});
+
+describe('gpu-medic in the production image (no simulator, benchmarks or evaluation)', () => {
+  let dir: string;
+  let imageBin: string;
+  const repo = join(import.meta.dirname, '../..');
+  beforeAll(() => {
+    // The image's layout: bin/gpu-medic.js runs dist/cli.js when src/ is absent; the commands that need
+    // src/sim, src/bench or src/eval are not built. Only the CLI and its error type are compiled here: every
+    // command is imported lazily, so nothing else is loaded before one is chosen.
+    dir = mkdtempSync(join(tmpdir(), 'gpu-medic-image-'));
+    mkdirSync(join(dir, 'bin'));
+    mkdirSync(join(dir, 'dist/commands'), { recursive: true });
+    copyFileSync(join(repo, 'bin/gpu-medic.js'), join(dir, 'bin/gpu-medic.js'));
+    copyFileSync(join(repo, 'package.json'), join(dir, 'package.json'));
+    for (const file of ['cli', 'commands/cli-error']) {
+      const source = readFileSync(join(repo, `src/${file}.ts`), 'utf8');
+      const { outputText } = ts.transpileModule(source, {
+        compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+      });
+      writeFileSync(join(dir, `dist/${file}.js`), outputText);
+    }
+    imageBin = join(dir, 'bin/gpu-medic.js');
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('still lists every command and prints the version', async () => {
+    const help = await gpuMedic(['--help'], { bin: imageBin });
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^ {2}demo\b/m);
+    expect((await gpuMedic(['--version'], { bin: imageBin })).code).toBe(0);
+  });
+
+  it('says demo, bench and eval run from a source checkout only, and exits 2', async () => {
+    for (const command of ['demo', 'bench', 'eval']) {
+      const r = await gpuMedic([command], { bin: imageBin });
+      expect(r.code, command).toBe(2);
+      expect(r.stderr, command).toContain(`'${command}' is only available from a source checkout`);
+    }
+  });
+
+  it('reports a production command whose module is missing as the fault it is, not as source-only', async () => {
+    const r = await gpuMedic(['scan'], { bin: imageBin });
+    expect(r.code).toBe(1);
+    expect(r.stderr).not.toContain('source checkout');
+    expect(r.stderr).toContain('scan.js');
+  });
 });

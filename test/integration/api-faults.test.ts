@@ -6,9 +6,9 @@
  * external effect happens once.
  */
 import { describe, expect, it } from 'vitest';
+import { createRuntime, type Runtime } from '../../src/app/runtime.js';
 import { loadConfig } from '../../src/config/config.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { startSimulator } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
 import { stepStore } from '../../src/store/remediation-stores.js';

@@ -5,10 +5,10 @@
  * the RebootInstances calls the simulator served.
  */
 import { describe, expect, it } from 'vitest';
+import { createRuntime, type Runtime } from '../../src/app/runtime.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { ProgressEvent } from '../../src/domain/events.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { createRuntime, type Runtime } from '../../src/runtime.js';
 import type { AwsFault } from '../../src/sim/aws-server.js';
 import { startSimulator } from '../../src/sim/index.js';
 import { threadReply } from '../../src/slack/blocks/thread.js';

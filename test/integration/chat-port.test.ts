@@ -2,10 +2,10 @@
  * The real ChatPort (the services and read models of a runtime against the simulated cluster) through the
  * same contract as the recording fake the Slack listener tests use (test/support/recording-chat-port.test.ts).
  */
-import { createChatPort } from '../../src/chat-bridge.js';
+import { createChatPort } from '../../src/app/chat.js';
+import { createRuntime } from '../../src/app/runtime.js';
 import { loadConfig } from '../../src/config/config.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { createRuntime } from '../../src/runtime.js';
 import { startSimulator } from '../../src/sim/index.js';
 import { describeChatPortContract } from '../support/chat-port-contract.js';
 import { suiteSandbox } from '../support/sim-runtime.js';

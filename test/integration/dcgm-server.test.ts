@@ -6,15 +6,15 @@
  *   circuit breaker does not count it (a GPU fault elsewhere is still repaired).
  */
 import { describe, expect, it } from 'vitest';
+import { createRuntime, type Runtime } from '../../src/app/runtime.js';
+import { createSensing, initialPlan } from '../../src/app/sensing.js';
 import { type Config, loadConfig } from '../../src/config/config.js';
 import type { ProgressEvent } from '../../src/domain/events.js';
 import type { Incident } from '../../src/domain/incident.js';
 import { isOpen } from '../../src/domain/incident.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { createSensing, initialPlan } from '../../src/main.js';
 import { Monitor } from '../../src/monitor/monitor.js';
 import { isWorking } from '../../src/remediate/state-machine.js';
-import { createRuntime, type Runtime } from '../../src/runtime.js';
 import type { ExecRecordedRequest } from '../../src/sim/exec-server.js';
 import { type Simulator, type SimulatorOptions, startSimulator } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';

@@ -9,15 +9,15 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRuntime, type Runtime } from '../../src/app/runtime.js';
 import {
   type MetricFamily,
   type ParsedExposition,
   parsePrometheus,
 } from '../../src/collect/parse/prometheus.js';
 import { loadConfig } from '../../src/config/config.js';
-import { silentLogger } from '../../src/log/logger.js';
+import { createLogger } from '../../src/log/logger.js';
 import { NodeVerdicts, SCAN_DURATION_BUCKETS } from '../../src/metrics/metrics.js';
-import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { type Simulator, startSimulator } from '../../src/sim/index.js';
 import { restoreEnv } from '../support/sim-runtime.js';
 import { waitFor } from '../support/wait.js';
@@ -34,6 +34,8 @@ let second: ParsedExposition;
 /** After the incident's notification reached the SNS fake. */
 let third: ParsedExposition;
 let contentType: string | null;
+/** Every JSON log line the runtime wrote. */
+const logLines: string[] = [];
 
 async function freePort(): Promise<number> {
   const s = http.createServer();
@@ -85,7 +87,7 @@ beforeAll(async () => {
     LOG_LEVEL: 'silent',
   });
   rt = await createRuntime(config, {
-    logger: silentLogger(),
+    logger: createLogger({ level: 'debug', destination: { write: (line: string) => logLines.push(line) } }),
     engine: { pollMs: 200 },
     leaderElection: true,
     opsServer: true,
@@ -243,5 +245,15 @@ describe('/metrics of a running gpu-medic, parsed back', () => {
       expect(await res.text()).toBe('ok\n');
     }
     expect((await fetch(`${base}/nope`)).status).toBe(404);
+  });
+});
+
+describe('the logs of a running gpu-medic', () => {
+  it('bind `component` once per logger: every line carries exactly one', () => {
+    expect(logLines.length).toBeGreaterThan(0);
+    const notOnce = logLines.filter((l) => (l.match(/"component":/g) ?? []).length !== 1);
+    expect(notOnce).toEqual([]);
+    const components = new Set(logLines.map((l) => (JSON.parse(l) as { component?: string }).component));
+    for (const c of ['app', 'store', 'leader', 'monitor']) expect([...components], c).toContain(c);
   });
 });

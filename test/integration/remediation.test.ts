@@ -5,10 +5,10 @@
  * faults stays within the concurrency limit and opens the circuit breaker.
  */
 import { describe, expect, it } from 'vitest';
+import type { Runtime } from '../../src/app/runtime.js';
 import type { Incident } from '../../src/domain/incident.js';
 import { isOpen } from '../../src/domain/incident.js';
 import { isWorking } from '../../src/remediate/state-machine.js';
-import type { Runtime } from '../../src/runtime.js';
 import type { Simulator } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
 import { SERVING_NAMESPACE, SERVING_PDB } from '../../src/sim/workloads.js';

@@ -9,10 +9,10 @@
  *   - an Auto Mode node is replaced by deleting the Node, with no EC2 or Auto Scaling call, and never rebooted.
  */
 import { describe, expect, it } from 'vitest';
+import type { Runtime } from '../../src/app/runtime.js';
 import type { Incident } from '../../src/domain/incident.js';
 import { isOpen } from '../../src/domain/incident.js';
 import { ON_DEMAND_REASON } from '../../src/remediate/engine.js';
-import type { Runtime } from '../../src/runtime.js';
 import type { Simulator, SimulatorOptions } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
 import { serviceText } from '../../src/slack/service-text.js';

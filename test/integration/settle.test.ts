@@ -6,9 +6,9 @@
  * in the reboot, a replacement that never joins — each escalates, the node stays cordoned, the thread says why.
  */
 import { describe, expect, it } from 'vitest';
+import type { Runtime } from '../../src/app/runtime.js';
 import type { Incident } from '../../src/domain/incident.js';
 import { isOpen } from '../../src/domain/incident.js';
-import type { Runtime } from '../../src/runtime.js';
 import type { Simulator, SimulatorOptions } from '../../src/sim/index.js';
 import type { K8sRecordedRequest } from '../../src/sim/k8s-server.js';
 import { threadReply } from '../../src/slack/blocks/thread.js';

@@ -7,10 +7,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
+import { createRuntime, type Runtime } from '../../src/app/runtime.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { ProgressEvent } from '../../src/domain/events.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { type Simulator, type SimulatorOptions, startSimulator } from '../../src/sim/index.js';
 import { waitFor } from './wait.js';
 

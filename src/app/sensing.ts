@@ -1,37 +1,38 @@
 /**
- * The composition root: configuration → adapters → services → start / stop. The only module that
- * knows every concrete class; everything else depends on ports.
+ * Sensing, as configured: the GPU node watch, the DCGM sources (exporter, dcgm-server pods) and the
+ * classifier (rules, optionally refined by the model). Part of the composition root (src/app/): the only
+ * place that knows every concrete class; everything else depends on ports.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { BedrockClassifierClientOptions } from './aws/bedrock.js';
-import { loadDcgmFrCatalog, loadXidCatalog } from './classify/catalog.js';
-import { createHybridClassifier, type HybridClassifier, needsLlm } from './classify/llm/hybrid.js';
-import { llmMetricsHook } from './classify/llm/metrics-hook.js';
-import type { LlmClient } from './classify/llm/port.js';
-import { createLlmStats, type LlmStats } from './classify/llm/stats.js';
-import { classifySnapshot } from './classify/rules.js';
-import { baseSnapshot, type Collector } from './collect/collector.js';
-import { createDcgmServerCollector, type ExecPort } from './collect/dcgm-server.js';
-import { createExporterCollector } from './collect/exporter.js';
-import { createPrometheusSourceCollector } from './collect/prometheus-wiring.js';
-import type { Config } from './config/config.js';
-import { type Clock, systemClock } from './domain/clock.js';
-import { faultOfFinding } from './domain/fault.js';
-import type { Finding, Verdict } from './domain/finding.js';
-import type { NodeSnapshot } from './domain/gpu.js';
-import type { GpuNode } from './domain/node.js';
-import type { SignatureCache } from './domain/ports.js';
-import type { GpuAgentSelector } from './k8s/cluster-port.js';
-import { createExporterSource } from './k8s/exporter-source.js';
-import { loadKubeConfig } from './k8s/kube-config.js';
-import { NodeWatcher } from './k8s/node-watcher.js';
-import { PodIndex } from './k8s/pod-index.js';
-import { RawHttpClient } from './k8s/raw-http.js';
-import type { Logger } from './log/logger.js';
-import { componentLogger } from './log/logger.js';
-import type { Metrics } from './metrics/metrics.js';
-import type { NodeClassifier, Plan, ScanHooks } from './monitor/monitor.js';
-import { decide } from './remediate/policy.js';
+import type { BedrockClassifierClientOptions } from '../aws/bedrock.js';
+import { loadDcgmFrCatalog, loadXidCatalog } from '../classify/catalog.js';
+import { createHybridClassifier, type HybridClassifier, needsLlm } from '../classify/llm/hybrid.js';
+import { llmMetricsHook } from '../classify/llm/metrics-hook.js';
+import type { LlmClient } from '../classify/llm/port.js';
+import { createLlmStats, type LlmStats } from '../classify/llm/stats.js';
+import { classifySnapshot } from '../classify/rules.js';
+import { baseSnapshot, type Collector } from '../collect/collector.js';
+import { createDcgmServerCollector, type ExecPort } from '../collect/dcgm-server.js';
+import { createExporterCollector } from '../collect/exporter.js';
+import { createPrometheusSourceCollector } from '../collect/prometheus-wiring.js';
+import type { Config } from '../config/config.js';
+import { type Clock, systemClock } from '../domain/clock.js';
+import { faultOfFinding } from '../domain/fault.js';
+import type { Finding, Verdict } from '../domain/finding.js';
+import type { NodeSnapshot } from '../domain/gpu.js';
+import type { GpuNode } from '../domain/node.js';
+import type { SignatureCache } from '../domain/ports.js';
+import type { GpuAgentSelector } from '../k8s/cluster-port.js';
+import { createExporterSource } from '../k8s/exporter-source.js';
+import { loadKubeConfig } from '../k8s/kube-config.js';
+import { NodeWatcher } from '../k8s/node-watcher.js';
+import { PodIndex } from '../k8s/pod-index.js';
+import { RawHttpClient } from '../k8s/raw-http.js';
+import type { Logger } from '../log/logger.js';
+import { componentLogger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { NodeClassifier, Plan, ScanHooks } from '../monitor/monitor.js';
+import { decide } from '../remediate/policy.js';
 
 export const EXPORTER_SELECTORS = ['app=nvidia-dcgm-exporter', 'app.kubernetes.io/name=dcgm-exporter'];
 /** DCGM host-engine pods: the EKS node monitoring agent's `dcgm-server`, the GPU Operator's `nvidia-dcgm`. */
@@ -73,25 +74,57 @@ export interface Sensing {
   stop(): Promise<void>;
 }
 
+interface SensingDeps {
+  /** Where model answers are cached; without one, the classifier is the rules alone. */
+  llmCache?: SignatureCache;
+  logger: Logger;
+  kc?: KubeConfig;
+  metrics?: Metrics;
+  clock?: Pick<Clock, 'now'>;
+}
+
 /** Node watch, DCGM sources and the classifier, as configured. */
-export function createSensing(
-  config: Config,
-  deps: {
-    /** Where model answers are cached; without one, the classifier is the rules alone. */
-    llmCache?: SignatureCache;
-    logger: Logger;
-    kc?: KubeConfig;
-    metrics?: Metrics;
-    clock?: Pick<Clock, 'now'>;
-  },
-): Sensing {
-  const { logger } = deps;
-  const clock = deps.clock ?? systemClock;
+export function createSensing(config: Config, deps: SensingDeps): Sensing {
   const kc = deps.kc ?? loadKubeConfig(config.kube.kubeconfig);
   const watcher = new NodeWatcher(kc, {
     labelSelector: config.kube.gpuNodeSelector,
-    logger: componentLogger(logger, 'nodes'),
+    logger: componentLogger(deps.logger, 'nodes'),
   });
+  const timeoutMs = config.monitor.scanTimeoutSeconds * 1000;
+  const clock = deps.clock ?? systemClock;
+  const dcgm = createDcgmCollector(config, kc, componentLogger(deps.logger, 'sense'), clock);
+  const { collector } = dcgm;
+  const { classifier, hybrid, llmStats } = createClassifier(config, deps, clock);
+  return {
+    kc,
+    watcher,
+    collector,
+    classifier,
+    hybrid,
+    llmStats,
+    async scanNode(node) {
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), timeoutMs);
+      try {
+        const snapshot = await collector.collect(node, controller.signal);
+        const verdict = hybrid ? await hybrid.classify(snapshot) : classifier.rules(snapshot);
+        return { snapshot, verdict };
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    async start() {
+      await Promise.all([watcher.start(), ...dcgm.pods.map((p) => p.start())]);
+    },
+    async stop() {
+      await Promise.all([watcher.stop(), ...dcgm.pods.map((p) => p.stop())]);
+      dcgm.close();
+    },
+  };
+}
+
+/** The pod indexes of the configured DCGM sources: exporter pods and dcgm-server pods. */
+function createDcgmPods(config: Config, kc: KubeConfig, logger: Logger) {
   const source = config.dcgm.source;
   const exporterPods =
     source === 'dcgm-server' || source === 'prometheus'
@@ -109,6 +142,11 @@ export function createSensing(
           selectors: config.dcgm.server.selector ? [config.dcgm.server.selector] : DCGM_SERVER_SELECTORS,
           logger,
         });
+  return { exporterPods, serverPods };
+}
+
+function createDcgmCollector(config: Config, kc: KubeConfig, logger: Logger, clock: Pick<Clock, 'now'>) {
+  const { exporterPods, serverPods } = createDcgmPods(config, kc, logger);
   const timeoutMs = config.monitor.scanTimeoutSeconds * 1000;
   const http = new RawHttpClient(kc, Math.max(8, config.monitor.scanConcurrency));
   const exporter = exporterPods
@@ -153,13 +191,19 @@ export function createSensing(
     },
   };
   // DCGM_SOURCE=prometheus: every node from one fleet read per scan (collect/prometheus-source.ts).
-  const collector = source === 'prometheus' ? createPrometheusSourceCollector(config) : scraped;
+  const collector = config.dcgm.source === 'prometheus' ? createPrometheusSourceCollector(config) : scraped;
+  const pods = [exporterPods, serverPods].filter((p): p is PodIndex => p !== undefined);
+  return { collector, pods, close: () => http.close() };
+}
 
+/** The rules, refined by the model when CLASSIFIER asks for it (and a store holds the model's cache). */
+function createClassifier(config: Config, deps: SensingDeps, clock: Pick<Clock, 'now'>) {
   const policy = config.policy.classification;
   const ctx = { catalog: loadXidCatalog(), frCodes: loadDcgmFrCatalog(), policy };
   const rules = (s: NodeSnapshot) => classifySnapshot(s, ctx);
   const llmStats = createLlmStats();
   const mode = config.classifier.mode;
+  const llmLogger = componentLogger(deps.logger, 'llm');
   const hybrid =
     mode !== 'rules' && deps.llmCache
       ? createHybridClassifier({
@@ -169,13 +213,13 @@ export function createSensing(
             region: config.aws.region,
             modelId: config.classifier.bedrockModelId,
             timeoutMs: config.classifier.timeoutSeconds * 1000,
-            logger: componentLogger(logger, 'llm'),
+            logger: llmLogger,
           }),
           cache: deps.llmCache,
           policy,
           ttlMs: config.classifier.cacheTtlSeconds * 1000,
           maxCallsPerHour: config.classifier.maxCallsPerHour,
-          logger: componentLogger(logger, 'llm'),
+          logger: llmLogger,
           stats: llmStats,
           onEvent: deps.metrics ? llmMetricsHook(deps.metrics) : undefined,
           clock: () => clock.now(),
@@ -188,33 +232,7 @@ export function createSensing(
           needsLlm(mode, snapshot, verdict, policy) ? hybrid.classify(snapshot) : undefined
       : undefined,
   };
-
-  return {
-    kc,
-    watcher,
-    collector,
-    classifier,
-    hybrid,
-    llmStats,
-    async scanNode(node) {
-      const controller = new AbortController();
-      const timer = setTimeout(() => controller.abort(), timeoutMs);
-      try {
-        const snapshot = await collector.collect(node, controller.signal);
-        const verdict = hybrid ? await hybrid.classify(snapshot) : rules(snapshot);
-        return { snapshot, verdict };
-      } finally {
-        clearTimeout(timer);
-      }
-    },
-    async start() {
-      await Promise.all([watcher.start(), exporterPods?.start(), serverPods?.start()]);
-    },
-    async stop() {
-      await Promise.all([watcher.stop(), exporterPods?.stop(), serverPods?.stop()]);
-      http.close();
-    },
-  };
+  return { classifier, hybrid, llmStats };
 }
 
 /**
@@ -225,7 +243,7 @@ function lazyBedrockClient(options: BedrockClassifierClientOptions): LlmClient {
   let client: Promise<LlmClient> | undefined;
   return {
     async classify(request) {
-      client ??= import('./aws/bedrock.js').then((m) => m.createBedrockClassifierClient(options));
+      client ??= import('../aws/bedrock.js').then((m) => m.createBedrockClassifierClient(options));
       return (await client).classify(request);
     },
   };
@@ -236,7 +254,7 @@ function lazyPodExecutor(kc: KubeConfig): ExecPort {
   let executor: Promise<ExecPort> | undefined;
   return {
     async exec(req) {
-      executor ??= import('./k8s/exec.js').then((m) => m.podExecutor(kc));
+      executor ??= import('../k8s/exec.js').then((m) => m.podExecutor(kc));
       return (await executor).exec(req);
     },
   };
@@ -256,3 +274,16 @@ export function initialPlan(config: Config, clock: Pick<Clock, 'now'> = systemCl
 }
 
 export type { Metrics };
+
+/** The scan loop's period, parallelism and per-node timeout, as configured (`run` and `scan` alike). */
+export function monitorTimings(config: Config): {
+  intervalMs: number;
+  concurrency: number;
+  nodeTimeoutMs: number;
+} {
+  return {
+    intervalMs: config.monitor.intervalSeconds * 1000,
+    concurrency: config.monitor.scanConcurrency,
+    nodeTimeoutMs: config.monitor.scanTimeoutSeconds * 1000,
+  };
+}

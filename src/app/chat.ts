@@ -3,20 +3,20 @@
  * models, and a bus subscription that turns progress events into one alert per incident, its thread
  * replies and root updates. Lives in the composition layer: Slack code never imports the store.
  */
-import { type CoverageInput, signalCoverage } from './domain/coverage.js';
-import type { ProgressEvent } from './domain/events.js';
-import { gpuSeverity, isNodeProblem, type Verdict } from './domain/finding.js';
-import { type Incident, isOpen, isWorking } from './domain/incident.js';
-import type { GpuNode } from './domain/node.js';
-import type { AuditLog, Exclusion } from './domain/ports.js';
-import type { Logger } from './log/logger.js';
-import { isAutoModeNode, rebootUnavailableReason } from './remediate/node-kind.js';
-import type { Deferral } from './remediate/services.js';
+import { type CoverageInput, signalCoverage } from '../domain/coverage.js';
+import type { ProgressEvent } from '../domain/events.js';
+import { gpuSeverity, isNodeProblem, type Verdict } from '../domain/finding.js';
+import { type Incident, isOpen, isWorking } from '../domain/incident.js';
+import type { GpuNode } from '../domain/node.js';
+import type { AuditLog, Exclusion } from '../domain/ports.js';
+import type { Logger } from '../log/logger.js';
+import { isAutoModeNode, rebootUnavailableReason } from '../remediate/node-kind.js';
+import type { Deferral } from '../remediate/services.js';
+import type { AlertView } from '../slack/blocks/alert.js';
+import type { ChatPort, ChatSink } from '../slack/chat-port.js';
+import type { FleetSummary, NodeDetail } from '../slack/format.js';
+import { toChatResult } from '../slack/service-text.js';
 import type { Runtime } from './runtime.js';
-import type { AlertView } from './slack/blocks/alert.js';
-import type { ChatPort, ChatSink } from './slack/chat-port.js';
-import type { FleetSummary, NodeDetail } from './slack/format.js';
-import { toChatResult } from './slack/service-text.js';
 
 /** What the chat bridge reads from the store for its views, and the audit trail it appends to. */
 export interface ChatBridgeStore {
@@ -207,6 +207,13 @@ function statusLine(incident: Incident): string | undefined {
   return `${incident.state.replace('_', ' ')}${reason}`;
 }
 
+/** A live progress → chat subscription. */
+export interface ChatConnection {
+  disconnect(): void;
+  /** Resolves once every event published so far has been delivered to the sink (or failed and logged). */
+  whenIdle(): Promise<void>;
+}
+
 /**
  * Progress → chat: one alert per incident (on `detected`), every step threaded under it, and the root
  * re-rendered when the incident's state changes. Events of one incident are handled strictly in publish
@@ -218,7 +225,7 @@ export function connectChat(
   sink: ChatSink,
   port: ChatPort,
   logger?: Logger,
-): () => void {
+): ChatConnection {
   const lastState = new Map<string, string>();
   const queues = new Map<string, Promise<void>>();
   const handle = async (event: ProgressEvent) => {
@@ -240,7 +247,7 @@ export function connectChat(
     }
     if (!isOpen(event.state)) lastState.delete(event.incidentId);
   };
-  return rt.bus.subscribe((event: ProgressEvent) => {
+  const disconnect = rt.bus.subscribe((event: ProgressEvent) => {
     const id = event.incidentId;
     const next = (queues.get(id) ?? Promise.resolve())
       .then(() => handle(event))
@@ -250,4 +257,11 @@ export function connectChat(
       if (queues.get(id) === next) queues.delete(id);
     });
   });
+  return {
+    disconnect,
+    async whenIdle() {
+      // A queue's tail never rejects (failures are logged); an event published meanwhile extends the wait.
+      while (queues.size > 0) await Promise.all(queues.values());
+    },
+  };
 }

@@ -4,10 +4,10 @@ import {
   RecordingSink,
   slackEvent,
   slackIncident,
-} from '../test/support/recording-chat-port.js';
-import { connectChat } from './chat-bridge.js';
-import { ProgressBus, type ProgressEvent } from './domain/events.js';
-import type { AlertView } from './slack/blocks/alert.js';
+} from '../../test/support/recording-chat-port.js';
+import { ProgressBus, type ProgressEvent } from '../domain/events.js';
+import type { AlertView } from '../slack/blocks/alert.js';
+import { connectChat } from './chat.js';
 
 /** Every sink call in one list, in the order they happened. */
 class OrderedSink extends RecordingSink {
@@ -34,10 +34,6 @@ class SlowPort extends RecordingChatPort {
   }
 }
 
-function settle(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 150));
-}
-
 describe('connectChat', () => {
   it('posts the alert before a step published right after `detected`, even when the alert is slow to build', async () => {
     const bus = new ProgressBus();
@@ -45,13 +41,13 @@ describe('connectChat', () => {
     const incident = slackIncident({ state: 'detected', mode: 'off', plannedAction: 'none' });
     port.incidents.set(incident.id, { incident });
     const sink = new OrderedSink();
-    const disconnect = connectChat({ bus }, sink, port);
+    const chat = connectChat({ bus }, sink, port);
 
     bus.publish({ ...slackEvent(incident.id, 'detected', 0), state: 'detected' });
     bus.publish({ ...slackEvent(incident.id, 'policy', 1), state: 'detected' });
-    await settle();
+    await chat.whenIdle();
     expect(sink.order).toEqual([`alert:${incident.id}`, `reply:${incident.id}:policy`]);
-    disconnect();
+    chat.disconnect();
   });
 
   it('keeps publish order within an incident and updates the root once per state change', async () => {
@@ -60,13 +56,13 @@ describe('connectChat', () => {
     const incident = slackIncident({ state: 'detected' });
     port.incidents.set(incident.id, { incident });
     const sink = new OrderedSink();
-    connectChat({ bus }, sink, port);
+    const chat = connectChat({ bus }, sink, port);
 
     bus.publish({ ...slackEvent(incident.id, 'detected', 0), state: 'detected' });
     bus.publish({ ...slackEvent(incident.id, 'cordoned', 1), state: 'cordoned' });
     bus.publish({ ...slackEvent(incident.id, 'drain_started', 2), state: 'draining' });
     bus.publish({ ...slackEvent(incident.id, 'pod_evicted', 3), state: 'draining' });
-    await settle();
+    await chat.whenIdle();
     expect(sink.order.filter((o) => !o.startsWith('update'))).toEqual([
       `alert:${incident.id}`,
       `reply:${incident.id}:cordoned`,
@@ -83,11 +79,11 @@ describe('connectChat', () => {
     const incident = slackIncident({ state: 'detected' });
     port.incidents.set(incident.id, { incident });
     const sink = new OrderedSink();
-    connectChat({ bus }, sink, port);
+    const chat = connectChat({ bus }, sink, port);
 
     bus.publish({ ...slackEvent(incident.id, 'detected', 0), state: 'detected' });
     bus.publish({ ...slackEvent(incident.id, 'auto_repair_deferred', 1), state: 'detected' });
-    await settle();
+    await chat.whenIdle();
     expect(sink.order).toEqual([
       `alert:${incident.id}`,
       `reply:${incident.id}:auto_repair_deferred`,
@@ -101,11 +97,11 @@ describe('connectChat', () => {
     const incident = slackIncident({ state: 'detected' });
     port.incidents.set(incident.id, { incident });
     const sink = new OrderedSink();
-    connectChat({ bus }, sink, port);
+    const chat = connectChat({ bus }, sink, port);
 
     bus.publish({ ...slackEvent(incident.id, 'detected', 0), state: 'detected' });
     bus.publish({ ...slackEvent(incident.id, 'detected', 1), state: 'detected' });
-    await settle();
+    await chat.whenIdle();
     expect(sink.order).toEqual([`alert:${incident.id}`, `update:${incident.id}:detected`]);
   });
 
@@ -115,9 +111,10 @@ describe('connectChat', () => {
     const incident = slackIncident();
     port.incidents.set(incident.id, { incident });
     const sink = new OrderedSink();
-    connectChat({ bus }, sink, port)();
+    const chat = connectChat({ bus }, sink, port);
+    chat.disconnect();
     bus.publish(slackEvent(incident.id, 'detected', 0));
-    await settle();
+    await chat.whenIdle();
     expect(sink.order).toEqual([]);
   });
 });

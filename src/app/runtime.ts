@@ -1,0 +1,120 @@
+/**
+ * The production process, assembled: the core (core.ts), its reactions (reactions.ts), leader election
+ * (leadership.ts) and the health routes. `gpu-medic run` and `gpu-medic demo` both start this; the chat
+ * surface (Slack or the console) plugs in through chat.ts and slack.ts.
+ */
+
+import type http from 'node:http';
+import type { Config } from '../config/config.js';
+import type { Clock } from '../domain/clock.js';
+import type { ProgressBus } from '../domain/events.js';
+import { type OpsRoutes, startOpsServer } from '../http/ops-server.js';
+import type { LeaderElector } from '../k8s/leader.js';
+import { componentLogger, type Logger } from '../log/logger.js';
+import { type Metrics, renderMetrics } from '../metrics/metrics.js';
+import type { Monitor } from '../monitor/monitor.js';
+import type { Notifier } from '../notify/fan-out.js';
+import type { RemediationEngine } from '../remediate/engine.js';
+import type { Authorize, RemediationServices } from '../remediate/services.js';
+import type { Store } from '../store/index.js';
+import { createCore, type NodeScanStatus } from './core.js';
+import { actingRole, createLeaderElector, followLeadership } from './leadership.js';
+import { countRemediationOutcomes, followUpEscalations, startGaugeRefresh } from './reactions.js';
+import type { Sensing } from './sensing.js';
+
+export type { GpuStatus, NodeScanStatus } from './core.js';
+export { scanStatusOf } from './core.js';
+
+export interface RuntimeOptions {
+  logger: Logger;
+  /** Who may do destructive things (the Slack layer decides for clicks; CLI/console pass their own). */
+  authorize?: Authorize;
+  /** Serve /healthz, /readyz and /metrics on PORT (off when the Slack HTTP receiver serves them). */
+  opsServer?: boolean;
+  /** Elect a leader through a Lease before acting (on in `run`; the demo runs alone). */
+  leaderElection?: boolean;
+  /** Extra engine timings (the demo's simulated reboots take seconds, not minutes). */
+  engine?: { pollMs?: number; maxBackoffMs?: number };
+  /** The time every decision reads (default: the system clock). */
+  clock?: Clock;
+}
+
+export interface Runtime {
+  config: Config;
+  clock: Clock;
+  store: Store;
+  sensing: Sensing;
+  bus: ProgressBus;
+  metrics: Metrics;
+  monitor: Monitor;
+  engine: RemediationEngine;
+  services: RemediationServices;
+  notifier?: Notifier;
+  leader?: LeaderElector;
+  /** The last scan result per node, for status read models. */
+  lastScan: Map<string, NodeScanStatus>;
+  isReady(): boolean;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * `/healthz`, `/readyz` and `/metrics` of a runtime: the one answer both the ops server and the Slack HTTP
+ * receiver serve.
+ */
+export function opsRoutesOf(rt: Pick<Runtime, 'isReady' | 'metrics'>): OpsRoutes {
+  return { healthy: () => true, ready: () => rt.isReady(), metrics: () => renderMetrics(rt.metrics) };
+}
+
+export async function createRuntime(config: Config, opts: RuntimeOptions): Promise<Runtime> {
+  // The runtime's own lines (leadership, reactions, lifecycle); each piece gets its own component.
+  const logger = componentLogger(opts.logger, 'app');
+  // Shutting down: the engine stops before its next step (every step is persisted before and after its
+  // effect, so whatever is in flight resumes on the next start).
+  let stopping = false;
+  let leader: LeaderElector | undefined;
+  const isLeader = () => !stopping && (leader ? leader.isLeader() : true);
+  const core = createCore(config, { ...opts, isLeader });
+  if (opts.leaderElection) leader = createLeaderElector(config, core.sensing.kc, opts.logger, core.clock);
+  const acting = actingRole({ ...core, logger });
+  const reactions = [
+    followUpEscalations(core.bus, core.services, logger),
+    countRemediationOutcomes(core.bus, (id) => core.store.incidents.get(id), core.metrics),
+  ];
+  let stopGauges: (() => void) | undefined;
+  let ops: http.Server | undefined;
+  let started = false;
+
+  const runtime: Runtime = {
+    config,
+    ...core,
+    leader,
+    isReady: () => started && core.sensing.watcher.isSynced,
+    async start() {
+      if (opts.opsServer) ops = await startOpsServer(opsRoutesOf(runtime), config.http.port, logger);
+      await core.sensing.start();
+      core.notifier?.start();
+      started = true;
+      stopGauges = startGaugeRefresh(core, config.monitor.intervalSeconds, logger);
+      if (leader) await followLeadership(leader, acting, config.leader.leaseName, logger);
+      else await acting.start();
+    },
+    async stop() {
+      stopping = true;
+      stopGauges?.();
+      await acting.stop('the process is stopping');
+      // Runs started by a click or a command while not acting (a standby) are aborted too.
+      await Promise.race([
+        core.engine.abort('the process is stopping'),
+        new Promise((resolve) => setTimeout(resolve, 5000).unref()),
+      ]);
+      await leader?.stop();
+      await core.notifier?.stop();
+      await core.sensing.stop();
+      await new Promise<void>((resolve) => (ops ? ops.close(() => resolve()) : resolve()));
+      for (const unsubscribe of reactions) unsubscribe();
+      core.store.close();
+    },
+  };
+  return runtime;
+}
