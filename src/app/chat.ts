@@ -39,33 +39,8 @@ export interface ChatBridgeStore {
 }
 
 export function createChatPort(rt: Runtime): ChatPort {
-  const { services, config, clock } = rt;
+  const { services, clock } = rt;
   const store: ChatBridgeStore = rt.store;
-  const view = (incident: Incident): AlertView => {
-    const node = rt.sensing.watcher.get(incident.node);
-    const deferral = services.deferralOf(incident.id);
-    return {
-      incident,
-      cluster: config.clusterName,
-      node: {
-        instanceId: incident.instanceId,
-        instanceType: incident.instanceType,
-        nodeGroup: incident.nodeGroup,
-        ...(node && isAutoModeNode(node) ? { autoMode: true } : {}),
-      },
-      ...(deferral
-        ? {
-            autoRepair: {
-              condition: deferral.condition,
-              ...(deferral.reason ? { reason: deferral.reason } : {}),
-              until: deferral.until,
-            },
-          }
-        : {}),
-      dryRun: config.dryRun,
-      statusLine: statusLine(incident),
-    };
-  };
   return {
     requestManual: async (action, node, actor, reason, options) =>
       toChatResult(await services.requestManual(action, node, actor, reason, options)),
@@ -76,97 +51,8 @@ export function createChatPort(rt: Runtime): ChatPort {
     unexclude: async (node, actor) => toChatResult(await services.unexclude(node, actor)),
     pause: async (actor, reason) => toChatResult(await services.pause(actor, reason)),
     resume: async (actor) => toChatResult(await services.resume(actor)),
-    async fleetSummary(): Promise<FleetSummary> {
-      const status = await services.status();
-      const nodes = rt.sensing.watcher.list();
-      const counts = { healthy: 0, warning: 0, critical: 0, unknown: 0 };
-      const reads: CoverageInput[] = [];
-      for (const n of nodes) {
-        const r = rt.lastScan.get(n.name);
-        if (r) reads.push(r.snapshot);
-        // GPU health: a node problem (NODE_CONDITION) is listed on its own, not counted as a GPU warning.
-        const severity = r ? gpuSeverity(r.verdict.findings) : undefined;
-        if (!r || r.snapshot.error) counts.unknown++;
-        else if (severity === 'critical') counts.critical++;
-        else if (severity === 'warning') counts.warning++;
-        else counts.healthy++;
-      }
-      const open = store.incidents.listOpen();
-      return {
-        cluster: config.clusterName,
-        at: clock.now(),
-        gpuNodes: nodes.length,
-        ...counts,
-        inRemediation: open.filter((i) => isWorking(i.state)).length,
-        excluded: status.exclusions.length,
-        breaker: status.paused.open
-          ? { state: 'paused', reason: status.paused.reason, since: status.paused.at }
-          : status.breaker.open
-            ? { state: 'open', reason: status.breaker.reason, since: status.breaker.at }
-            : { state: 'closed' },
-        dryRun: config.dryRun,
-        llm: {
-          calls: rt.sensing.llmStats.calls,
-          cacheHits: rt.sensing.llmStats.cacheHits,
-          fallbacks: Object.values(rt.sensing.llmStats.fallbacks ?? {}).reduce((a, b) => a + Number(b), 0),
-          ...(rt.sensing.llmStats.modelUnavailable
-            ? {
-                modelUnavailable: {
-                  modelId: rt.sensing.llmStats.modelUnavailable.modelId,
-                  reason: rt.sensing.llmStats.modelUnavailable.reason,
-                },
-              }
-            : {}),
-        },
-        openIncidents: open,
-        coverage: signalCoverage(reads),
-      };
-    },
-    async nodeDetail(name): Promise<NodeDetail | undefined> {
-      const node = rt.sensing.watcher.get(name);
-      const known = store.nodeState.get(name);
-      if (!node && !known) return undefined;
-      const scan = rt.lastScan.get(name);
-      const verdict = scan?.verdict ?? known?.verdict;
-      const open = store.incidents.listByNode(name, 20).filter((i) => isOpen(i.state));
-      return {
-        node: name,
-        cluster: config.clusterName,
-        instanceId: node?.instanceId,
-        instanceType: node?.instanceType,
-        nodeGroup: node?.nodeGroup,
-        ready: node?.ready,
-        unschedulable: node?.unschedulable,
-        expectedGpus: node?.expectedGpus,
-        allocatableGpus: node?.allocatableGpus,
-        verdict: verdict
-          ? {
-              severity: verdict.severity,
-              category: verdict.category,
-              explanation: verdict.explanation,
-              source: verdict.source,
-              xid: verdict.xid,
-              gpu: verdict.gpu,
-            }
-          : { severity: 'info', category: 'UNKNOWN', explanation: 'Not scanned yet.', source: 'rules' },
-        checkedAt: known?.lastScanAt,
-        gpus: (scan?.snapshot.gpus ?? []).map((g) => ({
-          index: g.index,
-          model: g.model,
-          health: g.health,
-          xidLast: g.xidLast,
-          temperatureC: g.temperatureC,
-          eccDbeVolatile: g.eccDbeVolatile,
-          utilizationPct: g.utilizationPct,
-        })),
-        openIncident: open[0],
-        nodeProblems: (scan?.verdict.findings ?? []).filter(isNodeProblem).map((f) => f.explanation),
-        exclusion: store.exclusions.get(name, clock.now()),
-        lastActions: store.audit.list({ node: name, limit: 10 }),
-        ...(scan?.snapshot.signals ? { signals: scan.snapshot.signals } : {}),
-        ...repairNotesOf(node, services.activeDeferral(name)),
-      };
-    },
+    fleetSummary: () => fleetSummaryOf(rt, store),
+    nodeDetail: (name) => nodeDetailOf(rt, store, name),
     exclusions: async () => store.exclusions.list(clock.now()),
     async history(name) {
       const entries = store.audit.list({ node: name, limit: 20 });
@@ -176,10 +62,139 @@ export function createChatPort(rt: Runtime): ChatPort {
     openIncidents: async () => store.incidents.listOpen(),
     async alertView(id) {
       const incident = store.incidents.get(id);
-      return incident ? view(incident) : undefined;
+      return incident ? alertViewOf(rt, incident) : undefined;
     },
     audit: (entry) => store.audit.append(entry),
     now: () => clock.now(),
+  };
+}
+
+/** The alert of an incident as the chat layer shows it: the node's kind, a deferral to EKS auto repair. */
+function alertViewOf(rt: Runtime, incident: Incident): AlertView {
+  const { services, config } = rt;
+  const node = rt.sensing.watcher.get(incident.node);
+  const deferral = services.deferralOf(incident.id);
+  return {
+    incident,
+    cluster: config.clusterName,
+    node: {
+      instanceId: incident.instanceId,
+      instanceType: incident.instanceType,
+      nodeGroup: incident.nodeGroup,
+      ...(node && isAutoModeNode(node) ? { autoMode: true } : {}),
+    },
+    ...(deferral
+      ? {
+          autoRepair: {
+            condition: deferral.condition,
+            ...(deferral.reason ? { reason: deferral.reason } : {}),
+            until: deferral.until,
+          },
+        }
+      : {}),
+    dryRun: config.dryRun,
+    statusLine: statusLine(incident),
+  };
+}
+
+/** `/gpu status`: per-node health from the last scan, open incidents, limits, the model's use, coverage. */
+async function fleetSummaryOf(rt: Runtime, store: ChatBridgeStore): Promise<FleetSummary> {
+  const { services, config, clock } = rt;
+  const status = await services.status();
+  const nodes = rt.sensing.watcher.list();
+  const counts = { healthy: 0, warning: 0, critical: 0, unknown: 0 };
+  const reads: CoverageInput[] = [];
+  for (const n of nodes) {
+    const r = rt.lastScan.get(n.name);
+    if (r) reads.push(r.snapshot);
+    // GPU health: a node problem (NODE_CONDITION) is listed on its own, not counted as a GPU warning.
+    const severity = r ? gpuSeverity(r.verdict.findings) : undefined;
+    if (!r || r.snapshot.error) counts.unknown++;
+    else if (severity === 'critical') counts.critical++;
+    else if (severity === 'warning') counts.warning++;
+    else counts.healthy++;
+  }
+  const open = store.incidents.listOpen();
+  return {
+    cluster: config.clusterName,
+    at: clock.now(),
+    gpuNodes: nodes.length,
+    ...counts,
+    inRemediation: open.filter((i) => isWorking(i.state)).length,
+    excluded: status.exclusions.length,
+    breaker: status.paused.open
+      ? { state: 'paused', reason: status.paused.reason, since: status.paused.at }
+      : status.breaker.open
+        ? { state: 'open', reason: status.breaker.reason, since: status.breaker.at }
+        : { state: 'closed' },
+    dryRun: config.dryRun,
+    llm: {
+      calls: rt.sensing.llmStats.calls,
+      cacheHits: rt.sensing.llmStats.cacheHits,
+      fallbacks: Object.values(rt.sensing.llmStats.fallbacks ?? {}).reduce((a, b) => a + Number(b), 0),
+      ...(rt.sensing.llmStats.modelUnavailable
+        ? {
+            modelUnavailable: {
+              modelId: rt.sensing.llmStats.modelUnavailable.modelId,
+              reason: rt.sensing.llmStats.modelUnavailable.reason,
+            },
+          }
+        : {}),
+    },
+    openIncidents: open,
+    coverage: signalCoverage(reads),
+  };
+}
+
+/** `/gpu status <node>`: the node, its last verdict and GPUs, its open incident, exclusion and last actions. */
+async function nodeDetailOf(
+  rt: Runtime,
+  store: ChatBridgeStore,
+  name: string,
+): Promise<NodeDetail | undefined> {
+  const { services, config, clock } = rt;
+  const node = rt.sensing.watcher.get(name);
+  const known = store.nodeState.get(name);
+  if (!node && !known) return undefined;
+  const scan = rt.lastScan.get(name);
+  const verdict = scan?.verdict ?? known?.verdict;
+  const open = store.incidents.listByNode(name, 20).filter((i) => isOpen(i.state));
+  return {
+    node: name,
+    cluster: config.clusterName,
+    instanceId: node?.instanceId,
+    instanceType: node?.instanceType,
+    nodeGroup: node?.nodeGroup,
+    ready: node?.ready,
+    unschedulable: node?.unschedulable,
+    expectedGpus: node?.expectedGpus,
+    allocatableGpus: node?.allocatableGpus,
+    verdict: verdict
+      ? {
+          severity: verdict.severity,
+          category: verdict.category,
+          explanation: verdict.explanation,
+          source: verdict.source,
+          xid: verdict.xid,
+          gpu: verdict.gpu,
+        }
+      : { severity: 'info', category: 'UNKNOWN', explanation: 'Not scanned yet.', source: 'rules' },
+    checkedAt: known?.lastScanAt,
+    gpus: (scan?.snapshot.gpus ?? []).map((g) => ({
+      index: g.index,
+      model: g.model,
+      health: g.health,
+      xidLast: g.xidLast,
+      temperatureC: g.temperatureC,
+      eccDbeVolatile: g.eccDbeVolatile,
+      utilizationPct: g.utilizationPct,
+    })),
+    openIncident: open[0],
+    nodeProblems: (scan?.verdict.findings ?? []).filter(isNodeProblem).map((f) => f.explanation),
+    exclusion: store.exclusions.get(name, clock.now()),
+    lastActions: store.audit.list({ node: name, limit: 10 }),
+    ...(scan?.snapshot.signals ? { signals: scan.snapshot.signals } : {}),
+    ...repairNotesOf(node, services.activeDeferral(name)),
   };
 }
 
