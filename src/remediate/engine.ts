@@ -19,7 +19,7 @@ import type { JournalDetail } from './journal.js';
 import { pendingReleases, releaseDisruptionGuard } from './karpenter.js';
 import type { RunPlan, StepRow } from './ports.js';
 import { isRetryable } from './ports.js';
-import { humanUncordoned, RunAborted, readPlan, stopReason } from './run-guards.js';
+import { endEvent, humanUncordoned, RunAborted, readPlan, stopReason } from './run-guards.js';
 import {
   canTransition,
   isWorking,
@@ -350,21 +350,7 @@ export class RemediationEngine {
     if (!incidents.transition(incident.id, [current.state], state, reason)) {
       return { incidentId: incident.id, state: incidents.get(incident.id)?.state, stopped: 'superseded' };
     }
-    const told: StepDetailsOf<typeof state> =
-      state === 'failed'
-        ? { step: state, details: { reason, stage: current.state } }
-        : state === 'escalated'
-          ? { step: state, details: { reason, to: detail.escalateTo === 'replace' ? 'replace' : 'human' } }
-          : state === 'resolved'
-            ? {
-                step: state,
-                details: {
-                  reason,
-                  action: plan.action,
-                  ...(detail.onDemand === true ? { onDemand: true } : {}),
-                },
-              }
-            : { step: state, details: { reason } };
+    const told = endEvent(state, reason, current.state, plan, detail);
     this.publish(incident, plan, told, state, at, at - runStartedAt);
     this.deps.audit.append({
       at,

@@ -2,9 +2,11 @@
  * What a run reads before each step: the plan the services wrote, and the reasons to stop touching the node
  * (an exclusion, the opt-out label, a human who uncordoned it).
  */
-import type { Incident } from '../domain/incident.js';
+import type { StepDetails } from '../domain/events.js';
+import type { Incident, IncidentState } from '../domain/incident.js';
 import { isOptedOut, OptOutLabel } from '../domain/node.js';
 import type { EngineDeps } from './engine-config.js';
+import type { JournalDetail } from './journal.js';
 import type { ClusterPort, RunPlan, StepRow } from './ports.js';
 
 type GuardDeps = Pick<EngineDeps, 'exclusions' | 'clock' | 'cluster' | 'steps'>;
@@ -65,4 +67,27 @@ export function readPlan(row: StepRow | undefined, incident: Incident, dryRun: b
     force: d.force ?? false,
     dryRun: d.dryRun ?? dryRun,
   };
+}
+
+/** What the thread is told when a run ends: the end state's event, with the stage it failed at. */
+export function endEvent(
+  state: 'resolved' | 'escalated' | 'failed' | 'cancelled',
+  reason: string,
+  stage: IncidentState,
+  plan: RunPlan,
+  detail: JournalDetail,
+): StepDetails {
+  switch (state) {
+    case 'failed':
+      return { step: state, details: { reason, stage } };
+    case 'escalated':
+      return { step: state, details: { reason, to: detail.escalateTo === 'replace' ? 'replace' : 'human' } };
+    case 'resolved':
+      return {
+        step: state,
+        details: { reason, action: plan.action, ...(detail.onDemand === true ? { onDemand: true } : {}) },
+      };
+    default:
+      return { step: state, details: { reason } };
+  }
 }
