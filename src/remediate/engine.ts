@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { backoffDelay } from '../domain/backoff.js';
-import { progressEvent, type StepDetails, type StepDetailsOf } from '../domain/events.js';
+import { progressEvent, type StepDetails } from '../domain/events.js';
 import type { Incident, IncidentState } from '../domain/incident.js';
 import { isOpen } from '../domain/incident.js';
 import {
