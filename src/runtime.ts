@@ -18,6 +18,7 @@ import { gpuSeverity, type Verdict } from './domain/finding.js';
 import type { CollectionError, GpuSample, SignalFamily } from './domain/gpu.js';
 import type { Incident } from './domain/incident.js';
 import type { GpuNode } from './domain/node.js';
+import { alertmanagerRoute } from './http/alertmanager.js';
 import { startOpsServer } from './http/ops-server.js';
 import { createClusterPort } from './k8s/cluster-port.js';
 import { LeaderElector } from './k8s/leader.js';
@@ -353,7 +354,18 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     async start() {
       if (opts.opsServer) {
         ops = await startOpsServer(
-          { healthy: () => true, ready: () => runtime.isReady(), metrics: () => renderMetrics(metrics) },
+          {
+            healthy: () => true,
+            ready: () => runtime.isReady(),
+            metrics: () => renderMetrics(metrics),
+            // Alertmanager pushes (issue 15): off unless ALERTMANAGER_TOKEN is set.
+            alertmanager: alertmanagerRoute({
+              token: config.alertmanager.token,
+              monitor,
+              listNodes: () => sensing.watcher.list(),
+              logger: componentLogger(logger, 'alertmanager'),
+            }),
+          },
           config.http.port,
           logger,
         );

@@ -1,4 +1,5 @@
 import { connectChat, createChatPort } from '../chat-bridge.js';
+import { alertmanagerRoute } from '../http/alertmanager.js';
 import { createLogger } from '../log/logger.js';
 import { renderMetrics } from '../metrics/metrics.js';
 import { createRuntime } from '../runtime.js';
@@ -64,6 +65,13 @@ export async function main(_argv: string[]): Promise<number> {
       sink: delivery,
       ready: () => rt.isReady(),
       metrics: () => renderMetrics(rt.metrics),
+      // Alertmanager pushes (issue 15): off unless ALERTMANAGER_TOKEN is set.
+      alertmanager: alertmanagerRoute({
+        token: config.alertmanager.token,
+        monitor: rt.monitor,
+        listNodes: () => rt.sensing.watcher.list(),
+        logger,
+      }),
       logger,
     });
     delivery.start();

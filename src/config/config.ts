@@ -141,6 +141,11 @@ const EnvSchema = z.object({
     'gpu-medic-leader',
   ),
   POD_NAMESPACE: patterned(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Kubernetes namespace name'),
+
+  // Bearer token of POST /webhooks/alertmanager (http/alertmanager.ts); unset → the route is off.
+  ALERTMANAGER_TOKEN: patterned(/^[\x21-\x7e]{16,}$/, 'a token of at least 16 printable characters', {
+    secret: true,
+  }),
 });
 
 export interface Config {
@@ -149,6 +154,8 @@ export interface Config {
   readonly log: { readonly level: LogLevel };
   readonly store: { readonly dbPath: string };
   readonly http: { readonly port: number };
+  /** undefined token ⇒ no `POST /webhooks/alertmanager` route. */
+  readonly alertmanager: { readonly token?: string };
   readonly kube: {
     /** undefined ⇒ in-cluster service account. */
     readonly kubeconfig?: string;
@@ -323,6 +330,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     log: { level: e.LOG_LEVEL },
     store: { dbPath: e.DB_PATH },
     http: { port: e.PORT },
+    alertmanager: { token: e.ALERTMANAGER_TOKEN },
     kube: { kubeconfig: e.KUBECONFIG, gpuNodeSelector: e.GPU_NODE_SELECTOR, podNamespace: namespace },
     leader: {
       leaseName: e.LEASE_NAME,
@@ -413,6 +421,8 @@ export function redactedConfig(config: Config): Record<string, unknown> {
   const notify = plain.notify as Record<string, unknown>;
   notify.webhookSecret = config.notify.webhookSecret === undefined ? undefined : '***';
   if (config.notify.webhookUrl) notify.webhookUrl = redactUrlCredentials(config.notify.webhookUrl);
+  (plain.alertmanager as Record<string, unknown>).token =
+    config.alertmanager.token === undefined ? undefined : '***';
   const aws = plain.aws as { endpoints: Record<string, string> };
   for (const [k, v] of Object.entries(aws.endpoints)) aws.endpoints[k] = redactUrlCredentials(v);
   return plain;

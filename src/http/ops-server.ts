@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { Logger } from 'pino';
+import { ALERTMANAGER_PATH, type RequestHandler } from './alertmanager.js';
 
 export interface OpsRoutes {
   /** Liveness: the process is not wedged. */
@@ -7,6 +8,8 @@ export interface OpsRoutes {
   /** Readiness: store open and the node watch synced. */
   ready(): boolean;
   metrics(): Promise<{ contentType: string; body: string }>;
+  /** `POST /webhooks/alertmanager` (http/alertmanager.ts); absent → 404. */
+  alertmanager?: RequestHandler;
 }
 
 /** `/healthz`, `/readyz` and `/metrics`, for when no Slack HTTP receiver serves them. */
@@ -17,6 +20,10 @@ export function handleOps(
   logger?: Logger,
 ): boolean {
   const path = (req.url ?? '/').split('?')[0];
+  if (path === ALERTMANAGER_PATH && routes.alertmanager) {
+    routes.alertmanager(req, res);
+    return true;
+  }
   if (req.method !== 'GET') return false;
   if (path === '/healthz' || path === '/readyz') {
     const ok = path === '/healthz' ? routes.healthy() : routes.ready();

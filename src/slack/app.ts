@@ -20,6 +20,7 @@ import {
   webApi,
 } from '@slack/bolt';
 import type { Logger } from 'pino';
+import { ALERTMANAGER_PATH, type RequestHandler } from '../http/alertmanager.js';
 import type { Authorizer } from './authz.js';
 import type { ChatPort, ChatSink } from './chat-port.js';
 import { registerListeners } from './listeners/index.js';
@@ -45,6 +46,8 @@ export interface SlackAppOptions {
   ready?: () => boolean | Promise<boolean>;
   /** HTTP mode: `/metrics` answers with this (Prometheus exposition); 404 when omitted. */
   metrics?: () => Promise<{ contentType: string; body: string }>;
+  /** HTTP mode: `POST /webhooks/alertmanager` (http/alertmanager.ts); 404 when omitted. */
+  alertmanager?: RequestHandler;
   logger?: Logger;
   /** Known bot identity: skips auth.test entirely. */
   botId?: string;
@@ -159,7 +162,12 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
         signingSecret: options.signingSecret,
         endpoints: slackEventsPath,
         port: options.port,
-        customRoutes: opsRoutes(options.ready, options.metrics, log),
+        customRoutes: [
+          ...opsRoutes(options.ready, options.metrics, log),
+          ...(options.alertmanager
+            ? [{ path: ALERTMANAGER_PATH, method: ['POST'], handler: options.alertmanager }]
+            : []),
+        ],
         logger: blog,
       });
 
