@@ -244,7 +244,7 @@ describe('the Alertmanager handler', () => {
     for (const [body, reason] of cases) {
       const r = await post(h.url, body);
       expect(r.status, body).toBe(400);
-      expect(`${r.json.error} ${JSON.stringify(r.json.problems ?? [])}`).toMatch(reason);
+      expect([r.json.error, ...((r.json.problems as string[]) ?? [])].join(' ')).toMatch(reason);
     }
     expect(h.scans).toEqual([]);
   });
