@@ -1,8 +1,10 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    // Interop suites need real Prometheus tools: `npm run test:interop` (vitest.interop.config.ts).
+    exclude: [...configDefaults.exclude, 'test/interop/**'],
     environment: 'node',
     testTimeout: 30_000,
     hookTimeout: 30_000,
