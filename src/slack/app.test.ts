@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { webApi } from '@slack/bolt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ALERTMANAGER_PATH, createAlertmanagerHandler } from '../http/alertmanager.js';
 import { SIM_SLACK_BOT_TOKEN, type SimSlack, startSimSlack } from '../sim/slack-server.js';
 import { createSlackApp, type SlackApp } from './app.js';
 import { createAuthorizer, type UsergroupsClient } from './authz.js';
@@ -8,6 +9,7 @@ import { encodeButtonValue } from './blocks/alert.js';
 import { RecordingChatPort, RecordingSink } from './listeners/test-chat-port.js';
 
 const secret = 'test-signing-secret-0123456789';
+const AM_TOKEN = 'slack-mode-alertmanager-token';
 const admin = 'UADMIN0001';
 const groupAdmin = 'UGROUP0001';
 const viewer = 'UVIEWER001';
@@ -121,6 +123,11 @@ beforeEach(async () => {
       if (metricsFail) throw new Error('registry broken');
       return { contentType: 'text/plain; version=0.0.4', body: 'gpu_medic_scans_total 3\n' };
     },
+    alertmanager: createAlertmanagerHandler({
+      token: AM_TOKEN,
+      listNodes: () => [],
+      scan: async () => [],
+    }),
     botId: 'B0BOT00001',
     botUserId: 'U0BOT00001',
   });
@@ -259,6 +266,15 @@ describe('ops routes on the HTTP receiver (the one server on PORT in HTTP mode)'
     expect((await fetch(`${base}/metrics`)).status).toBe(500);
   });
 
+  it('serves POST /webhooks/alertmanager when given, behind its bearer token', async () => {
+    const url = `${base}${ALERTMANAGER_PATH}`;
+    const body = JSON.stringify({ version: '4', status: 'firing', alerts: [] });
+    expect((await fetch(url, { method: 'POST', body })).status).toBe(401);
+    const ok = await fetch(url, { method: 'POST', body, headers: { Authorization: `Bearer ${AM_TOKEN}` } });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({ scanned: [], unknown: [] });
+  });
+
   it('answers 404 on /metrics when no renderer is given', async () => {
     const bare = createSlackApp({
       botToken: SIM_SLACK_BOT_TOKEN,
@@ -275,6 +291,11 @@ describe('ops routes on the HTTP receiver (the one server on PORT in HTTP mode)'
       const { port } = await bare.start();
       expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(404);
       expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+      const push = await fetch(`http://127.0.0.1:${port}${ALERTMANAGER_PATH}`, {
+        method: 'POST',
+        body: '{}',
+      });
+      expect(push.status).toBe(404);
     } finally {
       await bare.stop();
     }
