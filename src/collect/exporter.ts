@@ -1,12 +1,17 @@
 import type { GpuNode } from '../domain/node.js';
 import { baseSnapshot, type Collector, collectionError } from './collector.js';
 import { gpusFromExporter } from './parse/exporter.js';
-import { parsePrometheus } from './parse/prometheus.js';
+import { ExpositionParser, type ParsedExposition, parsePrometheus } from './parse/prometheus.js';
 
 /** Where one node's exporter text comes from (the API-server pod proxy, or the pod IP). */
 export interface MetricsSource {
   /** The exposition text; rejects with CollectError('no-exporter') when the node has no exporter pod. */
   fetch(node: GpuNode, signal: AbortSignal): Promise<string>;
+  /**
+   * The same text in chunks as it arrives, when the source can stream (rejects like `fetch`): the
+   * collector then parses while it reads and never holds the whole payload (at 5,000 nodes, the peak RSS).
+   */
+  stream?(node: GpuNode, signal: AbortSignal, onChunk: (chunk: Buffer) => void): Promise<void>;
 }
 
 export interface ExporterCollectorOptions {
@@ -33,6 +38,19 @@ export function detachStrings<T>(value: T): T {
   return value;
 }
 
+/** Parses the exporter's text as it streams in when the source can stream, else the whole text. */
+async function readExposition(
+  opts: ExporterCollectorOptions,
+  node: GpuNode,
+  signal: AbortSignal,
+): Promise<ParsedExposition> {
+  const { source } = opts;
+  if (!source.stream) return parsePrometheus(await source.fetch(node, signal), { maxBytes: opts.maxBytes });
+  const parser = new ExpositionParser({ maxBytes: opts.maxBytes });
+  await source.stream(node, signal, (chunk) => parser.write(chunk));
+  return parser.end();
+}
+
 /** dcgm-exporter → NodeSnapshot. Parse problems on single lines are tolerated; unreadable text is an error. */
 export function createExporterCollector(opts: ExporterCollectorOptions): Collector {
   const now = opts.now ?? Date.now;
@@ -41,8 +59,7 @@ export function createExporterCollector(opts: ExporterCollectorOptions): Collect
     async collect(node, signal) {
       const snapshot = baseSnapshot(node, 'exporter', now());
       try {
-        const text = await opts.source.fetch(node, signal);
-        const parsed = parsePrometheus(text, { maxBytes: opts.maxBytes });
+        const parsed = await readExposition(opts, node, signal);
         // Label values come out of the parser detached from the scrape text (see detachStrings).
         const { gpus, signals } = gpusFromExporter(parsed);
         snapshot.gpus = gpus;
