@@ -1,7 +1,8 @@
+import type { GpuSample, SignalFamily } from '../domain/gpu.js';
 import type { GpuNode } from '../domain/node.js';
 import { baseSnapshot, type Collector, collectionError } from './collector.js';
-import { gpusFromExporter } from './parse/exporter.js';
-import { ExpositionParser, type ParsedExposition, parsePrometheus } from './parse/prometheus.js';
+import { exporterReader, gpusFromExporter } from './parse/exporter.js';
+import { ExpositionParser, parsePrometheus } from './parse/prometheus.js';
 
 /** Where one node's exporter text comes from (the API-server pod proxy, or the pod IP). */
 export interface MetricsSource {
@@ -38,17 +39,26 @@ export function detachStrings<T>(value: T): T {
   return value;
 }
 
-/** Parses the exporter's text as it streams in when the source can stream, else the whole text. */
-async function readExposition(
+/**
+ * The exporter's GPUs and how many samples it sent. A streaming source is parsed as it arrives, each
+ * sample folded into its GPU at once: no payload string, no sample list (the 5,000-node peak RSS).
+ */
+async function readExporter(
   opts: ExporterCollectorOptions,
   node: GpuNode,
   signal: AbortSignal,
-): Promise<ParsedExposition> {
+): Promise<{ gpus: GpuSample[]; signals: SignalFamily[]; samples: number }> {
   const { source } = opts;
-  if (!source.stream) return parsePrometheus(await source.fetch(node, signal), { maxBytes: opts.maxBytes });
-  const parser = new ExpositionParser({ maxBytes: opts.maxBytes });
+  if (!source.stream) {
+    const parsed = parsePrometheus(await source.fetch(node, signal), { maxBytes: opts.maxBytes });
+    // Label values come out of the parser detached from the scrape text (see detachStrings).
+    return { ...gpusFromExporter(parsed), samples: parsed.samples.length };
+  }
+  const reader = exporterReader();
+  const parser = new ExpositionParser({ maxBytes: opts.maxBytes, onSample: reader.add });
   await source.stream(node, signal, (chunk) => parser.write(chunk));
-  return parser.end();
+  parser.end();
+  return { ...reader.finish(), samples: reader.count };
 }
 
 /** dcgm-exporter → NodeSnapshot. Parse problems on single lines are tolerated; unreadable text is an error. */
@@ -59,17 +69,15 @@ export function createExporterCollector(opts: ExporterCollectorOptions): Collect
     async collect(node, signal) {
       const snapshot = baseSnapshot(node, 'exporter', now());
       try {
-        const parsed = await readExposition(opts, node, signal);
-        // Label values come out of the parser detached from the scrape text (see detachStrings).
-        const { gpus, signals } = gpusFromExporter(parsed);
+        const { gpus, signals, samples } = await readExporter(opts, node, signal);
         snapshot.gpus = gpus;
         if (gpus.length > 0) snapshot.signals = signals;
-        if (gpus.length === 0 && parsed.samples.length > 0) {
+        if (gpus.length === 0 && samples > 0) {
           snapshot.error = {
             kind: 'parse',
             message: 'the exporter answered but reported no GPU (no `gpu` label)',
           };
-        } else if (parsed.samples.length === 0) {
+        } else if (samples === 0) {
           snapshot.error = { kind: 'parse', message: 'the exporter answered with no samples' };
         }
       } catch (error) {

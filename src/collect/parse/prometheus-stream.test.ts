@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { exporterReader, gpusFromExporter } from './exporter.js';
 import {
   ExpositionParser,
   type ParsedExposition,
@@ -114,6 +115,29 @@ describe('ExpositionParser: chunked input parses exactly as the whole text', () 
           expect(streamed(pieces(bytes, size)), `${file} in ${size}-byte chunks`).toEqual(expected);
           expect(streamed(pieces(t, size)), `${file} in ${size}-char chunks`).toEqual(expected);
         }
+      }
+    }
+  });
+
+  it('folds samples into GPUs as they stream (onSample) exactly as gpusFromExporter over the whole text', () => {
+    const dir = join(import.meta.dirname, '../../../test/fixtures');
+    const texts = readdirSync(dir)
+      .filter((f) => f.endsWith('.prom'))
+      .map((f) => readFileSync(join(dir, f), 'utf8'));
+    for (const text of [...texts, AWKWARD]) {
+      const parsed = parsePrometheus(text);
+      const expected = gpusFromExporter(parsed);
+      expect(expected.gpus.length).toBeGreaterThan(0);
+      for (const size of [1, 13, 4096, 65_536]) {
+        const reader = exporterReader();
+        const p = new ExpositionParser({ onSample: reader.add });
+        for (const chunk of pieces(Buffer.from(text, 'utf8'), size)) p.write(chunk);
+        const result = p.end();
+        // The samples went to the reader, not into the result.
+        expect(result.samples).toEqual([]);
+        expect(result.errors).toEqual(parsed.errors);
+        expect(reader.count).toBe(parsed.samples.length);
+        expect(reader.finish()).toEqual(expected);
       }
     }
   });

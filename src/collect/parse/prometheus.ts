@@ -57,6 +57,11 @@ export interface ParsedExposition {
 }
 
 export interface ParsePrometheusOptions {
+  /**
+   * ExpositionParser only: each sample goes here as it is parsed and is not kept, so `end()` returns no
+   * samples (and families without theirs). A streamed scrape then holds no sample list while it arrives.
+   */
+  onSample?: (sample: Sample) => void;
   /** Largest accepted input, in UTF-8 bytes. Default 16 MiB. */
   maxBytes?: number;
   /** Stop recording line errors after this many (a summary entry says how many were dropped). Default 1000. */
@@ -165,10 +170,12 @@ export class ExpositionParser {
   private first: number | undefined;
   private decoder: StringDecoder | undefined;
   private ended = false;
+  private readonly onSample: ((sample: Sample) => void) | undefined;
 
   constructor(opts: ParsePrometheusOptions = {}) {
     this.maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
     this.maxErrors = opts.maxErrors ?? 1000;
+    this.onSample = opts.onSample;
   }
 
   write(chunk: string | Uint8Array): void {
@@ -297,13 +304,17 @@ export class ExpositionParser {
       this.addError(lineNo, r);
       return;
     }
+    this.meaningful++;
+    if (this.onSample) {
+      this.onSample(r);
+      return;
+    }
     this.samples.push(r);
     if (r.name !== this.lastName || !this.lastFamily) {
       this.lastFamily = familyFor(this.families, familyNameOf(r.name, this.families));
       this.lastName = r.name;
     }
     this.lastFamily.samples.push(r);
-    this.meaningful++;
   }
 
   private addError(line: number, message: string): void {
