@@ -18,7 +18,7 @@ import type { Incident, PolicyMode, RemediationAction } from '../domain/incident
 import type { GpuNode } from '../domain/node.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Store } from '../store/index.js';
-import { mapBounded } from './pool.js';
+import { forEachBounded } from './pool.js';
 import { type GpuXidState, triage } from './triage.js';
 
 export interface Plan {
@@ -285,7 +285,7 @@ export class Monitor {
         covered.push({ signals: r.snapshot.signals, error: r.snapshot.error });
       }
     };
-    await mapBounded(
+    await forEachBounded(
       nodes,
       this.opts.concurrency,
       this.opts.nodeTimeoutMs,
