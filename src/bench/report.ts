@@ -38,6 +38,8 @@ export interface BenchReport {
   llm?: LlmBenchResult;
   /** Full scans under a 1-CPU limit (report-extra.ts); absent when not run. */
   oneCpu?: OneCpuResult[];
+  /** What the reader should know about the run (`--note`), e.g. that the machine was shared. */
+  note?: string;
 }
 
 export type TargetStatus = 'met' | 'NOT met' | 'not measured';
@@ -300,6 +302,7 @@ export function renderMarkdown(report: BenchReport): string {
     '',
     `**Runtime:** ${report.runtime}.`,
     '',
+    ...(report.note ? [`**Note:** ${report.note}`, ''] : []),
     '## Targets (issue 3)',
     '',
     ...mdTable(TARGET_HEADER, targetRows(allChecks(report))),

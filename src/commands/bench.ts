@@ -22,6 +22,7 @@ const USAGE = `Usage: gpu-medic bench [options]
   --one-cpu 1000,5000     sizes whose full scans also run under a 1-CPU limit (taskset); 0 skips
   --llm-nodes 1000        fleet size of the LLM classification part (hybrid, Bedrock fake)
   --no-llm                skip the LLM classification part
+  --note TEXT             a note printed under the machine line (e.g. that the machine was shared)
   --out PATH              where to write the report (default docs/benchmarks.md)
   --no-write              print only`;
 
@@ -93,6 +94,7 @@ export async function main(argv: string[]): Promise<number> {
         pushes: { type: 'string', default: '3' },
         'one-cpu': { type: 'string', default: '1000,5000' },
         out: { type: 'string' },
+        note: { type: 'string' },
         'llm-nodes': { type: 'string', default: '1000' },
         'no-llm': { type: 'boolean', default: false },
         'no-write': { type: 'boolean', default: false },
@@ -148,6 +150,7 @@ export async function main(argv: string[]): Promise<number> {
     sizes: results,
     ...(llm ? { llm } : {}),
     ...(oneCpu.length > 0 ? { oneCpu } : {}),
+    ...(values.note ? { note: String(values.note) } : {}),
   };
   console.log(formatTerminal(report));
   if (!values['no-write']) {
