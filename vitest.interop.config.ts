@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-/** `npm run test:interop`: tests against real third-party binaries (a Prometheus), not part of `npm test`. */
+/** `npm run test:interop`: the suites that need real third-party tools (Prometheus, promtool), not part of `npm test`. */
 export default defineConfig({
   test: {
     include: ['test/interop/**/*.test.ts'],

@@ -779,3 +779,70 @@ describe('manifests/dcgm-exporter: the counters file gpu-medic needs', () => {
     expect(resourceFiles.some((f) => f.includes('dcgm-exporter'))).toBe(false);
   });
 });
+
+// ---- Prometheus alert rules and the Alertmanager receiver (manifests/prometheus/) --------------------------
+
+describe('manifests/prometheus: alert rules on DCGM metrics and the Alertmanager receiver', () => {
+  const promDir = `${manifestsDir}/prometheus`;
+  const rulesFile = obj(parseYaml(readFileSync(`${promDir}/rules.yml`, 'utf8')), 'rules.yml');
+  const groups = arr(rulesFile.groups, 'rules.yml groups').map((g, i) => obj(g, `groups[${i}]`));
+  const rules = groups.flatMap((g) => arr(g.rules, `group ${g.name} rules`).map((r) => obj(r, 'rule')));
+
+  it('is a valid rules file: named groups of alerts with an expression, labels and a summary', () => {
+    expect(groups.length).toBeGreaterThan(0);
+    expect(rules.length).toBeGreaterThanOrEqual(5);
+    const names = rules.map((r) => r.alert);
+    expect(new Set(names).size).toBe(names.length);
+    for (const r of rules) {
+      expect(r.alert, JSON.stringify(r)).toMatch(/^[A-Za-z][A-Za-z0-9_]*$/);
+      expect(typeof r.expr).toBe('string');
+      const labels = obj(r.labels, `${r.alert} labels`);
+      // The label the receiver's route matches on.
+      expect(labels.gpu_medic, String(r.alert)).toBe('scan');
+      expect(['critical', 'warning']).toContain(labels.severity);
+      expect(String(obj(r.annotations, `${r.alert} annotations`).summary)).toMatch(/\$labels\.Hostname/);
+    }
+  });
+
+  it('names only metrics the exporter parser reads (taken from the parser, not a copy)', () => {
+    const named = new Set(
+      rules.flatMap((r) => [...String(r.expr).matchAll(/\b(DCGM_[A-Z0-9_]+)\b/g)].map((m) => m[1])),
+    );
+    expect(named.size).toBeGreaterThanOrEqual(5);
+    expect([...named].filter((m) => !EXPORTER_METRICS_READ.includes(m as string))).toEqual([]);
+    // The exporter's sticky last-XID gauge, the one fault signal every stock exporter carries, is covered.
+    expect(named.has('DCGM_FI_DEV_XID_ERRORS')).toBe(true);
+  });
+
+  it('ships the same rules as a PrometheusRule for the Prometheus Operator', () => {
+    const docs = loadYamlDocuments(`${promDir}/prometheus-rule.yaml`);
+    expect(docs).toHaveLength(1);
+    const pr = docs[0] as unknown as Obj;
+    expect(pr.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(pr.kind).toBe('PrometheusRule');
+    expect(obj(pr.metadata, 'metadata').name).toBe('gpu-medic-dcgm');
+    expect(pr.spec).toEqual(rulesFile);
+  });
+
+  it('routes gpu_medic="scan" alerts to POST /webhooks/alertmanager with a bearer token from a file', () => {
+    const am = obj(parseYaml(readFileSync(`${promDir}/alertmanager-receiver.yaml`, 'utf8')), 'receiver');
+    const route = obj(arr(obj(am.route, 'route').routes, 'routes')[0], 'routes[0]');
+    expect(route.receiver).toBe('gpu-medic');
+    expect(arr(route.matchers, 'matchers')).toEqual(['gpu_medic="scan"']);
+    expect(arr(route.group_by, 'group_by')).toEqual(expect.arrayContaining(['Hostname', 'hostname']));
+    expect(route.continue).toBe(true);
+    const receiver = byName(arr(am.receivers, 'receivers'), 'gpu-medic', 'receivers');
+    const hook = obj(arr(receiver.webhook_configs, 'webhook_configs')[0], 'webhook_configs[0]');
+    const url = new URL(String(hook.url));
+    expect(url.pathname).toBe('/webhooks/alertmanager');
+    // The Service's port and name, in gpu-medic's namespace.
+    const service = one('Service', 'gpu-medic');
+    const port = obj(arr(obj(service.spec, 'spec').ports, 'ports')[0], 'port');
+    expect(url.host).toBe(`gpu-medic.gpu-medic.svc:${port.port}`);
+    expect(hook.send_resolved).toBe(false);
+    const auth = obj(obj(hook.http_config, 'http_config').authorization, 'authorization');
+    expect(auth.type).toBe('Bearer');
+    expect(String(auth.credentials_file)).toMatch(/^\/etc\/alertmanager\/secrets\/.+/);
+    expect(auth.credentials).toBeUndefined();
+  });
+});

@@ -8,6 +8,7 @@ import type http from 'node:http';
 import type { Config } from '../config/config.js';
 import type { Clock } from '../domain/clock.js';
 import type { ProgressBus } from '../domain/events.js';
+import { alertmanagerRoute } from '../http/alertmanager.js';
 import { type OpsRoutes, startOpsServer } from '../http/ops-server.js';
 import type { LeaderElector } from '../k8s/leader.js';
 import { componentLogger, type Logger } from '../log/logger.js';
@@ -62,8 +63,22 @@ export interface Runtime {
  * `/healthz`, `/readyz` and `/metrics` of a runtime: the one answer both the ops server and the Slack HTTP
  * receiver serve.
  */
-export function opsRoutesOf(rt: Pick<Runtime, 'isReady' | 'metrics'>): OpsRoutes {
-  return { healthy: () => true, ready: () => rt.isReady(), metrics: () => renderMetrics(rt.metrics) };
+export function opsRoutesOf(
+  rt: Pick<Runtime, 'isReady' | 'metrics' | 'config' | 'monitor' | 'sensing'>,
+  logger: Logger,
+): OpsRoutes {
+  return {
+    healthy: () => true,
+    ready: () => rt.isReady(),
+    metrics: () => renderMetrics(rt.metrics),
+    // Alertmanager pushes: off unless ALERTMANAGER_TOKEN is set.
+    alertmanager: alertmanagerRoute({
+      token: rt.config.alertmanager.token,
+      monitor: rt.monitor,
+      listNodes: () => rt.sensing.watcher.list(),
+      logger: componentLogger(logger, 'alertmanager'),
+    }),
+  };
 }
 
 export async function createRuntime(config: Config, opts: RuntimeOptions): Promise<Runtime> {
@@ -91,7 +106,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     leader,
     isReady: () => started && core.sensing.watcher.isSynced,
     async start() {
-      if (opts.opsServer) ops = await startOpsServer(opsRoutesOf(runtime), config.http.port, logger);
+      if (opts.opsServer)
+        ops = await startOpsServer(opsRoutesOf(runtime, opts.logger), config.http.port, logger);
       await core.sensing.start();
       core.notifier?.start();
       started = true;

@@ -75,7 +75,7 @@ export function createSlackReceiver(
     chat: deps.port,
     authz: deps.authz,
     sink: deps.delivery,
-    ops: opsHandler(opsRoutesOf(rt), deps.logger),
+    ops: opsHandler(opsRoutesOf(rt, deps.logger), deps.logger),
     logger: deps.logger,
   });
 }

@@ -4,6 +4,7 @@ import { main } from '../commands/bench.js';
 import { CliError } from '../commands/cli-error.js';
 import { runLlmBench } from './llm.js';
 import { checkTargets, formatTerminal, machineInfo, median, renderMarkdown } from './report.js';
+import { extraChecks } from './report-extra.js';
 import { runBenchSize, type ScanMeasurement, type SizeResult } from './run.js';
 
 describe('runBenchSize against a simulator process', () => {
@@ -16,6 +17,7 @@ describe('runBenchSize against a simulator process', () => {
       scans: 1,
       intervalSeconds: 1,
       faultTrials: 1,
+      pushTrials: 1,
       progress: (l) => lines.push(l),
     });
     expect(result.nodesSeen).toBe(5);
@@ -33,6 +35,13 @@ describe('runBenchSize against a simulator process', () => {
     expect(result.faults[0]?.category).toBe('XID_CRITICAL_79');
     expect(result.faults[0]?.latencyMs).toBeDefined();
     expect(lines.some((l) => l.includes('XID 79'))).toBe(true);
+    // The Alertmanager push: the incident came from the push's own scan, before the POST was answered.
+    expect(result.pushes).toHaveLength(1);
+    const push = result.pushes?.[0];
+    expect(push?.status).toBe(200);
+    expect(push?.postToIncidentMs).toBeDefined();
+    expect(push?.postToIncidentMs).toBeLessThanOrEqual(push?.postToResponseMs ?? 0);
+    expect(result.faults[0]?.node).not.toBe(undefined);
 
     const report = {
       date: '2026-01-01T00:00:00.000Z',
@@ -44,6 +53,8 @@ describe('runBenchSize against a simulator process', () => {
     const md = renderMarkdown(report);
     expect(md).toContain('## Targets (issue 3)');
     expect(md).toContain('fault → incident ≤ interval (1 s) + 1 s');
+    expect(md).toContain('## Fault → incident: scan vs Alertmanager push');
+    expect(md).toContain('5 nodes: Alertmanager push → incident ≤ 1 s after the POST');
     expect(formatTerminal(report)).toContain('5 nodes (5 seen)');
   }, 60_000);
 });
@@ -192,5 +203,56 @@ describe('detachStrings (exporter collector)', () => {
     const copy = detachStrings({ gpus, errors: [] });
     expect(copy).toEqual({ gpus, errors: [] });
     expect(copy.gpus[0]).not.toBe(gpus[0]);
+  });
+});
+
+describe('issue 15 parts of the report (report-extra.ts)', () => {
+  it('judges push → incident against 1 s and the 1-CPU scans against the wall-time targets', () => {
+    const pushes = [
+      { node: 'n2', gpu: 1, postToIncidentMs: 120, postToResponseMs: 130, status: 200 },
+      { node: 'n3', gpu: 2, postToIncidentMs: 1100, postToResponseMs: 1110, status: 200 },
+    ];
+    const ok = size(1000, [scan({})], { pushes: pushes.slice(0, 1) });
+    const slow = size(5000, [scan({ nodes: 5000 })], { pushes });
+    const missed = size(100, [scan({ nodes: 100 })], {
+      pushes: [{ node: 'n4', gpu: 0, postToResponseMs: 50, status: 200 }],
+    });
+    const oneCpu = [
+      {
+        nodes: 1000,
+        method: 'taskset',
+        scans: [scan({ warmup: true, wallMs: 5000 }), scan({ wallMs: 1500 })],
+        processMaxRssBytes: 1,
+      },
+      {
+        nodes: 5000,
+        method: 'taskset',
+        scans: [scan({ nodes: 5000, wallMs: 12_000 })],
+        processMaxRssBytes: 1,
+      },
+    ];
+    const checks = Object.fromEntries(
+      extraChecks([missed, ok, slow], oneCpu).map((c) => [c.target, `${c.status}: ${c.measured}`]),
+    );
+    expect(checks).toEqual({
+      '100 nodes: Alertmanager push → incident ≤ 1 s after the POST': 'NOT met: worst — of 1, 1 never opened',
+      '1,000 nodes: Alertmanager push → incident ≤ 1 s after the POST': 'met: worst 120 ms of 1',
+      '5,000 nodes: Alertmanager push → incident ≤ 1 s after the POST': 'NOT met: worst 1,100 ms of 2',
+      '1,000 nodes on 1 CPU: full scan wall time < 2 s': 'met: worst 1,500 ms (median 1,500 ms)',
+      '5,000 nodes on 1 CPU: full scan wall time < 10 s': 'NOT met: worst 12,000 ms (median 12,000 ms)',
+    });
+    const md = renderMarkdown({
+      date: '2026-01-01T00:00:00.000Z',
+      command: 'gpu-medic bench',
+      machine: machineInfo(),
+      runtime: 'vitest',
+      sizes: [ok],
+      oneCpu,
+    });
+    expect(md).toContain('## Full scans on one CPU');
+    expect(md).toContain('Method: taskset.');
+    expect(md).toContain(
+      '| 1,000 | 3,000 ms / 3,000 ms (interval 5 s) | 120 ms / 120 ms | 130 ms | n2 / 1 |',
+    );
   });
 });

@@ -5,6 +5,7 @@
  */
 import os from 'node:os';
 import type { LlmBenchResult } from './llm.js';
+import { extraChecks, extraMarkdown, type OneCpuResult } from './report-extra.js';
 import type { ScanMeasurement, SizeResult } from './run.js';
 
 export interface MachineInfo {
@@ -35,6 +36,10 @@ export interface BenchReport {
   sizes: SizeResult[];
   /** The LLM section; absent with `--no-llm`. */
   llm?: LlmBenchResult;
+  /** Full scans under a 1-CPU limit (report-extra.ts); absent when not run. */
+  oneCpu?: OneCpuResult[];
+  /** What the reader should know about the run (`--note`), e.g. that the machine was shared. */
+  note?: string;
 }
 
 export type TargetStatus = 'met' | 'NOT met' | 'not measured';
@@ -262,6 +267,11 @@ function llmMarkdown(r: LlmBenchResult | undefined): string[] {
   ];
 }
 
+/** Issue 3's targets, then issue 15's (report-extra.ts). */
+function allChecks(report: BenchReport): TargetCheck[] {
+  return [...checkTargets(report.sizes), ...extraChecks(report.sizes, report.oneCpu)];
+}
+
 /** The terminal summary. */
 export function formatTerminal(report: BenchReport): string {
   return [
@@ -274,7 +284,8 @@ export function formatTerminal(report: BenchReport): string {
     '',
     ...table(FAULT_HEADER, faultRows(report.sizes)),
     '',
-    ...table(TARGET_HEADER, targetRows(checkTargets(report.sizes))),
+    ...table(TARGET_HEADER, targetRows(allChecks(report))),
+    ...extraMarkdown(report.sizes, report.oneCpu, table),
     ...llmTerminal(report.llm),
   ].join('\n');
 }
@@ -291,9 +302,10 @@ export function renderMarkdown(report: BenchReport): string {
     '',
     `**Runtime:** ${report.runtime}.`,
     '',
+    ...(report.note ? [`**Note:** ${report.note}`, ''] : []),
     '## Targets (issue 3)',
     '',
-    ...mdTable(TARGET_HEADER, targetRows(checkTargets(report.sizes))),
+    ...mdTable(TARGET_HEADER, targetRows(allChecks(report))),
     '',
     '## Full scans',
     '',
@@ -307,6 +319,7 @@ export function renderMarkdown(report: BenchReport): string {
     '',
     ...mdTable(FAULT_HEADER, faultRows(report.sizes)),
     '',
+    ...extraMarkdown(report.sizes, report.oneCpu, mdTable),
     ...llmMarkdown(report.llm),
     '## How measured',
     '',

@@ -16,6 +16,7 @@ import { silentLogger } from '../log/logger.js';
 import { DEFAULT_JITTER, Monitor, type ScanReport } from '../monitor/monitor.js';
 import { type SimulatorProcess, startSimulatorProcess } from '../sim/process.js';
 import { openStore, type Store } from '../store/index.js';
+import { type PushTrial, pushTrials } from './push.js';
 
 export interface BenchSizeOptions {
   nodes: number;
@@ -33,6 +34,10 @@ export interface BenchSizeOptions {
   intervalSeconds?: number;
   /** Injected faults, one after the other, each on another node. 0 skips the part. Default 3. */
   faultTrials?: number;
+  /** Alertmanager pushes (push.ts), each for a fresh XID 79. 0 skips the part. Default 3. */
+  pushTrials?: number;
+  /** Called once the simulator process runs (the 1-CPU child pins itself here, leaving the simulator out). */
+  afterSimulatorStart?: () => void;
   /** Progress lines (stderr in the command); default none. */
   progress?: (line: string) => void;
   random?: () => number;
@@ -87,6 +92,8 @@ export interface SizeResult {
   payload?: PayloadSample;
   scans: ScanMeasurement[];
   faults: FaultTrial[];
+  /** Fault → incident through Alertmanager pushes (push.ts); absent when the part was skipped. */
+  pushes?: PushTrial[];
   /** process.resourceUsage().maxRSS at the end of this size (whole-process peak so far). */
   processMaxRssBytes: number;
   simRssBytes: number;
@@ -271,6 +278,7 @@ export async function runBenchSize(opts: BenchSizeOptions): Promise<SizeResult> 
     // Workloads stay on: they include the dcgm-exporter DaemonSet pods. Slack is never read here.
     sim = await startSimulatorProcess({ nodes: opts.nodes, gpusPerNode, slack: false, logLimit: 1000 });
     const simStartMs = performance.now() - t;
+    opts.afterSimulatorStart?.();
     const config = loadConfig(
       {
         ...sim.env,
@@ -332,6 +340,16 @@ export async function runBenchSize(opts: BenchSizeOptions): Promise<SizeResult> 
             { trials: opts.faultTrials ?? 3, gpus: gpusPerNode, lastScanMs, random, progress },
           )
         : [];
+    const pushes =
+      (opts.pushTrials ?? 3) > 0
+        ? await pushTrials(
+            base,
+            sim,
+            // Not a node the scan trials already faulted: its XID 79 is open, a push would only touch it.
+            nodes.map((n) => n.name).filter((n) => !faults.some((f) => f.node === n)),
+            { trials: opts.pushTrials ?? 3, gpus: gpusPerNode, random, progress },
+          )
+        : [];
     const simRssBytes = await sim.rss();
     return {
       nodes: opts.nodes,
@@ -345,6 +363,7 @@ export async function runBenchSize(opts: BenchSizeOptions): Promise<SizeResult> 
       ...(payload ? { payload } : {}),
       scans,
       faults,
+      pushes,
       processMaxRssBytes: process.resourceUsage().maxRSS * 1024,
       simRssBytes,
     };

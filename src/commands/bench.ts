@@ -3,8 +3,10 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type LlmBenchResult, runLlmBench } from '../bench/llm.js';
+import { ONE_CPU_METHOD, runOneCpu, tasksetAvailable } from '../bench/one-cpu.js';
 import { type PromBenchResult, prometheusMarkdown, runPrometheusBenchSize } from '../bench/prometheus.js';
 import { type BenchReport, formatTerminal, machineInfo, renderMarkdown } from '../bench/report.js';
+import type { OneCpuResult } from '../bench/report-extra.js';
 import { runBenchSize, type SizeResult } from '../bench/run.js';
 import { CliError } from './cli-error.js';
 
@@ -17,8 +19,11 @@ const USAGE = `Usage: gpu-medic bench [options]
   --interval SECONDS      MONITOR_INTERVAL for the fault → incident part (default: per size, the
                           smallest of 5, 10, 15, 30, 60 s that is ≥ 1.5 × the slowest scan)
   --faults 3              injected XID 79 faults per size (0 skips the part)
+  --pushes 3              Alertmanager pushes per size (fault → incident by push; 0 skips the part)
+  --one-cpu 1000,5000     sizes whose full scans also run under a 1-CPU limit (taskset); 0 skips
   --llm-nodes 1000        fleet size of the LLM classification part (hybrid, Bedrock fake)
   --no-llm                skip the LLM classification part
+  --note TEXT             a note printed under the machine line (e.g. that the machine was shared)
   --out PATH              where to write the report (default docs/benchmarks.md)
   --prometheus-sizes 1000,5000
                           fleet sizes of the DCGM_SOURCE=prometheus column
@@ -59,6 +64,24 @@ function runtimeLine(): string {
   return `${code}; ${settings.join(', ')} (the image's entrypoint and Deployment use --heap-growing-percent=50 and MALLOC_ARENA_MAX=2)`;
 }
 
+/** The 1-CPU part (bench/one-cpu.ts), one child process per size; skipped, and said, without taskset. */
+async function runOneCpuSizes(
+  sizes: number[],
+  opts: { gpusPerNode: number; concurrency: number; scans: number; progress: (l: string) => void },
+): Promise<OneCpuResult[]> {
+  if (sizes.length === 0) return [];
+  if (!tasksetAvailable()) {
+    opts.progress('1-CPU scans skipped: taskset is not available on this machine');
+    return [];
+  }
+  const out: OneCpuResult[] = [];
+  for (const nodes of sizes) {
+    opts.progress(`${nodes} nodes on 1 CPU (${ONE_CPU_METHOD})`);
+    out.push(await runOneCpu({ nodes, ...opts }));
+  }
+  return out;
+}
+
 /** `gpu-medic bench`: scan speed, CPU, memory and fault → incident latency on a simulated fleet. */
 export async function main(argv: string[]): Promise<number> {
   let values: Record<string, string | boolean | undefined>;
@@ -72,7 +95,10 @@ export async function main(argv: string[]): Promise<number> {
         scans: { type: 'string', default: '3' },
         interval: { type: 'string' },
         faults: { type: 'string', default: '3' },
+        pushes: { type: 'string', default: '3' },
+        'one-cpu': { type: 'string', default: '1000,5000' },
         out: { type: 'string' },
+        note: { type: 'string' },
         'llm-nodes': { type: 'string', default: '1000' },
         'no-llm': { type: 'boolean', default: false },
         'prometheus-sizes': { type: 'string', default: '1000,5000' },
@@ -95,6 +121,8 @@ export async function main(argv: string[]): Promise<number> {
   const scans = one('scans', str('scans'));
   const intervalSeconds = values.interval === undefined ? undefined : one('interval', str('interval'));
   const faultTrials = one('faults', str('faults'), { allowZero: true });
+  const pushTrials = one('pushes', str('pushes'), { allowZero: true });
+  const oneCpuSizes = positiveInts('one-cpu', str('one-cpu'), { allowZero: true }).filter((n) => n > 0);
   const llmNodes = one('llm-nodes', str('llm-nodes'));
   const withLlm = !values['no-llm'];
 
@@ -105,9 +133,19 @@ export async function main(argv: string[]): Promise<number> {
   const results: SizeResult[] = [];
   for (const nodes of sizes) {
     results.push(
-      await runBenchSize({ nodes, gpusPerNode, concurrency, scans, intervalSeconds, faultTrials, progress }),
+      await runBenchSize({
+        nodes,
+        gpusPerNode,
+        concurrency,
+        scans,
+        intervalSeconds,
+        faultTrials,
+        pushTrials,
+        progress,
+      }),
     );
   }
+  const oneCpu = await runOneCpuSizes(oneCpuSizes, { gpusPerNode, concurrency, scans, progress });
   let llm: LlmBenchResult | undefined;
   if (withLlm) llm = await runLlmBench({ nodes: llmNodes, gpusPerNode, progress });
   const prom: PromBenchResult[] = [];
@@ -126,6 +164,8 @@ export async function main(argv: string[]): Promise<number> {
     runtime: runtimeLine(),
     sizes: results,
     ...(llm ? { llm } : {}),
+    ...(oneCpu.length > 0 ? { oneCpu } : {}),
+    ...(values.note ? { note: String(values.note) } : {}),
   };
   console.log(formatTerminal(report));
   if (prom.length > 0) console.log(`\n${prometheusMarkdown(prom)}`);

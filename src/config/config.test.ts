@@ -366,3 +366,18 @@ describe('EKS node auto repair settings', () => {
     expect(load({ EKS_AUTO_REPAIR: 'ignore' }).remediation.autoRepair).toBe('ignore');
   });
 });
+
+describe('Alertmanager receiver settings', () => {
+  it('is off without a token, reads one, refuses a short one without echoing it, and redacts it', () => {
+    expect(load({}).alertmanager.token).toBeUndefined();
+    const token = 'am-0123456789abcdef-secret';
+    const c = load({ ALERTMANAGER_TOKEN: token });
+    expect(c.alertmanager.token).toBe(token);
+    expect(JSON.stringify(redactedConfig(c))).not.toContain(token);
+    expect(redactedConfig(c).alertmanager).toEqual({ token: '***' });
+    const problems = problemsOf({ ALERTMANAGER_TOKEN: 'short-s3cret' });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^ALERTMANAGER_TOKEN: expected a token of at least 16 printable characters/);
+    expect(problems[0]).not.toContain('short-s3cret');
+  });
+});

@@ -152,6 +152,11 @@ const EnvSchema = z.object({
   ),
   POD_NAMESPACE: patterned(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Kubernetes namespace name'),
   POD_NAME: patterned(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'a Kubernetes pod name'),
+
+  // Bearer token of POST /webhooks/alertmanager (http/alertmanager.ts); unset → the route is off.
+  ALERTMANAGER_TOKEN: patterned(/^[\x21-\x7e]{16,}$/, 'a token of at least 16 printable characters', {
+    secret: true,
+  }),
 });
 
 export interface Config {
@@ -160,6 +165,8 @@ export interface Config {
   readonly log: { readonly level: LogLevel };
   readonly store: { readonly dbPath: string };
   readonly http: { readonly port: number };
+  /** undefined token ⇒ no `POST /webhooks/alertmanager` route. */
+  readonly alertmanager: { readonly token?: string };
   readonly kube: {
     /** undefined ⇒ in-cluster service account. */
     readonly kubeconfig?: string;
@@ -355,6 +362,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
       podNamespace: namespace,
       podName: e.POD_NAME,
     },
+    alertmanager: { token: e.ALERTMANAGER_TOKEN },
     leader: {
       leaseName: e.LEASE_NAME,
       namespace,
@@ -474,6 +482,8 @@ export function redactedConfig(config: Config): Record<string, unknown> {
   const notify = plain.notify as Record<string, unknown>;
   notify.webhookSecret = config.notify.webhookSecret === undefined ? undefined : '***';
   if (config.notify.webhookUrl) notify.webhookUrl = redactUrlCredentials(config.notify.webhookUrl);
+  (plain.alertmanager as Record<string, unknown>).token =
+    config.alertmanager.token === undefined ? undefined : '***';
   const aws = plain.aws as { endpoints: Record<string, string> };
   for (const [k, v] of Object.entries(aws.endpoints)) aws.endpoints[k] = redactUrlCredentials(v);
   const prom = (plain.dcgm as { prometheus?: { url: string } }).prometheus;

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { Logger } from 'pino';
+import { ALERTMANAGER_PATH, type RequestHandler } from './alertmanager.js';
 
 export interface OpsRoutes {
   /** Liveness: the process is not wedged. */
@@ -8,6 +9,8 @@ export interface OpsRoutes {
   ready(): boolean;
   /** `/metrics` (Prometheus exposition); 404 when omitted. */
   metrics?(): Promise<{ contentType: string; body: string }>;
+  /** `POST /webhooks/alertmanager` (http/alertmanager.ts); absent → 404. */
+  alertmanager?: RequestHandler;
 }
 
 /** Answers one ops request; false when the path is not an ops route (the caller answers it). */
@@ -24,6 +27,10 @@ export function handleOps(
   logger?: Logger,
 ): boolean {
   const path = (req.url ?? '/').split('?')[0];
+  if (path === ALERTMANAGER_PATH && routes.alertmanager) {
+    routes.alertmanager(req, res);
+    return true;
+  }
   if (req.method !== 'GET' && req.method !== 'HEAD') return false;
   if (path === '/healthz' || path === '/readyz') {
     const ok = path === '/healthz' ? routes.healthy() : routes.ready();

@@ -14,37 +14,54 @@ export interface ExporterSourceOptions {
   maxBytes: number;
 }
 
-/** Scrapes a node's dcgm-exporter, found by the pod index, through the API-server pod proxy or directly. */
+/**
+ * Scrapes a node's dcgm-exporter, found by the pod index, through the API-server pod proxy or directly.
+ * `stream` hands the body over in chunks as it arrives (the collector parses it on the fly); `fetch`
+ * returns it whole.
+ */
 export function createExporterSource(opts: ExporterSourceOptions): MetricsSource {
-  return {
-    async fetch(node: GpuNode, signal: AbortSignal): Promise<string> {
-      const pod = opts.pods.forNode(node.name);
-      if (!pod) throw new CollectError('no-exporter', `no dcgm-exporter pod on ${node.name}`);
-      if (signal.aborted) throw new CollectError('timeout', 'scan deadline passed before the scrape started');
-      const get = { timeoutMs: opts.timeoutMs, maxBytes: opts.maxBytes };
-      try {
-        if (opts.access === 'direct') {
-          if (!pod.podIP)
-            throw new CollectError(
-              'unreachable',
-              `dcgm-exporter pod ${pod.namespace}/${pod.name} has no IP yet`,
-            );
-          return await opts.http.getDirect(`http://${pod.podIP}:${opts.port}/metrics`, get);
-        }
-        const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(`${pod.name}:${opts.port}`)}/proxy/metrics`;
-        return await opts.http.getApi(path, get);
-      } catch (error) {
-        if (error instanceof CollectError) throw error;
-        if (error instanceof TimeoutError)
-          throw new CollectError('timeout', `dcgm-exporter on ${node.name}: ${error.message}`);
-        if (error instanceof HttpError) {
+  async function scrape(node: GpuNode, signal: AbortSignal, onChunk?: (chunk: Buffer) => void) {
+    const pod = opts.pods.forNode(node.name);
+    if (!pod) throw new CollectError('no-exporter', `no dcgm-exporter pod on ${node.name}`);
+    if (signal.aborted) throw new CollectError('timeout', 'scan deadline passed before the scrape started');
+    const get = { timeoutMs: opts.timeoutMs, maxBytes: opts.maxBytes };
+    try {
+      if (opts.access === 'direct') {
+        if (!pod.podIP)
           throw new CollectError(
-            'http',
-            `dcgm-exporter ${pod.namespace}/${pod.name} on ${node.name}: ${error.message}`,
+            'unreachable',
+            `dcgm-exporter pod ${pod.namespace}/${pod.name} has no IP yet`,
           );
+        const url = `http://${pod.podIP}:${opts.port}/metrics`;
+        if (onChunk) {
+          await opts.http.streamDirect(url, get, onChunk);
+          return '';
         }
-        throw new CollectError('unreachable', `dcgm-exporter on ${node.name}: ${(error as Error).message}`);
+        return await opts.http.getDirect(url, get);
       }
+      const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(`${pod.name}:${opts.port}`)}/proxy/metrics`;
+      if (onChunk) {
+        await opts.http.streamApi(path, get, onChunk);
+        return '';
+      }
+      return await opts.http.getApi(path, get);
+    } catch (error) {
+      if (error instanceof CollectError) throw error;
+      if (error instanceof TimeoutError)
+        throw new CollectError('timeout', `dcgm-exporter on ${node.name}: ${error.message}`);
+      if (error instanceof HttpError) {
+        throw new CollectError(
+          'http',
+          `dcgm-exporter ${pod.namespace}/${pod.name} on ${node.name}: ${error.message}`,
+        );
+      }
+      throw new CollectError('unreachable', `dcgm-exporter on ${node.name}: ${(error as Error).message}`);
+    }
+  }
+  return {
+    fetch: (node, signal) => scrape(node, signal),
+    async stream(node, signal, onChunk) {
+      await scrape(node, signal, onChunk);
     },
   };
 }

@@ -111,11 +111,36 @@ export class RawHttpClient {
     return this.get(new URL(url), opts, directAgent);
   }
 
+  /**
+   * `getApi`, but a successful body goes to `onChunk` as it arrives instead of being collected: a scrape
+   * is parsed while it streams in. An error status's body is still collected for the error message.
+   */
+  async streamApi(path: string, opts: GetOptions, onChunk: (chunk: Buffer) => void): Promise<void> {
+    if (!this.base) throw new Error('no Kubernetes API server configured');
+    await (this.firstAuth ?? this.track(this.loadAuth()));
+    await this.get(
+      new URL(path, this.base),
+      { ...opts, headers: { ...this.authHeaders, ...opts.headers } },
+      this.agent,
+      onChunk,
+    );
+  }
+
+  /** `getDirect`, streamed like `streamApi`. */
+  async streamDirect(url: string, opts: GetOptions, onChunk: (chunk: Buffer) => void): Promise<void> {
+    await this.get(new URL(url), opts, directAgent, onChunk);
+  }
+
   close(): void {
     this.agent.destroy();
   }
 
-  private get(url: URL, opts: GetOptions, agent: http.Agent): Promise<string> {
+  private get(
+    url: URL,
+    opts: GetOptions,
+    agent: http.Agent,
+    onChunk?: (chunk: Buffer) => void,
+  ): Promise<string> {
     const mod = url.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
       let settled = false;
@@ -131,21 +156,31 @@ export class RawHttpClient {
         (res) => {
           const chunks: Buffer[] = [];
           let size = 0;
+          const status = res.statusCode ?? 0;
+          const ok = status >= 200 && status < 300;
+          const sink = ok ? onChunk : undefined;
           res.on('data', (chunk: Buffer) => {
+            if (settled) return;
             size += chunk.length;
             if (size > opts.maxBytes) {
               req.destroy();
-              done(() =>
-                reject(new HttpError(res.statusCode ?? 0, `response larger than ${opts.maxBytes} bytes`)),
-              );
+              done(() => reject(new HttpError(status, `response larger than ${opts.maxBytes} bytes`)));
               return;
             }
-            chunks.push(chunk);
+            if (!sink) {
+              chunks.push(chunk);
+              return;
+            }
+            try {
+              sink(chunk);
+            } catch (err) {
+              req.destroy();
+              done(() => reject(err));
+            }
           });
           res.on('end', () => {
             const body = Buffer.concat(chunks).toString('utf8');
-            const status = res.statusCode ?? 0;
-            if (status >= 200 && status < 300) done(() => resolve(body));
+            if (ok) done(() => resolve(body));
             else done(() => reject(new HttpError(status, `HTTP ${status}: ${body.slice(0, 200).trim()}`)));
           });
           res.on('error', (err) => done(() => reject(err)));

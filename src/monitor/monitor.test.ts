@@ -228,3 +228,34 @@ describe('GPU count source', () => {
     ]);
   });
 });
+
+describe('Monitor.scanNodes (an Alertmanager push)', () => {
+  it('reads only the named nodes, reports unknown names, and is not counted as a scan', async () => {
+    const read: string[] = [];
+    const m = new Monitor({
+      listNodes: () => [node('n1'), node('n2'), node('n3')],
+      collector: {
+        source: 'exporter',
+        async collect(n) {
+          read.push(n.name);
+          return baseSnapshot(n, 'exporter', Date.now());
+        },
+      },
+      classifier: { rules: () => healthy },
+      plan: () => ({ plannedAction: 'none', mode: 'off' }),
+      readOnly: true,
+      intervalMs: 60_000,
+      concurrency: 4,
+      nodeTimeoutMs: 5000,
+    });
+    expect(m.isRunning).toBe(false);
+    const { report, unknown } = await m.scanNodes(['n3', 'gone', 'n1']);
+    expect(read.sort()).toEqual(['n1', 'n3']);
+    expect(report.summaries.map((s) => s.node.name).sort()).toEqual(['n1', 'n3']);
+    expect(unknown).toEqual(['gone']);
+    expect(m.scanCount).toBe(0);
+    const full = await m.scanOnce();
+    expect(full.summaries).toHaveLength(3);
+    expect(m.scanCount).toBe(1);
+  });
+});

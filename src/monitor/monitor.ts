@@ -17,7 +17,7 @@ import type { CollectionError, NodeSnapshot } from '../domain/gpu.js';
 import { type Incident, isWorking, type PolicyMode, type RemediationAction } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { mapBounded } from './pool.js';
+import { forEachBounded } from './pool.js';
 import type { IncidentSighting, MonitorStore } from './ports.js';
 import { type GpuXidState, triage } from './triage.js';
 
@@ -210,8 +210,30 @@ export class Monitor {
     }
   }
 
+  /** False once stopped (or before start): a standby replica's monitor is not running. */
+  get isRunning(): boolean {
+    return !this.stopped;
+  }
+
   /** One pass over every GPU node. */
-  async scanOnce(): Promise<ScanReport> {
+  scanOnce(): Promise<ScanReport> {
+    return this.scan(undefined);
+  }
+
+  /**
+   * An immediate scan of the named nodes (an Alertmanager push), recorded exactly like the periodic
+   * scan's reads of them. It is not a scan of the fleet: the scan counter, the metrics of whole scans
+   * and the coverage log are left alone. Names the node watch does not know come back in `unknown`.
+   */
+  async scanNodes(names: readonly string[]): Promise<{ report: ScanReport; unknown: string[] }> {
+    const wanted = new Set(names);
+    const report = await this.scan(wanted);
+    const seen = new Set(report.summaries.map((s) => s.node.name));
+    return { report, unknown: [...wanted].filter((n) => !seen.has(n)) };
+  }
+
+  private async scan(only: ReadonlySet<string> | undefined): Promise<ScanReport> {
+    const full = only === undefined;
     const startedAt = this.now();
     const t0 = performance.now();
     if (this.opts.collector.beforeScan) {
@@ -220,8 +242,9 @@ export class Monitor {
         .beforeScan()
         .catch((err) => this.opts.logger?.warn({ err }, 'preparing the scan failed; scanning anyway'));
     }
-    const nodes = this.opts.listNodes();
-    this.noteGpuCountSources(nodes);
+    const listed = this.opts.listNodes();
+    const nodes = full ? listed : listed.filter((n) => only.has(n.name));
+    if (full) this.noteGpuCountSources(nodes);
     const results: NodeScanResult[] = [];
     const summaries: NodeScanSummary[] = [];
     const retain = this.opts.retainSnapshots !== false;
@@ -249,7 +272,7 @@ export class Monitor {
         covered.push({ signals: r.snapshot.signals, error: r.snapshot.error });
       }
     };
-    await mapBounded(
+    await forEachBounded(
       nodes,
       this.opts.concurrency,
       this.opts.nodeTimeoutMs,
@@ -274,8 +297,8 @@ export class Monitor {
     );
     flush();
     const durationMs = performance.now() - t0;
-    this.scans++;
-    const m = this.opts.metrics;
+    const m = full ? this.opts.metrics : undefined;
+    if (full) this.scans++;
     if (m) {
       m.scans.inc({ result: failures > 0 ? 'error' : 'ok' });
       m.scanDuration.observe(durationMs / 1000);
@@ -292,11 +315,11 @@ export class Monitor {
     }
     const coverage = signalCoverage(covered);
     if (m) for (const [family, n] of Object.entries(coverage.byFamily)) m.signalNodes.set({ family }, n);
-    this.logCoverage(coverage);
+    if (full) this.logCoverage(coverage);
     const opened = summaries.flatMap((r) => r.opened);
     this.opts.logger?.info(
       { nodes: nodes.length, failures, opened: opened.length, ms: Math.round(durationMs) },
-      'scan finished',
+      full ? 'scan finished' : 'targeted scan finished',
     );
     return { startedAt, durationMs, summaries, results, opened, failures, coverage };
   }

@@ -21,6 +21,24 @@ export async function mapBounded<T, R>(
   onDone?: (item: T, outcome: Outcome<R>) => void,
 ): Promise<Outcome<R>[]> {
   const results = new Array<Outcome<R>>(items.length);
+  await forEachBounded(items, concurrency, timeoutMs, work, (item, outcome, index) => {
+    results[index] = outcome;
+    onDone?.(item, outcome);
+  });
+  return results;
+}
+
+/**
+ * `mapBounded` that keeps no outcome: each goes to `onDone` and is dropped. A scan of 5,000 nodes would
+ * otherwise hold every node's snapshot until the last node answers (~20 MB of live heap at the peak).
+ */
+export async function forEachBounded<T, R>(
+  items: readonly T[],
+  concurrency: number,
+  timeoutMs: number,
+  work: (item: T, signal: AbortSignal) => Promise<R>,
+  onDone: (item: T, outcome: Outcome<R>, index: number) => void,
+): Promise<void> {
   let next = 0;
   const runOne = async (index: number): Promise<void> => {
     const item = items[index] as T;
@@ -48,12 +66,10 @@ export async function mapBounded<T, R>(
     } finally {
       clearTimeout(timer);
     }
-    results[index] = outcome;
-    onDone?.(item, outcome);
+    onDone(item, outcome, index);
   };
   const worker = async (): Promise<void> => {
     while (next < items.length) await runOne(next++);
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
-  return results;
 }

@@ -4,6 +4,7 @@ import { webApi } from '@slack/bolt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RecordingChatPort, RecordingSink } from '../../test/support/recording-chat-port.js';
 import { waitFor } from '../../test/support/wait.js';
+import { ALERTMANAGER_PATH, createAlertmanagerHandler } from '../http/alertmanager.js';
 import { opsHandler, startOpsServer } from '../http/ops-server.js';
 import { SIM_SLACK_BOT_TOKEN, type SimSlack, startSimSlack } from '../sim/slack-server.js';
 import { createSlackApp, type SlackApp } from './app.js';
@@ -11,6 +12,7 @@ import { createAuthorizer, type UsergroupsClient } from './authz.js';
 import { encodeButtonValue } from './blocks/alert.js';
 
 const secret = 'test-signing-secret-0123456789';
+const AM_TOKEN = 'slack-mode-alertmanager-token';
 const admin = 'UADMIN0001';
 const groupAdmin = 'UGROUP0001';
 const viewer = 'UVIEWER001';
@@ -118,6 +120,11 @@ beforeEach(async () => {
         if (metricsFail) throw new Error('registry broken');
         return { contentType: 'text/plain; version=0.0.4', body: 'gpu_medic_scans_total 3\n' };
       },
+      alertmanager: createAlertmanagerHandler({
+        token: AM_TOKEN,
+        listNodes: () => [],
+        scan: async () => [],
+      }),
     }),
     botId: 'B0BOT00001',
     botUserId: 'U0BOT00001',
@@ -276,6 +283,15 @@ describe('ops routes on the HTTP receiver (the one server on PORT in HTTP mode)'
     }
   });
 
+  it('serves POST /webhooks/alertmanager when given, behind its bearer token', async () => {
+    const url = `${base}${ALERTMANAGER_PATH}`;
+    const body = JSON.stringify({ version: '4', status: 'firing', alerts: [] });
+    expect((await fetch(url, { method: 'POST', body })).status).toBe(401);
+    const ok = await fetch(url, { method: 'POST', body, headers: { Authorization: `Bearer ${AM_TOKEN}` } });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({ scanned: [], unknown: [] });
+  });
+
   it('answers 404 on /metrics when no renderer is given', async () => {
     const bare = createSlackApp({
       botToken: SIM_SLACK_BOT_TOKEN,
@@ -293,6 +309,11 @@ describe('ops routes on the HTTP receiver (the one server on PORT in HTTP mode)'
       const { port } = await bare.start();
       expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(404);
       expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+      const push = await fetch(`http://127.0.0.1:${port}${ALERTMANAGER_PATH}`, {
+        method: 'POST',
+        body: '{}',
+      });
+      expect(push.status).toBe(404);
     } finally {
       await bare.stop();
     }

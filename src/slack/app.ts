@@ -21,6 +21,7 @@ import {
 } from '@slack/bolt';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../domain/backoff.js';
+import { ALERTMANAGER_PATH } from '../http/alertmanager.js';
 import type { Authorizer } from './authz.js';
 import type { ChatPort, ChatSink } from './chat-port.js';
 import { registerListeners } from './listeners/index.js';
@@ -102,13 +103,14 @@ export function boltLogger(logger?: Logger): BoltLogger {
 const opsPaths = ['/healthz', '/readyz', '/metrics'];
 
 function opsRoutes(ops: NonNullable<SlackAppOptions['ops']>): CustomRoute[] {
-  return opsPaths.map((path) => ({
-    path,
-    method: ['GET', 'HEAD'],
-    handler: (req, res) => {
-      if (!ops(req, res)) res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
-    },
-  }));
+  const handler: CustomRoute['handler'] = (req, res) => {
+    if (!ops(req, res)) res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+  };
+  return [
+    ...opsPaths.map((path) => ({ path, method: ['GET', 'HEAD'], handler })),
+    // Alertmanager pushes: the same handler answers them (404 while ALERTMANAGER_TOKEN is unset).
+    { path: ALERTMANAGER_PATH, method: ['POST'], handler },
+  ];
 }
 
 export function createSlackApp(options: SlackAppOptions): SlackApp {

@@ -243,7 +243,15 @@ type Uncopied = Exclude<
 const compactCopiesEveryField: [Uncopied] extends [never] ? true : Uncopied = true;
 void compactCopiesEveryField;
 
-export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporterOptions = {}): ExporterGpus {
+/** Folds exporter samples into GPUs one at a time (`add` in input order), so a streamed scrape needs no sample list. */
+export interface ExporterReader {
+  add(s: Sample): void;
+  /** Samples seen so far. */
+  readonly count: number;
+  finish(): ExporterGpus;
+}
+
+export function exporterReader(opts: GpusFromExporterOptions = {}): ExporterReader {
   const errors: ParseIssue[] = [];
   // Keyed by gpu index and UUID: a dump that mixes two hosts can carry two GPU 0s.
   const byKey = new Map<string, GpuAcc>();
@@ -296,7 +304,9 @@ export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporte
   let isHealth = false;
   let isDcgm = false;
   let family: SignalFamily | undefined;
-  for (const s of parsed.samples) {
+  let count = 0;
+  const add = (s: Sample): void => {
+    count++;
     if (s.name !== lastName) {
       lastName = s.name;
       field = FIELD_BY_NAME.get(s.name);
@@ -306,7 +316,7 @@ export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporte
       family = SIGNAL_OF_METRIC[s.name];
     }
     const host = hostnameOf(s.labels);
-    if (opts.hostname !== undefined && host !== undefined && host !== opts.hostname) continue;
+    if (opts.hostname !== undefined && host !== undefined && host !== opts.hostname) return;
     const gpuLabel = s.labels.gpu;
     if (!field && !isXidCount && !isHealth) {
       // Any other per-GPU DCGM family still proves the GPU is present (and names its model/UUID).
@@ -314,21 +324,21 @@ export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporte
         accFor(s, Number(gpuLabel));
         if (host !== undefined && hostname === undefined) hostname = host;
       }
-      continue;
+      return;
     }
     if (gpuLabel === undefined || !INT_RE.test(gpuLabel)) {
       errors.push({
         line: s.line,
         message: `${s.name}: gpu label ${gpuLabel === undefined ? 'missing' : JSON.stringify(gpuLabel)} is not a GPU index`,
       });
-      continue;
+      return;
     }
     if (Number.isNaN(s.value) || !Number.isFinite(s.value)) {
       errors.push({
         line: s.line,
         message: `${s.name}{gpu="${gpuLabel}"}: value ${s.value} is not a number`,
       });
-      continue;
+      return;
     }
     if (host !== undefined && hostname === undefined) hostname = host;
     const driver = s.labels.DCGM_FI_DRIVER_VERSION;
@@ -344,11 +354,11 @@ export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporte
           line: s.line,
           message: `${s.name}{gpu="${gpuLabel}"}: needs a health_watch label and a value of 0, 10 or 20`,
         });
-        continue;
+        return;
       }
       if (family) carried.add(family);
       const seenKey = `health:${watch}`;
-      if (acc.seen.has(seenKey)) continue;
+      if (acc.seen.has(seenKey)) return;
       acc.seen.add(seenKey);
       const g = acc.sample;
       if (g.health === undefined || HEALTH_RANK[state] > HEALTH_RANK[g.health]) g.health = state;
@@ -366,7 +376,7 @@ export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporte
         acc.health ??= new Map();
         acc.health.set(watch, incident);
       }
-      continue;
+      return;
     }
 
     if (isXidCount) {
@@ -375,15 +385,15 @@ export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporte
       if (xidLabel === undefined && s.value === 0) {
         if (family) carried.add(family);
         acc.sample.xidCount ??= 0;
-        continue;
+        return;
       }
       if (xidLabel === undefined || !INT_RE.test(xidLabel) || !isNonNegativeInteger(s.value)) {
         errors.push({ line: s.line, message: `${s.name}: needs an integer xid label and an integer count` });
-        continue;
+        return;
       }
       if (family) carried.add(family);
       const seenKey = `count:${xidLabel}`;
-      if (acc.seen.has(seenKey)) continue;
+      if (acc.seen.has(seenKey)) return;
       acc.seen.add(seenKey);
       const xid = Number(xidLabel);
       acc.sample.xidCount = (acc.sample.xidCount ?? 0) + s.value;
@@ -392,19 +402,19 @@ export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporte
         obs.count = s.value;
         acc.xids.set(xid, obs);
       }
-      continue;
+      return;
     }
 
-    if (!field) continue;
+    if (!field) return;
     if (INTEGER_FIELDS.has(field) && !isNonNegativeInteger(s.value)) {
       errors.push({ line: s.line, message: `${s.name}{gpu="${gpuLabel}"}: value ${s.value} is not a count` });
-      continue;
+      return;
     }
     if (family) carried.add(family);
     // Device-level values repeat per MIG instance: the first one counts — except the last XID, which counts
     // for the physical GPU whichever instance reports it (a 0 on one instance does not hide a 79 on another).
     if (acc.seen.has(field)) {
-      if (field !== 'xidLast' || s.value === 0 || acc.sample.xidLast !== 0) continue;
+      if (field !== 'xidLast' || s.value === 0 || acc.sample.xidLast !== 0) return;
     }
     acc.seen.add(field);
     acc.sample[field] = s.value;
@@ -415,19 +425,34 @@ export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporte
       obs.message = msg;
       acc.xids.set(s.value, obs);
     }
-  }
+  };
 
-  const gpus = [...byKey.values()]
-    .map((acc) => {
-      if (acc.mig.size > 0) acc.sample.migInstances = [...acc.mig].sort();
-      if (acc.xids.size > 0) acc.sample.xids = [...acc.xids.values()].sort((a, b) => a.xid - b.xid);
-      if (acc.health) acc.sample.healthIncidents = [...acc.health.values()];
-      return compact(acc.sample);
-    })
-    .sort((a, b) => a.index - b.index);
-  const signals = SignalFamilies.filter((f) => carried.has(f));
-  const out: ExporterGpus = { gpus, errors, signals };
-  if (hostname !== undefined) out.hostname = hostname;
-  if (driverVersion !== undefined) out.driverVersion = driverVersion;
-  return out;
+  const finish = (): ExporterGpus => {
+    const gpus = [...byKey.values()]
+      .map((acc) => {
+        if (acc.mig.size > 0) acc.sample.migInstances = [...acc.mig].sort();
+        if (acc.xids.size > 0) acc.sample.xids = [...acc.xids.values()].sort((a, b) => a.xid - b.xid);
+        if (acc.health) acc.sample.healthIncidents = [...acc.health.values()];
+        return compact(acc.sample);
+      })
+      .sort((a, b) => a.index - b.index);
+    const signals = SignalFamilies.filter((f) => carried.has(f));
+    const out: ExporterGpus = { gpus, errors, signals };
+    if (hostname !== undefined) out.hostname = hostname;
+    if (driverVersion !== undefined) out.driverVersion = driverVersion;
+    return out;
+  };
+  return {
+    add,
+    get count() {
+      return count;
+    },
+    finish,
+  };
+}
+
+export function gpusFromExporter(parsed: ParsedExposition, opts: GpusFromExporterOptions = {}): ExporterGpus {
+  const reader = exporterReader(opts);
+  for (const s of parsed.samples) reader.add(s);
+  return reader.finish();
 }

@@ -6,10 +6,25 @@
  * A malformed line becomes an entry in `errors` (with its 1-based line number) and parsing goes on: one bad
  * line never hides the rest of a scrape. Input that is not exposition at all (empty, HTML, JSON, binary) or
  * larger than `maxBytes` throws `MetricsParseError`, because there is nothing to salvage from it.
+ *
+ * `ExpositionParser` takes the text in chunks as it arrives (a scrape's HTTP body): it keeps only the
+ * partial last line between chunks, never the whole payload, and gives exactly what `parsePrometheus` gives
+ * for the same text, however it is split.
  */
+import { StringDecoder } from 'node:string_decoder';
+import {
+  CH_HASH,
+  CH_SPACE,
+  CH_TAB,
+  familyFor,
+  familyNameOf,
+  type MetricType,
+  newScrapeCache,
+  parseComment,
+  parseSampleLine,
+} from './prometheus-lines.js';
 
-export const MetricTypes = ['counter', 'gauge', 'histogram', 'summary', 'untyped'] as const;
-export type MetricType = (typeof MetricTypes)[number];
+export { type MetricType, MetricTypes, parseFloatToken } from './prometheus-lines.js';
 
 export interface Sample {
   name: string;
@@ -42,6 +57,11 @@ export interface ParsedExposition {
 }
 
 export interface ParsePrometheusOptions {
+  /**
+   * ExpositionParser only: each sample goes here as it is parsed and is not kept, so `end()` returns no
+   * samples (and families without theirs). A streamed scrape then holds no sample list while it arrives.
+   */
+  onSample?: (sample: Sample) => void;
   /** Largest accepted input, in UTF-8 bytes. Default 16 MiB. */
   maxBytes?: number;
   /** Stop recording line errors after this many (a summary entry says how many were dropped). Default 1000. */
@@ -58,66 +78,30 @@ export class MetricsParseError extends Error {
   }
 }
 
-const CH_TAB = 9;
-const CH_SPACE = 32;
-const CH_QUOTE = 34;
-const CH_HASH = 35;
-const CH_COMMA = 44;
-const CH_EQ = 61;
-const CH_BACKSLASH = 92;
-const CH_LBRACE = 123;
-const CH_RBRACE = 125;
-
-function isNameStart(c: number): boolean {
-  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c === 58;
-}
-function isNameChar(c: number): boolean {
-  return isNameStart(c) || (c >= 48 && c <= 57);
-}
-function isLabelStart(c: number): boolean {
-  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95;
-}
-function isLabelChar(c: number): boolean {
-  return isLabelStart(c) || (c >= 48 && c <= 57);
+/** The facts the input checks need, gathered from a whole text or a stream. */
+interface InputFacts {
+  /** UTF-16 units. */
+  chars: number;
+  /** UTF-8 bytes, or undefined when not counted (then `chars * 3 <= maxBytes` must hold). */
+  bytes?: number;
+  /** Anything but whitespace (String.prototype.trim's set) anywhere. */
+  content: boolean;
+  /** The first 4,096 characters. */
+  head: string;
 }
 
-/** Go's strconv.ParseFloat accepts these spellings; JavaScript's Number() does not know `Inf`. */
-export function parseFloatToken(token: string): number | undefined {
-  if (token.length === 0) return undefined;
-  const lower = token.toLowerCase();
-  switch (lower) {
-    case 'nan':
-    case '+nan':
-    case '-nan':
-      return Number.NaN;
-    case 'inf':
-    case '+inf':
-    case 'infinity':
-    case '+infinity':
-      return Number.POSITIVE_INFINITY;
-    case '-inf':
-    case '-infinity':
-      return Number.NEGATIVE_INFINITY;
-  }
-  const n = Number(token);
-  // Number() accepts forms ParseFloat rejects ("0x1f", "0b1", "Infinity" handled above); reject the odd ones.
-  if (Number.isNaN(n)) return undefined;
-  const c = token.charCodeAt(token.length > 1 && (token[0] === '-' || token[0] === '+') ? 1 : 0);
-  if (c === 48 && token.length > 1 && /^[+-]?0[xXbBoO]/.test(token)) return undefined;
-  return n;
-}
-
-/** Throws for input no text parser should read: over `maxBytes`, binary, or empty. */
-export function assertTextInput(text: string, maxBytes: number = DEFAULT_MAX_BYTES, what = 'input'): void {
-  if (typeof text !== 'string') throw new MetricsParseError(`${what} is not text`);
-  const size = utf8Length(text, maxBytes);
+function checkInput(facts: InputFacts, maxBytes: number, what: string): void {
+  // Cheap bounds first: every UTF-16 unit is 1–3 UTF-8 bytes.
+  const size =
+    facts.chars > maxBytes || facts.chars * 3 <= maxBytes ? facts.chars : (facts.bytes ?? facts.chars * 3);
   if (size > maxBytes)
     throw new MetricsParseError(`${what} is ${size} bytes, over the ${maxBytes}-byte limit`);
-  if (text.trim() === '') throw new MetricsParseError(`${what} is empty`);
-  const probe = Math.min(text.length, 4096);
+  if (!facts.content) throw new MetricsParseError(`${what} is empty`);
+  const { head } = facts;
+  const probe = Math.min(head.length, HEAD_CHARS);
   let control = 0;
   for (let j = 0; j < probe; j++) {
-    const c = text.charCodeAt(j);
+    const c = head.charCodeAt(j);
     if (c === 0) throw new MetricsParseError(`${what} is binary (contains NUL bytes)`);
     if ((c < 32 && c !== CH_TAB && c !== 10 && c !== 13) || c === 0xfffd) control++;
   }
@@ -126,17 +110,28 @@ export function assertTextInput(text: string, maxBytes: number = DEFAULT_MAX_BYT
   }
 }
 
-/** Throws when the text is plainly something other than exposition. */
-function assertLooksLikeExposition(text: string): void {
-  let i = 0;
-  const n = text.length;
-  while (i < n) {
+const HEAD_CHARS = 4096;
+
+/** Throws for input no text parser should read: over `maxBytes`, binary, or empty. */
+export function assertTextInput(text: string, maxBytes: number = DEFAULT_MAX_BYTES, what = 'input'): void {
+  if (typeof text !== 'string') throw new MetricsParseError(`${what} is not text`);
+  const chars = text.length;
+  const bytes = chars <= maxBytes && chars * 3 > maxBytes ? Buffer.byteLength(text, 'utf8') : undefined;
+  checkInput({ chars, bytes, content: text.trim() !== '', head: text.slice(0, HEAD_CHARS) }, maxBytes, what);
+}
+
+/** Index of the first character that is not blank (space, tab, CR, LF, BOM), or -1. */
+function firstNonBlank(text: string): number {
+  for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c !== CH_SPACE && c !== CH_TAB && c !== 10 && c !== 13 && c !== 0xfeff) break;
-    i++;
+    if (c !== CH_SPACE && c !== CH_TAB && c !== 10 && c !== 13 && c !== 0xfeff) return i;
   }
-  if (i === n) throw new MetricsParseError('metrics input is empty');
-  const first = text.charCodeAt(i);
+  return -1;
+}
+
+/** Throws when the text is plainly something other than exposition (`first`: its first non-blank char). */
+function assertLooksLikeExposition(first: number | undefined): void {
+  if (first === undefined) throw new MetricsParseError('metrics input is empty');
   if (first === 60 /* < */) {
     throw new MetricsParseError('metrics input looks like HTML/XML, not Prometheus text exposition');
   }
@@ -145,403 +140,193 @@ function assertLooksLikeExposition(text: string): void {
   }
 }
 
-function utf8Length(text: string, cap: number): number {
-  // Cheap bounds first: every UTF-16 unit is 1–3 UTF-8 bytes.
-  if (text.length > cap) return text.length;
-  if (text.length * 3 <= cap) return text.length;
-  return Buffer.byteLength(text, 'utf8');
-}
-
 /**
- * Label and metric names repeat on every line. Reusing one string per name (instead of a fresh slice)
- * lets V8 skip re-internalizing each object key — the dominant cost of parsing a scrape otherwise.
+ * Parses exposition text fed in chunks (strings, or UTF-8 bytes split anywhere, even inside a character).
+ * Between chunks it holds the partial last line and the first 4,096 characters (for the input checks),
+ * never the payload. `end()` runs the checks `parsePrometheus` runs first, in the same order, and throws
+ * the same errors; once the input is over `maxBytes` the rest is only counted.
  */
-interface NameList {
-  names: string[];
-  /** Index of the last hit: lines repeat the same names in the same order, so try its neighbours first. */
-  last: number;
-}
-
-interface ScrapeCache {
-  labelNames: NameList;
-  metricNames: NameList;
-  /**
-   * Parsed label sets keyed by their raw `{…}` text. A dcgm-exporter scrape repeats each GPU's label
-   * block on every family (8 distinct blocks over ~300 samples), so most lines skip label parsing and
-   * share one labels object: samples' labels are read-only.
-   */
-  labelSets: Map<string, number>;
-  /** The same label sets in first-seen order, and the index of the last one used: see matchLabelSet. */
-  labelSetList: { key: string; labels: Record<string, string> }[];
-  lastLabelSet: number;
-}
-
-const MAX_CACHED_NAMES = 256;
-const MAX_CACHED_LABEL_SETS = 4096;
-
-function internName(line: string, start: number, end: number, list: NameList): string {
-  const len = end - start;
-  const names = list.names;
-  const same = names[list.last];
-  if (same !== undefined && same.length === len && line.slice(start, end) === same) return same;
-  const next = names[list.last + 1];
-  if (next !== undefined && next.length === len && line.slice(start, end) === next) {
-    list.last++;
-    return next;
-  }
-  for (let k = names.length - 1; k >= 0; k--) {
-    const c = names[k] as string;
-    if (c.length === len && line.slice(start, end) === c) {
-      list.last = k;
-      return c;
-    }
-  }
-  const name = line.slice(start, end);
-  if (names.length < MAX_CACHED_NAMES) {
-    names.push(name);
-    list.last = names.length - 1;
-  }
-  return name;
-}
-
-/** The previous line's metric name, or the next one seen, when the line starts with it: no char scan. */
-function predictName(line: string, list: NameList): string | undefined {
-  const same = list.names[list.last];
-  if (same !== undefined && isNameEnd(line, same) && line.slice(0, same.length) === same) return same;
-  const next = list.names[list.last + 1];
-  if (next !== undefined && isNameEnd(line, next) && line.slice(0, next.length) === next) {
-    list.last++;
-    return next;
-  }
-  return undefined;
-}
-
-function isNameEnd(line: string, name: string): boolean {
-  return line.length > name.length && !isNameChar(line.charCodeAt(name.length));
-}
-
-/**
- * A copy that does not share the scrape's memory: V8 keeps a slice's whole parent string alive, so one
- * UUID kept in a snapshot would pin its node's ~90 KB scrape (450 MB over a 5,000-node scan). Strings
- * under 13 characters are never slices.
- */
-function detach(s: string): string {
-  return s.length > 12 ? ` ${s}`.slice(1) : s;
-}
-
-/** Parses `{…}` starting at `i` (the brace); returns the labels and the index after `}`, or an error. */
-function parseLabels(
-  line: string,
-  i: number,
-  name: string,
-  cache: ScrapeCache,
-): { labels: Record<string, string>; end: number } | string {
-  const n = line.length;
-  const labels: Record<string, string> = {};
-  i++;
-  for (;;) {
-    while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
-    if (i >= n) return `unterminated label set in ${name}`;
-    if (line.charCodeAt(i) === CH_RBRACE) return { labels, end: i + 1 };
-    const ls = i;
-    if (!isLabelStart(line.charCodeAt(i))) return `invalid label name in ${name} at column ${i + 1}`;
-    i++;
-    while (i < n && isLabelChar(line.charCodeAt(i))) i++;
-    const lname = internName(line, ls, i, cache.labelNames);
-    while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
-    if (line.charCodeAt(i) !== CH_EQ) return `expected '=' after label ${lname} in ${name}`;
-    i++;
-    while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
-    if (line.charCodeAt(i) !== CH_QUOTE) return `expected '"' to open value of label ${lname} in ${name}`;
-    i++;
-    // Fast path: jump to the closing quote with indexOf; only walk the chars when an escape is present.
-    let start = i;
-    let value = '';
-    let closed = false;
-    const q = line.indexOf('"', i);
-    if (q !== -1) {
-      const bs = line.indexOf('\\', i);
-      if (bs === -1 || bs > q) {
-        value = line.slice(i, q);
-        i = q + 1;
-        closed = true;
-      }
-    }
-    while (!closed && i < n) {
-      const c = line.charCodeAt(i);
-      if (c === CH_QUOTE) {
-        value += line.slice(start, i);
-        i++;
-        closed = true;
-        break;
-      }
-      if (c === CH_BACKSLASH) {
-        value += line.slice(start, i);
-        const e = line.charCodeAt(i + 1);
-        if (e === CH_BACKSLASH) value += '\\';
-        else if (e === CH_QUOTE) value += '"';
-        else if (e === 110 /* n */) value += '\n';
-        else if (Number.isNaN(e)) return `unterminated escape in label ${lname} of ${name}`;
-        // Prometheus keeps an unknown escape verbatim (backslash included).
-        else value += `\\${line[i + 1]}`;
-        i += 2;
-        start = i;
-        continue;
-      }
-      i++;
-    }
-    if (!closed) return `unterminated value of label ${lname} in ${name}`;
-    if (labels[lname] !== undefined) return `duplicate label ${lname} in ${name}`;
-    labels[lname] = detach(value);
-    while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
-    const sep = line.charCodeAt(i);
-    if (sep === CH_COMMA) {
-      i++;
-      continue;
-    }
-    if (sep === CH_RBRACE) return { labels, end: i + 1 };
-    return `expected ',' or '}' after label ${lname} in ${name}`;
-  }
-}
-
-/**
- * Families list their GPUs in the same order, so the label set after the previous one (or the first,
- * when a family starts over) is almost always this line's: one string comparison, no hashing. The
- * block is compared up to the line's last '}', the end a valid block has.
- */
-function matchLabelSet(
-  line: string,
-  i: number,
-  end: number,
-  cache: ScrapeCache,
-): Record<string, string> | undefined {
-  const list = cache.labelSetList;
-  const len = end - i;
-  const next = list[cache.lastLabelSet + 1];
-  // String equality is a memory compare; startsWith(…, i) is far slower on V8 for long strings.
-  if (next && next.key.length === len && line.slice(i, end) === next.key) {
-    cache.lastLabelSet++;
-    return next.labels;
-  }
-  const first = list[0];
-  if (first && first.key.length === len && line.slice(i, end) === first.key) {
-    cache.lastLabelSet = 0;
-    return first.labels;
-  }
-  return undefined;
-}
-
-/** Returns the sample, or an error message for the line. */
-function parseSampleLine(line: string, lineNo: number, cache: ScrapeCache): Sample | string {
-  const n = line.length;
-  let i = 0;
-  if (!isNameStart(line.charCodeAt(0))) return `invalid metric name at start of line: ${preview(line)}`;
-  let name = predictName(line, cache.metricNames);
-  if (name !== undefined) i = name.length;
-  else {
-    i = 1;
-    while (i < n && isNameChar(line.charCodeAt(i))) i++;
-    name = internName(line, 0, i, cache.metricNames);
-  }
-  let labels: Record<string, string> | undefined;
-  while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
-  if (i < n && line.charCodeAt(i) === CH_LBRACE) {
-    // Nothing after a valid label block (value, timestamp) contains '}', so its end is the last one.
-    const close = line.lastIndexOf('}');
-    const predicted = close > i ? matchLabelSet(line, i, close + 1, cache) : undefined;
-    const key = close > i && !predicted ? line.slice(i, close + 1) : undefined;
-    if (predicted) {
-      labels = predicted;
-      i = close + 1;
-    } else if (key !== undefined && cache.labelSets.has(key)) {
-      cache.lastLabelSet = cache.labelSets.get(key) as number;
-      labels = cache.labelSetList[cache.lastLabelSet]?.labels ?? {};
-      i = close + 1;
-    } else {
-      const r = parseLabels(line, i, name, cache);
-      if (typeof r === 'string') return r;
-      labels = r.labels;
-      // Cache only when the parser ended where the key does (a '}' inside a quoted value did not fool it).
-      if (key !== undefined && r.end === close + 1 && cache.labelSets.size < MAX_CACHED_LABEL_SETS) {
-        cache.labelSets.set(key, cache.labelSetList.length);
-        cache.labelSetList.push({ key, labels });
-        cache.lastLabelSet = cache.labelSetList.length - 1;
-      }
-      i = r.end;
-    }
-  } else labels = {};
-  while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
-  if (i >= n) return `missing value for ${name}`;
-  const vs = i;
-  // Fast path for plain decimals (`42`, `55.125`): digits accumulate into an integer and one division
-  // by a power of ten gives the same correctly rounded double as Number(), while both stay exact.
-  let mantissa = 0;
-  let digits = 0;
-  let fraction = -1;
-  let plain = true;
-  while (i < n) {
-    const c = line.charCodeAt(i);
-    if (c === CH_SPACE || c === CH_TAB) break;
-    if (c >= 48 && c <= 57) {
-      mantissa = mantissa * 10 + (c - 48);
-      digits++;
-      if (fraction >= 0) fraction++;
-    } else if (c === 46 /* . */ && fraction < 0) fraction = 0;
-    else plain = false;
-    i++;
-  }
-  let value: number | undefined;
-  if (plain && digits > 0 && digits <= 15)
-    value = fraction > 0 ? mantissa / (POW10[fraction] as number) : mantissa;
-  else value = parseFloatToken(line.slice(vs, i));
-  if (value === undefined) return `invalid value ${JSON.stringify(line.slice(vs, i))} for ${name}`;
-  while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
-  if (i < n) {
-    const ts = i;
-    while (i < n && line.charCodeAt(i) !== CH_SPACE && line.charCodeAt(i) !== CH_TAB) i++;
-    const tok = line.slice(ts, i);
-    if (!/^-?\d+$/.test(tok)) return `invalid timestamp ${JSON.stringify(tok)} for ${name}`;
-    while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
-    if (i < n) return `unexpected text after timestamp for ${name}`;
-    return { name, labels, value, timestampMs: Number(tok), line: lineNo };
-  }
-  return { name, labels, value, line: lineNo };
-}
-
-/** 10^0 … 10^15, all exact doubles. */
-const POW10: readonly number[] = Array.from({ length: 16 }, (_, k) => 10 ** k);
-
-function preview(s: string): string {
-  return JSON.stringify(s.length > 60 ? `${s.slice(0, 60)}…` : s);
-}
-
-const SUFFIXES: Record<string, readonly string[]> = {
-  histogram: ['_bucket', '_sum', '_count'],
-  summary: ['_sum', '_count'],
-};
-
-function familyNameOf(sampleName: string, families: Map<string, MetricFamily>): string {
-  if (families.has(sampleName)) return sampleName;
-  for (const suffix of ['_bucket', '_sum', '_count']) {
-    if (sampleName.endsWith(suffix)) {
-      const base = sampleName.slice(0, -suffix.length);
-      const fam = families.get(base);
-      if (fam && SUFFIXES[fam.type]?.includes(suffix)) return base;
-    }
-  }
-  return sampleName;
-}
-
-function familyFor(families: Map<string, MetricFamily>, name: string): MetricFamily {
-  let fam = families.get(name);
-  if (!fam) {
-    fam = { name, type: 'untyped', samples: [] };
-    families.set(name, fam);
-  }
-  return fam;
-}
-
-/** `# HELP name text` / `# TYPE name type`; any other comment is ignored. Returns an error message or undefined. */
-function parseComment(line: string, families: Map<string, MetricFamily>): string | undefined {
-  let i = 1;
-  const n = line.length;
-  while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
-  const isHelp =
-    line.startsWith('HELP', i) && (line.charCodeAt(i + 4) === CH_SPACE || line.charCodeAt(i + 4) === CH_TAB);
-  const isType =
-    line.startsWith('TYPE', i) && (line.charCodeAt(i + 4) === CH_SPACE || line.charCodeAt(i + 4) === CH_TAB);
-  if (!isHelp && !isType) return undefined;
-  i += 4;
-  while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
-  const ns = i;
-  if (!isNameStart(line.charCodeAt(i))) return `invalid metric name in ${isHelp ? 'HELP' : 'TYPE'} line`;
-  while (i < n && isNameChar(line.charCodeAt(i))) i++;
-  const name = line.slice(ns, i);
-  while (i < n && (line.charCodeAt(i) === CH_SPACE || line.charCodeAt(i) === CH_TAB)) i++;
-  const rest = line.slice(i);
-  const fam = familyFor(families, name);
-  if (isHelp) {
-    fam.help = rest.includes('\\')
-      ? rest.replace(/\\(\\|n)/g, (_m, e: string) => (e === 'n' ? '\n' : '\\'))
-      : rest;
-    return undefined;
-  }
-  const type = rest.trimEnd();
-  if (!(MetricTypes as readonly string[]).includes(type))
-    return `unknown metric type ${JSON.stringify(type)} for ${name}`;
-  fam.type = type as MetricType;
-  return undefined;
-}
-
-export function parsePrometheus(text: string, opts: ParsePrometheusOptions = {}): ParsedExposition {
-  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
-  const maxErrors = opts.maxErrors ?? 1000;
-  assertTextInput(text, maxBytes, 'metrics input');
-  assertLooksLikeExposition(text);
-
-  const samples: Sample[] = [];
-  const families = new Map<string, MetricFamily>();
-  const cache: ScrapeCache = {
-    labelNames: { names: [], last: -1 },
-    metricNames: { names: [], last: -1 },
-    labelSets: new Map(),
-    labelSetList: [],
-    lastLabelSet: -1,
-  };
+export class ExpositionParser {
+  private readonly maxBytes: number;
+  private readonly maxErrors: number;
+  private readonly samples: Sample[] = [];
+  private readonly families = new Map<string, MetricFamily>();
+  private readonly errors: ParseIssue[] = [];
+  private readonly cache = newScrapeCache();
+  private dropped = 0;
+  private meaningful = 0;
+  private lineNo = 0;
   // The family of the previous sample: consecutive samples share one. A comment line may declare a
   // family that changes where a suffixed name folds, so comments reset it.
-  let lastName: string | undefined;
-  let lastFamily: MetricFamily | undefined;
-  const errors: ParseIssue[] = [];
-  let dropped = 0;
-  let meaningful = 0;
-  const addError = (line: number, message: string) => {
-    if (errors.length < maxErrors) errors.push({ line, message });
-    else dropped++;
-  };
+  private lastName: string | undefined;
+  private lastFamily: MetricFamily | undefined;
+  /** The line still open at the end of the last chunk (its own copy, not a slice of the chunk). */
+  private pending = '';
+  private head = '';
+  private chars = 0;
+  private bytes = 0;
+  private bytesCounted = true;
+  private content = false;
+  private first: number | undefined;
+  private decoder: StringDecoder | undefined;
+  private ended = false;
+  private readonly onSample: ((sample: Sample) => void) | undefined;
 
-  let pos = 0;
-  let lineNo = 0;
-  const n = text.length;
-  while (pos <= n) {
-    let end = text.indexOf('\n', pos);
-    if (end === -1) end = n;
-    lineNo++;
+  constructor(opts: ParsePrometheusOptions = {}) {
+    this.maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
+    this.maxErrors = opts.maxErrors ?? 1000;
+    this.onSample = opts.onSample;
+  }
+
+  write(chunk: string | Uint8Array): void {
+    if (this.ended) throw new Error('ExpositionParser: write after end');
+    if (typeof chunk === 'string') {
+      this.bytes += Buffer.byteLength(chunk, 'utf8');
+      this.feed(chunk);
+    } else {
+      this.bytes += chunk.byteLength;
+      this.decoder ??= new StringDecoder('utf8');
+      this.feed(this.decoder.write(chunk as Buffer));
+    }
+  }
+
+  /**
+   * The whole input as one string (parsePrometheus): its UTF-8 size matters only near the limit (see
+   * checkInput), and counting it would cost a pass over the text.
+   */
+  writeWhole(text: string): void {
+    if (this.ended || this.chars > 0) throw new Error('ExpositionParser: writeWhole must be the only write');
+    if (text.length <= this.maxBytes && text.length * 3 > this.maxBytes)
+      this.bytes = Buffer.byteLength(text, 'utf8');
+    else this.bytesCounted = false;
+    this.feed(text);
+  }
+
+  /** The parsed exposition; throws `MetricsParseError` for input that is not exposition at all. */
+  end(): ParsedExposition {
+    if (this.ended) throw new Error('ExpositionParser: end called twice');
+    if (this.decoder) this.feed(this.decoder.end());
+    this.ended = true;
+    const over = this.chars > this.maxBytes;
+    if (!over) {
+      // The text's last line: after its final newline, possibly empty.
+      this.lineNo++;
+      this.line(this.pending, 0, this.pending.length);
+      this.pending = '';
+    }
+    const bytes = this.bytesCounted ? this.bytes : undefined;
+    checkInput(
+      {
+        chars: this.chars,
+        ...(bytes !== undefined ? { bytes } : {}),
+        content: this.content,
+        head: this.head,
+      },
+      this.maxBytes,
+      'metrics input',
+    );
+    assertLooksLikeExposition(this.first);
+    const { errors, samples, families } = this;
+    const dropped = this.dropped;
+    if (dropped > 0)
+      errors.push({ line: this.lineNo, message: `${dropped} more malformed lines not listed` });
+    if (this.meaningful === 0) {
+      throw new MetricsParseError(
+        `metrics input has no readable metric lines (${errors.length + dropped} malformed; first: ${errors[0]?.message ?? 'none'})`,
+      );
+    }
+    return { samples, families, errors };
+  }
+
+  private feed(text: string): void {
+    if (text.length === 0) return;
+    this.chars += text.length;
+    if (this.head.length < HEAD_CHARS) {
+      const head = this.head + text.slice(0, HEAD_CHARS - this.head.length);
+      // A flat copy: a slice would keep this whole chunk alive until the end.
+      this.head = head.length === HEAD_CHARS ? ` ${head}`.slice(1) : head;
+    }
+    if (!this.content) this.content = /\S/.test(text);
+    if (this.first === undefined) {
+      const i = firstNonBlank(text);
+      if (i !== -1) this.first = text.charCodeAt(i);
+    }
+    // Over the limit: end() throws; parsing the rest would be wasted.
+    if (this.chars > this.maxBytes) {
+      this.pending = '';
+      return;
+    }
+    let pos = 0;
+    if (this.pending.length > 0) {
+      const nl = text.indexOf('\n');
+      if (nl === -1) {
+        this.pending += text;
+        return;
+      }
+      const joined = this.pending + text.slice(0, nl);
+      this.pending = '';
+      this.lineNo++;
+      this.line(joined, 0, joined.length);
+      pos = nl + 1;
+    }
+    const n = text.length;
+    for (;;) {
+      const end = text.indexOf('\n', pos);
+      if (end === -1) break;
+      this.lineNo++;
+      this.line(text, pos, end);
+      pos = end + 1;
+    }
+    // A copy, so the chunk can be collected now.
+    this.pending = pos < n ? ` ${text.slice(pos)}`.slice(1) : '';
+  }
+
+  /** One line: `text` from `pos` to `end` (exclusive, before its newline). */
+  private line(text: string, pos: number, end: number): void {
     let stop = end;
     if (stop > pos && text.charCodeAt(stop - 1) === 13) stop--;
     // Leading whitespace is tolerated (some proxies indent); trailing handled by the line parser.
     let start = pos;
     while (start < stop && (text.charCodeAt(start) === CH_SPACE || text.charCodeAt(start) === CH_TAB))
       start++;
-    if (start < stop) {
-      const line = text.slice(start, stop);
-      if (line.charCodeAt(0) === CH_HASH) {
-        lastName = undefined;
-        const err = parseComment(line, families);
-        if (err) addError(lineNo, err);
-        else meaningful++;
-      } else {
-        const r = parseSampleLine(line, lineNo, cache);
-        if (typeof r === 'string') addError(lineNo, r);
-        else {
-          samples.push(r);
-          if (r.name !== lastName || !lastFamily) {
-            lastFamily = familyFor(families, familyNameOf(r.name, families));
-            lastName = r.name;
-          }
-          lastFamily.samples.push(r);
-          meaningful++;
-        }
-      }
+    if (start >= stop) return;
+    const line = text.slice(start, stop);
+    const lineNo = this.lineNo;
+    if (line.charCodeAt(0) === CH_HASH) {
+      this.lastName = undefined;
+      const err = parseComment(line, this.families);
+      if (err) this.addError(lineNo, err);
+      else this.meaningful++;
+      return;
     }
-    if (end === n) break;
-    pos = end + 1;
+    const r = parseSampleLine(line, lineNo, this.cache);
+    if (typeof r === 'string') {
+      this.addError(lineNo, r);
+      return;
+    }
+    this.meaningful++;
+    if (this.onSample) {
+      this.onSample(r);
+      return;
+    }
+    this.samples.push(r);
+    if (r.name !== this.lastName || !this.lastFamily) {
+      this.lastFamily = familyFor(this.families, familyNameOf(r.name, this.families));
+      this.lastName = r.name;
+    }
+    this.lastFamily.samples.push(r);
   }
-  if (dropped > 0) errors.push({ line: lineNo, message: `${dropped} more malformed lines not listed` });
-  if (meaningful === 0) {
-    throw new MetricsParseError(
-      `metrics input has no readable metric lines (${errors.length + dropped} malformed; first: ${errors[0]?.message ?? 'none'})`,
-    );
+
+  private addError(line: number, message: string): void {
+    if (this.errors.length < this.maxErrors) this.errors.push({ line, message });
+    else this.dropped++;
   }
-  return { samples, families, errors };
+}
+
+/** The whole text at once: the same parser, one chunk. */
+export function parsePrometheus(text: string, opts: ParsePrometheusOptions = {}): ParsedExposition {
+  if (typeof text !== 'string') throw new MetricsParseError('metrics input is not text');
+  const parser = new ExpositionParser(opts);
+  parser.writeWhole(text);
+  return parser.end();
 }
