@@ -58,6 +58,7 @@ function portOf(s: Store): MonitorStore {
     nodeState: {
       has: (n) => s.nodeState.has(n),
       upsert: (r, now) => s.nodeState.upsert(r, now),
+      touchMany: (nodes, at, now) => s.nodeState.touchMany(nodes, at, now),
     },
     kv: {
       get: <T>(key: string) => s.kv.get<T>(key),
@@ -110,5 +111,72 @@ describe('Monitor over its store port', () => {
     expect(store.incidents.listOpen()).toMatchObject([
       { faultKey: 'ecc_dbe:gpu0', count: 3, lastSeen: 4_000 },
     ]);
+  });
+
+  it('records an unchanged healthy node again with one batched touch, and in full once anything changes', async () => {
+    let findings: Finding[] = [];
+    let now = 1_000;
+    let bootId = 'boot-a';
+    const calls: string[] = [];
+    const port = portOf(store);
+    const counted: MonitorStore = {
+      ...port,
+      gpuState: {
+        get: (n) => (calls.push('gpuState.get'), port.gpuState.get(n)),
+        upsertMany: (n, rows, t) => (calls.push('gpuState.upsertMany'), port.gpuState.upsertMany(n, rows, t)),
+      },
+      nodeState: {
+        has: (n) => port.nodeState.has(n),
+        upsert: (r, t) => (calls.push('nodeState.upsert'), port.nodeState.upsert(r, t)),
+        touchMany: (nodes, at, t) => (
+          calls.push(`touchMany:${nodes.join()}`), port.nodeState.touchMany(nodes, at, t)
+        ),
+      },
+    };
+    const m = new Monitor({
+      listNodes: () => [{ ...node, bootId }],
+      collector: { source: 'exporter', collect: async (n) => baseSnapshot(n, 'exporter', now) },
+      classifier: { rules: () => verdict(findings) },
+      store: counted,
+      plan: () => ({ plannedAction: 'reboot', mode: 'auto' }),
+      intervalMs: 60_000,
+      concurrency: 1,
+      nodeTimeoutMs: 5_000,
+      now: () => now,
+    });
+    await m.scanOnce();
+    expect(calls).toEqual(['gpuState.get', 'nodeState.upsert']);
+
+    // Unchanged: no read, no per-node write, the scan time moves.
+    calls.length = 0;
+    now = 2_000;
+    await m.scanOnce();
+    expect(calls).toEqual(['touchMany:n1']);
+    expect(store.nodeState.get('n1')).toMatchObject({ lastScanAt: 2_000, bootId: 'boot-a' });
+
+    // A new boot is recorded in full.
+    calls.length = 0;
+    now = 3_000;
+    bootId = 'boot-b';
+    await m.scanOnce();
+    expect(calls).toEqual(['gpuState.get', 'nodeState.upsert']);
+    expect(store.nodeState.get('n1')).toMatchObject({ lastScanAt: 3_000, bootId: 'boot-b' });
+
+    // A fault on a quiet node opens its incident as before.
+    calls.length = 0;
+    now = 4_000;
+    findings = [ecc];
+    const report = await m.scanOnce();
+    expect(report.opened.map((i) => i.faultKey)).toEqual(['ecc_dbe:gpu0']);
+    expect(calls).toContain('nodeState.upsert');
+
+    // Healthy again while its incident is open: recorded in full, never quiet while anything is open.
+    for (const t of [5_000, 6_000]) {
+      calls.length = 0;
+      now = t;
+      findings = [];
+      await m.scanOnce();
+      expect(calls).toEqual(['gpuState.get', 'nodeState.upsert']);
+    }
   });
 });

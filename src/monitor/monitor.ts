@@ -126,6 +126,15 @@ export class Monitor {
   private readonly countNoticed = new Set<string>();
   /** The missing families last logged (joined), so a gap is logged once, and again only when it changes. */
   private loggedMissing: string | undefined;
+  /**
+   * Nodes whose last record said nothing (no fault, nothing remembered but their GPUs' XID state), with what
+   * was recorded: a scan that finds such a node unchanged only moves its last-scan time, in one statement
+   * for the batch, instead of six reads and two writes. Only this process's own records fill it, and the
+   * monitor is the only writer of those records, so it cannot disagree with the store.
+   */
+  private readonly quiet = new Map<string, QuietRecord>();
+  /** Quiet nodes scanned since the last touch: their scan time moves once, at the end of the scan. */
+  private quietSeen: string[] = [];
 
   constructor(private readonly opts: MonitorOptions) {
     this.now = opts.now ?? Date.now;
@@ -244,7 +253,11 @@ export class Monitor {
     }
     const listed = this.opts.listNodes();
     const nodes = full ? listed : listed.filter((n) => only.has(n.name));
-    if (full) this.noteGpuCountSources(nodes);
+    if (full) {
+      this.noteGpuCountSources(nodes);
+      const names = new Set(nodes.map((n) => n.name));
+      for (const name of this.quiet.keys()) if (!names.has(name)) this.quiet.delete(name);
+    }
     const results: NodeScanResult[] = [];
     const summaries: NodeScanSummary[] = [];
     const retain = this.opts.retainSnapshots !== false;
@@ -296,6 +309,7 @@ export class Monitor {
       },
     );
     flush();
+    this.touchQuiet();
     const durationMs = performance.now() - t0;
     const m = full ? this.opts.metrics : undefined;
     if (full) this.scans++;
@@ -370,20 +384,37 @@ export class Monitor {
     if (!this.opts.readOnly && classified.length > 0) {
       const { store } = this;
       const ok = new Set<(typeof classified)[number]>();
+      // An unchanged quiet node needs no transaction: its scan time moves with the others' at the scan's end.
+      const full = classified.filter((c) => {
+        if (!this.stillQuiet(c.node, c.snapshot, c.verdict)) return true;
+        this.quietSeen.push(c.node.name);
+        ok.add(c);
+        return false;
+      });
+      const noted = new Map<string, QuietRecord | undefined>();
       try {
-        store.transaction(() => {
-          for (const c of classified) {
-            try {
-              c.opened = store.transaction(() => this.apply(c.node, c.snapshot, c.verdict));
-              ok.add(c);
-            } catch (err) {
-              fail(c.node, err);
+        if (full.length > 0)
+          store.transaction(() => {
+            for (const c of full) {
+              try {
+                c.opened = store.transaction(() => this.apply(c.node, c.snapshot, c.verdict, noted));
+                ok.add(c);
+              } catch (err) {
+                noted.delete(c.node.name);
+                fail(c.node, err);
+              }
             }
-          }
-        });
+          });
+        for (const [name, record] of noted) {
+          if (record) this.quiet.set(name, record);
+          else this.quiet.delete(name);
+        }
       } catch (err) {
-        ok.clear();
-        for (const c of classified) fail(c.node, err);
+        for (const c of full) {
+          ok.delete(c);
+          this.quiet.delete(c.node.name);
+          fail(c.node, err);
+        }
       }
       recorded = classified.filter((c) => ok.has(c));
       failed += classified.length - recorded.length;
@@ -424,7 +455,12 @@ export class Monitor {
   }
 
   /** Triage one node's verdict against what we remember; runs inside the batch's transaction. */
-  private apply(node: GpuNode, snapshot: NodeSnapshot, verdict: Verdict): Incident[] {
+  private apply(
+    node: GpuNode,
+    snapshot: NodeSnapshot,
+    verdict: Verdict,
+    noted: Map<string, QuietRecord | undefined>,
+  ): Incident[] {
     const { store } = this;
     const now = this.now();
     const created: Incident[] = [];
@@ -459,13 +495,68 @@ export class Monitor {
       if (Object.keys(result.xidCounts).length > 0 && !sameCounts(previousXidCounts, result.xidCounts))
         store.kv.set(xidCountsKey(node.name), result.xidCounts, now);
       store.nodeState.upsert({ node: node.name, verdict, lastScanAt: now, bootId: node.bootId }, now);
+      const nothingToRemember =
+        result.open.length === 0 &&
+        result.touch.length === 0 &&
+        result.activeKeys.length === 0 &&
+        Object.keys(result.xidCounts).length === 0 &&
+        openStates.length === 0 &&
+        !verdict.findings.some(actionable);
+      noted.set(
+        node.name,
+        nothingToRemember
+          ? { gpuRows: result.gpuState, verdict: JSON.stringify(verdict), bootId: node.bootId }
+          : undefined,
+      );
     }
     return created;
+  }
+
+  /** One statement for every quiet node of the scan; a failure only leaves their scan times behind. */
+  private touchQuiet(): void {
+    const names = this.quietSeen;
+    if (names.length === 0) return;
+    this.quietSeen = [];
+    const now = this.now();
+    try {
+      this.store.transaction(() => this.store.nodeState.touchMany(names, now, now));
+    } catch (err) {
+      // The next scan records them in full rather than trust a cache the store did not follow.
+      for (const name of names) this.quiet.delete(name);
+      this.opts.logger?.error({ err, nodes: names.length }, 'recording the scan time of quiet nodes failed');
+    }
+  }
+
+  /**
+   * Whether a node this process last recorded as quiet is unchanged: no actionable finding, the same verdict
+   * and boot, and the same GPU XID state — then recording it again would write nothing but its scan time.
+   */
+  private stillQuiet(node: GpuNode, snapshot: NodeSnapshot, verdict: Verdict): boolean {
+    const q = this.quiet.get(node.name);
+    if (!q || q.bootId !== node.bootId || verdict.findings.some(actionable)) return false;
+    const result = triage({
+      snapshot,
+      verdict,
+      previousGpuState: q.gpuRows,
+      previousKeys: new Set(),
+      openKeys: new Set(),
+      excluded: false,
+    });
+    return (
+      result.open.length === 0 &&
+      result.touch.length === 0 &&
+      result.activeKeys.length === 0 &&
+      Object.keys(result.xidCounts).length === 0 &&
+      changedGpuRows(result.gpuState, q.gpuRows).length === 0 &&
+      JSON.stringify(verdict) === q.verdict
+    );
   }
 
   /** The model's verdict arrived after the scan moved on: update open incidents, open what is new. */
   private applyRefined(node: GpuNode, snapshot: NodeSnapshot, verdict: Verdict): void {
     const { store } = this;
+    // The refined verdict replaces the recorded one: the next scan records the node in full.
+    this.quiet.delete(node.name);
     const now = this.now();
     const changed: Incident[] = [];
     store.transaction(() => {
@@ -521,6 +612,16 @@ export class Monitor {
     };
   }
 }
+
+/** What a quiet node's last record was (see Monitor.quiet). */
+interface QuietRecord {
+  gpuRows: GpuXidState[];
+  /** The recorded verdict, as JSON. */
+  verdict: string;
+  bootId: string | undefined;
+}
+
+const actionable = (f: Finding) => f.severity === 'warning' || f.severity === 'critical';
 
 function changedGpuRows(next: readonly GpuXidState[], stored: readonly GpuXidState[]): GpuXidState[] {
   const byGpu = new Map(stored.map((r) => [r.gpu, r]));

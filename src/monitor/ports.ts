@@ -45,6 +45,8 @@ export interface MonitorNodeState {
   has(node: string): boolean;
   /** Fields left undefined keep their stored value. */
   upsert(record: { node: string; verdict: Verdict; lastScanAt: number; bootId?: string }, now: number): void;
+  /** Moves the last-scan time of recorded nodes (one statement for many); unrecorded names are ignored. */
+  touchMany(nodes: readonly string[], lastScanAt: number, now: number): void;
 }
 
 /** Small per-node memory (the fault keys and XID counts of the previous scan), as JSON values. */

@@ -18,6 +18,8 @@ export interface NodeStateRepo {
   list(): NodeStateRecord[];
   /** Fields left undefined keep their stored value. */
   upsert(record: Omit<NodeStateRecord, 'updatedAt'>, now?: number): void;
+  /** Moves the last-scan time of recorded nodes in one statement; unrecorded names are ignored. */
+  touchMany(nodes: readonly string[], lastScanAt: number, now?: number): void;
   delete(node: string): void;
 }
 
@@ -45,6 +47,7 @@ export class SqliteNodeStateRepo implements NodeStateRepo {
   private readonly exists: Statement<[string], { one: number }>;
   private readonly ups: Statement<[string, string | null, number | null, string | null, number]>;
   private readonly del: Statement<[string]>;
+  private readonly touch: Statement<[number, number, string]>;
 
   constructor(
     db: Database,
@@ -60,6 +63,13 @@ export class SqliteNodeStateRepo implements NodeStateRepo {
        updated_at = excluded.updated_at`,
     );
     this.del = db.prepare('DELETE FROM node_state WHERE node = ?');
+    this.touch = db.prepare(
+      'UPDATE node_state SET last_scan_at = ?, updated_at = ? WHERE node IN (SELECT value FROM json_each(?))',
+    );
+  }
+
+  touchMany(nodes: readonly string[], lastScanAt: number, now = this.clock()): void {
+    if (nodes.length > 0) this.touch.run(lastScanAt, now, JSON.stringify(nodes));
   }
 
   get(node: string): NodeStateRecord | undefined {

@@ -409,6 +409,20 @@ describe('state repositories', () => {
     expect(s.nodeState.has('n1')).toBe(false);
   });
 
+  it('NodeStateRepo moves the scan time of many recorded nodes at once, and only theirs', () => {
+    s.nodeState.upsert({ node: 'n1', bootId: 'boot-1', lastScanAt: 1 }, 1);
+    s.nodeState.upsert({ node: 'n2', lastScanAt: 1 }, 1);
+    s.nodeState.upsert({ node: 'n3', lastScanAt: 1 }, 1);
+    s.nodeState.touchMany(['n1', 'n3', 'never-recorded', "quote'd"], 7, 8);
+    expect(s.nodeState.list().map((r) => [r.node, r.lastScanAt, r.updatedAt, r.bootId])).toEqual([
+      ['n1', 7, 8, 'boot-1'],
+      ['n2', 1, 1, undefined],
+      ['n3', 7, 8, undefined],
+    ]);
+    s.nodeState.touchMany([], 9, 9);
+    expect(s.nodeState.get('n2')?.lastScanAt).toBe(1);
+  });
+
   it('KvRepo stores JSON values', () => {
     s.kv.set('breaker', { open: true, reason: '40% unhealthy' });
     expect(s.kv.get('breaker')).toEqual({ open: true, reason: '40% unhealthy' });
