@@ -119,18 +119,23 @@ describe('Monitor over its store port', () => {
     let bootId = 'boot-a';
     const calls: string[] = [];
     const port = portOf(store);
+    /** Records the call's name, then delegates. */
+    const spy =
+      <A extends unknown[], R>(name: (...args: A) => string, fn: (...args: A) => R) =>
+      (...args: A): R => {
+        calls.push(name(...args));
+        return fn(...args);
+      };
     const counted: MonitorStore = {
       ...port,
       gpuState: {
-        get: (n) => (calls.push('gpuState.get'), port.gpuState.get(n)),
-        upsertMany: (n, rows, t) => (calls.push('gpuState.upsertMany'), port.gpuState.upsertMany(n, rows, t)),
+        get: spy(() => 'gpuState.get', port.gpuState.get),
+        upsertMany: spy(() => 'gpuState.upsertMany', port.gpuState.upsertMany),
       },
       nodeState: {
-        has: (n) => port.nodeState.has(n),
-        upsert: (r, t) => (calls.push('nodeState.upsert'), port.nodeState.upsert(r, t)),
-        touchMany: (nodes, at, t) => (
-          calls.push(`touchMany:${nodes.join()}`), port.nodeState.touchMany(nodes, at, t)
-        ),
+        has: port.nodeState.has,
+        upsert: spy(() => 'nodeState.upsert', port.nodeState.upsert),
+        touchMany: spy((nodes) => `touchMany:${nodes.join()}`, port.nodeState.touchMany),
       },
     };
     const m = new Monitor({
