@@ -121,7 +121,7 @@ describe('Monitor over its store port', () => {
     const port = portOf(store);
     /** Records the call's name, then delegates. */
     const spy =
-      <A extends unknown[], R>(name: (...args: A) => string, fn: (...args: A) => R) =>
+      <A extends unknown[], R>(name: (...args: NoInfer<A>) => string, fn: (...args: A) => R) =>
       (...args: A): R => {
         calls.push(name(...args));
         return fn(...args);
