@@ -135,7 +135,7 @@ describe('Monitor over its store port', () => {
       nodeState: {
         has: port.nodeState.has,
         upsert: spy(() => 'nodeState.upsert', port.nodeState.upsert),
-        touchMany: spy((nodes) => `touchMany:${nodes.join()}`, port.nodeState.touchMany),
+        touchMany: spy((...args) => `touchMany:${args[0].join()}`, port.nodeState.touchMany),
       },
     };
     const m = new Monitor({
