@@ -28,6 +28,7 @@ import {
   send,
   xmlTag,
 } from './http-util.js';
+import { ec2TagAction } from './ec2-tags.js';
 import { type RecordedRequest, RequestLog } from './recorder.js';
 
 export const AWS_SERVICES = ['ec2', 'autoscaling', 'cloudwatch', 'sns', 'lambda', 'bedrock', 'eks'] as const;
@@ -800,6 +801,11 @@ export async function startSimAws(effects: CloudEffects, opts: SimAwsOptions = {
       });
       return wrap(`<instancesSet>${items.join('')}</instancesSet>`);
     }
+    const tagged = ec2TagAction(effects, action, p);
+    if (tagged && 'error' in tagged) {
+      throw new AwsError(tagged.error.status, tagged.error.code, tagged.error.message);
+    }
+    if (tagged) return wrap(tagged.inner);
     throw unknownAction(action);
   }
 
