@@ -16,6 +16,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { CloudEffects, InstanceState, SimInstance } from './cloud-effects.js';
+import { ec2TagAction } from './ec2-tags.js';
 import {
   BodyError,
   headerRecord,
@@ -28,7 +29,6 @@ import {
   send,
   xmlTag,
 } from './http-util.js';
-import { ec2TagAction } from './ec2-tags.js';
 import { type RecordedRequest, RequestLog } from './recorder.js';
 
 export const AWS_SERVICES = ['ec2', 'autoscaling', 'cloudwatch', 'sns', 'lambda', 'bedrock', 'eks'] as const;
