@@ -66,6 +66,8 @@ const fields = {
   gpuExpectation: GpuExpectation.optional(),
   /** The node's GPUs before the repair (RMA evidence: UUID, bus id, XIDs). */
   gpuIds: z.array(GpuIdentityRecord).optional(),
+  /** The node's zone (`topology.kubernetes.io/zone`), for the repair record: a replaced node is gone later. */
+  zone: z.string().optional(),
 
   // kubeflow_snapshot, follow_jobs
   jobs: z.array(z.union([TrainingJobRecord, JobResult])).optional(),
@@ -146,6 +148,7 @@ const recorded = {
     'hadDoNotDisrupt',
     'gpuExpectation',
     'gpuIds',
+    'zone',
   ],
   kubeflow_snapshot: ['jobs'],
   drain: ['evicted', 'forced', 'blocked', 'pods'],
