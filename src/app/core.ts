@@ -78,7 +78,10 @@ export interface NodeScanStatus {
   verdict: Verdict;
   ms: number;
   snapshot: { takenAt: number; gpus: GpuStatus[]; error?: CollectionError; signals?: SignalFamily[] };
-  /** Who each GPU is (UUID, bus id, XIDs): what a repair records as RMA evidence. */
+  /**
+   * Who each GPU is (UUID, bus id, XIDs), from the last scan that read GPUs: what a repair records as RMA
+   * evidence.
+   */
   gpuIds: GpuIdentity[];
 }
 
@@ -262,7 +265,13 @@ function createMonitor(
     store,
     plan: initialPlan(config, clock),
     onIncident: onIncidentDetected(bus, deps.services, componentLogger(opts.logger, 'app'), clock),
-    onNodeScanned: (r) => deps.lastScan.set(r.node.name, scanStatusOf(r)),
+    onNodeScanned: (r) => {
+      const status = scanStatusOf(r);
+      // A scan that read no GPU (the node rebooting, the exporter down) does not forget who the GPUs are.
+      const known = deps.lastScan.get(r.node.name)?.gpuIds;
+      if (status.gpuIds.length === 0 && known) status.gpuIds = known;
+      deps.lastScan.set(r.node.name, status);
+    },
     // The loop reads verdicts from the report; lastScan keeps what status needs.
     retainSnapshots: false,
     ...monitorTimings(config),
