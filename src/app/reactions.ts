@@ -10,6 +10,7 @@ import { gpuSeverity } from '../domain/finding.js';
 import type { Incident } from '../domain/incident.js';
 import type { Logger } from '../log/logger.js';
 import { type Metrics, setOpenIncidents } from '../metrics/metrics.js';
+import { RepairPhaseClock } from '../metrics/repair-phases.js';
 import type { Notifier } from '../notify/fan-out.js';
 import { type RawJournalRow, type RepairRecordStore, repairRecordsOf } from '../remediate/repair-records.js';
 import type { RemediationServices } from '../remediate/services.js';
@@ -83,6 +84,22 @@ export function countRemediationOutcomes(
     const action = incidents(e.incidentId)?.plannedAction ?? 'none';
     if (action === 'none') return;
     metrics.remediations.inc({ action, outcome: e.dryRun ? 'dry_run' : outcome });
+  });
+}
+
+/** Time to repair: each phase a repair closes goes to the `repair_phase_seconds` histogram. */
+export function timeRepairPhases(
+  bus: ProgressBus,
+  incidents: (id: string) => Incident | undefined,
+  metrics: Pick<Metrics, 'repairPhase'>,
+): () => void {
+  const clock = new RepairPhaseClock();
+  return bus.subscribe((e) => {
+    const incident = incidents(e.incidentId);
+    const facts = incident ? { firstSeen: incident.firstSeen, action: incident.plannedAction } : undefined;
+    for (const s of clock.observe(e, facts)) {
+      metrics.repairPhase.observe({ action: s.action, phase: s.phase }, s.seconds);
+    }
   });
 }
 

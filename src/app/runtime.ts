@@ -24,6 +24,7 @@ import {
   followUpEscalations,
   recordRepairs,
   startGaugeRefresh,
+  timeRepairPhases,
 } from './reactions.js';
 import type { Sensing } from './sensing.js';
 
@@ -85,6 +86,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
   const reactions = [
     followUpEscalations(core.bus, core.services, logger),
     countRemediationOutcomes(core.bus, (id) => core.store.incidents.get(id), core.metrics),
+    timeRepairPhases(core.bus, (id) => core.store.incidents.get(id), core.metrics),
     recordRepairs(core.bus, {
       incidents: (id) => core.store.incidents.get(id),
       journal: (id) => core.store.steps.list(id),

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { main as report } from '../../src/commands/report.js';
+import { renderMetrics } from '../../src/metrics/metrics.js';
 import { suiteSandbox, withSimRuntime } from '../support/sim-runtime.js';
 import { waitFor } from '../support/wait.js';
 
@@ -78,6 +79,12 @@ describe('RMA evidence', () => {
           'gpu-medic:fault': replaced.faultKey,
           'gpu-medic:gpu-uuid': uuid,
         });
+
+        // Time to repair: the replace's three phases are on /metrics.
+        const { body } = await renderMetrics(rt.metrics);
+        for (const phase of ['detection_to_cordon', 'cordon_to_drained', 'drained_to_healthy']) {
+          expect(body).toContain(`gpu_medic_repair_phase_seconds_count{action="replace",phase="${phase}"} 1`);
+        }
 
         // Both repairs are recorded: the reboot that did not cure it, and the replace.
         await waitFor('the repair records', () => {
