@@ -544,7 +544,12 @@ describe('slack-manifest.yml', () => {
 
   it('asks for the bot scopes the app uses and no more', () => {
     const scopes = obj(obj(manifest.oauth_config, 'oauth').scopes, 'scopes');
-    expect([...arr(scopes.bot, 'bot scopes')].sort()).toEqual(['chat:write', 'commands', 'files:write', 'usergroups:read']);
+    expect([...arr(scopes.bot, 'bot scopes')].sort()).toEqual([
+      'chat:write',
+      'commands',
+      'files:write',
+      'usergroups:read',
+    ]);
     expect(scopes.user).toBeUndefined();
   });
 });

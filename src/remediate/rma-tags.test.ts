@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createHarness, eccIncident, p5Cluster } from '../../test/support/engine-harness.js';
+import { createHarness, p5Cluster } from '../../test/support/engine-harness.js';
 import { SimulatedCrash } from '../../test/support/power.js';
 import { RMA_TAG, rmaTags } from './rma-tags.js';
 
