@@ -42,6 +42,11 @@ const commands: Record<string, CommandSpec> = {
     usage: 'gpu-medic config',
     load: () => import('./commands/config.js'),
   },
+  report: {
+    summary: 'repair records for RMA / support cases: one row per GPU and repair (CSV or JSON)',
+    usage: 'gpu-medic report [--since 30d] [--format csv|json]',
+    load: () => import('./commands/report.js'),
+  },
   cordon: manual('cordon'),
   uncordon: manual('uncordon'),
   reboot: manual('reboot'),

@@ -402,6 +402,7 @@ const expectedIamActions = [
   'autoscaling:TerminateInstanceInAutoScalingGroup',
   'bedrock:InvokeModel',
   'cloudwatch:PutMetricData',
+  'ec2:CreateTags',
   'ec2:DescribeInstances',
   'ec2:RebootInstances',
   'ec2:TerminateInstances',
@@ -454,6 +455,7 @@ describe('IAM policy', () => {
   it.each([
     ['ec2:RebootInstances', 'aws:ResourceTag/'],
     ['ec2:TerminateInstances', 'aws:ResourceTag/'],
+    ['ec2:CreateTags', 'aws:ResourceTag/'],
     ['autoscaling:TerminateInstanceInAutoScalingGroup', 'autoscaling:ResourceTag/'],
   ])('scopes %s to the cluster by a %s condition in every statement', (action, keyPrefix) => {
     const statements = statementsFor(action);
@@ -468,6 +470,15 @@ describe('IAM policy', () => {
         keys.some((k) => k.includes('eks:cluster-name') || k.includes('kubernetes.io/cluster/')),
         s.Sid,
       ).toBe(true);
+    }
+  });
+
+  it('lets ec2:CreateTags write only gpu-medic: tag keys (RMA evidence), never another tag', () => {
+    const statements = statementsFor('ec2:CreateTags');
+    expect(statements).toHaveLength(2);
+    for (const s of statements) {
+      expect(asList(s.Action), s.Sid).toEqual(['ec2:CreateTags']);
+      expect(s.Condition?.['ForAllValues:StringLike']?.['aws:TagKeys'], s.Sid).toEqual(['gpu-medic:*']);
     }
   });
 
@@ -533,7 +544,12 @@ describe('slack-manifest.yml', () => {
 
   it('asks for the bot scopes the app uses and no more', () => {
     const scopes = obj(obj(manifest.oauth_config, 'oauth').scopes, 'scopes');
-    expect([...arr(scopes.bot, 'bot scopes')].sort()).toEqual(['chat:write', 'commands', 'usergroups:read']);
+    expect([...arr(scopes.bot, 'bot scopes')].sort()).toEqual([
+      'chat:write',
+      'commands',
+      'files:write',
+      'usergroups:read',
+    ]);
     expect(scopes.user).toBeUndefined();
   });
 });

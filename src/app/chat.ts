@@ -11,6 +11,7 @@ import type { GpuNode } from '../domain/node.js';
 import type { AuditLog, Exclusion } from '../domain/ports.js';
 import type { Logger } from '../log/logger.js';
 import { isAutoModeNode, rebootUnavailableReason } from '../remediate/node-kind.js';
+import { repairCsv, repairSummary } from '../remediate/repair-report.js';
 import type { Deferral } from '../remediate/services.js';
 import type { AlertView } from '../slack/blocks/alert.js';
 import type { ChatPort, ChatSink } from '../slack/chat-port.js';
@@ -63,6 +64,16 @@ export function createChatPort(rt: Runtime): ChatPort {
     async alertView(id) {
       const incident = store.incidents.get(id);
       return incident ? alertViewOf(rt, incident) : undefined;
+    },
+    async repairReport(days) {
+      const records = rt.store.repairs.listSince(clock.now() - days * 86_400_000);
+      const day = new Date(clock.now()).toISOString().slice(0, 10);
+      return {
+        repairs: new Set(records.map((r) => r.incidentId)).size,
+        csv: repairCsv(records),
+        filename: `gpu-medic-repairs-${day}-${days}d.csv`,
+        summary: repairSummary(records, days),
+      };
     },
     audit: (entry) => store.audit.append(entry),
     now: () => clock.now(),

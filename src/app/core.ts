@@ -13,7 +13,13 @@ import type { Config } from '../config/config.js';
 import { type Clock, systemClock } from '../domain/clock.js';
 import { ProgressBus } from '../domain/events.js';
 import type { Verdict } from '../domain/finding.js';
-import type { CollectionError, GpuSample, SignalFamily } from '../domain/gpu.js';
+import {
+  type CollectionError,
+  type GpuIdentity,
+  type GpuSample,
+  gpuIdentities,
+  type SignalFamily,
+} from '../domain/gpu.js';
 import type { GpuNode } from '../domain/node.js';
 import { createClusterPort } from '../k8s/cluster-port.js';
 import type { Logger } from '../log/logger.js';
@@ -72,6 +78,11 @@ export interface NodeScanStatus {
   verdict: Verdict;
   ms: number;
   snapshot: { takenAt: number; gpus: GpuStatus[]; error?: CollectionError; signals?: SignalFamily[] };
+  /**
+   * Who each GPU is (UUID, bus id, XIDs), from the last scan that read GPUs: what a repair records as RMA
+   * evidence.
+   */
+  gpuIds: GpuIdentity[];
 }
 
 export function scanStatusOf(r: NodeScanResult): NodeScanStatus {
@@ -89,7 +100,7 @@ export function scanStatusOf(r: NodeScanResult): NodeScanStatus {
   if (s.error) snapshot.error = s.error;
   // Detection coverage in `/gpu status` counts the families each node's last read carried.
   if (s.signals) snapshot.signals = s.signals;
-  return { node: r.node, verdict: r.verdict, ms: r.ms, snapshot };
+  return { node: r.node, verdict: r.verdict, ms: r.ms, snapshot, gpuIds: gpuIdentities(s.gpus) };
 }
 
 /** The remediation stores over the one SQLite store, built once and shared by the engine and the services. */
@@ -108,6 +119,7 @@ interface Wiring {
   bus: ProgressBus;
   sensing: Sensing;
   cluster: ClusterPort;
+  lastScan: Map<string, NodeScanStatus>;
 }
 
 export function createCore(config: Config, opts: CoreOptions): Core {
@@ -134,10 +146,10 @@ export function createCore(config: Config, opts: CoreOptions): Core {
     steps: stepStore(store, (p) => componentLogger(logger, 'store').warn({ journal: p }, p.message)),
     exclusions: exclusionStore(store),
   };
-  const w: Wiring = { config, clock, opts, store, stores, bus, sensing, cluster };
+  const lastScan = new Map<string, NodeScanStatus>();
+  const w: Wiring = { config, clock, opts, store, stores, bus, sensing, cluster, lastScan };
   const engine = createEngine(w);
   const services = createServices(w, engine);
-  const lastScan = new Map<string, NodeScanStatus>();
   const monitor = createMonitor(w, { services, metrics, lastScan });
   const notifier = createNotifierFor(w, metrics);
   return { clock, store, bus, metrics, sensing, engine, services, monitor, notifier, lastScan };
@@ -152,6 +164,7 @@ function createEngine({
   bus,
   sensing,
   cluster,
+  lastScan,
 }: Wiring): RemediationEngine {
   const { logger } = opts;
   const cloud = createCloudPort({ region: config.aws.region, logger: componentLogger(logger, 'aws') });
@@ -171,6 +184,7 @@ function createEngine({
           ...(snapshot.error ? { error: `${snapshot.error.kind}: ${snapshot.error.message}` } : {}),
         };
       },
+      lastGpus: (name) => lastScan.get(name)?.gpuIds,
     },
     ...stores,
     audit: store.audit,
@@ -251,7 +265,13 @@ function createMonitor(
     store,
     plan: initialPlan(config, clock),
     onIncident: onIncidentDetected(bus, deps.services, componentLogger(opts.logger, 'app'), clock),
-    onNodeScanned: (r) => deps.lastScan.set(r.node.name, scanStatusOf(r)),
+    onNodeScanned: (r) => {
+      const status = scanStatusOf(r);
+      // A scan that read no GPU (the node rebooting, the exporter down) does not forget who the GPUs are.
+      const known = deps.lastScan.get(r.node.name)?.gpuIds;
+      if (status.gpuIds.length === 0 && known) status.gpuIds = known;
+      deps.lastScan.set(r.node.name, status);
+    },
     // The loop reads verdicts from the report; lastScan keeps what status needs.
     retainSnapshots: false,
     ...monitorTimings(config),

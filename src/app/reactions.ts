@@ -10,7 +10,9 @@ import { gpuSeverity } from '../domain/finding.js';
 import type { Incident } from '../domain/incident.js';
 import type { Logger } from '../log/logger.js';
 import { type Metrics, setOpenIncidents } from '../metrics/metrics.js';
+import { RepairPhaseClock } from '../metrics/repair-phases.js';
 import type { Notifier } from '../notify/fan-out.js';
+import { type RawJournalRow, type RepairRecordStore, repairRecordsOf } from '../remediate/repair-records.js';
 import type { RemediationServices } from '../remediate/services.js';
 import type { Store } from '../store/index.js';
 import type { NodeScanStatus } from './core.js';
@@ -82,6 +84,58 @@ export function countRemediationOutcomes(
     const action = incidents(e.incidentId)?.plannedAction ?? 'none';
     if (action === 'none') return;
     metrics.remediations.inc({ action, outcome: e.dryRun ? 'dry_run' : outcome });
+  });
+}
+
+/** Time to repair: each phase a repair closes goes to the `repair_phase_seconds` histogram. */
+export function timeRepairPhases(
+  bus: ProgressBus,
+  incidents: (id: string) => Incident | undefined,
+  metrics: Pick<Metrics, 'repairPhase'>,
+): () => void {
+  const clock = new RepairPhaseClock();
+  return bus.subscribe((e) => {
+    const incident = incidents(e.incidentId);
+    const facts = incident ? { firstSeen: incident.firstSeen, action: incident.plannedAction } : undefined;
+    for (const s of clock.observe(e, facts)) {
+      metrics.repairPhase.observe({ action: s.action, phase: s.phase }, s.seconds);
+    }
+  });
+}
+
+const endSteps = new Set(['resolved', 'escalated', 'failed', 'cancelled']);
+
+/**
+ * RMA evidence: when a reset, reboot or replace ends, its repair records (one per GPU) are written from the
+ * incident and its journal. Dry runs repaired nothing and leave none.
+ */
+export function recordRepairs(
+  bus: ProgressBus,
+  deps: {
+    incidents: (id: string) => Incident | undefined;
+    journal: (id: string) => readonly RawJournalRow[];
+    records: Pick<RepairRecordStore, 'save'>;
+    logger: Logger;
+  },
+): () => void {
+  return bus.subscribe((e) => {
+    if (!endSteps.has(e.step) || e.dryRun) return;
+    const incident = deps.incidents(e.incidentId);
+    if (!incident) return;
+    const reason = 'reason' in e.details ? e.details.reason : undefined;
+    const records = repairRecordsOf({
+      incident,
+      rows: deps.journal(e.incidentId),
+      outcome: e.step,
+      endedAt: e.at,
+      ...(reason ? { reason } : {}),
+    });
+    if (records.length === 0) return;
+    deps.records.save(records);
+    deps.logger.info(
+      { incident: e.incidentId, action: records[0]?.action, gpus: records.length },
+      'repair recorded',
+    );
   });
 }
 

@@ -20,7 +20,13 @@ import type { Authorize, RemediationServices } from '../remediate/services.js';
 import type { Store } from '../store/index.js';
 import { createCore, type NodeScanStatus } from './core.js';
 import { actingRole, createLeaderElector, followLeadership } from './leadership.js';
-import { countRemediationOutcomes, followUpEscalations, startGaugeRefresh } from './reactions.js';
+import {
+  countRemediationOutcomes,
+  followUpEscalations,
+  recordRepairs,
+  startGaugeRefresh,
+  timeRepairPhases,
+} from './reactions.js';
 import type { Sensing } from './sensing.js';
 
 export type { GpuStatus, NodeScanStatus } from './core.js';
@@ -95,6 +101,13 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
   const reactions = [
     followUpEscalations(core.bus, core.services, logger),
     countRemediationOutcomes(core.bus, (id) => core.store.incidents.get(id), core.metrics),
+    timeRepairPhases(core.bus, (id) => core.store.incidents.get(id), core.metrics),
+    recordRepairs(core.bus, {
+      incidents: (id) => core.store.incidents.get(id),
+      journal: (id) => core.store.steps.list(id),
+      records: core.store.repairs,
+      logger,
+    }),
   ];
   let stopGauges: (() => void) | undefined;
   let ops: http.Server | undefined;

@@ -58,6 +58,26 @@ const ready = (name: string) =>
   cluster.getNode(name)?.status.conditions.find((c) => c.type === 'Ready')?.status === 'True';
 
 describe('CloudPort against the simulated AWS endpoint', () => {
+  it('tags an instance (CreateTags); the tags show in DescribeInstances; an unknown instance is a clear error', async () => {
+    const { info } = managedNode();
+    await cloud.tagInstance(info.instanceId, {
+      'gpu-medic:incident': 'inc-1',
+      'gpu-medic:gpu-uuid': 'GPU-x',
+    });
+    const [instance] = cluster.describeInstances([info.instanceId]);
+    expect(instance?.tags).toMatchObject({ 'gpu-medic:incident': 'inc-1', 'gpu-medic:gpu-uuid': 'GPU-x' });
+    const err = await cloud.tagInstance('i-0000000000000dead', { k: 'v' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CloudApiError);
+    expect(err).toMatchObject({ code: 'InvalidInstanceID.NotFound', retryable: false });
+  });
+
+  it('names ec2:CreateTags when tagging is denied', async () => {
+    const { info } = managedNode();
+    aws.faults.add('ec2', { operation: 'CreateTags', status: 403, code: 'UnauthorizedOperation' });
+    const err = await cloud.tagInstance(info.instanceId, { k: 'v' }).catch((e: unknown) => e);
+    expect((err as Error).message).toContain('ec2:CreateTags');
+  });
+
   it('reboots an instance: the node goes NotReady and comes back with a new bootID', async () => {
     const { node, info } = managedNode();
     const bootBefore = node.status.nodeInfo.bootID;

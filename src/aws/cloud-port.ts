@@ -8,6 +8,7 @@ import {
   TerminateInstanceInAutoScalingGroupCommand,
 } from '@aws-sdk/client-auto-scaling';
 import {
+  CreateTagsCommand,
   DescribeInstancesCommand,
   EC2Client,
   RebootInstancesCommand,
@@ -52,6 +53,7 @@ function codeOf(error: unknown): string | undefined {
 /** The IAM action behind each call, so a denial names what to grant. */
 const IAM_ACTION: Record<string, string> = {
   RebootInstances: 'ec2:RebootInstances',
+  CreateTags: 'ec2:CreateTags',
   TerminateInstances: 'ec2:TerminateInstances',
   DescribeInstances: 'ec2:DescribeInstances',
   TerminateInstanceInAutoScalingGroup: 'autoscaling:TerminateInstanceInAutoScalingGroup',
@@ -190,6 +192,20 @@ export function createCloudPort(opts: CloudPortOptions): CloudPort {
     },
 
     describeInstance,
+
+    async tagInstance(instanceId, tags) {
+      try {
+        await ec2.send(
+          new CreateTagsCommand({
+            Resources: [instanceId],
+            Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+          }),
+        );
+      } catch (e) {
+        throw wrap('CreateTags', instanceId, e);
+      }
+      log?.info({ instanceId, tags: Object.keys(tags) }, 'instance tagged');
+    },
 
     async autoScalingGroupOf(instanceId) {
       try {

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { type LlmBenchResult, runLlmBench } from '../bench/llm.js';
 import { ONE_CPU_METHOD, runOneCpu, tasksetAvailable } from '../bench/one-cpu.js';
 import { type PromBenchResult, prometheusMarkdown, runPrometheusBenchSize } from '../bench/prometheus.js';
+import { repairTimesMarkdown, runRepairTimes } from '../bench/repair-times.js';
 import { type BenchReport, formatTerminal, machineInfo, renderMarkdown } from '../bench/report.js';
 import type { OneCpuResult } from '../bench/report-extra.js';
 import { runBenchSize, type SizeResult } from '../bench/run.js';
@@ -28,6 +29,7 @@ const USAGE = `Usage: gpu-medic bench [options]
   --prometheus-sizes 1000,5000
                           fleet sizes of the DCGM_SOURCE=prometheus column
   --no-prometheus         skip the Prometheus-source column
+  --no-repair             skip the time-to-repair part (one reboot, one replace on 8 simulated nodes)
   --no-write              print only`;
 
 const DEFAULT_OUT = fileURLToPath(new URL('../../docs/benchmarks.md', import.meta.url));
@@ -103,6 +105,7 @@ export async function main(argv: string[]): Promise<number> {
         'no-llm': { type: 'boolean', default: false },
         'prometheus-sizes': { type: 'string', default: '1000,5000' },
         'no-prometheus': { type: 'boolean', default: false },
+        'no-repair': { type: 'boolean', default: false },
         'no-write': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -157,6 +160,11 @@ export async function main(argv: string[]): Promise<number> {
       prom.push(await runPrometheusBenchSize({ nodes, gpusPerNode, scans, progress }));
     }
   }
+  let repair = '';
+  if (!values['no-repair']) {
+    progress('time to repair:');
+    repair = repairTimesMarkdown(await runRepairTimes({ progress }));
+  }
   const report: BenchReport = {
     date: new Date().toISOString(),
     command: ['gpu-medic bench', ...argv].join(' '),
@@ -169,12 +177,13 @@ export async function main(argv: string[]): Promise<number> {
   };
   console.log(formatTerminal(report));
   if (prom.length > 0) console.log(`\n${prometheusMarkdown(prom)}`);
+  if (repair) console.log(`\n${repair}`);
   if (!values['no-write']) {
     const out = values.out ? String(values.out) : DEFAULT_OUT;
     await mkdir(dirname(out), { recursive: true });
     await writeFile(
       out,
-      `${renderMarkdown(report)}${prom.length > 0 ? `\n${prometheusMarkdown(prom)}` : ''}`,
+      `${renderMarkdown(report)}${prom.length > 0 ? `\n${prometheusMarkdown(prom)}` : ''}${repair ? `\n${repair}` : ''}`,
     );
     console.log(`\nwrote ${out}`);
   }

@@ -134,3 +134,32 @@ export interface NodeSnapshot {
   missingParts?: MissingPart[];
   error?: CollectionError;
 }
+
+/**
+ * Who a GPU is, as the last scan before a repair read it: what an AWS support case (RMA) names. `serial` is
+ * the board serial where a source reports it (none of today's DCGM sources do by default).
+ */
+export interface GpuIdentity {
+  index: number;
+  uuid?: string;
+  pciBusId?: string;
+  serial?: string;
+  /** XIDs the scan saw on this GPU (the last XID and any listed occurrences), distinct, ascending. */
+  xids?: number[];
+}
+
+/** The identity of each GPU of a snapshot, one per DCGM index (MIG instances repeat their GPU's index). */
+export function gpuIdentities(gpus: readonly GpuSample[]): GpuIdentity[] {
+  const byIndex = new Map<number, GpuIdentity>();
+  for (const g of gpus) {
+    const id = byIndex.get(g.index) ?? { index: g.index };
+    if (g.uuid && !id.uuid) id.uuid = g.uuid;
+    if (g.pciBusId && !id.pciBusId) id.pciBusId = g.pciBusId;
+    const xids = new Set(id.xids ?? []);
+    if (g.xidLast) xids.add(g.xidLast);
+    for (const x of g.xids ?? []) if (x.xid) xids.add(x.xid);
+    if (xids.size > 0) id.xids = [...xids].sort((a, b) => a - b);
+    byIndex.set(g.index, id);
+  }
+  return [...byIndex.values()].sort((a, b) => a.index - b.index);
+}

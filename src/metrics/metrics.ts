@@ -8,6 +8,7 @@
  * ones are initialised to zero so `rate()` and alerts see a series from the first scrape on.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { REPAIR_PHASE_BUCKETS } from './repair-phases.js';
 
 export const METRIC_PREFIX = 'gpu_medic_';
 
@@ -58,6 +59,8 @@ export interface Metrics {
    * `ecc` on a stock dcgm-exporter, which leaves ECC out. Set by every scan; no series before the first.
    */
   readonly signalNodes: Gauge<'family'>;
+  /** Time to repair per phase (detection_to_cordon, cordon_to_drained, drained_to_healthy) and action. */
+  readonly repairPhase: Histogram<'action' | 'phase'>;
 }
 
 export interface CreateMetricsOptions {
@@ -152,6 +155,14 @@ export function createMetrics(
     registers,
   });
 
+  const repairPhase = new Histogram({
+    name: name('repair_phase_seconds'),
+    help: 'Time to repair per phase (detection_to_cordon, cordon_to_drained, drained_to_healthy) and action (reset, reboot, replace).',
+    labelNames: ['action', 'phase'] as const,
+    buckets: [...REPAIR_PHASE_BUCKETS],
+    registers,
+  });
+
   for (const result of ScanResults) scans.inc({ result }, 0);
   for (const verdict of NodeVerdicts) nodes.set({ verdict }, 0);
   for (const severity of IncidentSeverities) openIncidents.set({ severity }, 0);
@@ -176,6 +187,7 @@ export function createMetrics(
     slackDeliveryFailures,
     notificationDeliveries,
     signalNodes,
+    repairPhase,
   };
 }
 

@@ -10,9 +10,13 @@ export async function cordon(ctx: StepContext): Promise<StepOutcome> {
   const guard = await disruptionGuardBefore(ctx, node.name);
   // Whether it was cordoned before we came decides whether we uncordon at the end. The GPUs it has now are
   // what a replacement (or the node after a reboot) must show again before the incident resolves.
+  const gpuIds = ctx.deps.health.lastGpus?.(node.name);
+  const zone = node.labels['topology.kubernetes.io/zone'] ?? node.availabilityZone;
   const row = ctx.begin({
     wasUnschedulable: node.unschedulable,
     gpuExpectation: gpuExpectationOf(node),
+    ...(gpuIds && gpuIds.length > 0 ? { gpuIds } : {}),
+    ...(zone ? { zone } : {}),
     ...guard,
   });
   await guardFromDisruption(ctx, node.name, row);

@@ -27,6 +27,15 @@ const TrainingJobRecord = z.object({
   namespace: z.string(),
   name: z.string(),
 });
+/** A GPU as the last scan before the repair read it (domain GpuIdentity). */
+export const GpuIdentityRecord = z.object({
+  index: z.number(),
+  uuid: z.string().optional(),
+  pciBusId: z.string().optional(),
+  serial: z.string().optional(),
+  xids: z.array(z.number()).optional(),
+});
+
 /** What following a job found: `PyTorchJob ml/llama-ft` and its last status. */
 const JobResult = z.object({ job: z.string(), status: z.string() });
 
@@ -55,6 +64,10 @@ const fields = {
   /** Whether the node carried karpenter.sh/do-not-disrupt before gpu-medic came (false: ours to remove). */
   hadDoNotDisrupt: z.boolean().optional(),
   gpuExpectation: GpuExpectation.optional(),
+  /** The node's GPUs before the repair (RMA evidence: UUID, bus id, XIDs). */
+  gpuIds: z.array(GpuIdentityRecord).optional(),
+  /** The node's zone (`topology.kubernetes.io/zone`), for the repair record: a replaced node is gone later. */
+  zone: z.string().optional(),
 
   // kubeflow_snapshot, follow_jobs
   jobs: z.array(z.union([TrainingJobRecord, JobResult])).optional(),
@@ -97,6 +110,10 @@ const fields = {
   replacement: z.string().nullable().optional(),
   onDemand: z.boolean().optional(),
   note: z.string().optional(),
+  /** replace: the EC2 tags written on the instance before it is terminated (RMA evidence), and how it went. */
+  tags: z.record(z.string(), z.string()).optional(),
+  tagged: z.boolean().optional(),
+  tagError: z.string().optional(),
 
   // escalate
   to: z.literal('replace').optional(),
@@ -124,7 +141,15 @@ const common = ['dryRun', 'would', 'skipped', 'reason', 'needsHuman', 'escalateT
 /** The fields each step records (beside the common ones). */
 const recorded = {
   plan: ['action', 'mode', 'actor', 'trigger', 'force'],
-  cordon: ['wasUnschedulable', 'cordonedByUs', 'alreadyCordoned', 'hadDoNotDisrupt', 'gpuExpectation'],
+  cordon: [
+    'wasUnschedulable',
+    'cordonedByUs',
+    'alreadyCordoned',
+    'hadDoNotDisrupt',
+    'gpuExpectation',
+    'gpuIds',
+    'zone',
+  ],
   kubeflow_snapshot: ['jobs'],
   drain: ['evicted', 'forced', 'blocked', 'pods'],
   reboot: ['bootIdBefore', 'instanceId', 'reissued', 'gpuExpectation', 'agentPodsBefore'],
@@ -140,6 +165,9 @@ const recorded = {
     'instanceType',
     'reissued',
     'instanceState',
+    'tags',
+    'tagged',
+    'tagError',
   ],
   wait_replacement: ['replacement', 'group', 'onDemand', 'note'],
   verify_replacement: ['node', 'healthy', 'gpus', 'waitedMs', 'settled', 'waitingFor', 'missing', 'category'],

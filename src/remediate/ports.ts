@@ -4,6 +4,7 @@
  * Adapters (k8s/, aws/, store/, monitor) implement them; the engine never imports an SDK.
  */
 import type { Verdict } from '../domain/finding.js';
+import type { GpuIdentity } from '../domain/gpu.js';
 import type { Incident, IncidentState, PolicyMode, RemediationAction } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
 import type { Exclusion } from '../domain/ports.js';
@@ -111,6 +112,8 @@ export interface CloudPort {
   describeInstance(instanceId: string): Promise<{ state: InstanceState } | undefined>;
   /** The Auto Scaling group name the instance belongs to, if any. */
   autoScalingGroupOf(instanceId: string): Promise<string | undefined>;
+  /** EC2 CreateTags on the instance: adds or overwrites these tags (the same call twice is harmless). */
+  tagInstance(instanceId: string, tags: Record<string, string>): Promise<void>;
 }
 
 /** What one on-demand scan of a node read. */
@@ -138,6 +141,11 @@ export interface AutoRepairPort {
 /** A fresh GPU scan of one node (the monitor's collect + classify, on demand). */
 export interface HealthCheckPort {
   scanNode(name: string): Promise<NodeReading>;
+  /**
+   * The GPUs of the node as its last scan read them (UUID, PCI bus id, XIDs), without a new scan; undefined
+   * when this process has not scanned it. Recorded before a repair, for the RMA evidence.
+   */
+  lastGpus?(name: string): GpuIdentity[] | undefined;
 }
 
 /** What is needed to open a new incident (the store assigns id and updatedAt). */

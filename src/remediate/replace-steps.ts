@@ -3,6 +3,7 @@ import type { ProgressDetails } from '../domain/events.js';
 import type { JournalDetail } from './journal.js';
 import { provisionsOnDemand } from './karpenter.js';
 import { isAutoModeNode, nodePoolOf } from './node-kind.js';
+import { rmaTags, tagForRma, tagsBeforeReplace } from './rma-tags.js';
 import { settleNode } from './settle.js';
 import {
   done,
@@ -31,15 +32,27 @@ export async function replace(ctx: StepContext): Promise<StepOutcome> {
       instanceId && d.method !== 'auto-mode' ? (await cloud.describeInstance(instanceId))?.state : undefined;
     const alreadyGoing = (state !== undefined && terminating.has(state)) || (byNodeDelete && !node);
     const told = replaceDetails(d);
-    if (alreadyGoing || ctx.plan.dryRun) {
+    if (ctx.plan.dryRun) {
       return done(
         { reissued: false, instanceState: state ?? null },
         { step: 'replace_issued', details: { ...told, reissued: false } },
       );
     }
+    // The crash may have come between the tags and the terminate: write them again (EC2 keeps tags on a
+    // terminating instance too).
+    const tagged = tagsBeforeReplace(d.method) ? await tagForRma(ctx, instanceId, d.tags) : {};
+    if (alreadyGoing) {
+      return done(
+        { reissued: false, instanceState: state ?? null, ...tagged },
+        { step: 'replace_issued', details: { ...told, reissued: false } },
+      );
+    }
     ctx.signal.throwIfAborted();
     await issueReplace(ctx, d.method, instanceId);
-    return done({ reissued: true }, { step: 'replace_issued', details: { ...told, reissued: true } });
+    return done(
+      { reissued: true, ...tagged },
+      { step: 'replace_issued', details: { ...told, reissued: true } },
+    );
   }
   const node = await requireNode(ctx);
   const instanceId = instanceIdOf(ctx, node);
@@ -50,6 +63,9 @@ export async function replace(ctx: StepContext): Promise<StepOutcome> {
   const method = autoMode ? 'auto-mode' : karpenter ? 'karpenter' : asg ? 'asg' : 'ec2';
   const group = node.nodeGroup ?? karpenter;
   const nodesBefore = (await cluster.listNodes()).map((n) => n.name);
+  // The tags are decided before any effect, from the GPUs the cordon row recorded (the last scan before
+  // the repair), so a resumed step writes the same ones.
+  const gpuIds = ctx.rowOf('cordon')?.detail.gpuIds ?? ctx.deps.health.lastGpus?.(node.name);
   const row = ctx.begin({
     method,
     instanceId,
@@ -57,12 +73,15 @@ export async function replace(ctx: StepContext): Promise<StepOutcome> {
     ...(group ? { group } : {}),
     ...(asg ? { autoScalingGroup: asg } : {}),
     ...(node.instanceType ? { instanceType: node.instanceType } : {}),
+    ...(tagsBeforeReplace(method) ? { tags: rmaTags(ctx.incident, gpuIds) } : {}),
   });
   const told: StepProgress = { step: 'replace_issued', details: replaceDetails(row.detail) };
   if (ctx.plan.dryRun) return done({ would: `${method} replace of ${instanceId}` }, told);
   ctx.signal.throwIfAborted();
+  const tagged = tagsBeforeReplace(method) ? await tagForRma(ctx, instanceId, row.detail.tags) : {};
+  ctx.signal.throwIfAborted();
   await issueReplace(ctx, method, instanceId);
-  return done({}, told);
+  return done({ ...tagged }, told);
 }
 
 /** The thread's view of a replace, from the row written before the effect (so a resume tells the same). */

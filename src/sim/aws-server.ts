@@ -16,6 +16,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { CloudEffects, InstanceState, SimInstance } from './cloud-effects.js';
+import { ec2TagAction } from './ec2-tags.js';
 import {
   BodyError,
   headerRecord,
@@ -800,6 +801,11 @@ export async function startSimAws(effects: CloudEffects, opts: SimAwsOptions = {
       });
       return wrap(`<instancesSet>${items.join('')}</instancesSet>`);
     }
+    const tagged = ec2TagAction(effects, action, p);
+    if (tagged && 'error' in tagged) {
+      throw new AwsError(tagged.error.status, tagged.error.code, tagged.error.message);
+    }
+    if (tagged) return wrap(tagged.inner);
     throw unknownAction(action);
   }
 

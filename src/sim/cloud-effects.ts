@@ -31,6 +31,11 @@ export interface CloudEffects {
    * cluster or node group. Optional: a fake without node groups answers ResourceNotFoundException.
    */
   describeNodegroup?(clusterName: string, nodegroupName: string): Record<string, unknown> | undefined;
+  /**
+   * EC2 CreateTags on one instance: adds or overwrites the tags. Returns false for an unknown instance.
+   * Optional: a fake without it answers CreateTags with an error.
+   */
+  tagInstance?(instanceId: string, tags: Record<string, string>): boolean;
   /** Returns the state before the call, or undefined for an unknown instance. */
   terminateInstance(
     instanceId: string,

@@ -719,6 +719,13 @@ export class SimCluster implements CloudEffects {
     return true;
   }
 
+  tagInstance(instanceId: string, tags: Record<string, string>): boolean {
+    const inst = this.instances.get(instanceId);
+    if (!inst) return false;
+    Object.assign(inst.tags, tags);
+    return true;
+  }
+
   terminateInstance(
     instanceId: string,
     opts: { decrementDesiredCapacity: boolean },

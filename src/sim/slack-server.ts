@@ -18,6 +18,7 @@ import {
   send,
 } from './http-util.js';
 import { type RecordedRequest, RequestLog } from './recorder.js';
+import { type SimSlackFile, SlackFiles } from './slack-files.js';
 
 export const SIM_SLACK_BOT_TOKEN = 'xoxb-sim-0000000000-gpu-medic';
 
@@ -162,6 +163,8 @@ export interface SimSlack {
   /** Views by user id (`views.publish`) and in opening order (`views.open`). */
   views: { published: Map<string, Record<string, unknown>>; opened: Record<string, unknown>[] };
   faults: SlackFaults;
+  /** Files uploaded through files.getUploadURLExternal / completeUploadExternal, in order. */
+  files: SimSlackFile[];
   /** The channel id a name (`#gpu-ops` / `gpu-ops`) resolves to; ids pass through. */
   channelId(channel: string): string;
   close(): Promise<void>;
@@ -272,6 +275,8 @@ export async function startSimSlack(opts: SimSlackOptions = {}): Promise<SimSlac
   }
 
   const messages = new SlackMessages(channelId);
+  let origin = '';
+  const uploads = new SlackFiles(() => origin, channelId);
 
   function nextTs(): string {
     const micros = TS_BASE_MICROS + ++seq * 100;
@@ -419,6 +424,8 @@ export async function startSimSlack(opts: SimSlackOptions = {}): Promise<SimSlac
       return { ok: true, users: [...members] };
     },
 
+    ...uploads.methods,
+
     'users.info': (args) => {
       const id = str(args, 'user');
       const u = id === undefined ? undefined : users?.[id];
@@ -500,6 +507,13 @@ export async function startSimSlack(opts: SimSlackOptions = {}): Promise<SimSlac
     let unexpected = false;
     try {
       record.body = await readBody(req, 2 * 1024 * 1024);
+      const uploaded = uploads.upload(path, String(req.headers['content-type'] ?? ''), record.body);
+      if (uploaded) {
+        record.status = uploaded.status;
+        log.record(record);
+        send(res, uploaded.status, 'text/plain; charset=utf-8', uploaded.text, headers);
+        return;
+      }
       const args = parseArgs(req, query, record.body);
       const handler = Object.hasOwn(methods, method) ? methods[method] : undefined;
       if (!handler) {
@@ -545,6 +559,7 @@ export async function startSimSlack(opts: SimSlackOptions = {}): Promise<SimSlac
     () => timers.clear(),
   );
 
+  origin = started.origin;
   return {
     url: `${started.origin}/api/`,
     log,
@@ -552,6 +567,7 @@ export async function startSimSlack(opts: SimSlackOptions = {}): Promise<SimSlac
     messages,
     views,
     faults,
+    files: uploads.files,
     channelId,
     close: started.close,
   };

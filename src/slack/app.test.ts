@@ -347,3 +347,39 @@ describe('start-up with Slack unreachable', () => {
     }
   });
 });
+
+describe('/gpu report over HTTP', () => {
+  const report = {
+    repairs: 1,
+    csv: 'ended_at,incident,gpu_uuid\r\n2026-12-03T09:30:00.000Z,inc-1,GPU-3333\r\n',
+    filename: 'gpu-medic-repairs-2026-12-03-7d.csv',
+    summary: '1 GPU repair in the last 7 days (1 replace resolved):',
+  };
+
+  it('posts the CSV to the channel through the external upload, then answers ephemerally', async () => {
+    chat.report = report;
+    await post(command('report 7', viewer));
+    await waitFor('ephemeral answer', () => ephemeralsFor(viewer).length === 1);
+    expect(sim.files).toEqual([
+      expect.objectContaining({
+        filename: report.filename,
+        content: report.csv,
+        channel,
+        completed: true,
+        initialComment: expect.stringContaining('RMA'),
+      }),
+    ]);
+    expect(ephemeralsFor(viewer)[0]?.text).toContain(report.filename);
+    sim.log.assertNoUnexpected();
+  });
+
+  it('answers with the summary when the app lacks files:write', async () => {
+    chat.report = report;
+    sim.faults.set({ error: 'missing_scope', methods: ['files.getUploadURLExternal'] });
+    await post(command('report 7', viewer));
+    await waitFor('ephemeral answer', () => ephemeralsFor(viewer).length === 1);
+    expect(sim.files).toEqual([]);
+    expect(ephemeralsFor(viewer)[0]?.text).toContain('1 GPU repair in the last 7 days');
+    expect(ephemeralsFor(viewer)[0]?.text).toContain('files:write');
+  });
+});

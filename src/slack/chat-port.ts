@@ -50,6 +50,11 @@ export interface ChatPort {
   openIncidents(): Promise<IncidentSummary[]>;
   /** The alert as it should look now, for re-rendering the root message after a click. */
   alertView(incidentId: string): Promise<AlertView | undefined>;
+  /**
+   * `/gpu report [days]`: the repair records (RMA evidence) of the last `days` days, as a CSV file (one row
+   * per GPU and repair) and as a few lines for a chat where files cannot be posted.
+   */
+  repairReport(days: number): Promise<RepairReport>;
   /** For refusals decided in the Slack layer (authorization), which never reach the services. */
   audit(entry: AuditEntry): void | Promise<void>;
   now(): number;
@@ -64,6 +69,15 @@ export interface ChatSink {
   postAlert(view: AlertView): void | Promise<void>;
   postProgress(event: ProgressEvent): void | Promise<void>;
   updateRoot(incidentId: string, view: AlertView): void | Promise<void>;
+}
+
+/** The repair report as the chat posts it. */
+export interface RepairReport {
+  /** Repairs (not rows: one repair has a row per GPU it touched). */
+  repairs: number;
+  csv: string;
+  filename: string;
+  summary: string;
 }
 
 /** Slack user → the actor string the services and the audit trail use. */

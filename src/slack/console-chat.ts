@@ -153,9 +153,12 @@ export class ConsoleChat implements ChatSink {
     } else if (/^\/gpu(\s|$)/.test(text)) {
       const reply: CommandReply = await handleGpuCommand(text.slice(4), this.userId, this.deps);
       this.pending = reply.confirm;
+      // The console has no files: a report shows its summary.
       printed = reply.confirm
         ? `${renderBlocks(reply.message)}\nType yes to ${reply.confirm.kind} ${reply.confirm.node}, or no.`
-        : renderBlocks(reply.message);
+        : reply.file
+          ? reply.file.fallback
+          : renderBlocks(reply.message);
     } else if (text.length === 0) {
       return '';
     } else {

@@ -15,6 +15,7 @@ export { migrate, validateMigrations } from './migrate.js';
 export { latestSchemaVersion, type Migration, migrations } from './migrations.js';
 export type { NodeStateRecord, NodeStateRepo } from './node-state-repo.js';
 export type { EnqueueResult, OutboxMessage, OutboxRepo, OutboxStatus } from './outbox-repo.js';
+export type { RepairRecordRepo } from './repair-record-repo.js';
 export type { SlackRef, SlackRefRepo } from './slack-ref-repo.js';
 export type { StepFinish, StepRecord, StepRepo, StepStatus } from './step-repo.js';
 export { type OpenStoreOptions, openStore, type Store } from './store.js';

@@ -143,6 +143,39 @@ CREATE TABLE kv (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'repair records (RMA evidence)',
+    up: `
+CREATE TABLE repair_records (
+  incident_id TEXT NOT NULL,
+  gpu_key INTEGER NOT NULL,
+  action TEXT NOT NULL,
+  node TEXT NOT NULL,
+  instance_id TEXT,
+  instance_type TEXT,
+  zone TEXT,
+  gpu_index INTEGER,
+  gpu_uuid TEXT,
+  gpu_serial TEXT,
+  pci_bus_id TEXT,
+  xids TEXT NOT NULL,
+  faulty INTEGER NOT NULL,
+  fault_key TEXT NOT NULL,
+  category TEXT NOT NULL,
+  diag_level TEXT,
+  diag TEXT NOT NULL,
+  detected_at INTEGER NOT NULL,
+  started_at INTEGER NOT NULL,
+  ended_at INTEGER NOT NULL,
+  outcome TEXT NOT NULL,
+  reason TEXT,
+  PRIMARY KEY (incident_id, gpu_key)
+);
+CREATE INDEX repair_records_by_end ON repair_records (ended_at);
+CREATE INDEX repair_records_by_uuid ON repair_records (gpu_uuid);
+`,
+  },
 ];
 
 export const latestSchemaVersion: number = migrations.at(-1)?.version ?? 0;

@@ -27,6 +27,7 @@ import { currentVersion, migrate } from './migrate.js';
 import type { Migration } from './migrations.js';
 import { type NodeStateRepo, SqliteNodeStateRepo } from './node-state-repo.js';
 import { type OutboxRepo, SqliteOutboxRepo } from './outbox-repo.js';
+import { type RepairRecordRepo, SqliteRepairRecordRepo } from './repair-record-repo.js';
 import { type SlackRefRepo, SqliteSlackRefRepo } from './slack-ref-repo.js';
 import { SqliteStepRepo, type StepRepo } from './step-repo.js';
 import { StoreError } from './store-error.js';
@@ -46,6 +47,8 @@ export interface Store {
   readonly slackRefs: SlackRefRepo;
   readonly llmCache: SignatureCache & { purgeExpired(now: number): number; size(now: number): number };
   readonly kv: KvRepo;
+  /** RMA evidence: one row per GPU and repair. */
+  readonly repairs: RepairRecordRepo;
   schemaVersion(): number;
   /** Runs `fn` in one IMMEDIATE transaction: all its repository writes commit together or not at all. */
   transaction<T>(fn: () => T): T;
@@ -245,6 +248,7 @@ function createStore(db: Db, path: string, clock: Clock): Store {
     slackRefs: new SqliteSlackRefRepo(db, clock),
     llmCache: new SqliteSignatureCache(db, clock),
     kv: new SqliteKvRepo(db, clock),
+    repairs: new SqliteRepairRecordRepo(db),
     schemaVersion: () => currentVersion(db),
     transaction: <T>(fn: () => T): T => db.transaction(fn).immediate(),
     close: () => {

@@ -9,6 +9,7 @@
  */
 import type { Finding, Verdict } from '../../src/domain/finding.js';
 import { verdictOf } from '../../src/domain/finding.js';
+import type { GpuIdentity } from '../../src/domain/gpu.js';
 import type { GpuNode } from '../../src/domain/node.js';
 import type {
   CloudPort,
@@ -35,6 +36,7 @@ export const MutatingCalls = [
   'rebootInstance',
   'terminateInstance',
   'terminateInAutoScalingGroup',
+  'tagInstance',
 ] as const;
 
 interface FakePod extends PodRef {
@@ -55,6 +57,8 @@ interface FakeInstance {
   state: InstanceState;
   asg?: string;
   node?: string;
+  /** What tagInstance wrote (EC2 CreateTags). */
+  tags?: Record<string, string>;
 }
 
 export interface NodeSpec {
@@ -415,6 +419,12 @@ export class FakeWorld {
       this.hit('autoScalingGroupOf');
       return this.instances.get(instanceId)?.asg;
     },
+    tagInstance: async (instanceId, tags) => {
+      this.hit('tagInstance');
+      const instance = this.instances.get(instanceId);
+      if (!instance) throw new Error(`InvalidInstanceID.NotFound: ${instanceId}`);
+      instance.tags = { ...instance.tags, ...tags };
+    },
   };
 }
 
@@ -428,6 +438,8 @@ function jobKey(job: TrainingJobRef): string {
  */
 export class FakeHealth implements HealthCheckPort {
   readonly failing = new Map<string, Finding>();
+  /** What `lastGpus` answers per node (the last scan's GPU identities); none by default. */
+  readonly identities = new Map<string, GpuIdentity[]>();
   scans = 0;
   constructor(
     private readonly power = new Power(),
@@ -457,5 +469,9 @@ export class FakeHealth implements HealthCheckPort {
     const finding = this.failing.get(name);
     const verdict: Verdict = verdictOf(name, finding ? [finding] : []);
     return { verdict, gpusRead: this.world?.workingGpus.get(name) ?? 8 };
+  }
+
+  lastGpus(name: string): GpuIdentity[] | undefined {
+    return this.identities.get(name);
   }
 }

@@ -12,7 +12,7 @@ import {
 import type { Incident, RemediationAction } from '../../src/domain/incident.js';
 import type { AuditEntry, Exclusion } from '../../src/domain/ports.js';
 import type { AlertButtonAction, AlertView } from '../../src/slack/blocks/alert.js';
-import type { ChatPort, ChatResult, ChatSink } from '../../src/slack/chat-port.js';
+import type { ChatPort, ChatResult, ChatSink, RepairReport } from '../../src/slack/chat-port.js';
 import { userIdFromActor } from '../../src/slack/chat-port.js';
 import type { FleetSummary, IncidentSummary, NodeDetail } from '../../src/slack/format.js';
 import { incident } from './fixtures.js';
@@ -230,6 +230,19 @@ export class RecordingChatPort implements ChatPort {
       cluster: 'sim-cluster',
       ...(entry.actedBy ? { actedBy: entry.actedBy } : {}),
     };
+  }
+
+  /** What `repairReport` answers: no repairs unless a test sets some. */
+  report: RepairReport = {
+    repairs: 0,
+    csv: 'ended_at,incident\r\n',
+    filename: 'gpu-medic-repairs.csv',
+    summary: 'No GPU repairs in the last 30 days.',
+  };
+
+  async repairReport(days: number): Promise<RepairReport> {
+    this.record('repairReport', [days]);
+    return this.report;
   }
 
   audit(entry: AuditEntry): void {

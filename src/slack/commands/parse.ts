@@ -15,6 +15,7 @@ export const GpuSubcommands = [
   'reboot',
   'replace',
   'history',
+  'report',
   'pause',
   'resume',
   'help',
@@ -32,6 +33,7 @@ export type GpuCommand =
   | { kind: 'exclusions' }
   | { kind: NodeActionKind; node: string; reason?: string }
   | { kind: 'history'; node: string }
+  | { kind: 'report'; days: number }
   | { kind: 'pause'; reason?: string }
   | { kind: 'resume' };
 
@@ -45,6 +47,10 @@ export type ParseResult = GpuCommand | CommandError;
 export function isCommandError(result: ParseResult): result is CommandError {
   return 'error' in result;
 }
+
+/** `/gpu report` without a number: the last 30 days; at most a year. */
+export const defaultReportDays = 30;
+export const maxReportDays = 365;
 
 const minute = 60_000;
 const hour = 60 * minute;
@@ -63,6 +69,7 @@ export const usage: Record<GpuSubcommand, string> = {
   reboot: '/gpu reboot <node> [reason…]',
   replace: '/gpu replace <node> [reason…]',
   history: '/gpu history <node>',
+  report: '/gpu report [days, default 30, at most 365]',
   pause: '/gpu pause [reason…]',
   resume: '/gpu resume',
   help: '/gpu help',
@@ -81,6 +88,7 @@ export const subcommandHelp: Record<GpuSubcommand, string> = {
   reboot: 'Cordon, drain and reboot a node (asks for confirmation)',
   replace: 'Cordon, drain and replace a node’s instance (asks for confirmation)',
   history: 'What gpu-medic and people did to a node',
+  report: 'Repair records for AWS support cases (RMA): a CSV file, one row per GPU and repair',
   pause: 'Stop all automatic actions (open the circuit breaker)',
   resume: 'Resume automatic actions (close the circuit breaker)',
   help: 'This help',
@@ -230,6 +238,15 @@ export function parseGpuCommand(text: string): ParseResult {
       if (rest.length > 1) return fail(name, `'${name}' takes one node name.`);
       return { kind: name, node };
     }
+    case 'report': {
+      const [token, ...extra] = rest;
+      if (token === undefined) return { kind: 'report', days: defaultReportDays };
+      const days = /^\d{1,3}d?$/i.test(token) ? Number.parseInt(token, 10) : Number.NaN;
+      if (extra.length > 0 || !Number.isInteger(days) || days < 1 || days > maxReportDays) {
+        return fail(name, `'${token.slice(0, 40)}' is not a number of days from 1 to ${maxReportDays}.`);
+      }
+      return { kind: 'report', days };
+    }
     case 'cordon':
     case 'uncordon':
     case 'reboot':
@@ -270,13 +287,14 @@ export function parseGpuCommand(text: string): ParseResult {
 
 /**
  * Commands that change the cluster or what gpu-medic does: they need an authorized user.
- * `status`, `exclusions`, `history` and `help` are open to everyone in the channel.
+ * `status`, `exclusions`, `history`, `report` and `help` are open to everyone in the channel.
  */
 export function isDestructive(cmd: GpuCommand): boolean {
   switch (cmd.kind) {
     case 'status':
     case 'exclusions':
     case 'history':
+    case 'report':
     case 'help':
       return false;
     default:

@@ -3,6 +3,7 @@ import type { App } from '@slack/bolt';
 import type { ListenerDeps } from '../deps.js';
 import { sendEphemeral } from '../ephemeral.js';
 import { handleGpuCommand } from './handle-gpu-command.js';
+import { postReplyFile } from './report-file.js';
 
 export const gpuCommandName = '/gpu';
 
@@ -10,9 +11,10 @@ export function register(app: App, deps: ListenerDeps): void {
   app.command(gpuCommandName, async ({ command, ack, client, respond }) => {
     await ack();
     const reply = await handleGpuCommand(command.text ?? '', command.user_id, deps);
+    const message = await postReplyFile(client, command.channel_id, reply, deps.logger);
     await sendEphemeral(
       { client, channel: command.channel_id, user: command.user_id, respond },
-      reply.message,
+      message,
       deps.logger,
     );
   });

@@ -36,8 +36,21 @@ export interface CommandDeps {
 
 export type NodeActionCommand = Extract<GpuCommand, { kind: NodeActionKind }>;
 
+/** A file the answer posts in the channel (`/gpu report`), with what to say when files cannot be posted. */
+export interface ReplyFile {
+  filename: string;
+  title: string;
+  content: string;
+  /** The message posted with the file. */
+  comment: string;
+  /** The answer instead of the file (no files:write, the bot not in the channel, a DM). */
+  fallback: string;
+}
+
 export interface CommandReply {
   message: SlackMessage;
+  /** Post this file to the command's channel; `message` is then the ephemeral answer once it is posted. */
+  file?: ReplyFile;
   /** Set when the answer asks for confirmation of this command (Confirm / Cancel). */
   confirm?: NodeActionCommand;
 }
@@ -137,6 +150,22 @@ async function answer(text: string, userId: string, deps: CommandDeps): Promise<
     case 'history': {
       const entries = await chat.history(cmd.node);
       return { message: entries ? historyMessage(cmd.node, entries) : unknownNode(cmd.node) };
+    }
+    case 'report': {
+      const report = await chat.repairReport(cmd.days);
+      if (report.repairs === 0) return { message: textMessage(escapeMrkdwn(report.summary)) };
+      return {
+        message: textMessage(
+          `📎 Posted the repair report (${report.repairs} repair${report.repairs === 1 ? '' : 's'}, last ${cmd.days} days) as ${inlineCode(report.filename)}.`,
+        ),
+        file: {
+          filename: report.filename,
+          title: `GPU repairs, last ${cmd.days} days`,
+          content: report.csv,
+          comment: `GPU repair records for the last ${cmd.days} days: one row per GPU and repair (RMA evidence).`,
+          fallback: report.summary,
+        },
+      };
     }
     case 'exclude': {
       const result = await chat.exclude(
