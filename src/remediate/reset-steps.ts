@@ -28,8 +28,15 @@ export function resetScope(
 
 /** The first line of nvidia-smi's words that says what went wrong, for the thread. */
 function firstProblem(output: string): string {
-  const lines = output.split('\n').map((l) => l.trim());
-  return lines.find((l) => /could not|unable|in use|lost|error|not supported/i.test(l)) ?? lines[0] ?? '';
+  const lines = output
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+  const i = lines.findIndex((l) => /could not|unable|in use|lost|error|not supported/i.test(l));
+  if (i < 0) return lines[0] ?? '';
+  // "The following GPUs could not be reset:" names them on the next line, with the reason.
+  const line = lines[i] ?? '';
+  return line.endsWith(':') && lines[i + 1] ? `${line} ${lines[i + 1]}` : line;
 }
 
 export async function reset(ctx: StepContext): Promise<StepOutcome> {
