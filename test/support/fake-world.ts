@@ -68,6 +68,8 @@ export interface NodeSpec {
   asg?: string;
   labels?: Record<string, string>;
   gpus?: number;
+  /** Default p5.48xlarge (m5.xlarge without GPUs). */
+  instanceType?: string;
   unschedulable?: boolean;
 }
 
@@ -136,7 +138,7 @@ export class FakeWorld {
       name: spec.name,
       instanceId: spec.instanceId,
       // A CPU node is what the cluster would show: a CPU instance type and no NVIDIA resources.
-      instanceType: gpus > 0 ? 'p5.48xlarge' : 'm5.xlarge',
+      instanceType: spec.instanceType ?? (gpus > 0 ? 'p5.48xlarge' : 'm5.xlarge'),
       ...(spec.nodeGroup ? { nodeGroup: spec.nodeGroup } : {}),
       ...(spec.karpenterNodePool ? { karpenterNodePool: spec.karpenterNodePool } : {}),
       ...(gpus > 0 ? { expectedGpus: gpus } : {}),
