@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createHarness, p5Cluster, stepsOf } from '../../test/support/engine-harness.js';
-import { EXPORTER_DEPLOY_LABEL, resetScope } from './reset-steps.js';
+import { EXPORTER_DEPLOY_LABEL, IN_USE_ATTEMPTS, resetScope } from './reset-steps.js';
 
 describe('resetScope: one GPU where the topology allows it', () => {
   it.each([
@@ -75,6 +75,22 @@ describe('the reset step in the engine', () => {
     expect(h.world.labels.get('g-0')?.get(EXPORTER_DEPLOY_LABEL)).toBe('true');
   });
 
+  it('"In use" while the paused exporter is still going away: tried again, then reset', async () => {
+    const h = p5Cluster();
+    const busy = {
+      kind: 'ran' as const,
+      pod: 'kube-system/dcgm-server-gpu-0',
+      exitCode: 255,
+      output: 'The following GPUs could not be reset:\n  GPU 00000000:53:00.0: In use by another client\n',
+    };
+    h.world.resetResults.push(busy, busy);
+    const incident = h.openIncident('gpu-0', xid119);
+    await h.services.triage(incident.id);
+    await h.engine.whenIdle();
+    expect(h.stateOf(incident.id)).toBe('resolved');
+    expect(h.world.resets).toHaveLength(3);
+  });
+
   it.each([
     [
       'nvidia-smi refuses',
@@ -93,7 +109,8 @@ describe('the reset step in the engine', () => {
     ],
   ])('%s: escalated to reboot, still cordoned, the label put back', async (_, run, reason) => {
     const h = p5Cluster();
-    h.world.resetResults.push(run);
+    // Refused every time (a process that never lets go): IN_USE_ATTEMPTS tries, then the escalation.
+    for (let i = 0; i < IN_USE_ATTEMPTS; i++) h.world.resetResults.push(run);
     const incident = h.openIncident('gpu-0', xid119);
     await h.services.triage(incident.id);
     await h.engine.whenIdle();
@@ -105,5 +122,6 @@ describe('the reset step in the engine', () => {
     expect(h.world.nodes.get('gpu-0')?.unschedulable).toBe(true);
     expect(h.world.labels.get('gpu-0')?.has(EXPORTER_DEPLOY_LABEL)).toBe(false);
     expect(h.world.count('uncordon') + h.world.count('rebootInstance')).toBe(0);
+    expect(h.world.resets).toHaveLength(run.kind === 'ran' ? IN_USE_ATTEMPTS : 1);
   });
 });

@@ -11,7 +11,8 @@
  */
 import { perGpuResetAllowed } from '../domain/instance-gpus.js';
 import { escalateToAfter } from './escalation.js';
-import { done, requireNode, type StepContext, type StepOutcome } from './step-kit.js';
+import type { GpuResetRun } from './ports.js';
+import { done, pause, requireNode, type StepContext, type StepOutcome } from './step-kit.js';
 
 /** The GPU Operator's node label that schedules (`true`) or pauses (another value) dcgm-exporter there. */
 export const EXPORTER_DEPLOY_LABEL = 'nvidia.com/gpu.deploy.dcgm-exporter';
@@ -24,6 +25,13 @@ export function resetScope(
 ): { gpu: number | undefined; wholeNode: boolean } {
   if (gpu === undefined || !perGpuResetAllowed(instanceType)) return { gpu: undefined, wholeNode: true };
   return { gpu, wholeNode: false };
+}
+
+/** Tries of a reset nvidia-smi refuses because the GPU is still in use (one poll interval apart). */
+export const IN_USE_ATTEMPTS = 4;
+
+function inUse(run: GpuResetRun): boolean {
+  return run.kind === 'ran' && run.exitCode !== 0 && /In use by another client/.test(run.output);
 }
 
 /** The first line of nvidia-smi's words that says what went wrong, for the thread. */
@@ -68,6 +76,12 @@ export async function reset(ctx: StepContext): Promise<StepOutcome> {
   let run: Awaited<ReturnType<typeof cluster.resetGpus>>;
   try {
     run = await cluster.resetGpus(node.name, scope.gpu, ctx.signal);
+    // The GPU Operator takes the paused exporter off the node within seconds, not at once: while its
+    // handles are still open nvidia-smi says "In use by another client". Try again a few times.
+    for (let attempt = 1; attempt < IN_USE_ATTEMPTS && inUse(run); attempt++) {
+      await pause(ctx, ctx.config.pollMs);
+      run = await cluster.resetGpus(node.name, scope.gpu, ctx.signal);
+    }
   } finally {
     await cluster.setNodeLabel(node.name, EXPORTER_DEPLOY_LABEL, labelBefore);
   }
