@@ -49,6 +49,12 @@ const commands: Record<string, CommandSpec> = {
   },
   cordon: manual('cordon'),
   uncordon: manual('uncordon'),
+  reset: {
+    summary:
+      'reset a node’s GPU with nvidia-smi (all GPUs on NVSwitch types) through the same checks (honours DRY_RUN)',
+    usage: 'gpu-medic reset NODE [--gpu N] [--reason TEXT]',
+    load: () => import('./commands/manual.js'),
+  },
   reboot: manual('reboot'),
   replace: manual('replace'),
   exclude: {

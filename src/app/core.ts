@@ -22,6 +22,7 @@ import {
 } from '../domain/gpu.js';
 import type { GpuNode } from '../domain/node.js';
 import { createClusterPort } from '../k8s/cluster-port.js';
+import { DEFAULT_RESET_POD_SELECTORS } from '../k8s/gpu-reset.js';
 import type { Logger } from '../log/logger.js';
 import { componentLogger } from '../log/logger.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
@@ -140,6 +141,26 @@ export function createCore(config: Config, opts: CoreOptions): Core {
   const cluster = createClusterPort(sensing.kc, {
     logger: componentLogger(logger, 'k8s'),
     gpuAgentSelectors: gpuAgentSelectors(config),
+    ...(config.reset.selector
+      ? {
+          resetPodSelectors: [
+            {
+              selector: config.reset.selector,
+              ...(config.reset.namespace ? { namespace: config.reset.namespace } : {}),
+              ...(config.reset.container ? { container: config.reset.container } : {}),
+            },
+          ],
+        }
+      : config.reset.namespace || config.reset.container
+        ? {
+            resetPodSelectors: DEFAULT_RESET_POD_SELECTORS.map((s) => ({
+              ...s,
+              ...(config.reset.namespace ? { namespace: config.reset.namespace } : {}),
+              ...(config.reset.container ? { container: config.reset.container } : {}),
+            })),
+          }
+        : {}),
+    resetTimeoutMs: config.reset.timeoutSeconds * 1000,
   });
   const stores: Stores = {
     incidents: incidentStore(store),

@@ -45,14 +45,14 @@ export function onIncidentDetected(
   };
 }
 
-/** A reboot that did not cure the fault goes to the escalation policy (normally: replace). */
+/** A repair that did not cure the fault goes to the next rung of the escalation ladder (reset → reboot → replace). */
 export function followUpEscalations(
   bus: ProgressBus,
   services: Pick<RemediationServices, 'followUp'>,
   logger: Logger,
 ): () => void {
   return bus.subscribe((e) => {
-    if (e.step !== 'escalated' || e.details.to !== 'replace') return;
+    if (e.step !== 'escalated' || (e.details.to !== 'replace' && e.details.to !== 'reboot')) return;
     services
       .followUp(e.incidentId)
       .then((r) =>

@@ -2,8 +2,9 @@
  * NVIDIA's XID catalog and DCGM's health-incident codes, loaded from data/ (the project's copies of
  * NVIDIA's and DCGM's published tables), validated with zod, cached after the first load. Rules read the data; no XID is hand-coded.
  *
- * The catalog's `reset_gpu` action (NVIDIA's RESET_GPU bucket) becomes `reboot`: on EKS a GPU reset means
- * draining the node, and a reboot does it. The catalog's own word is kept in `catalogAction`.
+ * The catalog's `reset_gpu` action (NVIDIA's RESET_GPU bucket) becomes the finding action `reboot` (the
+ * fallback when a GPU reset cannot run); the remediation policy resets the GPU first for these XIDs
+ * (remediate/policy.ts ResetXids). The catalog's own word is kept in `catalogAction`.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

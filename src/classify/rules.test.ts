@@ -113,7 +113,7 @@ describe('XIDs from the catalog', () => {
     expect(resetXid).toBeDefined();
     const f = classifySnapshot(snap([{ index: 0, xidLast: resetXid?.xid ?? 0 }]), ctx).findings[0];
     expect(f?.explanation.match(/RESET_GPU/g)).toHaveLength(1);
-    expect(f?.explanation).toContain('draining and rebooting the node');
+    expect(f?.explanation).toContain('drain the node and run nvidia-smi --gpu-reset, no reboot');
   });
 
   it('a policy override wins over the catalog', () => {

@@ -74,7 +74,7 @@ const catalogRecovery: Record<XidEntry['catalogAction'], string> = {
   none: 'none needed (NONE)',
   monitor: 'keep watching (MONITOR)',
   restart_app: 'restart the application (RESTART_APP)',
-  reset_gpu: 'reset the GPU (RESET_GPU), which on EKS means draining and rebooting the node',
+  reset_gpu: 'reset the GPU (RESET_GPU): drain the node and run nvidia-smi --gpu-reset, no reboot',
   reboot: 'reboot the node (REBOOT)',
   replace: 'replace the node (REPLACE)',
 };

@@ -27,6 +27,8 @@ export async function main(argv: string[]): Promise<number> {
     replaceDelayMs: 6000,
     devicePluginDelayMs: 3000,
     exporterReadyDelayMs: 2000,
+    // The GPU Operator's DCGM pods: the GPU reset runs nvidia-smi in them (the stock EKS agent image has none).
+    dcgmServer: { style: 'gpu-operator' },
     slack: false,
   });
   const dir = mkdtempSync(join(tmpdir(), 'gpu-medic-demo-'));
@@ -100,9 +102,11 @@ function demoEnv(sim: Simulator, dir: string, interval: number, useSlack: boolea
     CLASSIFIER: process.env.CLASSIFIER ?? 'rules',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
     REMEDIATIONS_PER_HOUR: process.env.REMEDIATIONS_PER_HOUR ?? '20',
-    // The story works on two nodes at once (the replaced one still counts for 10 minutes); at the default
-    // 20 % a small demo fleet trips the breaker and the scripted automatic reboot is never shown.
-    MAX_UNHEALTHY_PERCENT: process.env.MAX_UNHEALTHY_PERCENT ?? '50',
+    // The story works on three nodes at once (the replaced one still counts for 10 minutes); at the default
+    // 20 % a small demo fleet trips the breaker and the scripted automatic reset and reboot are never shown.
+    MAX_UNHEALTHY_PERCENT: process.env.MAX_UNHEALTHY_PERCENT ?? '75',
+    // The reset runs while the replacement of another node is still under way.
+    MAX_CONCURRENT_REMEDIATIONS: process.env.MAX_CONCURRENT_REMEDIATIONS ?? '2',
     CLOUDWATCH_ENABLED: process.env.CLOUDWATCH_ENABLED ?? 'true',
   };
   if (!useSlack) {
@@ -155,9 +159,13 @@ function scriptFaults(sim: Simulator, interval: number): NodeJS.Timeout[] {
   const a = pick(1);
   const b = pick(names.length > 4 ? 4 : 2);
   const c = pick(names.length > 6 ? 6 : 3);
+  const d = pick(names.length > 6 ? 3 : 0);
   at(interval + 1, `XID 79 (GPU fallen off the bus) on ${a} GPU 2`, () => sim.cluster.injectXid(a, 2, 79));
   at(interval * 2 + 2, `XID 13 (application fault) on ${c} GPU 0 — alert only`, () =>
     sim.cluster.injectXid(c, 0, 13),
+  );
+  at(interval * 3 + 1, `XID 119 (GSP RPC timeout) on ${d} GPU 3 — a GPU reset, no reboot`, () =>
+    sim.cluster.injectXid(d, 3, 119),
   );
   // The simulated exporters run dcgm-exporter's stock counters, which carry no ECC: node b runs gpu-medic's
   // counters CSV (manifests/dcgm-exporter/), so its DBE is seen and `/gpu status` shows the coverage gap.

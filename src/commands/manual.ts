@@ -9,14 +9,14 @@ import { CliError } from './cli-error.js';
 import { configOrExit } from './load-config.js';
 
 /**
- * `gpu-medic cordon|uncordon|reboot|replace|exclude|unexclude NODE [--reason …] [--for 2h]`: the same
+ * `gpu-medic cordon|uncordon|reset|reboot|replace|exclude|unexclude NODE [--reason …] [--for 2h] [--gpu N]`: the same
  * services, checks, audit trail and DRY_RUN as the monitor and Slack. Waits for the remediation to end.
  */
 export async function main(argv: string[]): Promise<number> {
   const [verb, ...rest] = argv;
   const { values, positionals } = parseArgs({
     args: rest,
-    options: { reason: { type: 'string' }, for: { type: 'string' } },
+    options: { reason: { type: 'string' }, for: { type: 'string' }, gpu: { type: 'string' } },
     allowPositionals: true,
   });
   const node = positionals[0];
@@ -46,6 +46,20 @@ export async function main(argv: string[]): Promise<number> {
       case 'unexclude':
         result = await rt.services.unexclude(node, actor);
         break;
+      case 'reset': {
+        const gpu = values.gpu === undefined ? undefined : Number(values.gpu);
+        if (gpu !== undefined && !(Number.isInteger(gpu) && gpu >= 0 && gpu <= 99))
+          throw new CliError(`--gpu: '${values.gpu}' is not a GPU index (0, 1, … 7)`, 2);
+        result = await rt.services.requestManual(
+          'reset',
+          node,
+          actor,
+          reason,
+          gpu !== undefined ? { gpu } : {},
+        );
+        if (result.ok) await rt.engine.whenIdle();
+        break;
+      }
       case 'cordon':
       case 'uncordon':
       case 'reboot':

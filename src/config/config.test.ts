@@ -381,3 +381,35 @@ describe('Alertmanager receiver settings', () => {
     expect(problems[0]).not.toContain('short-s3cret');
   });
 });
+
+describe('GPU reset pod settings', () => {
+  it('default to the dcgm-server pods and a 3-minute timeout; RESET_POD_* override them', () => {
+    const base = load({});
+    expect(base.reset).toEqual({
+      namespace: undefined,
+      selector: undefined,
+      container: undefined,
+      timeoutSeconds: 180,
+    });
+    const fromDcgm = load({ DCGM_SERVER_NAMESPACE: 'gpu-operator', DCGM_SERVER_SELECTOR: 'app=nvidia-dcgm' });
+    expect(fromDcgm.reset).toMatchObject({ namespace: 'gpu-operator', selector: 'app=nvidia-dcgm' });
+    const own = load({
+      DCGM_SERVER_NAMESPACE: 'kube-system',
+      RESET_POD_NAMESPACE: 'gpu-operator',
+      RESET_POD_SELECTOR: 'app=nvidia-driver-daemonset',
+      RESET_POD_CONTAINER: 'nvidia-driver-ctr',
+      RESET_TIMEOUT: '60',
+    });
+    expect(own.reset).toEqual({
+      namespace: 'gpu-operator',
+      selector: 'app=nvidia-driver-daemonset',
+      container: 'nvidia-driver-ctr',
+      timeoutSeconds: 60,
+    });
+  });
+
+  it('a bad value is a clear error', () => {
+    expect(() => load({ RESET_POD_NAMESPACE: 'Not_A_Namespace' })).toThrow(/RESET_POD_NAMESPACE/);
+    expect(() => load({ RESET_TIMEOUT: '0' })).toThrow(/RESET_TIMEOUT/);
+  });
+});

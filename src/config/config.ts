@@ -116,6 +116,11 @@ const EnvSchema = z.object({
   DCGM_PORT: numberWithDefault({ integer: true, min: 1, max: 65535 }, 9400),
   DCGM_SERVER_NAMESPACE: patterned(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Kubernetes namespace name'),
   DCGM_SERVER_SELECTOR: optionalString(),
+  // Where `nvidia-smi --gpu-reset` runs: a privileged pod on the node (default: the DCGM host-engine pods).
+  RESET_POD_NAMESPACE: patterned(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Kubernetes namespace name'),
+  RESET_POD_SELECTOR: optionalString(),
+  RESET_POD_CONTAINER: patterned(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a container name'),
+  RESET_TIMEOUT: positiveSeconds(180),
   PROMETHEUS_URL: url(),
   PROMETHEUS_TIMEOUT: positiveSeconds(10),
   PROMETHEUS_SIGV4: oneOf(PrometheusSigV4Modes, 'auto'),
@@ -190,6 +195,16 @@ export interface Config {
     readonly intervalSeconds: number;
     readonly scanConcurrency: number;
     readonly scanTimeoutSeconds: number;
+  };
+  /** The GPU reset: the pod it runs in (default: the DCGM host-engine pods) and how long it may take. */
+  readonly reset: {
+    /** undefined ⇒ DCGM_SERVER_NAMESPACE, else every namespace. */
+    readonly namespace?: string;
+    /** undefined ⇒ DCGM_SERVER_SELECTOR, else `k8s-app=dcgm-server` and `app=nvidia-dcgm`. */
+    readonly selector?: string;
+    /** undefined ⇒ the pod's first container. */
+    readonly container?: string;
+    readonly timeoutSeconds: number;
   };
   readonly dcgm: {
     readonly source: DcgmSource;
@@ -374,6 +389,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
       intervalSeconds: e.MONITOR_INTERVAL,
       scanConcurrency: e.SCAN_CONCURRENCY,
       scanTimeoutSeconds: e.SCAN_TIMEOUT,
+    },
+    reset: {
+      namespace: e.RESET_POD_NAMESPACE ?? e.DCGM_SERVER_NAMESPACE,
+      selector: e.RESET_POD_SELECTOR ?? e.DCGM_SERVER_SELECTOR,
+      container: e.RESET_POD_CONTAINER,
+      timeoutSeconds: e.RESET_TIMEOUT,
     },
     dcgm: {
       source: e.DCGM_SOURCE,

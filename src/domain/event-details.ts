@@ -53,6 +53,11 @@ const shapes = {
     retryInMs: num(),
   },
   drained: { evicted: num(), forced: num() },
+  gpu_reset: {
+    gpus: opt(z.array(z.number().int().nonnegative())),
+    wholeNode: flag(),
+    pod: text(),
+  },
   reboot_issued: { instanceId: text(), reissued: flag() },
   node_back: { bootId: text(), previousBootId: text() },
   settle_wait: {
@@ -81,7 +86,7 @@ const shapes = {
     onDemand: flag(),
     byAutoRepair: oneOf(['rebooted', 'replaced']),
   },
-  escalated: { reason: text(), to: oneOf(['replace', 'human']) },
+  escalated: { reason: text(), to: oneOf(['reboot', 'replace', 'human']) },
   failed: { reason: text(), stage: text() },
   cancelled: { reason: text() },
   dismissed: { reason: text() },
@@ -139,6 +144,7 @@ export const StepDetailsSchema = z.discriminatedUnion('step', [
   lenient('pod_evicted', shapes.pod_evicted),
   lenient('pdb_wait', shapes.pdb_wait),
   lenient('drained', shapes.drained),
+  lenient('gpu_reset', shapes.gpu_reset),
   lenient('reboot_issued', shapes.reboot_issued),
   lenient('node_back', shapes.node_back),
   lenient('settle_wait', shapes.settle_wait),

@@ -62,6 +62,8 @@ function summary(event: ProgressEvent): string {
     case 'cancelled':
     case 'dismissed':
       return `${step}: ${details.reason ?? '?'}`;
+    case 'gpu_reset':
+      return `reset ${details.gpus?.join(',') ?? '?'}`;
     case 'safety_limit':
       return `limit ${details.limit ?? '?'}`;
     case 'excluded':

@@ -14,6 +14,7 @@ export const ProgressSteps = [
   'pod_evicted',
   'pdb_wait',
   'drained',
+  'gpu_reset',
   'reboot_issued',
   'node_back',
   'settle_wait',
@@ -147,6 +148,8 @@ export interface ProgressDetails {
   };
   /** `forced`: pods deleted around a PDB after the drain timeout (a policy rule allowed it). */
   drained: { evicted?: number; forced?: number };
+  /** `nvidia-smi --gpu-reset` succeeded: these GPUs (all of the node's on NVSwitch types), run in `pod`. */
+  gpu_reset: { gpus?: number[]; wholeNode?: boolean; pod?: string };
   reboot_issued: { instanceId?: string; reissued?: boolean };
   node_back: { bootId?: string; previousBootId?: string };
   /**
@@ -193,7 +196,8 @@ export interface ProgressDetails {
     /** Resolved by EKS node auto repair, not by gpu-medic. */
     byAutoRepair?: 'rebooted' | 'replaced';
   };
-  escalated: { reason?: string; to?: 'replace' | 'human' };
+  /** `to`: the next action of the escalation ladder (reset → reboot → replace), or a human. */
+  escalated: { reason?: string; to?: 'reboot' | 'replace' | 'human' };
   failed: { reason?: string; stage?: string };
   cancelled: { reason?: string };
   dismissed: { reason?: string };

@@ -1,7 +1,16 @@
 import type { Action, ClassificationSource, Severity } from './finding.js';
 
 /** What gpu-medic can do to a node. `none` = alert only. */
-export const RemediationActions = ['none', 'cordon', 'uncordon', 'drain', 'reboot', 'replace'] as const;
+/** `reset`: `nvidia-smi --gpu-reset` on the node (one GPU, or all of them on NVSwitch types), no EC2 call. */
+export const RemediationActions = [
+  'none',
+  'cordon',
+  'uncordon',
+  'drain',
+  'reset',
+  'reboot',
+  'replace',
+] as const;
 export type RemediationAction = (typeof RemediationActions)[number];
 
 /** auto: do it and thread progress · approve: buttons, wait for an authorized human · off: alert only. */

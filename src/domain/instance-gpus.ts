@@ -54,3 +54,22 @@ export function instanceTypeGpus(instanceType: string | undefined): number | und
   if (!instanceType) return undefined;
   return Object.hasOwn(EC2_INSTANCE_GPUS, instanceType) ? EC2_INSTANCE_GPUS[instanceType] : undefined;
 }
+
+/**
+ * Instance types whose GPUs sit on an NVSwitch fabric (HGX boards). There NVIDIA resets the GPUs and the
+ * switches together: `nvidia-smi -r -i N` for one GPU is refused, and a reset takes the whole node's GPUs.
+ * p5.4xlarge (one H100, no switch) and p6e-gb200 (NVL72, reset by the rack's own tooling) are not listed.
+ */
+export const NVSWITCH_INSTANCE_TYPES: ReadonlySet<string> = new Set([
+  'p4d.24xlarge',
+  'p4de.24xlarge',
+  'p5.48xlarge',
+  'p5e.48xlarge',
+  'p5en.48xlarge',
+  'p6-b200.48xlarge',
+]);
+
+/** Whether one GPU of this instance type can be reset alone (false on NVSwitch systems). */
+export function perGpuResetAllowed(instanceType: string | undefined): boolean {
+  return !(instanceType !== undefined && NVSWITCH_INSTANCE_TYPES.has(instanceType));
+}

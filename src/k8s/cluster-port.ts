@@ -28,6 +28,7 @@ import type {
   TrainingJobRef,
   TrainingJobStatus,
 } from '../remediate/ports.js';
+import { DEFAULT_RESET_POD_SELECTORS, type ResetPodSelector, runGpuReset } from './gpu-reset.js';
 import { isWatchedNode, toGpuNode } from './node-mapper.js';
 import { isPodReady, matchesLabelSelector } from './pod-index.js';
 
@@ -418,6 +419,10 @@ export interface ClusterPortOptions {
   gpuNodeSelector?: string;
   /** The exporter / DCGM pods the settle gate waits for (DCGM_NAMESPACE, DCGM_SELECTOR); default: all known. */
   gpuAgentSelectors?: readonly GpuAgentSelector[];
+  /** Where `nvidia-smi --gpu-reset` runs (RESET_POD_NAMESPACE, RESET_POD_SELECTOR, RESET_POD_CONTAINER). */
+  resetPodSelectors?: readonly ResetPodSelector[];
+  /** How long one reset may take before the exec is abandoned. Default 3 min. */
+  resetTimeoutMs?: number;
   retryDelayMs?: number;
   maxAttempts?: number;
   sleep?: (ms: number) => Promise<void>;
@@ -545,6 +550,46 @@ export function createClusterPort(kc: KubeConfig, opts: ClusterPortOptions = {})
       );
       if (!node) return undefined;
       return node.metadata?.annotations?.[DO_NOT_DISRUPT_ANNOTATION] === 'true';
+    },
+
+    async getNodeLabel(name, key) {
+      const node = await call(`get node ${name}`, () =>
+        mapStatus(() => core.readNode({ name }), { 404: undefined }),
+      );
+      if (!node) return undefined;
+      return node.metadata?.labels?.[key] ?? null;
+    },
+
+    async setNodeLabel(name, key, value) {
+      const body = { metadata: { labels: { [key]: value } } };
+      const result = await call(`label node ${name} ${key}`, () =>
+        mapStatus(
+          async () => {
+            await core.patchNode({ name, body }, mergePatch);
+            return 'done' as const;
+          },
+          { 404: 'gone' as const },
+        ),
+      );
+      log?.info({ node: name, label: key, value, result }, 'node label changed');
+      return result;
+    },
+
+    async resetGpus(node, gpu, signal) {
+      // Not retried: a reset that reached the node must not run twice behind the step's back.
+      const run = await runGpuReset(
+        {
+          kc,
+          core,
+          selectors: opts.resetPodSelectors ?? DEFAULT_RESET_POD_SELECTORS,
+          timeoutMs: opts.resetTimeoutMs ?? 180_000,
+        },
+        node,
+        gpu,
+        signal,
+      );
+      log?.info({ node, gpu, run }, 'nvidia-smi --gpu-reset');
+      return run;
     },
 
     async setDoNotDisrupt(name, on) {

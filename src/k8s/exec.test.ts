@@ -119,15 +119,16 @@ describe('execInPod with client-node Exec against the simulated API server', () 
   });
 
   it('surfaces a non-zero exit code with stderr, not as an error', async () => {
-    const r = await run(dcgmPod(gpuNode()), ['sh', '-c', 'nvidia-smi -q']);
-    expect(r).toEqual({ stdout: '', stderr: 'nvidia-smi: command not found\n', exitCode: 127 });
+    // The simulated Ubuntu DCGM image has nvidia-smi (the GPU reset runs it); lspci is not simulated.
+    const r = await run(dcgmPod(gpuNode()), ['sh', '-c', 'lspci -v']);
+    expect(r).toEqual({ stdout: '', stderr: 'lspci: command not found\n', exitCode: 127 });
   });
 
   it('a binary the image does not have is a missing-command error (the runtime InternalError), not an exit code', async () => {
-    const err = await run(dcgmPod(gpuNode()), ['nvidia-smi', '-q']).catch((e: unknown) => e);
+    const err = await run(dcgmPod(gpuNode()), ['lspci', '-v']).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ExecError);
     expect(err).toMatchObject({ code: 'missing-command' });
-    expect((err as Error).message).toContain('exec: "nvidia-smi": executable file not found in $PATH');
+    expect((err as Error).message).toContain('exec: "lspci": executable file not found in $PATH');
   });
 
   it('a pod that does not exist is a clear not-found error', async () => {

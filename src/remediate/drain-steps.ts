@@ -20,7 +20,7 @@ export async function cordon(ctx: StepContext): Promise<StepOutcome> {
     ...guard,
   });
   await guardFromDisruption(ctx, node.name, row);
-  const cordonedByUs = row.detail.wasUnschedulable !== true;
+  const cordonedByUs = row.detail.wasUnschedulable !== true || cordonedByEscalatedPredecessor(ctx);
   if (node.unschedulable) {
     return done(
       { cordonedByUs, alreadyCordoned: !cordonedByUs },
@@ -32,6 +32,24 @@ export async function cordon(ctx: StepContext): Promise<StepOutcome> {
   ctx.signal.throwIfAborted();
   await ctx.deps.cluster.cordon(node.name);
   return done({ cordonedByUs: true }, { step: 'cordoned', details: {} });
+}
+
+/**
+ * A follow-up of an escalation (a reset that did not hold → a reboot) finds the node cordoned by the run it
+ * follows: that cordon is still gpu-medic's, so the follow-up uncordons once the node is sound again.
+ */
+function cordonedByEscalatedPredecessor(ctx: StepContext): boolean {
+  const { incidents, steps } = ctx.deps;
+  const me = ctx.incident;
+  const prev = incidents
+    .list({ node: me.node })
+    .filter((i) => i.id !== me.id && i.faultKey === me.faultKey && i.firstSeen <= me.firstSeen)
+    .sort((a, b) => b.firstSeen - a.firstSeen)[0];
+  if (prev?.state !== 'escalated' || steps.lastOf(prev.id, 'escalate')?.detail.to === undefined) return false;
+  const cordon = steps.lastOf(prev.id, 'cordon');
+  return (
+    cordon?.status === 'done' && cordon.detail.cordonedByUs === true && !steps.lastOf(prev.id, 'uncordon')
+  );
 }
 
 export async function uncordon(ctx: StepContext): Promise<StepOutcome> {

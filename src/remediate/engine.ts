@@ -342,9 +342,9 @@ export class RemediationEngine {
       steps.finish(row.id, state === 'cancelled' ? 'skipped' : 'failed', { ...detail, reason }, at);
     const current = incidents.get(incident.id);
     if (!current || !isOpen(current.state)) return { incidentId: incident.id, state: current?.state };
-    if (state === 'escalated' && detail.escalateTo === 'replace') {
+    if (state === 'escalated' && detail.escalateTo !== undefined) {
       // On record before the state change: a follow-up lost to a crash is found again at start-up.
-      const mark = steps.begin(incident.id, 'escalate', { to: 'replace', reason }, at);
+      const mark = steps.begin(incident.id, 'escalate', { to: detail.escalateTo, reason }, at);
       steps.finish(mark.id, 'done', {}, at);
     }
     if (!incidents.transition(incident.id, [current.state], state, reason)) {

@@ -26,6 +26,8 @@ export function remediationHistory(
   let rebootsForFault = 0;
   let lastRebootAt: number | undefined;
   let remediationsInWindow = 0;
+  let resetsForFault = 0;
+  let lastResetAt: number | undefined;
   for (const incident of incidents) {
     if (incident.id === current.id) continue;
     const rows = stepsOf(incident.id);
@@ -34,6 +36,12 @@ export function remediationHistory(
     remediationsInWindow++;
     if (incident.faultKey !== current.faultKey) continue;
     for (const row of rows) {
+      // A reset counts once it ran, failed or not: a failed reset is what sends the fault to a reboot.
+      if (row.step === 'reset' && row.status !== 'started' && row.status !== 'skipped' && !isDry(row)) {
+        resetsForFault++;
+        const at = row.finishedAt ?? row.startedAt;
+        lastResetAt = lastResetAt === undefined ? at : Math.max(lastResetAt, at);
+      }
       if (row.step === 'reboot' && row.status === 'done' && !isDry(row)) {
         rebootsForFault++;
         const at = row.finishedAt ?? row.startedAt;
@@ -41,5 +49,11 @@ export function remediationHistory(
       }
     }
   }
-  return { rebootsForFault, remediationsInWindow, ...(lastRebootAt !== undefined ? { lastRebootAt } : {}) };
+  return {
+    rebootsForFault,
+    remediationsInWindow,
+    ...(lastRebootAt !== undefined ? { lastRebootAt } : {}),
+    ...(resetsForFault > 0 ? { resetsForFault } : {}),
+    ...(lastResetAt !== undefined ? { lastResetAt } : {}),
+  };
 }

@@ -16,7 +16,7 @@ import { PolicyModes, RemediationActions } from '../domain/incident.js';
 import { AgentRecord, GpuExpectation } from './settle.js';
 import { StepNames } from './state-machine.js';
 
-/** Rows beside the plan's steps: the run's plan, an escalation to replace, the do-not-disrupt release, a deferral. */
+/** Rows beside the plan's steps: the run's plan, an escalation (to reboot or replace), the do-not-disrupt release, a deferral. */
 export const BookkeepingSteps = ['plan', 'escalate', 'release_guard', 'auto_repair'] as const;
 export const JournalSteps = [...StepNames, ...BookkeepingSteps] as const;
 export type JournalStep = (typeof JournalSteps)[number];
@@ -46,9 +46,9 @@ const fields = {
   would: z.string().optional(),
   skipped: z.string().optional(),
   reason: z.string().optional(),
-  /** The run ended here and a human decides, or the fault goes to the escalation policy's replace. */
+  /** The run ended here and a human decides, or the fault goes to the next action of the escalation ladder. */
   needsHuman: z.boolean().optional(),
-  escalateTo: z.literal('replace').optional(),
+  escalateTo: z.enum(['reboot', 'replace']).optional(),
 
   // plan: who decided what (RunPlan).
   action: z.enum(RemediationActions).optional(),
@@ -56,6 +56,8 @@ const fields = {
   actor: z.string().optional(),
   trigger: z.enum(['auto', 'manual']).optional(),
   force: z.boolean().optional(),
+  /** plan (reset): the GPU a person asked to reset; reset: the GPU the incident names. */
+  gpu: z.number().int().nonnegative().optional(),
 
   // cordon
   wasUnschedulable: z.boolean().optional(),
@@ -85,6 +87,14 @@ const fields = {
   instanceId: z.string().optional(),
   reissued: z.boolean().optional(),
   agentPodsBefore: z.array(AgentRecord).optional(),
+
+  // reset: what was reset (all GPUs on NVSwitch types), where it ran, what nvidia-smi said, the exporter label.
+  gpusReset: z.array(z.number()).optional(),
+  wholeNode: z.boolean().optional(),
+  resetPod: z.string().optional(),
+  exitCode: z.number().optional(),
+  output: z.string().optional(),
+  exporterLabelBefore: z.string().nullable().optional(),
 
   // verify_scan, verify_replacement
   node: z.string().optional(),
@@ -116,7 +126,7 @@ const fields = {
   tagError: z.string().optional(),
 
   // escalate
-  to: z.literal('replace').optional(),
+  to: z.enum(['reboot', 'replace']).optional(),
 
   // release_guard
   result: z.enum(['done', 'gone']).optional(),
@@ -140,7 +150,7 @@ const common = ['dryRun', 'would', 'skipped', 'reason', 'needsHuman', 'escalateT
 
 /** The fields each step records (beside the common ones). */
 const recorded = {
-  plan: ['action', 'mode', 'actor', 'trigger', 'force'],
+  plan: ['action', 'mode', 'actor', 'trigger', 'force', 'gpu'],
   cordon: [
     'wasUnschedulable',
     'cordonedByUs',
@@ -152,6 +162,16 @@ const recorded = {
   ],
   kubeflow_snapshot: ['jobs'],
   drain: ['evicted', 'forced', 'blocked', 'pods'],
+  reset: [
+    'gpu',
+    'gpusReset',
+    'wholeNode',
+    'resetPod',
+    'exitCode',
+    'output',
+    'exporterLabelBefore',
+    'instanceType',
+  ],
   reboot: ['bootIdBefore', 'instanceId', 'reissued', 'gpuExpectation', 'agentPodsBefore'],
   wait_node_back: ['bootIdBefore', 'bootId', 'ready'],
   verify_scan: ['healthy', 'gpus', 'waitedMs', 'settled', 'waitingFor', 'missing', 'category', 'explanation'],

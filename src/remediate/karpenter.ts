@@ -20,7 +20,7 @@ import type { StepContext } from './steps.js';
 export const ReleaseStep = 'release_guard';
 
 /** Plans that drain the node: the ones a consolidation could cut short. */
-const guarded = new Set(['drain', 'reboot', 'replace']);
+const guarded = new Set(['drain', 'reset', 'reboot', 'replace']);
 
 /** What the cordon row records before any effect: whether the node had the annotation already. */
 export async function disruptionGuardBefore(

@@ -7,7 +7,7 @@ import { parseDump } from '../collect/parse/dump.js';
 import type { FindingKind, Severity } from '../domain/finding.js';
 import type { PolicyMode, RemediationAction } from '../domain/incident.js';
 import { defaultClassificationPolicy } from '../domain/policy.js';
-import { decide, type FaultInput, type RemediationHistory } from './policy.js';
+import { decide, type FaultInput, type RemediationHistory, ResetXids } from './policy.js';
 
 const now = Date.parse('2025-01-02T00:00:00Z');
 const clean: RemediationHistory = { rebootsForFault: 0, remediationsInWindow: 0 };
@@ -19,17 +19,19 @@ function fault(kind: FindingKind, severity: Severity, extra: Partial<FaultInput>
 describe('decide: the default table', () => {
   it.each<[string, FaultInput, RemediationAction, PolicyMode]>([
     ['XID 79', fault('xid', 'critical', { xid: 79 }), 'replace', 'auto'],
-    ['XID 74', fault('xid', 'critical', { xid: 74 }), 'replace', 'auto'],
-    ['XID 119', fault('xid', 'critical', { xid: 119 }), 'replace', 'auto'],
-    ['XID 120', fault('xid', 'critical', { xid: 120 }), 'replace', 'auto'],
+    // The catalog's reset_gpu XIDs: a GPU reset first (it used to be replace for 74/119/120/140, reboot for the rest).
+    ['XID 74', fault('xid', 'critical', { xid: 74 }), 'reset', 'auto'],
+    ['XID 119', fault('xid', 'critical', { xid: 119 }), 'reset', 'auto'],
+    ['XID 120', fault('xid', 'critical', { xid: 120 }), 'reset', 'auto'],
     ['XID 121', fault('xid', 'critical', { xid: 121 }), 'replace', 'auto'],
-    ['XID 140', fault('xid', 'critical', { xid: 140 }), 'replace', 'auto'],
-    ['other critical XID 62', fault('xid', 'critical', { xid: 62 }), 'reboot', 'auto'],
+    ['XID 140', fault('xid', 'critical', { xid: 140 }), 'reset', 'auto'],
+    ['XID 62', fault('xid', 'critical', { xid: 62 }), 'reset', 'auto'],
+    ['other critical XID 151 (catalog: reboot)', fault('xid', 'critical', { xid: 151 }), 'reboot', 'auto'],
     ['ECC DBE', fault('ecc_dbe', 'critical'), 'reboot', 'auto'],
     ['row-remap failure', fault('row_remap_failure', 'critical'), 'reboot', 'auto'],
-    ['XID 48', fault('xid', 'critical', { xid: 48 }), 'reboot', 'auto'],
-    ['XID 64', fault('xid', 'critical', { xid: 64 }), 'reboot', 'auto'],
-    ['XID 95', fault('xid', 'critical', { xid: 95 }), 'reboot', 'auto'],
+    ['XID 48', fault('xid', 'critical', { xid: 48 }), 'reset', 'auto'],
+    ['XID 64', fault('xid', 'critical', { xid: 64 }), 'reset', 'auto'],
+    ['XID 95', fault('xid', 'critical', { xid: 95 }), 'reset', 'auto'],
     ['GPU missing', fault('gpu_missing', 'critical'), 'reboot', 'approve'],
     ['DCGM health FAIL', fault('health', 'critical'), 'reboot', 'approve'],
     [
@@ -149,12 +151,38 @@ describe('decide: escalation and humans', () => {
 
   it('maxRebootsPerFault reboots already done → replace', () => {
     const d = decide(
-      fault('xid', 'critical', { xid: 62 }),
+      fault('xid', 'critical', { xid: 151 }),
       testPolicy(),
       { rebootsForFault: 1, remediationsInWindow: 1 },
       now,
     );
     expect([d.action, d.escalated]).toEqual(['replace', true]);
+  });
+
+  it('the ladder: a reset already tried for the fault → reboot; a reboot too → replace', () => {
+    const afterReset = decide(
+      fault('xid', 'critical', { xid: 119 }),
+      testPolicy(),
+      { rebootsForFault: 0, remediationsInWindow: 1, resetsForFault: 1, lastResetAt: now - 60_000 },
+      now,
+    );
+    expect([afterReset.action, afterReset.mode, afterReset.escalated]).toEqual(['reboot', 'auto', true]);
+    expect(afterReset.reason).toContain('Escalated to reboot');
+    const afterReboot = decide(
+      fault('xid', 'critical', { xid: 119 }),
+      testPolicy(),
+      { rebootsForFault: 1, remediationsInWindow: 2, resetsForFault: 1, lastRebootAt: now - 60_000 },
+      now,
+    );
+    expect([afterReboot.action, afterReboot.escalated]).toEqual(['replace', true]);
+  });
+
+  it('ResetXids is the catalog: every critical reset_gpu XID, nothing else', () => {
+    const fromCatalog = loadXidCatalog()
+      .all()
+      .filter((e) => e.catalogAction === 'reset_gpu' && e.severity === 'critical')
+      .map((e) => e.xid);
+    expect([...ResetXids].sort((a, b) => a - b)).toEqual(fromCatalog);
   });
 
   it('a node remediated maxRemediationsPerNode times in the window goes to a human', () => {

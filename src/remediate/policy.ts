@@ -7,6 +7,7 @@ import type { FaultInput } from '../domain/fault.js';
 import { NODE_CONDITION } from '../domain/finding.js';
 import type { PolicyMode, RemediationAction } from '../domain/incident.js';
 import type { Policy, RemediationRule } from '../domain/policy.js';
+import { escalationAfter } from './escalation.js';
 
 export type { FaultInput };
 
@@ -16,6 +17,9 @@ export interface RemediationHistory {
   lastRebootAt?: number;
   /** Remediations of this node within `escalation.windowDays`. */
   remediationsInWindow: number;
+  /** GPU resets run for this fault (done or failed) within the escalation window; absent = none. */
+  resetsForFault?: number;
+  lastResetAt?: number;
 }
 
 export interface Decision {
@@ -29,6 +33,15 @@ export interface Decision {
   force?: boolean;
 }
 
+/**
+ * The XIDs NVIDIA's catalog (data/xid-catalog.csv) recommends `reset_gpu` for, all critical: a GPU reset
+ * (about a minute, no EC2 call) is the default repair; a reset that does not hold escalates to a reboot.
+ * policy.test.ts checks this list against the catalog.
+ */
+export const ResetXids: ReadonlySet<number> = new Set([
+  46, 48, 62, 64, 74, 95, 109, 110, 119, 120, 136, 140, 143, 155, 156, 158, 169, 171, 172,
+]);
+
 /** EKS node auto repair replaces on these; 79 = fallen off the bus. */
 export const ReplaceXids: ReadonlySet<number> = new Set([74, 79, 119, 120, 121, 140]);
 /** Memory faults that a reset usually clears, but that mean bad hardware if they return. */
@@ -40,7 +53,7 @@ export const MemoryFaultXids: ReadonlySet<number> = new Set([48, 64, 95]);
  */
 export const RecoveryActionXid = 154;
 
-const destructive: ReadonlySet<RemediationAction> = new Set(['drain', 'reboot', 'replace']);
+const destructive: ReadonlySet<RemediationAction> = new Set(['drain', 'reset', 'reboot', 'replace']);
 const modeStrictness: Record<PolicyMode, number> = { auto: 0, approve: 1, off: 2 };
 
 function stricter(a: PolicyMode, b: PolicyMode): PolicyMode {
@@ -67,6 +80,13 @@ export function defaultDecision(fault: FaultInput): Decision {
   }
   if (fault.severity !== 'critical') {
     return { action: 'none', mode: 'off', reason: `${fault.category} is a ${fault.severity}: alert only.` };
+  }
+  if (fault.kind === 'xid' && fault.xid !== undefined && ResetXids.has(fault.xid)) {
+    return {
+      action: 'reset',
+      mode: 'auto',
+      reason: `XID ${fault.xid}: NVIDIA recommends a GPU reset; reset the GPU (no reboot), reboot if it does not hold.`,
+    };
   }
   if (fault.xid !== undefined && ReplaceXids.has(fault.xid)) {
     return {
@@ -170,6 +190,19 @@ export function decide(
   if (decision.action === 'none') return { ...decision, mode: 'off' };
 
   const esc = remediation.escalation;
+  if (decision.action === 'reset') {
+    const resets = history.resetsForFault ?? 0;
+    const returned =
+      history.lastResetAt !== undefined && now - history.lastResetAt <= esc.returnWithinHours * hourMs;
+    if (resets > 0 || returned) {
+      decision = {
+        ...decision,
+        action: escalationAfter('reset') === 'reboot' ? 'reboot' : decision.action,
+        escalated: true,
+        reason: `${decision.reason} Escalated to reboot: a GPU reset for it ${returned ? `did not hold (within ${esc.returnWithinHours} h)` : 'was already tried'}.`,
+      };
+    }
+  }
   if (decision.action === 'reboot') {
     const returned =
       history.lastRebootAt !== undefined && now - history.lastRebootAt <= esc.returnWithinHours * hourMs;

@@ -72,6 +72,11 @@ export interface GpuAgentPod {
   readySince?: number;
 }
 
+/** What one `nvidia-smi --gpu-reset` on a node did. */
+export type GpuResetRun =
+  | { kind: 'ran'; pod: string; exitCode: number; output: string }
+  | { kind: 'unavailable'; reason: string };
+
 export interface ClusterPort {
   getNode(name: string): Promise<GpuNode | undefined>;
   listNodes(): Promise<GpuNode[]>;
@@ -97,6 +102,16 @@ export interface ClusterPort {
   listTrainingJobsForPods(pods: PodRef[]): Promise<TrainingJobRef[]>;
   /** The node's GPU agent pods (exporter / DCGM), read fresh from the API. */
   listGpuAgentPods(node: string): Promise<GpuAgentPod[]>;
+  /** The node's label value (null when absent); undefined when the node is gone. */
+  getNodeLabel(name: string, key: string): Promise<string | null | undefined>;
+  /** Merge-patches the label to `value`, or removes it (null); 'gone' when the node no longer exists. */
+  setNodeLabel(name: string, key: string, value: string | null): Promise<'done' | 'gone'>;
+  /**
+   * `nvidia-smi --gpu-reset [-i gpu]` (argv, no shell) in the node's reset pod (a privileged pod there with the
+   * driver's nvidia-smi: by default the DCGM host-engine pod). Resolves with what nvidia-smi said, or with
+   * `unavailable` when the node has no such pod or its image has no nvidia-smi.
+   */
+  resetGpus(node: string, gpu: number | undefined, signal?: AbortSignal): Promise<GpuResetRun>;
   getTrainingJobStatus(job: TrainingJobRef): Promise<TrainingJobStatus>;
 }
 
@@ -226,4 +241,6 @@ export interface RunPlan {
   reason: string;
   force: boolean;
   dryRun: boolean;
+  /** reset: the GPU to reset (a person's choice); default the incident's GPU. */
+  gpu?: number;
 }

@@ -1,5 +1,6 @@
 /** The reboot path: reboot the instance, wait for the node to come back, and the settle gate (verify scan). */
 import type { GpuNode } from '../domain/node.js';
+import { escalateToAfter } from './escalation.js';
 import { rebootUnavailableReason } from './node-kind.js';
 import {
   agentRecordsOf,
@@ -145,16 +146,19 @@ export async function verifyScan(ctx: StepContext): Promise<StepOutcome> {
       details: { healthy: true, gpus: result.gpus, expected: result.expected },
     });
   }
+  const after = ctx.plan.action === 'reset' ? 'the GPU reset' : 'the reboot';
   if (result.kind === 'timeout')
-    return settleTimeout(ctx, ctx.incident.node, 'came back after the reboot', result.missing, true);
+    return settleTimeout(ctx, ctx.incident.node, `came back after ${after}`, result.missing, true);
+  const next = escalateToAfter(ctx.plan.action) ?? 'replace';
   return {
     kind: 'end',
     state: 'escalated',
-    reason: `GPU scan after the reboot still fails (${result.category}: ${result.explanation}); the node stays cordoned and the fault goes to the escalation policy (replace).`,
-    // The services open a follow-up for the same fault; the policy, seeing the reboot that did not help, replaces.
+    reason: `GPU scan after ${after} still fails (${result.category}: ${result.explanation}); the node stays cordoned and the fault goes to the escalation ladder (${next}).`,
+    // The services open a follow-up for the same fault; the policy, seeing the repair that did not help, takes
+    // the next rung (a reset → reboot, a reboot → replace).
     detail: {
       healthy: false,
-      escalateTo: 'replace',
+      escalateTo: next,
       category: result.category,
       explanation: result.explanation,
     },

@@ -32,6 +32,8 @@ interface Request {
   incidentId?: string;
   /** Evict around a PDB after the drain timeout (a policy rule said so). */
   force?: boolean;
+  /** reset: the GPU a person named. */
+  gpu?: number;
 }
 
 /** A check either passes (with what it found) or ends the request with a refusal. */
@@ -51,7 +53,7 @@ export class Requests {
     node: string,
     actor: string,
     reason: string,
-    options: { incidentId?: string } = {},
+    options: { incidentId?: string; gpu?: number } = {},
   ): Promise<ServiceResult> {
     return this.start(action, { node, actor, reason, trigger: 'manual', ...options });
   }
@@ -242,6 +244,7 @@ export class Requests {
       reason: req.reason,
       force: req.force === true,
       dryRun,
+      ...(req.gpu !== undefined ? { gpu: req.gpu } : {}),
     };
     const row = steps.begin(incident.id, PlanStep, { ...plan }, now);
     steps.finish(row.id, 'done', {}, now);

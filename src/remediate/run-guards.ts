@@ -66,6 +66,7 @@ export function readPlan(row: StepRow | undefined, incident: Incident, dryRun: b
     reason: d.reason ?? incident.stateReason ?? incident.explanation,
     force: d.force ?? false,
     dryRun: d.dryRun ?? dryRun,
+    ...(d.gpu !== undefined ? { gpu: d.gpu } : {}),
   };
 }
 
@@ -81,7 +82,7 @@ export function endEvent(
     case 'failed':
       return { step: state, details: { reason, stage } };
     case 'escalated':
-      return { step: state, details: { reason, to: detail.escalateTo === 'replace' ? 'replace' : 'human' } };
+      return { step: state, details: { reason, to: detail.escalateTo ?? 'human' } };
     case 'resolved':
       return {
         step: state,

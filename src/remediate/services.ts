@@ -86,7 +86,7 @@ export class RemediationServices {
     node: string,
     actor: string,
     reason: string,
-    options: { incidentId?: string } = {},
+    options: { incidentId?: string; gpu?: number } = {},
   ): Promise<ServiceResult> {
     return this.requests.requestManual(action, node, actor, reason, options);
   }

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { IncidentState, RemediationAction } from '../domain/incident.js';
 import { IncidentStates, TerminalStates } from '../domain/incident.js';
-import { canTransition, claimState, planSteps, type StepName, stepState } from './state-machine.js';
+import {
+  canTransition,
+  claimState,
+  planSteps,
+  type StepName,
+  stepDoneState,
+  stepState,
+} from './state-machine.js';
 
 describe('planSteps', () => {
   it.each<[RemediationAction, StepName[]]>([
@@ -74,5 +81,31 @@ describe('canTransition', () => {
     ['drained', 'escalated', true],
   ])('%s → %s: %s', (from, to, ok) => {
     expect(canTransition(from, to)).toBe(ok);
+  });
+});
+
+describe('the reset plan', () => {
+  it('cordon → drain → reset → the settle gate → uncordon; no EC2 step', () => {
+    expect(planSteps('reset')).toEqual([
+      'cordon',
+      'kubeflow_snapshot',
+      'drain',
+      'reset',
+      'verify_scan',
+      'uncordon',
+      'follow_jobs',
+      'resolve',
+    ]);
+    expect(planSteps('reset')).not.toContain('reboot');
+    expect(planSteps('reset')).not.toContain('replace');
+  });
+
+  it('every state the reset plan walks through is a legal transition', () => {
+    let state: IncidentState = 'detected';
+    for (const step of planSteps('reset')) {
+      const next = stepState[step];
+      expect(canTransition(state, next), `${state} → ${next}`).toBe(true);
+      state = stepDoneState[step] ?? next;
+    }
   });
 });

@@ -9,6 +9,7 @@ export const StepNames = [
   'cordon',
   'kubeflow_snapshot',
   'drain',
+  'reset',
   'reboot',
   'wait_node_back',
   'verify_scan',
@@ -29,6 +30,16 @@ const plans: Record<RemediationAction, readonly StepName[]> = {
   cordon: ['cordon', 'resolve'],
   uncordon: ['uncordon', 'resolve'],
   drain: ['cordon', 'kubeflow_snapshot', 'drain', 'follow_jobs', 'resolve'],
+  reset: [
+    'cordon',
+    'kubeflow_snapshot',
+    'drain',
+    'reset',
+    'verify_scan',
+    'uncordon',
+    'follow_jobs',
+    'resolve',
+  ],
   reboot: [
     'cordon',
     'kubeflow_snapshot',
@@ -61,6 +72,8 @@ export const stepState: Record<StepName, IncidentState> = {
   cordon: 'cordoned',
   kubeflow_snapshot: 'cordoned',
   drain: 'draining',
+  // A reset takes about a minute and keeps the node: it runs in `drained` (the thread says what runs).
+  reset: 'drained',
   reboot: 'rebooting',
   wait_node_back: 'rebooting',
   verify_scan: 'verifying',

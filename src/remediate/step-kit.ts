@@ -7,6 +7,7 @@ import type { StepDetails } from '../domain/events.js';
 import type { Incident } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
 import type { EngineConfig, EngineDeps } from './engine-config.js';
+import { escalateToAfter } from './escalation.js';
 import type { JournalDetail } from './journal.js';
 import type { RunPlan, StepRow } from './ports.js';
 import type { Missing, SettleResult } from './settle.js';
@@ -93,15 +94,17 @@ export function settleTimeout(
   // reboot that did not bring it back escalates to replace. Nothing read at all: a human looks first.
   const lost =
     replaceable && missing.have !== undefined && missing.have > 0 && (missing.want ?? 0) > missing.have;
+  // A GPU lost after a reset may come back with a reboot; after a reboot it needs new hardware.
+  const next = escalateToAfter(ctx.plan.action) ?? 'replace';
   return {
     kind: 'end',
     state: 'escalated',
-    reason: `${node} ${when} but did not settle within ${minutes(ctx.config.settleTimeoutMs)}: ${missing.text}. It stays cordoned${lost ? '; the lost GPU goes to the escalation policy (replace)' : '; a human decides'}.`,
+    reason: `${node} ${when} but did not settle within ${minutes(ctx.config.settleTimeoutMs)}: ${missing.text}. It stays cordoned${lost ? `; the lost GPU goes to the escalation ladder (${next})` : '; a human decides'}.`,
     detail: {
       settled: false,
       waitingFor: missing.kind,
       missing: missing.text,
-      ...(lost ? { escalateTo: 'replace' } : { needsHuman: true }),
+      ...(lost ? { escalateTo: next } : { needsHuman: true }),
     },
   };
 }

@@ -7,6 +7,7 @@ import { cordon, drain, kubeflowSnapshot, uncordon } from './drain-steps.js';
 import { followJobs } from './job-steps.js';
 import { reboot, verifyScan, waitNodeBack } from './reboot-steps.js';
 import { replace, verifyReplacement, waitReplacement } from './replace-steps.js';
+import { reset } from './reset-steps.js';
 import type { StepName } from './state-machine.js';
 import { done, type StepContext, type StepOutcome } from './step-kit.js';
 
@@ -21,6 +22,8 @@ export async function runStep(step: StepName, ctx: StepContext): Promise<StepOut
       return kubeflowSnapshot(ctx);
     case 'drain':
       return drain(ctx);
+    case 'reset':
+      return reset(ctx);
     case 'reboot':
       return reboot(ctx);
     case 'wait_node_back':

@@ -102,7 +102,7 @@ export class Triage {
       firstSeen: now,
       lastSeen: now,
       count: 1,
-      stateReason: `follow-up of ${prev.id}: ${prev.stateReason ?? 'the reboot did not cure the fault'}`,
+      stateReason: `follow-up of ${prev.id}: ${prev.stateReason ?? 'the repair did not cure the fault'}`,
     });
     this.kit.deps.audit.append({
       at: now,
@@ -110,7 +110,7 @@ export class Triage {
       action: 'escalate',
       node: prev.node,
       incidentId: successor.id,
-      reason: `the fault came back after the reboot of ${prev.id}`,
+      reason: `the repair of ${prev.id} did not cure the fault`,
       result: 'opened',
     });
     this.kit.publish(
@@ -141,7 +141,7 @@ export class Triage {
     const pending = all.filter(
       (i) =>
         i.state === 'escalated' &&
-        steps.lastOf(i.id, 'escalate')?.detail.to === 'replace' &&
+        steps.lastOf(i.id, 'escalate')?.detail.to !== undefined &&
         !all.some((j) => j.node === i.node && j.faultKey === i.faultKey && j.firstSeen > i.firstSeen),
     );
     for (const i of pending) await this.followUp(i.id);

@@ -85,6 +85,9 @@ export interface FaultOptions {
   persistent?: boolean;
 }
 
+/** A fault re-applied after a reboot; one tagged with its GPU also comes back after a reset of that GPU. */
+export type PersistentFault = (() => void) & { gpu?: number };
+
 export type NvlinkCounter = 'crcFlit' | 'crcData' | 'replay' | 'recovery';
 
 export type ExporterScrape =
@@ -155,7 +158,8 @@ export interface NodeState {
   /** This node's exporter counters file; undefined = the cluster's. */
   counters?: CounterSet;
   exposition?: string;
-  persistent: Array<() => void>;
+  /** Faults that come back after a reboot; `gpu` set = also after a reset of that GPU. */
+  persistent: PersistentFault[];
   rebooting: boolean;
   rebootTimer?: SimTimer;
   /** Condition types set by setCondition, reset by a reboot. */

@@ -18,6 +18,7 @@ import { KarpenterController, type KarpenterDisruption } from './karpenter.js';
 import { NodeBoot } from './node-boot.js';
 import { NodeClaims } from './node-claims.js';
 import { EksNodeRepair } from './node-repair.js';
+import { EXPORTER_DEPLOY_LABEL, SimGpuResets, type StageResult } from './nvidia-smi.js';
 import { ApiError, ResourceStore, type WatchListener } from './resource-store.js';
 import { SeededRandom } from './seeded-random.js';
 import { realClock, type SimClock, type SimTimer } from './sim-clock.js';
@@ -760,6 +761,50 @@ export class SimCluster implements CloudEffects {
     const s = this.state(node);
     this.gpu(s, gpu);
     s.persistent.push(() => this.dropGpu(node, gpu));
+  }
+
+  /** The simulated driver's GPU resets: injected failures (`failNext`) and the resets done. */
+  readonly gpuResets = new SimGpuResets();
+
+  /** Runs `nvidia-smi ARGS` on the node, as root in a privileged pod there (a reset changes its GPUs). */
+  nvidiaSmi(node: string, args: readonly string[]): StageResult {
+    const s = this.state(node);
+    return this.gpuResets.run(args, {
+      name: s.name,
+      instanceType: s.group.instanceType,
+      gpus: s.gpus,
+      holders: (g) => this.gpuHolders(s, g),
+      replayPersistent: (gpus) => {
+        for (const fault of [...s.persistent]) if (fault.gpu !== undefined && gpus.has(fault.gpu)) fault();
+      },
+      changed: () => this.gpuChanged(s),
+    });
+  }
+
+  /** Sets (or, with undefined, removes) a label on the node, as `kubectl label` would. */
+  labelNode(node: string, key: string, value: string | undefined): void {
+    this.state(node);
+    this.store.update<KubeNode>('nodes', undefined, node, (n) => {
+      const labels = { ...(n.metadata.labels ?? {}) };
+      if (value === undefined) delete labels[key];
+      else labels[key] = value;
+      n.metadata.labels = labels;
+      return n;
+    });
+  }
+
+  /** Pods holding a handle on the GPU: the workload allocated to it, the exporter unless the label pauses it. */
+  private gpuHolders(s: NodeState, g: SimGpu): string[] {
+    const out: string[] = [];
+    const owner = s.allocations.get(g.index);
+    if (owner) out.push(owner);
+    const exporter = this.exporterPod(s.name);
+    const deploy = this.store.get<KubeNode>('nodes', undefined, s.name)?.metadata.labels?.[
+      EXPORTER_DEPLOY_LABEL
+    ];
+    if (exporter && (deploy === undefined || deploy === 'true'))
+      out.push(`${exporter.metadata.namespace}/${exporter.metadata.name}`);
+    return out;
   }
 
   /** Every later reboot of the node hangs in boot: the kubelet never posts Ready again. */

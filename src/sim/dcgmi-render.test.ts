@@ -188,7 +188,7 @@ describe('runSimCommand (what a dcgm-server pod answers)', () => {
   });
 
   it.each([
-    [['sh', '-c', 'nvidia-smi'], 127, 'nvidia-smi: command not found'],
+    [['sh', '-c', 'lspci'], 127, 'lspci: command not found'],
     [['sh', '-c', 'dmesg | frobnicate'], 127, 'frobnicate: command not found'],
     [['sh', '-c', 'dmesg | grep -i sxid'], 1, ''],
     [['dcgmi', 'dmon', '-e', '999', '-c', '1'], 255, 'Invalid field'],
@@ -201,8 +201,8 @@ describe('runSimCommand (what a dcgm-server pod answers)', () => {
   });
 
   it('a binary missing from the image never starts (the runtime refuses it): no exit status of its own', () => {
-    const r = runSimCommand(['nvidia-smi'], host());
-    expect(r.startError).toMatch(/exec: "nvidia-smi": executable file not found in \$PATH: unknown$/);
+    const r = runSimCommand(['lspci'], host());
+    expect(r.startError).toMatch(/exec: "lspci": executable file not found in \$PATH: unknown$/);
     expect(r.stdout).toBe('');
   });
 

@@ -317,7 +317,12 @@ function defaultExec(cluster: SimCluster, req: SimExecRequest): SimExecResult {
   const ds = cluster.dcgmServer;
   if (!ds || !cluster.isDcgmServerPod(req.pod) || !req.node) return runSimCommand(req.command, undefined);
   const gpus = cluster.gpuState(req.node).filter((g) => g.present);
-  const host: DcgmHost = { gpus, kernelLog: cluster.kernelLog(req.node) };
+  const node = req.node;
+  const host: DcgmHost = {
+    gpus,
+    kernelLog: cluster.kernelLog(node),
+    nvidiaSmi: (args) => cluster.nvidiaSmi(node, args),
+  };
   if (ds.tools) host.tools = new Set(ds.tools);
   return runSimCommand(req.command, host);
 }
@@ -328,8 +333,10 @@ export interface DcgmHost {
   /** GPUs DCGM can see (present ones). */
   gpus: SimGpu[];
   kernelLog: string[];
-  /** The binaries in the pod's image; undefined = an Ubuntu userland (sh, bash, dmesg, grep, tail, head, dcgmi). */
+  /** The binaries in the pod's image; undefined = an Ubuntu userland (sh, bash, dmesg, grep, tail, head, dcgmi, nvidia-smi). */
   tools?: ReadonlySet<string>;
+  /** `nvidia-smi ARGS` on the node (src/sim/nvidia-smi.ts). */
+  nvidiaSmi?: (args: readonly string[]) => ReturnType<Stage>;
 }
 
 /** containerd's words, as the kubelet relays them, for an argv[0] that is not in the image. */
@@ -352,6 +359,7 @@ const USERLAND: ReadonlySet<string> = new Set([
   'head',
   'dcgmi',
   'nv-hostengine',
+  'nvidia-smi',
 ]);
 
 /** Splits a `sh -c` script into pipeline stages of words; quotes group, `|` outside quotes separates. */
@@ -487,6 +495,7 @@ export function runSimCommand(command: readonly string[], host: DcgmHost | undef
     let r: ReturnType<Stage>;
     if (!host || !has(name)) r = notFound(name);
     else if (name === 'dcgmi') r = dcgmiStage(args, host);
+    else if (name === 'nvidia-smi' && host.nvidiaSmi) r = host.nvidiaSmi(args);
     else if (name === 'dmesg') r = { out: renderDmesg(host.kernelLog), code: 0 };
     else if (name === 'grep') r = grepStage(args, input ?? []);
     else if (name === 'tail' || name === 'head') r = tailHeadStage(name, args, input ?? []);

@@ -1,5 +1,5 @@
 import type { HealthState } from '../domain/gpu.js';
-import type { FaultOptions, NodeState, NvlinkCounter } from './cluster-types.js';
+import type { FaultOptions, NodeState, NvlinkCounter, PersistentFault } from './cluster-types.js';
 import { kernelPciAddress, type SimGpu } from './sim-gpu.js';
 import { defaultKernelText } from './xid-text.js';
 
@@ -15,9 +15,14 @@ export interface GpuFaultsHost {
   syncAllocatable(s: NodeState): void;
 }
 
+/** Tags a persistent fault with its GPU: a reset of that GPU does not cure it either. */
+function onGpu(gpu: number, apply: () => void): PersistentFault {
+  return Object.assign(apply, { gpu });
+}
+
 /**
  * Fault injection into a node's GPUs. A `persistent` fault is recorded on the node and comes back after a
- * reboot (a real hardware defect), so escalation can be tested.
+ * reboot (a real hardware defect), and after a reset of its GPU, so escalation can be tested.
  */
 export class GpuFaults {
   constructor(private readonly host: GpuFaultsHost) {}
@@ -45,8 +50,10 @@ export class GpuFaults {
     this.host.gpuChanged(s);
     if (opts.persistent) {
       const gpuInstance = opts.gpuInstance;
-      s.persistent.push(() =>
-        this.injectXid(node, gpu, xid, message, gpuInstance !== undefined ? { gpuInstance } : {}),
+      s.persistent.push(
+        onGpu(gpu, () =>
+          this.injectXid(node, gpu, xid, message, gpuInstance !== undefined ? { gpuInstance } : {}),
+        ),
       );
     }
   }
@@ -66,14 +73,14 @@ export class GpuFaults {
       g.rowRemapPending = 1;
     }
     this.host.gpuChanged(s);
-    if (counts.persistent) s.persistent.push(() => this.injectEcc(node, gpu, { sbe, dbe }));
+    if (counts.persistent) s.persistent.push(onGpu(gpu, () => this.injectEcc(node, gpu, { sbe, dbe })));
   }
 
   injectRowRemapFailure(node: string, gpu: number, opts: FaultOptions = {}): void {
     const s = this.host.state(node);
     this.host.gpu(s, gpu).rowRemapFailure = 1;
     this.host.gpuChanged(s);
-    if (opts.persistent) s.persistent.push(() => this.injectRowRemapFailure(node, gpu));
+    if (opts.persistent) s.persistent.push(onGpu(gpu, () => this.injectRowRemapFailure(node, gpu)));
   }
 
   injectNvlinkErrors(
@@ -101,7 +108,7 @@ export class GpuFaults {
     this.host.gpuChanged(s);
     if (opts.persistent) {
       const counter = opts.counter;
-      s.persistent.push(() => this.injectNvlinkErrors(node, gpu, n, counter ? { counter } : {}));
+      s.persistent.push(onGpu(gpu, () => this.injectNvlinkErrors(node, gpu, n, counter ? { counter } : {})));
     }
   }
 
@@ -123,7 +130,7 @@ export class GpuFaults {
       this.host.gpuChanged(s);
       this.host.syncAllocatable(s);
     }
-    if (opts.persistent) s.persistent.push(() => this.dropGpu(node, gpu));
+    if (opts.persistent) s.persistent.push(onGpu(gpu, () => this.dropGpu(node, gpu)));
   }
 
   /**
@@ -136,6 +143,6 @@ export class GpuFaults {
     g.health = health;
     g.healthMessage = message;
     this.host.gpuChanged(s);
-    if (opts.persistent) s.persistent.push(() => this.setHealth(node, gpu, health, message));
+    if (opts.persistent) s.persistent.push(onGpu(gpu, () => this.setHealth(node, gpu, health, message)));
   }
 }

@@ -30,7 +30,8 @@ export interface ChatPort {
     node: string,
     actor: string,
     reason: string,
-    options?: { incidentId?: string },
+    /** `gpu`: the GPU a reset takes (ignored by other actions; NVSwitch types reset all GPUs anyway). */
+    options?: { incidentId?: string; gpu?: number },
   ): Promise<ChatResult>;
   approve(incidentId: string, actor: string, action?: RemediationAction): Promise<ChatResult>;
   cancel(incidentId: string, actor: string, reason: string): Promise<ChatResult>;

@@ -20,6 +20,7 @@ const verbs: Record<RemediationAction, string> = {
   cordon: 'cordon',
   uncordon: 'uncordon',
   drain: 'drain',
+  reset: 'reset the GPUs of',
   reboot: 'reboot',
   replace: 'replace',
 };
@@ -29,6 +30,7 @@ const doing: Record<RemediationAction, string> = {
   cordon: 'Cordoning',
   uncordon: 'Uncordoning',
   drain: 'Draining',
+  reset: 'Resetting the GPUs of',
   reboot: 'Rebooting',
   replace: 'Replacing',
 };
@@ -38,6 +40,7 @@ const deniedWhat: Record<ServiceAction, string> = {
   cordon: 'cordon nodes',
   uncordon: 'uncordon nodes',
   drain: 'drain nodes',
+  reset: 'reset GPUs',
   reboot: 'reboot nodes',
   replace: 'replace nodes',
   approve: 'approve remediations',

@@ -64,6 +64,18 @@ describe('gpu-medic demo (child process)', () => {
       /↳ .*Replacement requested/,
       /↳ .*Resolved: \S+ was replaced/,
     ]);
+    // The XID 119 on a p5: every GPU reset together, no reboot, and the node healthy again.
+    const resetNode = /XID 119 \(GSP RPC timeout\) on (\S+) GPU 3/.exec(out)?.[1];
+    expect(resetNode, out).toBeDefined();
+    const tag = `↳ \\[${(resetNode ?? '').split('.')[0]}\\] `;
+    inOrder(out.slice(out.indexOf(`━━ 🔴 critical · ${resetNode}`)), [
+      /XID \/ Category: XID 119/,
+      new RegExp(`${tag}✅ Drained`),
+      new RegExp(`${tag}🔄 Reset all 8 GPUs and the NVSwitches together .*no reboot`),
+      new RegExp(`${tag}🧪 GPU scan healthy: 8/8`),
+      new RegExp(`${tag}✅ Uncordoned`),
+      new RegExp(`${tag}🎉 Resolved: \\S+ is healthy`),
+    ]);
     // The answer to /gpu status (console answers are marked with │).
     expect(out).toMatch(/│ ━━ GPU fleet · sim-cluster ━━/);
     expect(out).toMatch(/│ {3}GPU nodes: \d+/);

@@ -43,6 +43,7 @@ describe('gpu-medic run (child process, Slack HTTP mode): clicks and a Slack out
 
     const actions = alertButtons(postedAlertBlocks(node));
     expect(actions?.buttons.map((b) => b.action_id)).toEqual([
+      'gpu_reset',
       'gpu_replace',
       'gpu_reboot',
       'gpu_cordon',

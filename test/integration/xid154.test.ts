@@ -36,7 +36,7 @@ afterAll(async () => {
 });
 
 describe('XID 154 through the exporter only', () => {
-  it('opens a critical incident that a human decides; XID 48 next door stays automatic', async () => {
+  it('opens a critical incident that a human decides; XID 48 next door is reset automatically', async () => {
     const store = openStore(config.store.dbPath);
     const sensing = createSensing(config, { logger: silentLogger() });
     await sensing.start();
@@ -66,7 +66,7 @@ describe('XID 154 through the exporter only', () => {
       expect(open.map((i) => [i.node, i.category, i.gpu, i.plannedAction, i.mode, i.preexisting])).toEqual(
         expect.arrayContaining([
           [nodes[0], 'XID_CRITICAL_154', 5, 'reboot', 'approve', false],
-          [nodes[1], 'XID_CRITICAL_48', 2, 'reboot', 'auto', false],
+          [nodes[1], 'XID_CRITICAL_48', 2, 'reset', 'auto', false],
         ]),
       );
       expect(open).toHaveLength(2);

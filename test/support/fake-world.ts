@@ -16,6 +16,7 @@ import type {
   ClusterPort,
   EvictionResult,
   GpuAgentPod,
+  GpuResetRun,
   HealthCheckPort,
   InstanceState,
   NodeReading,
@@ -33,6 +34,8 @@ export const MutatingCalls = [
   'deletePod',
   'deleteNode',
   'setDoNotDisrupt',
+  'setNodeLabel',
+  'resetGpus',
   'rebootInstance',
   'terminateInstance',
   'terminateInAutoScalingGroup',
@@ -69,6 +72,8 @@ export interface NodeSpec {
   asg?: string;
   labels?: Record<string, string>;
   gpus?: number;
+  /** Default p5.48xlarge (m5.xlarge without GPUs). */
+  instanceType?: string;
   unschedulable?: boolean;
 }
 
@@ -119,6 +124,11 @@ export class FakeWorld {
   pendingGpuPods = 1;
   /** Nodes carrying `karpenter.sh/do-not-disrupt: "true"`. */
   readonly doNotDisrupt = new Set<string>();
+  /** Node labels set through the port, `node` → key → value. */
+  readonly labels = new Map<string, Map<string, string>>();
+  /** Resets asked for, in order; `results` answers them in turn (default: nvidia-smi's success). */
+  readonly resets: { node: string; gpu: number | undefined }[] = [];
+  readonly resetResults: GpuResetRun[] = [];
   private seq = 0;
 
   constructor(
@@ -132,7 +142,7 @@ export class FakeWorld {
       name: spec.name,
       instanceId: spec.instanceId,
       // A CPU node is what the cluster would show: a CPU instance type and no NVIDIA resources.
-      instanceType: gpus > 0 ? 'p5.48xlarge' : 'm5.xlarge',
+      instanceType: spec.instanceType ?? (gpus > 0 ? 'p5.48xlarge' : 'm5.xlarge'),
       ...(spec.nodeGroup ? { nodeGroup: spec.nodeGroup } : {}),
       ...(spec.karpenterNodePool ? { karpenterNodePool: spec.karpenterNodePool } : {}),
       ...(gpus > 0 ? { expectedGpus: gpus } : {}),
@@ -368,6 +378,28 @@ export class FakeWorld {
       const agent = this.nodes.has(name) ? this.agents.get(name) : undefined;
       if (!agent) return [];
       return [{ namespace: 'gpu-operator', name: `dcgm-exporter-${name}`, ...agent }];
+    },
+    getNodeLabel: async (name, key) => {
+      this.hit('getNodeLabel');
+      if (!this.nodes.has(name)) return undefined;
+      return this.labels.get(name)?.get(key) ?? null;
+    },
+    setNodeLabel: async (name, key, value) => {
+      this.hit('setNodeLabel');
+      if (!this.nodes.has(name)) return 'gone';
+      const labels = this.labels.get(name) ?? new Map<string, string>();
+      if (value === null) labels.delete(key);
+      else labels.set(key, value);
+      this.labels.set(name, labels);
+      return 'done';
+    },
+    resetGpus: async (name, gpu): Promise<GpuResetRun> => {
+      this.hit('resetGpus');
+      this.resets.push({ node: name, gpu });
+      const next = this.resetResults.shift();
+      if (next) return next;
+      if (!this.nodes.has(name)) return { kind: 'unavailable', reason: `no node ${name}` };
+      return { kind: 'ran', pod: `kube-system/dcgm-server-${name}`, exitCode: 0, output: 'All done.' };
     },
     getTrainingJobStatus: async (job) => {
       this.hit('getTrainingJobStatus');

@@ -92,7 +92,7 @@ export class RecordingChatPort implements ChatPort {
     node: string,
     actor: string,
     reason: string,
-    options?: { incidentId?: string },
+    options?: { incidentId?: string; gpu?: number },
   ): Promise<ChatResult> {
     this.record(
       'requestManual',

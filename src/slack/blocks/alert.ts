@@ -23,10 +23,11 @@ import { codeSection, context, fieldsSection, header, type KnownBlock, plain, se
 import { SlackLimits, truncate } from './limits.js';
 
 /** What an operator can press on an alert. */
-export const AlertButtonActions = ['replace', 'reboot', 'cordon', 'exclude', 'dismiss'] as const;
+export const AlertButtonActions = ['reset', 'replace', 'reboot', 'cordon', 'exclude', 'dismiss'] as const;
 export type AlertButtonAction = (typeof AlertButtonActions)[number];
 
 export const alertActionIds = {
+  reset: 'gpu_reset',
   replace: 'gpu_replace',
   reboot: 'gpu_reboot',
   cordon: 'gpu_cordon',
@@ -34,8 +35,8 @@ export const alertActionIds = {
   dismiss: 'gpu_dismiss',
 } as const satisfies Record<AlertButtonAction, string>;
 
-/** For `app.action(alertActionIdPattern, …)`: matches exactly the five alert buttons. */
-export const alertActionIdPattern = /^gpu_(replace|reboot|cordon|exclude|dismiss)$/;
+/** For `app.action(alertActionIdPattern, …)`: matches exactly the six alert buttons. */
+export const alertActionIdPattern = /^gpu_(reset|replace|reboot|cordon|exclude|dismiss)$/;
 
 /** `gpu_reboot` → `reboot`; anything else → undefined. */
 export function alertActionFromId(actionId: string): AlertButtonAction | undefined {
@@ -75,6 +76,11 @@ export interface SlackMessage {
 const confirmCopy: Partial<
   Record<AlertButtonAction, { title: string; text: (node: string, instance: string) => string }>
 > = {
+  reset: {
+    title: 'Reset the GPU?',
+    text: (node) =>
+      `Cordon and drain ${node}, then reset the faulty GPU with nvidia-smi (all GPUs together on NVSwitch types); no reboot, no EC2 call. Running pods are evicted (PodDisruptionBudgets are honoured).`,
+  },
   replace: {
     title: 'Replace this node?',
     text: (node, instance) =>
@@ -104,7 +110,7 @@ function button(
   const b: types.Button = {
     type: 'button',
     action_id: alertActionIds[action],
-    text: plain(capitalize(action), SlackLimits.buttonText),
+    text: plain(action === 'reset' ? 'Reset GPU' : capitalize(action), SlackLimits.buttonText),
     value,
   };
   const confirm =

@@ -376,14 +376,19 @@ export const commandConfirmActionIds = { confirm: 'gpu_cmd_confirm', cancel: 'gp
 
 /** The confirmation button value: `{"k":"reboot","n":node,"r":reason?}`; read back with parseCommandButtonValue. */
 export function encodeCommandValue(cmd: Extract<GpuCommand, { kind: NodeActionKind }>): string {
-  return JSON.stringify(
-    cmd.reason ? { k: cmd.kind, n: cmd.node, r: cmd.reason } : { k: cmd.kind, n: cmd.node },
-  );
+  return JSON.stringify({
+    k: cmd.kind,
+    n: cmd.node,
+    ...(cmd.reason ? { r: cmd.reason } : {}),
+    ...(cmd.gpu !== undefined ? { g: cmd.gpu } : {}),
+  });
 }
 
 const commandConsequence: Record<NodeActionKind, string> = {
   cordon: 'New pods will not be scheduled on it; running pods stay.',
   uncordon: 'Pods can be scheduled on it again, and gpu-medic stops any remediation in progress on it.',
+  reset:
+    'It is cordoned and drained (running pods are evicted), then the GPU is reset with nvidia-smi (all GPUs on NVSwitch types); no reboot.',
   reboot: 'It is cordoned and drained (running pods are evicted), then its instance is rebooted.',
   replace:
     'It is cordoned and drained (running pods are evicted), then its instance is terminated and replaced.',
@@ -391,15 +396,16 @@ const commandConsequence: Record<NodeActionKind, string> = {
 
 /** The confirmation step of `/gpu cordon|uncordon|reboot|replace <node>` (ephemeral, with Confirm / Cancel). */
 export function confirmCommandMessage(cmd: Extract<GpuCommand, { kind: NodeActionKind }>): SlackMessage {
-  const question = `${capitalize(cmd.kind)} ${inlineCode(cmd.node)}?`;
+  const what =
+    cmd.kind === 'reset'
+      ? `Reset ${cmd.gpu !== undefined ? `GPU ${cmd.gpu} of` : 'the GPUs of'}`
+      : capitalize(cmd.kind);
+  const question = `${what} ${inlineCode(cmd.node)}?`;
   const reason = cmd.reason ? `\nReason: ${escapeMrkdwn(cmd.reason)}` : '';
   const value = encodeCommandValue(cmd);
-  const destructive = cmd.kind === 'reboot' || cmd.kind === 'replace';
+  const destructive = cmd.kind === 'reset' || cmd.kind === 'reboot' || cmd.kind === 'replace';
   return {
-    text: truncate(
-      `${capitalize(cmd.kind)} ${cmd.node}? ${commandConsequence[cmd.kind]}`,
-      SlackLimits.messageText,
-    ),
+    text: truncate(`${what} ${cmd.node}? ${commandConsequence[cmd.kind]}`, SlackLimits.messageText),
     blocks: [
       section(`*${question}* ${commandConsequence[cmd.kind]}${reason}`),
       {

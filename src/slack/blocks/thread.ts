@@ -49,6 +49,8 @@ function dryRunLine(event: ProgressEvent): string | undefined {
     }
     case 'pod_evicted':
       return `would evict ${e(d.pod ?? 'a pod')}`;
+    case 'gpu_reset':
+      return `would reset ${d.wholeNode === true ? 'all GPUs' : `GPU ${d.gpus?.join(', ') ?? '?'}`} on ${node}`;
     case 'reboot_issued':
       return `would reboot ${e(d.instanceId ?? node)}`;
     case 'replace_issued':
@@ -156,6 +158,14 @@ function stepLine(event: ProgressEvent): string {
       const evicted = d.evicted;
       const forced = d.forced;
       return `✅ Drained ${node}${evicted !== undefined ? `: ${evicted} pod${evicted === 1 ? '' : 's'} evicted` : ''}${forced ? `, ${forced} deleted around a PodDisruptionBudget` : ''}${took(event)}`;
+    }
+    case 'gpu_reset': {
+      const count = d.gpus?.length;
+      const which =
+        d.wholeNode === true
+          ? `all${count !== undefined ? ` ${count}` : ''} GPUs and the NVSwitches together`
+          : `GPU ${d.gpus?.join(', ') ?? '?'}`;
+      return `🔄 Reset ${which} on ${node} (nvidia-smi --gpu-reset${d.pod ? ` in ${e(d.pod)}` : ''}) — no reboot${took(event)}`;
     }
     case 'reboot_issued': {
       const id = d.instanceId;
@@ -292,7 +302,7 @@ function stepLine(event: ProgressEvent): string {
     }
     case 'escalated': {
       const reason = d.reason;
-      const to = d.to === 'replace' ? 'to replace' : 'to a human';
+      const to = d.to === 'replace' ? 'to replace' : d.to === 'reboot' ? 'to reboot' : 'to a human';
       return `⬆️ Escalated ${to}${reason ? `: ${e(reason)}` : ''}`;
     }
     case 'failed': {

@@ -8,6 +8,7 @@ import {
   needsConfirmation,
   normalizeCommandText,
   parseButtonValue,
+  parseCommandButtonValue,
   parseDuration,
   parseGpuCommand,
   usage,
@@ -229,5 +230,37 @@ describe('parseButtonValue', () => {
     }
     expect(result).toHaveProperty('error');
     expect((result as { error: string }).error).toMatch(error);
+  });
+});
+
+describe('/gpu reset', () => {
+  it('takes a node, an optional GPU index and a reason', () => {
+    expect(parseGpuCommand('reset ip-10-0-1-5 3 xid 119 again')).toEqual({
+      kind: 'reset',
+      node: 'ip-10-0-1-5',
+      gpu: 3,
+      reason: 'xid 119 again',
+    });
+    expect(parseGpuCommand('reset ip-10-0-1-5')).toEqual({ kind: 'reset', node: 'ip-10-0-1-5' });
+    expect(parseGpuCommand('reset ip-10-0-1-5 flaky')).toEqual({
+      kind: 'reset',
+      node: 'ip-10-0-1-5',
+      reason: 'flaky',
+    });
+  });
+
+  it('the confirmation button carries the GPU; other actions never get one', () => {
+    expect(parseCommandButtonValue(JSON.stringify({ k: 'reset', n: 'ip-10-0-1-5', g: 3 }))).toEqual({
+      kind: 'reset',
+      node: 'ip-10-0-1-5',
+      gpu: 3,
+    });
+    expect(parseCommandButtonValue(JSON.stringify({ k: 'reboot', n: 'ip-10-0-1-5', g: 3 }))).toEqual({
+      kind: 'reboot',
+      node: 'ip-10-0-1-5',
+    });
+    expect(parseCommandButtonValue(JSON.stringify({ k: 'reset', n: 'ip-10-0-1-5', g: -1 }))).toHaveProperty(
+      'error',
+    );
   });
 });

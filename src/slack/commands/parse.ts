@@ -12,6 +12,7 @@ export const GpuSubcommands = [
   'exclusions',
   'cordon',
   'uncordon',
+  'reset',
   'reboot',
   'replace',
   'history',
@@ -22,7 +23,7 @@ export const GpuSubcommands = [
 ] as const;
 export type GpuSubcommand = (typeof GpuSubcommands)[number];
 
-export const NodeActionKinds = ['cordon', 'uncordon', 'reboot', 'replace'] as const;
+export const NodeActionKinds = ['cordon', 'uncordon', 'reset', 'reboot', 'replace'] as const;
 export type NodeActionKind = (typeof NodeActionKinds)[number];
 
 export type GpuCommand =
@@ -31,7 +32,8 @@ export type GpuCommand =
   | { kind: 'exclude'; node: string; durationMs: number; reason?: string }
   | { kind: 'unexclude'; node: string }
   | { kind: 'exclusions' }
-  | { kind: NodeActionKind; node: string; reason?: string }
+  /** `gpu`: reset only, the GPU index to reset (NVSwitch types reset all GPUs whatever it says). */
+  | { kind: NodeActionKind; node: string; reason?: string; gpu?: number }
   | { kind: 'history'; node: string }
   | { kind: 'report'; days: number }
   | { kind: 'pause'; reason?: string }
@@ -66,6 +68,7 @@ export const usage: Record<GpuSubcommand, string> = {
   exclusions: '/gpu exclusions',
   cordon: '/gpu cordon <node> [reason…]',
   uncordon: '/gpu uncordon <node> [reason…]',
+  reset: '/gpu reset <node> [gpu] [reason…]',
   reboot: '/gpu reboot <node> [reason…]',
   replace: '/gpu replace <node> [reason…]',
   history: '/gpu history <node>',
@@ -85,6 +88,8 @@ export const subcommandHelp: Record<GpuSubcommand, string> = {
   exclusions: 'List excluded nodes',
   cordon: 'Cordon a node (asks for confirmation)',
   uncordon: 'Uncordon a node (asks for confirmation)',
+  reset:
+    'Cordon, drain and reset a GPU (nvidia-smi; all GPUs on NVSwitch types), no reboot (asks for confirmation)',
   reboot: 'Cordon, drain and reboot a node (asks for confirmation)',
   replace: 'Cordon, drain and replace a node’s instance (asks for confirmation)',
   history: 'What gpu-medic and people did to a node',
@@ -247,6 +252,14 @@ export function parseGpuCommand(text: string): ParseResult {
       }
       return { kind: 'report', days };
     }
+    case 'reset': {
+      const node = needNode();
+      if (typeof node !== 'string') return node;
+      const token = rest[1];
+      const gpu = token !== undefined && /^\d{1,2}$/.test(token) ? Number(token) : undefined;
+      const reason = reasonOf(rest.slice(gpu !== undefined ? 2 : 1));
+      return { kind: name, node, ...(gpu !== undefined ? { gpu } : {}), ...(reason ? { reason } : {}) };
+    }
     case 'cordon':
     case 'uncordon':
     case 'reboot':
@@ -341,10 +354,15 @@ export const CommandButtonValue = z
     k: z.enum(NodeActionKinds),
     n: NodeName,
     r: z.string().max(500).optional(),
+    g: z.number().int().min(0).max(99).optional(),
   })
   .transform(
-    ({ k, n, r }): Extract<GpuCommand, { kind: NodeActionKind }> =>
-      r ? { kind: k, node: n, reason: r } : { kind: k, node: n },
+    ({ k, n, r, g }): Extract<GpuCommand, { kind: NodeActionKind }> => ({
+      kind: k,
+      node: n,
+      ...(r ? { reason: r } : {}),
+      ...(g !== undefined && k === 'reset' ? { gpu: g } : {}),
+    }),
   );
 
 /** Parse a confirmation button value. Never throws. */

@@ -72,6 +72,28 @@ describe('handleGpuCommand', () => {
     expect(chat.callsOf('requestManual')[0]?.args).toEqual(['reboot', node, `slack:${admin}`, 'flaky gpu']);
   });
 
+  it('/gpu reset <node> <gpu>: confirmed, then requestManual(reset) with the GPU as an option', async () => {
+    const { chat, deps } = setup();
+    const reply = await handleGpuCommand(`reset ${node} 3 xid 119`, admin, deps);
+    expect(reply.confirm).toEqual({ kind: 'reset', node, gpu: 3, reason: 'xid 119' });
+    expect(reply.message.text).toContain(`Reset GPU 3 of ${node}?`);
+    expect(chat.callsOf('requestManual')).toHaveLength(0);
+    const actions = reply.message.blocks.find((b) => b.type === 'actions');
+    const confirm = actions && 'elements' in actions ? actions.elements[0] : undefined;
+    const value = confirm && 'value' in confirm ? confirm.value : undefined;
+    await handleConfirmClick('gpu_cmd_confirm', value, admin, deps);
+    expect(chat.callsOf('requestManual')[0]?.args).toEqual([
+      'reset',
+      node,
+      `slack:${admin}`,
+      'xid 119',
+      { gpu: 3 },
+    ]);
+    // A viewer's click is refused like any destructive command.
+    await handleConfirmClick('gpu_cmd_confirm', value, viewer, deps);
+    expect(chat.callsOf('requestManual')).toHaveLength(1);
+  });
+
   it('re-checks authorization on the confirm click', async () => {
     const { chat, deps } = setup();
     const value = JSON.stringify({ k: 'replace', n: node });

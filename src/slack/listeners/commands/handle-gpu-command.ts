@@ -189,6 +189,7 @@ async function answer(text: string, userId: string, deps: CommandDeps): Promise<
     }
     case 'cordon':
     case 'uncordon':
+    case 'reset':
     case 'replace':
       return { message: confirmCommandMessage(cmd), confirm: cmd };
     default: {
@@ -214,6 +215,7 @@ export async function runConfirmedCommand(
       cmd.node,
       slackActor(userId),
       cmd.reason ?? `/gpu ${cmd.kind} from Slack`,
+      ...(cmd.gpu !== undefined ? [{ gpu: cmd.gpu }] : []),
     );
     return resultMessage(result);
   } catch (error) {
