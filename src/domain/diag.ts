@@ -36,6 +36,14 @@ export interface DiagReport {
   driverVersion?: string;
 }
 
+/** What asking DCGM for a diagnostic gave. */
+export type DiagRun =
+  | { kind: 'report'; report: DiagReport; pod: string }
+  /** Nothing to run it in (no DCGM host-engine pod on the node): not a verdict on the GPUs. */
+  | { kind: 'unavailable'; reason: string }
+  /** It ran but gave no verdict: DCGM's runtime_error, an unreadable output, the command failing. */
+  | { kind: 'error'; reason: string; pod?: string };
+
 /** The run's verdict: fail when any test failed (on a GPU or node-wide), else warn when any warned, else pass. */
 export function diagVerdict(report: Pick<DiagReport, 'results' | 'nodeWide'>): 'pass' | 'warn' | 'fail' {
   const all = [...report.results, ...(report.nodeWide ?? [])];
