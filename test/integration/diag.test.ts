@@ -56,7 +56,7 @@ function uncordons(h: SimRuntime, node: string) {
       r.service === 'k8s' &&
       r.method === 'PATCH' &&
       r.path.endsWith(`/nodes/${node}`) &&
-      /"unschedulable":\s*false/.test(r.body),
+      /"unschedulable":\s*(false|null)/.test(r.body),
   );
 }
 
