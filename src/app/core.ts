@@ -237,6 +237,7 @@ function createServices(w: Wiring, engine: RemediationEngine): RemediationServic
   const { logger } = opts;
   return new RemediationServices({
     cluster,
+    diag: w.diag,
     ...stores,
     audit: store.audit,
     kv: kvStore(store),

@@ -164,13 +164,14 @@ describe('alertMessage', () => {
     await expect(JSON.stringify(message, null, 2)).toMatchFileSnapshot(`./__snapshots__/alert-${name}.snap`);
   });
 
-  it('offers the five buttons with the documented action ids and a parseable value', () => {
+  it('offers the six buttons with the documented action ids and a parseable value', () => {
     const message = alertMessage(eccReboot);
     const els = buttons(message.blocks);
     expect(els.map((e) => e.type === 'button' && e.action_id)).toEqual([
       'gpu_replace',
       'gpu_reboot',
       'gpu_cordon',
+      'gpu_diagnose',
       'gpu_exclude',
       'gpu_dismiss',
     ]);
@@ -250,7 +251,7 @@ describe('alertMessage', () => {
     const view = cases.find(([n]) => n === 'xid13-warning-alert-only')?.[1];
     if (!view) throw new Error('fixture missing');
     const message = alertMessage(view);
-    expect(buttons(message.blocks)).toHaveLength(5);
+    expect(buttons(message.blocks)).toHaveLength(6);
     expect(JSON.stringify(message.blocks)).toContain('Policy: alert only');
   });
 
