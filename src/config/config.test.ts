@@ -248,7 +248,9 @@ describe('loadConfig errors', () => {
     expect(load({}).remediation.postRepairDiag).toBe(1);
     expect(load({ POST_REPAIR_DIAG: '3' }).remediation.postRepairDiag).toBe(3);
     expect(load({ POST_REPAIR_DIAG: 'OFF' }).remediation.postRepairDiag).toBeUndefined();
-    expect(problemsOf({ POST_REPAIR_DIAG: '4' })[0]).toMatch(/^POST_REPAIR_DIAG: expected one of off, 1, 2, 3/);
+    expect(problemsOf({ POST_REPAIR_DIAG: '4' })[0]).toMatch(
+      /^POST_REPAIR_DIAG: expected one of off, 1, 2, 3/,
+    );
   });
 
   it('reads GPU_SETTLE_TIMEOUT in seconds and refuses a non-positive one', () => {

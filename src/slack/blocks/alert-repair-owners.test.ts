@@ -37,7 +37,13 @@ describe('alert of an EKS Auto Mode node', () => {
   const view: AlertView = { incident, cluster: 'prod', node: { autoMode: true } };
 
   it('offers no Reboot, says why, and the Replace confirmation says the Node is deleted', () => {
-    expect(actionIds(view)).toEqual(['gpu_replace', 'gpu_cordon', 'gpu_diagnose', 'gpu_exclude', 'gpu_dismiss']);
+    expect(actionIds(view)).toEqual([
+      'gpu_replace',
+      'gpu_cordon',
+      'gpu_diagnose',
+      'gpu_exclude',
+      'gpu_dismiss',
+    ]);
     expect(texts(view)).toMatch(/No Reboot:.*EKS Auto Mode node.*cannot be rebooted through the EC2 API/);
     expect(texts(view)).toMatch(/then delete the Node; EKS Auto Mode removes its instance/);
     assertSlackLimits(alertMessage(view).blocks);
