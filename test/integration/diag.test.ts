@@ -4,16 +4,23 @@
  * uncordoned; one whose diagnostic fails is escalated to replace and stays cordoned until it is replaced.
  */
 import { describe, expect, it } from 'vitest';
+import { createChatPort } from '../../src/app/chat.js';
 import type { Runtime } from '../../src/app/runtime.js';
 import type { Incident } from '../../src/domain/incident.js';
 import { isOpen } from '../../src/domain/incident.js';
 import type { ExecRecordedRequest } from '../../src/sim/exec-server.js';
+import { createAuthorizer } from '../../src/slack/authz.js';
+import { handleGpuCommand } from '../../src/slack/listeners/commands/handle-gpu-command.js';
 import { type SimRuntime, startAndScan, suiteSandbox, withSimRuntime } from '../support/sim-runtime.js';
 import { waitFor } from '../support/wait.js';
 
 const sandbox = suiteSandbox('gpu-medic-diag-');
 
-function withHarness(env: Record<string, string>, fn: (h: SimRuntime) => Promise<void>): Promise<void> {
+function withHarness(
+  env: Record<string, string>,
+  fn: (h: SimRuntime) => Promise<void>,
+  authorize?: (actor: string) => boolean,
+): Promise<void> {
   return withSimRuntime(
     {
       sim: {
@@ -32,6 +39,7 @@ function withHarness(env: Record<string, string>, fn: (h: SimRuntime) => Promise
       },
       env,
       dbPath: sandbox.dbPath(),
+      ...(authorize ? { authorize } : {}),
     },
     fn,
   );
@@ -140,4 +148,38 @@ describe('DCGM diagnostics after a repair', () => {
       });
     });
   }, 60_000);
+
+  it('`/gpu diag <node> 2` runs it without cordoning and answers with the table, the failing GPU and DCGM’s text', async () => {
+    const admin = 'UADMIN0001';
+    await withHarness(
+      {},
+      async (h) => {
+        const { sim, rt, gpuNodes } = h;
+        const target = gpuNodes[0] ?? '';
+        await startAndScan(rt, gpuNodes);
+        sim.cluster.injectDiag(target, { test: 'memory', gpu: 3, status: 'fail' });
+        const deps = { chat: createChatPort(rt), authz: createAuthorizer({ adminUsers: [admin] }) };
+        const reply = await handleGpuCommand(`diag ${target} 2`, admin, deps);
+        expect(reply.message.text).toContain(`❌ DCGM diagnostics level 2 failed on ${target}.`);
+        expect(reply.message.text).toMatch(/\nmemory +3 +FAIL +Found 4 faulty memory elements on GPU 3\n/);
+        expect(reply.message.text).toMatch(/\nsoftware +0-7 +pass\n/);
+        expect(reply.message.text).toMatch(/\nmemory +0-2,4-7 +pass\n/);
+        expect(diagExecs(h).map((r) => [r.command, r.exitCode])).toEqual([
+          [['dcgmi', 'diag', '-r', '2', '-j'], 205],
+        ]);
+        // Not cordoned, no incident: a diagnostic on demand changes nothing on the node.
+        expect(sim.cluster.getNode(target)?.spec?.unschedulable ?? false).toBe(false);
+        expect(incidentsOn(rt, target)).toEqual([]);
+        const audit = rt.store.audit.list({ node: target, limit: 5 });
+        expect(audit).toContainEqual(
+          expect.objectContaining({ actor: `slack:${admin}`, action: 'diagnose', result: 'fail' }),
+        );
+        // Someone who is not an admin is refused before anything runs.
+        const denied = await handleGpuCommand(`diag ${target}`, 'UVIEWER001', deps);
+        expect(denied.message.text).toContain('not allowed');
+        expect(sim.cluster.diag.runs).toHaveLength(1);
+      },
+      (actor) => actor === 'monitor' || actor === `slack:${admin}`,
+    );
+  }, 45_000);
 });
