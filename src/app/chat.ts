@@ -4,6 +4,7 @@
  * replies and root updates. Lives in the composition layer: Slack code never imports the store.
  */
 import { type CoverageInput, signalCoverage } from '../domain/coverage.js';
+import { type DiagLevel, diagVerdict } from '../domain/diag.js';
 import type { ProgressEvent } from '../domain/events.js';
 import { gpuSeverity, isNodeProblem, type Verdict } from '../domain/finding.js';
 import { type Incident, isOpen, isWorking } from '../domain/incident.js';
@@ -12,9 +13,9 @@ import type { AuditLog, Exclusion } from '../domain/ports.js';
 import type { Logger } from '../log/logger.js';
 import { isAutoModeNode, rebootUnavailableReason } from '../remediate/node-kind.js';
 import { repairCsv, repairSummary } from '../remediate/repair-report.js';
-import type { Deferral } from '../remediate/services.js';
+import type { Deferral, DiagnosticsResult } from '../remediate/services.js';
 import type { AlertView } from '../slack/blocks/alert.js';
-import type { ChatPort, ChatSink } from '../slack/chat-port.js';
+import type { ChatDiagResult, ChatPort, ChatSink } from '../slack/chat-port.js';
 import type { FleetSummary, NodeDetail } from '../slack/format.js';
 import { toChatResult } from '../slack/service-text.js';
 import type { Runtime } from './runtime.js';
@@ -75,8 +76,49 @@ export function createChatPort(rt: Runtime): ChatPort {
         summary: repairSummary(records, days),
       };
     },
+    runDiagnostics: async (node, level, actor) =>
+      diagAnswer(await services.runDiagnostics(node, level, actor), node, level),
     audit: (entry) => store.audit.append(entry),
     now: () => clock.now(),
+  };
+}
+
+/** The services' diagnostic answer with its words. */
+function diagAnswer(r: DiagnosticsResult, node: string, level: DiagLevel): ChatDiagResult {
+  if (!r.ok) {
+    const message =
+      r.code === 'denied'
+        ? 'You are not allowed to run DCGM diagnostics.'
+        : r.code === 'not_found'
+          ? `Node ${node} does not exist.`
+          : r.code === 'busy'
+            ? `${node} is being repaired (incident ${r.detail ?? '?'}); the repair runs its own diagnostics.`
+            : `DCGM diagnostics cannot run: ${r.detail ?? 'not configured'}.`;
+    return { ok: false, code: r.code, message };
+  }
+  const { run } = r;
+  if (run.kind !== 'report') {
+    const verdict = run.kind;
+    const what = verdict === 'unavailable' ? 'could not run' : 'gave no verdict';
+    return {
+      ok: true,
+      node,
+      level,
+      verdict,
+      results: [],
+      message: `DCGM diagnostics level ${level} ${what} on ${node}: ${run.reason}.`,
+    };
+  }
+  const verdict = diagVerdict(run.report);
+  const said = verdict === 'pass' ? 'passed' : verdict === 'warn' ? 'passed with warnings' : 'failed';
+  return {
+    ok: true,
+    node,
+    level,
+    verdict,
+    results: run.report.results,
+    ...(run.report.nodeWide ? { nodeWide: run.report.nodeWide } : {}),
+    message: `DCGM diagnostics level ${level} ${said} on ${node}.`,
   };
 }
 

@@ -9,6 +9,7 @@ import { CloudWatchMetricPublisher } from '../aws/cloudwatch.js';
 import { createEksAutoRepairPort } from '../aws/eks.js';
 import { LambdaFunctionInvoker } from '../aws/lambda.js';
 import { SnsTopicPublisher } from '../aws/sns.js';
+import { createDcgmDiagRunner } from '../collect/dcgm-diag.js';
 import type { Config } from '../config/config.js';
 import { type Clock, systemClock } from '../domain/clock.js';
 import { ProgressBus } from '../domain/events.js';
@@ -30,12 +31,20 @@ import { Monitor, type NodeScanResult } from '../monitor/monitor.js';
 import { createNotifier, type Notifier } from '../notify/fan-out.js';
 import { createSinks } from '../notify/sinks/create.js';
 import { RemediationEngine } from '../remediate/engine.js';
-import type { ClusterPort, ExclusionStore, IncidentStore, StepStore } from '../remediate/ports.js';
+import type { ClusterPort, DiagPort, ExclusionStore, IncidentStore, StepStore } from '../remediate/ports.js';
 import { type Authorize, RemediationServices } from '../remediate/services.js';
 import { openStore, type Store } from '../store/index.js';
 import { exclusionStore, incidentStore, kvStore, stepStore } from '../store/remediation-stores.js';
 import { onIncidentDetected } from './reactions.js';
-import { createSensing, gpuAgentSelectors, initialPlan, monitorTimings, type Sensing } from './sensing.js';
+import {
+  createSensing,
+  dcgmServerSelectors,
+  gpuAgentSelectors,
+  initialPlan,
+  lazyPodExecutor,
+  monitorTimings,
+  type Sensing,
+} from './sensing.js';
 
 export interface CoreOptions {
   /** The root logger: each piece gets its own component logger (or binds its component itself). */
@@ -121,6 +130,7 @@ interface Wiring {
   sensing: Sensing;
   cluster: ClusterPort;
   lastScan: Map<string, NodeScanStatus>;
+  diag: DiagPort;
 }
 
 export function createCore(config: Config, opts: CoreOptions): Core {
@@ -168,7 +178,8 @@ export function createCore(config: Config, opts: CoreOptions): Core {
     exclusions: exclusionStore(store),
   };
   const lastScan = new Map<string, NodeScanStatus>();
-  const w: Wiring = { config, clock, opts, store, stores, bus, sensing, cluster, lastScan };
+  const diag = createDiagPort({ config, sensing, opts });
+  const w: Wiring = { config, clock, opts, store, stores, bus, sensing, cluster, lastScan, diag };
   const engine = createEngine(w);
   const services = createServices(w, engine);
   const monitor = createMonitor(w, { services, metrics, lastScan });
@@ -186,12 +197,14 @@ function createEngine({
   sensing,
   cluster,
   lastScan,
+  diag,
 }: Wiring): RemediationEngine {
   const { logger } = opts;
   const cloud = createCloudPort({ region: config.aws.region, logger: componentLogger(logger, 'aws') });
   return new RemediationEngine({
     cluster,
     cloud,
+    diag,
     health: {
       async scanNode(name) {
         const node = await cluster.getNode(name);
@@ -220,6 +233,9 @@ function createEngine({
       rebootTimeoutMs: config.remediation.rebootTimeoutSeconds * 1000,
       replaceTimeoutMs: config.remediation.replaceTimeoutSeconds * 1000,
       settleTimeoutMs: config.remediation.settleTimeoutSeconds * 1000,
+      ...(config.remediation.postRepairDiag !== undefined
+        ? { postRepairDiag: config.remediation.postRepairDiag }
+        : {}),
       ...(opts.engine?.pollMs ? { pollMs: opts.engine.pollMs } : {}),
       ...(opts.engine?.maxBackoffMs ? { maxBackoffMs: opts.engine.maxBackoffMs } : {}),
     },
@@ -228,11 +244,35 @@ function createEngine({
   });
 }
 
+/**
+ * `dcgmi diag` in the node's DCGM host-engine pod (DCGM_SERVER_NAMESPACE / DCGM_SERVER_SELECTOR), found fresh from
+ * the API at each run (diagnostics are rare; no watch is kept for them).
+ */
+export function createDiagPort({
+  config,
+  sensing,
+  opts,
+}: Pick<Wiring, 'config' | 'sensing' | 'opts'>): DiagPort {
+  const pods = createClusterPort(sensing.kc, {
+    logger: componentLogger(opts.logger, 'k8s'),
+    gpuAgentSelectors: dcgmServerSelectors(config),
+  });
+  return createDcgmDiagRunner({
+    exec: lazyPodExecutor(sensing.kc),
+    async findPod(node) {
+      const found = (await pods.listGpuAgentPods(node)).find((p) => p.ready);
+      return found ? { namespace: found.namespace, name: found.name } : undefined;
+    },
+    logger: componentLogger(opts.logger, 'diag'),
+  });
+}
+
 function createServices(w: Wiring, engine: RemediationEngine): RemediationServices {
   const { config, clock, opts, stores, store, bus, cluster } = w;
   const { logger } = opts;
   return new RemediationServices({
     cluster,
+    diag: w.diag,
     ...stores,
     audit: store.audit,
     kv: kvStore(store),

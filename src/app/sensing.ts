@@ -58,6 +58,16 @@ export function gpuAgentSelectors(config: Config): GpuAgentSelector[] {
         );
   return [...exporters, ...servers];
 }
+
+/** The DCGM host-engine pods, whatever the source: DCGM diagnostics run there (the exporter has no `dcgmi diag`). */
+export function dcgmServerSelectors(config: Config): GpuAgentSelector[] {
+  return (config.dcgm.server.selector ? [config.dcgm.server.selector] : DCGM_SERVER_SELECTORS).map(
+    (selector) => ({
+      selector,
+      ...(config.dcgm.server.namespace ? { namespace: config.dcgm.server.namespace } : {}),
+    }),
+  );
+}
 const MAX_SCRAPE_BYTES = 16 * 1024 * 1024;
 
 export interface Sensing {
@@ -250,7 +260,7 @@ function lazyBedrockClient(options: BedrockClassifierClientOptions): LlmClient {
 }
 
 /** Pod exec (WebSocket) code, loaded only when a dcgm-server pod is actually used. */
-function lazyPodExecutor(kc: KubeConfig): ExecPort {
+export function lazyPodExecutor(kc: KubeConfig): ExecPort {
   let executor: Promise<ExecPort> | undefined;
   return {
     async exec(req) {

@@ -244,6 +244,15 @@ describe('loadConfig errors', () => {
     expect(load({ PROMETHEUS_URL: 'http://p:9090' }).dcgm.prometheus).toBeUndefined();
   });
 
+  it('reads POST_REPAIR_DIAG: level 1 by default, 2 or 3, off; anything else is a clear error', () => {
+    expect(load({}).remediation.postRepairDiag).toBe(1);
+    expect(load({ POST_REPAIR_DIAG: '3' }).remediation.postRepairDiag).toBe(3);
+    expect(load({ POST_REPAIR_DIAG: 'OFF' }).remediation.postRepairDiag).toBeUndefined();
+    expect(problemsOf({ POST_REPAIR_DIAG: '4' })[0]).toMatch(
+      /^POST_REPAIR_DIAG: expected one of off, 1, 2, 3/,
+    );
+  });
+
   it('reads GPU_SETTLE_TIMEOUT in seconds and refuses a non-positive one', () => {
     expect(load({ GPU_SETTLE_TIMEOUT: '1.5' }).remediation.settleTimeoutSeconds).toBe(1.5);
     expect(problemsOf({ GPU_SETTLE_TIMEOUT: '0' })[0]).toMatch(/^GPU_SETTLE_TIMEOUT: /);

@@ -3,8 +3,10 @@
  * place with `env` injectable. Start-up fails fast with a ConfigError listing EVERY bad or missing variable,
  * so an operator fixes a Deployment in one round trip instead of one variable per crash loop.
  */
+
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import type { DiagLevel } from '../domain/diag.js';
 import type { Policy } from '../domain/policy.js';
 import { defaultBedrockModelIdFor } from './bedrock-model.js';
 import {
@@ -143,6 +145,7 @@ const EnvSchema = z.object({
   REBOOT_TIMEOUT: positiveSeconds(1200),
   REPLACE_TIMEOUT: positiveSeconds(1800),
   GPU_SETTLE_TIMEOUT: positiveSeconds(900),
+  POST_REPAIR_DIAG: oneOf(['off', '1', '2', '3'], '1'),
   REBOOT_GRACE: positiveSeconds(120),
   EKS_AUTO_REPAIR: oneOf(AutoRepairModes, 'detect'),
   EKS_AUTO_REPAIR_WINDOW: optionalNumber({ min: 0, exclusiveMin: true }),
@@ -250,6 +253,11 @@ export interface Config {
      * GPUs to be allocatable, the exporter/DCGM pod to be Ready and a complete scan to read every GPU.
      */
     readonly settleTimeoutSeconds: number;
+    /**
+     * POST_REPAIR_DIAG: the DCGM diagnostic level (`dcgmi diag -r`) run after a repair's settle gate, before
+     * uncordon; undefined = off.
+     */
+    readonly postRepairDiag?: DiagLevel;
     /** After a crash between "reboot started" and the EC2 call, how long to look for signs of the reboot. */
     readonly rebootGraceSeconds: number;
     /** How often a waiting step looks again (node back, replacement Ready, PDB, jobs). */
@@ -431,6 +439,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
       rebootTimeoutSeconds: e.REBOOT_TIMEOUT,
       replaceTimeoutSeconds: e.REPLACE_TIMEOUT,
       settleTimeoutSeconds: e.GPU_SETTLE_TIMEOUT,
+      ...(e.POST_REPAIR_DIAG !== 'off' ? { postRepairDiag: Number(e.POST_REPAIR_DIAG) as DiagLevel } : {}),
       rebootGraceSeconds: e.REBOOT_GRACE,
       pollSeconds: e.REMEDIATION_POLL,
       autoRepair: e.EKS_AUTO_REPAIR,

@@ -5,6 +5,7 @@
  * contract's type (src/domain/events.ts).
  */
 import { z } from 'zod';
+import { type DiagNodeResult, type DiagResult, DiagStatuses } from './diag.js';
 import {
   type KubeflowJobRef,
   type ProgressEvent,
@@ -35,6 +36,23 @@ const jobList = z
   .transform((jobs) => jobs.filter((j): j is KubeflowJobRef => j !== null));
 
 const jobFields = { kind: text(), namespace: text(), name: text() };
+
+const level = () => opt(z.union([z.literal(1), z.literal(2), z.literal(3)]));
+const DiagRow = z.object({
+  test: z.string(),
+  gpu: z.number().int().min(0),
+  status: z.enum(DiagStatuses),
+  info: z.string().optional(),
+});
+const DiagNodeRow = DiagRow.omit({ gpu: true });
+/** The well-formed rows of a diagnostic table; a row that is not one is dropped, a list that is not one reads as empty. */
+const rows = <T>(row: z.ZodType<T>) =>
+  z
+    .array(row.nullable().catch(null))
+    .catch([])
+    .transform((list) => list.filter((r): r is T => r !== null));
+const diagResults = rows<DiagResult>(DiagRow);
+const diagNodeResults = rows<DiagNodeResult>(DiagNodeRow);
 
 const shapes = {
   detected: { category: text(), xid: num(), gpu: num(), severity: text(), explanation: text() },
@@ -76,6 +94,15 @@ const shapes = {
     reissued: flag(),
   },
   replacement_ready: { newNode: text(), group: text(), onDemand: flag() },
+  diag_started: { level: level(), pod: text(), expectedMs: num(), resumed: flag() },
+  diag_progress: { level: level(), waitedMs: num(), expectedMs: num() },
+  diag_result: {
+    level: level(),
+    verdict: oneOf(['pass', 'warn', 'fail', 'unavailable', 'error']),
+    results: diagResults.optional(),
+    nodeWide: diagNodeResults.optional(),
+    message: text(),
+  },
   uncordoned: { leftCordoned: flag() },
   kubeflow_jobs: { jobs: jobList.optional() },
   kubeflow_job_running: { ...jobFields, status: oneOf(['running', 'succeeded']) },
@@ -151,6 +178,9 @@ export const StepDetailsSchema = z.discriminatedUnion('step', [
   lenient('gpu_scan', shapes.gpu_scan),
   lenient('replace_issued', shapes.replace_issued),
   lenient('replacement_ready', shapes.replacement_ready),
+  lenient('diag_started', shapes.diag_started),
+  lenient('diag_progress', shapes.diag_progress),
+  lenient('diag_result', shapes.diag_result),
   lenient('uncordoned', shapes.uncordoned),
   lenient('kubeflow_jobs', shapes.kubeflow_jobs),
   lenient('kubeflow_job_running', shapes.kubeflow_job_running),

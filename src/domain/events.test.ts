@@ -47,6 +47,11 @@ function summary(event: ProgressEvent): string {
       return `replace ${details.method ?? '?'}`;
     case 'replacement_ready':
       return `replacement ${details.newNode ?? '?'}`;
+    case 'diag_started':
+    case 'diag_progress':
+      return `${step} ${details.level ?? '?'}`;
+    case 'diag_result':
+      return `diag ${details.verdict ?? '?'} ${(details.results ?? []).length}`;
     case 'uncordoned':
       return `uncordoned${details.leftCordoned ? ' (left)' : ''}`;
     case 'kubeflow_jobs':
@@ -99,6 +104,31 @@ describe('ProgressEvent', () => {
     expect(event.step).toBe(step);
     expect(event.details).toEqual({});
     expect(summary(event)).not.toContain('undefined');
+  });
+
+  it('reads a diagnostic table leniently: a malformed row is dropped, the others kept', () => {
+    const read = readStepDetails('diag_result', {
+      level: 1,
+      verdict: 'fail',
+      results: [
+        { test: 'memory', gpu: 3, status: 'fail', info: 'Found 4 faulty memory elements on GPU 3' },
+        { test: 'memory', gpu: 'x', status: 'fail' },
+        { test: 'memory', gpu: 1, status: 'bogus' },
+      ],
+      nodeWide: 'not a list',
+    });
+    expect(read).toEqual({
+      step: 'diag_result',
+      details: {
+        level: 1,
+        verdict: 'fail',
+        results: [
+          { test: 'memory', gpu: 3, status: 'fail', info: 'Found 4 faulty memory elements on GPU 3' },
+        ],
+        nodeWide: [],
+      },
+    });
+    expect(readStepDetails('diag_started', { level: 4 })).toEqual({ step: 'diag_started', details: {} });
   });
 
   it('keeps what every event carries', () => {

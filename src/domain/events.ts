@@ -2,6 +2,7 @@
  * Progress events: what happened to an incident, published on the internal bus by the monitor and the
  * remediation engine; the Slack thread, the notification sinks and the audit trail subscribe.
  */
+import type { DiagLevel, DiagNodeResult, DiagResult } from './diag.js';
 import type { IncidentState, PolicyMode, RemediationAction } from './incident.js';
 
 export const ProgressSteps = [
@@ -21,6 +22,9 @@ export const ProgressSteps = [
   'gpu_scan',
   'replace_issued',
   'replacement_ready',
+  'diag_started',
+  'diag_progress',
+  'diag_result',
   'uncordoned',
   'kubeflow_jobs',
   'kubeflow_job_running',
@@ -181,6 +185,24 @@ export interface ProgressDetails {
    * `onDemand`: a Karpenter / Auto Mode pool with no pod waiting for a GPU node, so none was started.
    */
   replacement_ready: { newNode?: string; group?: string; onDemand?: boolean };
+  /**
+   * The DCGM diagnostic before uncordon (`dcgmi diag -r <level>` in the node's DCGM pod). `expectedMs`: about how
+   * long the level runs; `resumed`: started again after a restart interrupted it.
+   */
+  diag_started: { level?: DiagLevel; pod?: string; expectedMs?: number; resumed?: boolean };
+  /** Still running (long levels): how long so far. */
+  diag_progress: { level?: DiagLevel; waitedMs?: number; expectedMs?: number };
+  /**
+   * What it found: `verdict` over every test and GPU; `results` one row per test and GPU; `nodeWide` verdicts that
+   * name no GPU. `unavailable` / `error`: no verdict (no DCGM pod, DCGM refused, unreadable output) — `message` says why.
+   */
+  diag_result: {
+    level?: DiagLevel;
+    verdict?: 'pass' | 'warn' | 'fail' | 'unavailable' | 'error';
+    results?: DiagResult[];
+    nodeWide?: DiagNodeResult[];
+    message?: string;
+  };
   /** `leftCordoned`: the node was cordoned before gpu-medic came, so it stays cordoned. */
   uncordoned: { leftCordoned?: boolean };
   /** The jobs with pods on the node, taken before the drain. Published once. */

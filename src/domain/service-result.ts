@@ -17,6 +17,8 @@ export const ServiceActions = [
   'unexclude',
   'pause',
   'resume',
+  // Read-only but costly: a DCGM diagnostic loads the node's GPUs for minutes.
+  'diagnose',
 ] as const;
 export type ServiceAction = (typeof ServiceActions)[number];
 

@@ -1,5 +1,6 @@
 /** The remediation engine's configuration, dependencies and run result (engine.ts runs the plans). */
 import type { Logger } from 'pino';
+import type { DiagLevel } from '../domain/diag.js';
 import type { ProgressBus } from '../domain/events.js';
 import type { IncidentState } from '../domain/incident.js';
 import type {
@@ -7,6 +8,7 @@ import type {
   Clock,
   CloudPort,
   ClusterPort,
+  DiagPort,
   ExclusionStore,
   HealthCheckPort,
   IncidentStore,
@@ -40,6 +42,10 @@ export interface EngineConfig {
   maxBackoffMs: number;
   /** Attempts of a step whose port call throws, before the incident fails. */
   maxStepAttempts: number;
+  /** POST_REPAIR_DIAG: the DCGM diagnostic level run before uncordon after a repair; undefined = off. */
+  postRepairDiag?: DiagLevel;
+  /** How often a running diagnostic says it is still running in the thread. */
+  diagProgressMs: number;
 }
 
 export const defaultEngineConfig: EngineConfig = {
@@ -53,12 +59,15 @@ export const defaultEngineConfig: EngineConfig = {
   pollMs: 10_000,
   maxBackoffMs: 30_000,
   maxStepAttempts: 3,
+  diagProgressMs: 5 * 60_000,
 };
 
 export interface EngineDeps {
   cluster: ClusterPort;
   cloud: CloudPort;
   health: HealthCheckPort;
+  /** DCGM diagnostics in the node's DCGM pod; without one, a planned `diagnose` step says it cannot run. */
+  diag?: DiagPort;
   incidents: IncidentStore;
   steps: StepStore;
   exclusions: ExclusionStore;

@@ -132,7 +132,8 @@ export class RemediationEngine {
     const plan = readPlan(steps.lastOf(id, PlanStep), first, this.config.dryRun);
     const runStartedAt = steps.lastOf(id, PlanStep)?.startedAt ?? clock.now();
 
-    for (const step of planSteps(plan.action)) {
+    const diagnose = this.config.postRepairDiag !== undefined;
+    for (const step of planSteps(plan.action, { diagnose })) {
       const incident = incidents.get(id);
       if (!incident) return { incidentId: id, state: undefined, stopped: 'not_found' };
       if (!isOpen(incident.state)) return { incidentId: id, state: incident.state };

@@ -12,6 +12,7 @@
  * the row in the store is left as it is (nothing is lost).
  */
 import { z } from 'zod';
+import { DiagStatuses } from '../domain/diag.js';
 import { PolicyModes, RemediationActions } from '../domain/incident.js';
 import { AgentRecord, GpuExpectation } from './settle.js';
 import { StepNames } from './state-machine.js';
@@ -36,6 +37,15 @@ export const GpuIdentityRecord = z.object({
   xids: z.array(z.number()).optional(),
 });
 
+/** One test on one GPU of a DCGM diagnostic (RMA records read these rows as they are). */
+const DiagResultRecord = z.object({
+  test: z.string(),
+  gpu: z.number().int().min(0),
+  status: z.enum(DiagStatuses),
+  info: z.string().optional(),
+});
+/** A test's verdict that names no GPU. */
+const DiagNodeRecord = DiagResultRecord.omit({ gpu: true });
 /** What following a job found: `PyTorchJob ml/llama-ft` and its last status. */
 const JobResult = z.object({ job: z.string(), status: z.string() });
 
@@ -107,6 +117,12 @@ const fields = {
   category: z.string().optional(),
   explanation: z.string().optional(),
 
+  // diagnose: the DCGM level run, per test and GPU what it found, and the verdicts that name no GPU.
+  level: z.union([z.literal(1), z.literal(2), z.literal(3)]).optional(),
+  results: z.array(DiagResultRecord).optional(),
+  nodeWide: z.array(DiagNodeRecord).optional(),
+  verdict: z.enum(['pass', 'warn', 'fail']).optional(),
+
   // uncordon
   alreadySchedulable: z.boolean().optional(),
 
@@ -175,6 +191,7 @@ const recorded = {
   reboot: ['bootIdBefore', 'instanceId', 'reissued', 'gpuExpectation', 'agentPodsBefore'],
   wait_node_back: ['bootIdBefore', 'bootId', 'ready'],
   verify_scan: ['healthy', 'gpus', 'waitedMs', 'settled', 'waitingFor', 'missing', 'category', 'explanation'],
+  diagnose: ['level', 'results', 'nodeWide', 'verdict'],
   uncordon: ['alreadySchedulable'],
   replace: [
     'method',

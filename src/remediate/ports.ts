@@ -3,6 +3,7 @@
  * so the engine can be resumed after a crash, run in dry-run, and tested against in-memory fakes.
  * Adapters (k8s/, aws/, store/, monitor) implement them; the engine never imports an SDK.
  */
+import type { DiagLevel, DiagRun } from '../domain/diag.js';
 import type { Verdict } from '../domain/finding.js';
 import type { GpuIdentity } from '../domain/gpu.js';
 import type { Incident, IncidentState, PolicyMode, RemediationAction } from '../domain/incident.js';
@@ -11,6 +12,7 @@ import type { Exclusion } from '../domain/ports.js';
 import type { JournalDetail, JournalDetailOf, JournalStep } from './journal.js';
 
 export { type Clock, systemClock } from '../domain/clock.js';
+export type { DiagRun } from '../domain/diag.js';
 export type { AuditEntry, AuditLog, Exclusion } from '../domain/ports.js';
 
 export interface OwnerRef {
@@ -151,6 +153,16 @@ export interface AutoRepairPort {
    * that carries the label). Throws when EKS cannot be asked (permissions, network): the caller decides.
    */
   nodeRepairOf(nodegroup: string): Promise<NodeRepairConfig | undefined>;
+}
+
+/**
+ * `dcgmi diag -r <level> -j` in the node's DCGM host-engine pod (argv exec, no shell). Never mutates the node;
+ * rejects only when the run was aborted through `signal` or the API could not be reached (retryable).
+ */
+export interface DiagPort {
+  run(node: string, level: DiagLevel, signal?: AbortSignal): Promise<DiagRun>;
+  /** About how long a level takes, for the thread. */
+  expectedMs(level: DiagLevel): number;
 }
 
 /** A fresh GPU scan of one node (the monitor's collect + classify, on demand). */

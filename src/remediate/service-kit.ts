@@ -19,6 +19,7 @@ import type {
   AutoRepairPort,
   Clock,
   ClusterPort,
+  DiagPort,
   ExclusionStore,
   IncidentStore,
   KvStore,
@@ -76,6 +77,8 @@ export interface ServiceDeps {
   authorize: Authorize;
   safety?: Partial<SafetyConfig>;
   autoRepair?: AutoRepairOptions;
+  /** DCGM diagnostics on demand (`/gpu diag`, the alert's button). */
+  diag?: DiagPort;
   logger?: Logger;
 }
 

@@ -12,6 +12,7 @@
  * words by the chat layer. A person can only ask for a manual action (`requestManual`): automatic work
  * starts from the monitor's path (`triage`, a deferral EKS did not take), which owns the only way to it.
  */
+import type { DiagLevel } from '../domain/diag.js';
 import type { RemediationAction } from '../domain/incident.js';
 import type {
   BreakerState,
@@ -24,6 +25,7 @@ import { Brakes } from './breaker.js';
 import { Decisions } from './decisions.js';
 import { activeDeferral, deferralOf } from './deferral-state.js';
 import { Deferrals } from './deferrals.js';
+import { Diagnostics, type DiagnosticsResult } from './diagnostics.js';
 import { type ExcludeOptions, Exclusions } from './exclusions.js';
 import { Queries } from './queries.js';
 import { Requests } from './requests.js';
@@ -43,6 +45,7 @@ export type {
 } from '../domain/service-result.js';
 export { ServiceActions } from '../domain/service-result.js';
 export { AutoRepairStep } from './deferral-state.js';
+export type { DiagnosticsResult } from './diagnostics.js';
 export { defaultExclusionMs, type ExcludeOptions } from './exclusions.js';
 export {
   type Authorize,
@@ -64,6 +67,7 @@ export class RemediationServices {
   private readonly deferrals: Deferrals;
   private readonly monitorPath: Triage;
   private readonly queries: Queries;
+  private readonly diagnostics: Diagnostics;
 
   constructor(deps: ServiceDeps) {
     const kit = new ServiceKit(deps);
@@ -76,6 +80,12 @@ export class RemediationServices {
     this.deferrals = new Deferrals(kit, this.requests);
     this.monitorPath = new Triage(kit, this.requests, this.deferrals);
     this.queries = new Queries(kit, this.brakes);
+    this.diagnostics = new Diagnostics(kit);
+  }
+
+  /** A DCGM diagnostic of the node now, without cordoning it (resolves when DCGM has answered). */
+  runDiagnostics(node: string, level: DiagLevel, actor: string): Promise<DiagnosticsResult> {
+    return this.diagnostics.run(node, level, actor);
   }
 
   // ---- A person's requests and decisions (Slack, the CLI). ----

@@ -13,6 +13,7 @@ export const StepNames = [
   'reboot',
   'wait_node_back',
   'verify_scan',
+  'diagnose',
   'uncordon',
   'replace',
   'wait_replacement',
@@ -63,8 +64,21 @@ const plans: Record<RemediationAction, readonly StepName[]> = {
   ],
 };
 
-export function planSteps(action: RemediationAction): readonly StepName[] {
-  return plans[action];
+export interface PlanOptions {
+  /** POST_REPAIR_DIAG is on: a DCGM diagnostic runs after the repair's settle gate, before uncordon. */
+  diagnose?: boolean;
+}
+
+/**
+ * The steps of an action. With `diagnose`, every plan that repairs a node and then uncordons it gets the
+ * `diagnose` step right before its `uncordon` (after the settle gate); a plan that only uncordons (a human's
+ * uncordon) does not: nothing was repaired there.
+ */
+export function planSteps(action: RemediationAction, options: PlanOptions = {}): readonly StepName[] {
+  const steps = plans[action];
+  const at = steps.indexOf('uncordon');
+  if (!options.diagnose || at <= 0 || steps.includes('diagnose')) return steps;
+  return [...steps.slice(0, at), 'diagnose', ...steps.slice(at)];
 }
 
 /** The incident's state while a step runs. */
@@ -77,6 +91,7 @@ export const stepState: Record<StepName, IncidentState> = {
   reboot: 'rebooting',
   wait_node_back: 'rebooting',
   verify_scan: 'verifying',
+  diagnose: 'verifying',
   uncordon: 'verifying',
   replace: 'replacing',
   wait_replacement: 'replacing',

@@ -3,6 +3,7 @@
  * never repeats an effect that already happened; `ctx.begin` writes (or returns the resumed) `started` row
  * BEFORE the effect, the engine writes `done` after it. In dry run no mutating port is called.
  */
+import { diagnose } from './diag-steps.js';
 import { cordon, drain, kubeflowSnapshot, uncordon } from './drain-steps.js';
 import { followJobs } from './job-steps.js';
 import { reboot, verifyScan, waitNodeBack } from './reboot-steps.js';
@@ -30,6 +31,8 @@ export async function runStep(step: StepName, ctx: StepContext): Promise<StepOut
       return waitNodeBack(ctx);
     case 'verify_scan':
       return verifyScan(ctx);
+    case 'diagnose':
+      return diagnose(ctx);
     case 'uncordon':
       return uncordon(ctx);
     case 'replace':

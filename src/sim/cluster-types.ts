@@ -32,6 +32,8 @@ export interface SimClusterOptions {
    */
   consolidateAfterMs?: number;
   rebootDelayMs?: number;
+  /** How long `dcgmi diag -r 1|2|3` runs in the DCGM pods, per level (sim/dcgmi-diag.ts has the defaults). */
+  diagDurationMs?: Record<1 | 2 | 3, number>;
   replaceDelayMs?: number;
   /** From TerminateInstances (or a Karpenter node delete) to the Node object being gone. */
   terminateDelayMs?: number;

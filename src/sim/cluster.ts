@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { HealthState } from '../domain/gpu.js';
 import type { CloudEffects, InstanceState, SimInstance } from './cloud-effects.js';
 import { type CounterSet, renderExporterMetrics } from './dcgm-exporter.js';
+import { type DiagInjection, type DiagRuntimeError, SimDiag } from './dcgmi-diag.js';
 import { GpuFaults } from './gpu-faults.js';
 import { DEFAULT_TIME_SLICING_REPLICAS, type GpuShape, gfdLabels, migLayout } from './gpu-shapes.js';
 import { instanceTypeInfo } from './instance-types.js';
@@ -97,6 +98,7 @@ export class SimCluster implements CloudEffects {
       | 'region'
       | 'karpenterNodes'
       | 'gpuShapes'
+      | 'diagDurationMs'
       | 'extraCounters'
       | 'autoModeNodes'
       | 'consolidateAfterMs'
@@ -117,6 +119,8 @@ export class SimCluster implements CloudEffects {
   private readonly gpuShapes: GpuShape[];
   /** The DCGM host-engine DaemonSet, when `dcgmServer` is on. */
   readonly dcgmServer: DcgmServerSpec | undefined;
+  /** What `dcgmi diag` finds in the DCGM pods (injected failures; the runs made). */
+  readonly diag: SimDiag;
   private servingRs = { name: 'inference-6f9c8d7b5', uid: '' };
   private pendingTimer?: SimTimer;
   /** The NodeClaims behind Karpenter and Auto Mode nodes. */
@@ -182,6 +186,7 @@ export class SimCluster implements CloudEffects {
     };
     this.karpenterGroup = { kind: 'karpenter', pool: 'gpu', instanceType: it };
     this.dcgmServer = dcgmServerSpec(this.opts.dcgmServer);
+    this.diag = new SimDiag(this.clock, options.diagDurationMs);
     this.autoModeGroup = { kind: 'karpenter', pool: 'gpu-auto', instanceType: it, autoMode: true };
     this.gpuFaults = new GpuFaults({
       state: (node) => this.state(node),
@@ -460,8 +465,21 @@ export class SimCluster implements CloudEffects {
   }
 
   /** Back to a healthy node: faults, persistent faults, injected conditions and exporter mode all cleared. */
+  /** What `dcgmi diag` reports for a test on one GPU (or all) of the node: a failure, a warning, a skip. */
+  injectDiag(node: string, injection: DiagInjection): void {
+    this.state(node);
+    this.diag.inject(node, injection);
+  }
+
+  /** `dcgmi diag` on the node answers a runtime_error (nothing ran). */
+  refuseDiag(node: string, refusal: DiagRuntimeError): void {
+    this.state(node);
+    this.diag.refuse(node, refusal);
+  }
+
   clearFaults(node: string): void {
     const s = this.state(node);
+    this.diag.clear(node);
     s.persistent = [];
     s.kernelLog = [];
     for (const g of s.gpus) {

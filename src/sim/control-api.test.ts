@@ -273,6 +273,18 @@ describe('in-process API', () => {
     expect(applyFault(sim.cluster, { node: node0(), gpu: 0, kind: 'xid', xid: 31 })).toBe('xid');
     expect(sim.cluster.gpuState(node0())[0]?.xidLast).toBe(31);
   });
+
+  it('a diag fault: what `dcgmi diag` reports for a test and GPU; bad tests and GPUs refused', () => {
+    expect(
+      applyFault(sim.cluster, { node: node0(), kind: 'diag', test: 'memory', gpu: 1, status: 'fail' }),
+    ).toBe('diag');
+    expect(() =>
+      applyFault(sim.cluster, { node: node0(), kind: 'diag', test: 'bogus', status: 'fail' }),
+    ).toThrow(ControlError);
+    expect(() =>
+      applyFault(sim.cluster, { node: node0(), kind: 'diag', test: 'memory', gpu: 99, status: 'fail' }),
+    ).toThrow(ControlError);
+  });
 });
 
 describe('requestsPage on a bounded log', () => {

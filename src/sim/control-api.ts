@@ -21,7 +21,8 @@
  *
  * In-process, the same controls are the `SimCluster` methods (`injectXid`, `injectEcc`,
  * `injectRowRemapFailure`, `injectNvlinkErrors`, `setTemperature`, `dropGpu`, `setHealth`,
- * `setCondition`, `setExporter`, `clearFaults`, `setPdbDisruptionsAllowed`, `setCounters`,
+ * `setCondition`, `setExporter`, `injectDiag` (kind `diag`: what `dcgmi diag` reports for a test and GPU),
+ * `clearFaults`, `setPdbDisruptionsAllowed`, `setCounters`,
  * `setDefaultCounters`) or `applyFault` below,
  * which takes the very `FaultRequest` the HTTP API takes.
  */
@@ -32,6 +33,7 @@ import { HealthStates } from '../domain/gpu.js';
 import { AWS_SERVICES, type AwsFaults, type BedrockScripts } from './aws-server.js';
 import type { SimCluster } from './cluster.js';
 import { CounterSets } from './dcgm-exporter.js';
+import { SimDiagTests } from './dcgmi-diag.js';
 import type { GpuShape } from './gpu-shapes.js';
 import { BodyError, listen, pathAndQuery, readBody, send } from './http-util.js';
 import { K8sFault, type K8sFaults } from './k8s-faults.js';
@@ -100,6 +102,16 @@ export const FaultRequest = z.discriminatedUnion('kind', [
     persistent,
   }),
   z.object({
+    kind: z.literal('diag'),
+    node: nodeName,
+    /** One GPU; every GPU of the node when omitted. */
+    gpu: gpuIndex.optional(),
+    test: z.enum(SimDiagTests),
+    status: z.enum(['fail', 'warn', 'skip']),
+    message: z.string().max(1024).optional(),
+    times: z.number().int().min(1).optional(),
+  }),
+  z.object({
     kind: z.literal('exporter'),
     node: nodeName,
     mode: z.enum(['ok', 'hang', 'error', 'garbage', 'missing']),
@@ -166,8 +178,8 @@ function requireGpu(cluster: SimCluster, node: string, gpu: number): void {
 export function applyFault(cluster: SimCluster, input: unknown): FaultKind {
   const f = parseOrThrow(FaultRequest, input);
   requireNode(cluster, f.node);
-  if ('gpu' in f) requireGpu(cluster, f.node, f.gpu);
-  const opts = f.kind !== 'thermal' && f.kind !== 'exporter' && f.persistent ? { persistent: true } : {};
+  if ('gpu' in f && f.gpu !== undefined) requireGpu(cluster, f.node, f.gpu);
+  const opts = 'persistent' in f && f.persistent ? { persistent: true } : {};
   try {
     switch (f.kind) {
       case 'xid':
@@ -215,6 +227,15 @@ export function applyFault(cluster: SimCluster, input: unknown): FaultKind {
         break;
       case 'exporter':
         cluster.setExporter(f.node, f.mode);
+        break;
+      case 'diag':
+        cluster.injectDiag(f.node, {
+          test: f.test,
+          status: f.status,
+          ...(f.gpu !== undefined ? { gpu: f.gpu } : {}),
+          ...(f.message !== undefined ? { message: f.message } : {}),
+          ...(f.times !== undefined ? { times: f.times } : {}),
+        });
         break;
     }
   } catch (e) {

@@ -60,11 +60,11 @@ const q = (...command: string[]) =>
 
 describe('exec channel protocol', () => {
   it('v4: an empty stdout frame first, output, then the Status JSON with the exit code, then close', async () => {
-    const r = (await execRaw(q('dcgmi', 'diag', '-r', '1'), ['v4.channel.k8s.io'])) as Frames;
+    const r = (await execRaw(q('dcgmi', 'nvlink', '-s'), ['v4.channel.k8s.io'])) as Frames;
     expect(r.protocol).toBe('v4.channel.k8s.io');
     expect(r.closeCode).toBe(1000);
     expect(r.frames[0]).toEqual({ channel: 1, text: '' });
-    expect(r.frames[1]).toEqual({ channel: 2, text: 'dcgmi: unknown subcommand "diag"\n' });
+    expect(r.frames[1]).toEqual({ channel: 2, text: 'dcgmi: unknown subcommand "nvlink"\n' });
     const last = r.frames.at(-1);
     expect(last?.channel).toBe(3);
     expect(JSON.parse(last?.text ?? '')).toEqual({
@@ -72,7 +72,7 @@ describe('exec channel protocol', () => {
       status: 'Failure',
       reason: 'NonZeroExitCode',
       message:
-        'command terminated with non-zero exit code: error executing command [dcgmi diag -r 1], exit code 255',
+        'command terminated with non-zero exit code: error executing command [dcgmi nvlink -s], exit code 255',
       details: { causes: [{ reason: 'ExitCode', message: '255' }] },
     });
   });

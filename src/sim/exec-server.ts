@@ -19,6 +19,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { SimCluster } from './cluster.js';
+import { simDiagExec } from './dcgmi-diag.js';
 import {
   DMON_FIELD_TABLE,
   dmonRowsFromSim,
@@ -254,7 +255,7 @@ export function attachExec(
     const v4 = ws.protocol === 'v4.channel.k8s.io' || ws.protocol === 'v5.channel.k8s.io';
     let result: SimExecResult;
     try {
-      result = (await handler?.(req)) ?? defaultExec(cluster, req);
+      result = (await handler?.(req)) ?? (await simDiagExec(cluster, req)) ?? defaultExec(cluster, req);
     } catch (e) {
       const message = `Internal error occurred: error executing command in container: ${(e as Error).message}`;
       if (v4) send(Channel.status, Buffer.from(statusBody(500, 'InternalError', message)));

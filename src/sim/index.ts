@@ -38,6 +38,8 @@ export interface SimulatorOptions {
   region?: string;
   seed?: number;
   rebootDelayMs?: number;
+  /** How long `dcgmi diag -r 1|2|3` runs in the DCGM pods, per level (default 0.5 s, 2 s, 8 s). */
+  diagDurationMs?: Record<1 | 2 | 3, number>;
   replaceDelayMs?: number;
   terminateDelayMs?: number;
   rescheduleDelayMs?: number;
@@ -153,6 +155,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     ...(opts.region !== undefined ? { region: opts.region } : {}),
     ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
     ...(opts.rebootDelayMs !== undefined ? { rebootDelayMs: opts.rebootDelayMs } : {}),
+    ...(opts.diagDurationMs !== undefined ? { diagDurationMs: opts.diagDurationMs } : {}),
     ...(opts.replaceDelayMs !== undefined ? { replaceDelayMs: opts.replaceDelayMs } : {}),
     ...(opts.terminateDelayMs !== undefined ? { terminateDelayMs: opts.terminateDelayMs } : {}),
     ...(opts.rescheduleDelayMs !== undefined ? { rescheduleDelayMs: opts.rescheduleDelayMs } : {}),

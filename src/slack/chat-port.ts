@@ -3,6 +3,7 @@
  * imports k8s, aws or store: the composition root wires these ports to the application services
  * (src/remediate/services.ts) and to the SQLite store, which satisfy them structurally.
  */
+import type { DiagLevel, DiagNodeResult, DiagResult } from '../domain/diag.js';
 import type { ProgressEvent } from '../domain/events.js';
 import type { RemediationAction } from '../domain/incident.js';
 import type { AuditEntry, Exclusion } from '../domain/ports.js';
@@ -16,6 +17,20 @@ export type ChatErrorCode = ServiceErrorCode;
 /** The services' answer put into words for a human (src/slack/service-text.ts `toChatResult`). */
 export type ChatResult =
   | { ok: true; incidentId?: string; message: string; dryRun?: boolean }
+  | { ok: false; code: ChatErrorCode; message: string };
+
+/** A DCGM diagnostic run on demand: its verdict and table, and a sentence for a human. */
+export type ChatDiagResult =
+  | {
+      ok: true;
+      node: string;
+      level: DiagLevel;
+      /** `unavailable`: nothing to run it in; `error`: it ran but gave no verdict (`message` says why). */
+      verdict: 'pass' | 'warn' | 'fail' | 'unavailable' | 'error';
+      results: DiagResult[];
+      nodeWide?: DiagNodeResult[];
+      message: string;
+    }
   | { ok: false; code: ChatErrorCode; message: string };
 
 /**
@@ -40,6 +55,12 @@ export interface ChatPort {
   unexclude(node: string, actor: string): Promise<ChatResult>;
   pause(actor: string, reason?: string): Promise<ChatResult>;
   resume(actor: string): Promise<ChatResult>;
+
+  /**
+   * `/gpu diag` and the alert's "Run diagnostics": `dcgmi diag -r <level>` on the node now, without cordoning it
+   * (authorized and audited like an action: it loads the GPUs for minutes). Resolves when DCGM has answered.
+   */
+  runDiagnostics(node: string, level: DiagLevel, actor: string): Promise<ChatDiagResult>;
 
   /** `/gpu status` and the App Home. */
   fleetSummary(): Promise<FleetSummary>;

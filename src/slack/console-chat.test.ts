@@ -29,7 +29,7 @@ describe('ConsoleChat', () => {
     const text = output();
     expect(text).toContain('━━ 🔴 critical · ip-10-0-1-2.ec2.internal · p4d.24xlarge ━━');
     expect(text).toContain('  Node: `ip-10-0-1-2.ec2.internal`');
-    expect(text).toContain('[Replace] [Reboot] [Cordon] [Exclude] [Dismiss]');
+    expect(text).toContain('[Replace] [Reboot] [Cordon] [Run diagnostics] [Exclude] [Dismiss]');
     expect(text.match(/━━ 🔴/g)).toHaveLength(1);
     const replies = text.split('\n').filter((l) => l.startsWith('    ↳ '));
     expect(replies).toHaveLength(2);

@@ -50,6 +50,7 @@ const deniedWhat: Record<ServiceAction, string> = {
   unexclude: 'unexclude nodes',
   pause: 'pause gpu-medic',
   resume: 'resume gpu-medic',
+  diagnose: 'run DCGM diagnostics',
 };
 
 /** The one sentence (or two) a person reads for a service answer. */

@@ -47,6 +47,7 @@ describe('gpu-medic run (child process, Slack HTTP mode): clicks and a Slack out
       'gpu_replace',
       'gpu_reboot',
       'gpu_cordon',
+      'gpu_diagnose',
       'gpu_exclude',
       'gpu_dismiss',
     ]);

@@ -15,7 +15,8 @@ const sandbox = suiteSandbox('gpu-medic-chat-port-');
 let dbCounter = 0;
 
 describeChatPortContract('the runtime’s port over the services and the store', async () => {
-  const sim = await startSimulator({ nodes: 2, slack: false, controlPort: false });
+  // With DCGM host-engine pods, so `runDiagnostics` runs `dcgmi diag` in them.
+  const sim = await startSimulator({ nodes: 2, slack: false, controlPort: false, dcgmServer: true });
   Object.assign(process.env, sim.env);
   const config = loadConfig({
     ...sim.env,

@@ -51,6 +51,7 @@ const bracketed = new Set<StepName>([
   'drain',
   'reboot',
   'wait_node_back',
+  'diagnose',
   'uncordon',
   'replace',
   'wait_replacement',
@@ -89,7 +90,8 @@ function killPoints(steps: readonly StepName[]): KillPoint[] {
   return points;
 }
 
-const rebootPlan = planSteps('reboot');
+// As the child runs it: POST_REPAIR_DIAG defaults to 1, so a DCGM diagnostic comes before the uncordon.
+const rebootPlan = planSteps('reboot', { diagnose: true });
 const rebootKills = killPoints(rebootPlan);
 const replaceKills = killPoints(['replace', 'wait_replacement']);
 

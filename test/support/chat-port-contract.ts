@@ -72,6 +72,17 @@ export function describeChatPortContract(name: string, make: () => Promise<ChatP
       expect(refused).toMatchObject({ ok: false, code: 'not_found' });
     });
 
+    it('DCGM diagnostics of a known node answer with a verdict and a row per test and GPU; an unknown node is not found', async () => {
+      const r = await f.port.runDiagnostics(f.node, 1, admin);
+      expect(r).toMatchObject({ ok: true, node: f.node, level: 1, verdict: 'pass' });
+      if (!r.ok) throw new Error(r.message);
+      expect(r.results.length).toBeGreaterThan(0);
+      expect(r.results.every((x) => x.status === 'pass' && Number.isInteger(x.gpu))).toBe(true);
+      expect(r.message).toContain(f.node);
+      const ghost = await f.port.runDiagnostics('ip-10-9-9-9.ec2.internal', 1, admin);
+      expect(ghost).toMatchObject({ ok: false, code: 'not_found' });
+    });
+
     it('a known node has a detail and a history', async () => {
       expect((await f.port.nodeDetail(f.node))?.node).toBe(f.node);
       expect(await f.port.history(f.node)).toEqual(expect.any(Array));

@@ -6,7 +6,7 @@ import type { Incident, IncidentState, RemediationAction } from '../../src/domai
 import type { Policy } from '../../src/domain/policy.js';
 import { defaultClassificationPolicy, defaultEscalationPolicy } from '../../src/domain/policy.js';
 import { type EngineConfig, RemediationEngine } from '../../src/remediate/engine.js';
-import type { NewIncident } from '../../src/remediate/ports.js';
+import type { DiagPort, NewIncident } from '../../src/remediate/ports.js';
 import {
   type Authorize,
   type AutoRepairOptions,
@@ -44,6 +44,8 @@ export interface HarnessOptions {
   authorize?: Authorize;
   isLeader?: () => boolean;
   autoRepair?: AutoRepairOptions;
+  /** DCGM diagnostics for the `diagnose` step (with `engine.postRepairDiag`). */
+  diag?: DiagPort;
 }
 
 export function createHarness(options: HarnessOptions = {}) {
@@ -74,6 +76,7 @@ export function createHarness(options: HarnessOptions = {}) {
       clock,
       bus,
       ...(options.isLeader ? { isLeader: options.isLeader } : {}),
+      ...(options.diag ? { diag: options.diag } : {}),
       config: { dryRun, ...options.engine },
     });
   const engine = newEngine();

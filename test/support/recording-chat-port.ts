@@ -2,6 +2,8 @@
  * Test support: a ChatPort that records every call and keeps just enough state to answer like the services
  * — including their atomic claim: the first approve of a pending incident wins, later ones are `busy`.
  */
+
+import type { DiagLevel, DiagResult } from '../../src/domain/diag.js';
 import { withoutDetails } from '../../src/domain/event-details.js';
 import {
   type ProgressEvent,
@@ -12,7 +14,13 @@ import {
 import type { Incident, RemediationAction } from '../../src/domain/incident.js';
 import type { AuditEntry, Exclusion } from '../../src/domain/ports.js';
 import type { AlertButtonAction, AlertView } from '../../src/slack/blocks/alert.js';
-import type { ChatPort, ChatResult, ChatSink, RepairReport } from '../../src/slack/chat-port.js';
+import type {
+  ChatDiagResult,
+  ChatPort,
+  ChatResult,
+  ChatSink,
+  RepairReport,
+} from '../../src/slack/chat-port.js';
 import { userIdFromActor } from '../../src/slack/chat-port.js';
 import type { FleetSummary, IncidentSummary, NodeDetail } from '../../src/slack/format.js';
 import { incident } from './fixtures.js';
@@ -243,6 +251,24 @@ export class RecordingChatPort implements ChatPort {
   async repairReport(days: number): Promise<RepairReport> {
     this.record('repairReport', [days]);
     return this.report;
+  }
+
+  /** What the next diagnostic finds on a known node: every GPU passes unless a test set this. */
+  diagResults: DiagResult[] = [0, 1, 2, 3].map((gpu) => ({ test: 'software', gpu, status: 'pass' }));
+
+  async runDiagnostics(node: string, level: DiagLevel, actor: string): Promise<ChatDiagResult> {
+    this.record('runDiagnostics', [node, level, actor]);
+    if (!this.nodes.has(node))
+      return { ok: false, code: 'not_found', message: `Node ${node} does not exist.` };
+    const failed = this.diagResults.some((r) => r.status === 'fail');
+    return {
+      ok: true,
+      node,
+      level,
+      verdict: failed ? 'fail' : 'pass',
+      results: this.diagResults,
+      message: `DCGM diagnostics level ${level} ${failed ? 'failed' : 'passed'} on ${node}.`,
+    };
   }
 
   audit(entry: AuditEntry): void {

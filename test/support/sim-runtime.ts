@@ -63,6 +63,8 @@ export interface SimRuntimeOptions {
   gpuNodes?: (sim: Simulator, node: string) => boolean;
   /** Start the runtime and wait for its first scan of every GPU node before `fn`. */
   scanFirst?: boolean;
+  /** Who may act through the services (the Slack app's admins in production); the monitor and the CLI unless told. */
+  authorize?: (actor: string) => boolean;
 }
 
 /**
@@ -86,7 +88,11 @@ export async function withSimRuntime(
       LOG_LEVEL: 'silent',
       ...options.env,
     });
-    rt = await createRuntime(config, { logger: silentLogger(), engine: { pollMs: 200 } });
+    rt = await createRuntime(config, {
+      logger: silentLogger(),
+      engine: { pollMs: 200 },
+      ...(options.authorize ? { authorize: options.authorize } : {}),
+    });
     const events: ProgressEvent[] = [];
     rt.bus.subscribe((e) => events.push(e));
     const keep = options.gpuNodes;

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { slackIncident, slackT0 } from '../../../test/support/recording-chat-port.js';
 import type { Incident } from '../../domain/incident.js';
-import { type AlertView, alertMessage, decisionLine } from './alert.js';
+import { AlertButtonActions, type AlertView, alertMessage, decisionLine } from './alert.js';
 import { assertSlackLimits } from './limits.js';
 import { threadReply } from './thread.js';
 
@@ -38,14 +38,21 @@ describe('alert of an EKS Auto Mode node', () => {
 
   it('offers no Reboot, says why, and the Replace confirmation says the Node is deleted', () => {
     // A GPU reset does not touch the instance: it stays on Auto Mode nodes.
-    expect(actionIds(view)).toEqual(['gpu_reset', 'gpu_replace', 'gpu_cordon', 'gpu_exclude', 'gpu_dismiss']);
+    expect(actionIds(view)).toEqual([
+      'gpu_reset',
+      'gpu_replace',
+      'gpu_cordon',
+      'gpu_diagnose',
+      'gpu_exclude',
+      'gpu_dismiss',
+    ]);
     expect(texts(view)).toMatch(/No Reboot:.*EKS Auto Mode node.*cannot be rebooted through the EC2 API/);
     expect(texts(view)).toMatch(/then delete the Node; EKS Auto Mode removes its instance/);
     assertSlackLimits(alertMessage(view).blocks);
   });
 
-  it('other nodes keep all six buttons', () => {
-    expect(actionIds({ incident, cluster: 'prod' })).toHaveLength(6);
+  it('other nodes keep all seven buttons', () => {
+    expect(actionIds({ incident, cluster: 'prod' })).toHaveLength(AlertButtonActions.length);
   });
 });
 

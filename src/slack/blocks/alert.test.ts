@@ -172,6 +172,7 @@ describe('alertMessage', () => {
       'gpu_replace',
       'gpu_reboot',
       'gpu_cordon',
+      'gpu_diagnose',
       'gpu_exclude',
       'gpu_dismiss',
     ]);
@@ -251,7 +252,7 @@ describe('alertMessage', () => {
     const view = cases.find(([n]) => n === 'xid13-warning-alert-only')?.[1];
     if (!view) throw new Error('fixture missing');
     const message = alertMessage(view);
-    expect(buttons(message.blocks)).toHaveLength(6);
+    expect(buttons(message.blocks)).toHaveLength(7);
     expect(JSON.stringify(message.blocks)).toContain('Policy: alert only');
   });
 

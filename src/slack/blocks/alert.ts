@@ -23,7 +23,15 @@ import { codeSection, context, fieldsSection, header, type KnownBlock, plain, se
 import { SlackLimits, truncate } from './limits.js';
 
 /** What an operator can press on an alert. */
-export const AlertButtonActions = ['reset', 'replace', 'reboot', 'cordon', 'exclude', 'dismiss'] as const;
+export const AlertButtonActions = [
+  'reset',
+  'replace',
+  'reboot',
+  'cordon',
+  'diagnose',
+  'exclude',
+  'dismiss',
+] as const;
 export type AlertButtonAction = (typeof AlertButtonActions)[number];
 
 export const alertActionIds = {
@@ -31,12 +39,19 @@ export const alertActionIds = {
   replace: 'gpu_replace',
   reboot: 'gpu_reboot',
   cordon: 'gpu_cordon',
+  diagnose: 'gpu_diagnose',
   exclude: 'gpu_exclude',
   dismiss: 'gpu_dismiss',
 } as const satisfies Record<AlertButtonAction, string>;
 
-/** For `app.action(alertActionIdPattern, …)`: matches exactly the six alert buttons. */
-export const alertActionIdPattern = /^gpu_(reset|replace|reboot|cordon|exclude|dismiss)$/;
+/** For `app.action(alertActionIdPattern, …)`: matches exactly the alert buttons. */
+export const alertActionIdPattern = /^gpu_(reset|replace|reboot|cordon|diagnose|exclude|dismiss)$/;
+
+/** A button's words where they are not its action's name. */
+const buttonLabel: Partial<Record<AlertButtonAction, string>> = {
+  reset: 'Reset GPU',
+  diagnose: 'Run diagnostics',
+};
 
 /** `gpu_reboot` → `reboot`; anything else → undefined. */
 export function alertActionFromId(actionId: string): AlertButtonAction | undefined {
@@ -110,7 +125,7 @@ function button(
   const b: types.Button = {
     type: 'button',
     action_id: alertActionIds[action],
-    text: plain(action === 'reset' ? 'Reset GPU' : capitalize(action), SlackLimits.buttonText),
+    text: plain(buttonLabel[action] ?? capitalize(action), SlackLimits.buttonText),
     value,
   };
   const confirm =

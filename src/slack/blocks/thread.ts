@@ -5,6 +5,7 @@
  */
 import { type KubeflowJobRef, type ProgressDetails, type ProgressEvent, readEvent } from '../chat-events.js';
 import { actorLabel, escapeMrkdwn, formatDuration, slackDate } from '../format.js';
+import { diagTable } from './diag-table.js';
 import { SlackLimits, truncate } from './limits.js';
 
 export interface ThreadReply {
@@ -209,6 +210,35 @@ function stepLine(event: ProgressEvent): string {
       }
       const problem = d.problem;
       return `❌ GPU scan still unhealthy${count}${problem ? `: ${e(problem)}` : ''}`;
+    }
+    case 'diag_started': {
+      const level = d.level !== undefined ? ` level ${d.level}` : '';
+      const expected = d.expectedMs !== undefined ? ` (about ${formatDuration(d.expectedMs)})` : '';
+      const again = d.resumed ? ' again (the run before was interrupted)' : '';
+      return `🩺 Running DCGM diagnostics${level} on ${node}${again}${expected} — it stays cordoned until they pass`;
+    }
+    case 'diag_progress': {
+      const waited = d.waitedMs !== undefined ? ` for ${formatDuration(d.waitedMs)}` : '';
+      const of = d.expectedMs !== undefined ? ` of about ${formatDuration(d.expectedMs)}` : '';
+      return `⏳ DCGM diagnostics${d.level !== undefined ? ` level ${d.level}` : ''} running${waited}${of}`;
+    }
+    case 'diag_result': {
+      const level = d.level !== undefined ? ` level ${d.level}` : '';
+      const table = diagTable(d.results ?? [], d.nodeWide ?? []);
+      const body = table ? `\n${table}` : '';
+      const why = d.message ? `: ${e(d.message)}` : '';
+      switch (d.verdict) {
+        case 'pass':
+          return `✅ DCGM diagnostics${level} passed${took(event)}${body}`;
+        case 'warn':
+          return `⚠️ DCGM diagnostics${level} passed with warnings${took(event)}${why}${body}`;
+        case 'fail':
+          return `❌ DCGM diagnostics${level} failed on ${node}${took(event)}${why}${body}`;
+        case 'unavailable':
+          return `ℹ️ DCGM diagnostics skipped on ${node}${why}`;
+        default:
+          return `❌ DCGM diagnostics${level} gave no verdict on ${node}${why}`;
+      }
     }
     case 'replace_issued': {
       const id = d.instanceId;

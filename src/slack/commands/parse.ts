@@ -17,6 +17,7 @@ export const GpuSubcommands = [
   'replace',
   'history',
   'report',
+  'diag',
   'pause',
   'resume',
   'help',
@@ -36,6 +37,8 @@ export type GpuCommand =
   | { kind: NodeActionKind; node: string; reason?: string; gpu?: number }
   | { kind: 'history'; node: string }
   | { kind: 'report'; days: number }
+  /** A DCGM diagnostic of the node now, level 1 (quick) unless told. */
+  | { kind: 'diag'; node: string; level: 1 | 2 | 3 }
   | { kind: 'pause'; reason?: string }
   | { kind: 'resume' };
 
@@ -73,6 +76,7 @@ export const usage: Record<GpuSubcommand, string> = {
   replace: '/gpu replace <node> [reason…]',
   history: '/gpu history <node>',
   report: '/gpu report [days, default 30, at most 365]',
+  diag: '/gpu diag <node> [level 1|2|3; default 1] (DCGM diagnostics, without cordoning)',
   pause: '/gpu pause [reason…]',
   resume: '/gpu resume',
   help: '/gpu help',
@@ -94,6 +98,7 @@ export const subcommandHelp: Record<GpuSubcommand, string> = {
   replace: 'Cordon, drain and replace a node’s instance (asks for confirmation)',
   history: 'What gpu-medic and people did to a node',
   report: 'Repair records for AWS support cases (RMA): a CSV file, one row per GPU and repair',
+  diag: 'Run DCGM diagnostics on a node now, without cordoning it (admins; level 3 takes about half an hour)',
   pause: 'Stop all automatic actions (open the circuit breaker)',
   resume: 'Resume automatic actions (close the circuit breaker)',
   help: 'This help',
@@ -269,6 +274,18 @@ export function parseGpuCommand(text: string): ParseResult {
       const reason = reasonOf(rest.slice(1));
       return reason ? { kind: name, node, reason } : { kind: name, node };
     }
+    case 'diag': {
+      const node = needNode();
+      if (typeof node !== 'string') return node;
+      const given = rest[1];
+      if (rest.length > 2 || (given !== undefined && !/^[123]$/.test(given))) {
+        return fail(
+          name,
+          `'diag' takes a node name and a level 1, 2 or 3 (got '${rest.slice(1).join(' ').slice(0, 60)}').`,
+        );
+      }
+      return { kind: 'diag', node, level: given === undefined ? 1 : (Number(given) as 1 | 2 | 3) };
+    }
     case 'exclude': {
       const node = needNode();
       if (typeof node !== 'string') return node;
@@ -301,6 +318,9 @@ export function parseGpuCommand(text: string): ParseResult {
 /**
  * Commands that change the cluster or what gpu-medic does: they need an authorized user.
  * `status`, `exclusions`, `history`, `report` and `help` are open to everyone in the channel.
+ * Commands that change the cluster or what gpu-medic does, and `diag` (it changes nothing, but it loads every GPU
+ * of the node for minutes): they need an authorized user.
+ * `status`, `exclusions`, `history` and `help` are open to everyone in the channel.
  */
 export function isDestructive(cmd: GpuCommand): boolean {
   switch (cmd.kind) {

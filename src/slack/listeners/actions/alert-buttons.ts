@@ -17,6 +17,7 @@ import { userMention } from '../../format.js';
 import {
   auditDenial,
   deniedMessage,
+  diagMessage,
   genericFailure,
   resultMessage,
   textMessage,
@@ -51,6 +52,8 @@ export async function handleAlertClick(
     }
     const { chat } = deps;
     const actor = slackActor(userId);
+    // Changes nothing on the node and leaves the alert as it is: the answer is DCGM's table.
+    if (action === 'diagnose') return { message: diagMessage(await chat.runDiagnostics(node, 1, actor)) };
     const result =
       action === 'exclude'
         ? await chat.exclude(

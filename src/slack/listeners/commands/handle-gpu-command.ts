@@ -5,7 +5,9 @@
 import type { Logger } from 'pino';
 import type { Authorizer } from '../../authz.js';
 import type { SlackMessage } from '../../blocks/alert.js';
+import { diagTable } from '../../blocks/diag-table.js';
 import { section } from '../../blocks/kit.js';
+import { SlackLimits, truncate } from '../../blocks/limits.js';
 import {
   commandConfirmActionIds,
   commandErrorMessage,
@@ -16,7 +18,7 @@ import {
   historyMessage,
   nodeStatusMessage,
 } from '../../blocks/status.js';
-import type { ChatPort, ChatResult } from '../../chat-port.js';
+import type { ChatDiagResult, ChatPort, ChatResult } from '../../chat-port.js';
 import { slackActor } from '../../chat-port.js';
 import {
   type GpuCommand,
@@ -63,6 +65,18 @@ export const genericFailure: SlackMessage = {
 
 export function textMessage(text: string): SlackMessage {
   return { text, blocks: [section(text)] };
+}
+
+/** A diagnostic's answer: the verdict in words and DCGM's table (test, GPU, result, failure text). */
+export function diagMessage(result: ChatDiagResult): SlackMessage {
+  if (!result.ok) return resultMessage(result);
+  const icon = { pass: '✅', warn: '⚠️', fail: '❌', unavailable: 'ℹ️', error: '❌' }[result.verdict];
+  const table = diagTable(result.results, result.nodeWide ?? []);
+  const text = `${icon} ${escapeMrkdwn(result.message)}${table ? `\n${table}` : ''}`;
+  return {
+    text: truncate(text, SlackLimits.messageText),
+    blocks: [section(truncate(text, SlackLimits.sectionText))],
+  };
 }
 
 /** A service answer as an ephemeral message. */
@@ -192,6 +206,8 @@ async function answer(text: string, userId: string, deps: CommandDeps): Promise<
     case 'reset':
     case 'replace':
       return { message: confirmCommandMessage(cmd), confirm: cmd };
+    case 'diag':
+      return { message: diagMessage(await chat.runDiagnostics(cmd.node, cmd.level, actor)) };
     default: {
       const never: never = cmd;
       return { message: textMessage(`Unknown command ${escapeMrkdwn(String(never))}`) };
