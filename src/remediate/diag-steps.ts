@@ -6,7 +6,6 @@
  */
 
 import { type DiagLevel, type DiagReport, diagVerdict } from '../domain/diag.js';
-import type { RemediationAction } from '../domain/incident.js';
 import { escalateToAfter } from './escalation.js';
 import type { DiagRun } from './ports.js';
 import { done, type StepContext, type StepOutcome } from './step-kit.js';

@@ -142,6 +142,18 @@ describe('DCGM diagnostics after a repair', () => {
       expect(uncordons(h, target)).toEqual([]);
       expect(sim.log.find('RebootInstances')).toHaveLength(1);
       expect(sim.log.find('TerminateInstanceInAutoScalingGroup')).toHaveLength(1);
+      // RMA evidence: the instance is tagged with the incident and the fault before it is terminated.
+      const ec2 = sim.log.requests.filter((r) => r.service === 'ec2' || r.service === 'autoscaling');
+      const operations = ec2.map((r) => r.operation);
+      expect(operations.indexOf('CreateTags'), operations.join(' ')).toBeGreaterThanOrEqual(0);
+      expect(operations.indexOf('CreateTags')).toBeLessThan(
+        operations.indexOf('TerminateInstanceInAutoScalingGroup'),
+      );
+      const instanceId = first.instanceId ?? '';
+      expect(sim.cluster.describeInstances([instanceId])[0]?.tags).toMatchObject({
+        'gpu-medic:incident': replaced.id,
+        'gpu-medic:fault': replaced.faultKey,
+      });
       expect(rt.store.steps.lastOf(first.id, 'diagnose')?.detail).toMatchObject({
         verdict: 'fail',
         escalateTo: 'replace',
