@@ -4,6 +4,7 @@
  * others, and its failure is itself a finding. The LLM is never awaited on the scan's critical path:
  * a node whose verdict needs the model gets the rules' verdict now and is refined when the answer lands.
  */
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { baseSnapshot, type Collector } from '../collect/collector.js';
 import {
@@ -504,9 +505,7 @@ export class Monitor {
         !verdict.findings.some(actionable);
       noted.set(
         node.name,
-        nothingToRemember
-          ? { gpuRows: result.gpuState, verdict: JSON.stringify(verdict), bootId: node.bootId }
-          : undefined,
+        nothingToRemember ? { key: quietKey(snapshot, verdict), bootId: node.bootId } : undefined,
       );
     }
     return created;
@@ -534,22 +533,8 @@ export class Monitor {
   private stillQuiet(node: GpuNode, snapshot: NodeSnapshot, verdict: Verdict): boolean {
     const q = this.quiet.get(node.name);
     if (!q || q.bootId !== node.bootId || verdict.findings.some(actionable)) return false;
-    const result = triage({
-      snapshot,
-      verdict,
-      previousGpuState: q.gpuRows,
-      previousKeys: new Set(),
-      openKeys: new Set(),
-      excluded: false,
-    });
-    return (
-      result.open.length === 0 &&
-      result.touch.length === 0 &&
-      result.activeKeys.length === 0 &&
-      Object.keys(result.xidCounts).length === 0 &&
-      changedGpuRows(result.gpuState, q.gpuRows).length === 0 &&
-      JSON.stringify(verdict) === q.verdict
-    );
+    // Same verdict and same GPU XID readings as the record: triage would find what it found then, nothing.
+    return quietKey(snapshot, verdict) === q.key;
   }
 
   /** The model's verdict arrived after the scan moved on: update open incidents, open what is new. */
@@ -613,12 +598,21 @@ export class Monitor {
   }
 }
 
-/** What a quiet node's last record was (see Monitor.quiet). */
+/** What a quiet node's last record was (see Monitor.quiet): a digest, so 5,000 nodes cost a few hundred kB. */
 interface QuietRecord {
-  gpuRows: GpuXidState[];
-  /** The recorded verdict, as JSON. */
-  verdict: string;
+  /** quietKey of the recorded snapshot and verdict. */
+  key: string;
   bootId: string | undefined;
+}
+
+/** The verdict and every XID reading of the snapshot (what triage reads of it), as one digest. */
+function quietKey(snapshot: NodeSnapshot, verdict: Verdict): string {
+  const hash = createHash('sha1').update(JSON.stringify(verdict));
+  for (const g of snapshot.gpus) {
+    hash.update(`|${g.index}:${g.xidLast ?? ''}:${g.xidCount ?? ''}`);
+    for (const x of g.xids ?? []) hash.update(`,${x.xid}:${x.count ?? ''}`);
+  }
+  return hash.digest('base64');
 }
 
 const actionable = (f: Finding) => f.severity === 'warning' || f.severity === 'critical';
