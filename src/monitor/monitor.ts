@@ -4,7 +4,6 @@
  * others, and its failure is itself a finding. The LLM is never awaited on the scan's critical path:
  * a node whose verdict needs the model gets the rules' verdict now and is refined when the answer lands.
  */
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { baseSnapshot, type Collector } from '../collect/collector.js';
 import {
@@ -18,9 +17,18 @@ import type { CollectionError, NodeSnapshot } from '../domain/gpu.js';
 import { type Incident, isWorking, type PolicyMode, type RemediationAction } from '../domain/incident.js';
 import type { GpuNode } from '../domain/node.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { noteGpuCountSources } from './gpu-count-notes.js';
 import { forEachBounded } from './pool.js';
 import type { IncidentSighting, MonitorStore } from './ports.js';
-import { type GpuXidState, triage } from './triage.js';
+import {
+  actionable,
+  changedGpuRows,
+  type QuietRecord,
+  quietKey,
+  sameCounts,
+  sameList,
+} from './scan-memory.js';
+import { triage } from './triage.js';
 
 export interface Plan {
   plannedAction: RemediationAction;
@@ -189,37 +197,6 @@ export class Monitor {
     }, delayMs);
   }
 
-  /**
-   * Node mapping is pure, so it cannot log: the monitor says once per instance type that the EC2 GPU table
-   * does not know it, and what it expects instead (GFD's count, unshared capacity, or no count check).
-   */
-  private noteGpuCountSources(nodes: readonly GpuNode[]): void {
-    const log = this.opts.logger;
-    if (!log) return;
-    for (const n of nodes) {
-      const source = n.gpuCountSource;
-      if (source === undefined || source === 'instance-type') continue;
-      const instanceType = n.instanceType ?? '(none)';
-      if (this.countNoticed.has(instanceType)) continue;
-      this.countNoticed.add(instanceType);
-      const meta = {
-        instanceType,
-        node: n.name,
-        sharing: n.gpuSharing,
-        source,
-        expectedGpus: n.expectedGpus,
-      };
-      if (source === 'unknown') {
-        log.warn(
-          meta,
-          'instance type not in the GPU table and no physical GPU count on the node: no GPU-count check',
-        );
-      } else {
-        log.info(meta, 'instance type not in the GPU table: expecting the GPU count the node reports');
-      }
-    }
-  }
-
   /** False once stopped (or before start): a standby replica's monitor is not running. */
   get isRunning(): boolean {
     return !this.stopped;
@@ -255,7 +232,7 @@ export class Monitor {
     const listed = this.opts.listNodes();
     const nodes = full ? listed : listed.filter((n) => only.has(n.name));
     if (full) {
-      this.noteGpuCountSources(nodes);
+      noteGpuCountSources(nodes, this.countNoticed, this.opts.logger);
       const names = new Set(nodes.map((n) => n.name));
       for (const name of this.quiet.keys()) if (!names.has(name)) this.quiet.delete(name);
     }
@@ -596,44 +573,4 @@ export class Monitor {
       preexisting,
     };
   }
-}
-
-/** What a quiet node's last record was (see Monitor.quiet): a digest, so 5,000 nodes cost a few hundred kB. */
-interface QuietRecord {
-  /** quietKey of the recorded snapshot and verdict. */
-  key: string;
-  bootId: string | undefined;
-}
-
-/** The verdict and every XID reading of the snapshot (what triage reads of it), as one digest. */
-function quietKey(snapshot: NodeSnapshot, verdict: Verdict): string {
-  const hash = createHash('sha1').update(JSON.stringify(verdict));
-  for (const g of snapshot.gpus) {
-    hash.update(`|${g.index}:${g.xidLast ?? ''}:${g.xidCount ?? ''}`);
-    for (const x of g.xids ?? []) hash.update(`,${x.xid}:${x.count ?? ''}`);
-  }
-  return hash.digest('base64');
-}
-
-const actionable = (f: Finding) => f.severity === 'warning' || f.severity === 'critical';
-
-function changedGpuRows(next: readonly GpuXidState[], stored: readonly GpuXidState[]): GpuXidState[] {
-  const byGpu = new Map(stored.map((r) => [r.gpu, r]));
-  return next.filter((r) => {
-    const s = byGpu.get(r.gpu);
-    return !s || s.xidLast !== r.xidLast || s.xidCount !== r.xidCount;
-  });
-}
-
-function sameList(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
-
-function sameCounts(
-  a: Readonly<Record<string, number>> | undefined,
-  b: Readonly<Record<string, number>>,
-): boolean {
-  if (!a) return false;
-  const keys = Object.keys(b);
-  return keys.length === Object.keys(a).length && keys.every((k) => a[k] === b[k]);
 }
