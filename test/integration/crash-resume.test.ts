@@ -274,8 +274,11 @@ async function crashAndResume(
       { timeoutMs: 240_000, intervalMs: 200, alive: [second], ...ctx },
     );
     // The do-not-disrupt annotation comes off just after the end (also when the kill came between the two).
+    // Wait for its journal row, not just the patch: a first process killed between the patch and the row
+    // leaves the patch in the log, and the restarted one must still finish the row.
+    const incidentId = s.incident.id;
     await waitFor(
-      'the do-not-disrupt annotation to be released',
+      'the do-not-disrupt annotation to be released and its release recorded',
       () =>
         k8s(sim).some(
           (r) =>
@@ -283,7 +286,10 @@ async function crashAndResume(
             r.name === target &&
             r.body.includes('do-not-disrupt') &&
             JSON.parse(r.body).metadata?.annotations?.['karpenter.sh/do-not-disrupt'] === null,
-        )
+        ) &&
+        stepsIn(db, incidentId)
+          .filter((r) => r.step === 'release_guard')
+          .every((r) => r.status === 'done')
           ? true
           : undefined,
       { timeoutMs: 30_000, intervalMs: 200, alive: [second], ...ctx },
