@@ -170,6 +170,7 @@ export class BedrockScripts {
     return this.fn ? await this.fn(request) : undefined;
   }
 }
+
 function estimateTokens(value: unknown): number {
   return Math.max(1, Math.ceil(JSON.stringify(value ?? '').length / 4));
 }
@@ -177,7 +178,6 @@ function estimateTokens(value: unknown): number {
 export function createBedrockHandler(ctx: Pick<AwsContext, 'bedrock' | 'timers'>) {
   const { bedrock, timers } = ctx;
 
-  // ── Bedrock ──
   async function converse(modelId: string, body: string): Promise<Reply> {
     let json: unknown;
     try {

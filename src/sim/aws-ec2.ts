@@ -268,6 +268,7 @@ export function createEc2Handlers(ctx: Pick<AwsContext, 'effects'>) {
     }
     throw unknownAction(action);
   }
+
   // ── EKS ──
   function describeNodegroup(clusterName: string, nodegroupName: string): Reply {
     const nodegroup = effects.describeNodegroup?.(clusterName, nodegroupName);

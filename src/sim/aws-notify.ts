@@ -106,6 +106,7 @@ export interface SimAwsState {
   }[];
   lambda: { functionName: string; qualifier?: string; invocationType: string; payload: string }[];
 }
+
 // ─── Lambda ─────────────────────────────────────────────────────────────────────────────────────
 
 export interface LambdaInvocation {
