@@ -173,6 +173,12 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
   };
   registerListeners(app, deps);
 
+  // Answers to queued requests: no Bolt request carries a client then (Bolt's own has no token bound).
+  const answerClient = new webApi.WebClient(options.botToken, {
+    retryConfig: { retries: 2, factor: 2, minTimeout: 200, maxTimeout: 2000 },
+    logLevel: webApi.LogLevel.ERROR,
+    ...(options.slackApiUrl ? { slackApiUrl: options.slackApiUrl } : {}),
+  });
   const identityClient = new webApi.WebClient(options.botToken, {
     retryConfig: { retries: 0 },
     rejectRateLimitedCalls: true,
@@ -207,7 +213,7 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
     receiver,
     identity: () => identity,
     // Executed, never routed again: the request is this cluster's, and this process is its leader.
-    execute: (request) => executeLeaderRequest(request, deps, app.client),
+    execute: (request) => executeLeaderRequest(request, deps, answerClient),
     async start() {
       stopped = false;
       resolveIdentity(0);
