@@ -66,6 +66,14 @@ export async function createApp(config: Config, opts: AppOptions): Promise<App> 
     delivery && authz && opts.serve
       ? createSlackReceiver(runtime, { port, delivery, authz, logger, ...(fleet ? { fleet } : {}) })
       : undefined;
+  // With several replicas over one database, only the acting one posts what the outbox holds: two
+  // delivery workers would post every alert twice.
+  if (delivery && fleet) {
+    runtime.whileActing({
+      start: async () => delivery.start(),
+      stop: () => delivery.stop(),
+    });
+  }
   if (receiver && fleet) {
     runtime.whileActing(
       requestWorker({
@@ -85,7 +93,7 @@ export async function createApp(config: Config, opts: AppOptions): Promise<App> 
     runtime,
     chat: port,
     async start() {
-      delivery?.start();
+      if (!fleet) delivery?.start();
       await receiver?.start();
       await runtime.start();
     },
