@@ -158,5 +158,12 @@ describe('two replicas over one database', () => {
       context: diag,
     });
     expect(answer.text).toContain(`prod: ${gpuNodeNames(sim).length} GPU nodes`);
+    // The leader's node names, for `<cluster>/<node>` routing.
+    const published = db
+      .prepare("SELECT node FROM fleet_nodes WHERE cluster = 'prod' ORDER BY node")
+      .all() as {
+      node: string;
+    }[];
+    expect(published.map((r) => r.node)).toEqual([...gpuNodeNames(sim)].sort());
   }, 30_000);
 });
