@@ -74,13 +74,17 @@ async function startProc(db: string, name: string, cluster: string, acting: bool
   return proc;
 }
 
-function signedPost(p: Proc, body: string): Promise<Response> {
+function signedPost(
+  p: Proc,
+  body: string,
+  contentType = 'application/x-www-form-urlencoded',
+): Promise<Response> {
   const ts = Math.floor(Date.now() / 1000);
   const sig = `v0=${createHmac('sha256', secret).update(`v0:${ts}:${body}`).digest('hex')}`;
   return fetch(`${p.base}/slack/events`, {
     method: 'POST',
     headers: {
-      'Content-Type': 'application/x-www-form-urlencoded',
+      'Content-Type': contentType,
       'X-Slack-Request-Timestamp': String(ts),
       'X-Slack-Signature': sig,
     },
@@ -255,6 +259,29 @@ describe('fleet routing', () => {
     expect(ephemeralsFor(viewer)[1]?.text).toContain('staging: 4 GPU nodes');
     expect(ephemeralsFor(viewer)[1]?.text).not.toContain('prod');
     expect(prodStandby.chat.callsOf('fleetSummary')).toHaveLength(0);
+  });
+
+  it('shows every cluster in App Home; the leader adds its own detail', async () => {
+    const homeOpened = (user: string) =>
+      JSON.stringify({
+        team_id: 'T0SIM00001',
+        api_app_id: 'A0APP00001',
+        type: 'event_callback',
+        event_id: `Ev${user}`,
+        event_time: 1_700_000_000,
+        event: { type: 'app_home_opened', user, channel: 'D0DM000001', tab: 'home', event_ts: '1.2' },
+      });
+    await signedPost(prodStandby, homeOpened(viewer), 'application/json');
+    await waitFor('the standby home', () => sim.views.published.has(viewer));
+    const standbyHome = JSON.stringify(sim.views.published.get(viewer));
+    expect(standbyHome).toContain('GPU fleet · 2 clusters');
+    expect(standbyHome).not.toContain('Open incidents (');
+    expect(prodStandby.chat.callsOf('fleetSummary')).toHaveLength(0);
+    await signedPost(prodLeader, homeOpened(admin), 'application/json');
+    await waitFor('the leader home', () => sim.views.published.has(admin));
+    const leaderHome = JSON.stringify(sim.views.published.get(admin));
+    expect(leaderHome).toContain('GPU fleet · 2 clusters');
+    expect(leaderHome).toContain('Open incidents (1)');
   });
 
   it('fails a queued request whose payload does not validate, with the reason, and goes on', async () => {
