@@ -10,7 +10,7 @@ import { type LeaderRequest, parseLeaderRequest } from '../fleet/requests.js';
 import type { ClusterSummary } from '../fleet/summary.js';
 import type { Logger } from '../log/logger.js';
 import type { FleetSummary } from '../slack/format.js';
-import type { Store } from '../store/index.js';
+import type { FleetRequest, Store } from '../store/index.js';
 import { fleetSummaryOf } from './chat.js';
 import type { Core } from './core.js';
 import type { Acting } from './leadership.js';
@@ -140,40 +140,56 @@ export interface RequestWorkerOptions {
 
 /**
  * The leader's side of the queue: every FLEET_REQUEST_POLL, claim this cluster's requests (and those a
- * dead leader claimed more than LEASE_DURATION ago), execute each, mark it done or failed. A payload
- * that does not validate is failed with the reason, never dropped.
+ * dead leader claimed more than LEASE_DURATION ago) and execute each, as Slack's own requests are, side by
+ * side: a long one (a level-3 diagnostic) holds up no other. Each ends done or failed; a payload that does
+ * not validate is failed with the reason, never dropped. Losing the lease stops the claims; what is being
+ * executed finishes and is recorded.
  */
 export function requestWorker(o: RequestWorkerOptions): Acting & { drain(): Promise<number> } {
   const { config, store, clock, identity, logger } = o;
   const staleMs = config.leader.leaseDurationSeconds * 1000;
-  const drain = async (): Promise<number> => {
-    const claimed = store.requests.claim(config.clusterName, identity, clock.now(), staleMs);
-    for (const row of claimed) {
-      const request = parseLeaderRequest(row.payload);
-      if ('error' in request) {
-        logger.warn({ request: row.id, error: request.error }, 'queued request refused');
-        store.requests.fail(row.id, identity, request.error, clock.now());
-        continue;
-      }
-      try {
-        const result = await o.execute(request);
-        store.requests.complete(row.id, identity, result ?? null, clock.now());
-        logger.info({ request: row.id, kind: row.kind, user: row.requestedBy }, 'queued request executed');
-      } catch (err) {
-        logger.error({ err, request: row.id }, 'queued request failed');
-        store.requests.fail(row.id, identity, (err as Error).message ?? String(err), clock.now());
-      }
+  const execute = async (row: FleetRequest): Promise<void> => {
+    const request = parseLeaderRequest(row.payload);
+    if ('error' in request) {
+      logger.warn({ request: row.id, error: request.error }, 'queued request refused');
+      store.requests.fail(row.id, identity, request.error, clock.now());
+      return;
     }
-    return claimed.length;
+    try {
+      const result = await o.execute(request);
+      store.requests.complete(row.id, identity, result ?? null, clock.now());
+      logger.info({ request: row.id, kind: row.kind, user: row.requestedBy }, 'queued request executed');
+    } catch (err) {
+      logger.error({ err, request: row.id }, 'queued request failed');
+      store.requests.fail(row.id, identity, (err as Error).message ?? String(err), clock.now());
+    }
   };
+  /** Claims what is due and starts it; resolves with the claimed rows' executions. */
+  const claimAndStart = (): Promise<void>[] =>
+    store.requests
+      .claim(config.clusterName, identity, clock.now(), staleMs)
+      .map((row) =>
+        execute(row).catch((err) => logger.error({ err, request: row.id }, 'recording a request failed')),
+      );
   const loop = periodic(
-    'executing queued requests',
+    'claiming queued requests',
     config.leader.requestPollSeconds * 1000,
     async () => {
       // A full batch means more may wait: claim again at once.
-      while ((await drain()) >= 10) {}
+      while (claimAndStart().length >= claimBatch) {}
     },
     logger,
   );
-  return { ...loop, drain };
+  return {
+    ...loop,
+    /** One claim and its executions, awaited (what one poll does, for tests and shutdown paths). */
+    async drain() {
+      const started = claimAndStart();
+      await Promise.all(started);
+      return started.length;
+    },
+  };
 }
+
+/** Requests claimed per statement (the repository's default). */
+const claimBatch = 10;

@@ -104,6 +104,13 @@ describe('RequestRepo', () => {
     expect(s.requests.fail(id, 'alive', 'again', 5_400)).toBe(false);
   });
 
+  it('never gives a claimer back its own long-running claim', () => {
+    const id = s.requests.enqueue(req('prod', 1), 10);
+    s.requests.claim('prod', 'leader', 100, 5_000);
+    expect(s.requests.claim('prod', 'leader', 60_000, 5_000)).toEqual([]);
+    expect(s.requests.claim('prod', 'successor', 60_000, 5_000).map((r) => r.id)).toEqual([id]);
+  });
+
   it('records a failure with its error and lists recent requests newest first', () => {
     const a = s.requests.enqueue(req('prod', 1), 10);
     const b = s.requests.enqueue(req('staging', 2), 11);

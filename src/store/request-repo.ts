@@ -37,8 +37,9 @@ export interface RequestRepo {
   /** Returns the new request's id. */
   enqueue(request: NewFleetRequest, now: number): number;
   /**
-   * Claims up to `limit` requests of `cluster` for `owner`, oldest first: pending ones, and claimed ones
-   * whose claim is older than `staleAfterMs` (their claimer died).
+   * Claims up to `limit` requests of `cluster` for `owner`, oldest first: pending ones, and those another
+   * owner claimed more than `staleAfterMs` ago (their claimer died). Never its own: a request `owner` is
+   * still executing (a level-3 diagnostic takes half an hour) is not started twice.
    */
   claim(cluster: string, owner: string, now: number, staleAfterMs: number, limit?: number): FleetRequest[];
   /** False when `owner` no longer holds the claim (it went stale and another leader took it). */
@@ -95,7 +96,8 @@ export function createRequestRepo(sql: FleetSql): RequestRepo {
      WHERE id IN (
        SELECT id FROM fleet_requests
        WHERE cluster = @cluster
-         AND (status = 'pending' OR (status = 'claimed' AND claimed_at < @staleBefore))
+         AND (status = 'pending'
+           OR (status = 'claimed' AND claimed_at < @staleBefore AND claimed_by <> @owner))
        ORDER BY id LIMIT @limit${claimLockClause(sql.dialect)}
      )
      RETURNING ${columns}`,
