@@ -91,11 +91,12 @@ export function actingRole(deps: {
     async stop(why) {
       if (!acting) return;
       acting = false;
-      for (const task of tasks) await task.stop(why);
       void engine.abort(why);
       await monitor.stop();
       // A standby does not follow EKS's repairs: the next leader resumes them from their rows.
       await services.stopWatching();
+      // Last: a task winding down (a Slack post in flight) delays neither the abort nor the rest.
+      for (const task of tasks) await task.stop(why);
     },
   };
 }
