@@ -171,12 +171,18 @@ export function requestWorker(o: RequestWorkerOptions): Acting & { drain(): Prom
       .map((row) =>
         execute(row).catch((err) => logger.error({ err, request: row.id }, 'recording a request failed')),
       );
+  let prunedAt = 0;
   const loop = periodic(
     'claiming queued requests',
     config.leader.requestPollSeconds * 1000,
     async () => {
       // A full batch means more may wait: claim again at once.
       while (claimAndStart().length >= claimBatch) {}
+      // Finished requests are kept a week for inspection, then deleted (checked hourly).
+      if (clock.now() - prunedAt >= hourMs) {
+        prunedAt = clock.now();
+        store.requests.prune(config.clusterName, clock.now() - keepFinishedMs);
+      }
     },
     logger,
   );
@@ -193,3 +199,5 @@ export function requestWorker(o: RequestWorkerOptions): Acting & { drain(): Prom
 
 /** Requests claimed per statement (the repository's default). */
 const claimBatch = 10;
+const hourMs = 3_600_000;
+const keepFinishedMs = 7 * 24 * hourMs;

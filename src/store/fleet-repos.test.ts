@@ -111,6 +111,21 @@ describe('RequestRepo', () => {
     expect(s.requests.claim('prod', 'successor', 60_000, 5_000).map((r) => r.id)).toEqual([id]);
   });
 
+  it('prunes the cluster finished requests older than a time, never a pending or claimed one', () => {
+    const done = s.requests.enqueue(req('prod', 1), 10);
+    const claimed = s.requests.enqueue(req('prod', 2), 11);
+    const other = s.requests.enqueue(req('staging', 3), 12);
+    s.requests.claim('prod', 'l', 20, 1000, 1);
+    s.requests.complete(done, 'l', null, 30);
+    s.requests.claim('prod', 'l', 40, 1000);
+    s.requests.claim('staging', 'l', 40, 1000);
+    s.requests.fail(other, 'l', 'x', 30);
+    expect(s.requests.prune('prod', 31)).toBe(1);
+    expect(s.requests.get(done)).toBeUndefined();
+    expect(s.requests.get(claimed)?.status).toBe('claimed');
+    expect(s.requests.get(other)?.status).toBe('failed');
+  });
+
   it('records a failure with its error and lists recent requests newest first', () => {
     const a = s.requests.enqueue(req('prod', 1), 10);
     const b = s.requests.enqueue(req('staging', 2), 11);

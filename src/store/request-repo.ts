@@ -48,6 +48,8 @@ export interface RequestRepo {
   get(id: number): FleetRequest | undefined;
   /** Newest first; of one cluster when given. */
   listRecent(limit: number, cluster?: string): FleetRequest[];
+  /** Deletes `cluster`'s finished requests (done or failed) that finished before `before`; returns how many. */
+  prune(cluster: string, before: number): number;
 }
 
 interface RequestRow {
@@ -111,6 +113,9 @@ export function createRequestRepo(sql: FleetSql): RequestRepo {
   const recentOf = sql.prepare(
     `SELECT ${columns} FROM fleet_requests WHERE cluster = ? ORDER BY id DESC LIMIT ?`,
   );
+  const purge = sql.prepare(
+    `DELETE FROM fleet_requests WHERE cluster = ? AND status IN ('done', 'failed') AND finished_at < ?`,
+  );
   const end = (
     id: number,
     owner: string,
@@ -140,5 +145,6 @@ export function createRequestRepo(sql: FleetSql): RequestRepo {
       const rows = (cluster === undefined ? recent.all(limit) : recentOf.all(cluster, limit)) as RequestRow[];
       return rows.map(requestOf);
     },
+    prune: (cluster, before) => purge.run(cluster, before).changes,
   };
 }
