@@ -16,9 +16,10 @@ import type { Core } from './core.js';
 import type { Acting } from './leadership.js';
 
 /** The published summary: counts and open incidents, no per-node detail. */
-export function clusterSummaryOf(s: FleetSummary): ClusterSummary {
+export function clusterSummaryOf(s: FleetSummary, gpus?: number): ClusterSummary {
   return {
     gpuNodes: s.gpuNodes,
+    ...(gpus !== undefined ? { gpus } : {}),
     healthy: s.healthy,
     warning: s.warning,
     critical: s.critical,
@@ -86,7 +87,8 @@ export function fleetPublisher(
     Math.max(1000, config.monitor.intervalSeconds * 1000),
     async () => {
       const summary = await fleetSummaryOf(rt, store);
-      store.fleet.publish(config.clusterName, rt.identity, clusterSummaryOf(summary), clock.now());
+      const gpus = rt.sensing.watcher.list().reduce((n, node) => n + (node.expectedGpus ?? 0), 0);
+      store.fleet.publish(config.clusterName, rt.identity, clusterSummaryOf(summary, gpus), clock.now());
       if (!rt.sensing.watcher.isSynced) return;
       const names = rt.sensing.watcher
         .list()

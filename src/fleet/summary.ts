@@ -6,6 +6,8 @@ import { z } from 'zod';
 
 export const ClusterSummary = z.object({
   gpuNodes: z.number().int().nonnegative(),
+  /** GPUs the nodes are expected to have (capacity), when known. */
+  gpus: z.number().int().nonnegative().optional(),
   healthy: z.number().int().nonnegative(),
   warning: z.number().int().nonnegative(),
   critical: z.number().int().nonnegative(),

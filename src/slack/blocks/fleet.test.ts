@@ -35,14 +35,17 @@ const cluster = (name: string, over: Partial<FleetCluster> = {}, incidents = 1):
   ...over,
 });
 
+const withGpus = (c: FleetCluster, gpus: number): FleetCluster =>
+  c.summary ? { ...c, summary: { ...c.summary, gpus } } : c;
+
 describe('fleet answers', () => {
   it('lists every cluster with its counts and open incidents, named <cluster>/<node>', () => {
     const m = fleetClustersMessage(
-      [cluster('prod'), cluster('staging', { summary: undefined })],
+      [withGpus(cluster('prod'), 64), cluster('staging', { summary: undefined })],
       now,
       300_000,
     );
-    expect(m.text).toContain('prod: 8 GPU nodes · ✅ 6 · ⚠️ 1 · 🔴 1');
+    expect(m.text).toContain('prod: 8 GPU nodes (64 GPUs) · ✅ 6 · ⚠️ 1 · 🔴 1');
     expect(m.text).toContain('staging: summary unreadable');
     const all = JSON.stringify(m.blocks);
     expect(all).toContain('`prod/ip-10-0-1-0.ec2.internal`');

@@ -18,7 +18,7 @@ function countsLine(c: FleetCluster): string {
   const breaker = s.breaker === 'closed' ? '' : ` · breaker ${s.breaker}`;
   const dry = s.dryRun ? ' · 🧪 dry run' : '';
   return (
-    `*${escapeMrkdwn(c.cluster)}*: ${s.gpuNodes} GPU nodes · ✅ ${s.healthy} · ⚠️ ${s.warning} · 🔴 ${s.critical}` +
+    `*${escapeMrkdwn(c.cluster)}*: ${s.gpuNodes} GPU nodes${s.gpus ? ` (${s.gpus} GPUs)` : ''} · ✅ ${s.healthy} · ⚠️ ${s.warning} · 🔴 ${s.critical}` +
     ` · ❔ ${s.unknown} · 🔧 ${s.inRemediation} in remediation · 🚫 ${s.excluded} excluded${breaker}${dry}`
   );
 }
