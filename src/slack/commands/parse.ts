@@ -91,7 +91,8 @@ export const fullUsage = GpuSubcommands.map((s) => usage[s]).join('\n');
 
 /** The descriptions shown by `/gpu help`, in subcommand order. */
 export const subcommandHelp: Record<GpuSubcommand, string> = {
-  status: 'Fleet summary, or one node: verdict, GPUs, open incident, last actions',
+  status:
+    'Fleet summary (every cluster, or one), or one node (cluster/node where names repeat): verdict, GPUs, open incident, last actions',
   exclude: 'Keep gpu-medic away from a node for a while (default 24h, at most 30d)',
   unexclude: 'End an exclusion',
   exclusions: 'List excluded nodes',
