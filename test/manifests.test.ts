@@ -26,6 +26,7 @@ import {
   loadRoles,
   loadYamlDocuments,
   manifestsDir,
+  manifestsRoot,
   repoRoot,
   tripleKey,
 } from './support/rbac.js';
@@ -756,7 +757,7 @@ function readCountersCsv(text: string): { field: string; type: string; help: str
 }
 
 describe('manifests/dcgm-exporter: the counters file gpu-medic needs', () => {
-  const dcgmDir = `${manifestsDir}/dcgm-exporter`;
+  const dcgmDir = `${manifestsRoot}/dcgm-exporter`;
   const csv = readCountersCsv(readFileSync(`${dcgmDir}/gpu-medic-counters.csv`, 'utf8'));
   const fields = new Set(csv.map((r) => r.field));
 
@@ -799,7 +800,7 @@ describe('manifests/dcgm-exporter: the counters file gpu-medic needs', () => {
 // ---- Prometheus alert rules and the Alertmanager receiver (manifests/prometheus/) --------------------------
 
 describe('manifests/prometheus: alert rules on DCGM metrics and the Alertmanager receiver', () => {
-  const promDir = `${manifestsDir}/prometheus`;
+  const promDir = `${manifestsRoot}/prometheus`;
   const rulesFile = obj(parseYaml(readFileSync(`${promDir}/rules.yml`, 'utf8')), 'rules.yml');
   const groups = arr(rulesFile.groups, 'rules.yml groups').map((g, i) => obj(g, `groups[${i}]`));
   const rules = groups.flatMap((g) => arr(g.rules, `group ${g.name} rules`).map((r) => obj(r, 'rule')));

@@ -10,6 +10,7 @@ import type { SlackApp } from '../slack/app.js';
 import type { ChatPort, ChatSink } from '../slack/chat-port.js';
 import type { SlackDelivery } from '../slack/delivery.js';
 import { type ChatConnection, connectChat, createChatPort } from './chat.js';
+import { fleetContextOf, requestWorker } from './fleet.js';
 import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
 import {
   authorizeWith,
@@ -58,10 +59,30 @@ export async function createApp(config: Config, opts: AppOptions): Promise<App> 
   const delivery = slackOn ? createSlackDelivery(runtime, logger) : undefined;
   const local = delivery ? undefined : opts.localChat?.(port);
   const sink: ChatSink | undefined = delivery ?? local;
+  // With leader election, a process acts only for its cluster and only while it leads: every other
+  // Slack request goes to its cluster's leader through the database.
+  const fleet = opts.leaderElection ? fleetContextOf(runtime) : undefined;
   const receiver =
     delivery && authz && opts.serve
-      ? createSlackReceiver(runtime, { port, delivery, authz, logger })
+      ? createSlackReceiver(runtime, { port, delivery, authz, logger, ...(fleet ? { fleet } : {}) })
       : undefined;
+  // With several replicas over one database, only the acting one posts what the outbox holds: two
+  // delivery workers would post every alert twice.
+  if (delivery && fleet) {
+    runtime.whileActing({
+      start: async () => delivery.start(),
+      stop: () => delivery.stop(),
+    });
+  }
+  if (receiver && fleet) {
+    runtime.whileActing(
+      requestWorker({
+        ...runtime,
+        execute: (request) => receiver.execute(request),
+        logger: componentLogger(logger, 'fleet'),
+      }),
+    );
+  }
   if (!slackOn && opts.serve) {
     componentLogger(logger, 'app').warn(
       'Slack is not configured (SLACK_BOT_TOKEN / SLACK_CHANNEL): alerts go to logs and sinks only',
@@ -72,7 +93,7 @@ export async function createApp(config: Config, opts: AppOptions): Promise<App> 
     runtime,
     chat: port,
     async start() {
-      delivery?.start();
+      if (!fleet) delivery?.start();
       await receiver?.start();
       await runtime.start();
     },

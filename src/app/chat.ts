@@ -151,7 +151,10 @@ function alertViewOf(rt: Runtime, incident: Incident): AlertView {
 }
 
 /** `/gpu status`: per-node health from the last scan, open incidents, limits, the model's use, coverage. */
-async function fleetSummaryOf(rt: Runtime, store: ChatBridgeStore): Promise<FleetSummary> {
+export async function fleetSummaryOf(
+  rt: Pick<Runtime, 'services' | 'config' | 'clock' | 'sensing' | 'lastScan'>,
+  store: Pick<ChatBridgeStore, 'incidents'>,
+): Promise<FleetSummary> {
   const { services, config, clock } = rt;
   const status = await services.status();
   const nodes = rt.sensing.watcher.list();

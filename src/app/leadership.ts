@@ -49,15 +49,29 @@ export interface Acting {
   stop(why: string): Promise<void>;
 }
 
+/** The acting role, which more work can join (the fleet publisher, the leader's request worker). */
+export interface ActingRole extends Acting {
+  /** True between start and stop. */
+  isActing(): boolean;
+  /** Starts and stops `task` with the role (at once when the role is already acting). */
+  add(task: Acting): void;
+}
+
 export function actingRole(deps: {
   engine: RemediationEngine;
   services: RemediationServices;
   monitor: Monitor;
   logger: Logger;
-}): Acting {
+}): ActingRole {
   const { engine, services, monitor, logger } = deps;
   let acting = false;
+  const tasks: Acting[] = [];
   return {
+    isActing: () => acting,
+    add(task) {
+      tasks.push(task);
+      if (acting) task.start().catch((err) => logger.error({ err }, 'starting an acting task failed'));
+    },
     async start() {
       if (acting) return;
       acting = true;
@@ -68,6 +82,7 @@ export function actingRole(deps: {
       const watched = services.resumeDeferrals();
       if (watched.length > 0) logger.info({ incidents: watched }, 'watching EKS node auto repair again');
       monitor.start();
+      for (const task of tasks) await task.start();
     },
     // Losing the lease or stopping aborts the runs in progress at once (a drain stops evicting, every wait
     // ends); their `started` rows stay, and the next leader resumes them from the journal. The runs wind
@@ -80,6 +95,8 @@ export function actingRole(deps: {
       await monitor.stop();
       // A standby does not follow EKS's repairs: the next leader resumes them from their rows.
       await services.stopWatching();
+      // Last: a task winding down (a Slack post in flight) delays neither the abort nor the rest.
+      for (const task of tasks) await task.stop(why);
     },
   };
 }

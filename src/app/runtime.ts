@@ -19,7 +19,14 @@ import type { RemediationEngine } from '../remediate/engine.js';
 import type { Authorize, RemediationServices } from '../remediate/services.js';
 import type { Store } from '../store/index.js';
 import { createCore, type NodeScanStatus } from './core.js';
-import { actingRole, createLeaderElector, followLeadership } from './leadership.js';
+import { fleetPublisher } from './fleet.js';
+import {
+  type Acting,
+  actingRole,
+  createLeaderElector,
+  followLeadership,
+  leaderIdentity,
+} from './leadership.js';
 import {
   countRemediationOutcomes,
   followUpEscalations,
@@ -60,6 +67,12 @@ export interface Runtime {
   leader?: LeaderElector;
   /** The last scan result per node, for status read models. */
   lastScan: Map<string, NodeScanStatus>;
+  /** Who this process is in the Lease and in the fleet's request claims. */
+  identity: string;
+  /** True while this process acts for its cluster (holds the lease, or runs without election). */
+  isActing(): boolean;
+  /** Work that runs only while this process acts (started and stopped with the lease). */
+  whileActing(task: Acting): void;
   isReady(): boolean;
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -98,6 +111,9 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
   const core = createCore(config, { ...opts, isLeader });
   if (opts.leaderElection) leader = createLeaderElector(config, core.sensing.kc, opts.logger, core.clock);
   const acting = actingRole({ ...core, logger });
+  const identity = leader?.identity ?? leaderIdentity(config);
+  // Every scan period, this cluster's summary and node names for the fleet (read by every process).
+  acting.add(fleetPublisher({ ...core, config, identity, logger }));
   const reactions = [
     followUpEscalations(core.bus, core.services, logger),
     countRemediationOutcomes(core.bus, (id) => core.store.incidents.get(id), core.metrics),
@@ -117,6 +133,9 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     config,
     ...core,
     leader,
+    identity,
+    isActing: () => !stopping && acting.isActing(),
+    whileActing: (task) => acting.add(task),
     isReady: () => started && core.sensing.watcher.isSynced,
     async start() {
       if (opts.opsServer)
@@ -132,7 +151,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       stopping = true;
       stopGauges?.();
       await acting.stop('the process is stopping');
-      // Runs started by a click or a command while not acting (a standby) are aborted too.
+      // Runs started by a click or a command while not acting (a process without leader election, whose
+      // clicks are not routed to a leader) are aborted too.
       await Promise.race([
         core.engine.abort('the process is stopping'),
         new Promise((resolve) => setTimeout(resolve, 5000).unref()),

@@ -5,6 +5,7 @@
  */
 
 import type { Config } from '../config/config.js';
+import type { FleetContext } from '../fleet/ports.js';
 import { opsHandler } from '../http/ops-server.js';
 import type { Logger } from '../log/logger.js';
 import type { Authorize } from '../remediate/services.js';
@@ -61,7 +62,7 @@ export function createSlackDelivery(rt: Pick<Runtime, 'config' | 'store'>, logge
  */
 export function createSlackReceiver(
   rt: Runtime,
-  deps: { port: ChatPort; delivery: SlackDelivery; authz: Authorizer; logger: Logger },
+  deps: { port: ChatPort; delivery: SlackDelivery; authz: Authorizer; logger: Logger; fleet?: FleetContext },
 ): SlackApp {
   const { config } = rt;
   const slack = config.slack;
@@ -75,6 +76,8 @@ export function createSlackReceiver(
     chat: deps.port,
     authz: deps.authz,
     sink: deps.delivery,
+    cluster: config.clusterName,
+    ...(deps.fleet ? { fleet: deps.fleet } : {}),
     ops: opsHandler(opsRoutesOf(rt, deps.logger), deps.logger),
     logger: deps.logger,
   });

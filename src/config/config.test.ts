@@ -37,6 +37,7 @@ describe('loadConfig defaults', () => {
       namespace: 'gpu-medic',
       leaseDurationSeconds: 15,
       renewSeconds: 5,
+      requestPollSeconds: 1,
     });
     expect(c.dcgm).toMatchObject({ source: 'auto', access: 'proxy', port: 9400 });
     expect(c.classifier).toEqual({

@@ -152,6 +152,8 @@ const EnvSchema = z.object({
   REMEDIATION_POLL: positiveSeconds(10),
   LEASE_DURATION: positiveSeconds(15),
   LEASE_RENEW: positiveSeconds(5),
+  // How often a cluster's leader looks for Slack requests other processes queued for it.
+  FLEET_REQUEST_POLL: positiveSeconds(1),
 
   LEASE_NAME: patternedWithDefault(
     /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/,
@@ -188,6 +190,8 @@ export interface Config {
     readonly namespace: string;
     readonly leaseDurationSeconds: number;
     readonly renewSeconds: number;
+    /** How often the leader claims the requests queued for its cluster (FLEET_REQUEST_POLL). */
+    readonly requestPollSeconds: number;
   };
   readonly aws: {
     readonly region: string;
@@ -391,6 +395,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
       namespace,
       leaseDurationSeconds: e.LEASE_DURATION,
       renewSeconds: e.LEASE_RENEW,
+      requestPollSeconds: e.FLEET_REQUEST_POLL,
     },
     aws: { region: e.AWS_REGION, endpoints },
     monitor: {

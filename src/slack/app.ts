@@ -21,10 +21,14 @@ import {
 } from '@slack/bolt';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../domain/backoff.js';
+import type { FleetContext } from '../fleet/ports.js';
+import type { LeaderRequest } from '../fleet/requests.js';
 import { ALERTMANAGER_PATH } from '../http/alertmanager.js';
 import type { Authorizer } from './authz.js';
 import type { ChatPort, ChatSink } from './chat-port.js';
+import type { ListenerDeps } from './listeners/deps.js';
 import { registerListeners } from './listeners/index.js';
+import { executeLeaderRequest, type LeaderAnswer } from './listeners/leader-requests.js';
 
 type BoltLogger = NonNullable<AppOptions['logger']>;
 
@@ -43,6 +47,10 @@ export interface SlackAppOptions {
   authz: Authorizer;
   /** Where root updates after a click go (the Slack delivery outbox). */
   sink?: ChatSink;
+  /** This process's cluster (CLUSTER_NAME). */
+  cluster?: string;
+  /** Set when requests this process may not act on go to their cluster's leader. */
+  fleet?: FleetContext;
   /**
    * HTTP mode: `/healthz`, `/readyz` and `/metrics` are answered by this handler — the one the ops server
    * uses in the other modes, so every mode gives one answer. It returns false for a route it does not
@@ -70,6 +78,8 @@ export interface SlackApp {
   stop(): Promise<void>;
   /** The bot identity once known (given, or read by auth.test). */
   identity(): BotIdentity | undefined;
+  /** Executes a request another process queued for this cluster's leader, as if received here. */
+  execute(request: LeaderRequest): Promise<LeaderAnswer>;
 }
 
 /** Bolt's logger interface over pino, so Bolt's own messages land in the JSON logs. */
@@ -153,13 +163,22 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
   app.error(async (error) => {
     log?.error({ err: error }, 'unhandled error in a slack listener');
   });
-  registerListeners(app, {
+  const deps: ListenerDeps = {
     chat: options.chat,
     authz: options.authz,
     ...(options.sink ? { sink: options.sink } : {}),
     ...(options.logger ? { logger: options.logger.child({ component: 'slack-listeners' }) } : {}),
-  });
+    ...(options.cluster !== undefined ? { cluster: options.cluster } : {}),
+    ...(options.fleet ? { fleet: options.fleet } : {}),
+  };
+  registerListeners(app, deps);
 
+  // Answers to queued requests: no Bolt request carries a client then (Bolt's own has no token bound).
+  const answerClient = new webApi.WebClient(options.botToken, {
+    retryConfig: { retries: 2, factor: 2, minTimeout: 200, maxTimeout: 2000 },
+    logLevel: webApi.LogLevel.ERROR,
+    ...(options.slackApiUrl ? { slackApiUrl: options.slackApiUrl } : {}),
+  });
   const identityClient = new webApi.WebClient(options.botToken, {
     retryConfig: { retries: 0 },
     rejectRateLimitedCalls: true,
@@ -193,6 +212,8 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
     app,
     receiver,
     identity: () => identity,
+    // Executed, never routed again: the request is this cluster's, and this process is its leader.
+    execute: (request) => executeLeaderRequest(request, deps, answerClient),
     async start() {
       stopped = false;
       resolveIdentity(0);

@@ -1,5 +1,6 @@
 export { SqliteAuditLog } from './audit-log.js';
 export type { ExclusionRepo } from './exclusion-repo.js';
+export type { FleetRepo } from './fleet-repo.js';
 export type { GpuStateRepo, GpuStateRow } from './gpu-state-repo.js';
 export type {
   IncidentFilter,
@@ -16,6 +17,13 @@ export { latestSchemaVersion, type Migration, migrations } from './migrations.js
 export type { NodeStateRecord, NodeStateRepo } from './node-state-repo.js';
 export type { EnqueueResult, OutboxMessage, OutboxRepo, OutboxStatus } from './outbox-repo.js';
 export type { RepairRecordRepo } from './repair-record-repo.js';
+export type {
+  FleetRequest,
+  FleetRequestKind,
+  FleetRequestStatus,
+  NewFleetRequest,
+  RequestRepo,
+} from './request-repo.js';
 export type { SlackRef, SlackRefRepo } from './slack-ref-repo.js';
 export type { StepFinish, StepRecord, StepRepo, StepStatus } from './step-repo.js';
 export { type OpenStoreOptions, openStore, type Store } from './store.js';

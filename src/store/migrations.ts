@@ -176,6 +176,39 @@ CREATE INDEX repair_records_by_end ON repair_records (ended_at);
 CREATE INDEX repair_records_by_uuid ON repair_records (gpu_uuid);
 `,
   },
+  {
+    version: 3,
+    name: 'fleet: cluster summaries, node names, requests to a cluster leader',
+    up: `
+CREATE TABLE fleet_clusters (
+  cluster      TEXT PRIMARY KEY,
+  leader       TEXT,
+  heartbeat_at INTEGER NOT NULL,
+  summary      TEXT NOT NULL
+);
+CREATE TABLE fleet_nodes (
+  cluster TEXT NOT NULL,
+  node    TEXT NOT NULL,
+  PRIMARY KEY (cluster, node)
+);
+CREATE INDEX fleet_nodes_by_node ON fleet_nodes (node);
+CREATE TABLE fleet_requests (
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
+  cluster      TEXT NOT NULL,
+  kind         TEXT NOT NULL,
+  payload      TEXT NOT NULL,
+  requested_by TEXT NOT NULL,
+  status       TEXT NOT NULL,
+  claimed_by   TEXT,
+  claimed_at   INTEGER,
+  created_at   INTEGER NOT NULL,
+  finished_at  INTEGER,
+  result       TEXT,
+  error        TEXT
+);
+CREATE INDEX fleet_requests_due ON fleet_requests (cluster, status, id);
+`,
+  },
 ];
 
 export const latestSchemaVersion: number = migrations.at(-1)?.version ?? 0;

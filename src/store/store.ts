@@ -18,6 +18,8 @@ import type { Logger } from 'pino';
 import type { AuditLog, SignatureCache } from '../domain/ports.js';
 import { SqliteAuditLog } from './audit-log.js';
 import { type ExclusionRepo, SqliteExclusionRepo } from './exclusion-repo.js';
+import { createFleetRepo, type FleetRepo } from './fleet-repo.js';
+import { sqliteFleetSql } from './fleet-sql.js';
 import { type GpuStateRepo, SqliteGpuStateRepo } from './gpu-state-repo.js';
 import { type IncidentRepo, SqliteIncidentRepo } from './incident-repo.js';
 import type { Clock } from './json.js';
@@ -28,6 +30,7 @@ import type { Migration } from './migrations.js';
 import { type NodeStateRepo, SqliteNodeStateRepo } from './node-state-repo.js';
 import { type OutboxRepo, SqliteOutboxRepo } from './outbox-repo.js';
 import { type RepairRecordRepo, SqliteRepairRecordRepo } from './repair-record-repo.js';
+import { createRequestRepo, type RequestRepo } from './request-repo.js';
 import { type SlackRefRepo, SqliteSlackRefRepo } from './slack-ref-repo.js';
 import { SqliteStepRepo, type StepRepo } from './step-repo.js';
 import { StoreError } from './store-error.js';
@@ -49,6 +52,10 @@ export interface Store {
   readonly kv: KvRepo;
   /** RMA evidence: one row per GPU and repair. */
   readonly repairs: RepairRecordRepo;
+  /** The fleet's read models: cluster summaries and node names, written by each cluster's leader. */
+  readonly fleet: FleetRepo;
+  /** Slack clicks and commands waiting for a cluster's leader. */
+  readonly requests: RequestRepo;
   schemaVersion(): number;
   /** Runs `fn` in one IMMEDIATE transaction: all its repository writes commit together or not at all. */
   transaction<T>(fn: () => T): T;
@@ -235,6 +242,7 @@ function checkIntegrity(db: Db, path: string, fullCheckMaxBytes: number): void {
 
 function createStore(db: Db, path: string, clock: Clock): Store {
   let closed = false;
+  const sql = sqliteFleetSql(db);
   return {
     path,
     db,
@@ -249,6 +257,8 @@ function createStore(db: Db, path: string, clock: Clock): Store {
     llmCache: new SqliteSignatureCache(db, clock),
     kv: new SqliteKvRepo(db, clock),
     repairs: new SqliteRepairRecordRepo(db),
+    fleet: createFleetRepo(sql),
+    requests: createRequestRepo(sql),
     schemaVersion: () => currentVersion(db),
     transaction: <T>(fn: () => T): T => db.transaction(fn).immediate(),
     close: () => {

@@ -7,7 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-export const manifestsDir = fileURLToPath(new URL('../../manifests/', import.meta.url));
+/** The kustomize base (manifests/base/); overlays and the DCGM and Prometheus extras sit beside it. */
+export const manifestsDir = fileURLToPath(new URL('../../manifests/base/', import.meta.url));
+export const manifestsRoot = fileURLToPath(new URL('../../manifests/', import.meta.url));
 export const iamPolicyPath = fileURLToPath(new URL('../../iam/gpu-medic-policy.json', import.meta.url));
 
 /** One grant: API group ('' = core), resource with its subresource ('pods/eviction'), verb. */

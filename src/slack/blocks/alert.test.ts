@@ -178,7 +178,11 @@ describe('alertMessage', () => {
     ]);
     for (const el of els) {
       if (el.type !== 'button') throw new Error('not a button');
-      expect(parseButtonValue(el.value)).toEqual({ incidentId: 'inc-ecc', node: eccReboot.incident.node });
+      expect(parseButtonValue(el.value)).toEqual({
+        incidentId: 'inc-ecc',
+        node: eccReboot.incident.node,
+        cluster: 'prod-training',
+      });
     }
   });
 

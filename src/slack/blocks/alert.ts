@@ -59,9 +59,12 @@ export function alertActionFromId(actionId: string): AlertButtonAction | undefin
   return m ? (m[1] as AlertButtonAction) : undefined;
 }
 
-/** The button value: compact JSON `{"i":incidentId,"n":node}`; read back with parseButtonValue. */
-export function encodeButtonValue(incidentId: string, node: string): string {
-  return JSON.stringify({ i: incidentId, n: node });
+/**
+ * The button value: compact JSON `{"i":incidentId,"n":node,"c":cluster}`; read back with parseButtonValue.
+ * The cluster routes a click that reaches another cluster's process (one Slack app serves the fleet).
+ */
+export function encodeButtonValue(incidentId: string, node: string, cluster?: string): string {
+  return JSON.stringify({ i: incidentId, n: node, ...(cluster !== undefined ? { c: cluster } : {}) });
 }
 
 export interface AlertView {
@@ -240,7 +243,7 @@ export function alertMessage(view: AlertView): SlackMessage {
   blocks.push(context(contextLines.join(' · ')));
 
   const decided = decisionLine(view);
-  const value = encodeButtonValue(incident.id, incident.node);
+  const value = encodeButtonValue(incident.id, incident.node, cluster);
   if (decided) {
     blocks.push(context(decided));
   } else if (value.length > SlackLimits.buttonValue) {

@@ -374,11 +374,15 @@ export function commandErrorMessage(error: CommandError): SlackMessage {
 
 export const commandConfirmActionIds = { confirm: 'gpu_cmd_confirm', cancel: 'gpu_cmd_cancel' } as const;
 
-/** The confirmation button value: `{"k":"reboot","n":node,"r":reason?}`; read back with parseCommandButtonValue. */
+/**
+ * The confirmation button value: `{"k":"reboot","n":node,"r":reason?,"c":cluster?}`; read back with
+ * parseCommandButtonValue.
+ */
 export function encodeCommandValue(cmd: Extract<GpuCommand, { kind: NodeActionKind }>): string {
   return JSON.stringify({
     k: cmd.kind,
     n: cmd.node,
+    ...(cmd.cluster !== undefined ? { c: cmd.cluster } : {}),
     ...(cmd.reason ? { r: cmd.reason } : {}),
     ...(cmd.gpu !== undefined ? { g: cmd.gpu } : {}),
   });

@@ -264,3 +264,62 @@ describe('/gpu reset', () => {
     );
   });
 });
+
+describe('node arguments in a fleet: <cluster>/<node>', () => {
+  it('reads the cluster of every node argument, and leaves a bare node without one', () => {
+    expect(parseGpuCommand('reboot prod/ip-10-0-1-2.ec2.internal disk')).toEqual({
+      kind: 'reboot',
+      node: 'ip-10-0-1-2.ec2.internal',
+      cluster: 'prod',
+      reason: 'disk',
+    });
+    expect(parseGpuCommand('status Prod_EU/gpu-1')).toEqual({
+      kind: 'status',
+      node: 'gpu-1',
+      cluster: 'Prod_EU',
+    });
+    expect(parseGpuCommand('exclude staging/gpu-1 2h')).toMatchObject({ cluster: 'staging', node: 'gpu-1' });
+    expect(parseGpuCommand('diag staging/gpu-1 2')).toEqual({
+      kind: 'diag',
+      node: 'gpu-1',
+      cluster: 'staging',
+      level: 2,
+    });
+    expect(parseGpuCommand('history gpu-1')).toEqual({ kind: 'history', node: 'gpu-1' });
+  });
+
+  it('takes `/gpu status <cluster>` for a name that cannot be a node; a node-like name is left to the handler', () => {
+    expect(parseGpuCommand('status Prod_EU')).toEqual({ kind: 'status', cluster: 'Prod_EU' });
+    expect(parseGpuCommand('status staging')).toEqual({ kind: 'status', node: 'staging' });
+  });
+
+  it('refuses a bad cluster or node part', () => {
+    expect(parseGpuCommand('reboot pr!od/gpu-1')).toHaveProperty(
+      'error',
+      expect.stringContaining('not a cluster name'),
+    );
+    expect(parseGpuCommand('reboot prod/GPU-1')).toHaveProperty(
+      'error',
+      expect.stringContaining('lowercase'),
+    );
+    expect(parseGpuCommand('reboot /gpu-1')).toHaveProperty(
+      'error',
+      expect.stringContaining('not a cluster name'),
+    );
+  });
+
+  it('buttons carry the cluster; a value without one still parses', () => {
+    expect(parseButtonValue('{"i":"inc-1","n":"gpu-1","c":"prod"}')).toEqual({
+      incidentId: 'inc-1',
+      node: 'gpu-1',
+      cluster: 'prod',
+    });
+    expect(parseButtonValue('{"i":"inc-1","n":"gpu-1"}')).toEqual({ incidentId: 'inc-1', node: 'gpu-1' });
+    expect(parseButtonValue('{"i":"inc-1","n":"gpu-1","c":"a/b"}')).toHaveProperty('error');
+    expect(parseCommandButtonValue('{"k":"reboot","n":"gpu-1","c":"staging"}')).toEqual({
+      kind: 'reboot',
+      node: 'gpu-1',
+      cluster: 'staging',
+    });
+  });
+});

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { defaultExclusionMs, maxExclusionMs } from '../../domain/exclusion.js';
+import { clusterNamePattern, splitNodeRef } from '../../fleet/route.js';
 
 export const GpuSubcommands = [
   'status',
@@ -27,18 +28,22 @@ export type GpuSubcommand = (typeof GpuSubcommands)[number];
 export const NodeActionKinds = ['cordon', 'uncordon', 'reset', 'reboot', 'replace'] as const;
 export type NodeActionKind = (typeof NodeActionKinds)[number];
 
+/**
+ * `cluster`: the cluster a node argument named (`<cluster>/<node>`); a bare node name leaves it unset. On
+ * `status` alone, a cluster name (`/gpu status <cluster>`) that is not a valid node name.
+ */
 export type GpuCommand =
   | { kind: 'help' }
-  | { kind: 'status'; node?: string }
-  | { kind: 'exclude'; node: string; durationMs: number; reason?: string }
-  | { kind: 'unexclude'; node: string }
+  | { kind: 'status'; node?: string; cluster?: string }
+  | { kind: 'exclude'; node: string; durationMs: number; reason?: string; cluster?: string }
+  | { kind: 'unexclude'; node: string; cluster?: string }
   | { kind: 'exclusions' }
   /** `gpu`: reset only, the GPU index to reset (NVSwitch types reset all GPUs whatever it says). */
-  | { kind: NodeActionKind; node: string; reason?: string; gpu?: number }
-  | { kind: 'history'; node: string }
+  | { kind: NodeActionKind; node: string; reason?: string; gpu?: number; cluster?: string }
+  | { kind: 'history'; node: string; cluster?: string }
   | { kind: 'report'; days: number }
   /** A DCGM diagnostic of the node now, level 1 (quick) unless told. */
-  | { kind: 'diag'; node: string; level: 1 | 2 | 3 }
+  | { kind: 'diag'; node: string; level: 1 | 2 | 3; cluster?: string }
   | { kind: 'pause'; reason?: string }
   | { kind: 'resume' };
 
@@ -65,7 +70,7 @@ const day = 24 * hour;
 export { defaultExclusionMs, maxExclusionMs };
 
 export const usage: Record<GpuSubcommand, string> = {
-  status: '/gpu status [node]',
+  status: '/gpu status [node] (or a cluster, or <cluster>/<node>)',
   exclude: '/gpu exclude <node> [duration, e.g. 30m, 2h, 1d, 1h30m; default 24h] [reason…]',
   unexclude: '/gpu unexclude <node>',
   exclusions: '/gpu exclusions',
@@ -86,7 +91,8 @@ export const fullUsage = GpuSubcommands.map((s) => usage[s]).join('\n');
 
 /** The descriptions shown by `/gpu help`, in subcommand order. */
 export const subcommandHelp: Record<GpuSubcommand, string> = {
-  status: 'Fleet summary, or one node: verdict, GPUs, open incident, last actions',
+  status:
+    'Fleet summary (every cluster, or one), or one node (cluster/node where names repeat): verdict, GPUs, open incident, last actions',
   exclude: 'Keep gpu-medic away from a node for a while (default 24h, at most 30d)',
   unexclude: 'End an exclusion',
   exclusions: 'List excluded nodes',
@@ -212,11 +218,17 @@ export function parseGpuCommand(text: string): ParseResult {
   }
   const name = sub as GpuSubcommand;
 
-  const needNode = (): string | CommandError => {
-    const node = rest[0];
-    if (node === undefined) return fail(name, `'${name}' needs a node name.`);
+  // A node argument is `<node>` or `<cluster>/<node>` (node names repeat across clusters).
+  const needNode = (): { node: string; cluster?: string } | CommandError => {
+    const ref = rest[0];
+    if (ref === undefined) return fail(name, `'${name}' needs a node name.`);
+    const { cluster, node } = splitNodeRef(ref);
+    if (cluster !== undefined && !clusterNamePattern.test(cluster)) {
+      return fail(name, `'${cluster.slice(0, 60)}' is not a cluster name (letters, digits, - and _).`);
+    }
     const problem = nodeNameError(node);
-    return problem ? fail(name, problem) : node;
+    if (problem) return fail(name, problem);
+    return cluster !== undefined ? { node, cluster } : { node };
   };
   const noArgs = (): CommandError | undefined =>
     rest.length > 0
@@ -235,18 +247,22 @@ export function parseGpuCommand(text: string): ParseResult {
     }
     case 'status': {
       if (rest.length === 0) return { kind: 'status' };
-      const node = needNode();
-      if (typeof node !== 'string') return node;
       if (rest.length > 1)
         return fail(name, `'status' takes one node name (got '${rest.join(' ').slice(0, 60)}').`);
-      return { kind: 'status', node };
+      const only = rest[0] ?? '';
+      // A cluster name that cannot be a node name (capitals, `_`); one that can is decided by the handler.
+      if (!only.includes('/') && !isNodeName(only) && clusterNamePattern.test(only)) {
+        return { kind: 'status', cluster: only };
+      }
+      const ref = needNode();
+      return 'error' in ref ? ref : { kind: 'status', ...ref };
     }
     case 'unexclude':
     case 'history': {
-      const node = needNode();
-      if (typeof node !== 'string') return node;
+      const ref = needNode();
+      if ('error' in ref) return ref;
       if (rest.length > 1) return fail(name, `'${name}' takes one node name.`);
-      return { kind: name, node };
+      return { kind: name, ...ref };
     }
     case 'report': {
       const [token, ...extra] = rest;
@@ -258,25 +274,25 @@ export function parseGpuCommand(text: string): ParseResult {
       return { kind: 'report', days };
     }
     case 'reset': {
-      const node = needNode();
-      if (typeof node !== 'string') return node;
+      const ref = needNode();
+      if ('error' in ref) return ref;
       const token = rest[1];
       const gpu = token !== undefined && /^\d{1,2}$/.test(token) ? Number(token) : undefined;
       const reason = reasonOf(rest.slice(gpu !== undefined ? 2 : 1));
-      return { kind: name, node, ...(gpu !== undefined ? { gpu } : {}), ...(reason ? { reason } : {}) };
+      return { kind: name, ...ref, ...(gpu !== undefined ? { gpu } : {}), ...(reason ? { reason } : {}) };
     }
     case 'cordon':
     case 'uncordon':
     case 'reboot':
     case 'replace': {
-      const node = needNode();
-      if (typeof node !== 'string') return node;
+      const ref = needNode();
+      if ('error' in ref) return ref;
       const reason = reasonOf(rest.slice(1));
-      return reason ? { kind: name, node, reason } : { kind: name, node };
+      return reason ? { kind: name, ...ref, reason } : { kind: name, ...ref };
     }
     case 'diag': {
-      const node = needNode();
-      if (typeof node !== 'string') return node;
+      const ref = needNode();
+      if ('error' in ref) return ref;
       const given = rest[1];
       if (rest.length > 2 || (given !== undefined && !/^[123]$/.test(given))) {
         return fail(
@@ -284,11 +300,11 @@ export function parseGpuCommand(text: string): ParseResult {
           `'diag' takes a node name and a level 1, 2 or 3 (got '${rest.slice(1).join(' ').slice(0, 60)}').`,
         );
       }
-      return { kind: 'diag', node, level: given === undefined ? 1 : (Number(given) as 1 | 2 | 3) };
+      return { kind: 'diag', ...ref, level: given === undefined ? 1 : (Number(given) as 1 | 2 | 3) };
     }
     case 'exclude': {
-      const node = needNode();
-      if (typeof node !== 'string') return node;
+      const ref = needNode();
+      if ('error' in ref) return ref;
       const token = rest[1];
       let durationMs = defaultExclusionMs;
       let reasonWords = rest.slice(1);
@@ -306,7 +322,9 @@ export function parseGpuCommand(text: string): ParseResult {
         reasonWords = rest.slice(2);
       }
       const reason = reasonOf(reasonWords);
-      return reason ? { kind: 'exclude', node, durationMs, reason } : { kind: 'exclude', node, durationMs };
+      return reason
+        ? { kind: 'exclude', ...ref, durationMs, reason }
+        : { kind: 'exclude', ...ref, durationMs };
     }
     default: {
       const unknown: never = name;
@@ -340,13 +358,17 @@ export function needsConfirmation(cmd: GpuCommand): cmd is Extract<GpuCommand, {
   return (NodeActionKinds as readonly string[]).includes(cmd.kind);
 }
 
-/** The alert buttons' value, `{"i":incidentId,"n":node}`, as Slack sends it back. */
+/**
+ * The alert buttons' value, `{"i":incidentId,"n":node,"c":cluster}`, as Slack sends it back. Alerts posted
+ * before the fleet have no `c`: they are this cluster's.
+ */
 export const ButtonValue = z
   .object({
     i: z.string().min(1).max(200),
     n: NodeName,
+    c: z.string().regex(clusterNamePattern).optional(),
   })
-  .transform(({ i, n }) => ({ incidentId: i, node: n }));
+  .transform(({ i, n, c }) => ({ incidentId: i, node: n, ...(c !== undefined ? { cluster: c } : {}) }));
 export type ButtonValue = z.output<typeof ButtonValue>;
 
 /** Parse a button value from an interaction payload. Never throws. */
@@ -375,11 +397,13 @@ export const CommandButtonValue = z
     n: NodeName,
     r: z.string().max(500).optional(),
     g: z.number().int().min(0).max(99).optional(),
+    c: z.string().regex(clusterNamePattern).optional(),
   })
   .transform(
-    ({ k, n, r, g }): Extract<GpuCommand, { kind: NodeActionKind }> => ({
+    ({ k, n, r, g, c }): Extract<GpuCommand, { kind: NodeActionKind }> => ({
       kind: k,
       node: n,
+      ...(c !== undefined ? { cluster: c } : {}),
       ...(r ? { reason: r } : {}),
       ...(g !== undefined && k === 'reset' ? { gpu: g } : {}),
     }),

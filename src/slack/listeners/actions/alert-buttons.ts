@@ -24,6 +24,7 @@ import {
 } from '../commands/handle-gpu-command.js';
 import type { ListenerDeps } from '../deps.js';
 import { sendEphemeral } from '../ephemeral.js';
+import { routeClick } from '../fleet-route.js';
 
 export interface AlertClickReply {
   message: SlackMessage;
@@ -94,9 +95,26 @@ export function register(app: App, deps: ListenerDeps): void {
     const value = 'value' in action ? action.value : undefined;
     const userId = body.user.id;
     const channel = 'channel' in body ? body.channel?.id : undefined;
-    const reply = kind
-      ? await handleAlertClick(kind, value, userId, deps)
-      : { message: textMessage('⚠️ Unknown button.') };
+    // The alert's thread: the answer of a leader elsewhere goes there.
+    const message = 'message' in body ? (body.message as { ts?: string; thread_ts?: string }) : undefined;
+    const threadTs = message?.thread_ts ?? message?.ts;
+    const routed = kind
+      ? routeClick(
+          {
+            actionId,
+            value,
+            userId,
+            ...(channel ? { channel } : {}),
+            ...(threadTs ? { threadTs } : {}),
+          },
+          deps,
+        )
+      : undefined;
+    const reply = routed
+      ? { message: routed }
+      : kind
+        ? await handleAlertClick(kind, value, userId, deps)
+        : { message: textMessage('⚠️ Unknown button.') };
     await sendEphemeral(
       { client, user: userId, respond, ...(channel ? { channel } : {}) },
       reply.message,

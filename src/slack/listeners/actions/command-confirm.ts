@@ -4,6 +4,7 @@ import { commandConfirmActionIds } from '../../blocks/status.js';
 import { handleConfirmClick } from '../commands/handle-gpu-command.js';
 import type { ListenerDeps } from '../deps.js';
 import { sendEphemeral } from '../ephemeral.js';
+import { routeClick } from '../fleet-route.js';
 
 const pattern = new RegExp(`^(${commandConfirmActionIds.confirm}|${commandConfirmActionIds.cancel})$`);
 
@@ -14,7 +15,9 @@ export function register(app: App, deps: ListenerDeps): void {
     const value = 'value' in action ? action.value : undefined;
     const userId = body.user.id;
     const channel = 'channel' in body ? body.channel?.id : undefined;
-    const message = await handleConfirmClick(actionId, value, userId, deps);
+    const message =
+      routeClick({ actionId, value, userId, ...(channel ? { channel } : {}) }, deps) ??
+      (await handleConfirmClick(actionId, value, userId, deps));
     await sendEphemeral(
       { client, user: userId, respond, ...(channel ? { channel } : {}) },
       message,

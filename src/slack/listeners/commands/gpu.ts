@@ -2,6 +2,7 @@
 import type { App } from '@slack/bolt';
 import type { ListenerDeps } from '../deps.js';
 import { sendEphemeral } from '../ephemeral.js';
+import { routeCommand } from '../fleet-route.js';
 import { handleGpuCommand } from './handle-gpu-command.js';
 import { postReplyFile } from './report-file.js';
 
@@ -10,8 +11,16 @@ export const gpuCommandName = '/gpu';
 export function register(app: App, deps: ListenerDeps): void {
   app.command(gpuCommandName, async ({ command, ack, client, respond }) => {
     await ack();
-    const reply = await handleGpuCommand(command.text ?? '', command.user_id, deps);
-    const message = await postReplyFile(client, command.channel_id, reply, deps.logger);
+    const text = command.text ?? '';
+    const routed = await routeCommand({ text, userId: command.user_id, channel: command.channel_id }, deps);
+    const message =
+      routed ??
+      (await postReplyFile(
+        client,
+        command.channel_id,
+        await handleGpuCommand(text, command.user_id, deps),
+        deps.logger,
+      ));
     await sendEphemeral(
       { client, channel: command.channel_id, user: command.user_id, respond },
       message,

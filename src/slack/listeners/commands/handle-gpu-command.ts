@@ -34,6 +34,11 @@ export interface CommandDeps {
   chat: ChatPort;
   authz: Authorizer;
   logger?: Logger;
+  /**
+   * This process's cluster: a command naming another one (`<cluster>/<node>`) is refused here, and a
+   * confirmation's buttons carry it (the click may reach a process of another cluster).
+   */
+  cluster?: string;
 }
 
 export type NodeActionCommand = Extract<GpuCommand, { kind: NodeActionKind }>;
@@ -119,6 +124,28 @@ function unknownNode(node: string): SlackMessage {
   );
 }
 
+/** The cluster the command names when it is not this process's (or when this process has none). */
+function otherCluster(cmd: GpuCommand, self: string | undefined): string | undefined {
+  const named = 'cluster' in cmd ? cmd.cluster : undefined;
+  return named !== undefined && named !== self ? named : undefined;
+}
+
+function otherClusterMessage(cluster: string, self: string | undefined): SlackMessage {
+  return textMessage(
+    `⚠️ ${inlineCode(cluster)} is not this cluster${self ? ` (${inlineCode(self)})` : ''}: nothing was done.`,
+  );
+}
+
+/**
+ * `/gpu status <cluster>` for this cluster is its summary; a node command is this cluster's (its
+ * confirmation buttons say so).
+ */
+function stampCluster(cmd: GpuCommand, self: string | undefined): GpuCommand {
+  if (cmd.kind === 'status' && cmd.node === undefined && cmd.cluster !== undefined) return { kind: 'status' };
+  if (self === undefined || !('node' in cmd) || cmd.node === undefined) return cmd;
+  return { ...cmd, cluster: self };
+}
+
 function nodeOf(cmd: GpuCommand): string | undefined {
   return 'node' in cmd ? cmd.node : undefined;
 }
@@ -140,7 +167,9 @@ export async function handleGpuCommand(
 async function answer(text: string, userId: string, deps: CommandDeps): Promise<CommandReply> {
   const parsed = parseGpuCommand(text);
   if (isCommandError(parsed)) return { message: commandErrorMessage(parsed) };
-  const cmd = parsed;
+  const elsewhere = otherCluster(parsed, deps.cluster);
+  if (elsewhere !== undefined) return { message: otherClusterMessage(elsewhere, deps.cluster) };
+  const cmd = stampCluster(parsed, deps.cluster);
   const { chat } = deps;
   const actor = slackActor(userId);
 

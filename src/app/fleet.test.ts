@@ -1,0 +1,79 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../test/support/wait.js';
+import { loadConfig } from '../config/config.js';
+import type { LeaderRequest } from '../fleet/requests.js';
+import { silentLogger } from '../log/logger.js';
+import { openStore, type Store } from '../store/index.js';
+import { fleetContextOf, requestWorker } from './fleet.js';
+
+let store: Store;
+const now = 1_000;
+const clock = { now: () => now };
+const config = loadConfig({ CLUSTER_NAME: 'prod', LEASE_DURATION: '15', FLEET_REQUEST_POLL: '0.05' });
+const click: LeaderRequest = { kind: 'action', actionId: 'gpu_dismiss', value: '{}', userId: 'UADMIN0001' };
+
+beforeEach(() => {
+  store = openStore(':memory:', { now: clock.now });
+});
+afterEach(() => store.close());
+
+describe('the leader request worker', () => {
+  it('records a failed execution with its error and a thrown one does not stop the others', async () => {
+    const fleet = fleetContextOf({ config, store, clock, isActing: () => false });
+    const a = fleet.queue.enqueue('prod', click);
+    const b = fleet.queue.enqueue('prod', { ...click, actionId: 'gpu_cordon' });
+    const seen: string[] = [];
+    const worker = requestWorker({
+      config,
+      store,
+      clock,
+      identity: 'leader-1',
+      logger: silentLogger(),
+      async execute(request) {
+        if (request.kind !== 'action') throw new Error('unexpected');
+        seen.push(request.actionId);
+        if (request.actionId === 'gpu_dismiss') throw new Error('Slack is down');
+        return { answered: 'thread' };
+      },
+    });
+    expect(await worker.drain()).toBe(2);
+    expect(seen.sort()).toEqual(['gpu_cordon', 'gpu_dismiss']);
+    expect(store.requests.get(a)).toMatchObject({ status: 'failed', error: 'Slack is down' });
+    expect(store.requests.get(b)).toMatchObject({ status: 'done', result: { answered: 'thread' } });
+  });
+
+  it('claims and executes on its own while started', async () => {
+    const fleet = fleetContextOf({ config, store, clock, isActing: () => false });
+    let executed = 0;
+    let signal: () => void = () => {};
+    const worker = requestWorker({
+      config,
+      store,
+      clock,
+      identity: 'leader-1',
+      logger: silentLogger(),
+      async execute() {
+        executed++;
+        signal();
+        return null;
+      },
+    });
+    await worker.start();
+    const first = new Promise<void>((resolve) => {
+      signal = resolve;
+    });
+    fleet.queue.enqueue('prod', click);
+    await first;
+    await worker.stop('lost the lease');
+    await waitFor('the request recorded done', () => store.requests.listRecent(1)[0]?.status === 'done');
+    expect(executed).toBe(1);
+  });
+
+  it('routes through the directory the leaders publish', () => {
+    const fleet = fleetContextOf({ config, store, clock, isActing: () => true });
+    store.fleet.replaceNodes('staging', ['n1']);
+    expect(fleet.directory.clustersHavingNode('n1')).toEqual(['staging']);
+    expect(fleet.acting()).toBe(true);
+    expect(fleet.cluster).toBe('prod');
+  });
+});

@@ -1,0 +1,184 @@
+/**
+ * One Slack app serves the fleet, and Slack delivers a click or a command to any process of any cluster.
+ * Before executing one, a listener asks here where it belongs: executed here (undefined), or answered at
+ * once — queued for a cluster's leader, a choice of clusters, an unknown cluster, or a fleet read model.
+ * Without a fleet context (the demo, one process acting alone) every request is executed here.
+ */
+import type { Logger } from 'pino';
+import type { FleetContext } from '../../fleet/ports.js';
+import type { LeaderRequest } from '../../fleet/requests.js';
+import { type Route, routeRequest } from '../../fleet/route.js';
+import { alertActionFromId, type SlackMessage } from '../blocks/alert.js';
+import {
+  chooseClusterMessage,
+  clusterStatusMessage,
+  fleetClustersMessage,
+  queuedMessage,
+  unknownClusterMessage,
+} from '../blocks/fleet.js';
+import { commandConfirmActionIds, fleetStatusMessage } from '../blocks/status.js';
+import type { ChatPort } from '../chat-port.js';
+import {
+  type GpuCommand,
+  isCommandError,
+  isDestructive,
+  parseButtonValue,
+  parseCommandButtonValue,
+  parseGpuCommand,
+} from '../commands/parse.js';
+import { genericFailure } from './commands/handle-gpu-command.js';
+
+export interface RouteDeps {
+  fleet?: FleetContext;
+  logger?: Logger;
+  chat: Pick<ChatPort, 'fleetSummary' | 'now'>;
+  /** A cluster whose leader has not reported for this long is flagged in fleet answers. */
+  staleAfterMs?: number;
+}
+
+const defaultStaleMs = 5 * 60_000;
+
+function known(fleet: FleetContext): string[] {
+  const names = fleet.directory.clusters().map((c) => c.cluster);
+  return names.includes(fleet.cluster) ? names : [...names, fleet.cluster];
+}
+
+function answerRoute(
+  route: Route,
+  fleet: FleetContext,
+  request: LeaderRequest,
+  choice: { text: string; node: string } | undefined,
+): SlackMessage | undefined {
+  switch (route.to) {
+    case 'here':
+      return undefined;
+    case 'queue':
+      fleet.queue.enqueue(route.cluster, request);
+      return queuedMessage(
+        route.cluster,
+        request.kind === 'action' && request.threadTs ? 'thread' : 'channel',
+      );
+    case 'choose':
+      return chooseClusterMessage(choice?.text ?? '', choice?.node ?? '', route.options);
+    case 'unknown-cluster':
+      return unknownClusterMessage(route.cluster, route.known);
+  }
+}
+
+/** `/gpu status` and `/gpu status <cluster>`: the fleet's read models, no leader needed. */
+async function fleetStatus(
+  cmd: GpuCommand,
+  deps: RouteDeps,
+  fleet: FleetContext,
+): Promise<SlackMessage | undefined> {
+  if (cmd.kind !== 'status') return undefined;
+  const stale = deps.staleAfterMs ?? defaultStaleMs;
+  const now = deps.chat.now();
+  const clusters = fleet.directory.clusters();
+  if (cmd.node === undefined && cmd.cluster === undefined) {
+    const others = clusters.some((c) => c.cluster !== fleet.cluster);
+    // Alone, and acting: the detailed answer from this process's own scans.
+    if (!others && fleet.acting()) return undefined;
+    return fleetClustersMessage(clusters, now, stale);
+  }
+  // `/gpu status <cluster>`: a cluster name alone (a node-like one only if the fleet knows that cluster).
+  const name = cmd.node === undefined ? cmd.cluster : cmd.cluster === undefined ? cmd.node : undefined;
+  if (name === undefined) return undefined;
+  const one = clusters.find((c) => c.cluster === name);
+  if (name === fleet.cluster && fleet.acting()) return fleetStatusMessage(await deps.chat.fleetSummary());
+  if (one) return clusterStatusMessage(one, now, stale);
+  if (cmd.node === undefined) return unknownClusterMessage(name, known(fleet));
+  return undefined;
+}
+
+/** A `/gpu` command: undefined when this process executes it, else the answer to give at once. Never throws. */
+export async function routeCommand(
+  req: { text: string; userId: string; channel: string },
+  deps: RouteDeps,
+): Promise<SlackMessage | undefined> {
+  try {
+    return await commandRoute(req, deps);
+  } catch (error) {
+    deps.logger?.error({ err: error, userId: req.userId }, 'routing a command failed');
+    return genericFailure;
+  }
+}
+
+async function commandRoute(
+  req: { text: string; userId: string; channel: string },
+  deps: RouteDeps,
+): Promise<SlackMessage | undefined> {
+  const { fleet } = deps;
+  if (!fleet) return undefined;
+  const cmd = parseGpuCommand(req.text);
+  if (isCommandError(cmd)) return undefined;
+  const read = await fleetStatus(cmd, deps, fleet);
+  if (read) return read;
+  const node = 'node' in cmd ? cmd.node : undefined;
+  // Help, the exclusion list and the repair report are this cluster's and read from its own store.
+  if (node === undefined && !isDestructive(cmd)) return undefined;
+  const cluster = 'cluster' in cmd ? cmd.cluster : undefined;
+  const route = routeRequest({
+    self: fleet.cluster,
+    acting: fleet.acting(),
+    ...(cluster !== undefined ? { cluster } : {}),
+    ...(node !== undefined && cluster === undefined
+      ? { node, nodeClusters: fleet.directory.clustersHavingNode(node) }
+      : {}),
+    known: known(fleet),
+    // Node answers need the leader's last scan; actions need the leader.
+    needsLeader: true,
+  });
+  const request: LeaderRequest = { kind: 'command', ...req };
+  return answerRoute(route, fleet, request, node !== undefined ? { text: req.text, node } : undefined);
+}
+
+/** A click on an alert button or a command confirmation: undefined when this process executes it. Never throws. */
+export function routeClick(
+  req: { actionId: string; value: unknown; userId: string; channel?: string; threadTs?: string },
+  deps: RouteDeps,
+): SlackMessage | undefined {
+  try {
+    return clickRoute(req, deps);
+  } catch (error) {
+    deps.logger?.error({ err: error, userId: req.userId, action: req.actionId }, 'routing a click failed');
+    return genericFailure;
+  }
+}
+
+function clickRoute(
+  req: { actionId: string; value: unknown; userId: string; channel?: string; threadTs?: string },
+  deps: RouteDeps,
+): SlackMessage | undefined {
+  const { fleet } = deps;
+  if (!fleet || typeof req.value !== 'string') return undefined;
+  let cluster: string | undefined;
+  if (alertActionFromId(req.actionId)) {
+    const v = parseButtonValue(req.value);
+    if ('error' in v) return undefined;
+    cluster = v.cluster;
+  } else if (req.actionId === commandConfirmActionIds.confirm) {
+    const v = parseCommandButtonValue(req.value);
+    if ('error' in v) return undefined;
+    cluster = v.cluster;
+  } else {
+    // Cancel changes nothing: answered here.
+    return undefined;
+  }
+  const route = routeRequest({
+    self: fleet.cluster,
+    acting: fleet.acting(),
+    ...(cluster !== undefined ? { cluster } : {}),
+    known: known(fleet),
+    needsLeader: true,
+  });
+  const request: LeaderRequest = {
+    kind: 'action',
+    actionId: req.actionId,
+    value: req.value,
+    userId: req.userId,
+    ...(req.channel ? { channel: req.channel } : {}),
+    ...(req.threadTs ? { threadTs: req.threadTs } : {}),
+  };
+  return answerRoute(route, fleet, request, undefined);
+}

@@ -1,0 +1,301 @@
+/**
+ * Fleet routing through the real Slack app (HTTP mode, signed requests, the Slack simulator) and the
+ * SQLite fleet repositories: three "processes" — cluster prod's standby and leader, cluster staging's
+ * leader — each its own Slack receiver and store connection over one database file. The chat port behind
+ * each is the recording one (the services are covered elsewhere): what is checked here is who executes.
+ */
+import { createHmac } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { fleetContextOf, requestWorker } from '../../src/app/fleet.js';
+import { loadConfig } from '../../src/config/config.js';
+import { silentLogger } from '../../src/log/logger.js';
+import { SIM_SLACK_BOT_TOKEN, type SimSlack, startSimSlack } from '../../src/sim/slack-server.js';
+import { createSlackApp, type SlackApp } from '../../src/slack/app.js';
+import { createAuthorizer } from '../../src/slack/authz.js';
+import { encodeButtonValue } from '../../src/slack/blocks/alert.js';
+import { openStore, type Store } from '../../src/store/index.js';
+import { RecordingChatPort, RecordingSink } from '../support/recording-chat-port.js';
+import { suiteSandbox } from '../support/sim-runtime.js';
+import { waitFor } from '../support/wait.js';
+
+const secret = 'test-signing-secret-0123456789';
+const admin = 'UADMIN0001';
+const viewer = 'UVIEWER001';
+const channel = 'C0GPUOPS01';
+const node = 'ip-10-0-1-2.ec2.internal';
+const alertTs = '1700000000.000100';
+const sandbox = suiteSandbox('gpu-medic-fleet-');
+
+interface Proc {
+  name: string;
+  cluster: string;
+  acting: boolean;
+  store: Store;
+  chat: RecordingChatPort;
+  slack: SlackApp;
+  base: string;
+  worker: ReturnType<typeof requestWorker>;
+}
+
+let sim: SimSlack;
+let procs: Proc[] = [];
+const clock = 1_700_000_000_000;
+
+async function startProc(db: string, name: string, cluster: string, acting: boolean): Promise<Proc> {
+  const config = loadConfig({ CLUSTER_NAME: cluster, DB_PATH: db, LEASE_DURATION: '15' });
+  const store = openStore(db, { now: () => clock });
+  const chat = new RecordingChatPort();
+  const fleet = fleetContextOf({ config, store, clock: { now: () => clock }, isActing: () => acting });
+  const slack = createSlackApp({
+    botToken: SIM_SLACK_BOT_TOKEN,
+    signingSecret: secret,
+    slackApiUrl: sim.url,
+    port: 0,
+    host: '127.0.0.1',
+    chat,
+    sink: new RecordingSink(),
+    authz: createAuthorizer({ adminUsers: [admin] }),
+    botId: 'B0BOT00001',
+    botUserId: 'U0BOT00001',
+    cluster,
+    fleet,
+  });
+  const { port } = await slack.start();
+  const worker = requestWorker({
+    config,
+    store,
+    clock: { now: () => clock },
+    identity: `${name}-id`,
+    execute: (request) => slack.execute(request),
+    logger: silentLogger(),
+  });
+  const proc = { name, cluster, acting, store, chat, slack, base: `http://127.0.0.1:${port}`, worker };
+  procs.push(proc);
+  return proc;
+}
+
+function signedPost(
+  p: Proc,
+  body: string,
+  contentType = 'application/x-www-form-urlencoded',
+): Promise<Response> {
+  const ts = Math.floor(Date.now() / 1000);
+  const sig = `v0=${createHmac('sha256', secret).update(`v0:${ts}:${body}`).digest('hex')}`;
+  return fetch(`${p.base}/slack/events`, {
+    method: 'POST',
+    headers: {
+      'Content-Type': contentType,
+      'X-Slack-Request-Timestamp': String(ts),
+      'X-Slack-Signature': sig,
+    },
+    body,
+  });
+}
+
+function command(text: string, user: string): string {
+  return new URLSearchParams({
+    team_id: 'T0SIM00001',
+    channel_id: channel,
+    user_id: user,
+    command: '/gpu',
+    text,
+    api_app_id: 'A0APP00001',
+    response_url: 'http://127.0.0.1:9/unused',
+    trigger_id: '1.2.3',
+  }).toString();
+}
+
+function click(actionId: string, value: string, user: string): string {
+  const payload = {
+    type: 'block_actions',
+    user: { id: user, username: user.toLowerCase(), team_id: 'T0SIM00001' },
+    api_app_id: 'A0APP00001',
+    team: { id: 'T0SIM00001', domain: 'sim' },
+    channel: { id: channel, name: 'gpu-ops' },
+    container: { type: 'message', message_ts: alertTs, channel_id: channel },
+    message: { type: 'message', ts: alertTs, text: 'alert' },
+    trigger_id: '1.2.3',
+    response_url: 'http://127.0.0.1:9/unused',
+    actions: [{ type: 'button', action_id: actionId, block_id: 'b', value, action_ts: '1700000001.000200' }],
+  };
+  return `payload=${encodeURIComponent(JSON.stringify(payload))}`;
+}
+
+const ephemeralsFor = (user: string) => sim.messages.ephemeral.filter((e) => e.user === user);
+
+const summary = (critical: number) => ({
+  gpuNodes: 4,
+  healthy: 4 - critical,
+  warning: 0,
+  critical,
+  unknown: 0,
+  inRemediation: 0,
+  excluded: 0,
+  breaker: 'closed' as const,
+  dryRun: false,
+  openIncidents:
+    critical > 0 ? [{ id: 'inc-0001', node, severity: 'critical', state: 'awaiting_approval' }] : [],
+});
+
+let prodStandby: Proc;
+let prodLeader: Proc;
+let stagingLeader: Proc;
+
+beforeEach(async () => {
+  sim = await startSimSlack();
+  procs = [];
+  const db = sandbox.dbPath('fleet');
+  prodStandby = await startProc(db, 'prod-b', 'prod', false);
+  prodLeader = await startProc(db, 'prod-a', 'prod', true);
+  stagingLeader = await startProc(db, 'staging-a', 'staging', true);
+  // What each leader publishes every scan period.
+  prodLeader.store.fleet.publish('prod', 'prod-a-id', summary(1), clock);
+  prodLeader.store.fleet.replaceNodes('prod', [node, 'ip-10-0-1-3.ec2.internal']);
+  stagingLeader.store.fleet.publish('staging', 'staging-a-id', summary(0), clock);
+  stagingLeader.store.fleet.replaceNodes('staging', ['ip-10-9-9-9.ec2.internal']);
+});
+
+afterEach(async () => {
+  for (const p of procs) {
+    await p.slack.stop();
+    p.store.close();
+  }
+  await sim.close();
+});
+
+describe('fleet routing', () => {
+  it("queues a standby's click, which the leader executes once and answers in the alert's thread", async () => {
+    const res = await signedPost(
+      prodStandby,
+      click('gpu_reboot', encodeButtonValue('inc-0001', node, 'prod'), admin),
+    );
+    expect(res.status).toBe(200);
+    await waitFor('the acknowledgement', () => ephemeralsFor(admin).length === 1);
+    expect(ephemeralsFor(admin)[0]?.text).toContain("Queued for `prod`'s leader");
+    expect(prodStandby.chat.callsOf('approve')).toHaveLength(0);
+    // Another cluster's leader finds nothing for it; prod's leader executes it, once.
+    expect(await stagingLeader.worker.drain()).toBe(0);
+    expect(await prodLeader.worker.drain()).toBe(1);
+    expect(await prodLeader.worker.drain()).toBe(0);
+    expect(prodLeader.chat.callsOf('approve').map((c) => c.args)).toEqual([
+      ['inc-0001', `slack:${admin}`, 'reboot'],
+    ]);
+    const answers = ephemeralsFor(admin);
+    expect(answers).toHaveLength(2);
+    expect(answers[1]).toMatchObject({
+      channel,
+      thread_ts: alertTs,
+      text: expect.stringContaining('approved'),
+    });
+    const [row] = prodLeader.store.requests.listRecent(5);
+    expect(row).toMatchObject({ cluster: 'prod', kind: 'action', status: 'done', claimedBy: 'prod-a-id' });
+    expect(row?.result).toMatchObject({ answered: 'thread' });
+    sim.log.assertNoUnexpected();
+  });
+
+  it("re-checks authorization on the leader: a viewer's queued click is denied there and audited", async () => {
+    await signedPost(prodStandby, click('gpu_reboot', encodeButtonValue('inc-0001', node, 'prod'), viewer));
+    await waitFor('the acknowledgement', () => ephemeralsFor(viewer).length === 1);
+    await prodLeader.worker.drain();
+    expect(ephemeralsFor(viewer)[1]?.text).toContain('not allowed');
+    expect(prodLeader.chat.callsOf('approve')).toHaveLength(0);
+    expect(prodLeader.chat.audits).toEqual([
+      expect.objectContaining({ actor: `slack:${viewer}`, action: 'click.reboot', result: 'denied' }),
+    ]);
+  });
+
+  it("queues a click on cluster B's alert received by cluster A's leader for B's leader", async () => {
+    await signedPost(prodLeader, click('gpu_dismiss', encodeButtonValue('inc-0001', node, 'staging'), admin));
+    await waitFor('the acknowledgement', () => ephemeralsFor(admin).length === 1);
+    expect(ephemeralsFor(admin)[0]?.text).toContain("Queued for `staging`'s leader");
+    expect(await prodLeader.worker.drain()).toBe(0);
+    expect(prodLeader.chat.callsOf('dismiss')).toHaveLength(0);
+    expect(await stagingLeader.worker.drain()).toBe(1);
+    expect(stagingLeader.chat.callsOf('dismiss')).toHaveLength(1);
+  });
+
+  it('executes an old button value without a cluster as this cluster, here when leading', async () => {
+    await signedPost(prodLeader, click('gpu_reboot', encodeButtonValue('inc-0001', node), admin));
+    await waitFor('the answer', () => ephemeralsFor(admin).length === 1);
+    expect(prodLeader.chat.callsOf('approve')).toHaveLength(1);
+    expect(prodLeader.store.requests.listRecent(5)).toEqual([]);
+  });
+
+  it('routes `/gpu reboot <cluster>/<node>` to that cluster, whose confirmation carries the cluster', async () => {
+    await signedPost(prodLeader, command('reboot staging/ip-10-9-9-9.ec2.internal', admin));
+    await waitFor('the acknowledgement', () => ephemeralsFor(admin).length === 1);
+    expect(await stagingLeader.worker.drain()).toBe(1);
+    const confirm = ephemeralsFor(admin)[1];
+    expect(confirm?.text).toContain('Reboot ip-10-9-9-9.ec2.internal?');
+    const value = JSON.stringify(confirm?.blocks).match(/\\"c\\":\\"(\w+)\\"/)?.[1];
+    expect(value).toBe('staging');
+  });
+
+  it('offers a choice for a bare node name two clusters have, and queues nothing', async () => {
+    stagingLeader.store.fleet.replaceNodes('staging', [node]);
+    await signedPost(prodStandby, command(`reboot ${node}`, admin));
+    await waitFor('the choice', () => ephemeralsFor(admin).length === 1);
+    const text = ephemeralsFor(admin)[0]?.text ?? '';
+    expect(text).toContain(`/gpu reboot prod/${node}`);
+    expect(text).toContain(`/gpu reboot staging/${node}`);
+    expect(prodLeader.store.requests.listRecent(5)).toEqual([]);
+  });
+
+  it('refuses a cluster the fleet does not know', async () => {
+    await signedPost(prodStandby, command(`cordon qa/${node}`, admin));
+    await waitFor('the refusal', () => ephemeralsFor(admin).length === 1);
+    expect(ephemeralsFor(admin)[0]?.text).toContain('No cluster named `qa`');
+    expect(prodLeader.store.requests.listRecent(5)).toEqual([]);
+  });
+
+  it('answers `/gpu status` with every cluster from any process, and `/gpu status <cluster>` with one', async () => {
+    await signedPost(prodStandby, command('status', viewer));
+    await waitFor('the fleet', () => ephemeralsFor(viewer).length === 1);
+    const fleet = ephemeralsFor(viewer)[0]?.text ?? '';
+    expect(fleet).toContain('prod: 4 GPU nodes');
+    expect(fleet).toContain('staging: 4 GPU nodes');
+    await signedPost(prodLeader, command('status staging', viewer));
+    await waitFor('one cluster', () => ephemeralsFor(viewer).length === 2);
+    expect(ephemeralsFor(viewer)[1]?.text).toContain('staging: 4 GPU nodes');
+    expect(ephemeralsFor(viewer)[1]?.text).not.toContain('prod');
+    expect(prodStandby.chat.callsOf('fleetSummary')).toHaveLength(0);
+  });
+
+  it('shows every cluster in App Home; the leader adds its own detail', async () => {
+    const homeOpened = (user: string) =>
+      JSON.stringify({
+        team_id: 'T0SIM00001',
+        api_app_id: 'A0APP00001',
+        type: 'event_callback',
+        event_id: `Ev${user}`,
+        event_time: 1_700_000_000,
+        event: { type: 'app_home_opened', user, channel: 'D0DM000001', tab: 'home', event_ts: '1.2' },
+      });
+    await signedPost(prodStandby, homeOpened(viewer), 'application/json');
+    await waitFor('the standby home', () => sim.views.published.has(viewer));
+    const standbyHome = JSON.stringify(sim.views.published.get(viewer));
+    expect(standbyHome).toContain('GPU fleet · 2 clusters');
+    expect(standbyHome).not.toContain('Open incidents (');
+    expect(prodStandby.chat.callsOf('fleetSummary')).toHaveLength(0);
+    await signedPost(prodLeader, homeOpened(admin), 'application/json');
+    await waitFor('the leader home', () => sim.views.published.has(admin));
+    const leaderHome = JSON.stringify(sim.views.published.get(admin));
+    expect(leaderHome).toContain('GPU fleet · 2 clusters');
+    expect(leaderHome).toContain('Open incidents (1)');
+  });
+
+  it('fails a queued request whose payload does not validate, with the reason, and goes on', async () => {
+    const bad = prodStandby.store.requests.enqueue(
+      { cluster: 'prod', kind: 'action', payload: { kind: 'action', userId: admin }, requestedBy: admin },
+      clock,
+    );
+    await signedPost(prodStandby, command(`exclude ${node} 2h`, admin));
+    await waitFor('the acknowledgement', () => ephemeralsFor(admin).length === 1);
+    expect(await prodLeader.worker.drain()).toBe(2);
+    expect(prodLeader.store.requests.get(bad)).toMatchObject({
+      status: 'failed',
+      error: expect.stringContaining('invalid request payload'),
+    });
+    expect(prodLeader.chat.callsOf('exclude')).toHaveLength(1);
+  });
+});
