@@ -20,29 +20,12 @@ import { NodeBoot } from './node-boot.js';
 import { NodeClaims } from './node-claims.js';
 import { EksNodeRepair } from './node-repair.js';
 import { EXPORTER_DEPLOY_LABEL, SimGpuResets, type StageResult } from './nvidia-smi.js';
+import { PodController } from './pod-controller.js';
 import { ApiError, ResourceStore, type WatchListener } from './resource-store.js';
 import { SeededRandom } from './seeded-random.js';
 import { realClock, type SimClock, type SimTimer } from './sim-clock.js';
 import { H100_MODEL, makeGpu, resetAfterReboot, type SimGpu } from './sim-gpu.js';
-import {
-  DAEMONSETS,
-  type DaemonSetSpec,
-  DCGM_EXPORTER_NAMESPACE,
-  DCGM_EXPORTER_PORT,
-  type DcgmServerSpec,
-  daemonSetPod,
-  dcgmServerSpec,
-  isDaemonSetPod,
-  isMirrorPod,
-  jobCondition,
-  mirrorPod,
-  podGpuRequest,
-  pytorchJob,
-  pytorchJobPod,
-  type ReplicaType,
-  servingPdb,
-  servingPod,
-} from './workloads.js';
+import { DCGM_EXPORTER_PORT, type DcgmServerSpec, dcgmServerSpec } from './workloads.js';
 
 export {
   AUTO_MODE_OPERATOR,
@@ -70,7 +53,6 @@ import {
   type NodeGroup,
   type NodeState,
   type NvlinkCounter,
-  podKey,
   type SimClusterOptions,
   type SimNodeInfo,
 } from './cluster-types.js';
@@ -108,10 +90,7 @@ export class SimCluster implements CloudEffects {
   private readonly karpenter: KarpenterController;
   private readonly nodes = new Map<string, NodeState>();
   private readonly instances = new Map<string, SimInstance>();
-  private readonly podsByNode = new Map<string, Set<string>>();
-  private readonly pdbOverrides = new Map<string, number>();
   private readonly timers = new Set<SimTimer>();
-  private readonly dsUids = new Map<string, string>();
   private readonly managedGroup: NodeGroup;
   private readonly systemGroup: NodeGroup;
   private readonly karpenterGroup: Extract<NodeGroup, { kind: 'karpenter' }>;
@@ -121,8 +100,6 @@ export class SimCluster implements CloudEffects {
   readonly dcgmServer: DcgmServerSpec | undefined;
   /** What `dcgmi diag` finds in the DCGM pods (injected failures; the runs made). */
   readonly diag: SimDiag;
-  private servingRs = { name: 'inference-6f9c8d7b5', uid: '' };
-  private pendingTimer?: SimTimer;
   /** The NodeClaims behind Karpenter and Auto Mode nodes. */
   private readonly nodeClaims: NodeClaims;
   /** EKS node auto repair and the managed node groups' DescribeNodegroup. */
@@ -135,8 +112,8 @@ export class SimCluster implements CloudEffects {
   get disruptions(): KarpenterDisruption[] {
     return this.karpenter.disruptions;
   }
-  /** Keys of pods waiting for a node. */
-  private readonly pending = new Set<string>();
+  /** Pods, the scheduler, PodDisruptionBudgets and evictions, and the controllers that own the pods. */
+  private readonly pods: PodController;
   private usedIps = new Set<string>();
   private closed = false;
   /** The initial fleet is built (nodes added from now on are joining: their device plugin registers late). */
@@ -204,8 +181,8 @@ export class SimCluster implements CloudEffects {
       nodeState: (name) => this.nodes.get(name),
       podsOn: (node) => this.podsOn({ nodeName: node }),
       isDcgmServerPod: (pod) => this.isDcgmServerPod(pod),
-      podIp: (st) => this.placement(st).podIP,
-      kickScheduler: () => this.kickScheduler(),
+      podIp: (st) => this.pods.placement(st).podIP,
+      kickScheduler: () => this.pods.kickScheduler(),
     });
     this.karpenter = new KarpenterController(options.consolidateAfterMs, {
       store: this.store,
@@ -238,8 +215,22 @@ export class SimCluster implements CloudEffects {
       rebootInstance: (id) => this.rebootInstance(id),
       terminateInstance: (id, o) => this.terminateInstance(id, o),
     });
-    for (const ds of this.daemonSets()) this.dsUids.set(ds.name, this.rng.uuid());
-    this.servingRs.uid = this.rng.uuid();
+    this.pods = new PodController({
+      store: this.store,
+      rng: this.rng,
+      dcgmServer: this.dcgmServer,
+      rescheduleDelayMs: () => this.opts.rescheduleDelayMs,
+      podTerminationMs: () => this.opts.podTerminationMs,
+      timeSlicingRename: () => this.opts.timeSlicingRename,
+      timestamp: () => this.timestamp(),
+      later: (ms, fn) => this.later(ms, fn),
+      nodeStates: () => [...this.nodes.values()],
+      nodeState: (name) => this.nodes.get(name),
+      gpuChanged: (st) => this.gpuChanged(st),
+      setContainersReady: (pod, ready) => this.boot.setContainersReady(pod, ready),
+      scheduleConsolidation: (st) => this.karpenter.scheduleConsolidation(st),
+      provisionForPending: (pending) => this.karpenter.provisionForPending(pending),
+    });
 
     const total = this.opts.nodes;
     const karpenter = Math.min(total, options.karpenterNodes ?? (total >= 4 ? Math.floor(total / 4) : 0));
@@ -254,7 +245,7 @@ export class SimCluster implements CloudEffects {
     this.karpenter.provisioner =
       auto > 0 ? this.autoModeGroup : karpenter > 0 ? this.karpenterGroup : undefined;
     this.addNode(this.systemGroup);
-    if (this.opts.workloads) this.createWorkloads();
+    if (this.opts.workloads) this.pods.createWorkloads();
     this.built = true;
   }
 
@@ -313,39 +304,23 @@ export class SimCluster implements CloudEffects {
 
   /** Live pods (no copy) for the API server; filter by namespace and/or node through the index. */
   podsOn(filter: { namespace?: string; nodeName?: string }): KubePod[] {
-    if (filter.nodeName !== undefined) {
-      const keys = this.podsByNode.get(filter.nodeName) ?? new Set<string>();
-      const out: KubePod[] = [];
-      for (const k of keys) {
-        const [ns, name] = k.split('/');
-        const p = this.store.get<KubePod>('pods', ns, name ?? '');
-        if (p && (!filter.namespace || p.metadata.namespace === filter.namespace)) out.push(p);
-      }
-      return out;
-    }
-    return this.store.list<KubePod>('pods', filter.namespace);
+    return this.pods.podsOn(filter);
   }
 
   /** Is this pod one of the DCGM host-engine pods (the `dcgmServer` DaemonSet's)? */
   isDcgmServerPod(pod: KubePod): boolean {
-    const ds = this.dcgmServer;
-    if (!ds || pod.metadata.namespace !== ds.namespace) return false;
-    return Object.entries(ds.labels).every(([k, v]) => pod.metadata.labels?.[k] === v);
+    return this.pods.isDcgmServerPod(pod);
   }
 
   /** The DCGM host-engine pod of a node, if the cluster runs them. */
   dcgmServerPod(node: string): KubePod | undefined {
-    const ds = this.dcgmServer;
-    if (!ds) return undefined;
-    const p = this.podsOn({ nodeName: node, namespace: ds.namespace }).find((x) => this.isDcgmServerPod(x));
+    const p = this.pods.dcgmServerPod(node);
     return p ? structuredClone(p) : undefined;
   }
 
   /** The dcgm-exporter pod of a node, if it has one. */
   exporterPod(node: string): KubePod | undefined {
-    return this.podsOn({ nodeName: node, namespace: DCGM_EXPORTER_NAMESPACE }).find(
-      (p) => p.metadata.labels?.app === 'nvidia-dcgm-exporter',
-    );
+    return this.pods.exporterPod(node);
   }
 
   trainingJobs(resource = 'pytorchjobs', namespace?: string): KubeTrainingJob[] {
@@ -353,8 +328,7 @@ export class SimCluster implements CloudEffects {
   }
 
   getPdb(namespace: string, name: string): KubePdb | undefined {
-    const p = this.store.get<KubePdb>('poddisruptionbudgets', namespace, name);
-    return p ? structuredClone(p) : undefined;
+    return this.pods.budgets.get(namespace, name);
   }
 
   /** Subscribe to every object change (ADDED / MODIFIED / DELETED); returns the unsubscribe function. */
@@ -443,8 +417,8 @@ export class SimCluster implements CloudEffects {
     if (!s.gpuNode) throw new Error(`node ${node} has no GPUs and no dcgm-exporter`);
     s.exporterMode = mode;
     const pod = this.exporterPod(node);
-    if (mode === 'missing' && pod) this.removePod(pod, 'delete');
-    if (mode !== 'missing' && !pod && this.opts.workloads) this.createDaemonSetPod(s, EXPORTER_DS);
+    if (mode === 'missing' && pod) this.pods.removePod(pod, 'delete');
+    if (mode !== 'missing' && !pod && this.opts.workloads) this.pods.createDaemonSetPod(s, EXPORTER_DS);
   }
 
   /**
@@ -464,7 +438,6 @@ export class SimCluster implements CloudEffects {
     for (const s of this.nodes.values()) if (s.gpuNode && s.counters === undefined) this.gpuChanged(s);
   }
 
-  /** Back to a healthy node: faults, persistent faults, injected conditions and exporter mode all cleared. */
   /** What `dcgmi diag` reports for a test on one GPU (or all) of the node: a failure, a warning, a skip. */
   injectDiag(node: string, injection: DiagInjection): void {
     this.state(node);
@@ -477,6 +450,7 @@ export class SimCluster implements CloudEffects {
     this.diag.refuse(node, refusal);
   }
 
+  /** Back to a healthy node: faults, persistent faults, injected conditions and exporter mode all cleared. */
   clearFaults(node: string): void {
     const s = this.state(node);
     this.diag.clear(node);
@@ -487,7 +461,7 @@ export class SimCluster implements CloudEffects {
       g.temperatureC = 30;
       g.rowRemapFailure = 0;
     }
-    this.reapplyAllocationsLoad(s);
+    this.pods.reapplyAllocationsLoad(s);
     this.gpuChanged(s);
     this.resetConditions(s);
     this.syncAllocatable(s);
@@ -498,10 +472,7 @@ export class SimCluster implements CloudEffects {
 
   /** Pins a PDB's `status.disruptionsAllowed` (each eviction still consumes one). */
   setPdbDisruptionsAllowed(namespace: string, name: string, n: number): void {
-    if (!this.store.get('poddisruptionbudgets', namespace, name))
-      throw new ApiError(404, 'NotFound', `poddisruptionbudgets.policy "${name}" not found`);
-    this.pdbOverrides.set(podKey(namespace, name), n);
-    this.recomputePdbs();
+    this.pods.budgets.pin(namespace, name, n);
   }
 
   /** Creates a custom object (tfjobs, mpijobs … or another PyTorchJob) so list endpoints have content. */
@@ -538,7 +509,7 @@ export class SimCluster implements CloudEffects {
             spec: patched.spec,
           };
     const updated = this.store.update<KubeNode>('nodes', undefined, name, () => next);
-    if (wasUnschedulable && updated.spec.unschedulable !== true) this.kickScheduler();
+    if (wasUnschedulable && updated.spec.unschedulable !== true) this.pods.kickScheduler();
     const s = this.nodes.get(name);
     if (s && updated.metadata.annotations?.[DO_NOT_DISRUPT] !== 'true')
       this.karpenter.scheduleConsolidation(s);
@@ -575,38 +546,12 @@ export class SimCluster implements CloudEffects {
   }
 
   deletePodFromApi(namespace: string, name: string): KubePod {
-    const p = this.store.get<KubePod>('pods', namespace, name);
-    if (!p) throw new ApiError(404, 'NotFound', `pods "${name}" not found`, { name, kind: 'pods' });
-    return this.terminatePod(p, 'delete');
+    return this.pods.deleteFromApi(namespace, name);
   }
 
   /** The Eviction API: 429 while a matching PDB allows no disruption. */
   evictPod(namespace: string, name: string): void {
-    const p = this.store.get<KubePod>('pods', namespace, name);
-    if (!p) throw new ApiError(404, 'NotFound', `pods "${name}" not found`, { name, kind: 'pods' });
-    if (p.metadata.deletionTimestamp) return;
-    const pdbs = this.matchingPdbs(p);
-    const blocked = pdbs.find((b) => b.status.disruptionsAllowed <= 0);
-    if (blocked)
-      throw new ApiError(
-        429,
-        'TooManyRequests',
-        "Cannot evict pod as it would violate the pod's disruption budget.",
-        {
-          causes: [
-            {
-              reason: 'DisruptionBudget',
-              message: `The disruption budget ${blocked.metadata.name} needs ${blocked.status.desiredHealthy} healthy pods and has ${blocked.status.currentHealthy} currently`,
-            },
-          ],
-        },
-      );
-    for (const b of pdbs) {
-      const key = podKey(b.metadata.namespace, b.metadata.name);
-      const pinned = this.pdbOverrides.get(key);
-      if (pinned !== undefined) this.pdbOverrides.set(key, Math.max(0, pinned - 1));
-    }
-    this.terminatePod(p, 'evict');
+    this.pods.evict(namespace, name);
   }
 
   getLease(namespace: string, name: string): KubeLease | undefined {
@@ -816,7 +761,7 @@ export class SimCluster implements CloudEffects {
     const out: string[] = [];
     const owner = s.allocations.get(g.index);
     if (owner) out.push(owner);
-    const exporter = this.exporterPod(s.name);
+    const exporter = this.pods.exporterPod(s.name);
     const deploy = this.store.get<KubeNode>('nodes', undefined, s.name)?.metadata.labels?.[
       EXPORTER_DEPLOY_LABEL
     ];
@@ -894,10 +839,6 @@ export class SimCluster implements CloudEffects {
     }, ms);
     this.timers.add(t);
     return t;
-  }
-
-  private daemonSets(): DaemonSetSpec[] {
-    return this.dcgmServer ? [...DAEMONSETS, this.dcgmServer] : [...DAEMONSETS];
   }
 
   private newIp(): string {
@@ -991,7 +932,7 @@ export class SimCluster implements CloudEffects {
       bootTimers: [],
     };
     this.nodes.set(name, s);
-    this.podsByNode.set(name, new Set());
+    this.pods.nodeAdded(s);
 
     const labels: Record<string, string> = {
       'beta.kubernetes.io/arch': 'amd64',
@@ -1090,11 +1031,9 @@ export class SimCluster implements CloudEffects {
     };
     this.store.create('nodes', node);
     if (group.kind === 'karpenter') this.nodeClaims.create(group, node);
-    if (this.opts.workloads) {
-      for (const ds of this.daemonSets()) if (gpuNode || !ds.gpuOnly) this.createDaemonSetPod(s, ds);
-    }
+    if (this.opts.workloads) this.pods.createDaemonSetPods(s);
     if (this.built && gpuNode) this.boot.start(s);
-    this.kickScheduler();
+    this.pods.kickScheduler();
     this.karpenter.scheduleConsolidation(s);
     return s;
   }
@@ -1124,9 +1063,8 @@ export class SimCluster implements CloudEffects {
     // The NodeClaim's finalizer completes with its instance and Node.
     this.nodeClaims.remove(name);
     s.rebootTimer?.cancel();
-    for (const p of this.podsOn({ nodeName: name })) this.removePod(p, 'node-gone');
+    this.pods.nodeGone(name);
     this.nodes.delete(name);
-    this.podsByNode.delete(name);
     this.store.delete('nodes', undefined, name);
     this.log?.info({ node: name }, 'sim: node removed');
   }
@@ -1156,7 +1094,7 @@ export class SimCluster implements CloudEffects {
     s.rebootTimer = undefined;
     s.kernelLog = [];
     for (const g of s.gpus) resetAfterReboot(g);
-    this.reapplyAllocationsLoad(s);
+    this.pods.reapplyAllocationsLoad(s);
     s.exporterMode = 'ok';
     const bootID = this.rng.uuid();
     const now = this.timestamp();
@@ -1181,8 +1119,8 @@ export class SimCluster implements CloudEffects {
     s.injectedConditions.clear();
     this.gpuChanged(s);
     if (s.gpuNode && this.opts.workloads) {
-      const exporter = this.exporterPod(s.name);
-      if (!exporter) this.createDaemonSetPod(s, EXPORTER_DS);
+      const exporter = this.pods.exporterPod(s.name);
+      if (!exporter) this.pods.createDaemonSetPod(s, EXPORTER_DS);
       // The pods survive the reboot; their containers restart and are not Ready until their probes pass.
       for (const p of this.boot.agentPods(s)) this.boot.restartContainers(p);
     }
@@ -1192,7 +1130,7 @@ export class SimCluster implements CloudEffects {
     for (const fault of replay) fault();
     s.persistent = replay;
     this.log?.info({ node: s.name, bootID }, 'sim: node rebooted');
-    this.kickScheduler();
+    this.pods.kickScheduler();
   }
 
   private resetConditions(s: NodeState): void {
@@ -1233,341 +1171,11 @@ export class SimCluster implements CloudEffects {
     return s.exposition;
   }
 
-  // ---------------------------------------------------------------- internals: pods and controllers
-
-  private createWorkloads(): void {
-    const gpuNodes = [...this.nodes.values()].filter((s) => s.gpuNode);
-    if (gpuNodes.length === 0) return;
-    const now = this.timestamp();
-    const replicas = Math.min(3, gpuNodes.length);
-    const job = this.store.create('pytorchjobs', pytorchJob(this.rng, now, replicas - 1));
-    this.createJobPod(job, 'master', 0);
-    for (let i = 0; i < replicas - 1; i++) this.createJobPod(job, 'worker', i);
-
-    this.store.create('poddisruptionbudgets', servingPdb(this.rng, now, 1));
-    for (let i = 0; i < 2; i++) this.createServingPod();
-
-    const host = gpuNodes[Math.min(5, gpuNodes.length - 1)];
-    if (host) this.createMirrorPod(host);
-    this.recomputePdbs();
-  }
-
-  private placement(s: NodeState): { nodeName: string; hostIP: string; podIP: string } {
-    const third = s.ip.split('.')[2] ?? '0';
-    return { nodeName: s.name, hostIP: s.ip, podIP: `10.0.${third}.${this.rng.int(1, 254)}` };
-  }
-
-  private addPod(p: KubePod): KubePod {
-    const created = this.store.create('pods', p);
-    if (p.spec.nodeName)
-      this.podsByNode.get(p.spec.nodeName)?.add(podKey(p.metadata.namespace, p.metadata.name));
-    return created;
-  }
-
-  /** Generated names (`aws-node-x7k2p`) can collide at fleet scale, as in Kubernetes: draw again. */
-  private uniquePod(build: () => KubePod): KubePod {
-    for (;;) {
-      const p = build();
-      if (!this.store.get('pods', p.metadata.namespace, p.metadata.name)) return p;
-    }
-  }
-
-  private createDaemonSetPod(s: NodeState, ds: DaemonSetSpec): void {
-    const uid = this.dsUids.get(ds.name) ?? this.rng.uuid();
-    const hostNetwork = ds.name === 'aws-node' || ds.name === 'kube-proxy';
-    const pod = this.addPod(
-      this.uniquePod(() => daemonSetPod(this.rng, this.timestamp(), ds, uid, this.placement(s), hostNetwork)),
-    );
-    const agent = ds.name === EXPORTER_DS.name || ds === this.dcgmServer;
-    if (agent && s.agentsStarting) this.boot.setContainersReady(pod, false);
-  }
-
-  private createMirrorPod(s: NodeState): void {
-    const node = this.store.get<KubeNode>('nodes', undefined, s.name);
-    if (!node) return;
-    this.addPod(mirrorPod(this.rng, this.timestamp(), s.name, node.metadata.uid, this.placement(s)));
-  }
-
-  private createJobPod(job: KubeTrainingJob, type: ReplicaType, index: number): void {
-    const pod = pytorchJobPod(this.rng, this.timestamp(), job, type, index, {});
-    this.schedule(pod);
-  }
-
-  private createServingPod(): void {
-    const pod = this.uniquePod(() =>
-      servingPod(this.rng, this.timestamp(), this.servingRs.uid, this.servingRs.name, {}),
-    );
-    this.schedule(pod);
-  }
-
-  /** Places a GPU pod on the first Ready, schedulable GPU node with enough free GPUs, or leaves it Pending. */
-  private schedule(pod: KubePod): void {
-    const need = podGpuRequest(pod);
-    const app = pod.metadata.labels?.app;
-    // Replicas of one app spread over nodes (as a topology spread constraint would), others pack first-fit.
-    const candidates = [...this.nodes.values()];
-    if (app) {
-      const load = (s: NodeState) =>
-        this.podsOn({ nodeName: s.name }).filter((p) => p.metadata.labels?.app === app).length;
-      const loads = new Map(candidates.map((s) => [s, load(s)]));
-      candidates.sort((a, b) => (loads.get(a) ?? 0) - (loads.get(b) ?? 0));
-    }
-    for (const s of candidates) {
-      // MIG-mixed nodes offer only nvidia.com/mig-<profile>, renamed time-sliced ones nvidia.com/gpu.shared:
-      // a pod asking for nvidia.com/gpu does not fit there. Nor before the device plugin registers.
-      if (!s.gpuNode || s.rebooting || !s.pluginRegistered || s.shape === 'mig-mixed') continue;
-      if (s.shape === 'time-sliced' && this.opts.timeSlicingRename) continue;
-      const node = this.store.get<KubeNode>('nodes', undefined, s.name);
-      if (!node || node.spec.unschedulable || node.metadata.deletionTimestamp) continue;
-      if (node.status.conditions.find((c) => c.type === 'Ready')?.status !== 'True') continue;
-      const free = s.gpus.filter((g) => g.present && !s.allocations.has(g.index));
-      if (free.length < need) continue;
-      const at = this.placement(s);
-      pod.spec.nodeName = at.nodeName;
-      const now = this.timestamp();
-      pod.status = {
-        phase: 'Running',
-        hostIP: at.hostIP,
-        podIP: at.podIP,
-        startTime: now,
-        conditions: ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'].map((type) => ({
-          type,
-          status: 'True',
-        })),
-        containerStatuses: pod.spec.containers.map((c) => ({
-          name: c.name,
-          ready: true,
-          restartCount: 0,
-          image: c.image,
-          started: true,
-        })),
-      };
-      const key = podKey(pod.metadata.namespace, pod.metadata.name);
-      for (const g of free.slice(0, need)) {
-        s.allocations.set(g.index, key);
-        g.pod = {
-          namespace: pod.metadata.namespace ?? 'default',
-          pod: pod.metadata.name,
-          container: pod.spec.containers[0]?.name ?? '',
-        };
-        this.applyLoad(g, true);
-      }
-      this.gpuChanged(s);
-      if (this.store.get('pods', pod.metadata.namespace, pod.metadata.name)) {
-        this.store.update<KubePod>('pods', pod.metadata.namespace, pod.metadata.name, () => pod);
-        this.podsByNode.get(s.name)?.add(key);
-      } else this.addPod(pod);
-      this.pending.delete(key);
-      this.onPodScheduled(pod);
-      return;
-    }
-    if (!this.store.get('pods', pod.metadata.namespace, pod.metadata.name)) this.addPod(pod);
-    this.pending.add(podKey(pod.metadata.namespace, pod.metadata.name));
-    this.kickScheduler();
-  }
-
-  private applyLoad(g: SimGpu, busy: boolean): void {
-    g.utilizationPct = busy ? 97 : 0;
-    g.fbUsedMiB = busy ? 71_234 : 0;
-    g.powerW = busy ? 612.5 : 68.2;
-    g.temperatureC = busy ? 58 : 30;
-    g.memoryTemperatureC = busy ? 64 : 34;
-  }
-
-  private reapplyAllocationsLoad(s: NodeState): void {
-    for (const g of s.gpus) if (s.allocations.has(g.index)) this.applyLoad(g, true);
-  }
-
-  /** Retries Pending pods after a controller-ish delay. */
-  private kickScheduler(): void {
-    if (this.pendingTimer || this.pending.size === 0) return;
-    this.pendingTimer = this.later(this.opts.rescheduleDelayMs, () => {
-      this.pendingTimer = undefined;
-      for (const key of [...this.pending]) {
-        const [ns, name] = key.split('/');
-        const p = this.store.get<KubePod>('pods', ns, name ?? '');
-        if (p && !p.spec.nodeName) this.schedule(p);
-        else this.pending.delete(key);
-      }
-      this.karpenter.provisionForPending(this.pending);
-    });
-  }
-
-  private onPodScheduled(pod: KubePod): void {
-    if (pod.metadata.labels?.app === 'inference') this.recomputePdbs();
-    const owner = pod.metadata.ownerReferences?.find((o) => o.kind === 'PyTorchJob');
-    if (!owner) return;
-    const jobPodsPending = this.store
-      .list<KubePod>('pods', pod.metadata.namespace)
-      .some((p) => p.metadata.labels?.['training.kubeflow.org/job-name'] === owner.name && !p.spec.nodeName);
-    if (!jobPodsPending) this.setJobRunning(pod.metadata.namespace ?? '', owner.name, true);
-  }
-
-  private setJobRunning(namespace: string, name: string, running: boolean, message?: string): void {
-    const job = this.store.get<KubeTrainingJob>('pytorchjobs', namespace, name);
-    if (!job) return;
-    const isRunning = job.status.conditions.some((c) => c.type === 'Running' && c.status === 'True');
-    if (isRunning === running) return;
-    const now = this.timestamp();
-    this.store.update<KubeTrainingJob>('pytorchjobs', namespace, name, (j) => {
-      const others = j.status.conditions.filter((c) => c.type !== 'Running' && c.type !== 'Restarting');
-      j.status.conditions = running
-        ? [
-            ...others,
-            jobCondition(
-              'Restarting',
-              'False',
-              'PyTorchJobRestarting',
-              `PyTorchJob ${name} is restarting.`,
-              now,
-            ),
-            jobCondition('Running', 'True', 'PyTorchJobRunning', `PyTorchJob ${name} is running.`, now),
-          ]
-        : [
-            ...others,
-            jobCondition('Running', 'False', 'PyTorchJobRunning', `PyTorchJob ${name} is not running.`, now),
-            jobCondition(
-              'Restarting',
-              'True',
-              'PyTorchJobRestarting',
-              message ?? `PyTorchJob ${name} is restarting.`,
-              now,
-            ),
-          ];
-      return j;
-    });
-  }
-
-  /** The pods that read the node's GPUs for a monitor: dcgm-exporter and the EKS agent's dcgm-server. */
   /** Launches a replacement for a terminated instance of `group`, once capacity allows. */
   private launchReplacement(group: NodeGroup, shape?: GpuShape): void {
     this.later(this.opts.replaceDelayMs, () => {
       if (this.noCapacity) this.launchReplacement(group, shape);
       else this.addNode(group, undefined, shape);
     });
-  }
-
-  /** Deletion with the configured grace period: deletionTimestamp first, then gone. */
-  private terminatePod(p: KubePod, cause: 'evict' | 'delete'): KubePod {
-    if (this.opts.podTerminationMs <= 0) {
-      this.removePod(p, cause);
-      return structuredClone(p);
-    }
-    const updated = this.store.update<KubePod>('pods', p.metadata.namespace, p.metadata.name, (pod) => {
-      pod.metadata.deletionTimestamp = this.timestamp();
-      pod.metadata.deletionGracePeriodSeconds = Math.ceil(this.opts.podTerminationMs / 1000);
-      return pod;
-    });
-    this.recomputePdbs();
-    this.later(this.opts.podTerminationMs, () => {
-      const still = this.store.get<KubePod>('pods', p.metadata.namespace, p.metadata.name);
-      if (still && still.metadata.uid === p.metadata.uid) this.removePod(still, cause);
-    });
-    return structuredClone(updated);
-  }
-
-  /** Removes a pod and lets its controller react (job restart, ReplicaSet/DaemonSet/kubelet recreate). */
-  private removePod(p: KubePod, cause: 'evict' | 'delete' | 'node-gone'): void {
-    const ns = p.metadata.namespace;
-    const key = podKey(ns, p.metadata.name);
-    const nodeName = p.spec.nodeName;
-    this.store.delete('pods', ns, p.metadata.name);
-    this.pending.delete(key);
-    const s = nodeName ? this.nodes.get(nodeName) : undefined;
-    if (nodeName) this.podsByNode.get(nodeName)?.delete(key);
-    if (s) {
-      for (const [idx, owner] of s.allocations) {
-        if (owner !== key) continue;
-        s.allocations.delete(idx);
-        const g = s.gpus[idx];
-        if (g) {
-          g.pod = undefined;
-          this.applyLoad(g, false);
-        }
-      }
-      this.gpuChanged(s);
-      if (cause !== 'node-gone') this.karpenter.scheduleConsolidation(s);
-    }
-    const owner = p.metadata.ownerReferences?.[0];
-    const delay = this.opts.rescheduleDelayMs;
-    if (owner?.kind === 'PyTorchJob' && ns) {
-      const type = (p.metadata.labels?.['training.kubeflow.org/replica-type'] ?? 'worker') as ReplicaType;
-      const index = Number(p.metadata.labels?.['training.kubeflow.org/replica-index'] ?? 0);
-      const typeName = type === 'master' ? 'Master' : 'Worker';
-      this.setJobRunning(
-        ns,
-        owner.name,
-        false,
-        `PyTorchJob ${owner.name} is restarting because 1 ${typeName} replica(s) failed.`,
-      );
-      this.later(delay, () => {
-        const job = this.store.get<KubeTrainingJob>('pytorchjobs', ns, owner.name);
-        if (job && !this.store.get('pods', ns, p.metadata.name)) this.createJobPod(job, type, index);
-      });
-    } else if (owner?.kind === 'ReplicaSet') {
-      this.later(delay, () => this.createServingPod());
-    } else if (isDaemonSetPod(p) && cause !== 'node-gone' && s) {
-      const ds = this.daemonSets().find((d) => d.name === owner?.name);
-      const isExporter = ds?.name === 'nvidia-dcgm-exporter';
-      this.later(delay, () => {
-        if (this.nodes.get(s.name) !== s || !ds) return;
-        if (isExporter && (s.exporterMode === 'missing' || this.exporterPod(s.name))) return;
-        this.createDaemonSetPod(s, ds);
-      });
-    } else if (isMirrorPod(p) && cause !== 'node-gone' && s) {
-      this.later(delay, () => {
-        if (this.nodes.get(s.name) === s && !this.store.get('pods', ns, p.metadata.name))
-          this.createMirrorPod(s);
-      });
-    }
-    this.recomputePdbs();
-  }
-
-  private matchingPdbs(p: KubePod): KubePdb[] {
-    return this.store
-      .list<KubePdb>('poddisruptionbudgets', p.metadata.namespace)
-      .filter((b) =>
-        Object.entries(b.spec.selector.matchLabels).every(([k, v]) => p.metadata.labels?.[k] === v),
-      );
-  }
-
-  private recomputePdbs(): void {
-    for (const b of this.store.list<KubePdb>('poddisruptionbudgets')) {
-      const pods = this.store
-        .list<KubePod>('pods', b.metadata.namespace)
-        .filter((p) =>
-          Object.entries(b.spec.selector.matchLabels).every(([k, v]) => p.metadata.labels?.[k] === v),
-        );
-      const healthy = pods.filter(
-        (p) => p.status.phase === 'Running' && !p.metadata.deletionTimestamp,
-      ).length;
-      const expected = pods.length;
-      const desired =
-        typeof b.spec.minAvailable === 'number'
-          ? b.spec.minAvailable
-          : typeof b.spec.maxUnavailable === 'number'
-            ? Math.max(0, expected - b.spec.maxUnavailable)
-            : expected;
-      const pinned = this.pdbOverrides.get(podKey(b.metadata.namespace, b.metadata.name));
-      const allowed = pinned ?? Math.max(0, healthy - desired);
-      const st = b.status;
-      if (
-        st.currentHealthy === healthy &&
-        st.desiredHealthy === desired &&
-        st.expectedPods === expected &&
-        st.disruptionsAllowed === allowed
-      )
-        continue;
-      this.store.update<KubePdb>('poddisruptionbudgets', b.metadata.namespace, b.metadata.name, (pdb) => {
-        pdb.status = {
-          ...pdb.status,
-          currentHealthy: healthy,
-          desiredHealthy: desired,
-          expectedPods: expected,
-          disruptionsAllowed: allowed,
-        };
-        return pdb;
-      });
-    }
   }
 }
