@@ -4,7 +4,7 @@ import type { CloudEffects, InstanceState, SimInstance } from './cloud-effects.j
 import { type CounterSet, renderExporterMetrics } from './dcgm-exporter.js';
 import { type DiagInjection, type DiagRuntimeError, SimDiag } from './dcgmi-diag.js';
 import { GpuFaults } from './gpu-faults.js';
-import { DEFAULT_TIME_SLICING_REPLICAS, type GpuShape, gfdLabels, migLayout } from './gpu-shapes.js';
+import { DEFAULT_TIME_SLICING_REPLICAS, type GpuShape } from './gpu-shapes.js';
 import { instanceTypeInfo } from './instance-types.js';
 import type {
   KubeLease,
@@ -16,15 +16,17 @@ import type {
   NodeConditionObject,
 } from './k8s-objects.js';
 import { KarpenterController, type KarpenterDisruption } from './karpenter.js';
+import { SimLeases } from './leases.js';
 import { NodeBoot } from './node-boot.js';
 import { NodeClaims } from './node-claims.js';
+import { baseConditions, NodeFactory, type ReusedIdentity } from './node-factory.js';
 import { EksNodeRepair } from './node-repair.js';
 import { EXPORTER_DEPLOY_LABEL, SimGpuResets, type StageResult } from './nvidia-smi.js';
 import { PodController } from './pod-controller.js';
 import { ApiError, ResourceStore, type WatchListener } from './resource-store.js';
 import { SeededRandom } from './seeded-random.js';
 import { realClock, type SimClock, type SimTimer } from './sim-clock.js';
-import { H100_MODEL, makeGpu, resetAfterReboot, type SimGpu } from './sim-gpu.js';
+import { resetAfterReboot, type SimGpu } from './sim-gpu.js';
 import { DCGM_EXPORTER_PORT, type DcgmServerSpec, dcgmServerSpec } from './workloads.js';
 
 export {
@@ -41,15 +43,12 @@ export {
 } from './cluster-types.js';
 
 import {
-  ACCELERATED_READY,
-  AUTO_MODE_OPERATOR,
   DO_NOT_DISRUPT,
   EXPORTER_DS,
   type ExporterMode,
   type ExporterScrape,
   type FaultOptions,
   type KubeNodeClaim,
-  NODE_CONDITION_DEFAULTS,
   type NodeGroup,
   type NodeState,
   type NvlinkCounter,
@@ -114,7 +113,10 @@ export class SimCluster implements CloudEffects {
   }
   /** Pods, the scheduler, PodDisruptionBudgets and evictions, and the controllers that own the pods. */
   private readonly pods: PodController;
-  private usedIps = new Set<string>();
+  /** Builds nodes and their instances (identity, GPUs, tags, labels, capacity). */
+  private readonly factory: NodeFactory;
+  /** coordination.k8s.io Leases (leader election). */
+  private readonly leases: SimLeases;
   private closed = false;
   /** The initial fleet is built (nodes added from now on are joining: their device plugin registers late). */
   private built = false;
@@ -215,6 +217,18 @@ export class SimCluster implements CloudEffects {
       rebootInstance: (id) => this.rebootInstance(id),
       terminateInstance: (id, o) => this.terminateInstance(id, o),
     });
+    this.factory = new NodeFactory({
+      clusterName: this.clusterName,
+      region: this.region,
+      rng: this.rng,
+      now: () => this.clock.now(),
+      timestamp: () => this.timestamp(),
+      gpusPerNode: () => this.opts.gpusPerNode,
+      kubeletVersion: () => this.opts.kubeletVersion,
+      shapeOptions: () => this.shapeOptions(),
+      advertised: (st, shape, gpus, allocatable) => this.boot.advertised(st, shape, gpus, allocatable),
+    });
+    this.leases = new SimLeases(this.store, this.rng, () => this.timestamp());
     this.pods = new PodController({
       store: this.store,
       rng: this.rng,
@@ -555,66 +569,16 @@ export class SimCluster implements CloudEffects {
   }
 
   getLease(namespace: string, name: string): KubeLease | undefined {
-    return this.store.get<KubeLease>('leases', namespace, name);
+    return this.leases.get(namespace, name);
   }
 
   createLease(namespace: string, lease: KubeLease): KubeLease {
-    const name = lease.metadata?.name;
-    if (!name)
-      throw new ApiError(
-        422,
-        'Invalid',
-        'Lease.coordination.k8s.io "" is invalid: metadata.name: Required value: name or generateName is required',
-      );
-    if (this.store.get('leases', namespace, name))
-      throw new ApiError(409, 'AlreadyExists', `leases.coordination.k8s.io "${name}" already exists`, {
-        name,
-        group: 'coordination.k8s.io',
-        kind: 'leases',
-      });
-    const obj: KubeLease = {
-      ...lease,
-      apiVersion: 'coordination.k8s.io/v1',
-      kind: 'Lease',
-      metadata: {
-        ...lease.metadata,
-        namespace,
-        uid: this.rng.uuid(),
-        resourceVersion: '0',
-        creationTimestamp: this.timestamp(),
-      },
-      spec: lease.spec ?? {},
-    };
-    return this.store.create('leases', obj);
+    return this.leases.create(namespace, lease);
   }
 
   /** PUT with optimistic concurrency: a stale (or missing) resourceVersion is a 409 Conflict. */
   replaceLease(namespace: string, name: string, lease: KubeLease): KubeLease {
-    const current = this.store.get<KubeLease>('leases', namespace, name);
-    if (!current)
-      throw new ApiError(404, 'NotFound', `leases.coordination.k8s.io "${name}" not found`, { name });
-    const rv = lease.metadata?.resourceVersion;
-    if (rv && rv !== current.metadata.resourceVersion)
-      throw new ApiError(
-        409,
-        'Conflict',
-        `Operation cannot be fulfilled on leases.coordination.k8s.io "${name}": the object has been modified; please apply your changes to the latest version and try again`,
-        { name, group: 'coordination.k8s.io', kind: 'leases' },
-      );
-    return this.store.update<KubeLease>('leases', namespace, name, () => ({
-      ...lease,
-      apiVersion: 'coordination.k8s.io/v1',
-      kind: 'Lease',
-      metadata: {
-        ...lease.metadata,
-        name,
-        namespace,
-        uid: current.metadata.uid,
-        creationTimestamp: current.metadata.creationTimestamp,
-        resourceVersion: current.metadata.resourceVersion,
-      },
-      spec: lease.spec ?? {},
-    }));
+    return this.leases.replace(namespace, name, lease);
   }
 
   /** What a scrape of the node's exporter gets right now. */
@@ -841,211 +805,23 @@ export class SimCluster implements CloudEffects {
     return t;
   }
 
-  private newIp(): string {
-    for (;;) {
-      const ip = `10.0.${this.rng.int(0, 255)}.${this.rng.int(1, 254)}`;
-      if (!this.usedIps.has(ip)) {
-        this.usedIps.add(ip);
-        return ip;
-      }
-    }
-  }
-
-  private addNode(
-    group: NodeGroup,
-    reuse?: { name: string; instanceId: string; ip: string; az: string },
-    gpuShape: GpuShape = 'plain',
-  ): NodeState {
-    const ip = reuse?.ip ?? this.newIp();
-    const name = reuse?.name ?? `ip-${ip.replaceAll('.', '-')}.ec2.internal`;
-    const zones = ['a', 'b', 'c'];
-    const az = reuse?.az ?? `${this.region}${zones[this.nodes.size % zones.length]}`;
-    const instanceId = reuse?.instanceId ?? `i-0${this.rng.hex(16)}`;
-    const instanceType = group.instanceType;
-    const info = instanceTypeInfo(instanceType);
-    const gpuNode = group.kind === 'karpenter' || group.gpu;
-    const gpuCount = gpuNode ? this.opts.gpusPerNode : 0;
-    const shape: GpuShape = gpuNode ? gpuShape : 'plain';
-    const model = info.gpuModel || undefined;
-    const gpus = Array.from({ length: gpuCount }, (_, i) => {
-      const g = makeGpu(i, this.rng, model);
-      const mig = migLayout(shape, g.model, i, gpuCount);
-      if (mig) g.migInstances = mig;
-      return g;
+  /** Registers a node (a new instance, or `reuse`'s identity again) with its pods, NodeClaim and boot. */
+  private addNode(group: NodeGroup, reuse?: ReusedIdentity, gpuShape: GpuShape = 'plain'): NodeState {
+    const { state: s, instance } = this.factory.newNode(group, reuse, gpuShape, {
+      nodeCount: this.nodes.size,
+      joining: this.built,
     });
-    const now = this.timestamp();
-
-    if (!reuse) {
-      const tags: Record<string, string> = {
-        Name:
-          group.kind === 'managed'
-            ? `${this.clusterName}-${group.name}-Node`
-            : `${this.clusterName}/karpenter/${group.pool}`,
-        [`kubernetes.io/cluster/${this.clusterName}`]: 'owned',
-        'eks:cluster-name': this.clusterName,
-      };
-      if (group.kind === 'managed') {
-        tags['eks:nodegroup-name'] = group.name;
-        tags['aws:autoscaling:groupName'] = group.asg;
-      } else if (group.autoMode) {
-        tags['eks:eks-cluster-name'] = this.clusterName;
-        tags['eks:kubernetes-node-pool-name'] = group.pool;
-        tags['eks:kubernetes-node-class-name'] = 'default';
-        tags['karpenter.sh/nodepool'] = group.pool;
-      } else {
-        tags['karpenter.sh/nodepool'] = group.pool;
-        tags['karpenter.k8s.aws/ec2nodeclass'] = 'default';
-        tags['karpenter.sh/nodeclaim'] = `${group.pool}-${this.rng.suffix()}`;
-      }
-      this.instances.set(instanceId, {
-        instanceId,
-        instanceType,
-        availabilityZone: az,
-        state: 'running',
-        ...(group.kind === 'managed' ? { autoScalingGroup: group.asg } : {}),
-        ...(group.kind === 'karpenter' && group.autoMode ? { operator: AUTO_MODE_OPERATOR } : {}),
-        privateDnsName: name,
-        launchTime: new Date(this.clock.now()).toISOString(),
-        tags,
-      });
-    }
-
-    const s: NodeState = {
-      name,
-      ip,
-      az,
-      instanceId,
-      group,
-      gpuNode,
-      shape,
-      gpus,
-      kernelLog: [],
-      exporterMode: 'ok',
-      persistent: [],
-      rebooting: false,
-      injectedConditions: new Set(),
-      allocations: new Map(),
-      // A node joining after start-up is like a node after a reboot: the device plugin and the agents come later.
-      pluginRegistered: !(this.built && gpuNode),
-      agentsStarting: this.built && gpuNode,
-      rebootHangs: false,
-      bootTimers: [],
-    };
-    this.nodes.set(name, s);
+    if (instance) this.instances.set(instance.instanceId, instance);
+    this.nodes.set(s.name, s);
     this.pods.nodeAdded(s);
-
-    const labels: Record<string, string> = {
-      'beta.kubernetes.io/arch': 'amd64',
-      'beta.kubernetes.io/instance-type': instanceType,
-      'beta.kubernetes.io/os': 'linux',
-      'failure-domain.beta.kubernetes.io/region': this.region,
-      'failure-domain.beta.kubernetes.io/zone': az,
-      'kubernetes.io/arch': 'amd64',
-      'kubernetes.io/hostname': name,
-      'kubernetes.io/os': 'linux',
-      'node.kubernetes.io/instance-type': instanceType,
-      'topology.k8s.aws/zone-id': `use1-az${(this.nodes.size % 6) + 1}`,
-      'topology.kubernetes.io/region': this.region,
-      'topology.kubernetes.io/zone': az,
-    };
-    if (group.kind === 'managed') {
-      labels['eks.amazonaws.com/capacityType'] = 'ON_DEMAND';
-      labels['eks.amazonaws.com/nodegroup'] = group.name;
-      labels['eks.amazonaws.com/nodegroup-image'] = 'ami-0c1d2e3f4a5b6c7d8';
-    } else {
-      if (group.autoMode) labels['eks.amazonaws.com/compute-type'] = 'auto';
-      labels['karpenter.sh/nodepool'] = group.pool;
-      labels['karpenter.sh/capacity-type'] = 'on-demand';
-      labels['karpenter.sh/initialized'] = 'true';
-      labels['karpenter.sh/registered'] = 'true';
-      labels['karpenter.k8s.aws/instance-family'] = instanceType.split('.')[0] ?? '';
-      labels['karpenter.k8s.aws/instance-size'] = instanceType.split('.')[1] ?? '';
-    }
-    if (gpuNode)
-      Object.assign(labels, gfdLabels(shape, gpus[0]?.model ?? H100_MODEL, gpus, this.shapeOptions()));
-    const memKi = info.memoryGiB * 1024 * 1024;
-    const capacity: Record<string, string> = {
-      cpu: String(info.cpu),
-      'ephemeral-storage': '524275692Ki',
-      'hugepages-1Gi': '0',
-      'hugepages-2Mi': '0',
-      memory: `${memKi - 16_384}Ki`,
-      pods: gpuNode ? '100' : '58',
-    };
-    const allocatable: Record<string, string> = {
-      cpu: `${info.cpu * 1000 - 550}m`,
-      'ephemeral-storage': '482098735124',
-      'hugepages-1Gi': '0',
-      'hugepages-2Mi': '0',
-      memory: `${Math.floor(memKi * 0.97)}Ki`,
-      pods: capacity.pods ?? '100',
-    };
-    if (gpuNode) {
-      Object.assign(capacity, this.boot.advertised(s, shape, gpus, false));
-      Object.assign(allocatable, this.boot.advertised(s, shape, gpus, true));
-      if (info.efa > 0) {
-        capacity['vpc.amazonaws.com/efa'] = String(info.efa);
-        allocatable['vpc.amazonaws.com/efa'] = String(info.efa);
-      }
-    }
-    const node: KubeNode = {
-      apiVersion: 'v1',
-      kind: 'Node',
-      metadata: {
-        name,
-        uid: this.rng.uuid(),
-        resourceVersion: '0',
-        creationTimestamp: now,
-        labels,
-        annotations: {
-          'alpha.kubernetes.io/provided-node-ip': ip,
-          'node.alpha.kubernetes.io/ttl': '0',
-          'volumes.kubernetes.io/controller-managed-attach-detach': 'true',
-        },
-        ...(group.kind === 'karpenter' ? { finalizers: ['karpenter.sh/termination'] } : {}),
-      },
-      spec: { providerID: `aws:///${az}/${instanceId}` },
-      status: {
-        capacity,
-        allocatable,
-        conditions: this.baseConditions(gpuNode, now),
-        addresses: [
-          { type: 'InternalIP', address: ip },
-          { type: 'InternalDNS', address: name },
-          { type: 'Hostname', address: name },
-        ],
-        daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
-        nodeInfo: {
-          bootID: this.rng.uuid(),
-          machineID: this.rng.hex(32),
-          systemUUID: `ec2${this.rng.hex(5)}-${this.rng.hex(4)}-${this.rng.hex(4)}-${this.rng.hex(4)}-${this.rng.hex(12)}`,
-          kernelVersion: '6.1.119-129.201.amzn2023.x86_64',
-          osImage: 'Amazon Linux 2023.6.20250107',
-          containerRuntimeVersion: 'containerd://1.7.25',
-          kubeletVersion: this.opts.kubeletVersion,
-          kubeProxyVersion: this.opts.kubeletVersion,
-          operatingSystem: 'linux',
-          architecture: 'amd64',
-        },
-      },
-    };
+    const node = this.factory.nodeObject(s, this.nodes.size);
     this.store.create('nodes', node);
     if (group.kind === 'karpenter') this.nodeClaims.create(group, node);
     if (this.opts.workloads) this.pods.createDaemonSetPods(s);
-    if (this.built && gpuNode) this.boot.start(s);
+    if (this.built && s.gpuNode) this.boot.start(s);
     this.pods.kickScheduler();
     this.karpenter.scheduleConsolidation(s);
     return s;
-  }
-
-  private baseConditions(gpuNode: boolean, now: string): NodeConditionObject[] {
-    const base = NODE_CONDITION_DEFAULTS.map((c) => ({
-      ...c,
-      lastHeartbeatTime: now,
-      lastTransitionTime: now,
-    }));
-    if (gpuNode) base.push({ ...ACCELERATED_READY, lastHeartbeatTime: now, lastTransitionTime: now });
-    return base;
   }
 
   nodeClaimOf(node: string): KubeNodeClaim | undefined {
@@ -1105,7 +881,7 @@ export class SimCluster implements CloudEffects {
     }
     this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
       n.status.nodeInfo = { ...n.status.nodeInfo, bootID };
-      n.status.conditions = this.baseConditions(s.gpuNode, now).map((c) => {
+      n.status.conditions = baseConditions(s.gpuNode, now).map((c) => {
         const keep = n.status.conditions.find((o) => o.type === c.type);
         return keep && keep.status === c.status ? { ...c, lastTransitionTime: keep.lastTransitionTime } : c;
       });
@@ -1136,7 +912,7 @@ export class SimCluster implements CloudEffects {
   private resetConditions(s: NodeState): void {
     if (s.injectedConditions.size === 0) return;
     const now = this.timestamp();
-    const defaults = this.baseConditions(s.gpuNode, now);
+    const defaults = baseConditions(s.gpuNode, now);
     this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
       n.status.conditions = n.status.conditions
         .filter((c) => !s.injectedConditions.has(c.type) || defaults.some((d) => d.type === c.type))
