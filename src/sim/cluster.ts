@@ -5,21 +5,15 @@ import { type CounterSet, renderExporterMetrics } from './dcgm-exporter.js';
 import { type DiagInjection, type DiagRuntimeError, SimDiag } from './dcgmi-diag.js';
 import { GpuFaults } from './gpu-faults.js';
 import { DEFAULT_TIME_SLICING_REPLICAS, type GpuShape } from './gpu-shapes.js';
+import { InstanceLifecycle } from './instance-lifecycle.js';
 import { instanceTypeInfo } from './instance-types.js';
-import type {
-  KubeLease,
-  KubeNode,
-  KubeObject,
-  KubePdb,
-  KubePod,
-  KubeTrainingJob,
-  NodeConditionObject,
-} from './k8s-objects.js';
+import type { KubeLease, KubeNode, KubeObject, KubePdb, KubePod, KubeTrainingJob } from './k8s-objects.js';
 import { KarpenterController, type KarpenterDisruption } from './karpenter.js';
 import { SimLeases } from './leases.js';
 import { NodeBoot } from './node-boot.js';
 import { NodeClaims } from './node-claims.js';
-import { baseConditions, NodeFactory, type ReusedIdentity } from './node-factory.js';
+import { resetInjectedConditions, setCondition } from './node-conditions.js';
+import { NodeFactory, type ReusedIdentity } from './node-factory.js';
 import { EksNodeRepair } from './node-repair.js';
 import { EXPORTER_DEPLOY_LABEL, SimGpuResets, type StageResult } from './nvidia-smi.js';
 import { PodController } from './pod-controller.js';
@@ -88,7 +82,6 @@ export class SimCluster implements CloudEffects {
   /** Karpenter's provisioning for pending pods and consolidation of empty nodes. */
   private readonly karpenter: KarpenterController;
   private readonly nodes = new Map<string, NodeState>();
-  private readonly instances = new Map<string, SimInstance>();
   private readonly timers = new Set<SimTimer>();
   private readonly managedGroup: NodeGroup;
   private readonly systemGroup: NodeGroup;
@@ -117,11 +110,11 @@ export class SimCluster implements CloudEffects {
   private readonly factory: NodeFactory;
   /** coordination.k8s.io Leases (leader election). */
   private readonly leases: SimLeases;
+  /** The EC2 instances behind the nodes: reboot, termination and replacement, DELETE of a Node. */
+  private readonly lifecycle: InstanceLifecycle;
   private closed = false;
   /** The initial fleet is built (nodes added from now on are joining: their device plugin registers late). */
   private built = false;
-  /** No instance can be launched (InsufficientInstanceCapacity): replacements wait until it is lifted. */
-  private noCapacity = false;
 
   constructor(options: SimClusterOptions = {}) {
     this.clusterName = options.clusterName ?? 'sim-cluster';
@@ -202,7 +195,7 @@ export class SimCluster implements CloudEffects {
       store: this.store,
       rng: this.rng,
       timestamp: () => this.timestamp(),
-      instanceTag: (id, key) => this.instances.get(id)?.tags[key],
+      instanceTag: (id, key) => this.lifecycle.get(id)?.tags[key],
       deleteNode: (name) => this.deleteNodeFromApi(name),
     });
     this.repair = new EksNodeRepair({
@@ -245,6 +238,24 @@ export class SimCluster implements CloudEffects {
       scheduleConsolidation: (st) => this.karpenter.scheduleConsolidation(st),
       provisionForPending: (pending) => this.karpenter.provisionForPending(pending),
     });
+    this.lifecycle = new InstanceLifecycle({
+      store: this.store,
+      rng: this.rng,
+      log: this.log,
+      boot: this.boot,
+      pods: this.pods,
+      rebootDelayMs: () => this.opts.rebootDelayMs,
+      terminateDelayMs: () => this.opts.terminateDelayMs,
+      replaceDelayMs: () => this.opts.replaceDelayMs,
+      workloads: () => this.opts.workloads,
+      timestamp: () => this.timestamp(),
+      later: (ms, fn) => this.later(ms, fn),
+      nodeStates: () => this.nodes.values(),
+      nodeState: (name) => this.nodes.get(name),
+      addNode: (group, reuse, shape) => this.addNode(group, reuse, shape),
+      removeNode: (name) => this.removeNode(name),
+      gpuChanged: (st) => this.gpuChanged(st),
+    });
 
     const total = this.opts.nodes;
     const karpenter = Math.min(total, options.karpenterNodes ?? (total >= 4 ? Math.floor(total / 4) : 0));
@@ -277,7 +288,7 @@ export class SimCluster implements CloudEffects {
   nodeInfo(name: string): SimNodeInfo | undefined {
     const s = this.nodes.get(name);
     if (!s) return undefined;
-    const inst = this.instances.get(s.instanceId);
+    const inst = this.lifecycle.get(s.instanceId);
     return {
       name,
       instanceId: s.instanceId,
@@ -408,20 +419,7 @@ export class SimCluster implements CloudEffects {
   ): void {
     const s = this.state(node);
     s.injectedConditions.add(condition.type);
-    const now = this.timestamp();
-    this.store.update<KubeNode>('nodes', undefined, node, (n) => {
-      const existing = n.status.conditions.find((c) => c.type === condition.type);
-      const next: NodeConditionObject = {
-        ...condition,
-        lastHeartbeatTime: now,
-        lastTransitionTime:
-          existing && existing.status === condition.status ? existing.lastTransitionTime : now,
-      };
-      n.status.conditions = existing
-        ? n.status.conditions.map((c) => (c.type === condition.type ? next : c))
-        : [...n.status.conditions, next];
-      return n;
-    });
+    setCondition(this.store, node, condition, this.timestamp());
     this.repair.watch(s, condition.type, condition.status);
     if (opts.persistent) s.persistent.push(() => this.setCondition(node, condition));
   }
@@ -477,7 +475,7 @@ export class SimCluster implements CloudEffects {
     }
     this.pods.reapplyAllocationsLoad(s);
     this.gpuChanged(s);
-    this.resetConditions(s);
+    resetInjectedConditions(this.store, s, () => this.timestamp());
     this.syncAllocatable(s);
     if (s.gpuNode) this.setExporter(node, 'ok');
   }
@@ -532,31 +530,7 @@ export class SimCluster implements CloudEffects {
 
   /** DELETE of a Node through the API. Karpenter nodes terminate their instance behind a finalizer. */
   deleteNodeFromApi(name: string): KubeNode {
-    const s = this.nodes.get(name);
-    const node = this.store.get<KubeNode>('nodes', undefined, name);
-    if (!s || !node)
-      throw new ApiError(404, 'NotFound', `nodes "${name}" not found`, { name, kind: 'nodes' });
-    if (s.group.kind === 'karpenter') {
-      if (!node.metadata.deletionTimestamp) {
-        this.store.update<KubeNode>('nodes', undefined, name, (n) => {
-          n.metadata.deletionTimestamp = this.timestamp();
-          n.metadata.deletionGracePeriodSeconds = 0;
-          return n;
-        });
-        this.terminateInstance(s.instanceId, { decrementDesiredCapacity: false });
-      }
-      return structuredClone(this.store.get<KubeNode>('nodes', undefined, name) ?? node);
-    }
-    // A managed-node-group instance keeps running: its kubelet registers the node again.
-    const group = s.group;
-    const instanceId = s.instanceId;
-    const removed = structuredClone(node);
-    this.removeNode(name);
-    this.later(this.opts.replaceDelayMs, () => {
-      const inst = this.instances.get(instanceId);
-      if (inst?.state === 'running') this.addNode(group, { name, instanceId, ip: s.ip, az: s.az }, s.shape);
-    });
-    return removed;
+    return this.lifecycle.deleteNode(name);
   }
 
   deletePodFromApi(namespace: string, name: string): KubePod {
@@ -623,61 +597,22 @@ export class SimCluster implements CloudEffects {
   // ---------------------------------------------------------------- CloudEffects
 
   describeInstances(instanceIds?: string[]): SimInstance[] {
-    const all = [...this.instances.values()];
-    const picked =
-      instanceIds && instanceIds.length > 0 ? all.filter((i) => instanceIds.includes(i.instanceId)) : all;
-    return picked.map((i) => structuredClone(i));
+    return this.lifecycle.describe(instanceIds);
   }
 
   rebootInstance(instanceId: string): boolean {
-    const inst = this.instances.get(instanceId);
-    if (!inst || inst.state !== 'running') return false;
-    const s = this.stateByInstance(instanceId);
-    if (!s) return true;
-    s.rebooting = true;
-    s.rebootTimer?.cancel();
-    this.boot.cancelTimers(s);
-    this.setReady(s, false, 'NodeStatusUnknown', 'Kubelet stopped posting node status.');
-    if (s.rebootHangs) {
-      this.log?.info({ node: s.name, instanceId }, 'sim: instance rebooting (and will hang in boot)');
-      return true;
-    }
-    s.rebootTimer = this.later(this.opts.rebootDelayMs, () => this.finishReboot(s));
-    this.log?.info({ node: s.name, instanceId }, 'sim: instance rebooting');
-    return true;
+    return this.lifecycle.reboot(instanceId);
   }
 
   tagInstance(instanceId: string, tags: Record<string, string>): boolean {
-    const inst = this.instances.get(instanceId);
-    if (!inst) return false;
-    Object.assign(inst.tags, tags);
-    return true;
+    return this.lifecycle.tag(instanceId, tags);
   }
 
   terminateInstance(
     instanceId: string,
     opts: { decrementDesiredCapacity: boolean },
   ): InstanceState | undefined {
-    const inst = this.instances.get(instanceId);
-    if (!inst) return undefined;
-    const before = inst.state;
-    if (before === 'shutting-down' || before === 'terminated') return before;
-    inst.state = 'shutting-down';
-    const s = this.stateByInstance(instanceId);
-    if (s) {
-      s.rebootTimer?.cancel();
-      this.setReady(s, false, 'NodeStatusUnknown', 'Kubelet stopped posting node status.');
-    }
-    const group = s?.group;
-    this.later(this.opts.terminateDelayMs, () => {
-      inst.state = 'terminated';
-      if (s && this.nodes.get(s.name) === s) this.removeNode(s.name);
-    });
-    // A node group keeps its desired capacity; Karpenter (and Auto Mode) start nodes only for pending pods.
-    const replace = group?.kind === 'managed' && !opts.decrementDesiredCapacity;
-    if (group && replace) this.launchReplacement(group, s?.shape);
-    this.log?.info({ instanceId, node: s?.name, replace }, 'sim: instance terminating');
-    return before;
+    return this.lifecycle.terminate(instanceId, opts);
   }
 
   /**
@@ -744,7 +679,7 @@ export class SimCluster implements CloudEffects {
    * instances get no replacement until it is lifted (the launch is retried every replaceDelayMs).
    */
   setInsufficientCapacity(on: boolean): void {
-    this.noCapacity = on;
+    this.lifecycle.noCapacity = on;
   }
 
   /**
@@ -781,11 +716,6 @@ export class SimCluster implements CloudEffects {
     return s;
   }
 
-  private stateByInstance(instanceId: string): NodeState | undefined {
-    for (const s of this.nodes.values()) if (s.instanceId === instanceId) return s;
-    return undefined;
-  }
-
   private gpu(s: NodeState, index: number): SimGpu {
     const g = s.gpus[index];
     if (!g) throw new Error(`node ${s.name} has no GPU ${index}`);
@@ -811,7 +741,7 @@ export class SimCluster implements CloudEffects {
       nodeCount: this.nodes.size,
       joining: this.built,
     });
-    if (instance) this.instances.set(instance.instanceId, instance);
+    if (instance) this.lifecycle.add(instance);
     this.nodes.set(s.name, s);
     this.pods.nodeAdded(s);
     const node = this.factory.nodeObject(s, this.nodes.size);
@@ -845,83 +775,6 @@ export class SimCluster implements CloudEffects {
     this.log?.info({ node: name }, 'sim: node removed');
   }
 
-  private setReady(s: NodeState, ready: boolean, reason: string, message: string): void {
-    const now = this.timestamp();
-    this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
-      n.status.conditions = n.status.conditions.map((c) => {
-        if (c.type !== 'Ready') return c;
-        const status = ready ? 'True' : 'Unknown';
-        return {
-          ...c,
-          status,
-          reason,
-          message,
-          lastHeartbeatTime: now,
-          lastTransitionTime: c.status === status ? c.lastTransitionTime : now,
-        };
-      });
-      return n;
-    });
-  }
-
-  private finishReboot(s: NodeState): void {
-    if (this.nodes.get(s.name) !== s) return;
-    s.rebooting = false;
-    s.rebootTimer = undefined;
-    s.kernelLog = [];
-    for (const g of s.gpus) resetAfterReboot(g);
-    this.pods.reapplyAllocationsLoad(s);
-    s.exporterMode = 'ok';
-    const bootID = this.rng.uuid();
-    const now = this.timestamp();
-    // The kubelet is up before the device plugin: `nvidia.com/gpu` reads 0 from the first Ready of the new boot.
-    if (s.gpuNode) {
-      s.pluginRegistered = false;
-      s.agentsStarting = true;
-    }
-    this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
-      n.status.nodeInfo = { ...n.status.nodeInfo, bootID };
-      n.status.conditions = baseConditions(s.gpuNode, now).map((c) => {
-        const keep = n.status.conditions.find((o) => o.type === c.type);
-        return keep && keep.status === c.status ? { ...c, lastTransitionTime: keep.lastTransitionTime } : c;
-      });
-      if (s.gpuNode) {
-        const none = this.boot.advertised(s, s.shape, s.gpus, false);
-        n.status.capacity = { ...n.status.capacity, ...none };
-        n.status.allocatable = { ...n.status.allocatable, ...none };
-      }
-      return n;
-    });
-    s.injectedConditions.clear();
-    this.gpuChanged(s);
-    if (s.gpuNode && this.opts.workloads) {
-      const exporter = this.pods.exporterPod(s.name);
-      if (!exporter) this.pods.createDaemonSetPod(s, EXPORTER_DS);
-      // The pods survive the reboot; their containers restart and are not Ready until their probes pass.
-      for (const p of this.boot.agentPods(s)) this.boot.restartContainers(p);
-    }
-    if (s.gpuNode) this.boot.start(s);
-    const replay = s.persistent;
-    s.persistent = [];
-    for (const fault of replay) fault();
-    s.persistent = replay;
-    this.log?.info({ node: s.name, bootID }, 'sim: node rebooted');
-    this.pods.kickScheduler();
-  }
-
-  private resetConditions(s: NodeState): void {
-    if (s.injectedConditions.size === 0) return;
-    const now = this.timestamp();
-    const defaults = baseConditions(s.gpuNode, now);
-    this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
-      n.status.conditions = n.status.conditions
-        .filter((c) => !s.injectedConditions.has(c.type) || defaults.some((d) => d.type === c.type))
-        .map((c) => (s.injectedConditions.has(c.type) ? (defaults.find((d) => d.type === c.type) ?? c) : c));
-      return n;
-    });
-    s.injectedConditions.clear();
-  }
-
   private shapeOptions() {
     return { replicas: this.opts.timeSlicingReplicas, rename: this.opts.timeSlicingRename };
   }
@@ -945,13 +798,5 @@ export class SimCluster implements CloudEffects {
   private exposition(s: NodeState): string {
     s.exposition ??= renderExporterMetrics(s.name, s.gpus, { counters: s.counters ?? this.opts.counters });
     return s.exposition;
-  }
-
-  /** Launches a replacement for a terminated instance of `group`, once capacity allows. */
-  private launchReplacement(group: NodeGroup, shape?: GpuShape): void {
-    this.later(this.opts.replaceDelayMs, () => {
-      if (this.noCapacity) this.launchReplacement(group, shape);
-      else this.addNode(group, undefined, shape);
-    });
   }
 }

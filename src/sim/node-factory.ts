@@ -1,14 +1,9 @@
 import type { SimInstance } from './cloud-effects.js';
-import {
-  ACCELERATED_READY,
-  AUTO_MODE_OPERATOR,
-  NODE_CONDITION_DEFAULTS,
-  type NodeGroup,
-  type NodeState,
-} from './cluster-types.js';
+import { AUTO_MODE_OPERATOR, type NodeGroup, type NodeState } from './cluster-types.js';
 import { type GpuShape, gfdLabels, migLayout } from './gpu-shapes.js';
 import { instanceTypeInfo } from './instance-types.js';
-import type { KubeNode, NodeConditionObject } from './k8s-objects.js';
+import type { KubeNode } from './k8s-objects.js';
+import { baseConditions } from './node-conditions.js';
 import type { SeededRandom } from './seeded-random.js';
 import { H100_MODEL, makeGpu, type SimGpu } from './sim-gpu.js';
 
@@ -248,15 +243,4 @@ export class NodeFactory {
       },
     };
   }
-}
-
-/** The conditions of a healthy node (plus AcceleratedHardwareReady on a GPU node), all as of `now`. */
-export function baseConditions(gpuNode: boolean, now: string): NodeConditionObject[] {
-  const base = NODE_CONDITION_DEFAULTS.map((c) => ({
-    ...c,
-    lastHeartbeatTime: now,
-    lastTransitionTime: now,
-  }));
-  if (gpuNode) base.push({ ...ACCELERATED_READY, lastHeartbeatTime: now, lastTransitionTime: now });
-  return base;
 }
