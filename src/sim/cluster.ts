@@ -1,12 +1,13 @@
 import type { Logger } from 'pino';
 import type { HealthState } from '../domain/gpu.js';
 import type { CloudEffects, InstanceState, SimInstance } from './cloud-effects.js';
-import { type CounterSet, renderExporterMetrics } from './dcgm-exporter.js';
+import { fleetGroups, initialFleet, type ResolvedOptions, resolveOptions } from './cluster-options.js';
+import type { CounterSet } from './dcgm-exporter.js';
 import { type DiagInjection, type DiagRuntimeError, SimDiag } from './dcgmi-diag.js';
+import { exporterScrape } from './exporter-scrape.js';
 import { GpuFaults } from './gpu-faults.js';
-import { DEFAULT_TIME_SLICING_REPLICAS, type GpuShape } from './gpu-shapes.js';
+import type { GpuShape } from './gpu-shapes.js';
 import { InstanceLifecycle } from './instance-lifecycle.js';
-import { instanceTypeInfo } from './instance-types.js';
 import type { KubeLease, KubeNode, KubeObject, KubePdb, KubePod, KubeTrainingJob } from './k8s-objects.js';
 import { KarpenterController, type KarpenterDisruption } from './karpenter.js';
 import { SimLeases } from './leases.js';
@@ -21,7 +22,7 @@ import { ApiError, ResourceStore, type WatchListener } from './resource-store.js
 import { SeededRandom } from './seeded-random.js';
 import { realClock, type SimClock, type SimTimer } from './sim-clock.js';
 import { resetAfterReboot, type SimGpu } from './sim-gpu.js';
-import { DCGM_EXPORTER_PORT, type DcgmServerSpec, dcgmServerSpec } from './workloads.js';
+import { type DcgmServerSpec, dcgmServerSpec } from './workloads.js';
 
 export {
   AUTO_MODE_OPERATOR,
@@ -63,31 +64,11 @@ export class SimCluster implements CloudEffects {
   private readonly rng: SeededRandom;
   private readonly clock: SimClock;
   private readonly log: Logger | undefined;
-  private readonly opts: Required<
-    Omit<
-      SimClusterOptions,
-      | 'clock'
-      | 'logger'
-      | 'seed'
-      | 'clusterName'
-      | 'region'
-      | 'karpenterNodes'
-      | 'gpuShapes'
-      | 'diagDurationMs'
-      | 'extraCounters'
-      | 'autoModeNodes'
-      | 'consolidateAfterMs'
-    >
-  >;
+  private readonly opts: ResolvedOptions;
   /** Karpenter's provisioning for pending pods and consolidation of empty nodes. */
   private readonly karpenter: KarpenterController;
   private readonly nodes = new Map<string, NodeState>();
   private readonly timers = new Set<SimTimer>();
-  private readonly managedGroup: NodeGroup;
-  private readonly systemGroup: NodeGroup;
-  private readonly karpenterGroup: Extract<NodeGroup, { kind: 'karpenter' }>;
-  private readonly autoModeGroup: Extract<NodeGroup, { kind: 'karpenter' }>;
-  private readonly gpuShapes: GpuShape[];
   /** The DCGM host-engine DaemonSet, when `dcgmServer` is on. */
   readonly dcgmServer: DcgmServerSpec | undefined;
   /** What `dcgmi diag` finds in the DCGM pods (injected failures; the runs made). */
@@ -122,44 +103,10 @@ export class SimCluster implements CloudEffects {
     this.rng = new SeededRandom(options.seed ?? 1);
     this.clock = options.clock ?? realClock;
     this.log = options.logger;
-    this.opts = {
-      nodes: options.nodes ?? 8,
-      gpusPerNode: options.gpusPerNode ?? instanceTypeInfo(options.instanceType ?? 'p5.48xlarge').gpus,
-      instanceType: options.instanceType ?? 'p5.48xlarge',
-      rebootDelayMs: options.rebootDelayMs ?? 3000,
-      replaceDelayMs: options.replaceDelayMs ?? 5000,
-      terminateDelayMs: options.terminateDelayMs ?? 1000,
-      rescheduleDelayMs: options.rescheduleDelayMs ?? 1000,
-      podTerminationMs: options.podTerminationMs ?? 0,
-      devicePluginDelayMs: options.devicePluginDelayMs ?? 60_000,
-      exporterReadyDelayMs: options.exporterReadyDelayMs ?? 45_000,
-      workloads: options.workloads ?? true,
-      dcgmServer: options.dcgmServer ?? false,
-      counters: options.counters ?? (options.extraCounters ? 'full' : 'stock'),
-      kubeletVersion: options.kubeletVersion ?? 'v1.31.4-eks-aeac579',
-      timeSlicingReplicas: options.timeSlicingReplicas ?? DEFAULT_TIME_SLICING_REPLICAS,
-      timeSlicingRename: options.timeSlicingRename ?? false,
-    };
-    this.gpuShapes = options.gpuShapes && options.gpuShapes.length > 0 ? [...options.gpuShapes] : ['plain'];
-    const it = this.opts.instanceType;
-    this.managedGroup = {
-      kind: 'managed',
-      name: 'gpu-ng-1',
-      asg: `eks-gpu-ng-1-${this.rng.uuid()}`,
-      instanceType: it,
-      gpu: true,
-    };
-    this.systemGroup = {
-      kind: 'managed',
-      name: 'system-ng',
-      asg: `eks-system-ng-${this.rng.uuid()}`,
-      instanceType: 'm5.xlarge',
-      gpu: false,
-    };
-    this.karpenterGroup = { kind: 'karpenter', pool: 'gpu', instanceType: it };
+    this.opts = resolveOptions(options);
+    const groups = fleetGroups(this.opts.instanceType, this.rng);
     this.dcgmServer = dcgmServerSpec(this.opts.dcgmServer);
     this.diag = new SimDiag(this.clock, options.diagDurationMs);
-    this.autoModeGroup = { kind: 'karpenter', pool: 'gpu-auto', instanceType: it, autoMode: true };
     this.gpuFaults = new GpuFaults({
       state: (node) => this.state(node),
       gpu: (st, index) => this.gpu(st, index),
@@ -203,7 +150,7 @@ export class SimCluster implements CloudEffects {
       region: this.region,
       store: this.store,
       log: this.log,
-      managedGroups: [this.managedGroup, this.systemGroup],
+      managedGroups: [groups.managed, groups.system],
       nodeStates: () => [...this.nodes.values()],
       nodeState: (name) => this.nodes.get(name),
       later: (ms, fn) => this.later(ms, fn),
@@ -257,19 +204,10 @@ export class SimCluster implements CloudEffects {
       gpuChanged: (st) => this.gpuChanged(st),
     });
 
-    const total = this.opts.nodes;
-    const karpenter = Math.min(total, options.karpenterNodes ?? (total >= 4 ? Math.floor(total / 4) : 0));
-    const auto = Math.min(total - karpenter, options.autoModeNodes ?? 0);
-    const managed = total - karpenter - auto;
-    for (let i = 0; i < total; i++) {
-      const shape = this.gpuShapes[i % this.gpuShapes.length] ?? 'plain';
-      const group =
-        i < managed ? this.managedGroup : i < managed + karpenter ? this.karpenterGroup : this.autoModeGroup;
-      this.addNode(group, undefined, shape);
-    }
-    this.karpenter.provisioner =
-      auto > 0 ? this.autoModeGroup : karpenter > 0 ? this.karpenterGroup : undefined;
-    this.addNode(this.systemGroup);
+    const fleet = initialFleet(options, this.opts.nodes, groups);
+    for (const { group, shape } of fleet.nodes) this.addNode(group, undefined, shape);
+    this.karpenter.provisioner = fleet.provisioner;
+    this.addNode(groups.system);
     if (this.opts.workloads) this.pods.createWorkloads();
     this.built = true;
   }
@@ -557,41 +495,7 @@ export class SimCluster implements CloudEffects {
 
   /** What a scrape of the node's exporter gets right now. */
   exporterScrape(node: string): ExporterScrape {
-    const s = this.state(node);
-    if (s.rebooting)
-      return {
-        kind: 'error',
-        status: 503,
-        message: `error trying to reach service: dial tcp ${s.ip}:${DCGM_EXPORTER_PORT}: connect: no route to host`,
-      };
-    // The restarted container has not started listening yet (init containers, then the exporter's own start).
-    if (s.agentsStarting && s.exporterMode !== 'missing')
-      return {
-        kind: 'error',
-        status: 503,
-        message: `error trying to reach service: dial tcp ${s.ip}:${DCGM_EXPORTER_PORT}: connect: connection refused`,
-      };
-    switch (s.exporterMode) {
-      case 'hang':
-        return { kind: 'hang' };
-      case 'error':
-        return {
-          kind: 'error',
-          status: 503,
-          message: `error trying to reach service: dial tcp ${s.ip}:${DCGM_EXPORTER_PORT}: connect: connection refused`,
-        };
-      case 'missing':
-        return { kind: 'error', status: 404, message: 'no dcgm-exporter on this node' };
-      case 'garbage': {
-        const text = this.exposition(s);
-        return {
-          kind: 'garbage',
-          body: `${text.slice(0, Math.floor(text.length / 3))}\u0000\u0001{{{ garbled 0x7f\nDCGM_FI_DEV_GPU_TEMP{gpu="0" 2x\n`,
-        };
-      }
-      default:
-        return { kind: 'ok', body: this.exposition(s) };
-    }
+    return exporterScrape(this.state(node), this.opts.counters);
   }
 
   // ---------------------------------------------------------------- CloudEffects
@@ -793,10 +697,5 @@ export class SimCluster implements CloudEffects {
 
   private gpuChanged(s: NodeState): void {
     s.exposition = undefined;
-  }
-
-  private exposition(s: NodeState): string {
-    s.exposition ??= renderExporterMetrics(s.name, s.gpus, { counters: s.counters ?? this.opts.counters });
-    return s.exposition;
   }
 }
