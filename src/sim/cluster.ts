@@ -18,7 +18,7 @@ import { NodeFactory, type ReusedIdentity } from './node-factory.js';
 import { EksNodeRepair } from './node-repair.js';
 import { EXPORTER_DEPLOY_LABEL, SimGpuResets, type StageResult } from './nvidia-smi.js';
 import { PodController } from './pod-controller.js';
-import { ApiError, ResourceStore, type WatchListener } from './resource-store.js';
+import { ResourceStore, type WatchListener } from './resource-store.js';
 import { SeededRandom } from './seeded-random.js';
 import { realClock, type SimClock, type SimTimer } from './sim-clock.js';
 import { resetAfterReboot, type SimGpu } from './sim-gpu.js';
@@ -38,7 +38,6 @@ export {
 } from './cluster-types.js';
 
 import {
-  DO_NOT_DISRUPT,
   EXPORTER_DS,
   type ExporterMode,
   type ExporterScrape,
@@ -107,6 +106,17 @@ export class SimCluster implements CloudEffects {
     const groups = fleetGroups(this.opts.instanceType, this.rng);
     this.dcgmServer = dcgmServerSpec(this.opts.dcgmServer);
     this.diag = new SimDiag(this.clock, options.diagDurationMs);
+    // What most collaborators need of the cluster; each host below adds its own.
+    const core = {
+      clusterName: this.clusterName,
+      region: this.region,
+      store: this.store,
+      rng: this.rng,
+      log: this.log,
+      timestamp: () => this.timestamp(),
+      later: (ms: number, fn: () => void) => this.later(ms, fn),
+      nodeState: (name: string) => this.nodes.get(name),
+    };
     this.gpuFaults = new GpuFaults({
       state: (node) => this.state(node),
       gpu: (st, index) => this.gpu(st, index),
@@ -114,55 +124,38 @@ export class SimCluster implements CloudEffects {
       syncAllocatable: (st) => this.syncAllocatable(st),
     });
     this.boot = new NodeBoot({
-      store: this.store,
+      ...core,
       devicePluginDelayMs: () => this.opts.devicePluginDelayMs,
       exporterReadyDelayMs: () => this.opts.exporterReadyDelayMs,
       shapeOptions: () => this.shapeOptions(),
-      timestamp: () => this.timestamp(),
-      later: (ms, fn) => this.later(ms, fn),
-      nodeState: (name) => this.nodes.get(name),
       podsOn: (node) => this.podsOn({ nodeName: node }),
       isDcgmServerPod: (pod) => this.isDcgmServerPod(pod),
       podIp: (st) => this.pods.placement(st).podIP,
       kickScheduler: () => this.pods.kickScheduler(),
     });
     this.karpenter = new KarpenterController(options.consolidateAfterMs, {
-      store: this.store,
-      log: this.log,
+      ...core,
       gpusPerNode: () => this.opts.gpusPerNode,
       launchDelayMs: () => this.opts.replaceDelayMs,
-      timestamp: () => this.timestamp(),
-      later: (ms, fn) => this.later(ms, fn),
       addNode: (group) => this.addNode(group),
-      nodeState: (name) => this.nodes.get(name),
       podsOn: (node) => this.podsOn({ nodeName: node }),
       terminateInstance: (id, o) => this.terminateInstance(id, o),
     });
     this.nodeClaims = new NodeClaims({
-      store: this.store,
-      rng: this.rng,
-      timestamp: () => this.timestamp(),
+      ...core,
       instanceTag: (id, key) => this.lifecycle.get(id)?.tags[key],
       deleteNode: (name) => this.deleteNodeFromApi(name),
     });
     this.repair = new EksNodeRepair({
-      clusterName: this.clusterName,
-      region: this.region,
-      store: this.store,
-      log: this.log,
+      ...core,
       managedGroups: [groups.managed, groups.system],
       nodeStates: () => [...this.nodes.values()],
-      nodeState: (name) => this.nodes.get(name),
-      later: (ms, fn) => this.later(ms, fn),
       rebootInstance: (id) => this.rebootInstance(id),
       terminateInstance: (id, o) => this.terminateInstance(id, o),
     });
     this.factory = new NodeFactory({
-      clusterName: this.clusterName,
-      region: this.region,
-      rng: this.rng,
+      ...core,
       now: () => this.clock.now(),
-      timestamp: () => this.timestamp(),
       gpusPerNode: () => this.opts.gpusPerNode,
       kubeletVersion: () => this.opts.kubeletVersion,
       shapeOptions: () => this.shapeOptions(),
@@ -170,38 +163,30 @@ export class SimCluster implements CloudEffects {
     });
     this.leases = new SimLeases(this.store, this.rng, () => this.timestamp());
     this.pods = new PodController({
-      store: this.store,
-      rng: this.rng,
+      ...core,
       dcgmServer: this.dcgmServer,
       rescheduleDelayMs: () => this.opts.rescheduleDelayMs,
       podTerminationMs: () => this.opts.podTerminationMs,
       timeSlicingRename: () => this.opts.timeSlicingRename,
-      timestamp: () => this.timestamp(),
-      later: (ms, fn) => this.later(ms, fn),
       nodeStates: () => [...this.nodes.values()],
-      nodeState: (name) => this.nodes.get(name),
       gpuChanged: (st) => this.gpuChanged(st),
       setContainersReady: (pod, ready) => this.boot.setContainersReady(pod, ready),
       scheduleConsolidation: (st) => this.karpenter.scheduleConsolidation(st),
       provisionForPending: (pending) => this.karpenter.provisionForPending(pending),
     });
     this.lifecycle = new InstanceLifecycle({
-      store: this.store,
-      rng: this.rng,
-      log: this.log,
+      ...core,
       boot: this.boot,
       pods: this.pods,
       rebootDelayMs: () => this.opts.rebootDelayMs,
       terminateDelayMs: () => this.opts.terminateDelayMs,
       replaceDelayMs: () => this.opts.replaceDelayMs,
       workloads: () => this.opts.workloads,
-      timestamp: () => this.timestamp(),
-      later: (ms, fn) => this.later(ms, fn),
       nodeStates: () => this.nodes.values(),
-      nodeState: (name) => this.nodes.get(name),
       addNode: (group, reuse, shape) => this.addNode(group, reuse, shape),
       removeNode: (name) => this.removeNode(name),
       gpuChanged: (st) => this.gpuChanged(st),
+      scheduleConsolidation: (st) => this.karpenter.scheduleConsolidation(st),
     });
 
     const fleet = initialFleet(options, this.opts.nodes, groups);
@@ -437,33 +422,7 @@ export class SimCluster implements CloudEffects {
    * only status through `/status`, as on a real API server; identity fields cannot change.
    */
   updateNodeFromApi(name: string, patched: KubeNode, subresource: 'status' | undefined): KubeNode {
-    const current = this.store.get<KubeNode>('nodes', undefined, name);
-    if (!current) throw new ApiError(404, 'NotFound', `nodes "${name}" not found`, { name, kind: 'nodes' });
-    if (patched.metadata?.name !== name)
-      throw new ApiError(
-        422,
-        'Invalid',
-        `Node "${name}" is invalid: metadata.name: Invalid value: field is immutable`,
-      );
-    const wasUnschedulable = current.spec.unschedulable === true;
-    const next: KubeNode =
-      subresource === 'status'
-        ? { ...current, status: patched.status }
-        : {
-            ...current,
-            metadata: {
-              ...patched.metadata,
-              uid: current.metadata.uid,
-              creationTimestamp: current.metadata.creationTimestamp,
-            },
-            spec: patched.spec,
-          };
-    const updated = this.store.update<KubeNode>('nodes', undefined, name, () => next);
-    if (wasUnschedulable && updated.spec.unschedulable !== true) this.pods.kickScheduler();
-    const s = this.nodes.get(name);
-    if (s && updated.metadata.annotations?.[DO_NOT_DISRUPT] !== 'true')
-      this.karpenter.scheduleConsolidation(s);
-    return updated;
+    return this.lifecycle.updateNode(name, patched, subresource);
   }
 
   /** DELETE of a Node through the API. Karpenter nodes terminate their instance behind a finalizer. */

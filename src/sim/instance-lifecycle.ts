@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { InstanceState, SimInstance } from './cloud-effects.js';
-import { EXPORTER_DS, type NodeGroup, type NodeState } from './cluster-types.js';
+import { DO_NOT_DISRUPT, EXPORTER_DS, type NodeGroup, type NodeState } from './cluster-types.js';
 import type { GpuShape } from './gpu-shapes.js';
 import type { KubeNode } from './k8s-objects.js';
 import type { NodeBoot } from './node-boot.js';
@@ -34,6 +34,7 @@ export interface InstanceLifecycleHost {
   addNode(group: NodeGroup, reuse?: ReusedIdentity, shape?: GpuShape): NodeState;
   removeNode(name: string): void;
   gpuChanged(s: NodeState): void;
+  scheduleConsolidation(s: NodeState): void;
 }
 
 const KUBELET_GONE = { reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.' };
@@ -41,7 +42,8 @@ const KUBELET_GONE = { reason: 'NodeStatusUnknown', message: 'Kubelet stopped po
 /**
  * The EC2 instances behind the nodes and what happens to them: a reboot (the node goes NotReady, boots with a
  * new boot ID, its device plugin and agents come back late, persistent faults come back), a termination (the
- * node goes, a managed node group launches a replacement once capacity allows), and DELETE of a Node.
+ * node goes, a managed node group launches a replacement once capacity allows), and PATCH and DELETE of a
+ * Node through the API (an uncordon lets pending pods in; a Karpenter node's DELETE ends its instance).
  */
 export class InstanceLifecycle {
   private readonly instances = new Map<string, SimInstance>();
@@ -170,6 +172,40 @@ export class InstanceLifecycle {
       if (this.noCapacity) this.launchReplacement(group, shape);
       else this.host.addNode(group, undefined, shape);
     });
+  }
+
+  /**
+   * Replaces a node object after a PATCH. Only spec/metadata change through the main resource and
+   * only status through `/status`, as on a real API server; identity fields cannot change.
+   */
+  updateNode(name: string, patched: KubeNode, subresource: 'status' | undefined): KubeNode {
+    const { store } = this.host;
+    const current = store.get<KubeNode>('nodes', undefined, name);
+    if (!current) throw new ApiError(404, 'NotFound', `nodes "${name}" not found`, { name, kind: 'nodes' });
+    if (patched.metadata?.name !== name)
+      throw new ApiError(
+        422,
+        'Invalid',
+        `Node "${name}" is invalid: metadata.name: Invalid value: field is immutable`,
+      );
+    const wasUnschedulable = current.spec.unschedulable === true;
+    const next: KubeNode =
+      subresource === 'status'
+        ? { ...current, status: patched.status }
+        : {
+            ...current,
+            metadata: {
+              ...patched.metadata,
+              uid: current.metadata.uid,
+              creationTimestamp: current.metadata.creationTimestamp,
+            },
+            spec: patched.spec,
+          };
+    const updated = store.update<KubeNode>('nodes', undefined, name, () => next);
+    if (wasUnschedulable && updated.spec.unschedulable !== true) this.host.pods.kickScheduler();
+    const s = this.host.nodeState(name);
+    if (s && updated.metadata.annotations?.[DO_NOT_DISRUPT] !== 'true') this.host.scheduleConsolidation(s);
+    return updated;
   }
 
   /** DELETE of a Node through the API. Karpenter nodes terminate their instance behind a finalizer. */
