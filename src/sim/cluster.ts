@@ -2,26 +2,27 @@ import type { Logger } from 'pino';
 import type { HealthState } from '../domain/gpu.js';
 import type { CloudEffects, InstanceState, SimInstance } from './cloud-effects.js';
 import { fleetGroups, initialFleet, type ResolvedOptions, resolveOptions } from './cluster-options.js';
+import { wireCollaborators } from './cluster-wiring.js';
 import type { CounterSet } from './dcgm-exporter.js';
 import { type DiagInjection, type DiagRuntimeError, SimDiag } from './dcgmi-diag.js';
 import { exporterScrape } from './exporter-scrape.js';
-import { GpuFaults } from './gpu-faults.js';
+import type { GpuFaults } from './gpu-faults.js';
 import type { GpuShape } from './gpu-shapes.js';
-import { InstanceLifecycle } from './instance-lifecycle.js';
+import type { InstanceLifecycle } from './instance-lifecycle.js';
 import type { KubeLease, KubeNode, KubeObject, KubePdb, KubePod, KubeTrainingJob } from './k8s-objects.js';
-import { KarpenterController, type KarpenterDisruption } from './karpenter.js';
-import { SimLeases } from './leases.js';
-import { NodeBoot } from './node-boot.js';
-import { NodeClaims } from './node-claims.js';
-import { resetInjectedConditions, setCondition } from './node-conditions.js';
-import { NodeFactory, type ReusedIdentity } from './node-factory.js';
-import { EksNodeRepair } from './node-repair.js';
-import { EXPORTER_DEPLOY_LABEL, SimGpuResets, type StageResult } from './nvidia-smi.js';
-import { PodController } from './pod-controller.js';
+import type { KarpenterController, KarpenterDisruption } from './karpenter.js';
+import type { SimLeases } from './leases.js';
+import type { NodeBoot } from './node-boot.js';
+import type { NodeClaims } from './node-claims.js';
+import { setCondition } from './node-conditions.js';
+import type { NodeFactory, ReusedIdentity } from './node-factory.js';
+import type { EksNodeRepair } from './node-repair.js';
+import type { SimGpuResets, StageResult } from './nvidia-smi.js';
+import type { PodController } from './pod-controller.js';
 import { ResourceStore, type WatchListener } from './resource-store.js';
 import { SeededRandom } from './seeded-random.js';
 import { realClock, type SimClock, type SimTimer } from './sim-clock.js';
-import { resetAfterReboot, type SimGpu } from './sim-gpu.js';
+import type { SimGpu } from './sim-gpu.js';
 import { type DcgmServerSpec, dcgmServerSpec } from './workloads.js';
 
 export {
@@ -37,17 +38,16 @@ export {
   type SimNodeInfo,
 } from './cluster-types.js';
 
-import {
-  EXPORTER_DS,
-  type ExporterMode,
-  type ExporterScrape,
-  type FaultOptions,
-  type KubeNodeClaim,
-  type NodeGroup,
-  type NodeState,
-  type NvlinkCounter,
-  type SimClusterOptions,
-  type SimNodeInfo,
+import type {
+  ExporterMode,
+  ExporterScrape,
+  FaultOptions,
+  KubeNodeClaim,
+  NodeGroup,
+  NodeState,
+  NvlinkCounter,
+  SimClusterOptions,
+  SimNodeInfo,
 } from './cluster-types.js';
 
 /**
@@ -106,88 +106,40 @@ export class SimCluster implements CloudEffects {
     const groups = fleetGroups(this.opts.instanceType, this.rng);
     this.dcgmServer = dcgmServerSpec(this.opts.dcgmServer);
     this.diag = new SimDiag(this.clock, options.diagDurationMs);
-    // What most collaborators need of the cluster; each host below adds its own.
-    const core = {
-      clusterName: this.clusterName,
-      region: this.region,
-      store: this.store,
-      rng: this.rng,
-      log: this.log,
-      timestamp: () => this.timestamp(),
-      later: (ms: number, fn: () => void) => this.later(ms, fn),
-      nodeState: (name: string) => this.nodes.get(name),
-    };
-    this.gpuFaults = new GpuFaults({
-      state: (node) => this.state(node),
-      gpu: (st, index) => this.gpu(st, index),
-      gpuChanged: (st) => this.gpuChanged(st),
-      syncAllocatable: (st) => this.syncAllocatable(st),
-    });
-    this.boot = new NodeBoot({
-      ...core,
-      devicePluginDelayMs: () => this.opts.devicePluginDelayMs,
-      exporterReadyDelayMs: () => this.opts.exporterReadyDelayMs,
-      shapeOptions: () => this.shapeOptions(),
-      podsOn: (node) => this.podsOn({ nodeName: node }),
-      isDcgmServerPod: (pod) => this.isDcgmServerPod(pod),
-      podIp: (st) => this.pods.placement(st).podIP,
-      kickScheduler: () => this.pods.kickScheduler(),
-    });
-    this.karpenter = new KarpenterController(options.consolidateAfterMs, {
-      ...core,
-      gpusPerNode: () => this.opts.gpusPerNode,
-      launchDelayMs: () => this.opts.replaceDelayMs,
-      addNode: (group) => this.addNode(group),
-      podsOn: (node) => this.podsOn({ nodeName: node }),
-      terminateInstance: (id, o) => this.terminateInstance(id, o),
-    });
-    this.nodeClaims = new NodeClaims({
-      ...core,
-      instanceTag: (id, key) => this.lifecycle.get(id)?.tags[key],
-      deleteNode: (name) => this.deleteNodeFromApi(name),
-    });
-    this.repair = new EksNodeRepair({
-      ...core,
-      managedGroups: [groups.managed, groups.system],
-      nodeStates: () => [...this.nodes.values()],
-      rebootInstance: (id) => this.rebootInstance(id),
-      terminateInstance: (id, o) => this.terminateInstance(id, o),
-    });
-    this.factory = new NodeFactory({
-      ...core,
-      now: () => this.clock.now(),
-      gpusPerNode: () => this.opts.gpusPerNode,
-      kubeletVersion: () => this.opts.kubeletVersion,
-      shapeOptions: () => this.shapeOptions(),
-      advertised: (st, shape, gpus, allocatable) => this.boot.advertised(st, shape, gpus, allocatable),
-    });
-    this.leases = new SimLeases(this.store, this.rng, () => this.timestamp());
-    this.pods = new PodController({
-      ...core,
-      dcgmServer: this.dcgmServer,
-      rescheduleDelayMs: () => this.opts.rescheduleDelayMs,
-      podTerminationMs: () => this.opts.podTerminationMs,
-      timeSlicingRename: () => this.opts.timeSlicingRename,
-      nodeStates: () => [...this.nodes.values()],
-      gpuChanged: (st) => this.gpuChanged(st),
-      setContainersReady: (pod, ready) => this.boot.setContainersReady(pod, ready),
-      scheduleConsolidation: (st) => this.karpenter.scheduleConsolidation(st),
-      provisionForPending: (pending) => this.karpenter.provisionForPending(pending),
-    });
-    this.lifecycle = new InstanceLifecycle({
-      ...core,
-      boot: this.boot,
-      pods: this.pods,
-      rebootDelayMs: () => this.opts.rebootDelayMs,
-      terminateDelayMs: () => this.opts.terminateDelayMs,
-      replaceDelayMs: () => this.opts.replaceDelayMs,
-      workloads: () => this.opts.workloads,
-      nodeStates: () => this.nodes.values(),
-      addNode: (group, reuse, shape) => this.addNode(group, reuse, shape),
-      removeNode: (name) => this.removeNode(name),
-      gpuChanged: (st) => this.gpuChanged(st),
-      scheduleConsolidation: (st) => this.karpenter.scheduleConsolidation(st),
-    });
+    const parts = wireCollaborators(
+      {
+        clusterName: this.clusterName,
+        region: this.region,
+        store: this.store,
+        rng: this.rng,
+        log: this.log,
+        opts: this.opts,
+        dcgmServer: this.dcgmServer,
+        diag: this.diag,
+        nodes: this.nodes,
+        now: () => this.clock.now(),
+        timestamp: () => this.timestamp(),
+        later: (ms, fn) => this.later(ms, fn),
+        state: (node) => this.state(node),
+        gpu: (st, index) => this.gpu(st, index),
+        gpuChanged: (st) => this.gpuChanged(st),
+        syncAllocatable: (st) => this.syncAllocatable(st),
+        shapeOptions: () => this.shapeOptions(),
+        addNode: (group, reuse, shape) => this.addNode(group, reuse, shape),
+        removeNode: (name) => this.removeNode(name),
+      },
+      groups,
+      options.consolidateAfterMs,
+    );
+    this.gpuFaults = parts.gpuFaults;
+    this.boot = parts.boot;
+    this.karpenter = parts.karpenter;
+    this.nodeClaims = parts.nodeClaims;
+    this.repair = parts.repair;
+    this.factory = parts.factory;
+    this.leases = parts.leases;
+    this.pods = parts.pods;
+    this.lifecycle = parts.lifecycle;
 
     const fleet = initialFleet(options, this.opts.nodes, groups);
     for (const { group, shape } of fleet.nodes) this.addNode(group, undefined, shape);
@@ -348,12 +300,7 @@ export class SimCluster implements CloudEffects {
   }
 
   setExporter(node: string, mode: ExporterMode): void {
-    const s = this.state(node);
-    if (!s.gpuNode) throw new Error(`node ${node} has no GPUs and no dcgm-exporter`);
-    s.exporterMode = mode;
-    const pod = this.exporterPod(node);
-    if (mode === 'missing' && pod) this.pods.removePod(pod, 'delete');
-    if (mode !== 'missing' && !pod && this.opts.workloads) this.pods.createDaemonSetPod(s, EXPORTER_DS);
+    this.gpuFaults.setExporter(node, mode);
   }
 
   /**
@@ -361,10 +308,7 @@ export class SimCluster implements CloudEffects {
    * only); undefined goes back to the cluster's. Like a real exporter restart, the next scrape shows it.
    */
   setCounters(node: string, counters: CounterSet | undefined): void {
-    const s = this.state(node);
-    if (!s.gpuNode) throw new Error(`node ${node} has no GPUs and no dcgm-exporter`);
-    s.counters = counters;
-    this.gpuChanged(s);
+    this.gpuFaults.setCounters(node, counters);
   }
 
   /** The counters file of every exporter without a per-node setting (nodes added later included). */
@@ -387,20 +331,7 @@ export class SimCluster implements CloudEffects {
 
   /** Back to a healthy node: faults, persistent faults, injected conditions and exporter mode all cleared. */
   clearFaults(node: string): void {
-    const s = this.state(node);
-    this.diag.clear(node);
-    s.persistent = [];
-    s.kernelLog = [];
-    for (const g of s.gpus) {
-      resetAfterReboot(g);
-      g.temperatureC = 30;
-      g.rowRemapFailure = 0;
-    }
-    this.pods.reapplyAllocationsLoad(s);
-    this.gpuChanged(s);
-    resetInjectedConditions(this.store, s, () => this.timestamp());
-    this.syncAllocatable(s);
-    if (s.gpuNode) this.setExporter(node, 'ok');
+    this.gpuFaults.clear(node);
   }
 
   // ---------------------------------------------------------------- controls for tests / API server
@@ -483,27 +414,17 @@ export class SimCluster implements CloudEffects {
    * DCGM, from the device plugin's count and from GFD's label — a GPU that a reset could not bring back.
    */
   failGpuOnReboot(node: string, gpu: number): void {
-    const s = this.state(node);
-    this.gpu(s, gpu);
-    s.persistent.push(() => this.dropGpu(node, gpu));
+    this.gpuFaults.failGpuOnReboot(node, gpu);
   }
 
   /** The simulated driver's GPU resets: injected failures (`failNext`) and the resets done. */
-  readonly gpuResets = new SimGpuResets();
+  get gpuResets(): SimGpuResets {
+    return this.gpuFaults.resets;
+  }
 
   /** Runs `nvidia-smi ARGS` on the node, as root in a privileged pod there (a reset changes its GPUs). */
   nvidiaSmi(node: string, args: readonly string[]): StageResult {
-    const s = this.state(node);
-    return this.gpuResets.run(args, {
-      name: s.name,
-      instanceType: s.group.instanceType,
-      gpus: s.gpus,
-      holders: (g) => this.gpuHolders(s, g),
-      replayPersistent: (gpus) => {
-        for (const fault of [...s.persistent]) if (fault.gpu !== undefined && gpus.has(fault.gpu)) fault();
-      },
-      changed: () => this.gpuChanged(s),
-    });
+    return this.gpuFaults.nvidiaSmi(node, args);
   }
 
   /** Sets (or, with undefined, removes) a label on the node, as `kubectl label` would. */
@@ -516,20 +437,6 @@ export class SimCluster implements CloudEffects {
       n.metadata.labels = labels;
       return n;
     });
-  }
-
-  /** Pods holding a handle on the GPU: the workload allocated to it, the exporter unless the label pauses it. */
-  private gpuHolders(s: NodeState, g: SimGpu): string[] {
-    const out: string[] = [];
-    const owner = s.allocations.get(g.index);
-    if (owner) out.push(owner);
-    const exporter = this.pods.exporterPod(s.name);
-    const deploy = this.store.get<KubeNode>('nodes', undefined, s.name)?.metadata.labels?.[
-      EXPORTER_DEPLOY_LABEL
-    ];
-    if (exporter && (deploy === undefined || deploy === 'true'))
-      out.push(`${exporter.metadata.namespace}/${exporter.metadata.name}`);
-    return out;
   }
 
   /** Every later reboot of the node hangs in boot: the kubelet never posts Ready again. */
