@@ -55,6 +55,9 @@ import type {
  * the simulator's etcd), the EC2 instances behind the nodes, the GPUs of each node with fault
  * injection, and the controllers that react to changes (reboot, termination and replacement, job
  * restarts, DaemonSet/ReplicaSet pods). Deterministic for a given seed and clock.
+ *
+ * SimCluster keeps the node registry, the clock's timers and the API the servers and tests use; each part of
+ * the behaviour lives in a collaborator (cluster-wiring.ts builds and connects them).
  */
 export class SimCluster implements CloudEffects {
   readonly store = new ResourceStore();
@@ -78,7 +81,7 @@ export class SimCluster implements CloudEffects {
   private readonly repair: EksNodeRepair;
   /** A node's boot from the kubelet's side: device plugin registration, agent pod readiness. */
   private readonly boot: NodeBoot;
-  /** GPU fault injection (XID, ECC, row remap, NVLink, temperature, off the bus, DCGM health). */
+  /** GPU faults (XID, ECC, row remap, NVLink, temperature, off the bus, DCGM health, exporter), nvidia-smi. */
   private readonly gpuFaults: GpuFaults;
   /** What the simulated Karpenter did on its own: nodes it started for pending pods, empty nodes it removed. */
   get disruptions(): KarpenterDisruption[] {
@@ -90,7 +93,7 @@ export class SimCluster implements CloudEffects {
   private readonly factory: NodeFactory;
   /** coordination.k8s.io Leases (leader election). */
   private readonly leases: SimLeases;
-  /** The EC2 instances behind the nodes: reboot, termination and replacement, DELETE of a Node. */
+  /** The EC2 instances behind the nodes: reboot, termination and replacement; PATCH and DELETE of a Node. */
   private readonly lifecycle: InstanceLifecycle;
   private closed = false;
   /** The initial fleet is built (nodes added from now on are joining: their device plugin registers late). */

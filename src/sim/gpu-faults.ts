@@ -45,8 +45,9 @@ function onGpu(gpu: number, apply: () => void): PersistentFault {
 }
 
 /**
- * Fault injection into a node's GPUs. A `persistent` fault is recorded on the node and comes back after a
- * reboot (a real hardware defect), and after a reset of its GPU, so escalation can be tested.
+ * Fault injection into a node's GPUs and its dcgm-exporter, and the way back: clearing every fault, and
+ * nvidia-smi GPU resets. A `persistent` fault is recorded on the node and comes back after a reboot (a real
+ * hardware defect), and after a reset of its GPU, so escalation can be tested.
  */
 export class GpuFaults {
   /** The simulated driver's GPU resets: injected failures (`failNext`) and the resets done. */

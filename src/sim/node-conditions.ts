@@ -1,11 +1,10 @@
-import { ACCELERATED_READY, NODE_CONDITION_DEFAULTS, type NodeState } from './cluster-types.js';
-import type { KubeNode, NodeConditionObject } from './k8s-objects.js';
-import type { ResourceStore } from './resource-store.js';
-
 /**
  * A node's `status.conditions` as the kubelet and the node health agents write them. A transition time moves
  * only when a condition's status changes, as on a real node.
  */
+import { ACCELERATED_READY, NODE_CONDITION_DEFAULTS, type NodeState } from './cluster-types.js';
+import type { KubeNode, NodeConditionObject } from './k8s-objects.js';
+import type { ResourceStore } from './resource-store.js';
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
 
