@@ -4,7 +4,7 @@ import type { KubeNode, KubePod, KubeTrainingJob } from './k8s-objects.js';
 import { ApiError, type ResourceStore } from './resource-store.js';
 import type { SeededRandom } from './seeded-random.js';
 import type { SimTimer } from './sim-clock.js';
-import type { SimGpu } from './sim-gpu.js';
+import { applyLoad } from './sim-gpu.js';
 import { setJobRunning } from './training-jobs.js';
 import {
   DAEMONSETS,
@@ -297,13 +297,7 @@ export class PodController {
     const jobPodsPending = this.host.store
       .list<KubePod>('pods', pod.metadata.namespace)
       .some((p) => p.metadata.labels?.['training.kubeflow.org/job-name'] === owner.name && !p.spec.nodeName);
-    if (!jobPodsPending)
-      setJobRunning(
-        this.host.store,
-        () => this.host.timestamp(),
-        { namespace: pod.metadata.namespace ?? '', name: owner.name },
-        true,
-      );
+    if (!jobPodsPending) setJobRunning(this.host, pod.metadata.namespace ?? '', owner.name, true);
   }
 
   // ---------------------------------------------------------------- deletion and eviction
@@ -375,9 +369,9 @@ export class PodController {
       const index = Number(p.metadata.labels?.['training.kubeflow.org/replica-index'] ?? 0);
       const typeName = type === 'master' ? 'Master' : 'Worker';
       setJobRunning(
-        store,
-        () => this.host.timestamp(),
-        { namespace: ns, name: owner.name },
+        this.host,
+        ns,
+        owner.name,
         false,
         `PyTorchJob ${owner.name} is restarting because 1 ${typeName} replica(s) failed.`,
       );
@@ -403,13 +397,4 @@ export class PodController {
     }
     this.budgets.recompute();
   }
-}
-
-/** What a GPU reads with a workload on it (busy) or without one. */
-function applyLoad(g: SimGpu, busy: boolean): void {
-  g.utilizationPct = busy ? 97 : 0;
-  g.fbUsedMiB = busy ? 71_234 : 0;
-  g.powerW = busy ? 612.5 : 68.2;
-  g.temperatureC = busy ? 58 : 30;
-  g.memoryTemperatureC = busy ? 64 : 34;
 }

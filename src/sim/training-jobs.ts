@@ -8,18 +8,18 @@ import { jobCondition } from './workloads.js';
  * watch sees one MODIFIED per transition.
  */
 export function setJobRunning(
-  store: ResourceStore,
-  timestamp: () => string,
-  job: { namespace: string; name: string },
+  cluster: { readonly store: ResourceStore; timestamp(): string },
+  namespace: string,
+  name: string,
   running: boolean,
   message?: string,
 ): void {
-  const { namespace, name } = job;
+  const { store } = cluster;
   const current = store.get<KubeTrainingJob>('pytorchjobs', namespace, name);
   if (!current) return;
   const isRunning = current.status.conditions.some((c) => c.type === 'Running' && c.status === 'True');
   if (isRunning === running) return;
-  const now = timestamp();
+  const now = cluster.timestamp();
   store.update<KubeTrainingJob>('pytorchjobs', namespace, name, (j) => {
     const others = j.status.conditions.filter((c) => c.type !== 'Running' && c.type !== 'Restarting');
     j.status.conditions = running
