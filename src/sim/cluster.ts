@@ -7,15 +7,13 @@ import type { CounterSet } from './dcgm-exporter.js';
 import { type DiagInjection, type DiagRuntimeError, SimDiag } from './dcgmi-diag.js';
 import { exporterScrape } from './exporter-scrape.js';
 import type { GpuFaults } from './gpu-faults.js';
-import type { GpuShape } from './gpu-shapes.js';
 import type { InstanceLifecycle } from './instance-lifecycle.js';
 import type { KubeLease, KubeNode, KubeObject, KubePdb, KubePod, KubeTrainingJob } from './k8s-objects.js';
 import type { KarpenterController, KarpenterDisruption } from './karpenter.js';
 import type { SimLeases } from './leases.js';
-import type { NodeBoot } from './node-boot.js';
 import type { NodeClaims } from './node-claims.js';
 import { setCondition } from './node-conditions.js';
-import type { NodeFactory, ReusedIdentity } from './node-factory.js';
+import { NodeRegistry } from './node-registry.js';
 import type { EksNodeRepair } from './node-repair.js';
 import type { SimGpuResets, StageResult } from './nvidia-smi.js';
 import type { PodController } from './pod-controller.js';
@@ -43,8 +41,6 @@ import type {
   ExporterScrape,
   FaultOptions,
   KubeNodeClaim,
-  NodeGroup,
-  NodeState,
   NvlinkCounter,
   SimClusterOptions,
   SimNodeInfo,
@@ -69,7 +65,8 @@ export class SimCluster implements CloudEffects {
   private readonly opts: ResolvedOptions;
   /** Karpenter's provisioning for pending pods and consolidation of empty nodes. */
   private readonly karpenter: KarpenterController;
-  private readonly nodes = new Map<string, NodeState>();
+  /** The nodes by name: registering and removing one, and the lookups. */
+  private readonly registry: NodeRegistry;
   private readonly timers = new Set<SimTimer>();
   /** The DCGM host-engine DaemonSet, when `dcgmServer` is on. */
   readonly dcgmServer: DcgmServerSpec | undefined;
@@ -79,8 +76,6 @@ export class SimCluster implements CloudEffects {
   private readonly nodeClaims: NodeClaims;
   /** EKS node auto repair and the managed node groups' DescribeNodegroup. */
   private readonly repair: EksNodeRepair;
-  /** A node's boot from the kubelet's side: device plugin registration, agent pod readiness. */
-  private readonly boot: NodeBoot;
   /** GPU faults (XID, ECC, row remap, NVLink, temperature, off the bus, DCGM health, exporter), nvidia-smi. */
   private readonly gpuFaults: GpuFaults;
   /** What the simulated Karpenter did on its own: nodes it started for pending pods, empty nodes it removed. */
@@ -89,15 +84,11 @@ export class SimCluster implements CloudEffects {
   }
   /** Pods, the scheduler, PodDisruptionBudgets and evictions, and the controllers that own the pods. */
   private readonly pods: PodController;
-  /** Builds nodes and their instances (identity, GPUs, tags, labels, capacity). */
-  private readonly factory: NodeFactory;
   /** coordination.k8s.io Leases (leader election). */
   private readonly leases: SimLeases;
   /** The EC2 instances behind the nodes: reboot, termination and replacement; PATCH and DELETE of a Node. */
   private readonly lifecycle: InstanceLifecycle;
   private closed = false;
-  /** The initial fleet is built (nodes added from now on are joining: their device plugin registers late). */
-  private built = false;
 
   constructor(options: SimClusterOptions = {}) {
     this.clusterName = options.clusterName ?? 'sim-cluster';
@@ -109,6 +100,13 @@ export class SimCluster implements CloudEffects {
     const groups = fleetGroups(this.opts.instanceType, this.rng);
     this.dcgmServer = dcgmServerSpec(this.opts.dcgmServer);
     this.diag = new SimDiag(this.clock, options.diagDurationMs);
+    this.registry = new NodeRegistry({
+      store: this.store,
+      log: this.log,
+      workloads: () => this.opts.workloads,
+      parts: () => parts,
+    });
+    const registry = this.registry;
     const parts = wireCollaborators(
       {
         clusterName: this.clusterName,
@@ -119,37 +117,35 @@ export class SimCluster implements CloudEffects {
         opts: this.opts,
         dcgmServer: this.dcgmServer,
         diag: this.diag,
-        nodes: this.nodes,
+        nodes: registry.nodes,
         now: () => this.clock.now(),
         timestamp: () => this.timestamp(),
         later: (ms, fn) => this.later(ms, fn),
-        state: (node) => this.state(node),
-        gpu: (st, index) => this.gpu(st, index),
-        gpuChanged: (st) => this.gpuChanged(st),
-        syncAllocatable: (st) => this.syncAllocatable(st),
+        state: (node) => registry.state(node),
+        gpu: (st, index) => registry.gpu(st, index),
+        gpuChanged: (st) => registry.gpuChanged(st),
+        syncAllocatable: (st) => registry.syncAllocatable(st),
         shapeOptions: () => this.shapeOptions(),
-        addNode: (group, reuse, shape) => this.addNode(group, reuse, shape),
-        removeNode: (name) => this.removeNode(name),
+        addNode: (group, reuse, shape) => registry.add(group, reuse, shape),
+        removeNode: (name) => registry.remove(name),
       },
       groups,
       options.consolidateAfterMs,
     );
     this.gpuFaults = parts.gpuFaults;
-    this.boot = parts.boot;
     this.karpenter = parts.karpenter;
     this.nodeClaims = parts.nodeClaims;
     this.repair = parts.repair;
-    this.factory = parts.factory;
     this.leases = parts.leases;
     this.pods = parts.pods;
     this.lifecycle = parts.lifecycle;
 
     const fleet = initialFleet(options, this.opts.nodes, groups);
-    for (const { group, shape } of fleet.nodes) this.addNode(group, undefined, shape);
+    for (const { group, shape } of fleet.nodes) registry.add(group, undefined, shape);
     this.karpenter.provisioner = fleet.provisioner;
-    this.addNode(groups.system);
+    registry.add(groups.system);
     if (this.opts.workloads) this.pods.createWorkloads();
-    this.built = true;
+    registry.built = true;
   }
 
   // ---------------------------------------------------------------- reading
@@ -164,7 +160,7 @@ export class SimCluster implements CloudEffects {
   }
 
   nodeInfo(name: string): SimNodeInfo | undefined {
-    const s = this.nodes.get(name);
+    const s = this.registry.nodes.get(name);
     if (!s) return undefined;
     const inst = this.lifecycle.get(s.instanceId);
     return {
@@ -184,15 +180,16 @@ export class SimCluster implements CloudEffects {
   }
 
   gpuState(node: string): SimGpu[] {
-    return structuredClone(this.state(node).gpus);
+    return structuredClone(this.registry.state(node).gpus);
   }
 
   kernelLog(node: string): string[] {
-    return [...this.state(node).kernelLog];
+    return [...this.registry.state(node).kernelLog];
   }
 
   nodeByInstanceId(instanceId: string): KubeNode | undefined {
-    for (const s of this.nodes.values()) if (s.instanceId === instanceId) return this.getNode(s.name);
+    for (const s of this.registry.nodes.values())
+      if (s.instanceId === instanceId) return this.getNode(s.name);
     return undefined;
   }
 
@@ -295,7 +292,7 @@ export class SimCluster implements CloudEffects {
     condition: { type: string; status: 'True' | 'False' | 'Unknown'; reason?: string; message?: string },
     opts: FaultOptions = {},
   ): void {
-    const s = this.state(node);
+    const s = this.registry.state(node);
     s.injectedConditions.add(condition.type);
     setCondition(this.store, node, condition, this.timestamp());
     this.repair.watch(s, condition.type, condition.status);
@@ -317,18 +314,19 @@ export class SimCluster implements CloudEffects {
   /** The counters file of every exporter without a per-node setting (nodes added later included). */
   setDefaultCounters(counters: CounterSet): void {
     this.opts.counters = counters;
-    for (const s of this.nodes.values()) if (s.gpuNode && s.counters === undefined) this.gpuChanged(s);
+    for (const s of this.registry.nodes.values())
+      if (s.gpuNode && s.counters === undefined) this.registry.gpuChanged(s);
   }
 
   /** What `dcgmi diag` reports for a test on one GPU (or all) of the node: a failure, a warning, a skip. */
   injectDiag(node: string, injection: DiagInjection): void {
-    this.state(node);
+    this.registry.state(node);
     this.diag.inject(node, injection);
   }
 
   /** `dcgmi diag` on the node answers a runtime_error (nothing ran). */
   refuseDiag(node: string, refusal: DiagRuntimeError): void {
-    this.state(node);
+    this.registry.state(node);
     this.diag.refuse(node, refusal);
   }
 
@@ -388,7 +386,7 @@ export class SimCluster implements CloudEffects {
 
   /** What a scrape of the node's exporter gets right now. */
   exporterScrape(node: string): ExporterScrape {
-    return exporterScrape(this.state(node), this.opts.counters);
+    return exporterScrape(this.registry.state(node), this.opts.counters);
   }
 
   // ---------------------------------------------------------------- CloudEffects
@@ -432,7 +430,7 @@ export class SimCluster implements CloudEffects {
 
   /** Sets (or, with undefined, removes) a label on the node, as `kubectl label` would. */
   labelNode(node: string, key: string, value: string | undefined): void {
-    this.state(node);
+    this.registry.state(node);
     this.store.update<KubeNode>('nodes', undefined, node, (n) => {
       const labels = { ...(n.metadata.labels ?? {}) };
       if (value === undefined) delete labels[key];
@@ -444,7 +442,7 @@ export class SimCluster implements CloudEffects {
 
   /** Every later reboot of the node hangs in boot: the kubelet never posts Ready again. */
   hangReboots(node: string): void {
-    this.state(node).rebootHangs = true;
+    this.registry.state(node).rebootHangs = true;
   }
 
   /**
@@ -483,18 +481,6 @@ export class SimCluster implements CloudEffects {
 
   // ---------------------------------------------------------------- internals: nodes
 
-  private state(node: string): NodeState {
-    const s = this.nodes.get(node);
-    if (!s) throw new Error(`unknown node ${node}`);
-    return s;
-  }
-
-  private gpu(s: NodeState, index: number): SimGpu {
-    const g = s.gpus[index];
-    if (!g) throw new Error(`node ${s.name} has no GPU ${index}`);
-    return g;
-  }
-
   private timestamp(): string {
     return new Date(this.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
   }
@@ -508,25 +494,6 @@ export class SimCluster implements CloudEffects {
     return t;
   }
 
-  /** Registers a node (a new instance, or `reuse`'s identity again) with its pods, NodeClaim and boot. */
-  private addNode(group: NodeGroup, reuse?: ReusedIdentity, gpuShape: GpuShape = 'plain'): NodeState {
-    const { state: s, instance } = this.factory.newNode(group, reuse, gpuShape, {
-      nodeCount: this.nodes.size,
-      joining: this.built,
-    });
-    if (instance) this.lifecycle.add(instance);
-    this.nodes.set(s.name, s);
-    this.pods.nodeAdded(s);
-    const node = this.factory.nodeObject(s, this.nodes.size);
-    this.store.create('nodes', node);
-    if (group.kind === 'karpenter') this.nodeClaims.create(group, node);
-    if (this.opts.workloads) this.pods.createDaemonSetPods(s);
-    if (this.built && s.gpuNode) this.boot.start(s);
-    this.pods.kickScheduler();
-    this.karpenter.scheduleConsolidation(s);
-    return s;
-  }
-
   nodeClaimOf(node: string): KubeNodeClaim | undefined {
     return this.nodeClaims.of(node);
   }
@@ -536,35 +503,7 @@ export class SimCluster implements CloudEffects {
     return this.nodeClaims.deleteFromApi(name);
   }
 
-  private removeNode(name: string): void {
-    const s = this.nodes.get(name);
-    if (!s) return;
-    // The NodeClaim's finalizer completes with its instance and Node.
-    this.nodeClaims.remove(name);
-    s.rebootTimer?.cancel();
-    this.pods.nodeGone(name);
-    this.nodes.delete(name);
-    this.store.delete('nodes', undefined, name);
-    this.log?.info({ node: name }, 'sim: node removed');
-  }
-
   private shapeOptions() {
     return { replicas: this.opts.timeSlicingReplicas, rename: this.opts.timeSlicingRename };
-  }
-
-  /** The device plugin advertises only healthy devices: a lost GPU takes its replicas or MIG devices with it. */
-  private syncAllocatable(s: NodeState): void {
-    if (!s.gpuNode) return;
-    const wanted = this.boot.advertised(s, s.shape, s.gpus, true);
-    const n = this.store.get<KubeNode>('nodes', undefined, s.name);
-    if (!n || Object.entries(wanted).every(([k, v]) => n.status.allocatable[k] === v)) return;
-    this.store.update<KubeNode>('nodes', undefined, s.name, (node) => {
-      node.status.allocatable = { ...node.status.allocatable, ...wanted };
-      return node;
-    });
-  }
-
-  private gpuChanged(s: NodeState): void {
-    s.exposition = undefined;
   }
 }
