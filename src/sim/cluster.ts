@@ -52,8 +52,8 @@ import type {
  * injection, and the controllers that react to changes (reboot, termination and replacement, job
  * restarts, DaemonSet/ReplicaSet pods). Deterministic for a given seed and clock.
  *
- * SimCluster keeps the node registry, the clock's timers and the API the servers and tests use; each part of
- * the behaviour lives in a collaborator (cluster-wiring.ts builds and connects them).
+ * SimCluster keeps the clock's timers and the API the servers and tests use; each part of the behaviour lives
+ * in a collaborator (NodeRegistry holds the nodes; cluster-wiring.ts builds and connects the others).
  */
 export class SimCluster implements CloudEffects {
   readonly store = new ResourceStore();
@@ -160,23 +160,7 @@ export class SimCluster implements CloudEffects {
   }
 
   nodeInfo(name: string): SimNodeInfo | undefined {
-    const s = this.registry.nodes.get(name);
-    if (!s) return undefined;
-    const inst = this.lifecycle.get(s.instanceId);
-    return {
-      name,
-      instanceId: s.instanceId,
-      gpuNode: s.gpuNode,
-      ...(s.group.kind === 'managed' ? { nodeGroup: s.group.name } : { karpenterNodePool: s.group.pool }),
-      ...(inst?.autoScalingGroup ? { autoScalingGroup: inst.autoScalingGroup } : {}),
-      ...(s.group.kind === 'karpenter' && s.group.autoMode ? { autoMode: true } : {}),
-      rebooting: s.rebooting,
-      exporterMode: s.exporterMode,
-      shape: s.shape,
-      counters: s.counters ?? this.opts.counters,
-      devicePluginRegistered: s.pluginRegistered,
-      agentsStarting: s.agentsStarting,
-    };
+    return this.registry.info(name, this.opts.counters);
   }
 
   gpuState(node: string): SimGpu[] {
@@ -479,7 +463,7 @@ export class SimCluster implements CloudEffects {
     this.timers.clear();
   }
 
-  // ---------------------------------------------------------------- internals: nodes
+  // ---------------------------------------------------------------- internals: the clock
 
   private timestamp(): string {
     return new Date(this.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
-import type { NodeGroup, NodeState } from './cluster-types.js';
+import type { NodeGroup, NodeState, SimNodeInfo } from './cluster-types.js';
 import type { Collaborators } from './cluster-wiring.js';
+import type { CounterSet } from './dcgm-exporter.js';
 import type { GpuShape } from './gpu-shapes.js';
 import type { KubeNode } from './k8s-objects.js';
 import type { ReusedIdentity } from './node-factory.js';
@@ -40,6 +41,27 @@ export class NodeRegistry {
     const g = s.gpus[index];
     if (!g) throw new Error(`node ${s.name} has no GPU ${index}`);
     return g;
+  }
+
+  /** What the cluster tells about a node (its group, instance, boot and exporter state). */
+  info(name: string, defaultCounters: CounterSet): SimNodeInfo | undefined {
+    const s = this.nodes.get(name);
+    if (!s) return undefined;
+    const inst = this.host.parts().lifecycle.get(s.instanceId);
+    return {
+      name,
+      instanceId: s.instanceId,
+      gpuNode: s.gpuNode,
+      ...(s.group.kind === 'managed' ? { nodeGroup: s.group.name } : { karpenterNodePool: s.group.pool }),
+      ...(inst?.autoScalingGroup ? { autoScalingGroup: inst.autoScalingGroup } : {}),
+      ...(s.group.kind === 'karpenter' && s.group.autoMode ? { autoMode: true } : {}),
+      rebooting: s.rebooting,
+      exporterMode: s.exporterMode,
+      shape: s.shape,
+      counters: s.counters ?? defaultCounters,
+      devicePluginRegistered: s.pluginRegistered,
+      agentsStarting: s.agentsStarting,
+    };
   }
 
   /** Registers a node (a new instance, or `reuse`'s identity again) with its pods, NodeClaim and boot. */
