@@ -1,48 +1,27 @@
 import type { Logger } from 'pino';
 import type { HealthState } from '../domain/gpu.js';
 import type { CloudEffects, InstanceState, SimInstance } from './cloud-effects.js';
-import { type CounterSet, renderExporterMetrics } from './dcgm-exporter.js';
+import { fleetGroups, initialFleet, type ResolvedOptions, resolveOptions } from './cluster-options.js';
+import { wireCollaborators } from './cluster-wiring.js';
+import type { CounterSet } from './dcgm-exporter.js';
 import { type DiagInjection, type DiagRuntimeError, SimDiag } from './dcgmi-diag.js';
-import { GpuFaults } from './gpu-faults.js';
-import { DEFAULT_TIME_SLICING_REPLICAS, type GpuShape, gfdLabels, migLayout } from './gpu-shapes.js';
-import { instanceTypeInfo } from './instance-types.js';
-import type {
-  KubeLease,
-  KubeNode,
-  KubeObject,
-  KubePdb,
-  KubePod,
-  KubeTrainingJob,
-  NodeConditionObject,
-} from './k8s-objects.js';
-import { KarpenterController, type KarpenterDisruption } from './karpenter.js';
-import { NodeBoot } from './node-boot.js';
-import { NodeClaims } from './node-claims.js';
-import { EksNodeRepair } from './node-repair.js';
-import { EXPORTER_DEPLOY_LABEL, SimGpuResets, type StageResult } from './nvidia-smi.js';
-import { ApiError, ResourceStore, type WatchListener } from './resource-store.js';
+import { exporterScrape } from './exporter-scrape.js';
+import type { GpuFaults } from './gpu-faults.js';
+import type { InstanceLifecycle } from './instance-lifecycle.js';
+import type { KubeLease, KubeNode, KubeObject, KubePdb, KubePod, KubeTrainingJob } from './k8s-objects.js';
+import type { KarpenterController, KarpenterDisruption } from './karpenter.js';
+import type { SimLeases } from './leases.js';
+import type { NodeClaims } from './node-claims.js';
+import { setCondition } from './node-conditions.js';
+import { NodeRegistry } from './node-registry.js';
+import type { EksNodeRepair } from './node-repair.js';
+import type { SimGpuResets, StageResult } from './nvidia-smi.js';
+import type { PodController } from './pod-controller.js';
+import { ResourceStore, type WatchListener } from './resource-store.js';
 import { SeededRandom } from './seeded-random.js';
 import { realClock, type SimClock, type SimTimer } from './sim-clock.js';
-import { H100_MODEL, makeGpu, resetAfterReboot, type SimGpu } from './sim-gpu.js';
-import {
-  DAEMONSETS,
-  type DaemonSetSpec,
-  DCGM_EXPORTER_NAMESPACE,
-  DCGM_EXPORTER_PORT,
-  type DcgmServerSpec,
-  daemonSetPod,
-  dcgmServerSpec,
-  isDaemonSetPod,
-  isMirrorPod,
-  jobCondition,
-  mirrorPod,
-  podGpuRequest,
-  pytorchJob,
-  pytorchJobPod,
-  type ReplicaType,
-  servingPdb,
-  servingPod,
-} from './workloads.js';
+import type { SimGpu } from './sim-gpu.js';
+import { type DcgmServerSpec, dcgmServerSpec } from './workloads.js';
 
 export {
   AUTO_MODE_OPERATOR,
@@ -57,22 +36,14 @@ export {
   type SimNodeInfo,
 } from './cluster-types.js';
 
-import {
-  ACCELERATED_READY,
-  AUTO_MODE_OPERATOR,
-  DO_NOT_DISRUPT,
-  EXPORTER_DS,
-  type ExporterMode,
-  type ExporterScrape,
-  type FaultOptions,
-  type KubeNodeClaim,
-  NODE_CONDITION_DEFAULTS,
-  type NodeGroup,
-  type NodeState,
-  type NvlinkCounter,
-  podKey,
-  type SimClusterOptions,
-  type SimNodeInfo,
+import type {
+  ExporterMode,
+  ExporterScrape,
+  FaultOptions,
+  KubeNodeClaim,
+  NvlinkCounter,
+  SimClusterOptions,
+  SimNodeInfo,
 } from './cluster-types.js';
 
 /**
@@ -80,6 +51,9 @@ import {
  * the simulator's etcd), the EC2 instances behind the nodes, the GPUs of each node with fault
  * injection, and the controllers that react to changes (reboot, termination and replacement, job
  * restarts, DaemonSet/ReplicaSet pods). Deterministic for a given seed and clock.
+ *
+ * SimCluster keeps the clock's timers and the API the servers and tests use; each part of the behaviour lives
+ * in a collaborator (NodeRegistry holds the nodes; cluster-wiring.ts builds and connects the others).
  */
 export class SimCluster implements CloudEffects {
   readonly store = new ResourceStore();
@@ -88,61 +62,33 @@ export class SimCluster implements CloudEffects {
   private readonly rng: SeededRandom;
   private readonly clock: SimClock;
   private readonly log: Logger | undefined;
-  private readonly opts: Required<
-    Omit<
-      SimClusterOptions,
-      | 'clock'
-      | 'logger'
-      | 'seed'
-      | 'clusterName'
-      | 'region'
-      | 'karpenterNodes'
-      | 'gpuShapes'
-      | 'diagDurationMs'
-      | 'extraCounters'
-      | 'autoModeNodes'
-      | 'consolidateAfterMs'
-    >
-  >;
+  private readonly opts: ResolvedOptions;
   /** Karpenter's provisioning for pending pods and consolidation of empty nodes. */
   private readonly karpenter: KarpenterController;
-  private readonly nodes = new Map<string, NodeState>();
-  private readonly instances = new Map<string, SimInstance>();
-  private readonly podsByNode = new Map<string, Set<string>>();
-  private readonly pdbOverrides = new Map<string, number>();
+  /** The nodes by name: registering and removing one, and the lookups. */
+  private readonly registry: NodeRegistry;
   private readonly timers = new Set<SimTimer>();
-  private readonly dsUids = new Map<string, string>();
-  private readonly managedGroup: NodeGroup;
-  private readonly systemGroup: NodeGroup;
-  private readonly karpenterGroup: Extract<NodeGroup, { kind: 'karpenter' }>;
-  private readonly autoModeGroup: Extract<NodeGroup, { kind: 'karpenter' }>;
-  private readonly gpuShapes: GpuShape[];
   /** The DCGM host-engine DaemonSet, when `dcgmServer` is on. */
   readonly dcgmServer: DcgmServerSpec | undefined;
   /** What `dcgmi diag` finds in the DCGM pods (injected failures; the runs made). */
   readonly diag: SimDiag;
-  private servingRs = { name: 'inference-6f9c8d7b5', uid: '' };
-  private pendingTimer?: SimTimer;
   /** The NodeClaims behind Karpenter and Auto Mode nodes. */
   private readonly nodeClaims: NodeClaims;
   /** EKS node auto repair and the managed node groups' DescribeNodegroup. */
   private readonly repair: EksNodeRepair;
-  /** A node's boot from the kubelet's side: device plugin registration, agent pod readiness. */
-  private readonly boot: NodeBoot;
-  /** GPU fault injection (XID, ECC, row remap, NVLink, temperature, off the bus, DCGM health). */
+  /** GPU faults (XID, ECC, row remap, NVLink, temperature, off the bus, DCGM health, exporter), nvidia-smi. */
   private readonly gpuFaults: GpuFaults;
   /** What the simulated Karpenter did on its own: nodes it started for pending pods, empty nodes it removed. */
   get disruptions(): KarpenterDisruption[] {
     return this.karpenter.disruptions;
   }
-  /** Keys of pods waiting for a node. */
-  private readonly pending = new Set<string>();
-  private usedIps = new Set<string>();
+  /** Pods, the scheduler, PodDisruptionBudgets and evictions, and the controllers that own the pods. */
+  private readonly pods: PodController;
+  /** coordination.k8s.io Leases (leader election). */
+  private readonly leases: SimLeases;
+  /** The EC2 instances behind the nodes: reboot, termination and replacement; PATCH and DELETE of a Node. */
+  private readonly lifecycle: InstanceLifecycle;
   private closed = false;
-  /** The initial fleet is built (nodes added from now on are joining: their device plugin registers late). */
-  private built = false;
-  /** No instance can be launched (InsufficientInstanceCapacity): replacements wait until it is lifted. */
-  private noCapacity = false;
 
   constructor(options: SimClusterOptions = {}) {
     this.clusterName = options.clusterName ?? 'sim-cluster';
@@ -150,112 +96,56 @@ export class SimCluster implements CloudEffects {
     this.rng = new SeededRandom(options.seed ?? 1);
     this.clock = options.clock ?? realClock;
     this.log = options.logger;
-    this.opts = {
-      nodes: options.nodes ?? 8,
-      gpusPerNode: options.gpusPerNode ?? instanceTypeInfo(options.instanceType ?? 'p5.48xlarge').gpus,
-      instanceType: options.instanceType ?? 'p5.48xlarge',
-      rebootDelayMs: options.rebootDelayMs ?? 3000,
-      replaceDelayMs: options.replaceDelayMs ?? 5000,
-      terminateDelayMs: options.terminateDelayMs ?? 1000,
-      rescheduleDelayMs: options.rescheduleDelayMs ?? 1000,
-      podTerminationMs: options.podTerminationMs ?? 0,
-      devicePluginDelayMs: options.devicePluginDelayMs ?? 60_000,
-      exporterReadyDelayMs: options.exporterReadyDelayMs ?? 45_000,
-      workloads: options.workloads ?? true,
-      dcgmServer: options.dcgmServer ?? false,
-      counters: options.counters ?? (options.extraCounters ? 'full' : 'stock'),
-      kubeletVersion: options.kubeletVersion ?? 'v1.31.4-eks-aeac579',
-      timeSlicingReplicas: options.timeSlicingReplicas ?? DEFAULT_TIME_SLICING_REPLICAS,
-      timeSlicingRename: options.timeSlicingRename ?? false,
-    };
-    this.gpuShapes = options.gpuShapes && options.gpuShapes.length > 0 ? [...options.gpuShapes] : ['plain'];
-    const it = this.opts.instanceType;
-    this.managedGroup = {
-      kind: 'managed',
-      name: 'gpu-ng-1',
-      asg: `eks-gpu-ng-1-${this.rng.uuid()}`,
-      instanceType: it,
-      gpu: true,
-    };
-    this.systemGroup = {
-      kind: 'managed',
-      name: 'system-ng',
-      asg: `eks-system-ng-${this.rng.uuid()}`,
-      instanceType: 'm5.xlarge',
-      gpu: false,
-    };
-    this.karpenterGroup = { kind: 'karpenter', pool: 'gpu', instanceType: it };
+    this.opts = resolveOptions(options);
+    const groups = fleetGroups(this.opts.instanceType, this.rng);
     this.dcgmServer = dcgmServerSpec(this.opts.dcgmServer);
     this.diag = new SimDiag(this.clock, options.diagDurationMs);
-    this.autoModeGroup = { kind: 'karpenter', pool: 'gpu-auto', instanceType: it, autoMode: true };
-    this.gpuFaults = new GpuFaults({
-      state: (node) => this.state(node),
-      gpu: (st, index) => this.gpu(st, index),
-      gpuChanged: (st) => this.gpuChanged(st),
-      syncAllocatable: (st) => this.syncAllocatable(st),
-    });
-    this.boot = new NodeBoot({
-      store: this.store,
-      devicePluginDelayMs: () => this.opts.devicePluginDelayMs,
-      exporterReadyDelayMs: () => this.opts.exporterReadyDelayMs,
-      shapeOptions: () => this.shapeOptions(),
-      timestamp: () => this.timestamp(),
-      later: (ms, fn) => this.later(ms, fn),
-      nodeState: (name) => this.nodes.get(name),
-      podsOn: (node) => this.podsOn({ nodeName: node }),
-      isDcgmServerPod: (pod) => this.isDcgmServerPod(pod),
-      podIp: (st) => this.placement(st).podIP,
-      kickScheduler: () => this.kickScheduler(),
-    });
-    this.karpenter = new KarpenterController(options.consolidateAfterMs, {
+    this.registry = new NodeRegistry({
       store: this.store,
       log: this.log,
-      gpusPerNode: () => this.opts.gpusPerNode,
-      launchDelayMs: () => this.opts.replaceDelayMs,
-      timestamp: () => this.timestamp(),
-      later: (ms, fn) => this.later(ms, fn),
-      addNode: (group) => this.addNode(group),
-      nodeState: (name) => this.nodes.get(name),
-      podsOn: (node) => this.podsOn({ nodeName: node }),
-      terminateInstance: (id, o) => this.terminateInstance(id, o),
+      workloads: () => this.opts.workloads,
+      parts: () => parts,
     });
-    this.nodeClaims = new NodeClaims({
-      store: this.store,
-      rng: this.rng,
-      timestamp: () => this.timestamp(),
-      instanceTag: (id, key) => this.instances.get(id)?.tags[key],
-      deleteNode: (name) => this.deleteNodeFromApi(name),
-    });
-    this.repair = new EksNodeRepair({
-      clusterName: this.clusterName,
-      region: this.region,
-      store: this.store,
-      log: this.log,
-      managedGroups: [this.managedGroup, this.systemGroup],
-      nodeStates: () => [...this.nodes.values()],
-      nodeState: (name) => this.nodes.get(name),
-      later: (ms, fn) => this.later(ms, fn),
-      rebootInstance: (id) => this.rebootInstance(id),
-      terminateInstance: (id, o) => this.terminateInstance(id, o),
-    });
-    for (const ds of this.daemonSets()) this.dsUids.set(ds.name, this.rng.uuid());
-    this.servingRs.uid = this.rng.uuid();
+    const registry = this.registry;
+    const parts = wireCollaborators(
+      {
+        clusterName: this.clusterName,
+        region: this.region,
+        store: this.store,
+        rng: this.rng,
+        log: this.log,
+        opts: this.opts,
+        dcgmServer: this.dcgmServer,
+        diag: this.diag,
+        nodes: registry.nodes,
+        now: () => this.clock.now(),
+        timestamp: () => this.timestamp(),
+        later: (ms, fn) => this.later(ms, fn),
+        state: (node) => registry.state(node),
+        gpu: (st, index) => registry.gpu(st, index),
+        gpuChanged: (st) => registry.gpuChanged(st),
+        syncAllocatable: (st) => registry.syncAllocatable(st),
+        shapeOptions: () => this.shapeOptions(),
+        addNode: (group, reuse, shape) => registry.add(group, reuse, shape),
+        removeNode: (name) => registry.remove(name),
+      },
+      groups,
+      options.consolidateAfterMs,
+    );
+    this.gpuFaults = parts.gpuFaults;
+    this.karpenter = parts.karpenter;
+    this.nodeClaims = parts.nodeClaims;
+    this.repair = parts.repair;
+    this.leases = parts.leases;
+    this.pods = parts.pods;
+    this.lifecycle = parts.lifecycle;
 
-    const total = this.opts.nodes;
-    const karpenter = Math.min(total, options.karpenterNodes ?? (total >= 4 ? Math.floor(total / 4) : 0));
-    const auto = Math.min(total - karpenter, options.autoModeNodes ?? 0);
-    const managed = total - karpenter - auto;
-    for (let i = 0; i < total; i++) {
-      const shape = this.gpuShapes[i % this.gpuShapes.length] ?? 'plain';
-      const group =
-        i < managed ? this.managedGroup : i < managed + karpenter ? this.karpenterGroup : this.autoModeGroup;
-      this.addNode(group, undefined, shape);
-    }
-    this.karpenter.provisioner =
-      auto > 0 ? this.autoModeGroup : karpenter > 0 ? this.karpenterGroup : undefined;
-    this.addNode(this.systemGroup);
-    if (this.opts.workloads) this.createWorkloads();
-    this.built = true;
+    const fleet = initialFleet(options, this.opts.nodes, groups);
+    for (const { group, shape } of fleet.nodes) registry.add(group, undefined, shape);
+    this.karpenter.provisioner = fleet.provisioner;
+    registry.add(groups.system);
+    if (this.opts.workloads) this.pods.createWorkloads();
+    registry.built = true;
   }
 
   // ---------------------------------------------------------------- reading
@@ -270,35 +160,20 @@ export class SimCluster implements CloudEffects {
   }
 
   nodeInfo(name: string): SimNodeInfo | undefined {
-    const s = this.nodes.get(name);
-    if (!s) return undefined;
-    const inst = this.instances.get(s.instanceId);
-    return {
-      name,
-      instanceId: s.instanceId,
-      gpuNode: s.gpuNode,
-      ...(s.group.kind === 'managed' ? { nodeGroup: s.group.name } : { karpenterNodePool: s.group.pool }),
-      ...(inst?.autoScalingGroup ? { autoScalingGroup: inst.autoScalingGroup } : {}),
-      ...(s.group.kind === 'karpenter' && s.group.autoMode ? { autoMode: true } : {}),
-      rebooting: s.rebooting,
-      exporterMode: s.exporterMode,
-      shape: s.shape,
-      counters: s.counters ?? this.opts.counters,
-      devicePluginRegistered: s.pluginRegistered,
-      agentsStarting: s.agentsStarting,
-    };
+    return this.registry.info(name, this.opts.counters);
   }
 
   gpuState(node: string): SimGpu[] {
-    return structuredClone(this.state(node).gpus);
+    return structuredClone(this.registry.state(node).gpus);
   }
 
   kernelLog(node: string): string[] {
-    return [...this.state(node).kernelLog];
+    return [...this.registry.state(node).kernelLog];
   }
 
   nodeByInstanceId(instanceId: string): KubeNode | undefined {
-    for (const s of this.nodes.values()) if (s.instanceId === instanceId) return this.getNode(s.name);
+    for (const s of this.registry.nodes.values())
+      if (s.instanceId === instanceId) return this.getNode(s.name);
     return undefined;
   }
 
@@ -313,39 +188,23 @@ export class SimCluster implements CloudEffects {
 
   /** Live pods (no copy) for the API server; filter by namespace and/or node through the index. */
   podsOn(filter: { namespace?: string; nodeName?: string }): KubePod[] {
-    if (filter.nodeName !== undefined) {
-      const keys = this.podsByNode.get(filter.nodeName) ?? new Set<string>();
-      const out: KubePod[] = [];
-      for (const k of keys) {
-        const [ns, name] = k.split('/');
-        const p = this.store.get<KubePod>('pods', ns, name ?? '');
-        if (p && (!filter.namespace || p.metadata.namespace === filter.namespace)) out.push(p);
-      }
-      return out;
-    }
-    return this.store.list<KubePod>('pods', filter.namespace);
+    return this.pods.podsOn(filter);
   }
 
   /** Is this pod one of the DCGM host-engine pods (the `dcgmServer` DaemonSet's)? */
   isDcgmServerPod(pod: KubePod): boolean {
-    const ds = this.dcgmServer;
-    if (!ds || pod.metadata.namespace !== ds.namespace) return false;
-    return Object.entries(ds.labels).every(([k, v]) => pod.metadata.labels?.[k] === v);
+    return this.pods.isDcgmServerPod(pod);
   }
 
   /** The DCGM host-engine pod of a node, if the cluster runs them. */
   dcgmServerPod(node: string): KubePod | undefined {
-    const ds = this.dcgmServer;
-    if (!ds) return undefined;
-    const p = this.podsOn({ nodeName: node, namespace: ds.namespace }).find((x) => this.isDcgmServerPod(x));
+    const p = this.pods.dcgmServerPod(node);
     return p ? structuredClone(p) : undefined;
   }
 
   /** The dcgm-exporter pod of a node, if it has one. */
   exporterPod(node: string): KubePod | undefined {
-    return this.podsOn({ nodeName: node, namespace: DCGM_EXPORTER_NAMESPACE }).find(
-      (p) => p.metadata.labels?.app === 'nvidia-dcgm-exporter',
-    );
+    return this.pods.exporterPod(node);
   }
 
   trainingJobs(resource = 'pytorchjobs', namespace?: string): KubeTrainingJob[] {
@@ -353,8 +212,7 @@ export class SimCluster implements CloudEffects {
   }
 
   getPdb(namespace: string, name: string): KubePdb | undefined {
-    const p = this.store.get<KubePdb>('poddisruptionbudgets', namespace, name);
-    return p ? structuredClone(p) : undefined;
+    return this.pods.budgets.get(namespace, name);
   }
 
   /** Subscribe to every object change (ADDED / MODIFIED / DELETED); returns the unsubscribe function. */
@@ -418,33 +276,15 @@ export class SimCluster implements CloudEffects {
     condition: { type: string; status: 'True' | 'False' | 'Unknown'; reason?: string; message?: string },
     opts: FaultOptions = {},
   ): void {
-    const s = this.state(node);
+    const s = this.registry.state(node);
     s.injectedConditions.add(condition.type);
-    const now = this.timestamp();
-    this.store.update<KubeNode>('nodes', undefined, node, (n) => {
-      const existing = n.status.conditions.find((c) => c.type === condition.type);
-      const next: NodeConditionObject = {
-        ...condition,
-        lastHeartbeatTime: now,
-        lastTransitionTime:
-          existing && existing.status === condition.status ? existing.lastTransitionTime : now,
-      };
-      n.status.conditions = existing
-        ? n.status.conditions.map((c) => (c.type === condition.type ? next : c))
-        : [...n.status.conditions, next];
-      return n;
-    });
+    setCondition(this.store, node, condition, this.timestamp());
     this.repair.watch(s, condition.type, condition.status);
     if (opts.persistent) s.persistent.push(() => this.setCondition(node, condition));
   }
 
   setExporter(node: string, mode: ExporterMode): void {
-    const s = this.state(node);
-    if (!s.gpuNode) throw new Error(`node ${node} has no GPUs and no dcgm-exporter`);
-    s.exporterMode = mode;
-    const pod = this.exporterPod(node);
-    if (mode === 'missing' && pod) this.removePod(pod, 'delete');
-    if (mode !== 'missing' && !pod && this.opts.workloads) this.createDaemonSetPod(s, EXPORTER_DS);
+    this.gpuFaults.setExporter(node, mode);
   }
 
   /**
@@ -452,56 +292,38 @@ export class SimCluster implements CloudEffects {
    * only); undefined goes back to the cluster's. Like a real exporter restart, the next scrape shows it.
    */
   setCounters(node: string, counters: CounterSet | undefined): void {
-    const s = this.state(node);
-    if (!s.gpuNode) throw new Error(`node ${node} has no GPUs and no dcgm-exporter`);
-    s.counters = counters;
-    this.gpuChanged(s);
+    this.gpuFaults.setCounters(node, counters);
   }
 
   /** The counters file of every exporter without a per-node setting (nodes added later included). */
   setDefaultCounters(counters: CounterSet): void {
     this.opts.counters = counters;
-    for (const s of this.nodes.values()) if (s.gpuNode && s.counters === undefined) this.gpuChanged(s);
+    for (const s of this.registry.nodes.values())
+      if (s.gpuNode && s.counters === undefined) this.registry.gpuChanged(s);
   }
 
-  /** Back to a healthy node: faults, persistent faults, injected conditions and exporter mode all cleared. */
   /** What `dcgmi diag` reports for a test on one GPU (or all) of the node: a failure, a warning, a skip. */
   injectDiag(node: string, injection: DiagInjection): void {
-    this.state(node);
+    this.registry.state(node);
     this.diag.inject(node, injection);
   }
 
   /** `dcgmi diag` on the node answers a runtime_error (nothing ran). */
   refuseDiag(node: string, refusal: DiagRuntimeError): void {
-    this.state(node);
+    this.registry.state(node);
     this.diag.refuse(node, refusal);
   }
 
+  /** Back to a healthy node: faults, persistent faults, injected conditions and exporter mode all cleared. */
   clearFaults(node: string): void {
-    const s = this.state(node);
-    this.diag.clear(node);
-    s.persistent = [];
-    s.kernelLog = [];
-    for (const g of s.gpus) {
-      resetAfterReboot(g);
-      g.temperatureC = 30;
-      g.rowRemapFailure = 0;
-    }
-    this.reapplyAllocationsLoad(s);
-    this.gpuChanged(s);
-    this.resetConditions(s);
-    this.syncAllocatable(s);
-    if (s.gpuNode) this.setExporter(node, 'ok');
+    this.gpuFaults.clear(node);
   }
 
   // ---------------------------------------------------------------- controls for tests / API server
 
   /** Pins a PDB's `status.disruptionsAllowed` (each eviction still consumes one). */
   setPdbDisruptionsAllowed(namespace: string, name: string, n: number): void {
-    if (!this.store.get('poddisruptionbudgets', namespace, name))
-      throw new ApiError(404, 'NotFound', `poddisruptionbudgets.policy "${name}" not found`);
-    this.pdbOverrides.set(podKey(namespace, name), n);
-    this.recomputePdbs();
+    this.pods.budgets.pin(namespace, name, n);
   }
 
   /** Creates a custom object (tfjobs, mpijobs … or another PyTorchJob) so list endpoints have content. */
@@ -516,259 +338,60 @@ export class SimCluster implements CloudEffects {
    * only status through `/status`, as on a real API server; identity fields cannot change.
    */
   updateNodeFromApi(name: string, patched: KubeNode, subresource: 'status' | undefined): KubeNode {
-    const current = this.store.get<KubeNode>('nodes', undefined, name);
-    if (!current) throw new ApiError(404, 'NotFound', `nodes "${name}" not found`, { name, kind: 'nodes' });
-    if (patched.metadata?.name !== name)
-      throw new ApiError(
-        422,
-        'Invalid',
-        `Node "${name}" is invalid: metadata.name: Invalid value: field is immutable`,
-      );
-    const wasUnschedulable = current.spec.unschedulable === true;
-    const next: KubeNode =
-      subresource === 'status'
-        ? { ...current, status: patched.status }
-        : {
-            ...current,
-            metadata: {
-              ...patched.metadata,
-              uid: current.metadata.uid,
-              creationTimestamp: current.metadata.creationTimestamp,
-            },
-            spec: patched.spec,
-          };
-    const updated = this.store.update<KubeNode>('nodes', undefined, name, () => next);
-    if (wasUnschedulable && updated.spec.unschedulable !== true) this.kickScheduler();
-    const s = this.nodes.get(name);
-    if (s && updated.metadata.annotations?.[DO_NOT_DISRUPT] !== 'true')
-      this.karpenter.scheduleConsolidation(s);
-    return updated;
+    return this.lifecycle.updateNode(name, patched, subresource);
   }
 
   /** DELETE of a Node through the API. Karpenter nodes terminate their instance behind a finalizer. */
   deleteNodeFromApi(name: string): KubeNode {
-    const s = this.nodes.get(name);
-    const node = this.store.get<KubeNode>('nodes', undefined, name);
-    if (!s || !node)
-      throw new ApiError(404, 'NotFound', `nodes "${name}" not found`, { name, kind: 'nodes' });
-    if (s.group.kind === 'karpenter') {
-      if (!node.metadata.deletionTimestamp) {
-        this.store.update<KubeNode>('nodes', undefined, name, (n) => {
-          n.metadata.deletionTimestamp = this.timestamp();
-          n.metadata.deletionGracePeriodSeconds = 0;
-          return n;
-        });
-        this.terminateInstance(s.instanceId, { decrementDesiredCapacity: false });
-      }
-      return structuredClone(this.store.get<KubeNode>('nodes', undefined, name) ?? node);
-    }
-    // A managed-node-group instance keeps running: its kubelet registers the node again.
-    const group = s.group;
-    const instanceId = s.instanceId;
-    const removed = structuredClone(node);
-    this.removeNode(name);
-    this.later(this.opts.replaceDelayMs, () => {
-      const inst = this.instances.get(instanceId);
-      if (inst?.state === 'running') this.addNode(group, { name, instanceId, ip: s.ip, az: s.az }, s.shape);
-    });
-    return removed;
+    return this.lifecycle.deleteNode(name);
   }
 
   deletePodFromApi(namespace: string, name: string): KubePod {
-    const p = this.store.get<KubePod>('pods', namespace, name);
-    if (!p) throw new ApiError(404, 'NotFound', `pods "${name}" not found`, { name, kind: 'pods' });
-    return this.terminatePod(p, 'delete');
+    return this.pods.deleteFromApi(namespace, name);
   }
 
   /** The Eviction API: 429 while a matching PDB allows no disruption. */
   evictPod(namespace: string, name: string): void {
-    const p = this.store.get<KubePod>('pods', namespace, name);
-    if (!p) throw new ApiError(404, 'NotFound', `pods "${name}" not found`, { name, kind: 'pods' });
-    if (p.metadata.deletionTimestamp) return;
-    const pdbs = this.matchingPdbs(p);
-    const blocked = pdbs.find((b) => b.status.disruptionsAllowed <= 0);
-    if (blocked)
-      throw new ApiError(
-        429,
-        'TooManyRequests',
-        "Cannot evict pod as it would violate the pod's disruption budget.",
-        {
-          causes: [
-            {
-              reason: 'DisruptionBudget',
-              message: `The disruption budget ${blocked.metadata.name} needs ${blocked.status.desiredHealthy} healthy pods and has ${blocked.status.currentHealthy} currently`,
-            },
-          ],
-        },
-      );
-    for (const b of pdbs) {
-      const key = podKey(b.metadata.namespace, b.metadata.name);
-      const pinned = this.pdbOverrides.get(key);
-      if (pinned !== undefined) this.pdbOverrides.set(key, Math.max(0, pinned - 1));
-    }
-    this.terminatePod(p, 'evict');
+    this.pods.evict(namespace, name);
   }
 
   getLease(namespace: string, name: string): KubeLease | undefined {
-    return this.store.get<KubeLease>('leases', namespace, name);
+    return this.leases.get(namespace, name);
   }
 
   createLease(namespace: string, lease: KubeLease): KubeLease {
-    const name = lease.metadata?.name;
-    if (!name)
-      throw new ApiError(
-        422,
-        'Invalid',
-        'Lease.coordination.k8s.io "" is invalid: metadata.name: Required value: name or generateName is required',
-      );
-    if (this.store.get('leases', namespace, name))
-      throw new ApiError(409, 'AlreadyExists', `leases.coordination.k8s.io "${name}" already exists`, {
-        name,
-        group: 'coordination.k8s.io',
-        kind: 'leases',
-      });
-    const obj: KubeLease = {
-      ...lease,
-      apiVersion: 'coordination.k8s.io/v1',
-      kind: 'Lease',
-      metadata: {
-        ...lease.metadata,
-        namespace,
-        uid: this.rng.uuid(),
-        resourceVersion: '0',
-        creationTimestamp: this.timestamp(),
-      },
-      spec: lease.spec ?? {},
-    };
-    return this.store.create('leases', obj);
+    return this.leases.create(namespace, lease);
   }
 
   /** PUT with optimistic concurrency: a stale (or missing) resourceVersion is a 409 Conflict. */
   replaceLease(namespace: string, name: string, lease: KubeLease): KubeLease {
-    const current = this.store.get<KubeLease>('leases', namespace, name);
-    if (!current)
-      throw new ApiError(404, 'NotFound', `leases.coordination.k8s.io "${name}" not found`, { name });
-    const rv = lease.metadata?.resourceVersion;
-    if (rv && rv !== current.metadata.resourceVersion)
-      throw new ApiError(
-        409,
-        'Conflict',
-        `Operation cannot be fulfilled on leases.coordination.k8s.io "${name}": the object has been modified; please apply your changes to the latest version and try again`,
-        { name, group: 'coordination.k8s.io', kind: 'leases' },
-      );
-    return this.store.update<KubeLease>('leases', namespace, name, () => ({
-      ...lease,
-      apiVersion: 'coordination.k8s.io/v1',
-      kind: 'Lease',
-      metadata: {
-        ...lease.metadata,
-        name,
-        namespace,
-        uid: current.metadata.uid,
-        creationTimestamp: current.metadata.creationTimestamp,
-        resourceVersion: current.metadata.resourceVersion,
-      },
-      spec: lease.spec ?? {},
-    }));
+    return this.leases.replace(namespace, name, lease);
   }
 
   /** What a scrape of the node's exporter gets right now. */
   exporterScrape(node: string): ExporterScrape {
-    const s = this.state(node);
-    if (s.rebooting)
-      return {
-        kind: 'error',
-        status: 503,
-        message: `error trying to reach service: dial tcp ${s.ip}:${DCGM_EXPORTER_PORT}: connect: no route to host`,
-      };
-    // The restarted container has not started listening yet (init containers, then the exporter's own start).
-    if (s.agentsStarting && s.exporterMode !== 'missing')
-      return {
-        kind: 'error',
-        status: 503,
-        message: `error trying to reach service: dial tcp ${s.ip}:${DCGM_EXPORTER_PORT}: connect: connection refused`,
-      };
-    switch (s.exporterMode) {
-      case 'hang':
-        return { kind: 'hang' };
-      case 'error':
-        return {
-          kind: 'error',
-          status: 503,
-          message: `error trying to reach service: dial tcp ${s.ip}:${DCGM_EXPORTER_PORT}: connect: connection refused`,
-        };
-      case 'missing':
-        return { kind: 'error', status: 404, message: 'no dcgm-exporter on this node' };
-      case 'garbage': {
-        const text = this.exposition(s);
-        return {
-          kind: 'garbage',
-          body: `${text.slice(0, Math.floor(text.length / 3))}\u0000\u0001{{{ garbled 0x7f\nDCGM_FI_DEV_GPU_TEMP{gpu="0" 2x\n`,
-        };
-      }
-      default:
-        return { kind: 'ok', body: this.exposition(s) };
-    }
+    return exporterScrape(this.registry.state(node), this.opts.counters);
   }
 
   // ---------------------------------------------------------------- CloudEffects
 
   describeInstances(instanceIds?: string[]): SimInstance[] {
-    const all = [...this.instances.values()];
-    const picked =
-      instanceIds && instanceIds.length > 0 ? all.filter((i) => instanceIds.includes(i.instanceId)) : all;
-    return picked.map((i) => structuredClone(i));
+    return this.lifecycle.describe(instanceIds);
   }
 
   rebootInstance(instanceId: string): boolean {
-    const inst = this.instances.get(instanceId);
-    if (!inst || inst.state !== 'running') return false;
-    const s = this.stateByInstance(instanceId);
-    if (!s) return true;
-    s.rebooting = true;
-    s.rebootTimer?.cancel();
-    this.boot.cancelTimers(s);
-    this.setReady(s, false, 'NodeStatusUnknown', 'Kubelet stopped posting node status.');
-    if (s.rebootHangs) {
-      this.log?.info({ node: s.name, instanceId }, 'sim: instance rebooting (and will hang in boot)');
-      return true;
-    }
-    s.rebootTimer = this.later(this.opts.rebootDelayMs, () => this.finishReboot(s));
-    this.log?.info({ node: s.name, instanceId }, 'sim: instance rebooting');
-    return true;
+    return this.lifecycle.reboot(instanceId);
   }
 
   tagInstance(instanceId: string, tags: Record<string, string>): boolean {
-    const inst = this.instances.get(instanceId);
-    if (!inst) return false;
-    Object.assign(inst.tags, tags);
-    return true;
+    return this.lifecycle.tag(instanceId, tags);
   }
 
   terminateInstance(
     instanceId: string,
     opts: { decrementDesiredCapacity: boolean },
   ): InstanceState | undefined {
-    const inst = this.instances.get(instanceId);
-    if (!inst) return undefined;
-    const before = inst.state;
-    if (before === 'shutting-down' || before === 'terminated') return before;
-    inst.state = 'shutting-down';
-    const s = this.stateByInstance(instanceId);
-    if (s) {
-      s.rebootTimer?.cancel();
-      this.setReady(s, false, 'NodeStatusUnknown', 'Kubelet stopped posting node status.');
-    }
-    const group = s?.group;
-    this.later(this.opts.terminateDelayMs, () => {
-      inst.state = 'terminated';
-      if (s && this.nodes.get(s.name) === s) this.removeNode(s.name);
-    });
-    // A node group keeps its desired capacity; Karpenter (and Auto Mode) start nodes only for pending pods.
-    const replace = group?.kind === 'managed' && !opts.decrementDesiredCapacity;
-    if (group && replace) this.launchReplacement(group, s?.shape);
-    this.log?.info({ instanceId, node: s?.name, replace }, 'sim: instance terminating');
-    return before;
+    return this.lifecycle.terminate(instanceId, opts);
   }
 
   /**
@@ -776,32 +399,22 @@ export class SimCluster implements CloudEffects {
    * DCGM, from the device plugin's count and from GFD's label — a GPU that a reset could not bring back.
    */
   failGpuOnReboot(node: string, gpu: number): void {
-    const s = this.state(node);
-    this.gpu(s, gpu);
-    s.persistent.push(() => this.dropGpu(node, gpu));
+    this.gpuFaults.failGpuOnReboot(node, gpu);
   }
 
   /** The simulated driver's GPU resets: injected failures (`failNext`) and the resets done. */
-  readonly gpuResets = new SimGpuResets();
+  get gpuResets(): SimGpuResets {
+    return this.gpuFaults.resets;
+  }
 
   /** Runs `nvidia-smi ARGS` on the node, as root in a privileged pod there (a reset changes its GPUs). */
   nvidiaSmi(node: string, args: readonly string[]): StageResult {
-    const s = this.state(node);
-    return this.gpuResets.run(args, {
-      name: s.name,
-      instanceType: s.group.instanceType,
-      gpus: s.gpus,
-      holders: (g) => this.gpuHolders(s, g),
-      replayPersistent: (gpus) => {
-        for (const fault of [...s.persistent]) if (fault.gpu !== undefined && gpus.has(fault.gpu)) fault();
-      },
-      changed: () => this.gpuChanged(s),
-    });
+    return this.gpuFaults.nvidiaSmi(node, args);
   }
 
   /** Sets (or, with undefined, removes) a label on the node, as `kubectl label` would. */
   labelNode(node: string, key: string, value: string | undefined): void {
-    this.state(node);
+    this.registry.state(node);
     this.store.update<KubeNode>('nodes', undefined, node, (n) => {
       const labels = { ...(n.metadata.labels ?? {}) };
       if (value === undefined) delete labels[key];
@@ -811,23 +424,9 @@ export class SimCluster implements CloudEffects {
     });
   }
 
-  /** Pods holding a handle on the GPU: the workload allocated to it, the exporter unless the label pauses it. */
-  private gpuHolders(s: NodeState, g: SimGpu): string[] {
-    const out: string[] = [];
-    const owner = s.allocations.get(g.index);
-    if (owner) out.push(owner);
-    const exporter = this.exporterPod(s.name);
-    const deploy = this.store.get<KubeNode>('nodes', undefined, s.name)?.metadata.labels?.[
-      EXPORTER_DEPLOY_LABEL
-    ];
-    if (exporter && (deploy === undefined || deploy === 'true'))
-      out.push(`${exporter.metadata.namespace}/${exporter.metadata.name}`);
-    return out;
-  }
-
   /** Every later reboot of the node hangs in boot: the kubelet never posts Ready again. */
   hangReboots(node: string): void {
-    this.state(node).rebootHangs = true;
+    this.registry.state(node).rebootHangs = true;
   }
 
   /**
@@ -835,7 +434,7 @@ export class SimCluster implements CloudEffects {
    * instances get no replacement until it is lifted (the launch is retried every replaceDelayMs).
    */
   setInsufficientCapacity(on: boolean): void {
-    this.noCapacity = on;
+    this.lifecycle.noCapacity = on;
   }
 
   /**
@@ -864,24 +463,7 @@ export class SimCluster implements CloudEffects {
     this.timers.clear();
   }
 
-  // ---------------------------------------------------------------- internals: nodes
-
-  private state(node: string): NodeState {
-    const s = this.nodes.get(node);
-    if (!s) throw new Error(`unknown node ${node}`);
-    return s;
-  }
-
-  private stateByInstance(instanceId: string): NodeState | undefined {
-    for (const s of this.nodes.values()) if (s.instanceId === instanceId) return s;
-    return undefined;
-  }
-
-  private gpu(s: NodeState, index: number): SimGpu {
-    const g = s.gpus[index];
-    if (!g) throw new Error(`node ${s.name} has no GPU ${index}`);
-    return g;
-  }
+  // ---------------------------------------------------------------- internals: the clock
 
   private timestamp(): string {
     return new Date(this.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -896,219 +478,6 @@ export class SimCluster implements CloudEffects {
     return t;
   }
 
-  private daemonSets(): DaemonSetSpec[] {
-    return this.dcgmServer ? [...DAEMONSETS, this.dcgmServer] : [...DAEMONSETS];
-  }
-
-  private newIp(): string {
-    for (;;) {
-      const ip = `10.0.${this.rng.int(0, 255)}.${this.rng.int(1, 254)}`;
-      if (!this.usedIps.has(ip)) {
-        this.usedIps.add(ip);
-        return ip;
-      }
-    }
-  }
-
-  private addNode(
-    group: NodeGroup,
-    reuse?: { name: string; instanceId: string; ip: string; az: string },
-    gpuShape: GpuShape = 'plain',
-  ): NodeState {
-    const ip = reuse?.ip ?? this.newIp();
-    const name = reuse?.name ?? `ip-${ip.replaceAll('.', '-')}.ec2.internal`;
-    const zones = ['a', 'b', 'c'];
-    const az = reuse?.az ?? `${this.region}${zones[this.nodes.size % zones.length]}`;
-    const instanceId = reuse?.instanceId ?? `i-0${this.rng.hex(16)}`;
-    const instanceType = group.instanceType;
-    const info = instanceTypeInfo(instanceType);
-    const gpuNode = group.kind === 'karpenter' || group.gpu;
-    const gpuCount = gpuNode ? this.opts.gpusPerNode : 0;
-    const shape: GpuShape = gpuNode ? gpuShape : 'plain';
-    const model = info.gpuModel || undefined;
-    const gpus = Array.from({ length: gpuCount }, (_, i) => {
-      const g = makeGpu(i, this.rng, model);
-      const mig = migLayout(shape, g.model, i, gpuCount);
-      if (mig) g.migInstances = mig;
-      return g;
-    });
-    const now = this.timestamp();
-
-    if (!reuse) {
-      const tags: Record<string, string> = {
-        Name:
-          group.kind === 'managed'
-            ? `${this.clusterName}-${group.name}-Node`
-            : `${this.clusterName}/karpenter/${group.pool}`,
-        [`kubernetes.io/cluster/${this.clusterName}`]: 'owned',
-        'eks:cluster-name': this.clusterName,
-      };
-      if (group.kind === 'managed') {
-        tags['eks:nodegroup-name'] = group.name;
-        tags['aws:autoscaling:groupName'] = group.asg;
-      } else if (group.autoMode) {
-        tags['eks:eks-cluster-name'] = this.clusterName;
-        tags['eks:kubernetes-node-pool-name'] = group.pool;
-        tags['eks:kubernetes-node-class-name'] = 'default';
-        tags['karpenter.sh/nodepool'] = group.pool;
-      } else {
-        tags['karpenter.sh/nodepool'] = group.pool;
-        tags['karpenter.k8s.aws/ec2nodeclass'] = 'default';
-        tags['karpenter.sh/nodeclaim'] = `${group.pool}-${this.rng.suffix()}`;
-      }
-      this.instances.set(instanceId, {
-        instanceId,
-        instanceType,
-        availabilityZone: az,
-        state: 'running',
-        ...(group.kind === 'managed' ? { autoScalingGroup: group.asg } : {}),
-        ...(group.kind === 'karpenter' && group.autoMode ? { operator: AUTO_MODE_OPERATOR } : {}),
-        privateDnsName: name,
-        launchTime: new Date(this.clock.now()).toISOString(),
-        tags,
-      });
-    }
-
-    const s: NodeState = {
-      name,
-      ip,
-      az,
-      instanceId,
-      group,
-      gpuNode,
-      shape,
-      gpus,
-      kernelLog: [],
-      exporterMode: 'ok',
-      persistent: [],
-      rebooting: false,
-      injectedConditions: new Set(),
-      allocations: new Map(),
-      // A node joining after start-up is like a node after a reboot: the device plugin and the agents come later.
-      pluginRegistered: !(this.built && gpuNode),
-      agentsStarting: this.built && gpuNode,
-      rebootHangs: false,
-      bootTimers: [],
-    };
-    this.nodes.set(name, s);
-    this.podsByNode.set(name, new Set());
-
-    const labels: Record<string, string> = {
-      'beta.kubernetes.io/arch': 'amd64',
-      'beta.kubernetes.io/instance-type': instanceType,
-      'beta.kubernetes.io/os': 'linux',
-      'failure-domain.beta.kubernetes.io/region': this.region,
-      'failure-domain.beta.kubernetes.io/zone': az,
-      'kubernetes.io/arch': 'amd64',
-      'kubernetes.io/hostname': name,
-      'kubernetes.io/os': 'linux',
-      'node.kubernetes.io/instance-type': instanceType,
-      'topology.k8s.aws/zone-id': `use1-az${(this.nodes.size % 6) + 1}`,
-      'topology.kubernetes.io/region': this.region,
-      'topology.kubernetes.io/zone': az,
-    };
-    if (group.kind === 'managed') {
-      labels['eks.amazonaws.com/capacityType'] = 'ON_DEMAND';
-      labels['eks.amazonaws.com/nodegroup'] = group.name;
-      labels['eks.amazonaws.com/nodegroup-image'] = 'ami-0c1d2e3f4a5b6c7d8';
-    } else {
-      if (group.autoMode) labels['eks.amazonaws.com/compute-type'] = 'auto';
-      labels['karpenter.sh/nodepool'] = group.pool;
-      labels['karpenter.sh/capacity-type'] = 'on-demand';
-      labels['karpenter.sh/initialized'] = 'true';
-      labels['karpenter.sh/registered'] = 'true';
-      labels['karpenter.k8s.aws/instance-family'] = instanceType.split('.')[0] ?? '';
-      labels['karpenter.k8s.aws/instance-size'] = instanceType.split('.')[1] ?? '';
-    }
-    if (gpuNode)
-      Object.assign(labels, gfdLabels(shape, gpus[0]?.model ?? H100_MODEL, gpus, this.shapeOptions()));
-    const memKi = info.memoryGiB * 1024 * 1024;
-    const capacity: Record<string, string> = {
-      cpu: String(info.cpu),
-      'ephemeral-storage': '524275692Ki',
-      'hugepages-1Gi': '0',
-      'hugepages-2Mi': '0',
-      memory: `${memKi - 16_384}Ki`,
-      pods: gpuNode ? '100' : '58',
-    };
-    const allocatable: Record<string, string> = {
-      cpu: `${info.cpu * 1000 - 550}m`,
-      'ephemeral-storage': '482098735124',
-      'hugepages-1Gi': '0',
-      'hugepages-2Mi': '0',
-      memory: `${Math.floor(memKi * 0.97)}Ki`,
-      pods: capacity.pods ?? '100',
-    };
-    if (gpuNode) {
-      Object.assign(capacity, this.boot.advertised(s, shape, gpus, false));
-      Object.assign(allocatable, this.boot.advertised(s, shape, gpus, true));
-      if (info.efa > 0) {
-        capacity['vpc.amazonaws.com/efa'] = String(info.efa);
-        allocatable['vpc.amazonaws.com/efa'] = String(info.efa);
-      }
-    }
-    const node: KubeNode = {
-      apiVersion: 'v1',
-      kind: 'Node',
-      metadata: {
-        name,
-        uid: this.rng.uuid(),
-        resourceVersion: '0',
-        creationTimestamp: now,
-        labels,
-        annotations: {
-          'alpha.kubernetes.io/provided-node-ip': ip,
-          'node.alpha.kubernetes.io/ttl': '0',
-          'volumes.kubernetes.io/controller-managed-attach-detach': 'true',
-        },
-        ...(group.kind === 'karpenter' ? { finalizers: ['karpenter.sh/termination'] } : {}),
-      },
-      spec: { providerID: `aws:///${az}/${instanceId}` },
-      status: {
-        capacity,
-        allocatable,
-        conditions: this.baseConditions(gpuNode, now),
-        addresses: [
-          { type: 'InternalIP', address: ip },
-          { type: 'InternalDNS', address: name },
-          { type: 'Hostname', address: name },
-        ],
-        daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
-        nodeInfo: {
-          bootID: this.rng.uuid(),
-          machineID: this.rng.hex(32),
-          systemUUID: `ec2${this.rng.hex(5)}-${this.rng.hex(4)}-${this.rng.hex(4)}-${this.rng.hex(4)}-${this.rng.hex(12)}`,
-          kernelVersion: '6.1.119-129.201.amzn2023.x86_64',
-          osImage: 'Amazon Linux 2023.6.20250107',
-          containerRuntimeVersion: 'containerd://1.7.25',
-          kubeletVersion: this.opts.kubeletVersion,
-          kubeProxyVersion: this.opts.kubeletVersion,
-          operatingSystem: 'linux',
-          architecture: 'amd64',
-        },
-      },
-    };
-    this.store.create('nodes', node);
-    if (group.kind === 'karpenter') this.nodeClaims.create(group, node);
-    if (this.opts.workloads) {
-      for (const ds of this.daemonSets()) if (gpuNode || !ds.gpuOnly) this.createDaemonSetPod(s, ds);
-    }
-    if (this.built && gpuNode) this.boot.start(s);
-    this.kickScheduler();
-    this.karpenter.scheduleConsolidation(s);
-    return s;
-  }
-
-  private baseConditions(gpuNode: boolean, now: string): NodeConditionObject[] {
-    const base = NODE_CONDITION_DEFAULTS.map((c) => ({
-      ...c,
-      lastHeartbeatTime: now,
-      lastTransitionTime: now,
-    }));
-    if (gpuNode) base.push({ ...ACCELERATED_READY, lastHeartbeatTime: now, lastTransitionTime: now });
-    return base;
-  }
-
   nodeClaimOf(node: string): KubeNodeClaim | undefined {
     return this.nodeClaims.of(node);
   }
@@ -1118,456 +487,7 @@ export class SimCluster implements CloudEffects {
     return this.nodeClaims.deleteFromApi(name);
   }
 
-  private removeNode(name: string): void {
-    const s = this.nodes.get(name);
-    if (!s) return;
-    // The NodeClaim's finalizer completes with its instance and Node.
-    this.nodeClaims.remove(name);
-    s.rebootTimer?.cancel();
-    for (const p of this.podsOn({ nodeName: name })) this.removePod(p, 'node-gone');
-    this.nodes.delete(name);
-    this.podsByNode.delete(name);
-    this.store.delete('nodes', undefined, name);
-    this.log?.info({ node: name }, 'sim: node removed');
-  }
-
-  private setReady(s: NodeState, ready: boolean, reason: string, message: string): void {
-    const now = this.timestamp();
-    this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
-      n.status.conditions = n.status.conditions.map((c) => {
-        if (c.type !== 'Ready') return c;
-        const status = ready ? 'True' : 'Unknown';
-        return {
-          ...c,
-          status,
-          reason,
-          message,
-          lastHeartbeatTime: now,
-          lastTransitionTime: c.status === status ? c.lastTransitionTime : now,
-        };
-      });
-      return n;
-    });
-  }
-
-  private finishReboot(s: NodeState): void {
-    if (this.nodes.get(s.name) !== s) return;
-    s.rebooting = false;
-    s.rebootTimer = undefined;
-    s.kernelLog = [];
-    for (const g of s.gpus) resetAfterReboot(g);
-    this.reapplyAllocationsLoad(s);
-    s.exporterMode = 'ok';
-    const bootID = this.rng.uuid();
-    const now = this.timestamp();
-    // The kubelet is up before the device plugin: `nvidia.com/gpu` reads 0 from the first Ready of the new boot.
-    if (s.gpuNode) {
-      s.pluginRegistered = false;
-      s.agentsStarting = true;
-    }
-    this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
-      n.status.nodeInfo = { ...n.status.nodeInfo, bootID };
-      n.status.conditions = this.baseConditions(s.gpuNode, now).map((c) => {
-        const keep = n.status.conditions.find((o) => o.type === c.type);
-        return keep && keep.status === c.status ? { ...c, lastTransitionTime: keep.lastTransitionTime } : c;
-      });
-      if (s.gpuNode) {
-        const none = this.boot.advertised(s, s.shape, s.gpus, false);
-        n.status.capacity = { ...n.status.capacity, ...none };
-        n.status.allocatable = { ...n.status.allocatable, ...none };
-      }
-      return n;
-    });
-    s.injectedConditions.clear();
-    this.gpuChanged(s);
-    if (s.gpuNode && this.opts.workloads) {
-      const exporter = this.exporterPod(s.name);
-      if (!exporter) this.createDaemonSetPod(s, EXPORTER_DS);
-      // The pods survive the reboot; their containers restart and are not Ready until their probes pass.
-      for (const p of this.boot.agentPods(s)) this.boot.restartContainers(p);
-    }
-    if (s.gpuNode) this.boot.start(s);
-    const replay = s.persistent;
-    s.persistent = [];
-    for (const fault of replay) fault();
-    s.persistent = replay;
-    this.log?.info({ node: s.name, bootID }, 'sim: node rebooted');
-    this.kickScheduler();
-  }
-
-  private resetConditions(s: NodeState): void {
-    if (s.injectedConditions.size === 0) return;
-    const now = this.timestamp();
-    const defaults = this.baseConditions(s.gpuNode, now);
-    this.store.update<KubeNode>('nodes', undefined, s.name, (n) => {
-      n.status.conditions = n.status.conditions
-        .filter((c) => !s.injectedConditions.has(c.type) || defaults.some((d) => d.type === c.type))
-        .map((c) => (s.injectedConditions.has(c.type) ? (defaults.find((d) => d.type === c.type) ?? c) : c));
-      return n;
-    });
-    s.injectedConditions.clear();
-  }
-
   private shapeOptions() {
     return { replicas: this.opts.timeSlicingReplicas, rename: this.opts.timeSlicingRename };
-  }
-
-  /** The device plugin advertises only healthy devices: a lost GPU takes its replicas or MIG devices with it. */
-  private syncAllocatable(s: NodeState): void {
-    if (!s.gpuNode) return;
-    const wanted = this.boot.advertised(s, s.shape, s.gpus, true);
-    const n = this.store.get<KubeNode>('nodes', undefined, s.name);
-    if (!n || Object.entries(wanted).every(([k, v]) => n.status.allocatable[k] === v)) return;
-    this.store.update<KubeNode>('nodes', undefined, s.name, (node) => {
-      node.status.allocatable = { ...node.status.allocatable, ...wanted };
-      return node;
-    });
-  }
-
-  private gpuChanged(s: NodeState): void {
-    s.exposition = undefined;
-  }
-
-  private exposition(s: NodeState): string {
-    s.exposition ??= renderExporterMetrics(s.name, s.gpus, { counters: s.counters ?? this.opts.counters });
-    return s.exposition;
-  }
-
-  // ---------------------------------------------------------------- internals: pods and controllers
-
-  private createWorkloads(): void {
-    const gpuNodes = [...this.nodes.values()].filter((s) => s.gpuNode);
-    if (gpuNodes.length === 0) return;
-    const now = this.timestamp();
-    const replicas = Math.min(3, gpuNodes.length);
-    const job = this.store.create('pytorchjobs', pytorchJob(this.rng, now, replicas - 1));
-    this.createJobPod(job, 'master', 0);
-    for (let i = 0; i < replicas - 1; i++) this.createJobPod(job, 'worker', i);
-
-    this.store.create('poddisruptionbudgets', servingPdb(this.rng, now, 1));
-    for (let i = 0; i < 2; i++) this.createServingPod();
-
-    const host = gpuNodes[Math.min(5, gpuNodes.length - 1)];
-    if (host) this.createMirrorPod(host);
-    this.recomputePdbs();
-  }
-
-  private placement(s: NodeState): { nodeName: string; hostIP: string; podIP: string } {
-    const third = s.ip.split('.')[2] ?? '0';
-    return { nodeName: s.name, hostIP: s.ip, podIP: `10.0.${third}.${this.rng.int(1, 254)}` };
-  }
-
-  private addPod(p: KubePod): KubePod {
-    const created = this.store.create('pods', p);
-    if (p.spec.nodeName)
-      this.podsByNode.get(p.spec.nodeName)?.add(podKey(p.metadata.namespace, p.metadata.name));
-    return created;
-  }
-
-  /** Generated names (`aws-node-x7k2p`) can collide at fleet scale, as in Kubernetes: draw again. */
-  private uniquePod(build: () => KubePod): KubePod {
-    for (;;) {
-      const p = build();
-      if (!this.store.get('pods', p.metadata.namespace, p.metadata.name)) return p;
-    }
-  }
-
-  private createDaemonSetPod(s: NodeState, ds: DaemonSetSpec): void {
-    const uid = this.dsUids.get(ds.name) ?? this.rng.uuid();
-    const hostNetwork = ds.name === 'aws-node' || ds.name === 'kube-proxy';
-    const pod = this.addPod(
-      this.uniquePod(() => daemonSetPod(this.rng, this.timestamp(), ds, uid, this.placement(s), hostNetwork)),
-    );
-    const agent = ds.name === EXPORTER_DS.name || ds === this.dcgmServer;
-    if (agent && s.agentsStarting) this.boot.setContainersReady(pod, false);
-  }
-
-  private createMirrorPod(s: NodeState): void {
-    const node = this.store.get<KubeNode>('nodes', undefined, s.name);
-    if (!node) return;
-    this.addPod(mirrorPod(this.rng, this.timestamp(), s.name, node.metadata.uid, this.placement(s)));
-  }
-
-  private createJobPod(job: KubeTrainingJob, type: ReplicaType, index: number): void {
-    const pod = pytorchJobPod(this.rng, this.timestamp(), job, type, index, {});
-    this.schedule(pod);
-  }
-
-  private createServingPod(): void {
-    const pod = this.uniquePod(() =>
-      servingPod(this.rng, this.timestamp(), this.servingRs.uid, this.servingRs.name, {}),
-    );
-    this.schedule(pod);
-  }
-
-  /** Places a GPU pod on the first Ready, schedulable GPU node with enough free GPUs, or leaves it Pending. */
-  private schedule(pod: KubePod): void {
-    const need = podGpuRequest(pod);
-    const app = pod.metadata.labels?.app;
-    // Replicas of one app spread over nodes (as a topology spread constraint would), others pack first-fit.
-    const candidates = [...this.nodes.values()];
-    if (app) {
-      const load = (s: NodeState) =>
-        this.podsOn({ nodeName: s.name }).filter((p) => p.metadata.labels?.app === app).length;
-      const loads = new Map(candidates.map((s) => [s, load(s)]));
-      candidates.sort((a, b) => (loads.get(a) ?? 0) - (loads.get(b) ?? 0));
-    }
-    for (const s of candidates) {
-      // MIG-mixed nodes offer only nvidia.com/mig-<profile>, renamed time-sliced ones nvidia.com/gpu.shared:
-      // a pod asking for nvidia.com/gpu does not fit there. Nor before the device plugin registers.
-      if (!s.gpuNode || s.rebooting || !s.pluginRegistered || s.shape === 'mig-mixed') continue;
-      if (s.shape === 'time-sliced' && this.opts.timeSlicingRename) continue;
-      const node = this.store.get<KubeNode>('nodes', undefined, s.name);
-      if (!node || node.spec.unschedulable || node.metadata.deletionTimestamp) continue;
-      if (node.status.conditions.find((c) => c.type === 'Ready')?.status !== 'True') continue;
-      const free = s.gpus.filter((g) => g.present && !s.allocations.has(g.index));
-      if (free.length < need) continue;
-      const at = this.placement(s);
-      pod.spec.nodeName = at.nodeName;
-      const now = this.timestamp();
-      pod.status = {
-        phase: 'Running',
-        hostIP: at.hostIP,
-        podIP: at.podIP,
-        startTime: now,
-        conditions: ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'].map((type) => ({
-          type,
-          status: 'True',
-        })),
-        containerStatuses: pod.spec.containers.map((c) => ({
-          name: c.name,
-          ready: true,
-          restartCount: 0,
-          image: c.image,
-          started: true,
-        })),
-      };
-      const key = podKey(pod.metadata.namespace, pod.metadata.name);
-      for (const g of free.slice(0, need)) {
-        s.allocations.set(g.index, key);
-        g.pod = {
-          namespace: pod.metadata.namespace ?? 'default',
-          pod: pod.metadata.name,
-          container: pod.spec.containers[0]?.name ?? '',
-        };
-        this.applyLoad(g, true);
-      }
-      this.gpuChanged(s);
-      if (this.store.get('pods', pod.metadata.namespace, pod.metadata.name)) {
-        this.store.update<KubePod>('pods', pod.metadata.namespace, pod.metadata.name, () => pod);
-        this.podsByNode.get(s.name)?.add(key);
-      } else this.addPod(pod);
-      this.pending.delete(key);
-      this.onPodScheduled(pod);
-      return;
-    }
-    if (!this.store.get('pods', pod.metadata.namespace, pod.metadata.name)) this.addPod(pod);
-    this.pending.add(podKey(pod.metadata.namespace, pod.metadata.name));
-    this.kickScheduler();
-  }
-
-  private applyLoad(g: SimGpu, busy: boolean): void {
-    g.utilizationPct = busy ? 97 : 0;
-    g.fbUsedMiB = busy ? 71_234 : 0;
-    g.powerW = busy ? 612.5 : 68.2;
-    g.temperatureC = busy ? 58 : 30;
-    g.memoryTemperatureC = busy ? 64 : 34;
-  }
-
-  private reapplyAllocationsLoad(s: NodeState): void {
-    for (const g of s.gpus) if (s.allocations.has(g.index)) this.applyLoad(g, true);
-  }
-
-  /** Retries Pending pods after a controller-ish delay. */
-  private kickScheduler(): void {
-    if (this.pendingTimer || this.pending.size === 0) return;
-    this.pendingTimer = this.later(this.opts.rescheduleDelayMs, () => {
-      this.pendingTimer = undefined;
-      for (const key of [...this.pending]) {
-        const [ns, name] = key.split('/');
-        const p = this.store.get<KubePod>('pods', ns, name ?? '');
-        if (p && !p.spec.nodeName) this.schedule(p);
-        else this.pending.delete(key);
-      }
-      this.karpenter.provisionForPending(this.pending);
-    });
-  }
-
-  private onPodScheduled(pod: KubePod): void {
-    if (pod.metadata.labels?.app === 'inference') this.recomputePdbs();
-    const owner = pod.metadata.ownerReferences?.find((o) => o.kind === 'PyTorchJob');
-    if (!owner) return;
-    const jobPodsPending = this.store
-      .list<KubePod>('pods', pod.metadata.namespace)
-      .some((p) => p.metadata.labels?.['training.kubeflow.org/job-name'] === owner.name && !p.spec.nodeName);
-    if (!jobPodsPending) this.setJobRunning(pod.metadata.namespace ?? '', owner.name, true);
-  }
-
-  private setJobRunning(namespace: string, name: string, running: boolean, message?: string): void {
-    const job = this.store.get<KubeTrainingJob>('pytorchjobs', namespace, name);
-    if (!job) return;
-    const isRunning = job.status.conditions.some((c) => c.type === 'Running' && c.status === 'True');
-    if (isRunning === running) return;
-    const now = this.timestamp();
-    this.store.update<KubeTrainingJob>('pytorchjobs', namespace, name, (j) => {
-      const others = j.status.conditions.filter((c) => c.type !== 'Running' && c.type !== 'Restarting');
-      j.status.conditions = running
-        ? [
-            ...others,
-            jobCondition(
-              'Restarting',
-              'False',
-              'PyTorchJobRestarting',
-              `PyTorchJob ${name} is restarting.`,
-              now,
-            ),
-            jobCondition('Running', 'True', 'PyTorchJobRunning', `PyTorchJob ${name} is running.`, now),
-          ]
-        : [
-            ...others,
-            jobCondition('Running', 'False', 'PyTorchJobRunning', `PyTorchJob ${name} is not running.`, now),
-            jobCondition(
-              'Restarting',
-              'True',
-              'PyTorchJobRestarting',
-              message ?? `PyTorchJob ${name} is restarting.`,
-              now,
-            ),
-          ];
-      return j;
-    });
-  }
-
-  /** The pods that read the node's GPUs for a monitor: dcgm-exporter and the EKS agent's dcgm-server. */
-  /** Launches a replacement for a terminated instance of `group`, once capacity allows. */
-  private launchReplacement(group: NodeGroup, shape?: GpuShape): void {
-    this.later(this.opts.replaceDelayMs, () => {
-      if (this.noCapacity) this.launchReplacement(group, shape);
-      else this.addNode(group, undefined, shape);
-    });
-  }
-
-  /** Deletion with the configured grace period: deletionTimestamp first, then gone. */
-  private terminatePod(p: KubePod, cause: 'evict' | 'delete'): KubePod {
-    if (this.opts.podTerminationMs <= 0) {
-      this.removePod(p, cause);
-      return structuredClone(p);
-    }
-    const updated = this.store.update<KubePod>('pods', p.metadata.namespace, p.metadata.name, (pod) => {
-      pod.metadata.deletionTimestamp = this.timestamp();
-      pod.metadata.deletionGracePeriodSeconds = Math.ceil(this.opts.podTerminationMs / 1000);
-      return pod;
-    });
-    this.recomputePdbs();
-    this.later(this.opts.podTerminationMs, () => {
-      const still = this.store.get<KubePod>('pods', p.metadata.namespace, p.metadata.name);
-      if (still && still.metadata.uid === p.metadata.uid) this.removePod(still, cause);
-    });
-    return structuredClone(updated);
-  }
-
-  /** Removes a pod and lets its controller react (job restart, ReplicaSet/DaemonSet/kubelet recreate). */
-  private removePod(p: KubePod, cause: 'evict' | 'delete' | 'node-gone'): void {
-    const ns = p.metadata.namespace;
-    const key = podKey(ns, p.metadata.name);
-    const nodeName = p.spec.nodeName;
-    this.store.delete('pods', ns, p.metadata.name);
-    this.pending.delete(key);
-    const s = nodeName ? this.nodes.get(nodeName) : undefined;
-    if (nodeName) this.podsByNode.get(nodeName)?.delete(key);
-    if (s) {
-      for (const [idx, owner] of s.allocations) {
-        if (owner !== key) continue;
-        s.allocations.delete(idx);
-        const g = s.gpus[idx];
-        if (g) {
-          g.pod = undefined;
-          this.applyLoad(g, false);
-        }
-      }
-      this.gpuChanged(s);
-      if (cause !== 'node-gone') this.karpenter.scheduleConsolidation(s);
-    }
-    const owner = p.metadata.ownerReferences?.[0];
-    const delay = this.opts.rescheduleDelayMs;
-    if (owner?.kind === 'PyTorchJob' && ns) {
-      const type = (p.metadata.labels?.['training.kubeflow.org/replica-type'] ?? 'worker') as ReplicaType;
-      const index = Number(p.metadata.labels?.['training.kubeflow.org/replica-index'] ?? 0);
-      const typeName = type === 'master' ? 'Master' : 'Worker';
-      this.setJobRunning(
-        ns,
-        owner.name,
-        false,
-        `PyTorchJob ${owner.name} is restarting because 1 ${typeName} replica(s) failed.`,
-      );
-      this.later(delay, () => {
-        const job = this.store.get<KubeTrainingJob>('pytorchjobs', ns, owner.name);
-        if (job && !this.store.get('pods', ns, p.metadata.name)) this.createJobPod(job, type, index);
-      });
-    } else if (owner?.kind === 'ReplicaSet') {
-      this.later(delay, () => this.createServingPod());
-    } else if (isDaemonSetPod(p) && cause !== 'node-gone' && s) {
-      const ds = this.daemonSets().find((d) => d.name === owner?.name);
-      const isExporter = ds?.name === 'nvidia-dcgm-exporter';
-      this.later(delay, () => {
-        if (this.nodes.get(s.name) !== s || !ds) return;
-        if (isExporter && (s.exporterMode === 'missing' || this.exporterPod(s.name))) return;
-        this.createDaemonSetPod(s, ds);
-      });
-    } else if (isMirrorPod(p) && cause !== 'node-gone' && s) {
-      this.later(delay, () => {
-        if (this.nodes.get(s.name) === s && !this.store.get('pods', ns, p.metadata.name))
-          this.createMirrorPod(s);
-      });
-    }
-    this.recomputePdbs();
-  }
-
-  private matchingPdbs(p: KubePod): KubePdb[] {
-    return this.store
-      .list<KubePdb>('poddisruptionbudgets', p.metadata.namespace)
-      .filter((b) =>
-        Object.entries(b.spec.selector.matchLabels).every(([k, v]) => p.metadata.labels?.[k] === v),
-      );
-  }
-
-  private recomputePdbs(): void {
-    for (const b of this.store.list<KubePdb>('poddisruptionbudgets')) {
-      const pods = this.store
-        .list<KubePod>('pods', b.metadata.namespace)
-        .filter((p) =>
-          Object.entries(b.spec.selector.matchLabels).every(([k, v]) => p.metadata.labels?.[k] === v),
-        );
-      const healthy = pods.filter(
-        (p) => p.status.phase === 'Running' && !p.metadata.deletionTimestamp,
-      ).length;
-      const expected = pods.length;
-      const desired =
-        typeof b.spec.minAvailable === 'number'
-          ? b.spec.minAvailable
-          : typeof b.spec.maxUnavailable === 'number'
-            ? Math.max(0, expected - b.spec.maxUnavailable)
-            : expected;
-      const pinned = this.pdbOverrides.get(podKey(b.metadata.namespace, b.metadata.name));
-      const allowed = pinned ?? Math.max(0, healthy - desired);
-      const st = b.status;
-      if (
-        st.currentHealthy === healthy &&
-        st.desiredHealthy === desired &&
-        st.expectedPods === expected &&
-        st.disruptionsAllowed === allowed
-      )
-        continue;
-      this.store.update<KubePdb>('poddisruptionbudgets', b.metadata.namespace, b.metadata.name, (pdb) => {
-        pdb.status = {
-          ...pdb.status,
-          currentHealthy: healthy,
-          desiredHealthy: desired,
-          expectedPods: expected,
-          disruptionsAllowed: allowed,
-        };
-        return pdb;
-      });
-    }
   }
 }

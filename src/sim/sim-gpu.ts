@@ -133,3 +133,12 @@ export function kernelPciAddress(gpu: SimGpu): string {
   if (!m) return gpu.pciBusId.toLowerCase();
   return `${(m[1] ?? '0').padStart(4, '0')}:${m[2]}:${m[3]}`.toLowerCase();
 }
+
+/** What a GPU reads with a workload on it (busy) or without one. */
+export function applyLoad(g: SimGpu, busy: boolean): void {
+  g.utilizationPct = busy ? 97 : 0;
+  g.fbUsedMiB = busy ? 71_234 : 0;
+  g.powerW = busy ? 612.5 : 68.2;
+  g.temperatureC = busy ? 58 : 30;
+  g.memoryTemperatureC = busy ? 64 : 34;
+}
