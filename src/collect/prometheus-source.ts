@@ -145,6 +145,8 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 /** Reads DCGM through Prometheus: one fleet read per scan, joined per node (see the module comment). */
 export function createPrometheusCollector(opts: PrometheusCollectorOptions): Collector & {
   beforeScan(): Promise<void>;
+  /** The snapshot `collect` would give, when the scan's fleet read has it without a query (see Monitor). */
+  fromScanRead(node: GpuNode): NodeSnapshot | undefined;
 } {
   const now = opts.now ?? Date.now;
   const freshForMs = opts.freshForMs ?? 5000;
@@ -193,44 +195,70 @@ export function createPrometheusCollector(opts: PrometheusCollectorOptions): Col
     return [...out];
   }
 
+  /**
+   * The node's snapshot from a fleet read, or `indices: cov` when the node reports fewer GPUs than it should
+   * and its indices need a query of their own.
+   */
+  function fromRead(read: FleetRead, node: GpuNode): NodeSnapshot | { indices: NodeCoverage } {
+    const snapshot = baseSnapshot(node, 'prometheus', read.at);
+    if (read.error) {
+      snapshot.error = read.error;
+      return snapshot;
+    }
+    const cov = lookup(read.coverage, node.name);
+    if (!cov) {
+      snapshot.error = {
+        kind: 'no-exporter',
+        message: `Prometheus has no current DCGM series for ${node.name} (by label node, Hostname or hostname): its exporter is down, not scraped, or its series went stale`,
+      };
+      return snapshot;
+    }
+    const expected = node.expectedGpus;
+    if (expected !== undefined && cov.value.gpus < expected) return { indices: cov.value };
+    return withGpus(snapshot, read, node, cov.value.families, range(cov.value.gpus));
+  }
+
+  function withGpus(
+    snapshot: NodeSnapshot,
+    read: FleetRead,
+    node: GpuNode,
+    families: SignalFamily[],
+    indices: Iterable<number>,
+  ): NodeSnapshot {
+    snapshot.gpus = gpusOf(lookup(read.abnormal, node.name)?.value ?? [], families, indices);
+    if (snapshot.gpus.length > 0) snapshot.signals = families;
+    else
+      snapshot.error = {
+        kind: 'parse',
+        message: 'Prometheus has DCGM series for this node but none names a GPU (no `gpu` label)',
+      };
+    return snapshot;
+  }
+
   return {
     source: 'prometheus',
     async beforeScan() {
       await fleet(true);
     },
+    fromScanRead(node: GpuNode): NodeSnapshot | undefined {
+      // Only a read that `collect` would use as it stands: none in flight, and fresh.
+      if (inFlight || !last || now() - last.at > freshForMs) return undefined;
+      const snapshot = fromRead(last, node);
+      return 'indices' in snapshot ? undefined : snapshot;
+    },
     async collect(node: GpuNode, signal: AbortSignal): Promise<NodeSnapshot> {
       const read = await fleet(false);
-      const snapshot = baseSnapshot(node, 'prometheus', read.at);
-      if (read.error) {
-        snapshot.error = read.error;
-        return snapshot;
-      }
-      const cov = lookup(read.coverage, node.name);
-      if (!cov) {
-        snapshot.error = {
-          kind: 'no-exporter',
-          message: `Prometheus has no current DCGM series for ${node.name} (by label node, Hostname or hostname): its exporter is down, not scraped, or its series went stale`,
-        };
-        return snapshot;
-      }
-      const { families, gpus } = cov.value;
+      const snapshot = fromRead(read, node);
+      if (!('indices' in snapshot)) return snapshot;
+      const cov = snapshot.indices;
+      const base = baseSnapshot(node, 'prometheus', read.at);
       try {
-        const expected = node.expectedGpus;
-        const indices =
-          expected !== undefined && gpus < expected ? await indicesOf(cov.value, signal) : range(gpus);
-        snapshot.gpus = gpusOf(lookup(read.abnormal, node.name)?.value ?? [], families, indices);
+        return withGpus(base, read, node, cov.families, await indicesOf(cov, signal));
       } catch (error) {
         const e = collectionError(error);
-        snapshot.error = { kind: e.kind, message: `Prometheus: ${e.message}` };
-        return snapshot;
+        base.error = { kind: e.kind, message: `Prometheus: ${e.message}` };
+        return base;
       }
-      if (snapshot.gpus.length > 0) snapshot.signals = families;
-      else
-        snapshot.error = {
-          kind: 'parse',
-          message: 'Prometheus has DCGM series for this node but none names a GPU (no `gpu` label)',
-        };
-      return snapshot;
     },
   };
 }
