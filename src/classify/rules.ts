@@ -178,6 +178,16 @@ function memoryFindings(g: GpuSample, policy: ClassificationPolicy): Finding[] {
 }
 
 function nvlinkFinding(g: GpuSample, policy: ClassificationPolicy): Finding | undefined {
+  const t = policy.nvlinkErrorThreshold;
+  const above = (v: number | undefined) => v !== undefined && v >= t;
+  // The common case, no counter at the threshold, answered before any list is built (every GPU, every scan).
+  if (
+    !above(g.nvlinkCrcFlitErrors) &&
+    !above(g.nvlinkCrcDataErrors) &&
+    !above(g.nvlinkReplayErrors) &&
+    !above(g.nvlinkRecoveryErrors)
+  )
+    return undefined;
   const counters: [string, number | undefined][] = [
     ['CRC flit', g.nvlinkCrcFlitErrors],
     ['CRC data', g.nvlinkCrcDataErrors],

@@ -208,6 +208,32 @@ describe('the collector', () => {
     expect(port.asked).toHaveLength(asked + 1);
   });
 
+  it('nodes without abnormal series get the GPUs listed one by one, their shared GPU objects refuse writes', async () => {
+    const port = fakePort(
+      answersFor(
+        [
+          { metric: { Hostname: 'a' }, value: STOCK },
+          { metric: { Hostname: 'b' }, value: STOCK },
+          { metric: { Hostname: 'c' }, value: STOCK },
+        ],
+        [xid('c', 1, 79)],
+      ),
+    );
+    const c = createPrometheusCollector({ port, thresholds, timeoutMs: 1000 });
+    await c.beforeScan();
+    const [a, b, cc] = ['a', 'b', 'c'].map((n) => fromRead(c, n));
+    expect(a?.gpus).toEqual(gpusOf([], ['xid', 'row_remap', 'thermal'], [0, 1, 2, 3, 4, 5, 6, 7]));
+    expect(b?.gpus).toEqual(a?.gpus);
+    expect(cc?.gpus[1]?.xidLast).toBe(79);
+    expect(cc?.gpus[0]?.xidLast).toBe(0);
+    expect(() => {
+      (a?.gpus[0] as { xidLast?: number }).xidLast = 79;
+    }).toThrow(TypeError);
+    a?.gpus.push({ index: 8 });
+    expect(b?.gpus).toHaveLength(8);
+    expect(b?.gpus[0]?.xidLast).toBe(0);
+  });
+
   it('joins a short host name to the node name', async () => {
     const port = fakePort(answersFor([{ metric: { Hostname: 'ip-10-0-1-2' }, value: STOCK }]));
     const c = createPrometheusCollector({ port, thresholds, timeoutMs: 1000 });
