@@ -74,7 +74,12 @@ export function joinFleet(
     if (!join || !decoded) continue;
     const prev = byNode.get(join.key);
     if (!prev) {
-      byNode.set(join.key, { ...decoded, ...join });
+      byNode.set(join.key, {
+        families: decoded.families,
+        gpus: decoded.gpus,
+        label: join.label,
+        key: join.key,
+      });
       continue;
     }
     const families = new Set([...prev.families, ...decoded.families]);
