@@ -252,10 +252,17 @@ export function createPrometheusCollector(opts: PrometheusCollectorOptions): Col
     gpus: number | number[],
   ): NodeSnapshot {
     const abnormal = lookup(read.abnormal, node.name)?.value;
-    snapshot.gpus =
-      abnormal === undefined && typeof gpus === 'number'
-        ? healthyGpus(families, gpus)
-        : gpusOf(abnormal ?? [], families, typeof gpus === 'number' ? range(gpus) : gpus);
+    try {
+      snapshot.gpus =
+        abnormal === undefined && typeof gpus === 'number'
+          ? healthyGpus(families, gpus)
+          : gpusOf(abnormal ?? [], families, typeof gpus === 'number' ? range(gpus) : gpus);
+    } catch (error) {
+      // Series the exporter parser cannot read are this node's error, never the scan's.
+      const e = collectionError(error);
+      snapshot.error = { kind: e.kind, message: `Prometheus: ${e.message}` };
+      return snapshot;
+    }
     if (snapshot.gpus.length > 0) snapshot.signals = families;
     else
       snapshot.error = {

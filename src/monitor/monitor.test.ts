@@ -180,9 +180,13 @@ describe('Monitor reports', () => {
       listNodes: () => names.map(node),
       collector: {
         source: 'prometheus',
-        // Every third node needs I/O of its own (as a node reporting too few GPUs does).
-        fromScanRead: (n) =>
-          Number(n.name.slice(1)) % 3 === 0 ? undefined : { ...baseSnapshot(n, 'prometheus', 1), gpus: [] },
+        // Every third node needs I/O of its own (as a node reporting too few GPUs does); n4's read throws.
+        fromScanRead: (n) => {
+          if (n.name === 'n4') throw new Error('unreadable series');
+          return Number(n.name.slice(1)) % 3 === 0
+            ? undefined
+            : { ...baseSnapshot(n, 'prometheus', 1), gpus: [] };
+        },
         async collect(n) {
           collected.push(n.name);
           if (n.name === 'n3') throw new Error('connection refused');
@@ -197,7 +201,7 @@ describe('Monitor reports', () => {
       nodeTimeoutMs: 60_000,
     });
     const report = await m.scanOnce();
-    expect(collected.sort()).toEqual(names.filter((_, i) => i % 3 === 0).sort());
+    expect(collected.sort()).toEqual(names.filter((_, i) => i % 3 === 0 || i === 4).sort());
     expect(report.summaries.map((s) => s.node.name).sort()).toEqual([...names].sort());
     expect(report.results.find((r) => r.node.name === 'n1')?.snapshot.gpus).toEqual([]);
     expect(report.results.find((r) => r.node.name === 'n0')?.snapshot.gpus).toEqual([{ index: 0 }]);

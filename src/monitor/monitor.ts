@@ -278,17 +278,25 @@ export class Monitor {
     // Nodes the source answers from memory skip the pool: a deadline timer and an AbortController per node
     // were a fifth of a 5,000-node Prometheus scan's CPU, for reads that cannot hang. A yield after each
     // batch keeps the event loop (probes, webhooks) served while thousands are recorded.
-    const fromRead = this.opts.collector.fromScanRead?.bind(this.opts.collector);
-    const pooled: GpuNode[] = [];
-    for (const node of nodes) {
-      const t = performance.now();
-      const snapshot = fromRead?.(node);
-      if (!snapshot) {
-        pooled.push(node);
-        continue;
+    const { collector } = this.opts;
+    const pooled: GpuNode[] = collector.fromScanRead ? [] : nodes;
+    if (collector.fromScanRead) {
+      for (const node of nodes) {
+        const t = performance.now();
+        let snapshot: NodeSnapshot | undefined;
+        try {
+          snapshot = collector.fromScanRead(node);
+        } catch (err) {
+          // `collect` then reads the node and reports what went wrong as the node's error.
+          this.opts.logger?.warn({ err, node: node.name }, 'reading a node from the scan read failed');
+        }
+        if (!snapshot) {
+          pooled.push(node);
+          continue;
+        }
+        take(node, snapshot, performance.now() - t);
+        if (batch.length === 0) await new Promise<void>((resolve) => setImmediate(resolve));
       }
-      take(node, snapshot, performance.now() - t);
-      if (batch.length === 0) await new Promise<void>((resolve) => setImmediate(resolve));
     }
     await forEachBounded(
       pooled,
