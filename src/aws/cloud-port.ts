@@ -1,19 +1,11 @@
 /**
  * CloudPort on the real AWS SDK v3: EC2 reboot / terminate / describe and Auto Scaling terminate-in-group.
- * The only module that imports @aws-sdk/client-ec2 and @aws-sdk/client-auto-scaling.
+ * The only module that imports @aws-sdk/client-ec2 and @aws-sdk/client-auto-scaling, and only at the first call:
+ * those two SDKs are ~10 MB of heap that a process repairing nothing never uses, and at 5,000 nodes the
+ * scanning process's memory is what the Deployment's limit has to hold.
  */
-import {
-  AutoScalingClient,
-  DescribeAutoScalingInstancesCommand,
-  TerminateInstanceInAutoScalingGroupCommand,
-} from '@aws-sdk/client-auto-scaling';
-import {
-  CreateTagsCommand,
-  DescribeInstancesCommand,
-  EC2Client,
-  RebootInstancesCommand,
-  TerminateInstancesCommand,
-} from '@aws-sdk/client-ec2';
+import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import type { CloudPort, InstanceState } from '../remediate/ports.js';
 import { awsClientConfig, classifyAwsError, isThrottling } from './client-config.js';
@@ -128,13 +120,34 @@ export function createCloudPort(opts: CloudPortOptions): CloudPort {
     ...(opts.connectionTimeoutMs !== undefined ? { connectionTimeoutMs: opts.connectionTimeoutMs } : {}),
     ...(opts.credentials !== undefined ? { credentials: opts.credentials } : {}),
   });
-  const ec2 = new EC2Client(config);
-  const autoScaling = new AutoScalingClient(config);
   const log = opts.logger;
+  let loading:
+    | Promise<{
+        ec2: EC2Client;
+        autoScaling: AutoScalingClient;
+        Ec2: typeof import('@aws-sdk/client-ec2');
+        Asg: typeof import('@aws-sdk/client-auto-scaling');
+      }>
+    | undefined;
+  /** The SDK clients, built at the first call; a failed load is retried by the next call. */
+  const sdk = () =>
+    (loading ??= Promise.all([import('@aws-sdk/client-ec2'), import('@aws-sdk/client-auto-scaling')]).then(
+      ([Ec2, Asg]) => ({
+        ec2: new Ec2.EC2Client(config),
+        autoScaling: new Asg.AutoScalingClient(config),
+        Ec2,
+        Asg,
+      }),
+      (e: unknown) => {
+        loading = undefined;
+        throw e;
+      },
+    ));
 
   async function describeInstance(instanceId: string): Promise<{ state: InstanceState } | undefined> {
     try {
-      const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
+      const { ec2, Ec2 } = await sdk();
+      const out = await ec2.send(new Ec2.DescribeInstancesCommand({ InstanceIds: [instanceId] }));
       const instance = (out.Reservations ?? [])
         .flatMap((r) => r.Instances ?? [])
         .find((i) => i.InstanceId === instanceId);
@@ -149,7 +162,8 @@ export function createCloudPort(opts: CloudPortOptions): CloudPort {
   return {
     async rebootInstance(instanceId) {
       try {
-        await ec2.send(new RebootInstancesCommand({ InstanceIds: [instanceId] }));
+        const { ec2, Ec2 } = await sdk();
+        await ec2.send(new Ec2.RebootInstancesCommand({ InstanceIds: [instanceId] }));
       } catch (e) {
         throw wrap('RebootInstances', instanceId, e);
       }
@@ -158,7 +172,8 @@ export function createCloudPort(opts: CloudPortOptions): CloudPort {
 
     async terminateInstance(instanceId) {
       try {
-        await ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));
+        const { ec2, Ec2 } = await sdk();
+        await ec2.send(new Ec2.TerminateInstancesCommand({ InstanceIds: [instanceId] }));
       } catch (e) {
         // EC2 forgets a terminated instance after about an hour: NotFound then means it is long gone.
         if (codeOf(e) !== NOT_FOUND) throw wrap('TerminateInstances', instanceId, e);
@@ -170,8 +185,9 @@ export function createCloudPort(opts: CloudPortOptions): CloudPort {
 
     async terminateInAutoScalingGroup(instanceId) {
       try {
+        const { autoScaling, Asg } = await sdk();
         await autoScaling.send(
-          new TerminateInstanceInAutoScalingGroupCommand({
+          new Asg.TerminateInstanceInAutoScalingGroupCommand({
             InstanceId: instanceId,
             ShouldDecrementDesiredCapacity: false,
           }),
@@ -195,8 +211,9 @@ export function createCloudPort(opts: CloudPortOptions): CloudPort {
 
     async tagInstance(instanceId, tags) {
       try {
+        const { ec2, Ec2 } = await sdk();
         await ec2.send(
-          new CreateTagsCommand({
+          new Ec2.CreateTagsCommand({
             Resources: [instanceId],
             Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
           }),
@@ -209,8 +226,9 @@ export function createCloudPort(opts: CloudPortOptions): CloudPort {
 
     async autoScalingGroupOf(instanceId) {
       try {
+        const { autoScaling, Asg } = await sdk();
         const out = await autoScaling.send(
-          new DescribeAutoScalingInstancesCommand({ InstanceIds: [instanceId] }),
+          new Asg.DescribeAutoScalingInstancesCommand({ InstanceIds: [instanceId] }),
         );
         return (
           out.AutoScalingInstances?.find((i) => i.InstanceId === instanceId)?.AutoScalingGroupName ||

@@ -1,13 +1,14 @@
 /**
  * EKS node auto repair settings (DescribeNodegroup `nodeRepairConfig`) on the real AWS SDK v3.
- * The only module that imports @aws-sdk/client-eks.
+ * The only module that imports @aws-sdk/client-eks, and only at the first ask: the port exists only when
+ * auto repair is `detect`, yet a static import would load the SDK into every process.
  *
  * Asked once per node group and remembered: for `ttlMs` (default one hour, so a setting changed in the
  * console is seen without a restart); an answer EKS could not give (permissions, network) is remembered for
  * `failureTtlMs` (default five minutes) so a missing eks:DescribeNodegroup permission costs one call and one
  * warning per group, not one per fault. Concurrent asks for one group share one call.
  */
-import { DescribeNodegroupCommand, EKSClient } from '@aws-sdk/client-eks';
+import type { EKSClient } from '@aws-sdk/client-eks';
 import type { Logger } from 'pino';
 import type { AutoRepairPort, NodeRepairConfig } from '../remediate/ports.js';
 import { awsClientConfig, classifyAwsError } from './client-config.js';
@@ -40,14 +41,22 @@ export class EksApiError extends Error {
 type Cached = { at: number; value: NodeRepairConfig | undefined } | { at: number; error: EksApiError };
 
 export function createEksAutoRepairPort(opts: EksAutoRepairOptions): AutoRepairPort {
-  const eks = new EKSClient(
-    awsClientConfig({
-      region: opts.region,
-      ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
-      ...(opts.maxAttempts !== undefined ? { maxAttempts: opts.maxAttempts } : {}),
-      ...(opts.credentials !== undefined ? { credentials: opts.credentials } : {}),
-    }),
-  );
+  const config = awsClientConfig({
+    region: opts.region,
+    ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
+    ...(opts.maxAttempts !== undefined ? { maxAttempts: opts.maxAttempts } : {}),
+    ...(opts.credentials !== undefined ? { credentials: opts.credentials } : {}),
+  });
+  let loading: Promise<{ eks: EKSClient; Eks: typeof import('@aws-sdk/client-eks') }> | undefined;
+  /** The SDK client, built at the first ask; a failed load is retried by the next. */
+  const sdk = () =>
+    (loading ??= import('@aws-sdk/client-eks').then(
+      (Eks) => ({ eks: new Eks.EKSClient(config), Eks }),
+      (e: unknown) => {
+        loading = undefined;
+        throw e;
+      },
+    ));
   const ttl = opts.ttlMs ?? 3_600_000;
   const failureTtl = opts.failureTtlMs ?? 300_000;
   const now = opts.now ?? Date.now;
@@ -56,8 +65,9 @@ export function createEksAutoRepairPort(opts: EksAutoRepairOptions): AutoRepairP
 
   async function ask(nodegroup: string): Promise<NodeRepairConfig | undefined> {
     try {
+      const { eks, Eks } = await sdk();
       const out = await eks.send(
-        new DescribeNodegroupCommand({ clusterName: opts.clusterName, nodegroupName: nodegroup }),
+        new Eks.DescribeNodegroupCommand({ clusterName: opts.clusterName, nodegroupName: nodegroup }),
       );
       // Absent nodeRepairConfig: the group was created without it, and auto repair is off by default.
       const value = { enabled: out.nodegroup?.nodeRepairConfig?.enabled === true };

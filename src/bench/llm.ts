@@ -9,7 +9,6 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSensing, initialPlan, type Sensing } from '../app/sensing.js';
-import { classifyToolName } from '../aws/bedrock.js';
 import type { LlmStats } from '../classify/llm/stats.js';
 import { loadConfig } from '../config/config.js';
 import { silentLogger } from '../log/logger.js';
@@ -137,6 +136,9 @@ export async function runLlmBench(opts: LlmBenchOptions = {}): Promise<LlmBenchR
   try {
     sim = await startSimulatorProcess({ nodes, gpusPerNode, slack: false, logLimit: 1000 });
     const controlUrl = sim.controlUrl;
+    // Loaded here, not at the top: the Bedrock SDK would otherwise sit in the process for the whole bench,
+    // while the product loads it only with CLASSIFIER=hybrid (the direct-scrape RSS is measured before this).
+    const { classifyToolName } = await import('../aws/bedrock.js');
     await postJson(`${controlUrl}/bedrock/answer`, {
       toolUse: {
         name: classifyToolName,

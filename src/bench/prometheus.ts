@@ -80,7 +80,10 @@ async function sourcePass(sensing: Sensing): Promise<{ source: number; rules: nu
   const cpu0 = process.cpuUsage();
   await sensing.collector.beforeScan?.();
   const snapshots = [];
-  for (const node of nodes) snapshots.push(await sensing.collector.collect(node, signal));
+  // As the Monitor reads them: from the scan's fleet read when the source has the node in memory.
+  const { collector } = sensing;
+  for (const node of nodes)
+    snapshots.push(collector.fromScanRead?.(node) ?? (await collector.collect(node, signal)));
   const source = ms(process.cpuUsage(cpu0));
   const cpu1 = process.cpuUsage();
   for (const s of snapshots) sensing.classifier.rules(s);

@@ -44,9 +44,10 @@ function collectXids(snapshot: NodeSnapshot): Map<string, XidObs> {
     if (message && !o.messages.includes(message)) o.messages.push(message);
     if (!o.evidence.includes(evidence)) o.evidence.push(evidence);
   };
-  const byBus = new Map<string, number>();
+  // Bus ids place kernel log lines on GPUs: built only when there are lines to place.
+  const byBus = snapshot.logLines?.length ? new Map<string, number>() : undefined;
   for (const g of snapshot.gpus) {
-    if (g.pciBusId) byBus.set(normalizePciBusId(g.pciBusId), g.index);
+    if (byBus && g.pciBusId) byBus.set(normalizePciBusId(g.pciBusId), g.index);
     if (g.xidLast !== undefined && g.xidLast !== 0) {
       add(
         g.xidLast,
@@ -66,7 +67,7 @@ function collectXids(snapshot: NodeSnapshot): Map<string, XidObs> {
   for (const line of snapshot.logLines ?? []) {
     const k = parseKernelXidLine(line);
     if (!k) continue;
-    const gpu = byBus.get(k.pciBusId);
+    const gpu = byBus?.get(k.pciBusId);
     const key = gpu !== undefined ? `xid:${k.xid}:gpu${gpu}` : `xid:${k.xid}:pci${k.pciBusId}`;
     add(k.xid, gpu, key, line, k.message || undefined);
   }
@@ -74,6 +75,8 @@ function collectXids(snapshot: NodeSnapshot): Map<string, XidObs> {
 }
 
 function sxidFindings(snapshot: NodeSnapshot): Finding[] {
+  // Only kernel log lines carry SXids; most snapshots (every exporter or Prometheus read) have none.
+  if (!snapshot.logLines?.length) return [];
   const out = new Map<string, Finding>();
   for (const line of snapshot.logLines ?? []) {
     const s = parseKernelSxidLine(line);
@@ -178,6 +181,16 @@ function memoryFindings(g: GpuSample, policy: ClassificationPolicy): Finding[] {
 }
 
 function nvlinkFinding(g: GpuSample, policy: ClassificationPolicy): Finding | undefined {
+  const t = policy.nvlinkErrorThreshold;
+  const above = (v: number | undefined) => v !== undefined && v >= t;
+  // The common case, no counter at the threshold, answered before any list is built (every GPU, every scan).
+  if (
+    !above(g.nvlinkCrcFlitErrors) &&
+    !above(g.nvlinkCrcDataErrors) &&
+    !above(g.nvlinkReplayErrors) &&
+    !above(g.nvlinkRecoveryErrors)
+  )
+    return undefined;
   const counters: [string, number | undefined][] = [
     ['CRC flit', g.nvlinkCrcFlitErrors],
     ['CRC data', g.nvlinkCrcDataErrors],

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApsSigner } from '../aws/aps-signer.js';
 import { SIM_AWS_CREDENTIALS, type Simulator, startSimulator } from '../sim/index.js';
-import { createPrometheusClient } from './prometheus-client.js';
+import { createPrometheusClient, decodeVector } from './prometheus-client.js';
 import { coverageQuery } from './prometheus-queries.js';
 
 let sim: Simulator;
@@ -125,5 +125,39 @@ describe('SigV4 for Amazon Managed Prometheus', () => {
     expect(auth).toMatch(
       /^AWS4-HMAC-SHA256 Credential=AKIDSIMULATOR\/\d{8}\/eu-west-1\/aps\/aws4_request, SignedHeaders=.*host.*x-amz-date/,
     );
+  });
+});
+
+describe('the instant vector check', () => {
+  it('keeps label sets, reads Go-formatted values, and names the first malformed element', () => {
+    const v = decodeVector([
+      { metric: { __name__: 'up', Hostname: 'a' }, value: [1700000000.5, '3'] },
+      { metric: {}, value: [1, 'NaN'] },
+      { metric: { gpu: '0' }, value: [1, '+Inf'] },
+    ]);
+    expect(v[0]).toEqual({ metric: { __name__: 'up', Hostname: 'a' }, value: 3 });
+    expect(Number.isNaN(v[1]?.value)).toBe(true);
+    expect(v[2]?.value).toBe(Number.POSITIVE_INFINITY);
+    const fails = (result: unknown) => {
+      try {
+        decodeVector(result);
+      } catch (e) {
+        return { kind: (e as { kind?: string }).kind, message: (e as Error).message };
+      }
+      throw new Error('expected a failure');
+    };
+    expect(fails({})).toEqual({ kind: 'parse', message: 'malformed vector: the result is not an array' });
+    const ok = { metric: { a: 'b' }, value: [1, '1'] };
+    expect(fails([ok, null]).message).toBe('malformed vector: element 1 is not an object');
+    expect(fails([ok, { value: [1, '1'] }]).message).toBe(
+      'malformed vector: element 1: metric is not an object of labels',
+    );
+    expect(fails([{ metric: { gpu: 0 }, value: [1, '1'] }]).message).toBe(
+      'malformed vector: element 0: label gpu is not a string',
+    );
+    expect(fails([{ metric: {}, value: [1, 1] }]).message).toBe(
+      'malformed vector: element 0: value is not [time, "number"]',
+    );
+    expect(fails([{ metric: {}, values: [[1, '1']] }]).message).toMatch(/element 0: value is not/);
   });
 });

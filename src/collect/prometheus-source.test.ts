@@ -61,6 +61,12 @@ function fakePort(answers: (q: string) => PromVectorSample[] | Error): PromQuery
   };
 }
 
+const fromRead = (c: ReturnType<typeof createPrometheusCollector>, name: string) => {
+  const s = c.fromScanRead(node(name, 8));
+  if (!s) throw new Error(`no snapshot of ${name} from the read`);
+  return s;
+};
+
 describe('the queries', () => {
   it('ask only for abnormal series, one query per threshold, thresholds from the policy', () => {
     const qs = abnormalQueries({ sbeStormThreshold: 500, nvlinkErrorThreshold: 7, thermalWarningC: 90.5 });
@@ -170,6 +176,62 @@ describe('the collector', () => {
     expect(b.error).toMatchObject({ kind: 'no-exporter' });
     expect(b.gpus).toEqual([]);
     expect(b.signals).toBeUndefined();
+  });
+
+  it("fromScanRead: what collect gives, from the scan's read, without a query; none before a read or when a node needs its own", async () => {
+    const port = fakePort(
+      answersFor(
+        [
+          { metric: { Hostname: 'a' }, value: STOCK },
+          { metric: { node: 'short' }, value: 7 * GPU_UNIT + 1 },
+        ],
+        [xid('a', 4, 48)],
+        [0, 1, 2, 4, 5, 6, 7].map((g) => ({ metric: { node: 'short', gpu: String(g) }, value: 3 })),
+      ),
+    );
+    const c = createPrometheusCollector({ port, thresholds, timeoutMs: 1000, now: () => 1000 });
+    expect(c.fromScanRead(node('a', 8))).toBeUndefined();
+    await c.beforeScan();
+    const signal = new AbortController().signal;
+    const asked = port.asked.length;
+    for (const n of [node('a', 8), node('b', 8)]) {
+      const fromRead = c.fromScanRead(n);
+      expect(fromRead).toBeDefined();
+      expect(fromRead).toEqual(await c.collect(n, signal));
+    }
+    expect(fromRead(c, 'a').gpus[4]?.xidLast).toBe(48);
+    expect(fromRead(c, 'b').error).toMatchObject({ kind: 'no-exporter' });
+    expect(port.asked).toHaveLength(asked);
+    // Seven of eight GPUs: the indices need a query, so only collect can answer.
+    expect(c.fromScanRead(node('short', 8))).toBeUndefined();
+    expect((await c.collect(node('short', 8), signal)).gpus).toHaveLength(7);
+    expect(port.asked).toHaveLength(asked + 1);
+  });
+
+  it('nodes without abnormal series get the GPUs listed one by one, their shared GPU objects refuse writes', async () => {
+    const port = fakePort(
+      answersFor(
+        [
+          { metric: { Hostname: 'a' }, value: STOCK },
+          { metric: { Hostname: 'b' }, value: STOCK },
+          { metric: { Hostname: 'c' }, value: STOCK },
+        ],
+        [xid('c', 1, 79)],
+      ),
+    );
+    const c = createPrometheusCollector({ port, thresholds, timeoutMs: 1000 });
+    await c.beforeScan();
+    const [a, b, cc] = ['a', 'b', 'c'].map((n) => fromRead(c, n));
+    expect(a?.gpus).toEqual(gpusOf([], ['xid', 'row_remap', 'thermal'], [0, 1, 2, 3, 4, 5, 6, 7]));
+    expect(b?.gpus).toEqual(a?.gpus);
+    expect(cc?.gpus[1]?.xidLast).toBe(79);
+    expect(cc?.gpus[0]?.xidLast).toBe(0);
+    expect(() => {
+      (a?.gpus[0] as { xidLast?: number }).xidLast = 79;
+    }).toThrow(TypeError);
+    a?.gpus.push({ index: 8 });
+    expect(b?.gpus).toHaveLength(8);
+    expect(b?.gpus[0]?.xidLast).toBe(0);
   });
 
   it('joins a short host name to the node name', async () => {

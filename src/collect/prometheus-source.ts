@@ -74,7 +74,12 @@ export function joinFleet(
     if (!join || !decoded) continue;
     const prev = byNode.get(join.key);
     if (!prev) {
-      byNode.set(join.key, { ...decoded, ...join });
+      byNode.set(join.key, {
+        families: decoded.families,
+        gpus: decoded.gpus,
+        label: join.label,
+        key: join.key,
+      });
       continue;
     }
     const families = new Set([...prev.families, ...decoded.families]);
@@ -98,8 +103,10 @@ export function joinFleet(
 function lookup<T>(map: Map<string, T>, node: string): { value: T; key: string } | undefined {
   const full = map.get(node);
   if (full !== undefined) return { value: full, key: node };
-  const short = node.split('.')[0] ?? node;
-  const v = short !== node ? map.get(short) : undefined;
+  const dot = node.indexOf('.');
+  if (dot < 0) return undefined;
+  const short = node.slice(0, dot);
+  const v = map.get(short);
   return v !== undefined ? { value: v, key: short } : undefined;
 }
 
@@ -145,6 +152,8 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 /** Reads DCGM through Prometheus: one fleet read per scan, joined per node (see the module comment). */
 export function createPrometheusCollector(opts: PrometheusCollectorOptions): Collector & {
   beforeScan(): Promise<void>;
+  /** The snapshot `collect` would give, when the scan's fleet read has it without a query (see Monitor). */
+  fromScanRead(node: GpuNode): NodeSnapshot | undefined;
 } {
   const now = opts.now ?? Date.now;
   const freshForMs = opts.freshForMs ?? 5000;
@@ -182,6 +191,24 @@ export function createPrometheusCollector(opts: PrometheusCollectorOptions): Col
     return inFlight;
   }
 
+  /**
+   * A node without abnormal series has GPUs that depend only on its families and GPU count, so one set of GPU
+   * objects per combination serves every such node: at 5,000 nodes that is 40,000 objects a scan not built.
+   * Each node gets its own list (a write to the list stays its own); the shared GPU objects are frozen, so a
+   * consumer writing to one throws instead of changing other nodes' snapshots. (Freezing the list itself
+   * would not do: V8 iterates a frozen array several times slower.)
+   */
+  const healthyLists = new Map<string, readonly GpuSample[]>();
+  function healthyGpus(families: SignalFamily[], count: number): GpuSample[] {
+    const key = `${count}:${families.join(',')}`;
+    let list = healthyLists.get(key);
+    if (!list) {
+      list = gpusOf([], families, range(count)).map((g) => Object.freeze(g));
+      healthyLists.set(key, list);
+    }
+    return list.slice();
+  }
+
   /** The GPU indices a node reports, when its coverage counted fewer than it should have. */
   async function indicesOf(cov: NodeCoverage, signal: AbortSignal): Promise<number[]> {
     const answer = await opts.port.query(gpuIndexQuery(cov.label, [cov.key]), signal);
@@ -193,44 +220,82 @@ export function createPrometheusCollector(opts: PrometheusCollectorOptions): Col
     return [...out];
   }
 
+  /**
+   * The node's snapshot from a fleet read, or `indices: cov` when the node reports fewer GPUs than it should
+   * and its indices need a query of their own.
+   */
+  function fromRead(read: FleetRead, node: GpuNode): NodeSnapshot | { indices: NodeCoverage } {
+    const snapshot = baseSnapshot(node, 'prometheus', read.at);
+    if (read.error) {
+      snapshot.error = read.error;
+      return snapshot;
+    }
+    const cov = lookup(read.coverage, node.name);
+    if (!cov) {
+      snapshot.error = {
+        kind: 'no-exporter',
+        message: `Prometheus has no current DCGM series for ${node.name} (by label node, Hostname or hostname): its exporter is down, not scraped, or its series went stale`,
+      };
+      return snapshot;
+    }
+    const expected = node.expectedGpus;
+    if (expected !== undefined && cov.value.gpus < expected) return { indices: cov.value };
+    return withGpus(snapshot, read, node, cov.value.families, cov.value.gpus);
+  }
+
+  function withGpus(
+    snapshot: NodeSnapshot,
+    read: FleetRead,
+    node: GpuNode,
+    families: SignalFamily[],
+    /** The GPU count (indices 0…n−1), or the indices the node reports. */
+    gpus: number | number[],
+  ): NodeSnapshot {
+    const abnormal = lookup(read.abnormal, node.name)?.value;
+    try {
+      snapshot.gpus =
+        abnormal === undefined && typeof gpus === 'number'
+          ? healthyGpus(families, gpus)
+          : gpusOf(abnormal ?? [], families, typeof gpus === 'number' ? range(gpus) : gpus);
+    } catch (error) {
+      // Series the exporter parser cannot read are this node's error, never the scan's.
+      const e = collectionError(error);
+      snapshot.error = { kind: e.kind, message: `Prometheus: ${e.message}` };
+      return snapshot;
+    }
+    if (snapshot.gpus.length > 0) snapshot.signals = families;
+    else
+      snapshot.error = {
+        kind: 'parse',
+        message: 'Prometheus has DCGM series for this node but none names a GPU (no `gpu` label)',
+      };
+    return snapshot;
+  }
+
   return {
     source: 'prometheus',
     async beforeScan() {
       await fleet(true);
     },
+    fromScanRead(node: GpuNode): NodeSnapshot | undefined {
+      // Only a read that `collect` would use as it stands: none in flight, and fresh.
+      if (inFlight || !last || now() - last.at > freshForMs) return undefined;
+      const snapshot = fromRead(last, node);
+      return 'indices' in snapshot ? undefined : snapshot;
+    },
     async collect(node: GpuNode, signal: AbortSignal): Promise<NodeSnapshot> {
       const read = await fleet(false);
-      const snapshot = baseSnapshot(node, 'prometheus', read.at);
-      if (read.error) {
-        snapshot.error = read.error;
-        return snapshot;
-      }
-      const cov = lookup(read.coverage, node.name);
-      if (!cov) {
-        snapshot.error = {
-          kind: 'no-exporter',
-          message: `Prometheus has no current DCGM series for ${node.name} (by label node, Hostname or hostname): its exporter is down, not scraped, or its series went stale`,
-        };
-        return snapshot;
-      }
-      const { families, gpus } = cov.value;
+      const snapshot = fromRead(read, node);
+      if (!('indices' in snapshot)) return snapshot;
+      const cov = snapshot.indices;
+      const base = baseSnapshot(node, 'prometheus', read.at);
       try {
-        const expected = node.expectedGpus;
-        const indices =
-          expected !== undefined && gpus < expected ? await indicesOf(cov.value, signal) : range(gpus);
-        snapshot.gpus = gpusOf(lookup(read.abnormal, node.name)?.value ?? [], families, indices);
+        return withGpus(base, read, node, cov.families, await indicesOf(cov, signal));
       } catch (error) {
         const e = collectionError(error);
-        snapshot.error = { kind: e.kind, message: `Prometheus: ${e.message}` };
-        return snapshot;
+        base.error = { kind: e.kind, message: `Prometheus: ${e.message}` };
+        return base;
       }
-      if (snapshot.gpus.length > 0) snapshot.signals = families;
-      else
-        snapshot.error = {
-          kind: 'parse',
-          message: 'Prometheus has DCGM series for this node but none names a GPU (no `gpu` label)',
-        };
-      return snapshot;
     },
   };
 }

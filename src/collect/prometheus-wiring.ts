@@ -4,7 +4,6 @@
  */
 import type { RequestSigner } from '../aws/aps-signer.js';
 import type { Config } from '../config/config.js';
-import type { Collector } from './collector.js';
 import { createPrometheusClient, type PrometheusClient } from './prometheus-client.js';
 import { createPrometheusCollector } from './prometheus-source.js';
 
@@ -18,7 +17,7 @@ function lazyApsSigner(region: string): RequestSigner {
 
 export function createPrometheusSourceCollector(
   config: Config,
-): Collector & { beforeScan(): Promise<void>; client: PrometheusClient } {
+): ReturnType<typeof createPrometheusCollector> & { client: PrometheusClient } {
   const prom = config.dcgm.prometheus;
   if (!prom) throw new Error('DCGM_SOURCE=prometheus needs PROMETHEUS_URL');
   const client = createPrometheusClient({

@@ -28,11 +28,34 @@ export function nvidiaResources(list: Record<string, string> | undefined): Recor
   return out;
 }
 
+/**
+ * Label values and condition texts repeat across a fleet (instance type, AMI, GPU product, driver version,
+ * "kubelet is posting ready status"), yet each node's JSON brings its own copy, kept as long as the node is
+ * watched: one shared copy per distinct text instead. The table is emptied when it reaches its bound, so values
+ * unique to one node (its host name) cannot grow it without limit; the copies already shared stay shared.
+ */
+const INTERN_LIMIT = 20_000;
+const interned = new Map<string, string>();
+function intern(s: string): string {
+  const known = interned.get(s);
+  if (known !== undefined) return known;
+  if (interned.size >= INTERN_LIMIT) interned.clear();
+  interned.set(s, s);
+  return s;
+}
+const internMaybe = (s: string | undefined) => (s === undefined ? undefined : intern(s));
+
+function internedLabels(raw: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw ?? {})) out[k] = intern(v);
+  return out;
+}
+
 /** A Kubernetes Node → the domain's GpuNode. Pure; tolerant of missing fields (a node joining has few). */
 export function toGpuNode(node: V1Node): GpuNode | undefined {
   const name = node.metadata?.name;
   if (!name) return undefined;
-  const labels = node.metadata?.labels ?? {};
+  const labels = internedLabels(node.metadata?.labels);
   const provider = parseProviderId(node.spec?.providerID);
   const conditions = (node.status?.conditions ?? []).map((c) => ({
     type: c.type,
@@ -40,8 +63,8 @@ export function toGpuNode(node: V1Node): GpuNode | undefined {
       | 'True'
       | 'False'
       | 'Unknown',
-    reason: c.reason,
-    message: c.message,
+    reason: internMaybe(c.reason),
+    message: internMaybe(c.message),
   }));
   const instanceType =
     labels['node.kubernetes.io/instance-type'] ?? labels['beta.kubernetes.io/instance-type'];

@@ -173,6 +173,41 @@ describe('Monitor reports', () => {
     expect(slim.seen.sort()).toEqual(['bad:0', 'good:1']);
   });
 
+  it('records nodes the source answers from its scan read without collecting them; the rest are collected', async () => {
+    const collected: string[] = [];
+    const names = Array.from({ length: 150 }, (_, i) => `n${i}`);
+    const m = new Monitor({
+      listNodes: () => names.map(node),
+      collector: {
+        source: 'prometheus',
+        // Every third node needs I/O of its own (as a node reporting too few GPUs does); n4's read throws.
+        fromScanRead: (n) => {
+          if (n.name === 'n4') throw new Error('unreadable series');
+          return Number(n.name.slice(1)) % 3 === 0
+            ? undefined
+            : { ...baseSnapshot(n, 'prometheus', 1), gpus: [] };
+        },
+        async collect(n) {
+          collected.push(n.name);
+          if (n.name === 'n3') throw new Error('connection refused');
+          return { ...baseSnapshot(n, 'prometheus', 1), gpus: [{ index: 0 }] };
+        },
+      },
+      classifier: { rules: () => healthy },
+      plan: () => ({ plannedAction: 'none', mode: 'off' }),
+      readOnly: true,
+      intervalMs: 0,
+      concurrency: 4,
+      nodeTimeoutMs: 60_000,
+    });
+    const report = await m.scanOnce();
+    expect(collected.sort()).toEqual(names.filter((_, i) => i % 3 === 0 || i === 4).sort());
+    expect(report.summaries.map((s) => s.node.name).sort()).toEqual([...names].sort());
+    expect(report.results.find((r) => r.node.name === 'n1')?.snapshot.gpus).toEqual([]);
+    expect(report.results.find((r) => r.node.name === 'n0')?.snapshot.gpus).toEqual([{ index: 0 }]);
+    expect(report.failures).toBe(1);
+  });
+
   it('refuses to open incidents without a store', () => {
     expect(
       () =>

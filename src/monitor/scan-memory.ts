@@ -2,7 +2,7 @@
  * What the monitor remembers between scans without the store: the digest that lets an unchanged quiet node
  * skip it, and the comparisons that keep per-node writes to what changed.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Finding, Verdict } from '../domain/finding.js';
 import type { NodeSnapshot } from '../domain/gpu.js';
 import type { GpuXidState } from './triage.js';
@@ -14,14 +14,17 @@ export interface QuietRecord {
   bootId: string | undefined;
 }
 
-/** The verdict and every XID reading of the snapshot (what triage reads of it), as one digest. */
+/**
+ * The verdict and every XID reading of the snapshot (what triage reads of it), as one digest. The text is
+ * built first and hashed in one call: a hash object fed per GPU was a tenth of a 5,000-node scan's CPU.
+ */
 export function quietKey(snapshot: NodeSnapshot, verdict: Verdict): string {
-  const hash = createHash('sha1').update(JSON.stringify(verdict));
+  let text = JSON.stringify(verdict);
   for (const g of snapshot.gpus) {
-    hash.update(`|${g.index}:${g.xidLast ?? ''}:${g.xidCount ?? ''}`);
-    for (const x of g.xids ?? []) hash.update(`,${x.xid}:${x.count ?? ''}`);
+    text += `|${g.index}:${g.xidLast ?? ''}:${g.xidCount ?? ''}`;
+    for (const x of g.xids ?? []) text += `,${x.xid}:${x.count ?? ''}`;
   }
-  return hash.digest('base64');
+  return hash('sha1', text, 'base64');
 }
 
 export const actionable = (f: Finding) => f.severity === 'warning' || f.severity === 'critical';
