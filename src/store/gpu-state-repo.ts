@@ -1,6 +1,6 @@
-import type { Database, Statement } from 'better-sqlite3';
 import type { Clock } from './json.js';
 import { opt } from './json.js';
+import type { SqlDatabase, SqlStatement } from './sql.js';
 
 /** The last XID value and count seen per GPU, so a sticky DCGM value is not a new fault after a restart. */
 export interface GpuStateRow {
@@ -25,17 +25,12 @@ interface Row {
 }
 
 export class SqliteGpuStateRepo implements GpuStateRepo {
-  private readonly sel: Statement<[string], Row>;
-  private readonly ups: Statement<[string, number, number | null, number | null, number]>;
-  private readonly del: Statement<[string]>;
-  private readonly upsertTx: (
-    node: string,
-    rows: readonly Omit<GpuStateRow, 'updatedAt'>[],
-    now: number,
-  ) => void;
+  private readonly sel: SqlStatement<Row>;
+  private readonly ups: SqlStatement;
+  private readonly del: SqlStatement;
 
   constructor(
-    db: Database,
+    private readonly db: SqlDatabase,
     private readonly clock: Clock,
   ) {
     this.sel = db.prepare(
@@ -47,11 +42,6 @@ export class SqliteGpuStateRepo implements GpuStateRepo {
        updated_at = excluded.updated_at`,
     );
     this.del = db.prepare('DELETE FROM gpu_state WHERE node = ?');
-    this.upsertTx = db.transaction(
-      (node: string, rows: readonly Omit<GpuStateRow, 'updatedAt'>[], now: number) => {
-        for (const r of rows) this.ups.run(node, r.gpu, r.xidLast ?? null, r.xidCount ?? null, now);
-      },
-    );
   }
 
   get(node: string): GpuStateRow[] {
@@ -64,7 +54,9 @@ export class SqliteGpuStateRepo implements GpuStateRepo {
   }
 
   upsertMany(node: string, rows: readonly Omit<GpuStateRow, 'updatedAt'>[], now = this.clock()): void {
-    this.upsertTx(node, rows, now);
+    this.db.transaction(() => {
+      for (const r of rows) this.ups.run(node, r.gpu, r.xidLast ?? null, r.xidCount ?? null, now);
+    });
   }
 
   deleteNode(node: string): void {

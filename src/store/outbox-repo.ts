@@ -1,5 +1,5 @@
-import type { Database, Statement, Transaction } from 'better-sqlite3';
 import { type Clock, fromJson, opt, toJson } from './json.js';
+import type { SqlDatabase, SqlStatement } from './sql.js';
 
 export const OutboxStatuses = ['pending', 'delivered', 'dead'] as const;
 export type OutboxStatus = (typeof OutboxStatuses)[number];
@@ -93,27 +93,24 @@ function map<P>(r: Row): OutboxMessage<P> {
 }
 
 export class SqliteOutboxRepo implements OutboxRepo {
-  private readonly ins: Statement<[string, string, string, number, number, string | null]>;
-  private readonly byKey: Statement<[string], Row>;
-  private readonly byId: Statement<[number], Row>;
-  private readonly batch: Statement<[string, number, number], Row>;
-  private readonly delivered: Statement<[number, string | null, number]>;
-  private readonly retry: Statement<[string, number, number]>;
-  private readonly dead: Statement<[string, number, number]>;
-  private readonly depthAll: Statement<[], { n: number }>;
-  private readonly depthSink: Statement<[string], { n: number }>;
-  private readonly pruneStmt: Statement<[number]>;
-  private readonly enqueueTx: Transaction<
-    (sink: string, key: string, payload: string, dedupe: string | null, now: number) => EnqueueResult
-  >;
+  private readonly ins: SqlStatement<{ id: number }>;
+  private readonly byKey: SqlStatement<Row>;
+  private readonly byId: SqlStatement<Row>;
+  private readonly batch: SqlStatement<Row>;
+  private readonly delivered: SqlStatement;
+  private readonly retry: SqlStatement;
+  private readonly dead: SqlStatement;
+  private readonly depthAll: SqlStatement<{ n: number }>;
+  private readonly depthSink: SqlStatement<{ n: number }>;
+  private readonly pruneStmt: SqlStatement;
 
   constructor(
-    db: Database,
+    private readonly db: SqlDatabase,
     private readonly clock: Clock,
   ) {
     this.ins = db.prepare(
       `INSERT INTO outbox (sink, ordering_key, payload, next_attempt_at, created_at, dedupe_key)
-       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING`,
+       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`,
     );
     this.byKey = db.prepare('SELECT * FROM outbox WHERE dedupe_key = ?');
     this.byId = db.prepare('SELECT * FROM outbox WHERE id = ?');
@@ -141,13 +138,6 @@ export class SqliteOutboxRepo implements OutboxRepo {
     this.pruneStmt = db.prepare(
       "DELETE FROM outbox WHERE status IN ('delivered', 'dead') AND created_at < ?",
     );
-    this.enqueueTx = db.transaction((sink, key, payload, dedupe, now) => {
-      const info = this.ins.run(sink, key, payload, now, now, dedupe);
-      if (info.changes === 1) return { id: Number(info.lastInsertRowid), duplicate: false };
-      const existing = dedupe === null ? undefined : this.byKey.get(dedupe);
-      if (!existing) throw new Error('outbox insert ignored without a matching dedupe key');
-      return { id: existing.id, duplicate: true };
-    });
   }
 
   enqueue(
@@ -156,13 +146,16 @@ export class SqliteOutboxRepo implements OutboxRepo {
     payload: unknown,
     options: { dedupeKey?: string; now?: number } = {},
   ): EnqueueResult {
-    return this.enqueueTx(
-      sink,
-      orderingKey,
-      toJson(payload),
-      options.dedupeKey ?? null,
-      options.now ?? this.clock(),
-    );
+    const dedupe = options.dedupeKey ?? null;
+    const now = options.now ?? this.clock();
+    const text = toJson(payload);
+    return this.db.transaction(() => {
+      const inserted = this.ins.get(sink, orderingKey, text, now, now, dedupe);
+      if (inserted) return { id: inserted.id, duplicate: false };
+      const existing = dedupe === null ? undefined : this.byKey.get(dedupe);
+      if (!existing) throw new Error('outbox insert ignored without a matching dedupe key');
+      return { id: existing.id, duplicate: true };
+    });
   }
 
   nextBatch<P = unknown>(sink: string, now: number, limit: number): OutboxMessage<P>[] {
