@@ -1,0 +1,506 @@
+/**
+ * The repository contract: the SAME cases against every store implementation (SQLite, PostgreSQL), so a
+ * repository behaves alike in both. src/store/store-contract.test.ts runs it for each.
+ */
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { CachedClassification } from '../../src/domain/ports.js';
+import type { IncidentInput } from '../../src/store/incident-repo.js';
+import type { SqlDialect } from '../../src/store/sql.js';
+import type { Store } from '../../src/store/store.js';
+
+export interface StoreFactory {
+  readonly dialect: SqlDialect;
+  /** A new, empty store with this clock (its own file, or its own PostgreSQL schema). */
+  open(now: () => number): Store;
+  /** Two stores over one new, empty database: two processes sharing it. */
+  openTwo(): [Store, Store];
+}
+
+/** How each dialect words the constraint violations the schema must raise. */
+const errors: Record<SqlDialect, { unique: RegExp; foreignKey: RegExp }> = {
+  sqlite: { unique: /UNIQUE constraint failed/, foreignKey: /FOREIGN KEY/ },
+  postgres: {
+    unique: /duplicate key value violates unique constraint "incidents_one_open"/,
+    foreignKey: /violates foreign key constraint/,
+  },
+};
+
+export function describeStoreContract(
+  name: string,
+  makeFactory: () => StoreFactory | Promise<StoreFactory>,
+  setupTimeoutMs?: number,
+): void {
+  describe(name, () => {
+    let made: StoreFactory | undefined;
+    const factory = (): StoreFactory => {
+      if (!made) throw new Error('the store factory is not ready');
+      return made;
+    };
+    beforeAll(async () => {
+      made = await makeFactory();
+    }, setupTimeoutMs);
+
+    let s: Store;
+    let clock = 1_000_000;
+    beforeEach(() => {
+      clock = 1_000_000;
+      s = factory().open(() => clock);
+    });
+    afterEach(() => s.close());
+
+    const xid79 = (node = 'ip-10-0-0-1', faultKey = 'xid:79:gpu3'): IncidentInput => ({
+      node,
+      faultKey,
+      instanceId: 'i-0123456789abcdef0',
+      category: 'XID_CRITICAL_79',
+      severity: 'critical',
+      recommendedAction: 'replace',
+      plannedAction: 'replace',
+      mode: 'auto',
+      xid: 79,
+      gpu: 3,
+      explanation: 'GPU has fallen off the bus.',
+      source: 'rules',
+      evidence: ['DCGM_FI_DEV_XID_ERRORS{gpu="3"} 79'],
+      preexisting: false,
+    });
+
+    describe('IncidentRepo', () => {
+      it('opens one incident per (node, fault) and touches it on later scans', () => {
+        const a = s.incidents.openOrTouch(xid79(), 100);
+        expect(a.created).toBe(true);
+        expect(a.incident).toMatchObject({
+          state: 'detected',
+          firstSeen: 100,
+          lastSeen: 100,
+          count: 1,
+          xid: 79,
+          gpu: 3,
+        });
+        const b = s.incidents.openOrTouch({ ...xid79(), evidence: ['newer'] }, 200);
+        expect(b.created).toBe(false);
+        expect(b.incident).toMatchObject({
+          id: a.incident.id,
+          firstSeen: 100,
+          lastSeen: 200,
+          count: 2,
+          evidence: ['newer'],
+        });
+        expect(s.incidents.findOpen('ip-10-0-0-1', 'xid:79:gpu3')?.id).toBe(a.incident.id);
+        expect(s.incidents.openOrTouch(xid79('ip-10-0-0-2'), 300).created).toBe(true);
+        expect(s.incidents.openOrTouch(xid79('ip-10-0-0-1', 'ecc_dbe:gpu0'), 300).created).toBe(true);
+        expect(s.incidents.listOpen()).toHaveLength(3);
+      });
+
+      it('round-trips every field', () => {
+        const { incident } = s.incidents.openOrTouch(
+          { ...xid79(), nodeGroup: 'gpu-ng', instanceType: 'p5.48xlarge' },
+          5,
+        );
+        expect(s.incidents.get(incident.id)).toEqual({
+          ...xid79(),
+          nodeGroup: 'gpu-ng',
+          instanceType: 'p5.48xlarge',
+          id: incident.id,
+          state: 'detected',
+          firstSeen: 5,
+          lastSeen: 5,
+          count: 1,
+          updatedAt: 5,
+        });
+        expect(s.incidents.get('nope')).toBeUndefined();
+      });
+
+      it('the partial unique index refuses a second open incident for the same (node, fault)', () => {
+        s.incidents.openOrTouch(xid79(), 1);
+        const insert = () =>
+          s.db
+            .prepare(
+              `INSERT INTO incidents (id, node, fault_key, state, category, severity, recommended_action, planned_action,
+             mode, explanation, source, first_seen, last_seen, updated_at)
+             VALUES ('dup', 'ip-10-0-0-1', 'xid:79:gpu3', 'cordoned', 'X', 'critical', 'replace', 'replace', 'auto', '', 'rules', 1, 1, 1)`,
+            )
+            .run();
+        expect(insert).toThrow(errors[factory().dialect].unique);
+      });
+
+      it('opens a new incident once the previous one is closed', () => {
+        const first = s.incidents.openOrTouch(xid79(), 1).incident;
+        expect(s.incidents.transition(first.id, ['detected'], 'resolved', 'healthy scan', 50)).toBe(true);
+        expect(s.incidents.get(first.id)).toMatchObject({
+          state: 'resolved',
+          closedAt: 50,
+          stateReason: 'healthy scan',
+        });
+        expect(s.incidents.findOpen('ip-10-0-0-1', 'xid:79:gpu3')).toBeUndefined();
+        const second = s.incidents.openOrTouch(xid79(), 60);
+        expect(second.created).toBe(true);
+        expect(second.incident.id).not.toBe(first.id);
+        expect(s.incidents.listByNode('ip-10-0-0-1').map((i) => i.id)).toEqual([
+          second.incident.id,
+          first.id,
+        ]);
+        expect(s.incidents.listByNode('ip-10-0-0-1', 1)).toHaveLength(1);
+      });
+
+      it('transition is a compare-and-set: only one of two racing clicks wins', () => {
+        const { incident } = s.incidents.openOrTouch(
+          { ...xid79(), mode: 'approve', state: 'awaiting_approval' },
+          1,
+        );
+        const click = () =>
+          s.incidents.transition(incident.id, ['awaiting_approval'], 'cordoned', 'approved by U1', 2);
+        expect([click(), click()]).toEqual([true, false]);
+        expect(s.incidents.get(incident.id)?.state).toBe('cordoned');
+        expect(s.incidents.transition(incident.id, [], 'failed')).toBe(false);
+        expect(s.incidents.transition('missing', ['detected'], 'failed')).toBe(false);
+      });
+
+      it('lists incidents oldest first, narrowed by node, openness and last update', () => {
+        const a = s.incidents.openOrTouch(xid79('n1', 'k1'), 10).incident;
+        const b = s.incidents.openOrTouch(xid79('n2', 'k1'), 5).incident;
+        // Same first sighting as `a`, created after it: creation order breaks the tie.
+        const c = s.incidents.openOrTouch(xid79('n1', 'k2'), 10).incident;
+        const d = s.incidents.openOrTouch(xid79('n1', 'k3'), 20).incident;
+        s.incidents.transition(c.id, ['detected'], 'resolved', 'gone', 30);
+        const ids = (f?: Parameters<typeof s.incidents.list>[0]) => s.incidents.list(f).map((i) => i.id);
+        expect(ids()).toEqual([b.id, a.id, c.id, d.id]);
+        expect(ids({ node: 'n1' })).toEqual([a.id, c.id, d.id]);
+        expect(ids({ open: true })).toEqual([b.id, a.id, d.id]);
+        expect(ids({ open: false })).toEqual([c.id]);
+        expect(ids({ node: 'n1', open: true })).toEqual([a.id, d.id]);
+        expect(ids({ updatedSince: 20 })).toEqual([c.id, d.id]);
+        expect(ids({ node: 'n1', open: true, updatedSince: 20 })).toEqual([d.id]);
+        expect(ids({ node: 'nobody' })).toEqual([]);
+        expect(s.incidents.list({ node: 'n2' })).toEqual([s.incidents.get(b.id)]);
+      });
+
+      it('update changes descriptive fields, never the state', () => {
+        const { incident } = s.incidents.openOrTouch(xid79(), 1);
+        const u = s.incidents.update(
+          incident.id,
+          { plannedAction: 'reboot', mode: 'approve', evidence: ['a', 'b'] },
+          9,
+        );
+        expect(u).toMatchObject({
+          plannedAction: 'reboot',
+          mode: 'approve',
+          evidence: ['a', 'b'],
+          state: 'detected',
+          updatedAt: 9,
+        });
+        expect(s.incidents.update('missing', { mode: 'off' })).toBeUndefined();
+      });
+    });
+
+    describe('StepRepo', () => {
+      it('records steps before and after their effect, in order', () => {
+        const { incident } = s.incidents.openOrTouch(xid79(), 1);
+        const cordon = s.steps.begin(incident.id, 'cordon', undefined, 10);
+        expect(cordon).toEqual({
+          id: expect.any(Number),
+          incidentId: incident.id,
+          seq: 1,
+          step: 'cordon',
+          status: 'started',
+          startedAt: 10,
+        });
+        expect(s.steps.finish(incident.id, cordon.seq, 'done', { now: 11 })).toBe(true);
+        expect(s.steps.finish(incident.id, cordon.seq, 'failed')).toBe(false);
+        const reboot = s.steps.begin(incident.id, 'reboot', { instanceId: 'i-1' }, 12);
+        expect(reboot.seq).toBe(2);
+        expect(s.steps.lastOf(incident.id, 'reboot')?.status).toBe('started');
+        s.steps.finish(incident.id, reboot.seq, 'done', {
+          externalRef: 'i-1',
+          detail: { bootId: 'b2' },
+          now: 20,
+        });
+        expect(s.steps.lastOf(incident.id, 'reboot')).toEqual({
+          id: reboot.id,
+          incidentId: incident.id,
+          seq: 2,
+          step: 'reboot',
+          status: 'done',
+          startedAt: 12,
+          finishedAt: 20,
+          detail: { instanceId: 'i-1', bootId: 'b2' },
+          externalRef: 'i-1',
+        });
+        expect(s.steps.list(incident.id).map((r) => r.step)).toEqual(['cordon', 'reboot']);
+        expect(s.steps.lastOf(incident.id, 'drain')).toBeUndefined();
+      });
+
+      it('finishes a row by its id, which stays the same in every read', () => {
+        const a = s.incidents.openOrTouch(xid79(), 1).incident;
+        const b = s.incidents.openOrTouch(xid79('ip-10-0-0-2'), 1).incident;
+        const drainA = s.steps.begin(a.id, 'drain', { pods: 2 }, 10);
+        const cordonB = s.steps.begin(b.id, 'cordon', undefined, 11);
+        expect(drainA.id).not.toBe(cordonB.id);
+        expect(s.steps.list(a.id).map((r) => r.id)).toEqual([drainA.id]);
+        expect(s.steps.lastOf(b.id, 'cordon')?.id).toBe(cordonB.id);
+        expect(s.steps.finishById(drainA.id, 'done', { detail: { evicted: 2 }, now: 12 })).toBe(true);
+        expect(s.steps.finishById(drainA.id, 'failed')).toBe(false);
+        expect(s.steps.lastOf(a.id, 'drain')).toMatchObject({
+          id: drainA.id,
+          status: 'done',
+          finishedAt: 12,
+          detail: { pods: 2, evicted: 2 },
+        });
+        expect(s.steps.lastOf(b.id, 'cordon')?.status).toBe('started');
+        expect(() => s.steps.finishById(9999, 'done')).toThrow(/no remediation step row 9999/);
+      });
+
+      it('refuses a step for an incident that does not exist (foreign key)', () => {
+        expect(() => s.steps.begin('nope', 'cordon')).toThrow(errors[factory().dialect].foreignKey);
+      });
+    });
+
+    describe('ExclusionRepo', () => {
+      it('returns only unexpired exclusions', () => {
+        s.exclusions.add({ node: 'a', reason: 'maintenance', createdBy: 'U1', createdAt: 0, expiresAt: 100 });
+        s.exclusions.add({ node: 'b', reason: 'forever', createdBy: 'U2', createdAt: 0 });
+        expect(s.exclusions.get('a', 99)).toEqual({
+          node: 'a',
+          reason: 'maintenance',
+          createdBy: 'U1',
+          createdAt: 0,
+          expiresAt: 100,
+        });
+        expect(s.exclusions.get('a', 100)).toBeUndefined();
+        expect(s.exclusions.list(50).map((e) => e.node)).toEqual(['a', 'b']);
+        expect(s.exclusions.list(150).map((e) => e.node)).toEqual(['b']);
+        expect(s.exclusions.remove('a', 150)).toBe(false);
+        expect(s.exclusions.purgeExpired(150)).toBe(1);
+        expect(s.exclusions.remove('b')).toBe(true);
+        expect(s.exclusions.list(0)).toEqual([]);
+      });
+
+      it('a second add replaces the first', () => {
+        s.exclusions.add({ node: 'a', reason: 'x', createdBy: 'U1', createdAt: 0, expiresAt: 10 });
+        s.exclusions.add({ node: 'a', reason: 'y', createdBy: 'U2', createdAt: 5 });
+        expect(s.exclusions.get('a', 1000)?.reason).toBe('y');
+      });
+    });
+
+    describe('AuditLog', () => {
+      it('appends and lists newest first, filtered', () => {
+        s.audit.append({ at: 1, actor: 'monitor', action: 'detect', node: 'a', result: 'ok' });
+        s.audit.append({
+          at: 2,
+          actor: 'U1',
+          action: 'reboot',
+          node: 'b',
+          incidentId: 'inc-1',
+          reason: 'xid',
+          result: 'denied',
+          details: { why: 'not admin' },
+        });
+        s.audit.append({ at: 3, actor: 'engine', action: 'cordon', node: 'a', result: 'ok' });
+        expect(s.audit.list().map((e) => e.at)).toEqual([3, 2, 1]);
+        expect(s.audit.list({ node: 'a' }).map((e) => e.at)).toEqual([3, 1]);
+        expect(s.audit.list({ incidentId: 'inc-1' })).toEqual([
+          {
+            at: 2,
+            actor: 'U1',
+            action: 'reboot',
+            node: 'b',
+            incidentId: 'inc-1',
+            reason: 'xid',
+            result: 'denied',
+            details: { why: 'not admin' },
+          },
+        ]);
+        expect(s.audit.list({ limit: 1 })).toHaveLength(1);
+      });
+
+      it('is append-only in the schema', () => {
+        s.audit.append({ at: 1, actor: 'a', action: 'b', result: 'c' });
+        expect(() => s.db.prepare('UPDATE audit_log SET result = ?').run('forged')).toThrow(/append-only/);
+        expect(() => s.db.prepare('DELETE FROM audit_log').run()).toThrow(/append-only/);
+      });
+    });
+
+    describe('OutboxRepo', () => {
+      it('delivers per ordering key oldest first, keys independently', () => {
+        const t1 = s.outbox.enqueue('slack', 'thread-1', { n: 1 }, { now: 0 }).id;
+        const t2 = s.outbox.enqueue('slack', 'thread-1', { n: 2 }, { now: 0 }).id;
+        const u1 = s.outbox.enqueue('slack', 'thread-2', { n: 3 }, { now: 0 }).id;
+        s.outbox.enqueue('sns', 'topic', { n: 4 }, { now: 0 });
+        expect(s.outbox.nextBatch('slack', 0, 10).map((m) => m.id)).toEqual([t1, u1]);
+        // thread-1's head fails and waits: its second message must not overtake it.
+        expect(s.outbox.markRetry(t1, 'ratelimited', 100)).toBe(true);
+        expect(s.outbox.nextBatch('slack', 50, 10).map((m) => m.id)).toEqual([u1]);
+        expect(s.outbox.nextBatch('slack', 100, 10).map((m) => m.id)).toEqual([t1, u1]);
+        expect(s.outbox.markDelivered(t1, { ts: '1700000000.000100' }, 101)).toBe(true);
+        expect(s.outbox.markDelivered(t1)).toBe(false);
+        expect(s.outbox.nextBatch('slack', 101, 10).map((m) => m.id)).toEqual([t2, u1]);
+        expect(s.outbox.get(t1)).toMatchObject({
+          status: 'delivered',
+          attempts: 2,
+          result: { ts: '1700000000.000100' },
+          deliveredAt: 101,
+        });
+        expect(s.outbox.nextBatch('slack', 101, 1)).toHaveLength(1);
+        expect(s.outbox.depth('slack')).toBe(2);
+        expect(s.outbox.depth()).toBe(3);
+      });
+
+      it('a dead message lets the next of its key proceed', () => {
+        const a = s.outbox.enqueue('webhook', 'k', { n: 1 }, { now: 0 }).id;
+        const b = s.outbox.enqueue('webhook', 'k', { n: 2 }, { now: 0 }).id;
+        expect(s.outbox.markDead(a, '400 bad request', 5)).toBe(true);
+        expect(s.outbox.get(a)).toMatchObject({ status: 'dead', lastError: '400 bad request', attempts: 1 });
+        expect(s.outbox.nextBatch<{ n: number }>('webhook', 5, 10)).toEqual([
+          expect.objectContaining({ id: b, payload: { n: 2 } }),
+        ]);
+      });
+
+      it('deduplicates by dedupe key', () => {
+        const first = s.outbox.enqueue('slack', 'c', { alert: 1 }, { dedupeKey: 'alert:inc-1' });
+        const again = s.outbox.enqueue('slack', 'c', { alert: 2 }, { dedupeKey: 'alert:inc-1' });
+        expect(first.duplicate).toBe(false);
+        expect(again).toEqual({ id: first.id, duplicate: true });
+        expect(s.outbox.depth('slack')).toBe(1);
+        expect(s.outbox.getByDedupeKey('alert:inc-1')?.payload).toEqual({ alert: 1 });
+        s.outbox.enqueue('slack', 'c', { x: 1 });
+        s.outbox.enqueue('slack', 'c', { x: 2 });
+        expect(s.outbox.depth('slack')).toBe(3);
+      });
+
+      it('prunes finished messages only', () => {
+        const a = s.outbox.enqueue('sns', 'k', {}, { now: 0 }).id;
+        s.outbox.enqueue('sns', 'k2', {}, { now: 0 });
+        s.outbox.markDelivered(a, undefined, 1);
+        expect(s.outbox.prune(10)).toBe(1);
+        expect(s.outbox.depth()).toBe(1);
+      });
+    });
+
+    describe('SignatureCache', () => {
+      const value: CachedClassification = {
+        category: 'FABRIC_MANAGER_DOWN',
+        severity: 'critical',
+        confidence: 0.9,
+        explanation: 'fabric manager down',
+        source: 'llm',
+      };
+
+      it('returns an entry until it expires, and counts hits', () => {
+        s.llmCache.put('sig-1', value, 1000);
+        expect(s.llmCache.get('sig-1', 999)).toEqual(value);
+        expect(s.llmCache.get('sig-1', 999)).toEqual(value);
+        expect(s.db.prepare('SELECT hits FROM llm_cache').get()).toEqual({ hits: 2 });
+        expect(s.llmCache.get('sig-1', 1000)).toBeUndefined();
+        expect(s.llmCache.get('sig-2', 0)).toBeUndefined();
+        expect(s.llmCache.size(0)).toBe(1);
+        expect(s.llmCache.purgeExpired(1000)).toBe(1);
+      });
+
+      it('treats an unreadable row as a miss', () => {
+        s.db.prepare("INSERT INTO llm_cache VALUES ('bad', '{not json', 100, 0, 0)").run();
+        expect(s.llmCache.get('bad', 0)).toBeUndefined();
+      });
+    });
+
+    describe('state repositories', () => {
+      it('GpuStateRepo keeps the last XID per GPU', () => {
+        s.gpuState.upsertMany('n1', [
+          { gpu: 0, xidLast: 0 },
+          { gpu: 3, xidLast: 79, xidCount: 2 },
+        ]);
+        s.gpuState.upsertMany('n1', [{ gpu: 3, xidLast: 48 }], 5);
+        expect(s.gpuState.get('n1')).toEqual([
+          { gpu: 0, xidLast: 0, updatedAt: 1_000_000 },
+          { gpu: 3, xidLast: 48, updatedAt: 5 },
+        ]);
+        s.gpuState.deleteNode('n1');
+        expect(s.gpuState.get('n1')).toEqual([]);
+      });
+
+      it('NodeStateRepo keeps verdict and boot id, merging partial updates', () => {
+        s.nodeState.upsert({ node: 'n1', bootId: 'boot-1', lastScanAt: 1 });
+        s.nodeState.upsert({
+          node: 'n1',
+          lastScanAt: 2,
+          verdict: {
+            node: 'n1',
+            category: 'HEALTHY',
+            severity: 'healthy',
+            action: 'none',
+            explanation: 'ok',
+            source: 'rules',
+            findings: [],
+          },
+        });
+        expect(s.nodeState.get('n1')).toMatchObject({
+          node: 'n1',
+          bootId: 'boot-1',
+          lastScanAt: 2,
+          verdict: { category: 'HEALTHY' },
+        });
+        expect(s.nodeState.list()).toHaveLength(1);
+        expect(s.nodeState.has('n1')).toBe(true);
+        expect(s.nodeState.has('n2')).toBe(false);
+        s.nodeState.delete('n1');
+        expect(s.nodeState.get('n1')).toBeUndefined();
+        expect(s.nodeState.has('n1')).toBe(false);
+      });
+
+      it('NodeStateRepo moves the scan time of many recorded nodes at once, and only theirs', () => {
+        s.nodeState.upsert({ node: 'n1', bootId: 'boot-1', lastScanAt: 1 }, 1);
+        s.nodeState.upsert({ node: 'n2', lastScanAt: 1 }, 1);
+        s.nodeState.upsert({ node: 'n3', lastScanAt: 1 }, 1);
+        s.nodeState.touchMany(['n1', 'n3', 'never-recorded', "quote'd"], 7, 8);
+        expect(s.nodeState.list().map((r) => [r.node, r.lastScanAt, r.updatedAt, r.bootId])).toEqual([
+          ['n1', 7, 8, 'boot-1'],
+          ['n2', 1, 1, undefined],
+          ['n3', 7, 8, undefined],
+        ]);
+        s.nodeState.touchMany([], 9, 9);
+        expect(s.nodeState.get('n2')?.lastScanAt).toBe(1);
+      });
+
+      it('KvRepo stores JSON values', () => {
+        s.kv.set('breaker', { open: true, reason: '40% unhealthy' });
+        expect(s.kv.get('breaker')).toEqual({ open: true, reason: '40% unhealthy' });
+        expect(s.kv.delete('breaker')).toBe(true);
+        expect(s.kv.get('breaker')).toBeUndefined();
+      });
+
+      it('SlackRefRepo remembers the alert ts of an incident', () => {
+        s.slackRefs.set('inc-1', 'C1', '1700000000.000100');
+        expect(s.slackRefs.get('inc-1')).toMatchObject({ channel: 'C1', ts: '1700000000.000100' });
+        s.slackRefs.delete('inc-1');
+        expect(s.slackRefs.get('inc-1')).toBeUndefined();
+      });
+
+      it('store.transaction commits all or nothing', () => {
+        expect(() =>
+          s.transaction(() => {
+            s.kv.set('a', 1);
+            s.audit.append({ at: 1, actor: 'x', action: 'y', result: 'z' });
+            throw new Error('boom');
+          }),
+        ).toThrow('boom');
+        expect(s.kv.get('a')).toBeUndefined();
+        expect(s.audit.list()).toEqual([]);
+      });
+    });
+
+    describe('two connections to one database', () => {
+      it('the unique index keeps one open incident even across connections', () => {
+        const [a, b] = factory().openTwo();
+        try {
+          const x = a.incidents.openOrTouch(xid79(), 1);
+          const y = b.incidents.openOrTouch(xid79(), 2);
+          expect(y).toMatchObject({ created: false, incident: { id: x.incident.id, count: 2 } });
+          expect(b.incidents.transition(x.incident.id, ['detected'], 'cordoned')).toBe(true);
+          expect(a.incidents.transition(x.incident.id, ['detected'], 'cordoned')).toBe(false);
+        } finally {
+          a.close();
+          b.close();
+        }
+      });
+    });
+  });
+}
