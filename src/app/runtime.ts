@@ -117,7 +117,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     config,
     ...core,
     leader,
-    isReady: () => started && core.sensing.watcher.isSynced,
+    // Not ready while the database cannot be reached: a request routed here could not be recorded.
+    isReady: () => started && core.sensing.watcher.isSynced && core.store.available(),
     async start() {
       if (opts.opsServer)
         ops = await startOpsServer(opsRoutesOf(runtime, opts.logger), config.http.port, logger);

@@ -18,5 +18,8 @@ export type { EnqueueResult, OutboxMessage, OutboxRepo, OutboxStatus } from './o
 export type { RepairRecordRepo } from './repair-record-repo.js';
 export type { SlackRef, SlackRefRepo } from './slack-ref-repo.js';
 export type { StepFinish, StepRecord, StepRepo, StepStatus } from './step-repo.js';
+export { type OpenConfiguredStoreOptions, openStoreFor, type StoreTarget } from './open-store.js';
+export { schemaFor } from './pg/open-pg.js';
+export type { SqlDatabase, SqlDialect, SqlStatement } from './sql.js';
 export { type OpenStoreOptions, openStore, type Store } from './store.js';
 export { StoreError, type StoreErrorCode } from './store-error.js';
