@@ -1,5 +1,5 @@
 import { type Clock, fromJson, opt, toJson } from './json.js';
-import type { SqlDatabase, SqlStatement } from './sql.js';
+import { inList, listParam, type SqlDatabase, type SqlStatement } from './sql.js';
 
 export const OutboxStatuses = ['pending', 'delivered', 'dead'] as const;
 export type OutboxStatus = (typeof OutboxStatuses)[number];
@@ -43,6 +43,12 @@ export interface OutboxRepo {
    * one is due (a later message never overtakes an earlier one waiting for its retry).
    */
   nextBatch<P = unknown>(sink: string, now: number, limit: number): OutboxMessage<P>[];
+  /**
+   * `nextBatch`, taken: the messages returned are not due again until `leaseUntil`, so another process
+   * delivering the same sink skips them (PostgreSQL: rows locked FOR UPDATE SKIP LOCKED while taken). The
+   * taker then marks each delivered, retry or dead; a taker that dies leaves them due again at `leaseUntil`.
+   */
+  claimBatch<P = unknown>(sink: string, now: number, limit: number, leaseUntil: number): OutboxMessage<P>[];
   markDelivered(id: number, result?: unknown, now?: number): boolean;
   /** Counts an attempt and schedules the next one. */
   markRetry(id: number, error: string, nextAttemptAt: number): boolean;
@@ -97,6 +103,8 @@ export class SqliteOutboxRepo implements OutboxRepo {
   private readonly byKey: SqlStatement<Row>;
   private readonly byId: SqlStatement<Row>;
   private readonly batch: SqlStatement<Row>;
+  private readonly claim: SqlStatement<Row>;
+  private readonly lease: SqlStatement;
   private readonly delivered: SqlStatement;
   private readonly retry: SqlStatement;
   private readonly dead: SqlStatement;
@@ -120,6 +128,18 @@ export class SqliteOutboxRepo implements OutboxRepo {
          ON o.id = h.head
        WHERE o.next_attempt_at <= ?
        ORDER BY o.id LIMIT ?`,
+    );
+    // The same heads, locked; in PostgreSQL a head another process is taking right now is skipped, never
+    // replaced by the next message of its key (that one is not a head).
+    this.claim = db.prepare(
+      `SELECT o.* FROM outbox o
+       JOIN (SELECT MIN(id) AS head FROM outbox WHERE sink = ? AND status = 'pending' GROUP BY ordering_key) h
+         ON o.id = h.head
+       WHERE o.next_attempt_at <= ? AND o.status = 'pending'
+       ORDER BY o.id LIMIT ?${db.dialect === 'postgres' ? ' FOR UPDATE OF o SKIP LOCKED' : ''}`,
+    );
+    this.lease = db.prepare(
+      `UPDATE outbox SET next_attempt_at = ? WHERE ${inList(db, 'id', 'bigint')} AND status = 'pending'`,
     );
     this.delivered = db.prepare(
       `UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?, result = ?, last_error = NULL
@@ -160,6 +180,21 @@ export class SqliteOutboxRepo implements OutboxRepo {
 
   nextBatch<P = unknown>(sink: string, now: number, limit: number): OutboxMessage<P>[] {
     return this.batch.all(sink, now, limit).map((r) => map<P>(r));
+  }
+
+  claimBatch<P = unknown>(sink: string, now: number, limit: number, leaseUntil: number): OutboxMessage<P>[] {
+    return this.db.transaction(() => {
+      const rows = this.claim.all(sink, now, limit);
+      if (rows.length > 0)
+        this.lease.run(
+          leaseUntil,
+          listParam(
+            this.db,
+            rows.map((r) => r.id),
+          ),
+        );
+      return rows.map((r) => map<P>(r));
+    });
   }
 
   markDelivered(id: number, result?: unknown, now = this.clock()): boolean {

@@ -77,14 +77,18 @@ export function sqliteOf(db: SqlDatabase): Database {
  * `column IN (values)` with the values as ONE parameter, so a statement is prepared once for any number of
  * values: a JSON array unpacked by json_each in SQLite, an array compared with `= ANY` in PostgreSQL.
  */
-export function inList(db: Pick<SqlDatabase, 'dialect'>, column: string): string {
+export function inList(
+  db: Pick<SqlDatabase, 'dialect'>,
+  column: string,
+  type: 'text' | 'bigint' = 'text',
+): string {
   return db.dialect === 'sqlite'
     ? `${column} IN (SELECT value FROM json_each(?))`
-    : `${column} = ANY(?::text[])`;
+    : `${column} = ANY(?::${type}[])`;
 }
 
 /** The parameter value `inList` expects. */
-export function listParam(db: Pick<SqlDatabase, 'dialect'>, values: readonly string[]): unknown {
+export function listParam(db: Pick<SqlDatabase, 'dialect'>, values: readonly (string | number)[]): unknown {
   return db.dialect === 'sqlite' ? JSON.stringify(values) : [...values];
 }
 

@@ -345,6 +345,23 @@ export function describeStoreContract(
         expect(s.outbox.depth()).toBe(3);
       });
 
+      it('claimBatch takes the due heads until their lease ends; the taker then settles them', () => {
+        const t1 = s.outbox.enqueue('slack', 'thread-1', { n: 1 }, { now: 0 }).id;
+        const t2 = s.outbox.enqueue('slack', 'thread-1', { n: 2 }, { now: 0 }).id;
+        const u1 = s.outbox.enqueue('slack', 'thread-2', { n: 3 }, { now: 0 }).id;
+        expect(s.outbox.claimBatch('slack', 10, 10, 70).map((m) => m.id)).toEqual([t1, u1]);
+        // Taken: neither they nor the messages queued behind them are due for anyone else until the lease ends.
+        expect(s.outbox.claimBatch('slack', 20, 10, 80)).toEqual([]);
+        expect(s.outbox.nextBatch('slack', 69, 10)).toEqual([]);
+        expect(s.outbox.markDelivered(t1, undefined, 30)).toBe(true);
+        expect(s.outbox.claimBatch('slack', 31, 10, 90).map((m) => m.id)).toEqual([t2]);
+        // A taker that died: its message is due again once the lease has run out, attempts untouched.
+        expect(s.outbox.claimBatch('slack', 70, 10, 130)).toEqual([
+          expect.objectContaining({ id: u1, attempts: 0, payload: { n: 3 } }),
+        ]);
+        expect(s.outbox.claimBatch('slack', 200, 1, 260)).toHaveLength(1);
+      });
+
       it('a dead message lets the next of its key proceed', () => {
         const a = s.outbox.enqueue('webhook', 'k', { n: 1 }, { now: 0 }).id;
         const b = s.outbox.enqueue('webhook', 'k', { n: 2 }, { now: 0 }).id;

@@ -133,6 +133,27 @@ describe('schema per cluster', () => {
   }, 60_000);
 });
 
+describe('two processes on one cluster schema', () => {
+  it('an outbox batch taken by one is skipped by the other, without waiting for it', () => {
+    const a = openPostgresStore(db.url, 'claims');
+    const b = openPostgresStore(db.url, 'claims');
+    try {
+      const m1 = a.outbox.enqueue('sns', 'k1', { n: 1 }, { now: 0 }).id;
+      const m2 = a.outbox.enqueue('sns', 'k2', { n: 2 }, { now: 0 }).id;
+      // While a's claim is still uncommitted (its rows locked), b takes what is left and does not block.
+      const seenByB = a.transaction(() => {
+        expect(a.outbox.claimBatch('sns', 1, 1, 100).map((m) => m.id)).toEqual([m1]);
+        return b.outbox.claimBatch('sns', 1, 10, 100).map((m) => m.id);
+      });
+      expect(seenByB).toEqual([m2]);
+      expect(b.outbox.claimBatch('sns', 2, 10, 100)).toEqual([]);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+});
+
 describe('a database that cannot be used at start-up', () => {
   it('an unreachable server is one sentence naming host:port/database, never the password', async () => {
     const proxy = await startTcpProxy('127.0.0.1', db.info.port);
