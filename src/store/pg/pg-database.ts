@@ -128,6 +128,7 @@ export class PgSqlDatabase implements SqlDatabase {
   private readonly where: string;
   private nextId = 1;
   private depth = 0;
+  private sent = 0;
   private closed = false;
 
   /** Connects before returning; a server that cannot be reached is a StoreError naming host:port/database. */
@@ -169,6 +170,11 @@ export class PgSqlDatabase implements SqlDatabase {
           'that the server is running and reachable from here, and its user, password and database.',
       );
     }
+  }
+
+  /** Round trips to the server so far (statements, BEGIN/COMMIT, savepoints): what the bench counts. */
+  get roundTrips(): number {
+    return this.sent;
   }
 
   /** The host:port/database this connection is to (no credentials). */
@@ -261,6 +267,7 @@ export class PgSqlDatabase implements SqlDatabase {
       return unavailableAnswer(id, 'the database is unavailable; reconnecting');
     }
     this.port.postMessage({ ...req, id });
+    this.sent++;
     const deadline = Date.now() + waitMs;
     for (;;) {
       // Read the counter before looking for the answer: an answer posted in between wakes the wait at once.
