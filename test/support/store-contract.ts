@@ -4,6 +4,7 @@
  */
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { CachedClassification } from '../../src/domain/ports.js';
+import type { RepairRecord } from '../../src/domain/repair-record.js';
 import type { IncidentInput } from '../../src/store/incident-repo.js';
 import type { SqlDialect } from '../../src/store/sql.js';
 import type { Store } from '../../src/store/store.js';
@@ -501,6 +502,95 @@ export function describeStoreContract(
         ).toThrow('boom');
         expect(s.kv.get('a')).toBeUndefined();
         expect(s.audit.list()).toEqual([]);
+      });
+    });
+
+    const record = (over: Partial<RepairRecord> = {}): RepairRecord => ({
+      incidentId: 'inc-1',
+      action: 'replace',
+      node: 'gpu-0',
+      instanceId: 'i-0abc',
+      instanceType: 'p5.48xlarge',
+      zone: 'us-east-1a',
+      gpuIndex: 3,
+      gpuUuid: 'GPU-3333',
+      pciBusId: '00000000:53:00.0',
+      xids: [79],
+      faulty: true,
+      faultKey: 'xid:79:gpu3',
+      category: 'XID_CRITICAL_79',
+      diag: [{ test: 'memory', status: 'fail', info: 'bad' }],
+      diagLevel: '1',
+      detectedAt: 1_000,
+      startedAt: 2_000,
+      endedAt: 10_000,
+      outcome: 'resolved',
+      ...over,
+    });
+
+    const faultInput = (node: string, faultKey: string): IncidentInput => ({
+      node,
+      faultKey,
+      category: 'XID_CRITICAL_79',
+      severity: 'critical',
+      recommendedAction: 'replace',
+      plannedAction: 'replace',
+      mode: 'auto',
+      explanation: 'GPU has fallen off the bus.',
+      source: 'rules',
+      evidence: [],
+      preexisting: false,
+    });
+
+    describe('repair records (migration 2)', () => {
+      it('stores and reads back every field; the same incident written again replaces its rows', () => {
+        s.repairs.save([record(), record({ gpuIndex: 1, gpuUuid: 'GPU-1111', faulty: false, diag: [] })]);
+        expect(s.repairs.listSince(0)).toEqual([
+          record(),
+          record({ gpuIndex: 1, gpuUuid: 'GPU-1111', faulty: false, diag: [] }),
+        ]);
+        s.repairs.save([record({ outcome: 'escalated', reason: 'diag failed' })]);
+        expect(s.repairs.listSince(0)).toEqual([record({ outcome: 'escalated', reason: 'diag failed' })]);
+      });
+
+      it('lists by end time and by GPU UUID; a node-level record has no GPU', () => {
+        s.repairs.save([record({ incidentId: 'old', endedAt: 5_000 })]);
+        s.repairs.save([record({ incidentId: 'new', endedAt: 20_000 })]);
+        const { gpuIndex: _, gpuUuid: __, pciBusId: ___, ...nodeLevel } = record({ incidentId: 'node' });
+        s.repairs.save([{ ...nodeLevel, endedAt: 30_000 }]);
+        expect(s.repairs.listSince(10_000).map((r) => r.incidentId)).toEqual(['new', 'node']);
+        expect(s.repairs.listSince(25_000)[0]?.gpuIndex).toBeUndefined();
+        expect(s.repairs.listByUuid('GPU-3333').map((r) => r.incidentId)).toEqual(['old', 'new']);
+      });
+    });
+
+    describe('IncidentRepo.openFaultStates', () => {
+      it('lists fault key and state of the non-terminal incidents of one node only', () => {
+        const a = s.incidents.openOrTouch(faultInput('n1', 'xid:79:gpu3'), 100).incident;
+        const b = s.incidents.openOrTouch(faultInput('n1', 'ecc_dbe:gpu0'), 100).incident;
+        const c = s.incidents.openOrTouch(faultInput('n1', 'thermal:gpu1'), 100).incident;
+        s.incidents.openOrTouch(faultInput('n2', 'xid:79:gpu0'), 100);
+        expect(s.incidents.transition(b.id, ['detected'], 'cordoned', undefined, 200)).toBe(true);
+        expect(s.incidents.transition(c.id, ['detected'], 'resolved', undefined, 200)).toBe(true);
+        expect(s.incidents.openFaultStates('n1')).toEqual([
+          { faultKey: 'ecc_dbe:gpu0', state: 'cordoned' },
+          { faultKey: 'xid:79:gpu3', state: 'detected' },
+        ]);
+        expect(s.incidents.openFaultStates('n3')).toEqual([]);
+        expect(a.state).toBe('detected');
+      });
+
+      it('agrees with listByNode filtered to non-terminal states, and sees a reopened fault', () => {
+        const a = s.incidents.openOrTouch(faultInput('n1', 'xid:79:gpu3'), 100).incident;
+        s.incidents.transition(a.id, ['detected'], 'dismissed', undefined, 150);
+        expect(s.incidents.openFaultStates('n1')).toEqual([]);
+        s.incidents.openOrTouch(faultInput('n1', 'xid:79:gpu3'), 300);
+        const fromList = s.incidents
+          .listByNode('n1', 200)
+          .filter((i) => !['resolved', 'escalated', 'failed', 'cancelled', 'dismissed'].includes(i.state))
+          .map((i) => ({ faultKey: i.faultKey, state: i.state }));
+        expect(s.incidents.openFaultStates('n1')).toEqual(fromList);
+        expect(fromList).toHaveLength(1);
       });
     });
 
