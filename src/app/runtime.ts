@@ -28,6 +28,7 @@ import {
   timeRepairPhases,
 } from './reactions.js';
 import type { Sensing } from './sensing.js';
+import { resumeWhenStoreReturns } from './store-watch.js';
 
 export type { GpuStatus, NodeScanStatus } from './core.js';
 export { scanStatusOf } from './core.js';
@@ -110,6 +111,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     }),
   ];
   let stopGauges: (() => void) | undefined;
+  let stopStoreWatch: (() => void) | undefined;
   let ops: http.Server | undefined;
   let started = false;
 
@@ -126,12 +128,14 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       core.notifier?.start();
       started = true;
       stopGauges = startGaugeRefresh(core, config.monitor.intervalSeconds, logger);
+      stopStoreWatch = resumeWhenStoreReturns({ ...core, isActing: isLeader, logger });
       if (leader) await followLeadership(leader, acting, config.leader.leaseName, logger);
       else await acting.start();
     },
     async stop() {
       stopping = true;
       stopGauges?.();
+      stopStoreWatch?.();
       await acting.stop('the process is stopping');
       // Runs started by a click or a command while not acting (a standby) are aborted too.
       await Promise.race([

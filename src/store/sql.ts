@@ -36,6 +36,8 @@ export interface SqlDatabase {
   exec(sql: string): void;
   /** False while the database cannot be reached (PostgreSQL only; a SQLite file is always there). */
   available(): boolean;
+  /** How many times the connection was lost so far (0 for SQLite): an outage shorter than a poll still counts. */
+  outages(): number;
   close(): void;
 }
 
@@ -60,6 +62,10 @@ export class SqliteSqlDatabase implements SqlDatabase {
 
   available(): boolean {
     return this.raw.open;
+  }
+
+  outages(): number {
+    return 0;
   }
 
   close(): void {

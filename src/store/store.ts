@@ -59,6 +59,8 @@ export interface Store {
    * then fails at once with a StoreError STORE_UNAVAILABLE. Always true for SQLite.
    */
   available(): boolean;
+  /** How many times the database went away so far (always 0 for SQLite). */
+  outages(): number;
   close(): void;
 }
 
@@ -269,6 +271,7 @@ export function createStore(db: SqlDatabase, path: string, clock: Clock, close: 
     schemaVersion: () => schemaVersionOf(db),
     transaction: <T>(fn: () => T): T => db.transaction(fn),
     available: () => db.available(),
+    outages: () => db.outages(),
     close: () => {
       if (closed) return;
       closed = true;

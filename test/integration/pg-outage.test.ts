@@ -81,4 +81,53 @@ describe('PostgreSQL unavailable while running', () => {
       },
     );
   }, 90_000);
+  it('a repair interrupted by the outage resumes from its journal once the database is back, rebooting once', async () => {
+    await withSimRuntime(
+      {
+        sim: {
+          nodes: 4,
+          karpenterNodes: 0,
+          rebootDelayMs: 1500,
+          devicePluginDelayMs: 300,
+          exporterReadyDelayMs: 200,
+          slack: false,
+          controlPort: false,
+        },
+        dbPath: sandbox.dbPath(),
+        env: {
+          DATABASE_URL: urlFor({ ...db.info, port: proxy.port }, db.name),
+          CLUSTER_NAME: 'outage-resume',
+          MAX_UNHEALTHY_PERCENT: '60',
+        },
+        scanFirst: true,
+      },
+      async ({ sim, rt, gpuNodes }) => {
+        const [, node = ''] = gpuNodes;
+        const started = await rt.services.requestManual('reboot', node, 'cli:alice', 'before the outage');
+        expect(started).toMatchObject({ ok: true });
+        const incident = await waitFor('the incident', () => rt.store.incidents.listByNode(node, 10)[0]);
+        await waitFor('the reboot to be under way', () =>
+          sim.log.find('RebootInstances').length > 0 ? true : undefined,
+        );
+        await proxy.cut();
+        // The run's next journal write fails: it stops where its rows say, nothing further is done.
+        await waitFor(
+          'the run to stop on the outage',
+          () => !rt.engine.active().includes(incident.id) || undefined,
+          {
+            timeoutMs: 30_000,
+          },
+        );
+        await proxy.restore();
+        await waitFor('the store to reconnect', () => rt.store.available() || undefined, { timeoutMs: 20_000 });
+        const done = await waitFor(
+          'the resumed repair to finish',
+          () => rt.store.incidents.listByNode(node, 10).find((i) => i.id === incident.id && !isOpen(i.state)),
+          { timeoutMs: 40_000 },
+        );
+        expect(done.state, done.stateReason).toBe('resolved');
+        expect(sim.log.find('RebootInstances')).toHaveLength(1);
+      },
+    );
+  }, 120_000);
 });

@@ -141,7 +141,7 @@ export class PgSqlDatabase implements SqlDatabase {
     const reconnectDelaysMs = Array.from({ length: 16 }, (_, i) =>
       backoffDelay(i, { ...policy, jitter: 'equal', random: Math.random }),
     );
-    const shared = new SharedArrayBuffer(8);
+    const shared = new SharedArrayBuffer(12);
     this.ctrl = new Int32Array(shared);
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
@@ -192,6 +192,10 @@ export class PgSqlDatabase implements SqlDatabase {
 
   available(): boolean {
     return !this.closed && Atomics.load(this.ctrl, 1) === 1;
+  }
+
+  outages(): number {
+    return Atomics.load(this.ctrl, 2);
   }
 
   transaction<T>(fn: () => T): T {

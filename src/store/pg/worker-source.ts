@@ -5,7 +5,8 @@
  *
  * Protocol: the caller posts a request on `port` and sleeps in Atomics.wait on `ctrl[0]`; the worker posts
  * the answer, then increments `ctrl[0]` and notifies. `ctrl[1]` is 1 while connected, 0 while the
- * connection is down (the caller fails at once instead of waiting); the worker reconnects with the delays
+ * connection is down (the caller fails at once instead of waiting), `ctrl[2]` counts the connections lost;
+ * the worker reconnects with the delays
  * it was given (the caller computes them with the shared backoff helper).
  *
  * One connection, because the caller is synchronous: it never has two statements in flight.
@@ -73,6 +74,7 @@ function lost(c, err) {
   client = null;
   lastError = (err && err.message) || String(err);
   Atomics.store(ctrl, 1, 0);
+  Atomics.add(ctrl, 2, 1);
   c.end().catch(() => {});
   scheduleReconnect();
 }
