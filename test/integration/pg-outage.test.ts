@@ -119,7 +119,9 @@ describe('PostgreSQL unavailable while running', () => {
           },
         );
         await proxy.restore();
-        await waitFor('the store to reconnect', () => rt.store.available() || undefined, { timeoutMs: 20_000 });
+        await waitFor('the store to reconnect', () => rt.store.available() || undefined, {
+          timeoutMs: 20_000,
+        });
         const done = await waitFor(
           'the resumed repair to finish',
           () => rt.store.incidents.listByNode(node, 10).find((i) => i.id === incident.id && !isOpen(i.state)),
