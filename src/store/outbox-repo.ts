@@ -1,5 +1,5 @@
 import { type Clock, fromJson, opt, toJson } from './json.js';
-import { inList, listParam, type SqlDatabase, type SqlStatement } from './sql.js';
+import { inList, listParam, type SqlDatabase, type SqlStatement, skipLocked } from './sql.js';
 
 export const OutboxStatuses = ['pending', 'delivered', 'dead'] as const;
 export type OutboxStatus = (typeof OutboxStatuses)[number];
@@ -136,7 +136,7 @@ export class SqliteOutboxRepo implements OutboxRepo {
        JOIN (SELECT MIN(id) AS head FROM outbox WHERE sink = ? AND status = 'pending' GROUP BY ordering_key) h
          ON o.id = h.head
        WHERE o.next_attempt_at <= ? AND o.status = 'pending'
-       ORDER BY o.id LIMIT ?${db.dialect === 'postgres' ? ' FOR UPDATE OF o SKIP LOCKED' : ''}`,
+       ORDER BY o.id LIMIT ?${skipLocked(db, 'o')}`,
     );
     this.lease = db.prepare(
       `UPDATE outbox SET next_attempt_at = ? WHERE ${inList(db, 'id', 'bigint')} AND status = 'pending'`,

@@ -103,6 +103,15 @@ export function forUpdate(db: Pick<SqlDatabase, 'dialect'>): string {
   return db.dialect === 'postgres' ? ' FOR UPDATE' : '';
 }
 
+/**
+ * ` FOR UPDATE [OF table] SKIP LOCKED` in PostgreSQL: a claim that passes over rows another process is
+ * taking right now instead of waiting for them (queues: the outbox, fleet requests). SQLite's write lock
+ * already serialises claimers, so nothing is added there.
+ */
+export function skipLocked(db: Pick<SqlDatabase, 'dialect'>, of?: string): string {
+  return db.dialect === 'postgres' ? ` FOR UPDATE${of ? ` OF ${of}` : ''} SKIP LOCKED` : '';
+}
+
 /** A unique-constraint violation, in either dialect (a race lost to another process, or a caller's bug). */
 export function isUniqueViolation(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;

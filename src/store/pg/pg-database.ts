@@ -129,6 +129,7 @@ export class PgSqlDatabase implements SqlDatabase {
   private nextId = 1;
   private depth = 0;
   private sent = 0;
+  private deadReason: string | undefined;
   private closed = false;
 
   /** Connects before returning; a server that cannot be reached is a StoreError naming host:port/database. */
@@ -160,6 +161,13 @@ export class PgSqlDatabase implements SqlDatabase {
       transferList: [port2],
     });
     this.worker.unref();
+    // A worker that died answers nothing more: fail every later call at once rather than after the wait.
+    this.worker.on('error', (err) => {
+      this.deadReason = `the database worker failed: ${err.message}`;
+    });
+    this.worker.on('exit', (code) => {
+      this.deadReason ??= `the database worker exited (code ${code})`;
+    });
     const a = this.send({ op: 'connect' }, connectTimeoutMs + 3_000);
     if (!a.ok) {
       this.stopWorker();
@@ -191,7 +199,7 @@ export class PgSqlDatabase implements SqlDatabase {
   }
 
   available(): boolean {
-    return !this.closed && Atomics.load(this.ctrl, 1) === 1;
+    return !this.closed && !this.deadReason && Atomics.load(this.ctrl, 1) === 1;
   }
 
   outages(): number {
@@ -267,6 +275,7 @@ export class PgSqlDatabase implements SqlDatabase {
   private send(req: Record<string, unknown>, waitMs = this.waitMs): Answer {
     const id = this.nextId++;
     if (this.closed) return unavailableAnswer(id, 'the store is closed');
+    if (this.deadReason) return unavailableAnswer(id, this.deadReason);
     if (req.op === 'query' && Atomics.load(this.ctrl, 1) === 0 && !req.rollback) {
       return unavailableAnswer(id, 'the database is unavailable; reconnecting');
     }
