@@ -292,6 +292,21 @@ export function describeStoreContract(
         expect(s.kv.get('a')).toBeUndefined();
         expect(s.audit.list()).toEqual([]);
       });
+
+      it('a nested transaction is a savepoint: its failure undoes only its own writes', () => {
+        s.transaction(() => {
+          s.kv.set('outer', 1);
+          expect(() =>
+            s.transaction(() => {
+              s.kv.set('inner', 1);
+              throw new Error('inner failed');
+            }),
+          ).toThrow('inner failed');
+          // The connection is usable after the inner failure, inside the same outer transaction.
+          s.kv.set('after', 1);
+        });
+        expect([s.kv.get('outer'), s.kv.get('inner'), s.kv.get('after')]).toEqual([1, undefined, 1]);
+      });
     });
 
     const record = (over: Partial<RepairRecord> = {}): RepairRecord => ({

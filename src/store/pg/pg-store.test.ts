@@ -154,6 +154,20 @@ describe('two processes on one cluster schema', () => {
   });
 });
 
+describe('a statement that runs too long', () => {
+  it('is cancelled by the server after the statement timeout; the connection stays usable', () => {
+    const s = openPostgresStore(db.url, 'slow', { connection: { statementTimeoutMs: 300 } });
+    try {
+      expect(() => s.db.prepare('SELECT pg_sleep(5)').get()).toThrow(/statement timeout/);
+      expect(s.available()).toBe(true);
+      s.kv.set('still', 'works');
+      expect(s.kv.get('still')).toBe('works');
+    } finally {
+      s.close();
+    }
+  });
+});
+
 describe('a database that cannot be used at start-up', () => {
   it('an unreachable server is one sentence naming host:port/database, never the password', async () => {
     const proxy = await startTcpProxy('127.0.0.1', db.info.port);

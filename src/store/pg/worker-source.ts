@@ -157,7 +157,9 @@ port.on('message', (req) => {
       // A failure of the connection itself (reset, timeout) rather than of the statement.
       const code = err && typeof err.code === 'string' ? err.code : '';
       const text = (err && err.message) || '';
-      const down = /^E[A-Z]+$/.test(code) || /terminated|timeout|not queryable|ended/i.test(text);
+      // A server's answer (it has a severity: a constraint, a statement timeout) leaves the connection up.
+      const fromServer = Boolean(err && err.severity);
+      const down = !fromServer && (/^E[A-Z]+$/.test(code) || /terminated|timeout|not queryable|ended/i.test(text));
       if (down && req.op === 'query' && client) lost(client, err);
       answer({ id: req.id, ok: false, error: errorOf(err, down) });
     }
