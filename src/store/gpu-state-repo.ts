@@ -24,9 +24,13 @@ interface Row {
   updated_at: number;
 }
 
+/** Rows per statement: far above a node's GPU count, far below SQLite's 32,766 parameters. */
+const MAX_ROWS = 64;
+
 export class SqliteGpuStateRepo implements GpuStateRepo {
   private readonly sel: SqlStatement<Row>;
-  private readonly ups: SqlStatement;
+  /** One multi-row upsert per row count: a node's GPUs in one statement (one round trip in PostgreSQL). */
+  private readonly ups = new Map<number, SqlStatement>();
   private readonly del: SqlStatement;
 
   constructor(
@@ -35,11 +39,6 @@ export class SqliteGpuStateRepo implements GpuStateRepo {
   ) {
     this.sel = db.prepare(
       'SELECT gpu, xid_last, xid_count, updated_at FROM gpu_state WHERE node = ? ORDER BY gpu',
-    );
-    this.ups = db.prepare(
-      `INSERT INTO gpu_state (node, gpu, xid_last, xid_count, updated_at) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (node, gpu) DO UPDATE SET xid_last = excluded.xid_last, xid_count = excluded.xid_count,
-       updated_at = excluded.updated_at`,
     );
     this.del = db.prepare('DELETE FROM gpu_state WHERE node = ?');
   }
@@ -54,9 +53,26 @@ export class SqliteGpuStateRepo implements GpuStateRepo {
   }
 
   upsertMany(node: string, rows: readonly Omit<GpuStateRow, 'updatedAt'>[], now = this.clock()): void {
-    this.db.transaction(() => {
-      for (const r of rows) this.ups.run(node, r.gpu, r.xidLast ?? null, r.xidCount ?? null, now);
-    });
+    // One row per GPU, the last given winning (PostgreSQL refuses to upsert one key twice in a statement).
+    const byGpu = [...new Map(rows.map((r) => [r.gpu, r])).values()];
+    for (let i = 0; i < byGpu.length; i += MAX_ROWS) {
+      const chunk = byGpu.slice(i, i + MAX_ROWS);
+      const values = chunk.flatMap((r) => [node, r.gpu, r.xidLast ?? null, r.xidCount ?? null, now]);
+      this.upsert(chunk.length).run(...values);
+    }
+  }
+
+  private upsert(n: number): SqlStatement {
+    let stmt = this.ups.get(n);
+    if (!stmt) {
+      stmt = this.db.prepare(
+        `INSERT INTO gpu_state (node, gpu, xid_last, xid_count, updated_at) VALUES ${Array(n).fill('(?, ?, ?, ?, ?)').join(', ')}
+         ON CONFLICT (node, gpu) DO UPDATE SET xid_last = excluded.xid_last, xid_count = excluded.xid_count,
+         updated_at = excluded.updated_at`,
+      );
+      this.ups.set(n, stmt);
+    }
+    return stmt;
   }
 
   deleteNode(node: string): void {

@@ -224,6 +224,17 @@ export function describeStoreContract(
         expect(s.gpuState.get('n1')).toEqual([]);
       });
 
+      it('GpuStateRepo writes many GPUs at once: the last row of a GPU wins, any number of GPUs', () => {
+        s.gpuState.upsertMany('n1', [
+          { gpu: 1, xidLast: 13 },
+          { gpu: 1, xidLast: 79, xidCount: 1 },
+        ]);
+        expect(s.gpuState.get('n1')).toEqual([{ gpu: 1, xidLast: 79, xidCount: 1, updatedAt: 1_000_000 }]);
+        const many = Array.from({ length: 130 }, (_, gpu) => ({ gpu, xidLast: gpu }));
+        s.gpuState.upsertMany('n2', many, 7);
+        expect(s.gpuState.get('n2')).toEqual(many.map((r) => ({ ...r, xidCount: undefined, updatedAt: 7 })));
+      });
+
       it('NodeStateRepo keeps verdict and boot id, merging partial updates', () => {
         s.nodeState.upsert({ node: 'n1', bootId: 'boot-1', lastScanAt: 1 });
         s.nodeState.upsert({
