@@ -135,6 +135,11 @@ export function storeCompareMarkdown(r: StoreCompareResult): string {
     ),
     row('store round trips per scan (median)', '—', String(median(pg.map((m) => m.roundTrips)))),
     row(
+      'first scan (every node written): CPU',
+      `${Math.round(r.sqlite[0]?.cpuMs ?? 0)} ms`,
+      `${Math.round(r.postgres[0]?.cpuMs ?? 0)} ms (${r.postgres[0]?.roundTrips ?? 0} round trips)`,
+    ),
+    row(
       'CPU per scan, each',
       sq.map((m) => Math.round(m.cpuMs)).join(', '),
       pg.map((m) => Math.round(m.cpuMs)).join(', '),
