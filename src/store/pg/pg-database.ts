@@ -174,7 +174,7 @@ export class PgSqlDatabase implements SqlDatabase {
       throw new StoreError(
         'STORE_OPEN_FAILED',
         this.where,
-        `cannot connect to PostgreSQL at ${this.where}: ${explain(a.error)}. Check DATABASE_URL, ` +
+        `cannot connect to PostgreSQL at ${this.where}: ${explain(a.error, connectTimeoutMs)}. Check DATABASE_URL, ` +
           'that the server is running and reachable from here, and its user, password and database.',
       );
     }
@@ -304,7 +304,10 @@ function unavailableAnswer(id: number, message: string): Answer {
 }
 
 /** The driver's reason in words an operator acts on (never the password: pg does not echo it). */
-function explain(e: WireError): string {
+function explain(e: WireError, connectTimeoutMs: number): string {
+  if (e.code === 'STORE_UNAVAILABLE' || /timeout/i.test(e.message)) {
+    return `no answer within ${connectTimeoutMs / 1000} s (a firewall or security group dropping the connection?)`;
+  }
   switch (e.code) {
     case 'ECONNREFUSED':
       return 'connection refused (no server listening there)';

@@ -181,6 +181,33 @@ describe('a database that cannot be used at start-up', () => {
     );
   });
 
+  it('a server that never answers is a timeout, not a hang', async () => {
+    // A listening socket that accepts and never speaks: what a black-holing firewall looks like to a client.
+    const { createServer } = await import('node:net');
+    const held: import('node:net').Socket[] = [];
+    const silent = createServer((sock) => {
+      held.push(sock);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const address = silent.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    try {
+      // The store blocks this thread while it waits, so the silent server must not need it: it only accepts.
+      const err = storeError(() =>
+        openPostgresStore(urlFor({ ...db.info, port }, db.name), 'x', {
+          connection: { connectTimeoutMs: 500 },
+        }),
+      );
+      expect(err.message).toBe(
+        `cannot connect to PostgreSQL at 127.0.0.1:${port}/${db.name}: no answer within 0.5 s (a firewall or security group dropping the connection?). ` +
+          'Check DATABASE_URL, that the server is running and reachable from here, and its user, password and database.',
+      );
+    } finally {
+      for (const sock of held) sock.destroy();
+      silent.close();
+    }
+  });
+
   it('a wrong password and a missing database say so', () => {
     const wrong = urlFor({ ...db.info, password: 'not-the-password' }, db.name);
     const bad = storeError(() => openPostgresStore(wrong, 'x'));
