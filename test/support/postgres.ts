@@ -5,6 +5,7 @@
  *   const db = await freshDatabase();          // { url, name, info }
  *   const store = openPostgresStore(db.url, 'prod-a');
  *   …
+ *   spawn(…, { env: { ...process.env, ...postgresEnv(db, 'prod-a') } })   // a gpu-medic child on it
  *   await dropDatabase(db);                    // optional; the server and its data go at teardown
  */
 
@@ -68,4 +69,12 @@ export async function freshDatabase(prefix = 'gm'): Promise<TestDatabase> {
 /** Drops a database made by freshDatabase (every connection to it must be closed first). */
 export async function dropDatabase(db: TestDatabase): Promise<void> {
   await admin(db.info, `DROP DATABASE IF EXISTS ${db.name} WITH (FORCE)`);
+}
+
+/** The environment a `gpu-medic` child process needs to keep its state in `db`, as cluster `cluster`. */
+export function postgresEnv(
+  db: TestDatabase,
+  cluster: string,
+): { DATABASE_URL: string; CLUSTER_NAME: string } {
+  return { DATABASE_URL: db.url, CLUSTER_NAME: cluster };
 }
