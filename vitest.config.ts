@@ -16,6 +16,8 @@ export default defineConfig({
     // Integration tests start servers on ephemeral ports; two workers fit the 2-core CI box.
     pool: 'forks',
     maxWorkers: 2,
+    // One real PostgreSQL for the run, started in the background (test/support/postgres.ts uses it).
+    globalSetup: ['test/support/postgres-server.ts'],
     env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', LOG_LEVEL: 'silent' },
     projects: [
       {

@@ -33,7 +33,7 @@ import { createSinks } from '../notify/sinks/create.js';
 import { RemediationEngine } from '../remediate/engine.js';
 import type { ClusterPort, DiagPort, ExclusionStore, IncidentStore, StepStore } from '../remediate/ports.js';
 import { type Authorize, RemediationServices } from '../remediate/services.js';
-import { openStore, type Store } from '../store/index.js';
+import { openStoreFor, type Store } from '../store/index.js';
 import { exclusionStore, incidentStore, kvStore, stepStore } from '../store/remediation-stores.js';
 import { onIncidentDetected } from './reactions.js';
 import {
@@ -136,7 +136,7 @@ interface Wiring {
 export function createCore(config: Config, opts: CoreOptions): Core {
   const { logger } = opts;
   const clock = opts.clock ?? systemClock;
-  const store = openStore(config.store.dbPath, {
+  const store = openStoreFor(config.store, {
     logger: componentLogger(logger, 'store'),
     now: () => clock.now(),
   });

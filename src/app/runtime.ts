@@ -35,6 +35,7 @@ import {
   timeRepairPhases,
 } from './reactions.js';
 import type { Sensing } from './sensing.js';
+import { resumeWhenStoreReturns } from './store-watch.js';
 
 export type { GpuStatus, NodeScanStatus } from './core.js';
 export { scanStatusOf } from './core.js';
@@ -126,6 +127,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     }),
   ];
   let stopGauges: (() => void) | undefined;
+  let stopStoreWatch: (() => void) | undefined;
   let ops: http.Server | undefined;
   let started = false;
 
@@ -136,7 +138,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     identity,
     isActing: () => !stopping && acting.isActing(),
     whileActing: (task) => acting.add(task),
-    isReady: () => started && core.sensing.watcher.isSynced,
+    // Not ready while the database cannot be reached: a request routed here could not be recorded.
+    isReady: () => started && core.sensing.watcher.isSynced && core.store.available(),
     async start() {
       if (opts.opsServer)
         ops = await startOpsServer(opsRoutesOf(runtime, opts.logger), config.http.port, logger);
@@ -144,12 +147,14 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       core.notifier?.start();
       started = true;
       stopGauges = startGaugeRefresh(core, config.monitor.intervalSeconds, logger);
+      stopStoreWatch = resumeWhenStoreReturns({ ...core, isActing: isLeader, logger });
       if (leader) await followLeadership(leader, acting, config.leader.leaseName, logger);
       else await acting.start();
     },
     async stop() {
       stopping = true;
       stopGauges?.();
+      stopStoreWatch?.();
       await acting.stop('the process is stopping');
       // Runs started by a click or a command while not acting (a process without leader election, whose
       // clicks are not routed to a leader) are aborted too.

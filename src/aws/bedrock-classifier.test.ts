@@ -26,6 +26,7 @@ import { type ConverseRequest, type SimAws, startSimAws } from '../sim/aws-serve
 import type { CloudEffects } from '../sim/cloud-effects.js';
 import { SqliteSignatureCache } from '../store/llm-cache.js';
 import { migrate } from '../store/migrate.js';
+import { SqliteSqlDatabase } from '../store/sql.js';
 import { classifyToolName, createBedrockClassifierClient } from './bedrock.js';
 
 const noInstances: CloudEffects = {
@@ -264,7 +265,7 @@ describe('with the real rules and the SQLite cache', () => {
     const db = new Database(file);
     try {
       migrate(db, file);
-      const c = classifier({ rules, cache: new SqliteSignatureCache(db, Date.now) });
+      const c = classifier({ rules, cache: new SqliteSignatureCache(new SqliteSqlDatabase(db), Date.now) });
       const out = [];
       // One at a time, so the second node is served by the database rather than by coalescing.
       for (const i of nodes) out.push(await c.classify(unknownFault(i, 999)));

@@ -111,7 +111,7 @@ export function intervalFor(slowestScanMs: number): number {
 const RSS_SAMPLE_MS = 20;
 
 /** Samples RSS on a timer: maxRSS is a lifetime peak, so per-scan peaks need sampling. */
-function rssSampler(): { reset(): void; peak(): number; stop(): void } {
+export function rssSampler(): { reset(): void; peak(): number; stop(): void } {
   let peak = process.memoryUsage.rss();
   const timer = setInterval(() => {
     const r = process.memoryUsage.rss();
@@ -158,7 +158,7 @@ async function samplePayload(sensing: Sensing, port: number): Promise<PayloadSam
   return undefined;
 }
 
-async function measureScan(
+export async function measureScan(
   monitor: Monitor,
   sim: SimulatorProcess,
   rss: ReturnType<typeof rssSampler>,

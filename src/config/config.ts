@@ -21,6 +21,7 @@ import {
   patternedWithDefault,
   positiveInt,
   positiveSeconds,
+  postgresUrl,
   stringWithDefault,
   url,
 } from './env-parsers.js';
@@ -73,6 +74,7 @@ const EnvSchema = z.object({
   MONITOR_INTERVAL: positiveSeconds(60),
   LOG_LEVEL: oneOf(LogLevels, 'info'),
   DB_PATH: stringWithDefault('./data/gpu-medic.db'),
+  DATABASE_URL: postgresUrl(),
   PORT: numberWithDefault({ integer: true, min: 0, max: 65535 }, 3000),
   DRY_RUN: boolean(false),
 
@@ -173,7 +175,11 @@ export interface Config {
   readonly clusterName: string;
   readonly dryRun: boolean;
   readonly log: { readonly level: LogLevel };
-  readonly store: { readonly dbPath: string };
+  /**
+   * `databaseUrl` set ⇒ PostgreSQL (schema `gpu_medic_<cluster>`); unset ⇒ SQLite at `dbPath`. `cluster`
+   * is CLUSTER_NAME, repeated here so the store's opener needs nothing else.
+   */
+  readonly store: { readonly dbPath: string; readonly databaseUrl?: string; readonly cluster: string };
   readonly http: { readonly port: number };
   /** undefined token ⇒ no `POST /webhooks/alertmanager` route. */
   readonly alertmanager: { readonly token?: string };
@@ -381,7 +387,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     clusterName: e.CLUSTER_NAME,
     dryRun: e.DRY_RUN,
     log: { level: e.LOG_LEVEL },
-    store: { dbPath: e.DB_PATH },
+    store: {
+      dbPath: e.DB_PATH,
+      cluster: e.CLUSTER_NAME,
+      ...(e.DATABASE_URL ? { databaseUrl: e.DATABASE_URL } : {}),
+    },
     http: { port: e.PORT },
     kube: {
       kubeconfig: e.KUBECONFIG,
@@ -521,6 +531,9 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     config.alertmanager.token === undefined ? undefined : '***';
   const aws = plain.aws as { endpoints: Record<string, string> };
   for (const [k, v] of Object.entries(aws.endpoints)) aws.endpoints[k] = redactUrlCredentials(v);
+  if (config.store.databaseUrl) {
+    (plain.store as Record<string, unknown>).databaseUrl = redactUrlCredentials(config.store.databaseUrl);
+  }
   const prom = (plain.dcgm as { prometheus?: { url: string } }).prometheus;
   if (prom) prom.url = redactUrlCredentials(prom.url);
   return plain;

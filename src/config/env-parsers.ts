@@ -48,6 +48,34 @@ export function patternedWithDefault(pattern: RegExp, what: string, def: string)
   return patterned(pattern, what).transform((v) => v ?? def);
 }
 
+/**
+ * A PostgreSQL connection URL (`postgres://` or `postgresql://`), when given. It carries the password, so
+ * a bad value is described by its scheme only, never echoed.
+ */
+export function postgresUrl() {
+  return raw.transform((v, ctx) => {
+    if (!present(v)) return undefined;
+    const t = v.trim();
+    let u: URL;
+    try {
+      u = new URL(t);
+    } catch {
+      return fail(
+        ctx,
+        `expected a postgres://user:password@host:5432/database URL, got ${shown(t, true)} that is not a URL`,
+      );
+    }
+    if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
+      return fail(
+        ctx,
+        `expected a postgres:// or postgresql:// URL (PostgreSQL is the only server database; leave it unset for SQLite at DB_PATH), got a ${u.protocol}// URL`,
+      );
+    }
+    if (!u.hostname) return fail(ctx, 'expected a postgres:// URL with a host name');
+    return t;
+  });
+}
+
 export function oneOf<const T extends readonly [string, ...string[]]>(values: T, def: T[number]) {
   return raw.transform((v, ctx): T[number] => {
     if (!present(v)) return def;

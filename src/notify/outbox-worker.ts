@@ -56,6 +56,11 @@ export interface OutboxWorkerOptions {
   batchSize?: number;
   /** How often an idle worker looks for due retries. Default 1 s. */
   pollIntervalMs?: number;
+  /**
+   * How long a taken batch is this worker's: longer than a delivery takes. A process that dies mid-batch
+   * leaves its messages due again after this. Default 5 min.
+   */
+  claimLeaseMs?: number;
   backoff?: BackoffOptions;
   /** Permanent failures allowed before a message is marked dead. Default 1. */
   permanentAttempts?: number;
@@ -165,7 +170,9 @@ export class OutboxWorker {
 
   private async round(): Promise<number> {
     const name = this.sink.name;
-    const batch = this.outbox.nextBatch(name, this.clock(), this.batchSize);
+    const now = this.clock();
+    const lease = now + (this.options.claimLeaseMs ?? 5 * 60_000);
+    const batch = this.outbox.claimBatch(name, now, this.batchSize, lease);
     if (batch.length === 0) {
       this.options.metrics?.outboxDepth.set({ sink: name }, this.outbox.depth(name));
       return 0;

@@ -29,6 +29,11 @@ export interface OutboxPort {
   ): { id: number; duplicate: boolean };
   /** Per ordering key only its oldest pending message, and only when due. */
   nextBatch<P = unknown>(sink: string, now: number, limit: number): OutboxEntry<P>[];
+  /**
+   * `nextBatch`, taken until `leaseUntil`: another process delivering the same sink (replicas sharing one
+   * PostgreSQL) skips them, so a message is not delivered twice by two processes.
+   */
+  claimBatch<P = unknown>(sink: string, now: number, limit: number, leaseUntil: number): OutboxEntry<P>[];
   markDelivered(id: number, result?: unknown, now?: number): boolean;
   markRetry(id: number, error: string, nextAttemptAt: number): boolean;
   markDead(id: number, error: string, now?: number): boolean;

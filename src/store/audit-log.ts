@@ -1,6 +1,6 @@
-import type { Database, Statement } from 'better-sqlite3';
 import type { AuditEntry, AuditLog } from '../domain/ports.js';
 import { fromJson, opt, toJson } from './json.js';
+import type { SqlDatabase, SqlStatement } from './sql.js';
 
 interface Row {
   id: number;
@@ -28,13 +28,11 @@ function map(r: Row): AuditEntry {
 
 /** Append-only in the schema too: triggers refuse UPDATE and DELETE on audit_log. */
 export class SqliteAuditLog implements AuditLog {
-  private readonly ins: Statement<
-    [number, string, string, string | null, string | null, string | null, string, string | null]
-  >;
-  private readonly db: Database;
-  private readonly lists = new Map<string, Statement<unknown[], Row>>();
+  private readonly ins: SqlStatement;
+  private readonly db: SqlDatabase;
+  private readonly lists = new Map<string, SqlStatement<Row>>();
 
-  constructor(db: Database) {
+  constructor(db: SqlDatabase) {
     this.db = db;
     this.ins = db.prepare(
       'INSERT INTO audit_log (at, actor, action, node, incident_id, reason, result, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
@@ -69,7 +67,7 @@ export class SqliteAuditLog implements AuditLog {
     const sql = `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
     let stmt = this.lists.get(sql);
     if (!stmt) {
-      stmt = this.db.prepare<unknown[], Row>(sql);
+      stmt = this.db.prepare<Row>(sql);
       this.lists.set(sql, stmt);
     }
     return stmt.all(...args, filter.limit ?? 100).map(map);

@@ -1,6 +1,6 @@
-import type { Database, Statement } from 'better-sqlite3';
 import type { Exclusion } from '../domain/ports.js';
 import { type Clock, opt } from './json.js';
+import type { SqlDatabase, SqlStatement } from './sql.js';
 
 export interface ExclusionRepo {
   /** Adds or replaces the node's exclusion. */
@@ -33,14 +33,14 @@ function map(r: Row): Exclusion {
 const live = '(expires_at IS NULL OR expires_at > ?)';
 
 export class SqliteExclusionRepo implements ExclusionRepo {
-  private readonly ups: Statement<[string, string, string, number, number | null]>;
-  private readonly del: Statement<[string, number]>;
-  private readonly sel: Statement<[string, number], Row>;
-  private readonly all: Statement<[number], Row>;
-  private readonly purge: Statement<[number]>;
+  private readonly ups: SqlStatement;
+  private readonly del: SqlStatement;
+  private readonly sel: SqlStatement<Row>;
+  private readonly all: SqlStatement<Row>;
+  private readonly purge: SqlStatement;
 
   constructor(
-    db: Database,
+    db: SqlDatabase,
     private readonly clock: Clock,
   ) {
     this.ups = db.prepare(

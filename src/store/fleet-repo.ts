@@ -4,7 +4,7 @@
  * and PostgreSQL.
  */
 import { ClusterSummary, type FleetCluster } from '../fleet/summary.js';
-import type { FleetSql } from './fleet-sql.js';
+import type { SqlDatabase } from './sql.js';
 import { fromJson, toJson } from './json.js';
 
 interface ClusterRow {
@@ -39,7 +39,7 @@ function clusterOf(r: ClusterRow): FleetCluster {
   };
 }
 
-export function createFleetRepo(sql: FleetSql): FleetRepo {
+export function createFleetRepo(sql: SqlDatabase): FleetRepo {
   const upsert = sql.prepare(
     `INSERT INTO fleet_clusters (cluster, leader, heartbeat_at, summary) VALUES (?, ?, ?, ?)
      ON CONFLICT (cluster) DO UPDATE SET leader = excluded.leader, heartbeat_at = excluded.heartbeat_at,
@@ -53,7 +53,7 @@ export function createFleetRepo(sql: FleetSql): FleetRepo {
   );
   const clear = sql.prepare('DELETE FROM fleet_nodes WHERE cluster = ?');
   const having = sql.prepare('SELECT cluster FROM fleet_nodes WHERE node = ? ORDER BY cluster');
-  const inserts = new Map<number, ReturnType<FleetSql['prepare']>>();
+  const inserts = new Map<number, ReturnType<SqlDatabase['prepare']>>();
   const insertOf = (rows: number) => {
     let s = inserts.get(rows);
     if (!s) {

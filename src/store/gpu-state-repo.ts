@@ -1,6 +1,6 @@
-import type { Database, Statement } from 'better-sqlite3';
 import type { Clock } from './json.js';
 import { opt } from './json.js';
+import type { SqlDatabase, SqlStatement } from './sql.js';
 
 /** The last XID value and count seen per GPU, so a sticky DCGM value is not a new fault after a restart. */
 export interface GpuStateRow {
@@ -24,34 +24,23 @@ interface Row {
   updated_at: number;
 }
 
+/** Rows per statement: far above a node's GPU count, far below SQLite's 32,766 parameters. */
+const MAX_ROWS = 64;
+
 export class SqliteGpuStateRepo implements GpuStateRepo {
-  private readonly sel: Statement<[string], Row>;
-  private readonly ups: Statement<[string, number, number | null, number | null, number]>;
-  private readonly del: Statement<[string]>;
-  private readonly upsertTx: (
-    node: string,
-    rows: readonly Omit<GpuStateRow, 'updatedAt'>[],
-    now: number,
-  ) => void;
+  private readonly sel: SqlStatement<Row>;
+  /** One multi-row upsert per row count: a node's GPUs in one statement (one round trip in PostgreSQL). */
+  private readonly ups = new Map<number, SqlStatement>();
+  private readonly del: SqlStatement;
 
   constructor(
-    db: Database,
+    private readonly db: SqlDatabase,
     private readonly clock: Clock,
   ) {
     this.sel = db.prepare(
       'SELECT gpu, xid_last, xid_count, updated_at FROM gpu_state WHERE node = ? ORDER BY gpu',
     );
-    this.ups = db.prepare(
-      `INSERT INTO gpu_state (node, gpu, xid_last, xid_count, updated_at) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (node, gpu) DO UPDATE SET xid_last = excluded.xid_last, xid_count = excluded.xid_count,
-       updated_at = excluded.updated_at`,
-    );
     this.del = db.prepare('DELETE FROM gpu_state WHERE node = ?');
-    this.upsertTx = db.transaction(
-      (node: string, rows: readonly Omit<GpuStateRow, 'updatedAt'>[], now: number) => {
-        for (const r of rows) this.ups.run(node, r.gpu, r.xidLast ?? null, r.xidCount ?? null, now);
-      },
-    );
   }
 
   get(node: string): GpuStateRow[] {
@@ -64,7 +53,26 @@ export class SqliteGpuStateRepo implements GpuStateRepo {
   }
 
   upsertMany(node: string, rows: readonly Omit<GpuStateRow, 'updatedAt'>[], now = this.clock()): void {
-    this.upsertTx(node, rows, now);
+    // One row per GPU, the last given winning (PostgreSQL refuses to upsert one key twice in a statement).
+    const byGpu = [...new Map(rows.map((r) => [r.gpu, r])).values()];
+    for (let i = 0; i < byGpu.length; i += MAX_ROWS) {
+      const chunk = byGpu.slice(i, i + MAX_ROWS);
+      const values = chunk.flatMap((r) => [node, r.gpu, r.xidLast ?? null, r.xidCount ?? null, now]);
+      this.upsert(chunk.length).run(...values);
+    }
+  }
+
+  private upsert(n: number): SqlStatement {
+    let stmt = this.ups.get(n);
+    if (!stmt) {
+      stmt = this.db.prepare(
+        `INSERT INTO gpu_state (node, gpu, xid_last, xid_count, updated_at) VALUES ${Array(n).fill('(?, ?, ?, ?, ?)').join(', ')}
+         ON CONFLICT (node, gpu) DO UPDATE SET xid_last = excluded.xid_last, xid_count = excluded.xid_count,
+         updated_at = excluded.updated_at`,
+      );
+      this.ups.set(n, stmt);
+    }
+    return stmt;
   }
 
   deleteNode(node: string): void {

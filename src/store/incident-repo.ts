@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import type { Database, Statement, Transaction } from 'better-sqlite3';
 import { type Incident, type IncidentState, TerminalStates } from '../domain/incident.js';
 import { type Clock, fromJson, opt, toJson } from './json.js';
+import { inList, isUniqueViolation, listParam, type SqlDatabase, type SqlStatement } from './sql.js';
 
 /** What a scan knows about a fault when it opens (or touches) its incident. */
 export type IncidentInput = Omit<
@@ -157,20 +157,19 @@ const patchColumns: Record<keyof IncidentPatch, string> = {
 };
 
 export class SqliteIncidentRepo implements IncidentRepo {
-  private readonly selOpen: Statement<[string, string], Row>;
-  private readonly selId: Statement<[string], Row>;
-  private readonly selAllOpen: Statement<[], Row>;
-  private readonly selNode: Statement<[string, number], Row>;
-  private readonly selOpenStates: Statement<[string], { fault_key: string; state: IncidentState }>;
-  private readonly lists = new Map<string, Statement<unknown[], Row>>();
-  private readonly ins: Statement<Record<string, unknown>>;
-  private readonly touch: Statement<[number, string, number, string]>;
-  private readonly cas: Statement<[string, string | null, number, number | null, string, string]>;
-  private readonly openOrTouchTx: Transaction<(input: IncidentInput, now: number) => OpenOrTouchResult>;
-  private readonly updates = new Map<string, Statement>();
+  private readonly selOpen: SqlStatement<Row>;
+  private readonly selId: SqlStatement<Row>;
+  private readonly selAllOpen: SqlStatement<Row>;
+  private readonly selNode: SqlStatement<Row>;
+  private readonly selOpenStates: SqlStatement<{ fault_key: string; state: IncidentState }>;
+  private readonly lists = new Map<string, SqlStatement<Row>>();
+  private readonly ins: SqlStatement;
+  private readonly touch: SqlStatement;
+  private readonly cas: SqlStatement;
+  private readonly updates = new Map<string, SqlStatement>();
 
   constructor(
-    private readonly db: Database,
+    private readonly db: SqlDatabase,
     private readonly clock: Clock,
   ) {
     this.selOpen = db.prepare(
@@ -198,40 +197,43 @@ export class SqliteIncidentRepo implements IncidentRepo {
     this.touch = db.prepare(
       'UPDATE incidents SET last_seen = ?, count = count + 1, evidence = ?, updated_at = ? WHERE id = ?',
     );
+    // In PostgreSQL the WHERE is re-checked on the row once a concurrent writer's lock is released, so two
+    // processes cannot both win the same compare-and-set.
     this.cas = db.prepare(
       `UPDATE incidents SET state = ?, state_reason = ?, updated_at = ?, closed_at = ?
-       WHERE id = ? AND state IN (SELECT value FROM json_each(?))`,
+       WHERE id = ? AND ${inList(db, 'state')}`,
     );
-    this.openOrTouchTx = db.transaction((input: IncidentInput, now: number): OpenOrTouchResult => {
-      const open = this.selOpen.get(input.node, input.faultKey);
-      if (open) {
-        this.touch.run(Math.max(now, open.last_seen), toJson(input.evidence), now, open.id);
-        return { incident: this.mustGet(open.id), created: false };
-      }
-      const id = input.id ?? newIncidentId(now);
-      this.ins.run({
-        id,
-        node: input.node,
-        faultKey: input.faultKey,
-        state: input.state ?? 'detected',
-        instanceId: input.instanceId ?? null,
-        instanceType: input.instanceType ?? null,
-        nodeGroup: input.nodeGroup ?? null,
-        category: input.category,
-        severity: input.severity,
-        recommendedAction: input.recommendedAction,
-        plannedAction: input.plannedAction,
-        mode: input.mode,
-        xid: input.xid ?? null,
-        gpu: input.gpu ?? null,
-        explanation: input.explanation,
-        source: input.source,
-        evidence: toJson(input.evidence),
-        preexisting: input.preexisting ? 1 : 0,
-        now,
-      });
-      return { incident: this.mustGet(id), created: true };
+  }
+
+  private openOrTouchOnce(input: IncidentInput, now: number): OpenOrTouchResult {
+    const open = this.selOpen.get(input.node, input.faultKey);
+    if (open) {
+      this.touch.run(Math.max(now, open.last_seen), toJson(input.evidence), now, open.id);
+      return { incident: this.mustGet(open.id), created: false };
+    }
+    const id = input.id ?? newIncidentId(now);
+    this.ins.run({
+      id,
+      node: input.node,
+      faultKey: input.faultKey,
+      state: input.state ?? 'detected',
+      instanceId: input.instanceId ?? null,
+      instanceType: input.instanceType ?? null,
+      nodeGroup: input.nodeGroup ?? null,
+      category: input.category,
+      severity: input.severity,
+      recommendedAction: input.recommendedAction,
+      plannedAction: input.plannedAction,
+      mode: input.mode,
+      xid: input.xid ?? null,
+      gpu: input.gpu ?? null,
+      explanation: input.explanation,
+      source: input.source,
+      evidence: toJson(input.evidence),
+      preexisting: input.preexisting ? 1 : 0,
+      now,
     });
+    return { incident: this.mustGet(id), created: true };
   }
 
   private mustGet(id: string): Incident {
@@ -246,8 +248,15 @@ export class SqliteIncidentRepo implements IncidentRepo {
   }
 
   openOrTouch(input: IncidentInput, now = this.clock()): OpenOrTouchResult {
-    // IMMEDIATE: take the write lock before reading, so two processes cannot both decide to insert.
-    return this.openOrTouchTx.immediate(input, now);
+    // SQLite: IMMEDIATE takes the write lock before reading, so two processes cannot both decide to insert.
+    // PostgreSQL: the partial unique index refuses the second insert; its transaction (a savepoint when
+    // nested) is undone and the retry finds the other process's incident and touches it.
+    try {
+      return this.db.transaction(() => this.openOrTouchOnce(input, now));
+    } catch (err) {
+      if (!isUniqueViolation(err) || input.id !== undefined) throw err;
+      return this.db.transaction(() => this.openOrTouchOnce(input, now));
+    }
   }
 
   get(id: string): Incident | undefined {
@@ -265,7 +274,8 @@ export class SqliteIncidentRepo implements IncidentRepo {
 
   list(filter: IncidentFilter = {}): Incident[] {
     // One statement per combination of filters (at most eight), each written so SQLite can use the
-    // by-node and open-incident indexes. Ties on first_seen keep creation order (rowid).
+    // by-node and open-incident indexes. Ties on first_seen keep creation order (rowid: implicit in SQLite,
+    // an explicit serial column in PostgreSQL).
     const where: string[] = [];
     const params: unknown[] = [];
     if (filter.node !== undefined) {
@@ -280,7 +290,7 @@ export class SqliteIncidentRepo implements IncidentRepo {
     const sql = `SELECT * FROM incidents${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY first_seen, rowid`;
     let stmt = this.lists.get(sql);
     if (!stmt) {
-      stmt = this.db.prepare<unknown[], Row>(sql);
+      stmt = this.db.prepare<Row>(sql);
       this.lists.set(sql, stmt);
     }
     return stmt.all(...params).map(map);
@@ -299,7 +309,7 @@ export class SqliteIncidentRepo implements IncidentRepo {
   ): boolean {
     if (from.length === 0) return false;
     const closedAt = TerminalStates.has(to) ? now : null;
-    return this.cas.run(to, reason ?? null, now, closedAt, id, JSON.stringify(from)).changes === 1;
+    return this.cas.run(to, reason ?? null, now, closedAt, id, listParam(this.db, from)).changes === 1;
   }
 
   update(id: string, patch: IncidentPatch, now = this.clock()): Incident | undefined {

@@ -67,9 +67,7 @@ describe('the journal over the step rows', () => {
     // Nothing is lost: the row keeps what was written, and finishing it merges into that.
     steps.finish(cordon.id, 'done', { cordonedByUs: true }, 12);
     const stored = s.db
-      .prepare<[string], { detail: string }>(
-        'SELECT detail FROM incident_steps WHERE incident_id = ? AND seq = 2',
-      )
+      .prepare<{ detail: string }>('SELECT detail FROM incident_steps WHERE incident_id = ? AND seq = 2')
       .get(incidentId);
     expect(JSON.parse(stored?.detail ?? 'null')).toEqual({
       wasUnschedulable: 'no',

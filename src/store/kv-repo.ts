@@ -1,5 +1,5 @@
-import type { Database, Statement } from 'better-sqlite3';
 import { type Clock, fromJson, toJson } from './json.js';
+import type { SqlDatabase, SqlStatement } from './sql.js';
 
 /** Small named state that must survive a restart: breaker open/paused, last leader, counters … */
 export interface KvRepo {
@@ -9,12 +9,12 @@ export interface KvRepo {
 }
 
 export class SqliteKvRepo implements KvRepo {
-  private readonly sel: Statement<[string], { value: string }>;
-  private readonly ups: Statement<[string, string, number]>;
-  private readonly del: Statement<[string]>;
+  private readonly sel: SqlStatement<{ value: string }>;
+  private readonly ups: SqlStatement;
+  private readonly del: SqlStatement;
 
   constructor(
-    db: Database,
+    db: SqlDatabase,
     private readonly clock: Clock,
   ) {
     this.sel = db.prepare('SELECT value FROM kv WHERE key = ?');

@@ -1,6 +1,6 @@
-import type { Database, Statement } from 'better-sqlite3';
 import type { CachedClassification, SignatureCache } from '../domain/ports.js';
 import { type Clock, fromJson, toJson } from './json.js';
+import type { SqlDatabase, SqlStatement } from './sql.js';
 
 interface Row {
   value: string;
@@ -9,14 +9,14 @@ interface Row {
 
 /** The LLM's answers by fault signature, shared by every node showing that fault and kept across restarts. */
 export class SqliteSignatureCache implements SignatureCache {
-  private readonly sel: Statement<[string, number], Row>;
-  private readonly hit: Statement<[string]>;
-  private readonly ups: Statement<[string, string, number, number]>;
-  private readonly purge: Statement<[number]>;
-  private readonly count: Statement<[number], { n: number }>;
+  private readonly sel: SqlStatement<Row>;
+  private readonly hit: SqlStatement;
+  private readonly ups: SqlStatement;
+  private readonly purge: SqlStatement;
+  private readonly count: SqlStatement<{ n: number }>;
 
   constructor(
-    db: Database,
+    db: SqlDatabase,
     private readonly clock: Clock,
   ) {
     this.sel = db.prepare('SELECT value, expires_at FROM llm_cache WHERE signature = ? AND expires_at > ?');

@@ -1,6 +1,7 @@
 import type { Database } from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { migrations as allMigrations, type Migration } from './migrations.js';
+import type { SqlDatabase } from './sql.js';
 import { StoreError } from './store-error.js';
 
 /** Checks that a migration list is strictly increasing from 1 with no gaps: a broken list must not ship. */
@@ -12,6 +13,12 @@ export function validateMigrations(list: readonly Migration[]): void {
       );
     }
   });
+}
+
+/** The schema version of an open store's database (either dialect: the table has the same shape). */
+export function schemaVersionOf(db: SqlDatabase): number {
+  const row = db.prepare<{ v: number | null }>('SELECT MAX(version) AS v FROM schema_migrations').get();
+  return row?.v ?? 0;
 }
 
 export function currentVersion(db: Database): number {

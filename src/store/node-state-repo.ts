@@ -1,6 +1,6 @@
-import type { Database, Statement } from 'better-sqlite3';
 import type { Verdict } from '../domain/finding.js';
 import { type Clock, fromJson, opt, toJson } from './json.js';
+import { inList, listParam, type SqlDatabase, type SqlStatement } from './sql.js';
 
 /** The last verdict and boot id per node: what `/gpu status` shows and how a reboot is recognised. */
 export interface NodeStateRecord {
@@ -42,15 +42,15 @@ function map(r: Row): NodeStateRecord {
 }
 
 export class SqliteNodeStateRepo implements NodeStateRepo {
-  private readonly sel: Statement<[string], Row>;
-  private readonly all: Statement<[], Row>;
-  private readonly exists: Statement<[string], { one: number }>;
-  private readonly ups: Statement<[string, string | null, number | null, string | null, number]>;
-  private readonly del: Statement<[string]>;
-  private readonly touch: Statement<[number, number, string]>;
+  private readonly sel: SqlStatement<Row>;
+  private readonly all: SqlStatement<Row>;
+  private readonly exists: SqlStatement<{ one: number }>;
+  private readonly ups: SqlStatement;
+  private readonly del: SqlStatement;
+  private readonly touch: SqlStatement;
 
   constructor(
-    db: Database,
+    private readonly db: SqlDatabase,
     private readonly clock: Clock,
   ) {
     this.sel = db.prepare('SELECT * FROM node_state WHERE node = ?');
@@ -58,18 +58,19 @@ export class SqliteNodeStateRepo implements NodeStateRepo {
     this.exists = db.prepare('SELECT 1 AS one FROM node_state WHERE node = ?');
     this.ups = db.prepare(
       `INSERT INTO node_state (node, verdict, last_scan_at, boot_id, updated_at) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (node) DO UPDATE SET verdict = COALESCE(excluded.verdict, verdict),
-       last_scan_at = COALESCE(excluded.last_scan_at, last_scan_at), boot_id = COALESCE(excluded.boot_id, boot_id),
+       ON CONFLICT (node) DO UPDATE SET verdict = COALESCE(excluded.verdict, node_state.verdict),
+       last_scan_at = COALESCE(excluded.last_scan_at, node_state.last_scan_at),
+       boot_id = COALESCE(excluded.boot_id, node_state.boot_id),
        updated_at = excluded.updated_at`,
     );
     this.del = db.prepare('DELETE FROM node_state WHERE node = ?');
     this.touch = db.prepare(
-      'UPDATE node_state SET last_scan_at = ?, updated_at = ? WHERE node IN (SELECT value FROM json_each(?))',
+      `UPDATE node_state SET last_scan_at = ?, updated_at = ? WHERE ${inList(db, 'node')}`,
     );
   }
 
   touchMany(nodes: readonly string[], lastScanAt: number, now = this.clock()): void {
-    if (nodes.length > 0) this.touch.run(lastScanAt, now, JSON.stringify(nodes));
+    if (nodes.length > 0) this.touch.run(lastScanAt, now, listParam(this.db, nodes));
   }
 
   get(node: string): NodeStateRecord | undefined {

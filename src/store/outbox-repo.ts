@@ -1,5 +1,5 @@
-import type { Database, Statement, Transaction } from 'better-sqlite3';
 import { type Clock, fromJson, opt, toJson } from './json.js';
+import { inList, listParam, type SqlDatabase, type SqlStatement, skipLocked } from './sql.js';
 
 export const OutboxStatuses = ['pending', 'delivered', 'dead'] as const;
 export type OutboxStatus = (typeof OutboxStatuses)[number];
@@ -43,6 +43,12 @@ export interface OutboxRepo {
    * one is due (a later message never overtakes an earlier one waiting for its retry).
    */
   nextBatch<P = unknown>(sink: string, now: number, limit: number): OutboxMessage<P>[];
+  /**
+   * `nextBatch`, taken: the messages returned are not due again until `leaseUntil`, so another process
+   * delivering the same sink skips them (PostgreSQL: rows locked FOR UPDATE SKIP LOCKED while taken). The
+   * taker then marks each delivered, retry or dead; a taker that dies leaves them due again at `leaseUntil`.
+   */
+  claimBatch<P = unknown>(sink: string, now: number, limit: number, leaseUntil: number): OutboxMessage<P>[];
   markDelivered(id: number, result?: unknown, now?: number): boolean;
   /** Counts an attempt and schedules the next one. */
   markRetry(id: number, error: string, nextAttemptAt: number): boolean;
@@ -93,27 +99,26 @@ function map<P>(r: Row): OutboxMessage<P> {
 }
 
 export class SqliteOutboxRepo implements OutboxRepo {
-  private readonly ins: Statement<[string, string, string, number, number, string | null]>;
-  private readonly byKey: Statement<[string], Row>;
-  private readonly byId: Statement<[number], Row>;
-  private readonly batch: Statement<[string, number, number], Row>;
-  private readonly delivered: Statement<[number, string | null, number]>;
-  private readonly retry: Statement<[string, number, number]>;
-  private readonly dead: Statement<[string, number, number]>;
-  private readonly depthAll: Statement<[], { n: number }>;
-  private readonly depthSink: Statement<[string], { n: number }>;
-  private readonly pruneStmt: Statement<[number]>;
-  private readonly enqueueTx: Transaction<
-    (sink: string, key: string, payload: string, dedupe: string | null, now: number) => EnqueueResult
-  >;
+  private readonly ins: SqlStatement<{ id: number }>;
+  private readonly byKey: SqlStatement<Row>;
+  private readonly byId: SqlStatement<Row>;
+  private readonly batch: SqlStatement<Row>;
+  private readonly claim: SqlStatement<Row>;
+  private readonly lease: SqlStatement;
+  private readonly delivered: SqlStatement;
+  private readonly retry: SqlStatement;
+  private readonly dead: SqlStatement;
+  private readonly depthAll: SqlStatement<{ n: number }>;
+  private readonly depthSink: SqlStatement<{ n: number }>;
+  private readonly pruneStmt: SqlStatement;
 
   constructor(
-    db: Database,
+    private readonly db: SqlDatabase,
     private readonly clock: Clock,
   ) {
     this.ins = db.prepare(
       `INSERT INTO outbox (sink, ordering_key, payload, next_attempt_at, created_at, dedupe_key)
-       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING`,
+       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`,
     );
     this.byKey = db.prepare('SELECT * FROM outbox WHERE dedupe_key = ?');
     this.byId = db.prepare('SELECT * FROM outbox WHERE id = ?');
@@ -123,6 +128,18 @@ export class SqliteOutboxRepo implements OutboxRepo {
          ON o.id = h.head
        WHERE o.next_attempt_at <= ?
        ORDER BY o.id LIMIT ?`,
+    );
+    // The same heads, locked; in PostgreSQL a head another process is taking right now is skipped, never
+    // replaced by the next message of its key (that one is not a head).
+    this.claim = db.prepare(
+      `SELECT o.* FROM outbox o
+       JOIN (SELECT MIN(id) AS head FROM outbox WHERE sink = ? AND status = 'pending' GROUP BY ordering_key) h
+         ON o.id = h.head
+       WHERE o.next_attempt_at <= ? AND o.status = 'pending'
+       ORDER BY o.id LIMIT ?${skipLocked(db, 'o')}`,
+    );
+    this.lease = db.prepare(
+      `UPDATE outbox SET next_attempt_at = ? WHERE ${inList(db, 'id', 'bigint')} AND status = 'pending'`,
     );
     this.delivered = db.prepare(
       `UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?, result = ?, last_error = NULL
@@ -141,13 +158,6 @@ export class SqliteOutboxRepo implements OutboxRepo {
     this.pruneStmt = db.prepare(
       "DELETE FROM outbox WHERE status IN ('delivered', 'dead') AND created_at < ?",
     );
-    this.enqueueTx = db.transaction((sink, key, payload, dedupe, now) => {
-      const info = this.ins.run(sink, key, payload, now, now, dedupe);
-      if (info.changes === 1) return { id: Number(info.lastInsertRowid), duplicate: false };
-      const existing = dedupe === null ? undefined : this.byKey.get(dedupe);
-      if (!existing) throw new Error('outbox insert ignored without a matching dedupe key');
-      return { id: existing.id, duplicate: true };
-    });
   }
 
   enqueue(
@@ -156,17 +166,35 @@ export class SqliteOutboxRepo implements OutboxRepo {
     payload: unknown,
     options: { dedupeKey?: string; now?: number } = {},
   ): EnqueueResult {
-    return this.enqueueTx(
-      sink,
-      orderingKey,
-      toJson(payload),
-      options.dedupeKey ?? null,
-      options.now ?? this.clock(),
-    );
+    const dedupe = options.dedupeKey ?? null;
+    const now = options.now ?? this.clock();
+    const text = toJson(payload);
+    return this.db.transaction(() => {
+      const inserted = this.ins.get(sink, orderingKey, text, now, now, dedupe);
+      if (inserted) return { id: inserted.id, duplicate: false };
+      const existing = dedupe === null ? undefined : this.byKey.get(dedupe);
+      if (!existing) throw new Error('outbox insert ignored without a matching dedupe key');
+      return { id: existing.id, duplicate: true };
+    });
   }
 
   nextBatch<P = unknown>(sink: string, now: number, limit: number): OutboxMessage<P>[] {
     return this.batch.all(sink, now, limit).map((r) => map<P>(r));
+  }
+
+  claimBatch<P = unknown>(sink: string, now: number, limit: number, leaseUntil: number): OutboxMessage<P>[] {
+    return this.db.transaction(() => {
+      const rows = this.claim.all(sink, now, limit);
+      if (rows.length > 0)
+        this.lease.run(
+          leaseUntil,
+          listParam(
+            this.db,
+            rows.map((r) => r.id),
+          ),
+        );
+      return rows.map((r) => map<P>(r));
+    });
   }
 
   markDelivered(id: number, result?: unknown, now = this.clock()): boolean {

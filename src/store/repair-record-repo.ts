@@ -1,6 +1,6 @@
-import type { Database, Statement } from 'better-sqlite3';
 import type { RepairDiagResult, RepairRecord } from '../domain/repair-record.js';
 import { fromJson, opt, toJson } from './json.js';
+import type { SqlDatabase, SqlStatement } from './sql.js';
 
 /** The repair records (RMA evidence): one row per GPU and repair, keyed by incident and GPU. */
 export interface RepairRecordRepo {
@@ -102,13 +102,12 @@ const COLUMNS =
   'pci_bus_id, xids, faulty, fault_key, category, diag_level, diag, detected_at, started_at, ended_at, outcome, reason';
 
 export class SqliteRepairRecordRepo implements RepairRecordRepo {
-  private readonly del: Statement<[string]>;
-  private readonly ins: Statement<[Row]>;
-  private readonly since: Statement<[number], Row>;
-  private readonly byUuid: Statement<[string], Row>;
-  private readonly saveAll: (records: readonly RepairRecord[]) => void;
+  private readonly del: SqlStatement;
+  private readonly ins: SqlStatement;
+  private readonly since: SqlStatement<Row>;
+  private readonly byUuid: SqlStatement<Row>;
 
-  constructor(db: Database) {
+  constructor(private readonly db: SqlDatabase) {
     this.del = db.prepare('DELETE FROM repair_records WHERE incident_id = ?');
     const names = COLUMNS.split(', ');
     this.ins = db.prepare(
@@ -120,14 +119,14 @@ export class SqliteRepairRecordRepo implements RepairRecordRepo {
     this.byUuid = db.prepare(
       `SELECT ${COLUMNS} FROM repair_records WHERE gpu_uuid = ? ORDER BY ended_at, incident_id`,
     );
-    this.saveAll = db.transaction((records: readonly RepairRecord[]) => {
-      for (const id of new Set(records.map((r) => r.incidentId))) this.del.run(id);
-      for (const r of records) this.ins.run(toRow(r));
-    });
   }
 
   save(records: readonly RepairRecord[]): void {
-    if (records.length > 0) this.saveAll(records);
+    if (records.length === 0) return;
+    this.db.transaction(() => {
+      for (const id of new Set(records.map((r) => r.incidentId))) this.del.run(id);
+      for (const r of records) this.ins.run(toRow(r));
+    });
   }
 
   listSince(since: number): RepairRecord[] {

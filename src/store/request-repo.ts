@@ -2,9 +2,9 @@
  * Requests addressed to a cluster's leader: any process enqueues a Slack click or command it may not act
  * on; the target cluster's leader claims it, executes it, and marks it done or failed. A claim whose
  * leader died (older than the given age, the lease duration) is claimable again. Portable SQL, except the
- * claim's row lock (`claimLockClause`).
+ * claim's row lock (`skipLocked`).
  */
-import { claimLockClause, type FleetSql } from './fleet-sql.js';
+import { type SqlDatabase, skipLocked } from './sql.js';
 import { fromJson, toJson } from './json.js';
 
 export type FleetRequestKind = 'action' | 'command';
@@ -88,7 +88,7 @@ function requestOf(r: RequestRow): FleetRequest {
   };
 }
 
-export function createRequestRepo(sql: FleetSql): RequestRepo {
+export function createRequestRepo(sql: SqlDatabase): RequestRepo {
   const insert = sql.prepare(
     `INSERT INTO fleet_requests (cluster, kind, payload, requested_by, status, created_at)
      VALUES (?, ?, ?, ?, 'pending', ?) RETURNING id`,
@@ -100,7 +100,7 @@ export function createRequestRepo(sql: FleetSql): RequestRepo {
        WHERE cluster = @cluster
          AND (status = 'pending'
            OR (status = 'claimed' AND claimed_at < @staleBefore AND claimed_by <> @owner))
-       ORDER BY id LIMIT @limit${claimLockClause(sql.dialect)}
+       ORDER BY id LIMIT @limit${skipLocked(sql)}
      )
      RETURNING ${columns}`,
   );

@@ -1,5 +1,5 @@
-import type { Database, Statement } from 'better-sqlite3';
 import type { Clock } from './json.js';
+import type { SqlDatabase, SqlStatement } from './sql.js';
 
 /** Where an incident's alert lives in Slack: thread replies and chat.update need its channel and ts. */
 export interface SlackRef {
@@ -23,12 +23,12 @@ interface Row {
 }
 
 export class SqliteSlackRefRepo implements SlackRefRepo {
-  private readonly sel: Statement<[string], Row>;
-  private readonly ups: Statement<[string, string, string, number]>;
-  private readonly del: Statement<[string]>;
+  private readonly sel: SqlStatement<Row>;
+  private readonly ups: SqlStatement;
+  private readonly del: SqlStatement;
 
   constructor(
-    db: Database,
+    db: SqlDatabase,
     private readonly clock: Clock,
   ) {
     this.sel = db.prepare('SELECT * FROM slack_refs WHERE incident_id = ?');

@@ -1,5 +1,5 @@
-import type { Database, Statement, Transaction } from 'better-sqlite3';
 import { type Clock, opt, toJson } from './json.js';
+import { forUpdate, type SqlDatabase, type SqlStatement } from './sql.js';
 
 export const StepStatuses = ['started', 'done', 'failed', 'skipped'] as const;
 export type StepStatus = (typeof StepStatuses)[number];
@@ -104,26 +104,16 @@ function map(r: Row): StepRecord {
 }
 
 export class SqliteStepRepo implements StepRepo {
-  private readonly ins: Statement<
-    [{ id: string; step: string; status: string; now: number; detail: string | null }],
-    Row
-  >;
-  private readonly sel: Statement<[string, number], Row>;
-  private readonly key: Statement<[number], { incident_id: string; seq: number }>;
-  private readonly fin: Statement<
-    [{ id: string; seq: number; detail: string | null; ref: string | null; status: string; now: number }]
-  >;
-  private readonly all: Statement<[string], Row>;
-  private readonly last: Statement<[string, string], Row>;
-  private readonly beginTx: Transaction<
-    (id: string, step: string, detail: string | null, now: number) => StepRecord
-  >;
-  private readonly finishTx: Transaction<
-    (id: string, seq: number, status: string, f: StepFinish, now: number) => boolean
-  >;
+  private readonly ins: SqlStatement<Row>;
+  private readonly sel: SqlStatement<Row>;
+  private readonly key: SqlStatement<{ incident_id: string; seq: number }>;
+  private readonly fin: SqlStatement;
+  private readonly all: SqlStatement<Row>;
+  private readonly last: SqlStatement<Row>;
+  private readonly lockIncident: SqlStatement | undefined;
 
   constructor(
-    db: Database,
+    private readonly db: SqlDatabase,
     private readonly clock: Clock,
   ) {
     this.ins = db.prepare(
@@ -131,8 +121,15 @@ export class SqliteStepRepo implements StepRepo {
        VALUES (@id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM incident_steps WHERE incident_id = @id), @step, @status, @now, @detail)
        RETURNING rowid AS id, *`,
     );
-    // The implicit rowid is the row's id: stable for the row's life (rows are never moved or reused).
-    this.sel = db.prepare('SELECT rowid AS id, * FROM incident_steps WHERE incident_id = ? AND seq = ?');
+    // The rowid is the row's id: stable for the row's life (rows are never moved or reused). Implicit in
+    // SQLite; an explicit serial column of that name in PostgreSQL.
+    this.sel = db.prepare(
+      `SELECT rowid AS id, * FROM incident_steps WHERE incident_id = ? AND seq = ?${forUpdate(db)}`,
+    );
+    // PostgreSQL: two writers of one incident's journal take turns on its incident row, so both cannot
+    // compute the same next seq (SQLite's IMMEDIATE transaction already serialises them).
+    this.lockIncident =
+      db.dialect === 'postgres' ? db.prepare('SELECT id FROM incidents WHERE id = ? FOR UPDATE') : undefined;
     this.key = db.prepare('SELECT incident_id, seq FROM incident_steps WHERE rowid = ?');
     this.fin = db.prepare(
       `UPDATE incident_steps SET status = @status, finished_at = @now, detail = @detail, external_ref = COALESCE(@ref, external_ref)
@@ -142,21 +139,25 @@ export class SqliteStepRepo implements StepRepo {
     this.last = db.prepare(
       'SELECT rowid AS id, * FROM incident_steps WHERE incident_id = ? AND step = ? ORDER BY seq DESC LIMIT 1',
     );
-    this.beginTx = db.transaction((id: string, step: string, detail: string | null, now: number) => {
-      const row = this.ins.get({ id, step, status: 'started', now, detail });
-      if (!row) throw new Error('step row vanished inside its own transaction');
-      return map(row);
-    });
-    this.finishTx = db.transaction((id: string, seq: number, status: string, f: StepFinish, now: number) => {
-      const row = this.sel.get(id, seq);
-      if (!row || row.status !== 'started') return false;
-      const detail = f.detail ? toJson(mergedDetail(row.detail, f.detail)) : row.detail;
-      return this.fin.run({ id, seq, detail, ref: f.externalRef ?? null, status, now }).changes === 1;
-    });
+  }
+
+  private beginOnce(id: string, step: string, detail: string | null, now: number): StepRecord {
+    this.lockIncident?.get(id);
+    const row = this.ins.get({ id, step, status: 'started', now, detail });
+    if (!row) throw new Error('step row vanished inside its own transaction');
+    return map(row);
+  }
+
+  private finishOnce(id: string, seq: number, status: string, f: StepFinish, now: number): boolean {
+    const row = this.sel.get(id, seq);
+    if (!row || row.status !== 'started') return false;
+    const detail = f.detail ? toJson(mergedDetail(row.detail, f.detail)) : row.detail;
+    return this.fin.run({ id, seq, detail, ref: f.externalRef ?? null, status, now }).changes === 1;
   }
 
   begin(incidentId: string, step: string, detail?: Record<string, unknown>, now = this.clock()): StepRecord {
-    return this.beginTx.immediate(incidentId, step, detail === undefined ? null : toJson(detail), now);
+    const text = detail === undefined ? null : toJson(detail);
+    return this.db.transaction(() => this.beginOnce(incidentId, step, text, now));
   }
 
   finish(
@@ -165,7 +166,8 @@ export class SqliteStepRepo implements StepRepo {
     status: Exclude<StepStatus, 'started'>,
     finish: StepFinish = {},
   ): boolean {
-    return this.finishTx.immediate(incidentId, seq, status, finish, finish.now ?? this.clock());
+    const now = finish.now ?? this.clock();
+    return this.db.transaction(() => this.finishOnce(incidentId, seq, status, finish, now));
   }
 
   finishById(id: number, status: Exclude<StepStatus, 'started'>, finish: StepFinish = {}): boolean {

@@ -4,9 +4,14 @@ export type StoreErrorCode =
   | 'STORE_CORRUPT'
   | 'STORE_TOO_NEW'
   | 'STORE_MIGRATION_FAILED'
-  | 'STORE_OPEN_FAILED';
+  | 'STORE_OPEN_FAILED'
+  /** PostgreSQL cannot be reached right now (it reconnects by itself); the call was not carried out. */
+  | 'STORE_UNAVAILABLE';
 
-/** A database that cannot be used as it is. The message names the file and what the operator can do. */
+/**
+ * A database that cannot be used as it is. The message names the file (or PostgreSQL host:port/database,
+ * never a password) and what the operator can do.
+ */
 export class StoreError extends Error {
   constructor(
     readonly code: StoreErrorCode,

@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { validateMigrations } from './migrate.js';
 import { latestSchemaVersion, type Migration, migrations } from './migrations.js';
+import { sqliteOf } from './sql.js';
 import { openStore, type Store } from './store.js';
 import { StoreError } from './store-error.js';
 
@@ -41,10 +42,10 @@ describe('openStore', () => {
     const path = fresh('nested/deeper/gpu-medic.db');
     const s = open(path);
     expect(existsSync(path)).toBe(true);
-    expect(s.db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(s.db.pragma('foreign_keys', { simple: true })).toBe(1);
-    expect(s.db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
-    expect(s.db.pragma('busy_timeout', { simple: true })).toBe(5000);
+    expect(sqliteOf(s.db).pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(sqliteOf(s.db).pragma('foreign_keys', { simple: true })).toBe(1);
+    expect(sqliteOf(s.db).pragma('synchronous', { simple: true })).toBe(1); // NORMAL
+    expect(sqliteOf(s.db).pragma('busy_timeout', { simple: true })).toBe(5000);
     expect(s.schemaVersion()).toBe(latestSchemaVersion);
     const tables = (
       s.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]
@@ -92,7 +93,7 @@ describe('openStore', () => {
     openStore(path).close();
     const s = open(path, { migrations: extra });
     expect(s.schemaVersion()).toBe(latestSchemaVersion + 1);
-    expect(s.db.pragma('user_version', { simple: true })).toBe(latestSchemaVersion + 1);
+    expect(sqliteOf(s.db).pragma('user_version', { simple: true })).toBe(latestSchemaVersion + 1);
   });
 
   it('rolls back a failing migration and names it', () => {
@@ -242,7 +243,7 @@ describe('a process killed mid-write', () => {
     expect(child.signalCode).toBe('SIGKILL');
 
     const s = open(path);
-    expect(s.db.pragma('integrity_check', { simple: true })).toBe('ok');
+    expect(sqliteOf(s.db).pragma('integrity_check', { simple: true })).toBe('ok');
     const audit = s.db
       .prepare("SELECT action, json_extract(details, '$.i') AS i FROM audit_log ORDER BY id")
       .all() as {

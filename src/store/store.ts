@@ -19,27 +19,28 @@ import type { AuditLog, SignatureCache } from '../domain/ports.js';
 import { SqliteAuditLog } from './audit-log.js';
 import { type ExclusionRepo, SqliteExclusionRepo } from './exclusion-repo.js';
 import { createFleetRepo, type FleetRepo } from './fleet-repo.js';
-import { sqliteFleetSql } from './fleet-sql.js';
 import { type GpuStateRepo, SqliteGpuStateRepo } from './gpu-state-repo.js';
 import { type IncidentRepo, SqliteIncidentRepo } from './incident-repo.js';
 import type { Clock } from './json.js';
 import { type KvRepo, SqliteKvRepo } from './kv-repo.js';
 import { SqliteSignatureCache } from './llm-cache.js';
-import { currentVersion, migrate } from './migrate.js';
+import { currentVersion, migrate, schemaVersionOf } from './migrate.js';
 import type { Migration } from './migrations.js';
 import { type NodeStateRepo, SqliteNodeStateRepo } from './node-state-repo.js';
 import { type OutboxRepo, SqliteOutboxRepo } from './outbox-repo.js';
 import { type RepairRecordRepo, SqliteRepairRecordRepo } from './repair-record-repo.js';
 import { createRequestRepo, type RequestRepo } from './request-repo.js';
 import { type SlackRefRepo, SqliteSlackRefRepo } from './slack-ref-repo.js';
+import { type SqlDatabase, type SqlDialect, SqliteSqlDatabase } from './sql.js';
 import { SqliteStepRepo, type StepRepo } from './step-repo.js';
 import { StoreError } from './store-error.js';
 
 export interface Store {
-  /** The resolved file path, or ':memory:'. */
+  /** The resolved file path, or ':memory:'; for PostgreSQL `postgres://host:port/database#schema` (no password). */
   readonly path: string;
-  /** The raw connection, for tests and diagnostics; application code uses the repositories. */
-  readonly db: Db;
+  readonly dialect: SqlDialect;
+  /** The connection, for tests and diagnostics; application code uses the repositories. */
+  readonly db: SqlDatabase;
   readonly gpuState: GpuStateRepo;
   readonly nodeState: NodeStateRepo;
   readonly incidents: IncidentRepo;
@@ -59,6 +60,13 @@ export interface Store {
   schemaVersion(): number;
   /** Runs `fn` in one IMMEDIATE transaction: all its repository writes commit together or not at all. */
   transaction<T>(fn: () => T): T;
+  /**
+   * False while the database cannot be reached (PostgreSQL gone away; it reconnects by itself): every call
+   * then fails at once with a StoreError STORE_UNAVAILABLE. Always true for SQLite.
+   */
+  available(): boolean;
+  /** How many times the database went away so far (always 0 for SQLite). */
+  outages(): number;
   close(): void;
 }
 
@@ -223,7 +231,15 @@ export function openStore(path: string, options: OpenStoreOptions = {}): Store {
     throw classify(err, file, 'start-up');
   }
   options.logger?.info({ path: file, schemaVersion: currentVersion(db) }, 'store opened');
-  return createStore(db, file, options.now ?? Date.now);
+  const sql = new SqliteSqlDatabase(db);
+  return createStore(sql, file, options.now ?? Date.now, () => {
+    // Fold the WAL back into the main file so a copied .db file is complete on its own.
+    try {
+      if (file !== ':memory:') db.pragma('wal_checkpoint(TRUNCATE)');
+    } finally {
+      db.close();
+    }
+  });
 }
 
 function checkIntegrity(db: Db, path: string, fullCheckMaxBytes: number): void {
@@ -240,11 +256,12 @@ function checkIntegrity(db: Db, path: string, fullCheckMaxBytes: number): void {
   );
 }
 
-function createStore(db: Db, path: string, clock: Clock): Store {
+/** The repositories over an open, migrated connection of either dialect. */
+export function createStore(db: SqlDatabase, path: string, clock: Clock, close: () => void): Store {
   let closed = false;
-  const sql = sqliteFleetSql(db);
   return {
     path,
+    dialect: db.dialect,
     db,
     gpuState: new SqliteGpuStateRepo(db, clock),
     nodeState: new SqliteNodeStateRepo(db, clock),
@@ -257,19 +274,16 @@ function createStore(db: Db, path: string, clock: Clock): Store {
     llmCache: new SqliteSignatureCache(db, clock),
     kv: new SqliteKvRepo(db, clock),
     repairs: new SqliteRepairRecordRepo(db),
-    fleet: createFleetRepo(sql),
-    requests: createRequestRepo(sql),
-    schemaVersion: () => currentVersion(db),
-    transaction: <T>(fn: () => T): T => db.transaction(fn).immediate(),
+    fleet: createFleetRepo(db),
+    requests: createRequestRepo(db),
+    schemaVersion: () => schemaVersionOf(db),
+    transaction: <T>(fn: () => T): T => db.transaction(fn),
+    available: () => db.available(),
+    outages: () => db.outages(),
     close: () => {
       if (closed) return;
       closed = true;
-      // Fold the WAL back into the main file so a copied .db file is complete on its own.
-      try {
-        if (path !== ':memory:') db.pragma('wal_checkpoint(TRUNCATE)');
-      } finally {
-        db.close();
-      }
+      close();
     },
   };
 }

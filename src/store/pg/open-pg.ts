@@ -1,0 +1,117 @@
+/**
+ * Opening the PostgreSQL store: connect (one clear StoreError if the server cannot be used), create the
+ * cluster's schema and the shared fleet schema, and apply the missing migrations — all under one
+ * session advisory lock, so processes starting together (replicas, or several clusters on one database)
+ * migrate one after the other instead of racing.
+ */
+import type { Logger } from 'pino';
+import type { Clock } from '../json.js';
+import { validateMigrations } from '../migrate.js';
+import type { Migration } from '../migrations.js';
+import { createStore, type Store } from '../store.js';
+import { StoreError } from '../store-error.js';
+import { describeUrl, type PgConnectOptions, PgSqlDatabase } from './pg-database.js';
+import { FLEET_SCHEMA, pgMigrations } from './pg-migrations.js';
+
+/** Any fixed 64-bit key: the lock every gpu-medic process takes to migrate. */
+const MIGRATION_LOCK = 7_314_650_122;
+
+/** `gpu_medic_<cluster>`: lower-cased, anything outside [a-z0-9_] → `_`, at most PostgreSQL's 63 bytes. */
+export function schemaFor(cluster: string): string {
+  return `gpu_medic_${cluster.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
+}
+
+export interface OpenPgStoreOptions {
+  logger?: Logger;
+  now?: Clock;
+  migrations?: readonly Migration[];
+  /** Connection tuning (timeouts, reconnect backoff); the URL and search path come from the arguments. */
+  connection?: Omit<PgConnectOptions, 'url' | 'searchPath'>;
+}
+
+export function openPostgresStore(url: string, cluster: string, options: OpenPgStoreOptions = {}): Store {
+  const schema = schemaFor(cluster);
+  const where = `${describeUrl(url)} (schema ${schema})`;
+  const db = new PgSqlDatabase({ ...options.connection, url, searchPath: `${schema}, ${FLEET_SCHEMA}` });
+  try {
+    const applied = migratePg(db, schema, where, options);
+    options.logger?.info({ database: where, applied, schemaVersion: current(db) }, 'store opened');
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return createStore(db, `postgres://${describeUrl(url)}#${schema}`, options.now ?? Date.now, () =>
+    db.close(),
+  );
+}
+
+function current(db: PgSqlDatabase): number {
+  return db.prepare<{ v: number | null }>('SELECT MAX(version) AS v FROM schema_migrations').get()?.v ?? 0;
+}
+
+function migratePg(
+  db: PgSqlDatabase,
+  schema: string,
+  where: string,
+  options: Pick<OpenPgStoreOptions, 'migrations' | 'logger' | 'now'>,
+): number[] {
+  const list = options.migrations ?? pgMigrations;
+  validateMigrations(list);
+  const latest = list.at(-1)?.version ?? 0;
+  const now = options.now ?? Date.now;
+  db.prepare('SELECT pg_advisory_lock(?::bigint)').get(MIGRATION_LOCK);
+  try {
+    try {
+      db.exec(
+        `CREATE SCHEMA IF NOT EXISTS ${schema}; CREATE SCHEMA IF NOT EXISTS ${FLEET_SCHEMA};
+         CREATE TABLE IF NOT EXISTS ${schema}.schema_migrations
+           (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
+      );
+    } catch (err) {
+      if (err instanceof StoreError) throw err;
+      throw new StoreError(
+        'STORE_UNWRITABLE',
+        where,
+        `PostgreSQL at ${where}: cannot create the schema (${(err as Error).message}); the database user needs ` +
+          'CREATE on the database (or create the schemas gpu_medic_<cluster> and gpu_medic_fleet for it).',
+        { cause: err },
+      );
+    }
+    const found = current(db);
+    if (found > latest) {
+      throw new StoreError(
+        'STORE_TOO_NEW',
+        where,
+        `PostgreSQL at ${where} has schema version ${found}, but this gpu-medic knows only up to ${latest}: ` +
+          'it was written by a newer release. Run that release (or newer), or restore a backup made by this one.',
+      );
+    }
+    const applied: number[] = [];
+    for (const m of list) {
+      if (m.version <= found) continue;
+      try {
+        db.transaction(() => {
+          db.exec(m.up);
+          db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+            m.version,
+            m.name,
+            now(),
+          );
+        });
+      } catch (err) {
+        if (err instanceof StoreError) throw err;
+        throw new StoreError(
+          'STORE_MIGRATION_FAILED',
+          where,
+          `PostgreSQL at ${where}: migration ${m.version} (${m.name}) failed and was rolled back: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+      applied.push(m.version);
+      options.logger?.info({ version: m.version, name: m.name, schema }, 'store migration applied');
+    }
+    return applied;
+  } finally {
+    if (db.available()) db.prepare('SELECT pg_advisory_unlock(?::bigint)').get(MIGRATION_LOCK);
+  }
+}
