@@ -4,8 +4,8 @@
  * and PostgreSQL.
  */
 import { ClusterSummary, type FleetCluster } from '../fleet/summary.js';
-import type { SqlDatabase } from './sql.js';
 import { fromJson, toJson } from './json.js';
+import type { SqlDatabase } from './sql.js';
 
 interface ClusterRow {
   cluster: string;

@@ -4,8 +4,9 @@
  * leader died (older than the given age, the lease duration) is claimable again. Portable SQL, except the
  * claim's row lock (`skipLocked`).
  */
-import { type SqlDatabase, skipLocked } from './sql.js';
+
 import { fromJson, toJson } from './json.js';
+import { type SqlDatabase, skipLocked } from './sql.js';
 
 export type FleetRequestKind = 'action' | 'command';
 export type FleetRequestStatus = 'pending' | 'claimed' | 'done' | 'failed';
