@@ -14,24 +14,31 @@ export function resumeWhenStoreReturns(deps: {
   logger: Logger;
   everyMs?: number;
 }): () => void {
-  let was = deps.store.available();
+  // Outages are counted by the store, so one shorter than a tick is not missed.
+  let handled = deps.store.outages();
+  let down = false;
   const timer = setInterval(() => {
-    const now = deps.store.available();
-    if (now === was) return;
-    was = now;
-    if (!now) {
-      deps.logger.error('the database is unavailable: no remediation step starts until it is back');
+    if (!deps.store.available()) {
+      if (!down)
+        deps.logger.error('the database is unavailable: no remediation step starts until it is back');
+      down = true;
       return;
     }
-    deps.logger.info('the database is back');
-    if (!deps.isActing()) return;
+    const outages = deps.store.outages();
+    if (outages === handled) return;
+    down = false;
+    deps.logger.info({ outages }, 'the database is back');
+    if (!deps.isActing()) {
+      handled = outages;
+      return;
+    }
     try {
       const resumed = deps.engine.start();
+      handled = outages;
       if (resumed.length > 0)
         deps.logger.info({ incidents: resumed }, 'resumed remediations the outage interrupted');
     } catch (err) {
-      // Gone again already: the next return tries again.
-      was = false;
+      // Gone again already: the next tick tries again.
       deps.logger.warn({ err }, 'could not resume remediations yet');
     }
   }, deps.everyMs ?? 1000);

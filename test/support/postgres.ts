@@ -9,12 +9,17 @@
  *   await dropDatabase(db);                    // optional; the server and its data go at teardown
  */
 
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { inject } from 'vitest';
 import type { PostgresServerInfo } from './postgres-server.js';
 import { waitFor } from './wait.js';
+
+export type { PostgresServerInfo };
 
 export interface TestDatabase {
   /** postgres://user:password@host:port/name */
@@ -26,24 +31,45 @@ export interface TestDatabase {
 /** For `beforeAll(…, POSTGRES_HOOK_TIMEOUT)`: above the wait for the server's start. */
 export const POSTGRES_HOOK_TIMEOUT = 120_000;
 
-/** The server's address once it is ready (it starts in the background at the beginning of the run). */
+/** The run's server, started by the first caller of the run (any worker), once; its address when ready. */
 export async function postgresServer(): Promise<PostgresServerInfo> {
-  const info = inject('postgres');
-  if (!info)
+  const run = inject('postgresRun');
+  if (!run) {
     throw new Error(
-      'no PostgreSQL server: vitest.config.ts must list test/support/postgres-server.ts in globalSetup',
+      'no PostgreSQL run: vitest.config.ts must list test/support/postgres-server.ts in globalSetup',
     );
+  }
+  const info = join(run.runDir, 'info.json');
+  const failed = join(run.runDir, 'failed');
+  if (!existsSync(info) && !existsSync(failed)) {
+    let first = false;
+    try {
+      mkdirSync(join(run.runDir, 'lock'));
+      first = true;
+    } catch {
+      // Another test file of this run is starting it.
+    }
+    if (first) {
+      const script = join(dirname(fileURLToPath(import.meta.url)), 'postgres-server-process.ts');
+      const child = spawn(process.execPath, ['--import', 'tsx', script, run.runDir, String(run.ownerPid)], {
+        detached: true,
+        stdio: 'ignore',
+      });
+      child.unref();
+    }
+  }
   // initdb takes a few seconds on a busy 2-core machine; callers give their beforeAll POSTGRES_HOOK_TIMEOUT.
   const status = await waitFor(
     'the test PostgreSQL server to start',
-    () => (existsSync(info.statusFile) ? readFileSync(info.statusFile, 'utf8') : undefined),
-    { timeoutMs: 90_000 },
+    () =>
+      existsSync(info) ? 'ready' : existsSync(failed) ? `failed: ${readFileSync(failed, 'utf8')}` : undefined,
+    { timeoutMs: 90_000, intervalMs: 100 },
   );
   if (status !== 'ready') throw new Error(`the test PostgreSQL server did not start: ${status}`);
-  return info;
+  return JSON.parse(readFileSync(info, 'utf8')) as PostgresServerInfo;
 }
 
-export function urlFor(info: Omit<PostgresServerInfo, 'statusFile'>, database: string): string {
+export function urlFor(info: PostgresServerInfo, database: string): string {
   return `postgres://${info.user}:${encodeURIComponent(info.password)}@${info.host}:${info.port}/${database}`;
 }
 
