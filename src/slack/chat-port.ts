@@ -130,8 +130,13 @@ export interface ChatOutbox {
     payload: unknown,
     options?: { dedupeKey?: string; now?: number },
   ): { id: number; duplicate: boolean };
-  /** Per ordering key only its oldest pending message, and only when it is due. */
-  nextBatch<P = unknown>(sink: string, now: number, limit: number): ChatOutboxEntry<P>[];
+  /**
+   * Per ordering key only its oldest pending message, and only when it is due; taken until `leaseUntil`, so
+   * another replica delivering from the same database never posts the same message too.
+   */
+  claimBatch<P = unknown>(sink: string, now: number, limit: number, leaseUntil: number): ChatOutboxEntry<P>[];
+  /** Gives a taken message back, due at `dueAt`, without counting an attempt. */
+  defer(id: number, dueAt: number): boolean;
   markDelivered(id: number, result?: unknown, now?: number): boolean;
   markRetry(id: number, error: string, nextAttemptAt: number): boolean;
   markDead(id: number, error: string, now?: number): boolean;

@@ -17,6 +17,13 @@ import type { ChatOutbox, ChatOutboxEntry, ChatSink, SlackRefs } from './chat-po
 
 export const slackSinkName = 'slack';
 
+/**
+ * How long a claimed batch is this process's: longer than one batch takes to post (Slack's rate limits
+ * included), short enough that a batch claimed by a process killed mid-way is posted by its successor
+ * within half a minute.
+ */
+const claimLeaseMs = 30_000;
+
 const SlackOutboxPayload = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('root'),
@@ -219,11 +226,13 @@ export class SlackDelivery implements ChatSink {
 
   /** Delivers what is due now (at most one batch); returns how many messages were delivered. */
   async runOnce(): Promise<number> {
-    const batch = this.o.outbox.nextBatch<unknown>(slackSinkName, this.o.now(), this.o.batchSize);
+    const now = this.o.now();
+    const batch = this.o.outbox.claimBatch<unknown>(slackSinkName, now, this.o.batchSize, now + claimLeaseMs);
     let delivered = 0;
     for (const entry of batch) {
-      if (this.stopped && this.loop) break;
-      if (await this.deliver(entry)) delivered += 1;
+      // Stopping: what is left of the batch is given back at once, for the next start or another replica.
+      if (this.stopped && this.loop) this.o.outbox.defer(entry.id, now);
+      else if (await this.deliver(entry)) delivered += 1;
     }
     return delivered;
   }
@@ -278,7 +287,11 @@ export class SlackDelivery implements ChatSink {
     // Pace by channel id: roots name the channel (`#gpu-ops`), replies carry the id Slack answered.
     const channel = ref?.channel ?? this.channelIds.get(payload.channel) ?? payload.channel;
     const now = this.o.now();
-    if ((this.channelNextAt.get(channel) ?? 0) > now) return false;
+    const pacedUntil = this.channelNextAt.get(channel) ?? 0;
+    if (pacedUntil > now) {
+      outbox.defer(entry.id, pacedUntil);
+      return false;
+    }
     this.channelNextAt.set(channel, now + this.o.paceMs);
 
     try {

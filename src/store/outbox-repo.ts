@@ -49,6 +49,11 @@ export interface OutboxRepo {
    * taker then marks each delivered, retry or dead; a taker that dies leaves them due again at `leaseUntil`.
    */
   claimBatch<P = unknown>(sink: string, now: number, limit: number, leaseUntil: number): OutboxMessage<P>[];
+  /**
+   * Leaves a taken message pending and due at `dueAt` without counting an attempt: a claim given back
+   * (pacing, a stop before it was sent).
+   */
+  defer(id: number, dueAt: number): boolean;
   markDelivered(id: number, result?: unknown, now?: number): boolean;
   /** Counts an attempt and schedules the next one. */
   markRetry(id: number, error: string, nextAttemptAt: number): boolean;
@@ -195,6 +200,10 @@ export class SqliteOutboxRepo implements OutboxRepo {
         );
       return rows.map((r) => map<P>(r));
     });
+  }
+
+  defer(id: number, dueAt: number): boolean {
+    return this.lease.run(dueAt, listParam(this.db, [id])).changes === 1;
   }
 
   markDelivered(id: number, result?: unknown, now = this.clock()): boolean {

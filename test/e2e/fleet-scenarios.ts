@@ -155,7 +155,23 @@ export function fleetEndToEnd(databaseUrl: () => string): void {
         context: diag,
       });
       expect(alpha.sim.log.find('RebootInstances')).toHaveLength(0);
-    }, 120_000);
+      // Beta allows one remediation at a time: the scenarios after this one need it finished.
+      await waitFor(
+        'the remediation resolved',
+        () =>
+          slack()
+            .messages.thread(alertChannel, root.ts)
+            .some((m) => /Resolved/.test(m.text ?? '')),
+        {
+          timeoutMs: 60_000,
+          context: () =>
+            `thread:\n${slack()
+              .messages.thread(alertChannel, root.ts)
+              .map((m) => m.text)
+              .join('\n')}\n${diag()}`,
+        },
+      );
+    }, 150_000);
 
     it('answers a bare node name both clusters have with the choice', async () => {
       const [alpha, beta] = clusters as [Cluster, Cluster];

@@ -152,6 +152,19 @@ export function describeStoreContract(
         expect(s.outbox.claimBatch('slack', 200, 1, 260)).toHaveLength(1);
       });
 
+      it('defer gives a taken message back, due at the given time, without counting an attempt', () => {
+        const a = s.outbox.enqueue('slack', 'thread-1', { n: 1 }, { now: 0 }).id;
+        expect(s.outbox.claimBatch('slack', 10, 10, 10_000)).toHaveLength(1);
+        expect(s.outbox.defer(a, 15)).toBe(true);
+        expect(s.outbox.claimBatch('slack', 14, 10, 10_000)).toEqual([]);
+        expect(s.outbox.claimBatch('slack', 15, 10, 10_000)).toEqual([
+          expect.objectContaining({ id: a, attempts: 0 }),
+        ]);
+        expect(s.outbox.markDelivered(a, undefined, 16)).toBe(true);
+        // A settled message is not made pending again.
+        expect(s.outbox.defer(a, 20)).toBe(false);
+      });
+
       it('a dead message lets the next of its key proceed', () => {
         const a = s.outbox.enqueue('webhook', 'k', { n: 1 }, { now: 0 }).id;
         const b = s.outbox.enqueue('webhook', 'k', { n: 2 }, { now: 0 }).id;
