@@ -28,6 +28,7 @@ import {
   sameCounts,
   sameList,
 } from './scan-memory.js';
+import { takeFromScanRead } from './scan-read.js';
 import { triage } from './triage.js';
 
 export interface Plan {
@@ -269,35 +270,21 @@ export class Monitor {
         covered.push({ signals: r.snapshot.signals, error: r.snapshot.error });
       }
     };
-    const take = (node: GpuNode, snapshot: NodeSnapshot, ms: number) => {
+    /** Records the node with the next batch; true when that recorded the batch. */
+    const take = (node: GpuNode, snapshot: NodeSnapshot, ms: number): boolean => {
       if (snapshot.error) failures++;
       batch.push({ node, snapshot, ms });
-      if (batch.length >= MAX_BATCH) flush();
-      else queued ??= setImmediate(flush);
-    };
-    // Nodes the source answers from memory skip the pool: a deadline timer and an AbortController per node
-    // were a fifth of a 5,000-node Prometheus scan's CPU, for reads that cannot hang. A yield after each
-    // batch keeps the event loop (probes, webhooks) served while thousands are recorded.
-    const { collector } = this.opts;
-    const pooled: GpuNode[] = collector.fromScanRead ? [] : nodes;
-    if (collector.fromScanRead) {
-      for (const node of nodes) {
-        const t = performance.now();
-        let snapshot: NodeSnapshot | undefined;
-        try {
-          snapshot = collector.fromScanRead(node);
-        } catch (err) {
-          // `collect` then reads the node and reports what went wrong as the node's error.
-          this.opts.logger?.warn({ err, node: node.name }, 'reading a node from the scan read failed');
-        }
-        if (!snapshot) {
-          pooled.push(node);
-          continue;
-        }
-        take(node, snapshot, performance.now() - t);
-        if (batch.length === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (batch.length < MAX_BATCH) {
+        queued ??= setImmediate(flush);
+        return false;
       }
-    }
+      flush();
+      return true;
+    };
+    const { collector } = this.opts;
+    const pooled = collector.fromScanRead
+      ? await takeFromScanRead(nodes, (n) => collector.fromScanRead?.(n), take, this.opts.logger)
+      : nodes;
     await forEachBounded(
       pooled,
       this.opts.concurrency,
