@@ -2,10 +2,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { type LlmBenchResult, runLlmBench } from '../bench/llm.js';
+import type { LlmBenchResult } from '../bench/llm.js';
 import { ONE_CPU_METHOD, runOneCpu, tasksetAvailable } from '../bench/one-cpu.js';
-import { type PromBenchResult, prometheusMarkdown, runPrometheusBenchSize } from '../bench/prometheus.js';
-import { repairTimesMarkdown, runRepairTimes } from '../bench/repair-times.js';
+import type { PromBenchResult } from '../bench/prometheus.js';
 import { type BenchReport, formatTerminal, machineInfo, renderMarkdown } from '../bench/report.js';
 import type { OneCpuResult } from '../bench/report-extra.js';
 import { runBenchSize, type SizeResult } from '../bench/run.js';
@@ -153,16 +152,25 @@ export async function main(argv: string[]): Promise<number> {
     );
   }
   const oneCpu = await runOneCpuSizes(oneCpuSizes, { gpusPerNode, concurrency, scans, progress });
+  // Each later part is loaded when it runs, as the store part is: the direct scans above are measured with
+  // the sensing and monitor stack alone, not the other parts' code (the LLM fake, the Prometheus server, the
+  // time-to-repair harness with the whole runtime).
   let llm: LlmBenchResult | undefined;
-  if (withLlm) llm = await runLlmBench({ nodes: llmNodes, gpusPerNode, progress });
+  if (withLlm) {
+    const { runLlmBench } = await import('../bench/llm.js');
+    llm = await runLlmBench({ nodes: llmNodes, gpusPerNode, progress });
+  }
   const prom: PromBenchResult[] = [];
+  let promMarkdown = '';
   if (!values['no-prometheus']) {
+    const { prometheusMarkdown, runPrometheusBenchSize } = await import('../bench/prometheus.js');
     for (const nodes of [...new Set(positiveInts('prometheus-sizes', str('prometheus-sizes')))].sort(
       (a, b) => a - b,
     )) {
       progress(`${nodes} nodes, DCGM_SOURCE=prometheus:`);
       prom.push(await runPrometheusBenchSize({ nodes, gpusPerNode, scans, progress }));
     }
+    if (prom.length > 0) promMarkdown = prometheusMarkdown(prom);
   }
   let stores = '';
   if (!values['no-postgres']) {
@@ -175,6 +183,7 @@ export async function main(argv: string[]): Promise<number> {
   let repair = '';
   if (!values['no-repair']) {
     progress('time to repair:');
+    const { repairTimesMarkdown, runRepairTimes } = await import('../bench/repair-times.js');
     repair = repairTimesMarkdown(await runRepairTimes({ progress }));
   }
   const report: BenchReport = {
@@ -188,7 +197,7 @@ export async function main(argv: string[]): Promise<number> {
     ...(values.note ? { note: String(values.note) } : {}),
   };
   console.log(formatTerminal(report));
-  if (prom.length > 0) console.log(`\n${prometheusMarkdown(prom)}`);
+  if (promMarkdown) console.log(`\n${promMarkdown}`);
   if (stores) console.log(`\n${stores}`);
   if (repair) console.log(`\n${repair}`);
   if (!values['no-write']) {
@@ -196,7 +205,7 @@ export async function main(argv: string[]): Promise<number> {
     await mkdir(dirname(out), { recursive: true });
     await writeFile(
       out,
-      `${renderMarkdown(report)}${prom.length > 0 ? `\n${prometheusMarkdown(prom)}` : ''}${stores ? `\n${stores}` : ''}${repair ? `\n${repair}` : ''}`,
+      `${renderMarkdown(report)}${promMarkdown ? `\n${promMarkdown}` : ''}${stores ? `\n${stores}` : ''}${repair ? `\n${repair}` : ''}`,
     );
     console.log(`\nwrote ${out}`);
   }
