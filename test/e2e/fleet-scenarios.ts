@@ -186,7 +186,7 @@ export function fleetEndToEnd(databaseUrl: () => string): void {
       expect(answer.text).toContain(`beta/${shared}`);
     }, 60_000);
 
-    it("finishes a remediation on beta's standby after beta's leader is SIGKILLed mid-drain, rebooting once", async () => {
+    it("finishes a remediation on beta's standby after beta's leader is SIGKILLed once it has cordoned, rebooting once", async () => {
       const [alpha, beta] = clusters as [Cluster, Cluster];
       const node = gpuNodeNames(beta.sim)[2] ?? '';
       const rebootsBefore = beta.sim.log.find('RebootInstances').length;
