@@ -86,6 +86,7 @@ export function fleetPublisher(
     'publishing the fleet summary',
     Math.max(1000, config.monitor.intervalSeconds * 1000),
     async () => {
+      if (!store.available()) return;
       const summary = await fleetSummaryOf(rt, store);
       const gpus = rt.sensing.watcher.list().reduce((n, node) => n + (node.expectedGpus ?? 0), 0);
       store.fleet.publish(config.clusterName, rt.identity, clusterSummaryOf(summary, gpus), clock.now());
@@ -131,7 +132,7 @@ export function fleetContextOf(rt: {
 
 export interface RequestWorkerOptions {
   config: Config;
-  store: Pick<Store, 'requests'>;
+  store: Pick<Store, 'requests' | 'available'>;
   clock: Pick<Clock, 'now'>;
   /** Who claims: this process's lease identity. */
   identity: string;
@@ -178,6 +179,8 @@ export function requestWorker(o: RequestWorkerOptions): Acting & { drain(): Prom
     'claiming queued requests',
     config.leader.requestPollSeconds * 1000,
     async () => {
+      // The store's watch reports an outage once; a claim would only fail again every poll.
+      if (!store.available()) return;
       // A full batch means more may wait: claim again at once.
       while (claimAndStart().length >= claimBatch) {}
       // Finished requests are kept a week for inspection, then deleted (checked hourly).
