@@ -69,6 +69,49 @@ describe('the leader request worker', () => {
     expect(executed).toBe(1);
   });
 
+  it('claims nothing while the store is unavailable, and takes the request once it is back', async () => {
+    const fleet = fleetContextOf({ config, store, clock, isActing: () => false });
+    const id = fleet.queue.enqueue('prod', click);
+    let up = false;
+    let polls = 0;
+    let claims = 0;
+    const watched: Store = {
+      ...store,
+      available: () => {
+        polls++;
+        return up;
+      },
+      requests: {
+        ...store.requests,
+        claim: (...args: Parameters<Store['requests']['claim']>) => {
+          claims++;
+          return store.requests.claim(...args);
+        },
+      },
+    };
+    const worker = requestWorker({
+      config,
+      store: watched,
+      clock,
+      identity: 'leader-1',
+      logger: silentLogger(),
+      execute: async () => null,
+    });
+    await worker.start();
+    try {
+      await waitFor('three polls while the store is down', () => polls >= 3);
+      expect(claims).toBe(0);
+      expect(store.requests.get(id)?.status).toBe('pending');
+      up = true;
+      await waitFor(
+        'the request done once the store is back',
+        () => store.requests.get(id)?.status === 'done',
+      );
+    } finally {
+      await worker.stop('test over');
+    }
+  });
+
   it('routes through the directory the leaders publish', () => {
     const fleet = fleetContextOf({ config, store, clock, isActing: () => true });
     store.fleet.replaceNodes('staging', ['n1']);
