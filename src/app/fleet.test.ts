@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/support/wait.js';
 import { loadConfig } from '../config/config.js';
-import type { LeaderRequest } from '../fleet/requests.js';
+import { type LeaderRequest, REQUEST_TTL_MS } from '../fleet/requests.js';
 import { silentLogger } from '../log/logger.js';
 import { openStore, type Store } from '../store/index.js';
 import { fleetContextOf, requestWorker } from './fleet.js';
@@ -110,6 +110,35 @@ describe('the leader request worker', () => {
     } finally {
       await worker.stop('test over');
     }
+  });
+
+  it('fails a request older than the TTL without executing it: a late click must not act on a node nobody looked at since', async () => {
+    let at = 1_000;
+    const later = { now: () => at };
+    const fleet = fleetContextOf({ config, store, clock: later, isActing: () => false });
+    const old = fleet.queue.enqueue('prod', click);
+    at += REQUEST_TTL_MS - 1;
+    const fresh = fleet.queue.enqueue('prod', click);
+    at += 2;
+    const executed: string[] = [];
+    const worker = requestWorker({
+      config,
+      store,
+      clock: later,
+      identity: 'leader-1',
+      logger: silentLogger(),
+      async execute(request) {
+        executed.push(request.userId);
+        return null;
+      },
+    });
+    expect(await worker.drain()).toBe(2);
+    expect(executed).toHaveLength(1);
+    expect(store.requests.get(old)).toMatchObject({
+      status: 'failed',
+      error: expect.stringMatching(/^expired: /),
+    });
+    expect(store.requests.get(fresh)?.status).toBe('done');
   });
 
   it('routes through the directory the leaders publish', () => {

@@ -6,7 +6,7 @@
 import type { Config } from '../config/config.js';
 import type { Clock } from '../domain/clock.js';
 import type { FleetContext } from '../fleet/ports.js';
-import { type LeaderRequest, parseLeaderRequest } from '../fleet/requests.js';
+import { type LeaderRequest, parseLeaderRequest, REQUEST_TTL_MS } from '../fleet/requests.js';
 import type { ClusterSummary } from '../fleet/summary.js';
 import type { Logger } from '../log/logger.js';
 import type { FleetSummary } from '../slack/format.js';
@@ -152,6 +152,13 @@ export function requestWorker(o: RequestWorkerOptions): Acting & { drain(): Prom
   const { config, store, clock, identity, logger } = o;
   const staleMs = config.leader.leaseDurationSeconds * 1000;
   const execute = async (row: FleetRequest): Promise<void> => {
+    const waited = clock.now() - row.createdAt;
+    if (waited > REQUEST_TTL_MS) {
+      const why = `expired: queued ${Math.round(waited / 1000)} s ago, longer than ${REQUEST_TTL_MS / 1000} s; not executed`;
+      logger.warn({ request: row.id, kind: row.kind, user: row.requestedBy }, why);
+      store.requests.fail(row.id, identity, why, clock.now());
+      return;
+    }
     const request = parseLeaderRequest(row.payload);
     if ('error' in request) {
       logger.warn({ request: row.id, error: request.error }, 'queued request refused');

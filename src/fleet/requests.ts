@@ -40,3 +40,10 @@ export function parseLeaderRequest(payload: unknown): LeaderRequest | { error: s
   const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`);
   return { error: `invalid request payload: ${issues.join('; ')}` };
 }
+
+/**
+ * How long a queued request waits for its cluster's leader. Older, it is failed unexecuted: a reboot clicked
+ * while a cluster's gpu-medic was down must not happen hours later, when it comes back, on a node whose state
+ * nobody looked at since.
+ */
+export const REQUEST_TTL_MS = 10 * 60_000;

@@ -3,6 +3,7 @@
  * cluster's summary, the choice for a node name several clusters have, and the acknowledgement of a
  * request queued for a cluster's leader.
  */
+import { REQUEST_TTL_MS } from '../../fleet/requests.js';
 import type { FleetCluster } from '../../fleet/summary.js';
 import { escapeMrkdwn, inlineCode, slackDate } from '../format.js';
 import type { SlackMessage } from './alert.js';
@@ -101,6 +102,8 @@ export function unknownClusterMessage(cluster: string, known: readonly string[])
 
 /** The acknowledgement of a request handed to a cluster's leader. */
 export function queuedMessage(cluster: string, where: 'thread' | 'channel'): SlackMessage {
-  const text = `⏳ Queued for ${inlineCode(cluster)}'s leader: it answers ${where === 'thread' ? 'in this thread' : 'here'}.`;
+  const text =
+    `⏳ Queued for ${inlineCode(cluster)}'s leader: it answers ${where === 'thread' ? 'in this thread' : 'here'}. ` +
+    `If no leader takes it within ${REQUEST_TTL_MS / 60_000} minutes, it is dropped and nothing is done.`;
   return { text, blocks: [section(text)] };
 }
