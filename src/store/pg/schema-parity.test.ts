@@ -51,7 +51,9 @@ function pgColumns(): Columns {
   const out: Columns = {};
   for (const r of rows) {
     if (r.column_name === 'rowid') continue;
-    (out[r.table_name] ??= []).push(r.column_name);
+    const columns = out[r.table_name] ?? [];
+    columns.push(r.column_name);
+    out[r.table_name] = columns;
   }
   for (const cols of Object.values(out)) cols.sort();
   return out;
