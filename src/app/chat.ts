@@ -235,7 +235,8 @@ async function nodeDetailOf(
           gpu: verdict.gpu,
         }
       : { severity: 'info', category: 'UNKNOWN', explanation: 'Not scanned yet.', source: 'rules' },
-    checkedAt: known?.lastScanAt,
+    // This process's last scan of the node; the store's time (written less often for quiet nodes) before one.
+    checkedAt: scan?.snapshot.takenAt ?? known?.lastScanAt,
     gpus: (scan?.snapshot.gpus ?? []).map((g) => ({
       index: g.index,
       model: g.model,

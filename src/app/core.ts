@@ -87,16 +87,31 @@ export interface NodeScanStatus {
   node: GpuNode;
   verdict: Verdict;
   ms: number;
-  snapshot: { takenAt: number; gpus: GpuStatus[]; error?: CollectionError; signals?: SignalFamily[] };
+  snapshot: {
+    takenAt: number;
+    gpus: GpuStatus[];
+    error?: CollectionError;
+    signals?: readonly SignalFamily[];
+  };
   /**
    * Who each GPU is (UUID, bus id, XIDs), from the last scan that read GPUs: what a repair records as RMA
    * evidence.
    */
   gpuIds: GpuIdentity[];
+  /** The snapshot's readKey (NodeSnapshot.readKey), when its source gave one. */
+  readKey?: string;
 }
 
-export function scanStatusOf(r: NodeScanResult): NodeScanStatus {
+export function scanStatusOf(r: NodeScanResult, previous?: NodeScanStatus): NodeScanStatus {
   const { snapshot: s } = r;
+  // Read the same as last time (same node object, same readKey): the same GPUs; only the verdict and time move.
+  if (previous && s.readKey !== undefined && previous.readKey === s.readKey && previous.node === r.node)
+    return {
+      ...previous,
+      verdict: r.verdict,
+      ms: r.ms,
+      snapshot: { ...previous.snapshot, takenAt: s.takenAt },
+    };
   const gpus = s.gpus.map((g) => ({
     index: g.index,
     model: g.model,
@@ -110,7 +125,15 @@ export function scanStatusOf(r: NodeScanResult): NodeScanStatus {
   if (s.error) snapshot.error = s.error;
   // Detection coverage in `/gpu status` counts the families each node's last read carried.
   if (s.signals) snapshot.signals = s.signals;
-  return { node: r.node, verdict: r.verdict, ms: r.ms, snapshot, gpuIds: gpuIdentities(s.gpus) };
+  const status: NodeScanStatus = {
+    node: r.node,
+    verdict: r.verdict,
+    ms: r.ms,
+    snapshot,
+    gpuIds: gpuIdentities(s.gpus),
+  };
+  if (s.readKey !== undefined) status.readKey = s.readKey;
+  return status;
 }
 
 /** The remediation stores over the one SQLite store, built once and shared by the engine and the services. */
@@ -327,9 +350,10 @@ function createMonitor(
     plan: initialPlan(config, clock),
     onIncident: onIncidentDetected(bus, deps.services, componentLogger(opts.logger, 'app'), clock),
     onNodeScanned: (r) => {
-      const status = scanStatusOf(r);
+      const previous = deps.lastScan.get(r.node.name);
+      const status = scanStatusOf(r, previous);
       // A scan that read no GPU (the node rebooting, the exporter down) does not forget who the GPUs are.
-      const known = deps.lastScan.get(r.node.name)?.gpuIds;
+      const known = previous?.gpuIds;
       if (status.gpuIds.length === 0 && known) status.gpuIds = known;
       deps.lastScan.set(r.node.name, status);
     },

@@ -116,18 +116,33 @@ export function joinKey(
 }
 
 export interface NodeCoverage {
-  families: SignalFamily[];
+  families: readonly SignalFamily[];
   gpus: number;
+  /** The coverage value these were decoded from (`gpus × 256 + family bits`). */
+  value: number;
   /** The label that named the node, for a follow-up query. */
   label: JoinLabel;
   /** The label's value (may be the short host name of the node). */
   key: string;
 }
 
+export interface DecodedCoverage {
+  readonly families: readonly SignalFamily[];
+  readonly gpus: number;
+}
+
+/** A fleet has a handful of distinct coverage values: each is decoded once, and its answer shared (frozen). */
+const decoded = new Map<number, DecodedCoverage>();
+
 /** Decodes one coverage value; undefined when it is not what coverageQuery() builds. */
-export function decodeCoverage(value: number): { families: SignalFamily[]; gpus: number } | undefined {
+export function decodeCoverage(value: number): DecodedCoverage | undefined {
+  const known = decoded.get(value);
+  if (known) return known;
   if (!Number.isInteger(value) || value < 0) return undefined;
   const mask = value % GPU_UNIT;
-  const families = COVERAGE_FAMILIES.filter((_, bit) => (mask & (2 ** bit)) !== 0);
-  return { families, gpus: Math.floor(value / GPU_UNIT) };
+  const families = Object.freeze(COVERAGE_FAMILIES.filter((_, bit) => (mask & (2 ** bit)) !== 0));
+  const answer = Object.freeze({ families, gpus: Math.floor(value / GPU_UNIT) });
+  // Bounded: a misbehaving Prometheus must not grow it without end (a value is 8 bits of families × GPUs).
+  if (decoded.size < 4096) decoded.set(value, answer);
+  return answer;
 }

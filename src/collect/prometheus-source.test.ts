@@ -234,6 +234,48 @@ describe('the collector', () => {
     expect(b?.gpus[0]?.xidLast).toBe(0);
   });
 
+  it('readKey: equal while a node reads the same; none with abnormal series, an error or the device plugin starting', async () => {
+    let coverage: PromVectorSample[] = ['a', 'b', 'c'].map((h) => ({
+      metric: { Hostname: h },
+      value: STOCK,
+    }));
+    let abnormal: PromVectorSample[] = [xid('c', 1, 79)];
+    const port = fakePort((q) => answersFor(coverage, abnormal)(q));
+    let now = 1_000_000;
+    const c = createPrometheusCollector({ port, thresholds, timeoutMs: 1000, now: () => now });
+    await c.beforeScan();
+    const first = ['a', 'b', 'c'].map((n) => fromRead(c, n));
+    expect(first.map((s) => s.readKey)).toEqual([`prometheus:${STOCK}`, `prometheus:${STOCK}`, undefined]);
+    // Rebooted a minute ago and no GPU offered yet: the snapshot depends on the clock, so no key.
+    const starting = { ...node('a', 8), gpuResources: { 'nvidia.com/gpu': 0 }, readySince: now - 60_000 };
+    expect(c.fromScanRead(starting)?.missingParts).toHaveLength(1);
+    expect(c.fromScanRead(starting)?.readKey).toBeUndefined();
+
+    // Next read: a unchanged (same key, equal snapshot apart from the time); b lost a family; c healed.
+    now += 60_000;
+    coverage = [
+      { metric: { Hostname: 'a' }, value: STOCK },
+      { metric: { Hostname: 'b' }, value: STOCK - 128 },
+      { metric: { Hostname: 'c' }, value: STOCK },
+    ];
+    abnormal = [];
+    await c.beforeScan();
+    const [a, b, cc] = ['a', 'b', 'c'].map((n) => fromRead(c, n));
+    expect(a?.readKey).toBe(first[0]?.readKey);
+    expect({ ...a, takenAt: 0 }).toEqual({ ...first[0], takenAt: 0 });
+    expect(b?.readKey).not.toBe(first[1]?.readKey);
+    expect(cc?.readKey).toBe(`prometheus:${STOCK}`);
+    // A failed read: errors, no keys.
+    const failing = createPrometheusCollector({
+      port: fakePort(() => new CollectError('http', 'HTTP 503')),
+      thresholds,
+      timeoutMs: 1000,
+    });
+    await failing.beforeScan();
+    expect(failing.fromScanRead(node('a', 8))).toMatchObject({ error: { kind: 'http' } });
+    expect(failing.fromScanRead(node('a', 8))?.readKey).toBeUndefined();
+  });
+
   it('joins a short host name to the node name', async () => {
     const port = fakePort(answersFor([{ metric: { Hostname: 'ip-10-0-1-2' }, value: STOCK }]));
     const c = createPrometheusCollector({ port, thresholds, timeoutMs: 1000 });

@@ -16,7 +16,6 @@
  *   0) unless the node reports fewer GPUs than it should: then one more query asks which indices it reports.
  */
 import type { CollectionError, GpuSample, NodeSnapshot, SignalFamily } from '../domain/gpu.js';
-import { SignalFamilies } from '../domain/gpu.js';
 import type { GpuNode } from '../domain/node.js';
 import { baseSnapshot, type Collector, collectionError } from './collector.js';
 import { gpusFromExporter } from './parse/exporter.js';
@@ -25,6 +24,7 @@ import {
   abnormalQueries,
   coverageQuery,
   decodeCoverage,
+  GPU_UNIT,
   gpuIndexQuery,
   joinKey,
   type NodeCoverage,
@@ -74,17 +74,14 @@ export function joinFleet(
     if (!join || !decoded) continue;
     const prev = byNode.get(join.key);
     if (!prev) {
-      byNode.set(join.key, {
-        families: decoded.families,
-        gpus: decoded.gpus,
-        label: join.label,
-        key: join.key,
-      });
+      byNode.set(join.key, { ...decoded, value: s.value, label: join.label, key: join.key });
       continue;
     }
-    const families = new Set([...prev.families, ...decoded.families]);
-    prev.families = SignalFamilies.filter((f) => families.has(f));
-    prev.gpus = Math.max(prev.gpus, decoded.gpus);
+    // Two exporters on one node: the families either carries, the larger GPU count.
+    const value =
+      Math.max(prev.gpus, decoded.gpus) * GPU_UNIT + ((prev.value % GPU_UNIT) | (s.value % GPU_UNIT));
+    const merged = decodeCoverage(value);
+    if (merged) Object.assign(prev, merged, { value });
   }
   const bad = new Map<string, PromVectorSample[]>();
   for (const answer of abnormal) {
@@ -198,13 +195,12 @@ export function createPrometheusCollector(opts: PrometheusCollectorOptions): Col
    * consumer writing to one throws instead of changing other nodes' snapshots. (Freezing the list itself
    * would not do: V8 iterates a frozen array several times slower.)
    */
-  const healthyLists = new Map<string, readonly GpuSample[]>();
-  function healthyGpus(families: SignalFamily[], count: number): GpuSample[] {
-    const key = `${count}:${families.join(',')}`;
-    let list = healthyLists.get(key);
+  const healthyLists = new Map<number, readonly GpuSample[]>();
+  function healthyGpus(cov: NodeCoverage): GpuSample[] {
+    let list = healthyLists.get(cov.value);
     if (!list) {
-      list = gpusOf([], families, range(count)).map((g) => Object.freeze(g));
-      healthyLists.set(key, list);
+      list = gpusOf([], cov.families, range(cov.gpus)).map((g) => Object.freeze(g));
+      healthyLists.set(cov.value, list);
     }
     return list.slice();
   }
@@ -240,35 +236,43 @@ export function createPrometheusCollector(opts: PrometheusCollectorOptions): Col
     }
     const expected = node.expectedGpus;
     if (expected !== undefined && cov.value.gpus < expected) return { indices: cov.value };
-    return withGpus(snapshot, read, node, cov.value.families, cov.value.gpus);
+    return withGpus(snapshot, read, node, cov.value);
   }
 
   function withGpus(
     snapshot: NodeSnapshot,
     read: FleetRead,
     node: GpuNode,
-    families: SignalFamily[],
-    /** The GPU count (indices 0…n−1), or the indices the node reports. */
-    gpus: number | number[],
+    cov: NodeCoverage,
+    /** The indices the node reports, when not 0…n−1 (see indicesOf). */
+    indices?: number[],
   ): NodeSnapshot {
     const abnormal = lookup(read.abnormal, node.name)?.value;
-    try {
-      snapshot.gpus =
-        abnormal === undefined && typeof gpus === 'number'
-          ? healthyGpus(families, gpus)
-          : gpusOf(abnormal ?? [], families, typeof gpus === 'number' ? range(gpus) : gpus);
-    } catch (error) {
-      // Series the exporter parser cannot read are this node's error, never the scan's.
-      const e = collectionError(error);
-      snapshot.error = { kind: e.kind, message: `Prometheus: ${e.message}` };
-      return snapshot;
+    if (abnormal === undefined && indices === undefined) {
+      snapshot.gpus = healthyGpus(cov);
+      snapshot.signals = cov.families;
+      // Nothing abnormal: the snapshot follows from the node and its coverage alone (plus the clock while the
+      // device plugin is starting, which `missingParts` then says).
+      if (snapshot.missingParts === undefined) snapshot.readKey = `prometheus:${cov.value}`;
+    } else {
+      try {
+        snapshot.gpus = gpusOf(abnormal ?? [], cov.families, indices ?? range(cov.gpus));
+      } catch (error) {
+        // Series the exporter parser cannot read are this node's error, never the scan's.
+        const e = collectionError(error);
+        snapshot.error = { kind: e.kind, message: `Prometheus: ${e.message}` };
+        return snapshot;
+      }
+      snapshot.signals = cov.families;
     }
-    if (snapshot.gpus.length > 0) snapshot.signals = families;
-    else
+    if (snapshot.gpus.length === 0) {
+      snapshot.signals = undefined;
+      snapshot.readKey = undefined;
       snapshot.error = {
         kind: 'parse',
         message: 'Prometheus has DCGM series for this node but none names a GPU (no `gpu` label)',
       };
+    }
     return snapshot;
   }
 
@@ -290,7 +294,7 @@ export function createPrometheusCollector(opts: PrometheusCollectorOptions): Col
       const cov = snapshot.indices;
       const base = baseSnapshot(node, 'prometheus', read.at);
       try {
-        return withGpus(base, read, node, cov.families, await indicesOf(cov, signal));
+        return withGpus(base, read, node, cov, await indicesOf(cov, signal));
       } catch (error) {
         const e = collectionError(error);
         base.error = { kind: e.kind, message: `Prometheus: ${e.message}` };

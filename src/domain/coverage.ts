@@ -53,17 +53,33 @@ export function emptyFamilyCounts(): Record<SignalFamily, number> {
 
 /** Coverage over the last read of each node. */
 export function signalCoverage(snapshots: Iterable<CoverageInput>): SignalCoverage {
+  const tally = coverageTally();
+  for (const s of snapshots) tally.add(s);
+  return tally.result();
+}
+
+/** signalCoverage, one read at a time (a scan counts its nodes as it records them, keeping none). */
+export function coverageTally(): { add(s: CoverageInput): void; result(): SignalCoverage } {
   const byFamily = emptyFamilyCounts();
   let nodes = 0;
   let read = 0;
-  for (const s of snapshots) {
-    nodes++;
-    if (s.error || s.signals === undefined) continue;
-    read++;
-    for (const f of new Set(s.signals)) byFamily[f]++;
-  }
-  const missing = ExpectedSignalFamilies.filter((f) => byFamily[f] < read);
-  return { nodes, read, byFamily, missing };
+  return {
+    add(s) {
+      nodes++;
+      const signals = s.signals;
+      if (s.error || signals === undefined) return;
+      read++;
+      // Each family once, even if a source listed it twice (lists are a few entries: no Set).
+      for (let i = 0; i < signals.length; i++) {
+        const f = signals[i] as SignalFamily;
+        if (signals.indexOf(f) === i) byFamily[f]++;
+      }
+    },
+    result() {
+      const missing = ExpectedSignalFamilies.filter((f) => byFamily[f] < read);
+      return { nodes, read, byFamily: { ...byFamily }, missing };
+    },
+  };
 }
 
 /** `ECC counters: 0 of 40 nodes` for each missing family; empty when nothing is missing. */

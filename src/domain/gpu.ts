@@ -129,10 +129,16 @@ export interface NodeSnapshot {
   /** Free text the rules could not read (unknown dcgmi output, unrecognized log lines). */
   unparsed?: string[];
   /** Signal families this snapshot carried; undefined when the source does not say (a file, conditions only). */
-  signals?: SignalFamily[];
+  signals?: readonly SignalFamily[];
   /** Parts of the source that failed while the rest was read. */
   missingParts?: MissingPart[];
   error?: CollectionError;
+  /**
+   * Set by a source that knows cheaply when nothing changed: two snapshots of the same GpuNode object with the
+   * same readKey are equal apart from `takenAt`, so everything decided from the first holds for the second
+   * (the Monitor then skips the node's rules and triage). Undefined: no such promise.
+   */
+  readKey?: string;
 }
 
 /**

@@ -89,6 +89,32 @@ describe('NodeWatcher against the simulated API server', () => {
     expect(changes[1]).toEqual({ type: 'delete', node: expect.objectContaining({ name: target }) });
   });
 
+  it('a status heartbeat keeps the node object (a scan tells an unchanged node by identity); a change replaces it', async () => {
+    const { cluster, kc } = await simulated(3);
+    const watcher = new NodeWatcher(kc, { restartDelayMs: 20 });
+    closers.push(() => watcher.stop());
+    await watcher.start();
+    const [first, second] = watcher.list().map((n) => n.name);
+    if (!first || !second) throw new Error('two nodes expected');
+    const before = watcher.get(first);
+    const changes: NodeChange[] = [];
+    watcher.onChange((c) => changes.push(c));
+    const beat = structuredClone(cluster.getNode(first));
+    if (!beat) throw new Error('no node');
+    const later = new Date(Date.now() + 60_000).toISOString();
+    for (const c of beat.status.conditions ?? []) c.lastHeartbeatTime = later;
+    beat.metadata.annotations = { ...beat.metadata.annotations, 'node.alpha.kubernetes.io/ttl': '0' };
+    cluster.updateNodeFromApi(first, beat, 'status');
+    // Then a real change on the other node: watch events arrive in order, so the heartbeat was applied first.
+    const cordoned = structuredClone(cluster.getNode(second));
+    if (!cordoned) throw new Error('no node');
+    cordoned.spec = { ...cordoned.spec, unschedulable: true };
+    cluster.updateNodeFromApi(second, cordoned, undefined);
+    await vi.waitFor(() => expect(watcher.get(second)?.unschedulable).toBe(true));
+    expect(watcher.get(first)).toBe(before);
+    expect(changes.map((c) => [c.type, c.node.name])).toEqual([['upsert', second]]);
+  });
+
   it('indexes exporter pods by node and drops a deleted pod', async () => {
     const { cluster, kc } = await simulated(3);
     const pods = new PodIndex(kc, {

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { CoreV1Api, type KubeConfig, type V1Node } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { GpuNode } from '../domain/node.js';
@@ -84,6 +85,9 @@ export class NodeWatcher {
       if (previous) this.drop(node.name);
       return;
     }
+    // A status heartbeat changes nothing gpu-medic reads: keep the object, so a scan can tell the node is the
+    // same by identity (the Monitor then skips an unchanged quiet node's rules).
+    if (previous && isDeepStrictEqual(previous, node)) return;
     this.nodes.set(node.name, node);
     this.emit({ type: 'upsert', node, previous });
   }

@@ -147,6 +147,8 @@ describe('Monitor over its store port', () => {
       intervalMs: 60_000,
       concurrency: 1,
       nodeTimeoutMs: 5_000,
+      // Every scan writes the quiet node's time here (the stagger has its own test).
+      quietTouchEvery: 1,
       now: () => now,
     });
     await m.scanOnce();
@@ -183,5 +185,136 @@ describe('Monitor over its store port', () => {
       await m.scanOnce();
       expect(calls).toEqual(['gpuState.get', 'nodeState.upsert']);
     }
+  });
+
+  it("writes unchanged quiet nodes' scan times once every quietTouchEvery scans, staggered by name", async () => {
+    const nodes = Array.from({ length: 30 }, (_, i) => ({ ...node, name: `n${i}` }));
+    const touched: string[][] = [];
+    const port = portOf(store);
+    let now = 1_000;
+    const m = new Monitor({
+      listNodes: () => nodes,
+      collector: { source: 'exporter', collect: async (n) => baseSnapshot(n, 'exporter', now) },
+      classifier: { rules: () => verdict([]) },
+      store: {
+        ...port,
+        nodeState: {
+          ...port.nodeState,
+          touchMany: (names, at, t) => {
+            touched.push([...names]);
+            port.nodeState.touchMany(names, at, t);
+          },
+        },
+      },
+      plan: () => ({ plannedAction: 'reboot', mode: 'auto' }),
+      intervalMs: 60_000,
+      concurrency: 4,
+      nodeTimeoutMs: 5_000,
+      quietTouchEvery: 3,
+      now: () => now,
+    });
+    await m.scanOnce(); // every node recorded in full
+    expect(touched).toEqual([]);
+    for (let i = 0; i < 6; i++) {
+      now += 1_000;
+      await m.scanOnce();
+    }
+    // Six scans: each node written exactly twice, in scans three apart, and no scan writes them all.
+    const byNode = new Map<string, number>();
+    for (const names of touched) for (const n of names) byNode.set(n, (byNode.get(n) ?? 0) + 1);
+    expect([...byNode.keys()].sort()).toEqual(nodes.map((n) => n.name).sort());
+    expect(new Set(byNode.values())).toEqual(new Set([2]));
+    expect(Math.max(...touched.map((t) => t.length))).toBeLessThan(nodes.length);
+    expect(touched.slice(0, 3).flat().sort()).toEqual(touched.slice(3).flat().sort());
+    // The store is at most three scans behind; this process's scan results have every scan's time.
+    for (const n of nodes)
+      expect(store.nodeState.get(n.name)?.lastScanAt).toBeGreaterThanOrEqual(now - 2_000);
+  });
+
+  it('takes a quiet node read the same again (same node object, same readKey) without its rules or store', async () => {
+    let current: GpuNode = { ...node, bootId: 'boot-a' };
+    let readKey: string | undefined = 'cov:2049';
+    let findings: Finding[] = [];
+    let rulesRuns = 0;
+    let now = 1_000;
+    const port = portOf(store);
+    const reads: string[] = [];
+    const m = new Monitor({
+      listNodes: () => [current],
+      collector: {
+        source: 'prometheus',
+        collect: async (n) => ({ ...baseSnapshot(n, 'prometheus', now), ...(readKey ? { readKey } : {}) }),
+      },
+      classifier: {
+        rules: () => {
+          rulesRuns++;
+          return verdict(findings);
+        },
+      },
+      store: {
+        ...port,
+        gpuState: {
+          ...port.gpuState,
+          get: (n) => {
+            reads.push(n);
+            return port.gpuState.get(n);
+          },
+        },
+      },
+      plan: () => ({ plannedAction: 'reboot', mode: 'auto' }),
+      intervalMs: 60_000,
+      concurrency: 1,
+      nodeTimeoutMs: 5_000,
+      quietTouchEvery: 1,
+      now: () => now,
+    });
+    const scan = async () => {
+      now += 1_000;
+      rulesRuns = 0;
+      reads.length = 0;
+      return m.scanOnce();
+    };
+    await scan();
+    expect([rulesRuns, reads.length]).toEqual([1, 1]);
+
+    // Same object, same key: the recorded verdict, no rules, no store read; the scan time still moves.
+    const same = await scan();
+    expect([rulesRuns, reads.length]).toEqual([0, 0]);
+    expect(same.summaries.map((r) => [r.node.name, r.verdict.category, r.opened])).toEqual([
+      ['n1', 'HEALTHY', []],
+    ]);
+    expect(same.coverage.nodes).toBe(1);
+    expect(store.nodeState.get('n1')?.lastScanAt).toBe(now);
+
+    // An equal node in a new object: the rules run (no store read: the digest matches), then the short way again.
+    current = { ...current };
+    await scan();
+    expect([rulesRuns, reads.length]).toEqual([1, 0]);
+    await scan();
+    expect(rulesRuns).toBe(0);
+
+    // Leading again (started after a stop): another replica may have written the node's records meanwhile.
+    m.start();
+    await m.stop();
+    await scan();
+    expect([rulesRuns, reads.length]).toEqual([1, 1]);
+
+    // A different key: the rules run again.
+    readKey = 'cov:2050';
+    await scan();
+    expect(rulesRuns).toBe(1);
+
+    // A source that gives no key never takes the short way; a fault there opens its incident.
+    readKey = undefined;
+    await scan();
+    expect(rulesRuns).toBe(1);
+    findings = [ecc];
+    const faulty = await scan();
+    expect(faulty.opened.map((i) => i.faultKey)).toEqual(['ecc_dbe:gpu0']);
+
+    // A fault under an unchanged key (no real source does this, but the record says not quiet): full path.
+    readKey = 'cov:2050';
+    await scan();
+    expect([rulesRuns, reads.length]).toEqual([1, 1]);
   });
 });

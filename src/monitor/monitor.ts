@@ -6,12 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { baseSnapshot, type Collector } from '../collect/collector.js';
-import {
-  type CoverageInput,
-  missingFamilyPhrases,
-  type SignalCoverage,
-  signalCoverage,
-} from '../domain/coverage.js';
+import { coverageTally, missingFamilyPhrases, type SignalCoverage } from '../domain/coverage.js';
 import { type Finding, gpuSeverity, type Verdict } from '../domain/finding.js';
 import type { CollectionError, NodeSnapshot } from '../domain/gpu.js';
 import { type Incident, isWorking, type PolicyMode, type RemediationAction } from '../domain/incident.js';
@@ -23,8 +18,8 @@ import type { IncidentSighting, MonitorStore } from './ports.js';
 import {
   actionable,
   changedGpuRows,
+  QuietNodes,
   type QuietRecord,
-  quietKey,
   sameCounts,
   sameList,
 } from './scan-memory.js';
@@ -83,6 +78,11 @@ export interface MonitorOptions {
    * still receives each full result as it is recorded.
    */
   retainSnapshots?: boolean;
+  /**
+   * An unchanged quiet node's stored last-scan time is written every this many full scans (staggered by node
+   * name). Default 10. Its in-memory scan result (`/gpu status`) follows every scan.
+   */
+  quietTouchEvery?: number;
   metrics?: Metrics;
   logger?: Logger;
   now?: () => number;
@@ -122,6 +122,9 @@ export const DEFAULT_JITTER = 0.1;
 
 /** Most nodes recorded in one transaction. */
 const MAX_BATCH = 64;
+/** Unchanged quiet nodes taken between two yields to the event loop. */
+const YIELD_EVERY = 1024;
+const NONE: readonly Incident[] = Object.freeze([]);
 
 interface Scanned {
   node: GpuNode;
@@ -143,17 +146,14 @@ export class Monitor {
   /** The missing families last logged (joined), so a gap is logged once, and again only when it changes. */
   private loggedMissing: string | undefined;
   /**
-   * Nodes whose last record said nothing (no fault, nothing remembered but their GPUs' XID state), with what
-   * was recorded: a scan that finds such a node unchanged only moves its last-scan time, in one statement
-   * for the batch, instead of six reads and two writes. Only this process's own records fill it, and the
-   * monitor is the only writer of those records, so it cannot disagree with the store.
+   * Nodes whose last record said nothing: a scan that finds such a node unchanged records nothing for it
+   * (instead of six reads and two writes), and one read the same as the last skips even the rules.
    */
-  private readonly quiet = new Map<string, QuietRecord>();
-  /** Quiet nodes scanned since the last touch: their scan time moves once, at the end of the scan. */
-  private quietSeen: string[] = [];
+  private readonly quiet: QuietNodes;
 
   constructor(private readonly opts: MonitorOptions) {
     this.now = opts.now ?? Date.now;
+    this.quiet = new QuietNodes(opts.quietTouchEvery ?? 10);
     if (!opts.readOnly && !opts.store) throw new Error('a monitor that opens incidents needs a store');
   }
 
@@ -165,6 +165,8 @@ export class Monitor {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    // A replica that leads again after another did meanwhile cannot trust what it recorded before.
+    this.quiet.clear();
     this.schedule(0);
   }
 
@@ -238,17 +240,25 @@ export class Monitor {
     }
     const listed = this.opts.listNodes();
     const nodes = full ? listed : listed.filter((n) => only.has(n.name));
-    if (full) {
-      noteGpuCountSources(nodes, this.countNoticed, this.opts.logger);
-      const names = new Set(nodes.map((n) => n.name));
-      for (const name of this.quiet.keys()) if (!names.has(name)) this.quiet.delete(name);
-    }
+    if (full) noteGpuCountSources(nodes, this.countNoticed, this.opts.logger);
+    this.quiet.beginScan(full ? this.scans : undefined, full ? nodes : undefined);
     const results: NodeScanResult[] = [];
     const summaries: NodeScanSummary[] = [];
     const retain = this.opts.retainSnapshots !== false;
     let failures = 0;
-    // What coverage needs of each recorded node (its snapshot may not be retained).
-    const covered: CoverageInput[] = [];
+    // Coverage counts each recorded node as it goes (its snapshot may not be retained).
+    const covered = coverageTally();
+    const keep = (r: NodeScanResult) => {
+      const { node, verdict, ms, opened } = r;
+      summaries.push(
+        r.snapshot.error
+          ? { node, verdict, ms, opened, error: r.snapshot.error }
+          : { node, verdict, ms, opened },
+      );
+      if (retain) results.push(r);
+      covered.add(r.snapshot);
+    };
+    let sinceYield = 0;
     // Nodes finished in the same event-loop turn are recorded in one SQLite transaction (a savepoint
     // each, so one bad node rolls back alone): a commit per node was a tenth of a scan's CPU.
     const batch: Scanned[] = [];
@@ -259,20 +269,19 @@ export class Monitor {
       if (batch.length === 0) return;
       const recorded = this.recordBatch(batch.splice(0));
       failures += recorded.failed;
-      for (const r of recorded.results) {
-        const { node, verdict, ms, opened } = r;
-        summaries.push(
-          r.snapshot.error
-            ? { node, verdict, ms, opened, error: r.snapshot.error }
-            : { node, verdict, ms, opened },
-        );
-        if (retain) results.push(r);
-        covered.push({ signals: r.snapshot.signals, error: r.snapshot.error });
-      }
+      for (const r of recorded.results) keep(r);
     };
-    /** Records the node with the next batch; true when that recorded the batch. */
+    /** Records the node with the next batch; true when that recorded the batch (or it is time to yield). */
     const take = (node: GpuNode, snapshot: NodeSnapshot, ms: number): boolean => {
       if (snapshot.error) failures++;
+      // Read the same as when it was last recorded quiet: its verdict stands, and there is nothing to record.
+      const same = this.opts.readOnly ? undefined : this.quiet.unchanged(node, snapshot);
+      if (same) {
+        const result: NodeScanResult = { node, snapshot, verdict: same, ms, opened: NONE as Incident[] };
+        this.announce(result);
+        keep(result);
+        return ++sinceYield % YIELD_EVERY === 0;
+      }
       batch.push({ node, snapshot, ms });
       if (batch.length < MAX_BATCH) {
         queued ??= setImmediate(flush);
@@ -324,7 +333,7 @@ export class Monitor {
       }
       for (const [verdict, n] of Object.entries(counts)) m.nodes.set({ verdict }, n);
     }
-    const coverage = signalCoverage(covered);
+    const coverage = covered.result();
     if (m) for (const [family, n] of Object.entries(coverage.byFamily)) m.signalNodes.set({ family }, n);
     if (full) this.logCoverage(coverage);
     const opened = summaries.flatMap((r) => r.opened);
@@ -383,8 +392,7 @@ export class Monitor {
       const ok = new Set<(typeof classified)[number]>();
       // An unchanged quiet node needs no transaction: its scan time moves with the others' at the scan's end.
       const full = classified.filter((c) => {
-        if (!this.stillQuiet(c.node, c.snapshot, c.verdict)) return true;
-        this.quietSeen.push(c.node.name);
+        if (!this.quiet.still(c.node, c.snapshot, c.verdict)) return true;
         ok.add(c);
         return false;
       });
@@ -402,10 +410,7 @@ export class Monitor {
               }
             }
           });
-        for (const [name, record] of noted) {
-          if (record) this.quiet.set(name, record);
-          else this.quiet.delete(name);
-        }
+        for (const [name, record] of noted) this.quiet.set(name, record);
       } catch (err) {
         for (const c of full) {
           ok.delete(c);
@@ -419,36 +424,39 @@ export class Monitor {
     const results: NodeScanResult[] = [];
     for (const { node, snapshot, verdict, ms, opened } of recorded) {
       const result = { node, snapshot, verdict, ms, opened };
-      // Listeners run from a timer callback here: a throwing one must not crash the process.
-      try {
-        for (const incident of opened) {
-          this.opts.logger?.info(
-            {
-              node: node.name,
-              incident: incident.id,
-              category: incident.category,
-              preexisting: incident.preexisting,
-            },
-            'incident opened',
-          );
-          this.opts.onIncident?.(incident, node);
-        }
-        const refined = this.opts.readOnly ? undefined : this.opts.classifier.refine?.(snapshot, verdict);
-        refined?.then(
-          (v) => this.applyRefined(node, snapshot, v),
-          (err) =>
-            this.opts.logger?.warn(
-              { err, node: node.name },
-              'LLM refinement failed; the rules verdict stands',
-            ),
-        );
-        this.opts.onNodeScanned?.(result);
-      } catch (err) {
-        this.opts.logger?.error({ err, node: node.name }, 'a scan listener failed');
-      }
+      this.announce(result);
       results.push(result);
     }
     return { results, failed };
+  }
+
+  /** Tells the listeners about a recorded node: its new incidents, the model's refinement, the scan result. */
+  private announce(result: NodeScanResult): void {
+    const { node, snapshot, verdict, opened } = result;
+    // Listeners run from a timer callback here: a throwing one must not crash the process.
+    try {
+      for (const incident of opened) {
+        this.opts.logger?.info(
+          {
+            node: node.name,
+            incident: incident.id,
+            category: incident.category,
+            preexisting: incident.preexisting,
+          },
+          'incident opened',
+        );
+        this.opts.onIncident?.(incident, node);
+      }
+      const refined = this.opts.readOnly ? undefined : this.opts.classifier.refine?.(snapshot, verdict);
+      refined?.then(
+        (v) => this.applyRefined(node, snapshot, v),
+        (err) =>
+          this.opts.logger?.warn({ err, node: node.name }, 'LLM refinement failed; the rules verdict stands'),
+      );
+      this.opts.onNodeScanned?.(result);
+    } catch (err) {
+      this.opts.logger?.error({ err, node: node.name }, 'a scan listener failed');
+    }
   }
 
   /** Triage one node's verdict against what we remember; runs inside the batch's transaction. */
@@ -499,38 +507,23 @@ export class Monitor {
         Object.keys(result.xidCounts).length === 0 &&
         openStates.length === 0 &&
         !verdict.findings.some(actionable);
-      noted.set(
-        node.name,
-        nothingToRemember ? { key: quietKey(snapshot, verdict), bootId: node.bootId } : undefined,
-      );
+      noted.set(node.name, nothingToRemember ? this.quiet.record(node, snapshot, verdict) : undefined);
     }
     return created;
   }
 
-  /** One statement for every quiet node of the scan; a failure only leaves their scan times behind. */
+  /** One statement for the quiet nodes whose scan time is due; a failure only leaves their scan times behind. */
   private touchQuiet(): void {
-    const names = this.quietSeen;
+    const names = this.quiet.takeDue();
     if (names.length === 0) return;
-    this.quietSeen = [];
     const now = this.now();
     try {
       this.store.transaction(() => this.store.nodeState.touchMany(names, now, now));
     } catch (err) {
       // The next scan records them in full rather than trust a cache the store did not follow.
-      for (const name of names) this.quiet.delete(name);
+      this.quiet.forget(names);
       this.opts.logger?.error({ err, nodes: names.length }, 'recording the scan time of quiet nodes failed');
     }
-  }
-
-  /**
-   * Whether a node this process last recorded as quiet is unchanged: no actionable finding, the same verdict
-   * and boot, and the same GPU XID state — then recording it again would write nothing but its scan time.
-   */
-  private stillQuiet(node: GpuNode, snapshot: NodeSnapshot, verdict: Verdict): boolean {
-    const q = this.quiet.get(node.name);
-    if (!q || q.bootId !== node.bootId || verdict.findings.some(actionable)) return false;
-    // Same verdict and same GPU XID readings as the record: triage would find what it found then, nothing.
-    return quietKey(snapshot, verdict) === q.key;
   }
 
   /** The model's verdict arrived after the scan moved on: update open incidents, open what is new. */

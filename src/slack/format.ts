@@ -207,7 +207,7 @@ export interface NodeDetail {
   /** Most recent first. */
   lastActions: AuditEntry[];
   /** Signal families the node's last read carried; undefined = not read, or the source does not say. */
-  signals?: SignalFamily[];
+  signals?: readonly SignalFamily[];
   /** How this node is repaired where it differs from the usual (Auto Mode: no reboot; EKS auto repair acting). */
   repairNotes?: string[];
   /** Why `/gpu reboot` is refused for this node before any confirmation (an EKS Auto Mode node). */
