@@ -113,6 +113,8 @@ export interface ScanReport {
   results: NodeScanResult[];
   opened: Incident[];
   failures: number;
+  /** Quiet nodes read the same as at their last record: their recorded verdict stood, no rules, no triage. */
+  unchanged: number;
   /** Which signal families this scan's reads carried (see domain/coverage.ts). */
   coverage: SignalCoverage;
 }
@@ -258,7 +260,7 @@ export class Monitor {
       if (retain) results.push(r);
       covered.add(r.snapshot);
     };
-    let sinceYield = 0;
+    let unchanged = 0;
     // Nodes finished in the same event-loop turn are recorded in one SQLite transaction (a savepoint
     // each, so one bad node rolls back alone): a commit per node was a tenth of a scan's CPU.
     const batch: Scanned[] = [];
@@ -280,7 +282,7 @@ export class Monitor {
         const result: NodeScanResult = { node, snapshot, verdict: same, ms, opened: NONE as Incident[] };
         this.announce(result);
         keep(result);
-        return ++sinceYield % YIELD_EVERY === 0;
+        return ++unchanged % YIELD_EVERY === 0;
       }
       batch.push({ node, snapshot, ms });
       if (batch.length < MAX_BATCH) {
@@ -338,10 +340,10 @@ export class Monitor {
     if (full) this.logCoverage(coverage);
     const opened = summaries.flatMap((r) => r.opened);
     this.opts.logger?.info(
-      { nodes: nodes.length, failures, opened: opened.length, ms: Math.round(durationMs) },
+      { nodes: nodes.length, unchanged, failures, opened: opened.length, ms: Math.round(durationMs) },
       full ? 'scan finished' : 'targeted scan finished',
     );
-    return { startedAt, durationMs, summaries, results, opened, failures, coverage };
+    return { startedAt, durationMs, summaries, results, opened, failures, unchanged, coverage };
   }
 
   /**
