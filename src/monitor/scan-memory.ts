@@ -19,7 +19,8 @@ export interface QuietRecord {
   bootId: string | undefined;
   node: GpuNode;
   readKey: string | undefined;
-  verdict: Verdict;
+  /** Kept only with a readKey (the verdicts of 5,000 directly scraped nodes would be megabytes for nothing). */
+  verdict: Verdict | undefined;
   /** Which scans (index mod the touch period) write this node's scan time. */
   bucket: number;
 }
@@ -56,7 +57,7 @@ export class QuietNodes {
       bootId: node.bootId,
       node,
       readKey: snapshot.readKey,
-      verdict,
+      verdict: snapshot.readKey !== undefined ? verdict : undefined,
       bucket: bucketOf(node.name, this.touchEvery),
     };
   }
@@ -93,7 +94,7 @@ export class QuietNodes {
     // The next scan can take the cheaper way when it reads the node the same again.
     q.node = node;
     q.readKey = snapshot.readKey;
-    q.verdict = verdict;
+    q.verdict = snapshot.readKey !== undefined ? verdict : undefined;
     this.seen(q);
     return true;
   }
