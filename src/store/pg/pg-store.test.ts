@@ -13,7 +13,7 @@ import { waitFor } from '../../../test/support/wait.js';
 import { openStoreFor } from '../open-store.js';
 import type { Store } from '../store.js';
 import { StoreError } from '../store-error.js';
-import { openPostgresStore, schemaFor } from './open-pg.js';
+import { hashedSchemaFor, openPostgresStore, schemaFor } from './open-pg.js';
 import { rewriteParams } from './pg-database.js';
 import { latestPgSchemaVersion } from './pg-migrations.js';
 
@@ -47,6 +47,47 @@ describe('rewriteParams', () => {
 describe('schema per cluster', () => {
   it('names the schema from CLUSTER_NAME', () => {
     expect(schemaFor('Prod-EU.west/1')).toBe('gpu_medic_prod_eu_west_1');
+    // Too long for PostgreSQL, or the fleet's own: only the hashed name will do.
+    expect(schemaFor('x'.repeat(54))).toBeUndefined();
+    expect(schemaFor('fleet')).toBeUndefined();
+    expect(hashedSchemaFor('fleet')).toMatch(/^gpu_medic_fleet_[0-9a-f]{6}$/);
+    const long = hashedSchemaFor(`${'x'.repeat(80)}-a`);
+    expect(long).toHaveLength(63);
+    expect(long).not.toBe(hashedSchemaFor(`${'x'.repeat(80)}-b`));
+  });
+
+  it('two clusters whose names map to one schema never share it: the second gets a name of its own, every time', () => {
+    const schemaOf = (s: Store) => s.path.slice(s.path.indexOf('#') + 1);
+    const first = openPostgresStore(db.url, 'team-x');
+    const second = openPostgresStore(db.url, 'team_x');
+    const fleet = openPostgresStore(db.url, 'fleet');
+    const longA = openPostgresStore(db.url, `${'y'.repeat(60)}-a`);
+    const longB = openPostgresStore(db.url, `${'y'.repeat(60)}-b`);
+    try {
+      expect(schemaOf(first)).toBe('gpu_medic_team_x');
+      expect(schemaOf(second)).toBe(hashedSchemaFor('team_x'));
+      expect(schemaOf(fleet)).toBe(hashedSchemaFor('fleet'));
+      expect(schemaOf(longA)).not.toBe(schemaOf(longB));
+      first.kv.set('k', 'team-x');
+      expect(second.kv.get('k')).toBeUndefined();
+      expect(fleet.kv.get('k')).toBeUndefined();
+      const owner = first.db
+        .prepare<{ tag: string | null }>(
+          "SELECT obj_description(oid, 'pg_namespace') AS tag FROM pg_namespace WHERE nspname = 'gpu_medic_team_x'",
+        )
+        .get();
+      expect(owner?.tag).toBe('gpu-medic cluster team-x');
+    } finally {
+      for (const s of [first, second, fleet, longA, longB]) s.close();
+    }
+    // Re-opened in the other order, each finds its own.
+    const again = [openPostgresStore(db.url, 'team_x'), openPostgresStore(db.url, 'team-x')];
+    try {
+      expect(again.map(schemaOf)).toEqual([hashedSchemaFor('team_x'), 'gpu_medic_team_x']);
+      expect(again[1]?.kv.get('k')).toBe('team-x');
+    } finally {
+      for (const s of again) s.close();
+    }
   });
 
   it('migrates a fresh database, keeps clusters apart, and re-opens without migrating again', () => {
