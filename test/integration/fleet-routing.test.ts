@@ -193,6 +193,22 @@ describe('fleet routing', () => {
     sim.log.assertNoUnexpected();
   });
 
+  it('records a queued request executed while Slack refuses its answer as executed but undelivered', async () => {
+    await signedPost(prodStandby, click('gpu_reboot', encodeButtonValue('inc-0001', node, 'prod'), admin));
+    await waitFor('the acknowledgement', () => ephemeralsFor(admin).length === 1);
+    sim.faults.set({ error: 'channel_not_found', methods: ['chat.postEphemeral'] });
+    try {
+      expect(await prodLeader.worker.drain()).toBe(1);
+    } finally {
+      sim.faults.clear();
+    }
+    // The approval happened once; the row says nobody was told here (the alert's thread still shows it).
+    expect(prodLeader.chat.callsOf('approve')).toHaveLength(1);
+    expect(ephemeralsFor(admin)).toHaveLength(1);
+    const [row] = prodLeader.store.requests.listRecent(5);
+    expect(row).toMatchObject({ status: 'done', result: { answered: 'undelivered' } });
+  });
+
   it("re-checks authorization on the leader: a viewer's queued click is denied there and audited", async () => {
     await signedPost(prodStandby, click('gpu_reboot', encodeButtonValue('inc-0001', node, 'prod'), viewer));
     await waitFor('the acknowledgement', () => ephemeralsFor(viewer).length === 1);

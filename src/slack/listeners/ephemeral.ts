@@ -24,11 +24,12 @@ export type Respond = (message: {
   replace_original?: boolean;
 }) => Promise<unknown>;
 
+/** Answers one person privately: in the channel (or thread), else through `respond`. False: nothing reached them. */
 export async function sendEphemeral(
   target: { client: EphemeralClient; channel?: string; user: string; threadTs?: string; respond?: Respond },
   message: SlackMessage,
   logger?: Logger,
-): Promise<void> {
+): Promise<boolean> {
   if (target.channel) {
     try {
       await target.client.chat.postEphemeral({
@@ -38,18 +39,20 @@ export async function sendEphemeral(
         blocks: message.blocks,
         ...(target.threadTs ? { thread_ts: target.threadTs } : {}),
       });
-      return;
+      return true;
     } catch (error) {
       logger?.warn({ err: error, channel: target.channel }, 'postEphemeral failed; trying response_url');
     }
   }
   if (!target.respond) {
     logger?.error({ user: target.user }, 'no way to answer the user');
-    return;
+    return false;
   }
   try {
     await target.respond({ text: message.text, blocks: message.blocks, response_type: 'ephemeral' });
+    return true;
   } catch (error) {
     logger?.error({ err: error, user: target.user }, 'ephemeral answer failed');
+    return false;
   }
 }

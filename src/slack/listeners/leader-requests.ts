@@ -15,9 +15,12 @@ import { type EphemeralClient, sendEphemeral } from './ephemeral.js';
 
 export type AnswerClient = EphemeralClient & Pick<WebClient, 'filesUploadV2'>;
 
-/** What the request's row records as its result. */
+/**
+ * What the request's row records as its result. `undelivered`: executed, but Slack took no answer (the person
+ * sees the effect in the alert's thread, which the outbox delivers, but not this reply).
+ */
 export interface LeaderAnswer {
-  answered: 'thread' | 'channel' | 'user';
+  answered: 'thread' | 'channel' | 'user' | 'undelivered';
   text: string;
 }
 
@@ -30,8 +33,12 @@ export async function executeLeaderRequest(
   if (req.kind === 'command') {
     const reply = await handleGpuCommand(req.text, req.userId, deps);
     const message = await postReplyFile(client, req.channel, reply, deps.logger);
-    await sendEphemeral({ client, channel: req.channel, user: req.userId }, message, deps.logger);
-    return { answered: 'channel', text: message.text };
+    const sent = await sendEphemeral(
+      { client, channel: req.channel, user: req.userId },
+      message,
+      deps.logger,
+    );
+    return { answered: sent ? 'channel' : undelivered(req, deps), text: message.text };
   }
   const alertAction = alertActionFromId(req.actionId);
   const message = alertAction
@@ -40,7 +47,7 @@ export async function executeLeaderRequest(
       ? await handleConfirmClick(req.actionId, req.value, req.userId, deps)
       : undefined;
   if (!message) throw new Error(`unknown action ${req.actionId}`);
-  await sendEphemeral(
+  const sent = await sendEphemeral(
     {
       client,
       user: req.userId,
@@ -50,5 +57,14 @@ export async function executeLeaderRequest(
     message,
     deps.logger,
   );
+  if (!sent) return { answered: undelivered(req, deps), text: message.text };
   return { answered: req.threadTs ? 'thread' : req.channel ? 'channel' : 'user', text: message.text };
+}
+
+function undelivered(req: LeaderRequest, deps: ListenerDeps): 'undelivered' {
+  deps.logger?.warn(
+    { kind: req.kind, user: req.userId },
+    'queued request executed, but its answer could not be sent to the person',
+  );
+  return 'undelivered';
 }
