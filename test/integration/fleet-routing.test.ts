@@ -257,6 +257,29 @@ describe('fleet routing', () => {
     expect(prodLeader.store.requests.listRecent(5)).toEqual([]);
   });
 
+  it('asks which cluster to pause or resume where several share the app; with cluster:<name>, that one pauses', async () => {
+    await signedPost(prodStandby, command('pause upgrading drivers', admin));
+    await waitFor('the question', () => ephemeralsFor(admin).length === 1);
+    const text = ephemeralsFor(admin)[0]?.text ?? '';
+    expect(text).toContain('/gpu pause cluster:prod upgrading drivers');
+    expect(text).toContain('/gpu pause cluster:staging upgrading drivers');
+    expect(prodLeader.store.requests.listRecent(5)).toEqual([]);
+
+    await signedPost(prodStandby, command('pause cluster:staging upgrading drivers', admin));
+    await waitFor('the acknowledgement', () => ephemeralsFor(admin).length === 2);
+    expect(ephemeralsFor(admin)[1]?.text).toContain("Queued for `staging`'s leader");
+    expect(await prodLeader.worker.drain()).toBe(0);
+    expect(await stagingLeader.worker.drain()).toBe(1);
+    expect(prodLeader.chat.callsOf('pause')).toHaveLength(0);
+    expect(stagingLeader.chat.callsOf('pause').map((c) => c.args)).toEqual([
+      [`slack:${admin}`, 'upgrading drivers'],
+    ]);
+    // Its own cluster, at its leader: done there, nothing queued.
+    await signedPost(prodLeader, command('resume cluster:prod', admin));
+    await waitFor('the answer', () => ephemeralsFor(admin).length === 4);
+    expect(prodLeader.chat.callsOf('resume')).toHaveLength(1);
+  });
+
   it('refuses a cluster the fleet does not know', async () => {
     await signedPost(prodStandby, command(`cordon qa/${node}`, admin));
     await waitFor('the refusal', () => ephemeralsFor(admin).length === 1);

@@ -94,6 +94,18 @@ export function chooseClusterMessage(
   };
 }
 
+/** `/gpu pause` or `/gpu resume` without a cluster where several share the Slack app: which one. */
+export function chooseClusterForMessage(commandText: string, clusters: readonly string[]): SlackMessage {
+  const [sub = 'pause', ...rest] = commandText.trim().split(/\s+/);
+  const tail = rest.length > 0 ? ` ${rest.join(' ')}` : '';
+  const tries = clusters.map((c) => `• ${inlineCode(`/gpu ${sub} cluster:${c}${tail}`)}`);
+  const text = `${clusters.length} clusters share this Slack app: name the one to ${sub.toLowerCase()}. Nothing was done.\n${tries.join('\n')}`;
+  return {
+    text: truncate(text, SlackLimits.messageText),
+    blocks: [section(truncate(text, SlackLimits.sectionText))],
+  };
+}
+
 export function unknownClusterMessage(cluster: string, known: readonly string[]): SlackMessage {
   const list = known.length > 0 ? known.map((k) => inlineCode(k)).join(', ') : 'none has reported yet';
   const text = `⚠️ No cluster named ${inlineCode(cluster)} in this fleet. Known clusters: ${list}.`;

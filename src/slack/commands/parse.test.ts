@@ -51,6 +51,14 @@ describe('parseGpuCommand', () => {
     ['pause', { kind: 'pause' }],
     ['pause investigating fleet-wide XIDs', { kind: 'pause', reason: 'investigating fleet-wide XIDs' }],
     ['resume', { kind: 'resume' }],
+    [
+      'pause cluster:staging maintenance window',
+      { kind: 'pause', cluster: 'staging', reason: 'maintenance window' },
+    ],
+    ['pause Cluster:prod_eu', { kind: 'pause', cluster: 'prod_eu' }],
+    ['resume cluster:staging', { kind: 'resume', cluster: 'staging' }],
+    // Only a first `cluster:` names the cluster; later it is part of the reason.
+    ['pause see cluster:staging', { kind: 'pause', reason: 'see cluster:staging' }],
     // Slack turns host-like words into links when the command escapes links.
     [`status <http://${n}|${n}>`, { kind: 'status', node: n }],
     ['reboot <http://ip-10-0-1-2.ec2.internal>', { kind: 'reboot', node: 'ip-10-0-1-2.ec2.internal' }],
@@ -84,7 +92,10 @@ describe('parseGpuCommand', () => {
     ['status n1 n2', "'status' takes one node name (got 'n1 n2').", usage.status],
     ['history n1 extra', "'history' takes one node name.", usage.history],
     ['exclusions now', "'exclusions' takes no arguments (got 'now').", usage.exclusions],
-    ['resume please', "'resume' takes no arguments (got 'please').", usage.resume],
+    ['resume please', "'resume' takes only cluster:<name> (got 'please').", usage.resume],
+    ['resume cluster:staging now', "'resume' takes only cluster:<name> (got 'now').", usage.resume],
+    ['pause cluster:-bad reason', "'-bad' is not a cluster name (letters, digits, - and _).", usage.pause],
+    ['pause cluster:', "'' is not a cluster name (letters, digits, - and _).", usage.pause],
     [
       'exclude n1 2x',
       "'2x' is not a duration: use minutes, hours, days or weeks like 30m, 2h, 1d, 1h30m.",

@@ -44,8 +44,9 @@ export type GpuCommand =
   | { kind: 'report'; days: number }
   /** A DCGM diagnostic of the node now, level 1 (quick) unless told. */
   | { kind: 'diag'; node: string; level: 1 | 2 | 3; cluster?: string }
-  | { kind: 'pause'; reason?: string }
-  | { kind: 'resume' };
+  /** `cluster`: `cluster:<name>` first, where several clusters share the Slack app. */
+  | { kind: 'pause'; reason?: string; cluster?: string }
+  | { kind: 'resume'; cluster?: string };
 
 export interface CommandError {
   error: string;
@@ -82,8 +83,8 @@ export const usage: Record<GpuSubcommand, string> = {
   history: '/gpu history <node>',
   report: '/gpu report [days, default 30, at most 365]',
   diag: '/gpu diag <node> [level 1|2|3; default 1] (DCGM diagnostics, without cordoning)',
-  pause: '/gpu pause [reason…]',
-  resume: '/gpu resume',
+  pause: '/gpu pause [cluster:<name>] [reason…]',
+  resume: '/gpu resume [cluster:<name>]',
   help: '/gpu help',
 };
 
@@ -239,11 +240,22 @@ export function parseGpuCommand(text: string): ParseResult {
     case 'help':
       return { kind: 'help' };
     case 'exclusions':
-    case 'resume':
       return noArgs() ?? { kind: name };
+    case 'resume':
     case 'pause': {
-      const reason = reasonOf(rest);
-      return reason ? { kind: 'pause', reason } : { kind: 'pause' };
+      // `cluster:<name>` first names the cluster (a reason's first word never does).
+      const named = /^cluster:(.*)$/i.exec(rest[0] ?? '')?.[1];
+      if (named !== undefined && !clusterNamePattern.test(named))
+        return fail(name, `'${named.slice(0, 60)}' is not a cluster name (letters, digits, - and _).`);
+      const cluster = named !== undefined ? { cluster: named } : {};
+      const args = named !== undefined ? rest.slice(1) : rest;
+      if (name === 'resume') {
+        if (args.length > 0)
+          return fail(name, `'resume' takes only cluster:<name> (got '${args.join(' ').slice(0, 60)}').`);
+        return { kind: 'resume', ...cluster };
+      }
+      const reason = reasonOf(args);
+      return { kind: 'pause', ...cluster, ...(reason ? { reason } : {}) };
     }
     case 'status': {
       if (rest.length === 0) return { kind: 'status' };

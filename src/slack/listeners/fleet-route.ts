@@ -10,6 +10,7 @@ import type { LeaderRequest } from '../../fleet/requests.js';
 import { type Route, routeRequest } from '../../fleet/route.js';
 import { alertActionFromId, type SlackMessage } from '../blocks/alert.js';
 import {
+  chooseClusterForMessage,
   chooseClusterMessage,
   clusterStatusMessage,
   fleetClustersMessage,
@@ -114,6 +115,11 @@ async function commandRoute(
   if (isCommandError(cmd)) return undefined;
   const read = await fleetStatus(cmd, deps, fleet);
   if (read) return read;
+  // Slack hands a command to any cluster's process: pausing or resuming "whichever got it" is no answer.
+  if ((cmd.kind === 'pause' || cmd.kind === 'resume') && cmd.cluster === undefined) {
+    const clusters = known(fleet).sort();
+    if (clusters.length > 1) return chooseClusterForMessage(req.text, clusters);
+  }
   const node = 'node' in cmd ? cmd.node : undefined;
   // Help, the exclusion list and the repair report are this cluster's and read from its own store.
   if (node === undefined && !isDestructive(cmd)) return undefined;
