@@ -77,7 +77,7 @@ function claimSchema(url: string, cluster: string, options: OpenPgStoreOptions):
     db.prepare('SELECT pg_advisory_lock(?::bigint)').get(MIGRATION_LOCK);
     for (const schema of candidates) {
       const where = `${describeUrl(url)} (schema ${schema})`;
-      createSchema(db, schema, where);
+      createSchema(db, `CREATE SCHEMA IF NOT EXISTS ${schema}`, where);
       const owner = db
         .prepare<{ tag: string | null }>(
           `SELECT obj_description(oid, 'pg_namespace') AS tag FROM pg_namespace WHERE nspname = ?`,
@@ -115,9 +115,10 @@ function claimSchema(url: string, cluster: string, options: OpenPgStoreOptions):
   }
 }
 
-function createSchema(db: PgSqlDatabase, schema: string, where: string): void {
+/** Runs `ddl` (schemas, the version table); a refusal says which privilege the database user lacks. */
+function createSchema(db: PgSqlDatabase, ddl: string, where: string): void {
   try {
-    db.exec(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    db.exec(ddl);
   } catch (err) {
     if (err instanceof StoreError) throw err;
     throw new StoreError(
@@ -146,22 +147,13 @@ function migratePg(
   const now = options.now ?? Date.now;
   db.prepare('SELECT pg_advisory_lock(?::bigint)').get(MIGRATION_LOCK);
   try {
-    try {
-      db.exec(
-        `CREATE SCHEMA IF NOT EXISTS ${schema}; CREATE SCHEMA IF NOT EXISTS ${FLEET_SCHEMA};
-         CREATE TABLE IF NOT EXISTS ${schema}.schema_migrations
-           (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
-      );
-    } catch (err) {
-      if (err instanceof StoreError) throw err;
-      throw new StoreError(
-        'STORE_UNWRITABLE',
-        where,
-        `PostgreSQL at ${where}: cannot create the schema (${(err as Error).message}); the database user needs ` +
-          'CREATE on the database (or create the schemas gpu_medic_<cluster> and gpu_medic_fleet for it).',
-        { cause: err },
-      );
-    }
+    createSchema(
+      db,
+      `CREATE SCHEMA IF NOT EXISTS ${schema}; CREATE SCHEMA IF NOT EXISTS ${FLEET_SCHEMA};
+       CREATE TABLE IF NOT EXISTS ${schema}.schema_migrations
+         (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
+      where,
+    );
     const found = current(db);
     if (found > latest) {
       throw new StoreError(
