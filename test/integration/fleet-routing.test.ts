@@ -280,6 +280,23 @@ describe('fleet routing', () => {
     expect(prodLeader.chat.callsOf('resume')).toHaveLength(1);
   });
 
+  it("lists another cluster's exclusions through its leader; its own from its store, even on a standby", async () => {
+    await signedPost(prodStandby, command('exclusions', admin));
+    await waitFor('the question', () => ephemeralsFor(admin).length === 1);
+    expect(ephemeralsFor(admin)[0]?.text).toContain('/gpu exclusions cluster:staging');
+    expect(prodStandby.chat.callsOf('exclusions')).toHaveLength(0);
+
+    await signedPost(prodStandby, command('exclusions cluster:staging', admin));
+    await waitFor('the acknowledgement', () => ephemeralsFor(admin).length === 2);
+    expect(await stagingLeader.worker.drain()).toBe(1);
+    expect(stagingLeader.chat.callsOf('exclusions')).toHaveLength(1);
+
+    await signedPost(prodStandby, command('exclusions cluster:prod', admin));
+    await waitFor('the answer', () => ephemeralsFor(admin).length === 4);
+    expect(prodStandby.chat.callsOf('exclusions')).toHaveLength(1);
+    expect(prodLeader.store.requests.listRecent(5).map((r) => r.cluster)).toEqual(['staging']);
+  });
+
   it('refuses a cluster the fleet does not know', async () => {
     await signedPost(prodStandby, command(`cordon qa/${node}`, admin));
     await waitFor('the refusal', () => ephemeralsFor(admin).length === 1);

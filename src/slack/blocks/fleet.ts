@@ -94,12 +94,12 @@ export function chooseClusterMessage(
   };
 }
 
-/** `/gpu pause` or `/gpu resume` without a cluster where several share the Slack app: which one. */
+/** A per-cluster command (`/gpu pause`, `exclusions` …) without a cluster where several share the Slack app. */
 export function chooseClusterForMessage(commandText: string, clusters: readonly string[]): SlackMessage {
   const [sub = 'pause', ...rest] = commandText.trim().split(/\s+/);
   const tail = rest.length > 0 ? ` ${rest.join(' ')}` : '';
   const tries = clusters.map((c) => `• ${inlineCode(`/gpu ${sub} cluster:${c}${tail}`)}`);
-  const text = `${clusters.length} clusters share this Slack app: name the one to ${sub.toLowerCase()}. Nothing was done.\n${tries.join('\n')}`;
+  const text = `${inlineCode(`/gpu ${sub.toLowerCase()}`)} is per cluster, and ${clusters.length} clusters share this Slack app. Nothing was done; name the one you mean:\n${tries.join('\n')}`;
   return {
     text: truncate(text, SlackLimits.messageText),
     blocks: [section(truncate(text, SlackLimits.sectionText))],

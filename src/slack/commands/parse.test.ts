@@ -57,6 +57,9 @@ describe('parseGpuCommand', () => {
     ],
     ['pause Cluster:prod_eu', { kind: 'pause', cluster: 'prod_eu' }],
     ['resume cluster:staging', { kind: 'resume', cluster: 'staging' }],
+    ['exclusions cluster:staging', { kind: 'exclusions', cluster: 'staging' }],
+    ['report cluster:staging 7', { kind: 'report', days: 7, cluster: 'staging' }],
+    ['report cluster:staging', { kind: 'report', days: 30, cluster: 'staging' }],
     // Only a first `cluster:` names the cluster; later it is part of the reason.
     ['pause see cluster:staging', { kind: 'pause', reason: 'see cluster:staging' }],
     // Slack turns host-like words into links when the command escapes links.
@@ -91,7 +94,14 @@ describe('parseGpuCommand', () => {
     ],
     ['status n1 n2', "'status' takes one node name (got 'n1 n2').", usage.status],
     ['history n1 extra', "'history' takes one node name.", usage.history],
-    ['exclusions now', "'exclusions' takes no arguments (got 'now').", usage.exclusions],
+    ['exclusions now', "'exclusions' takes only cluster:<name> (got 'now').", usage.exclusions],
+    ['report cluster:prod 7 8', "'7' is not a number of days from 1 to 365.", usage.report],
+    // A command about a node names its cluster in the node argument (`<cluster>/<node>`), never with cluster:.
+    [
+      'history cluster:staging',
+      "'cluster:staging' is not a valid node name (lowercase letters, digits, '-' and '.', e.g. ip-10-0-1-2.ec2.internal).",
+      usage.history,
+    ],
     ['resume please', "'resume' takes only cluster:<name> (got 'please').", usage.resume],
     ['resume cluster:staging now', "'resume' takes only cluster:<name> (got 'now').", usage.resume],
     ['pause cluster:-bad reason', "'-bad' is not a cluster name (letters, digits, - and _).", usage.pause],

@@ -25,6 +25,13 @@ export const GpuSubcommands = [
 ] as const;
 export type GpuSubcommand = (typeof GpuSubcommands)[number];
 
+/**
+ * Commands about one cluster that name no node: where several clusters share the Slack app, they name theirs
+ * with a first `cluster:<name>` (a reason's first word never does).
+ */
+export const ClusterScoped = ['exclusions', 'report', 'pause', 'resume'] as const;
+export type ClusterScopedKind = (typeof ClusterScoped)[number];
+
 export const NodeActionKinds = ['cordon', 'uncordon', 'reset', 'reboot', 'replace'] as const;
 export type NodeActionKind = (typeof NodeActionKinds)[number];
 
@@ -37,14 +44,13 @@ export type GpuCommand =
   | { kind: 'status'; node?: string; cluster?: string }
   | { kind: 'exclude'; node: string; durationMs: number; reason?: string; cluster?: string }
   | { kind: 'unexclude'; node: string; cluster?: string }
-  | { kind: 'exclusions' }
+  | { kind: 'exclusions'; cluster?: string }
   /** `gpu`: reset only, the GPU index to reset (NVSwitch types reset all GPUs whatever it says). */
   | { kind: NodeActionKind; node: string; reason?: string; gpu?: number; cluster?: string }
   | { kind: 'history'; node: string; cluster?: string }
-  | { kind: 'report'; days: number }
+  | { kind: 'report'; days: number; cluster?: string }
   /** A DCGM diagnostic of the node now, level 1 (quick) unless told. */
   | { kind: 'diag'; node: string; level: 1 | 2 | 3; cluster?: string }
-  /** `cluster`: `cluster:<name>` first, where several clusters share the Slack app. */
   | { kind: 'pause'; reason?: string; cluster?: string }
   | { kind: 'resume'; cluster?: string };
 
@@ -74,14 +80,14 @@ export const usage: Record<GpuSubcommand, string> = {
   status: '/gpu status [node] (or a cluster, or <cluster>/<node>)',
   exclude: '/gpu exclude <node> [duration, e.g. 30m, 2h, 1d, 1h30m; default 24h] [reason…]',
   unexclude: '/gpu unexclude <node>',
-  exclusions: '/gpu exclusions',
+  exclusions: '/gpu exclusions [cluster:<name>]',
   cordon: '/gpu cordon <node> [reason…]',
   uncordon: '/gpu uncordon <node> [reason…]',
   reset: '/gpu reset <node> [gpu] [reason…]',
   reboot: '/gpu reboot <node> [reason…]',
   replace: '/gpu replace <node> [reason…]',
   history: '/gpu history <node>',
-  report: '/gpu report [days, default 30, at most 365]',
+  report: '/gpu report [cluster:<name>] [days, default 30, at most 365]',
   diag: '/gpu diag <node> [level 1|2|3; default 1] (DCGM diagnostics, without cordoning)',
   pause: '/gpu pause [cluster:<name>] [reason…]',
   resume: '/gpu resume [cluster:<name>]',
@@ -231,31 +237,29 @@ export function parseGpuCommand(text: string): ParseResult {
     if (problem) return fail(name, problem);
     return cluster !== undefined ? { node, cluster } : { node };
   };
-  const noArgs = (): CommandError | undefined =>
-    rest.length > 0
-      ? fail(name, `'${name}' takes no arguments (got '${rest.join(' ').slice(0, 60)}').`)
-      : undefined;
+  // A per-cluster command without a node names its cluster with a first `cluster:<name>` (see ClusterScoped).
+  let scope: { cluster?: string } = {};
+  const named = (ClusterScoped as readonly string[]).includes(name)
+    ? /^cluster:(.*)$/i.exec(rest[0] ?? '')?.[1]
+    : undefined;
+  if (named !== undefined) {
+    if (!clusterNamePattern.test(named))
+      return fail(name, `'${named.slice(0, 60)}' is not a cluster name (letters, digits, - and _).`);
+    scope = { cluster: named };
+    rest.shift();
+  }
 
   switch (name) {
     case 'help':
       return { kind: 'help' };
     case 'exclusions':
-      return noArgs() ?? { kind: name };
     case 'resume':
+      if (rest.length > 0)
+        return fail(name, `'${name}' takes only cluster:<name> (got '${rest.join(' ').slice(0, 60)}').`);
+      return { kind: name, ...scope };
     case 'pause': {
-      // `cluster:<name>` first names the cluster (a reason's first word never does).
-      const named = /^cluster:(.*)$/i.exec(rest[0] ?? '')?.[1];
-      if (named !== undefined && !clusterNamePattern.test(named))
-        return fail(name, `'${named.slice(0, 60)}' is not a cluster name (letters, digits, - and _).`);
-      const cluster = named !== undefined ? { cluster: named } : {};
-      const args = named !== undefined ? rest.slice(1) : rest;
-      if (name === 'resume') {
-        if (args.length > 0)
-          return fail(name, `'resume' takes only cluster:<name> (got '${args.join(' ').slice(0, 60)}').`);
-        return { kind: 'resume', ...cluster };
-      }
-      const reason = reasonOf(args);
-      return { kind: 'pause', ...cluster, ...(reason ? { reason } : {}) };
+      const reason = reasonOf(rest);
+      return { kind: 'pause', ...scope, ...(reason ? { reason } : {}) };
     }
     case 'status': {
       if (rest.length === 0) return { kind: 'status' };
@@ -278,12 +282,12 @@ export function parseGpuCommand(text: string): ParseResult {
     }
     case 'report': {
       const [token, ...extra] = rest;
-      if (token === undefined) return { kind: 'report', days: defaultReportDays };
+      if (token === undefined) return { kind: 'report', days: defaultReportDays, ...scope };
       const days = /^\d{1,3}d?$/i.test(token) ? Number.parseInt(token, 10) : Number.NaN;
       if (extra.length > 0 || !Number.isInteger(days) || days < 1 || days > maxReportDays) {
         return fail(name, `'${token.slice(0, 40)}' is not a number of days from 1 to ${maxReportDays}.`);
       }
-      return { kind: 'report', days };
+      return { kind: 'report', days, ...scope };
     }
     case 'reset': {
       const ref = needNode();

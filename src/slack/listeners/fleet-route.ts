@@ -20,6 +20,7 @@ import {
 import { commandConfirmActionIds, fleetStatusMessage } from '../blocks/status.js';
 import type { ChatPort } from '../chat-port.js';
 import {
+  ClusterScoped,
   type GpuCommand,
   isCommandError,
   isDestructive,
@@ -115,15 +116,15 @@ async function commandRoute(
   if (isCommandError(cmd)) return undefined;
   const read = await fleetStatus(cmd, deps, fleet);
   if (read) return read;
-  // Slack hands a command to any cluster's process: pausing or resuming "whichever got it" is no answer.
-  if ((cmd.kind === 'pause' || cmd.kind === 'resume') && cmd.cluster === undefined) {
+  const cluster = 'cluster' in cmd ? cmd.cluster : undefined;
+  // Slack hands a command to any cluster's process: "whichever got it" is no answer to a per-cluster command.
+  if ((ClusterScoped as readonly string[]).includes(cmd.kind) && cluster === undefined) {
     const clusters = known(fleet).sort();
     if (clusters.length > 1) return chooseClusterForMessage(req.text, clusters);
   }
   const node = 'node' in cmd ? cmd.node : undefined;
-  // Help, the exclusion list and the repair report are this cluster's and read from its own store.
-  if (node === undefined && !isDestructive(cmd)) return undefined;
-  const cluster = 'cluster' in cmd ? cmd.cluster : undefined;
+  // Help, and this cluster's exclusion list and repair report, are read from its own store.
+  if (node === undefined && cluster === undefined && !isDestructive(cmd)) return undefined;
   const route = routeRequest({
     self: fleet.cluster,
     acting: fleet.acting(),
@@ -132,8 +133,8 @@ async function commandRoute(
       ? { node, nodeClusters: fleet.directory.clustersHavingNode(node) }
       : {}),
     known: known(fleet),
-    // Node answers need the leader's last scan; actions need the leader.
-    needsLeader: true,
+    // Node answers need the leader's last scan; actions need the leader; lists and reports are in the store.
+    needsLeader: node !== undefined || isDestructive(cmd),
   });
   const request: LeaderRequest = { kind: 'command', ...req };
   return answerRoute(route, fleet, request, node !== undefined ? { text: req.text, node } : undefined);

@@ -17,7 +17,9 @@ describe('/gpu report', () => {
   });
 
   it.each(['report 0', 'report 366', 'report soon', 'report 7 8'])('refuses `%s` with the usage', (text) => {
-    expect(parseGpuCommand(text)).toMatchObject({ usage: '/gpu report [days, default 30, at most 365]' });
+    expect(parseGpuCommand(text)).toMatchObject({
+      usage: '/gpu report [cluster:<name>] [days, default 30, at most 365]',
+    });
   });
 
   it('is open to everyone: a CSV file to post, and a summary for when files cannot be posted', async () => {
