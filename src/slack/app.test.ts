@@ -1,8 +1,14 @@
-import { createHmac } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { webApi } from '@slack/bolt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RecordingChatPort, RecordingSink } from '../../test/support/recording-chat-port.js';
+import {
+  buttonClick,
+  postSlackEvent,
+  SLACK_TEST_SECRET,
+  signSlackRequest,
+  slashCommand,
+} from '../../test/support/slack-requests.js';
 import { waitFor } from '../../test/support/wait.js';
 import { ALERTMANAGER_PATH, createAlertmanagerHandler } from '../http/alertmanager.js';
 import { opsHandler, startOpsServer } from '../http/ops-server.js';
@@ -11,17 +17,13 @@ import { createSlackApp, type SlackApp } from './app.js';
 import { createAuthorizer, type UsergroupsClient } from './authz.js';
 import { encodeButtonValue } from './blocks/alert.js';
 
-const secret = 'test-signing-secret-0123456789';
+const secret = SLACK_TEST_SECRET;
 const AM_TOKEN = 'slack-mode-alertmanager-token';
 const admin = 'UADMIN0001';
 const groupAdmin = 'UGROUP0001';
 const viewer = 'UVIEWER001';
 const channel = 'C0GPUOPS01';
 const node = 'ip-10-0-1-2.ec2.internal';
-
-function sign(body: string, ts: number, key = secret): string {
-  return `v0=${createHmac('sha256', key).update(`v0:${ts}:${body}`).digest('hex')}`;
-}
 
 let sim: SimSlack;
 let chat: RecordingChatPort;
@@ -31,64 +33,13 @@ let base: string;
 let readyFlag = true;
 let metricsFail = false;
 
-async function post(
-  body: string,
-  opts: { contentType?: string; ts?: number; signature?: string } = {},
-): Promise<Response> {
-  const ts = opts.ts ?? Math.floor(Date.now() / 1000);
-  return fetch(`${base}/slack/events`, {
-    method: 'POST',
-    headers: {
-      'Content-Type': opts.contentType ?? 'application/x-www-form-urlencoded',
-      'X-Slack-Request-Timestamp': String(ts),
-      'X-Slack-Signature': opts.signature ?? sign(body, ts),
-    },
-    body,
-  });
-}
+const post = (body: string, opts: { contentType?: string; ts?: number; signature?: string } = {}) =>
+  postSlackEvent(base, body, opts);
 
-function command(text: string, user: string): string {
-  return new URLSearchParams({
-    token: 'legacy',
-    team_id: 'T0SIM00001',
-    team_domain: 'sim',
-    channel_id: channel,
-    channel_name: 'gpu-ops',
-    user_id: user,
-    user_name: user.toLowerCase(),
-    command: '/gpu',
-    text,
-    api_app_id: 'A0APP00001',
-    response_url: 'http://127.0.0.1:9/unused',
-    trigger_id: '1.2.3',
-  }).toString();
-}
+const command = (text: string, user: string) => slashCommand(text, user, channel);
 
-function click(actionId: string, value: string, user: string): string {
-  const payload = {
-    type: 'block_actions',
-    user: { id: user, username: user.toLowerCase(), team_id: 'T0SIM00001' },
-    api_app_id: 'A0APP00001',
-    token: 'legacy',
-    team: { id: 'T0SIM00001', domain: 'sim' },
-    channel: { id: channel, name: 'gpu-ops' },
-    container: { type: 'message', message_ts: '1700000000.000100', channel_id: channel },
-    message: { type: 'message', ts: '1700000000.000100', text: 'alert' },
-    trigger_id: '1.2.3',
-    response_url: 'http://127.0.0.1:9/unused',
-    actions: [
-      {
-        type: 'button',
-        action_id: actionId,
-        block_id: 'gpu_alert_actions:inc-0001',
-        value,
-        action_ts: '1700000001.000200',
-        text: { type: 'plain_text', text: 'Reboot' },
-      },
-    ],
-  };
-  return `payload=${encodeURIComponent(JSON.stringify(payload))}`;
-}
+const click = (actionId: string, value: string, user: string) =>
+  buttonClick({ actionId, value }, user, { channelId: channel, ts: '1700000000.000100' });
 
 function ephemeralsFor(user: string) {
   return sim.messages.ephemeral.filter((e) => e.user === user);
@@ -185,13 +136,16 @@ describe('Slack app over HTTP with signed requests', () => {
   it.each([
     [
       'a forged signature',
-      { signature: sign(command('pause', admin), Math.floor(Date.now() / 1000), 'wrong') },
+      { signature: signSlackRequest(command('pause', admin), Math.floor(Date.now() / 1000), 'wrong') },
     ],
     ['a request older than 5 minutes', { ts: Math.floor(Date.now() / 1000) - 6 * 60 }],
   ])('refuses %s with 401 and calls nothing', async (_name, opts) => {
     const body = command('pause', admin);
     const ts = 'ts' in opts ? opts.ts : Math.floor(Date.now() / 1000);
-    const res = await post(body, { ts, signature: 'signature' in opts ? opts.signature : sign(body, ts) });
+    const res = await post(body, {
+      ts,
+      signature: 'signature' in opts ? opts.signature : signSlackRequest(body, ts),
+    });
     expect(res.status).toBe(401);
     expect(chat.calls).toHaveLength(0);
     expect(sim.calls).toHaveLength(0);

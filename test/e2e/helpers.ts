@@ -3,14 +3,16 @@
  * Slack requests signed exactly as Slack signs them, and read-only looks into the child's SQLite file.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createHmac } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import type { Simulator } from '../../src/sim/index.js';
+import { postSlackEvent, signSlackRequest } from '../support/slack-requests.js';
 import { waitFor } from '../support/wait.js';
+
+export { buttonClick, slashCommand } from '../support/slack-requests.js';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const binPath = join(repoRoot, 'bin', 'gpu-medic.js');
@@ -131,85 +133,13 @@ export async function startRun(
   return { ...proc, base, port };
 }
 
-/** `v0=` + hex HMAC-SHA256(secret, `v0:${ts}:${rawBody}`), as Slack signs requests. */
-export function slackSignature(body: string, ts: number, secret = signingSecret): string {
-  return `v0=${createHmac('sha256', secret).update(`v0:${ts}:${body}`).digest('hex')}`;
-}
+/** Slack's request signature, with this suite's signing secret unless told. */
+export const slackSignature = (body: string, ts: number, secret = signingSecret): string =>
+  signSlackRequest(body, ts, secret);
 
-export function postSlack(
-  base: string,
-  body: string,
-  opts: { ts?: number; signature?: string } = {},
-): Promise<Response> {
-  const ts = opts.ts ?? Math.floor(Date.now() / 1000);
-  return fetch(`${base}/slack/events`, {
-    method: 'POST',
-    headers: {
-      'Content-Type': 'application/x-www-form-urlencoded',
-      'X-Slack-Request-Timestamp': String(ts),
-      'X-Slack-Signature': opts.signature ?? slackSignature(body, ts),
-    },
-    body,
-  });
-}
-
-/** A `/gpu` slash command as Slack posts it (form fields). */
-export function slashCommand(text: string, user: string, channelId: string): string {
-  return new URLSearchParams({
-    token: 'legacy-verification-token',
-    team_id: 'T0SIM00001',
-    team_domain: 'sim',
-    channel_id: channelId,
-    channel_name: 'gpu-alerts',
-    user_id: user,
-    user_name: user.toLowerCase(),
-    command: '/gpu',
-    text,
-    api_app_id: 'A0APP00001',
-    // Answers go through chat.postEphemeral on the Slack fake; this URL is only the fallback.
-    response_url: 'http://127.0.0.1:9/commands/unused',
-    trigger_id: '13345224609.738474920.8088930838d88f008e0',
-  }).toString();
-}
-
-/** A `block_actions` interaction (one button) as Slack posts it: one form field `payload`. */
-export function buttonClick(
-  action: { actionId: string; value: string; blockId?: string },
-  user: string,
-  message: { channelId: string; ts: string; text?: string },
-): string {
-  const payload = {
-    type: 'block_actions',
-    user: { id: user, username: user.toLowerCase(), name: user.toLowerCase(), team_id: 'T0SIM00001' },
-    api_app_id: 'A0APP00001',
-    token: 'legacy-verification-token',
-    team: { id: 'T0SIM00001', domain: 'sim' },
-    enterprise: null,
-    is_enterprise_install: false,
-    channel: { id: message.channelId, name: 'gpu-alerts' },
-    container: {
-      type: 'message',
-      message_ts: message.ts,
-      channel_id: message.channelId,
-      is_ephemeral: false,
-    },
-    message: { type: 'message', ts: message.ts, text: message.text ?? '' },
-    trigger_id: '13345224609.738474920.8088930838d88f008e0',
-    response_url: 'http://127.0.0.1:9/actions/unused',
-    state: { values: {} },
-    actions: [
-      {
-        type: 'button',
-        action_id: action.actionId,
-        block_id: action.blockId ?? 'gpu_alert_actions',
-        text: { type: 'plain_text', text: 'button', emoji: true },
-        value: action.value,
-        action_ts: `${Date.now() / 1000}`,
-      },
-    ],
-  };
-  return new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
-}
+/** POSTs a signed request to a child's Slack endpoint (this suite's signing secret). */
+export const postSlack = (base: string, body: string, opts: { ts?: number; signature?: string } = {}) =>
+  postSlackEvent(base, body, { secret: signingSecret, ...opts });
 
 /** The child's database, opened read-only (WAL: the writer keeps the -shm file that readers need). */
 export function openDbReadOnly(path: string): Database.Database {

@@ -4,7 +4,6 @@
  * leader — each its own Slack receiver and store connection over one database file. The chat port behind
  * each is the recording one (the services are covered elsewhere): what is checked here is who executes.
  */
-import { createHmac } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { fleetContextOf, requestWorker } from '../../src/app/fleet.js';
 import { loadConfig } from '../../src/config/config.js';
@@ -16,9 +15,10 @@ import { encodeButtonValue } from '../../src/slack/blocks/alert.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { RecordingChatPort, RecordingSink } from '../support/recording-chat-port.js';
 import { suiteSandbox } from '../support/sim-runtime.js';
+import { buttonClick, postSlackEvent, SLACK_TEST_SECRET, slashCommand } from '../support/slack-requests.js';
 import { waitFor } from '../support/wait.js';
 
-const secret = 'test-signing-secret-0123456789';
+const secret = SLACK_TEST_SECRET;
 const admin = 'UADMIN0001';
 const viewer = 'UVIEWER001';
 const channel = 'C0GPUOPS01';
@@ -74,52 +74,13 @@ async function startProc(db: string, name: string, cluster: string, acting: bool
   return proc;
 }
 
-function signedPost(
-  p: Proc,
-  body: string,
-  contentType = 'application/x-www-form-urlencoded',
-): Promise<Response> {
-  const ts = Math.floor(Date.now() / 1000);
-  const sig = `v0=${createHmac('sha256', secret).update(`v0:${ts}:${body}`).digest('hex')}`;
-  return fetch(`${p.base}/slack/events`, {
-    method: 'POST',
-    headers: {
-      'Content-Type': contentType,
-      'X-Slack-Request-Timestamp': String(ts),
-      'X-Slack-Signature': sig,
-    },
-    body,
-  });
-}
+const signedPost = (p: Proc, body: string, contentType?: string) =>
+  postSlackEvent(p.base, body, contentType ? { contentType } : {});
 
-function command(text: string, user: string): string {
-  return new URLSearchParams({
-    team_id: 'T0SIM00001',
-    channel_id: channel,
-    user_id: user,
-    command: '/gpu',
-    text,
-    api_app_id: 'A0APP00001',
-    response_url: 'http://127.0.0.1:9/unused',
-    trigger_id: '1.2.3',
-  }).toString();
-}
+const command = (text: string, user: string) => slashCommand(text, user, channel);
 
-function click(actionId: string, value: string, user: string): string {
-  const payload = {
-    type: 'block_actions',
-    user: { id: user, username: user.toLowerCase(), team_id: 'T0SIM00001' },
-    api_app_id: 'A0APP00001',
-    team: { id: 'T0SIM00001', domain: 'sim' },
-    channel: { id: channel, name: 'gpu-ops' },
-    container: { type: 'message', message_ts: alertTs, channel_id: channel },
-    message: { type: 'message', ts: alertTs, text: 'alert' },
-    trigger_id: '1.2.3',
-    response_url: 'http://127.0.0.1:9/unused',
-    actions: [{ type: 'button', action_id: actionId, block_id: 'b', value, action_ts: '1700000001.000200' }],
-  };
-  return `payload=${encodeURIComponent(JSON.stringify(payload))}`;
-}
+const click = (actionId: string, value: string, user: string) =>
+  buttonClick({ actionId, value }, user, { channelId: channel, ts: alertTs });
 
 const ephemeralsFor = (user: string) => sim.messages.ephemeral.filter((e) => e.user === user);
 
