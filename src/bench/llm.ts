@@ -8,13 +8,14 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSensing, initialPlan, type Sensing } from '../app/sensing.js';
+import { createSensing, type Sensing } from '../app/sensing.js';
 import type { LlmStats } from '../classify/llm/stats.js';
 import { loadConfig } from '../config/config.js';
 import { silentLogger } from '../log/logger.js';
 import { Monitor } from '../monitor/monitor.js';
 import { type SimulatorProcess, startSimulatorProcess } from '../sim/process.js';
 import { openStore, type Store } from '../store/index.js';
+import { benchMonitorOptions } from './monitor-options.js';
 
 export const LLM_CATEGORY = 'FABRIC_MANAGER_DOWN';
 /** The fake's scripted answer time: the figures measure our pipeline, not a model. */
@@ -175,19 +176,7 @@ export async function runLlmBench(opts: LlmBenchOptions = {}): Promise<LlmBenchR
     store = openStore(config.store.dbPath);
     sensing = createSensing(config, { logger, llmCache: store.llmCache });
     await sensing.start();
-    const activeSensing = sensing;
-    const monitor = new Monitor({
-      listNodes: () => activeSensing.watcher.list(),
-      collector: sensing.collector,
-      classifier: sensing.classifier,
-      store,
-      plan: initialPlan(config),
-      intervalMs: 0,
-      concurrency: config.monitor.scanConcurrency,
-      nodeTimeoutMs: config.monitor.scanTimeoutSeconds * 1000,
-      retainSnapshots: false,
-      logger,
-    });
+    const monitor = new Monitor(benchMonitorOptions(config, sensing, store, logger));
     const nodeNames = sensing.watcher.list().map((n) => n.name);
     progress(`llm: ${nodes} nodes, CLASSIFIER=hybrid, Bedrock fake answering in ${FAKE_LATENCY_MS} ms`);
 

@@ -7,13 +7,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSensing, initialPlan, type Sensing } from '../app/sensing.js';
+import { createSensing, type Sensing } from '../app/sensing.js';
 import type { PrometheusClient } from '../collect/prometheus-client.js';
 import { loadConfig } from '../config/config.js';
 import { silentLogger } from '../log/logger.js';
 import { Monitor } from '../monitor/monitor.js';
 import { type SimulatorProcess, startSimulatorProcess } from '../sim/process.js';
 import { openStore, type Store } from '../store/index.js';
+import { benchMonitorOptions } from './monitor-options.js';
 
 export interface PromScanMeasurement {
   index: number;
@@ -137,19 +138,7 @@ export async function runPrometheusBenchSize(opts: {
     await sensing.start();
     const client = (sensing.collector as { client?: PrometheusClient }).client;
     if (!client) throw new Error('the prometheus source has no client');
-    const active = sensing;
-    const monitor = new Monitor({
-      listNodes: () => active.watcher.list(),
-      collector: sensing.collector,
-      classifier: sensing.classifier,
-      store,
-      plan: initialPlan(config),
-      intervalMs: 0,
-      concurrency: config.monitor.scanConcurrency,
-      nodeTimeoutMs: config.monitor.scanTimeoutSeconds * 1000,
-      retainSnapshots: false,
-      logger,
-    });
+    const monitor = new Monitor(benchMonitorOptions(config, sensing, store, logger));
     const names = sensing.watcher.list().map((n) => n.name);
     const step = Math.max(1, Math.floor(names.length / FAULTS));
     const faulty = Array.from({ length: Math.min(FAULTS, names.length) }, (_, i) => ({

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { createSensing, EXPORTER_SELECTORS, initialPlan, type Sensing } from '../app/sensing.js';
+import { createSensing, EXPORTER_SELECTORS, type Sensing } from '../app/sensing.js';
 import { parsePrometheus } from '../collect/parse/prometheus.js';
 import { loadConfig } from '../config/config.js';
 import type { Incident } from '../domain/incident.js';
@@ -16,6 +16,7 @@ import { silentLogger } from '../log/logger.js';
 import { DEFAULT_JITTER, Monitor, type ScanReport } from '../monitor/monitor.js';
 import { type SimulatorProcess, startSimulatorProcess } from '../sim/process.js';
 import { openStore, type Store } from '../store/index.js';
+import { benchMonitorOptions } from './monitor-options.js';
 import { type PushTrial, pushTrials } from './push.js';
 
 export interface BenchSizeOptions {
@@ -301,20 +302,7 @@ export async function runBenchSize(opts: BenchSizeOptions): Promise<SizeResult> 
     );
     const payload = await samplePayload(sensing, config.dcgm.port);
 
-    const activeSensing = sensing;
-    const base = {
-      listNodes: () => activeSensing.watcher.list(),
-      collector: sensing.collector,
-      classifier: sensing.classifier,
-      store,
-      plan: initialPlan(config),
-      intervalMs: 0,
-      concurrency: config.monitor.scanConcurrency,
-      nodeTimeoutMs: config.monitor.scanTimeoutSeconds * 1000,
-      // As the product's loop runs: verdicts are kept, snapshots are not held to the scan's end.
-      retainSnapshots: false,
-      logger,
-    };
+    const base = benchMonitorOptions(config, sensing, store, logger);
     const monitor = new Monitor(base);
     const scans: ScanMeasurement[] = [];
     const warmups = opts.warmups ?? 1;

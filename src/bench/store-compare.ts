@@ -8,7 +8,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSensing, initialPlan, type Sensing } from '../app/sensing.js';
+import { createSensing, type Sensing } from '../app/sensing.js';
 import { loadConfig } from '../config/config.js';
 import { silentLogger } from '../log/logger.js';
 import { Monitor } from '../monitor/monitor.js';
@@ -17,6 +17,7 @@ import { openStore, type Store } from '../store/index.js';
 import { openPostgresStore } from '../store/pg/open-pg.js';
 import type { PgSqlDatabase } from '../store/pg/pg-database.js';
 import { type EmbeddedServer, startEmbeddedPostgres } from './embedded-postgres.js';
+import { benchMonitorOptions } from './monitor-options.js';
 import { measureScan, rssSampler, type ScanMeasurement } from './run.js';
 
 export interface StoreCompareOptions {
@@ -67,19 +68,7 @@ export async function runStoreCompare(opts: StoreCompareOptions): Promise<StoreC
     sensing = createSensing(config, { logger, llmCache: sqlite.llmCache });
     await sensing.start();
     const active = sensing;
-    const monitorFor = (store: Store) =>
-      new Monitor({
-        listNodes: () => active.watcher.list(),
-        collector: active.collector,
-        classifier: active.classifier,
-        store,
-        plan: initialPlan(config),
-        intervalMs: 0,
-        concurrency: config.monitor.scanConcurrency,
-        nodeTimeoutMs: config.monitor.scanTimeoutSeconds * 1000,
-        retainSnapshots: false,
-        logger,
-      });
+    const monitorFor = (store: Store) => new Monitor(benchMonitorOptions(config, active, store, logger));
     const onSqlite = monitorFor(sqlite);
     const onPostgres = monitorFor(postgres);
     const pgDb = postgres.db as PgSqlDatabase;
