@@ -66,37 +66,51 @@ export function actingRole(deps: {
   const { engine, services, monitor, logger } = deps;
   let acting = false;
   const tasks: Acting[] = [];
+  // Start and stop take turns: a lease lost and won back while the stop still waits (a Slack post in flight)
+  // must not have that stop end the tasks the new start found still running, and left them stopped.
+  let turn: Promise<void> = Promise.resolve();
+  const inTurn = (step: () => Promise<void>): Promise<void> => {
+    const next = turn.then(step);
+    turn = next.catch(() => undefined);
+    return next;
+  };
   return {
     isActing: () => acting,
     add(task) {
       tasks.push(task);
       if (acting) task.start().catch((err) => logger.error({ err }, 'starting an acting task failed'));
     },
-    async start() {
-      if (acting) return;
-      acting = true;
-      const resumed = await engine.start();
-      if (resumed.length > 0) logger.info({ incidents: resumed }, 'resumed unfinished remediations');
-      const followed = await services.resumeFollowUps();
-      if (followed.length > 0) logger.info({ incidents: followed }, 'followed up escalations left by a stop');
-      const watched = services.resumeDeferrals();
-      if (watched.length > 0) logger.info({ incidents: watched }, 'watching EKS node auto repair again');
-      monitor.start();
-      for (const task of tasks) await task.start();
-    },
+    start: () =>
+      inTurn(async () => {
+        if (acting) return;
+        acting = true;
+        const resumed = await engine.start();
+        if (resumed.length > 0) logger.info({ incidents: resumed }, 'resumed unfinished remediations');
+        const followed = await services.resumeFollowUps();
+        if (followed.length > 0)
+          logger.info({ incidents: followed }, 'followed up escalations left by a stop');
+        const watched = services.resumeDeferrals();
+        if (watched.length > 0) logger.info({ incidents: watched }, 'watching EKS node auto repair again');
+        monitor.start();
+        for (const task of tasks) await task.start();
+      }),
     // Losing the lease or stopping aborts the runs in progress at once (a drain stops evicting, every wait
     // ends); their `started` rows stay, and the next leader resumes them from the journal. The runs wind
     // down on their own (stop() waits for them, bounded); a lease won back meanwhile resumes them once they
     // have.
-    async stop(why) {
-      if (!acting) return;
-      acting = false;
-      void engine.abort(why);
-      await monitor.stop();
-      // A standby does not follow EKS's repairs: the next leader resumes them from their rows.
-      await services.stopWatching();
-      // Last: a task winding down (a Slack post in flight) delays neither the abort nor the rest.
-      for (const task of tasks) await task.stop(why);
+    stop(why) {
+      // The runs in progress stop at once, even while a start still takes its turn.
+      if (acting) void engine.abort(why);
+      return inTurn(async () => {
+        if (!acting) return;
+        acting = false;
+        void engine.abort(why);
+        await monitor.stop();
+        // A standby does not follow EKS's repairs: the next leader resumes them from their rows.
+        await services.stopWatching();
+        // Last: a task winding down (a Slack post in flight) delays neither the abort nor the rest.
+        for (const task of tasks) await task.stop(why);
+      });
     },
   };
 }
