@@ -121,6 +121,17 @@ describe.each(['sqlite', 'postgres'] as const)('fleet repositories on %s', (dial
       expect(s.requests.fail(id, 'alive', 'again', 5_400)).toBe(false);
     });
 
+    it('a renewed claim is not stale: a live leader still executing keeps it; one that stopped renewing loses it', () => {
+      const id = s.requests.enqueue(req('prod', 1), 10);
+      s.requests.claim('prod', 'busy', 100, 5_000);
+      expect(s.requests.renew(id, 'busy', 4_000)).toBe(true);
+      expect(s.requests.claim('prod', 'next', 8_000, 5_000)).toEqual([]);
+      expect(s.requests.claim('prod', 'next', 9_001, 5_000).map((r) => r.id)).toEqual([id]);
+      expect(s.requests.renew(id, 'busy', 9_100)).toBe(false);
+      expect(s.requests.complete(id, 'next', null, 9_200)).toBe(true);
+      expect(s.requests.renew(id, 'next', 9_300)).toBe(false);
+    });
+
     it('never gives a claimer back its own long-running claim', () => {
       const id = s.requests.enqueue(req('prod', 1), 10);
       s.requests.claim('prod', 'leader', 100, 5_000);

@@ -43,6 +43,12 @@ export interface RequestRepo {
    * still executing (a level-3 diagnostic takes half an hour) is not started twice.
    */
   claim(cluster: string, owner: string, now: number, staleAfterMs: number, limit?: number): FleetRequest[];
+  /**
+   * Keeps `owner`'s claim fresh while it executes (a claim is stale `staleAfterMs` after its last renewal), so
+   * a new leader re-runs only what a dead one left, never what a live one is still doing. False when `owner`
+   * no longer holds it.
+   */
+  renew(id: number, owner: string, now: number): boolean;
   /** False when `owner` no longer holds the claim (it went stale and another leader took it). */
   complete(id: number, owner: string, result: unknown, now: number): boolean;
   fail(id: number, owner: string, error: string, now: number): boolean;
@@ -109,6 +115,9 @@ export function createRequestRepo(sql: SqlDatabase): RequestRepo {
     `UPDATE fleet_requests SET status = @status, finished_at = @now, result = @result, error = @error
      WHERE id = @id AND claimed_by = @owner AND status = 'claimed'`,
   );
+  const renew = sql.prepare(
+    `UPDATE fleet_requests SET claimed_at = ? WHERE id = ? AND claimed_by = ? AND status = 'claimed'`,
+  );
   const one = sql.prepare(`SELECT ${columns} FROM fleet_requests WHERE id = ?`);
   const recent = sql.prepare(`SELECT ${columns} FROM fleet_requests ORDER BY id DESC LIMIT ?`);
   const recentOf = sql.prepare(
@@ -136,6 +145,7 @@ export function createRequestRepo(sql: SqlDatabase): RequestRepo {
       );
       return rows.map(requestOf).sort((a, b) => a.id - b.id);
     },
+    renew: (id, owner, now) => renew.run(now, id, owner).changes > 0,
     complete: (id, owner, result, now) => end(id, owner, 'done', toJson(result), null, now),
     fail: (id, owner, error, now) => end(id, owner, 'failed', null, error.slice(0, 2000), now),
     get(id) {
