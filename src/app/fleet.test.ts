@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { waitFor } from '../../test/support/wait.js';
 import { loadConfig } from '../config/config.js';
 import { type LeaderRequest, REQUEST_TTL_MS } from '../fleet/requests.js';
@@ -40,6 +40,35 @@ describe('the leader request worker', () => {
     expect(seen.sort()).toEqual(['gpu_cordon', 'gpu_dismiss']);
     expect(store.requests.get(a)).toMatchObject({ status: 'failed', error: 'Slack is down' });
     expect(store.requests.get(b)).toMatchObject({ status: 'done', result: { answered: 'thread' } });
+  });
+
+  it('renews its claim while a request executes: another leader does not run it a second time', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      let t = 1_000;
+      const moving = { now: () => t };
+      const fleet = fleetContextOf({ config, store, clock: moving, isActing: () => false });
+      const id = fleet.queue.enqueue('prod', click);
+      let finish: () => void = () => {};
+      const running = new Promise<void>((resolve) => {
+        finish = resolve;
+      });
+      const base = { config, store, clock: moving, logger: silentLogger() };
+      const slow = requestWorker({ ...base, identity: 'leader-1', execute: () => running.then(() => null) });
+      const drained = slow.drain();
+      // Half a minute later (the lease is 15 s) the first leader is still executing, and says so every 5 s.
+      for (let i = 0; i < 6; i++) {
+        t += 5_000;
+        vi.advanceTimersByTime(5_000);
+      }
+      const next = requestWorker({ ...base, identity: 'leader-2', execute: async () => null });
+      expect(await next.drain()).toBe(0);
+      finish();
+      await drained;
+      expect(store.requests.get(id)).toMatchObject({ status: 'done', claimedBy: 'leader-1' });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('claims and executes on its own while started', async () => {

@@ -165,14 +165,35 @@ export function requestWorker(o: RequestWorkerOptions): Acting & { drain(): Prom
       store.requests.fail(row.id, identity, request.error, clock.now());
       return;
     }
+    // The claim stays this process's while it executes (a diagnostic runs for half an hour): renewed well
+    // within the stale age, so another leader takes over only a claim whose process died.
+    const renewal = setInterval(
+      () => {
+        try {
+          store.requests.renew(row.id, identity, clock.now());
+        } catch (err) {
+          logger.warn({ err, request: row.id }, 'renewing the claim of a queued request failed');
+        }
+      },
+      Math.max(1000, staleMs / 3),
+    );
+    renewal.unref();
+    let recorded: boolean;
     try {
       const result = await o.execute(request);
-      store.requests.complete(row.id, identity, result ?? null, clock.now());
+      recorded = store.requests.complete(row.id, identity, result ?? null, clock.now());
       logger.info({ request: row.id, kind: row.kind, user: row.requestedBy }, 'queued request executed');
     } catch (err) {
       logger.error({ err, request: row.id }, 'queued request failed');
-      store.requests.fail(row.id, identity, (err as Error).message ?? String(err), clock.now());
+      recorded = store.requests.fail(row.id, identity, (err as Error).message ?? String(err), clock.now());
+    } finally {
+      clearInterval(renewal);
     }
+    if (!recorded)
+      logger.warn(
+        { request: row.id, kind: row.kind },
+        'another leader took this request over while it executed here; its outcome there is the one recorded',
+      );
   };
   /** Claims what is due and starts it; resolves with the claimed rows' executions. */
   const claimAndStart = (): Promise<void>[] =>
