@@ -171,6 +171,25 @@ describe('Slack app over HTTP with signed requests', () => {
     expect(sink.updates[0]?.view.actedBy).toEqual({ action: 'reboot', userId: admin });
   });
 
+  it("acts on a node from an alert only when the alert's incident is this cluster's, on that node", async () => {
+    // An alert from another cluster (or from before the fleet, its button carrying no cluster) names a node
+    // that may have a namesake here: Exclude and Run diagnostics refuse it.
+    for (const value of [
+      encodeButtonValue('inc-0999', node),
+      encodeButtonValue('inc-0001', 'ip-10-0-1-3.ec2.internal'),
+    ]) {
+      await post(click('gpu_exclude', value, admin));
+      await post(click('gpu_diagnose', value, admin));
+    }
+    await waitFor('four refusals', () => ephemeralsFor(admin).length === 4);
+    for (const e of ephemeralsFor(admin)) expect(e.text).toContain('is not one of this cluster');
+    expect(chat.callsOf('exclude')).toHaveLength(0);
+    expect(chat.callsOf('runDiagnostics')).toHaveLength(0);
+    await post(click('gpu_exclude', encodeButtonValue('inc-0001', node), admin));
+    await waitFor('the exclusion', () => chat.callsOf('exclude').length === 1);
+    expect(chat.callsOf('exclude')[0]?.args[0]).toBe(node);
+  });
+
   it('refuses an alert click by a non-admin and audits it', async () => {
     await post(click('gpu_replace', encodeButtonValue('inc-0001', node), viewer));
     await waitFor('ephemeral denial', () => ephemeralsFor(viewer).length === 1);

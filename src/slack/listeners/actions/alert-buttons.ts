@@ -53,6 +53,24 @@ export async function handleAlertClick(
     }
     const { chat } = deps;
     const actor = slackActor(userId);
+    // Exclude and Run diagnostics act on the node by name. Node names repeat across clusters, and an alert
+    // posted before the fleet carries no cluster: act only when the incident is this cluster's and on that
+    // node, never on a namesake in another cluster.
+    if (action === 'exclude' || action === 'diagnose') {
+      const view = await chat.alertView(incidentId);
+      if (view?.incident.node !== node) {
+        deps.logger?.warn(
+          { userId, action, incidentId, node },
+          'alert click for an incident this cluster does not have',
+        );
+        return {
+          message: textMessage(
+            `⚠️ Incident ${incidentId} is not one of this cluster's, so nothing was done to ${node}. ` +
+              'Use `/gpu exclude <cluster>/<node>` or `/gpu diag <cluster>/<node>`.',
+          ),
+        };
+      }
+    }
     // Changes nothing on the node and leaves the alert as it is: the answer is DCGM's table.
     if (action === 'diagnose') return { message: diagMessage(await chat.runDiagnostics(node, 1, actor)) };
     const result =
