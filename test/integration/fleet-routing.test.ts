@@ -45,6 +45,8 @@ async function startProc(db: string, name: string, cluster: string, acting: bool
   const config = loadConfig({ CLUSTER_NAME: cluster, DB_PATH: db, LEASE_DURATION: '15' });
   const store = openStore(db, { now: () => clock });
   const chat = new RecordingChatPort();
+  // One clock for the chat layer and the fleet tables (how long ago a leader reported is read across both).
+  chat.clock = clock;
   const fleet = fleetContextOf({ config, store, clock: { now: () => clock }, isActing: () => acting });
   const slack = createSlackApp({
     botToken: SIM_SLACK_BOT_TOKEN,
@@ -256,6 +258,38 @@ describe('fleet routing', () => {
     await waitFor('the answer', () => ephemeralsFor(admin).length === 4);
     expect(prodStandby.chat.callsOf('exclusions')).toHaveLength(1);
     expect(prodLeader.store.requests.listRecent(5).map((r) => r.cluster)).toEqual(['staging']);
+  });
+
+  it('does not queue for a cluster whose leader is silent, and forgets one silent for a day', async () => {
+    const hour = 60 * 60_000;
+    prodLeader.store.fleet.publish('quiet', 'quiet-a-id', summary(0), clock - hour);
+    prodLeader.store.fleet.publish('retired', 'retired-a-id', summary(0), clock - 25 * hour);
+    prodLeader.store.fleet.replaceNodes('retired', ['ip-10-0-1-3.ec2.internal']);
+
+    await signedPost(prodStandby, command('cordon quiet/ip-10-7-7-7.ec2.internal', admin));
+    await waitFor('the refusal', () => ephemeralsFor(admin).length === 1);
+    expect(ephemeralsFor(admin)[0]?.text).toContain('No gpu-medic leader of `quiet` has reported for 60 min');
+    expect(prodLeader.store.requests.listRecent(5)).toEqual([]);
+
+    // The retired cluster is not a choice: a node name only it (and prod) had goes to prod.
+    await signedPost(prodStandby, command('pause', admin));
+    await waitFor('the choice', () => ephemeralsFor(admin).length === 2);
+    const choice = ephemeralsFor(admin)[1]?.text ?? '';
+    expect(choice).toContain('cluster:quiet');
+    expect(choice).not.toContain('retired');
+    await signedPost(prodStandby, command('reboot ip-10-0-1-3.ec2.internal', admin));
+    await waitFor('the acknowledgement', () => ephemeralsFor(admin).length === 3);
+    expect(ephemeralsFor(admin)[2]?.text).toContain("Queued for `prod`'s leader");
+    await signedPost(prodStandby, command('cordon retired/ip-10-0-1-3.ec2.internal', admin));
+    await waitFor('the refusal', () => ephemeralsFor(admin).length === 4);
+    expect(ephemeralsFor(admin)[3]?.text).toContain('No cluster named `retired`');
+  });
+
+  it("answers a standby's `/gpu status <its cluster>` through its leader before the leader's first report", async () => {
+    const fresh = await startProc(sandbox.dbPath('fleet-fresh'), 'solo-b', 'solo', false);
+    await signedPost(fresh, command('status solo', admin));
+    await waitFor('the acknowledgement', () => ephemeralsFor(admin).length === 1);
+    expect(ephemeralsFor(admin)[0]?.text).toContain("Queued for `solo`'s leader");
   });
 
   it('refuses a cluster the fleet does not know', async () => {

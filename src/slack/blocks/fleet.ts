@@ -106,6 +106,13 @@ export function chooseClusterForMessage(commandText: string, clusters: readonly 
   };
 }
 
+/** A request for a cluster whose leader has not reported lately: not queued (nobody would take it). */
+export function silentClusterMessage(cluster: string, silentMs: number): SlackMessage {
+  const minutes = Math.max(1, Math.round(silentMs / 60_000));
+  const text = `⚠️ No gpu-medic leader of ${inlineCode(cluster)} has reported for ${minutes} min, so nothing was queued for it. Check its deployment (\`kubectl -n gpu-medic get pods\` in that cluster), then try again.`;
+  return { text, blocks: [section(text)] };
+}
+
 export function unknownClusterMessage(cluster: string, known: readonly string[]): SlackMessage {
   const list = known.length > 0 ? known.map((k) => inlineCode(k)).join(', ') : 'none has reported yet';
   const text = `⚠️ No cluster named ${inlineCode(cluster)} in this fleet. Known clusters: ${list}.`;

@@ -15,6 +15,7 @@ import {
   clusterStatusMessage,
   fleetClustersMessage,
   queuedMessage,
+  silentClusterMessage,
   unknownClusterMessage,
 } from '../blocks/fleet.js';
 import { commandConfirmActionIds, fleetStatusMessage } from '../blocks/status.js';
@@ -39,27 +40,45 @@ export interface RouteDeps {
 }
 
 const defaultStaleMs = 5 * 60_000;
+/**
+ * A cluster whose leader has not reported for a day is gone (renamed, retired, a pod once run with the
+ * default CLUSTER_NAME): no longer offered as a choice, routed to or counted as "several clusters".
+ */
+const FORGET_AFTER_MS = 24 * 60 * 60_000;
 
-function known(fleet: FleetContext): string[] {
-  const names = fleet.directory.clusters().map((c) => c.cluster);
+/** The clusters requests may name: this one, and those heard from within a day. */
+function known(fleet: FleetContext, now: number): string[] {
+  const names = fleet.directory
+    .clusters()
+    .filter((c) => c.cluster === fleet.cluster || now - c.heartbeatAt <= FORGET_AFTER_MS)
+    .map((c) => c.cluster);
   return names.includes(fleet.cluster) ? names : [...names, fleet.cluster];
 }
 
 function answerRoute(
   route: Route,
-  fleet: FleetContext,
+  deps: RouteDeps & { fleet: FleetContext },
   request: LeaderRequest,
   choice: { text: string; node: string } | undefined,
 ): SlackMessage | undefined {
+  const { fleet } = deps;
   switch (route.to) {
     case 'here':
       return undefined;
-    case 'queue':
+    case 'queue': {
+      // Another cluster whose leader is silent would never take it: say so now rather than after it expires.
+      const target = fleet.directory.cluster(route.cluster);
+      const now = deps.chat.now();
+      const silentMs = target ? now - target.heartbeatAt : 0;
+      if (route.cluster !== fleet.cluster && silentMs > (deps.staleAfterMs ?? defaultStaleMs)) {
+        return silentClusterMessage(route.cluster, silentMs);
+      }
       fleet.queue.enqueue(route.cluster, request);
       return queuedMessage(
         route.cluster,
         request.kind === 'action' && request.threadTs ? 'thread' : 'channel',
       );
+    }
     case 'choose':
       return chooseClusterMessage(choice?.text ?? '', choice?.node ?? '', route.options);
     case 'unknown-cluster':
@@ -76,7 +95,8 @@ async function fleetStatus(
   if (cmd.kind !== 'status') return undefined;
   const stale = deps.staleAfterMs ?? defaultStaleMs;
   const now = deps.chat.now();
-  const clusters = fleet.directory.clusters();
+  const names = known(fleet, now);
+  const clusters = fleet.directory.clusters().filter((c) => names.includes(c.cluster));
   if (cmd.node === undefined && cmd.cluster === undefined) {
     const others = clusters.some((c) => c.cluster !== fleet.cluster);
     // Alone, and acting: the detailed answer from this process's own scans.
@@ -89,7 +109,9 @@ async function fleetStatus(
   const one = clusters.find((c) => c.cluster === name);
   if (name === fleet.cluster && fleet.acting()) return fleetStatusMessage(await deps.chat.fleetSummary());
   if (one) return clusterStatusMessage(one, now, stale);
-  if (cmd.node === undefined) return unknownClusterMessage(name, known(fleet));
+  // Its own cluster before its leader first published: the leader answers (routed below).
+  if (name === fleet.cluster) return undefined;
+  if (cmd.node === undefined) return unknownClusterMessage(name, names);
   return undefined;
 }
 
@@ -117,9 +139,9 @@ async function commandRoute(
   const read = await fleetStatus(cmd, deps, fleet);
   if (read) return read;
   const cluster = 'cluster' in cmd ? cmd.cluster : undefined;
+  const clusters = known(fleet, deps.chat.now()).sort();
   // Slack hands a command to any cluster's process: "whichever got it" is no answer to a per-cluster command.
   if ((ClusterScoped as readonly string[]).includes(cmd.kind) && cluster === undefined) {
-    const clusters = known(fleet).sort();
     if (clusters.length > 1) return chooseClusterForMessage(req.text, clusters);
   }
   const node = 'node' in cmd ? cmd.node : undefined;
@@ -130,14 +152,20 @@ async function commandRoute(
     acting: fleet.acting(),
     ...(cluster !== undefined ? { cluster } : {}),
     ...(node !== undefined && cluster === undefined
-      ? { node, nodeClusters: fleet.directory.clustersHavingNode(node) }
+      ? { node, nodeClusters: fleet.directory.clustersHavingNode(node).filter((c) => clusters.includes(c)) }
       : {}),
-    known: known(fleet),
-    // Node answers need the leader's last scan; actions need the leader; lists and reports are in the store.
-    needsLeader: node !== undefined || isDestructive(cmd),
+    known: clusters,
+    // Node answers and status need the leader's last scan; actions need the leader; lists and reports are
+    // in the store.
+    needsLeader: node !== undefined || isDestructive(cmd) || cmd.kind === 'status',
   });
   const request: LeaderRequest = { kind: 'command', ...req };
-  return answerRoute(route, fleet, request, node !== undefined ? { text: req.text, node } : undefined);
+  return answerRoute(
+    route,
+    { ...deps, fleet },
+    request,
+    node !== undefined ? { text: req.text, node } : undefined,
+  );
 }
 
 /** A click on an alert button or a command confirmation: undefined when this process executes it. Never throws. */
@@ -176,7 +204,7 @@ function clickRoute(
     self: fleet.cluster,
     acting: fleet.acting(),
     ...(cluster !== undefined ? { cluster } : {}),
-    known: known(fleet),
+    known: known(fleet, deps.chat.now()),
     needsLeader: true,
   });
   const request: LeaderRequest = {
@@ -187,5 +215,5 @@ function clickRoute(
     ...(req.channel ? { channel: req.channel } : {}),
     ...(req.threadTs ? { threadTs: req.threadTs } : {}),
   };
-  return answerRoute(route, fleet, request, undefined);
+  return answerRoute(route, { ...deps, fleet }, request, undefined);
 }
