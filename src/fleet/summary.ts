@@ -38,3 +38,6 @@ export interface FleetCluster {
   /** Undefined when the stored summary does not parse (a newer release wrote it, or a hand edit). */
   summary?: ClusterSummary;
 }
+
+/** A cluster whose leader has not reported for this long is flagged, and requests for it are not queued. */
+export const LEADER_SILENT_AFTER_MS = 5 * 60_000;

@@ -58,6 +58,7 @@ describe('parseGpuCommand', () => {
     ['pause Cluster:prod_eu', { kind: 'pause', cluster: 'prod_eu' }],
     ['resume cluster:staging', { kind: 'resume', cluster: 'staging' }],
     ['exclusions cluster:staging', { kind: 'exclusions', cluster: 'staging' }],
+    ['status cluster:prod-eu', { kind: 'status', cluster: 'prod-eu' }],
     ['report cluster:staging 7', { kind: 'report', days: 7, cluster: 'staging' }],
     ['report cluster:staging', { kind: 'report', days: 30, cluster: 'staging' }],
     // Only a first `cluster:` names the cluster; later it is part of the reason.

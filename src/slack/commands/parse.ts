@@ -266,6 +266,13 @@ export function parseGpuCommand(text: string): ParseResult {
       if (rest.length > 1)
         return fail(name, `'status' takes one node name (got '${rest.join(' ').slice(0, 60)}').`);
       const only = rest[0] ?? '';
+      // `cluster:<name>` as the per-cluster commands take it.
+      const scoped = /^cluster:(.*)$/i.exec(only)?.[1];
+      if (scoped !== undefined) {
+        if (!clusterNamePattern.test(scoped))
+          return fail(name, `'${scoped.slice(0, 60)}' is not a cluster name (letters, digits, - and _).`);
+        return { kind: 'status', cluster: scoped };
+      }
       // A cluster name that cannot be a node name (capitals, `_`); one that can is decided by the handler.
       if (!only.includes('/') && !isNodeName(only) && clusterNamePattern.test(only)) {
         return { kind: 'status', cluster: only };
@@ -350,11 +357,9 @@ export function parseGpuCommand(text: string): ParseResult {
 }
 
 /**
- * Commands that change the cluster or what gpu-medic does: they need an authorized user.
- * `status`, `exclusions`, `history`, `report` and `help` are open to everyone in the channel.
  * Commands that change the cluster or what gpu-medic does, and `diag` (it changes nothing, but it loads every GPU
- * of the node for minutes): they need an authorized user.
- * `status`, `exclusions`, `history` and `help` are open to everyone in the channel.
+ * of the node for minutes): they need an authorized user. `status`, `exclusions`, `history`, `report` and `help`
+ * are open to everyone in the channel.
  */
 export function isDestructive(cmd: GpuCommand): boolean {
   switch (cmd.kind) {

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { FleetContext } from '../../fleet/ports.js';
 import type { LeaderRequest } from '../../fleet/requests.js';
 import { type Route, routeRequest } from '../../fleet/route.js';
+import { LEADER_SILENT_AFTER_MS } from '../../fleet/summary.js';
 import { alertActionFromId, type SlackMessage } from '../blocks/alert.js';
 import {
   chooseClusterForMessage,
@@ -39,7 +40,6 @@ export interface RouteDeps {
   staleAfterMs?: number;
 }
 
-const defaultStaleMs = 5 * 60_000;
 /**
  * A cluster whose leader has not reported for a day is gone (renamed, retired, a pod once run with the
  * default CLUSTER_NAME): no longer offered as a choice, routed to or counted as "several clusters".
@@ -70,7 +70,7 @@ function answerRoute(
       const target = fleet.directory.cluster(route.cluster);
       const now = deps.chat.now();
       const silentMs = target ? now - target.heartbeatAt : 0;
-      if (route.cluster !== fleet.cluster && silentMs > (deps.staleAfterMs ?? defaultStaleMs)) {
+      if (route.cluster !== fleet.cluster && silentMs > (deps.staleAfterMs ?? LEADER_SILENT_AFTER_MS)) {
         return silentClusterMessage(route.cluster, silentMs);
       }
       fleet.queue.enqueue(route.cluster, request);
@@ -93,7 +93,7 @@ async function fleetStatus(
   fleet: FleetContext,
 ): Promise<SlackMessage | undefined> {
   if (cmd.kind !== 'status') return undefined;
-  const stale = deps.staleAfterMs ?? defaultStaleMs;
+  const stale = deps.staleAfterMs ?? LEADER_SILENT_AFTER_MS;
   const now = deps.chat.now();
   const names = known(fleet, now);
   const clusters = fleet.directory.clusters().filter((c) => names.includes(c.cluster));

@@ -1,11 +1,9 @@
 /** App Home: the fleet overview and open incidents, published each time a user opens the tab. */
 import type { App } from '@slack/bolt';
+import { LEADER_SILENT_AFTER_MS } from '../../../fleet/summary.js';
 import { fleetClustersMessage } from '../../blocks/fleet.js';
 import { appHomeView } from '../../blocks/home.js';
 import type { ListenerDeps } from '../deps.js';
-
-/** A cluster whose leader has not reported for this long is flagged. */
-const staleAfterMs = 5 * 60_000;
 
 export function register(app: App, deps: ListenerDeps): void {
   app.event('app_home_opened', async ({ event, client }) => {
@@ -31,7 +29,7 @@ async function homeOf(deps: ListenerDeps) {
     ? appHomeView(...(await Promise.all([deps.chat.fleetSummary(), deps.chat.openIncidents()])))
     : undefined;
   if (!fleet || (!others && detailed)) return local ?? { type: 'home' as const, blocks: [] };
-  const overview = fleetClustersMessage(clusters, deps.chat.now(), staleAfterMs).blocks;
+  const overview = fleetClustersMessage(clusters, deps.chat.now(), LEADER_SILENT_AFTER_MS).blocks;
   // Slack allows 100 blocks in a view.
   const blocks = [...overview, ...(local?.blocks ?? [])].slice(0, 100);
   return { type: 'home' as const, blocks };
