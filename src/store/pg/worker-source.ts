@@ -29,6 +29,8 @@ let timer = null;
 let closing = false;
 let lastError = 'not connected yet';
 const names = new Map();
+// Never reused: a name pg has seen once stays bound to its text on that connection.
+let nextName = 0;
 
 function answer(msg) {
   port.postMessage(msg);
@@ -65,6 +67,7 @@ async function connect() {
   }
   client = c;
   names.clear();
+  nextName = 0;
   retry = 0;
   Atomics.store(ctrl, 1, 1);
 }
@@ -94,6 +97,15 @@ function scheduleReconnect() {
 
 function unavailable() {
   return { message: 'the database is unavailable (' + lastError + ')', code: 'STORE_UNAVAILABLE', unavailable: true };
+}
+
+function nameFor(sql) {
+  let name = names.get(sql);
+  if (!name) {
+    name = 'gm' + nextName++;
+    names.set(sql, name);
+  }
+  return name;
 }
 
 async function handle(req) {
@@ -133,12 +145,18 @@ async function handle(req) {
   const c = client;
   let res;
   if (req.values) {
-    let name = names.get(req.sql);
-    if (!name) {
-      name = 'gm' + names.size;
-      names.set(req.sql, name);
+    try {
+      res = await c.query({ name: nameFor(req.sql), text: req.sql, values: req.values });
+    } catch (err) {
+      // 0A000 "cached plan must not change result type": another process altered a table this statement
+      // reads with * since it was prepared; every later execution of that name fails the same way. Prepare
+      // it again under a new name. Retried only outside a transaction: inside one, PostgreSQL has already
+      // aborted the transaction, so the caller gets the error (and the next call prepares afresh).
+      if (!err || err.code !== '0A000' || !names.has(req.sql)) throw err;
+      names.delete(req.sql);
+      if (req.tx || c !== client) throw err;
+      res = await c.query({ name: nameFor(req.sql), text: req.sql, values: req.values });
     }
-    res = await c.query({ name, text: req.sql, values: req.values });
   } else {
     res = await c.query(req.sql);
   }
