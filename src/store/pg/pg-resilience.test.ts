@@ -48,3 +48,65 @@ describe('a table altered by another process', () => {
     }
   });
 });
+
+describe('a transaction whose statement failed', () => {
+  it('a COMMIT after an error the caller caught throws instead of losing every write silently', () => {
+    const a = new PgSqlDatabase({ url: db.url });
+    try {
+      a.exec('CREATE TABLE aborted (id INT PRIMARY KEY)');
+      const insert = a.prepare('INSERT INTO aborted (id) VALUES (?)');
+      let caught: unknown;
+      const commit = () =>
+        a.transaction(() => {
+          insert.run(1);
+          try {
+            insert.run(1);
+          } catch (err) {
+            caught = err;
+          }
+        });
+      expect(commit).toThrow(
+        expect.objectContaining({
+          code: '25P02',
+          message: 'the transaction was rolled back by an earlier error; nothing was written',
+        }),
+      );
+      expect((caught as { code?: string }).code).toBe('23505');
+      expect(a.prepare('SELECT COUNT(*) AS n FROM aborted').get()).toEqual({ n: 0 });
+      // The connection is usable afterwards: a clean transaction commits.
+      a.transaction(() => insert.run(2));
+      expect(a.prepare('SELECT id FROM aborted').all()).toEqual([{ id: 2 }]);
+    } finally {
+      a.close();
+    }
+  });
+
+  it('a savepoint that cannot be rolled back to is an error of its own, not the inner one', () => {
+    const a = new PgSqlDatabase({ url: db.url });
+    try {
+      a.exec('CREATE TABLE unsaved (id INT PRIMARY KEY)');
+      const insert = a.prepare('INSERT INTO unsaved (id) VALUES (?)');
+      let inner: unknown;
+      expect(() =>
+        a.transaction(() => {
+          insert.run(1);
+          try {
+            a.transaction(() => {
+              // The savepoint the store made for this level is gone, so rolling back to it fails.
+              a.exec('RELEASE SAVEPOINT gm_sp1');
+              throw new Error('inner failure');
+            });
+          } catch (err) {
+            inner = err;
+          }
+        }),
+      ).toThrow(/rolled back by an earlier error/);
+      expect(inner).toMatchObject({ code: '25P02' });
+      expect((inner as Error).message).toContain('inner failure');
+      expect((inner as Error).message).toContain('ROLLBACK TO SAVEPOINT');
+      expect(a.prepare('SELECT COUNT(*) AS n FROM unsaved').get()).toEqual({ n: 0 });
+    } finally {
+      a.close();
+    }
+  });
+});

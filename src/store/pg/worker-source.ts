@@ -161,7 +161,11 @@ async function handle(req) {
     res = await c.query(req.sql);
   }
   const last = Array.isArray(res) ? res[res.length - 1] : res;
-  return { rows: last ? last.rows : [], rowCount: last && last.rowCount !== null ? last.rowCount : 0 };
+  return {
+    rows: last ? last.rows : [],
+    rowCount: last && last.rowCount !== null ? last.rowCount : 0,
+    command: last ? last.command : undefined,
+  };
 }
 
 let chain = Promise.resolve();
