@@ -3,14 +3,53 @@
  * statement, an aborted transaction committed, the backend terminated mid-statement, the migration lock
  * held for longer than the statement timeout. Each against the real server.
  */
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, POSTGRES_HOOK_TIMEOUT, type TestDatabase } from '../../../test/support/postgres.js';
+import { waitFor } from '../../../test/support/wait.js';
+import { StoreError } from '../store-error.js';
 import { PgSqlDatabase } from './pg-database.js';
 
 let db: TestDatabase;
 beforeAll(async () => {
   db = await freshDatabase('pgres');
 }, POSTGRES_HOOK_TIMEOUT);
+
+/**
+ * Another process that waits until a backend runs a statement containing `marker`, then runs `action` on it
+ * (`$1` is its pid). A process, because this thread is blocked in the store's call meanwhile.
+ */
+function onStatement(marker: string, action: string) {
+  const script = `
+    const pg = require(${JSON.stringify(createRequire(import.meta.url).resolve('pg'))});
+    (async () => {
+      const c = new pg.Client({ connectionString: ${JSON.stringify(db.url)} });
+      await c.connect();
+      for (;;) {
+        const r = await c.query(
+          "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() AND strpos(query, $1) > 0",
+          [${JSON.stringify(marker)}],
+        );
+        if (r.rows.length > 0) {
+          await c.query(${JSON.stringify(action)}, [r.rows[0].pid]);
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await c.end();
+    })().then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
+  `;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d) => {
+    stderr += String(d);
+  });
+  const exited = new Promise<string>((resolve) =>
+    child.on('exit', (code) => resolve(code === 0 ? 'ok' : `exit ${code}: ${stderr}`)),
+  );
+  return { child, exited };
+}
 
 describe('a table altered by another process', () => {
   it('a cached SELECT * is prepared again instead of failing forever', () => {
@@ -106,6 +145,31 @@ describe('a transaction whose statement failed', () => {
       expect((inner as Error).message).toContain('ROLLBACK TO SAVEPOINT');
       expect(a.prepare('SELECT COUNT(*) AS n FROM unsaved').get()).toEqual({ n: 0 });
     } finally {
+      a.close();
+    }
+  });
+});
+
+describe('the server ends the connection during a statement', () => {
+  it('a terminated backend (57P01, FATAL) is STORE_UNAVAILABLE, and the store reconnects by itself', async () => {
+    const a = new PgSqlDatabase({ url: db.url, reconnect: { baseMs: 20, capMs: 200 } });
+    const killer = onStatement('gm-terminate-me', 'SELECT pg_terminate_backend($1)');
+    try {
+      let err: unknown;
+      try {
+        a.prepare("SELECT pg_sleep(10), 'gm-terminate-me' AS marker").get();
+      } catch (e) {
+        err = e;
+      }
+      expect(await killer.exited).toBe('ok');
+      expect(err).toBeInstanceOf(StoreError);
+      expect(err).toMatchObject({ code: 'STORE_UNAVAILABLE' });
+      expect((err as Error).message).toContain('terminating connection');
+      await waitFor('the store to reconnect', () => a.available());
+      expect(a.outages()).toBe(1);
+      expect(a.prepare('SELECT 1 AS one').get()).toEqual({ one: 1 });
+    } finally {
+      killer.child.kill();
       a.close();
     }
   });

@@ -179,9 +179,12 @@ port.on('message', (req) => {
       // A failure of the connection itself (reset, timeout) rather than of the statement.
       const code = err && typeof err.code === 'string' ? err.code : '';
       const text = (err && err.message) || '';
-      // A server's answer (it has a severity: a constraint, a statement timeout) leaves the connection up.
-      const fromServer = Boolean(err && err.severity);
-      const down = !fromServer && (/^E[A-Z]+$/.test(code) || /terminated|timeout|not queryable|ended/i.test(text));
+      // FATAL and PANIC end the session: a terminated backend or a server shutting down (57P01-57P05), a
+      // failover, a broken connection (class 08). The server said so before closing the socket.
+      const fatal = Boolean(err && (err.severity === 'FATAL' || err.severity === 'PANIC')) || /^(08|57P0)/.test(code);
+      // Any other answer of the server (a constraint, a statement timeout) leaves the connection up.
+      const fromServer = Boolean(err && err.severity) && !fatal;
+      const down = fatal || (!fromServer && (/^E[A-Z]+$/.test(code) || /terminated|timeout|not queryable|ended/i.test(text)));
       if (down && req.op === 'query' && client) lost(client, err);
       answer({ id: req.id, ok: false, error: errorOf(err, down) });
     }
