@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, POSTGRES_HOOK_TIMEOUT, type TestDatabase } from '../../../test/support/postgres.js';
 import { waitFor } from '../../../test/support/wait.js';
 import { StoreError } from '../store-error.js';
+import { openPostgresStore } from './open-pg.js';
 import { PgSqlDatabase } from './pg-database.js';
 
 let db: TestDatabase;
@@ -171,6 +172,48 @@ describe('the server ends the connection during a statement', () => {
     } finally {
       killer.child.kill();
       a.close();
+    }
+  });
+});
+
+describe('another process holding the migration lock', () => {
+  it('a start-up waits for it longer than the statement timeout, then opens', async () => {
+    // The lock every gpu-medic process takes to migrate, held by "another process" until the opener below
+    // has waited for it for well over its 300 ms statement timeout.
+    const script = `
+      const pg = require(${JSON.stringify(createRequire(import.meta.url).resolve('pg'))});
+      (async () => {
+        const c = new pg.Client({ connectionString: ${JSON.stringify(db.url)} });
+        await c.connect();
+        await c.query('SELECT pg_advisory_lock(7314650122)');
+        process.stdout.write('locked\\n');
+        for (;;) {
+          const r = await c.query(
+            "SELECT 1 FROM pg_stat_activity WHERE application_name = 'gpu-medic' AND strpos(query, 'advisory') > 0 " +
+              "AND backend_start < now() - interval '1500 milliseconds'",
+          );
+          if (r.rows.length > 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        await c.query('SELECT pg_advisory_unlock(7314650122)');
+        await c.end();
+      })().then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
+    `;
+    const holder = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        holder.stdout?.once('data', () => resolve());
+        holder.once('exit', (code) => reject(new Error(`the lock holder exited (${code}) before locking`)));
+      });
+      const s = openPostgresStore(db.url, 'locked-out', { connection: { statementTimeoutMs: 300 } });
+      try {
+        s.kv.set('opened', true);
+        expect(s.kv.get('opened')).toBe(true);
+      } finally {
+        s.close();
+      }
+    } finally {
+      holder.kill();
     }
   });
 });
