@@ -53,7 +53,10 @@ async function connect() {
     query_timeout: workerData.statementTimeoutMs + 1000,
     connectionTimeoutMillis: workerData.connectTimeoutMs,
     application_name: 'gpu-medic',
+    // An idle connection a firewall or NAT dropped silently is found by the first probe, 30 s in, rather
+    // than by the next statement after the kernel's default two hours.
     keepAlive: true,
+    keepAliveInitialDelayMillis: 30000,
   });
   c.on('error', (err) => lost(c, err));
   c.on('end', () => lost(c, new Error('the connection was closed')));
