@@ -53,8 +53,9 @@ async function connect() {
     query_timeout: workerData.statementTimeoutMs + 1000,
     connectionTimeoutMillis: workerData.connectTimeoutMs,
     application_name: 'gpu-medic',
-    // An idle connection a firewall or NAT dropped silently is found by the first probe, 30 s in, rather
-    // than by the next statement after the kernel's default two hours.
+    // The first probe of an idle connection goes out 30 s in, not after the kernel's default two hours: a
+    // server or NAT that lost the connection answers it with a reset. A peer that answers nothing at all is
+    // given up after the kernel's retries (Node sets only the idle time; Linux then waits 9 x 75 s).
     keepAlive: true,
     keepAliveInitialDelayMillis: 30000,
   });
