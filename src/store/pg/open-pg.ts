@@ -17,6 +17,13 @@ import { FLEET_SCHEMA, pgMigrations } from './pg-migrations.js';
 /** Any fixed 64-bit key: the lock every gpu-medic process takes to migrate. */
 const MIGRATION_LOCK = 7_314_650_122;
 
+/**
+ * How long a start-up waits for another process's migration: well beyond any migration of ours, and the
+ * statement timeout does not cut the wait short (the lock is tried, not waited for in one statement).
+ */
+const LOCK_WAIT_MS = 5 * 60_000;
+const LOCK_RETRY_MS = 250;
+
 /** PostgreSQL's longest identifier, in bytes (our names are ASCII). */
 const MAX_IDENTIFIER = 63;
 
@@ -74,7 +81,7 @@ function claimSchema(url: string, cluster: string, options: OpenPgStoreOptions):
   const candidates = [schemaFor(cluster), hashedSchemaFor(cluster)].filter((s) => s !== undefined);
   const tag = ownerTag(cluster);
   try {
-    db.prepare('SELECT pg_advisory_lock(?::bigint)').get(MIGRATION_LOCK);
+    lockMigrations(db, describeUrl(url));
     for (const schema of candidates) {
       const where = `${describeUrl(url)} (schema ${schema})`;
       createSchema(db, `CREATE SCHEMA IF NOT EXISTS ${schema}`, where);
@@ -115,6 +122,40 @@ function claimSchema(url: string, cluster: string, options: OpenPgStoreOptions):
   }
 }
 
+/**
+ * Takes the migration lock, waiting up to LOCK_WAIT_MS for a process that holds it (one migrating): a clear
+ * StoreError naming that process when it still holds it then.
+ */
+function lockMigrations(db: PgSqlDatabase, where: string): void {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  const attempt = db.prepare<{ ok: boolean }>('SELECT pg_try_advisory_lock(?::bigint) AS ok');
+  for (;;) {
+    if (attempt.get(MIGRATION_LOCK)?.ok) return;
+    if (Date.now() >= deadline) break;
+    // Start-up is synchronous: nothing else of this process runs meanwhile.
+    Atomics.wait(pause, 0, 0, LOCK_RETRY_MS);
+  }
+  const holder = db
+    .prepare<{ pid: number; app: string | null; addr: string | null; since: string | null }>(
+      `SELECT a.pid, a.application_name AS app, host(a.client_addr) AS addr, a.backend_start::text AS since
+         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+          AND l.classid::bigint * 4294967296 + l.objid::bigint = ?::bigint`,
+    )
+    .get(MIGRATION_LOCK);
+  const who = holder
+    ? `server process ${holder.pid} (application ${holder.app || 'unnamed'}, from ${holder.addr ?? 'a local socket'}, connected since ${holder.since})`
+    : 'another process';
+  throw new StoreError(
+    'STORE_OPEN_FAILED',
+    where,
+    `PostgreSQL at ${where}: ${who} has held the gpu-medic migration lock (advisory lock ${MIGRATION_LOCK}) for ` +
+      `more than ${LOCK_WAIT_MS / 60_000} minutes. If it is another gpu-medic still migrating, wait for it; ` +
+      'if it is stuck, end it (SELECT pg_terminate_backend(<pid>)) and start again.',
+  );
+}
+
 /** Runs `ddl` (schemas, the version table); a refusal says which privilege the database user lacks. */
 function createSchema(db: PgSqlDatabase, ddl: string, where: string): void {
   try {
@@ -145,7 +186,7 @@ function migratePg(
   validateMigrations(list);
   const latest = list.at(-1)?.version ?? 0;
   const now = options.now ?? Date.now;
-  db.prepare('SELECT pg_advisory_lock(?::bigint)').get(MIGRATION_LOCK);
+  lockMigrations(db, where);
   try {
     createSchema(
       db,

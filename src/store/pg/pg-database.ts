@@ -33,7 +33,7 @@ interface WireError {
 }
 
 type Answer =
-  | { id: number; ok: true; rows?: unknown[]; rowCount?: number }
+  | { id: number; ok: true; rows?: unknown[]; rowCount?: number; command?: string }
   | { id: number; ok: false; error: WireError };
 
 type TxMark = 'begin' | 'in' | 'end';
@@ -222,14 +222,28 @@ export class PgSqlDatabase implements SqlDatabase {
       result = fn();
     } catch (err) {
       this.depth--;
-      const sql = level === 0 ? 'ROLLBACK' : `ROLLBACK TO SAVEPOINT ${sp}`;
-      // The original error is what the caller needs; a failed rollback (connection gone) ends it anyway.
-      this.send({ op: 'query', sql, tx: level === 0 ? 'end' : 'in', rollback: true });
+      if (level === 0) {
+        // The original error is what the caller needs; a failed rollback (connection gone) ends it anyway.
+        this.send({ op: 'query', sql: 'ROLLBACK', tx: 'end', rollback: true });
+        throw err;
+      }
+      const undo = this.send({ op: 'query', sql: `ROLLBACK TO SAVEPOINT ${sp}`, tx: 'in', rollback: true });
+      // Not undone, the enclosing transaction stays aborted: a caller that caught the inner error and carried
+      // on would write nothing, so it must not see an error it takes for the inner one alone.
+      if (!undo.ok) throw this.savepointFailed(err, undo.error);
       throw err;
     }
     this.depth--;
     if (level === 0) {
-      this.check(this.send({ op: 'query', sql: 'COMMIT', tx: 'end' }));
+      const done = this.check(this.send({ op: 'query', sql: 'COMMIT', tx: 'end' }));
+      // PostgreSQL answers COMMIT of a transaction an error aborted with ROLLBACK and no error: the caller
+      // caught that error and carried on, and every write of the transaction is gone.
+      if (done.command === 'ROLLBACK') {
+        throw Object.assign(
+          new Error('the transaction was rolled back by an earlier error; nothing was written'),
+          { code: '25P02' },
+        );
+      }
     } else {
       this.check(this.send({ op: 'query', sql: `RELEASE SAVEPOINT ${sp}`, tx: 'in' }));
     }
@@ -257,6 +271,23 @@ export class PgSqlDatabase implements SqlDatabase {
     this.closed = true;
     this.port.close();
     void this.worker.terminate();
+  }
+
+  private savepointFailed(original: unknown, e: WireError): Error {
+    const what = original instanceof Error ? original.message : String(original);
+    if (e.unavailable) {
+      return new StoreError('STORE_UNAVAILABLE', this.where, `PostgreSQL at ${this.where}: ${e.message}`, {
+        cause: original,
+      });
+    }
+    return Object.assign(
+      new Error(
+        `${what}; and ROLLBACK TO SAVEPOINT failed too (${e.message}), so the whole transaction is aborted ` +
+          'and nothing of it will be written',
+        { cause: original },
+      ),
+      { code: '25P02' },
+    );
   }
 
   private check(a: Answer): Extract<Answer, { ok: true }> {

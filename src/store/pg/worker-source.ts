@@ -29,6 +29,8 @@ let timer = null;
 let closing = false;
 let lastError = 'not connected yet';
 const names = new Map();
+// Never reused: a name pg has seen once stays bound to its text on that connection.
+let nextName = 0;
 
 function answer(msg) {
   port.postMessage(msg);
@@ -51,7 +53,11 @@ async function connect() {
     query_timeout: workerData.statementTimeoutMs + 1000,
     connectionTimeoutMillis: workerData.connectTimeoutMs,
     application_name: 'gpu-medic',
+    // The first probe of an idle connection goes out 30 s in, not after the kernel's default two hours: a
+    // server or NAT that lost the connection answers it with a reset. A peer that answers nothing at all is
+    // given up after the kernel's retries (Node sets only the idle time; Linux then waits 9 x 75 s).
     keepAlive: true,
+    keepAliveInitialDelayMillis: 30000,
   });
   c.on('error', (err) => lost(c, err));
   c.on('end', () => lost(c, new Error('the connection was closed')));
@@ -65,6 +71,7 @@ async function connect() {
   }
   client = c;
   names.clear();
+  nextName = 0;
   retry = 0;
   Atomics.store(ctrl, 1, 1);
 }
@@ -94,6 +101,15 @@ function scheduleReconnect() {
 
 function unavailable() {
   return { message: 'the database is unavailable (' + lastError + ')', code: 'STORE_UNAVAILABLE', unavailable: true };
+}
+
+function nameFor(sql) {
+  let name = names.get(sql);
+  if (!name) {
+    name = 'gm' + nextName++;
+    names.set(sql, name);
+  }
+  return name;
 }
 
 async function handle(req) {
@@ -133,17 +149,27 @@ async function handle(req) {
   const c = client;
   let res;
   if (req.values) {
-    let name = names.get(req.sql);
-    if (!name) {
-      name = 'gm' + names.size;
-      names.set(req.sql, name);
+    try {
+      res = await c.query({ name: nameFor(req.sql), text: req.sql, values: req.values });
+    } catch (err) {
+      // 0A000 "cached plan must not change result type": another process altered a table this statement
+      // reads with * since it was prepared; every later execution of that name fails the same way. Prepare
+      // it again under a new name. Retried only outside a transaction: inside one, PostgreSQL has already
+      // aborted the transaction, so the caller gets the error (and the next call prepares afresh).
+      if (!err || err.code !== '0A000' || !names.has(req.sql)) throw err;
+      names.delete(req.sql);
+      if (req.tx || c !== client) throw err;
+      res = await c.query({ name: nameFor(req.sql), text: req.sql, values: req.values });
     }
-    res = await c.query({ name, text: req.sql, values: req.values });
   } else {
     res = await c.query(req.sql);
   }
   const last = Array.isArray(res) ? res[res.length - 1] : res;
-  return { rows: last ? last.rows : [], rowCount: last && last.rowCount !== null ? last.rowCount : 0 };
+  return {
+    rows: last ? last.rows : [],
+    rowCount: last && last.rowCount !== null ? last.rowCount : 0,
+    command: last ? last.command : undefined,
+  };
 }
 
 let chain = Promise.resolve();
@@ -157,9 +183,12 @@ port.on('message', (req) => {
       // A failure of the connection itself (reset, timeout) rather than of the statement.
       const code = err && typeof err.code === 'string' ? err.code : '';
       const text = (err && err.message) || '';
-      // A server's answer (it has a severity: a constraint, a statement timeout) leaves the connection up.
-      const fromServer = Boolean(err && err.severity);
-      const down = !fromServer && (/^E[A-Z]+$/.test(code) || /terminated|timeout|not queryable|ended/i.test(text));
+      // FATAL and PANIC end the session: a terminated backend or a server shutting down (57P01-57P05), a
+      // failover, a broken connection (class 08). The server said so before closing the socket.
+      const fatal = Boolean(err && (err.severity === 'FATAL' || err.severity === 'PANIC')) || /^(08|57P0)/.test(code);
+      // Any other answer of the server (a constraint, a statement timeout) leaves the connection up.
+      const fromServer = Boolean(err && err.severity) && !fatal;
+      const down = fatal || (!fromServer && (/^E[A-Z]+$/.test(code) || /terminated|timeout|not queryable|ended/i.test(text)));
       if (down && req.op === 'query' && client) lost(client, err);
       answer({ id: req.id, ok: false, error: errorOf(err, down) });
     }
