@@ -1,7 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { type Incident, type IncidentState, TerminalStates } from '../domain/incident.js';
 import { type Clock, fromJson, opt, toJson } from './json.js';
-import { inList, isUniqueViolation, listParam, type SqlDatabase, type SqlStatement } from './sql.js';
+import {
+  forUpdate,
+  inList,
+  isUniqueViolation,
+  listParam,
+  type SqlDatabase,
+  type SqlStatement,
+} from './sql.js';
 
 /** What a scan knows about a fault when it opens (or touches) its incident. */
 export type IncidentInput = Omit<
@@ -158,6 +165,8 @@ const patchColumns: Record<keyof IncidentPatch, string> = {
 
 export class SqliteIncidentRepo implements IncidentRepo {
   private readonly selOpen: SqlStatement<Row>;
+  /** selOpen, locking the row (PostgreSQL): a sighting is never counted on an incident closed meanwhile. */
+  private readonly selOpenLocked: SqlStatement<Row>;
   private readonly selId: SqlStatement<Row>;
   private readonly selAllOpen: SqlStatement<Row>;
   private readonly selNode: SqlStatement<Row>;
@@ -174,6 +183,9 @@ export class SqliteIncidentRepo implements IncidentRepo {
   ) {
     this.selOpen = db.prepare(
       `SELECT * FROM incidents WHERE node = ? AND fault_key = ? AND state NOT IN (${terminalList})`,
+    );
+    this.selOpenLocked = db.prepare(
+      `SELECT * FROM incidents WHERE node = ? AND fault_key = ? AND state NOT IN (${terminalList})${forUpdate(db)}`,
     );
     this.selId = db.prepare('SELECT * FROM incidents WHERE id = ?');
     this.selAllOpen = db.prepare(
@@ -206,7 +218,7 @@ export class SqliteIncidentRepo implements IncidentRepo {
   }
 
   private openOrTouchOnce(input: IncidentInput, now: number): OpenOrTouchResult {
-    const open = this.selOpen.get(input.node, input.faultKey);
+    const open = this.selOpenLocked.get(input.node, input.faultKey);
     if (open) {
       this.touch.run(Math.max(now, open.last_seen), toJson(input.evidence), now, open.id);
       return { incident: this.mustGet(open.id), created: false };

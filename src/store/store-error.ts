@@ -5,7 +5,10 @@ export type StoreErrorCode =
   | 'STORE_TOO_NEW'
   | 'STORE_MIGRATION_FAILED'
   | 'STORE_OPEN_FAILED'
-  /** PostgreSQL cannot be reached right now (it reconnects by itself); the call was not carried out. */
+  /**
+   * PostgreSQL cannot be reached right now (it reconnects by itself). A read or a statement inside a transaction
+   * was not carried out; a COMMIT (or a lone write) cut off after the server received it may have been.
+   */
   | 'STORE_UNAVAILABLE';
 
 /**

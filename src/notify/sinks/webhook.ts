@@ -27,7 +27,8 @@ export function parseRetryAfter(value: string | null, now: number): number | und
   if (value === null || value.trim() === '') return undefined;
   const secs = Number(value);
   const ms = Number.isFinite(secs) ? secs * 1000 : Date.parse(value) - now;
-  return Number.isFinite(ms) && ms >= 0 ? Math.min(ms, RETRY_AFTER_MAX_MS) : undefined;
+  // Whole milliseconds: the outbox stores due times as integers (PostgreSQL refuses 1234.5 for a BIGINT).
+  return Number.isFinite(ms) && ms >= 0 ? Math.min(Math.ceil(ms), RETRY_AFTER_MAX_MS) : undefined;
 }
 
 export class WebhookSink implements Sink {
