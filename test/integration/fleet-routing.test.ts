@@ -205,7 +205,7 @@ describe('fleet routing', () => {
     await waitFor('the acknowledgement', () => ephemeralsFor(admin).length === 1);
     expect(await stagingLeader.worker.drain()).toBe(1);
     const confirm = ephemeralsFor(admin)[1];
-    expect(confirm?.text).toContain('Reboot ip-10-9-9-9.ec2.internal?');
+    expect(confirm?.text).toContain('Reboot ip-10-9-9-9.ec2.internal in staging?');
     const value = JSON.stringify(confirm?.blocks).match(/\\"c\\":\\"(\w+)\\"/)?.[1];
     expect(value).toBe('staging');
   });

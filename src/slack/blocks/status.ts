@@ -404,12 +404,17 @@ export function confirmCommandMessage(cmd: Extract<GpuCommand, { kind: NodeActio
     cmd.kind === 'reset'
       ? `Reset ${cmd.gpu !== undefined ? `GPU ${cmd.gpu} of` : 'the GPUs of'}`
       : capitalize(cmd.kind);
-  const question = `${what} ${inlineCode(cmd.node)}?`;
+  // The cluster is named: a bare node name goes to the cluster that has it, and names repeat across clusters.
+  const where = cmd.cluster ? ` in ${inlineCode(cmd.cluster)}` : '';
+  const question = `${what} ${inlineCode(cmd.node)}${where}?`;
   const reason = cmd.reason ? `\nReason: ${escapeMrkdwn(cmd.reason)}` : '';
   const value = encodeCommandValue(cmd);
   const destructive = cmd.kind === 'reset' || cmd.kind === 'reboot' || cmd.kind === 'replace';
   return {
-    text: truncate(`${what} ${cmd.node}? ${commandConsequence[cmd.kind]}`, SlackLimits.messageText),
+    text: truncate(
+      `${what} ${cmd.node}${cmd.cluster ? ` in ${cmd.cluster}` : ''}? ${commandConsequence[cmd.kind]}`,
+      SlackLimits.messageText,
+    ),
     blocks: [
       section(`*${question}* ${commandConsequence[cmd.kind]}${reason}`),
       {
