@@ -9,7 +9,9 @@
  *
  * Tables are created unqualified: they land in the cluster's schema, first on the search_path. The fleet
  * tables (v3) live in the shared schema `gpu_medic_fleet`, created once by whichever cluster gets there
- * first (IF NOT EXISTS, under the migration advisory lock).
+ * first (IF NOT EXISTS, under the migration advisory lock). They have no version of their own: each cluster's
+ * migration runs against them, and clusters upgrade one at a time, so a later change to a fleet table must be
+ * idempotent (IF NOT EXISTS / IF EXISTS) and leave them usable by a cluster still on the release before.
  */
 import type { Migration } from '../migrations.js';
 
